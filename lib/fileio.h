@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* File and tree helpers. Every write that others may read is atomic:
+ * temp file in the same directory, fsync, rename, fsync of the directory. */
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "macro.h"
+
+/* Reads a whole file into a NUL-terminated buffer. -EFBIG past max_size. */
+int read_full_file(const char *path, size_t max_size, char **ret, size_t *ret_size);
+int read_full_fd(int fd, size_t max_size, char **ret, size_t *ret_size);
+
+/* Atomically replaces path with data (mode applied before the rename). */
+int write_file_atomic(const char *path, const void *data, size_t size, mode_t mode);
+
+int mkdir_p(const char *path, mode_t mode);
+int fsync_directory_of(const char *path);
+
+/* Removes a tree without following symlinks; -ENOENT is not an error. */
+int rm_rf(const char *path);
+
+/* Copies the tree at from into to (which must not exist): directories,
+ * regular files (with their mode bits) and symlinks (as symlinks). Top-level
+ * entries named in skip (NULL-terminated, may be NULL) are left out.
+ * Anything else (devices, fifos, sockets) gives -EBADF. */
+int copy_tree(const char *from, const char *to, const char *const *skip);
+
+/* path_join("a", "b", "c", NULL) = "a/b/c"; NULL on OOM. */
+char *path_join(const char *first, ...) _sentinel_;
+
+/* Formats into a malloc'ed string; NULL on OOM. */
+char *strdup_printf(const char *fmt, ...) _printf_(1, 2);

@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The calls nap makes to the service manager, org.freedesktop.systemd1,
+ * over sd-bus: nothing parses systemctl output. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <systemd/sd-bus.h>
+
+#include "config.h"
+#include "error.h"
+
+typedef struct NapUnitStatus {
+        char *name;
+        char *description;
+        char *load_state;
+        char *active_state;
+        char *sub_state;
+} NapUnitStatus;
+
+void nap_unit_status_array_free(NapUnitStatus *a, size_t n);
+
+int nap_systemd_open(NapScope scope, sd_bus **ret, NapError *e);
+/* Daemon-reload; returns once the manager has reloaded (generators re-ran). */
+int nap_systemd_reload(sd_bus *bus, NapError *e);
+/* Start/stop with mode "replace" and wait until the job is done; a job
+ * that ends other than "done" is NAP_ERROR_UNIT_FAILED. */
+int nap_systemd_start_unit(sd_bus *bus, const char *unit, NapError *e);
+int nap_systemd_stop_unit(sd_bus *bus, const char *unit, NapError *e);
+int nap_systemd_reset_failed_unit(sd_bus *bus, const char *unit);
+/* ListUnitsByPatterns(states=[], patterns=[pattern]). */
+int nap_systemd_list_units(sd_bus *bus, const char *pattern, NapUnitStatus **ret, size_t *ret_n, NapError *e);
+/* Status of one unit (loaded on demand by the manager). */
+int nap_systemd_get_unit_status(sd_bus *bus, const char *unit, NapUnitStatus *ret, NapError *e);

@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Unit file text: systemd quoting and the units nap generates.
+ * Nothing here runs a shell; argv goes to ExecStart= word by word, each
+ * word double-quoted with '\\' '"' escaped, control characters refused,
+ * '%' written "%%" (no specifier expansion) and '$' written "$$" (no
+ * environment expansion), so the process gets exactly argv. */
+
+#include <stdio.h>
+
+#include "config.h"
+#include "manifest.h"
+
+/* One word quoted for ExecStart=; NULL on OOM or -EINVAL-worthy input
+ * (control characters) with errno set. */
+char *unit_quote_exec_word(const char *word);
+/* All words, space-separated. */
+int unit_format_exec(char *const *argv, char **ret);
+/* A value for keys that take a path or a plain string (WorkingDirectory=,
+ * Description=): '%' doubled; control characters refused (-EINVAL). */
+int unit_escape_value(const char *s, char **ret);
+
+/* The template USER_APP_common@.service (hardening, restart policy, no
+ * ExecStart=: an instance without a manifest cannot start). */
+int nap_unit_write_template(FILE *f, const NapService *s, NapKind kind, NapScope scope,
+                            const NapConfig *c);
+/* The drop-in USER_APP_common@N.service.d/50-nap-instance.conf:
+ * ExecStart=, WorkingDirectory=, Environment=PORT=, RequiresMountsFor=. */
+int nap_unit_write_instance_dropin(FILE *f, const NapManifest *m, NapScope scope, const NapConfig *c);
