@@ -81,6 +81,7 @@ void nap_service_info_array_free(NapServiceInfo *a, size_t n) {
 void nap_instance_info_clear(NapInstanceInfo *i) {
         free(i->name);
         free(i->unit);
+        free(i->url);
         free(i->active_state);
         free(i->sub_state);
         strv_free(i->argv);
@@ -397,7 +398,15 @@ static int create_instance_tree(NapContext *c, const char *service_dir, const Na
         return 0;
 }
 
-static int instance_info_from_manifest(const NapManifest *m, NapInstanceInfo *ret) {
+static char *instance_url(const NapConfig *c, unsigned port) {
+        _cleanup_free_ char *host = NULL;
+        if (nap_config_host(c, &host) < 0)
+                return NULL;
+        /* An IPv6 literal needs brackets in a URL. */
+        return strchr(host, ':') ? strdup_printf("http://[%s]:%u", host, port) : strdup_printf("http://%s:%u", host, port);
+}
+
+static int instance_info_from_manifest(const NapConfig *c, const NapManifest *m, NapInstanceInfo *ret) {
         char name[NAP_UNIT_NAME_MAX], unit[NAP_UNIT_NAME_MAX];
         NapParams *params = NULL;
         int r = nap_params_new(&params);
@@ -408,11 +417,12 @@ static int instance_info_from_manifest(const NapManifest *m, NapInstanceInfo *re
                 .unit = strdup(nap_instance_unit_name(&m->instance, unit)),
                 .number = m->instance.number,
                 .port = m->port,
+                .url = instance_url(c, m->port),
                 .enabled = m->enabled,
                 .argv = strv_copy(m->argv),
                 .params = params,
         };
-        if (r < 0 || !ret->name || !ret->unit || !ret->argv) {
+        if (r < 0 || !ret->name || !ret->unit || !ret->url || !ret->argv) {
                 nap_instance_info_clear(ret);
                 return -ENOMEM;
         }
@@ -501,7 +511,7 @@ int nap_start_common(NapContext *c, const char *service, const NapParams *params
                 r = start_unit_reporting(c, &m->instance, e);
         if (r < 0)
                 return r;
-        r = instance_info_from_manifest(m, ret);
+        r = instance_info_from_manifest(c->config, m, ret);
         if (r >= 0)
                 r = instance_info_set_state(ret, "active", "running");
         return r < 0 ? nap_error_errno(e, r, "Failed to describe the new instance") : 0;
@@ -549,7 +559,7 @@ static int read_instance_manifests(NapContext *c, const NapService *s, NapInstan
                 if (!l)
                         return nap_error_errno(e, -ENOMEM, "Failed to list instances");
                 *list = l;
-                if (instance_info_from_manifest(m, l + *n) < 0)
+                if (instance_info_from_manifest(c->config, m, l + *n) < 0)
                         return nap_error_errno(e, -ENOMEM, "Failed to list instances");
                 ++*n;
         }

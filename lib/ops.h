@@ -48,6 +48,7 @@ typedef struct NapInstanceInfo {
         char *unit;          /* USER_APP_common@N.service */
         unsigned number;
         unsigned port;
+        char *url;           /* http://HOST:PORT, HOST from Host= */
         bool enabled;
         char *active_state;  /* from systemd; "inactive" when not loaded */
         char *sub_state;
