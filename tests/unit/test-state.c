@@ -1,0 +1,177 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <netinet/in.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+
+#include "fileio.h"
+#include "manifest.h"
+#include "state.h"
+#include "strv.h"
+
+typedef struct Fixture {
+        char *dir;
+        NapConfig *config;
+        NapService service;
+} Fixture;
+
+static int setup(void **state) {
+        Fixture *f = calloc(1, sizeof *f);
+        f->dir = strdup("/tmp/nap-test-state-XXXXXX");
+        assert_non_null(mkdtemp(f->dir));
+        assert_int_equal(nap_config_new_default(&f->config), 0);
+        free(f->config->root);
+        free(f->config->instances_dir);
+        f->config->root = path_join(f->dir, "root", NULL);
+        f->config->instances_dir = path_join(f->dir, "instances", NULL);
+        assert_int_equal(nap_service_parse("alice_web", &f->service, NULL), 0);
+        *state = f;
+        return 0;
+}
+
+static int teardown(void **state) {
+        Fixture *f = *state;
+        rm_rf(f->dir);
+        free(f->dir);
+        nap_config_free(f->config);
+        free(f);
+        return 0;
+}
+
+static void test_instance_numbers_are_never_reused(void **state) {
+        Fixture *f = *state;
+        unsigned n;
+        assert_int_equal(nap_state_next_instance_number(f->config, &f->service, &n, NULL), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(nap_state_next_instance_number(f->config, &f->service, &n, NULL), 0);
+        assert_int_equal(n, 2);
+        /* Nothing of 1 and 2 is left on disk; the counter still remembers. */
+        assert_int_equal(nap_state_next_instance_number(f->config, &f->service, &n, NULL), 0);
+        assert_int_equal(n, 3);
+        /* Another app counts on its own. */
+        NapService other;
+        assert_int_equal(nap_service_parse("alice_api", &other, NULL), 0);
+        assert_int_equal(nap_state_next_instance_number(f->config, &other, &n, NULL), 0);
+        assert_int_equal(n, 1);
+}
+
+static void test_instance_number_is_above_existing_trees(void **state) {
+        Fixture *f = *state;
+        _cleanup_free_ char *d = path_join(f->config->root, "apps/alice/alice_web_41", NULL);
+        _cleanup_free_ char *lookalike = path_join(f->config->root, "apps/alice/alice_web_x99", NULL);
+        assert_int_equal(mkdir_p(d, 0755), 0);
+        assert_int_equal(mkdir_p(lookalike, 0755), 0);
+        unsigned n;
+        assert_int_equal(nap_state_next_instance_number(f->config, &f->service, &n, NULL), 0);
+        assert_int_equal(n, 42);
+}
+
+static void test_instance_number_is_above_existing_manifests(void **state) {
+        Fixture *f = *state;
+        assert_int_equal(mkdir_p(f->config->instances_dir, 0755), 0);
+        _cleanup_free_ char *p = path_join(f->config->instances_dir, "alice_web_common@7.json", NULL);
+        assert_int_equal(write_file_atomic(p, "{}", 2, 0644), 0);
+        unsigned n;
+        assert_int_equal(nap_state_next_instance_number(f->config, &f->service, &n, NULL), 0);
+        assert_int_equal(n, 8);
+}
+
+static void test_damaged_counter_is_an_error(void **state) {
+        Fixture *f = *state;
+        _cleanup_free_ char *p = path_join(f->config->root, "services/alice/.alice_web.last", NULL);
+        _cleanup_free_ char *dir = path_join(f->config->root, "services/alice", NULL);
+        assert_int_equal(mkdir_p(dir, 0755), 0);
+        assert_int_equal(write_file_atomic(p, "garbage\n", 8, 0644), 0);
+        NapError e = NAP_ERROR_NULL;
+        unsigned n = 0;
+        assert_true(nap_state_next_instance_number(f->config, &f->service, &n, &e) < 0);
+        assert_int_equal(n, 0);
+        assert_non_null(strstr(e.message, ".alice_web.last"));
+}
+
+static void test_service_lock_excludes(void **state) {
+        Fixture *f = *state;
+        int fd = -1;
+        assert_int_equal(nap_state_lock_service(f->config, &f->service, &fd, NULL), 0);
+        _cleanup_free_ char *p = path_join(f->config->root, "services/alice/.alice_web.lock", NULL);
+        _cleanup_close_ int other = open(p, O_RDWR | O_CLOEXEC);
+        assert_true(other >= 0);
+        assert_int_equal(flock(other, LOCK_EX | LOCK_NB), -1);
+        assert_int_equal(errno, EWOULDBLOCK);
+        close(fd);
+        assert_int_equal(flock(other, LOCK_EX | LOCK_NB), 0);
+}
+
+static void save_manifest_with_port(Fixture *f, unsigned number, unsigned port) {
+        char *argv[] = { (char *) "true", NULL };
+        NapManifest m = {
+                .instance = { .service = f->service, .kind = NAP_KIND_COMMON, .number = number },
+                .argv = argv,
+                .directory = (char *) "/srv/x",
+                .port = port,
+                .enabled = true,
+        };
+        NapError e = NAP_ERROR_NULL;
+        assert_int_equal(nap_manifest_save(f->config->instances_dir, &m, &e), 0);
+}
+
+/* A port this process listens on, so the allocator must skip it. */
+static int listen_on_free_port(unsigned *ret) {
+        int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_addr = in6addr_any };
+        socklen_t l = sizeof sa;
+        assert_true(fd >= 0);
+        assert_int_equal(bind(fd, (struct sockaddr *) &sa, sizeof sa), 0);
+        assert_int_equal(listen(fd, 1), 0);
+        assert_int_equal(getsockname(fd, (struct sockaddr *) &sa, &l), 0);
+        *ret = ntohs(sa.sin6_port);
+        return fd;
+}
+
+static void test_port_allocation_skips_used_ports(void **state) {
+        Fixture *f = *state;
+        unsigned busy, port;
+        _cleanup_close_ int fd = listen_on_free_port(&busy);
+        if (busy + 2 > 65535)
+                skip();
+        f->config->port_min = busy;
+        f->config->port_max = busy + 2;
+        save_manifest_with_port(f, 1, busy + 1);
+
+        int lock = -1;
+        NapError e = NAP_ERROR_NULL;
+        assert_int_equal(nap_state_allocate_port(f->config, &port, &lock, &e), 0);
+        close(lock);
+        /* busy is bound, busy+1 belongs to a manifest: busy+2 unless taken by someone else. */
+        assert_int_equal(port, busy + 2);
+}
+
+static void test_port_allocation_exhausted(void **state) {
+        Fixture *f = *state;
+        unsigned busy, port = 0;
+        _cleanup_close_ int fd = listen_on_free_port(&busy);
+        f->config->port_min = f->config->port_max = busy;
+        int lock = -1;
+        NapError e = NAP_ERROR_NULL;
+        assert_int_equal(nap_state_allocate_port(f->config, &port, &lock, &e), -EADDRINUSE);
+        assert_int_equal(e.kind, NAP_ERROR_NO_FREE_PORT);
+        assert_int_equal(port, 0);
+        assert_int_equal(lock, -1);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_instance_numbers_are_never_reused, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_instance_number_is_above_existing_trees, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_instance_number_is_above_existing_manifests, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_damaged_counter_is_an_error, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_service_lock_excludes, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_port_allocation_skips_used_ports, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_port_allocation_exhausted, setup, teardown),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
