@@ -27,13 +27,16 @@ static char *service_side_file(const NapConfig *c, const NapService *s, const ch
         return base ? path_join(c->root, "services", s->user, base, NULL) : NULL;
 }
 
-static int lock_file(const char *path, int *ret_fd) {
+static int mkdir_parent(const char *path) {
         _cleanup_free_ char *copy = strdup(path);
         if (!copy)
                 return -ENOMEM;
-        char *slash = strrchr(copy, '/');
-        *slash = 0;
-        int r = mkdir_p(copy, 0755);
+        *strrchr(copy, '/') = 0;
+        return mkdir_p(copy, 0755);
+}
+
+static int lock_file(const char *path, int *ret_fd) {
+        int r = mkdir_parent(path);
         if (r < 0)
                 return r;
         _cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -117,7 +120,9 @@ int nap_state_next_instance_number(const NapConfig *c, const NapService *s, unsi
 
         char text[16];
         int n = snprintf(text, sizeof text, "%u\n", max + 1);
-        r = write_file_atomic(counter, text, n, 0644);
+        r = mkdir_parent(counter);
+        if (r >= 0)
+                r = write_file_atomic(counter, text, n, 0644);
         if (r < 0)
                 return nap_error_errno(e, r, "Failed to record instance number in %s", counter);
         *ret = max + 1;
