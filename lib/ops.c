@@ -668,7 +668,12 @@ static int start_or_stop(NapContext *c, const char *instance, bool start, NapErr
         if (r < 0)
                 return r;
         nap_instance_unit_name(&m->instance, unit);
-        return start ? nap_systemd_start_unit(bus, unit, e) : nap_systemd_stop_unit(bus, unit, e);
+        if (!start)
+                return nap_systemd_stop_unit(bus, unit, e);
+        /* An explicit start clears a unit that gave up after its start
+         * limit, as `systemctl reset-failed; systemctl start` would. */
+        (void) nap_systemd_reset_failed_unit(bus, unit);
+        return nap_systemd_start_unit(bus, unit, e);
 }
 
 int nap_start_app(NapContext *c, const char *instance, NapError *e) {

@@ -15,11 +15,23 @@
 /* One word quoted for ExecStart=; NULL on OOM or -EINVAL-worthy input
  * (control characters) with errno set. */
 char *unit_quote_exec_word(const char *word);
-/* All words, space-separated. */
+/* The same for keys that unquote but expand no variables
+ * (RequiresMountsFor=, ReadWritePaths=): '$' left alone. */
+char *unit_quote_word(const char *word);
+/* All words, space-separated. -EINVAL for an empty argv, a control
+ * character, or a first word that starts with one of systemd's ExecStart=
+ * prefixes ("-@:+!"), which quoting does not protect. */
 int unit_format_exec(char *const *argv, char **ret);
 /* A value for keys that take a path or a plain string (WorkingDirectory=,
  * Description=): '%' doubled; control characters refused (-EINVAL). */
 int unit_escape_value(const char *s, char **ret);
+
+/* The name of the unprivileged identity that runs USER's apps in system
+ * scope: "nap-USER", or for users too long for a unit's User= (31 bytes)
+ * "nap_" + 18 bytes of USER + "_" + 8 hex digits of a hash of USER ('_'
+ * cannot appear in a nap user name, so the two forms never collide). */
+#define NAP_UNIT_USER_NAME_MAX 31
+const char *nap_unit_user_name(const char *user, char buf[static NAP_UNIT_USER_NAME_MAX + 1]);
 
 /* The template USER_APP_common@.service (hardening, restart policy, no
  * ExecStart=: an instance without a manifest cannot start). */

@@ -1,0 +1,325 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <sys/stat.h>
+
+#include "fileio.h"
+#include "manifest.h"
+#include "strv.h"
+
+#define GOOD_HEAD "{\"version\":1,\"user\":\"alice\",\"app\":\"web\",\"kind\":\"common\",\"number\":3,"
+#define GOOD_ARGV "\"argv\":[\"python3\",\"server.py\",\"--port\",\"20003\"],"
+#define GOOD_DIR "\"directory\":\"/var/lib/nap/apps/alice/alice_web_3\","
+#define GOOD_TAIL "\"port\":20003,\"enabled\":true"
+#define GOOD GOOD_HEAD GOOD_ARGV GOOD_DIR GOOD_TAIL "}"
+
+static int parse(const char *text, NapManifest **ret, NapError *e) {
+        return nap_manifest_parse(text, strlen(text), ret, e);
+}
+
+/* Parses text, expecting a refusal whose message contains what. */
+static void assert_refused(const char *text, const char *what) {
+        _cleanup_(nap_manifest_freep) NapManifest *m = NULL;
+        NapError e = NAP_ERROR_NULL;
+        int r = parse(text, &m, &e);
+        if (r >= 0 || !strstr(e.message, what))
+                print_error("input %s\n gave r=%d message '%s', expected '%s'\n", text, r, e.message, what);
+        assert_true(r < 0);
+        assert_null(m);
+        assert_int_equal(e.kind, NAP_ERROR_INVALID_MANIFEST);
+        assert_non_null(strstr(e.message, what));
+}
+
+static void test_parse_good(void **state) {
+        _cleanup_(nap_manifest_freep) NapManifest *m = NULL;
+        NapError e = NAP_ERROR_NULL;
+
+        assert_int_equal(parse(GOOD, &m, &e), 0);
+        assert_string_equal(m->instance.service.user, "alice");
+        assert_string_equal(m->instance.service.app, "web");
+        assert_int_equal(m->instance.kind, NAP_KIND_COMMON);
+        assert_int_equal(m->instance.number, 3);
+        assert_int_equal(strv_length(m->argv), 4);
+        assert_string_equal(m->argv[0], "python3");
+        assert_string_equal(m->argv[3], "20003");
+        assert_string_equal(m->directory, "/var/lib/nap/apps/alice/alice_web_3");
+        assert_int_equal(m->port, 20003);
+        assert_true(m->enabled);
+        assert_null(m->params);
+        assert_null(m->commit);
+}
+
+static void test_parse_optional_keys(void **state) {
+        _cleanup_(nap_manifest_freep) NapManifest *m = NULL;
+        NapError e = NAP_ERROR_NULL;
+        const char *text = GOOD_HEAD GOOD_ARGV GOOD_DIR GOOD_TAIL
+                ",\"params\":{\"greeting\":\"hi there\",\"b\":\"\"},"
+                "\"commit\":\"0123456789abcdef0123456789abcdef01234567\"}";
+
+        assert_int_equal(parse(text, &m, &e), 0);
+        assert_int_equal(nap_params_size(m->params), 2);
+        assert_string_equal(nap_params_get(m->params, "greeting"), "hi there");
+        assert_string_equal(nap_params_get(m->params, "b"), "");
+        assert_string_equal(m->commit, "0123456789abcdef0123456789abcdef01234567");
+}
+
+static void test_parse_kinds(void **state) {
+        _cleanup_(nap_manifest_freep) NapManifest *m = NULL;
+        NapError e = NAP_ERROR_NULL;
+        const char *master = "{\"version\":1,\"user\":\"alice\",\"app\":\"sim\",\"kind\":\"mpi_master\",\"number\":0,"
+                GOOD_ARGV GOOD_DIR GOOD_TAIL "}";
+
+        assert_int_equal(parse(master, &m, &e), 0);
+        assert_int_equal(m->instance.kind, NAP_KIND_MPI_MASTER);
+        assert_int_equal(m->instance.number, 0);
+        assert_refused("{\"version\":1,\"user\":\"alice\",\"app\":\"sim\",\"kind\":\"mpi_master\",\"number\":1,"
+                       GOOD_ARGV GOOD_DIR GOOD_TAIL "}", "must be 0 for kind 'mpi_master'");
+        assert_refused(GOOD_HEAD GOOD_ARGV GOOD_DIR GOOD_TAIL ",\"kind\":\"batch\"}", "Not valid JSON");
+        assert_refused("{\"version\":1,\"user\":\"alice\",\"app\":\"web\",\"kind\":\"batch\",\"number\":1,"
+                       GOOD_ARGV GOOD_DIR GOOD_TAIL "}", "Key 'kind' must be");
+        assert_refused("{\"version\":1,\"user\":\"alice\",\"app\":\"web\",\"kind\":\"common\",\"number\":0,"
+                       GOOD_ARGV GOOD_DIR GOOD_TAIL "}", "must be 1..999999999");
+        assert_refused("{\"version\":1,\"user\":\"alice\",\"app\":\"web\",\"kind\":\"common\",\"number\":1000000000,"
+                       GOOD_ARGV GOOD_DIR GOOD_TAIL "}", "must be 1..999999999");
+        assert_refused("{\"version\":1,\"user\":\"alice\",\"app\":\"web\",\"kind\":\"common\",\"number\":-1,"
+                       GOOD_ARGV GOOD_DIR GOOD_TAIL "}", "must be 1..999999999");
+}
+
+static void test_refuse_syntax(void **state) {
+        assert_refused("", "Not valid JSON");
+        assert_refused(GOOD_HEAD, "Not valid JSON");            /* truncated */
+        assert_refused("\x01\xff garbage", "Not valid JSON");
+        assert_refused(GOOD " trailing", "Not valid JSON");
+        assert_refused("[1]", "not a JSON object");
+        assert_refused("{\"version\":1,\"version\":1}", "Not valid JSON"); /* duplicate key */
+        assert_refused(GOOD_HEAD "\"argv\":[\"a\\u0000b\"]," GOOD_DIR GOOD_TAIL "}", "Not valid JSON");
+}
+
+static void test_refuse_embedded_nul(void **state) {
+        _cleanup_(nap_manifest_freep) NapManifest *m = NULL;
+        NapError e = NAP_ERROR_NULL;
+        char text[] = GOOD "\0{}";
+        assert_true(nap_manifest_parse(text, sizeof text - 1, &m, &e) < 0);
+        assert_int_equal(e.kind, NAP_ERROR_INVALID_MANIFEST);
+}
+
+static void test_refuse_types(void **state) {
+        assert_refused(GOOD_HEAD GOOD_ARGV GOOD_DIR "\"port\":\"20003\",\"enabled\":true}",
+                       "Key 'port' must be an integer");
+        assert_refused(GOOD_HEAD GOOD_ARGV GOOD_DIR "\"port\":20003.0,\"enabled\":true}",
+                       "Key 'port' must be an integer");
+        assert_refused(GOOD_HEAD GOOD_ARGV GOOD_DIR "\"port\":20003,\"enabled\":1}",
+                       "Key 'enabled' must be a boolean");
+        assert_refused(GOOD_HEAD "\"argv\":\"python3\"," GOOD_DIR GOOD_TAIL "}", "Key 'argv' must be an array");
+        assert_refused(GOOD_HEAD "\"argv\":[\"a\",1]," GOOD_DIR GOOD_TAIL "}", "array of strings");
+        assert_refused(GOOD_HEAD GOOD_ARGV GOOD_DIR GOOD_TAIL ",\"params\":[]}", "Key 'params' must be an object");
+        assert_refused(GOOD_HEAD GOOD_ARGV GOOD_DIR GOOD_TAIL ",\"params\":{\"a\":1}}", "map names to strings");
+        assert_refused(GOOD_HEAD GOOD_ARGV GOOD_DIR GOOD_TAIL ",\"commit\":null}", "Key 'commit' must be a string");
+        assert_refused("{\"version\":\"1\"}", "Key 'version' must be an integer");
+}
+
+static void test_refuse_values(void **state) {
+        assert_refused("{\"version\":2}", "Unsupported manifest version 2");
+        assert_refused(GOOD_HEAD GOOD_ARGV GOOD_DIR GOOD_TAIL ",\"colour\":\"red\"}", "Unknown key 'colour'");
+        assert_refused(GOOD_HEAD GOOD_ARGV GOOD_DIR "\"enabled\":true}", "Missing key 'port'");
+        assert_refused(GOOD_HEAD GOOD_ARGV GOOD_DIR "\"port\":0,\"enabled\":true}", "port number 1..65535");
+        assert_refused(GOOD_HEAD GOOD_ARGV GOOD_DIR "\"port\":65536,\"enabled\":true}", "port number 1..65535");
+        assert_refused(GOOD_HEAD "\"argv\":[]," GOOD_DIR GOOD_TAIL "}", "must not be empty");
+        assert_refused(GOOD_HEAD "\"argv\":[\"\"]," GOOD_DIR GOOD_TAIL "}", "empty command");
+        assert_refused(GOOD_HEAD "\"argv\":[\"a\",\"b\\nc\"]," GOOD_DIR GOOD_TAIL "}", "control character");
+        assert_refused(GOOD_HEAD "\"argv\":[\"a\",\"b\\u007f\"]," GOOD_DIR GOOD_TAIL "}", "control character");
+        assert_refused(GOOD_HEAD GOOD_ARGV GOOD_DIR GOOD_TAIL ",\"commit\":\"ABC\"}", "40 lowercase");
+        assert_refused(GOOD_HEAD GOOD_ARGV GOOD_DIR GOOD_TAIL ",\"params\":{\"port\":\"1\"}}", "Key 'params'");
+        assert_refused(GOOD_HEAD GOOD_ARGV GOOD_DIR GOOD_TAIL ",\"params\":{\"a b\":\"1\"}}", "Key 'params'");
+}
+
+static void test_refuse_names(void **state) {
+        assert_refused("{\"version\":1,\"user\":\"Alice\"}", "Key 'user' is not a valid user name");
+        assert_refused("{\"version\":1,\"user\":\"al_ice\"}", "Key 'user' is not a valid user name");
+        assert_refused("{\"version\":1,\"user\":\"alice\",\"app\":\"../x\"}", "Key 'app' is not a valid app name");
+        assert_refused("{\"version\":1,\"user\":\"alice\",\"app\":\"\"}", "Key 'app' is not a valid app name");
+}
+
+static void test_refuse_directories(void **state) {
+        static const char *const bad[] = {
+                "relative/x", "", "/", "/a//b", "/a/./b", "/a/../b", "/a/..", "/a/.", "/a/b/", "/a/\\u0001",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                char text[1024];
+                snprintf(text, sizeof text, GOOD_HEAD GOOD_ARGV "\"directory\":\"%s\"," GOOD_TAIL "}", bad[i]);
+                assert_refused(text, "Key 'directory' must be a normalized absolute path");
+        }
+        _cleanup_(nap_manifest_freep) NapManifest *m = NULL;
+        NapError e = NAP_ERROR_NULL;
+        assert_int_equal(parse(GOOD_HEAD GOOD_ARGV "\"directory\":\"/a/.b/..c/b c\"," GOOD_TAIL "}", &m, &e), 0);
+        assert_string_equal(m->directory, "/a/.b/..c/b c");
+}
+
+static void test_refuse_too_big(void **state) {
+        size_t n = NAP_MANIFEST_MAX_SIZE + 1;
+        _cleanup_free_ char *text = malloc(n + 1);
+        _cleanup_(nap_manifest_freep) NapManifest *m = NULL;
+        NapError e = NAP_ERROR_NULL;
+        assert_non_null(text);
+        memset(text, ' ', n);
+        memcpy(text, GOOD, strlen(GOOD));
+        text[n] = 0;
+        assert_int_equal(nap_manifest_parse(text, n, &m, &e), -EFBIG);
+        assert_non_null(strstr(e.message, "larger than 65536 bytes"));
+}
+
+static NapManifest *sample(void) {
+        NapManifest *m = calloc(1, sizeof *m);
+        NapError e = NAP_ERROR_NULL;
+        assert_non_null(m);
+        assert_int_equal(nap_service_from_parts("alice", "web", &m->instance.service, &e), 0);
+        m->instance.kind = NAP_KIND_COMMON;
+        m->instance.number = 7;
+        assert_int_equal(strv_extend(&m->argv, "python3"), 0);
+        assert_int_equal(strv_extend(&m->argv, "say \"hi\" \\ 100% $HOME ünï"), 0);
+        assert_int_equal(strv_extend(&m->argv, ""), 0);
+        m->directory = strdup("/var/lib/nap/apps/alice/alice_web_7");
+        m->port = 20007;
+        m->enabled = false;
+        assert_int_equal(nap_params_new(&m->params), 0);
+        /* Set out of order: the format sorts them. */
+        assert_int_equal(nap_params_set(m->params, "zeta", "z", &e), 0);
+        assert_int_equal(nap_params_set(m->params, "alpha", "a,b", &e), 0);
+        m->commit = strdup("0123456789abcdef0123456789abcdef01234567");
+        return m;
+}
+
+static const char sample_text[] =
+        "{\n"
+        "  \"version\": 1,\n"
+        "  \"user\": \"alice\",\n"
+        "  \"app\": \"web\",\n"
+        "  \"kind\": \"common\",\n"
+        "  \"number\": 7,\n"
+        "  \"argv\": [\n"
+        "    \"python3\",\n"
+        "    \"say \\\"hi\\\" \\\\ 100% $HOME ünï\",\n"
+        "    \"\"\n"
+        "  ],\n"
+        "  \"directory\": \"/var/lib/nap/apps/alice/alice_web_7\",\n"
+        "  \"port\": 20007,\n"
+        "  \"enabled\": false,\n"
+        "  \"params\": {\n"
+        "    \"alpha\": \"a,b\",\n"
+        "    \"zeta\": \"z\"\n"
+        "  },\n"
+        "  \"commit\": \"0123456789abcdef0123456789abcdef01234567\"\n"
+        "}\n";
+
+static void test_format_exact(void **state) {
+        _cleanup_(nap_manifest_freep) NapManifest *m = sample();
+        _cleanup_free_ char *text = nap_manifest_format(m);
+        assert_non_null(text);
+        assert_string_equal(text, sample_text);
+}
+
+static void test_round_trip(void **state) {
+        _cleanup_(nap_manifest_freep) NapManifest *m = sample(), *back = NULL;
+        _cleanup_free_ char *text = nap_manifest_format(m), *again = NULL;
+        NapError e = NAP_ERROR_NULL;
+
+        assert_int_equal(parse(text, &back, &e), 0);
+        assert_true(strv_equal(m->argv, back->argv));
+        assert_string_equal(back->directory, m->directory);
+        assert_int_equal(back->port, m->port);
+        assert_int_equal(back->enabled, m->enabled);
+        assert_int_equal(back->instance.number, 7);
+        assert_string_equal(nap_params_get(back->params, "alpha"), "a,b");
+        assert_string_equal(back->commit, m->commit);
+        again = nap_manifest_format(back);
+        assert_string_equal(again, text); /* same model, same bytes */
+}
+
+static void test_format_without_optional(void **state) {
+        _cleanup_(nap_manifest_freep) NapManifest *m = sample(), *back = NULL;
+        NapError e = NAP_ERROR_NULL;
+        m->params = nap_params_free(m->params);
+        free(m->commit);
+        m->commit = NULL;
+        _cleanup_free_ char *text = nap_manifest_format(m);
+        assert_null(strstr(text, "params"));
+        assert_null(strstr(text, "commit"));
+        assert_int_equal(parse(text, &back, &e), 0);
+        assert_null(back->params);
+        assert_null(back->commit);
+}
+
+static void test_path(void **state) {
+        NapInstance i = { .kind = NAP_KIND_COMMON, .number = 12 };
+        NapError e = NAP_ERROR_NULL;
+        assert_int_equal(nap_service_from_parts("bob", "api", &i.service, &e), 0);
+        _cleanup_free_ char *p = nap_manifest_path("/etc/nap/instances", &i);
+        assert_string_equal(p, "/etc/nap/instances/bob_api_common@12.json");
+        i.kind = NAP_KIND_MPI_MASTER;
+        i.number = 0;
+        _cleanup_free_ char *q = nap_manifest_path("/x", &i);
+        assert_string_equal(q, "/x/bob_api_mpi_master.json");
+}
+
+static void test_save_load(void **state) {
+        char dir[] = "/tmp/test-manifest.XXXXXX";
+        assert_non_null(mkdtemp(dir));
+        _cleanup_free_ char *sub = path_join(dir, "instances", NULL);
+        _cleanup_(nap_manifest_freep) NapManifest *m = sample(), *back = NULL, *none = NULL;
+        NapError e = NAP_ERROR_NULL;
+
+        assert_int_equal(nap_manifest_save(sub, m, &e), 0); /* creates the directory */
+        _cleanup_free_ char *path = nap_manifest_path(sub, &m->instance), *text = NULL;
+        assert_int_equal(read_full_file(path, 1 << 20, &text, NULL), 0);
+        assert_string_equal(text, sample_text);
+        assert_int_equal(nap_manifest_load(path, &back, &e), 0);
+        assert_true(strv_equal(back->argv, m->argv));
+
+        /* Under another name it is refused: the name is part of the content. */
+        _cleanup_free_ char *other = path_join(sub, "alice_web_common@8.json", NULL);
+        assert_int_equal(rename(path, other), 0);
+        assert_true(nap_manifest_load(other, &none, &e) < 0);
+        assert_int_equal(e.kind, NAP_ERROR_INVALID_MANIFEST);
+        assert_non_null(strstr(e.message, "expected alice_web_common@7.json"));
+        assert_null(none);
+
+        e = NAP_ERROR_NULL;
+        assert_true(nap_manifest_load(path, &none, &e) == -ENOENT);
+        assert_int_equal(e.kind, NAP_ERROR_INTERNAL);
+        assert_int_equal(rm_rf(dir), 0);
+}
+
+static void test_save_refuses_invalid(void **state) {
+        _cleanup_(nap_manifest_freep) NapManifest *m = sample();
+        NapError e = NAP_ERROR_NULL;
+        m->port = 0;
+        assert_true(nap_manifest_save("/nonexistent-nap-dir/should-not-be-created", m, &e) < 0);
+        assert_int_equal(e.kind, NAP_ERROR_INVALID_MANIFEST);
+        assert_int_equal(access("/nonexistent-nap-dir", F_OK), -1);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_parse_good),
+                cmocka_unit_test(test_parse_optional_keys),
+                cmocka_unit_test(test_parse_kinds),
+                cmocka_unit_test(test_refuse_syntax),
+                cmocka_unit_test(test_refuse_embedded_nul),
+                cmocka_unit_test(test_refuse_types),
+                cmocka_unit_test(test_refuse_values),
+                cmocka_unit_test(test_refuse_names),
+                cmocka_unit_test(test_refuse_directories),
+                cmocka_unit_test(test_refuse_too_big),
+                cmocka_unit_test(test_format_exact),
+                cmocka_unit_test(test_round_trip),
+                cmocka_unit_test(test_format_without_optional),
+                cmocka_unit_test(test_path),
+                cmocka_unit_test(test_save_load),
+                cmocka_unit_test(test_save_refuses_invalid),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,256 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "strv.h"
+#include "unit.h"
+
+static void assert_exec_word(const char *word, const char *expected) {
+        _cleanup_free_ char *q = unit_quote_exec_word(word);
+        assert_non_null(q);
+        assert_string_equal(q, expected);
+}
+
+static void test_quote_exec_word(void **state) {
+        assert_exec_word("python3", "\"python3\"");
+        assert_exec_word("", "\"\"");
+        assert_exec_word("two words", "\"two words\"");
+        assert_exec_word("100%", "\"100%%\"");
+        assert_exec_word("%i%%", "\"%%i%%%%\"");
+        assert_exec_word("$HOME", "\"$$HOME\"");
+        assert_exec_word("${PORT}$", "\"$${PORT}$$\"");
+        assert_exec_word("back\\slash", "\"back\\\\slash\"");
+        assert_exec_word("say \"hi\"", "\"say \\\"hi\\\"\"");
+        assert_exec_word("it's", "\"it's\"");
+        assert_exec_word(";", "\";\"");
+        assert_exec_word("ünï ✓", "\"ünï ✓\"");
+}
+
+static void test_quote_refuses_control(void **state) {
+        static const char *const bad[] = { "a\nb", "tab\there", "\x1b[31m", "del\x7f", "\r" };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                errno = 0;
+                assert_null(unit_quote_exec_word(bad[i]));
+                assert_int_equal(errno, EINVAL);
+                assert_null(unit_quote_word(bad[i]));
+        }
+}
+
+static void test_quote_word_keeps_dollar(void **state) {
+        _cleanup_free_ char *q = unit_quote_word("/srv/$x/100%/a\"b");
+        assert_string_equal(q, "\"/srv/$x/100%%/a\\\"b\"");
+}
+
+static void test_format_exec(void **state) {
+        char *argv[] = { "python3", "-c", "print('$x %d')", "", NULL };
+        _cleanup_free_ char *s = NULL;
+        assert_int_equal(unit_format_exec(argv, &s), 0);
+        assert_string_equal(s, "\"python3\" \"-c\" \"print('$$x %%d')\" \"\"");
+}
+
+static void test_format_exec_refuses(void **state) {
+        char *prefixed[][2] = { { "-x", NULL }, { "@x", NULL }, { ":x", NULL }, { "+x", NULL }, { "!x", NULL } };
+        char *empty[] = { "", NULL }, *none[] = { NULL }, *ctl[] = { "a", "b\n", NULL };
+        char *s = NULL;
+        for (size_t i = 0; i < ELEMENTSOF(prefixed); i++)
+                assert_int_equal(unit_format_exec(prefixed[i], &s), -EINVAL);
+        assert_int_equal(unit_format_exec(empty, &s), -EINVAL);
+        assert_int_equal(unit_format_exec(none, &s), -EINVAL);
+        assert_int_equal(unit_format_exec(NULL, &s), -EINVAL);
+        assert_int_equal(unit_format_exec(ctl, &s), -EINVAL);
+        assert_null(s);
+        /* Only the first word is special. */
+        char *later[] = { "python3", "-x", "@y", NULL };
+        assert_int_equal(unit_format_exec(later, &s), 0);
+        assert_string_equal(s, "\"python3\" \"-x\" \"@y\"");
+        free(s);
+}
+
+static void test_escape_value(void **state) {
+        char *s = NULL;
+        assert_int_equal(unit_escape_value("/srv/a b/100%", &s), 0);
+        assert_string_equal(s, "/srv/a b/100%%");
+        free(s);
+        s = NULL;
+        assert_int_equal(unit_escape_value("", &s), -EINVAL);
+        assert_int_equal(unit_escape_value(" lead", &s), -EINVAL);
+        assert_int_equal(unit_escape_value("trail ", &s), -EINVAL);
+        assert_int_equal(unit_escape_value("trail\t", &s), -EINVAL);
+        assert_int_equal(unit_escape_value("continued\\", &s), -EINVAL);
+        assert_int_equal(unit_escape_value("new\nline", &s), -EINVAL);
+        assert_null(s);
+}
+
+static void test_user_name(void **state) {
+        char buf[NAP_UNIT_USER_NAME_MAX + 1];
+        assert_string_equal(nap_unit_user_name("alice", buf), "nap-alice");
+        /* 27 bytes still fit "nap-" + USER in 31. */
+        assert_string_equal(nap_unit_user_name("abcdefghijklmnopqrstuvwxyz0", buf),
+                            "nap-abcdefghijklmnopqrstuvwxyz0");
+        /* FNV-1a 32 of 28 'a's, computed independently. */
+        assert_string_equal(nap_unit_user_name("aaaaaaaaaaaaaaaaaaaaaaaaaaaa", buf),
+                            "nap_aaaaaaaaaaaaaaaaaa_068a66b1");
+        char other[NAP_UNIT_USER_NAME_MAX + 1];
+        nap_unit_user_name("aaaaaaaaaaaaaaaaaaaaaaaaaaab", other);
+        assert_string_not_equal(buf, other);
+        assert_int_equal(strlen(nap_unit_user_name("abcdefghijklmnopqrstuvwxyz012345", buf)),
+                         NAP_UNIT_USER_NAME_MAX);
+}
+
+typedef int (*writer)(FILE *f, const NapManifest *m, NapScope scope, const NapConfig *c);
+
+static NapConfig *config(void) {
+        NapConfig *c = NULL;
+        assert_int_equal(nap_config_new_default(&c), 0);
+        free(c->instances_dir);
+        c->instances_dir = strdup("/etc/nap/instances");
+        return c;
+}
+
+static NapManifest *manifest(const char *directory, char **argv) {
+        NapManifest *m = calloc(1, sizeof *m);
+        NapError e = NAP_ERROR_NULL;
+        assert_int_equal(nap_service_from_parts("alice", "web", &m->instance.service, &e), 0);
+        m->instance.kind = NAP_KIND_COMMON;
+        m->instance.number = 4;
+        m->argv = strv_copy(argv);
+        m->directory = strdup(directory);
+        m->port = 20004;
+        m->enabled = true;
+        return m;
+}
+
+static char *render_template(NapScope scope) {
+        _cleanup_(nap_config_freep) NapConfig *c = config();
+        NapService s;
+        NapError e = NAP_ERROR_NULL;
+        char *buf = NULL;
+        size_t size;
+        FILE *f = open_memstream(&buf, &size);
+        assert_int_equal(nap_service_from_parts("alice", "web", &s, &e), 0);
+        assert_int_equal(nap_unit_write_template(f, &s, NAP_KIND_COMMON, scope, c), 0);
+        assert_int_equal(fclose(f), 0);
+        return buf;
+}
+
+static int render_dropin(const NapManifest *m, NapScope scope, char **ret) {
+        _cleanup_(nap_config_freep) NapConfig *c = config();
+        size_t size;
+        FILE *f = open_memstream(ret, &size);
+        int r = nap_unit_write_instance_dropin(f, m, scope, c);
+        assert_int_equal(fclose(f), 0);
+        return r;
+}
+
+static void assert_line(const char *text, const char *line, bool present) {
+        _cleanup_free_ char *needle = NULL;
+        assert_int_equal(asprintf(&needle, "\n%s\n", line) > 0, 1);
+        if (!!strstr(text, needle) != present)
+                print_error("line '%s' %s in:\n%s\n", line, present ? "missing" : "unexpected", text);
+        assert_int_equal(!!strstr(text, needle), present);
+}
+
+static void test_template_system(void **state) {
+        _cleanup_free_ char *t = render_template(NAP_SCOPE_SYSTEM);
+        assert_true(startswith(t, "# Automatically generated by nap-generator\n"));
+        assert_line(t, "[Unit]", true);
+        assert_line(t, "Description=nap app alice_web, common instance %i", true);
+        assert_line(t, "SourcePath=/etc/nap/instances", true);
+        assert_line(t, "[Service]", true);
+        assert_line(t, "Restart=on-failure", true);
+        assert_line(t, "RestartSec=2s", true);
+        assert_line(t, "DynamicUser=yes", true);
+        assert_line(t, "User=nap-alice", true);
+        assert_line(t, "NoNewPrivileges=yes", true);
+        assert_line(t, "ProtectSystem=strict", true);
+        assert_line(t, "MemoryDenyWriteExecute=no", true);
+        assert_null(strstr(t, "ExecStart="));
+}
+
+static void test_template_user(void **state) {
+        _cleanup_free_ char *t = render_template(NAP_SCOPE_USER);
+        assert_line(t, "Restart=on-failure", true);
+        assert_null(strstr(t, "User="));
+        assert_null(strstr(t, "StateDirectory="));
+        assert_null(strstr(t, "After=network.target"));
+        assert_line(t, "PrivateUsers=yes", true);
+}
+
+static void test_dropin(void **state) {
+        char *argv[] = { "python3", "server.py", "--greeting", "50% $off", NULL };
+        _cleanup_(nap_manifest_freep) NapManifest *m = manifest("/srv/nap/apps/alice/alice_web_4", argv);
+        _cleanup_free_ char *sys = NULL, *user = NULL;
+
+        assert_int_equal(render_dropin(m, NAP_SCOPE_SYSTEM, &sys), 0);
+        assert_true(startswith(sys, "# Automatically generated by nap-generator\n"));
+        assert_line(sys, "SourcePath=/etc/nap/instances/alice_web_common@4.json", true);
+        assert_line(sys, "RequiresMountsFor=\"/srv/nap/apps/alice/alice_web_4\"", true);
+        assert_line(sys, "WorkingDirectory=/srv/nap/apps/alice/alice_web_4", true);
+        assert_line(sys, "Environment=PORT=20004", true);
+        assert_line(sys, "ExecStart=\"python3\" \"server.py\" \"--greeting\" \"50%% $$off\"", true);
+        assert_null(strstr(sys, "ReadWritePaths="));
+        assert_null(strstr(sys, "BindReadOnlyPaths="));
+
+        assert_int_equal(render_dropin(m, NAP_SCOPE_USER, &user), 0);
+        assert_line(user, "ReadWritePaths=\"/srv/nap/apps/alice/alice_web_4\"", true);
+}
+
+static void test_dropin_relative_command(void **state) {
+        char *argv[] = { "./bin/app", "x", NULL }, *bare[] = { "app", NULL };
+        _cleanup_(nap_manifest_freep) NapManifest *m = manifest("/srv/t", argv), *b = manifest("/srv/t", bare);
+        _cleanup_free_ char *d = NULL, *e = NULL;
+        assert_int_equal(render_dropin(m, NAP_SCOPE_SYSTEM, &d), 0);
+        assert_line(d, "ExecStart=@\"/srv/t/bin/app\" \"./bin/app\" \"x\"", true);
+        assert_int_equal(render_dropin(b, NAP_SCOPE_SYSTEM, &e), 0);
+        assert_line(e, "ExecStart=\"app\"", true);
+}
+
+static void test_dropin_hidden_trees(void **state) {
+        char *argv[] = { "/bin/app", NULL };
+        _cleanup_(nap_manifest_freep) NapManifest *home = manifest("/home/alice/apps/x", argv),
+                                                  *tmp = manifest("/var/tmp/x", argv),
+                                                  *near = manifest("/homework/x", argv);
+        _cleanup_free_ char *a = NULL, *b = NULL, *c = NULL;
+        assert_int_equal(render_dropin(home, NAP_SCOPE_SYSTEM, &a), 0);
+        assert_line(a, "ProtectHome=tmpfs", true);
+        assert_line(a, "BindReadOnlyPaths=\"/home/alice/apps/x\"", true);
+        assert_int_equal(render_dropin(tmp, NAP_SCOPE_USER, &b), 0);
+        assert_line(b, "ProtectHome=tmpfs", false);
+        assert_line(b, "BindPaths=\"/var/tmp/x\"", true);
+        assert_int_equal(render_dropin(near, NAP_SCOPE_SYSTEM, &c), 0);
+        assert_null(strstr(c, "Bind"));
+}
+
+static void test_dropin_refuses(void **state) {
+        char *argv[] = { "/bin/app", NULL }, *dash[] = { "-app", NULL };
+        _cleanup_(nap_manifest_freep) NapManifest *trail = manifest("/srv/x ", argv),
+                                                  *colon = manifest("/home/a:b", argv),
+                                                  *prefix = manifest("/srv/x", dash);
+        _cleanup_free_ char *a = NULL, *b = NULL, *c = NULL;
+        assert_int_equal(render_dropin(trail, NAP_SCOPE_SYSTEM, &a), -EINVAL);
+        assert_int_equal(render_dropin(colon, NAP_SCOPE_SYSTEM, &b), -EINVAL);
+        assert_int_equal(render_dropin(prefix, NAP_SCOPE_SYSTEM, &c), -EINVAL);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_quote_exec_word),
+                cmocka_unit_test(test_quote_refuses_control),
+                cmocka_unit_test(test_quote_word_keeps_dollar),
+                cmocka_unit_test(test_format_exec),
+                cmocka_unit_test(test_format_exec_refuses),
+                cmocka_unit_test(test_escape_value),
+                cmocka_unit_test(test_user_name),
+                cmocka_unit_test(test_template_system),
+                cmocka_unit_test(test_template_user),
+                cmocka_unit_test(test_dropin),
+                cmocka_unit_test(test_dropin_relative_command),
+                cmocka_unit_test(test_dropin_hidden_trees),
+                cmocka_unit_test(test_dropin_refuses),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
