@@ -1,0 +1,403 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# shellcheck shell=bash
+#
+# The integration sandbox: a real systemd user manager, a real journald and
+# nap's generator, booted inside private mount and PID namespaces so the
+# machine itself is left untouched (../../../shared/notes: PID 1 here is not
+# systemd). Sourced by tests/integration/test-*.sh and scripts/demo.
+#
+#   . tests/integration/lib.sh
+#   nap_sandbox_enter "$@"    # re-runs the script as PID 1 of the sandbox
+#   nap_sandbox_start         # journald, generator, systemd --user
+#   ... napctl --user …, systemctl --user …, http_get URL …
+#   nap_summary               # "N passed, N failed", exit status
+#
+# What it builds, all on tmpfs inside the namespace:
+#   /run                      tmpfs (hides the host's /run: no dirs left there)
+#   /run/systemd/system       makes sd_booted() true for the user manager
+#   /run/systemd/user-generators/nap-generator   the built generator
+#   /run/user/0               XDG_RUNTIME_DIR (bus, systemd/, generator output)
+#   /run/nap-test-ID          $NAP_TEST_DIR: nap.conf, root/, instances/, home/
+#   /var/log/journal          tmpfs, so journald never writes to the host's disk
+# and a cgroup NAME.slice/user@0.service for the manager, so journald files
+# the apps' output under _SYSTEMD_USER_UNIT= as on a real machine, and two
+# sandboxes running at once never share a cgroup.
+#
+# Inputs (environment): NAP_GENERATOR (path of the built nap-generator),
+# NAPCTL (path of napctl, for the tests), NAP_SANDBOX_TIMEOUT (seconds for
+# the whole run, default 900), NAP_TEST_VERBOSE=1 (show the manager's log).
+# Everything is bounded in time; when the script ends, however it ends, the
+# PID namespace dies and the kernel kills whatever is left in it.
+
+set -u
+set -o pipefail
+
+NAP_TESTS_PASSED=0
+NAP_TESTS_FAILED=0
+NAP_TESTS_N=0
+
+# ---------------------------------------------------------------- reporting
+
+ok() {
+        NAP_TESTS_N=$((NAP_TESTS_N + 1))
+        NAP_TESTS_PASSED=$((NAP_TESTS_PASSED + 1))
+        echo "ok $NAP_TESTS_N - $*"
+}
+
+fail() {
+        NAP_TESTS_N=$((NAP_TESTS_N + 1))
+        NAP_TESTS_FAILED=$((NAP_TESTS_FAILED + 1))
+        echo "not ok $NAP_TESTS_N - $*"
+}
+
+# Extra detail for the last result, indented so it reads as a TAP comment.
+diag() {
+        printf '%s\n' "$@" | sed 's/^/#   /'
+}
+
+skip_all() {
+        echo "1..0 # SKIP $*"
+        exit 77
+}
+
+# check DESCRIPTION CMD...: ok when CMD succeeds.
+check() {
+        local what=$1
+        shift
+        if "$@"; then ok "$what"; else fail "$what"; fi
+}
+
+# assert_eq DESCRIPTION EXPECTED GOT
+assert_eq() {
+        if [ "$2" = "$3" ]; then
+                ok "$1"
+        else
+                fail "$1"
+                diag "expected: $(printf '%q' "$2")" "got:      $(printf '%q' "$3")"
+        fi
+}
+
+# assert_contains DESCRIPTION HAYSTACK NEEDLE (fixed string)
+assert_contains() {
+        case $2 in
+        *"$3"*) ok "$1" ;;
+        *)
+                fail "$1"
+                diag "expected to contain: $(printf '%q' "$3")" "in: $2"
+                ;;
+        esac
+}
+
+assert_not_contains() {
+        case $2 in
+        *"$3"*)
+                fail "$1"
+                diag "expected not to contain: $(printf '%q' "$3")" "in: $2"
+                ;;
+        *) ok "$1" ;;
+        esac
+}
+
+# assert_match DESCRIPTION STRING ERE
+assert_match() {
+        if printf '%s' "$2" | grep -Eq -- "$3"; then
+                ok "$1"
+        else
+                fail "$1"
+                diag "expected to match: $3" "got: $(printf '%q' "$2")"
+        fi
+}
+
+nap_summary() {
+        echo "1..$NAP_TESTS_N"
+        echo "# $NAP_TESTS_PASSED passed, $NAP_TESTS_FAILED failed"
+        [ "$NAP_TESTS_FAILED" -eq 0 ] && [ "$NAP_TESTS_N" -gt 0 ]
+}
+
+log() {
+        echo "# $*"
+}
+
+# ------------------------------------------------------------------ waiting
+
+# wait_until SECONDS CMD...: polls CMD every 0.1 s until it succeeds.
+wait_until() {
+        local timeout=$1 deadline
+        shift
+        deadline=$(($(date +%s%N) / 1000000 + timeout * 1000))
+        while :; do
+                "$@" && return 0
+                [ $(($(date +%s%N) / 1000000)) -ge "$deadline" ] && return 1
+                sleep 0.1
+        done
+}
+
+# http_get URL [SECONDS]: prints the body of the first answer (any HTTP
+# status) within SECONDS (default 15); non-zero if nothing answered.
+http_get() {
+        local url=$1 timeout=${2:-15} out
+        out=$(mktemp "$NAP_TEST_DIR/http.XXXXXX") || return 1
+        if wait_until "$timeout" curl -sS --max-time 3 -o "$out" "$url" 2>/dev/null; then
+                cat "$out"
+                rm -f "$out"
+                return 0
+        fi
+        rm -f "$out"
+        return 1
+}
+
+# http_refused URL: true when nothing listens there (connection refused or
+# no answer within 2 s).
+http_refused() {
+        ! curl -sS --max-time 2 -o /dev/null "$1" 2>/dev/null
+}
+
+# ---------------------------------------------------------- entering the ns
+
+nap__can_unshare() {
+        unshare --mount --pid --fork --mount-proc --propagation private true 2>/dev/null
+}
+
+# cgroup hierarchies the manager is tracked in: the unified one alone, or
+# (hybrid, as on the CI machines) name=systemd plus the unified one.
+nap__cgroup_roots() {
+        if [ -e /sys/fs/cgroup/cgroup.controllers ]; then
+                echo /sys/fs/cgroup
+                return
+        fi
+        [ -d /sys/fs/cgroup/systemd ] && echo /sys/fs/cgroup/systemd
+        [ -e /sys/fs/cgroup/unified/cgroup.controllers ] && echo /sys/fs/cgroup/unified
+        return 0
+}
+
+# Kills what is left in the sandbox's cgroups (seen from the host's PID
+# namespace) and removes them, deepest first. Run outside the namespace,
+# after it ended; also sweeps cgroups of earlier sandboxes whose owner died.
+nap__cgroup_cleanup() {
+        local root dir pid owner
+        for root in $(nap__cgroup_roots); do
+                for dir in "$root"/nap-test-*.slice; do
+                        [ -d "$dir" ] || continue
+                        owner=${dir##*/nap-test-}
+                        owner=${owner%%-*}
+                        if [ "$dir" != "$root/$NAP_SANDBOX_ID.slice" ] && kill -0 "$owner" 2>/dev/null; then
+                                continue # another live sandbox
+                        fi
+                        for pid in $(find "$dir" -name cgroup.procs -exec cat {} + 2>/dev/null); do
+                                kill -KILL "$pid" 2>/dev/null
+                        done
+                        find "$dir" -depth -type d -exec rmdir {} + 2>/dev/null
+                done
+        done
+        return 0
+}
+
+# nap_sandbox_enter "$@": outside the sandbox, checks what is needed (skips
+# with 77 if it cannot run here), re-runs "$0" "$@" as PID 1 of new mount
+# and PID namespaces, cleans up after it and exits with its status. Inside,
+# returns.
+nap_sandbox_enter() {
+        if [ -n "${NAP_SANDBOX_INSIDE:-}" ]; then
+                [ "$$" -eq 1 ] || { echo "nap_sandbox_enter: not PID 1 of the sandbox" >&2; exit 1; }
+                return 0
+        fi
+        [ "$(id -u)" -eq 0 ] || skip_all "must run as root (boots a systemd user manager in namespaces)"
+        command -v unshare >/dev/null || skip_all "unshare(1) not found"
+        nap__can_unshare || skip_all "cannot create mount and PID namespaces here"
+        [ -x /lib/systemd/systemd ] || skip_all "/lib/systemd/systemd not found"
+        [ -x /lib/systemd/systemd-journald ] || skip_all "/lib/systemd/systemd-journald not found"
+
+        local rc=0 timeout=${NAP_SANDBOX_TIMEOUT:-900}
+        NAP_SANDBOX_ID="nap-test-$$-$(od -An -N4 -tx4 /dev/urandom | tr -d ' ')"
+        export NAP_SANDBOX_ID NAP_SANDBOX_INSIDE=1
+        # --kill-child: if unshare dies (timeout, ^C), PID 1 of the namespace
+        # gets SIGKILL and the kernel kills everything in it.
+        # --foreground: an interactive demo shell keeps the terminal; unshare
+        # ignores SIGTERM, so the SIGKILL 10 s later is what ends it.
+        timeout --foreground --kill-after=10 "$timeout" \
+                unshare --mount --pid --fork --kill-child --mount-proc --propagation private \
+                -- bash "$0" "$@" || rc=$?
+        [ "$rc" -eq 124 ] && echo "# sandbox: timed out after ${timeout}s" >&2
+        nap__cgroup_cleanup
+        exit "$rc"
+}
+
+# ----------------------------------------------------------------- the boot
+
+# Two free-looking ports blocks are not a reservation; nap itself checks
+# that a port binds. A random 100-port block in 20000-59999 with nothing
+# listening in it, so parallel sandboxes rarely meet.
+nap__pick_port_range() {
+        local i low listening
+        listening=$(ss -Htln 2>/dev/null | awk '{ n = split($4, a, ":"); print a[n] }')
+        for i in $(seq 50); do
+                low=$((20000 + ($(od -An -N2 -tu2 /dev/urandom) % 400) * 100))
+                if ! printf '%s\n' "$listening" | awk -v l="$low" '$1 >= l && $1 < l + 100 { f = 1 } END { exit !f }'; then
+                        echo "$low-$((low + 99))"
+                        return 0
+                fi
+        done
+        echo "$low-$((low + 99))"
+}
+
+# PID 1 makes these at boot (mount-setup.c); unit sandboxing (ProtectHome=,
+# InaccessiblePaths=, ProtectKernelTunables=…) bind-mounts them over what it
+# hides and fails with 226/NAMESPACE without them.
+nap__inaccessible_nodes() {
+        local d=/run/systemd/inaccessible
+        mkdir -p "$d" && mkdir -m 0000 "$d/dir" &&
+                install -m 0000 /dev/null "$d/reg" &&
+                mkfifo -m 0000 "$d/fifo" &&
+                mknod -m 0000 "$d/chr" c 0 0 &&
+                mknod -m 0000 "$d/blk" b 0 0 &&
+                python3 -c 'import os, stat, sys; os.mknod(sys.argv[1], stat.S_IFSOCK)' "$d/sock" &&
+                chmod 0000 "$d/sock"
+}
+
+nap__mounts() {
+        mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run || return 1
+        mkdir -p /run/systemd/system /run/systemd/user-generators /run/systemd/journal /run/log \
+                /run/user/0 "$NAP_TEST_DIR" || return 1
+        chmod 0700 /run/user/0
+        nap__inaccessible_nodes || return 1
+        # journald would import the host's kernel log and write its own
+        # messages into it; the sandbox's journal is the sandbox's alone.
+        [ -c /dev/kmsg ] && { mount --bind /dev/null /dev/kmsg || return 1; }
+        # journald stores persistently when /var/log/journal exists.
+        if [ -d /var/log/journal ]; then
+                mount -t tmpfs -o mode=0755 tmpfs /var/log/journal || return 1
+        fi
+        mkdir -p "$NAP_TEST_DIR/root" "$NAP_TEST_DIR/instances" "$NAP_TEST_DIR/home"
+}
+
+nap__write_config() {
+        NAP_PORT_RANGE=$(nap__pick_port_range)
+        NAP_PORT_MIN=${NAP_PORT_RANGE%-*}
+        NAP_PORT_MAX=${NAP_PORT_RANGE#*-}
+        cat >"$NAP_TEST_DIR/nap.conf" <<EOF
+# written by tests/integration/lib.sh for sandbox $NAP_SANDBOX_ID
+[Nap]
+Root=$NAP_ROOT
+Instances=$NAP_INSTANCES
+Scope=user
+Host=127.0.0.1
+PortRange=$NAP_PORT_RANGE
+EOF
+}
+
+nap__start_journald() {
+        /lib/systemd/systemd-journald </dev/null >>"$NAP_TEST_DIR/journald.log" 2>&1 &
+        NAP_JOURNALD_PID=$!
+        wait_until 10 test -S /run/systemd/journal/stdout
+}
+
+nap__manager_running() {
+        local s
+        s=$(systemctl --user is-system-running 2>/dev/null)
+        [ "$s" = running ] || [ "$s" = degraded ]
+}
+
+# Starts `systemd --user` in the cgroup NAME.slice/user@0.service and
+# waits until it says it is up.
+nap__start_manager() {
+        local root
+        for root in $(nap__cgroup_roots); do
+                mkdir -p "$root/$NAP_SANDBOX_ID.slice/user@0.service"
+        done
+        (
+                for root in $(nap__cgroup_roots); do
+                        echo "$BASHPID" >"$root/$NAP_SANDBOX_ID.slice/user@0.service/cgroup.procs" || exit 1
+                done
+                cd / && exec env HOME="$NAP_TEST_DIR/home" NAP_CONFIG="$NAP_CONFIG" SYSTEMD_LOG_TARGET=journal \
+                        /lib/systemd/systemd --user </dev/null
+        ) >>"$NAP_TEST_DIR/manager.log" 2>&1 &
+        NAP_MANAGER_PID=$!
+        if ! wait_until 30 nap__manager_running; then
+                echo "# sandbox: the user manager did not come up in 30 s; its log:" >&2
+                sed 's/^/#   /' "$NAP_TEST_DIR/manager.log" >&2
+                return 1
+        fi
+}
+
+# nap_sandbox_start: everything up. Sets NAP_TEST_DIR, NAP_ROOT,
+# NAP_INSTANCES, NAP_CONFIG, NAP_PORT_MIN/MAX, XDG_RUNTIME_DIR,
+# DBUS_SESSION_BUS_ADDRESS; registers nap_sandbox_stop on exit.
+nap_sandbox_start() {
+        [ -n "${NAP_SANDBOX_INSIDE:-}" ] || { echo "nap_sandbox_start: call nap_sandbox_enter first" >&2; exit 1; }
+        local gen=${NAP_GENERATOR-}
+        if [ -n "$gen" ] && [ ! -x "$gen" ]; then
+                echo "nap_sandbox_start: NAP_GENERATOR=$gen is not an executable" >&2
+                exit 1
+        fi
+
+        NAP_TEST_DIR=/run/$NAP_SANDBOX_ID
+        NAP_ROOT=$NAP_TEST_DIR/root
+        NAP_INSTANCES=$NAP_TEST_DIR/instances
+        NAP_CONFIG=$NAP_TEST_DIR/nap.conf
+        export NAP_TEST_DIR NAP_ROOT NAP_INSTANCES NAP_CONFIG
+        export XDG_RUNTIME_DIR=/run/user/0
+        export DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/0/bus
+        export SYSTEMD_PAGER= SYSTEMD_COLORS=0 SYSTEMD_LOG_COLOR=0
+        unset DBUS_SYSTEM_BUS_ADDRESS NOTIFY_SOCKET
+
+        trap nap_sandbox_stop EXIT
+        trap 'exit 130' INT
+        trap 'exit 143' TERM
+
+        nap__mounts || { echo "nap_sandbox_start: mounts failed" >&2; exit 1; }
+        nap__write_config
+        if [ -n "$gen" ]; then
+                cp "$gen" /run/systemd/user-generators/nap-generator || exit 1
+        fi
+        nap__start_journald || { echo "nap_sandbox_start: journald did not start" >&2; exit 1; }
+        nap__start_manager || exit 1
+        log "sandbox $NAP_SANDBOX_ID up: manager pid $NAP_MANAGER_PID, ports $NAP_PORT_RANGE"
+}
+
+# Stops the manager with SIGTERM (a user manager then starts exit.target,
+# stopping every unit) and waits for it; SIGKILL after 30 s.
+nap__stop_manager() {
+        [ -n "${NAP_MANAGER_PID:-}" ] || return 0
+        kill -TERM "$NAP_MANAGER_PID" 2>/dev/null
+        if ! wait_until 30 nap__pid_gone "$NAP_MANAGER_PID"; then
+                echo "# sandbox: manager ignored SIGTERM for 30 s, killing it" >&2
+                kill -KILL "$NAP_MANAGER_PID" 2>/dev/null
+        fi
+        wait "$NAP_MANAGER_PID" 2>/dev/null
+        NAP_MANAGER_PID=
+}
+
+nap__pid_gone() {
+        ! kill -0 "$1" 2>/dev/null
+}
+
+# nap_manager_restart: the manager goes away cleanly and comes back, as at
+# a reboot: the generator runs again and enabled instances start.
+nap_manager_restart() {
+        nap__stop_manager
+        nap__start_manager
+}
+
+# Registered on EXIT by nap_sandbox_start. Whatever else is left is killed
+# by the kernel when this PID 1 exits.
+nap_sandbox_stop() {
+        local rc=$?
+        trap - EXIT INT TERM
+        if [ "${NAP_TEST_VERBOSE:-0}" = 1 ] || [ "$rc" -ne 0 ]; then
+                if [ -s "$NAP_TEST_DIR/manager.log" ]; then
+                        echo "# --- user manager stderr (last 40 lines) ---"
+                        tail -n 40 "$NAP_TEST_DIR/manager.log" | sed 's/^/#   /'
+                fi
+                echo "# --- journal (last 80 lines) ---"
+                timeout 10 journalctl --no-pager -q -n 80 -o short-precise 2>&1 | sed 's/^/#   /'
+        fi
+        nap__stop_manager
+        if [ -n "${NAP_JOURNALD_PID:-}" ]; then
+                kill -TERM "$NAP_JOURNALD_PID" 2>/dev/null
+                wait_until 10 nap__pid_gone "$NAP_JOURNALD_PID" || kill -KILL "$NAP_JOURNALD_PID" 2>/dev/null
+        fi
+        # Anything else still running in this namespace (a stray curl, an
+        # app that escaped its unit) ends now.
+        kill -KILL -1 2>/dev/null
+        exit "$rc"
+}

@@ -1,0 +1,432 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <fcntl.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "config.h"
+#include "nap-config.h"
+#include "strv.h"
+
+/* Collects warnings, one per line. */
+typedef struct Warnings {
+        char text[4096];
+        unsigned n;
+} Warnings;
+
+static void collect(void *userdata, const char *message) {
+        Warnings *w = userdata;
+        snprintf(w->text + strlen(w->text), sizeof w->text - strlen(w->text), "%s\n", message);
+        w->n++;
+}
+
+static NapConfig *parse_ok(const char *text, Warnings *w) {
+        NapConfig *c = NULL;
+        NapError e = NAP_ERROR_NULL;
+        assert_int_equal(nap_config_new_default(&c), 0);
+        int r = nap_config_parse(c, text, strlen(text), "nap.conf", w ? collect : NULL, w, &e);
+        if (r < 0)
+                print_error("unexpected failure: %s\n", e.message);
+        assert_int_equal(r, 0);
+        assert_int_equal(e.kind, NAP_ERROR_NONE);
+        return c;
+}
+
+static void fails_n(const char *text, size_t size, int expected_r, const char *message) {
+        _cleanup_(nap_config_freep) NapConfig *c = NULL;
+        NapError e = NAP_ERROR_NULL;
+        assert_int_equal(nap_config_new_default(&c), 0);
+        assert_int_equal(nap_config_parse(c, text, size, "nap.conf", NULL, NULL, &e), expected_r);
+        assert_int_equal(e.kind, NAP_ERROR_INVALID_CONFIG);
+        assert_string_equal(e.message, message);
+}
+
+static void fails(const char *text, const char *message) {
+        fails_n(text, strlen(text), -EINVAL, message);
+}
+
+static void fails_range(const char *text, const char *message) {
+        fails_n(text, strlen(text), -ERANGE, message);
+}
+
+static void assert_defaults(const NapConfig *c) {
+        assert_string_equal(c->root, "/var/lib/nap");
+        assert_string_equal(c->instances_dir, "/etc/nap/instances");
+        assert_int_equal(c->scope, NAP_SCOPE_SYSTEM);
+        assert_null(c->host);
+        assert_int_equal(c->port_min, 20000);
+        assert_int_equal(c->port_max, 29999);
+        assert_null(c->etcd);
+        assert_int_equal(c->discovery_ttl, 60);
+}
+
+static void test_scope_strings(void **state) {
+        for (int s = 0; s < _NAP_SCOPE_MAX; s++) {
+                assert_non_null(nap_scope_to_string(s));
+                assert_int_equal(nap_scope_from_string(nap_scope_to_string(s)), s);
+        }
+        assert_string_equal(nap_scope_to_string(NAP_SCOPE_SYSTEM), "system");
+        assert_string_equal(nap_scope_to_string(NAP_SCOPE_USER), "user");
+        assert_null(nap_scope_to_string(_NAP_SCOPE_MAX));
+        assert_null(nap_scope_to_string(-1));
+        assert_int_equal(nap_scope_from_string("System"), -EINVAL);
+        assert_int_equal(nap_scope_from_string(""), -EINVAL);
+        assert_int_equal(nap_scope_from_string(NULL), -EINVAL);
+}
+
+static void test_defaults(void **state) {
+        _cleanup_(nap_config_freep) NapConfig *c = NULL;
+        assert_int_equal(nap_config_new_default(&c), 0);
+        assert_defaults(c);
+        assert_null(c->path);
+        assert_null(nap_config_free(NULL));
+}
+
+static void test_empty_file(void **state) {
+        _cleanup_(nap_config_freep) NapConfig *c = parse_ok("", NULL);
+        assert_defaults(c);
+        _cleanup_(nap_config_freep) NapConfig *d = parse_ok("# nothing\n; at all\n\n[Nap]\n", NULL);
+        assert_defaults(d);
+}
+
+static void test_full(void **state) {
+        Warnings w = {};
+        _cleanup_(nap_config_freep) NapConfig *c = parse_ok(
+                "# nap.conf\n"
+                "; another comment\n"
+                "[Nap]\n"
+                "Root=/srv/nap\n"
+                "  Instances = /run/nap/instances/  \n"
+                "Scope=user\r\n"
+                "Host=node1.example.com\n"
+                "PortRange=1024-65535\n"
+                "Etcd=http://127.0.0.1:2379, https://[::1]:2379/ ,http://etcd\n"
+                "DiscoveryTTL=2\n", &w);
+        assert_string_equal(c->root, "/srv/nap");
+        assert_string_equal(c->instances_dir, "/run/nap/instances/");
+        assert_int_equal(c->scope, NAP_SCOPE_USER);
+        assert_string_equal(c->host, "node1.example.com");
+        assert_int_equal(c->port_min, 1024);
+        assert_int_equal(c->port_max, 65535);
+        assert_int_equal(strv_length(c->etcd), 3);
+        assert_string_equal(c->etcd[0], "http://127.0.0.1:2379");
+        assert_string_equal(c->etcd[1], "https://[::1]:2379");
+        assert_string_equal(c->etcd[2], "http://etcd");
+        assert_int_equal(c->discovery_ttl, 2);
+        assert_int_equal(w.n, 0);
+        assert_null(c->path); /* parse does not know a path; load sets it */
+}
+
+static void test_empty_value_resets(void **state) {
+        _cleanup_(nap_config_freep) NapConfig *c = parse_ok(
+                "[Nap]\nRoot=/x\nInstances=/y\nScope=user\nHost=h\nPortRange=2000-3000\nEtcd=http://e\nDiscoveryTTL=9\n"
+                "[Nap]\nRoot=\nInstances=\nScope=\nHost=\nPortRange=\nEtcd=\nDiscoveryTTL=\n", NULL);
+        assert_defaults(c);
+}
+
+static void test_later_value_wins(void **state) {
+        Warnings w = {};
+        _cleanup_(nap_config_freep) NapConfig *c =
+                parse_ok("[Nap]\nPortRange=2000-3000\nEtcd=http://a,http://b\n\nPortRange=4000-5000\nEtcd=http://c\n", &w);
+        assert_int_equal(c->port_min, 4000);
+        assert_int_equal(c->port_max, 5000);
+        assert_int_equal(strv_length(c->etcd), 1);
+        assert_string_equal(c->etcd[0], "http://c");
+        assert_string_equal(w.text, "nap.conf:5: PortRange= is set again, the later value wins\n"
+                                    "nap.conf:6: Etcd= is set again, the later value wins\n");
+}
+
+static void test_applies_on_top(void **state) {
+        _cleanup_(nap_config_freep) NapConfig *c = parse_ok("[Nap]\nRoot=/a\nDiscoveryTTL=10\n", NULL);
+        NapError e = NAP_ERROR_NULL;
+        const char *more = "[Nap]\nDiscoveryTTL=20\n";
+        assert_int_equal(nap_config_parse(c, more, strlen(more), "drop-in.conf", NULL, NULL, &e), 0);
+        assert_string_equal(c->root, "/a");
+        assert_int_equal(c->discovery_ttl, 20);
+}
+
+static void test_warnings(void **state) {
+        Warnings w = {};
+        _cleanup_(nap_config_freep) NapConfig *c = parse_ok(
+                "Root=/early\n"
+                "[Nap]\n"
+                "Colour=blue\n"
+                "root=/lowercase\n"
+                "[Other]\n"
+                "Root=/other\n"
+                "Anything=goes\n"
+                "[Nap]\n"
+                "Scope=user\n", &w);
+        assert_string_equal(w.text,
+                "nap.conf:1: assignment outside of a section, ignoring\n"
+                "nap.conf:3: unknown key 'Colour' in [Nap], ignoring\n"
+                "nap.conf:4: unknown key 'root' in [Nap], ignoring\n"
+                "nap.conf:5: unknown section [Other], ignoring\n");
+        assert_string_equal(c->root, "/var/lib/nap");
+        assert_int_equal(c->scope, NAP_SCOPE_USER);
+
+        /* Without a callback, warnings are dropped and parsing still works. */
+        _cleanup_(nap_config_freep) NapConfig *d = parse_ok("[Nap]\nColour=blue\n[X]\n", NULL);
+        assert_defaults(d);
+}
+
+static void test_syntax_errors(void **state) {
+        fails("[Nap]\nRoot\n", "nap.conf:2: expected Key=Value, a [Section] or a comment, got 'Root'");
+        fails("[Other]\njunk\n", "nap.conf:2: expected Key=Value, a [Section] or a comment, got 'junk'");
+        fails("[Nap]\n=x\n", "nap.conf:2: assignment without a key");
+        fails("[Nap\n", "nap.conf:1: invalid section header '[Nap'");
+        fails("[]\n", "nap.conf:1: invalid section header '[]'");
+        fails_n("[Nap]\nRoot=/a\0b\n", 16, -EINVAL, "nap.conf: contains a NUL byte at offset 13");
+}
+
+static void test_size_limit(void **state) {
+        size_t n = NAP_CONFIG_MAX_SIZE + 1;
+        _cleanup_free_ char *big = malloc(n);
+        assert_non_null(big);
+        memset(big, '#', n);
+        fails_n(big, n, -EFBIG, "nap.conf: too large (65537 bytes, at most 65536)");
+
+        /* Only size bytes are read: no NUL needed. */
+        _cleanup_(nap_config_freep) NapConfig *c = NULL;
+        assert_int_equal(nap_config_new_default(&c), 0);
+        const char text[] = { '[', 'N', 'a', 'p', ']', '\n', 'j', 'u', 'n', 'k' };
+        assert_int_equal(nap_config_parse(c, text, 6, "x", NULL, NULL, NULL), 0);
+        assert_int_equal(nap_config_parse(c, big, n - 1, "x", NULL, NULL, NULL), 0);
+}
+
+static void test_paths(void **state) {
+        _cleanup_(nap_config_freep) NapConfig *c = parse_ok("[Nap]\nRoot=/\nInstances=//a//b/\n", NULL);
+        assert_string_equal(c->root, "/");
+        assert_string_equal(c->instances_dir, "//a//b/");
+
+        fails("[Nap]\nRoot=var/lib/nap\n", "nap.conf:2: Root=: not an absolute, normalized path: 'var/lib/nap'");
+        fails("[Nap]\nRoot=/var/../etc\n", "nap.conf:2: Root=: not an absolute, normalized path: '/var/../etc'");
+        fails("[Nap]\nRoot=/var/..\n", "nap.conf:2: Root=: not an absolute, normalized path: '/var/..'");
+        fails("[Nap]\nInstances=/a/./b\n", "nap.conf:2: Instances=: not an absolute, normalized path: '/a/./b'");
+        fails("[Nap]\nInstances=~/x\n", "nap.conf:2: Instances=: not an absolute, normalized path: '~/x'");
+        fails("[Nap]\nRoot=/a\x01z\n", "nap.conf:2: Root=: not an absolute, normalized path: '/a?z'");
+
+        /* "..." and ".x" are ordinary names. */
+        _cleanup_(nap_config_freep) NapConfig *d = parse_ok("[Nap]\nRoot=/a/.../.x/..b\n", NULL);
+        assert_string_equal(d->root, "/a/.../.x/..b");
+}
+
+static void test_scope(void **state) {
+        fails("[Nap]\nScope=User\n", "nap.conf:2: Scope=: invalid scope 'User': expected 'system' or 'user'");
+        fails("[Nap]\nScope=both\n", "nap.conf:2: Scope=: invalid scope 'both': expected 'system' or 'user'");
+        _cleanup_(nap_config_freep) NapConfig *c = parse_ok("[Nap]\nScope=user\nScope=system\n", NULL);
+        assert_int_equal(c->scope, NAP_SCOPE_SYSTEM);
+}
+
+static void test_host(void **state) {
+        _cleanup_(nap_config_freep) NapConfig *c = parse_ok("[Nap]\nHost=10.0.0.7\n", NULL);
+        assert_string_equal(c->host, "10.0.0.7");
+        _cleanup_(nap_config_freep) NapConfig *d = parse_ok("[Nap]\nHost=fe80::1\n", NULL);
+        assert_string_equal(d->host, "fe80::1");
+        fails("[Nap]\nHost=a b\n", "nap.conf:2: Host=: invalid host 'a b': expected a host name or an IP address");
+        fails("[Nap]\nHost=-x\n", "nap.conf:2: Host=: invalid host '-x': expected a host name or an IP address");
+        fails("[Nap]\nHost=a/b\n", "nap.conf:2: Host=: invalid host 'a/b': expected a host name or an IP address");
+        fails("[Nap]\nHost=http://x\n", "nap.conf:2: Host=: invalid host 'http://x': expected a host name or an IP address");
+        fails("[Nap]\nHost=a_b\n", "nap.conf:2: Host=: invalid host 'a_b': expected a host name or an IP address");
+}
+
+static void test_port_range(void **state) {
+        _cleanup_(nap_config_freep) NapConfig *c = parse_ok("[Nap]\nPortRange=1024-1024\n", NULL);
+        assert_int_equal(c->port_min, 1024);
+        assert_int_equal(c->port_max, 1024);
+
+        fails("[Nap]\nPortRange=x\n", "nap.conf:2: PortRange=: invalid range 'x': expected LOW-HIGH");
+        fails("[Nap]\nPortRange=20000\n", "nap.conf:2: PortRange=: invalid range '20000': expected LOW-HIGH");
+        fails("[Nap]\nPortRange=20000-\n", "nap.conf:2: PortRange=: invalid range '20000-': expected LOW-HIGH");
+        fails("[Nap]\nPortRange=-20000\n", "nap.conf:2: PortRange=: invalid range '-20000': expected LOW-HIGH");
+        fails("[Nap]\nPortRange=20000 - 29999\n", "nap.conf:2: PortRange=: invalid range '20000 - 29999': expected LOW-HIGH");
+        fails("[Nap]\nPortRange=+2000-3000\n", "nap.conf:2: PortRange=: invalid range '+2000-3000': expected LOW-HIGH");
+        fails("[Nap]\nPortRange=2000-+3000\n", "nap.conf:2: PortRange=: invalid range '2000-+3000': expected LOW-HIGH");
+        fails("[Nap]\nPortRange=2000-3000x\n", "nap.conf:2: PortRange=: invalid range '2000-3000x': expected LOW-HIGH");
+        fails("[Nap]\nPortRange=0x800-3000\n", "nap.conf:2: PortRange=: invalid range '0x800-3000': expected LOW-HIGH");
+        fails("[Nap]\nPortRange=99999999999999999999-1\n",
+              "nap.conf:2: PortRange=: invalid range '99999999999999999999-1': expected LOW-HIGH");
+        fails("[Nap]\nPortRange=4294967297-4294967298\n",
+              "nap.conf:2: PortRange=: invalid range '4294967297-4294967298': expected LOW-HIGH");
+        fails_range("[Nap]\nPortRange=1023-2000\n", "nap.conf:2: PortRange=: invalid range '1023-2000': need 1024 <= LOW <= HIGH <= 65535");
+        fails_range("[Nap]\nPortRange=30000-20000\n", "nap.conf:2: PortRange=: invalid range '30000-20000': need 1024 <= LOW <= HIGH <= 65535");
+        fails_range("[Nap]\nPortRange=20000-65536\n", "nap.conf:2: PortRange=: invalid range '20000-65536': need 1024 <= LOW <= HIGH <= 65535");
+}
+
+static void test_discovery_ttl(void **state) {
+        _cleanup_(nap_config_freep) NapConfig *c = parse_ok("[Nap]\nDiscoveryTTL=3600\n", NULL);
+        assert_int_equal(c->discovery_ttl, 3600);
+        fails_range("[Nap]\nDiscoveryTTL=1\n", "nap.conf:2: DiscoveryTTL=: 1 seconds is out of range 2..3600");
+        fails_range("[Nap]\nDiscoveryTTL=3601\n", "nap.conf:2: DiscoveryTTL=: 3601 seconds is out of range 2..3600");
+        fails_range("[Nap]\nDiscoveryTTL=0\n", "nap.conf:2: DiscoveryTTL=: 0 seconds is out of range 2..3600");
+        fails("[Nap]\nDiscoveryTTL=60s\n", "nap.conf:2: DiscoveryTTL=: invalid number of seconds '60s'");
+        fails("[Nap]\nDiscoveryTTL=-5\n", "nap.conf:2: DiscoveryTTL=: invalid number of seconds '-5'");
+        fails("[Nap]\nDiscoveryTTL=ten\n", "nap.conf:2: DiscoveryTTL=: invalid number of seconds 'ten'");
+        fails("[Nap]\nDiscoveryTTL=18446744073709551616\n",
+              "nap.conf:2: DiscoveryTTL=: invalid number of seconds '18446744073709551616'");
+}
+
+static void test_etcd(void **state) {
+        _cleanup_(nap_config_freep) NapConfig *c =
+                parse_ok("[Nap]\nEtcd=https://etcd-1.example.com:2379/,http://10.1.2.3,http://[fe80::1]\n", NULL);
+        assert_int_equal(strv_length(c->etcd), 3);
+        assert_string_equal(c->etcd[0], "https://etcd-1.example.com:2379");
+        assert_string_equal(c->etcd[1], "http://10.1.2.3");
+        assert_string_equal(c->etcd[2], "http://[fe80::1]");
+
+        static const char *const bad[] = {
+                "ftp://etcd", "etcd:2379", "http://", "http:///", "http://:2379", "http://etcd:",
+                "http://etcd:0", "http://etcd:65536", "http://etcd:x", "http://user@etcd", "http://etcd/v3",
+                "http://etcd:2379/v3", "http://[::1", "http://[]", "http://[::1]x", "http://::1",
+                "HTTP://etcd", "http://et cd", "",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                char text[256], message[256];
+                snprintf(text, sizeof text, "[Nap]\nEtcd=http://good:2379,%s\n", bad[i]);
+                snprintf(message, sizeof message,
+                         "nap.conf:2: Etcd=: invalid URL '%s': expected http(s)://HOST[:PORT]", bad[i]);
+                fails(text, message);
+        }
+}
+
+static void test_long_values_are_cut_in_messages(void **state) {
+        char text[512], message[512];
+        char v[201];
+        memset(v, 'x', 200);
+        v[200] = 0;
+        snprintf(text, sizeof text, "[Nap]\nScope=%s\n", v);
+        snprintf(message, sizeof message,
+                 "nap.conf:2: Scope=: invalid scope '%.64s…': expected 'system' or 'user'", v);
+        fails(text, message);
+}
+
+/* ---- loading ---- */
+
+static char *write_temp(const char *text) {
+        char *path = strdup("/tmp/test-config-XXXXXX");
+        assert_non_null(path);
+        int fd = mkstemp(path);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, text, strlen(text)), (ssize_t) strlen(text));
+        close(fd);
+        return path;
+}
+
+static void test_load_from_env(void **state) {
+        _cleanup_free_ char *path = write_temp("[Nap]\nRoot=/tmp/nap-root\nUnknown=1\n");
+        Warnings w = {};
+        assert_int_equal(setenv("NAP_CONFIG", path, 1), 0);
+        _cleanup_(nap_config_freep) NapConfig *c = NULL;
+        NapError e = NAP_ERROR_NULL;
+        assert_int_equal(nap_config_load(&c, collect, &w, &e), 0);
+        assert_string_equal(c->root, "/tmp/nap-root");
+        assert_string_equal(c->path, path);
+        char expected[256];
+        snprintf(expected, sizeof expected, "%s:3: unknown key 'Unknown' in [Nap], ignoring\n", path);
+        assert_string_equal(w.text, expected);
+        unlink(path);
+        unsetenv("NAP_CONFIG");
+}
+
+static void test_load_bad_value_names_file(void **state) {
+        _cleanup_free_ char *path = write_temp("[Nap]\n\nPortRange=x\n");
+        assert_int_equal(setenv("NAP_CONFIG", path, 1), 0);
+        NapConfig *c = NULL;
+        NapError e = NAP_ERROR_NULL;
+        assert_int_equal(nap_config_load(&c, NULL, NULL, &e), -EINVAL);
+        assert_null(c);
+        char expected[256];
+        snprintf(expected, sizeof expected, "%s:3: PortRange=: invalid range 'x': expected LOW-HIGH", path);
+        assert_string_equal(e.message, expected);
+        unlink(path);
+        unsetenv("NAP_CONFIG");
+}
+
+static void test_load_env_missing(void **state) {
+        assert_int_equal(setenv("NAP_CONFIG", "/nonexistent/nap.conf", 1), 0);
+        NapConfig *c = NULL;
+        NapError e = NAP_ERROR_NULL;
+        assert_int_equal(nap_config_load(&c, NULL, NULL, &e), -ENOENT);
+        assert_null(c);
+        assert_int_equal(e.kind, NAP_ERROR_INVALID_CONFIG);
+        assert_string_equal(e.message, "Failed to read /nonexistent/nap.conf (NAP_CONFIG): No such file or directory");
+
+        assert_int_equal(setenv("NAP_CONFIG", "", 1), 0);
+        e = NAP_ERROR_NULL;
+        assert_int_equal(nap_config_load(&c, NULL, NULL, &e), -EINVAL);
+        assert_string_equal(e.message, "NAP_CONFIG is set but empty");
+        unsetenv("NAP_CONFIG");
+}
+
+static void test_load_too_big(void **state) {
+        _cleanup_free_ char *big = malloc(NAP_CONFIG_MAX_SIZE + 2);
+        memset(big, '#', NAP_CONFIG_MAX_SIZE + 1);
+        big[NAP_CONFIG_MAX_SIZE + 1] = 0;
+        _cleanup_free_ char *path = write_temp(big);
+        assert_int_equal(setenv("NAP_CONFIG", path, 1), 0);
+        NapConfig *c = NULL;
+        NapError e = NAP_ERROR_NULL;
+        assert_int_equal(nap_config_load(&c, NULL, NULL, &e), -EFBIG);
+        char expected[256];
+        snprintf(expected, sizeof expected, "%s: too large (more than 65536 bytes)", path);
+        assert_string_equal(e.message, expected);
+        unlink(path);
+        unsetenv("NAP_CONFIG");
+}
+
+static void test_load_default_path(void **state) {
+        unsetenv("NAP_CONFIG");
+        if (access(NAP_CONFIG_DEFAULT_PATH, F_OK) >= 0 || errno != ENOENT)
+                skip(); /* this machine has a nap.conf; its contents are not ours to test */
+        _cleanup_(nap_config_freep) NapConfig *c = NULL;
+        assert_int_equal(nap_config_load(&c, NULL, NULL, NULL), 0);
+        assert_defaults(c);
+        assert_null(c->path);
+}
+
+static void test_host_lookup(void **state) {
+        _cleanup_(nap_config_freep) NapConfig *c = parse_ok("[Nap]\nHost=pub.example\n", NULL);
+        _cleanup_free_ char *h = NULL;
+        assert_int_equal(nap_config_host(c, &h), 0);
+        assert_string_equal(h, "pub.example");
+
+        _cleanup_(nap_config_freep) NapConfig *d = parse_ok("", NULL);
+        _cleanup_free_ char *h2 = NULL;
+        char buf[HOST_NAME_MAX + 1] = {};
+        assert_int_equal(gethostname(buf, sizeof buf - 1), 0);
+        assert_int_equal(nap_config_host(d, &h2), 0);
+        assert_string_equal(h2, buf);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_scope_strings),
+                cmocka_unit_test(test_defaults),
+                cmocka_unit_test(test_empty_file),
+                cmocka_unit_test(test_full),
+                cmocka_unit_test(test_empty_value_resets),
+                cmocka_unit_test(test_later_value_wins),
+                cmocka_unit_test(test_applies_on_top),
+                cmocka_unit_test(test_warnings),
+                cmocka_unit_test(test_syntax_errors),
+                cmocka_unit_test(test_size_limit),
+                cmocka_unit_test(test_paths),
+                cmocka_unit_test(test_scope),
+                cmocka_unit_test(test_host),
+                cmocka_unit_test(test_port_range),
+                cmocka_unit_test(test_discovery_ttl),
+                cmocka_unit_test(test_etcd),
+                cmocka_unit_test(test_long_values_are_cut_in_messages),
+                cmocka_unit_test(test_load_from_env),
+                cmocka_unit_test(test_load_bad_value_names_file),
+                cmocka_unit_test(test_load_env_missing),
+                cmocka_unit_test(test_load_too_big),
+                cmocka_unit_test(test_load_default_path),
+                cmocka_unit_test(test_host_lookup),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
