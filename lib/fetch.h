@@ -10,6 +10,8 @@
 
 #define NAP_COMMIT_HEX_LEN 40
 
+/* dir is removed on failure. Only https://, http://, file:// and local paths
+ * (ssh is refused: FetchFailed). No connect/read timeout with libgit2 < 1.7. */
 int nap_fetch(const char *url, const char *dir, char ret_commit[static NAP_COMMIT_HEX_LEN + 1], NapError *e);
 /* Only resolves the default branch's commit (no checkout), to tell whether
  * a deploy would change anything. */

@@ -11,7 +11,8 @@
 
 typedef struct NapJournalEntry {
         uint64_t realtime_usec;
-        char *message;      /* control characters other than \t replaced by '?' */
+        char *message;      /* control characters other than \t, and bytes that are not valid
+                             * UTF-8, replaced by '?'; at most 64 KiB, never a split character */
         int priority;       /* -1 when unknown */
         char *identifier;   /* SYSLOG_IDENTIFIER or _COMM, may be NULL */
         unsigned pid;       /* 0 when unknown */
