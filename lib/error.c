@@ -36,6 +36,7 @@ NapErrorKind nap_error_kind_from_string(const char *s) {
         return _NAP_ERROR_KIND_INVALID;
 }
 
+_printf_(4, 0)
 static int error_setv(NapError *e, NapErrorKind kind, int r, const char *fmt, va_list ap, bool with_errno) {
         if (!e || e->kind != NAP_ERROR_NONE)
                 return r;

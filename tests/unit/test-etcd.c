@@ -26,7 +26,9 @@
 #include "base64.h"
 #include "etcd.h"
 
+#ifndef ETCD_BINARY
 #define ETCD_BINARY "/usr/bin/etcd"
+#endif
 
 /* ---- a real etcd ------------------------------------------------------ */
 
