@@ -41,8 +41,8 @@
 typedef struct EtcdClient {
         /* Tunables: defaults set by etcd_client_new(), change them freely
          * between calls. */
-        uint64_t connect_timeout_usec; /* per attempt, TCP (+TLS) connect */
-        uint64_t timeout_usec;         /* per attempt, the whole request */
+        uint64_t connect_timeout_usec; /* per attempt, TCP (+TLS) connect; 0: libcurl's 300 s */
+        uint64_t timeout_usec;         /* per attempt, the whole request; 0: none (do not) */
         size_t max_response_size;      /* bigger answers: -EMSGSIZE */
         size_t max_line_size;          /* bigger stream (watch) lines: -EMSGSIZE */
 
