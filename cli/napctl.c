@@ -190,8 +190,14 @@ static void print_journal_entry(const NapJournalEntry *j) {
         char when[64] = "-";
         time_t t = j->realtime_usec / 1000000;
         struct tm tm;
-        if (localtime_r(&t, &tm))
-                strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S%z", &tm);
+        if (localtime_r(&t, &tm)) {
+                /* RFC 3339: the offset as +HH:MM, which %z writes as +HHMM. */
+                size_t n = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S%z", &tm);
+                if (n >= 5 && n + 2 <= sizeof when) {
+                        memmove(when + n - 1, when + n - 2, 3);
+                        when[n - 2] = ':';
+                }
+        }
         if (j->pid > 0)
                 printf("%s %s[%u]: %s\n", when, j->identifier ?: "-", j->pid, j->message);
         else

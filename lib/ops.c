@@ -621,6 +621,9 @@ int nap_list_instances(NapContext *c, const char *service, NapInstanceInfo **ret
         r = read_instance_manifests(c, &s, &list, &n, e);
         if (r >= 0)
                 r = merge_unit_states(c, &s, &list, &n, e);
+        _cleanup_free_ char *dir = NULL;
+        if (r >= 0 && n == 0)
+                r = service_dir_checked(c, &s, &dir, e); /* nothing at all: say so */
         if (r < 0) {
                 nap_instance_info_array_free(list, n);
                 return r;

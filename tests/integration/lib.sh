@@ -25,7 +25,9 @@
 #
 # Inputs (environment): NAP_GENERATOR (path of the built nap-generator),
 # NAPCTL (path of napctl, for the tests), NAP_SANDBOX_TIMEOUT (seconds for
-# the whole run, default 900), NAP_TEST_VERBOSE=1 (show the manager's log).
+# the whole run, default 900), NAP_TEST_VERBOSE=1 (show the manager's log
+# and the journal at the end even on success), NAP_TEST_REQUIRE_SANDBOX=1
+# (fail instead of skipping when the sandbox cannot be built).
 # Everything is bounded in time; when the script ends, however it ends, the
 # PID namespace dies and the kernel kills whatever is left in it.
 
@@ -35,6 +37,7 @@ set -o pipefail
 NAP_TESTS_PASSED=0
 NAP_TESTS_FAILED=0
 NAP_TESTS_N=0
+NAP_TESTS_FAILED_NAMES=()
 
 # ---------------------------------------------------------------- reporting
 
@@ -47,6 +50,7 @@ ok() {
 fail() {
         NAP_TESTS_N=$((NAP_TESTS_N + 1))
         NAP_TESTS_FAILED=$((NAP_TESTS_FAILED + 1))
+        NAP_TESTS_FAILED_NAMES+=("$NAP_TESTS_N - $*")
         echo "not ok $NAP_TESTS_N - $*"
 }
 
@@ -55,7 +59,14 @@ diag() {
         printf '%s\n' "$@" | sed 's/^/#   /'
 }
 
+# Skips (exit 77) when this machine cannot run the test; with
+# NAP_TEST_REQUIRE_SANDBOX=1 (scripts/test as root, CI) that is a failure
+# instead, so a CI run cannot pass by skipping its integration tests.
 skip_all() {
+        if [ "${NAP_TEST_REQUIRE_SANDBOX:-0}" = 1 ]; then
+                echo "Bail out! $* (NAP_TEST_REQUIRE_SANDBOX=1)"
+                exit 1
+        fi
         echo "1..0 # SKIP $*"
         exit 77
 }
@@ -110,8 +121,12 @@ assert_match() {
 
 nap_summary() {
         echo "1..$NAP_TESTS_N"
-        echo "# $NAP_TESTS_PASSED passed, $NAP_TESTS_FAILED failed"
+        nap__summary_line
         [ "$NAP_TESTS_FAILED" -eq 0 ] && [ "$NAP_TESTS_N" -gt 0 ]
+}
+
+nap__summary_line() {
+        echo "# $NAP_TESTS_PASSED passed, $NAP_TESTS_FAILED failed"
 }
 
 log() {
@@ -183,10 +198,15 @@ nap__cgroup_cleanup() {
                         if [ "$dir" != "$root/$NAP_SANDBOX_ID.slice" ] && kill -0 "$owner" 2>/dev/null; then
                                 continue # another live sandbox
                         fi
-                        for pid in $(find "$dir" -name cgroup.procs -exec cat {} + 2>/dev/null); do
-                                kill -KILL "$pid" 2>/dev/null
+                        # Killed processes leave their cgroups a moment later.
+                        for _ in $(seq 50); do
+                                for pid in $(find "$dir" -name cgroup.procs -exec cat {} + 2>/dev/null); do
+                                        kill -KILL "$pid" 2>/dev/null
+                                done
+                                find "$dir" -depth -type d -exec rmdir {} + 2>/dev/null
+                                [ -d "$dir" ] || break
+                                sleep 0.1
                         done
-                        find "$dir" -depth -type d -exec rmdir {} + 2>/dev/null
                 done
         done
         return 0
@@ -212,21 +232,26 @@ nap_sandbox_enter() {
         export NAP_SANDBOX_ID NAP_SANDBOX_INSIDE=1
         # --kill-child: if unshare dies (timeout, ^C), PID 1 of the namespace
         # gets SIGKILL and the kernel kills everything in it.
-        # --foreground: an interactive demo shell keeps the terminal; unshare
-        # ignores SIGTERM, so the SIGKILL 10 s later is what ends it.
-        timeout --foreground --kill-after=10 "$timeout" \
+        # At the limit timeout(1) sends SIGTERM to its process group: PID 1
+        # of the sandbox traps it and tears down, showing its logs; SIGKILL
+        # 10 s later if it did not. On a terminal (scripts/demo --shell)
+        # --foreground keeps the terminal usable; there only unshare gets
+        # the signals, it ignores SIGTERM, so the SIGKILL ends the sandbox.
+        local fg=()
+        [ -t 0 ] && fg=(--foreground)
+        timeout "${fg[@]}" --kill-after=10 "$timeout" \
                 unshare --mount --pid --fork --kill-child --mount-proc --propagation private \
                 -- bash "$0" "$@" || rc=$?
-        [ "$rc" -eq 124 ] && echo "# sandbox: timed out after ${timeout}s" >&2
+        case $rc in 124 | 137) echo "# sandbox: timed out after ${timeout}s (or was killed)" >&2 ;; esac
         nap__cgroup_cleanup
         exit "$rc"
 }
 
 # ----------------------------------------------------------------- the boot
 
-# Two free-looking ports blocks are not a reservation; nap itself checks
-# that a port binds. A random 100-port block in 20000-59999 with nothing
-# listening in it, so parallel sandboxes rarely meet.
+# PortRange=: a random 100-port block in 20000-59999 with nothing listening
+# in it, so sandboxes running at once rarely meet. Not a reservation: nap
+# itself checks that a port binds before handing it out.
 nap__pick_port_range() {
         local i low listening
         listening=$(ss -Htln 2>/dev/null | awk '{ n = split($4, a, ":"); print a[n] }')
@@ -255,7 +280,9 @@ nap__inaccessible_nodes() {
 }
 
 nap__mounts() {
-        mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run || return 1
+        # -n: libmount would otherwise create /run/mount/ for its utab on
+        # the host's /run, before this mount hides it.
+        mount -n -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run || return 1
         mkdir -p /run/systemd/system /run/systemd/user-generators /run/systemd/journal /run/log \
                 /run/user/0 "$NAP_TEST_DIR" || return 1
         chmod 0700 /run/user/0
@@ -388,9 +415,15 @@ nap_sandbox_stop() {
                         echo "# --- user manager stderr (last 40 lines) ---"
                         tail -n 40 "$NAP_TEST_DIR/manager.log" | sed 's/^/#   /'
                 fi
-                echo "# --- journal (last 80 lines) ---"
-                timeout 10 journalctl --no-pager -q -n 80 -o short-precise 2>&1 | sed 's/^/#   /'
+                echo "# --- journal (last 60 lines) ---"
+                timeout 10 journalctl --no-pager -q -n 60 -o short-precise 2>&1 | sed 's/^/#   /'
         fi
+        # Again at the very end, where a truncated log (meson) still shows it.
+        if [ "$NAP_TESTS_FAILED" -gt 0 ]; then
+                echo "# --- failed ---"
+                printf '# not ok %s\n' "${NAP_TESTS_FAILED_NAMES[@]}"
+        fi
+        [ "$NAP_TESTS_N" -gt 0 ] && nap__summary_line
         nap__stop_manager
         if [ -n "${NAP_JOURNALD_PID:-}" ]; then
                 kill -TERM "$NAP_JOURNALD_PID" 2>/dev/null

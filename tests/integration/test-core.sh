@@ -107,12 +107,14 @@ is_active() {
         [ "$(timeout 30 systemctl --user is-active "$1" 2>/dev/null)" = active ]
 }
 
-# make_repo DIR FILES...: a git repository with one commit of FILES.
+# make_repo DIR [FILES...]: a git repository in DIR (with FILES copied
+# in) and one commit of everything in it.
 make_repo() {
         local dir=$1
         shift
-        mkdir -p "$dir" && cp -rL "$@" "$dir"/ && git -C "$dir" init -q &&
-                git -C "$dir" add -A && git -C "$dir" commit -q -m "nap test app"
+        mkdir -p "$dir" || return 1
+        if [ $# -gt 0 ]; then cp -rL "$@" "$dir"/ || return 1; fi
+        git -C "$dir" init -q && git -C "$dir" add -A && git -C "$dir" commit -q -m "nap test app"
 }
 
 export GIT_AUTHOR_NAME=nap-test GIT_AUTHOR_EMAIL=nap-test@localhost
@@ -178,7 +180,7 @@ check "each instance has a manifest" test -f "$NAP_INSTANCES/$I1.json" -a -f "$N
 log "systemd's view of the units"
 cat1=$(timeout 30 systemctl --user cat "$I1.service" 2>&1)
 assert_match "systemctl cat: ExecStart= has the real command line" "$cat1" \
-        "ExecStart=[^\n]*python3\"? \"?server\.py\"? \"?--port\"? \"?$P1\"? \"?--greeting\"? \"?hi\"?"
+        "ExecStart=.*python3\"? \"?server\.py\"? \"?--port\"? \"?$P1\"? \"?--greeting\"? \"?hi\"?"
 assert_match "systemctl cat: Environment=PORT=" "$cat1" "Environment=\"?PORT=$P1\"?"
 assert_match "systemctl cat: restart policy" "$cat1" "Restart=on-failure"
 assert_contains "systemctl cat: WorkingDirectory= is the instance's tree" "$cat1" \
@@ -193,8 +195,8 @@ assert_contains "instance 2 is enabled (wanted by default.target)" "$wants" "$I2
 log "list-instances, get-instances-num, cat-app"
 nap list-instances $SVC
 assert_match "list-instances: a header" "$OUT" "^INSTANCE +PORT +ENABLED +ACTIVE +SUB"
-assert_match "list-instances: instance 1 row" "$OUT" "(^|"$'\n'")$I1 +$P1 +yes +active +running"
-assert_match "list-instances: instance 2 row" "$OUT" "(^|"$'\n'")$I2 +$P2 +yes +active +running"
+assert_match "list-instances: instance 1 row" "$OUT" "^$I1 +$P1 +yes +active +running"
+assert_match "list-instances: instance 2 row" "$OUT" "^$I2 +$P2 +yes +active +running"
 nap --json list-instances $SVC
 assert_eq "list-instances --json" "$I1 $I1.service $N1 $P1 true active running hi|$I2 $I2.service $N2 $P2 true active running ho" \
         "$(echo "$OUT" | jq -r '[.[] | "\(.instance) \(.unit) \(.number) \(.port) \(.enabled) \(.active_state) \(.sub_state) \(.params.greeting)"] | join("|")' 2>&1)"
@@ -309,7 +311,7 @@ expect_refused 2 "a value over 4096 bytes refused" start-common $SVC "greeting=$
 NEEDS=$REPOS/needs
 mkdir -p "$NEEDS" && cp "$SRC/tests/apps/hello/server.py" "$NEEDS"/ &&
         echo 'python3 server.py --port {port} --greeting {greeting}' >"$NEEDS/profile" &&
-        make_repo "$NEEDS" "$NEEDS"/.
+        make_repo "$NEEDS"
 expect_ok "deploy an app whose parameter has no default" deploy-app alice_needs "file://$NEEDS"
 expect_refused 2 "a missing parameter refused" start-common alice_needs
 assert_contains "the error names the missing parameter" "$ERR" greeting
@@ -366,7 +368,7 @@ log "bad input: a profile with unbalanced braces"
 BRACES=$REPOS/braces
 mkdir -p "$BRACES" && cp "$SRC/tests/apps/hello/server.py" "$BRACES"/ &&
         echo 'python3 server.py --port {port} --greeting {greeting' >"$BRACES/profile" &&
-        make_repo "$BRACES" "$BRACES"/.
+        make_repo "$BRACES"
 before=$(state_snapshot)
 nap deploy-app alice_braces "file://$BRACES"
 if [ "$RC" -ne 0 ]; then
@@ -379,9 +381,13 @@ else
 fi
 
 log "concurrency: two start-commons at once"
-(timeout 60 "$NAPCTL" --user start-common $SVC greeting=c1 >"$NAP_TEST_DIR/c1" 2>&1; echo $? >>"$NAP_TEST_DIR/c1.rc") &
-(timeout 60 "$NAPCTL" --user start-common $SVC greeting=c2 >"$NAP_TEST_DIR/c2" 2>&1; echo $? >>"$NAP_TEST_DIR/c2.rc") &
-wait
+# (wait for these two only: journald and the manager are jobs of this shell too)
+timeout 60 "$NAPCTL" --user start-common $SVC greeting=c1 >"$NAP_TEST_DIR/c1" 2>&1 &
+pid1=$!
+timeout 60 "$NAPCTL" --user start-common $SVC greeting=c2 >"$NAP_TEST_DIR/c2" 2>&1 &
+pid2=$!
+wait $pid1; echo $? >"$NAP_TEST_DIR/c1.rc"
+wait $pid2; echo $? >"$NAP_TEST_DIR/c2.rc"
 assert_eq "both concurrent start-commons succeed" "0 0" "$(cat "$NAP_TEST_DIR/c1.rc") $(cat "$NAP_TEST_DIR/c2.rc")"
 c1=$(cat "$NAP_TEST_DIR/c1") c2=$(cat "$NAP_TEST_DIR/c2")
 re="^${SVC}_common@([0-9]+) http://127\.0\.0\.1:([0-9]+)$"
