@@ -1,0 +1,55 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# `meson install` puts every file where systemd and a Debian package expect
+# it: installed into a DESTDIR from the build under test, then checked.
+# The installed generator must be the one systemd finds (user-generators
+# links to system-generators) and must run.
+set -u
+. "$(dirname "$0")/lib.sh"
+
+build=${NAP_BUILD_ROOT:?NAP_BUILD_ROOT is the build directory}
+dest=$(mktemp -d /tmp/nap-install.XXXXXX)
+trap 'rm -rf "$dest"' EXIT
+
+if meson install -C "$build" --no-rebuild --quiet --destdir "$dest" >"$dest.log" 2>&1; then
+        ok "meson install --destdir succeeds"
+else
+        fail "meson install --destdir succeeds"
+        diag "$(cat "$dest.log")"
+fi
+rm -f "$dest.log"
+
+option() {
+        meson introspect "$build" --buildoptions |
+                python3 -c 'import json,sys; print([o["value"] for o in json.load(sys.stdin) if o["name"]==sys.argv[1]][0])' "$1"
+}
+prefix=$(option prefix)
+if [ "$prefix" = /usr ]; then
+        sysgen=$dest$(pkg-config --variable=systemd_system_generator_dir systemd)
+        usergen=$dest$(pkg-config --variable=systemd_user_generator_dir systemd)
+        etc=$dest/etc
+else
+        sysgen=$dest$prefix/lib/systemd/system-generators
+        usergen=$dest$prefix/lib/systemd/user-generators
+        etc=$dest$prefix/etc
+fi
+
+check "the generator is in systemd's system generator directory" test -x "$sysgen/nap-generator"
+check "the user generator is a link to it" test -L "$usergen/nap-generator"
+assert_eq "the link points at the system generator" "${sysgen#"$dest"}/nap-generator" "$(readlink "$usergen/nap-generator")"
+check "napctl is installed" test -x "$dest$prefix/bin/napctl"
+check "nap.conf is installed" test -f "$etc/nap/nap.conf"
+if [ "$(option man)" != disabled ]; then
+        for page in man1/napctl.1 man5/nap.conf.5 man5/nap.profile.5 man8/nap-generator.8; do
+                check "man page $page is installed" test -s "$dest$prefix/share/man/$page"
+        done
+fi
+
+# The installed generator runs: an empty Instances= gives no units, exit 0.
+conf=$dest/test.conf
+printf '[Nap]\nInstances=%s/instances\nRoot=%s/root\n' "$dest" "$dest" >"$conf"
+mkdir -p "$dest/out" "$dest/instances"
+NAP_CONFIG=$conf SYSTEMD_SCOPE=user "$sysgen/nap-generator" "$dest/out" "$dest/out" "$dest/out" 2>"$dest/gen.err"
+assert_eq "the installed generator runs cleanly on an empty Instances=" "0 " "$? $(cat "$dest/gen.err")"
+
+nap_summary
