@@ -656,16 +656,28 @@ static int set_enabled(NapContext *c, NapManifest *m, bool enabled, NapError *e)
         return nap_manifest_save(c->config->instances_dir, m, e);
 }
 
+/* What start, stop and remove need: the manifest, the bus, the app's lock
+ * (held until *lock is closed). */
+static int open_instance_locked(NapContext *c, const char *instance, NapManifest **ret, sd_bus **ret_bus,
+                                int *lock, NapError *e) {
+        _cleanup_(nap_manifest_freep) NapManifest *m = NULL;
+        int r = load_instance(c, instance, &m, e);
+        if (r >= 0)
+                r = context_bus(c, ret_bus, e);
+        if (r >= 0)
+                r = nap_state_lock_service(c->config, &m->instance.service, lock, e);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
 static int start_or_stop(NapContext *c, const char *instance, bool start, NapError *e) {
         _cleanup_(nap_manifest_freep) NapManifest *m = NULL;
         _cleanup_close_ int lock = -1;
         char unit[NAP_UNIT_NAME_MAX];
         sd_bus *bus;
-        int r = load_instance(c, instance, &m, e);
-        if (r >= 0)
-                r = context_bus(c, &bus, e);
-        if (r >= 0)
-                r = nap_state_lock_service(c->config, &m->instance.service, &lock, e);
+        int r = open_instance_locked(c, instance, &m, &bus, &lock, e);
         if (r >= 0)
                 r = set_enabled(c, m, start, e);
         if (r < 0)
@@ -719,11 +731,7 @@ int nap_remove_instance(NapContext *c, const char *instance, NapError *e) {
         _cleanup_close_ int lock = -1;
         char unit[NAP_UNIT_NAME_MAX];
         sd_bus *bus;
-        int r = load_instance(c, instance, &m, e);
-        if (r >= 0)
-                r = context_bus(c, &bus, e);
-        if (r >= 0)
-                r = nap_state_lock_service(c->config, &m->instance.service, &lock, e);
+        int r = open_instance_locked(c, instance, &m, &bus, &lock, e);
         if (r >= 0)
                 r = nap_systemd_stop_unit(bus, nap_instance_unit_name(&m->instance, unit), e);
         if (r < 0)

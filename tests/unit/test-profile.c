@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "test-util.h"
+
 #include "profile.h"
 #include "strv.h"
 
@@ -40,15 +42,6 @@ static void fails(const char *text, const char *message) {
         fails_as_n(text, strlen(text), NAP_PROFILE_FORMAT_PROFILE, message);
 }
 
-static void assert_strv(char *const *l, const char *const *expected) {
-        size_t n = 0;
-        for (; expected[n]; n++) {
-                assert_non_null(l[n]);
-                assert_string_equal(l[n], expected[n]);
-        }
-        assert_null(l[n]);
-}
-#define ASSERT_STRV(l, ...) assert_strv((l), (const char *const[]) { __VA_ARGS__, NULL })
 
 static NapParams *params(const char *s) {
         NapError e = NAP_ERROR_NULL;

@@ -6,17 +6,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "test-util.h"
+
 #include "strv.h"
 
-static void assert_strv(char *const *l, const char *const *expected) {
-        size_t n = 0;
-        for (; expected[n]; n++) {
-                assert_non_null(l[n]);
-                assert_string_equal(l[n], expected[n]);
-        }
-        assert_null(l[n]);
-}
-#define ASSERT_STRV(l, ...) assert_strv((l), (const char *const[]) { __VA_ARGS__, NULL })
 
 static void test_free_null(void **state) {
         assert_null(strv_free(NULL));
