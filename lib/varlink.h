@@ -26,7 +26,8 @@
  * "more" fields is disconnected: varlink has no error for a broken message.
  * Other connections are not affected.
  *
- * json_t arguments are borrowed (the callee takes its own reference);
+ * Single-threaded: a server, its links and its event loop belong to one
+ * thread. json_t arguments are borrowed (the callee takes its own reference);
  * json_t results are borrowed too, with the lifetime documented per
  * function (json_incref() to keep one longer). Everything returns 0 or a
  * positive value on success and a negative errno on failure. Nothing logs. */
@@ -90,14 +91,18 @@ typedef enum VarlinkServerFlags {
 
 /* parameters: always an object (the empty one when the call had none),
  * already validated against the interface when one is registered;
- * borrowed for the duration of the callback. userdata is the link's
- * (see VARLINK_SERVER_INHERIT_USERDATA). Returning a negative errno
- * without having replied sends VARLINK_ERROR_SYSTEM. Returning 0 without
- * replying defers the reply (keep a reference to link). */
+ * borrowed for the duration of the callback (json_incref() to keep).
+ * userdata is the link's (see VARLINK_SERVER_INHERIT_USERDATA). Returning
+ * a negative errno without having replied sends VARLINK_ERROR_SYSTEM.
+ * Returning 0 without replying defers the reply: keep a reference to link
+ * and reply later; the next call on that link waits until then. A oneway
+ * call ends when the handler returns, so never defer one: a late reply
+ * would answer the link's next call. */
 typedef int (*VarlinkMethod)(Varlink *link, json_t *parameters, VarlinkMethodFlags flags, void *userdata);
 /* A new connection; returning < 0 refuses it. userdata: the server's. */
 typedef int (*VarlinkConnect)(VarlinkServer *server, Varlink *link, void *userdata);
-/* A connection is gone (peer hung up, protocol error, shutdown). */
+/* A connection is gone (peer hung up, protocol error, shutdown); drop
+ * what you keep for it. Must not drop the last reference to server. */
 typedef void (*VarlinkDisconnect)(VarlinkServer *server, Varlink *link, void *userdata);
 /* A reply on the client side; parameters (an object) and error_id are
  * borrowed for the duration of the callback. Local failures arrive as

@@ -60,11 +60,12 @@ typedef struct TestServer {
         bool running;
         int stop_fd;
         char dir[64];
-        char path[128];
+        char path[100];
         /* Touched by handlers in the server thread only; read by the test
          * through Stats or after the thread is joined. */
         Varlink *slow[SLOW_MAX];
         json_t *slow_params[SLOW_MAX];
+        VarlinkMethodFlags slow_flags[SLOW_MAX];
         size_t n_slow;
         unsigned disconnects;
         json_t *records;
@@ -92,6 +93,7 @@ static int method_slow(Varlink *link, json_t *parameters, VarlinkMethodFlags fla
                 return -ENOSPC;
         t->slow[t->n_slow] = varlink_ref(link);
         t->slow_params[t->n_slow] = json_incref(parameters);
+        t->slow_flags[t->n_slow] = flags;
         t->n_slow++;
         return 0; /* replied to by Release, from another connection */
 }
@@ -100,6 +102,10 @@ static int method_release(Varlink *link, json_t *parameters, VarlinkMethodFlags 
         TestServer *t = userdata;
         int released = 0;
         for (size_t i = 0; i < t->n_slow; i++) {
+                /* a follower ("more") gets a notification from here first */
+                if ((t->slow_flags[i] & VARLINK_METHOD_MORE) &&
+                    varlink_notifyf(t->slow[i], "{s:s}", "token", "tick") < 0)
+                        continue;
                 if (varlink_replyf(t->slow[i], "{s:O}", "token", json_object_get(t->slow_params[i], "token")) >= 0)
                         released++;
                 varlink_unref(t->slow[i]);
@@ -148,6 +154,7 @@ static void forget_slow(TestServer *t, size_t i) {
         json_decref(t->slow_params[i]);
         memmove(t->slow + i, t->slow + i + 1, (t->n_slow - i - 1) * sizeof t->slow[0]);
         memmove(t->slow_params + i, t->slow_params + i + 1, (t->n_slow - i - 1) * sizeof t->slow_params[0]);
+        memmove(t->slow_flags + i, t->slow_flags + i + 1, (t->n_slow - i - 1) * sizeof t->slow_flags[0]);
         t->n_slow--;
 }
 
@@ -850,6 +857,28 @@ static void test_deferred_ordering(void **state) {
         close(a);
 }
 
+/* A follower is fed from another connection's handler: notifications and
+ * the final reply arrive in order. */
+static void test_deferred_more(void **state) {
+        TestServer *t = *state;
+        int a = raw_connect(t->path);
+        _cleanup_(varlink_unrefp) Varlink *b = client_new(t);
+        json_t *reply = NULL;
+
+        raw_send(a, "{\"method\": \"io.nap.Test.Slow\", \"parameters\": {\"token\": \"end\"}, \"more\": true}");
+        wait_stats(t, "pending", 1);
+        assert_true(raw_silent(a, 50));
+        call_ok(b, "io.nap.Test.Release", "{}", &reply);
+        assert_int_equal(json_integer_value(json_object_get(reply, "released")), 1);
+        json_auto_t *r1 = raw_recv(a);
+        json_auto_t *r2 = raw_recv(a);
+        assert_reply_string(r1, "token", "tick");
+        assert_true(json_is_true(json_object_get(r1, "continues")));
+        assert_reply_string(r2, "token", "end");
+        assert_null(json_object_get(r2, "continues"));
+        close(a);
+}
+
 static void test_disconnect_notifies_deferred(void **state) {
         TestServer *t = *state;
         json_int_t before = stats_int(t, "disconnects");
@@ -948,6 +977,30 @@ static void test_listen_address(void **state) {
         assert_int_equal(unlink(path), 0);
         assert_int_equal(varlink_server_listen_address(s, "relative", 0600), -EINVAL);
         assert_int_equal(varlink_server_listen_fd(s, STDIN_FILENO), -EINVAL);
+}
+
+/* As under socket activation: the listening socket comes from outside. */
+static void test_listen_fd(void **state) {
+        TestServer *t = *state;
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        json_t *reply = NULL;
+
+        snprintf(t->dir, sizeof t->dir, "/tmp/test-varlink-XXXXXX");
+        assert_non_null(mkdtemp(t->dir));
+        snprintf(t->path, sizeof t->path, "%s/activated", t->dir);
+        snprintf(sa.sun_path, sizeof sa.sun_path, "%s", t->path);
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(fd >= 0);
+        assert_int_equal(bind(fd, (struct sockaddr *) &sa, sizeof sa), 0);
+        assert_int_equal(varlink_server_listen_fd(t->server, fd), -EINVAL); /* not listening yet */
+        assert_int_equal(listen(fd, 16), 0);
+        assert_int_equal(varlink_server_listen_fd(t->server, fd), 0);
+        server_run(t);
+
+        _cleanup_(varlink_unrefp) Varlink *v = client_new(t);
+        call_ok(v, "io.nap.Test.Echo", "{\"text\": \"activated\"}", &reply);
+        assert_string_equal(json_string_value(json_object_get(reply, "text")), "activated");
+        assert_int_equal(fcntl(fd, F_GETFL) & O_NONBLOCK, O_NONBLOCK);
 }
 
 /* ---- a server on a socketpair, and a client on the same event loop ---- */
@@ -1176,11 +1229,13 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_more_raw, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_more_client, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_deferred_ordering, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_deferred_more, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_disconnect_notifies_deferred, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_half_close_gets_reply, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_client_timeout, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_peer_uid, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_listen_address, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_listen_fd, server_setup_only, teardown),
                 cmocka_unit_test_setup_teardown(test_socketpair, server_setup_only, teardown),
                 cmocka_unit_test_setup_teardown(test_async_same_loop, server_setup_only, teardown),
                 cmocka_unit_test_setup_teardown(test_async_timeout, server_setup_only, teardown),
