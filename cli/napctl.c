@@ -139,7 +139,7 @@ static int verb_list_instances(NapContext *c, char **args, NapError *e) {
         if (r < 0)
                 return r;
         json_t *a = arg_json ? json_array() : NULL;
-        if (!a && n > 0)
+        if (!a)
                 printf("%-40s %-6s %-8s %-10s %s\n", "INSTANCE", "PORT", "ENABLED", "ACTIVE", "SUB");
         for (size_t k = 0; k < n; k++) {
                 if (a)

@@ -18,6 +18,7 @@
 #include "state.h"
 #include "strv.h"
 #include "systemd1.h"
+#include "unit.h"
 
 #define NAP_URL_MAX 4096
 #define NAP_DEPLOY_META_MAX (16 * 1024)
@@ -250,8 +251,7 @@ static int deploy_locked(NapContext *c, const NapService *s, const char *url, Na
 
         _cleanup_(deploy_meta_clear) DeployMeta old = {};
         deploy_meta_read(dir, &old);
-        if (old.url && old.commit && streq(old.url, url) &&
-            nap_fetch_remote_head(url, ret->commit, NULL) >= 0 && streq(ret->commit, old.commit)) {
+        if (old.url && old.commit && streq(old.url, url) && streq(ret->commit, old.commit)) {
                 ret->changed = false;
                 return 0;
         }
@@ -273,6 +273,12 @@ int nap_deploy_app(NapContext *c, const char *service, const char *url, NapDeplo
         if (r < 0)
                 return r;
 
+        /* Ask the remote first: a URL that cannot be fetched leaves no trace,
+         * and an unchanged one needs no clone. */
+        *ret = (NapDeployResult) {};
+        r = nap_fetch_remote_head(url, ret->commit, e);
+        if (r < 0)
+                return r;
         _cleanup_free_ char *user_dir = path_join(c->config->root, "services", s.user, NULL);
         if (!user_dir)
                 return nap_error_errno(e, -ENOMEM, "Failed to deploy");
@@ -284,7 +290,6 @@ int nap_deploy_app(NapContext *c, const char *service, const char *url, NapDeplo
         r = nap_state_lock_service(c->config, &s, &lock, e);
         if (r < 0)
                 return r;
-        *ret = (NapDeployResult) {};
         return deploy_locked(c, &s, url, ret, e);
 }
 
@@ -441,7 +446,18 @@ static int instance_info_set_state(NapInstanceInfo *i, const char *active, const
  * anything is allocated or written. */
 static int check_params(const NapProfile *p, const NapParams *params, NapError *e) {
         _cleanup_strv_free_ char **argv = NULL;
-        return nap_profile_substitute(p, params, 1, &argv, NULL, e);
+        _cleanup_free_ char *exec = NULL;
+        int r = nap_profile_substitute(p, params, 1, &argv, NULL, e);
+        if (r < 0)
+                return r;
+        /* What the generator will write must be writable: a first word that is
+         * empty or starts with one of systemd's ExecStart= prefixes is not. */
+        r = unit_format_exec(argv, &exec);
+        if (r == -EINVAL)
+                return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, r,
+                                     "The command's first word '%.64s' cannot be run: it is empty or starts with one of -@:+!",
+                                     argv[0]);
+        return r < 0 ? nap_error_errno(e, r, "Failed to check the command") : 0;
 }
 
 /* Under the app's lock: number, port, tree, manifest. */

@@ -159,7 +159,7 @@ static void test_missing_url_changes_nothing(void **state) {
         _cleanup_free_ char *nowhere = path_join(f->dir, "no-such-repo", NULL);
         assert_true(nap_deploy_app(f->c, "alice_web", nowhere, &res, &e) < 0);
         assert_int_equal(e.kind, NAP_ERROR_FETCH_FAILED);
-        assert_false(exists(f, "root/services/alice/alice_web"));
+        assert_false(exists(f, "root")); /* not even a lock or a user directory */
 
         e = NAP_ERROR_NULL;
         assert_true(nap_deploy_app(f->c, "alice_web", "file:///x\n", &res, &e) < 0);
@@ -226,6 +226,26 @@ static void test_start_common_bad_params_change_nothing(void **state) {
         assert_false(exists(f, "root/services/alice/.alice_web.last"));
 }
 
+static void test_start_common_command_systemd_cannot_run(void **state) {
+        Fixture *f = *state;
+        git_commit_file(f, "profile", "{cmd} --port {port}\n");
+        NapDeployResult res;
+        assert_int_equal(nap_deploy_app(f->c, "alice_web", f->url, &res, NULL), 0);
+
+        /* ExecStart= would read these as prefixes, or there is no command. */
+        static const char *const bad[] = { "cmd=-x", "cmd=@x", "cmd=+x", "cmd=!x", "cmd=:x", "cmd=" };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                _cleanup_(nap_params_freep) NapParams *p = NULL;
+                NapInstanceInfo info = {};
+                NapError e = NAP_ERROR_NULL;
+                assert_int_equal(nap_params_parse(bad[i], strlen(bad[i]), &p, &e), 0);
+                assert_true(nap_start_common(f->c, "alice_web", p, &info, &e) < 0);
+                assert_int_equal(e.kind, NAP_ERROR_INVALID_PARAMETER);
+        }
+        assert_false(exists(f, "root/apps"));
+        assert_false(exists(f, "instances"));
+}
+
 static void test_unknown_service_and_instance(void **state) {
         Fixture *f = *state;
         NapError e = NAP_ERROR_NULL;
@@ -254,6 +274,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_app_without_profile_keeps_old_version, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bad_profile_is_refused, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_start_common_bad_params_change_nothing, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_start_common_command_systemd_cannot_run, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_unknown_service_and_instance, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
