@@ -25,6 +25,8 @@
 #define DEFAULT_PORT_MIN 20000u
 #define DEFAULT_PORT_MAX 29999u
 #define DEFAULT_DISCOVERY_TTL 60u
+#define DEFAULT_ETCD_PREFIX "/services"
+#define ETCD_PREFIX_MAX 128
 #define DISCOVERY_TTL_MIN 2u
 #define DISCOVERY_TTL_MAX 3600u
 #define PORT_MIN 1024u
@@ -54,6 +56,7 @@ NapConfig *nap_config_free(NapConfig *c) {
         free(c->instances_dir);
         free(c->host);
         strv_free(c->etcd);
+        free(c->etcd_prefix);
         free(c->path);
         free(c);
         return NULL;
@@ -65,7 +68,8 @@ int nap_config_new_default(NapConfig **ret) {
                 return -ENOMEM;
         c->root = strdup(DEFAULT_ROOT);
         c->instances_dir = strdup(DEFAULT_INSTANCES);
-        if (!c->root || !c->instances_dir)
+        c->etcd_prefix = strdup(DEFAULT_ETCD_PREFIX);
+        if (!c->root || !c->instances_dir || !c->etcd_prefix)
                 return -ENOMEM;
         c->scope = NAP_SCOPE_SYSTEM;
         c->port_min = DEFAULT_PORT_MIN;
@@ -251,6 +255,17 @@ static int parse_discovery_ttl(Parser *p, const char *v) {
         return 0;
 }
 
+/* Where nap's keys live in etcd: an absolute key path, no trailing '/'. */
+static int parse_etcd_prefix(Parser *p, const char *v) {
+        char b[72];
+        if (!*v)
+                return replace_string(&p->config->etcd_prefix, DEFAULT_ETCD_PREFIX);
+        if (!path_is_acceptable(v) || v[strlen(v) - 1] == '/' || strstr(v, "//") || strlen(v) > ETCD_PREFIX_MAX)
+                return bad_value(p, -EINVAL, "invalid key prefix '%s': expected /NAME[/NAME…], no trailing '/'",
+                                 shown(v, b));
+        return replace_string(&p->config->etcd_prefix, v);
+}
+
 /* http(s)://HOST[:PORT][/], HOST a name, IPv4 address or [IPv6]. */
 static bool etcd_url_is_valid(const char *u) {
         const char *h = startswith(u, "http://") ?: startswith(u, "https://");
@@ -320,6 +335,7 @@ static const KeyParser key_table[] = {
         { "Host",         parse_host          },
         { "PortRange",    parse_port_range    },
         { "Etcd",         parse_etcd          },
+        { "EtcdPrefix",   parse_etcd_prefix   },
         { "DiscoveryTTL", parse_discovery_ttl },
 };
 

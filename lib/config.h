@@ -8,6 +8,7 @@
  *   Host=          address published for endpoints      default: the host name
  *   PortRange=     LOW-HIGH, 1024 <= LOW <= HIGH <= 65535  default 20000-29999
  *   Etcd=          comma-separated http(s) URLs         default empty (no etcd)
+ *   EtcdPrefix=    where nap's keys live                default /services
  *   DiscoveryTTL=  seconds, 2..3600                     default 60
  * Lines: "Key=Value", "[Section]", blank, "#" or ";" comments. Whitespace
  * around keys and values is stripped. Unknown keys and unknown sections
@@ -38,6 +39,7 @@ typedef struct NapConfig {
         char *host;          /* NULL: use the host name at the time of use */
         unsigned port_min, port_max;
         char **etcd;         /* strv, NULL when no etcd */
+        char *etcd_prefix;   /* "/services": keys PREFIX/url/…, PREFIX/port/…, PREFIX/USER_APP/… */
         unsigned discovery_ttl;
         char *path;          /* the file it came from, NULL for built-in defaults */
 } NapConfig;

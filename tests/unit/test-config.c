@@ -61,6 +61,7 @@ static void assert_defaults(const NapConfig *c) {
         assert_int_equal(c->port_min, 20000);
         assert_int_equal(c->port_max, 29999);
         assert_null(c->etcd);
+        assert_string_equal(c->etcd_prefix, "/services");
         assert_int_equal(c->discovery_ttl, 60);
 }
 
@@ -270,6 +271,21 @@ static void test_discovery_ttl(void **state) {
               "nap.conf:2: DiscoveryTTL=: invalid number of seconds '18446744073709551616'");
 }
 
+static void test_etcd_prefix(void **state) {
+        _cleanup_(nap_config_freep) NapConfig *c = parse_ok("[Nap]\nEtcdPrefix=/nap/prod\n", NULL);
+        assert_string_equal(c->etcd_prefix, "/nap/prod");
+        _cleanup_(nap_config_freep) NapConfig *d = parse_ok("[Nap]\nEtcdPrefix=/x\nEtcdPrefix=\n", NULL);
+        assert_string_equal(d->etcd_prefix, "/services");
+        fails("[Nap]\nEtcdPrefix=services\n",
+              "nap.conf:2: EtcdPrefix=: invalid key prefix 'services': expected /NAME[/NAME…], no trailing '/'");
+        fails("[Nap]\nEtcdPrefix=/services/\n",
+              "nap.conf:2: EtcdPrefix=: invalid key prefix '/services/': expected /NAME[/NAME…], no trailing '/'");
+        fails("[Nap]\nEtcdPrefix=/a//b\n",
+              "nap.conf:2: EtcdPrefix=: invalid key prefix '/a//b': expected /NAME[/NAME…], no trailing '/'");
+        fails("[Nap]\nEtcdPrefix=/a/../b\n",
+              "nap.conf:2: EtcdPrefix=: invalid key prefix '/a/../b': expected /NAME[/NAME…], no trailing '/'");
+}
+
 static void test_etcd(void **state) {
         _cleanup_(nap_config_freep) NapConfig *c =
                 parse_ok("[Nap]\nEtcd=https://etcd-1.example.com:2379/,http://10.1.2.3,http://[fe80::1]\n", NULL);
@@ -419,6 +435,7 @@ int main(void) {
                 cmocka_unit_test(test_host),
                 cmocka_unit_test(test_port_range),
                 cmocka_unit_test(test_discovery_ttl),
+                cmocka_unit_test(test_etcd_prefix),
                 cmocka_unit_test(test_etcd),
                 cmocka_unit_test(test_long_values_are_cut_in_messages),
                 cmocka_unit_test(test_load_from_env),
