@@ -10,6 +10,7 @@
 
 #include "nap-config.h"
 #include "ops.h"
+#include "publish.h"
 #include "strv.h"
 
 static bool arg_json = false;
@@ -63,6 +64,13 @@ static const char *short_commit(const char *commit, char buf[static 13]) {
         return buf;
 }
 
+/* etcd down never fails an operation; say what is not published yet. */
+static void warn_pending(NapPublish p, const NapError *why, const char *what) {
+        if (p == NAP_PUBLISH_PENDING)
+                fprintf(stderr, "napctl: publishing %s to etcd is pending (%s); the next deploy-app or "
+                        "start-common writes it\n", what, nap_error_is_set(why) ? why->message : "etcd unreachable");
+}
+
 /* ---- verbs ------------------------------------------------------------ */
 
 static int verb_deploy_app(NapContext *c, char **args, NapError *e) {
@@ -71,9 +79,11 @@ static int verb_deploy_app(NapContext *c, char **args, NapError *e) {
         int r = nap_deploy_app(c, args[0], args[1], &res, e);
         if (r < 0)
                 return r;
+        warn_pending(res.publish, &res.publish_error, "the app's URL");
         if (arg_json)
-                return print_json(json_pack("{s:s, s:s, s:s, s:b}", "service", args[0], "commit", res.commit,
-                                            "url", args[1], "changed", res.changed));
+                return print_json(json_pack("{s:s, s:s, s:s, s:b, s:s}", "service", args[0], "commit", res.commit,
+                                            "url", args[1], "changed", res.changed,
+                                            "etcd", nap_publish_to_string(res.publish)));
         if (res.changed)
                 printf("Deployed %s at %s from %s\n", args[0], short_commit(res.commit, b), args[1]);
         else
@@ -124,6 +134,7 @@ static int verb_start_common(NapContext *c, char **args, NapError *e) {
                 r = nap_start_common(c, args[0], p, &i, e);
         if (r < 0)
                 return r;
+        warn_pending(i.publish, NULL, "the instance's port");
         if (arg_json)
                 r = print_json(json_instance(&i));
         else
@@ -224,6 +235,52 @@ static int verb_get_journal(NapContext *c, char **args, NapError *e) {
         return a ? print_json(a) : 0;
 }
 
+static int verb_get_service_url(NapContext *c, char **args, NapError *e) {
+        _cleanup_free_ char *url = NULL;
+        NapSource source;
+        int r = nap_get_service_url(c, args[0], args[1], &url, &source, e);
+        if (r < 0)
+                return r;
+        if (arg_json)
+                return print_json(json_pack("{s:s, s:s, s:s, s:s}", "user", args[0], "app", args[1], "url", url,
+                                            "source", nap_source_to_string(source)));
+        printf("%s\n", url);
+        return 0;
+}
+
+static int verb_get_port(NapContext *c, char **args, NapError *e) {
+        unsigned port;
+        NapSource source;
+        int r = nap_get_port(c, args[0], &port, &source, e);
+        if (r < 0)
+                return r;
+        if (arg_json)
+                return print_json(json_pack("{s:s, s:I, s:s}", "instance", args[0], "port", (json_int_t) port,
+                                            "source", nap_source_to_string(source)));
+        printf("%u\n", port);
+        return 0;
+}
+
+static int verb_endpoints(NapContext *c, char **args, NapError *e) {
+        NapEndpointList l = {};
+        int r = nap_list_endpoints(c, args[0], &l, e);
+        if (r < 0)
+                return r;
+        json_t *a = arg_json ? json_array() : NULL;
+        for (size_t k = 0; k < l.n; k++) {
+                const NapEndpoint *ep = l.items + k;
+                if (a)
+                        json_array_append_new(a, json_pack("{s:s, s:I, s:s, s:s}", "host", ep->host, "port",
+                                                           (json_int_t) ep->port, "instance", ep->instance,
+                                                           "unit", ep->unit));
+                else
+                        printf(strchr(ep->host, ':') ? "[%s]:%u\t%s\n" : "%s:%u\t%s\n", ep->host, ep->port,
+                               ep->instance);
+        }
+        nap_endpoint_list_done(&l);
+        return a ? print_json(a) : 0;
+}
+
 static const Verb verbs[] = {
         { "deploy-app", "USER_APP URL", 2, 2, verb_deploy_app, "Fetch an app (git URL or path) without running it" },
         { "list-services", "USER", 1, 1, verb_list_services, "List the apps a user has deployed" },
@@ -236,6 +293,9 @@ static const Verb verbs[] = {
         { "cat-app", "INSTANCE", 1, 1, verb_cat_app, "Show an instance's profile" },
         { "get-journal", "INSTANCE", 1, 1, verb_get_journal, "Show the last lines of an instance's log" },
         { "remove-instance", "INSTANCE", 1, 1, verb_remove_instance, "Stop and delete an instance" },
+        { "get-service-url", "USER APP", 2, 2, verb_get_service_url, "Show the URL an app was deployed from" },
+        { "get-port", "INSTANCE", 1, 1, verb_get_port, "Show the port of an instance" },
+        { "endpoints", "USER_APP", 1, 1, verb_endpoints, "List an app's live endpoints (from etcd)" },
 };
 
 /* ---- main ------------------------------------------------------------- */

@@ -16,12 +16,25 @@
 #include "journal.h"
 #include "names.h"
 #include "profile.h"
+#include "endpoint.h"
+
+typedef struct EtcdClient EtcdClient;
 
 typedef struct NapContext {
         NapConfig *config;
         NapScope scope;
-        sd_bus *bus; /* opened on first use */
+        sd_bus *bus;       /* opened on first use */
+        EtcdClient *etcd;  /* made on first use, when Etcd= is set */
 } NapContext;
+
+/* Whether a write to etcd happened (lib/publish.h). */
+typedef enum NapPublish {
+        NAP_PUBLISH_NONE,    /* no Etcd= configured: nothing to publish */
+        NAP_PUBLISH_DONE,
+        NAP_PUBLISH_PENDING, /* etcd unreachable: written again by the next deploy/start */
+        _NAP_PUBLISH_MAX,
+        _NAP_PUBLISH_INVALID = -EINVAL,
+} NapPublish;
 
 /* Loads the configuration; scope < 0 takes Scope= from it. */
 int nap_context_new(NapContext **ret, int scope, nap_warn_fn warn, void *userdata, NapError *e);
@@ -32,7 +45,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(NapContext *, nap_context_free);
 
 typedef struct NapDeployResult {
         char commit[41];
-        bool changed; /* false: this commit from this URL was deployed already */
+        bool changed;       /* false: this commit from this URL was deployed already */
+        NapPublish publish; /* the URL in etcd */
+        NapError publish_error; /* why, when pending */
 } NapDeployResult;
 
 typedef struct NapServiceInfo {
@@ -54,8 +69,25 @@ typedef struct NapInstanceInfo {
         char *sub_state;
         char **argv;
         NapParams *params;
+        NapPublish publish;  /* start-common: the port in etcd */
 } NapInstanceInfo;
 
+/* Where a looked-up value came from. */
+typedef enum NapSource {
+        NAP_SOURCE_ETCD,
+        NAP_SOURCE_LOCAL, /* this host's STATE: no Etcd=, etcd down, or not (yet) published */
+        _NAP_SOURCE_MAX,
+        _NAP_SOURCE_INVALID = -EINVAL,
+} NapSource;
+
+const char *nap_source_to_string(NapSource s) _pure_;
+
+typedef struct NapEndpointList {
+        NapEndpoint *items;
+        size_t n;
+} NapEndpointList;
+
+void nap_endpoint_list_done(NapEndpointList *l);
 void nap_service_info_array_free(NapServiceInfo *a, size_t n);
 void nap_instance_info_clear(NapInstanceInfo *i);
 void nap_instance_info_array_free(NapInstanceInfo *a, size_t n);
@@ -76,3 +108,14 @@ int nap_cat_app(NapContext *c, const char *instance, char **ret, NapError *e);
 int nap_get_journal(NapContext *c, const char *instance, size_t lines, NapJournalEntry **ret, size_t *ret_n, NapError *e);
 /* Stops, drops the manifest, reloads, removes the instance's tree. */
 int nap_remove_instance(NapContext *c, const char *instance, NapError *e);
+
+/* The seed's get_service_url(user, app): etcd's PREFIX/url/USER/APP, else
+ * the URL this host deployed from. */
+int nap_get_service_url(NapContext *c, const char *user, const char *app, char **ret, NapSource *ret_source,
+                        NapError *e);
+/* The seed's get_port(instance): etcd's PREFIX/port/USER/APP/N, else the
+ * instance's manifest on this host. */
+int nap_get_port(NapContext *c, const char *instance, unsigned *ret, NapSource *ret_source, NapError *e);
+/* The live endpoints of an app, from etcd (needs Etcd=). Values that do not
+ * parse are left out. */
+int nap_list_endpoints(NapContext *c, const char *service, NapEndpointList *ret, NapError *e);

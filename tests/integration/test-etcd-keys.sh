@@ -1,0 +1,89 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# The seed's keys in a real etcd (Debian's etcd-server on free loopback
+# ports): deploy-app writes PREFIX/url/USER/APP, start-common the ports,
+# remove-instance drops its port; get-service-url and get-port read etcd
+# (and fall back to this host's state); etcd down never fails deploy or
+# start — they say the write is pending — and the next deploy catches up.
+# Live endpoints (nap-discovery) are tests/integration/test-discovery.sh's.
+
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../etcd-lib.sh"
+
+SRC=${NAP_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+if [ -z "${NAP_SANDBOX_INSIDE:-}" ]; then
+        [ -x "${NAPCTL:-}" ] && [ -x "${NAP_GENERATOR:-}" ] || { echo "Bail out! set NAPCTL and NAP_GENERATOR"; exit 1; }
+        [ -x "$ETCD_BIN" ] || skip_all "no $ETCD_BIN (Debian's etcd-server)"
+        export NAPCTL NAP_GENERATOR NAP_SOURCE_ROOT=$SRC
+fi
+nap_sandbox_enter "$@"
+nap_sandbox_start
+. "$(dirname "$0")/napctl-lib.sh"
+trap 'etcd_stop; nap_sandbox_stop' EXIT
+
+etcd_start "$NAP_TEST_DIR/etcd" || { echo "Bail out! etcd did not start"; exit 1; }
+echo "Etcd=$ETCD_URL" >>"$NAP_CONFIG"
+
+etcd_value() { # KEY: its value, or nothing
+        ETCDCTL_API=3 timeout 10 etcdctl --endpoints="$ETCD_URL" get "$1" --print-value-only 2>/dev/null
+}
+
+HELLO=$NAP_TEST_DIR/repos/hello
+make_repo "$HELLO" "$SRC"/tests/apps/hello/. || { echo "Bail out! cannot make the app's repository"; exit 1; }
+SVC=alice_hello
+
+log "deploy-app and start-common publish"
+expect_ok "deploy-app with etcd up" deploy-app $SVC "file://$HELLO"
+assert_eq "nothing is pending" "" "$ERR"
+assert_eq "PREFIX/url/USER/APP holds the URL" "file://$HELLO" "$(etcd_value /services/url/alice/hello)"
+nap --json get-service-url alice hello
+assert_eq "get-service-url reads etcd" "0 file://$HELLO etcd" "$RC $(jq -r '.url + " " + .source' <<<"$OUT")"
+
+start_instance $SVC "greeting=e1" || { fail "start-common"; nap_diag start-common; }
+assert_eq "PREFIX/port/USER/APP/N holds the port" "$PORT" "$(etcd_value "/services/port/alice/hello/$NUM")"
+assert_eq "PREFIX/port/USER/APP holds the newest port (seed)" "$PORT" "$(etcd_value /services/port/alice/hello)"
+nap --json get-port "$INST"
+assert_eq "get-port reads etcd" "0 $PORT etcd" "$RC $(jq -r '(.port|tostring) + " " + .source' <<<"$OUT")"
+
+# get-port answers what etcd says, not a copy of the local manifest.
+ETCDCTL_API=3 etcdctl --endpoints="$ETCD_URL" put "/services/port/alice/hello/$NUM" 1234 >/dev/null
+nap get-port "$INST"
+assert_eq "get-port follows etcd" "0 1234" "$RC $OUT"
+ETCDCTL_API=3 etcdctl --endpoints="$ETCD_URL" put "/services/port/alice/hello/$NUM" "$PORT" >/dev/null
+FIRST=$INST
+
+nap --json endpoints $SVC
+assert_eq "endpoints: none live without nap-discovery" "0 []" "$RC $OUT"
+
+log "etcd down: operations succeed and say the write is pending"
+etcd_stop
+echo "v2" >"$HELLO/NEWS" && git -C "$HELLO" add NEWS && git -C "$HELLO" commit -q -m v2
+nap deploy-app $SVC "$HELLO"
+assert_eq "deploy-app with etcd down succeeds" 0 "$RC"
+assert_contains "deploy-app says the URL is pending" "$ERR" "publishing the app's URL to etcd is pending"
+nap --json deploy-app $SVC "$HELLO"
+assert_eq "--json says pending" "pending" "$(jq -r .etcd <<<"$OUT")"
+start_instance $SVC "greeting=e2" || { fail "start-common with etcd down"; nap_diag start-common; }
+assert_contains "start-common says the port is pending" "$ERR" "publishing the instance's port to etcd is pending"
+assert_eq "the instance answers anyway" "e2 from ${SVC}_$NUM on port $PORT" "$(http_get "$URL/")"
+nap --json get-port "$INST"
+assert_eq "get-port falls back to this host's manifest" "0 $PORT local" \
+        "$RC $(jq -r '(.port|tostring) + " " + .source' <<<"$OUT")"
+nap get-service-url alice hello
+assert_eq "get-service-url falls back to this host's deploy" "0 $HELLO" "$RC $OUT"
+nap endpoints $SVC
+assert_eq "endpoints needs etcd: NotAvailable, exit 1" 1 "$RC"
+
+log "etcd back: the next deploy catches up"
+etcd_start_on "$NAP_TEST_DIR/etcd" "${ETCD_URL##*:}" "$(etcd_free_port)" || { echo "Bail out! etcd did not restart"; exit 1; }
+assert_eq "the URL key still has the old URL" "file://$HELLO" "$(etcd_value /services/url/alice/hello)"
+nap deploy-app $SVC "$HELLO"
+assert_eq "deploy-app (unchanged) publishes what was pending" "0 " "$RC $ERR"
+assert_eq "PREFIX/url/USER/APP is caught up" "$HELLO" "$(etcd_value /services/url/alice/hello)"
+
+log "remove-instance drops its port"
+expect_ok "remove-instance" remove-instance "$FIRST"
+assert_eq "PREFIX/port/USER/APP/N is gone" "" "$(etcd_value "/services/port/alice/hello/${FIRST#*@}")"
+
+nap_summary
