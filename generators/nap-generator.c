@@ -6,9 +6,12 @@
  * no D-Bus, no etcd, no git, not Root= (which may be on a /var or /home
  * that is not mounted yet). For each manifest it writes
  *   USER_APP_KIND@.service                          (once per template)
+ *   USER_APP_discovery@.service                     (the same, common
+ *                                                    instances with Etcd=)
  *   USER_APP_KIND@N.service.d/50-nap-instance.conf  (the instance)
  *   TARGET.wants/USER_APP_KIND@N.service -> ../USER_APP_KIND@.service
- * into the normal generator directory (argv[1]).
+ * into the normal generator directory (argv[1]). A sidecar has no .wants
+ * link: its app's template Wants= it.
  *
  * A broken manifest is skipped with a logged reason and every other one is
  * still generated. Like systemd's own generators (fstab-generator), the exit
@@ -79,6 +82,23 @@ static NapScope pick_scope(const NapConfig *c) {
         return s;
 }
 
+/* $NAP_DISCOVERY_BINARY, for running the sidecars from a build tree in
+ * tests; the installed nap-discovery otherwise. */
+static const char *pick_discovery_binary(void) {
+        const char *env = getenv("NAP_DISCOVERY_BINARY");
+        if (isempty(env))
+                return NAP_DISCOVERY_BINARY_DEFAULT;
+        if (!nap_unit_exec_path_is_valid(env)) {
+                bool printable = true;
+                for (const char *c = env; *c; c++)
+                        printable = printable && (unsigned char) *c >= 0x20 && *c != 0x7f;
+                log_warning("Ignoring NAP_DISCOVERY_BINARY=%s: not a normalized absolute path, using %s",
+                            printable ? env : "(with control characters)", NAP_DISCOVERY_BINARY_DEFAULT);
+                return NAP_DISCOVERY_BINARY_DEFAULT;
+        }
+        return env;
+}
+
 static int compare_strings(const void *a, const void *b) {
         return strcmp(*(char *const *) a, *(char *const *) b);
 }
@@ -118,6 +138,7 @@ typedef struct Output {
         const char *dir;          /* argv[1] */
         const NapConfig *config;
         NapScope scope;
+        const char *discovery_binary; /* ExecStart= of the sidecars */
         char last_template[NAP_UNIT_NAME_MAX]; /* manifests are sorted: one template's come together */
 } Output;
 
@@ -178,30 +199,58 @@ static int write_wants(const Output *o, const char *unit, const char *template) 
         return symlink(dest, link) < 0 ? negative_errno() : 0;
 }
 
+static int render_discovery(FILE *f, const NapManifest *m, const Output *o) {
+        return nap_unit_write_discovery_template(f, &m->instance.service, o->scope, o->config,
+                                                 o->discovery_binary);
+}
+
+static int write_unit(const Output *o, const char *name, const char *text) {
+        _cleanup_free_ char *path = strdup_printf("%s/%s", o->dir, name);
+        return path ? write_new_file(path, text) : -ENOMEM;
+}
+
+/* The instance's template and, with etcd, its sidecar's: once per
+ * template. Everything is rendered before anything is written. */
+static int emit_templates(Output *o, const NapManifest *m, const char *template) {
+        _cleanup_free_ char *text = NULL, *sidecar_text = NULL;
+        char sidecar[NAP_UNIT_NAME_MAX];
+        bool discovery = nap_unit_has_discovery(m->instance.kind, o->config);
+        int r;
+
+        if (streq(template, o->last_template))
+                return 0;
+        r = render(render_template, m, o, &text);
+        if (r >= 0 && discovery) {
+                nap_unit_discovery_template_name(&m->instance.service, sidecar);
+                r = render(render_discovery, m, o, &sidecar_text);
+        }
+        if (r >= 0)
+                r = write_unit(o, template, text);
+        if (r >= 0 && discovery)
+                r = write_unit(o, sidecar, sidecar_text);
+        if (r < 0)
+                return r;
+        strcpy(o->last_template, template);
+        return 0;
+}
+
 static int emit_instance(Output *o, const NapManifest *m) {
         char unit[NAP_UNIT_NAME_MAX], template[NAP_UNIT_NAME_MAX];
-        _cleanup_free_ char *template_text = NULL, *dropin_text = NULL;
-        bool new_template = !streq(nap_instance_template_name(&m->instance, template), o->last_template);
+        _cleanup_free_ char *dropin_text = NULL;
         int r;
 
         nap_instance_unit_name(&m->instance, unit);
+        nap_instance_template_name(&m->instance, template);
         r = render(render_dropin, m, o, &dropin_text);
-        if (r >= 0 && new_template)
-                r = render(render_template, m, o, &template_text);
+        if (r >= 0)
+                r = emit_templates(o, m, template);
         if (r < 0)
                 return r;
 
-        _cleanup_free_ char *template_path = strdup_printf("%s/%s", o->dir, template);
         _cleanup_free_ char *dropin_dir = strdup_printf("%s/%s.d", o->dir, unit);
         _cleanup_free_ char *dropin_path = strdup_printf("%s/%s.d/50-nap-instance.conf", o->dir, unit);
-        if (!template_path || !dropin_dir || !dropin_path)
+        if (!dropin_dir || !dropin_path)
                 return -ENOMEM;
-        if (new_template) {
-                r = write_new_file(template_path, template_text);
-                if (r < 0)
-                        return r;
-                strcpy(o->last_template, template);
-        }
         r = mkdir_exist_ok(dropin_dir);
         if (r >= 0)
                 r = write_new_file(dropin_path, dropin_text);
@@ -279,7 +328,8 @@ int main(int argc, char *argv[]) {
                 log_error("%s", e.message);
                 return EXIT_FAILURE;
         }
-        Output o = { .dir = dir, .config = config, .scope = pick_scope(config) };
+        Output o = { .dir = dir, .config = config, .scope = pick_scope(config),
+                     .discovery_binary = pick_discovery_binary() };
         int r = generate(&o);
         safe_close(log_fd);
         return r == 0 ? EXIT_SUCCESS : EXIT_FAILURE;

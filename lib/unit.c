@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <limits.h>
 #include <stdint.h>
 
 #include "fileio.h"
@@ -124,17 +125,21 @@ static int write_unit_section(FILE *f, const NapService *s, NapKind kind, NapSco
         if (r < 0)
                 return r;
 
+        nap_service_name(s, name);
         fputs(GENERATED_HEADER "\n[Unit]\n", f);
         if (nap_kind_has_number(kind))
-                fprintf(f, "Description=nap app %s, %s instance %%i\n",
-                        nap_service_name(s, name), nap_kind_to_string(kind));
+                fprintf(f, "Description=nap app %s, %s instance %%i\n", name, nap_kind_to_string(kind));
         else
-                fprintf(f, "Description=nap app %s, %s\n", nap_service_name(s, name),
-                        nap_kind_to_string(kind));
+                fprintf(f, "Description=nap app %s, %s\n", name, nap_kind_to_string(kind));
         /* The drop-in of each instance points at its own manifest. */
         fprintf(f, "SourcePath=%s\n", source);
         if (scope == NAP_SCOPE_SYSTEM)
                 fputs("After=network.target\n", f);
+        /* Starting an instance starts its sidecar, which orders itself
+         * after the instance. Wants=, not Requires=: a failing sidecar
+         * must not take the app down. */
+        if (nap_unit_has_discovery(kind, c))
+                fprintf(f, "Wants=%s_discovery@%%i.service\n", name);
         /* Restart a crashing app, but give up after 5 failures in a minute
          * rather than spin; "napctl start-app" starts it again. */
         fputs("StartLimitIntervalSec=60s\nStartLimitBurst=5\n", f);
@@ -198,12 +203,21 @@ static const char *const sandbox[] = {
         "LockPersonality=yes",
         "RemoveIPC=yes",
         "KeyringMode=private",
-        "MemoryDenyWriteExecute=no",
+        "MemoryDenyWriteExecute=no", /* write_sandbox() may turn it on */
         "SystemCallArchitectures=native",
         "SystemCallFilter=@system-service",
         "SystemCallFilter=~@privileged @resources",
         "SystemCallErrorNumber=EPERM",
 };
+
+/* jit: whether the program may map writable and executable memory. */
+static void write_sandbox(FILE *f, bool jit) {
+        for (size_t i = 0; i < ELEMENTSOF(sandbox); i++)
+                if (startswith(sandbox[i], "MemoryDenyWriteExecute="))
+                        fprintf(f, "MemoryDenyWriteExecute=%s\n", jit ? "no" : "yes");
+                else
+                        fprintf(f, "%s\n", sandbox[i]);
+}
 
 int nap_unit_write_template(FILE *f, const NapService *s, NapKind kind, NapScope scope,
                             const NapConfig *c) {
@@ -216,8 +230,7 @@ int nap_unit_write_template(FILE *f, const NapService *s, NapKind kind, NapScope
          * ExecStart=: an instance without a manifest's drop-in cannot start. */
         fputs("\n[Service]\nType=exec\nRestart=on-failure\nRestartSec=2s\n", f);
         write_identity(f, s, scope);
-        for (size_t i = 0; i < ELEMENTSOF(sandbox); i++)
-                fprintf(f, "%s\n", sandbox[i]);
+        write_sandbox(f, true);
         return ferror(f) ? -EIO : 0;
 }
 
@@ -255,27 +268,41 @@ static int write_tree_access(FILE *f, const NapManifest *m, NapScope scope, cons
         return 0;
 }
 
+/* The first word of ExecStart= is the program's path, with specifiers
+ * expanded but '$' taken literally, and also argv[0], where "$$" becomes
+ * "$". Unless "@" gives argv[0] separately: "@PATH ARGV0 ARGS...". That
+ * form is needed when the path and argv[0] differ, or when a '$' makes
+ * their spellings differ. words: the quoted argv, argv0 its first word. */
+static int exec_with_program(const char *path, const char *argv0, const char *words, char **ret) {
+        _cleanup_free_ char *quoted = NULL;
+
+        if (streq(path, argv0) && !strchr(path, '$'))
+                *ret = strdup(words);
+        else if (!(quoted = unit_quote_word(path)))
+                return negative_errno();
+        else
+                *ret = strdup_printf("@%s %s", quoted, words);
+        return *ret ? 0 : -ENOMEM;
+}
+
 /* systemd runs a bare name from its search path and an absolute path as
  * it is, but refuses "./server" or "bin/app". Those are relative to the
  * instance's tree, so the "@" prefix runs DIRECTORY/argv[0] while the
  * process still gets argv[0] as written. */
 static int format_exec_start(const NapManifest *m, char **ret) {
-        _cleanup_free_ char *words = NULL, *path = NULL, *quoted = NULL;
-        const char *argv0 = m->argv[0];
+        _cleanup_free_ char *words = NULL, *path = NULL;
+        const char *argv0 = m->argv[0], *rel = argv0;
         int r = unit_format_exec(m->argv, &words);
         if (r < 0)
                 return r;
-        if (argv0[0] == '/' || !strchr(argv0, '/')) {
-                *ret = TAKE_PTR(words);
-                return 0;
-        }
-        while (startswith(argv0, "./"))
-                argv0 += 2;
-        path = strdup_printf("%s/%s", m->directory, argv0);
-        if (!path || !(quoted = unit_quote_exec_word(path)))
-                return path ? negative_errno() : -ENOMEM;
-        *ret = strdup_printf("@%s %s", quoted, words);
-        return *ret ? 0 : -ENOMEM;
+        if (argv0[0] == '/' || !strchr(argv0, '/'))
+                return exec_with_program(argv0, argv0, words, ret);
+        while (startswith(rel, "./"))
+                rel += 2;
+        path = strdup_printf("%s/%s", m->directory, rel);
+        if (!path)
+                return -ENOMEM;
+        return exec_with_program(path, argv0, words, ret);
 }
 
 int nap_unit_write_instance_dropin(FILE *f, const NapManifest *m, NapScope scope, const NapConfig *c) {
@@ -299,5 +326,160 @@ int nap_unit_write_instance_dropin(FILE *f, const NapManifest *m, NapScope scope
         if (r < 0)
                 return r;
         fprintf(f, "ExecStart=%s\n", exec);
+        return ferror(f) ? -EIO : 0;
+}
+
+bool nap_unit_has_discovery(NapKind kind, const NapConfig *c) {
+        return kind == NAP_KIND_COMMON && strv_length(c->etcd) > 0;
+}
+
+const char *nap_unit_discovery_template_name(const NapService *s, char *buf) {
+        char name[NAP_SERVICE_NAME_MAX];
+        snprintf(buf, NAP_UNIT_NAME_MAX, "%s_discovery@.service", nap_service_name(s, name));
+        return buf;
+}
+
+bool nap_unit_exec_path_is_valid(const char *path) {
+        if (path[0] != '/' || strlen(path) >= PATH_MAX)
+                return false;
+        for (const char *c = path; *c; c++)
+                if (is_control(*c))
+                        return false;
+        for (const char *c = path; *c;) {
+                const char *end = strchrnul(c + 1, '/');
+                size_t n = end - c - 1; /* the component after this '/' */
+                if (n == 0 || (n == 1 && c[1] == '.') || (n == 2 && c[1] == '.' && c[2] == '.'))
+                        return false;
+                c = end;
+        }
+        return true;
+}
+
+/* The configuration the generator read, when nap-discovery would not find
+ * it by itself ($NAP_CONFIG): the sidecar must read the same Etcd=, Host=
+ * and Instances= as the units were generated from. */
+static const char *pinned_config(const NapConfig *c) {
+        if (!c->path || c->path[0] != '/' || streq(c->path, NAP_CONFIG_DEFAULT_PATH))
+                return NULL;
+        return c->path;
+}
+
+/* A hung sidecar stops keeping its lease alive, so its endpoint expires
+ * (it never goes stale): the watchdog only bounds how long the endpoint
+ * stays away. Half a TTL, but not under 15 s: one etcd request may take
+ * 5 s per endpoint (lib/etcd.h), and a slow etcd is not a hung sidecar. */
+static unsigned discovery_watchdog_sec(const NapConfig *c) {
+        return MAX(c->discovery_ttl / 2, 15u);
+}
+
+static int write_discovery_unit_section(FILE *f, const char *name, const NapConfig *c) {
+        _cleanup_free_ char *source = NULL, *instances = unit_quote_word(c->instances_dir), *config = NULL;
+        const char *pinned = pinned_config(c);
+        int r;
+
+        if (!instances || (pinned && !(config = unit_quote_word(pinned))))
+                return negative_errno();
+        r = unit_escape_value(c->instances_dir, &source);
+        if (r < 0)
+                return r;
+
+        fprintf(f, GENERATED_HEADER "\n[Unit]\nDescription=nap app %s, discovery for common instance %%i\n"
+                "SourcePath=%s\n", name, source);
+        /* BindsTo= and After=: never running without the app, stopped when
+         * it stops, even when it dies; PartOf=: restarted with it. */
+        fprintf(f, "BindsTo=%1$s_common@%%i.service\nAfter=%1$s_common@%%i.service\n"
+                "PartOf=%1$s_common@%%i.service\n", name);
+        /* It reads the manifest of its instance (and the configuration). */
+        fprintf(f, "RequiresMountsFor=%s%s%s\n", instances, config ? " " : "", strempty(config));
+        /* Never give up while the app runs: RestartSec= bounds the rate. */
+        fputs("StartLimitIntervalSec=0\n", f);
+        return 0;
+}
+
+/* What the sandbox would hide of the paths the sidecar reads or runs is
+ * bound back in, read-only (as write_tree_access() does for an app's
+ * tree). NULL entries are skipped. */
+static int write_read_only_binds(FILE *f, const char *const *paths, size_t n, NapScope scope) {
+        /* In user scope the manager's notification socket is
+         * $XDG_RUNTIME_DIR/systemd/notify, under /run/user, which
+         * ProtectHome=yes makes inaccessible: READY=1 and WATCHDOG=1 would
+         * fail with EACCES. Only that socket is bound in (%t is
+         * $XDG_RUNTIME_DIR in a user manager). */
+        bool home = scope == NAP_SCOPE_USER;
+        for (size_t i = 0; i < n; i++)
+                home = home || (paths[i] && dir_is_under_home(paths[i]));
+        if (home)
+                fputs("ProtectHome=tmpfs\n", f);
+        if (scope == NAP_SCOPE_USER)
+                fputs("BindReadOnlyPaths=%t/systemd/notify\n", f);
+        for (size_t i = 0; i < n; i++) {
+                if (!paths[i] || (!dir_is_under_home(paths[i]) && !dir_is_under_tmp(paths[i])))
+                        continue;
+                if (strchr(paths[i], ':'))
+                        return -EINVAL; /* the separator of Bind*Paths= */
+                _cleanup_free_ char *q = unit_quote_word(paths[i]);
+                if (!q)
+                        return negative_errno();
+                fprintf(f, "BindReadOnlyPaths=%s\n", q);
+        }
+        return 0;
+}
+
+/* "BINARY USER_APP_common@%i": the argument is the instance's name, where
+ * %i expands and nothing else needs quoting in a valid service name. */
+static int format_discovery_exec(const char *name, const char *binary, char **ret) {
+        _cleanup_free_ char *argv0 = unit_quote_exec_word(binary), *words = NULL;
+        if (!argv0)
+                return negative_errno();
+        words = strdup_printf("%s \"%s_common@%%i\"", argv0, name);
+        return words ? exec_with_program(binary, binary, words, ret) : -ENOMEM;
+}
+
+/* Type=notify: nap-discovery says READY=1 after its first publish, which
+ * waits for the app to answer on its port and for etcd, both of which may
+ * take as long as they take: no start timeout, a restart would not help.
+ * Stopping revokes the lease, one request; if that hangs, the lease still
+ * expires after DiscoveryTTL=. */
+static int write_discovery_service_section(FILE *f, const char *name, NapScope scope, const NapConfig *c,
+                                           const char *binary) {
+        _cleanup_free_ char *exec = NULL, *env = NULL, *env_q = NULL;
+        const char *pinned = pinned_config(c);
+        int r = format_discovery_exec(name, binary, &exec);
+        if (r < 0)
+                return r;
+        if (pinned && (!(env = strdup_printf("NAP_CONFIG=%s", pinned)) || !(env_q = unit_quote_word(env))))
+                return env ? negative_errno() : -ENOMEM;
+
+        fprintf(f, "\n[Service]\nType=notify\nNotifyAccess=main\nExecStart=%s\n", exec);
+        if (env_q)
+                fprintf(f, "Environment=%s\n", env_q);
+        fprintf(f, "WatchdogSec=%us\nTimeoutStartSec=infinity\nTimeoutStopSec=10s\n"
+                "Restart=on-failure\nRestartSec=5s\n", discovery_watchdog_sec(c));
+        /* Its own identity, not the app's: an app must not be able to
+         * signal or trace the process that vouches for it. */
+        if (scope == NAP_SCOPE_SYSTEM)
+                fputs("DynamicUser=yes\nUser=" NAP_UNIT_DISCOVERY_USER "\n", f);
+        /* It needs no JIT, and writes nothing anywhere. */
+        write_sandbox(f, false);
+        /* A build tree's nap-discovery (tests) may be in such a place too. */
+        return write_read_only_binds(f, (const char *const[]) { c->instances_dir, pinned, binary }, 3, scope);
+}
+
+int nap_unit_write_discovery_template(FILE *f, const NapService *s, NapScope scope, const NapConfig *c,
+                                      const char *binary) {
+        char name[NAP_SERVICE_NAME_MAX];
+        int r;
+
+        if (!nap_unit_exec_path_is_valid(binary))
+                return -EINVAL;
+        nap_service_name(s, name);
+        r = write_discovery_unit_section(f, name, c);
+        if (r >= 0)
+                r = write_discovery_service_section(f, name, scope, c, binary);
+        if (r < 0)
+                return r;
+        /* fleet(1) schedules the sidecar on the machine of its app; systemd
+         * ignores X- sections. */
+        fprintf(f, "\n[X-Fleet]\nMachineOf=%s_common@%%i.service\n", name);
         return ferror(f) ? -EIO : 0;
 }

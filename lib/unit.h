@@ -7,9 +7,11 @@
  * '%' written "%%" (no specifier expansion) and '$' written "$$" (no
  * environment expansion), so the process gets exactly argv. */
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "config.h"
+#include "nap-config.h"
 #include "manifest.h"
 
 /* One word quoted for ExecStart=; NULL on OOM or -EINVAL-worthy input
@@ -34,9 +36,33 @@ int unit_escape_value(const char *s, char **ret);
 const char *nap_unit_user_name(const char *user, char buf[static NAP_UNIT_USER_NAME_MAX + 1]);
 
 /* The template USER_APP_common@.service (hardening, restart policy, no
- * ExecStart=: an instance without a manifest cannot start). */
+ * ExecStart=: an instance without a manifest cannot start). With a
+ * discovery sidecar (nap_unit_has_discovery()) it also Wants= the
+ * instance's sidecar USER_APP_discovery@%i.service. */
 int nap_unit_write_template(FILE *f, const NapService *s, NapKind kind, NapScope scope,
                             const NapConfig *c);
 /* The drop-in USER_APP_common@N.service.d/50-nap-instance.conf:
  * ExecStart=, WorkingDirectory=, Environment=PORT=, RequiresMountsFor=. */
 int nap_unit_write_instance_dropin(FILE *f, const NapManifest *m, NapScope scope, const NapConfig *c);
+
+/* The discovery sidecar (nap-discovery(8)): one per common instance, only
+ * when Etcd= is set. It publishes the instance's endpoint in etcd on a
+ * lease while the app runs; the app's template Wants= it, and it is bound
+ * to the app (BindsTo=, After=, PartOf=), so it has no [Install] and no
+ * .wants link of its own. */
+#define NAP_DISCOVERY_BINARY_DEFAULT NAP_LIBEXECDIR "/nap-discovery"
+/* The identity sidecars run as in system scope. '_' keeps it apart from
+ * every nap_unit_user_name(): "nap-USER" has none, the hashed form two. */
+#define NAP_UNIT_DISCOVERY_USER "nap_discovery"
+bool nap_unit_has_discovery(NapKind kind, const NapConfig *c) _pure_;
+/* "USER_APP_discovery@.service" into buf (NAP_UNIT_NAME_MAX bytes). */
+const char *nap_unit_discovery_template_name(const NapService *s, char *buf);
+/* The sidecar's template USER_APP_discovery@.service running binary (an
+ * absolute path, nap_unit_exec_path_is_valid()) with the instance's name.
+ * -EINVAL when a path cannot be written into the unit. */
+int nap_unit_write_discovery_template(FILE *f, const NapService *s, NapScope scope, const NapConfig *c,
+                                      const char *binary);
+/* An absolute, normalized path (no "//", ".", ".." or trailing '/') without
+ * control characters, shorter than PATH_MAX: what may be written as a
+ * program to run. */
+bool nap_unit_exec_path_is_valid(const char *path) _pure_;

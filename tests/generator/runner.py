@@ -8,6 +8,10 @@ A case is a directory (tests/generator/cases/NAME/):
   nap.conf     optional; @INSTANCES@ is replaced by that directory. Without
                it: [Nap] Instances=@INSTANCES@, Root=/srv/nap-test-root.
   scope        optional: "user" or "system", passed as $SYSTEMD_SCOPE
+  env          optional: more environment for the generator, KEY=VALUE
+               lines
+  executables  optional: paths of stub programs to create (one a line), for
+               programs the output names that must exist for verify
   ASSERT       the assertions, one per line, "## assert-NAME ARGS" (shell
                quoting), "## !assert-NAME ARGS" negates:
     assert-exit N
@@ -16,15 +20,25 @@ A case is a directory (tests/generator/cases/NAME/):
     assert-key-contains FILE SECTION KEY TEXT  some value contains TEXT
     assert-argv FILE ARG...                   ExecStart= unquoted as systemd
                                               would: exactly this argv
+    assert-instance-argv UNIT ARG...          the same for an instance
+                                              (NAME@I.service): its template
+                                              and drop-ins, %i expanded
     assert-symlink LINK TARGET
     assert-exposure-at-most UNIT N            systemd-analyze security
-FILE and LINK are relative to the output directory. Every file and symlink
+FILE and LINK are relative to the output directory. In ASSERT, env,
+executables and the manifests, @TMP@ is the case's temporary directory (Instances= is
+@TMP@/instances, the configuration @TMP@/nap.conf) and @NAP_DISCOVERY@ the
+default nap-discovery path (--discovery-default). Every file and symlink
 in the output must be named by a positive assertion, and each instance
-unit the output defines must pass `systemd-analyze verify`.
+unit the output defines, or that such an instance Wants= and the output
+defines a template for, must pass `systemd-analyze verify` (where only the
+default nap-discovery may be missing: it is not installed at test time).
 
 A golden case (tests/generator/golden/NAME/) has the same inputs and an
 expected/ tree, compared with `diff -u -r` after the temporary Instances=
-path is replaced by @INSTANCES@ (as systemd's test-fstab-generator does).
+path is replaced by @INSTANCES@ (as systemd's test-fstab-generator does),
+then the temporary directory by @TMP@ and the default nap-discovery by
+@NAP_DISCOVERY@.
 """
 
 import argparse
@@ -102,9 +116,21 @@ def systemd_words(value):
         words.append(word)
 
 
-def exec_argv(value):
+def expand_specifiers(word, instance):
+    """%% everywhere, %i where the unit is an instance; any other
+    specifier is a failure (the generator writes no others)."""
+    def one(m):
+        if m.group(1) == "%":
+            return "%"
+        if m.group(1) == "i" and instance is not None:
+            return instance
+        raise Failure(f"unexpected specifier %{m.group(1)} in {word!r}")
+    return re.sub(r"%(.?)", one, word)
+
+
+def exec_argv(value, instance=None):
     """The argv a process gets from ExecStart=VALUE: prefixes, then
-    specifiers (%% only) and $$ per word."""
+    specifiers (%% only, and %i given the instance) and $$ per word."""
     words = systemd_words(value)
     first = words[0]
     at = False
@@ -116,12 +142,38 @@ def exec_argv(value):
         words = words[1:]  # "@PATH ARGV0 ...": argv starts at the second word
     out = []
     for w in words:
-        if "%" in w.replace("%%", ""):
-            raise Failure(f"unescaped specifier in {w!r}")
         if "$" in w.replace("$$", ""):
             raise Failure(f"unescaped $ in {w!r}")
-        out.append(w.replace("%%", "%").replace("$$", "$"))
+        out.append(expand_specifiers(w, instance).replace("$$", "$"))
     return out
+
+
+def unit_files(out, unit):
+    """The files systemd loads for UNIT from OUT: the unit file, or for an
+    instance its template, then the drop-ins in order."""
+    name = unit
+    if re.fullmatch(r"[^@]+@[^.]+\.service", unit) and not os.path.exists(os.path.join(out, unit)):
+        name = re.sub(r"@[^.]+\.", "@.", unit)
+    files = [name] if os.path.isfile(os.path.join(out, name)) else []
+    for d in (name + ".d", unit + ".d") if name != unit else (unit + ".d",):
+        if os.path.isdir(os.path.join(out, d)):
+            files += [os.path.join(d, f) for f in sorted(os.listdir(os.path.join(out, d)))
+                      if f.endswith(".conf")]
+    return files
+
+
+def unit_values(out, unit):
+    """{(section, key): [values]} over the files of UNIT, in load order."""
+    values = {}
+    for f in unit_files(out, unit):
+        for k, v in parse_unit(os.path.join(out, f)).items():
+            values.setdefault(k, []).extend(v)
+    return values
+
+
+def instance_of(unit):
+    m = re.fullmatch(r"[^@]+@([^.]+)\.service", unit)
+    return m.group(1) if m else None
 
 
 class Case:
@@ -132,11 +184,35 @@ class Case:
         self.instances = os.path.join(tmp, "instances")
         self.out = os.path.join(tmp, "out")
         self.scope = None
+        self.extra_env = {}
+
+    def subst(self, text):
+        text = text.replace("@TMP@", self.tmp)
+        if "@NAP_DISCOVERY@" in text:
+            if not self.args.discovery_default:
+                raise Failure("@NAP_DISCOVERY@ needs --discovery-default")
+            text = text.replace("@NAP_DISCOVERY@", self.args.discovery_default)
+        return text
+
+    def read_lines(self, name):
+        path = os.path.join(self.casedir, name)
+        if not os.path.exists(path):
+            return []
+        with open(path, encoding="utf-8") as f:
+            return [self.subst(l.rstrip("\n")) for l in f if l.strip()]
 
     def prepare(self):
         src = os.path.join(self.casedir, "instances")
         if os.path.isdir(src):
             shutil.copytree(src, self.instances, symlinks=True)
+            for name in os.listdir(self.instances):
+                path = os.path.join(self.instances, name)
+                if name.endswith(".json") and os.path.isfile(path) and not os.path.islink(path):
+                    with open(path, encoding="utf-8", errors="surrogateescape") as f:
+                        text = f.read()
+                    if "@TMP@" in text:
+                        with open(path, "w", encoding="utf-8", errors="surrogateescape") as f:
+                            f.write(text.replace("@TMP@", self.tmp))
         conf = os.path.join(self.casedir, "nap.conf")
         text = "[Nap]\nRoot=/srv/nap-test-root\nInstances=@INSTANCES@\n"
         if os.path.exists(conf):
@@ -150,6 +226,14 @@ class Case:
                 self.scope = f.read().strip()
         for d in ("out", "early", "late", "xdg"):
             os.mkdir(os.path.join(self.tmp, d))
+        for line in self.read_lines("env"):
+            key, value = line.split("=", 1)
+            self.extra_env[key] = value
+        for path in self.read_lines("executables"):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w", encoding="utf-8") as f:
+                f.write("#!/bin/sh\nexit 0\n")
+            os.chmod(path, 0o755)
 
     def env(self):
         env = dict(os.environ)
@@ -158,6 +242,8 @@ class Case:
         env.pop("SYSTEMD_SCOPE", None)
         if self.scope:
             env["SYSTEMD_SCOPE"] = self.scope
+        env.pop("NAP_DISCOVERY_BINARY", None)
+        env.update(self.extra_env)
         return env
 
     def run_generator(self):
@@ -209,13 +295,19 @@ def check_assertion(case, name, args, named):
         if name == "assert-key-is":
             return got == args[3:], f"{args[1]}.{args[2]} = {got!r}"
         return any(args[3] in v for v in got), f"{args[1]}.{args[2]} = {got!r}"
+    if name == "assert-instance-argv":
+        files = unit_files(out, args[0])
+        named.update(files)
+        got = unit_values(out, args[0]).get(("Service", "ExecStart"), [])
+        argv = exec_argv(got[-1], instance_of(args[0])) if got else None
+        return argv == args[1:], f"ExecStart= of {args[0]} ({', '.join(files)}) gives argv {argv!r}"
     if name == "assert-symlink":
         named.add(args[0])
         path = os.path.join(out, args[0])
         got = os.readlink(path) if os.path.islink(path) else None
         return got == args[1], f"{args[0]} -> {got!r}"
     if name == "assert-exposure-at-most":
-        named.add(args[0] + ".d/50-nap-instance.conf")
+        named.update(unit_files(out, args[0]))
         level = exposure(case, args[0])
         print(f"exposure of {args[0]}: {level}")
         return level <= float(args[1]), f"exposure {level}"
@@ -234,22 +326,52 @@ def exposure(case, unit):
     return float(m.group(1))
 
 
+def wanted_instances(case, units):
+    """Instances the units Wants= whose template the output defines (the
+    discovery sidecars), %i expanded."""
+    found = set()
+    for unit in units:
+        for value in unit_values(case.out, unit).get(("Unit", "Wants"), []):
+            for w in value.split():
+                w = expand_specifiers(w, instance_of(unit))
+                template = re.sub(r"@[^.]+\.", "@.", w)
+                if template != w and os.path.isfile(os.path.join(case.out, template)):
+                    found.add(w)
+    return found
+
+
+def verify_output_ok(case, unit, p):
+    """Clean, or failing only because the default nap-discovery, which
+    the test cannot install, is missing."""
+    if p.returncode == 0 and not p.stderr.strip() and not p.stdout.strip():
+        return True
+    if not case.args.discovery_default or os.path.exists(case.args.discovery_default):
+        return False
+    missing = f"{unit}: Command {case.args.discovery_default} is not executable: No such file or directory"
+    lines = [l for l in (p.stdout + p.stderr).splitlines() if l.strip()]
+    if p.returncode == 1 and lines == [missing]:
+        print(f"verify {unit}: ok but for the missing {case.args.discovery_default}")
+        return True
+    return False
+
+
 def verify(case):
     """Every unit the output defines, as systemd would load it: template
-    plus drop-in, instantiated by name."""
+    plus drop-in, instantiated by name; and the sidecars those want."""
     units = set()
     for f in os.listdir(case.out):
         if f.endswith(".service.d"):
             units.add(f[:-2])
         elif f.endswith(".service") and "@." not in f:
             units.add(f)
+    units |= wanted_instances(case, units)
     for unit in sorted(units):
         cmd = ["systemd-analyze", "--generators=false", "--no-pager", "verify"]
         if case.scope == "user":
             cmd.insert(1, "--user")
         p = subprocess.run(cmd + [os.path.join(case.out, unit)], env=case.env(),
                            capture_output=True, text=True)
-        if p.returncode != 0 or p.stderr.strip() or p.stdout.strip():
+        if not verify_output_ok(case, unit, p):
             raise Failure(f"systemd-analyze verify {unit} (exit {p.returncode}):\n{p.stdout}{p.stderr}")
 
 
@@ -263,7 +385,7 @@ def run_case(args, casedir, tmp):
     if not lines:
         raise Failure("case has no assertions")
     for line in lines:
-        words = shlex.split(line[3:])
+        words = [case.subst(w) for w in shlex.split(line[3:])]
         negate = words[0].startswith("!")
         name = words[0].lstrip("!")
         ok, detail = check_assertion(case, name, words[1:], set() if negate else named)
@@ -290,7 +412,10 @@ def run_golden(args, casedir, tmp):
             with open(path, encoding="utf-8") as f:
                 text = f.read()
             with open(path, "w", encoding="utf-8") as f:
-                f.write(text.replace(case.instances, "@INSTANCES@"))
+                text = text.replace(case.instances, "@INSTANCES@").replace(case.tmp, "@TMP@")
+                if args.discovery_default:
+                    text = text.replace(args.discovery_default, "@NAP_DISCOVERY@")
+                f.write(text)
     p = subprocess.run(["diff", "-u", "-r", "--no-dereference",
                         os.path.join(casedir, "expected"), case.out])
     if p.returncode != 0:
@@ -302,6 +427,8 @@ def main():
     ap.add_argument("--generator", required=True)
     ap.add_argument("--valgrind", action="store_true")
     ap.add_argument("--golden", action="store_true")
+    ap.add_argument("--discovery-default",
+                    help="the path nap-discovery is installed at (NAP_LIBEXECDIR/nap-discovery)")
     ap.add_argument("case")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="nap-gen-test.") as tmp:
