@@ -264,6 +264,22 @@ int copy_tree(const char *from, const char *to, const char *const *skip) {
         return copy_dir_at(from_fd, to_fd, skip);
 }
 
+bool path_is_normalized(const char *s) {
+        if (s[0] != '/' || strlen(s) >= PATH_MAX)
+                return false;
+        for (const char *c = s; *c; c++)
+                if ((unsigned char) *c < 0x20 || *c == 0x7f)
+                        return false;
+        for (const char *c = s; *c;) {
+                const char *end = strchrnul(c + 1, '/');
+                size_t n = end - c - 1; /* the component after this '/' */
+                if (n == 0 || (n == 1 && c[1] == '.') || (n == 2 && c[1] == '.' && c[2] == '.'))
+                        return false;
+                c = end;
+        }
+        return true;
+}
+
 char *path_join(const char *first, ...) {
         va_list ap;
         size_t n = strlen(first) + 1;

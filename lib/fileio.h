@@ -4,6 +4,7 @@
 /* File and tree helpers. Every write that others may read is atomic:
  * temp file in the same directory, fsync, rename, fsync of the directory. */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -27,6 +28,11 @@ int rm_rf(const char *path);
  * entries named in skip (NULL-terminated, may be NULL) are left out.
  * Anything else (devices, fifos, sockets) gives -EBADF. */
 int copy_tree(const char *from, const char *to, const char *const *skip);
+
+/* Absolute and normalized ("/a/b": no "//", ".", ".." or trailing '/'), not
+ * "/" itself, shorter than PATH_MAX, no control characters: usable in a unit
+ * file as it is. */
+bool path_is_normalized(const char *s) _pure_;
 
 /* path_join("a", "b", "c", NULL) = "a/b/c"; NULL on OOM. */
 char *path_join(const char *first, ...) _sentinel_;

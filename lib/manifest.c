@@ -78,23 +78,8 @@ static int parse_argv(const char *key, json_t *v, ManifestParse *p, NapError *e)
         return 0;
 }
 
-/* Absolute, normalized ("/a/b": no "//", ".", ".." or trailing '/'), not
- * "/" itself: the instance's own tree, usable as a unit path as is. */
-static bool directory_is_valid(const char *s) {
-        if (s[0] != '/' || strlen(s) >= PATH_MAX || has_control(s))
-                return false;
-        for (const char *c = s; *c;) {
-                const char *end = strchrnul(c + 1, '/');
-                size_t n = end - c - 1; /* the component after this '/' */
-                if (n == 0 || (n == 1 && c[1] == '.') || (n == 2 && c[1] == '.' && c[2] == '.'))
-                        return false;
-                c = end;
-        }
-        return true;
-}
-
 static int parse_directory(const char *key, json_t *v, ManifestParse *p, NapError *e) {
-        if (!directory_is_valid(json_string_value(v)))
+        if (!path_is_normalized(json_string_value(v)))
                 return bad(e, "Key '%s' must be a normalized absolute path", key);
         p->m->directory = strdup(json_string_value(v));
         return p->m->directory ? 0 : nap_error_errno(e, -ENOMEM, "Cannot parse manifest");

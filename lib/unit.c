@@ -340,19 +340,7 @@ const char *nap_unit_discovery_template_name(const NapService *s, char *buf) {
 }
 
 bool nap_unit_exec_path_is_valid(const char *path) {
-        if (path[0] != '/' || strlen(path) >= PATH_MAX)
-                return false;
-        for (const char *c = path; *c; c++)
-                if (is_control(*c))
-                        return false;
-        for (const char *c = path; *c;) {
-                const char *end = strchrnul(c + 1, '/');
-                size_t n = end - c - 1; /* the component after this '/' */
-                if (n == 0 || (n == 1 && c[1] == '.') || (n == 2 && c[1] == '.' && c[2] == '.'))
-                        return false;
-                c = end;
-        }
-        return true;
+        return path_is_normalized(path);
 }
 
 /* The configuration the generator read, when nap-discovery would not find

@@ -125,6 +125,16 @@ static void test_path_join(void **state) {
         assert_string_equal(c, "/x");
 }
 
+static void test_path_is_normalized(void **state) {
+        assert_true(path_is_normalized("/a"));
+        assert_true(path_is_normalized("/srv/nap/apps/alice/alice_web_1"));
+        assert_true(path_is_normalized("/a/.b/c..d"));
+        static const char *const bad[] = { "", "/", "a/b", "//a", "/a//b", "/a/", "/a/./b", "/a/../b", "/..",
+                                           "/a/.", "/a\nb", "/a\x7fb" };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                assert_false(path_is_normalized(bad[i]));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_read_full_file_bounded),
@@ -134,6 +144,7 @@ int main(void) {
                 cmocka_unit_test(test_copy_tree),
                 cmocka_unit_test(test_copy_tree_refuses_fifo),
                 cmocka_unit_test(test_path_join),
+                cmocka_unit_test(test_path_is_normalized),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
