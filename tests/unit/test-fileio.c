@@ -130,7 +130,7 @@ static void test_path_is_normalized(void **state) {
         assert_true(path_is_normalized("/srv/nap/apps/alice/alice_web_1"));
         assert_true(path_is_normalized("/a/.b/c..d"));
         static const char *const bad[] = { "", "/", "a/b", "//a", "/a//b", "/a/", "/a/./b", "/a/../b", "/..",
-                                           "/a/.", "/a\nb", "/a\x7fb" };
+                                           "/a/.", "/a\nb", "/a\x7f" "b" };
         for (size_t i = 0; i < ELEMENTSOF(bad); i++)
                 assert_false(path_is_normalized(bad[i]));
 }
