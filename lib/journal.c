@@ -7,10 +7,16 @@
 #include "journal.h"
 
 #define JOURNAL_TAIL_MAX 10000
-#define JOURNAL_MESSAGE_MAX (64 * 1024)
+#define JOURNAL_MESSAGE_MAX NAP_JOURNAL_MESSAGE_MAX
 #define JOURNAL_IDENTIFIER_MAX 256
 #define UNIT_NAME_MAX 255
 #define COREDUMP_MESSAGE_ID "fc2e22bc6ee647b6b90729ab34a250b1"
+
+void nap_journal_entry_clear(NapJournalEntry *e) {
+        free(e->message);
+        free(e->identifier);
+        *e = (NapJournalEntry) { .priority = -1 };
+}
 
 void nap_journal_entry_array_free(NapJournalEntry *a, size_t n) {
         for (size_t i = 0; a && i < n; i++) {
@@ -22,7 +28,7 @@ void nap_journal_entry_array_free(NapJournalEntry *a, size_t n) {
 
 /* Only the characters systemd allows in unit names; the name goes into a
  * match and into our error messages. */
-static bool unit_name_is_plausible(const char *s) {
+bool nap_journal_unit_name_is_plausible(const char *s) {
         size_t n = 0;
 
         if (isempty(s) || !strchr(s, '.'))
@@ -120,7 +126,7 @@ static unsigned parse_pid(const char *s, size_t n) {
         return v <= INT32_MAX ? (unsigned) v : 0;
 }
 
-static int read_entry(sd_journal *j, NapJournalEntry *ret) {
+int nap_journal_read_entry(sd_journal *j, NapJournalEntry *ret) {
         NapJournalEntry x = { .priority = -1 };
         const char *v;
         size_t n;
@@ -180,7 +186,7 @@ static int add_term(sd_journal *j, const char *term, const char *unit) {
         return sd_journal_add_match(j, buf, 0);
 }
 
-static int add_unit_matches(sd_journal *j, NapScope scope, const char *unit) {
+int nap_journal_add_unit_matches(sd_journal *j, NapScope scope, const char *unit) {
         const char *const (*rows)[MATCH_TERMS_MAX] = scope == NAP_SCOPE_USER ? user_unit_matches : system_unit_matches;
         size_t n_rows = scope == NAP_SCOPE_USER ? ELEMENTSOF(user_unit_matches) : ELEMENTSOF(system_unit_matches);
         int r;
@@ -206,7 +212,7 @@ static int read_backwards(sd_journal *j, NapJournalEntry *a, size_t n, size_t *r
                 r = sd_journal_previous(j);
                 if (r <= 0)
                         break;
-                r = read_entry(j, &a[k]);
+                r = nap_journal_read_entry(j, &a[k]);
                 if (r >= 0)
                         k++;
         }
@@ -222,7 +228,7 @@ int nap_journal_tail(NapScope scope, const char *unit, size_t n, NapJournalEntry
 
         if (scope != NAP_SCOPE_SYSTEM && scope != NAP_SCOPE_USER)
                 return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL, "Invalid scope %d", (int) scope);
-        if (!unit_name_is_plausible(unit))
+        if (!nap_journal_unit_name_is_plausible(unit))
                 return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL, "Invalid unit name for the journal");
         if (n > JOURNAL_TAIL_MAX)
                 return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -ERANGE,
@@ -241,7 +247,7 @@ int nap_journal_tail(NapScope scope, const char *unit, size_t n, NapJournalEntry
         /* A hint only (see sd_journal_set_data_threshold(3)); sanitize() caps for real. */
         (void) sd_journal_set_data_threshold(j, JOURNAL_MESSAGE_MAX + sizeof "MESSAGE=");
 
-        r = add_unit_matches(j, scope, unit);
+        r = nap_journal_add_unit_matches(j, scope, unit);
         if (r < 0)
                 return nap_error_errno(e, r, "Failed to add journal matches for unit '%s'", unit);
 

@@ -4,7 +4,9 @@
 /* A unit's log through sd-journal. */
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <systemd/sd-journal.h>
 
 #include "config.h"
 #include "error.h"
@@ -18,7 +20,18 @@ typedef struct NapJournalEntry {
         unsigned pid;       /* 0 when unknown */
 } NapJournalEntry;
 
+#define NAP_JOURNAL_MESSAGE_MAX (64 * 1024)
+
+void nap_journal_entry_clear(NapJournalEntry *e);
 void nap_journal_entry_array_free(NapJournalEntry *a, size_t n);
+
+/* The pieces nap_journal_tail() and journal-follow.h share, so both show a
+ * unit the same way: the characters systemd allows in unit names; the
+ * matches of journalctl -u (system) or --user-unit (user); one entry with
+ * its fields sanitized. */
+bool nap_journal_unit_name_is_plausible(const char *unit) _pure_;
+int nap_journal_add_unit_matches(sd_journal *j, NapScope scope, const char *unit);
+int nap_journal_read_entry(sd_journal *j, NapJournalEntry *ret);
 
 /* The last n entries of unit (its own output and the manager's messages
  * about it), oldest first. */

@@ -434,3 +434,36 @@ nap_sandbox_stop() {
         kill -KILL -1 2>/dev/null
         exit "$rc"
 }
+
+# ------------------------------------------------------- nap-managerd (varlink)
+
+# nap_managerd_install [ARGS...]: installs the built nap-managerd.socket and
+# .service (from $NAP_BUILD_ROOT/units, as `meson install` would) into the
+# sandbox's $XDG_RUNTIME_DIR/systemd/user, with a drop-in running the built
+# $NAP_MANAGERD (default $NAP_BUILD_ROOT/helpers/nap-managerd) with ARGS,
+# and starts the socket. Sets NAP_VARLINK_SOCKET.
+nap_managerd_install() {
+        local dir=$XDG_RUNTIME_DIR/systemd/user bin=${NAP_MANAGERD:-$NAP_BUILD_ROOT/helpers/nap-managerd}
+        [ -x "$bin" ] || { echo "nap_managerd_install: $bin is not an executable" >&2; return 1; }
+        mkdir -p "$dir/nap-managerd.service.d" || return 1
+        cp "$NAP_BUILD_ROOT/units/nap-managerd.socket" "$NAP_BUILD_ROOT/units/nap-managerd.service" "$dir/" || return 1
+        printf '[Service]\nExecStart=\nExecStart=%s %s\n' "$bin" "$*" >"$dir/nap-managerd.service.d/50-test.conf"
+        NAP_VARLINK_SOCKET=$XDG_RUNTIME_DIR/nap/io.nap.Manager
+        export NAP_VARLINK_SOCKET
+        timeout 30 systemctl --user daemon-reload && timeout 30 systemctl --user start nap-managerd.socket
+}
+
+# varlink_raw MESSAGE...: sends each MESSAGE (JSON text, NUL added) on one
+# connection to $NAP_VARLINK_SOCKET, half-closes, and prints every reply on
+# a line of its own until the server closes (at most 30 s). As another uid
+# with VARLINK_UID=N (setpriv, no groups).
+varlink_raw() {
+        local as=()
+        [ -n "${VARLINK_UID:-}" ] && as=(setpriv --reuid="$VARLINK_UID" --regid="$VARLINK_UID" --clear-groups)
+        printf '%s\0' "$@" | timeout 35 "${as[@]}" socat -t 30 - "UNIX-CONNECT:$NAP_VARLINK_SOCKET" | tr '\0' '\n'
+}
+
+# varlink_call METHOD PARAMETERS-JSON: one call, its reply(ies) printed.
+varlink_call() {
+        varlink_raw "{\"method\":\"$1\",\"parameters\":${2:-{\}}}"
+}

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The methods of io.nap.Manager, independent of the protocol that carries
+ * them. Arguments come as a JSON object named as in io.nap.Manager.varlink
+ * (already checked against it: types are right, required ones present);
+ * results go out as the JSON object of the varlink reply. A D-Bus adapter
+ * builds the same object from its message and converts the result.
+ *
+ * Every call goes: authorize (method_authorize: names, then the caller's
+ * uid, lib/auth.h) → run (here or in a worker) → reply. */
+
+#include <jansson.h>
+#include <sys/types.h>
+
+#include "auth.h"
+#include "ops.h"
+
+typedef enum MethodTarget {
+        TARGET_USER,     /* the "user" argument owns what is touched */
+        TARGET_SERVICE,  /* the user of "service" */
+        TARGET_INSTANCE, /* the user of "instance" */
+} MethodTarget;
+
+typedef struct Method {
+        const char *name;          /* "ListServices": io.nap.Manager.<name> */
+        MethodTarget target;
+        NapAccess access;
+        /* Runs in a forked worker: it may wait for systemd, the network or
+         * a long log. The others only read small files of STATE. */
+        bool worker;
+        /* Returns the reply object (new reference), or NULL with e set. */
+        json_t *(*run)(NapContext *c, json_t *args, NapError *e);
+} Method;
+
+const Method *method_find(const char *name);
+/* The name of the argument a NAP_ERROR_INVALID_PARAMETER is about. */
+const char *method_invalid_parameter(const Method *method, json_t *args);
+int method_authorize(const Method *method, uid_t uid, json_t *args, NapError *e);
+
+/* Runs the method and wraps the outcome: {"parameters": {…}} or
+ * {"error": "<Kind>", "message": "…"} (Kind as nap_error_kind_to_string()).
+ * This is also what a worker sends back. NULL only when out of memory. */
+json_t *method_run_envelope(NapContext *c, const Method *method, json_t *args);
+
+/* The "lines" argument of GetJournal: default 10; -EINVAL with e set if
+ * negative. */
+int method_journal_lines(json_t *args, size_t *ret, NapError *e);
+/* JSON of one journal entry, as the JournalEntry type. */
+json_t *method_journal_entry_json(const NapJournalEntry *j);

@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* nap-managerd: io.nap.Manager over varlink (D-Bus to come beside it).
+ *
+ *   nap-managerd.c       main(), the Manager: event loop, signals, idle exit,
+ *                        sd_notify
+ *   managerd-methods.c   the methods, protocol-neutral: JSON arguments in,
+ *                        lib/ops, JSON result or a NapError out
+ *   managerd-worker.c    runs a method in a forked process, so that a slow
+ *                        call never blocks the loop
+ *   managerd-varlink.c   the varlink adapter: server, dispatch, errors
+ *   managerd-journal.c   GetJournal with "more": following a log
+ *   managerd-log.c       logging, at the edge, once
+ *
+ * A D-Bus adapter would be one more file beside managerd-varlink.c using
+ * the same method table, authorization and workers. */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <syslog.h>
+#include <systemd/sd-event.h>
+
+#include "managerd-methods.h"
+#include "ops.h"
+#include "varlink.h"
+
+typedef struct Worker Worker;
+typedef struct Follow Follow;
+
+typedef struct Manager {
+        sd_event *event;
+        NapContext *context;
+
+        VarlinkServer *varlink;
+        VarlinkIdl *idl;            /* our interface, to check our own replies */
+        unsigned n_connections;
+
+        Worker *workers;            /* running */
+        Worker *queue_head, *queue_tail; /* waiting for a slot, oldest first */
+        unsigned n_workers, n_queued;
+
+        Follow *follows;            /* GetJournal calls with "more" */
+        unsigned n_follows;
+
+        uint64_t idle_usec;         /* 0: never exit when idle */
+        sd_event_source *idle_source;
+        bool idle_armed;
+        bool exiting;               /* SIGTERM: finish running workers, then exit */
+        char status[64];            /* last STATUS= sent */
+} Manager;
+
+/* Call whenever connections or workers come or go: updates STATUS=, arms
+ * or disarms the idle timer, ends the loop when exiting and done. */
+void manager_update(Manager *m);
+
+/* ---- managerd-varlink.c ---- */
+/* Serves io.nap.Manager on the sockets systemd passed, or binds address. */
+int manager_varlink_setup(Manager *m, const char *address);
+void manager_varlink_done(Manager *m);
+/* Replies with a checked result (see managerd-varlink.c). */
+int manager_varlink_reply(Manager *m, Varlink *link, const char *method, json_t *parameters, bool continues);
+/* kind: a NapError kind name ("NoSuchService"); unknown ones become
+ * Internal. InvalidParameter names the argument (method_invalid_parameter). */
+int manager_varlink_error(Manager *m, Varlink *link, const Method *method, json_t *args, const char *kind,
+                          const char *message);
+
+/* ---- managerd-journal.c ---- */
+/* GetJournal with "more", authorized already. Replies itself. */
+int journal_follow_start(Manager *m, Varlink *link, json_t *args);
+/* The client went away: stop following for it. */
+void journal_follow_drop(Manager *m, Varlink *link);
+void journal_follow_free_all(Manager *m);
+
+/* ---- logging (managerd-log.c) ---- */
+void log_setup(void);
+/* Logs at level (LOG_ERR…LOG_DEBUG); with error != 0, errno is set to it
+ * for %m. Returns -|error| (or -EIO when 0), for "return log_…_errno()". */
+int log_full_errno(int level, int error, const char *format, ...) _printf_(3, 4);
+#define log_error_errno(r, ...) log_full_errno(LOG_ERR, (r), __VA_ARGS__)
+#define log_warning_errno(r, ...) log_full_errno(LOG_WARNING, (r), __VA_ARGS__)
+#define log_debug_errno(r, ...) log_full_errno(LOG_DEBUG, (r), __VA_ARGS__)
+#define log_error(...) (void) log_full_errno(LOG_ERR, 0, __VA_ARGS__)
+#define log_warning(...) (void) log_full_errno(LOG_WARNING, 0, __VA_ARGS__)
+#define log_info(...) (void) log_full_errno(LOG_INFO, 0, __VA_ARGS__)
+#define log_debug(...) (void) log_full_errno(LOG_DEBUG, 0, __VA_ARGS__)

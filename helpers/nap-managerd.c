@@ -1,0 +1,248 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* nap-managerd: serves io.nap.Manager over varlink on the socket of
+ * nap-managerd.socket (or --listen=PATH), one sd-event loop, one
+ * NapContext; exits when idle, systemd starts it again on the next call.
+ * See nap-managerd(8). */
+
+#include <getopt.h>
+#include <signal.h>
+#include <systemd/sd-daemon.h>
+
+#include "managerd-worker.h"
+#include "managerd.h"
+#include "nap-config.h"
+
+#define USEC_PER_SEC 1000000ULL
+#define IDLE_TIMEOUT_DEFAULT_SEC 30U
+#define IDLE_TIMEOUT_MAX_SEC (7U * 24U * 3600U)
+
+static const char *arg_listen = NULL;
+static int arg_scope = -1;
+static long long arg_idle_sec = -1; /* -1: default (30 s; never with --listen) */
+
+/* ---- the manager ------------------------------------------------------ */
+
+static void manager_set_status(Manager *m) {
+        char s[sizeof m->status];
+        if (m->n_connections > 0)
+                snprintf(s, sizeof s, "Serving %u connection%s", m->n_connections, m->n_connections == 1 ? "" : "s");
+        else if (m->n_workers + m->n_queued > 0)
+                snprintf(s, sizeof s, "Finishing %u call%s", m->n_workers + m->n_queued,
+                         m->n_workers + m->n_queued == 1 ? "" : "s");
+        else
+                snprintf(s, sizeof s, "Idle");
+        if (streq(s, m->status))
+                return;
+        snprintf(m->status, sizeof m->status, "%s", s);
+        (void) sd_notifyf(false, "STATUS=%s", s);
+}
+
+/* The idle timer runs only while nothing at all is going on: no
+ * connection (a follow is one), no worker. Exiting then is safe with
+ * socket activation: a client connecting meanwhile waits in the listening
+ * socket, which systemd keeps, and systemd starts us again for it. */
+void manager_update(Manager *m) {
+        bool busy = m->n_connections > 0 || m->n_workers + m->n_queued > 0;
+        uint64_t now;
+
+        manager_set_status(m);
+        if (m->exiting && m->n_workers + m->n_queued == 0) {
+                (void) sd_event_exit(m->event, 0);
+                return;
+        }
+        if (!m->idle_source || busy == !m->idle_armed)
+                return;
+        if (busy) {
+                (void) sd_event_source_set_enabled(m->idle_source, SD_EVENT_OFF);
+                m->idle_armed = false;
+                return;
+        }
+        if (sd_event_now(m->event, CLOCK_MONOTONIC, &now) < 0 ||
+            sd_event_source_set_time(m->idle_source, now + m->idle_usec) < 0 ||
+            sd_event_source_set_enabled(m->idle_source, SD_EVENT_ONESHOT) < 0)
+                return;
+        m->idle_armed = true;
+}
+
+static int on_idle(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        log_debug("Idle for %llu s, exiting", (unsigned long long) (m->idle_usec / USEC_PER_SEC));
+        return sd_event_exit(m->event, 0);
+}
+
+/* SIGTERM/SIGINT: calls already running in workers finish and are
+ * answered (they may be half-way through a deploy); new ones are refused;
+ * then exit. KillMode=mixed in the unit lets the workers finish. */
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Manager *m = userdata;
+        log_debug("Got signal %u, exiting", si->ssi_signo);
+        m->exiting = true;
+        (void) sd_notify(false, "STOPPING=1");
+        manager_update(m);
+        return 0;
+}
+
+static void manager_done(Manager *m) {
+        journal_follow_free_all(m);
+        worker_free_all(m);
+        manager_varlink_done(m);
+        m->idle_source = sd_event_source_disable_unref(m->idle_source);
+        m->context = nap_context_free(m->context);
+        m->event = sd_event_unref(m->event);
+}
+
+static void warn_config(void *userdata, const char *message) {
+        log_warning("%s", message);
+}
+
+static int manager_context(Manager *m) {
+        NapError e = NAP_ERROR_NULL;
+        int scope = arg_scope;
+        const char *env = getenv("SYSTEMD_SCOPE");
+
+        if (scope < 0 && env) {
+                scope = nap_scope_from_string(env);
+                if (scope < 0)
+                        return log_error_errno(EINVAL, "Invalid $SYSTEMD_SCOPE=%s (system or user)", env);
+        }
+        int r = nap_context_new(&m->context, scope, warn_config, NULL, &e);
+        if (r < 0)
+                return log_error_errno(r, "%s", e.message);
+        return 0;
+}
+
+static int manager_event(Manager *m) {
+        int r = sd_event_default(&m->event);
+        if (r < 0)
+                return log_error_errno(r, "Failed to allocate the event loop: %m");
+        r = sd_event_add_signal(m->event, NULL, SIGTERM, on_signal, m);
+        if (r >= 0)
+                r = sd_event_add_signal(m->event, NULL, SIGINT, on_signal, m);
+        if (r >= 0 && m->idle_usec > 0)
+                r = sd_event_add_time(m->event, &m->idle_source, CLOCK_MONOTONIC, UINT64_MAX, 0, on_idle, m);
+        if (r >= 0 && m->idle_source)
+                r = sd_event_source_set_enabled(m->idle_source, SD_EVENT_OFF);
+        return r < 0 ? log_error_errno(r, "Failed to set up the event loop: %m") : 0;
+}
+
+static int run(void) {
+        _cleanup_(manager_done) Manager m = {};
+        int r;
+
+        m.idle_usec = (arg_idle_sec >= 0 ? (uint64_t) arg_idle_sec : arg_listen ? 0 : IDLE_TIMEOUT_DEFAULT_SEC) *
+                      USEC_PER_SEC;
+        r = manager_event(&m);
+        if (r >= 0)
+                r = manager_context(&m);
+        if (r >= 0)
+                r = manager_varlink_setup(&m, arg_listen);
+        if (r < 0)
+                return r;
+
+        log_debug("Serving io.nap.Manager (%s scope), idle timeout %llu s", nap_scope_to_string(m.context->scope),
+                  (unsigned long long) (m.idle_usec / USEC_PER_SEC));
+        manager_update(&m); /* arms the idle timer */
+        (void) sd_notify(false, "READY=1");
+        r = sd_event_loop(m.event);
+        if (r < 0)
+                return log_error_errno(r, "Event loop failed: %m");
+        return 0;
+}
+
+/* ---- command line ----------------------------------------------------- */
+
+static void help(void) {
+        printf("nap-managerd [OPTIONS...]\n\n"
+               "Serve io.nap.Manager over varlink: deploy apps and control their instances.\n"
+               "Normally started by nap-managerd.socket.\n\n"
+               "  -h --help              Show this help\n"
+               "     --version           Show the version\n"
+               "     --listen=PATH       Bind the socket PATH instead of taking it from systemd\n"
+               "     --idle-timeout=SEC  Exit after SEC seconds without connections; 0: never\n"
+               "                         (default %u; with --listen, never)\n"
+               "     --user              Control the user service manager's apps\n"
+               "     --system            Control the system service manager's apps\n"
+               "                         (default: $SYSTEMD_SCOPE, else Scope= in nap.conf)\n"
+               "\nConfiguration: %s, or the file in $NAP_CONFIG.\n"
+               "See nap-managerd(8) and io.nap.Manager(7).\n",
+               IDLE_TIMEOUT_DEFAULT_SEC, NAP_CONFIG_DEFAULT_PATH);
+}
+
+static int parse_seconds(const char *s, long long *ret) {
+        char *end;
+        errno = 0;
+        long long v = strtoll(s, &end, 10);
+        if (errno != 0 || end == s || *end || v < 0 || v > IDLE_TIMEOUT_MAX_SEC)
+                return -EINVAL;
+        *ret = v;
+        return 0;
+}
+
+enum { ARG_VERSION = 0x100, ARG_LISTEN, ARG_IDLE_TIMEOUT, ARG_USER, ARG_SYSTEM };
+
+/* 1: exit 0 now (help, version); 0: go on; < 0: usage error. */
+static int parse_argv(int argc, char *argv[]) {
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
+                { "listen", required_argument, NULL, ARG_LISTEN },
+                { "idle-timeout", required_argument, NULL, ARG_IDLE_TIMEOUT },
+                { "user", no_argument, NULL, ARG_USER },
+                { "system", no_argument, NULL, ARG_SYSTEM },
+                {},
+        };
+        for (int c; (c = getopt_long(argc, argv, "h", options, NULL)) >= 0;)
+                switch (c) {
+                case 'h':
+                        help();
+                        return 1;
+                case ARG_VERSION:
+                        printf("nap-managerd %s\n", NAP_VERSION);
+                        return 1;
+                case ARG_LISTEN:
+                        if (optarg[0] != '/' && optarg[0] != '@')
+                                return log_error_errno(EINVAL, "--listen= takes an absolute path or @abstract name");
+                        arg_listen = optarg;
+                        break;
+                case ARG_IDLE_TIMEOUT:
+                        if (parse_seconds(optarg, &arg_idle_sec) < 0)
+                                return log_error_errno(EINVAL, "--idle-timeout= takes seconds from 0 to %u, not '%s'",
+                                                       IDLE_TIMEOUT_MAX_SEC, optarg);
+                        break;
+                case ARG_USER:
+                        arg_scope = NAP_SCOPE_USER;
+                        break;
+                case ARG_SYSTEM:
+                        arg_scope = NAP_SCOPE_SYSTEM;
+                        break;
+                default:
+                        return -EINVAL;
+                }
+        if (optind < argc)
+                return log_error_errno(EINVAL, "No arguments are taken, only options (see --help)");
+        return 0;
+}
+
+int main(int argc, char *argv[]) {
+        sigset_t mask;
+
+        log_setup();
+        int r = parse_argv(argc, argv);
+        if (r != 0)
+                return r > 0 ? EXIT_SUCCESS : 2;
+
+        /* Signals arrive through sd-event; SIGCHLD too, for the workers. A
+         * client hanging up must not kill us: writes use MSG_NOSIGNAL, and
+         * SIGPIPE is ignored for anything else. */
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGCHLD);
+        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+                return log_error_errno(errno, "Failed to block signals: %m"), EXIT_FAILURE;
+        (void) signal(SIGPIPE, SIG_IGN);
+
+        r = run();
+        return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,311 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# Issue 4's discovery, end to end: a real etcd (Debian's, on free loopback
+# ports, started here), the real systemd user manager, journald and
+# nap-generator (lib.sh), the sidecars the generator writes running the
+# built nap-discovery, and the sample app (tests/apps/hello, with --delay).
+# Every check reads etcd itself (etcdctl) or systemd's own view.
+#
+#   NAPCTL=build/cli/napctl NAP_GENERATOR=build/generators/nap-generator \
+#   NAP_DISCOVERY=build/helpers/nap-discovery tests/integration/test-discovery.sh
+# Needs root; exits 77 otherwise.
+
+. "$(dirname "$0")/lib.sh"
+
+NAPCTL=${NAPCTL:-${1:-}}
+NAP_GENERATOR=${NAP_GENERATOR:-${2:-}}
+NAP_DISCOVERY=${NAP_DISCOVERY:-${3:-}}
+SRC=${NAP_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+if [ -z "${NAP_SANDBOX_INSIDE:-}" ]; then
+        for b in "$NAPCTL" "$NAP_GENERATOR" "$NAP_DISCOVERY"; do
+                [ -x "$b" ] || { echo "Bail out! set NAPCTL, NAP_GENERATOR and NAP_DISCOVERY to the built binaries (got '$b')"; exit 1; }
+        done
+        [ -x /usr/bin/etcd ] && command -v etcdctl >/dev/null || skip_all "etcd and etcdctl (etcd-server, etcd-client) are needed"
+        NAPCTL=$(realpath "$NAPCTL") NAP_GENERATOR=$(realpath "$NAP_GENERATOR") NAP_DISCOVERY=$(realpath "$NAP_DISCOVERY")
+        # The manager's environment reaches the generator: sidecars run
+        # this build's nap-discovery.
+        export NAPCTL NAP_GENERATOR NAP_DISCOVERY NAP_DISCOVERY_BINARY=$NAP_DISCOVERY NAP_SOURCE_ROOT=$SRC
+fi
+nap_sandbox_enter "$@"
+nap_sandbox_start
+for t in jq git curl etcdctl; do
+        command -v "$t" >/dev/null || { echo "Bail out! $t is needed"; exit 1; }
+done
+. "$SRC/tests/etcd-lib.sh"
+
+TTL=3          # DiscoveryTTL=: keep-alive every 1 s
+KA_MS=1000
+
+# ------------------------------------------------------------------ helpers
+
+nap() { # napctl --user ARGS, bounded; sets OUT, ERR, RC
+        RC=0
+        timeout 60 "$NAPCTL" --user "$@" >"$NAP_TEST_DIR/out" 2>"$NAP_TEST_DIR/err" || RC=$?
+        OUT=$(cat "$NAP_TEST_DIR/out")
+        ERR=$(cat "$NAP_TEST_DIR/err")
+}
+
+nap_diag() {
+        diag "napctl $*" "rc=$RC" "stdout: $OUT" "stderr: $ERR"
+}
+
+now_ms() {
+        echo $(($(date +%s%N) / 1000000))
+}
+
+ectl() {
+        ETCDCTL_API=3 timeout 5 etcdctl --endpoints="$ETCD_URL" --dial-timeout=1s --command-timeout=2s "$@"
+}
+
+# key_value KEY: its value; fails when etcd does not answer.
+key_value() {
+        ectl get --print-value-only "$1"
+}
+
+key_present() {
+        local v
+        v=$(key_value "$1") && [ -n "$v" ]
+}
+
+# Absent means etcd answered without it (an unreachable etcd is not "absent").
+key_absent() {
+        local v
+        v=$(key_value "$1") && [ -z "$v" ]
+}
+
+# KEY: the lease (decimal) the key is on, 0 for none. Not through jq: lease
+# IDs are 64-bit and jq reads numbers as doubles.
+key_lease() {
+        local l
+        l=$(ectl get -w json "$1" | grep -o '"lease":[0-9]*' | cut -d: -f2)
+        echo "${l:-0}"
+}
+
+lease_granted_ttl() { # LEASE (decimal)
+        ectl lease timetolive "$(printf '%x' "$1")" -w json | grep -o '"granted-ttl":[0-9]*' | cut -d: -f2
+}
+
+# wait_ms SECONDS CMD...: polls CMD every 20 ms; prints the milliseconds it
+# took, fails (printing nothing) after SECONDS.
+wait_ms() {
+        local timeout=$1 start deadline
+        shift
+        start=$(now_ms)
+        deadline=$((start + timeout * 1000))
+        while :; do
+                if "$@"; then
+                        echo $(($(now_ms) - start))
+                        return 0
+                fi
+                [ "$(now_ms)" -ge "$deadline" ] && return 1
+                sleep 0.02
+        done
+}
+
+# within DESCRIPTION LIMIT_MS MS: ok when MS (from wait_ms) is set and ≤ LIMIT_MS.
+within() {
+        if [ -n "$3" ] && [ "$3" -le "$2" ]; then
+                ok "$1 (${3} ms, limit $2 ms)"
+        else
+                fail "$1"
+                diag "took: ${3:-more than the wait} ms, limit $2 ms"
+        fi
+}
+
+unit_prop() {
+        timeout 30 systemctl --user show -P "$2" "$1" 2>&1
+}
+
+active_state() {
+        timeout 30 systemctl --user is-active "$1" 2>/dev/null
+}
+
+answers() { # PORT: the app serves HTTP
+        curl -sf --max-time 1 -o /dev/null "http://127.0.0.1:$1/health" 2>/dev/null
+}
+
+sidecar_log() { # N: the sidecar's journal, messages only
+        timeout 10 journalctl --no-pager -q -o cat "_SYSTEMD_USER_UNIT=${SVC}_discovery@$1.service" 2>/dev/null
+}
+
+# start_instance PARAMS: start-common; sets INST, NUM, PORT, KEY, SIDE.
+start_instance() {
+        INST= NUM= PORT= KEY= SIDE=
+        nap start-common $SVC "$1"
+        if [ "$RC" -eq 0 ] && [[ $OUT =~ ^(${SVC}_common@([0-9]+))\ http://127\.0\.0\.1:([0-9]+)$ ]]; then
+                INST=${BASH_REMATCH[1]} NUM=${BASH_REMATCH[2]} PORT=${BASH_REMATCH[3]}
+                KEY=/services/$SVC/127.0.0.1:$PORT
+                SIDE=${SVC}_discovery@$NUM.service
+                return 0
+        fi
+        return 1
+}
+
+# etcd on fixed ports, so it can be stopped and started again where the
+# sidecars look for it.
+ETCD_DIR=$NAP_TEST_DIR/etcd-run
+etcd_up() {
+        etcd_start_on "$ETCD_DIR" "$ETCD_CPORT" "$ETCD_PPORT"
+}
+etcd_first_start() {
+        local i
+        mkdir -p "$ETCD_DIR"
+        for i in 1 2 3; do
+                ETCD_CPORT=$(etcd_free_port) ETCD_PPORT=$(etcd_free_port)
+                etcd_up && return 0
+        done
+        return 1
+}
+
+# ==================================================================== set-up
+etcd_first_start || { echo "Bail out! etcd did not start; $(tail -5 "$ETCD_DIR/etcd.log")"; exit 1; }
+cat >>"$NAP_CONFIG" <<EOF
+Etcd=$ETCD_URL
+DiscoveryTTL=$TTL
+EOF
+timeout 60 systemctl --user daemon-reload
+
+export GIT_AUTHOR_NAME=nap-test GIT_AUTHOR_EMAIL=nap-test@localhost
+export GIT_COMMITTER_NAME=nap-test GIT_COMMITTER_EMAIL=nap-test@localhost
+export GIT_CONFIG_NOSYSTEM=1 HOME=$NAP_TEST_DIR/home
+APP=$NAP_TEST_DIR/repos/slow
+mkdir -p "$APP" && cp "$SRC/tests/apps/hello/server.py" "$APP/" &&
+        echo 'python3 server.py --port {port} --delay {delay=0}' >"$APP/profile" &&
+        git -C "$APP" init -q && git -C "$APP" add -A && git -C "$APP" commit -q -m "slow hello" ||
+        { echo "Bail out! cannot make the app's repository"; exit 1; }
+SVC=alice_slow
+nap deploy-app $SVC "file://$APP"
+[ "$RC" -eq 0 ] || { nap_diag deploy-app; echo "Bail out! deploy-app failed"; exit 1; }
+
+# ======================================== no key before the app answers
+log "publish only once the app answers (--delay 2)"
+if ! start_instance delay=2; then
+        nap_diag start-common; echo "Bail out! start-common failed"; nap_summary; exit 1
+fi
+I1=$INST N1=$NUM P1=$PORT K1=$KEY S1=$SIDE
+side=$(timeout 30 systemctl --user cat "$S1" 2>&1)
+assert_contains "the instance's sidecar runs this build's nap-discovery" "$side" "$NAP_DISCOVERY"
+assert_contains "the sidecar is Type=notify" "$side" "Type=notify"
+check "no key right after start-common" key_absent "$K1"
+early=0 activating=0 polls=0 t_started=$(now_ms)
+while ! answers "$P1"; do
+        polls=$((polls + 1))
+        key_absent "$K1" || early=$((early + 1))
+        [ "$(active_state "$S1")" = activating ] && activating=$((activating + 1))
+        [ "$polls" -gt 150 ] && break
+        sleep 0.05
+done
+t_listen=$(now_ms)
+check "the app took its time to listen ($((t_listen - t_started)) ms, $polls polls)" \
+        test $((t_listen - t_started)) -ge 1000 -a "$polls" -ge 2 -a "$polls" -le 150
+assert_eq "no key while the app did not listen" 0 "$early"
+check "the sidecar is 'activating' until it publishes (READY=1 after the first publish)" test "$activating" -ge 1
+ms=$(wait_ms 5 key_present "$K1")
+within "the key appears within 1 s of the app listening" 1000 "$ms"
+assert_eq "the value names host, port, instance and unit" \
+        "{\"host\":\"127.0.0.1\",\"instance\":\"$I1\",\"port\":$P1,\"unit\":\"$I1.service\"}" \
+        "$(key_value "$K1" | jq -cS . 2>&1)"
+lease1=$(key_lease "$K1")
+check "the key is on a lease" test "${lease1:-0}" != 0
+assert_eq "the lease's TTL is DiscoveryTTL=" "$TTL" "$(lease_granted_ttl "$lease1")"
+check "the sidecar is active once published" wait_until 5 test "$(active_state "$S1")" = active
+assert_match "its status says what it published" "$(unit_prop "$S1" StatusText)" "^Published $K1 "
+nap endpoints $SVC
+assert_eq "napctl endpoints lists it" "$(printf '127.0.0.1:%s\t%s' "$P1" "$I1")" "$OUT"
+
+log "steady state: keep-alives keep it"
+sleep $((TTL + 1))
+assert_eq "after more than a TTL the key is still on the same lease" "$lease1" "$(key_lease "$K1")"
+
+# ================================================= SIGSTOP / SIGCONT
+log "the app stops answering (SIGSTOP) and comes back (SIGCONT)"
+timeout 10 systemctl --user kill -s STOP "$I1.service"
+ms=$(wait_ms 6 key_absent "$K1")
+within "SIGSTOP: the key is withdrawn (2 probe timeouts of 1 s)" 4000 "$ms"
+assert_eq "the stopped app's unit is still active: only the key went" active "$(active_state "$I1.service")"
+assert_match "its status says so" "$(unit_prop "$S1" StatusText)" "stopped answering"
+check "logged at warning priority" wait_until 5 eval \
+        "timeout 10 journalctl --no-pager -q -o cat -p warning _SYSTEMD_USER_UNIT=$S1 | grep -q 'stopped answering'"
+timeout 10 systemctl --user kill -s CONT "$I1.service"
+ms=$(wait_ms 5 key_present "$K1")
+within "SIGCONT: the key is back" 1500 "$ms"
+
+# ================================================= stop-app / start-app
+log "stop-app withdraws at once"
+t=$(now_ms)
+nap stop-app "$I1"
+[ "$RC" -eq 0 ] || nap_diag stop-app "$I1"
+ms=$(wait_ms 3 key_absent "$K1")
+[ -n "$ms" ] && ms=$(($(now_ms) - t)) # from the start of stop-app
+within "stop-app: the key is gone within 1 s" 1000 "$ms"
+assert_eq "the sidecar stopped with its app" inactive "$(active_state "$S1")"
+assert_contains "it revoked its lease (a clean stop)" "$(sidecar_log "$N1")" "lease"
+nap start-app "$I1"
+ms=$(wait_ms 5 key_present "$K1")
+within "start-app: the key is back" 3000 "$ms"
+
+# ================================================= etcd restarted, data wiped
+log "etcd restarted with its data wiped"
+lease_before=$(key_lease "$K1")
+n_warn=$(sidecar_log "$N1" | grep -c "failed, retrying")
+etcd_stop
+rm -rf "$ETCD_DIR/etcd"
+sleep 2 # more than one keep-alive interval: the sidecar sees it down
+etcd_up || { echo "Bail out! etcd did not come back"; nap_summary; exit 1; }
+ms=$(wait_ms 5 key_present "$K1")
+within "the key is back within 2 keep-alive intervals of etcd" $((2 * KA_MS)) "$ms"
+check "on a new lease" test "$(key_lease "$K1")" != "$lease_before"
+assert_eq "the outage was logged once, not once per retry" 1 \
+        "$(($(sidecar_log "$N1" | grep -c "failed, retrying") - n_warn))"
+assert_contains "the lost lease was logged" "$(sidecar_log "$N1")" "is gone"
+
+# ================================================= etcd down when the app starts
+log "etcd down when an instance starts"
+etcd_stop
+if start_instance delay=0; then
+        ok "start-common succeeds with etcd down"
+else
+        fail "start-common succeeds with etcd down"; nap_diag start-common
+fi
+I2=$INST N2=$NUM P2=$PORT K2=$KEY S2=$SIDE
+check "the new instance serves" wait_until 10 answers "$P2"
+check "its sidecar waits, saying etcd is unreachable" wait_until 5 eval \
+        "unit_prop $S2 StatusText | grep -q 'etcd unreachable, retrying'"
+assert_eq "and is not ready yet" activating "$(active_state "$S2")"
+sleep 1
+etcd_up || { echo "Bail out! etcd did not come back"; nap_summary; exit 1; }
+ms=$(wait_ms 5 key_present "$K2")
+within "its key appears once etcd is up" 1000 "$ms"
+check "its sidecar became active" wait_until 5 test "$(active_state "$S2")" = active
+check "the first instance's key is there too" wait_until 3 key_present "$K1"
+
+# ================================================= SIGKILL, no clean stop
+log "SIGKILL to sidecar and app: the lease expires"
+# No restarts, or a new sidecar would publish the same key again at once.
+timeout 30 systemctl --user mask --runtime "$I2.service" "$S2" >/dev/null 2>&1
+lease_before=$(key_lease "$K2")
+timeout 10 systemctl --user kill -s KILL "$S2" "$I2.service"
+t=$(now_ms)
+check "right after the kill the key is still there (no revoke)" key_present "$K2"
+ms=$(wait_ms $((TTL + 3)) key_absent "$K2")
+[ -n "$ms" ] && ms=$(($(now_ms) - t))
+within "the key is gone within TTL + 1 s" $(((TTL + 1) * 1000)) "$ms"
+check "the app did not come back" test "$(active_state "$I2.service")" != active
+timeout 30 systemctl --user unmask --runtime "$I2.service" "$S2" >/dev/null 2>&1
+timeout 30 systemctl --user reset-failed "$I2.service" "$S2" >/dev/null 2>&1
+nap start-app "$I2"
+ms=$(wait_ms 5 key_present "$K2")
+within "start-app after the crash: published again" 3000 "$ms"
+nap endpoints $SVC
+assert_eq "napctl endpoints lists both instances" \
+        "$(printf '127.0.0.1:%s\t%s\n127.0.0.1:%s\t%s\n' "$P1" "$I1" "$P2" "$I2" | sort)" "$(printf '%s\n' "$OUT" | sort)"
+
+# ================================================= everything stops
+log "teardown"
+nap stop-app "$I1"
+nap stop-app "$I2"
+check "no endpoint of the app is left in etcd" wait_until 3 eval \
+        "[ -z \"\$(ectl get --prefix --keys-only /services/$SVC/)\" ] && ectl endpoint health >/dev/null 2>&1"
+etcd_stop
+nap_summary
