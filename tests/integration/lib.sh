@@ -445,6 +445,10 @@ nap_sandbox_stop() {
 nap_managerd_install() {
         local dir=$XDG_RUNTIME_DIR/systemd/user bin=${NAP_MANAGERD:-$NAP_BUILD_ROOT/helpers/nap-managerd}
         [ -x "$bin" ] || { echo "nap_managerd_install: $bin is not an executable" >&2; return 1; }
+        # The unit has PrivateTmp=yes: a build tree under /tmp (a CI clone)
+        # would be hidden from it, so the binary runs from the sandbox.
+        mkdir -p "$NAP_TEST_DIR/bin" && cp "$bin" "$NAP_TEST_DIR/bin/nap-managerd" || return 1
+        bin=$NAP_TEST_DIR/bin/nap-managerd
         mkdir -p "$dir/nap-managerd.service.d" || return 1
         cp "$NAP_BUILD_ROOT/units/nap-managerd.socket" "$NAP_BUILD_ROOT/units/nap-managerd.service" "$dir/" || return 1
         printf '[Service]\nExecStart=\nExecStart=%s %s\n' "$bin" "$*" >"$dir/nap-managerd.service.d/50-test.conf"
