@@ -38,9 +38,29 @@ check "the generator is in systemd's system generator directory" test -x "$sysge
 check "the user generator is a link to it" test -L "$usergen/nap-generator"
 assert_eq "the link points at the system generator" "${sysgen#"$dest"}/nap-generator" "$(readlink "$usergen/nap-generator")"
 check "napctl is installed" test -x "$dest$prefix/bin/napctl"
+libexec=$dest$prefix/$(option libexecdir)/nap
+for helper in nap-managerd nap-discovery; do
+        check "$helper is installed in libexec/nap (only systemd starts it)" test -x "$libexec/$helper"
+done
+if [ "$prefix" = /usr ]; then
+        sysunits=$dest$(pkg-config --variable=systemd_system_unit_dir systemd)
+        userunits=$dest$(pkg-config --variable=systemd_user_unit_dir systemd)
+else
+        sysunits=$dest$prefix/lib/systemd/system
+        userunits=$dest$prefix/lib/systemd/user
+fi
+for u in nap-managerd.socket nap-managerd.service; do
+        check "$u is installed for the system manager" test -s "$sysunits/$u"
+        check "$u is installed for user managers" test -s "$userunits/$u"
+done
+assert_contains "nap-managerd.service runs the installed helper" "$(cat "$sysunits/nap-managerd.service")" \
+        "ExecStart=$prefix/$(option libexecdir)/nap/nap-managerd"
+check "the varlink interface description is installed" \
+        test -s "$dest$prefix/$(option datadir)/varlink/io.nap.Manager.varlink"
 check "nap.conf is installed" test -f "$etc/nap/nap.conf"
 if [ "$(option man)" != disabled ]; then
-        for page in man1/napctl.1 man5/nap.conf.5 man5/nap.profile.5 man8/nap-generator.8; do
+        for page in man1/napctl.1 man5/nap.conf.5 man5/nap.profile.5 man7/io.nap.Manager.7 \
+                man8/nap-generator.8 man8/nap-managerd.8 man8/nap-discovery.8; do
                 check "man page $page is installed" test -s "$dest$prefix/share/man/$page"
         done
 fi
