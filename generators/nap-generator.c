@@ -11,7 +11,12 @@
  *   USER_APP_KIND@N.service.d/50-nap-instance.conf  (the instance)
  *   TARGET.wants/USER_APP_KIND@N.service -> ../USER_APP_KIND@.service
  * into the normal generator directory (argv[1]). A sidecar has no .wants
- * link: its app's template Wants= it.
+ * link: its app's template Wants= it. A container instance (a manifest
+ * with an image: a Dockerfile app) has instead of the drop-in
+ *   USER_APP_common@N.service   (podman run; systemd prefers it to the
+ *                                template, whose sandbox it cannot use)
+ *   USER_APP_build@N.service    (podman build, required by the former)
+ *   TARGET.wants/USER_APP_common@N.service -> ../USER_APP_common@N.service
  *
  * A broken manifest is skipped with a logged reason and every other one is
  * still generated. Like systemd's own generators (fstab-generator), the exit
@@ -180,6 +185,14 @@ static int render_dropin(FILE *f, const NapManifest *m, const Output *o) {
         return nap_unit_write_instance_dropin(f, m, o->scope, o->config);
 }
 
+static int render_container_run(FILE *f, const NapManifest *m, const Output *o) {
+        return nap_unit_write_container_run(f, m, o->scope, o->config);
+}
+
+static int render_container_build(FILE *f, const NapManifest *m, const Output *o) {
+        return nap_unit_write_container_build(f, m, o->scope, o->config);
+}
+
 static int mkdir_exist_ok(const char *path) {
         return mkdir(path, 0755) < 0 && errno != EEXIST ? negative_errno() : 0;
 }
@@ -234,6 +247,30 @@ static int emit_templates(Output *o, const NapManifest *m, const char *template)
         return 0;
 }
 
+/* USER_APP_common@N.service and USER_APP_build@N.service, enabled through
+ * the former. The templates are written as for any instance: the sidecar's
+ * is needed, and the app's keeps USER_APP_common@ a known template. */
+static int emit_container(Output *o, const NapManifest *m) {
+        char unit[NAP_UNIT_NAME_MAX], build[NAP_UNIT_NAME_MAX], template[NAP_UNIT_NAME_MAX];
+        _cleanup_free_ char *run_text = NULL, *build_text = NULL;
+
+        nap_instance_unit_name(&m->instance, unit);
+        nap_unit_build_name(&m->instance, build);
+        nap_instance_template_name(&m->instance, template);
+        int r = render(render_container_run, m, o, &run_text);
+        if (r >= 0)
+                r = render(render_container_build, m, o, &build_text);
+        if (r >= 0)
+                r = emit_templates(o, m, template);
+        if (r >= 0)
+                r = write_unit(o, build, build_text);
+        if (r >= 0)
+                r = write_unit(o, unit, run_text);
+        if (r >= 0 && m->enabled)
+                r = write_wants(o, unit, unit);
+        return r;
+}
+
 static int emit_instance(Output *o, const NapManifest *m) {
         char unit[NAP_UNIT_NAME_MAX], template[NAP_UNIT_NAME_MAX];
         _cleanup_free_ char *dropin_text = NULL;
@@ -286,7 +323,7 @@ static int generate(Output *o) {
                         failed++;
                         continue;
                 }
-                r = emit_instance(o, m);
+                r = nap_manifest_has_image(m) ? emit_container(o, m) : emit_instance(o, m);
                 if (r < 0) {
                         log_error("%s: cannot generate units: %s, skipping.", path,
                                   r == -EINVAL ? "a value cannot be written in a unit file" : strerror(-r));

@@ -62,8 +62,7 @@ static int parse_argv(const char *key, json_t *v, ManifestParse *p, NapError *e)
         size_t i;
         json_t *w;
 
-        if (json_array_size(v) == 0)
-                return bad(e, "Key '%s' must not be empty", key);
+        /* Empty is refused in parse_finish() unless there is an image. */
         json_array_foreach(v, i, w) {
                 const char *s = json_string_value(w);
                 if (!s)
@@ -118,6 +117,47 @@ static int parse_params(const char *key, json_t *v, ManifestParse *p, NapError *
         return 0;
 }
 
+/* A key name from outside, safe to show in a message. */
+static const char *shown_key(const char *key, char buf[static 64]) {
+        snprintf(buf, 64, "%s", key);
+        for (char *c = buf; *c; c++)
+                if ((unsigned char) *c < 0x20 || *c == 0x7f)
+                        *c = '?';
+        return buf;
+}
+
+static int parse_image_member(const char *k, json_t *w, NapManifestImage *img, NapError *e) {
+        const char *s = json_string_value(w);
+        char shown[64];
+        if (!streq(k, "context") && !streq(k, "tag"))
+                return bad(e, "Unknown key 'image.%s'", shown_key(k, shown));
+        if (!s)
+                return bad(e, "Key 'image.%s' must be a string", k);
+        if (streq(k, "context") && !path_is_normalized(s))
+                return bad(e, "Key 'image.%s' must be a normalized absolute path", k);
+        if (streq(k, "tag") && !nap_image_name_is_valid(s))
+                return bad(e, "Key 'image.%s' is not a valid image name (lowercase NAME[:TAG], "
+                           "at most 128 bytes)", k);
+        char **field = streq(k, "context") ? &img->context : &img->tag;
+        *field = strdup(s);
+        return *field ? 0 : nap_error_errno(e, -ENOMEM, "Cannot parse manifest");
+}
+
+/* {"context": DIR, "tag": IMAGE}: both, nothing else. */
+static int parse_image(const char *key, json_t *v, ManifestParse *p, NapError *e) {
+        NapManifestImage *img = &p->m->image;
+        const char *k;
+        json_t *w;
+        json_object_foreach(v, k, w) {
+                int r = parse_image_member(k, w, img, e);
+                if (r < 0)
+                        return r;
+        }
+        if (!img->context || !img->tag)
+                return bad(e, "Missing key 'image.%s'", img->context ? "tag" : "context");
+        return 0;
+}
+
 static int parse_commit(const char *key, json_t *v, ManifestParse *p, NapError *e) {
         const char *s = json_string_value(v);
         if (strlen(s) != 40 || strspn(s, "0123456789abcdef") != 40)
@@ -145,6 +185,7 @@ static const struct {
         { "enabled",   JSON_TRUE,    true,  parse_enabled   }, /* JSON_TRUE: any boolean */
         { "params",    JSON_OBJECT,  false, parse_params    },
         { "commit",    JSON_STRING,  false, parse_commit    },
+        { "image",     JSON_OBJECT,  false, parse_image     },
 };
 
 static const char *json_type_name(json_type t) {
@@ -173,11 +214,7 @@ static int parse_key(const char *key, json_t *v, ManifestParse *p, NapError *e) 
                 return manifest_keys[i].parse(key, v, p, e);
         }
         char shown[64];
-        snprintf(shown, sizeof shown, "%s", key);
-        for (char *c = shown; *c; c++)
-                if ((unsigned char) *c < 0x20 || *c == 0x7f)
-                        *c = '?';
-        return nap_error_set(e, NAP_ERROR_INVALID_MANIFEST, -EINVAL, "Unknown key '%s'", shown);
+        return nap_error_set(e, NAP_ERROR_INVALID_MANIFEST, -EINVAL, "Unknown key '%s'", shown_key(key, shown));
 }
 
 /* The checks that need more than one key. */
@@ -197,6 +234,12 @@ static int parse_finish(ManifestParse *p, NapError *e) {
         } else if (p->number < 1 || p->number > NAP_INSTANCE_NUMBER_MAX)
                 return bad(e, "Key 'number' must be 1..999999999 for kind '%s'", p->kind);
         i->number = p->number;
+
+        /* Only a container has a command of its own (its image's). */
+        if (nap_manifest_has_image(p->m) && i->kind != NAP_KIND_COMMON)
+                return bad(e, "Key 'image' is only valid for kind '%s'", "common");
+        if (!nap_manifest_has_image(p->m) && strv_length(p->m->argv) == 0)
+                return bad(e, "Key '%s' must not be empty", "argv");
         return 0;
 }
 
@@ -207,6 +250,8 @@ NapManifest *nap_manifest_free(NapManifest *m) {
         free(m->directory);
         nap_params_free(m->params);
         free(m->commit);
+        free(m->image.context);
+        free(m->image.tag);
         free(m);
         return NULL;
 }
@@ -285,6 +330,16 @@ static json_t *params_to_json(const NapParams *params) {
         return o;
 }
 
+static json_t *image_to_json(const NapManifestImage *img) {
+        json_t *o = json_object();
+        if (!o || set_new(o, "context", json_string(img->context)) < 0 ||
+            set_new(o, "tag", json_string(img->tag)) < 0) {
+                json_decref(o);
+                return NULL;
+        }
+        return o;
+}
+
 char *nap_manifest_format(const NapManifest *m) {
         const NapInstance *i = &m->instance;
         json_auto_t *o = json_object();
@@ -306,6 +361,8 @@ char *nap_manifest_format(const NapManifest *m) {
                 r |= set_new(o, "params", params_to_json(m->params));
         if (m->commit)
                 r |= set_new(o, "commit", json_string(m->commit));
+        if (nap_manifest_has_image(m))
+                r |= set_new(o, "image", image_to_json(&m->image));
         if (r != 0)
                 return NULL;
 
@@ -313,6 +370,101 @@ char *nap_manifest_format(const NapManifest *m) {
         if (!text)
                 return NULL;
         return strdup_printf("%s\n", text);
+}
+
+#define IMAGE_NAME_MAX 128
+
+static bool is_lower_alnum(char c) {
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+/* [a-z0-9]+ joined by '.', '_', "__" or a run of '-': the path components
+ * of the reference grammar podman uses (containers/image, docker
+ * distribution). */
+static bool image_component_is_valid(const char *s, size_t n) {
+        size_t i = 0;
+        for (;;) {
+                size_t start = i;
+                while (i < n && is_lower_alnum(s[i]))
+                        i++;
+                if (i == start)
+                        return false; /* empty, or a separator where a word must be */
+                if (i == n)
+                        return true;
+                if (s[i] == '_' && i + 1 < n && s[i + 1] == '_')
+                        i += 2;
+                else if (s[i] == '.' || s[i] == '_')
+                        i++;
+                else if (s[i] == '-')
+                        while (i < n && s[i] == '-')
+                                i++;
+                else
+                        return false;
+        }
+}
+
+static bool image_tag_is_valid(const char *t) {
+        if (!(is_lower_alnum(t[0]) || t[0] == '_') || strlen(t) > 128)
+                return false;
+        for (; *t; t++)
+                if (!is_lower_alnum(*t) && !strchr("_.-", *t))
+                        return false;
+        return true;
+}
+
+bool nap_image_name_is_valid(const char *s) {
+        size_t n = strnlen(s, IMAGE_NAME_MAX + 1);
+        if (n == 0 || n > IMAGE_NAME_MAX)
+                return false;
+        const char *colon = strchr(s, ':');
+        if (colon && !image_tag_is_valid(colon + 1))
+                return false; /* also a second ':', so no registry port */
+        const char *end = colon ?: s + n;
+        for (const char *c = s;; ) {
+                const char *slash = memchr(c, '/', end - c);
+                const char *stop = slash ?: end;
+                if (!image_component_is_valid(c, stop - c))
+                        return false;
+                if (!slash)
+                        return true;
+                c = slash + 1;
+        }
+}
+
+int nap_manifest_image_tag(const NapInstance *i, const char *commit, char **ret) {
+        char name[NAP_SERVICE_NAME_MAX];
+        nap_service_name(&i->service, name);
+        _cleanup_free_ char *t = commit ? strdup_printf("localhost/nap/%s:%.12s", name, commit)
+                                        : strdup_printf("localhost/nap/%s:instance-%u", name, i->number);
+        if (!t)
+                return -ENOMEM;
+        if (!nap_image_name_is_valid(t))
+                return -EINVAL;
+        *ret = TAKE_PTR(t);
+        return 0;
+}
+
+int nap_manifest_set_image(NapManifest *m, const char *context, NapError *e) {
+        char name[NAP_SERVICE_NAME_MAX];
+        _cleanup_free_ char *tag = NULL, *dir = NULL;
+        int r = nap_manifest_image_tag(&m->instance, m->commit, &tag);
+        if (r == -EINVAL)
+                return nap_error_set(e, NAP_ERROR_INVALID_MANIFEST, r,
+                                     "%s cannot name a container image (a user or app name ends in '-')",
+                                     nap_service_name(&m->instance.service, name));
+        if (r < 0)
+                return nap_error_errno(e, r, "Cannot name the image");
+        if (!path_is_normalized(context))
+                return nap_error_set(e, NAP_ERROR_INVALID_MANIFEST, -EINVAL,
+                                     "The build context must be a normalized absolute path");
+        if (!(dir = strdup(context)))
+                return nap_error_errno(e, -ENOMEM, "Cannot name the image");
+
+        free(m->image.context);
+        free(m->image.tag);
+        m->image = (NapManifestImage) { .context = TAKE_PTR(dir), .tag = TAKE_PTR(tag) };
+        m->argv = strv_free(m->argv); /* the image's own command runs */
+        return 0;
 }
 
 char *nap_manifest_path(const char *dir, const NapInstance *i) {

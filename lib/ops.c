@@ -104,7 +104,40 @@ int ops_service_dir_checked(NapContext *c, const NapService *s, char **ret, NapE
         return 0;
 }
 
-/* Reads DIR/profile, else DIR/Procfile. -ENOENT when neither exists. */
+/* A Dockerfile app has no profile: this is the one nap gives it, for
+ * validation and for get_parameters (none: a Dockerfile app has no
+ * {placeholders}; what varies is built into the image). Its command is
+ * not what runs: start_common makes the instance a container
+ * (nap_manifest_set_image(), which empties argv) and the generator writes
+ * the podman units from the manifest's image (nap-generator(8),
+ * CONTAINERS). It only says so to whoever reads it. */
+#define DOCKERFILE_PROFILE                                                      \
+        "# nap: this app has a Dockerfile and neither a profile nor a Procfile.\n" \
+        "# The instance is built and run by podman with $PORT published.\n"      \
+        "podman run --env PORT={port} --publish {port}:{port} IMAGE\n"
+
+/* DIR/Dockerfile as a regular file of its own: not a symlink, which would
+ * let the build read a file from outside the tree. 0 if it is there,
+ * -ENOENT if not, another error otherwise. */
+static int check_dockerfile(const char *dir, NapError *e) {
+        _cleanup_free_ char *path = path_join(dir, "Dockerfile", NULL);
+        struct stat st;
+        if (!path)
+                return nap_error_errno(e, -ENOMEM, "Failed to read profile");
+        if (lstat(path, &st) < 0)
+                return errno == ENOENT ? -ENOENT : nap_error_errno(e, negative_errno(), "Failed to read %s", path);
+        if (!S_ISREG(st.st_mode))
+                return nap_error_set(e, NAP_ERROR_INVALID_PROFILE, -EINVAL,
+                                     "The app's Dockerfile is not a regular file (a symbolic link?)");
+        if (st.st_size == 0)
+                return nap_error_set(e, NAP_ERROR_INVALID_PROFILE, -EINVAL, "The app's Dockerfile is empty");
+        return 0;
+}
+
+/* Reads DIR/profile, else DIR/Procfile, else makes the profile of a
+ * Dockerfile app (DIR/Dockerfile): the first one found wins, so a tree
+ * with a profile and a Dockerfile is a profile app. InvalidProfile
+ * (-ENOENT) when there is none of the three. */
 int ops_load_profile_in(const char *dir, NapProfile **ret, NapError *e) {
         static const struct {
                 const char *file;
@@ -128,8 +161,13 @@ int ops_load_profile_in(const char *dir, NapProfile **ret, NapError *e) {
                         return nap_error_errno(e, r, "Failed to read %s", path);
                 return nap_profile_parse(text, size, candidates[i].format, ret, e);
         }
-        return nap_error_set(e, NAP_ERROR_INVALID_PROFILE, -ENOENT,
-                             "The app has neither a profile nor a Procfile at its top level");
+        int r = check_dockerfile(dir, e);
+        if (r == -ENOENT)
+                return nap_error_set(e, NAP_ERROR_INVALID_PROFILE, -ENOENT,
+                                     "The app has neither a profile, a Procfile nor a Dockerfile at its top level");
+        if (r < 0)
+                return r;
+        return nap_profile_parse(DOCKERFILE_PROFILE, strlen(DOCKERFILE_PROFILE), NAP_PROFILE_FORMAT_PROFILE, ret, e);
 }
 
 int ops_load_service_profile(NapContext *c, const NapService *s, NapProfile **ret, NapError *e) {

@@ -310,6 +310,9 @@ int nap_unit_write_instance_dropin(FILE *f, const NapManifest *m, NapScope scope
         _cleanup_free_ char *source = NULL, *workdir = NULL, *quoted = NULL, *exec = NULL;
         int r;
 
+        if (nap_manifest_has_image(m))
+                return -EINVAL;
+
         if (!manifest || !(quoted = unit_quote_word(m->directory)))
                 return manifest ? negative_errno() : -ENOMEM;
         r = unit_escape_value(manifest, &source);
@@ -469,5 +472,164 @@ int nap_unit_write_discovery_template(FILE *f, const NapService *s, NapScope sco
         /* fleet(1) schedules the sidecar on the machine of its app; systemd
          * ignores X- sections. */
         fprintf(f, "\n[X-Fleet]\nMachineOf=%s_common@%%i.service\n", name);
+        return ferror(f) ? -EIO : 0;
+}
+
+/* ---- containers: Dockerfile apps (nap-generator(8), CONTAINERS) ------- */
+
+const char *nap_unit_container_name(const NapInstance *i, char *buf) {
+        snprintf(buf, NAP_UNIT_NAME_MAX, "%s_%s_%u", i->service.user, i->service.app, i->number);
+        return buf;
+}
+
+const char *nap_unit_build_name(const NapInstance *i, char *buf) {
+        snprintf(buf, NAP_UNIT_NAME_MAX, "%s_%s_build@%u.service", i->service.user, i->service.app, i->number);
+        return buf;
+}
+
+/* KEY=PREFIX"WORD" "WORD"...: prefix is one of systemd's ExecStart=
+ * prefixes, which quoting would not protect on the first word. */
+static int write_exec_line(FILE *f, const char *key, const char *prefix, char *const *argv) {
+        _cleanup_free_ char *words = NULL;
+        int r = unit_format_exec(argv, &words);
+        if (r < 0)
+                return r;
+        fprintf(f, "%s=%s%s\n", key, strempty(prefix), words);
+        return 0;
+}
+
+/* What both units of a container share: where they come from, and the
+ * network, as quadlet orders its units: the build pulls base images, and
+ * podman's port forwarding wants the addresses up. A user manager has no
+ * network-online.target to wait for. "%t/containers" is podman's runtime
+ * state (/run/containers, or $XDG_RUNTIME_DIR/containers). */
+static int write_container_unit_start(FILE *f, const NapManifest *m, NapScope scope, const NapConfig *c,
+                                      const char *description) {
+        _cleanup_free_ char *manifest = nap_manifest_path(c->instances_dir, &m->instance), *source = NULL;
+        char name[NAP_SERVICE_NAME_MAX];
+        if (!manifest)
+                return -ENOMEM;
+        int r = unit_escape_value(manifest, &source);
+        if (r < 0)
+                return r;
+        fprintf(f, GENERATED_HEADER "\n[Unit]\nDescription=nap app %s, %s %u\nSourcePath=%s\n",
+                nap_service_name(&m->instance.service, name), description, m->instance.number, source);
+        if (scope == NAP_SCOPE_SYSTEM)
+                fputs("Wants=network-online.target\nAfter=network-online.target\n", f);
+        return 0;
+}
+
+/* podman build: a oneshot that stays active while the image it built
+ * runs. PartOf= the run unit: stopping or restarting the app stops it, so
+ * the next start builds again, from the tree and for the tag the
+ * manifest names now (a rollout changes both); layers cached by podman
+ * make an unchanged rebuild quick. A build may pull base images and
+ * compile: 15 minutes, and a lower CPU and IO weight than the apps that
+ * serve. No sandboxing: RUN steps are containers, for which podman needs
+ * what nap-generator(8) lists under CONTAINERS. */
+int nap_unit_write_container_build(FILE *f, const NapManifest *m, NapScope scope, const NapConfig *c) {
+        char unit[NAP_UNIT_NAME_MAX];
+        if (!nap_manifest_has_image(m))
+                return -EINVAL;
+        _cleanup_free_ char *context = unit_quote_word(m->image.context);
+        _cleanup_free_ char *file = path_join(m->image.context, "Dockerfile", NULL);
+        if (!context || !file)
+                return context ? -ENOMEM : negative_errno();
+        int r = write_container_unit_start(f, m, scope, c, "image build for common instance");
+        if (r < 0)
+                return r;
+        fprintf(f, "PartOf=%s\nRequiresMountsFor=%s %%t/containers\n",
+                nap_instance_unit_name(&m->instance, unit), context);
+
+        fputs("\n[Service]\nType=oneshot\nRemainAfterExit=yes\nTimeoutStartSec=15min\n"
+              "SyslogIdentifier=%N\nCPUWeight=20\nIOWeight=20\n", f);
+        r = write_exec_line(f, "ExecStart", NULL, (char *const[]) {
+                (char *) NAP_PODMAN_BINARY, (char *) "build", (char *) "--tag", m->image.tag,
+                (char *) "--file", file, m->image.context, NULL });
+        if (r < 0)
+                return r;
+        return ferror(f) ? -EIO : 0;
+}
+
+/* "podman run" as quadlet writes it (podman-systemd.unit(5)): conmon is
+ * the main process and sends READY=1 (--sdnotify=conmon, -d); the
+ * container's cgroup is below the unit's (--cgroups=split, Delegate=yes),
+ * so systemd accounts for and kills all of it; --replace and --rm make
+ * every start a fresh container of that name. nap adds:
+ * --log-driver=passthrough: the app's output is the unit's, in the journal
+ * like any app's (GetJournal); --pull=never: only the image the build unit
+ * made runs, never one of that name from a registry; in system scope
+ * --userns=auto: podman runs as root there, and root in the container must
+ * not be root on the host, so each container gets its own range of
+ * unprivileged ids ("containers" in /etc/subuid and /etc/subgid). argv,
+ * if any, replaces the image's CMD. */
+static int container_run_argv(const NapManifest *m, NapScope scope, char ***ret) {
+        char name[NAP_UNIT_NAME_MAX];
+        _cleanup_free_ char *publish = strdup_printf("%u:%u", m->port, m->port);
+        _cleanup_free_ char *env = strdup_printf("PORT=%u", m->port);
+        _cleanup_strv_free_ char **l = NULL;
+        if (!publish || !env)
+                return -ENOMEM;
+        const char *const words[] = {
+                NAP_PODMAN_BINARY, "run", "--name", nap_unit_container_name(&m->instance, name),
+                "--replace", "--rm", "--cgroups=split", "--sdnotify=conmon", "-d",
+                "--log-driver=passthrough", "--pull=never", "--publish", publish, "--env", env,
+                scope == NAP_SCOPE_SYSTEM ? "--userns=auto" : NULL,
+        };
+        int r = 0;
+        for (size_t i = 0; r >= 0 && i < ELEMENTSOF(words); i++)
+                if (words[i])
+                        r = strv_extend(&l, words[i]);
+        if (r >= 0)
+                r = strv_extend(&l, m->image.tag);
+        STRV_FOREACH(a, m->argv)
+                if (r >= 0)
+                        r = strv_extend(&l, *a);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+static int write_container_exec(FILE *f, const NapManifest *m, NapScope scope) {
+        char name[NAP_UNIT_NAME_MAX];
+        _cleanup_strv_free_ char **run = NULL;
+        int r = container_run_argv(m, scope, &run);
+        if (r >= 0)
+                r = write_exec_line(f, "ExecStart", NULL, run);
+        if (r < 0)
+                return r;
+        /* As quadlet: ExecStop= removes the container (stopping it first,
+         * within its 10 s stop timeout); ExecStopPost= again, ignoring
+         * failure, for when conmon died and ExecStop= did not run. */
+        char *const rm[] = { (char *) NAP_PODMAN_BINARY, (char *) "rm", (char *) "--volumes", (char *) "--force",
+                             (char *) "--ignore", (char *) nap_unit_container_name(&m->instance, name), NULL };
+        r = write_exec_line(f, "ExecStop", NULL, rm);
+        return r < 0 ? r : write_exec_line(f, "ExecStopPost", "-", rm);
+}
+
+/* The instance's own unit USER_APP_common@N.service, which systemd loads
+ * instead of the template: an app sandbox does not fit around a container
+ * engine (nap-generator(8), CONTAINERS), so nothing of the template
+ * applies. Requires= and After= its build unit: no image, no start. */
+int nap_unit_write_container_run(FILE *f, const NapManifest *m, NapScope scope, const NapConfig *c) {
+        char build[NAP_UNIT_NAME_MAX], name[NAP_SERVICE_NAME_MAX];
+        if (!nap_manifest_has_image(m) || m->instance.kind != NAP_KIND_COMMON)
+                return -EINVAL;
+        int r = write_container_unit_start(f, m, scope, c, "container of common instance");
+        if (r < 0)
+                return r;
+        nap_unit_build_name(&m->instance, build);
+        fprintf(f, "Requires=%1$s\nAfter=%1$s\n", build);
+        if (nap_unit_has_discovery(m->instance.kind, c))
+                fprintf(f, "Wants=%s_discovery@%u.service\n", nap_service_name(&m->instance.service, name),
+                        m->instance.number);
+        fputs("RequiresMountsFor=%t/containers\nStartLimitIntervalSec=60s\nStartLimitBurst=5\n", f);
+
+        fputs("\n[Service]\nType=notify\nNotifyAccess=all\nEnvironment=PODMAN_SYSTEMD_UNIT=%n\n"
+              "KillMode=mixed\nDelegate=yes\nSyslogIdentifier=%N\nRestart=on-failure\nRestartSec=2s\n", f);
+        r = write_container_exec(f, m, scope);
+        if (r < 0)
+                return r;
         return ferror(f) ? -EIO : 0;
 }

@@ -42,7 +42,9 @@ const char *nap_unit_user_name(const char *user, char buf[static NAP_UNIT_USER_N
 int nap_unit_write_template(FILE *f, const NapService *s, NapKind kind, NapScope scope,
                             const NapConfig *c);
 /* The drop-in USER_APP_common@N.service.d/50-nap-instance.conf:
- * ExecStart=, WorkingDirectory=, Environment=PORT=, RequiresMountsFor=. */
+ * ExecStart=, WorkingDirectory=, Environment=PORT=, RequiresMountsFor=.
+ * -EINVAL for a container instance (nap_manifest_has_image()): it gets the
+ * two units below instead. */
 int nap_unit_write_instance_dropin(FILE *f, const NapManifest *m, NapScope scope, const NapConfig *c);
 
 /* The discovery sidecar (nap-discovery(8)): one per common instance, only
@@ -66,3 +68,19 @@ int nap_unit_write_discovery_template(FILE *f, const NapService *s, NapScope sco
  * control characters, shorter than PATH_MAX: what may be written as a
  * program to run. */
 bool nap_unit_exec_path_is_valid(const char *path) _pure_;
+
+/* Container instances: a manifest with an image (a Dockerfile app), run by
+ * podman as podman's quadlet would (nap-generator(8), CONTAINERS). */
+#define NAP_PODMAN_BINARY "/usr/bin/podman"
+/* "USER_APP_N" (NAP_UNIT_NAME_MAX bytes): the container's name. */
+const char *nap_unit_container_name(const NapInstance *i, char *buf);
+/* "USER_APP_build@N.service" (NAP_UNIT_NAME_MAX bytes). */
+const char *nap_unit_build_name(const NapInstance *i, char *buf);
+/* USER_APP_build@N.service: podman build of the image's context into its
+ * tag; a oneshot, PartOf= the run unit. -EINVAL without an image. */
+int nap_unit_write_container_build(FILE *f, const NapManifest *m, NapScope scope, const NapConfig *c);
+/* USER_APP_common@N.service, a whole unit that replaces the template for
+ * this instance: podman run of the tag with the port published, after the
+ * build unit, with the discovery sidecar when there is one. -EINVAL
+ * without an image, or when argv cannot be written. */
+int nap_unit_write_container_run(FILE *f, const NapManifest *m, NapScope scope, const NapConfig *c);

@@ -172,6 +172,98 @@ static void test_refuse_too_big(void **state) {
         assert_non_null(strstr(e.message, "larger than 65536 bytes"));
 }
 
+#define IMAGE_CTX "\"context\":\"/var/lib/nap/apps/alice/alice_web_3\""
+#define IMAGE_OK "\"image\":{" IMAGE_CTX ",\"tag\":\"localhost/nap/alice_web:0123456789ab\"}"
+#define WITH_IMAGE(img) GOOD_HEAD "\"argv\":[]," GOOD_DIR GOOD_TAIL ",\"image\":" img "}"
+
+static void test_parse_image(void **state) {
+        _cleanup_(nap_manifest_freep) NapManifest *m = NULL, *o = NULL, *plain = NULL;
+        NapError e = NAP_ERROR_NULL;
+
+        /* An empty argv: the image's own command runs. */
+        assert_int_equal(parse(GOOD_HEAD "\"argv\":[]," GOOD_DIR GOOD_TAIL "," IMAGE_OK "}", &m, &e), 0);
+        assert_true(nap_manifest_has_image(m));
+        assert_string_equal(m->image.context, "/var/lib/nap/apps/alice/alice_web_3");
+        assert_string_equal(m->image.tag, "localhost/nap/alice_web:0123456789ab");
+        assert_int_equal(strv_length(m->argv), 0);
+
+        /* A command override; key order does not matter. */
+        assert_int_equal(parse(GOOD_HEAD IMAGE_OK "," GOOD_ARGV GOOD_DIR GOOD_TAIL "}", &o, &e), 0);
+        assert_int_equal(strv_length(o->argv), 4);
+        assert_true(nap_manifest_has_image(o));
+
+        assert_int_equal(parse(GOOD, &plain, &e), 0);
+        assert_false(nap_manifest_has_image(plain));
+        assert_null(plain->image.context);
+}
+
+static void test_refuse_image(void **state) {
+        assert_refused(WITH_IMAGE("\"localhost/nap/alice_web:1\""), "Key 'image' must be an object");
+        assert_refused(WITH_IMAGE("{" IMAGE_CTX "}"), "Missing key 'image.tag'");
+        assert_refused(WITH_IMAGE("{\"tag\":\"a:1\"}"), "Missing key 'image.context'");
+        assert_refused(WITH_IMAGE("{}"), "Missing key 'image.context'");
+        assert_refused(WITH_IMAGE("{" IMAGE_CTX ",\"tag\":\"a:1\",\"pull\":\"always\"}"), "Unknown key 'image.pull'");
+        assert_refused(WITH_IMAGE("{" IMAGE_CTX ",\"tag\":\"a:1\",\"\\u0001\":1}"), "Unknown key 'image.?'");
+        assert_refused(WITH_IMAGE("{" IMAGE_CTX ",\"tag\":[\"a\"]}"), "Key 'image.tag' must be a string");
+        assert_refused(WITH_IMAGE("{\"context\":null,\"tag\":\"a\"}"), "Key 'image.context' must be a string");
+        assert_refused(WITH_IMAGE("{\"context\":\"x/y\",\"tag\":\"a\"}"), "Key 'image.context' must be a normalized");
+        assert_refused(WITH_IMAGE("{\"context\":\"/a/../b\",\"tag\":\"a\"}"), "Key 'image.context' must be a normalized");
+        assert_refused(WITH_IMAGE("{" IMAGE_CTX ",\"tag\":\"A:1\"}"), "Key 'image.tag' is not a valid image name");
+        assert_refused(WITH_IMAGE("{" IMAGE_CTX ",\"tag\":\"a:1\",\"tag\":\"b:1\"}"), "Not valid JSON");
+        /* Only common instances run containers; without one argv is needed. */
+        assert_refused("{\"version\":1,\"user\":\"alice\",\"app\":\"sim\",\"kind\":\"mpi_master\",\"number\":0,"
+                       GOOD_ARGV GOOD_DIR GOOD_TAIL ",\"image\":{" IMAGE_CTX ",\"tag\":\"a:1\"}}",
+                       "Key 'image' is only valid for kind 'common'");
+        assert_refused(GOOD_HEAD "\"argv\":[]," GOOD_DIR GOOD_TAIL "}", "Key 'argv' must not be empty");
+        assert_refused(GOOD_HEAD "\"argv\":[\"\"]," GOOD_DIR GOOD_TAIL "," IMAGE_OK "}", "empty command");
+        assert_refused(GOOD_HEAD "\"argv\":[\"a\\tb\"]," GOOD_DIR GOOD_TAIL "," IMAGE_OK "}", "control character");
+}
+
+static void test_image_name_is_valid(void **state) {
+        static const char *const good[] = {
+                "a", "a:1", "localhost/nap/alice_web:0123456789ab", "localhost/nap/alice_web:instance-7",
+                "registry.example.org/team__x/bob-web.v2:v1.0_rc-1", "a--b_c.d/e:_x", "x/y/z",
+        };
+        static const char *const bad[] = {
+                "", "A", "a:B", "/a", "a/", "a//b", "-a", "a-", "a_", "a.", "a.-b", "a___b", "a..b", "bob-_web",
+                "localhost:5000/a", "a:1:2", "a:", "a:-1", "a:.1", "a@sha256:00", "a b", "a\tb", "a:1 ", "ä",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(good); i++) {
+                if (!nap_image_name_is_valid(good[i]))
+                        print_error("refused: '%s'\n", good[i]);
+                assert_true(nap_image_name_is_valid(good[i]));
+        }
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                if (nap_image_name_is_valid(bad[i]))
+                        print_error("accepted: '%s'\n", bad[i]);
+                assert_false(nap_image_name_is_valid(bad[i]));
+        }
+        char longest[130];
+        memset(longest, 'a', sizeof longest);
+        longest[1] = ':';
+        longest[128] = 0;
+        assert_true(nap_image_name_is_valid(longest));
+        longest[128] = 'a';
+        longest[129] = 0;
+        assert_false(nap_image_name_is_valid(longest));
+}
+
+static void test_image_tag(void **state) {
+        NapInstance i = { .kind = NAP_KIND_COMMON, .number = 7 };
+        _cleanup_free_ char *a = NULL, *b = NULL, *c = NULL;
+        assert_int_equal(nap_service_from_parts("alice", "web-2", &i.service, NULL), 0);
+        assert_int_equal(nap_manifest_image_tag(&i, "0123456789abcdef0123456789abcdef01234567", &a), 0);
+        assert_string_equal(a, "localhost/nap/alice_web-2:0123456789ab");
+        assert_int_equal(nap_manifest_image_tag(&i, NULL, &b), 0);
+        assert_string_equal(b, "localhost/nap/alice_web-2:instance-7");
+        /* Valid nap names that are not valid image names. */
+        assert_int_equal(nap_service_from_parts("bob-", "web", &i.service, NULL), 0);
+        assert_int_equal(nap_manifest_image_tag(&i, NULL, &c), -EINVAL);
+        assert_int_equal(nap_service_from_parts("bob", "web-", &i.service, NULL), 0);
+        assert_int_equal(nap_manifest_image_tag(&i, NULL, &c), -EINVAL);
+        assert_null(c);
+}
+
 static NapManifest *sample(void) {
         NapManifest *m = calloc(1, sizeof *m);
         NapError e = NAP_ERROR_NULL;
@@ -253,6 +345,51 @@ static void test_format_without_optional(void **state) {
         assert_null(back->commit);
 }
 
+static const char sample_image_tail[] =
+        "  \"commit\": \"0123456789abcdef0123456789abcdef01234567\",\n"
+        "  \"image\": {\n"
+        "    \"context\": \"/var/lib/nap/apps/alice/alice_web_7\",\n"
+        "    \"tag\": \"localhost/nap/alice_web:0123456789ab\"\n"
+        "  }\n"
+        "}\n";
+
+/* What start_common does for a Dockerfile app: the image, the commit's
+ * tag, no command of its own; written and read back as such. */
+static void test_set_image(void **state) {
+        _cleanup_(nap_manifest_freep) NapManifest *m = sample(), *back = NULL, *bad = sample();
+        NapError e = NAP_ERROR_NULL;
+        assert_int_equal(nap_manifest_set_image(m, m->directory, &e), 0);
+        assert_null(m->argv);
+        assert_string_equal(m->image.context, "/var/lib/nap/apps/alice/alice_web_7");
+        assert_string_equal(m->image.tag, "localhost/nap/alice_web:0123456789ab");
+
+        _cleanup_free_ char *text = nap_manifest_format(m), *again = NULL;
+        assert_non_null(text);
+        assert_non_null(strstr(text, "  \"argv\": [],\n"));
+        assert_non_null(strstr(text, sample_image_tail));
+        assert_int_equal(parse(text, &back, &e), 0);
+        assert_true(nap_manifest_has_image(back));
+        assert_string_equal(back->image.tag, m->image.tag);
+        again = nap_manifest_format(back);
+        assert_string_equal(again, text);
+
+        /* Again, without a commit: replaced, tagged by instance. */
+        free(m->commit);
+        m->commit = NULL;
+        assert_int_equal(nap_manifest_set_image(m, "/srv/ctx", &e), 0);
+        assert_string_equal(m->image.tag, "localhost/nap/alice_web:instance-7");
+        assert_string_equal(m->image.context, "/srv/ctx");
+
+        assert_int_equal(nap_manifest_set_image(bad, "srv/ctx", &e), -EINVAL);
+        assert_int_equal(e.kind, NAP_ERROR_INVALID_MANIFEST);
+        assert_false(nap_manifest_has_image(bad));
+        assert_non_null(bad->argv); /* unchanged on failure */
+        e = NAP_ERROR_NULL;
+        assert_int_equal(nap_service_from_parts("alice", "web-", &bad->instance.service, NULL), 0);
+        assert_int_equal(nap_manifest_set_image(bad, "/srv/ctx", &e), -EINVAL);
+        assert_non_null(strstr(e.message, "alice_web- cannot name a container image"));
+}
+
 static void test_path(void **state) {
         NapInstance i = { .kind = NAP_KIND_COMMON, .number = 12 };
         NapError e = NAP_ERROR_NULL;
@@ -314,9 +451,14 @@ int main(void) {
                 cmocka_unit_test(test_refuse_names),
                 cmocka_unit_test(test_refuse_directories),
                 cmocka_unit_test(test_refuse_too_big),
+                cmocka_unit_test(test_parse_image),
+                cmocka_unit_test(test_refuse_image),
+                cmocka_unit_test(test_image_name_is_valid),
+                cmocka_unit_test(test_image_tag),
                 cmocka_unit_test(test_format_exact),
                 cmocka_unit_test(test_round_trip),
                 cmocka_unit_test(test_format_without_optional),
+                cmocka_unit_test(test_set_image),
                 cmocka_unit_test(test_path),
                 cmocka_unit_test(test_save_load),
                 cmocka_unit_test(test_save_refuses_invalid),

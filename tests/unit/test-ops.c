@@ -265,6 +265,76 @@ static void test_unknown_service_and_instance(void **state) {
         assert_int_equal(e.kind, NAP_ERROR_NO_SUCH_INSTANCE);
 }
 
+/* A Dockerfile app (no profile, no Procfile) deploys; it has no
+ * parameters, so any given to start_common is refused before anything is
+ * created. */
+static void test_dockerfile_app_deploys(void **state) {
+        Fixture *f = *state;
+        NapDeployResult res;
+        NapError e = NAP_ERROR_NULL;
+        run((char *const[]) { "git", "-C", f->repo, "rm", "-q", "profile", NULL });
+        git_commit_file(f, "Dockerfile", "FROM docker.io/library/python:3\nCOPY . /app\nCMD python3 /app/server.py\n");
+        assert_int_equal(nap_deploy_app(f->c, "alice_web", f->url, &res, &e), 0);
+        assert_true(res.changed);
+        assert_true(exists(f, "root/services/alice/alice_web/Dockerfile"));
+        assert_false(exists(f, "root/services/alice/alice_web/profile"));
+
+        _cleanup_strv_free_ char **params = NULL;
+        assert_int_equal(nap_get_parameters(f->c, "alice_web", &params, &e), 0);
+        assert_int_equal(strv_length(params), 0);
+
+        _cleanup_(nap_params_freep) NapParams *p = NULL;
+        NapInstanceInfo info = {};
+        assert_int_equal(nap_params_parse("greeting=hi", strlen("greeting=hi"), &p, &e), 0);
+        assert_true(nap_start_common(f->c, "alice_web", p, &info, &e) < 0);
+        assert_int_equal(e.kind, NAP_ERROR_INVALID_PARAMETER);
+        assert_false(exists(f, "root/apps"));
+        assert_false(exists(f, "instances"));
+}
+
+/* With both, the profile is the app: its parameters, not the Dockerfile. */
+static void test_profile_wins_over_dockerfile(void **state) {
+        Fixture *f = *state;
+        NapDeployResult res;
+        NapError e = NAP_ERROR_NULL;
+        git_commit_file(f, "Dockerfile", "FROM scratch\n");
+        assert_int_equal(nap_deploy_app(f->c, "alice_web", f->url, &res, &e), 0);
+        _cleanup_strv_free_ char **params = NULL;
+        assert_int_equal(nap_get_parameters(f->c, "alice_web", &params, &e), 0);
+        assert_int_equal(strv_length(params), 2);
+        assert_string_equal(params[0], "greeting");
+}
+
+static void assert_deploy_refused(Fixture *f, const char *what) {
+        NapDeployResult res;
+        NapError e = NAP_ERROR_NULL;
+        assert_true(nap_deploy_app(f->c, "alice_web", f->url, &res, &e) < 0);
+        assert_int_equal(e.kind, NAP_ERROR_INVALID_PROFILE);
+        if (!strstr(e.message, what))
+                print_error("message '%s', expected '%s'\n", e.message, what);
+        assert_non_null(strstr(e.message, what));
+        assert_false(exists(f, "root/services/alice/alice_web"));
+}
+
+/* A tree with none of the three is refused, and so is a Dockerfile that
+ * is a symbolic link (the build would read whatever it points to) or
+ * empty. Nothing is deployed. */
+static void test_tree_without_app_is_refused(void **state) {
+        Fixture *f = *state;
+        run((char *const[]) { "git", "-C", f->repo, "rm", "-q", "profile", NULL });
+        git_commit_file(f, "README", "nothing to run\n");
+        assert_deploy_refused(f, "neither a profile, a Procfile nor a Dockerfile");
+
+        _cleanup_free_ char *link = path_join(f->repo, "Dockerfile", NULL);
+        assert_int_equal(symlink("/etc/passwd", link), 0);
+        git_commit_file(f, "README", "a link\n");
+        assert_deploy_refused(f, "Dockerfile is not a regular file");
+
+        assert_int_equal(unlink(link), 0);
+        git_commit_file(f, "Dockerfile", "");
+        assert_deploy_refused(f, "Dockerfile is empty");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_deploy_is_idempotent, setup, teardown),
@@ -276,6 +346,9 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_start_common_bad_params_change_nothing, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_start_common_command_systemd_cannot_run, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_unknown_service_and_instance, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_dockerfile_app_deploys, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_profile_wins_over_dockerfile, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_tree_without_app_is_refused, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
