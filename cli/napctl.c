@@ -1,301 +1,311 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 /* napctl: one verb per operation of the seed interface. Each verb is one
- * table entry and one small function that calls lib/ops and prints the
- * result for people, or as JSON with --json. */
+ * table entry and one small function: it calls io.nap.Manager.<Method> —
+ * on nap-managerd over varlink, or in this process with --no-helper
+ * (napctl-call.h) — and prints the reply for people, or as JSON with
+ * --json (napctl-output.h). The verbs marked local in the table have no
+ * method in the interface and always run in this process. */
 
 #include <getopt.h>
 #include <jansson.h>
-#include <time.h>
+#include <unistd.h>
 
+#include "names.h"
 #include "nap-config.h"
-#include "ops.h"
-#include "publish.h"
-#include "strv.h"
+#include "napctl-call.h"
+#include "napctl-output.h"
+#include "verb-keys.h"
+#include "verb-rollback.h"
+
+/* Calls that change something run to their end in the helper whatever
+ * napctl does: wait for them (a deploy may fetch for minutes). */
+#define WRITE_TIMEOUT VARLINK_TIMEOUT_INFINITY
+#define READ_TIMEOUT VARLINK_DEFAULT_TIMEOUT_USEC
 
 static bool arg_json = false;
-static int arg_scope = -1;
+static bool arg_follow = false;
 static size_t arg_lines = 10;
+static Caller arg_caller = { .scope = -1 };
 
 typedef struct Verb {
         const char *name;
         const char *args;
         unsigned min_args, max_args;
-        int (*run)(NapContext *c, char **args, NapError *e);
+        int (*run)(Caller *c, char **args, NapError *e);
+        bool local; /* no io.nap.Manager method: always in this process */
         const char *help;
 } Verb;
 
-/* ---- output ----------------------------------------------------------- */
+/* ---- verbs over io.nap.Manager ---------------------------------------- */
 
-static int print_json(json_t *j) {
-        if (!j)
-                return -ENOMEM;
-        size_t flags = (isatty(STDOUT_FILENO) ? JSON_INDENT(2) : JSON_COMPACT) | JSON_ENSURE_ASCII;
-        int r = json_dumpf(j, stdout, flags);
-        json_decref(j);
-        fputc('\n', stdout);
-        return r < 0 ? -EIO : 0;
+/* The helper's working directory is not ours: a relative path to a local
+ * repository is made absolute here. Anything else goes as given. */
+static int url_absolute(const char *url, char **ret, NapError *e) {
+        _cleanup_free_ char *cwd = NULL;
+        if (strstr(url, "://") || url[0] == '/' || access(url, F_OK) < 0)
+                *ret = strdup(url);
+        else if ((cwd = getcwd(NULL, 0))) {
+                if (asprintf(ret, "%s/%s", streq(cwd, "/") ? "" : cwd, url) < 0)
+                        *ret = NULL;
+        } else
+                return nap_error_errno(e, -errno, "Failed to find the current directory");
+        return *ret ? 0 : nap_error_errno(e, -ENOMEM, "Failed to read the URL");
 }
 
-static json_t *json_strv(char *const *l) {
-        json_t *a = json_array();
-        STRV_FOREACH(s, l)
-                json_array_append_new(a, json_string(*s));
-        return a;
-}
-
-static json_t *json_params(const NapParams *p) {
-        json_t *o = json_object();
-        for (size_t i = 0; p && i < nap_params_size(p); i++)
-                json_object_set_new(o, nap_params_key(p, i), json_string(nap_params_value(p, i)));
-        return o;
-}
-
-static json_t *json_instance(const NapInstanceInfo *i) {
-        return json_pack("{s:s, s:s, s:I, s:I, s:s?, s:b, s:s?, s:s?, s:o, s:o}",
-                         "instance", i->name, "unit", i->unit, "number", (json_int_t) i->number,
-                         "port", (json_int_t) i->port, "url", i->url, "enabled", i->enabled,
-                         "active_state", i->active_state, "sub_state", i->sub_state,
-                         "argv", json_strv(i->argv), "params", json_params(i->params));
-}
-
-static const char *short_commit(const char *commit, char buf[static 13]) {
-        snprintf(buf, 13, "%.12s", strempty(commit));
-        return buf;
-}
-
-/* etcd down never fails an operation; say what is not published yet. */
-static void warn_pending(NapPublish p, const NapError *why, const char *what) {
-        if (p == NAP_PUBLISH_PENDING)
-                fprintf(stderr, "napctl: publishing %s to etcd is pending (%s); the next deploy-app or "
-                        "start-common writes it\n", what, nap_error_is_set(why) ? why->message : "etcd unreachable");
-}
-
-/* ---- verbs ------------------------------------------------------------ */
-
-static int verb_deploy_app(NapContext *c, char **args, NapError *e) {
-        NapDeployResult res;
+static int verb_deploy_app(Caller *c, char **args, NapError *e) {
+        _cleanup_free_ char *url = NULL;
+        json_auto_t *reply = NULL;
         char b[13];
-        int r = nap_deploy_app(c, args[0], args[1], &res, e);
+        int r = url_absolute(args[1], &url, e);
+        if (r >= 0)
+                r = caller_call(c, "DeployApp", json_pack("{s:s, s:s}", "service", args[0], "url", url),
+                                WRITE_TIMEOUT, &reply, e);
         if (r < 0)
                 return r;
-        warn_pending(res.publish, &res.publish_error, "the app's URL");
+        output_warn_pending(reply, "the app's URL");
         if (arg_json)
-                return print_json(json_pack("{s:s, s:s, s:s, s:b, s:s}", "service", args[0], "commit", res.commit,
-                                            "url", args[1], "changed", res.changed,
-                                            "etcd", nap_publish_to_string(res.publish)));
-        if (res.changed)
-                printf("Deployed %s at %s from %s\n", args[0], short_commit(res.commit, b), args[1]);
-        else
-                printf("%s is already at %s from %s (unchanged)\n", args[0], short_commit(res.commit, b), args[1]);
+                return output_json(json_ordered(reply, "service", "commit", "url", "changed", "etcd", NULL));
+        printf(json_is_true(json_object_get(reply, "changed")) ? "Deployed %s at %s from %s\n"
+                                                                : "%s is already at %s from %s (unchanged)\n",
+               args[0], short_commit(json_str(reply, "commit"), b), json_str(reply, "url"));
         return 0;
 }
 
-static int verb_list_services(NapContext *c, char **args, NapError *e) {
-        NapServiceInfo *l;
-        size_t n;
+static int verb_list_services(Caller *c, char **args, NapError *e) {
+        json_auto_t *reply = NULL;
+        json_t *s;
+        size_t i;
         char b[13];
-        int r = nap_list_services(c, args[0], &l, &n, e);
+        int r = caller_call(c, "ListServices", json_pack("{s:s}", "user", args[0]), READ_TIMEOUT, &reply, e);
         if (r < 0)
                 return r;
         json_t *a = arg_json ? json_array() : NULL;
-        for (size_t i = 0; i < n; i++) {
+        json_array_foreach(json_object_get(reply, "services"), i, s)
                 if (a)
-                        json_array_append_new(a, json_pack("{s:s, s:s, s:s?, s:s?, s:I}", "service", l[i].name,
-                                                           "app", l[i].app, "commit", l[i].commit, "url", l[i].url,
-                                                           "deployed", (json_int_t) l[i].deployed_usec));
+                        json_array_append_new(a, json_ordered(s, "service", "app", "commit", "url", "deployed", NULL));
                 else
-                        printf("%s\t%s\t%s\n", l[i].name, short_commit(l[i].commit, b), strempty(l[i].url));
-        }
-        nap_service_info_array_free(l, n);
-        return a ? print_json(a) : 0;
+                        printf("%s\t%s\t%s\n", json_str(s, "service"), short_commit(json_str(s, "commit"), b),
+                               json_str(s, "url"));
+        return a ? output_json(a) : 0;
 }
 
-static int verb_get_parameters(NapContext *c, char **args, NapError *e) {
-        _cleanup_strv_free_ char **l = NULL;
-        int r = nap_get_parameters(c, args[0], &l, e);
+static int verb_get_parameters(Caller *c, char **args, NapError *e) {
+        json_auto_t *reply = NULL;
+        json_t *p;
+        size_t i;
+        int r = caller_call(c, "GetParameters", json_pack("{s:s}", "service", args[0]), READ_TIMEOUT, &reply, e);
         if (r < 0)
                 return r;
+        json_t *l = json_object_get(reply, "parameters");
         if (arg_json)
-                return print_json(json_strv(l));
-        _cleanup_free_ char *s = strv_join(l, ",");
-        if (!s)
-                return -ENOMEM;
-        printf("%s\n", s);
+                return output_json(json_incref(l) ?: json_array());
+        json_array_foreach(l, i, p)
+                printf("%s%s", i > 0 ? "," : "", json_string_value(p) ?: "");
+        putchar('\n');
         return 0;
 }
 
-static int verb_start_common(NapContext *c, char **args, NapError *e) {
-        _cleanup_(nap_params_freep) NapParams *p = NULL;
-        NapInstanceInfo i = {};
-        const char *s = args[1] ?: "";
-        int r = nap_params_parse(s, strlen(s), &p, e);
-        if (r >= 0)
-                r = nap_start_common(c, args[0], p, &i, e);
-        if (r < 0)
-                return r;
-        warn_pending(i.publish, NULL, "the instance's port");
-        if (arg_json)
-                r = print_json(json_instance(&i));
-        else
-                printf("%s %s\n", i.name, strempty(i.url));
-        nap_instance_info_clear(&i);
-        return r;
+static json_t *instance_json(json_t *i) {
+        return json_ordered(i, "instance", "unit", "number", "port", "url", "enabled", "active_state", "sub_state",
+                            "argv", "params", NULL);
 }
 
-static int verb_list_instances(NapContext *c, char **args, NapError *e) {
-        NapInstanceInfo *l;
-        size_t n;
-        int r = nap_list_instances(c, args[0], &l, &n, e);
+static int verb_start_common(Caller *c, char **args, NapError *e) {
+        json_auto_t *reply = NULL;
+        int r = caller_call(c, "StartCommon",
+                            json_pack("{s:s, s:s*}", "service", args[0], "paramsString", args[1]), WRITE_TIMEOUT,
+                            &reply, e);
+        if (r < 0)
+                return r;
+        json_t *i = json_object_get(reply, "instance");
+        output_warn_pending(reply, "the instance's port");
+        if (arg_json)
+                return output_json(instance_json(i));
+        printf("%s %s\n", json_str(i, "instance"), json_str(i, "url"));
+        return 0;
+}
+
+static int verb_list_instances(Caller *c, char **args, NapError *e) {
+        json_auto_t *reply = NULL;
+        json_t *i;
+        size_t k;
+        int r = caller_call(c, "ListInstances", json_pack("{s:s}", "service", args[0]), READ_TIMEOUT, &reply, e);
         if (r < 0)
                 return r;
         json_t *a = arg_json ? json_array() : NULL;
         if (!a)
                 printf("%-40s %-6s %-8s %-10s %s\n", "INSTANCE", "PORT", "ENABLED", "ACTIVE", "SUB");
-        for (size_t k = 0; k < n; k++) {
+        json_array_foreach(json_object_get(reply, "instances"), k, i)
                 if (a)
-                        json_array_append_new(a, json_instance(l + k));
+                        json_array_append_new(a, instance_json(i));
                 else
-                        printf("%-40s %-6u %-8s %-10s %s\n", l[k].name, l[k].port, l[k].enabled ? "yes" : "no",
-                               l[k].active_state, l[k].sub_state);
-        }
-        nap_instance_info_array_free(l, n);
-        return a ? print_json(a) : 0;
+                        printf("%-40s %-6lld %-8s %-10s %s\n", json_str(i, "instance"), (long long) json_int(i, "port"),
+                               json_is_true(json_object_get(i, "enabled")) ? "yes" : "no",
+                               json_str(i, "active_state"), json_str(i, "sub_state"));
+        return a ? output_json(a) : 0;
 }
 
-static int verb_get_instances_num(NapContext *c, char **args, NapError *e) {
-        unsigned n;
-        int r = nap_get_instances_num(c, args[0], &n, e);
+static int verb_get_instances_num(Caller *c, char **args, NapError *e) {
+        json_auto_t *reply = NULL;
+        int r = caller_call(c, "GetInstancesNum", json_pack("{s:s}", "service", args[0]), READ_TIMEOUT, &reply, e);
         if (r < 0)
                 return r;
         if (arg_json)
-                return print_json(json_pack("{s:s, s:I}", "service", args[0], "instances", (json_int_t) n));
-        printf("%u\n", n);
+                return output_json(json_ordered(reply, "service", "instances", NULL));
+        printf("%lld\n", (long long) json_int(reply, "instances"));
         return 0;
 }
 
-static int verb_start_app(NapContext *c, char **args, NapError *e) {
-        return nap_start_app(c, args[0], e);
+/* StartApp, StopApp, RemoveInstance: silent on success. */
+static int call_instance(Caller *c, const char *method, const char *instance, NapError *e) {
+        json_auto_t *reply = NULL;
+        return caller_call(c, method, json_pack("{s:s}", "instance", instance), WRITE_TIMEOUT, &reply, e);
 }
 
-static int verb_stop_app(NapContext *c, char **args, NapError *e) {
-        return nap_stop_app(c, args[0], e);
+static int verb_start_app(Caller *c, char **args, NapError *e) {
+        return call_instance(c, "StartApp", args[0], e);
 }
 
-static int verb_remove_instance(NapContext *c, char **args, NapError *e) {
-        return nap_remove_instance(c, args[0], e);
+static int verb_stop_app(Caller *c, char **args, NapError *e) {
+        return call_instance(c, "StopApp", args[0], e);
 }
 
-static int verb_cat_app(NapContext *c, char **args, NapError *e) {
-        _cleanup_free_ char *text = NULL;
-        int r = nap_cat_app(c, args[0], &text, e);
+static int verb_remove_instance(Caller *c, char **args, NapError *e) {
+        return call_instance(c, "RemoveInstance", args[0], e);
+}
+
+static int verb_cat_app(Caller *c, char **args, NapError *e) {
+        json_auto_t *reply = NULL;
+        int r = caller_call(c, "CatApp", json_pack("{s:s}", "instance", args[0]), READ_TIMEOUT, &reply, e);
         if (r < 0)
                 return r;
         if (arg_json)
-                return print_json(json_pack("{s:s, s:s}", "instance", args[0], "profile", text));
-        fputs(text, stdout);
+                return output_json(json_ordered(reply, "instance", "profile", NULL));
+        fputs(json_str(reply, "profile"), stdout);
         return 0;
 }
 
-static void print_journal_entry(const NapJournalEntry *j) {
-        char when[64] = "-";
-        time_t t = j->realtime_usec / 1000000;
-        struct tm tm;
-        if (localtime_r(&t, &tm)) {
-                /* RFC 3339: the offset as +HH:MM, which %z writes as +HHMM. */
-                size_t n = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S%z", &tm);
-                if (n >= 5 && n + 2 <= sizeof when) {
-                        memmove(when + n - 1, when + n - 2, 3);
-                        when[n - 2] = ':';
-                }
-        }
-        if (j->pid > 0)
-                printf("%s %s[%u]: %s\n", when, j->identifier ?: "-", j->pid, j->message);
-        else
-                printf("%s %s: %s\n", when, j->identifier ?: "-", j->message);
+/* One reply of GetJournal: its entries, as lines or (following, --json)
+ * one JSON object per line; flushed, so a pipe sees each as it comes. */
+static int print_journal_reply(json_t *reply, void *userdata, NapError *e) {
+        json_t *entry;
+        size_t i;
+        json_array_foreach(json_object_get(reply, "entries"), i, entry)
+                if (arg_json)
+                        (void) output_json_line(json_ordered(entry, "time", "message", "priority", "identifier",
+                                                             "pid", NULL));
+                else
+                        output_journal_entry(entry);
+        if (fflush(stdout) == EOF || ferror(stdout))
+                return nap_error_errno(e, -EIO, "Failed to write the log");
+        return 0;
 }
 
-static int verb_get_journal(NapContext *c, char **args, NapError *e) {
-        NapJournalEntry *l;
-        size_t n;
-        int r = nap_get_journal(c, args[0], arg_lines, &l, &n, e);
+static int verb_get_journal(Caller *c, char **args, NapError *e) {
+        json_auto_t *reply = NULL;
+        json_t *entry;
+        size_t i;
+        json_t *p = json_pack("{s:s, s:I}", "instance", args[0], "lines", (json_int_t) arg_lines);
+        if (arg_follow)
+                return caller_follow(c, "GetJournal", p, print_journal_reply, NULL, e);
+        int r = caller_call(c, "GetJournal", p, READ_TIMEOUT, &reply, e);
+        if (r < 0)
+                return r;
+        if (!arg_json)
+                return print_journal_reply(reply, NULL, e);
+        json_t *a = json_array();
+        json_array_foreach(json_object_get(reply, "entries"), i, entry)
+                json_array_append_new(a, json_ordered(entry, "time", "message", "priority", "identifier", "pid", NULL));
+        return output_json(a);
+}
+
+static int verb_get_service_url(Caller *c, char **args, NapError *e) {
+        json_auto_t *reply = NULL;
+        NapService s;
+        char name[NAP_SERVICE_NAME_MAX];
+        int r = nap_service_from_parts(args[0], args[1], &s, e);
+        if (r >= 0)
+                r = caller_call(c, "GetServiceUrl", json_pack("{s:s}", "service", nap_service_name(&s, name)),
+                                READ_TIMEOUT, &reply, e);
+        if (r < 0)
+                return r;
+        if (arg_json)
+                return output_json(json_pack("{s:s, s:s, s:O?, s:O*}", "user", args[0], "app", args[1], "url",
+                                             json_object_get(reply, "url"), "source",
+                                             json_object_get(reply, "source")));
+        printf("%s\n", json_str(reply, "url"));
+        return 0;
+}
+
+static int verb_get_port(Caller *c, char **args, NapError *e) {
+        json_auto_t *reply = NULL;
+        int r = caller_call(c, "GetPort", json_pack("{s:s}", "instance", args[0]), READ_TIMEOUT, &reply, e);
+        if (r < 0)
+                return r;
+        if (arg_json)
+                return output_json(json_pack("{s:s, s:O?, s:O*}", "instance", args[0], "port",
+                                             json_object_get(reply, "port"), "source",
+                                             json_object_get(reply, "source")));
+        printf("%lld\n", (long long) json_int(reply, "port"));
+        return 0;
+}
+
+static int verb_endpoints(Caller *c, char **args, NapError *e) {
+        json_auto_t *reply = NULL;
+        json_t *ep;
+        size_t k;
+        int r = caller_call(c, "ListEndpoints", json_pack("{s:s}", "service", args[0]), READ_TIMEOUT, &reply, e);
         if (r < 0)
                 return r;
         json_t *a = arg_json ? json_array() : NULL;
-        for (size_t k = 0; k < n; k++) {
+        json_array_foreach(json_object_get(reply, "endpoints"), k, ep)
                 if (a)
-                        json_array_append_new(a, json_pack("{s:I, s:s, s:i, s:s?, s:I}", "time",
-                                                           (json_int_t) l[k].realtime_usec, "message", l[k].message,
-                                                           "priority", l[k].priority, "identifier", l[k].identifier,
-                                                           "pid", (json_int_t) l[k].pid));
+                        json_array_append_new(a, json_ordered(ep, "host", "port", "instance", "unit", NULL));
                 else
-                        print_journal_entry(l + k);
-        }
-        nap_journal_entry_array_free(l, n);
-        return a ? print_json(a) : 0;
+                        printf(strchr(json_str(ep, "host"), ':') ? "[%s]:%lld\t%s\n" : "%s:%lld\t%s\n",
+                               json_str(ep, "host"), (long long) json_int(ep, "port"), json_str(ep, "instance"));
+        return a ? output_json(a) : 0;
 }
 
-static int verb_get_service_url(NapContext *c, char **args, NapError *e) {
-        _cleanup_free_ char *url = NULL;
-        NapSource source;
-        int r = nap_get_service_url(c, args[0], args[1], &url, &source, e);
-        if (r < 0)
-                return r;
-        if (arg_json)
-                return print_json(json_pack("{s:s, s:s, s:s, s:s}", "user", args[0], "app", args[1], "url", url,
-                                            "source", nap_source_to_string(source)));
-        printf("%s\n", url);
-        return 0;
+/* ---- verbs in this process -------------------------------------------- */
+
+static int verb_keys_local(Caller *c, char **args, NapError *e) {
+        NapContext *ctx;
+        int r = caller_context(c, &ctx, e);
+        return r < 0 ? r : verb_keys(ctx, args, arg_json, e);
 }
 
-static int verb_get_port(NapContext *c, char **args, NapError *e) {
-        unsigned port;
-        NapSource source;
-        int r = nap_get_port(c, args[0], &port, &source, e);
-        if (r < 0)
-                return r;
-        if (arg_json)
-                return print_json(json_pack("{s:s, s:I, s:s}", "instance", args[0], "port", (json_int_t) port,
-                                            "source", nap_source_to_string(source)));
-        printf("%u\n", port);
-        return 0;
+static int verb_rollback_local(Caller *c, char **args, NapError *e) {
+        NapContext *ctx;
+        int r = caller_context(c, &ctx, e);
+        return r < 0 ? r : verb_rollback(ctx, args, arg_json, e);
 }
 
-static int verb_endpoints(NapContext *c, char **args, NapError *e) {
-        NapEndpointList l = {};
-        int r = nap_list_endpoints(c, args[0], &l, e);
-        if (r < 0)
-                return r;
-        json_t *a = arg_json ? json_array() : NULL;
-        for (size_t k = 0; k < l.n; k++) {
-                const NapEndpoint *ep = l.items + k;
-                if (a)
-                        json_array_append_new(a, json_pack("{s:s, s:I, s:s, s:s}", "host", ep->host, "port",
-                                                           (json_int_t) ep->port, "instance", ep->instance,
-                                                           "unit", ep->unit));
-                else
-                        printf(strchr(ep->host, ':') ? "[%s]:%u\t%s\n" : "%s:%u\t%s\n", ep->host, ep->port,
-                               ep->instance);
-        }
-        nap_endpoint_list_done(&l);
-        return a ? print_json(a) : 0;
+static int verb_history_local(Caller *c, char **args, NapError *e) {
+        NapContext *ctx;
+        int r = caller_context(c, &ctx, e);
+        return r < 0 ? r : verb_history(ctx, args, arg_json, e);
 }
 
 static const Verb verbs[] = {
-        { "deploy-app", "USER_APP URL", 2, 2, verb_deploy_app, "Fetch an app (git URL or path) without running it" },
-        { "list-services", "USER", 1, 1, verb_list_services, "List the apps a user has deployed" },
-        { "get-parameters", "USER_APP", 1, 1, verb_get_parameters, "List the {parameters} of an app's profile" },
-        { "start-common", "USER_APP [k=v,k=v]", 1, 2, verb_start_common, "Start a new instance with these parameters" },
-        { "list-instances", "USER_APP", 1, 1, verb_list_instances, "List an app's instances and their state" },
-        { "get-instances-num", "USER_APP", 1, 1, verb_get_instances_num, "Count an app's instances" },
-        { "start-app", "INSTANCE", 1, 1, verb_start_app, "Start an instance and start it at boot" },
-        { "stop-app", "INSTANCE", 1, 1, verb_stop_app, "Stop an instance and keep it stopped at boot" },
-        { "cat-app", "INSTANCE", 1, 1, verb_cat_app, "Show an instance's profile" },
-        { "get-journal", "INSTANCE", 1, 1, verb_get_journal, "Show the last lines of an instance's log" },
-        { "remove-instance", "INSTANCE", 1, 1, verb_remove_instance, "Stop and delete an instance" },
-        { "get-service-url", "USER APP", 2, 2, verb_get_service_url, "Show the URL an app was deployed from" },
-        { "get-port", "INSTANCE", 1, 1, verb_get_port, "Show the port of an instance" },
-        { "endpoints", "USER_APP", 1, 1, verb_endpoints, "List an app's live endpoints (from etcd)" },
+        { "deploy-app", "USER_APP URL", 2, 2, verb_deploy_app, false, "Fetch an app (git URL or path) without running it" },
+        { "list-services", "USER", 1, 1, verb_list_services, false, "List the apps a user has deployed" },
+        { "get-parameters", "USER_APP", 1, 1, verb_get_parameters, false, "List the {parameters} of an app's profile" },
+        { "start-common", "USER_APP [k=v,k=v]", 1, 2, verb_start_common, false, "Start a new instance with these parameters" },
+        { "list-instances", "USER_APP", 1, 1, verb_list_instances, false, "List an app's instances and their state" },
+        { "get-instances-num", "USER_APP", 1, 1, verb_get_instances_num, false, "Count an app's instances" },
+        { "start-app", "INSTANCE", 1, 1, verb_start_app, false, "Start an instance and start it at boot" },
+        { "stop-app", "INSTANCE", 1, 1, verb_stop_app, false, "Stop an instance and keep it stopped at boot" },
+        { "cat-app", "INSTANCE", 1, 1, verb_cat_app, false, "Show an instance's profile" },
+        { "get-journal", "INSTANCE", 1, 1, verb_get_journal, false, "Show the last lines of an instance's log (-f: follow it)" },
+        { "remove-instance", "INSTANCE", 1, 1, verb_remove_instance, false, "Stop and delete an instance" },
+        { "get-service-url", "USER APP", 2, 2, verb_get_service_url, false, "Show the URL an app was deployed from" },
+        { "get-port", "INSTANCE", 1, 1, verb_get_port, false, "Show the port of an instance" },
+        { "endpoints", "USER_APP", 1, 1, verb_endpoints, false, "List an app's live endpoints (from etcd)" },
+        { "rollback", "USER_APP [COMMIT]", 1, 2, verb_rollback_local, true, "Redeploy an earlier commit and restart the instances" },
+        { "history", "USER_APP", 1, 1, verb_history_local, true, "List an app's deploys, newest first" },
+        { "keys", "add|list|remove ...", 1, 3, verb_keys_local, true, "Manage who may git push (root)" },
 };
 
 /* ---- main ------------------------------------------------------------- */
@@ -303,22 +313,26 @@ static const Verb verbs[] = {
 static void help(void) {
         printf("napctl [OPTIONS...] COMMAND ...\n\n"
                "Deploy apps and control their instances on this host.\n\n"
-               "Commands (INSTANCE is USER_APP_common@N):\n");
+               "Commands (INSTANCE is USER_APP_common@N; * runs in napctl itself):\n");
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
-                printf("  %-18s %-20s %s\n", verbs[i].name, verbs[i].args, verbs[i].help);
+                printf("  %-18s %-20s %s%s\n", verbs[i].name, verbs[i].args, verbs[i].local ? "* " : "",
+                       verbs[i].help);
         printf("\nOptions:\n"
                "  -h --help            Show this help\n"
                "     --version         Show the version\n"
-               "     --user            Use the calling user's service manager\n"
-               "     --system          Use the system service manager (Scope= in nap.conf by default)\n"
+               "     --user            Use the calling user's service manager and nap-managerd\n"
+               "     --system          Use the system ones (Scope= in nap.conf by default)\n"
+               "     --address=PATH    Talk to the nap-managerd listening on PATH\n"
+               "     --no-helper       Run the operation in this process, not in nap-managerd\n"
                "     --json            Print results as JSON\n"
                "  -n --lines=N         Lines for get-journal (default 10)\n"
+               "  -f --follow          get-journal: print new lines as they come, until interrupted\n"
                "\nConfiguration: %s, or the file in $NAP_CONFIG.\n"
-               "See napctl(1), nap.conf(5) and nap.profile(5).\n",
+               "See napctl(1), nap-managerd(8), nap.conf(5) and nap.profile(5).\n",
                NAP_CONFIG_DEFAULT_PATH);
 }
 
-enum { ARG_VERSION = 0x100, ARG_USER, ARG_SYSTEM, ARG_JSON };
+enum { ARG_VERSION = 0x100, ARG_USER, ARG_SYSTEM, ARG_JSON, ARG_ADDRESS, ARG_NO_HELPER };
 
 static int parse_lines(const char *s) {
         char *end;
@@ -332,38 +346,60 @@ static int parse_lines(const char *s) {
         return 0;
 }
 
+static int parse_option(int ch) {
+        switch (ch) {
+        case 'h':
+                help();
+                return 1;
+        case ARG_VERSION:
+                printf("napctl %s\n", NAP_VERSION);
+                return 1;
+        case ARG_USER:
+        case ARG_SYSTEM:
+                arg_caller.scope = ch == ARG_USER ? NAP_SCOPE_USER : NAP_SCOPE_SYSTEM;
+                return 0;
+        case ARG_JSON:
+                arg_json = true;
+                return 0;
+        case ARG_ADDRESS:
+                if (isempty(optarg)) {
+                        fprintf(stderr, "napctl: --address= takes the path of nap-managerd's socket\n");
+                        return -EINVAL;
+                }
+                arg_caller.address = optarg;
+                return 0;
+        case ARG_NO_HELPER:
+                arg_caller.local = true;
+                return 0;
+        case 'f':
+                arg_follow = true;
+                return 0;
+        case 'n':
+                return parse_lines(optarg);
+        default:
+                return -EINVAL;
+        }
+}
+
 /* 1: exit 0 now (help, version); 0: go on; <0: usage error. */
 static int parse_argv(int argc, char *argv[]) {
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },       { "version", no_argument, NULL, ARG_VERSION },
                 { "user", no_argument, NULL, ARG_USER },  { "system", no_argument, NULL, ARG_SYSTEM },
                 { "json", no_argument, NULL, ARG_JSON },  { "lines", required_argument, NULL, 'n' },
+                { "follow", no_argument, NULL, 'f' },     { "address", required_argument, NULL, ARG_ADDRESS },
+                { "no-helper", no_argument, NULL, ARG_NO_HELPER },
                 {},
         };
-        for (int ch; (ch = getopt_long(argc, argv, "hn:", options, NULL)) >= 0;)
-                switch (ch) {
-                case 'h':
-                        help();
-                        return 1;
-                case ARG_VERSION:
-                        printf("napctl %s\n", NAP_VERSION);
-                        return 1;
-                case ARG_USER:
-                        arg_scope = NAP_SCOPE_USER;
-                        break;
-                case ARG_SYSTEM:
-                        arg_scope = NAP_SCOPE_SYSTEM;
-                        break;
-                case ARG_JSON:
-                        arg_json = true;
-                        break;
-                case 'n':
-                        if (parse_lines(optarg) < 0)
-                                return -EINVAL;
-                        break;
-                default:
-                        return -EINVAL;
-                }
+        for (int ch; (ch = getopt_long(argc, argv, "hfn:", options, NULL)) >= 0;) {
+                int r = parse_option(ch);
+                if (r != 0)
+                        return r;
+        }
+        if (arg_caller.local && arg_caller.address) {
+                fprintf(stderr, "napctl: --address= and --no-helper exclude each other\n");
+                return -EINVAL;
+        }
         return 0;
 }
 
@@ -374,6 +410,7 @@ static const Verb *find_verb(const char *name) {
         return NULL;
 }
 
+/* napctl(1) "EXIT STATUS": the same for every transport. */
 static int exit_status(const NapError *e) {
         switch (e->kind) {
         case NAP_ERROR_INVALID_NAME:
@@ -390,9 +427,10 @@ static int exit_status(const NapError *e) {
 }
 
 static int report(const NapError *e) {
+        char name[128];
         if (arg_json) {
-                json_t *j = json_pack("{s:s+, s:s}", "error", "io.nap.Manager.",
-                                      nap_error_kind_to_string(e->kind), "message", e->message);
+                json_t *j = json_pack("{s:s, s:s}", "error", caller_error_name(&arg_caller, e, name), "message",
+                                      e->message);
                 json_dumpf(j, stderr, JSON_COMPACT);
                 fputc('\n', stderr);
                 json_decref(j);
@@ -405,34 +443,38 @@ static void warn_config(void *userdata, const char *message) {
         fprintf(stderr, "napctl: warning: %s\n", message);
 }
 
+/* The verb to run, or NULL after saying why not (usage: exit 2). */
+static const Verb *check_verb(int argc, char *argv[]) {
+        if (optind >= argc) {
+                fprintf(stderr, "napctl: a command is needed (see napctl --help)\n");
+                return NULL;
+        }
+        const Verb *v = find_verb(argv[optind]);
+        unsigned nargs = argc - optind - 1;
+        if (!v)
+                fprintf(stderr, "napctl: unknown command '%s' (see napctl --help)\n", argv[optind]);
+        else if (nargs < v->min_args || nargs > v->max_args)
+                fprintf(stderr, "napctl: usage: napctl %s %s\n", v->name, v->args);
+        else if (arg_follow && v->run != verb_get_journal)
+                fprintf(stderr, "napctl: --follow applies to get-journal only\n");
+        else
+                return v;
+        return NULL;
+}
+
 int main(int argc, char *argv[]) {
         int r = parse_argv(argc, argv);
         if (r != 0)
                 return r > 0 ? 0 : 2;
-        if (optind >= argc) {
-                fprintf(stderr, "napctl: a command is needed (see napctl --help)\n");
+        const Verb *v = check_verb(argc, argv);
+        if (!v)
                 return 2;
-        }
-        const Verb *v = find_verb(argv[optind]);
-        unsigned nargs = argc - optind - 1;
-        if (!v) {
-                fprintf(stderr, "napctl: unknown command '%s' (see napctl --help)\n", argv[optind]);
-                return 2;
-        }
-        if (nargs < v->min_args || nargs > v->max_args) {
-                fprintf(stderr, "napctl: usage: napctl %s %s\n", v->name, v->args);
-                return 2;
-        }
 
         NapError e = NAP_ERROR_NULL;
-        _cleanup_(nap_context_freep) NapContext *c = NULL;
-        r = nap_context_new(&c, arg_scope, warn_config, NULL, &e);
-        if (r >= 0)
-                r = v->run(c, argv + optind + 1, &e);
-        if (r < 0) {
-                if (!nap_error_is_set(&e))
-                        nap_error_errno(&e, r, "%s failed", v->name);
-                return report(&e);
-        }
-        return 0;
+        arg_caller.warn = warn_config;
+        r = v->run(&arg_caller, argv + optind + 1, &e);
+        if (r < 0 && !nap_error_is_set(&e))
+                nap_error_errno(&e, r, "%s failed", v->name);
+        caller_done(&arg_caller);
+        return r < 0 ? report(&e) : 0;
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 #include "managerd-methods.h"
+#include "publish.h"
 #include "strv.h"
 
 #define JOURNAL_LINES_DEFAULT 10
@@ -97,11 +98,13 @@ static json_t *oom(json_t *j, NapError *e) {
 
 static json_t *run_deploy_app(NapContext *c, json_t *args, NapError *e) {
         const char *service = arg_string(args, "service", e), *url = arg_string(args, "url", e);
-        NapDeployResult res;
+        NapDeployResult res = {};
         if (!service || !url || nap_deploy_app(c, service, url, &res, e) < 0)
                 return NULL;
-        return oom(json_pack("{s:s, s:s, s:s, s:b}", "service", service, "commit", res.commit, "url", url, "changed",
-                             res.changed),
+        /* etcd down does not fail a deploy: the reply says it is pending. */
+        const char *why = nap_error_is_set(&res.publish_error) ? res.publish_error.message : NULL;
+        return oom(json_pack("{s:s, s:s, s:s, s:b, s:s, s:s?}", "service", service, "commit", res.commit, "url", url,
+                             "changed", res.changed, "etcd", nap_publish_to_string(res.publish), "etcdError", why),
                    e);
 }
 
@@ -243,28 +246,51 @@ static json_t *run_start_common(NapContext *c, json_t *args, NapError *e) {
         if (!service || params_from_args(args, &p, e) < 0 || nap_start_common(c, service, p, &i, e) < 0)
                 return NULL;
         json_t *j = json_instance(&i);
+        const char *etcd = nap_publish_to_string(i.publish);
         nap_instance_info_clear(&i);
-        return oom(j ? json_pack("{s:o}", "instance", j) : NULL, e);
-}
-
-/* GetServiceUrl, GetPort, StartMpi: refused by name, documented in the
- * interface, never silently. */
-static json_t *not_available(NapError *e, const char *why) {
-        nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, -EOPNOTSUPP, "Not available yet: %s", why);
-        return NULL;
+        return oom(j ? json_pack("{s:o, s:s}", "instance", j, "etcd", etcd) : NULL, e);
 }
 
 static json_t *run_get_service_url(NapContext *c, json_t *args, NapError *e) {
-        return not_available(e, "service URLs will be read from etcd once discovery is set up");
+        const char *service = arg_string(args, "service", e);
+        _cleanup_free_ char *url = NULL;
+        NapService s;
+        NapSource source;
+        if (!service || nap_service_parse(service, &s, e) < 0 ||
+            nap_get_service_url(c, s.user, s.app, &url, &source, e) < 0)
+                return NULL;
+        return oom(json_pack("{s:s, s:s}", "url", url, "source", nap_source_to_string(source)), e);
 }
 
 static json_t *run_get_port(NapContext *c, json_t *args, NapError *e) {
-        return not_available(e, "ports will be read from etcd once discovery is set up; "
-                                "ListInstances shows each instance's port");
+        const char *instance = arg_string(args, "instance", e);
+        unsigned port;
+        NapSource source;
+        if (!instance || nap_get_port(c, instance, &port, &source, e) < 0)
+                return NULL;
+        return oom(json_pack("{s:I, s:s}", "port", (json_int_t) port, "source", nap_source_to_string(source)), e);
 }
 
+static json_t *run_list_endpoints(NapContext *c, json_t *args, NapError *e) {
+        const char *service = arg_string(args, "service", e);
+        NapEndpointList l = {};
+        if (!service || nap_list_endpoints(c, service, &l, e) < 0)
+                return NULL;
+        json_t *a = json_array();
+        for (size_t i = 0; a && i < l.n; i++)
+                if (json_array_append_new(a, json_pack("{s:s, s:I, s:s, s:s}", "host", l.items[i].host, "port",
+                                                       (json_int_t) l.items[i].port, "instance",
+                                                       l.items[i].instance, "unit", l.items[i].unit)) < 0)
+                        a = (json_decref(a), NULL);
+        nap_endpoint_list_done(&l);
+        return oom(a ? json_pack("{s:o}", "endpoints", a) : NULL, e);
+}
+
+/* MPI apps come with a later issue: refused by name, documented in the
+ * interface, never silently. */
 static json_t *run_start_mpi(NapContext *c, json_t *args, NapError *e) {
-        return not_available(e, "MPI apps are not supported yet");
+        nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, -EOPNOTSUPP, "Not available yet: MPI apps are not supported yet");
+        return NULL;
 }
 
 /* ---- the table -------------------------------------------------------- */
@@ -272,10 +298,12 @@ static json_t *run_start_mpi(NapContext *c, json_t *args, NapError *e) {
 static const Method methods[] = {
         { "DeployApp", TARGET_SERVICE, NAP_ACCESS_WRITE, true, run_deploy_app },
         { "ListServices", TARGET_USER, NAP_ACCESS_READ, false, run_list_services },
-        { "GetServiceUrl", TARGET_SERVICE, NAP_ACCESS_READ, false, run_get_service_url },
+        /* GetServiceUrl, GetPort and ListEndpoints ask etcd first: seconds
+         * of timeouts when it is down, so in a worker too. */
+        { "GetServiceUrl", TARGET_SERVICE, NAP_ACCESS_READ, true, run_get_service_url },
         { "GetInstancesNum", TARGET_SERVICE, NAP_ACCESS_READ, true, run_get_instances_num },
         { "ListInstances", TARGET_SERVICE, NAP_ACCESS_READ, true, run_list_instances },
-        { "GetPort", TARGET_INSTANCE, NAP_ACCESS_READ, false, run_get_port },
+        { "GetPort", TARGET_INSTANCE, NAP_ACCESS_READ, true, run_get_port },
         { "GetJournal", TARGET_INSTANCE, NAP_ACCESS_READ, true, run_get_journal },
         { "StopApp", TARGET_INSTANCE, NAP_ACCESS_WRITE, true, run_stop_app },
         { "StartApp", TARGET_INSTANCE, NAP_ACCESS_WRITE, true, run_start_app },
@@ -284,6 +312,7 @@ static const Method methods[] = {
         { "StartCommon", TARGET_SERVICE, NAP_ACCESS_WRITE, true, run_start_common },
         { "StartMpi", TARGET_SERVICE, NAP_ACCESS_WRITE, false, run_start_mpi },
         { "RemoveInstance", TARGET_INSTANCE, NAP_ACCESS_WRITE, true, run_remove_instance },
+        { "ListEndpoints", TARGET_SERVICE, NAP_ACCESS_READ, true, run_list_endpoints },
 };
 
 const Method *method_find(const char *name) {

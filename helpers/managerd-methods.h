@@ -4,8 +4,9 @@
 /* The methods of io.nap.Manager, independent of the protocol that carries
  * them. Arguments come as a JSON object named as in io.nap.Manager.varlink
  * (already checked against it: types are right, required ones present);
- * results go out as the JSON object of the varlink reply. A D-Bus adapter
- * builds the same object from its message and converts the result.
+ * results go out as the JSON object of the varlink reply. The D-Bus adapter
+ * (managerd-dbus.c) builds the same object from its message and converts
+ * the result.
  *
  * Every call goes: authorize (method_authorize: names, then the caller's
  * uid, lib/auth.h) → run (here or in a worker) → reply. */

@@ -173,6 +173,7 @@ VL_METHOD(GetParameters)
 VL_METHOD(StartCommon)
 VL_METHOD(StartMpi)
 VL_METHOD(RemoveInstance)
+VL_METHOD(ListEndpoints)
 
 static const struct {
         const char *name;
@@ -192,6 +193,7 @@ static const struct {
         { INTERFACE ".StartCommon", vl_StartCommon },
         { INTERFACE ".StartMpi", vl_StartMpi },
         { INTERFACE ".RemoveInstance", vl_RemoveInstance },
+        { INTERFACE ".ListEndpoints", vl_ListEndpoints },
 };
 
 /* ---- connections ------------------------------------------------------ */

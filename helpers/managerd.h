@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* nap-managerd: io.nap.Manager over varlink (D-Bus to come beside it).
+/* nap-managerd: io.nap.Manager over varlink and io.nap.Manager1 over D-Bus.
  *
  *   nap-managerd.c       main(), the Manager: event loop, signals, idle exit,
  *                        sd_notify
@@ -10,15 +10,16 @@
  *   managerd-worker.c    runs a method in a forked process, so that a slow
  *                        call never blocks the loop
  *   managerd-varlink.c   the varlink adapter: server, dispatch, errors
+ *   managerd-dbus.c      the D-Bus adapter: vtable, dispatch, errors, the
+ *                        bus name (managerd-dbus.h)
  *   managerd-journal.c   GetJournal with "more": following a log
  *   managerd-log.c       logging, at the edge, once
- *
- * A D-Bus adapter would be one more file beside managerd-varlink.c using
- * the same method table, authorization and workers. */
+ */
 
 #include <stdbool.h>
 #include <stdint.h>
 #include <syslog.h>
+#include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
 #include "managerd-methods.h"
@@ -43,16 +44,25 @@ typedef struct Manager {
         Follow *follows;            /* GetJournal calls with "more" */
         unsigned n_follows;
 
+        sd_bus *bus;                /* NULL: no D-Bus (--no-bus, or --listen) */
+        unsigned n_bus_calls;       /* D-Bus calls being handled or waiting for a worker */
+        bool bus_name_owned;
+        bool bus_releasing;         /* ReleaseName sent, no reply yet */
+
         uint64_t idle_usec;         /* 0: never exit when idle */
         sd_event_source *idle_source;
         bool idle_armed;
         bool exiting;               /* SIGTERM: finish running workers, then exit */
+        bool stopping;              /* idle with a bus name: exit once released and not busy */
         char status[64];            /* last STATUS= sent */
 } Manager;
 
-/* Call whenever connections or workers come or go: updates STATUS=, arms
- * or disarms the idle timer, ends the loop when exiting and done. */
+/* Call whenever connections, bus calls or workers come or go: updates
+ * STATUS=, arms or disarms the idle timer, ends the loop when exiting and
+ * done. */
 void manager_update(Manager *m);
+/* Whether anything is going on: a varlink connection, a bus call, a worker. */
+bool manager_busy(Manager *m);
 
 /* ---- managerd-varlink.c ---- */
 /* Serves io.nap.Manager on the sockets systemd passed, or binds address. */

@@ -1,14 +1,16 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 /* nap-managerd: serves io.nap.Manager over varlink on the socket of
- * nap-managerd.socket (or --listen=PATH), one sd-event loop, one
- * NapContext; exits when idle, systemd starts it again on the next call.
+ * nap-managerd.socket (or --listen=PATH) and io.nap.Manager1 on D-Bus,
+ * one sd-event loop, one NapContext; exits when idle, systemd starts it
+ * again on the next call, through the socket or the bus name.
  * See nap-managerd(8). */
 
 #include <getopt.h>
 #include <signal.h>
 #include <systemd/sd-daemon.h>
 
+#include "managerd-dbus.h"
 #include "managerd-worker.h"
 #include "managerd.h"
 #include "nap-config.h"
@@ -20,6 +22,7 @@
 static const char *arg_listen = NULL;
 static int arg_scope = -1;
 static long long arg_idle_sec = -1; /* -1: default (30 s; never with --listen) */
+static int arg_bus = -1;            /* -1: D-Bus unless --listen */
 
 /* ---- the manager ------------------------------------------------------ */
 
@@ -38,20 +41,25 @@ static void manager_set_status(Manager *m) {
         (void) sd_notifyf(false, "STATUS=%s", s);
 }
 
+bool manager_busy(Manager *m) {
+        return m->n_connections > 0 || m->n_bus_calls > 0 || m->n_workers + m->n_queued > 0;
+}
+
 /* The idle timer runs only while nothing at all is going on: no
- * connection (a follow is one), no worker. Exiting then is safe with
- * socket activation: a client connecting meanwhile waits in the listening
- * socket, which systemd keeps, and systemd starts us again for it. */
+ * connection (a follow is one), no bus call, no worker. Exiting then is
+ * safe with socket activation: a client connecting meanwhile waits in the
+ * listening socket, which systemd keeps, and systemd starts us again for
+ * it; for the bus, see manager_bus_release(). */
 void manager_update(Manager *m) {
-        bool busy = m->n_connections > 0 || m->n_workers + m->n_queued > 0;
+        bool busy = manager_busy(m);
         uint64_t now;
 
         manager_set_status(m);
-        if (m->exiting && m->n_workers + m->n_queued == 0) {
+        if ((m->exiting && m->n_workers + m->n_queued == 0) || (m->stopping && !m->bus_releasing && !busy)) {
                 (void) sd_event_exit(m->event, 0);
                 return;
         }
-        if (!m->idle_source || busy == !m->idle_armed)
+        if (!m->idle_source || m->stopping || busy == !m->idle_armed)
                 return;
         if (busy) {
                 (void) sd_event_source_set_enabled(m->idle_source, SD_EVENT_OFF);
@@ -65,9 +73,19 @@ void manager_update(Manager *m) {
         m->idle_armed = true;
 }
 
+/* With a bus name, exiting takes a round trip to the bus daemon (see
+ * managerd-dbus.h); STOPPING=1 first, so that systemd queues a start
+ * asked for meanwhile instead of taking us for running. */
 static int on_idle(sd_event_source *s, uint64_t usec, void *userdata) {
         Manager *m = userdata;
         log_debug("Idle for %llu s, exiting", (unsigned long long) (m->idle_usec / USEC_PER_SEC));
+        m->idle_armed = false; /* a oneshot: off now */
+        if (m->bus_name_owned) {
+                (void) sd_notify(false, "STOPPING=1");
+                m->stopping = true;
+                if (manager_bus_release(m) > 0)
+                        return 0; /* manager_update() exits once it is released */
+        }
         return sd_event_exit(m->event, 0);
 }
 
@@ -86,6 +104,7 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 static void manager_done(Manager *m) {
         journal_follow_free_all(m);
         worker_free_all(m);
+        manager_bus_done(m);
         manager_varlink_done(m);
         m->idle_source = sd_event_source_disable_unref(m->idle_source);
         m->context = nap_context_free(m->context);
@@ -126,6 +145,20 @@ static int manager_event(Manager *m) {
         return r < 0 ? log_error_errno(r, "Failed to set up the event loop: %m") : 0;
 }
 
+/* D-Bus is served by default when systemd starts us; a daemon started by
+ * hand with --listen leaves the bus name to the real one unless --bus. A
+ * bus that cannot be used only costs the D-Bus side, unless asked for. */
+static int manager_bus(Manager *m) {
+        if (arg_bus == 0 || (arg_bus < 0 && arg_listen))
+                return 0;
+        int r = manager_bus_setup(m, arg_bus > 0);
+        if (r >= 0 || arg_bus > 0)
+                return r;
+        manager_bus_done(m);
+        log_warning("Serving io.nap.Manager over varlink only");
+        return 0;
+}
+
 static int run(void) {
         _cleanup_(manager_done) Manager m = {};
         int r;
@@ -137,11 +170,13 @@ static int run(void) {
                 r = manager_context(&m);
         if (r >= 0)
                 r = manager_varlink_setup(&m, arg_listen);
+        if (r >= 0)
+                r = manager_bus(&m);
         if (r < 0)
                 return r;
 
-        log_debug("Serving io.nap.Manager (%s scope), idle timeout %llu s", nap_scope_to_string(m.context->scope),
-                  (unsigned long long) (m.idle_usec / USEC_PER_SEC));
+        log_debug("Serving io.nap.Manager (%s scope)%s, idle timeout %llu s", nap_scope_to_string(m.context->scope),
+                  m.bus ? " and " MANAGER_BUS_NAME : "", (unsigned long long) (m.idle_usec / USEC_PER_SEC));
         manager_update(&m); /* arms the idle timer */
         (void) sd_notify(false, "READY=1");
         r = sd_event_loop(m.event);
@@ -154,13 +189,16 @@ static int run(void) {
 
 static void help(void) {
         printf("nap-managerd [OPTIONS...]\n\n"
-               "Serve io.nap.Manager over varlink: deploy apps and control their instances.\n"
-               "Normally started by nap-managerd.socket.\n\n"
+               "Serve io.nap.Manager over varlink and io.nap.Manager1 over D-Bus: deploy apps\n"
+               "and control their instances. Normally started by nap-managerd.socket or by\n"
+               "the bus (dbus-1/services/io.nap.Manager1.service).\n\n"
                "  -h --help              Show this help\n"
                "     --version           Show the version\n"
                "     --listen=PATH       Bind the socket PATH instead of taking it from systemd\n"
-               "     --idle-timeout=SEC  Exit after SEC seconds without connections; 0: never\n"
-               "                         (default %u; with --listen, never)\n"
+               "     --idle-timeout=SEC  Exit after SEC seconds without connections or calls;\n"
+               "                         0: never (default %u; with --listen, never)\n"
+               "     --bus, --no-bus     Serve io.nap.Manager1 on D-Bus, or not (default: yes,\n"
+               "                         unless --listen)\n"
                "     --user              Control the user service manager's apps\n"
                "     --system            Control the system service manager's apps\n"
                "                         (default: $SYSTEMD_SCOPE, else Scope= in nap.conf)\n"
@@ -179,7 +217,7 @@ static int parse_seconds(const char *s, long long *ret) {
         return 0;
 }
 
-enum { ARG_VERSION = 0x100, ARG_LISTEN, ARG_IDLE_TIMEOUT, ARG_USER, ARG_SYSTEM };
+enum { ARG_VERSION = 0x100, ARG_LISTEN, ARG_IDLE_TIMEOUT, ARG_USER, ARG_SYSTEM, ARG_BUS, ARG_NO_BUS };
 
 /* 1: exit 0 now (help, version); 0: go on; < 0: usage error. */
 static int parse_argv(int argc, char *argv[]) {
@@ -190,6 +228,8 @@ static int parse_argv(int argc, char *argv[]) {
                 { "idle-timeout", required_argument, NULL, ARG_IDLE_TIMEOUT },
                 { "user", no_argument, NULL, ARG_USER },
                 { "system", no_argument, NULL, ARG_SYSTEM },
+                { "bus", no_argument, NULL, ARG_BUS },
+                { "no-bus", no_argument, NULL, ARG_NO_BUS },
                 {},
         };
         for (int c; (c = getopt_long(argc, argv, "h", options, NULL)) >= 0;)
@@ -215,6 +255,10 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
                 case ARG_SYSTEM:
                         arg_scope = NAP_SCOPE_SYSTEM;
+                        break;
+                case ARG_BUS:
+                case ARG_NO_BUS:
+                        arg_bus = c == ARG_BUS;
                         break;
                 default:
                         return -EINVAL;

@@ -26,6 +26,7 @@
 #define DEFAULT_PORT_MAX 29999u
 #define DEFAULT_DISCOVERY_TTL 60u
 #define DEFAULT_ETCD_PREFIX "/services"
+#define DEFAULT_AUTHORIZED_KEYS "/var/lib/nap/.ssh/authorized_keys"
 #define ETCD_PREFIX_MAX 128
 #define DISCOVERY_TTL_MIN 2u
 #define DISCOVERY_TTL_MAX 3600u
@@ -57,6 +58,7 @@ NapConfig *nap_config_free(NapConfig *c) {
         free(c->host);
         strv_free(c->etcd);
         free(c->etcd_prefix);
+        free(c->authorized_keys);
         free(c->path);
         free(c);
         return NULL;
@@ -69,7 +71,8 @@ int nap_config_new_default(NapConfig **ret) {
         c->root = strdup(DEFAULT_ROOT);
         c->instances_dir = strdup(DEFAULT_INSTANCES);
         c->etcd_prefix = strdup(DEFAULT_ETCD_PREFIX);
-        if (!c->root || !c->instances_dir || !c->etcd_prefix)
+        c->authorized_keys = strdup(DEFAULT_AUTHORIZED_KEYS);
+        if (!c->root || !c->instances_dir || !c->etcd_prefix || !c->authorized_keys)
                 return -ENOMEM;
         c->scope = NAP_SCOPE_SYSTEM;
         c->port_min = DEFAULT_PORT_MIN;
@@ -187,6 +190,10 @@ static int parse_root(Parser *p, const char *v) {
 
 static int parse_instances(Parser *p, const char *v) {
         return parse_path(p, v, &p->config->instances_dir, DEFAULT_INSTANCES);
+}
+
+static int parse_authorized_keys(Parser *p, const char *v) {
+        return parse_path(p, v, &p->config->authorized_keys, DEFAULT_AUTHORIZED_KEYS);
 }
 
 static int parse_scope(Parser *p, const char *v) {
@@ -337,6 +344,7 @@ static const KeyParser key_table[] = {
         { "Etcd",         parse_etcd          },
         { "EtcdPrefix",   parse_etcd_prefix   },
         { "DiscoveryTTL", parse_discovery_ttl },
+        { "AuthorizedKeys", parse_authorized_keys },
 };
 
 /* ---- lines ---- */

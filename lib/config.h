@@ -10,11 +10,13 @@
  *   Etcd=          comma-separated http(s) URLs         default empty (no etcd)
  *   EtcdPrefix=    where nap's keys live                default /services
  *   DiscoveryTTL=  seconds, 2..3600                     default 60
+ *   AuthorizedKeys= the nap account's authorized_keys    default /var/lib/nap/.ssh/authorized_keys
  * Lines: "Key=Value", "[Section]", blank, "#" or ";" comments. Whitespace
  * around keys and values is stripped. Unknown keys and unknown sections
  * are reported through warn() and ignored; a bad value is an error that
- * names the key (NAP_ERROR_INVALID_CONFIG). Root= and Instances= must be
- * absolute paths. NAP_CONFIG=path replaces the default file as a whole. */
+ * names the key (NAP_ERROR_INVALID_CONFIG). Root=, Instances= and
+ * AuthorizedKeys= must be absolute paths. NAP_CONFIG=path replaces the
+ * default file as a whole. */
 
 #include <stddef.h>
 
@@ -41,6 +43,7 @@ typedef struct NapConfig {
         char **etcd;         /* strv, NULL when no etcd */
         char *etcd_prefix;   /* "/services": keys PREFIX/url/…, PREFIX/port/…, PREFIX/USER_APP/… */
         unsigned discovery_ttl;
+        char *authorized_keys; /* edited by napctl keys (lib/authkeys.h) */
         char *path;          /* the file it came from, NULL for built-in defaults */
 } NapConfig;
 

@@ -30,11 +30,22 @@ static int write_instance_profile(const char *dir, const NapInstance *i, char *c
         return write_file_atomic(path, text, strlen(text), 0644);
 }
 
+int ops_instance_tree_build(const char *from, const NapInstance *i, char *const *argv, const char *to) {
+        static const char *const skip[] = { ".nap", ".git", NULL };
+        int r = rm_rf(to); /* left over by a crash */
+        if (r >= 0)
+                r = copy_tree(from, to, skip);
+        if (r >= 0)
+                r = write_instance_profile(to, i, argv);
+        if (r < 0)
+                (void) rm_rf(to);
+        return r;
+}
+
 /* Copies the deployed tree to apps/USER/USER_APP_N via a temporary
  * directory, so the instance directory appears whole or not at all. */
 static int create_instance_tree(NapContext *c, const char *service_dir, const NapInstance *i,
                                 char *const *argv, char **ret_dir, NapError *e) {
-        static const char *const skip[] = { ".nap", ".git", NULL };
         _cleanup_free_ char *dir = nap_state_instance_dir(c->config, i);
         _cleanup_free_ char *tmp = dir ? strdup_printf("%s.tmp", dir) : NULL;
         _cleanup_free_ char *parent = path_join(c->config->root, "apps", i->service.user, NULL);
@@ -43,11 +54,7 @@ static int create_instance_tree(NapContext *c, const char *service_dir, const Na
 
         int r = mkdir_p(parent, 0755);
         if (r >= 0)
-                r = rm_rf(tmp); /* left over by a crash */
-        if (r >= 0)
-                r = copy_tree(service_dir, tmp, skip);
-        if (r >= 0)
-                r = write_instance_profile(tmp, i, argv);
+                r = ops_instance_tree_build(service_dir, i, argv, tmp);
         if (r >= 0 && rename(tmp, dir) < 0)
                 r = negative_errno();
         if (r >= 0)
@@ -68,7 +75,7 @@ static char *instance_url(const NapConfig *c, unsigned port) {
         return strchr(host, ':') ? strdup_printf("http://[%s]:%u", host, port) : strdup_printf("http://%s:%u", host, port);
 }
 
-static int instance_info_from_manifest(const NapConfig *c, const NapManifest *m, NapInstanceInfo *ret) {
+int ops_instance_info_from_manifest(const NapConfig *c, const NapManifest *m, NapInstanceInfo *ret) {
         char name[NAP_UNIT_NAME_MAX], unit[NAP_UNIT_NAME_MAX];
         NapParams *params = NULL;
         int r = nap_params_new(&params);
@@ -101,7 +108,7 @@ static int instance_info_set_state(NapInstanceInfo *i, const char *active, const
 
 /* Params that substitute cleanly with a stand-in port: checked before
  * anything is allocated or written. */
-static int check_params(const NapProfile *p, const NapParams *params, NapError *e) {
+int ops_check_params(const NapProfile *p, const NapParams *params, NapError *e) {
         _cleanup_strv_free_ char **argv = NULL;
         _cleanup_free_ char *exec = NULL;
         int r = nap_profile_substitute(p, params, 1, &argv, NULL, e);
@@ -118,7 +125,7 @@ static int check_params(const NapProfile *p, const NapParams *params, NapError *
 }
 
 /* Under the app's lock: number, port, tree, manifest. */
-static int create_instance(NapContext *c, const NapService *s, const NapProfile *p, const NapParams *params,
+int ops_create_instance(NapContext *c, const NapService *s, const NapProfile *p, const NapParams *params,
                            NapManifest *m, NapError *e) {
         _cleanup_free_ char *service_dir = NULL;
         int r = ops_service_dir_checked(c, s, &service_dir, e);
@@ -143,6 +150,11 @@ static int create_instance(NapContext *c, const NapService *s, const NapProfile 
         m->commit = TAKE_PTR(meta.commit);
         ops_deploy_meta_clear(&meta);
         m->enabled = true;
+        if (ops_tree_is_dockerfile_app(service_dir)) {
+                r = nap_manifest_set_image(m, m->directory, e); /* built and run by podman units */
+                if (r < 0)
+                        return r;
+        }
         /* The manifest is written last and atomically: it is what makes the
          * instance exist for the generator and for every operation. */
         return nap_manifest_save(c->config->instances_dir, m, e);
@@ -159,7 +171,7 @@ static int start_unit_reporting(NapContext *c, const NapInstance *i, NapError *e
 
 /* The app's URL (again: a deploy may have found etcd down) and the new
  * instance's port. */
-static NapPublish publish_instance(NapContext *c, const NapManifest *m) {
+NapPublish ops_publish_instance(NapContext *c, const NapManifest *m) {
         _cleanup_free_ char *dir = nap_state_service_dir(c->config, &m->instance.service);
         _cleanup_(ops_deploy_meta_clear) DeployMeta meta = {};
         if (dir)
@@ -177,7 +189,7 @@ int nap_start_common(NapContext *c, const char *service, const NapParams *params
         if (r >= 0)
                 r = ops_load_service_profile(c, &s, &p, e);
         if (r >= 0)
-                r = check_params(p, params, e);
+                r = ops_check_params(p, params, e);
         if (r < 0)
                 return r;
 
@@ -190,19 +202,19 @@ int nap_start_common(NapContext *c, const char *service, const NapParams *params
         if (r >= 0)
                 r = nap_state_lock_service(c->config, &s, &lock, e);
         if (r >= 0)
-                r = create_instance(c, &s, p, params, m, e);
+                r = ops_create_instance(c, &s, p, params, m, e);
         if (r >= 0)
                 r = nap_systemd_reload(bus, e);
         if (r >= 0)
                 r = start_unit_reporting(c, &m->instance, e);
         if (r < 0)
                 return r;
-        r = instance_info_from_manifest(c->config, m, ret);
+        r = ops_instance_info_from_manifest(c->config, m, ret);
         if (r >= 0)
                 r = instance_info_set_state(ret, "active", "running");
         if (r < 0)
                 return nap_error_errno(e, r, "Failed to describe the new instance");
-        ret->publish = publish_instance(c, m);
+        ret->publish = ops_publish_instance(c, m);
         return 0;
 }
 
@@ -232,7 +244,7 @@ static int read_instance_manifests(NapContext *c, const NapService *s, NapInstan
                 if (!l)
                         return nap_error_errno(e, -ENOMEM, "Failed to list instances");
                 *list = l;
-                if (instance_info_from_manifest(c->config, m, l + *n) < 0)
+                if (ops_instance_info_from_manifest(c->config, m, l + *n) < 0)
                         return nap_error_errno(e, -ENOMEM, "Failed to list instances");
                 ++*n;
         }

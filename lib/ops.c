@@ -170,6 +170,16 @@ int ops_load_profile_in(const char *dir, NapProfile **ret, NapError *e) {
         return nap_profile_parse(DOCKERFILE_PROFILE, strlen(DOCKERFILE_PROFILE), NAP_PROFILE_FORMAT_PROFILE, ret, e);
 }
 
+bool ops_tree_is_dockerfile_app(const char *dir) {
+        static const char *const files[] = { "profile", "Procfile" };
+        for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+                _cleanup_free_ char *p = path_join(dir, files[i], NULL);
+                if (!p || access(p, F_OK) >= 0)
+                        return false;
+        }
+        return check_dockerfile(dir, NULL) >= 0;
+}
+
 int ops_load_service_profile(NapContext *c, const NapService *s, NapProfile **ret, NapError *e) {
         _cleanup_free_ char *dir = NULL;
         int r = ops_service_dir_checked(c, s, &dir, e);

@@ -119,3 +119,76 @@ int nap_get_port(NapContext *c, const char *instance, unsigned *ret, NapSource *
 /* The live endpoints of an app, from etcd (needs Etcd=). Values that do not
  * parse are left out. */
 int nap_list_endpoints(NapContext *c, const char *service, NapEndpointList *ret, NapError *e);
+
+/* ---- push deploys and rollback (lib/ops-push.c) ------------------------ */
+
+/* What a rollout says while it works ("alice_web_common@1: restarting"),
+ * for a program to show; lib/ does not print. */
+typedef void (*nap_progress_fn)(void *userdata, const char *message);
+
+typedef struct NapRolloutOptions {
+        uint64_t answer_timeout_usec; /* per instance; 0: NAP_ANSWER_TIMEOUT_USEC_DEFAULT */
+        nap_progress_fn progress;     /* may be NULL */
+        void *userdata;
+} NapRolloutOptions;
+
+#define NAP_ANSWER_TIMEOUT_USEC_DEFAULT (30ULL * 1000ULL * 1000ULL)
+#define NAP_HISTORY_MAX 20
+
+typedef struct NapRolloutResult {
+        NapDeployResult deploy;   /* commit now deployed; changed: false when it was already */
+        char previous[41];        /* commit deployed before ("" when none) */
+        bool started;             /* the app had no instance: one was started with the defaults */
+        bool needs_parameters;    /* ... could not be: the profile has parameters without a default */
+        NapInstanceInfo *instances; /* the app's instances afterwards (state from systemd) */
+        size_t n_instances;
+} NapRolloutResult;
+
+void nap_rollout_result_done(NapRolloutResult *r);
+
+/* A push: deploys rev (a 40-digit commit or a full ref name, resolved
+ * under the app's lock, so concurrent pushes end with the branch's tip) of
+ * the local repository at repo, then rolls it out: every instance's tree
+ * is rebuilt from the new tree with its own parameters and port, swapped
+ * in, one daemon-reload, the running instances restarted one by one, each
+ * waited for until it answers; an app without instances gets one with the
+ * profile's defaults. Any failure (no or bad profile, parameters the new
+ * profile refuses, an instance that does not answer in time) puts the
+ * previous trees and manifests back, restarts what ran before, and says
+ * why: the previous version keeps running. Already deployed: changes
+ * nothing and lists the instances. */
+int nap_deploy_commit(NapContext *c, const char *service, const char *repo, const char *rev,
+                      const NapRolloutOptions *o, NapRolloutResult *ret, NapError *e);
+
+/* The app's deploy history (SERVICE_DIR/.nap/history.json), newest first;
+ * the first entry is what is deployed. At most NAP_HISTORY_MAX entries. */
+typedef struct NapDeployRecord {
+        char commit[41];
+        char *url;
+        uint64_t time_usec;
+} NapDeployRecord;
+
+void nap_deploy_record_array_free(NapDeployRecord *a, size_t n);
+int nap_deploy_history(NapContext *c, const char *service, NapDeployRecord **ret, size_t *ret_n, NapError *e);
+
+/* Redeploys and rolls out (as nap_deploy_commit) an earlier commit of the
+ * history, fetched from where it came: commit NULL is the newest entry
+ * whose commit differs from the deployed one; else a unique prefix (at
+ * least 4 hex digits) of an entry's commit. */
+int nap_rollback(NapContext *c, const char *service, const char *commit, const NapRolloutOptions *o,
+                 NapRolloutResult *ret, NapError *e);
+
+/* Rebuilds every instance of the app from its deployed tree (same
+ * parameters and port), one daemon-reload, restarts the running ones and
+ * waits until they answer; on failure the previous instance trees and
+ * manifests are put back. For after `napctl deploy-app`. */
+int nap_refresh_instances(NapContext *c, const char *service, const NapRolloutOptions *o, NapRolloutResult *ret,
+                          NapError *e);
+
+/* Waits until something on this host's loopback (127.0.0.1, then [::1])
+ * at port answers an HTTP request ("HEAD / HTTP/1.0") with at least one
+ * byte: connecting is not enough, the kernel accepts for a hung app too.
+ * check (may be NULL) is called between attempts and stops the wait when
+ * it returns < 0 (with e filled). UnitFailed after timeout_usec. */
+typedef int (*nap_wait_check_fn)(void *userdata, NapError *e);
+int nap_wait_answering(unsigned port, uint64_t timeout_usec, nap_wait_check_fn check, void *userdata, NapError *e);

@@ -4,6 +4,8 @@
 /* STATE on disk (DESIGN.md):
  *   ROOT/services/USER/USER_APP/        deployed tree; .nap/ holds metadata
  *   ROOT/services/USER/USER_APP/.nap/deploy.json   {"url","commit","time"}
+ *   ROOT/services/USER/USER_APP/.nap/history.json  [{"commit","url","time"}…] newest first, ≤ 20
+ *   ROOT/git/USER/APP.git                bare repository pushed to (nap-git-shell)
  *   ROOT/services/USER/.USER_APP.lock   flock(2) serialising operations on one app
  *   ROOT/services/USER/.USER_APP.last   last instance number handed out
  *   ROOT/apps/USER/USER_APP_N/          one instance's copy, params substituted

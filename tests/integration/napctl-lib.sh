@@ -3,6 +3,20 @@
 # Helpers for integration tests that drive the real napctl inside the
 # sandbox of lib.sh (source both; call after nap_sandbox_start, with
 # NAPCTL set to the binary).
+#
+# napctl talks varlink to nap-managerd (napctl(1)), so sourcing this
+# installs the built nap-managerd.socket/.service in the sandbox's user
+# manager and starts the socket (lib.sh's nap_managerd_install): every
+# verb then goes the real way, the first call socket-activating the
+# helper. The socket is enabled too, as a package would have it, so it is
+# back after nap_manager_restart. NAP_BUILD_ROOT defaults to the build
+# tree NAPCTL is in.
+
+if [ -z "${NAP_VARLINK_SOCKET:-}" ]; then
+        NAP_BUILD_ROOT=${NAP_BUILD_ROOT:-$(cd "$(dirname "$NAPCTL")/.." && pwd)}
+        nap_managerd_install && timeout 30 systemctl --user enable --runtime --quiet nap-managerd.socket ||
+                { echo "Bail out! cannot install nap-managerd's units"; exit 1; }
+fi
 
 # nap ARGS...: napctl --user ARGS, bounded; sets OUT, ERR, RC.
 nap() {

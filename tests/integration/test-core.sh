@@ -360,6 +360,28 @@ else
         diag "first: $c1" "second: $c2"
 fi
 
+log "Dockerfile app: a build unit and a podman run unit (no container engine here)"
+DOCKER=$REPOS/docker
+mkdir -p "$DOCKER" && printf 'FROM scratch\nCOPY . /app\n' >"$DOCKER/Dockerfile" &&
+        git -C "$DOCKER" init -q && git -C "$DOCKER" add -A && git -C "$DOCKER" commit -q -m docker
+DCOMMIT=$(git -C "$DOCKER" rev-parse HEAD)
+expect_ok "deploy-app of a Dockerfile app" deploy-app alice_docker "file://$DOCKER"
+nap get-parameters alice_docker
+assert_eq "a Dockerfile app has no parameters" "0 " "$RC $OUT"
+nap --json start-common alice_docker
+DINST=$(jq -r '.instance // empty' <<<"$OUT" 2>/dev/null)
+DMAN=$(ls "$NAP_INSTANCES"/alice_docker_common@*.json 2>/dev/null | head -1)
+check "start-common wrote the instance's manifest" test -f "$DMAN"
+assert_eq "the manifest names the image to build and run" "localhost/nap/alice_docker:${DCOMMIT:0:12}" \
+        "$(jq -r '.image.tag' "$DMAN" 2>/dev/null)"
+DUNIT=$(basename "$DMAN" .json)
+assert_contains "the instance runs the image with podman" \
+        "$(timeout 30 systemctl --user cat "$DUNIT.service" 2>&1)" "podman\" \"run\""
+assert_contains "after its build unit" "$(unit_prop "$DUNIT.service" After)" "alice_docker_build@${DUNIT#*@}.service"
+assert_contains "the build unit builds the deployed tree" \
+        "$(timeout 30 systemctl --user cat "alice_docker_build@${DUNIT#*@}.service" 2>&1)" "\"build\""
+expect_ok "remove-instance of the Dockerfile instance" remove-instance "$DUNIT"
+
 log "Procfile app, deployed from a plain path"
 make_repo "$REPOS/procfile" "$SRC"/tests/apps/procfile-app/.
 expect_ok "deploy-app of a Procfile app from a local path" deploy-app alice_proc "$REPOS/procfile"

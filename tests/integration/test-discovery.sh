@@ -33,6 +33,9 @@ for t in jq git curl etcdctl; do
         command -v "$t" >/dev/null || { echo "Bail out! $t is needed"; exit 1; }
 done
 . "$SRC/tests/etcd-lib.sh"
+# napctl talks to nap-managerd (napctl(1)): its socket, as a package installs it.
+nap_managerd_install && timeout 30 systemctl --user enable --runtime --quiet nap-managerd.socket ||
+        { echo "Bail out! cannot install nap-managerd's units"; exit 1; }
 
 TTL=3          # DiscoveryTTL=: keep-alive every 1 s
 KA_MS=1000

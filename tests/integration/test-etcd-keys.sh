@@ -20,7 +20,7 @@ fi
 nap_sandbox_enter "$@"
 nap_sandbox_start
 . "$(dirname "$0")/napctl-lib.sh"
-trap 'etcd_stop; nap_sandbox_stop' EXIT
+trap 'nap__rc=$?; etcd_stop; (exit $nap__rc); nap_sandbox_stop' EXIT
 
 etcd_start "$NAP_TEST_DIR/etcd" || { echo "Bail out! etcd did not start"; exit 1; }
 echo "Etcd=$ETCD_URL" >>"$NAP_CONFIG"

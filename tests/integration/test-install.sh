@@ -55,6 +55,13 @@ for u in nap-managerd.socket nap-managerd.service; do
 done
 assert_contains "nap-managerd.service runs the installed helper" "$(cat "$sysunits/nap-managerd.service")" \
         "ExecStart=$prefix/$(option libexecdir)/nap/nap-managerd"
+dbusdir=$dest$prefix/$(option datadir)/dbus-1
+for f in system.d/io.nap.Manager1.conf system-services/io.nap.Manager1.service \
+        services/io.nap.Manager1.service interfaces/io.nap.Manager1.xml; do
+        check "D-Bus file $f is installed" test -s "$dbusdir/$f"
+done
+assert_contains "bus activation goes through systemd" "$(cat "$dbusdir/services/io.nap.Manager1.service" 2>&1)" \
+        "SystemdService=nap-managerd.service"
 check "the varlink interface description is installed" \
         test -s "$dest$prefix/$(option datadir)/varlink/io.nap.Manager.varlink"
 check "nap.conf is installed" test -f "$etc/nap/nap.conf"

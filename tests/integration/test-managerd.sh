@@ -290,11 +290,23 @@ call $M.GetJournal "{\"instance\":\"$I1\",\"lines\":-1}"
 assert_reply "a negative line count: InvalidParameter lines" '"\(.error) \(.parameters.parameter)"' "$M.InvalidParameter lines"
 call $M.DeployApp "{\"service\":\"alice_other\",\"url\":\"file://$T/nothing-here\"}"
 assert_error "a URL that cannot be fetched: FetchFailed" "$M.FetchFailed"
-for m in GetServiceUrl:service:$SVC GetPort:instance:$I1 StartMpi:service:$SVC; do
-        call "$M.${m%%:*}" "{\"$(cut -d: -f2 <<<"$m")\":\"${m##*:}\"}"
-        assert_reply "${m%%:*}: NotAvailable, with a reason" '"\(.error) \(.parameters.message | startswith("Not available yet"))"' \
-                "$M.NotAvailable true"
-done
+call $M.StartMpi "{\"service\":\"$SVC\"}"
+assert_reply "StartMpi: NotAvailable (MPI comes later), with a reason" \
+        '"\(.error) \(.parameters.message | startswith("Not available yet"))"' "$M.NotAvailable true"
+call $M.ListEndpoints "{\"service\":\"$SVC\"}"
+assert_error "ListEndpoints without Etcd=: NotAvailable" "$M.NotAvailable"
+
+# Without Etcd= the seed's lookups answer from this host's state (the
+# etcd side is test-dbus.sh's, with a real etcd).
+call $M.GetServiceUrl "{\"service\":\"$SVC\"}"
+assert_reply "GetServiceUrl: the URL deployed from, source local" '"\(.parameters.url) \(.parameters.source)"' \
+        "file://$HELLO local"
+call $M.GetPort "{\"instance\":\"$I1\"}"
+assert_reply "GetPort: the instance's port, source local" '"\(.parameters.port) \(.parameters.source)"' "${U1##*:} local"
+call $M.GetServiceUrl '{"service":"alice_nope"}'
+assert_error "GetServiceUrl of an app not deployed: NoSuchService" "$M.NoSuchService"
+call $M.GetPort "{\"instance\":\"${SVC}_common@999\"}"
+assert_error "GetPort of an instance that does not exist: NoSuchInstance" "$M.NoSuchInstance"
 
 # ================================================== following the journal
 log "GetJournal with more"

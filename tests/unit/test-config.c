@@ -63,6 +63,7 @@ static void assert_defaults(const NapConfig *c) {
         assert_null(c->etcd);
         assert_string_equal(c->etcd_prefix, "/services");
         assert_int_equal(c->discovery_ttl, 60);
+        assert_string_equal(c->authorized_keys, "/var/lib/nap/.ssh/authorized_keys");
 }
 
 static void test_scope_strings(void **state) {
@@ -286,6 +287,17 @@ static void test_etcd_prefix(void **state) {
               "nap.conf:2: EtcdPrefix=: invalid key prefix '/a/../b': expected /NAME[/NAME…], no trailing '/'");
 }
 
+static void test_authorized_keys(void **state) {
+        _cleanup_(nap_config_freep) NapConfig *c = parse_ok("[Nap]\nAuthorizedKeys=/home/nap/.ssh/authorized_keys\n", NULL);
+        assert_string_equal(c->authorized_keys, "/home/nap/.ssh/authorized_keys");
+        _cleanup_(nap_config_freep) NapConfig *d = parse_ok("[Nap]\nAuthorizedKeys=/x\nAuthorizedKeys=\n", NULL);
+        assert_string_equal(d->authorized_keys, "/var/lib/nap/.ssh/authorized_keys");
+        fails("[Nap]\nAuthorizedKeys=.ssh/authorized_keys\n",
+              "nap.conf:2: AuthorizedKeys=: not an absolute, normalized path: '.ssh/authorized_keys'");
+        fails("[Nap]\nAuthorizedKeys=/var/lib/nap/../../etc/x\n",
+              "nap.conf:2: AuthorizedKeys=: not an absolute, normalized path: '/var/lib/nap/../../etc/x'");
+}
+
 static void test_etcd(void **state) {
         _cleanup_(nap_config_freep) NapConfig *c =
                 parse_ok("[Nap]\nEtcd=https://etcd-1.example.com:2379/,http://10.1.2.3,http://[fe80::1]\n", NULL);
@@ -436,6 +448,7 @@ int main(void) {
                 cmocka_unit_test(test_port_range),
                 cmocka_unit_test(test_discovery_ttl),
                 cmocka_unit_test(test_etcd_prefix),
+                cmocka_unit_test(test_authorized_keys),
                 cmocka_unit_test(test_etcd),
                 cmocka_unit_test(test_long_values_are_cut_in_messages),
                 cmocka_unit_test(test_load_from_env),

@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "macro.h"
+#include "sha256.h"
+
+static const char *hex(const uint8_t d[static SHA256_DIGEST_SIZE], char buf[static 2 * SHA256_DIGEST_SIZE + 1]) {
+        for (size_t i = 0; i < SHA256_DIGEST_SIZE; i++)
+                snprintf(buf + 2 * i, 3, "%02x", d[i]);
+        return buf;
+}
+
+static void assert_digest(const void *p, size_t n, const char *expected) {
+        uint8_t d[SHA256_DIGEST_SIZE];
+        char b[2 * SHA256_DIGEST_SIZE + 1];
+        sha256(p, n, d);
+        assert_string_equal(hex(d, b), expected);
+}
+
+/* FIPS 180-4 examples (NIST CSRC "SHA256.pdf", "SHA2_Additional.pdf"). */
+static void test_nist_vectors(void **state) {
+        assert_digest("", 0, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        assert_digest("abc", 3, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        const char *two = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+        assert_digest(two, strlen(two), "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+
+        static char million[1000000];
+        memset(million, 'a', sizeof million);
+        assert_digest(million, sizeof million, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+
+/* Lengths around the padding boundaries (55/56 bytes: the length fits in
+ * the last block or needs another one), checked against Python's hashlib. */
+static void test_padding_boundaries(void **state) {
+        static const struct {
+                size_t n;
+                const char *digest;
+        } t[] = {
+                { 55, "9f4390f8d30c2dd92ec9f095b65e2b9ae9b0a925a5258e241c9f1e910f734318" },
+                { 56, "b35439a4ac6f0948b6d6f9e3c6af0f5f590ce20f1bde7090ef7970686ec6738a" },
+                { 63, "7d3e74a05d7db15bce4ad9ec0658ea98e3f06eeecf16b4c6fff2da457ddc2f34" },
+                { 64, "ffe054fe7ae0cb6dc65c3af9b61d5209f439851db43d0ba5997337df154668eb" },
+                { 65, "635361c48bb9eab14198e76ea8ab7f1a41685d6ad62aa9146d301d4f17eb0ae0" },
+                { 119, "31eba51c313a5c08226adf18d4a359cfdfd8d2e816b13f4af952f7ea6584dcfb" },
+                { 120, "2f3d335432c70b580af0e8e1b3674a7c020d683aa5f73aaaedfdc55af904c21c" },
+                { 128, "6836cf13bac400e9105071cd6af47084dfacad4e5e302c94bfed24e013afb73e" },
+        };
+        char a[128];
+        memset(a, 'a', sizeof a);
+        for (size_t i = 0; i < ELEMENTSOF(t); i++)
+                assert_digest(a, t[i].n, t[i].digest);
+}
+
+/* Any split of the input into updates gives the one-shot digest. */
+static void test_incremental(void **state) {
+        uint8_t msg[1024], whole[SHA256_DIGEST_SIZE], parts[SHA256_DIGEST_SIZE];
+        char b[2 * SHA256_DIGEST_SIZE + 1];
+        for (size_t i = 0; i < sizeof msg; i++)
+                msg[i] = (uint8_t) i;
+        sha256(msg, sizeof msg, whole);
+        assert_string_equal(hex(whole, b), "785b0751fc2c53dc14a4ce3d800e69ef9ce1009eb327ccf458afe09c242c26c9");
+
+        for (size_t step = 1; step <= 130; step++) {
+                Sha256 s;
+                sha256_init(&s);
+                for (size_t off = 0; off < sizeof msg; off += step)
+                        sha256_update(&s, msg + off, MIN(step, sizeof msg - off));
+                sha256_final(&s, parts);
+                assert_memory_equal(whole, parts, SHA256_DIGEST_SIZE);
+        }
+        /* Empty updates change nothing. */
+        Sha256 s;
+        sha256_init(&s);
+        sha256_update(&s, msg, 0);
+        sha256_update(&s, msg, sizeof msg);
+        sha256_update(&s, NULL, 0);
+        sha256_final(&s, parts);
+        assert_memory_equal(whole, parts, SHA256_DIGEST_SIZE);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_nist_vectors),
+                cmocka_unit_test(test_padding_boundaries),
+                cmocka_unit_test(test_incremental),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
