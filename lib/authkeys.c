@@ -480,54 +480,7 @@ static int ensure_directory(const char *path) {
 
 static int lock_path(const char *path, int *ret_fd) {
         _cleanup_free_ char *lock = strdup_printf("%s.lock", path);
-        if (!lock)
-                return -ENOMEM;
-        _cleanup_close_ int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
-        if (fd < 0)
-                return negative_errno();
-        while (flock(fd, LOCK_EX) < 0)
-                if (errno != EINTR)
-                        return negative_errno();
-        *ret_fd = TAKE_FD(fd);
-        return 0;
-}
-
-static int write_all(int fd, const char *p, size_t n) {
-        while (n > 0) {
-                ssize_t k = write(fd, p, n);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0)
-                        return negative_errno();
-                p += k;
-                n -= k;
-        }
-        return 0;
-}
-
-/* write_file_atomic() with an owner: fchown before the rename, so sshd
- * never sees the file with an owner it would refuse. */
-static int write_owned_atomic(const char *path, const char *data, size_t size, mode_t mode, uid_t uid, gid_t gid) {
-        _cleanup_free_ char *tmp = strdup_printf("%s.tmpXXXXXX", path);
-        if (!tmp)
-                return -ENOMEM;
-        _cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
-        if (fd < 0)
-                return negative_errno();
-        int r = write_all(fd, data, size);
-        if (r >= 0 && fchown(fd, uid, gid) < 0)
-                r = negative_errno();
-        if (r >= 0 && fchmod(fd, mode) < 0)
-                r = negative_errno();
-        if (r >= 0 && fsync(fd) < 0)
-                r = negative_errno();
-        if (r >= 0 && rename(tmp, path) < 0)
-                r = negative_errno();
-        if (r < 0) {
-                (void) unlink(tmp);
-                return r;
-        }
-        return fsync_directory_of(path);
+        return lock ? lock_file(lock, ret_fd) : -ENOMEM;
 }
 
 static int store(const char *path, const NapAuthKeys *k, NapError *e) {
@@ -542,7 +495,7 @@ static int store(const char *path, const NapAuthKeys *k, NapError *e) {
                         return nap_error_errno(e, negative_errno(), "Failed to write %s", path);
                 st.st_mode = 0600; /* new: 0600, owned like its directory */
         }
-        int r = write_owned_atomic(path, text, size, st.st_mode & 07777, st.st_uid, st.st_gid);
+        int r = write_file_atomic_owned(path, text, size, st.st_mode & 07777, st.st_uid, st.st_gid);
         if (r < 0)
                 return nap_error_errno(e, r, "Failed to write %s", path);
         return 0;

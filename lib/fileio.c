@@ -4,6 +4,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 
 #include "fileio.h"
@@ -78,7 +79,7 @@ int fsync_directory_of(const char *path) {
         return fsync(fd) < 0 ? negative_errno() : 0;
 }
 
-int write_file_atomic(const char *path, const void *data, size_t size, mode_t mode) {
+int write_file_atomic_owned(const char *path, const void *data, size_t size, mode_t mode, uid_t uid, gid_t gid) {
         _cleanup_free_ char *tmp = strdup_printf("%s.tmpXXXXXX", path);
         if (!tmp)
                 return -ENOMEM;
@@ -87,6 +88,8 @@ int write_file_atomic(const char *path, const void *data, size_t size, mode_t mo
                 return negative_errno();
 
         int r = write_all(fd, data, size);
+        if (r >= 0 && (uid != (uid_t) -1 || gid != (gid_t) -1) && fchown(fd, uid, gid) < 0)
+                r = negative_errno();
         if (r >= 0 && fchmod(fd, mode) < 0)
                 r = negative_errno();
         if (r >= 0 && fsync(fd) < 0)
@@ -98,6 +101,21 @@ int write_file_atomic(const char *path, const void *data, size_t size, mode_t mo
                 return r;
         }
         return fsync_directory_of(path);
+}
+
+int write_file_atomic(const char *path, const void *data, size_t size, mode_t mode) {
+        return write_file_atomic_owned(path, data, size, mode, (uid_t) -1, (gid_t) -1);
+}
+
+int lock_file(const char *path, int *ret_fd) {
+        _cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+        if (fd < 0)
+                return negative_errno();
+        while (flock(fd, LOCK_EX) < 0)
+                if (errno != EINTR)
+                        return negative_errno();
+        *ret_fd = TAKE_FD(fd);
+        return 0;
 }
 
 int mkdir_p(const char *path, mode_t mode) {

@@ -16,6 +16,14 @@ int read_full_fd(int fd, size_t max_size, char **ret, size_t *ret_size);
 
 /* Atomically replaces path with data (mode applied before the rename). */
 int write_file_atomic(const char *path, const void *data, size_t size, mode_t mode);
+/* The same, also giving the file an owner before the rename, so nobody ever
+ * sees it with another one (uid/gid (uid_t) -1: unchanged). */
+int write_file_atomic_owned(const char *path, const void *data, size_t size, mode_t mode, uid_t uid, gid_t gid);
+
+/* Opens path (created 0600 if missing, never through a symlink) and takes
+ * an exclusive flock(2) on it, waiting as long as it takes. The lock is
+ * released when *ret_fd is closed. */
+int lock_file(const char *path, int *ret_fd);
 
 int mkdir_p(const char *path, mode_t mode);
 int fsync_directory_of(const char *path);

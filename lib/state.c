@@ -35,25 +35,17 @@ static int mkdir_parent(const char *path) {
         return mkdir_p(copy, 0755);
 }
 
-static int lock_file(const char *path, int *ret_fd) {
+/* lock_file() in a directory made on demand. */
+static int lock_file_mkdir(const char *path, int *ret_fd) {
         int r = mkdir_parent(path);
-        if (r < 0)
-                return r;
-        _cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (fd < 0)
-                return negative_errno();
-        while (flock(fd, LOCK_EX) < 0)
-                if (errno != EINTR)
-                        return negative_errno();
-        *ret_fd = TAKE_FD(fd);
-        return 0;
+        return r < 0 ? r : lock_file(path, ret_fd);
 }
 
 int nap_state_lock_service(const NapConfig *c, const NapService *s, int *ret_fd, NapError *e) {
         _cleanup_free_ char *path = service_side_file(c, s, "lock");
         if (!path)
                 return nap_error_errno(e, -ENOMEM, "Failed to lock app");
-        int r = lock_file(path, ret_fd);
+        int r = lock_file_mkdir(path, ret_fd);
         if (r < 0)
                 return nap_error_errno(e, r, "Failed to lock %s", path);
         return 0;
@@ -169,7 +161,7 @@ int nap_state_allocate_port(const NapConfig *c, unsigned *ret, int *ret_lock_fd,
                 return nap_error_errno(e, -ENOMEM, "Failed to allocate a port");
 
         _cleanup_close_ int lock_fd = -1;
-        int r = lock_file(lock_path, &lock_fd);
+        int r = lock_file_mkdir(lock_path, &lock_fd);
         if (r < 0)
                 return nap_error_errno(e, r, "Failed to lock %s", lock_path);
         r = ports_in_use(c->instances_dir, in_use);
