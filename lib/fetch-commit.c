@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 #include <git2.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -18,30 +17,6 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(git_repository *, git_repository_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(git_commit *, git_commit_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(git_object *, git_object_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(git_index *, git_index_free);
-
-static pthread_once_t libgit2_once = PTHREAD_ONCE_INIT;
-static int libgit2_init_result;
-
-/* As in fetch.c (git_libgit2_init() counts references, so both may run):
- * no system or global git configuration decides what gets deployed. */
-static void libgit2_setup(void) {
-        static const int levels[] = {
-                GIT_CONFIG_LEVEL_PROGRAMDATA, GIT_CONFIG_LEVEL_SYSTEM,
-                GIT_CONFIG_LEVEL_XDG, GIT_CONFIG_LEVEL_GLOBAL,
-        };
-        libgit2_init_result = git_libgit2_init();
-        for (size_t i = 0; libgit2_init_result >= 0 && i < ELEMENTSOF(levels); i++)
-                (void) git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, levels[i], "");
-}
-
-static int libgit2_ready(NapError *e) {
-        int r = pthread_once(&libgit2_once, libgit2_setup);
-        if (r != 0)
-                return nap_error_errno(e, -r, "Failed to initialise libgit2");
-        if (libgit2_init_result < 0)
-                return nap_error_set(e, NAP_ERROR_INTERNAL, -EIO, "Failed to initialise libgit2");
-        return 0;
-}
 
 bool nap_commit_is_valid(const char *commit) {
         if (!commit || strlen(commit) != NAP_COMMIT_HEX_LEN)
@@ -73,7 +48,7 @@ static const char *local_path(const char *url) {
 }
 
 static int open_local(const char *path, git_repository **ret, NapError *e) {
-        int r = libgit2_ready(e);
+        int r = nap_libgit2_ready(e);
         if (r < 0)
                 return r;
         /* NO_SEARCH: exactly this repository, never one of its parents. */
@@ -158,7 +133,7 @@ static int clone_bare(const char *url, const char *dir, git_repository **ret, Na
         if (!startswith(url, "https://") && !startswith(url, "http://"))
                 return nap_error_set(e, NAP_ERROR_FETCH_FAILED, -EPROTONOSUPPORT,
                                      "Cannot fetch a commit from this URL: use https://, file:// or a local path");
-        int r = libgit2_ready(e);
+        int r = nap_libgit2_ready(e);
         if (r < 0)
                 return r;
         r = git_clone_options_init(&opts, GIT_CLONE_OPTIONS_VERSION);

@@ -51,7 +51,7 @@ static void libgit2_setup(void) {
         (void) git_libgit2_opts(GIT_OPT_SET_PACK_MAX_OBJECT_SIZE, (size_t) FETCH_MAX_BYTES);
 }
 
-static int libgit2_ready(NapError *e) {
+int nap_libgit2_ready(NapError *e) {
         int r = pthread_once(&libgit2_once, libgit2_setup);
         if (r != 0)
                 return nap_error_errno(e, -r, "Failed to initialise libgit2");
@@ -211,7 +211,7 @@ int nap_fetch(const char *url, const char *dir, char ret_commit[static NAP_COMMI
                 return r;
         if (isempty(dir))
                 return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL, "No directory to fetch into given");
-        r = libgit2_ready(e);
+        r = nap_libgit2_ready(e);
         if (r < 0)
                 return r;
 
@@ -258,7 +258,7 @@ int nap_fetch_remote_head(const char *url, char ret_commit[static NAP_COMMIT_HEX
         r = check_url(url, e);
         if (r < 0)
                 return r;
-        r = libgit2_ready(e);
+        r = nap_libgit2_ready(e);
         if (r < 0)
                 return r;
 

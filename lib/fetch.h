@@ -10,6 +10,12 @@
 
 #define NAP_COMMIT_HEX_LEN 40
 
+/* libgit2 set up once per process and never shut down (it counts
+ * references), reading no system or global git configuration: what nap
+ * fetches or creates must not depend on whose home runs it. Every libgit2
+ * user in lib/ calls this first. */
+int nap_libgit2_ready(NapError *e);
+
 /* dir is removed on failure. Only https://, http://, file:// and local paths
  * (ssh is refused: FetchFailed). No connect/read timeout with libgit2 < 1.7. */
 int nap_fetch(const char *url, const char *dir, char ret_commit[static NAP_COMMIT_HEX_LEN + 1], NapError *e);

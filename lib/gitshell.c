@@ -7,11 +7,11 @@
 
 #include <fcntl.h>
 #include <git2.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <sys/stat.h>
 
 #include "fileio.h"
+#include "fetch.h"
 #include "gitshell.h"
 
 #define HOOK_MAX 4096
@@ -178,24 +178,6 @@ int nap_git_hook_text(const char *receive, const NapService *s, char **ret, NapE
         return 0;
 }
 
-static pthread_once_t libgit2_once = PTHREAD_ONCE_INIT;
-static int libgit2_result;
-
-/* Once per process, never shut down (libgit2 counts references). The
- * repository must not depend on whose home runs us: no global or system
- * config (init.templateDir, init.defaultBranch). */
-static void libgit2_setup(void) {
-        static const int levels[] = {
-                GIT_CONFIG_LEVEL_PROGRAMDATA, GIT_CONFIG_LEVEL_SYSTEM,
-                GIT_CONFIG_LEVEL_XDG, GIT_CONFIG_LEVEL_GLOBAL,
-        };
-        libgit2_result = git_libgit2_init();
-        if (libgit2_result < 0)
-                return;
-        for (size_t i = 0; i < ELEMENTSOF(levels); i++)
-                (void) git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, levels[i], "");
-}
-
 static int git_error_message(NapError *e, const char *what, const char *path) {
         const git_error *g = git_error_last();
         return nap_error_set(e, NAP_ERROR_INTERNAL, -EIO, "Failed to %s %s: %s", what, path,
@@ -206,8 +188,9 @@ static int init_bare(const char *dir, NapError *e) {
         git_repository_init_options o;
         git_repository *repo = NULL;
 
-        if (pthread_once(&libgit2_once, libgit2_setup) != 0 || libgit2_result < 0)
-                return nap_error_set(e, NAP_ERROR_INTERNAL, -EIO, "Failed to initialise libgit2");
+        int r = nap_libgit2_ready(e);
+        if (r < 0)
+                return r;
         if (git_repository_init_options_init(&o, GIT_REPOSITORY_INIT_OPTIONS_VERSION) < 0)
                 return git_error_message(e, "prepare to create", dir);
         o.flags = GIT_REPOSITORY_INIT_BARE | GIT_REPOSITORY_INIT_NO_REINIT;
