@@ -8,6 +8,8 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+#include "macro.h"
+
 /* Prints j (taken; NULL is -ENOMEM): indented on a terminal, one line
  * otherwise. */
 int output_json(json_t *j);

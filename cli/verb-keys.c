@@ -7,19 +7,10 @@
 #include "authkeys.h"
 #include "fileio.h"
 #include "nap-config.h"
+#include "napctl-output.h"
 #include "verb-keys.h"
 
 #define USAGE "usage: napctl keys add USER <KEY.pub | keys list [USER] | keys remove USER FINGERPRINT"
-
-static int keys_print_json(json_t *j) {
-        if (!j)
-                return -ENOMEM;
-        size_t flags = (isatty(STDOUT_FILENO) ? JSON_INDENT(2) : JSON_COMPACT) | JSON_ENSURE_ASCII;
-        int r = json_dumpf(j, stdout, flags);
-        json_decref(j);
-        fputc('\n', stdout);
-        return r < 0 ? -EIO : 0;
-}
 
 /* The forced command: $NAP_GIT_SHELL_BINARY for tests, else the installed one. */
 static const char *git_shell(void) {
@@ -47,7 +38,7 @@ static int keys_add(NapContext *c, const char *user, bool json, NapError *e) {
         if (r < 0)
                 return r;
         if (json)
-                r = keys_print_json(json_pack("{s:s, s:s, s:s, s:s?, s:b}", "user", user, "type", key.type,
+                r = output_json(json_pack("{s:s, s:s, s:s, s:s?, s:b}", "user", user, "type", key.type,
                                               "fingerprint", key.fingerprint, "comment", key.comment, "added", added));
         else if (added)
                 printf("Added %s (%s) for %s\n", key.fingerprint, key.type, user);
@@ -80,7 +71,7 @@ static int keys_list(NapContext *c, const char *user, bool json, NapError *e) {
                 else
                         printf("%s\t%s\t%s\t%s\n", l->user, l->key.fingerprint, l->key.type, strempty(l->key.comment));
         }
-        return a ? keys_print_json(a) : 0;
+        return a ? output_json(a) : 0;
 }
 
 static int keys_remove(NapContext *c, const char *user, const char *fingerprint, bool json, NapError *e) {
@@ -88,7 +79,7 @@ static int keys_remove(NapContext *c, const char *user, const char *fingerprint,
         if (r < 0)
                 return r;
         if (json)
-                return keys_print_json(json_pack("{s:s, s:s, s:b}", "user", user, "fingerprint", fingerprint,
+                return output_json(json_pack("{s:s, s:s, s:b}", "user", user, "fingerprint", fingerprint,
                                                   "removed", true));
         printf("Removed %s for %s\n", fingerprint, user);
         return 0;

@@ -5,17 +5,8 @@
 #include <jansson.h>
 #include <time.h>
 
+#include "napctl-output.h"
 #include "verb-rollback.h"
-
-static int rollback_print_json(json_t *j) {
-        if (!j)
-                return -ENOMEM;
-        size_t flags = (isatty(STDOUT_FILENO) ? JSON_INDENT(2) : JSON_COMPACT) | JSON_ENSURE_ASCII;
-        int r = json_dumpf(j, stdout, flags);
-        json_decref(j);
-        fputc('\n', stdout);
-        return r < 0 ? -EIO : 0;
-}
 
 /* Progress on stderr, so stdout stays the result. */
 static void on_progress(void *userdata, const char *message) {
@@ -49,7 +40,7 @@ int verb_rollback(NapContext *c, char **args, bool json, NapError *e) {
         if (r < 0)
                 return r;
         if (json)
-                r = rollback_print_json(json_pack("{s:s, s:s, s:s, s:b, s:o}", "service", args[0], "commit",
+                r = output_json(json_pack("{s:s, s:s, s:s, s:b, s:o}", "service", args[0], "commit",
                                                   res.deploy.commit, "previous", res.previous, "changed",
                                                   res.deploy.changed, "instances", instances_json(&res)));
         else
@@ -82,5 +73,5 @@ int verb_history(NapContext *c, char **args, bool json, NapError *e) {
                         printf("%.12s %s %s%s\n", l[i].commit, format_time(l[i].time_usec, b), l[i].url,
                                i == 0 ? " (deployed)" : "");
         nap_deploy_record_array_free(l, n);
-        return a ? rollback_print_json(a) : 0;
+        return a ? output_json(a) : 0;
 }
