@@ -19,26 +19,15 @@
 #include "fileio.h"
 #include "ops.h"
 #include "publish.h"
+#include "push.h"
+#include "strv.h"
 
-#define STDIN_MAX (64 * 1024)
 #define TIMEOUT_MAX_SEC 3600
-
-static const char zero_commit[] = "0000000000000000000000000000000000000000";
-
-typedef struct Push {
-        char ref[256];   /* the pushed branch nap deploys, "" when none */
-        char commit[41]; /* its new commit */
-        bool deleted;    /* that branch was deleted */
-} Push;
 
 static uint64_t now_usec(void) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000;
-}
-
-static bool ref_is_deployed(const char *ref) {
-        return streq(ref, "refs/heads/main") || streq(ref, "refs/heads/master");
 }
 
 /* The branch HEAD names in git_dir ("refs/heads/main"), or "". */
@@ -50,40 +39,19 @@ static void head_branch(const char *git_dir, char ret[static 256]) {
                 snprintf(ret, 256, "%.*s", (int) strcspn(ref, "\r\n"), ref);
 }
 
-/* One "OLD NEW REF" line; other refs are named and left alone. Of main and
- * master pushed together, the one HEAD names wins. */
-static int parse_line(const char *line, const char *head, Push *p) {
-        char old[41], new[41], ref[256];
-        if (sscanf(line, "%40s %40s %255s", old, new, ref) != 3 || !nap_commit_is_valid(new))
-                return -EBADMSG;
-        if (!ref_is_deployed(ref)) {
-                printf("nap: %s is not deployed (only main or master is)\n", ref);
-                return 0;
-        }
-        if (p->ref[0] && !streq(ref, head))
-                return 0;
-        snprintf(p->ref, sizeof p->ref, "%s", ref);
-        memcpy(p->commit, new, sizeof p->commit);
-        p->deleted = streq(new, zero_commit);
-        return 0;
-}
-
-static int read_push(const char *git_dir, Push *ret) {
+static int read_push(const char *git_dir, NapPush *ret) {
         _cleanup_free_ char *text = NULL;
         char head[256];
-        int r = read_full_fd(STDIN_FILENO, STDIN_MAX, &text, NULL);
+        size_t size;
+        int r = read_full_fd(STDIN_FILENO, NAP_PUSH_INPUT_MAX, &text, &size);
         if (r < 0)
                 return r;
         head_branch(git_dir, head);
-        *ret = (Push) {};
-        for (char *line = text, *next; line && *line; line = next) {
-                next = strchr(line, '\n');
-                if (next)
-                        *next++ = 0;
-                r = parse_line(line, head, ret);
-                if (r < 0)
-                        return r;
-        }
+        r = nap_push_parse(text, size, head, ret, NULL);
+        if (r < 0)
+                return r;
+        STRV_FOREACH(ref, ret->ignored)
+                printf("nap: %s is not deployed (only main or master is)\n", *ref);
         return 0;
 }
 
@@ -149,7 +117,7 @@ static void print_result(const NapRolloutResult *res, const char *service, uint6
         print_instances(res, service);
 }
 
-static int deploy(const char *service, const char *git_dir, const Push *p, uint64_t timeout) {
+static int deploy(const char *service, const char *git_dir, const NapPush *p, uint64_t timeout) {
         NapError e = NAP_ERROR_NULL;
         NapRolloutResult res = {};
         _cleanup_(nap_context_freep) NapContext *c = NULL;
@@ -181,7 +149,7 @@ int main(int argc, char *argv[]) {
         NapError e = NAP_ERROR_NULL;
         char service[NAP_SERVICE_NAME_MAX], git_dir[PATH_MAX];
         uint64_t timeout = 0;
-        Push p;
+        _cleanup_(nap_push_done) NapPush p = {};
 
         /* git relays our output to the pusher as it comes. */
         setvbuf(stdout, NULL, _IOLBF, 0);
