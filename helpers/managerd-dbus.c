@@ -6,8 +6,9 @@
  *             (sd-bus has checked the signature against the vtable);
  *   validate  names, by method_authorize(), before anything else;
  *   authorize the sender's euid (sd_bus_query_sender_creds) → lib/auth;
- *   act       in the loop, or in a worker (managerd-worker.c) with the
- *             call referenced and answered from the worker's callback;
+ *   act       in the loop, or in a worker (managerd-worker.c) or started
+ *             in the loop and waiting for systemd (method_start()), with
+ *             the call referenced and answered from the callback;
  *   reply     the JSON result converted to the method's out arguments.
  * NapError kinds become io.nap.Manager1.Error.<Kind> here and nowhere
  * else. D-Bus has no null: strings varlink may leave null are "". */
@@ -29,6 +30,7 @@ typedef struct BusMethod {
 } BusMethod;
 
 typedef struct BusCall {
+        Manager *manager;
         sd_bus_message *message;
         const BusMethod *bus_method;
 } BusCall;
@@ -305,12 +307,32 @@ static void bus_call_done(Manager *m, json_t *envelope, void *userdata) {
         m->n_bus_calls--; /* worker_finish() calls manager_update() next */
 }
 
+static void bus_call_answered(json_t *envelope, void *userdata) {
+        BusCall *c = userdata;
+        Manager *m = c->manager;
+        bus_call_done(m, envelope, c);
+        manager_update(m);
+}
+
+/* A method that asks systemd from the loop: answered from
+ * bus_call_answered(), maybe before this returns. */
+static int bus_call_start(Manager *m, sd_bus_message *message, const BusMethod *bm, const Method *method,
+                          json_t *args) {
+        BusCall *c = calloc(1, sizeof *c);
+        if (!c)
+                return -ENOMEM;
+        *c = (BusCall) { .manager = m, .message = sd_bus_message_ref(message), .bus_method = bm };
+        m->n_bus_calls++;
+        method_start(m->context, m->event, method, args, bus_call_answered, c);
+        return 1;
+}
+
 static int bus_call_submit(Manager *m, sd_bus_message *message, const BusMethod *bm, const Method *method,
                            json_t *args) {
         BusCall *c = calloc(1, sizeof *c);
         if (!c)
                 return -ENOMEM;
-        *c = (BusCall) { .message = sd_bus_message_ref(message), .bus_method = bm };
+        *c = (BusCall) { .manager = m, .message = sd_bus_message_ref(message), .bus_method = bm };
         m->n_bus_calls++;
         int r = worker_submit(m, method, args, bus_call_done, c);
         if (r >= 0)
@@ -357,6 +379,8 @@ static int dispatch(Manager *m, sd_bus_message *message, sd_bus_error *error) {
                 return reply_error(message, nap_error_kind_to_string(e.kind), e.message);
         if (method->worker)
                 return bus_call_submit(m, message, bm, method, args);
+        if (method->start)
+                return bus_call_start(m, message, bm, method, args);
 
         json_auto_t *envelope = method_run_envelope(m->context, method, args);
         if (!envelope)

@@ -2,7 +2,8 @@
 
 /* The varlink adapter: io.nap.Manager on lib/varlink.h. Each call goes
  * validate (the interface, by the server) → authorize (the peer's uid) →
- * run (here, in a worker, or as a journal follow) → reply. NapError kinds
+ * run (here, in a worker, as a journal follow, or started here and answered
+ * when systemd is) → reply. NapError kinds
  * become io.nap.Manager.<Kind> errors here and nowhere else. */
 
 #include <systemd/sd-daemon.h>
@@ -85,6 +86,7 @@ static int reply_envelope(Manager *m, Varlink *link, const Method *method, json_
 /* ---- calls run by a worker -------------------------------------------- */
 
 typedef struct Call {
+        Manager *manager;
         Varlink *link; /* NULL for a oneway call: nobody waits for the reply */
         const Method *method;
         json_t *args;
@@ -112,14 +114,37 @@ static void call_done(Manager *m, json_t *envelope, void *userdata) {
         call_free(c);
 }
 
-static int call_submit(Manager *m, Varlink *link, const Method *method, json_t *args, VarlinkMethodFlags flags) {
+static Call *call_new(Manager *m, Varlink *link, const Method *method, json_t *args, VarlinkMethodFlags flags) {
         Call *c = calloc(1, sizeof *c);
         if (!c)
-                return -ENOMEM;
+                return NULL;
+        c->manager = m;
         /* A oneway call ends when its handler returns (varlink.h). */
         c->link = flags & VARLINK_METHOD_ONEWAY ? NULL : varlink_ref(link);
         c->method = method;
         c->args = json_incref(args);
+        return c;
+}
+
+static void call_answered(json_t *envelope, void *userdata) {
+        Call *c = userdata;
+        call_done(c->manager, envelope, c);
+}
+
+/* A method that asks systemd from the loop: the reply comes from
+ * call_answered(), maybe before this returns. */
+static int call_start(Manager *m, Varlink *link, const Method *method, json_t *args, VarlinkMethodFlags flags) {
+        Call *c = call_new(m, link, method, args, flags);
+        if (!c)
+                return -ENOMEM;
+        method_start(m->context, m->event, method, args, call_answered, c);
+        return 0;
+}
+
+static int call_submit(Manager *m, Varlink *link, const Method *method, json_t *args, VarlinkMethodFlags flags) {
+        Call *c = call_new(m, link, method, args, flags);
+        if (!c)
+                return -ENOMEM;
         int r = worker_submit(m, method, args, call_done, c);
         if (r >= 0)
                 return 0; /* the reply comes from call_done() */
@@ -149,6 +174,8 @@ static int dispatch(Varlink *link, json_t *args, VarlinkMethodFlags flags, Manag
                 return journal_follow_start(m, link, args);
         if (method->worker)
                 return call_submit(m, link, method, args, flags);
+        if (method->start)
+                return call_start(m, link, method, args, flags);
 
         json_auto_t *envelope = method_run_envelope(m->context, method, args);
         return reply_envelope(m, link, method, args, envelope);

@@ -72,8 +72,8 @@ _Noreturn static void worker_child(Manager *m, Worker *w, int fd) {
         sigemptyset(&none);
         (void) sigprocmask(SIG_SETMASK, &none, NULL);
         close_all_but(fd);
-        /* The daemon never opens the bus itself (every call that needs it
-         * runs here), but make sure no inherited connection is reused. */
+        /* The daemon's own connection to the service manager (ListInstances
+         * from the loop) belongs to the parent: this one opens its own. */
         m->context->bus = NULL;
 
         json_t *envelope = method_run_envelope(m->context, w->method, w->args);

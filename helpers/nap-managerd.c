@@ -104,6 +104,10 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 static void manager_done(Manager *m) {
         journal_follow_free_all(m);
         worker_free_all(m);
+        /* Calls still waiting for systemd are answered (with an error)
+         * while the adapters are still there to send the answer. */
+        if (m->context)
+                m->context->bus = sd_bus_flush_close_unref(m->context->bus);
         manager_bus_done(m);
         manager_varlink_done(m);
         m->idle_source = sd_event_source_disable_unref(m->idle_source);

@@ -261,16 +261,8 @@ static NapInstanceInfo *find_instance_info(NapInstanceInfo *list, size_t n, cons
 /* Adds systemd's view: state of each instance; units systemd has loaded
  * without a manifest (removed behind nap's back, still running) are listed
  * too, so nothing that runs is hidden. */
-static int merge_unit_states(NapContext *c, const NapService *s, NapInstanceInfo **list, size_t *n, NapError *e) {
-        _cleanup_free_ char *pattern = strdup_printf("%s_%s_common@*.service", s->user, s->app);
-        NapUnitStatus *units = NULL;
-        size_t k = 0;
-        sd_bus *bus;
-        if (!pattern)
-                return nap_error_errno(e, -ENOMEM, "Failed to list instances");
-        int r = ops_context_bus(c, &bus, e);
-        if (r >= 0)
-                r = nap_systemd_list_units(bus, pattern, &units, &k, e);
+static int merge_unit_states(const NapUnitStatus *units, size_t k, NapInstanceInfo **list, size_t *n, NapError *e) {
+        int r = 0;
         for (size_t u = 0; r >= 0 && u < k; u++) {
                 NapInstanceInfo *i = find_instance_info(*list, *n, units[u].name);
                 NapInstance parsed;
@@ -289,14 +281,23 @@ static int merge_unit_states(NapContext *c, const NapService *s, NapInstanceInfo
                 if (i && instance_info_set_state(i, units[u].active_state, units[u].sub_state) < 0)
                         r = -ENOMEM;
         }
-        nap_unit_status_array_free(units, k);
         for (size_t j = 0; r >= 0 && j < *n; j++)
                 if (!(*list)[j].active_state && instance_info_set_state(*list + j, "inactive", "dead") < 0)
                         r = -ENOMEM;
         return r < 0 ? nap_error_errno(e, r, "Failed to list instances") : 0;
 }
 
-int nap_list_instances(NapContext *c, const char *service, NapInstanceInfo **ret, size_t *ret_n, NapError *e) {
+int nap_list_instances_pattern(const char *service, char **ret, NapError *e) {
+        NapService s;
+        int r = nap_service_parse(service, &s, e);
+        if (r < 0)
+                return r;
+        *ret = strdup_printf("%s_%s_common@*.service", s.user, s.app);
+        return *ret ? 0 : nap_error_errno(e, -ENOMEM, "Failed to list instances");
+}
+
+int nap_list_instances_merge(NapContext *c, const char *service, const NapUnitStatus *units, size_t n_units,
+                             NapInstanceInfo **ret, size_t *ret_n, NapError *e) {
         NapService s;
         int r = nap_service_parse(service, &s, e);
         if (r < 0)
@@ -305,7 +306,7 @@ int nap_list_instances(NapContext *c, const char *service, NapInstanceInfo **ret
         size_t n = 0;
         r = read_instance_manifests(c, &s, &list, &n, e);
         if (r >= 0)
-                r = merge_unit_states(c, &s, &list, &n, e);
+                r = merge_unit_states(units, n_units, &list, &n, e);
         _cleanup_free_ char *dir = NULL;
         if (r >= 0 && n == 0)
                 r = ops_service_dir_checked(c, &s, &dir, e); /* nothing at all: say so */
@@ -318,6 +319,22 @@ int nap_list_instances(NapContext *c, const char *service, NapInstanceInfo **ret
         *ret = list;
         *ret_n = n;
         return 0;
+}
+
+int nap_list_instances(NapContext *c, const char *service, NapInstanceInfo **ret, size_t *ret_n, NapError *e) {
+        _cleanup_free_ char *pattern = NULL;
+        NapUnitStatus *units = NULL;
+        size_t k = 0;
+        sd_bus *bus;
+        int r = nap_list_instances_pattern(service, &pattern, e);
+        if (r >= 0)
+                r = ops_context_bus(c, &bus, e);
+        if (r >= 0)
+                r = nap_systemd_list_units(bus, pattern, &units, &k, e);
+        if (r >= 0)
+                r = nap_list_instances_merge(c, service, units, k, ret, ret_n, e);
+        nap_unit_status_array_free(units, k);
+        return r;
 }
 
 int nap_get_instances_num(NapContext *c, const char *service, unsigned *ret, NapError *e) {

@@ -16,6 +16,7 @@
 #include "journal.h"
 #include "names.h"
 #include "profile.h"
+#include "systemd1.h"
 #include "endpoint.h"
 
 typedef struct EtcdClient EtcdClient;
@@ -101,6 +102,12 @@ int nap_start_common(NapContext *c, const char *service, const NapParams *params
 /* Instances with a manifest, merged with systemd's view (ListUnitsByPatterns). */
 int nap_list_instances(NapContext *c, const char *service, NapInstanceInfo **ret, size_t *ret_n, NapError *e);
 int nap_get_instances_num(NapContext *c, const char *service, unsigned *ret, NapError *e);
+/* nap_list_instances() in two steps, for a caller that asks systemd itself
+ * (nap-managerd, without blocking its loop): the unit pattern to give
+ * ListUnitsByPatterns, then the manifests merged with what it listed. */
+int nap_list_instances_pattern(const char *service, char **ret, NapError *e);
+int nap_list_instances_merge(NapContext *c, const char *service, const NapUnitStatus *units, size_t n_units,
+                             NapInstanceInfo **ret, size_t *ret_n, NapError *e);
 /* Start/stop also record whether the instance comes back at boot. */
 int nap_start_app(NapContext *c, const char *instance, NapError *e);
 int nap_stop_app(NapContext *c, const char *instance, NapError *e);

@@ -302,22 +302,55 @@ static int read_unit_list(sd_bus_message *reply, NapUnitStatus **ret, size_t *re
         return 0;
 }
 
-int nap_systemd_list_units(sd_bus *bus, const char *pattern, NapUnitStatus **ret, size_t *ret_n, NapError *e) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+static int list_units_message(sd_bus *bus, const char *pattern, sd_bus_message **ret, NapError *e) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         int r;
 
         if (!bus || isempty(pattern))
                 return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL, "No unit pattern given");
-
-        r = sd_bus_call_method(bus, SYSTEMD_DEST, SYSTEMD_PATH, MANAGER_IFACE, "ListUnitsByPatterns", &error,
-                               &reply, "asas", 0, 1, pattern);
+        r = sd_bus_message_new_method_call(bus, &m, SYSTEMD_DEST, SYSTEMD_PATH, MANAGER_IFACE,
+                                           "ListUnitsByPatterns");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "asas", 0, 1, pattern);
         if (r < 0)
-                return bus_fail(e, &error, r, NAP_ERROR_INTERNAL, "Failed to list units matching '%s'", pattern);
+                return nap_error_errno(e, r, "Failed to create the ListUnitsByPatterns call");
+        *ret = TAKE_PTR(m);
+        return 0;
+}
 
-        r = read_unit_list(reply, ret, ret_n);
+int nap_systemd_list_units_reply(sd_bus_message *reply, const char *pattern, NapUnitStatus **ret, size_t *ret_n,
+                                 NapError *e) {
+        const sd_bus_error *error = sd_bus_message_get_error(reply);
+        if (error)
+                return bus_fail(e, error, -sd_bus_message_get_errno(reply), NAP_ERROR_INTERNAL,
+                                "Failed to list units matching '%s'", pattern);
+        int r = read_unit_list(reply, ret, ret_n);
         if (r < 0)
                 return nap_error_errno(e, r, "Failed to parse the list of units matching '%s'", pattern);
+        return 0;
+}
+
+int nap_systemd_list_units(sd_bus *bus, const char *pattern, NapUnitStatus **ret, size_t *ret_n, NapError *e) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        int r = list_units_message(bus, pattern, &m, e);
+        if (r < 0)
+                return r;
+        r = sd_bus_call(bus, m, 0, &error, &reply);
+        if (r < 0)
+                return bus_fail(e, &error, r, NAP_ERROR_INTERNAL, "Failed to list units matching '%s'", pattern);
+        return nap_systemd_list_units_reply(reply, pattern, ret, ret_n, e);
+}
+
+int nap_systemd_list_units_async(sd_bus *bus, sd_bus_slot **ret_slot, const char *pattern, uint64_t timeout_usec,
+                                 sd_bus_message_handler_t callback, void *userdata, NapError *e) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        int r = list_units_message(bus, pattern, &m, e);
+        if (r < 0)
+                return r;
+        r = sd_bus_call_async(bus, ret_slot, m, callback, userdata, timeout_usec);
+        if (r < 0)
+                return bus_fail(e, NULL, r, NAP_ERROR_INTERNAL, "Failed to list units matching '%s'", pattern);
         return 0;
 }
 

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <systemd/sd-bus.h>
 
 #include "config.h"
@@ -31,5 +32,14 @@ int nap_systemd_stop_unit(sd_bus *bus, const char *unit, NapError *e);
 int nap_systemd_reset_failed_unit(sd_bus *bus, const char *unit);
 /* ListUnitsByPatterns(states=[], patterns=[pattern]). */
 int nap_systemd_list_units(sd_bus *bus, const char *pattern, NapUnitStatus **ret, size_t *ret_n, NapError *e);
+/* The same without waiting, for a bus attached to an event loop: callback
+ * gets the reply, or the error sd-bus makes up when there is none within
+ * timeout_usec (0: sd-bus's default, 25 s). Read it with
+ * nap_systemd_list_units_reply(). ret_slot as sd_bus_call_async(). */
+int nap_systemd_list_units_async(sd_bus *bus, sd_bus_slot **ret_slot, const char *pattern, uint64_t timeout_usec,
+                                 sd_bus_message_handler_t callback, void *userdata, NapError *e);
+/* A reply to ListUnitsByPatterns: the units, or the error it carries. */
+int nap_systemd_list_units_reply(sd_bus_message *reply, const char *pattern, NapUnitStatus **ret, size_t *ret_n,
+                                 NapError *e);
 /* Status of one unit (loaded on demand by the manager). */
 int nap_systemd_get_unit_status(sd_bus *bus, const char *unit, NapUnitStatus *ret, NapError *e);
