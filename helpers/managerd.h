@@ -13,7 +13,7 @@
  *   managerd-dbus.c      the D-Bus adapter: vtable, dispatch, errors, the
  *                        bus name (managerd-dbus.h)
  *   managerd-journal.c   GetJournal with "more": following a log
- *   managerd-log.c       logging, at the edge, once
+ *   log.c                logging, at the edge, once (shared with nap-discovery)
  */
 
 #include <stdbool.h>
@@ -22,6 +22,7 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
+#include "log.h"
 #include "managerd-methods.h"
 #include "ops.h"
 #include "varlink.h"
@@ -82,15 +83,4 @@ int journal_follow_start(Manager *m, Varlink *link, json_t *args);
 void journal_follow_drop(Manager *m, Varlink *link);
 void journal_follow_free_all(Manager *m);
 
-/* ---- logging (managerd-log.c) ---- */
-void log_setup(void);
-/* Logs at level (LOG_ERR…LOG_DEBUG); with error != 0, errno is set to it
- * for %m. Returns -|error| (or -EIO when 0), for "return log_…_errno()". */
-int log_full_errno(int level, int error, const char *format, ...) _printf_(3, 4);
-#define log_error_errno(r, ...) log_full_errno(LOG_ERR, (r), __VA_ARGS__)
-#define log_warning_errno(r, ...) log_full_errno(LOG_WARNING, (r), __VA_ARGS__)
-#define log_debug_errno(r, ...) log_full_errno(LOG_DEBUG, (r), __VA_ARGS__)
-#define log_error(...) (void) log_full_errno(LOG_ERR, 0, __VA_ARGS__)
-#define log_warning(...) (void) log_full_errno(LOG_WARNING, 0, __VA_ARGS__)
-#define log_info(...) (void) log_full_errno(LOG_INFO, 0, __VA_ARGS__)
-#define log_debug(...) (void) log_full_errno(LOG_DEBUG, 0, __VA_ARGS__)
+/* ---- logging: log.h ---- */

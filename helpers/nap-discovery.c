@@ -22,7 +22,7 @@
 #include <time.h>
 
 #include "config.h"
-#include "discovery-log.h"
+#include "log.h"
 #include "discovery-probe.h"
 #include "discovery.h"
 #include "endpoint.h"

@@ -1,17 +1,20 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
-/* Logging of nap-discovery: one line per event on stderr. Under systemd,
+/* Logging of nap's helpers: one line per event on stderr. Under systemd,
  * stderr is a journal stream ($JOURNAL_STREAM names it): each line then
  * starts with "<N>" so journald records its priority (SyslogLevelPrefix=
  * is on by default) and the unit names the source. Elsewhere each line
- * starts with "nap-discovery: ". $SYSTEMD_LOG_LEVEL (a number or
- * emerg…debug) sets the threshold, default info. */
+ * starts with the program's name. $SYSTEMD_LOG_LEVEL (a number or
+ * emerg…debug, as systemd's tools take it) sets the threshold, default
+ * info. */
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/stat.h>
 
-#include "discovery-log.h"
+#include <errno.h>
+
+#include "log.h"
 
 static int log_max_level = LOG_INFO;
 static bool log_to_journal = false;
@@ -62,7 +65,7 @@ int log_full_errno(int level, int error, const char *format, ...) {
                 if (log_to_journal)
                         fprintf(stderr, "<%d>%s\n", level, line);
                 else
-                        fprintf(stderr, "nap-discovery: %s\n", line);
+                        fprintf(stderr, "%s: %s\n", program_invocation_short_name, line);
         }
         return e > 0 ? -e : -EIO;
 }
