@@ -46,6 +46,20 @@
                         func(*p);               \
         }
 
+/* name_ref()/name_unref() for a type with an n_ref counter, freed by
+ * free_func when the last reference goes. */
+#define DEFINE_REF_UNREF_FUNC(type, name, free_func)    \
+        type *name##_ref(type *p) {                     \
+                if (p)                                  \
+                        p->n_ref++;                     \
+                return p;                               \
+        }                                               \
+        type *name##_unref(type *p) {                   \
+                if (!p || --p->n_ref > 0)               \
+                        return NULL;                    \
+                return free_func(p);                    \
+        }
+
 static inline void freep(void *p) {
         free(*(void **) p);
 }

@@ -290,17 +290,7 @@ static Varlink *link_free(Varlink *v) {
         return NULL;
 }
 
-Varlink *varlink_ref(Varlink *v) {
-        if (v)
-                v->n_ref++;
-        return v;
-}
-
-Varlink *varlink_unref(Varlink *v) {
-        if (!v || --v->n_ref > 0)
-                return NULL;
-        return link_free(v);
-}
+DEFINE_REF_UNREF_FUNC(Varlink, varlink, link_free);
 
 static void server_forget(VarlinkServer *s, Varlink *v);
 
@@ -1368,17 +1358,7 @@ static VarlinkServer *server_free(VarlinkServer *s) {
         return NULL;
 }
 
-VarlinkServer *varlink_server_ref(VarlinkServer *s) {
-        if (s)
-                s->n_ref++;
-        return s;
-}
-
-VarlinkServer *varlink_server_unref(VarlinkServer *s) {
-        if (!s || --s->n_ref > 0)
-                return NULL;
-        return server_free(s);
-}
+DEFINE_REF_UNREF_FUNC(VarlinkServer, varlink_server, server_free);
 
 static int replace_string(char **p, const char *s) {
         char *c;
