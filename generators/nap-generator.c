@@ -60,7 +60,9 @@ static void log_msg(int prio, const char *fmt, ...) {
         va_start(ap, fmt);
         vsnprintf(buf + n, sizeof buf - n - 1, fmt, ap);
         va_end(ap);
-        strcat(buf, "\n"); /* room was kept for it */
+        size_t len = strlen(buf);
+        buf[len] = '\n'; /* room was kept for it */
+        buf[len + 1] = 0;
         /* One write: one kernel log record. */
         if (log_fd < 0 || write(log_fd, buf, strlen(buf)) < 0)
                 (void) !write(STDERR_FILENO, buf, strlen(buf));
@@ -243,7 +245,7 @@ static int emit_templates(Output *o, const NapManifest *m, const char *template)
                 r = write_unit(o, sidecar, sidecar_text);
         if (r < 0)
                 return r;
-        strcpy(o->last_template, template);
+        snprintf(o->last_template, sizeof o->last_template, "%s", template);
         return 0;
 }
 

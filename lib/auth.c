@@ -39,7 +39,7 @@ int nap_auth_uid_name(uid_t uid, char *buf, size_t size) {
                         return -r;
                 if (strlen(pw.pw_name) >= size)
                         return -ENAMETOOLONG;
-                strcpy(buf, pw.pw_name);
+                snprintf(buf, size, "%s", pw.pw_name);
                 return 0;
         }
         return -ERANGE;

@@ -481,9 +481,8 @@ static const char *last_component(const char *path) {
  * from the content, and a manifest copied under another name must not
  * shadow or duplicate another instance. */
 static int check_file_name(const char *path, const NapManifest *m, NapError *e) {
-        char name[NAP_UNIT_NAME_MAX + sizeof NAP_MANIFEST_SUFFIX];
-        nap_instance_name(&m->instance, name);
-        strcat(name, NAP_MANIFEST_SUFFIX);
+        char instance[NAP_UNIT_NAME_MAX], name[NAP_UNIT_NAME_MAX + sizeof NAP_MANIFEST_SUFFIX];
+        snprintf(name, sizeof name, "%s%s", nap_instance_name(&m->instance, instance), NAP_MANIFEST_SUFFIX);
         if (!streq(last_component(path), name))
                 return nap_error_set(e, NAP_ERROR_INVALID_MANIFEST, -EINVAL,
                                      "%s: file name does not match its content (expected %s)",

@@ -50,7 +50,7 @@ static const char *shown(const char *s, char buf[static 72]) {
         size_t i = 0;
         for (; s && s[i] && i < 64; i++)
                 buf[i] = (unsigned char) s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
-        strcpy(buf + i, s && s[i] ? "…" : "");
+        snprintf(buf + i, 72 - i, "%s", s && s[i] ? "…" : "");
         return buf;
 }
 
@@ -63,8 +63,8 @@ int nap_service_from_parts(const char *user, const char *app, NapService *ret, N
                 return nap_error_set(e, NAP_ERROR_INVALID_NAME, -EINVAL,
                                      "Invalid app name '%s': must match [a-z][a-z0-9-]{0,47}", shown(app, b));
         NapService s = {};
-        strcpy(s.user, user);
-        strcpy(s.app, app);
+        snprintf(s.user, sizeof s.user, "%s", user);
+        snprintf(s.app, sizeof s.app, "%s", app);
         *ret = s;
         return 0;
 }
@@ -121,7 +121,7 @@ static int parse_app_kind(const char *rest, NapInstance *i) {
         app[sep - rest] = 0;
         if (!nap_app_is_valid(app))
                 return -EINVAL;
-        strcpy(i->service.app, app);
+        snprintf(i->service.app, sizeof i->service.app, "%s", app);
 
         char kind[16];
         const char *at = strchr(sep + 1, '@');
@@ -171,8 +171,8 @@ const char *nap_instance_name(const NapInstance *i, char *buf) {
 }
 
 const char *nap_instance_unit_name(const NapInstance *i, char *buf) {
-        nap_instance_name(i, buf);
-        strcat(buf, ".service");
+        size_t n = strlen(nap_instance_name(i, buf));
+        snprintf(buf + n, NAP_UNIT_NAME_MAX - n, ".service");
         return buf;
 }
 
