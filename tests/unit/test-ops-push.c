@@ -21,6 +21,7 @@
 
 #include "fetch-commit.h"
 #include "fileio.h"
+#include "test-util.h"
 #include "manifest.h"
 #include "ops.h"
 #include "strv.h"
@@ -29,21 +30,6 @@ typedef struct Fixture {
         char *dir, *work, *bare;
         NapContext *c;
 } Fixture;
-
-static void run(char *const argv[]) {
-        pid_t pid = fork();
-        assert_true(pid >= 0);
-        if (pid == 0) {
-                int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
-                dup2(null, STDOUT_FILENO);
-                dup2(null, STDERR_FILENO);
-                execvp(argv[0], argv);
-                _exit(127);
-        }
-        int status;
-        assert_int_equal(waitpid(pid, &status, 0), pid);
-        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-}
 
 static char *path(Fixture *f, const char *rel) {
         return path_join(f->dir, rel, NULL);

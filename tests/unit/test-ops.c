@@ -14,6 +14,7 @@
 #include <fcntl.h>
 
 #include "fileio.h"
+#include "test-util.h"
 #include "ops.h"
 #include "strv.h"
 
@@ -21,20 +22,6 @@ typedef struct Fixture {
         char *dir, *repo, *url;
         NapContext *c;
 } Fixture;
-
-static void run(char *const argv[]) {
-        pid_t pid = fork();
-        assert_true(pid >= 0);
-        if (pid == 0) {
-                int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
-                dup2(null, STDOUT_FILENO);
-                execvp(argv[0], argv);
-                _exit(127);
-        }
-        int status;
-        assert_int_equal(waitpid(pid, &status, 0), pid);
-        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-}
 
 static void git_commit_file(Fixture *f, const char *name, const char *text) {
         _cleanup_free_ char *p = path_join(f->repo, name, NULL);

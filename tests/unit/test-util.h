@@ -3,6 +3,10 @@
 
 /* Helpers shared by the cmocka tests. Include after <cmocka.h>. */
 
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 /* l must hold exactly the strings of expected, in order. */
 static inline void assert_strv(char *const *l, const char *const *expected) {
         size_t n = 0;
@@ -13,3 +17,20 @@ static inline void assert_strv(char *const *l, const char *const *expected) {
         assert_null(l[n]);
 }
 #define ASSERT_STRV(l, ...) assert_strv((l), (const char *const[]) { __VA_ARGS__, NULL })
+
+/* Runs argv (a real program: git, in the tests) with its output thrown
+ * away; it must exit 0. */
+static inline void run(char *const argv[]) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+                dup2(null, STDOUT_FILENO);
+                dup2(null, STDERR_FILENO);
+                execvp(argv[0], argv);
+                _exit(127);
+        }
+        int status;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
