@@ -75,13 +75,7 @@ static int setup(void **state) {
         setenv("XDG_RUNTIME_DIR", f->dir, 1);
         unsetenv("DBUS_SESSION_BUS_ADDRESS");
 
-        NapConfig *config;
-        assert_int_equal(nap_config_new_default(&config), 0);
-        free(config->root);
-        free(config->instances_dir);
-        config->root = path(f, "root");
-        config->instances_dir = path(f, "instances");
-        assert_int_equal(nap_context_new_with_config(&f->c, config, NAP_SCOPE_USER), 0);
+        assert_int_equal(nap_context_new_with_config(&f->c, test_config_in(f->dir), NAP_SCOPE_USER), 0);
         *state = f;
         return 0;
 }

@@ -39,13 +39,7 @@ static int setup(void **state) {
         run((char *const[]) { "git", "init", "-q", "-b", "main", f->repo, NULL });
         git_commit_file(f, "profile", "# the test app\npython3 server.py --port {port} --greeting {greeting=hello} {name}\n");
 
-        NapConfig *config;
-        assert_int_equal(nap_config_new_default(&config), 0);
-        free(config->root);
-        free(config->instances_dir);
-        config->root = path_join(f->dir, "root", NULL);
-        config->instances_dir = path_join(f->dir, "instances", NULL);
-        assert_int_equal(nap_context_new_with_config(&f->c, config, NAP_SCOPE_USER), 0);
+        assert_int_equal(nap_context_new_with_config(&f->c, test_config_in(f->dir), NAP_SCOPE_USER), 0);
         *state = f;
         return 0;
 }

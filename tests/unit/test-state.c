@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include "fileio.h"
+#include "test-util.h"
 #include "manifest.h"
 #include "state.h"
 #include "strv.h"
@@ -23,11 +24,7 @@ static int setup(void **state) {
         Fixture *f = calloc(1, sizeof *f);
         f->dir = strdup("/tmp/nap-test-state-XXXXXX");
         assert_non_null(mkdtemp(f->dir));
-        assert_int_equal(nap_config_new_default(&f->config), 0);
-        free(f->config->root);
-        free(f->config->instances_dir);
-        f->config->root = path_join(f->dir, "root", NULL);
-        f->config->instances_dir = path_join(f->dir, "instances", NULL);
+        f->config = test_config_in(f->dir);
         assert_int_equal(nap_service_parse("alice_web", &f->service, NULL), 0);
         *state = f;
         return 0;

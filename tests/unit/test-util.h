@@ -7,6 +7,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "config.h"
+#include "fileio.h"
+
 /* l must hold exactly the strings of expected, in order. */
 static inline void assert_strv(char *const *l, const char *const *expected) {
         size_t n = 0;
@@ -33,4 +36,17 @@ static inline void run(char *const argv[]) {
         int status;
         assert_int_equal(waitpid(pid, &status, 0), pid);
         assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* The default configuration with Root= and Instances= moved below dir. */
+static inline NapConfig *test_config_in(const char *dir) {
+        NapConfig *c = NULL;
+        assert_int_equal(nap_config_new_default(&c), 0);
+        free(c->root);
+        free(c->instances_dir);
+        c->root = path_join(dir, "root", NULL);
+        c->instances_dir = path_join(dir, "instances", NULL);
+        assert_non_null(c->root);
+        assert_non_null(c->instances_dir);
+        return c;
 }
