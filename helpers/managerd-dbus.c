@@ -314,8 +314,8 @@ static void bus_call_answered(json_t *envelope, void *userdata) {
         manager_update(m);
 }
 
-/* A method that asks systemd from the loop: answered from
- * bus_call_answered(), maybe before this returns. */
+/* A method answered from the cache: answered from bus_call_answered(),
+ * maybe before this returns. */
 static int bus_call_start(Manager *m, sd_bus_message *message, const BusMethod *bm, const Method *method,
                           json_t *args) {
         BusCall *c = calloc(1, sizeof *c);
@@ -323,7 +323,7 @@ static int bus_call_start(Manager *m, sd_bus_message *message, const BusMethod *
                 return -ENOMEM;
         *c = (BusCall) { .manager = m, .message = sd_bus_message_ref(message), .bus_method = bm };
         m->n_bus_calls++;
-        method_start(m->context, m->event, method, args, bus_call_answered, c);
+        instances_call(m, method, args, bus_call_answered, c);
         return 1;
 }
 
@@ -379,7 +379,7 @@ static int dispatch(Manager *m, sd_bus_message *message, sd_bus_error *error) {
                 return reply_error(message, nap_error_kind_to_string(e.kind), e.message);
         if (method->worker)
                 return bus_call_submit(m, message, bm, method, args);
-        if (method->start)
+        if (method->cached)
                 return bus_call_start(m, message, bm, method, args);
 
         json_auto_t *envelope = method_run_envelope(m->context, method, args);

@@ -124,151 +124,51 @@ static json_t *run_list_services(NapContext *c, json_t *args, NapError *e) {
         return oom(a ? json_pack("{s:o}", "services", a) : NULL, e);
 }
 
-/* ---- ListInstances and GetInstancesNum, without blocking -------------- */
+/* ---- ListInstances and GetInstancesNum -------------------------------- */
 
-/* What ListUnitsByPatterns may take before the call fails: sd-bus's
- * default; a manager that busy is reported, not waited for. */
-#define LIST_TIMEOUT_USEC (25 * UINT64_C(1000000))
-
-typedef struct MethodCall {
-        NapContext *context;
-        const Method *method;
-        char *service, *pattern;
-        MethodDone done;
-        void *userdata;
-} MethodCall;
-
-static json_t *instances_result(const Method *method, const char *service, const NapInstanceInfo *l, size_t n,
-                                NapError *e) {
-        if (streq(method->name, "GetInstancesNum"))
-                return oom(json_pack("{s:s, s:I}", "service", service, "instances", (json_int_t) n), e);
+json_t *method_instances_array(const NapInstanceInfo *l, size_t n) {
         json_t *a = json_array();
         for (size_t i = 0; a && i < n; i++)
                 if (json_array_append_new(a, json_instance(l + i)) < 0)
                         a = (json_decref(a), NULL);
-        return oom(a ? json_pack("{s:o}", "instances", a) : NULL, e);
+        return a;
 }
 
-/* In-process (napctl --no-helper): waits for systemd. */
-static json_t *run_list_instances(NapContext *c, json_t *args, NapError *e) {
+json_t *method_instances_result(const Method *method, const char *service, json_t *instances, NapError *e) {
+        if (streq(method->name, "GetInstancesNum"))
+                return oom(json_pack("{s:s, s:I}", "service", service, "instances",
+                                     (json_int_t) json_array_size(instances)),
+                           e);
+        return oom(json_pack("{s:O}", "instances", instances), e);
+}
+
+/* In-process (napctl --no-helper): asks systemd and reads the manifests
+ * every time; nap-managerd answers from its cache (managerd-instances.c). */
+static json_t *run_instances(const char *name, NapContext *c, json_t *args, NapError *e) {
         const char *service = arg_string(args, "service", e);
         NapInstanceInfo *l = NULL;
         size_t n = 0;
         if (!service || nap_list_instances(c, service, &l, &n, e) < 0)
                 return NULL;
-        json_t *j = instances_result(method_find("ListInstances"), service, l, n, e);
+        json_auto_t *a = oom(method_instances_array(l, n), e);
         nap_instance_info_array_free(l, n);
-        return j;
+        return a ? method_instances_result(method_find(name), service, a, e) : NULL;
+}
+
+static json_t *run_list_instances(NapContext *c, json_t *args, NapError *e) {
+        return run_instances("ListInstances", c, args, e);
 }
 
 static json_t *run_get_instances_num(NapContext *c, json_t *args, NapError *e) {
-        const char *service = arg_string(args, "service", e);
-        unsigned n;
-        if (!service || nap_get_instances_num(c, service, &n, e) < 0)
-                return NULL;
-        return instances_result(method_find("GetInstancesNum"), service, NULL, n, e);
+        return run_instances("GetInstancesNum", c, args, e);
 }
 
-static json_t *envelope_new(const Method *method, json_t *result, NapError *e) {
+json_t *method_envelope(const Method *method, json_t *result, NapError *e) {
         if (result)
                 return json_pack("{s:o}", "parameters", result);
         if (!nap_error_is_set(e))
                 nap_error_set(e, NAP_ERROR_INTERNAL, -EIO, "%s failed", method->name);
         return json_pack("{s:s, s:s}", "error", nap_error_kind_to_string(e->kind), "message", e->message);
-}
-
-static void method_call_free(MethodCall *call) {
-        free(call->service);
-        free(call->pattern);
-        free(call);
-}
-
-/* The slot goes away after the answer, or unanswered with the bus (the
- * manager exiting): done is called either way, once. */
-static void method_call_destroy(void *userdata) {
-        MethodCall *call = userdata;
-        if (call->done)
-                call->done(NULL, call->userdata);
-        method_call_free(call);
-}
-
-static int on_list_units(sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        MethodCall *call = userdata;
-        NapError e = NAP_ERROR_NULL;
-        NapUnitStatus *units = NULL;
-        NapInstanceInfo *list = NULL;
-        size_t k = 0, n = 0;
-        json_t *result = NULL;
-
-        if (nap_systemd_list_units_reply(reply, call->pattern, &units, &k, &e) >= 0 &&
-            nap_list_instances_merge(call->context, call->service, units, k, &list, &n, &e) >= 0)
-                result = instances_result(call->method, call->service, list, n, &e);
-        nap_unit_status_array_free(units, k);
-        nap_instance_info_array_free(list, n);
-        json_auto_t *envelope = envelope_new(call->method, result, &e);
-        MethodDone done = TAKE_PTR(call->done);
-        done(envelope, call->userdata);
-        return 0;
-}
-
-/* The context's bus, attached to the loop: one connection for the
- * daemon's life, opened again after systemd or the bus went away. */
-static int loop_bus(NapContext *c, sd_event *event, NapError *e) {
-        if (c->bus && sd_bus_is_open(c->bus) <= 0)
-                c->bus = sd_bus_flush_close_unref(c->bus);
-        if (!c->bus) {
-                int r = nap_systemd_open(c->scope, &c->bus, e);
-                if (r < 0)
-                        return r;
-        }
-        if (sd_bus_get_event(c->bus))
-                return 0;
-        int r = sd_bus_attach_event(c->bus, event, SD_EVENT_PRIORITY_NORMAL);
-        if (r < 0) {
-                c->bus = sd_bus_flush_close_unref(c->bus);
-                return nap_error_errno(e, r, "Failed to attach to the service manager's bus");
-        }
-        return 0;
-}
-
-static int start_list_instances(NapContext *c, sd_event *event, json_t *args, MethodCall *call, NapError *e) {
-        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
-        const char *service = arg_string(args, "service", e);
-        int r;
-
-        if (!service)
-                return -EINVAL;
-        call->service = strdup(service);
-        if (!call->service)
-                return nap_error_errno(e, -ENOMEM, "Failed to list instances");
-        r = nap_list_instances_pattern(service, &call->pattern, e);
-        if (r >= 0)
-                r = loop_bus(c, event, e);
-        if (r >= 0)
-                r = nap_systemd_list_units_async(c->bus, &slot, call->pattern, LIST_TIMEOUT_USEC, on_list_units,
-                                                 call, e);
-        if (r < 0)
-                return r;
-        /* From here the slot owns call. */
-        (void) sd_bus_slot_set_destroy_callback(slot, method_call_destroy);
-        (void) sd_bus_slot_set_floating(slot, true);
-        return 0;
-}
-
-void method_start(NapContext *c, sd_event *event, const Method *method, json_t *args, MethodDone done,
-                  void *userdata) {
-        NapError e = NAP_ERROR_NULL;
-        MethodCall *call = calloc(1, sizeof *call);
-        if (!call) {
-                done(NULL, userdata);
-                return;
-        }
-        *call = (MethodCall) { .context = c, .method = method, .done = done, .userdata = userdata };
-        if (method->start(c, event, args, call, &e) >= 0)
-                return; /* done comes from the slot */
-        json_auto_t *envelope = envelope_new(method, NULL, &e);
-        method_call_free(call);
-        done(envelope, userdata);
 }
 
 int method_journal_lines(json_t *args, size_t *ret, NapError *e) {
@@ -421,24 +321,24 @@ static json_t *run_start_mpi(NapContext *c, json_t *args, NapError *e) {
 /* ---- the table -------------------------------------------------------- */
 
 static const Method methods[] = {
-        { "DeployApp", TARGET_SERVICE, NAP_ACCESS_WRITE, true, run_deploy_app, NULL },
-        { "ListServices", TARGET_USER, NAP_ACCESS_READ, false, run_list_services, NULL },
+        { "DeployApp", TARGET_SERVICE, NAP_ACCESS_WRITE, true, run_deploy_app, false },
+        { "ListServices", TARGET_USER, NAP_ACCESS_READ, false, run_list_services, false },
         /* GetServiceUrl, GetPort and ListEndpoints ask etcd first: seconds
          * of timeouts when it is down, so in a worker too. */
-        { "GetServiceUrl", TARGET_SERVICE, NAP_ACCESS_READ, true, run_get_service_url, NULL },
-        /* nap-managerd asks systemd from its loop, without waiting. */
-        { "GetInstancesNum", TARGET_SERVICE, NAP_ACCESS_READ, false, run_get_instances_num, start_list_instances },
-        { "ListInstances", TARGET_SERVICE, NAP_ACCESS_READ, false, run_list_instances, start_list_instances },
-        { "GetPort", TARGET_INSTANCE, NAP_ACCESS_READ, true, run_get_port, NULL },
-        { "GetJournal", TARGET_INSTANCE, NAP_ACCESS_READ, true, run_get_journal, NULL },
-        { "StopApp", TARGET_INSTANCE, NAP_ACCESS_WRITE, true, run_stop_app, NULL },
-        { "StartApp", TARGET_INSTANCE, NAP_ACCESS_WRITE, true, run_start_app, NULL },
-        { "CatApp", TARGET_INSTANCE, NAP_ACCESS_READ, false, run_cat_app, NULL },
-        { "GetParameters", TARGET_SERVICE, NAP_ACCESS_READ, false, run_get_parameters, NULL },
-        { "StartCommon", TARGET_SERVICE, NAP_ACCESS_WRITE, true, run_start_common, NULL },
-        { "StartMpi", TARGET_SERVICE, NAP_ACCESS_WRITE, false, run_start_mpi, NULL },
-        { "RemoveInstance", TARGET_INSTANCE, NAP_ACCESS_WRITE, true, run_remove_instance, NULL },
-        { "ListEndpoints", TARGET_SERVICE, NAP_ACCESS_READ, true, run_list_endpoints, NULL },
+        { "GetServiceUrl", TARGET_SERVICE, NAP_ACCESS_READ, true, run_get_service_url, false },
+        /* nap-managerd answers these from its cache, in the loop. */
+        { "GetInstancesNum", TARGET_SERVICE, NAP_ACCESS_READ, false, run_get_instances_num, true },
+        { "ListInstances", TARGET_SERVICE, NAP_ACCESS_READ, false, run_list_instances, true },
+        { "GetPort", TARGET_INSTANCE, NAP_ACCESS_READ, true, run_get_port, false },
+        { "GetJournal", TARGET_INSTANCE, NAP_ACCESS_READ, true, run_get_journal, false },
+        { "StopApp", TARGET_INSTANCE, NAP_ACCESS_WRITE, true, run_stop_app, false },
+        { "StartApp", TARGET_INSTANCE, NAP_ACCESS_WRITE, true, run_start_app, false },
+        { "CatApp", TARGET_INSTANCE, NAP_ACCESS_READ, false, run_cat_app, false },
+        { "GetParameters", TARGET_SERVICE, NAP_ACCESS_READ, false, run_get_parameters, false },
+        { "StartCommon", TARGET_SERVICE, NAP_ACCESS_WRITE, true, run_start_common, false },
+        { "StartMpi", TARGET_SERVICE, NAP_ACCESS_WRITE, false, run_start_mpi, false },
+        { "RemoveInstance", TARGET_INSTANCE, NAP_ACCESS_WRITE, true, run_remove_instance, false },
+        { "ListEndpoints", TARGET_SERVICE, NAP_ACCESS_READ, true, run_list_endpoints, false },
 };
 
 const Method *method_find(const char *name) {
@@ -451,5 +351,5 @@ const Method *method_find(const char *name) {
 json_t *method_run_envelope(NapContext *c, const Method *method, json_t *args) {
         NapError e = NAP_ERROR_NULL;
         json_t *result = method->run(c, args, &e);
-        return envelope_new(method, result, &e);
+        return method_envelope(method, result, &e);
 }

@@ -13,7 +13,6 @@
 
 #include <jansson.h>
 #include <sys/types.h>
-#include <systemd/sd-event.h>
 
 #include "auth.h"
 #include "ops.h"
@@ -24,12 +23,10 @@ typedef enum MethodTarget {
         TARGET_INSTANCE, /* the user of "instance" */
 } MethodTarget;
 
-/* Where the envelope (see method_run_envelope()) of a started method goes:
- * borrowed for the call; NULL when out of memory, or when the manager goes
- * away before systemd answered. */
+/* Where the envelope (see method_run_envelope()) of a call answered later
+ * (by a worker, from the cache) goes: borrowed for the call; NULL when the
+ * call could not be run (out of memory, the worker failed). */
 typedef void (*MethodDone)(json_t *envelope, void *userdata);
-
-struct MethodCall;
 
 typedef struct Method {
         const char *name;          /* "ListServices": io.nap.Manager.<name> */
@@ -40,11 +37,10 @@ typedef struct Method {
         bool worker;
         /* Returns the reply object (new reference), or NULL with e set. */
         json_t *(*run)(NapContext *c, json_t *args, NapError *e);
-        /* Set: nap-managerd calls this instead of run (which napctl
-         * --no-helper keeps calling): it asks systemd without waiting, on
-         * the context's bus attached to event, and the reply comes from
-         * systemd's answer (method_start()). */
-        int (*start)(NapContext *c, sd_event *event, json_t *args, struct MethodCall *call, NapError *e);
+        /* nap-managerd answers it from its cache of systemd's unit states
+         * and the manifests (managerd-instances.c) instead of calling run,
+         * which napctl --no-helper keeps calling. */
+        bool cached;
 } Method;
 
 const Method *method_find(const char *name);
@@ -57,11 +53,13 @@ int method_authorize(const Method *method, uid_t uid, json_t *args, NapError *e)
  * This is also what a worker sends back. NULL only when out of memory. */
 json_t *method_run_envelope(NapContext *c, const Method *method, json_t *args);
 
-/* Starts a method with start: done is called exactly once, from the loop
- * once systemd answered (or with an error after 25 s without answer), or
- * before this returns when it could not even ask. */
-void method_start(NapContext *c, sd_event *event, const Method *method, json_t *args, MethodDone done,
-                  void *userdata);
+/* The envelope of a result (new reference; NULL: e says why). */
+json_t *method_envelope(const Method *method, json_t *result, NapError *e);
+
+/* ListInstances and GetInstancesNum: the array of Instance objects, and
+ * the method's reply from it (instances borrowed). */
+json_t *method_instances_array(const NapInstanceInfo *l, size_t n);
+json_t *method_instances_result(const Method *method, const char *service, json_t *instances, NapError *e);
 
 /* The "lines" argument of GetJournal: default 10; -EINVAL with e set if
  * negative. */

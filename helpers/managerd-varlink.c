@@ -131,13 +131,13 @@ static void call_answered(json_t *envelope, void *userdata) {
         call_done(c->manager, envelope, c);
 }
 
-/* A method that asks systemd from the loop: the reply comes from
- * call_answered(), maybe before this returns. */
+/* A method answered from the cache: the reply comes from call_answered(),
+ * maybe before this returns. */
 static int call_start(Manager *m, Varlink *link, const Method *method, json_t *args, VarlinkMethodFlags flags) {
         Call *c = call_new(m, link, method, args, flags);
         if (!c)
                 return -ENOMEM;
-        method_start(m->context, m->event, method, args, call_answered, c);
+        instances_call(m, method, args, call_answered, c);
         return 0;
 }
 
@@ -174,7 +174,7 @@ static int dispatch(Varlink *link, json_t *args, VarlinkMethodFlags flags, Manag
                 return journal_follow_start(m, link, args);
         if (method->worker)
                 return call_submit(m, link, method, args, flags);
-        if (method->start)
+        if (method->cached)
                 return call_start(m, link, method, args, flags);
 
         json_auto_t *envelope = method_run_envelope(m->context, method, args);

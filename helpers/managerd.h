@@ -9,6 +9,8 @@
  *                        lib/ops, JSON result or a NapError out
  *   managerd-worker.c    runs a method in a forked process, so that a slow
  *                        call never blocks the loop
+ *   managerd-instances.c ListInstances and GetInstancesNum from a cache kept
+ *                        fresh by systemd's signals and inotify
  *   managerd-varlink.c   the varlink adapter: server, dispatch, errors
  *   managerd-dbus.c      the D-Bus adapter: vtable, dispatch, errors, the
  *                        bus name (managerd-dbus.h)
@@ -29,6 +31,7 @@
 
 typedef struct Worker Worker;
 typedef struct Follow Follow;
+typedef struct InstanceCache InstanceCache;
 
 typedef struct Manager {
         sd_event *event;
@@ -41,6 +44,8 @@ typedef struct Manager {
         Worker *workers;            /* running */
         Worker *queue_head, *queue_tail; /* waiting for a slot, oldest first */
         unsigned n_workers, n_queued;
+
+        InstanceCache *instances;   /* NULL until the first ListInstances */
 
         Follow *follows;            /* GetJournal calls with "more" */
         unsigned n_follows;
@@ -75,6 +80,13 @@ int manager_varlink_reply(Manager *m, Varlink *link, const char *method, json_t 
  * Internal. InvalidParameter names the argument (method_invalid_parameter). */
 int manager_varlink_error(Manager *m, Varlink *link, const Method *method, json_t *args, const char *kind,
                           const char *message);
+
+/* ---- managerd-instances.c ---- */
+/* A method with cached set, authorized already: done gets the envelope,
+ * maybe before this returns. */
+void instances_call(Manager *m, const Method *method, json_t *args, MethodDone done, void *userdata);
+/* Calls still waiting are answered with an error. */
+void instances_free(Manager *m);
 
 /* ---- managerd-journal.c ---- */
 /* GetJournal with "more", authorized already. Replies itself. */

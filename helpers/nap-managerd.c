@@ -104,6 +104,7 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 static void manager_done(Manager *m) {
         journal_follow_free_all(m);
         worker_free_all(m);
+        instances_free(m);
         /* Calls still waiting for systemd are answered (with an error)
          * while the adapters are still there to send the answer. */
         if (m->context)

@@ -107,3 +107,9 @@ static inline const char *startswith(const char *s, const char *prefix) {
         size_t l = strlen(prefix);
         return strncmp(s, prefix, l) == 0 ? s + l : NULL;
 }
+
+/* Where suffix starts in s, or NULL. */
+static inline const char *endswith(const char *s, const char *suffix) {
+        size_t l = strlen(s), k = strlen(suffix);
+        return l >= k && memcmp(s + l - k, suffix, k) == 0 ? s + l - k : NULL;
+}

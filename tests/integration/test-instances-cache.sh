@@ -1,0 +1,127 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# nap-managerd answers ListInstances and GetInstancesNum from memory
+# (helpers/managerd-instances.c), in a real systemd user manager with its
+# bus (lib.sh):
+#   - warm calls do not ask systemd: a bus monitor sees no
+#     ListUnitsByPatterns for them (and does see the one a daemon-reload
+#     causes, so the monitor is known to work);
+#   - the answer is never behind a change the caller already saw done,
+#     with no waiting in between: units stopped and started behind nap's
+#     back with systemctl, nap's own stop/start/remove/start-common, a
+#     manifest rewritten in Instances= by hand, a daemon-reload, over
+#     varlink and over D-Bus.
+#
+#   NAPCTL=build/cli/napctl NAP_GENERATOR=build/generators/nap-generator \
+#           NAP_BUILD_ROOT=build tests/integration/test-instances-cache.sh
+# Needs root; exits 77 otherwise.
+
+. "$(dirname "$0")/lib.sh"
+
+SRC=${NAP_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+if [ -z "${NAP_SANDBOX_INSIDE:-}" ]; then
+        for b in "${NAPCTL:-}" "${NAP_GENERATOR:-}"; do
+                [ -x "$b" ] || { echo "Bail out! set NAPCTL and NAP_GENERATOR to the built binaries (got '$b')"; exit 1; }
+        done
+        NAPCTL=$(realpath "$NAPCTL") NAP_GENERATOR=$(realpath "$NAP_GENERATOR")
+        NAP_BUILD_ROOT=$(realpath "${NAP_BUILD_ROOT:-$(dirname "$NAPCTL")/..}")
+        export NAPCTL NAP_GENERATOR NAP_BUILD_ROOT NAP_SOURCE_ROOT=$SRC
+fi
+nap_sandbox_enter "$@"
+nap_sandbox_start
+for t in jq git socat busctl; do
+        command -v "$t" >/dev/null || { echo "Bail out! $t is needed"; exit 1; }
+done
+. "$(dirname "$0")/napctl-lib.sh" # installs and enables nap-managerd.socket
+
+SVC=alice_hello
+# states: "N:active/sub N:active/sub ..." of the service, over varlink.
+states() {
+        varlink_call io.nap.Manager.ListInstances "{\"service\":\"$SVC\"}" |
+                jq -r '[.parameters.instances[] | "\(.number):\(.active_state)/\(.sub_state)"] | join(" ")'
+}
+count() {
+        varlink_call io.nap.Manager.GetInstancesNum "{\"service\":\"$SVC\"}" | jq -r .parameters.instances
+}
+
+HELLO=$NAP_TEST_DIR/repos/hello
+make_repo "$HELLO" "$SRC"/tests/apps/hello/. || { echo "Bail out! cannot make the app's repository"; exit 1; }
+expect_ok "deploy" deploy-app $SVC "file://$HELLO"
+start_instance $SVC greeting=one && N1=$NUM && start_instance $SVC greeting=two && N2=$NUM ||
+        { nap_diag start-common; echo "Bail out! cannot start instances"; nap_summary; exit 1; }
+U1=${SVC}_common@$N1.service U2=${SVC}_common@$N2.service
+assert_eq "two running instances" "$N1:active/running $N2:active/running" "$(states)"
+
+# ============================================== warm calls stay in memory
+log "warm calls do not ask systemd"
+MON=$NAP_TEST_DIR/monitor
+timeout 60 busctl --user monitor --match="type='method_call',member='ListUnitsByPatterns'" >"$MON" 2>&1 &
+MONPID=$!
+sleep 1 # the monitor is installed
+for _ in $(seq 20); do states >/dev/null; count >/dev/null; done
+sleep 0.5
+assert_eq "40 warm calls: no ListUnitsByPatterns on the bus" 0 "$(grep -c 'Member=ListUnitsByPatterns' "$MON")"
+timeout 30 systemctl --user daemon-reload
+assert_eq "after a daemon-reload the answer is still right" "$N1:active/running $N2:active/running" "$(states)"
+sleep 0.5
+kill "$MONPID" 2>/dev/null
+wait "$MONPID" 2>/dev/null
+check "... and the reload made it list again (the monitor works)" grep -q 'Member=ListUnitsByPatterns' "$MON"
+
+# ====================================================== behind nap's back
+log "changes made with systemctl"
+timeout 30 systemctl --user stop "$U1"
+assert_eq "systemctl stop: inactive at once" "$N1:inactive/dead $N2:active/running" "$(states)"
+timeout 30 systemctl --user start "$U1"
+assert_eq "systemctl start: running at once" "$N1:active/running $N2:active/running" "$(states)"
+timeout 30 systemctl --user kill --signal=SIGKILL "$U2"
+both_running() { test "$(states)" = "$N1:active/running $N2:active/running"; }
+wait_until 20 both_running &&
+        ok "a killed instance is restarted and listed running again" ||
+        { fail "a killed instance is restarted and listed running again"; diag "$(states)"; }
+
+# ============================================================ nap's verbs
+log "changes made through nap"
+expect_ok "stop-app" stop-app "${SVC}_common@$N2"
+assert_eq "stop-app: inactive at once" "$N1:active/running $N2:inactive/dead" "$(states)"
+assert_eq "... and no longer enabled" false \
+        "$(varlink_call io.nap.Manager.ListInstances "{\"service\":\"$SVC\"}" |
+                jq -r ".parameters.instances[] | select(.number == $N2) | .enabled")"
+expect_ok "start-app" start-app "${SVC}_common@$N2"
+assert_eq "start-app: running at once" "$N1:active/running $N2:active/running" "$(states)"
+start_instance $SVC greeting=three && N3=$NUM || fail "a third start-common"
+assert_eq "start-common: listed at once" "$N1:active/running $N2:active/running $N3:active/running" "$(states)"
+assert_eq "GetInstancesNum agrees" 3 "$(count)"
+expect_ok "remove-instance" remove-instance "${SVC}_common@$N3"
+assert_eq "remove-instance: gone at once" "$N1:active/running $N2:active/running" "$(states)"
+assert_eq "GetInstancesNum agrees" 2 "$(count)"
+
+# ========================================================= the manifests
+log "a manifest rewritten by hand"
+M=$NAP_INSTANCES/${SVC}_common@$N1.json
+check "the manifest of instance $N1 is in Instances=" test -f "$M"
+jq -c '.params.greeting = "edited"' "$M" >"$M.tmp" && mv "$M.tmp" "$M"
+assert_eq "the new parameter is listed at once" edited \
+        "$(varlink_call io.nap.Manager.ListInstances "{\"service\":\"$SVC\"}" |
+                jq -r ".parameters.instances[] | select(.number == $N1) | .params.greeting")"
+rm -f "$M"
+timeout 30 systemctl --user stop "$U1"
+# systemd keeps the stopped unit loaded (the generator's .wants/ link
+# refers to it until the next reload): listed, without manifest data.
+assert_eq "manifest removed, unit stopped: listed as systemd has it" "$N1:inactive/dead $N2:active/running" \
+        "$(states)"
+assert_eq "... with no parameters any more" "{}" \
+        "$(varlink_call io.nap.Manager.ListInstances "{\"service\":\"$SVC\"}" |
+                jq -c ".parameters.instances[] | select(.number == $N1) | .params")"
+
+# ================================================================= D-Bus
+log "the same over D-Bus"
+if [ -f "$SRC/dbus/io.nap.Manager1.service" ]; then
+        timeout 30 systemctl --user stop "$U2"
+        assert_match "D-Bus ListInstances: stopped at once" \
+                "$(timeout 30 busctl --user call io.nap.Manager1 /io/nap/Manager1 io.nap.Manager1 ListInstances s $SVC)" \
+                '"inactive" "dead"'
+fi
+
+nap_summary
