@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
-#include <curl/curl.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -9,6 +8,7 @@
 #include <string.h>
 
 #include "base64.h"
+#include "dlopen.h"
 #include "etcd.h"
 
 /* ---- small JSON helpers --------------------------------------------- */
@@ -588,14 +588,18 @@ static size_t body_write(char *p, size_t size, size_t nmemb, void *userdata) {
 
 static int curl_global_result = 0;
 static void curl_global_once(void) {
-        curl_global_result = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -EIO;
+        curl_global_result = sym_curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -EIO;
 }
 
-static int curl_ensure_global(void) {
+static int curl_ensure_global(NapError *e) {
         static pthread_once_t once = PTHREAD_ONCE_INIT;
+        int r = nap_dlopen_libcurl(e);
+        if (r < 0)
+                return r;
 
         pthread_once(&once, curl_global_once);
-        return curl_global_result;
+        return curl_global_result < 0 ?
+                nap_error_set(e, NAP_ERROR_INTERNAL, curl_global_result, "Failed to initialize libcurl") : 0;
 }
 
 static int endpoint_normalize(const char *url, char **ret) {
@@ -618,7 +622,7 @@ EtcdClient *etcd_client_free(EtcdClient *c) {
                 free(c->endpoints[i]);
         free(c->endpoints);
         if (c->curl)
-                curl_easy_cleanup(c->curl);
+                sym_curl_easy_cleanup(c->curl);
         free(c);
         return NULL;
 }
@@ -632,9 +636,9 @@ int etcd_client_new(char *const *endpoints, EtcdClient **ret, NapError *e) {
                 n++;
         if (n == 0)
                 return nap_error_set(e, NAP_ERROR_INVALID_CONFIG, -EINVAL, "No etcd endpoint configured");
-        r = curl_ensure_global();
+        r = curl_ensure_global(e);
         if (r < 0)
-                return nap_error_set(e, NAP_ERROR_INTERNAL, r, "Failed to initialize libcurl");
+                return r;
 
         c = calloc(1, sizeof *c);
         if (!c || !(c->endpoints = calloc(n, sizeof(char *))))
@@ -690,12 +694,12 @@ static int curl_code_to_errno(CURLcode code) {
 
 /* Options every handle gets; the per-request ones are set by the caller. */
 static int curl_setup(CURL *h, const EtcdClient *c, struct curl_slist *headers, char *errbuf) {
-        if (curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
-            curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
-            curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers) != CURLE_OK ||
-            curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf) != CURLE_OK ||
-            curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, usec_to_msec(c->connect_timeout_usec)) != CURLE_OK ||
-            curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L) != CURLE_OK)
+        if (sym_curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
+            sym_curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
+            sym_curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers) != CURLE_OK ||
+            sym_curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf) != CURLE_OK ||
+            sym_curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, usec_to_msec(c->connect_timeout_usec)) != CURLE_OK ||
+            sym_curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L) != CURLE_OK)
                 return -EIO;
         errbuf[0] = 0;
         return 0;
@@ -704,17 +708,17 @@ static int curl_setup(CURL *h, const EtcdClient *c, struct curl_slist *headers, 
 static struct curl_slist *json_headers(void) {
         struct curl_slist *l, *h;
 
-        l = curl_slist_append(NULL, "Content-Type: application/json");
+        l = sym_curl_slist_append(NULL, "Content-Type: application/json");
         if (!l)
                 return NULL;
         /* No "Expect: 100-continue" round trip for large values. */
-        h = curl_slist_append(l, "Expect:");
+        h = sym_curl_slist_append(l, "Expect:");
         if (!h)
-                curl_slist_free_all(l);
+                sym_curl_slist_free_all(l);
         return h;
 }
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct curl_slist *, curl_slist_free_all);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct curl_slist *, sym_curl_slist_free_all);
 
 typedef struct Attempt {
         const char *path;
@@ -738,11 +742,11 @@ static int attempt_fail(const EtcdClient *c, size_t idx, Attempt *a, CURLcode co
         a->transport = true;
         return nap_error_set(e, r == -EIO ? NAP_ERROR_INTERNAL : NAP_ERROR_NOT_AVAILABLE, r,
                              "etcd %s: %s", c->endpoints[idx],
-                             *errbuf ? errbuf : curl_easy_strerror(code));
+                             *errbuf ? errbuf : sym_curl_easy_strerror(code));
 }
 
 static int attempt_once(EtcdClient *c, size_t idx, Attempt *a, NapError *e) {
-        _cleanup_(curl_slist_free_allp) struct curl_slist *headers = NULL;
+        _cleanup_(sym_curl_slist_free_allp) struct curl_slist *headers = NULL;
         _cleanup_free_ char *url = NULL;
         char errbuf[CURL_ERROR_SIZE];
         CURLcode code;
@@ -752,21 +756,21 @@ static int attempt_once(EtcdClient *c, size_t idx, Attempt *a, NapError *e) {
         if (!headers || asprintf(&url, "%s/v3/%s", c->endpoints[idx], a->path) < 0)
                 return -ENOMEM;
         if (curl_setup(c->curl, c, headers, errbuf) < 0 ||
-            curl_easy_setopt(c->curl, CURLOPT_URL, url) != CURLE_OK ||
-            curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, a->body) != CURLE_OK ||
-            curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) a->body_size) != CURLE_OK ||
-            curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, body_write) != CURLE_OK ||
-            curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &a->answer) != CURLE_OK ||
-            curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, usec_to_msec(c->timeout_usec)) != CURLE_OK)
+            sym_curl_easy_setopt(c->curl, CURLOPT_URL, url) != CURLE_OK ||
+            sym_curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, a->body) != CURLE_OK ||
+            sym_curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) a->body_size) != CURLE_OK ||
+            sym_curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, body_write) != CURLE_OK ||
+            sym_curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &a->answer) != CURLE_OK ||
+            sym_curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, usec_to_msec(c->timeout_usec)) != CURLE_OK)
                 return nap_error_set(e, NAP_ERROR_INTERNAL, -EIO, "Failed to set up a libcurl request");
 
-        code = curl_easy_perform(c->curl);
-        (void) curl_easy_getinfo(c->curl, CURLINFO_REQUEST_SIZE, &sent);
-        (void) curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &a->status);
+        code = sym_curl_easy_perform(c->curl);
+        (void) sym_curl_easy_getinfo(c->curl, CURLINFO_REQUEST_SIZE, &sent);
+        (void) sym_curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &a->status);
         /* The handle outlives these: leave it no dangling pointers. */
-        (void) curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, NULL);
-        (void) curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, NULL);
-        (void) curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, NULL);
+        (void) sym_curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, NULL);
+        (void) sym_curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, NULL);
+        (void) sym_curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, NULL);
         a->sent = sent > 0;
         if (code != CURLE_OK)
                 return attempt_fail(c, idx, a, code, errbuf, e);
@@ -806,7 +810,7 @@ static int etcd_call(EtcdClient *c, const char *path, json_t *req, bool idempote
         body = json_dumps(req, JSON_COMPACT);
         if (!body)
                 return -ENOMEM;
-        if (!c->curl && !(c->curl = curl_easy_init()))
+        if (!c->curl && !(c->curl = sym_curl_easy_init()))
                 return nap_error_set(e, NAP_ERROR_INTERNAL, -ENOMEM, "Failed to create a libcurl handle");
 
         for (size_t k = 0; k < c->n_endpoints; k++) {
@@ -1156,18 +1160,18 @@ static json_t *watch_request(const char *key, const EtcdWatchOptions *o) {
         return json_pack("{s:O}", "create_request", cr);
 }
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(CURL *, curl_easy_cleanup);
+DEFINE_TRIVIAL_CLEANUP_FUNC(CURL *, sym_curl_easy_cleanup);
 
 static int watch_setup(CURL *h, const EtcdClient *c, const char *url, const char *body,
                        const EtcdWatchOptions *o, WatchState *s) {
-        if (curl_easy_setopt(h, CURLOPT_URL, url) != CURLE_OK ||
-            curl_easy_setopt(h, CURLOPT_POSTFIELDS, body) != CURLE_OK ||
-            curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, watch_write) != CURLE_OK ||
-            curl_easy_setopt(h, CURLOPT_WRITEDATA, s) != CURLE_OK ||
-            curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, watch_xferinfo) != CURLE_OK ||
-            curl_easy_setopt(h, CURLOPT_XFERINFODATA, s) != CURLE_OK ||
-            curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L) != CURLE_OK ||
-            curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, usec_to_msec(o->duration_usec)) != CURLE_OK)
+        if (sym_curl_easy_setopt(h, CURLOPT_URL, url) != CURLE_OK ||
+            sym_curl_easy_setopt(h, CURLOPT_POSTFIELDS, body) != CURLE_OK ||
+            sym_curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, watch_write) != CURLE_OK ||
+            sym_curl_easy_setopt(h, CURLOPT_WRITEDATA, s) != CURLE_OK ||
+            sym_curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, watch_xferinfo) != CURLE_OK ||
+            sym_curl_easy_setopt(h, CURLOPT_XFERINFODATA, s) != CURLE_OK ||
+            sym_curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L) != CURLE_OK ||
+            sym_curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, usec_to_msec(o->duration_usec)) != CURLE_OK)
                 return -EIO;
         return 0;
 }
@@ -1184,7 +1188,7 @@ static int watch_result(const EtcdClient *c, size_t idx, CURL *h, CURLcode code,
                 return 0; /* cancelled */
         if (code == CURLE_OPERATION_TIMEDOUT && s->created && s->o->duration_usec > 0)
                 return 0; /* ran for the duration asked */
-        (void) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+        (void) sym_curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
         if (status != 0 && status != 200) {
                 r = etcd_parse_error(s->lines.data ?: "", s->lines.size, s->e);
                 return r < 0 ? r : nap_error_set(s->e, NAP_ERROR_INTERNAL, -EIO, "etcd %s: HTTP status %ld for watch",
@@ -1194,26 +1198,26 @@ static int watch_result(const EtcdClient *c, size_t idx, CURL *h, CURLcode code,
                 r = curl_code_to_errno(code);
                 *ret_retry = !s->created;
                 return nap_error_set(s->e, NAP_ERROR_NOT_AVAILABLE, r, "etcd %s: watch: %s", c->endpoints[idx],
-                                     *errbuf ? errbuf : curl_easy_strerror(code));
+                                     *errbuf ? errbuf : sym_curl_easy_strerror(code));
         }
         return nap_error_set(s->e, NAP_ERROR_NOT_AVAILABLE, -ECONNRESET, "etcd %s: watch stream ended",
                              c->endpoints[idx]);
 }
 
 static int watch_once(EtcdClient *c, size_t idx, const char *body, WatchState *s, bool *ret_retry) {
-        _cleanup_(curl_slist_free_allp) struct curl_slist *headers = NULL;
-        _cleanup_(curl_easy_cleanupp) CURL *h = NULL;
+        _cleanup_(sym_curl_slist_free_allp) struct curl_slist *headers = NULL;
+        _cleanup_(sym_curl_easy_cleanupp) CURL *h = NULL;
         _cleanup_free_ char *url = NULL;
         char errbuf[CURL_ERROR_SIZE];
         CURLcode code;
 
         headers = json_headers();
-        h = curl_easy_init();
+        h = sym_curl_easy_init();
         if (!headers || !h || asprintf(&url, "%s/v3/watch", c->endpoints[idx]) < 0)
                 return -ENOMEM;
         if (curl_setup(h, c, headers, errbuf) < 0 || watch_setup(h, c, url, body, s->o, s) < 0)
                 return nap_error_set(s->e, NAP_ERROR_INTERNAL, -EIO, "Failed to set up a libcurl watch");
-        code = curl_easy_perform(h);
+        code = sym_curl_easy_perform(h);
         return watch_result(c, idx, h, code, errbuf, s, ret_retry);
 }
 

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
-#include <git2.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <time.h>
 
+#include "dlopen.h"
 #include "fetch-commit.h"
 #include "fileio.h"
 
@@ -13,10 +13,10 @@
 #define CLONE_MAX_BYTES (UINT64_C(1) << 30)
 #define CLONE_MAX_USEC (UINT64_C(600) * 1000000)
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(git_repository *, git_repository_free);
-DEFINE_TRIVIAL_CLEANUP_FUNC(git_commit *, git_commit_free);
-DEFINE_TRIVIAL_CLEANUP_FUNC(git_object *, git_object_free);
-DEFINE_TRIVIAL_CLEANUP_FUNC(git_index *, git_index_free);
+DEFINE_TRIVIAL_CLEANUP_FUNC(git_repository *, sym_git_repository_free);
+DEFINE_TRIVIAL_CLEANUP_FUNC(git_commit *, sym_git_commit_free);
+DEFINE_TRIVIAL_CLEANUP_FUNC(git_object *, sym_git_object_free);
+DEFINE_TRIVIAL_CLEANUP_FUNC(git_index *, sym_git_index_free);
 
 bool nap_commit_is_valid(const char *commit) {
         if (!commit || strlen(commit) != NAP_COMMIT_HEX_LEN)
@@ -30,7 +30,7 @@ bool nap_commit_is_valid(const char *commit) {
 /* libgit2's last error as FetchFailed; control characters replaced (the
  * message may quote what a remote sent). */
 static int git_fail(NapError *e, const char *what, int r) {
-        const git_error *g = git_error_last();
+        const git_error *g = sym_git_error_last();
         char msg[256];
         snprintf(msg, sizeof msg, "%s", g && g->message ? g->message : "unknown libgit2 error");
         for (char *p = msg; *p; p++)
@@ -52,33 +52,36 @@ static int open_local(const char *path, git_repository **ret, NapError *e) {
         if (r < 0)
                 return r;
         /* NO_SEARCH: exactly this repository, never one of its parents. */
-        r = git_repository_open_ext(ret, path, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL);
+        r = sym_git_repository_open_ext(ret, path, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL);
         return r < 0 ? git_fail(e, "Failed to open the repository", r) : 0;
 }
 
 int nap_repo_resolve(const char *path, const char *rev, char ret_commit[static NAP_COMMIT_HEX_LEN + 1], NapError *e) {
-        _cleanup_(git_repository_freep) git_repository *repo = NULL;
-        _cleanup_(git_object_freep) git_object *o = NULL;
+        _cleanup_(sym_git_repository_freep) git_repository *repo = NULL;
+        _cleanup_(sym_git_object_freep) git_object *o = NULL;
         if (isempty(path) || isempty(rev))
                 return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL, "No repository or revision given");
-        /* Only what a deploy may name: a full commit id or a full ref name,
-         * not git's revision language. */
-        if (!nap_commit_is_valid(rev) && (!startswith(rev, "refs/") || git_reference_is_valid_name(rev) != 1))
-                return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL,
-                                     "'%.64s' is neither a 40-digit commit nor a full ref name", rev);
-        int r = open_local(path, &repo, e);
+        int r = nap_libgit2_ready(e); /* loads libgit2 for the ref name check */
         if (r < 0)
                 return r;
-        r = git_revparse_single(&o, repo, rev);
+        /* Only what a deploy may name: a full commit id or a full ref name,
+         * not git's revision language. */
+        if (!nap_commit_is_valid(rev) && (!startswith(rev, "refs/") || sym_git_reference_is_valid_name(rev) != 1))
+                return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL,
+                                     "'%.64s' is neither a 40-digit commit nor a full ref name", rev);
+        r = open_local(path, &repo, e);
+        if (r < 0)
+                return r;
+        r = sym_git_revparse_single(&o, repo, rev);
         if (r >= 0) {
                 git_object *peeled = NULL;
-                r = git_object_peel(&peeled, o, GIT_OBJECT_COMMIT);
-                git_object_free(o);
+                r = sym_git_object_peel(&peeled, o, GIT_OBJECT_COMMIT);
+                sym_git_object_free(o);
                 o = peeled;
         }
         if (r < 0)
                 return nap_error_set(e, NAP_ERROR_FETCH_FAILED, -ENOENT, "The repository has no commit %.64s", rev);
-        git_oid_fmt(ret_commit, git_object_id(o));
+        sym_git_oid_fmt(ret_commit, sym_git_object_id(o));
         ret_commit[NAP_COMMIT_HEX_LEN] = 0;
         return 0;
 }
@@ -86,26 +89,26 @@ int nap_repo_resolve(const char *path, const char *rev, char ret_commit[static N
 /* Writes the commit's tree into dir (created). The baseline is an empty
  * index, so every file of the tree counts as new and is written. */
 static int checkout_commit(git_repository *repo, const char *commit, const char *dir, NapError *e) {
-        _cleanup_(git_commit_freep) git_commit *c = NULL;
-        _cleanup_(git_index_freep) git_index *empty = NULL;
+        _cleanup_(sym_git_commit_freep) git_commit *c = NULL;
+        _cleanup_(sym_git_index_freep) git_index *empty = NULL;
         git_checkout_options opts;
         git_oid oid;
 
-        int r = git_oid_fromstr(&oid, commit);
+        int r = sym_git_oid_fromstr(&oid, commit);
         if (r >= 0)
-                r = git_commit_lookup(&c, repo, &oid);
+                r = sym_git_commit_lookup(&c, repo, &oid);
         if (r < 0)
                 return nap_error_set(e, NAP_ERROR_FETCH_FAILED, -ENOENT, "The repository has no commit %s", commit);
-        r = git_checkout_options_init(&opts, GIT_CHECKOUT_OPTIONS_VERSION);
+        r = sym_git_checkout_options_init(&opts, GIT_CHECKOUT_OPTIONS_VERSION);
         if (r >= 0)
-                r = git_index_new(&empty);
+                r = sym_git_index_new(&empty);
         if (r < 0)
                 return git_fail(e, "Failed to prepare the checkout", r);
         opts.checkout_strategy = GIT_CHECKOUT_SAFE | GIT_CHECKOUT_DONT_UPDATE_INDEX | GIT_CHECKOUT_RECREATE_MISSING;
         opts.target_directory = dir;
         opts.baseline_index = empty;
         opts.dir_mode = 0755;
-        r = git_checkout_tree(repo, (const git_object *) c, &opts);
+        r = sym_git_checkout_tree(repo, (const git_object *) c, &opts);
         return r < 0 ? git_fail(e, "Failed to check out the commit", r) : 0;
 }
 
@@ -136,14 +139,14 @@ static int clone_bare(const char *url, const char *dir, git_repository **ret, Na
         int r = nap_libgit2_ready(e);
         if (r < 0)
                 return r;
-        r = git_clone_options_init(&opts, GIT_CLONE_OPTIONS_VERSION);
+        r = sym_git_clone_options_init(&opts, GIT_CLONE_OPTIONS_VERSION);
         if (r < 0)
                 return git_fail(e, "Failed to clone", r);
         opts.bare = 1;
         opts.fetch_opts.callbacks.transfer_progress = on_progress;
         opts.fetch_opts.callbacks.payload = &t;
         opts.fetch_opts.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
-        r = git_clone(ret, url, dir, &opts);
+        r = sym_git_clone(ret, url, dir, &opts);
         if (r < 0 && t.aborted)
                 return nap_error_set(e, NAP_ERROR_FETCH_FAILED, -EFBIG,
                                      "Failed to clone: larger than 1 GiB or slower than 10 minutes");
@@ -151,7 +154,7 @@ static int clone_bare(const char *url, const char *dir, git_repository **ret, Na
 }
 
 static int fetch_commit(const char *url, const char *commit, const char *dir, const char *clone_dir, NapError *e) {
-        _cleanup_(git_repository_freep) git_repository *repo = NULL;
+        _cleanup_(sym_git_repository_freep) git_repository *repo = NULL;
         const char *path = local_path(url);
         int r = path ? open_local(path, &repo, e) : clone_bare(url, clone_dir, &repo, e);
         if (r < 0)

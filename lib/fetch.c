@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
-#include <git2.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <time.h>
 
+#include "dlopen.h"
 #include "fetch.h"
 #include "fileio.h"
 
@@ -23,19 +23,19 @@
 #define FETCH_MAX_USEC (UINT64_C(600) * 1000000)
 #define URL_MAX 4096
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(git_repository *, git_repository_free);
-DEFINE_TRIVIAL_CLEANUP_FUNC(git_remote *, git_remote_free);
+DEFINE_TRIVIAL_CLEANUP_FUNC(git_repository *, sym_git_repository_free);
+DEFINE_TRIVIAL_CLEANUP_FUNC(git_remote *, sym_git_remote_free);
 
 static pthread_once_t libgit2_once = PTHREAD_ONCE_INIT;
 static int libgit2_init_result;
 
 /* libgit2 keeps process-wide state (settings, per-thread error slots), and
- * git_libgit2_init() counts references: initialise it once per process and
+ * sym_git_libgit2_init() counts references: initialise it once per process and
  * never shut it down, so any thread may fetch at any time.
  * The options below are process-wide too, and apply to every libgit2 user
  * in this process once the first fetch has run. */
 static void libgit2_setup(void) {
-        libgit2_init_result = git_libgit2_init();
+        libgit2_init_result = sym_git_libgit2_init();
         if (libgit2_init_result < 0)
                 return;
 
@@ -47,12 +47,15 @@ static void libgit2_setup(void) {
                 GIT_CONFIG_LEVEL_XDG, GIT_CONFIG_LEVEL_GLOBAL,
         };
         for (size_t i = 0; i < ELEMENTSOF(levels); i++)
-                (void) git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, levels[i], "");
-        (void) git_libgit2_opts(GIT_OPT_SET_PACK_MAX_OBJECT_SIZE, (size_t) FETCH_MAX_BYTES);
+                (void) sym_git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, levels[i], "");
+        (void) sym_git_libgit2_opts(GIT_OPT_SET_PACK_MAX_OBJECT_SIZE, (size_t) FETCH_MAX_BYTES);
 }
 
 int nap_libgit2_ready(NapError *e) {
-        int r = pthread_once(&libgit2_once, libgit2_setup);
+        int r = nap_dlopen_libgit2(e);
+        if (r < 0)
+                return r;
+        r = pthread_once(&libgit2_once, libgit2_setup);
         if (r != 0)
                 return nap_error_errno(e, -r, "Failed to initialise libgit2");
         if (libgit2_init_result < 0)
@@ -144,7 +147,7 @@ static int on_transfer_progress(const git_indexer_progress *stats, void *payload
 /* libgit2's last error as FetchFailed, control characters (a server may
  * send anything) replaced. */
 static int git_fail(NapError *e, const char *url, int r, const Transfer *t) {
-        const git_error *g = git_error_last();
+        const git_error *g = sym_git_error_last();
         char b[256], msg[256];
 
         snprintf(msg, sizeof msg, "%s",
@@ -162,7 +165,7 @@ static int clone_into(const char *url, const char *dir, git_repository **ret, Tr
 
         /* The _init() functions rather than the INIT macros, which leave
          * fields to the compiler's zeroing (and -Wmissing-field-initializers). */
-        r = git_clone_options_init(&opts, GIT_CLONE_OPTIONS_VERSION);
+        r = sym_git_clone_options_init(&opts, GIT_CLONE_OPTIONS_VERSION);
         if (r < 0)
                 return r;
         /* No credentials callback: a repository that needs one fails. */
@@ -171,16 +174,16 @@ static int clone_into(const char *url, const char *dir, git_repository **ret, Tr
         opts.fetch_opts.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
         opts.checkout_opts.checkout_strategy = GIT_CHECKOUT_SAFE;
         /* No checkout_branch: the remote's HEAD, i.e. its default branch. */
-        return git_clone(ret, url, dir, &opts);
+        return sym_git_clone(ret, url, dir, &opts);
 }
 
 static void oid_to_hex(const git_oid *oid, char ret[static NAP_COMMIT_HEX_LEN + 1]) {
-        git_oid_fmt(ret, oid);
+        sym_git_oid_fmt(ret, oid);
         ret[NAP_COMMIT_HEX_LEN] = 0;
 }
 
 static int checkout(const char *url, const char *dir, char ret_commit[static NAP_COMMIT_HEX_LEN + 1], NapError *e) {
-        _cleanup_(git_repository_freep) git_repository *repo = NULL;
+        _cleanup_(sym_git_repository_freep) git_repository *repo = NULL;
         Transfer t = { .deadline = now_usec() + FETCH_MAX_USEC };
         char b[256];
         git_oid oid;
@@ -190,7 +193,7 @@ static int checkout(const char *url, const char *dir, char ret_commit[static NAP
         if (r < 0)
                 return git_fail(e, url, r, &t);
 
-        r = git_reference_name_to_id(&oid, repo, "HEAD");
+        r = sym_git_reference_name_to_id(&oid, repo, "HEAD");
         if (r == GIT_ENOTFOUND || r == GIT_EUNBORNBRANCH)
                 return nap_error_set(e, NAP_ERROR_FETCH_FAILED, -ENOENT,
                                      "Failed to fetch '%s': the repository has no commits on its default branch",
@@ -248,7 +251,7 @@ static int find_head(const git_remote_head **heads, size_t n, char ret_commit[st
 }
 
 int nap_fetch_remote_head(const char *url, char ret_commit[static NAP_COMMIT_HEX_LEN + 1], NapError *e) {
-        _cleanup_(git_remote_freep) git_remote *remote = NULL;
+        _cleanup_(sym_git_remote_freep) git_remote *remote = NULL;
         git_remote_callbacks callbacks;
         const git_remote_head **heads;
         char b[256];
@@ -262,16 +265,16 @@ int nap_fetch_remote_head(const char *url, char ret_commit[static NAP_COMMIT_HEX
         if (r < 0)
                 return r;
 
-        r = git_remote_init_callbacks(&callbacks, GIT_REMOTE_CALLBACKS_VERSION);
+        r = sym_git_remote_init_callbacks(&callbacks, GIT_REMOTE_CALLBACKS_VERSION);
         if (r < 0)
                 return git_fail(e, url, r, NULL);
-        r = git_remote_create_detached(&remote, url);
+        r = sym_git_remote_create_detached(&remote, url);
         if (r < 0)
                 return git_fail(e, url, r, NULL);
-        r = git_remote_connect(remote, GIT_DIRECTION_FETCH, &callbacks, NULL, NULL);
+        r = sym_git_remote_connect(remote, GIT_DIRECTION_FETCH, &callbacks, NULL, NULL);
         if (r < 0)
                 return git_fail(e, url, r, NULL);
-        r = git_remote_ls(&heads, &n, remote);
+        r = sym_git_remote_ls(&heads, &n, remote);
         if (r < 0)
                 return git_fail(e, url, r, NULL);
 

@@ -6,10 +6,10 @@
  * anything a terminal would act on. */
 
 #include <fcntl.h>
-#include <git2.h>
 #include <stdio.h>
 #include <sys/stat.h>
 
+#include "dlopen.h"
 #include "fileio.h"
 #include "fetch.h"
 #include "gitshell.h"
@@ -179,7 +179,7 @@ int nap_git_hook_text(const char *receive, const NapService *s, char **ret, NapE
 }
 
 static int git_error_message(NapError *e, const char *what, const char *path) {
-        const git_error *g = git_error_last();
+        const git_error *g = sym_git_error_last();
         return nap_error_set(e, NAP_ERROR_INTERNAL, -EIO, "Failed to %s %s: %s", what, path,
                              g && g->message ? g->message : "libgit2 error");
 }
@@ -191,13 +191,13 @@ static int init_bare(const char *dir, NapError *e) {
         int r = nap_libgit2_ready(e);
         if (r < 0)
                 return r;
-        if (git_repository_init_options_init(&o, GIT_REPOSITORY_INIT_OPTIONS_VERSION) < 0)
+        if (sym_git_repository_init_options_init(&o, GIT_REPOSITORY_INIT_OPTIONS_VERSION) < 0)
                 return git_error_message(e, "prepare to create", dir);
         o.flags = GIT_REPOSITORY_INIT_BARE | GIT_REPOSITORY_INIT_NO_REINIT;
         o.initial_head = "main";
-        if (git_repository_init_ext(&repo, dir, &o) < 0)
+        if (sym_git_repository_init_ext(&repo, dir, &o) < 0)
                 return git_error_message(e, "create the repository", dir);
-        git_repository_free(repo);
+        sym_git_repository_free(repo);
         return 0;
 }
 
