@@ -5,10 +5,11 @@
  *   read      the message into the JSON arguments the methods take
  *             (sd-bus has checked the signature against the vtable);
  *   validate  names, by method_authorize(), before anything else;
- *   authorize the sender's euid (sd_bus_query_sender_creds) → lib/auth;
- *   act       in the loop, or in a worker (managerd-worker.c) or started
- *             in the loop and waiting for systemd (method_start()), with
- *             the call referenced and answered from the callback;
+ *   authorize the sender's euid (sd_bus_query_sender_creds, remembered
+ *             per unique name) → lib/auth;
+ *   act       in the loop, or in a worker (managerd-worker.c) or from the
+ *             cache (managerd-instances.c), with the call referenced and
+ *             answered from the callback;
  *   reply     the JSON result converted to the method's out arguments.
  * NapError kinds become io.nap.Manager1.Error.<Kind> here and nowhere
  * else. D-Bus has no null: strings varlink may leave null are "". */
@@ -347,10 +348,29 @@ static int bus_call_submit(Manager *m, sd_bus_message *message, const BusMethod 
 
 /* ---- dispatch --------------------------------------------------------- */
 
-static int sender_uid(sd_bus_message *message, uid_t *ret) {
+/* The bus daemon attaches no credentials to messages: sd-bus asks it, a
+ * round trip that blocks the loop. A unique name belongs to one
+ * connection and is never given to another by the same bus daemon, and a
+ * connection's euid is fixed when it connects, so the answer is kept. */
+static int sender_uid(Manager *m, sd_bus_message *message, uid_t *ret) {
         _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        const char *sender = sd_bus_message_get_sender(message);
+        bool keep = sender && sender[0] == ':' && strlen(sender) < sizeof m->bus_senders[0].name;
+
+        for (size_t i = 0; keep && i < MANAGER_BUS_SENDERS; i++)
+                if (streq(m->bus_senders[i].name, sender)) {
+                        *ret = m->bus_senders[i].uid;
+                        return 0;
+                }
         int r = sd_bus_query_sender_creds(message, SD_BUS_CREDS_EUID | SD_BUS_CREDS_AUGMENT, &creds);
-        return r < 0 ? r : sd_bus_creds_get_euid(creds, ret);
+        if (r >= 0)
+                r = sd_bus_creds_get_euid(creds, ret);
+        if (r < 0 || !keep)
+                return r;
+        BusSender *slot = m->bus_senders + m->bus_senders_next++ % MANAGER_BUS_SENDERS;
+        snprintf(slot->name, sizeof slot->name, "%s", sender);
+        slot->uid = *ret;
+        return 0;
 }
 
 static int dispatch(Manager *m, sd_bus_message *message, sd_bus_error *error) {
@@ -369,7 +389,7 @@ static int dispatch(Manager *m, sd_bus_message *message, sd_bus_error *error) {
                 return reply_error(message, "InvalidParameter", "A parameter is given twice in params");
         if (r < 0)
                 return r;
-        r = sender_uid(message, &uid);
+        r = sender_uid(m, message, &uid);
         if (r < 0) {
                 log_debug_errno(r, "Cannot get the credentials of %s: %m", sd_bus_message_get_sender(message));
                 return reply_error(message, "PermissionDenied", "The caller's credentials are not known");

@@ -33,6 +33,13 @@ typedef struct Worker Worker;
 typedef struct Follow Follow;
 typedef struct InstanceCache InstanceCache;
 
+/* A D-Bus caller's euid, by its unique name (managerd-dbus.c). */
+typedef struct BusSender {
+        char name[32];
+        uid_t uid;
+} BusSender;
+#define MANAGER_BUS_SENDERS 16
+
 typedef struct Manager {
         sd_event *event;
         NapContext *context;
@@ -54,6 +61,8 @@ typedef struct Manager {
         unsigned n_bus_calls;       /* D-Bus calls being handled or waiting for a worker */
         bool bus_name_owned;
         bool bus_releasing;         /* ReleaseName sent, no reply yet */
+        BusSender bus_senders[MANAGER_BUS_SENDERS]; /* recent callers, oldest overwritten */
+        unsigned bus_senders_next;
 
         uint64_t idle_usec;         /* 0: never exit when idle */
         sd_event_source *idle_source;
