@@ -10,6 +10,7 @@
 #include <systemd/sd-daemon.h>
 #include <time.h>
 
+#include "json-dump.h"
 #include "varlink.h"
 
 #define READ_CHUNK (64U * 1024U)
@@ -232,19 +233,24 @@ static void buffer_consume(Buffer *b, size_t n) {
                 b->index = b->size = 0;
 }
 
-/* Room for n more bytes. Live bytes move to the front only once at least
- * as many were consumed, so moving never costs more than consuming did —
- * many small messages in a full buffer stay linear. */
-static int buffer_reserve(Buffer *b, size_t n) {
-        if (b->alloc - b->size >= n)
-                return 0;
+/* Live bytes move to the front only once at least as many were consumed,
+ * so moving never costs more than consuming did — many small messages in a
+ * full buffer stay linear. */
+static void buffer_compact(Buffer *b) {
         if (b->index > 0 && b->index >= buffer_live(b)) {
                 memmove(b->data, b->data + b->index, buffer_live(b));
                 b->size -= b->index;
                 b->index = 0;
-                if (b->alloc - b->size >= n)
-                        return 0;
         }
+}
+
+/* Room for n more bytes. */
+static int buffer_reserve(Buffer *b, size_t n) {
+        if (b->alloc - b->size >= n)
+                return 0;
+        buffer_compact(b);
+        if (b->alloc - b->size >= n)
+                return 0;
         size_t a = MAX(MAX(b->size + n, b->alloc * 2), (size_t) 4096);
         char *d = realloc(b->data, a);
         if (!d)
@@ -435,21 +441,21 @@ static int link_next_message(Varlink *v, json_t **ret) {
         return 1;
 }
 
+/* Serializes m straight into the output buffer (json-dump.h: the bytes of
+ * json_dumps(m, JSON_COMPACT), without its copies). The buffer is compacted
+ * first, as buffer_reserve() would before growing, so that a slow reader
+ * cannot make it grow without bound; the cap counts the message and its
+ * NUL, which json-dump leaves after the text and which terminates the
+ * message on the wire. */
 static int link_enqueue(Varlink *v, json_t *m) {
-        _cleanup_free_ char *s = json_dumps(m, JSON_COMPACT);
-        size_t n;
         int r;
 
-        if (!s)
-                return -ENOMEM;
-        n = strlen(s) + 1; /* the NUL terminates the message on the wire */
-        if (buffer_live(&v->out) + n > VARLINK_OUTPUT_MAX)
-                return -ENOBUFS;
-        r = buffer_reserve(&v->out, n);
+        buffer_compact(&v->out);
+        r = nap_json_dump_append(m, &v->out.data, &v->out.size, &v->out.alloc,
+                                 v->out.index + VARLINK_OUTPUT_MAX - 1);
         if (r < 0)
                 return r;
-        memcpy(v->out.data + v->out.size, s, n);
-        v->out.size += n;
+        v->out.size++;
         return 0;
 }
 
