@@ -69,7 +69,8 @@ typedef struct Manager {
         bool idle_armed;
         bool exiting;               /* SIGTERM: finish running workers, then exit */
         bool stopping;              /* idle with a bus name: exit once released and not busy */
-        char status[64];            /* last STATUS= sent */
+        char status[64];            /* last STATUS= sent, */
+        unsigned status_connections, status_calls; /* ... made from these */
 } Manager;
 
 /* Call whenever connections, bus calls or workers come or go: updates

@@ -28,6 +28,12 @@ static int arg_bus = -1;            /* -1: D-Bus unless --listen */
 
 static void manager_set_status(Manager *m) {
         char s[sizeof m->status];
+        unsigned calls = m->n_workers + m->n_queued;
+        /* Called around every call: nothing to format when nothing moved. */
+        if (m->status[0] && m->status_connections == m->n_connections && m->status_calls == calls)
+                return;
+        m->status_connections = m->n_connections;
+        m->status_calls = calls;
         if (m->n_connections > 0)
                 snprintf(s, sizeof s, "Serving %u connection%s", m->n_connections, m->n_connections == 1 ? "" : "s");
         else if (m->n_workers + m->n_queued > 0)

@@ -212,6 +212,29 @@ nap__cgroup_cleanup() {
         return 0
 }
 
+# nap_napctl_env: outside the sandbox, checks that NAPCTL and NAP_GENERATOR
+# are the built binaries and exports them with NAP_BUILD_ROOT (default: the
+# build tree NAPCTL is in) and NAP_SOURCE_ROOT; inside, nothing to do.
+nap_napctl_env() {
+        [ -n "${NAP_SANDBOX_INSIDE:-}" ] && return 0
+        local b
+        for b in "${NAPCTL:-}" "${NAP_GENERATOR:-}"; do
+                [ -x "$b" ] || { echo "Bail out! set NAPCTL and NAP_GENERATOR to the built binaries (got '$b')"; exit 1; }
+        done
+        NAPCTL=$(realpath "$NAPCTL") NAP_GENERATOR=$(realpath "$NAP_GENERATOR")
+        NAP_BUILD_ROOT=$(realpath "${NAP_BUILD_ROOT:-$(dirname "$NAPCTL")/..}")
+        NAP_SOURCE_ROOT=${NAP_SOURCE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+        export NAPCTL NAP_GENERATOR NAP_BUILD_ROOT NAP_SOURCE_ROOT
+}
+
+# nap_need TOOL...: bails out unless every TOOL is in $PATH.
+nap_need() {
+        local t
+        for t in "$@"; do
+                command -v "$t" >/dev/null || { echo "Bail out! $t is needed"; exit 1; }
+        done
+}
+
 # nap_sandbox_enter "$@": outside the sandbox, checks what is needed (skips
 # with 77 if it cannot run here), re-runs "$0" "$@" as PID 1 of new mount
 # and PID namespaces, cleans up after it and exits with its status. Inside,

@@ -19,20 +19,11 @@
 
 . "$(dirname "$0")/lib.sh"
 
-SRC=${NAP_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-if [ -z "${NAP_SANDBOX_INSIDE:-}" ]; then
-        for b in "${NAPCTL:-}" "${NAP_GENERATOR:-}"; do
-                [ -x "$b" ] || { echo "Bail out! set NAPCTL and NAP_GENERATOR to the built binaries (got '$b')"; exit 1; }
-        done
-        NAPCTL=$(realpath "$NAPCTL") NAP_GENERATOR=$(realpath "$NAP_GENERATOR")
-        NAP_BUILD_ROOT=$(realpath "${NAP_BUILD_ROOT:-$(dirname "$NAPCTL")/..}")
-        export NAPCTL NAP_GENERATOR NAP_BUILD_ROOT NAP_SOURCE_ROOT=$SRC
-fi
+nap_napctl_env
+SRC=$NAP_SOURCE_ROOT
 nap_sandbox_enter "$@"
 nap_sandbox_start
-for t in jq git socat busctl; do
-        command -v "$t" >/dev/null || { echo "Bail out! $t is needed"; exit 1; }
-done
+nap_need jq git socat busctl
 . "$(dirname "$0")/napctl-lib.sh" # installs and enables nap-managerd.socket
 
 SVC=alice_hello
