@@ -493,16 +493,45 @@ static int bus_open(Manager *m, int level) {
         return r < 0 ? log_full_errno(level, r, "Failed to set up the D-Bus object: %m") : 0;
 }
 
+/* The answer to RequestName: READY=1 waits for it (nap-managerd.c), so
+ * that a started service owns its name; varlink calls are served
+ * meanwhile. */
+static int on_name_requested(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Manager *m = userdata;
+        const sd_bus_error *error = sd_bus_message_get_error(reply);
+        uint32_t code = 0;
+        int r = error ? -sd_bus_message_get_errno(reply) : sd_bus_message_read(reply, "u", &code);
+
+        /* 1: primary owner, 4: already the owner; 3 (exists) is what a
+         * request without queueing gets when another process has it. */
+        if (r >= 0 && code != 1 && code != 4)
+                r = -EEXIST;
+        if (r >= 0)
+                m->bus_name_owned = true;
+        else if (m->bus_required) {
+                log_error_errno(r, "Failed to acquire the D-Bus name " MANAGER_BUS_NAME "%s: %m",
+                                r == -EEXIST ? " (another nap-managerd has it)" : "");
+                (void) sd_event_exit(m->event, r);
+                return 0;
+        } else {
+                log_warning_errno(r, "Failed to acquire the D-Bus name " MANAGER_BUS_NAME "%s: %m; "
+                                  "serving io.nap.Manager over varlink only",
+                                  r == -EEXIST ? " (another nap-managerd has it)" : "");
+                manager_bus_done(m);
+        }
+        manager_ready(m);
+        return 0;
+}
+
 int manager_bus_setup(Manager *m, bool required) {
         int level = required ? LOG_ERR : LOG_WARNING;
         int r = bus_open(m, level);
         if (r < 0)
                 return r;
-        r = sd_bus_request_name(m->bus, MANAGER_BUS_NAME, 0);
+        m->bus_required = required;
+        r = sd_bus_request_name_async(m->bus, NULL, MANAGER_BUS_NAME, 0, on_name_requested, m);
         if (r < 0)
-                return log_full_errno(level, r, "Failed to acquire the D-Bus name " MANAGER_BUS_NAME "%s: %m",
-                                      r == -EEXIST ? " (another nap-managerd has it)" : "");
-        m->bus_name_owned = true;
+                return log_full_errno(level, r, "Failed to request the D-Bus name " MANAGER_BUS_NAME ": %m");
         return 0;
 }
 

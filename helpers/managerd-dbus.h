@@ -9,7 +9,8 @@
  * managerd-dbus.c (tests/integration/test-dbus.sh compares them).
  *
  * The name and idle exit: the name is taken before READY=1, whether
- * systemd started us for the varlink socket or for the bus name. When
+ * systemd started us for the varlink socket or for the bus name (varlink
+ * calls are served while the bus daemon answers). When
  * idle, the daemon tells systemd STOPPING=1 (so that a start asked for
  * from now on, e.g. a bus activation, is queued until we are gone instead
  * of being taken as done), releases the name, and exits only once the bus
@@ -26,9 +27,10 @@
 #define MANAGER_BUS_INTERFACE "io.nap.Manager1"
 #define MANAGER_BUS_ERROR_PREFIX "io.nap.Manager1.Error."
 
-/* Connects to the bus of the context's scope, exports the object, takes
- * the name (synchronously: READY=1 comes after). Failures are logged, as
- * errors if required, else as warnings; < 0 then. */
+/* Connects to the bus of the context's scope, exports the object, asks
+ * for the name; manager_ready() (READY=1) once the bus daemon answered.
+ * Failures are logged, as errors if required (then the loop ends), else as
+ * warnings (then varlink only); < 0 when it could not even ask. */
 int manager_bus_setup(Manager *m, bool required);
 /* Idle: starts releasing the name. 1 if started (manager_update() exits
  * once the bus daemon confirmed and nothing is left to answer), 0 if

@@ -421,6 +421,16 @@ static int wait_for_list(InstanceCache *cache, const Method *method, const char 
         return 0;
 }
 
+void instances_prepare(Manager *m) {
+        NapError e = NAP_ERROR_NULL;
+        InstanceCache *cache = cache_get(m);
+        if (!cache || cache->state != CACHE_OFF)
+                return;
+        watch_instances_dir(cache);
+        if (cache_start(cache, &e) < 0)
+                cache_reset(cache, &e);
+}
+
 void instances_call(Manager *m, const Method *method, json_t *args, MethodDone done, void *userdata) {
         NapError e = NAP_ERROR_NULL;
         const char *service = json_string_value(json_object_get(args, "service"));

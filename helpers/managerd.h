@@ -60,6 +60,8 @@ typedef struct Manager {
         sd_bus *bus;                /* NULL: no D-Bus (--no-bus, or --listen) */
         unsigned n_bus_calls;       /* D-Bus calls being handled or waiting for a worker */
         bool bus_name_owned;
+        bool bus_required;          /* --bus: no name, no daemon */
+        bool ready;                 /* READY=1 sent */
         bool bus_releasing;         /* ReleaseName sent, no reply yet */
         BusSender bus_senders[MANAGER_BUS_SENDERS]; /* recent callers, oldest overwritten */
         unsigned bus_senders_next;
@@ -79,6 +81,9 @@ typedef struct Manager {
 void manager_update(Manager *m);
 /* Whether anything is going on: a varlink connection, a bus call, a worker. */
 bool manager_busy(Manager *m);
+/* READY=1, once: the varlink socket is served and the bus name, if any,
+ * is ours (or given up on). */
+void manager_ready(Manager *m);
 
 /* ---- managerd-varlink.c ---- */
 /* Serves io.nap.Manager on the sockets systemd passed, or binds address. */
@@ -92,6 +97,10 @@ int manager_varlink_error(Manager *m, Varlink *link, const Method *method, json_
                           const char *message);
 
 /* ---- managerd-instances.c ---- */
+/* Starts following systemd's units right away, so that the first
+ * ListInstances finds the list on its way (or there). Failures only make
+ * the first call try again. */
+void instances_prepare(Manager *m);
 /* A method with cached set, authorized already: done gets the envelope,
  * maybe before this returns. */
 void instances_call(Manager *m, const Method *method, json_t *args, MethodDone done, void *userdata);

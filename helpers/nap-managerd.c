@@ -47,6 +47,13 @@ static void manager_set_status(Manager *m) {
         (void) sd_notifyf(false, "STATUS=%s", s);
 }
 
+void manager_ready(Manager *m) {
+        if (m->ready)
+                return;
+        m->ready = true;
+        (void) sd_notify(false, "READY=1");
+}
+
 bool manager_busy(Manager *m) {
         return m->n_connections > 0 || m->n_bus_calls > 0 || m->n_workers + m->n_queued > 0;
 }
@@ -182,6 +189,8 @@ static int run(void) {
         if (r >= 0)
                 r = manager_varlink_setup(&m, arg_listen);
         if (r >= 0)
+                instances_prepare(&m);
+        if (r >= 0)
                 r = manager_bus(&m);
         if (r < 0)
                 return r;
@@ -189,7 +198,8 @@ static int run(void) {
         log_debug("Serving io.nap.Manager (%s scope)%s, idle timeout %llu s", nap_scope_to_string(m.context->scope),
                   m.bus ? " and " MANAGER_BUS_NAME : "", (unsigned long long) (m.idle_usec / USEC_PER_SEC));
         manager_update(&m); /* arms the idle timer */
-        (void) sd_notify(false, "READY=1");
+        if (!m.bus)
+                manager_ready(&m); /* else once the name is ours */
         r = sd_event_loop(m.event);
         if (r < 0)
                 return log_error_errno(r, "Event loop failed: %m");
