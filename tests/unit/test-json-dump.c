@@ -15,6 +15,7 @@
 #include <locale.h>
 #include <math.h>
 
+#include "../json-test-util.h"
 #include "json-dump.h"
 #include "macro.h"
 
@@ -176,15 +177,8 @@ static void test_reals(void **state) {
 /* Reals under a locale whose decimal point is ',', as jansson corrects it;
  * only where such a locale is installed. */
 static void test_reals_locale(void **state) {
-        static const char *const locales[] = { "de_DE.UTF-8", "de_DE.utf8", "fr_FR.UTF-8", "nl_NL.UTF-8" };
-        const char *l = NULL;
-
-        for (size_t i = 0; i < ELEMENTSOF(locales) && !l; i++)
-                l = setlocale(LC_NUMERIC, locales[i]);
-        if (!l || localeconv()->decimal_point[0] == '.') {
-                setlocale(LC_NUMERIC, "C");
+        if (!json_test_comma_locale())
                 skip();
-        }
         json_t *j = json_pack("[f,f,f]", 1.5, 3.0, 1e-7);
         assert_same(j);
         json_decref(j);

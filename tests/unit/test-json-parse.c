@@ -15,48 +15,9 @@
 
 #include <locale.h>
 
+#include "../json-test-util.h"
 #include "json-parse.h"
 #include "macro.h"
-
-/* Type-strict: json_equal() tells 1 from 1.0 but not -0.0 from 0.0, and
- * ignores key order. */
-static bool same(json_t *a, json_t *b) {
-        double x, y;
-
-        if (json_typeof(a) != json_typeof(b))
-                return false;
-        switch (json_typeof(a)) {
-        case JSON_OBJECT: {
-                void *i = json_object_iter(a), *k = json_object_iter(b);
-                if (json_object_size(a) != json_object_size(b))
-                        return false;
-                for (; i && k; i = json_object_iter_next(a, i), k = json_object_iter_next(b, k))
-                        if (json_object_iter_key_len(i) != json_object_iter_key_len(k) ||
-                            memcmp(json_object_iter_key(i), json_object_iter_key(k), json_object_iter_key_len(i)) != 0 ||
-                            !same(json_object_iter_value(i), json_object_iter_value(k)))
-                                return false;
-                return !i && !k;
-        }
-        case JSON_ARRAY:
-                if (json_array_size(a) != json_array_size(b))
-                        return false;
-                for (size_t i = 0; i < json_array_size(a); i++)
-                        if (!same(json_array_get(a, i), json_array_get(b, i)))
-                                return false;
-                return true;
-        case JSON_STRING:
-                return json_string_length(a) == json_string_length(b) &&
-                        memcmp(json_string_value(a), json_string_value(b), json_string_length(a)) == 0;
-        case JSON_INTEGER:
-                return json_integer_value(a) == json_integer_value(b);
-        case JSON_REAL:
-                x = json_real_value(a);
-                y = json_real_value(b);
-                return memcmp(&x, &y, sizeof x) == 0;
-        default:
-                return true;
-        }
-}
 
 /* Both parse the len bytes of text, copied to a buffer of exactly that
  * size; returns whether they accepted it, after checking they agree. */
@@ -75,7 +36,7 @@ static bool check_len(const char *text, size_t len) {
                 assert_int_equal(r, -EBADMSG);
         else {
                 assert_true(json_equal(want, got));
-                assert_true(same(want, got));
+                assert_true(json_same(want, got));
         }
         json_decref(want);
         json_decref(got);
@@ -190,15 +151,8 @@ static void test_reals(void **state) {
 /* Reals under a locale whose decimal point is ',', which jansson works
  * around; only where such a locale is installed. */
 static void test_reals_locale(void **state) {
-        static const char *const locales[] = { "de_DE.UTF-8", "de_DE.utf8", "fr_FR.UTF-8", "nl_NL.UTF-8" };
-        const char *l = NULL;
-
-        for (size_t i = 0; i < ELEMENTSOF(locales) && !l; i++)
-                l = setlocale(LC_NUMERIC, locales[i]);
-        if (!l || localeconv()->decimal_point[0] == '.') {
-                setlocale(LC_NUMERIC, "C");
+        if (!json_test_comma_locale())
                 skip();
-        }
         ACCEPT("[1.5,-0.25,1e3,2.5E-3]");
         setlocale(LC_NUMERIC, "C");
 }
