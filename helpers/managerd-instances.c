@@ -20,8 +20,10 @@
  * and the bus daemon forwards one sender's messages in order; inotify
  * queues the event within the rename), and both sources run at a higher
  * priority than the clients' connections, so they are handled before a
- * call that comes after. Calls that come while the units are being listed
- * wait for the list. */
+ * call that comes after. (A client of systemd's private socket, systemctl
+ * as root or --user, hears of its job's end on another path: there the
+ * bus daemon's microseconds are a race it loses only in theory.) Calls
+ * that come while the units are being listed wait for the list. */
 
 #include <sys/inotify.h>
 
