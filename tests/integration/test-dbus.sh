@@ -33,11 +33,14 @@ if [ -z "${NAP_SANDBOX_INSIDE:-}" ]; then
         for b in "$NAP_BUILD_ROOT/helpers/nap-managerd" "${NAP_GENERATOR:-}" "${NAPCTL:-}" "${NAP_DISCOVERY:-}"; do
                 [ -x "$b" ] || { echo "Bail out! $b is not built (set NAP_GENERATOR, NAPCTL, NAP_DISCOVERY)"; exit 1; }
         done
+        NAP_BUS_CALLS=${NAP_BUS_CALLS:-$NAP_BUILD_ROOT/tests/integration/bus-calls}
+        [ -x "$NAP_BUS_CALLS" ] || { echo "Bail out! $NAP_BUS_CALLS is not built"; exit 1; }
         NAP_GENERATOR=$(realpath "$NAP_GENERATOR") NAPCTL=$(realpath "$NAPCTL") NAP_DISCOVERY=$(realpath "$NAP_DISCOVERY")
+        NAP_BUS_CALLS=$(realpath "$NAP_BUS_CALLS")
         # The manager's environment reaches the generator: the sidecars of
         # the etcd part run this build's nap-discovery.
         export NAP_BUILD_ROOT NAP_GENERATOR NAPCTL NAP_DISCOVERY NAP_DISCOVERY_BINARY=$NAP_DISCOVERY \
-                NAP_SOURCE_ROOT=$SRC
+                NAP_SOURCE_ROOT=$SRC NAP_BUS_CALLS
 fi
 nap_sandbox_enter "$@"
 for t in jq git curl socat setpriv busctl dbus-send dbus-daemon python3; do
@@ -388,6 +391,27 @@ BUS_UID=$ALICE_UID bcall RemoveInstance s "$I2"
 assert_eq "and remove it" "0 " "$RC $ERR"
 bcall ListInstances s $SVC
 assert_bus "it is gone" '.data[0] | map(.[0]) | join(";")' "$I1"
+
+# ============================== one uid lookup per connection, not per call
+log "the caller's uid is asked of the bus daemon once per connection"
+lookups() { # COMMAND...: runs it under a bus monitor; prints how many times
+        # nap-managerd asked the bus daemon for a caller's credentials
+        local mon=$T/monitor pid
+        timeout 60 busctl --user monitor --match="type='method_call',destination='org.freedesktop.DBus'" \
+                >"$mon" 2>&1 &
+        pid=$!
+        sleep 1 # the monitor is installed
+        "$@" >"$T/lookups.out" 2>&1
+        sleep 0.5
+        kill "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+        grep -cE 'Member=(GetConnectionCredentials|GetConnectionUnixUser)$' "$mon"
+}
+three_busctl() { for _ in 1 2 3; do bcall ListInstances s $SVC; done; }
+assert_eq "three calls with busctl, three connections: three lookups" 3 "$(lookups three_busctl)"
+assert_eq "ten calls on one connection: one lookup" 1 \
+        "$(lookups "$NAP_BUS_CALLS" 10 $NAME $OBJ $IFACE ListInstances $SVC)"
+assert_eq "... and all ten answered" "$(printf 'ok\n%.0s' $(seq 10))" "$(cat "$T/lookups.out")"
 
 # ======================================= the system bus policy, privately
 log "system bus policy (dbus/io.nap.Manager1.conf)"
