@@ -8,60 +8,8 @@
  *
  * Prints "p50_us p99_us mean_us" of the N round trips. */
 
-#include <fcntl.h>
-#include <inttypes.h>
-#include <spawn.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <sys/wait.h>
-#include <time.h>
-
+#include "bench-timing.h"
 #include "etcd.h"
-
-static uint64_t now_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000;
-}
-
-static int cmp_u64(const void *a, const void *b) {
-        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
-        return x < y ? -1 : x > y;
-}
-
-static void report(uint64_t *v, size_t n) {
-        uint64_t sum = 0;
-
-        qsort(v, n, sizeof *v, cmp_u64);
-        for (size_t i = 0; i < n; i++)
-                sum += v[i];
-        printf("%" PRIu64 " %" PRIu64 " %" PRIu64 "\n", v[n / 2], v[n * 99 / 100], sum / n);
-}
-
-/* The command's stdout goes to /dev/null: only the timings are printed. */
-static int run_spawn(uint64_t *v, size_t n, char **argv) {
-        extern char **environ;
-        posix_spawn_file_actions_t fa;
-
-        if (posix_spawn_file_actions_init(&fa) != 0 ||
-            posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0) != 0)
-                return 1;
-        for (size_t i = 0; i < n; i++) {
-                uint64_t t0 = now_usec();
-                int status;
-                pid_t pid;
-
-                if (posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ) != 0 ||
-                    waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-                        fprintf(stderr, "%s failed\n", argv[0]);
-                        posix_spawn_file_actions_destroy(&fa);
-                        return 1;
-                }
-                v[i] = now_usec() - t0;
-        }
-        posix_spawn_file_actions_destroy(&fa);
-        return 0;
-}
 
 static int run_nap(uint64_t *v, size_t n, const char *url, bool keepalive) {
         char *endpoints[] = { (char *) url, NULL };
@@ -75,12 +23,12 @@ static int run_nap(uint64_t *v, size_t n, const char *url, bool keepalive) {
         if (r >= 0 && keepalive)
                 r = etcd_lease_grant(c, 60, &lease, NULL, &e);
         for (size_t i = 0; r >= 0 && i < n; i++) {
-                uint64_t t0 = now_usec();
+                uint64_t t0 = now_nsec();
 
                 snprintf(key, sizeof key, "/bench/nap/%zu", i % 100);
                 r = keepalive ? etcd_lease_keepalive(c, lease, NULL, &e) :
                                 etcd_put(c, key, "{\"host\":\"h\",\"port\":20000}", 26, 0, NULL, &e);
-                v[i] = now_usec() - t0;
+                v[i] = now_nsec() - t0;
         }
         if (r < 0) {
                 fprintf(stderr, "etcd: %s\n", e.message);
@@ -106,6 +54,6 @@ int main(int argc, char **argv) {
         else
                 r = run_nap(v, n, argv[2], streq(argv[1], "keepalive"));
         if (r == 0)
-                report(v, n);
+                report(v, n, 1000);
         return r;
 }

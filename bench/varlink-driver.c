@@ -33,26 +33,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench-timing.h"
 #include "varlink.h"
-
-static uint64_t now_nsec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000000ULL + (uint64_t) ts.tv_nsec;
-}
-
-static int cmp_u64(const void *a, const void *b) {
-        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
-        return x < y ? -1 : x > y;
-}
-
-static void report(uint64_t *v, size_t n) {
-        uint64_t sum = 0;
-        qsort(v, n, sizeof *v, cmp_u64);
-        for (size_t i = 0; i < n; i++)
-                sum += v[i];
-        printf("%" PRIu64 " %" PRIu64 " %" PRIu64 "\n", v[n / 2], v[n * 99 / 100], sum / n);
-}
 
 /* ---- raw echo ---------------------------------------------------------- */
 
@@ -207,29 +189,6 @@ static int run_dbus(uint64_t *v, size_t n, char **a) {
 
 /* ---- processes --------------------------------------------------------- */
 
-/* The command's stdout goes to /dev/null: only the timings are printed. */
-static int run_spawn(uint64_t *v, size_t n, char **argv) {
-        extern char **environ;
-        posix_spawn_file_actions_t fa;
-
-        if (posix_spawn_file_actions_init(&fa) != 0 ||
-            posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0) != 0)
-                return 1;
-        for (size_t i = 0; i < n; i++) {
-                uint64_t t0 = now_nsec();
-                int status;
-                pid_t pid;
-                if (posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ) != 0 || waitpid(pid, &status, 0) != pid ||
-                    !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-                        fprintf(stderr, "%s failed\n", argv[0]);
-                        return 1;
-                }
-                v[i] = now_nsec() - t0;
-        }
-        posix_spawn_file_actions_destroy(&fa);
-        return 0;
-}
-
 /* ---- main -------------------------------------------------------------- */
 
 static int run(uint64_t *v, size_t n, int argc, char **argv) {
@@ -265,6 +224,6 @@ int main(int argc, char **argv) {
         (void) signal(SIGPIPE, SIG_IGN);
         int r = run(v, n, argc, argv);
         if (r == 0)
-                report(v, n);
+                report(v, n, 1);
         return r;
 }

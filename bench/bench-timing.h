@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* What the timing drivers of bench/ share (each is built by its script
+ * with `cc`, not by meson): a clock, the summary line, and timing a
+ * command. */
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static inline uint64_t now_nsec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000000ULL + (uint64_t) ts.tv_nsec;
+}
+
+static inline int cmp_u64(const void *a, const void *b) {
+        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+        return x < y ? -1 : x > y;
+}
+
+/* Prints "p50 p99 mean" of the n values (sorted in place), each divided
+ * by unit (1: ns as measured, 1000: µs). */
+static inline void report(uint64_t *v, size_t n, uint64_t unit) {
+        uint64_t sum = 0;
+        qsort(v, n, sizeof *v, cmp_u64);
+        for (size_t i = 0; i < n; i++)
+                sum += v[i];
+        printf("%" PRIu64 " %" PRIu64 " %" PRIu64 "\n", v[n / 2] / unit, v[n * 99 / 100] / unit, sum / n / unit);
+}
+
+/* n runs of argv (stdout to /dev/null; each must exit 0), in ns; 1 if one
+ * failed. */
+static inline int run_spawn(uint64_t *v, size_t n, char **argv) {
+        extern char **environ;
+        posix_spawn_file_actions_t fa;
+        int r = 0;
+
+        if (posix_spawn_file_actions_init(&fa) != 0 ||
+            posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0) != 0)
+                return 1;
+        for (size_t i = 0; r == 0 && i < n; i++) {
+                uint64_t t0 = now_nsec();
+                int status;
+                pid_t pid;
+                if (posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ) != 0 || waitpid(pid, &status, 0) != pid ||
+                    !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+                        fprintf(stderr, "%s failed\n", argv[0]);
+                        r = 1;
+                }
+                v[i] = now_nsec() - t0;
+        }
+        posix_spawn_file_actions_destroy(&fa);
+        return r;
+}
