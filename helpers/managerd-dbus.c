@@ -315,26 +315,32 @@ static void bus_call_answered(json_t *envelope, void *userdata) {
         manager_update(m);
 }
 
+/* The call, referenced until answered; counted as a bus call meanwhile. */
+static BusCall *bus_call_new(Manager *m, sd_bus_message *message, const BusMethod *bm) {
+        BusCall *c = calloc(1, sizeof *c);
+        if (!c)
+                return NULL;
+        *c = (BusCall) { .manager = m, .message = sd_bus_message_ref(message), .bus_method = bm };
+        m->n_bus_calls++;
+        return c;
+}
+
 /* A method answered from the cache: answered from bus_call_answered(),
  * maybe before this returns. */
 static int bus_call_start(Manager *m, sd_bus_message *message, const BusMethod *bm, const Method *method,
                           json_t *args) {
-        BusCall *c = calloc(1, sizeof *c);
+        BusCall *c = bus_call_new(m, message, bm);
         if (!c)
                 return -ENOMEM;
-        *c = (BusCall) { .manager = m, .message = sd_bus_message_ref(message), .bus_method = bm };
-        m->n_bus_calls++;
         instances_call(m, method, args, bus_call_answered, c);
         return 1;
 }
 
 static int bus_call_submit(Manager *m, sd_bus_message *message, const BusMethod *bm, const Method *method,
                            json_t *args) {
-        BusCall *c = calloc(1, sizeof *c);
+        BusCall *c = bus_call_new(m, message, bm);
         if (!c)
                 return -ENOMEM;
-        *c = (BusCall) { .manager = m, .message = sd_bus_message_ref(message), .bus_method = bm };
-        m->n_bus_calls++;
         int r = worker_submit(m, method, args, bus_call_done, c);
         if (r >= 0)
                 return 1; /* the reply comes from bus_call_done() */
