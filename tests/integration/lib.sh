@@ -227,6 +227,16 @@ nap_napctl_env() {
         export NAPCTL NAP_GENERATOR NAP_BUILD_ROOT NAP_SOURCE_ROOT
 }
 
+# make_repo DIR [FILES...]: a git repository in DIR with FILES copied in
+# (links followed), committed (set GIT_AUTHOR_*/GIT_COMMITTER_* first).
+make_repo() {
+        local dir=$1
+        shift
+        mkdir -p "$dir" || return 1
+        if [ $# -gt 0 ]; then cp -rL "$@" "$dir"/ || return 1; fi
+        git -C "$dir" init -q && git -C "$dir" add -A && git -C "$dir" commit -q -m "nap test app"
+}
+
 # nap_need TOOL...: bails out unless every TOOL is in $PATH.
 nap_need() {
         local t

@@ -52,14 +52,6 @@ start_instance() {
         return 1
 }
 
-make_repo() {
-        local dir=$1
-        shift
-        mkdir -p "$dir" || return 1
-        if [ $# -gt 0 ]; then cp -rL "$@" "$dir"/ || return 1; fi
-        git -C "$dir" init -q && git -C "$dir" add -A && git -C "$dir" commit -q -m "nap test app"
-}
-
 export GIT_AUTHOR_NAME=nap-test GIT_AUTHOR_EMAIL=nap-test@localhost
 export GIT_COMMITTER_NAME=nap-test GIT_COMMITTER_EMAIL=nap-test@localhost
 export GIT_CONFIG_NOSYSTEM=1 HOME=$NAP_TEST_DIR/home

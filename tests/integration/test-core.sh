@@ -74,8 +74,6 @@ is_active() {
         [ "$(timeout 30 systemctl --user is-active "$1" 2>/dev/null)" = active ]
 }
 
-# make_repo DIR [FILES...]: a git repository in DIR (with FILES copied
-# in) and one commit of everything in it.
 REPOS=$NAP_TEST_DIR/repos
 HELLO=$REPOS/hello
 make_repo "$HELLO" "$SRC"/tests/apps/hello/. || { echo "Bail out! cannot make the app's repository"; exit 1; }

@@ -122,9 +122,7 @@ export GIT_AUTHOR_NAME=nap-test GIT_AUTHOR_EMAIL=nap-test@localhost
 export GIT_COMMITTER_NAME=nap-test GIT_COMMITTER_EMAIL=nap-test@localhost
 export GIT_CONFIG_NOSYSTEM=1 HOME=$T/home
 HELLO=$T/repos/hello
-mkdir -p "$HELLO" && cp -rL "$SRC"/tests/apps/hello/. "$HELLO"/ &&
-        git -C "$HELLO" init -q && git -C "$HELLO" add -A && git -C "$HELLO" commit -q -m app ||
-        { echo "Bail out! cannot make the app's repository"; exit 1; }
+make_repo "$HELLO" "$SRC"/tests/apps/hello/. || { echo "Bail out! cannot make the app's repository"; exit 1; }
 COMMIT=$(git -C "$HELLO" rev-parse HEAD)
 SVC=alice_hello
 
