@@ -9,7 +9,7 @@
  * Prints "p50_us p99_us mean_us" of the N round trips. */
 
 #include "bench-timing.h"
-#include "etcd.h"
+#include "clients/etcd.h"
 
 static int run_nap(uint64_t *v, size_t n, const char *url, bool keepalive) {
         char *endpoints[] = { (char *) url, NULL };

@@ -34,7 +34,7 @@
 #include <unistd.h>
 
 #include "bench-timing.h"
-#include "varlink.h"
+#include "protocol/varlink.h"
 
 /* ---- raw echo ---------------------------------------------------------- */
 

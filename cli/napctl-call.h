@@ -23,8 +23,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "ops.h"
-#include "varlink.h"
+#include "ops/ops.h"
+#include "protocol/varlink.h"
 
 #define NAP_MANAGER_INTERFACE "io.nap.Manager"
 #define NAP_MANAGER_SOCKET_NAME "nap/io.nap.Manager" /* below /run or $XDG_RUNTIME_DIR */

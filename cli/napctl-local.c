@@ -9,7 +9,7 @@
 
 #include <unistd.h>
 
-#include "journal-follow.h"
+#include "clients/journal-follow.h"
 #include "managerd-methods.h"
 #include "napctl-call.h"
 

@@ -4,7 +4,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "macro.h"
+#include "base/macro.h"
 #include "napctl-output.h"
 
 static int output_dump(json_t *j, size_t flags) {

@@ -8,7 +8,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 
-#include "macro.h"
+#include "base/macro.h"
 
 /* Prints j (taken; NULL is -ENOMEM): indented on a terminal, one line
  * otherwise. */

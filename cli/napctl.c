@@ -11,7 +11,7 @@
 #include <jansson.h>
 #include <unistd.h>
 
-#include "names.h"
+#include "model/names.h"
 #include "nap-config.h"
 #include "napctl-call.h"
 #include "napctl-output.h"

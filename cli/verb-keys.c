@@ -4,8 +4,8 @@
 
 #include <jansson.h>
 
-#include "authkeys.h"
-#include "fileio.h"
+#include "model/authkeys.h"
+#include "base/fileio.h"
 #include "nap-config.h"
 #include "napctl-output.h"
 #include "verb-keys.h"

@@ -12,6 +12,6 @@
 
 #include <stdbool.h>
 
-#include "ops.h"
+#include "ops/ops.h"
 
 int verb_keys(NapContext *c, char **args, bool json, NapError *e);

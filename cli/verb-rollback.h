@@ -13,7 +13,7 @@
 
 #include <stdbool.h>
 
-#include "ops.h"
+#include "ops/ops.h"
 
 int verb_rollback(NapContext *c, char **args, bool json, NapError *e);
 int verb_history(NapContext *c, char **args, bool json, NapError *e);

@@ -31,11 +31,11 @@
 #include <stdarg.h>
 #include <sys/stat.h>
 
-#include "config.h"
-#include "fileio.h"
-#include "manifest.h"
-#include "strv.h"
-#include "unit.h"
+#include "model/config.h"
+#include "base/fileio.h"
+#include "model/manifest.h"
+#include "base/strv.h"
+#include "model/unit.h"
 
 static int log_fd = -1; /* /dev/kmsg, or -1 for stderr */
 

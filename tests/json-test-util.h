@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "macro.h"
+#include "base/macro.h"
 
 /* Type-strict equality: json_equal() tells 1 from 1.0 but not -0.0 from
  * 0.0, and ignores key order; this tells all three. */

@@ -9,8 +9,8 @@
 
 #include <stdint.h>
 
-#include "authkeys.h"
-#include "names.h"
+#include "model/authkeys.h"
+#include "model/names.h"
 
 #define SHELL "/usr/libexec/nap/nap-git-shell"
 

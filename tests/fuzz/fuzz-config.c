@@ -6,8 +6,8 @@
 
 #include <stdint.h>
 
-#include "config.h"
-#include "strv.h"
+#include "model/config.h"
+#include "base/strv.h"
 
 static void count(void *userdata, const char *message) {
         if (!*message)

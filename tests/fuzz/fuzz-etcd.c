@@ -8,7 +8,7 @@
 
 #include <stdint.h>
 
-#include "etcd.h"
+#include "clients/etcd.h"
 
 static void check_kv(const EtcdKeyValue *kv) {
         if (!kv->key || !kv->value)

@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "gitshell.h"
+#include "clients/gitshell.h"
 
 static void check_message(const NapError *e) {
         if (!e->message[0])

@@ -8,8 +8,8 @@
 
 #include <stdint.h>
 
-#include "json-dump.h"
-#include "macro.h"
+#include "base/json-dump.h"
+#include "base/macro.h"
 
 static void check_append(const json_t *j, const char *want, size_t len) {
         size_t size = 1, alloc = 1;

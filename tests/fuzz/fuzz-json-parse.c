@@ -10,8 +10,8 @@
 #include <stdint.h>
 
 #include "../json-test-util.h"
-#include "json-parse.h"
-#include "macro.h"
+#include "base/json-parse.h"
+#include "base/macro.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -13,8 +13,8 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
-#include "fileio.h"
-#include "macro.h"
+#include "base/fileio.h"
+#include "base/macro.h"
 
 /* Big enough for any corpus entry; libFuzzer's own default is 4 KiB. */
 #define REPLAY_MAX_SIZE (16u * 1024 * 1024)

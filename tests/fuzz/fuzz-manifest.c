@@ -7,8 +7,8 @@
 
 #include <stdint.h>
 
-#include "manifest.h"
-#include "unit.h"
+#include "model/manifest.h"
+#include "model/unit.h"
 
 static void render(const NapManifest *m, NapScope scope, const NapConfig *c) {
         char *buf = NULL;

@@ -7,7 +7,7 @@
 
 #include <stdint.h>
 
-#include "profile.h"
+#include "model/profile.h"
 
 static void check(const NapParams *p) {
         size_t n = nap_params_size(p);

@@ -11,8 +11,8 @@
 
 #include <stdint.h>
 
-#include "profile.h"
-#include "strv.h"
+#include "model/profile.h"
+#include "base/strv.h"
 
 static void check_names(const NapProfile *p) {
         char *const *names = nap_profile_parameters(p);

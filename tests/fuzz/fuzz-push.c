@@ -6,8 +6,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "push.h"
-#include "strv.h"
+#include "clients/push.h"
+#include "base/strv.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

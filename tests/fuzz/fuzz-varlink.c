@@ -19,7 +19,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "varlink.h"
+#include "protocol/varlink.h"
 
 #define MESSAGE_MAX 4096U
 #define DEFERRED_MAX 4U

@@ -159,7 +159,7 @@ PID=$(svc_prop MainPID)
 varlink_raw "{\"method\":\"org.varlink.service.GetInterfaceDescription\",\"parameters\":{\"interface\":\"$M\"}}" |
         jq -j .parameters.description >"$T/description" 2>&1
 check "GetInterfaceDescription returns io.nap.Manager.varlink byte for byte" \
-        cmp -s "$T/description" "$SRC/helpers/io.nap.Manager.varlink"
+        cmp -s "$T/description" "$SRC/lib/ops/io.nap.Manager.varlink"
 call org.varlink.service.GetInterfaceDescription '{"interface":"org.varlink.service"}'
 assert_reply "GetInterfaceDescription of org.varlink.service" '.parameters.description | contains("\ninterface org.varlink.service\n")' true
 call org.varlink.service.GetInterfaceDescription '{"interface":"com.example.Nope"}'

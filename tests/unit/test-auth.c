@@ -6,7 +6,7 @@
 #include <cmocka.h>
 #include <pwd.h>
 
-#include "auth.h"
+#include "model/auth.h"
 
 /* The tests use the machine's own user database: root (uid 0) and
  * "nobody" exist on every Debian system; a uid without an entry is

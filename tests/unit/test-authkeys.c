@@ -9,9 +9,9 @@
 #include <sys/wait.h>
 #include <cmocka.h>
 
-#include "authkeys.h"
-#include "base64.h"
-#include "fileio.h"
+#include "model/authkeys.h"
+#include "base/base64.h"
+#include "base/fileio.h"
 
 /* Real keys and what `ssh-keygen -lf` says of them (OpenSSH 9.2). */
 #define ED "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFpkLUoh9gmuI+h1F1+LjqTO4HI2N7yuCnNpuJd3tzst"

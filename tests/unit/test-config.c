@@ -8,9 +8,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "config.h"
+#include "model/config.h"
 #include "nap-config.h"
-#include "strv.h"
+#include "base/strv.h"
 
 /* Collects warnings, one per line. */
 typedef struct Warnings {

@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "discovery.h"
+#include "model/discovery.h"
 
 #define MSEC 1000ULL
 #define SEC DISCOVERY_USEC_PER_SEC

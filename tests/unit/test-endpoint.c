@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "endpoint.h"
+#include "model/endpoint.h"
 
 static NapConfig *config(void) {
         NapConfig *c;

@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "error.h"
+#include "base/error.h"
 
 static void test_kind_strings(void **state) {
         for (int k = 0; k < _NAP_ERROR_KIND_MAX; k++) {

@@ -23,8 +23,8 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include "base64.h"
-#include "etcd.h"
+#include "base/base64.h"
+#include "clients/etcd.h"
 
 #ifndef ETCD_BINARY
 #define ETCD_BINARY "/usr/bin/etcd"

@@ -14,8 +14,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include "fetch.h"
-#include "fileio.h"
+#include "clients/fetch.h"
+#include "base/fileio.h"
 
 static char *root;           /* temp dir holding all fixtures */
 static char *env_home, *env_path;

@@ -7,7 +7,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
-#include "fileio.h"
+#include "base/fileio.h"
 
 static char *make_tmpdir(void) {
         char *t = strdup("/tmp/nap-test-fileio-XXXXXX");

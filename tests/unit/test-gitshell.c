@@ -9,8 +9,8 @@
 #include <sys/wait.h>
 #include <cmocka.h>
 
-#include "fileio.h"
-#include "gitshell.h"
+#include "base/fileio.h"
+#include "clients/gitshell.h"
 
 static void accepts(const char *cmd, NapGitVerb verb, const char *app) {
         NapGitCommand c = {};

@@ -26,7 +26,7 @@
 #include <systemd/sd-journal.h>
 #include <time.h>
 
-#include "journal.h"
+#include "clients/journal.h"
 
 static pid_t journald_pid;
 static const char *skip_reason; /* why the tests needing journald cannot run */

@@ -16,8 +16,8 @@
 #include <math.h>
 
 #include "../json-test-util.h"
-#include "json-dump.h"
-#include "macro.h"
+#include "base/json-dump.h"
+#include "base/macro.h"
 
 static void assert_same(json_t *j) {
         _cleanup_free_ char *want = NULL, *got = NULL;

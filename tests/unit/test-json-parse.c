@@ -16,8 +16,8 @@
 #include <locale.h>
 
 #include "../json-test-util.h"
-#include "json-parse.h"
-#include "macro.h"
+#include "base/json-parse.h"
+#include "base/macro.h"
 
 /* Both parse the len bytes of text, copied to a buffer of exactly that
  * size; returns whether they accepted it, after checking they agree. */

@@ -7,9 +7,9 @@
 #include <cmocka.h>
 #include <sys/stat.h>
 
-#include "fileio.h"
-#include "manifest.h"
-#include "strv.h"
+#include "base/fileio.h"
+#include "model/manifest.h"
+#include "base/strv.h"
 
 #define GOOD_HEAD "{\"version\":1,\"user\":\"alice\",\"app\":\"web\",\"kind\":\"common\",\"number\":3,"
 #define GOOD_ARGV "\"argv\":[\"python3\",\"server.py\",\"--port\",\"20003\"],"

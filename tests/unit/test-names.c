@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "names.h"
+#include "model/names.h"
 
 static char *repeat(char c, size_t n) {
         char *s = malloc(n + 1);

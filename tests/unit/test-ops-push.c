@@ -19,12 +19,12 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include "fetch-commit.h"
-#include "fileio.h"
+#include "clients/fetch-commit.h"
+#include "base/fileio.h"
 #include "test-util.h"
-#include "manifest.h"
-#include "ops.h"
-#include "strv.h"
+#include "model/manifest.h"
+#include "ops/ops.h"
+#include "base/strv.h"
 
 typedef struct Fixture {
         char *dir, *work, *bare;

@@ -13,10 +13,10 @@
 #include <sys/wait.h>
 #include <fcntl.h>
 
-#include "fileio.h"
+#include "base/fileio.h"
 #include "test-util.h"
-#include "ops.h"
-#include "strv.h"
+#include "ops/ops.h"
+#include "base/strv.h"
 
 typedef struct Fixture {
         char *dir, *repo, *url;

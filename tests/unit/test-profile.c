@@ -8,8 +8,8 @@
 
 #include "test-util.h"
 
-#include "profile.h"
-#include "strv.h"
+#include "model/profile.h"
+#include "base/strv.h"
 
 /* ---- helpers ---- */
 

@@ -5,8 +5,8 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "push.h"
-#include "strv.h"
+#include "clients/push.h"
+#include "base/strv.h"
 
 #define A "1111111111111111111111111111111111111111"
 #define B "2222222222222222222222222222222222222222"

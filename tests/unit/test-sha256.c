@@ -8,8 +8,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "macro.h"
-#include "sha256.h"
+#include "base/macro.h"
+#include "base/sha256.h"
 
 static const char *hex(const uint8_t d[static SHA256_DIGEST_SIZE], char buf[static 2 * SHA256_DIGEST_SIZE + 1]) {
         for (size_t i = 0; i < SHA256_DIGEST_SIZE; i++)

@@ -8,11 +8,11 @@
 #include <sys/file.h>
 #include <sys/socket.h>
 
-#include "fileio.h"
+#include "base/fileio.h"
 #include "test-util.h"
-#include "manifest.h"
-#include "state.h"
-#include "strv.h"
+#include "model/manifest.h"
+#include "model/state.h"
+#include "base/strv.h"
 
 typedef struct Fixture {
         char *dir;

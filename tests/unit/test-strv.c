@@ -8,7 +8,7 @@
 
 #include "test-util.h"
 
-#include "strv.h"
+#include "base/strv.h"
 
 
 static void test_free_null(void **state) {

@@ -6,8 +6,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "strv.h"
-#include "unit.h"
+#include "base/strv.h"
+#include "model/unit.h"
 
 static void assert_exec_word(const char *word, const char *expected) {
         _cleanup_free_ char *q = unit_quote_exec_word(word);

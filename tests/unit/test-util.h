@@ -7,8 +7,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "fileio.h"
+#include "model/config.h"
+#include "base/fileio.h"
 
 /* l must hold exactly the strings of expected, in order. */
 static inline void assert_strv(char *const *l, const char *const *expected) {

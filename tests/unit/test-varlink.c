@@ -19,7 +19,7 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 
-#include "varlink.h"
+#include "protocol/varlink.h"
 
 static const char test_interface[] =
         "# An interface for the tests.\n"

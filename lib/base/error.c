@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <stdio.h>
+
+#include "base/error.h"
+
+static const char *const error_kind_table[_NAP_ERROR_KIND_MAX] = {
+        [NAP_ERROR_NONE] = "None",
+        [NAP_ERROR_INVALID_NAME] = "InvalidName",
+        [NAP_ERROR_INVALID_PARAMETER] = "InvalidParameter",
+        [NAP_ERROR_INVALID_PROFILE] = "InvalidProfile",
+        [NAP_ERROR_INVALID_CONFIG] = "InvalidConfig",
+        [NAP_ERROR_INVALID_MANIFEST] = "InvalidManifest",
+        [NAP_ERROR_NO_SUCH_SERVICE] = "NoSuchService",
+        [NAP_ERROR_NO_SUCH_INSTANCE] = "NoSuchInstance",
+        [NAP_ERROR_FETCH_FAILED] = "FetchFailed",
+        [NAP_ERROR_NO_FREE_PORT] = "NoFreePort",
+        [NAP_ERROR_UNIT_FAILED] = "UnitFailed",
+        [NAP_ERROR_PERMISSION_DENIED] = "PermissionDenied",
+        [NAP_ERROR_NOT_AVAILABLE] = "NotAvailable",
+        [NAP_ERROR_INTERNAL] = "Internal",
+};
+
+const char *nap_error_kind_to_string(NapErrorKind k) {
+        if (k < 0 || k >= _NAP_ERROR_KIND_MAX)
+                return NULL;
+        return error_kind_table[k];
+}
+
+NapErrorKind nap_error_kind_from_string(const char *s) {
+        if (!s)
+                return _NAP_ERROR_KIND_INVALID;
+        for (int k = 0; k < _NAP_ERROR_KIND_MAX; k++)
+                if (streq(error_kind_table[k], s))
+                        return k;
+        return _NAP_ERROR_KIND_INVALID;
+}
+
+_printf_(4, 0)
+static int error_setv(NapError *e, NapErrorKind kind, int r, const char *fmt, va_list ap, bool with_errno) {
+        if (!e || e->kind != NAP_ERROR_NONE)
+                return r;
+
+        e->kind = kind;
+        e->errnum = r < 0 ? -r : EIO;
+        int n = vsnprintf(e->message, sizeof e->message, fmt, ap);
+        if (with_errno && n >= 0 && (size_t) n < sizeof e->message)
+                snprintf(e->message + n, sizeof e->message - n, ": %s", strerror(e->errnum));
+        return r;
+}
+
+int nap_error_set(NapError *e, NapErrorKind kind, int r, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        error_setv(e, kind, r, fmt, ap, false);
+        va_end(ap);
+        return r;
+}
+
+int nap_error_errno(NapError *e, int r, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        error_setv(e, NAP_ERROR_INTERNAL, r, fmt, ap, true);
+        va_end(ap);
+        return r;
+}

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The calls nap makes to the service manager, org.freedesktop.systemd1,
+ * over sd-bus: nothing parses systemctl output. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <systemd/sd-bus.h>
+
+#include "model/config.h"
+#include "base/error.h"
+
+typedef struct NapUnitStatus {
+        char *name;
+        char *description;
+        char *load_state;
+        char *active_state;
+        char *sub_state;
+} NapUnitStatus;
+
+void nap_unit_status_array_free(NapUnitStatus *a, size_t n);
+
+int nap_systemd_open(NapScope scope, sd_bus **ret, NapError *e);
+/* Daemon-reload; returns once the manager has reloaded (generators re-ran). */
+int nap_systemd_reload(sd_bus *bus, NapError *e);
+/* Start/stop with mode "replace" and wait until the job is done; a job
+ * that ends other than "done" is NAP_ERROR_UNIT_FAILED. */
+int nap_systemd_start_unit(sd_bus *bus, const char *unit, NapError *e);
+int nap_systemd_stop_unit(sd_bus *bus, const char *unit, NapError *e);
+int nap_systemd_reset_failed_unit(sd_bus *bus, const char *unit);
+/* ListUnitsByPatterns(states=[], patterns=[pattern]). */
+int nap_systemd_list_units(sd_bus *bus, const char *pattern, NapUnitStatus **ret, size_t *ret_n, NapError *e);
+/* The same without waiting, for a bus attached to an event loop: callback
+ * gets the reply, or the error sd-bus makes up when there is none within
+ * timeout_usec (0: sd-bus's default, 25 s). Read it with
+ * nap_systemd_list_units_reply(). ret_slot as sd_bus_call_async(). */
+int nap_systemd_list_units_async(sd_bus *bus, sd_bus_slot **ret_slot, const char *pattern, uint64_t timeout_usec,
+                                 sd_bus_message_handler_t callback, void *userdata, NapError *e);
+/* A reply to ListUnitsByPatterns: the units, or the error it carries. */
+int nap_systemd_list_units_reply(sd_bus_message *reply, const char *pattern, NapUnitStatus **ret, size_t *ret_n,
+                                 NapError *e);
+/* Status of one unit (loaded on demand by the manager). */
+int nap_systemd_get_unit_status(sd_bus *bus, const char *unit, NapUnitStatus *ret, NapError *e);

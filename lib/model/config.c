@@ -1,0 +1,515 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* nap.conf: parsed line by line into a NapConfig, each key through one
+ * small parser from a table (quadlet-style: parse, validate against the
+ * known keys, store). Choices the header leaves open, made here as systemd
+ * does for unit files:
+ *  - an empty value resets the key to its default (Etcd= empty: no etcd);
+ *  - a key given twice: the later value wins, with a warning;
+ *  - assignments before any section are warned about and ignored;
+ *  - a line that is no comment, section or Key=Value is an error;
+ *  - Etcd= URLs are http(s)://HOST[:PORT] with an optional trailing '/',
+ *    which is dropped so clients can append paths. */
+
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "model/config.h"
+#include "base/fileio.h"
+#include "nap-config.h"
+#include "base/strv.h"
+
+#define DEFAULT_ROOT "/var/lib/nap"
+#define DEFAULT_INSTANCES "/etc/nap/instances"
+#define DEFAULT_PORT_MIN 20000u
+#define DEFAULT_PORT_MAX 29999u
+#define DEFAULT_DISCOVERY_TTL 60u
+#define DEFAULT_ETCD_PREFIX "/services"
+#define DEFAULT_AUTHORIZED_KEYS "/var/lib/nap/.ssh/authorized_keys"
+#define ETCD_PREFIX_MAX 128
+#define DISCOVERY_TTL_MIN 2u
+#define DISCOVERY_TTL_MAX 3600u
+#define PORT_MIN 1024u
+#define PORT_MAX 65535u
+#define HOST_MAX 253
+
+static const char *const scope_table[_NAP_SCOPE_MAX] = {
+        [NAP_SCOPE_SYSTEM] = "system",
+        [NAP_SCOPE_USER] = "user",
+};
+
+const char *nap_scope_to_string(NapScope s) {
+        return s >= 0 && s < _NAP_SCOPE_MAX ? scope_table[s] : NULL;
+}
+
+NapScope nap_scope_from_string(const char *s) {
+        for (int i = 0; s && i < _NAP_SCOPE_MAX; i++)
+                if (streq(scope_table[i], s))
+                        return i;
+        return _NAP_SCOPE_INVALID;
+}
+
+NapConfig *nap_config_free(NapConfig *c) {
+        if (!c)
+                return NULL;
+        free(c->root);
+        free(c->instances_dir);
+        free(c->host);
+        strv_free(c->etcd);
+        free(c->etcd_prefix);
+        free(c->authorized_keys);
+        free(c->path);
+        free(c);
+        return NULL;
+}
+
+int nap_config_new_default(NapConfig **ret) {
+        _cleanup_(nap_config_freep) NapConfig *c = calloc(1, sizeof *c);
+        if (!c)
+                return -ENOMEM;
+        c->root = strdup(DEFAULT_ROOT);
+        c->instances_dir = strdup(DEFAULT_INSTANCES);
+        c->etcd_prefix = strdup(DEFAULT_ETCD_PREFIX);
+        c->authorized_keys = strdup(DEFAULT_AUTHORIZED_KEYS);
+        if (!c->root || !c->instances_dir || !c->etcd_prefix || !c->authorized_keys)
+                return -ENOMEM;
+        c->scope = NAP_SCOPE_SYSTEM;
+        c->port_min = DEFAULT_PORT_MIN;
+        c->port_max = DEFAULT_PORT_MAX;
+        c->discovery_ttl = DEFAULT_DISCOVERY_TTL;
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+/* ---- the parsing context ---- */
+
+typedef struct Parser {
+        NapConfig *config;
+        const char *origin;
+        unsigned line;
+        const char *key;  /* the key being parsed, for messages */
+        nap_warn_fn warn;
+        void *userdata;
+        NapError *e;
+        unsigned seen;    /* bit per key of the table: given already */
+} Parser;
+
+/* A value for a message: control characters hidden, long ones cut. */
+static const char *shown(const char *s, char buf[static 72]) {
+        size_t i = 0;
+        for (; s[i] && i < 64; i++)
+                buf[i] = (unsigned char) s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+        buf[i] = 0;
+        if (s[i])
+                memcpy(buf + i, "…", sizeof "…");
+        return buf;
+}
+
+_printf_(2, 3)
+static void warn(Parser *p, const char *fmt, ...) {
+        char msg[NAP_ERROR_MESSAGE_MAX], line[NAP_ERROR_MESSAGE_MAX + 64];
+        va_list ap;
+
+        if (!p->warn)
+                return;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        snprintf(line, sizeof line, "%s:%u: %s", p->origin, p->line, msg);
+        p->warn(p->userdata, line);
+}
+
+/* "ORIGIN:LINE: KEY=: what 'value'…" */
+_printf_(3, 4)
+static int bad_value(Parser *p, int r, const char *fmt, ...) {
+        char msg[NAP_ERROR_MESSAGE_MAX];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        return nap_error_set(p->e, NAP_ERROR_INVALID_CONFIG, r, "%s:%u: %s=: %s", p->origin, p->line,
+                             p->key, msg);
+}
+
+static int replace_string(char **dst, const char *v) {
+        char *s = v ? strdup(v) : NULL;
+        if (v && !s)
+                return -ENOMEM;
+        free(*dst);
+        *dst = s;
+        return 0;
+}
+
+/* ---- one parser per key ---- */
+
+/* Strictly decimal: digits only, no sign or blanks, checked for overflow. */
+static int parse_unsigned(const char *s, const char **end, unsigned long *ret) {
+        char *e;
+        if (!(*s >= '0' && *s <= '9'))
+                return -EINVAL;
+        errno = 0;
+        unsigned long v = strtoul(s, &e, 10);
+        if (errno == ERANGE || v > UINT_MAX)
+                return -ERANGE;
+        *end = e;
+        *ret = v;
+        return 0;
+}
+
+/* An absolute path without "." or ".." components or control characters. */
+static bool path_is_acceptable(const char *s) {
+        if (s[0] != '/' || strlen(s) >= PATH_MAX)
+                return false;
+        for (const char *c = s; *c; c++)
+                if ((unsigned char) *c < 0x20 || *c == 0x7f)
+                        return false;
+        for (const char *c = s; *c;) {
+                c += strspn(c, "/");
+                size_t n = strcspn(c, "/");
+                if ((n == 1 && c[0] == '.') || (n == 2 && strneq(c, "..", 2)))
+                        return false;
+                c += n;
+        }
+        return true;
+}
+
+static int parse_path(Parser *p, const char *v, char **dst, const char *def) {
+        char b[72];
+        if (!*v)
+                return replace_string(dst, def);
+        if (!path_is_acceptable(v))
+                return bad_value(p, -EINVAL, "not an absolute, normalized path: '%s'", shown(v, b));
+        return replace_string(dst, v);
+}
+
+static int parse_root(Parser *p, const char *v) {
+        return parse_path(p, v, &p->config->root, DEFAULT_ROOT);
+}
+
+static int parse_instances(Parser *p, const char *v) {
+        return parse_path(p, v, &p->config->instances_dir, DEFAULT_INSTANCES);
+}
+
+static int parse_authorized_keys(Parser *p, const char *v) {
+        return parse_path(p, v, &p->config->authorized_keys, DEFAULT_AUTHORIZED_KEYS);
+}
+
+static int parse_scope(Parser *p, const char *v) {
+        char b[72];
+        NapScope s = *v ? nap_scope_from_string(v) : NAP_SCOPE_SYSTEM;
+        if (s < 0)
+                return bad_value(p, -EINVAL, "invalid scope '%s': expected 'system' or 'user'", shown(v, b));
+        p->config->scope = s;
+        return 0;
+}
+
+/* A host name or an IPv4/IPv6 address: letters, digits, '.', '-', ':'. */
+static bool host_is_valid(const char *s, size_t n) {
+        if (n == 0 || n > HOST_MAX || s[0] == '-' || s[0] == '.')
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+                      (s[i] >= '0' && s[i] <= '9') || strchr(".-:", s[i])))
+                        return false;
+        return true;
+}
+
+static int parse_host(Parser *p, const char *v) {
+        char b[72];
+        if (*v && !host_is_valid(v, strlen(v)))
+                return bad_value(p, -EINVAL, "invalid host '%s': expected a host name or an IP address",
+                                 shown(v, b));
+        return replace_string(&p->config->host, *v ? v : NULL);
+}
+
+static int parse_port_range(Parser *p, const char *v) {
+        unsigned long lo, hi;
+        const char *end;
+        char b[72];
+
+        if (!*v) {
+                p->config->port_min = DEFAULT_PORT_MIN;
+                p->config->port_max = DEFAULT_PORT_MAX;
+                return 0;
+        }
+        if (parse_unsigned(v, &end, &lo) < 0 || *end != '-' || parse_unsigned(end + 1, &end, &hi) < 0 || *end)
+                return bad_value(p, -EINVAL, "invalid range '%s': expected LOW-HIGH", shown(v, b));
+        if (lo < PORT_MIN || lo > hi || hi > PORT_MAX)
+                return bad_value(p, -ERANGE, "invalid range '%s': need %u <= LOW <= HIGH <= %u", shown(v, b),
+                                 PORT_MIN, PORT_MAX);
+        p->config->port_min = lo;
+        p->config->port_max = hi;
+        return 0;
+}
+
+static int parse_discovery_ttl(Parser *p, const char *v) {
+        unsigned long ttl;
+        const char *end;
+        char b[72];
+
+        if (!*v) {
+                p->config->discovery_ttl = DEFAULT_DISCOVERY_TTL;
+                return 0;
+        }
+        if (parse_unsigned(v, &end, &ttl) < 0 || *end)
+                return bad_value(p, -EINVAL, "invalid number of seconds '%s'", shown(v, b));
+        if (ttl < DISCOVERY_TTL_MIN || ttl > DISCOVERY_TTL_MAX)
+                return bad_value(p, -ERANGE, "%lu seconds is out of range %u..%u", ttl, DISCOVERY_TTL_MIN,
+                                 DISCOVERY_TTL_MAX);
+        p->config->discovery_ttl = ttl;
+        return 0;
+}
+
+/* Where nap's keys live in etcd: an absolute key path, no trailing '/'. */
+static int parse_etcd_prefix(Parser *p, const char *v) {
+        char b[72];
+        if (!*v)
+                return replace_string(&p->config->etcd_prefix, DEFAULT_ETCD_PREFIX);
+        if (!path_is_acceptable(v) || v[strlen(v) - 1] == '/' || strstr(v, "//") || strlen(v) > ETCD_PREFIX_MAX)
+                return bad_value(p, -EINVAL, "invalid key prefix '%s': expected /NAME[/NAME…], no trailing '/'",
+                                 shown(v, b));
+        return replace_string(&p->config->etcd_prefix, v);
+}
+
+/* http(s)://HOST[:PORT][/], HOST a name, IPv4 address or [IPv6]. */
+static bool etcd_url_is_valid(const char *u) {
+        const char *h = startswith(u, "http://") ?: startswith(u, "https://");
+        if (!h)
+                return false;
+        size_t n = strlen(h);
+        if (n > 0 && h[n - 1] == '/')
+                n--;
+        const char *end = h + n, *colon;
+        if (h[0] == '[') {
+                const char *close = memchr(h, ']', n);
+                if (!close || close == h + 1 || !host_is_valid(h + 1, close - h - 1))
+                        return false;
+                colon = close + 1 < end ? close + 1 : NULL;
+                if (colon && *colon != ':')
+                        return false;
+        } else {
+                colon = memchr(h, ':', n);
+                if (!host_is_valid(h, colon ? (size_t) (colon - h) : n))
+                        return false;
+        }
+        if (!colon)
+                return true;
+        unsigned long port;
+        const char *pe;
+        return parse_unsigned(colon + 1, &pe, &port) >= 0 && pe == end && port >= 1 && port <= PORT_MAX;
+}
+
+static int parse_etcd(Parser *p, const char *v) {
+        _cleanup_strv_free_ char **l = NULL;
+        char b[72];
+
+        if (!*v) {
+                p->config->etcd = strv_free(p->config->etcd);
+                return 0;
+        }
+        l = strv_split(v, ',');
+        if (!l)
+                return -ENOMEM;
+        STRV_FOREACH(u, l) {
+                /* Blanks after commas are fine: "http://a:2379, http://b:2379". */
+                char *s = *u + strspn(*u, " \t"), *t = s + strlen(s);
+                while (t > s && (t[-1] == ' ' || t[-1] == '\t'))
+                        t--;
+                *t = 0;
+                if (!etcd_url_is_valid(s))
+                        return bad_value(p, -EINVAL, "invalid URL '%s': expected http(s)://HOST[:PORT]",
+                                         shown(s, b));
+                if (t > s && t[-1] == '/')
+                        t[-1] = 0;
+                memmove(*u, s, strlen(s) + 1);
+        }
+        strv_free(p->config->etcd);
+        p->config->etcd = TAKE_PTR(l);
+        return 0;
+}
+
+typedef struct KeyParser {
+        const char *key;
+        int (*parse)(Parser *p, const char *value);
+} KeyParser;
+
+static const KeyParser key_table[] = {
+        { "Root",         parse_root          },
+        { "Instances",    parse_instances     },
+        { "Scope",        parse_scope         },
+        { "Host",         parse_host          },
+        { "PortRange",    parse_port_range    },
+        { "Etcd",         parse_etcd          },
+        { "EtcdPrefix",   parse_etcd_prefix   },
+        { "DiscoveryTTL", parse_discovery_ttl },
+        { "AuthorizedKeys", parse_authorized_keys },
+};
+
+/* ---- lines ---- */
+
+static int parse_assignment(Parser *p, char *line, bool in_nap) {
+        char *eq = strchr(line, '='), b[72];
+        if (!eq)
+                return nap_error_set(p->e, NAP_ERROR_INVALID_CONFIG, -EINVAL,
+                                     "%s:%u: expected Key=Value, a [Section] or a comment, got '%s'",
+                                     p->origin, p->line, shown(line, b));
+        char *k = line, *k_end = eq, *v = eq + 1;
+        while (k_end > k && strchr(" \t", k_end[-1]))
+                k_end--;
+        *k_end = 0;
+        v += strspn(v, " \t");
+        if (!*k)
+                return nap_error_set(p->e, NAP_ERROR_INVALID_CONFIG, -EINVAL, "%s:%u: assignment without a key",
+                                     p->origin, p->line);
+        if (!in_nap)
+                return 0;
+
+        for (size_t i = 0; i < ELEMENTSOF(key_table); i++) {
+                if (!streq(key_table[i].key, k))
+                        continue;
+                if (p->seen & (1u << i))
+                        warn(p, "%s= is set again, the later value wins", k);
+                p->seen |= 1u << i;
+                p->key = k;
+                int r = key_table[i].parse(p, v);
+                return r == -ENOMEM ? nap_error_errno(p->e, r, "%s:%u: %s=", p->origin, p->line, k) : r;
+        }
+        warn(p, "unknown key '%s' in [Nap], ignoring", shown(k, b));
+        return 0;
+}
+
+/* Returns 1 if the section is [Nap], 0 for another. */
+static int parse_section(Parser *p, char *line) {
+        size_t n = strlen(line);
+        char b[72];
+        if (n < 3 || line[n - 1] != ']')
+                return nap_error_set(p->e, NAP_ERROR_INVALID_CONFIG, -EINVAL, "%s:%u: invalid section header '%s'",
+                                     p->origin, p->line, shown(line, b));
+        line[n - 1] = 0;
+        if (streq(line + 1, "Nap"))
+                return 1;
+        warn(p, "unknown section [%s], ignoring", shown(line + 1, b));
+        return 0;
+}
+
+/* One line, modified in place; *section: -1 none yet, 0 other, 1 [Nap]. */
+static int parse_line(Parser *p, char *line, int *section) {
+        line += strspn(line, " \t\r");
+        char *end = line + strlen(line);
+        while (end > line && strchr(" \t\r", end[-1]))
+                end--;
+        *end = 0;
+
+        if (!*line || *line == '#' || *line == ';')
+                return 0;
+        if (*line == '[') {
+                int r = parse_section(p, line);
+                if (r >= 0)
+                        *section = r;
+                return r;
+        }
+        if (*section < 0) {
+                warn(p, "assignment outside of a section, ignoring");
+                return 0;
+        }
+        return parse_assignment(p, line, *section > 0);
+}
+
+int nap_config_parse(NapConfig *c, const char *text, size_t size, const char *origin, nap_warn_fn warn_fn,
+                     void *userdata, NapError *e) {
+        Parser p = {
+                .config = c,
+                .origin = origin ?: "nap.conf",
+                .warn = warn_fn,
+                .userdata = userdata,
+                .e = e,
+        };
+        int section = -1;
+
+        if (!c || (!text && size > 0))
+                return -EINVAL;
+        if (size > NAP_CONFIG_MAX_SIZE)
+                return nap_error_set(e, NAP_ERROR_INVALID_CONFIG, -EFBIG, "%s: too large (%zu bytes, at most %d)",
+                                     p.origin, size, NAP_CONFIG_MAX_SIZE);
+        const char *nul = size > 0 ? memchr(text, 0, size) : NULL;
+        if (nul)
+                return nap_error_set(e, NAP_ERROR_INVALID_CONFIG, -EINVAL, "%s: contains a NUL byte at offset %zu",
+                                     p.origin, (size_t) (nul - text));
+
+        _cleanup_free_ char *copy = strndup(text ?: "", size);
+        if (!copy)
+                return nap_error_errno(e, -ENOMEM, "%s", p.origin);
+        for (char *line = copy; line;) {
+                char *nl = strchr(line, '\n');
+                if (nl)
+                        *nl = 0;
+                p.line++;
+                int r = parse_line(&p, line, &section);
+                if (r < 0)
+                        return r;
+                line = nl ? nl + 1 : NULL;
+        }
+        return 0;
+}
+
+/* ---- loading ---- */
+
+static int config_read(NapConfig *c, const char *path, bool must_exist, nap_warn_fn warn_fn, void *userdata,
+                       NapError *e) {
+        _cleanup_free_ char *text = NULL;
+        size_t size;
+
+        int r = read_full_file(path, NAP_CONFIG_MAX_SIZE, &text, &size);
+        if (r == -ENOENT && !must_exist)
+                return 0;
+        if (r == -EFBIG)
+                return nap_error_set(e, NAP_ERROR_INVALID_CONFIG, r, "%s: too large (more than %d bytes)", path,
+                                     NAP_CONFIG_MAX_SIZE);
+        if (r < 0)
+                return nap_error_set(e, NAP_ERROR_INVALID_CONFIG, r, "Failed to read %s%s: %s", path,
+                                     must_exist ? " (NAP_CONFIG)" : "", strerror(-r));
+        r = nap_config_parse(c, text, size, path, warn_fn, userdata, e);
+        if (r < 0)
+                return r;
+        return replace_string(&c->path, path);
+}
+
+int nap_config_load(NapConfig **ret, nap_warn_fn warn_fn, void *userdata, NapError *e) {
+        _cleanup_(nap_config_freep) NapConfig *c = NULL;
+        const char *env = secure_getenv("NAP_CONFIG");
+        int r;
+
+        if (env && !*env)
+                return nap_error_set(e, NAP_ERROR_INVALID_CONFIG, -EINVAL, "NAP_CONFIG is set but empty");
+        r = nap_config_new_default(&c);
+        if (r < 0)
+                return nap_error_errno(e, r, "Failed to allocate configuration");
+        r = config_read(c, env ?: NAP_CONFIG_DEFAULT_PATH, !!env, warn_fn, userdata, e);
+        if (r == -ENOMEM)
+                return nap_error_errno(e, r, "Failed to load configuration");
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+int nap_config_host(const NapConfig *c, char **ret) {
+        char buf[HOST_NAME_MAX + 1] = {};
+
+        if (c->host) {
+                char *s = strdup(c->host);
+                if (!s)
+                        return -ENOMEM;
+                *ret = s;
+                return 0;
+        }
+        if (gethostname(buf, sizeof buf - 1) < 0)
+                return negative_errno();
+        char *s = strdup(buf);
+        if (!s)
+                return -ENOMEM;
+        *ret = s;
+        return 0;
+}

@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* nap.conf(5): one [Nap] section.
+ *   Root=          app trees (services/, apps/, git/)   default /var/lib/nap
+ *   Instances=     generator input (manifests)          default /etc/nap/instances
+ *   Scope=         system | user                        default system
+ *   Host=          address published for endpoints      default: the host name
+ *   PortRange=     LOW-HIGH, 1024 <= LOW <= HIGH <= 65535  default 20000-29999
+ *   Etcd=          comma-separated http(s) URLs         default empty (no etcd)
+ *   EtcdPrefix=    where nap's keys live                default /services
+ *   DiscoveryTTL=  seconds, 2..3600                     default 60
+ *   AuthorizedKeys= the nap account's authorized_keys    default /var/lib/nap/.ssh/authorized_keys
+ * Lines: "Key=Value", "[Section]", blank, "#" or ";" comments. Whitespace
+ * around keys and values is stripped. Unknown keys and unknown sections
+ * are reported through warn() and ignored; a bad value is an error that
+ * names the key (NAP_ERROR_INVALID_CONFIG). Root=, Instances= and
+ * AuthorizedKeys= must be absolute paths. NAP_CONFIG=path replaces the
+ * default file as a whole. */
+
+#include <stddef.h>
+
+#include "base/error.h"
+
+typedef enum NapScope {
+        NAP_SCOPE_SYSTEM,
+        NAP_SCOPE_USER,
+        _NAP_SCOPE_MAX,
+        _NAP_SCOPE_INVALID = -EINVAL,
+} NapScope;
+
+const char *nap_scope_to_string(NapScope s) _pure_;
+NapScope nap_scope_from_string(const char *s) _pure_;
+
+#define NAP_CONFIG_MAX_SIZE (64 * 1024)
+
+typedef struct NapConfig {
+        char *root;
+        char *instances_dir;
+        NapScope scope;
+        char *host;          /* NULL: use the host name at the time of use */
+        unsigned port_min, port_max;
+        char **etcd;         /* strv, NULL when no etcd */
+        char *etcd_prefix;   /* "/services": keys PREFIX/url/…, PREFIX/port/…, PREFIX/USER_APP/… */
+        unsigned discovery_ttl;
+        char *authorized_keys; /* edited by napctl keys (lib/authkeys.h) */
+        char *path;          /* the file it came from, NULL for built-in defaults */
+} NapConfig;
+
+typedef void (*nap_warn_fn)(void *userdata, const char *message);
+
+int nap_config_new_default(NapConfig **ret);
+NapConfig *nap_config_free(NapConfig *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(NapConfig *, nap_config_free);
+
+/* Applies text (the contents of origin) on top of c. On error c may be
+ * partly updated; callers discard it. */
+int nap_config_parse(NapConfig *c, const char *text, size_t size, const char *origin,
+                     nap_warn_fn warn, void *userdata, NapError *e);
+
+/* Defaults, then $NAP_CONFIG (must exist) or the default path (may be
+ * missing: defaults). */
+int nap_config_load(NapConfig **ret, nap_warn_fn warn, void *userdata, NapError *e);
+
+/* The host to publish: Host= or gethostname(). malloc'ed. */
+int nap_config_host(const NapConfig *c, char **ret);

@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The app's profile (nap.profile(5)) and Heroku-style Procfile.
+ *
+ * profile: blank lines and lines starting with '#' are ignored; the first
+ * other line is the command (a trailing '\' continues it on the next
+ * line); a second command is an error. The command is split into words
+ * like a shell would split a simple command, with no expansion at all:
+ * whitespace separates words, '…' quotes literally, "…" quotes with \" and
+ * \\ escapes, a backslash outside quotes escapes the next character.
+ * Placeholders {name} or {name=default} (name: [A-Za-z_][A-Za-z0-9_]{0,63})
+ * may stand anywhere, inside quotes too; "{{" and "}}" are literal braces;
+ * any other brace is an error (unbalanced). {port}, $PORT and ${PORT} are
+ * the instance's port, assigned by nap; "port" is not a parameter.
+ *
+ * Procfile: "TYPE: COMMAND" lines; nap runs the "web" process; the command
+ * is read with the same rules as a profile command.
+ *
+ * Values are substituted into words after splitting, so a value is always
+ * exactly (part of) one argument, never re-split or interpreted; a value
+ * with a control character (newline, tab, NUL, …) is refused. */
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "base/error.h"
+
+#define NAP_PROFILE_MAX_SIZE (64 * 1024)
+#define NAP_PARAM_NAME_MAX 64
+#define NAP_PARAM_VALUE_MAX 4096
+#define NAP_PARAMS_MAX 64
+
+typedef enum NapProfileFormat {
+        NAP_PROFILE_FORMAT_PROFILE,
+        NAP_PROFILE_FORMAT_PROCFILE,
+        _NAP_PROFILE_FORMAT_MAX,
+        _NAP_PROFILE_FORMAT_INVALID = -EINVAL,
+} NapProfileFormat;
+
+typedef struct NapProfile NapProfile; /* opaque */
+
+int nap_profile_parse(const char *text, size_t size, NapProfileFormat format,
+                      NapProfile **ret, NapError *e);
+NapProfile *nap_profile_free(NapProfile *p);
+DEFINE_TRIVIAL_CLEANUP_FUNC(NapProfile *, nap_profile_free);
+
+/* Placeholder names in first-appearance order, once each, without "port".
+ * Borrowed: valid as long as p. Never NULL (an empty strv when none). */
+char *const *nap_profile_parameters(const NapProfile *p);
+/* The default written as {name=default}, or NULL. Borrowed. */
+const char *nap_profile_default(const NapProfile *p, const char *name);
+
+/* Parameter values: "k=v,k=v" (the seed's para_str) or set one by one
+ * (a varlink/D-Bus map). In the string form "\," is a literal comma and
+ * "\\" a literal backslash; keys are placeholder names; a key given twice
+ * is an error; size is the string's length, so an embedded NUL is seen and
+ * refused. */
+typedef struct NapParams NapParams; /* opaque */
+
+int nap_params_new(NapParams **ret);
+int nap_params_parse(const char *s, size_t size, NapParams **ret, NapError *e);
+NapParams *nap_params_free(NapParams *p);
+DEFINE_TRIVIAL_CLEANUP_FUNC(NapParams *, nap_params_free);
+int nap_params_set(NapParams *p, const char *key, const char *value, NapError *e);
+size_t nap_params_size(const NapParams *p);
+/* i-th key/value in insertion order; NULL past the end. */
+const char *nap_params_key(const NapParams *p, size_t i);
+const char *nap_params_value(const NapParams *p, size_t i);
+const char *nap_params_get(const NapParams *p, const char *key);
+
+/* Fills the placeholders: values from params, else the profile's default;
+ * port for {port}/$PORT. Unknown keys in params, a missing value, "port"
+ * given as a parameter, or a bad value are NAP_ERROR_INVALID_PARAMETER
+ * naming the parameter. ret_values (optional) gets the value used for
+ * every parameter, in nap_profile_parameters() order. */
+int nap_profile_substitute(const NapProfile *p, const NapParams *params, unsigned port,
+                           char ***ret_argv, NapParams **ret_values, NapError *e);
+
+/* argv as one profile command line that parses back to the same argv:
+ * words quoted where needed, braces doubled. NULL on OOM. */
+char *nap_profile_format_command(char *const *argv);

@@ -1,0 +1,453 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* Instances: start_common, list_instances, get_instances_num, start_app,
+ * stop_app, cat_app, get_journal, remove_instance. */
+
+#include <stdio.h>
+
+#include "base/fileio.h"
+#include "model/manifest.h"
+#include "ops/ops-internal.h"
+#include "ops/publish.h"
+#include "model/state.h"
+#include "base/strv.h"
+#include "clients/systemd1.h"
+#include "model/unit.h"
+
+#define NAP_JOURNAL_LINES_MAX 10000
+
+/* The instance's profile as nap ran it: a header and the substituted
+ * command, written so that it parses back to exactly argv. */
+static int write_instance_profile(const char *dir, const NapInstance *i, char *const *argv) {
+        char name[NAP_UNIT_NAME_MAX];
+        _cleanup_free_ char *command = nap_profile_format_command(argv);
+        _cleanup_free_ char *path = path_join(dir, "profile", NULL);
+        _cleanup_free_ char *text = command ? strdup_printf(
+                "# %s: the profile of this instance, parameters substituted by nap.\n%s\n",
+                nap_instance_name(i, name), command) : NULL;
+        if (!text || !path)
+                return -ENOMEM;
+        return write_file_atomic(path, text, strlen(text), 0644);
+}
+
+int ops_instance_tree_build(const char *from, const NapInstance *i, char *const *argv, const char *to) {
+        static const char *const skip[] = { ".nap", ".git", NULL };
+        int r = rm_rf(to); /* left over by a crash */
+        if (r >= 0)
+                r = copy_tree(from, to, skip);
+        if (r >= 0)
+                r = write_instance_profile(to, i, argv);
+        if (r < 0)
+                (void) rm_rf(to);
+        return r;
+}
+
+/* Copies the deployed tree to apps/USER/USER_APP_N via a temporary
+ * directory, so the instance directory appears whole or not at all. */
+static int create_instance_tree(NapContext *c, const char *service_dir, const NapInstance *i,
+                                char *const *argv, char **ret_dir, NapError *e) {
+        _cleanup_free_ char *dir = nap_state_instance_dir(c->config, i);
+        _cleanup_free_ char *tmp = dir ? strdup_printf("%s.tmp", dir) : NULL;
+        _cleanup_free_ char *parent = path_join(c->config->root, "apps", i->service.user, NULL);
+        if (!dir || !tmp || !parent)
+                return nap_error_errno(e, -ENOMEM, "Failed to create instance");
+
+        int r = mkdir_p(parent, 0755);
+        if (r >= 0)
+                r = ops_instance_tree_build(service_dir, i, argv, tmp);
+        if (r >= 0 && rename(tmp, dir) < 0)
+                r = negative_errno();
+        if (r >= 0)
+                r = fsync_directory_of(dir);
+        if (r < 0) {
+                (void) rm_rf(tmp);
+                return nap_error_errno(e, r, "Failed to create %s", dir);
+        }
+        *ret_dir = TAKE_PTR(dir);
+        return 0;
+}
+
+static char *instance_url(const NapConfig *c, unsigned port) {
+        _cleanup_free_ char *host = NULL;
+        if (nap_config_host(c, &host) < 0)
+                return NULL;
+        /* An IPv6 literal needs brackets in a URL. */
+        return strchr(host, ':') ? strdup_printf("http://[%s]:%u", host, port) : strdup_printf("http://%s:%u", host, port);
+}
+
+int ops_instance_info_from_manifest(const NapConfig *c, const NapManifest *m, NapInstanceInfo *ret) {
+        char name[NAP_UNIT_NAME_MAX], unit[NAP_UNIT_NAME_MAX];
+        NapParams *params = NULL;
+        int r = nap_params_new(&params);
+        for (size_t k = 0; r >= 0 && m->params && k < nap_params_size(m->params); k++)
+                r = nap_params_set(params, nap_params_key(m->params, k), nap_params_value(m->params, k), NULL);
+        *ret = (NapInstanceInfo) {
+                .name = strdup(nap_instance_name(&m->instance, name)),
+                .unit = strdup(nap_instance_unit_name(&m->instance, unit)),
+                .number = m->instance.number,
+                .port = m->port,
+                .url = instance_url(c, m->port),
+                .enabled = m->enabled,
+                .argv = strv_copy(m->argv),
+                .params = params,
+        };
+        if (r < 0 || !ret->name || !ret->unit || !ret->url || !ret->argv) {
+                nap_instance_info_clear(ret);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+static int instance_info_set_state(NapInstanceInfo *i, const char *active, const char *sub) {
+        free(i->active_state);
+        free(i->sub_state);
+        i->active_state = strdup(active);
+        i->sub_state = strdup(sub);
+        return i->active_state && i->sub_state ? 0 : -ENOMEM;
+}
+
+/* Params that substitute cleanly with a stand-in port: checked before
+ * anything is allocated or written. */
+int ops_check_params(const NapProfile *p, const NapParams *params, NapError *e) {
+        _cleanup_strv_free_ char **argv = NULL;
+        _cleanup_free_ char *exec = NULL;
+        int r = nap_profile_substitute(p, params, 1, &argv, NULL, e);
+        if (r < 0)
+                return r;
+        /* What the generator will write must be writable: a first word that is
+         * empty or starts with one of systemd's ExecStart= prefixes is not. */
+        r = unit_format_exec(argv, &exec);
+        if (r == -EINVAL)
+                return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, r,
+                                     "The command's first word '%.64s' cannot be run: it is empty or starts with one of -@:+!",
+                                     argv[0]);
+        return r < 0 ? nap_error_errno(e, r, "Failed to check the command") : 0;
+}
+
+/* Under the app's lock: number, port, tree, manifest. */
+int ops_create_instance(NapContext *c, const NapService *s, const NapProfile *p, const NapParams *params,
+                           NapManifest *m, NapError *e) {
+        _cleanup_free_ char *service_dir = NULL;
+        int r = ops_service_dir_checked(c, s, &service_dir, e);
+        if (r < 0)
+                return r;
+        m->instance = (NapInstance) { .service = *s, .kind = NAP_KIND_COMMON };
+        r = nap_state_next_instance_number(c->config, s, &m->instance.number, e);
+        if (r < 0)
+                return r;
+        _cleanup_close_ int port_lock = -1;
+        r = nap_state_allocate_port(c->config, &m->port, &port_lock, e);
+        if (r < 0)
+                return r;
+        r = nap_profile_substitute(p, params, m->port, &m->argv, &m->params, e);
+        if (r < 0)
+                return r;
+        r = create_instance_tree(c, service_dir, &m->instance, m->argv, &m->directory, e);
+        if (r < 0)
+                return r;
+        DeployMeta meta;
+        ops_deploy_meta_read(service_dir, &meta);
+        m->commit = TAKE_PTR(meta.commit);
+        ops_deploy_meta_clear(&meta);
+        m->enabled = true;
+        if (ops_tree_is_dockerfile_app(service_dir)) {
+                r = nap_manifest_set_image(m, m->directory, e); /* built and run by podman units */
+                if (r < 0)
+                        return r;
+        }
+        /* The manifest is written last and atomically: it is what makes the
+         * instance exist for the generator and for every operation. */
+        return nap_manifest_save(c->config->instances_dir, m, e);
+}
+
+static int start_unit_reporting(NapContext *c, const NapInstance *i, NapError *e) {
+        char unit[NAP_UNIT_NAME_MAX];
+        sd_bus *bus;
+        int r = ops_context_bus(c, &bus, e);
+        if (r >= 0)
+                r = nap_systemd_start_unit(bus, nap_instance_unit_name(i, unit), e);
+        return r;
+}
+
+/* The app's URL (again: a deploy may have found etcd down) and the new
+ * instance's port. */
+NapPublish ops_publish_instance(NapContext *c, const NapManifest *m) {
+        _cleanup_free_ char *dir = nap_state_service_dir(c->config, &m->instance.service);
+        _cleanup_(ops_deploy_meta_clear) DeployMeta meta = {};
+        if (dir)
+                ops_deploy_meta_read(dir, &meta);
+        NapPublish p = nap_publish_port(c, &m->instance, m->port, NULL);
+        if (p == NAP_PUBLISH_DONE && meta.url)
+                p = nap_publish_url(c, &m->instance.service, meta.url, NULL);
+        return p;
+}
+
+int nap_start_common(NapContext *c, const char *service, const NapParams *params, NapInstanceInfo *ret, NapError *e) {
+        NapService s;
+        _cleanup_(nap_profile_freep) NapProfile *p = NULL;
+        int r = nap_service_parse(service, &s, e);
+        if (r >= 0)
+                r = ops_load_service_profile(c, &s, &p, e);
+        if (r >= 0)
+                r = ops_check_params(p, params, e);
+        if (r < 0)
+                return r;
+
+        _cleanup_(nap_manifest_freep) NapManifest *m = calloc(1, sizeof *m);
+        _cleanup_close_ int lock = -1;
+        sd_bus *bus;
+        if (!m)
+                return nap_error_errno(e, -ENOMEM, "Failed to start");
+        r = ops_context_bus(c, &bus, e); /* before writing anything: no bus, no instance */
+        if (r >= 0)
+                r = nap_state_lock_service(c->config, &s, &lock, e);
+        if (r >= 0)
+                r = ops_create_instance(c, &s, p, params, m, e);
+        if (r >= 0)
+                r = nap_systemd_reload(bus, e);
+        if (r >= 0)
+                r = start_unit_reporting(c, &m->instance, e);
+        if (r < 0)
+                return r;
+        r = ops_instance_info_from_manifest(c->config, m, ret);
+        if (r >= 0)
+                r = instance_info_set_state(ret, "active", "running");
+        if (r < 0)
+                return nap_error_errno(e, r, "Failed to describe the new instance");
+        ret->publish = ops_publish_instance(c, m);
+        return 0;
+}
+
+static int instance_info_compare(const void *a, const void *b) {
+        const NapInstanceInfo *x = a, *y = b;
+        return x->number < y->number ? -1 : x->number > y->number;
+}
+
+/* Every manifest of the service in Instances=. */
+static int read_instance_manifests(NapContext *c, const NapService *s, NapInstanceInfo **list, size_t *n, NapError *e) {
+        _cleanup_free_ char *prefix = strdup_printf("%s_%s_", s->user, s->app);
+        _cleanup_closedir_ DIR *d = opendir(c->config->instances_dir);
+        if (!prefix)
+                return nap_error_errno(e, -ENOMEM, "Failed to list instances");
+        if (!d)
+                return errno == ENOENT ? 0 : nap_error_errno(e, negative_errno(), "Failed to read %s", c->config->instances_dir);
+        for (struct dirent *de; (de = readdir(d));) {
+                if (!startswith(de->d_name, prefix))
+                        continue;
+                _cleanup_free_ char *path = path_join(c->config->instances_dir, de->d_name, NULL);
+                _cleanup_(nap_manifest_freep) NapManifest *m = NULL;
+                if (!path)
+                        return nap_error_errno(e, -ENOMEM, "Failed to list instances");
+                if (nap_manifest_load(path, &m, NULL) < 0)
+                        continue; /* damaged: the generator skips and logs it too */
+                NapInstanceInfo *l = reallocarray(*list, *n + 1, sizeof **list);
+                if (!l)
+                        return nap_error_errno(e, -ENOMEM, "Failed to list instances");
+                *list = l;
+                if (ops_instance_info_from_manifest(c->config, m, l + *n) < 0)
+                        return nap_error_errno(e, -ENOMEM, "Failed to list instances");
+                ++*n;
+        }
+        return 0;
+}
+
+static NapInstanceInfo *find_instance_info(NapInstanceInfo *list, size_t n, const char *unit) {
+        for (size_t k = 0; k < n; k++)
+                if (streq(list[k].unit, unit))
+                        return list + k;
+        return NULL;
+}
+
+/* Adds systemd's view: state of each instance; units systemd has loaded
+ * without a manifest (removed behind nap's back, still running) are listed
+ * too, so nothing that runs is hidden. */
+static int merge_unit_states(const NapUnitStatus *units, size_t k, NapInstanceInfo **list, size_t *n, NapError *e) {
+        int r = 0;
+        for (size_t u = 0; r >= 0 && u < k; u++) {
+                NapInstanceInfo *i = find_instance_info(*list, *n, units[u].name);
+                NapInstance parsed;
+                if (!i && nap_instance_parse(units[u].name, &parsed, NULL) >= 0) {
+                        NapInstanceInfo *l = reallocarray(*list, *n + 1, sizeof **list);
+                        if (!l) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        *list = l;
+                        i = l + (*n)++;
+                        char name[NAP_UNIT_NAME_MAX];
+                        *i = (NapInstanceInfo) { .name = strdup(nap_instance_name(&parsed, name)),
+                                                 .unit = strdup(units[u].name), .number = parsed.number };
+                }
+                if (i && instance_info_set_state(i, units[u].active_state, units[u].sub_state) < 0)
+                        r = -ENOMEM;
+        }
+        for (size_t j = 0; r >= 0 && j < *n; j++)
+                if (!(*list)[j].active_state && instance_info_set_state(*list + j, "inactive", "dead") < 0)
+                        r = -ENOMEM;
+        return r < 0 ? nap_error_errno(e, r, "Failed to list instances") : 0;
+}
+
+int nap_list_instances_pattern(const char *service, char **ret, NapError *e) {
+        NapService s;
+        int r = nap_service_parse(service, &s, e);
+        if (r < 0)
+                return r;
+        *ret = strdup_printf("%s_%s_common@*.service", s.user, s.app);
+        return *ret ? 0 : nap_error_errno(e, -ENOMEM, "Failed to list instances");
+}
+
+int nap_list_instances_merge(NapContext *c, const char *service, const NapUnitStatus *units, size_t n_units,
+                             NapInstanceInfo **ret, size_t *ret_n, NapError *e) {
+        NapService s;
+        int r = nap_service_parse(service, &s, e);
+        if (r < 0)
+                return r;
+        NapInstanceInfo *list = NULL;
+        size_t n = 0;
+        r = read_instance_manifests(c, &s, &list, &n, e);
+        if (r >= 0)
+                r = merge_unit_states(units, n_units, &list, &n, e);
+        _cleanup_free_ char *dir = NULL;
+        if (r >= 0 && n == 0)
+                r = ops_service_dir_checked(c, &s, &dir, e); /* nothing at all: say so */
+        if (r < 0) {
+                nap_instance_info_array_free(list, n);
+                return r;
+        }
+        if (n > 0)
+                qsort(list, n, sizeof *list, instance_info_compare);
+        *ret = list;
+        *ret_n = n;
+        return 0;
+}
+
+int nap_list_instances(NapContext *c, const char *service, NapInstanceInfo **ret, size_t *ret_n, NapError *e) {
+        _cleanup_free_ char *pattern = NULL;
+        NapUnitStatus *units = NULL;
+        size_t k = 0;
+        sd_bus *bus;
+        int r = nap_list_instances_pattern(service, &pattern, e);
+        if (r >= 0)
+                r = ops_context_bus(c, &bus, e);
+        if (r >= 0)
+                r = nap_systemd_list_units(bus, pattern, &units, &k, e);
+        if (r >= 0)
+                r = nap_list_instances_merge(c, service, units, k, ret, ret_n, e);
+        nap_unit_status_array_free(units, k);
+        return r;
+}
+
+int nap_get_instances_num(NapContext *c, const char *service, unsigned *ret, NapError *e) {
+        NapInstanceInfo *list;
+        size_t n;
+        int r = nap_list_instances(c, service, &list, &n, e);
+        if (r < 0)
+                return r;
+        nap_instance_info_array_free(list, n);
+        *ret = n;
+        return 0;
+}
+
+/* Records whether the instance comes back at boot. Only the generator's
+ * next run reads it (it decides the .wants/ link), so no reload is needed
+ * now: the unit is started or stopped directly. */
+static int set_enabled(NapContext *c, NapManifest *m, bool enabled, NapError *e) {
+        if (m->enabled == enabled)
+                return 0;
+        m->enabled = enabled;
+        return nap_manifest_save(c->config->instances_dir, m, e);
+}
+
+/* What start, stop and remove need: the manifest, the bus, the app's lock
+ * (held until *lock is closed). */
+static int open_instance_locked(NapContext *c, const char *instance, NapManifest **ret, sd_bus **ret_bus,
+                                int *lock, NapError *e) {
+        _cleanup_(nap_manifest_freep) NapManifest *m = NULL;
+        int r = ops_load_instance(c, instance, &m, e);
+        if (r >= 0)
+                r = ops_context_bus(c, ret_bus, e);
+        if (r >= 0)
+                r = nap_state_lock_service(c->config, &m->instance.service, lock, e);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+static int start_or_stop(NapContext *c, const char *instance, bool start, NapError *e) {
+        _cleanup_(nap_manifest_freep) NapManifest *m = NULL;
+        _cleanup_close_ int lock = -1;
+        char unit[NAP_UNIT_NAME_MAX];
+        sd_bus *bus;
+        int r = open_instance_locked(c, instance, &m, &bus, &lock, e);
+        if (r >= 0)
+                r = set_enabled(c, m, start, e);
+        if (r < 0)
+                return r;
+        nap_instance_unit_name(&m->instance, unit);
+        if (!start)
+                return nap_systemd_stop_unit(bus, unit, e);
+        /* An explicit start clears a unit that gave up after its start
+         * limit, as `systemctl reset-failed; systemctl start` would. */
+        (void) nap_systemd_reset_failed_unit(bus, unit);
+        return nap_systemd_start_unit(bus, unit, e);
+}
+
+int nap_start_app(NapContext *c, const char *instance, NapError *e) {
+        return start_or_stop(c, instance, true, e);
+}
+
+int nap_stop_app(NapContext *c, const char *instance, NapError *e) {
+        return start_or_stop(c, instance, false, e);
+}
+
+int nap_cat_app(NapContext *c, const char *instance, char **ret, NapError *e) {
+        _cleanup_(nap_manifest_freep) NapManifest *m = NULL;
+        int r = ops_load_instance(c, instance, &m, e);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *path = path_join(m->directory, "profile", NULL);
+        if (!path)
+                return nap_error_errno(e, -ENOMEM, "Failed to read profile");
+        r = read_full_file(path, NAP_PROFILE_MAX_SIZE, ret, NULL);
+        return r < 0 ? nap_error_errno(e, r, "Failed to read %s", path) : 0;
+}
+
+int nap_get_journal(NapContext *c, const char *instance, size_t lines, NapJournalEntry **ret, size_t *ret_n, NapError *e) {
+        _cleanup_(nap_manifest_freep) NapManifest *m = NULL;
+        char unit[NAP_UNIT_NAME_MAX];
+        if (lines > NAP_JOURNAL_LINES_MAX)
+                return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL, "At most %d journal lines can be asked for",
+                                     NAP_JOURNAL_LINES_MAX);
+        int r = ops_load_instance(c, instance, &m, e);
+        if (r < 0)
+                return r;
+        return nap_journal_tail(c->scope, nap_instance_unit_name(&m->instance, unit), lines, ret, ret_n, e);
+}
+
+/* Stop, forget (manifest gone: the generator drops the units on reload),
+ * then remove the tree. A crash after the manifest is gone leaves only an
+ * orphaned directory whose number is never handed out again. */
+int nap_remove_instance(NapContext *c, const char *instance, NapError *e) {
+        _cleanup_(nap_manifest_freep) NapManifest *m = NULL;
+        _cleanup_close_ int lock = -1;
+        char unit[NAP_UNIT_NAME_MAX];
+        sd_bus *bus;
+        int r = open_instance_locked(c, instance, &m, &bus, &lock, e);
+        if (r >= 0)
+                r = nap_systemd_stop_unit(bus, nap_instance_unit_name(&m->instance, unit), e);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *path = nap_manifest_path(c->config->instances_dir, &m->instance);
+        if (!path)
+                return nap_error_errno(e, -ENOMEM, "Failed to remove instance");
+        if (unlink(path) < 0 || fsync_directory_of(path) < 0)
+                return nap_error_errno(e, negative_errno(), "Failed to remove %s", path);
+        r = nap_systemd_reload(bus, e);
+        if (r < 0)
+                return r;
+        (void) nap_systemd_reset_failed_unit(bus, unit);
+        nap_unpublish_port(c, &m->instance);
+        r = rm_rf(m->directory);
+        return r < 0 ? nap_error_errno(e, r, "Failed to remove %s", m->directory) : 0;
+}

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* What lib/ops*.c share; not part of libnap's API. */
+
+#include "model/manifest.h"
+#include "ops/ops.h"
+
+/* The service manager's bus, opened on first use. */
+int ops_context_bus(NapContext *c, sd_bus **ret, NapError *e);
+/* ROOT/services/USER/USER_APP, or NoSuchService when it is not deployed. */
+int ops_service_dir_checked(NapContext *c, const NapService *s, char **ret, NapError *e);
+/* DIR/profile, else DIR/Procfile; InvalidProfile when neither exists. */
+int ops_load_profile_in(const char *dir, NapProfile **ret, NapError *e);
+/* A tree that runs from its Dockerfile (no profile, no Procfile). */
+bool ops_tree_is_dockerfile_app(const char *dir);
+int ops_load_service_profile(NapContext *c, const NapService *s, NapProfile **ret, NapError *e);
+/* The manifest of an instance name; NoSuchInstance if there is none. */
+int ops_load_instance(NapContext *c, const char *instance, NapManifest **ret, NapError *e);
+
+/* SERVICE_DIR/.nap/deploy.json: where and what was deployed. */
+typedef struct DeployMeta {
+        char *url;
+        char *commit;
+        uint64_t time_usec;
+} DeployMeta;
+
+void ops_deploy_meta_clear(DeployMeta *m);
+/* Missing or damaged: all fields NULL/0. */
+void ops_deploy_meta_read(const char *service_dir, DeployMeta *ret);
+
+/* ---- shared by ops-deploy.c, ops-instance.c and ops-push.c ------------ */
+
+/* SERVICE_DIR/.nap/history.json, newest first; missing or damaged: empty. */
+void ops_history_read(const char *tree, NapDeployRecord **ret, size_t *ret_n);
+/* STAGING/tree := commit of url, profile checked (returned), .nap/
+ * metadata written, history continuing old_tree's (may not exist). */
+int ops_stage_commit(const char *staging, const char *old_tree, const char *url, const char *commit,
+                     NapProfile **ret_profile, NapError *e);
+/* Puts STAGING/tree at dir: exchanged atomically with an existing tree
+ * (which then is STAGING/tree), or renamed into place. */
+int ops_swap_in_tree(const char *staging, const char *dir, NapError *e);
+
+/* Params that substitute cleanly and make a command systemd can run. */
+int ops_check_params(const NapProfile *p, const NapParams *params, NapError *e);
+/* Under the app's lock: number, port, tree, manifest of a new instance. */
+int ops_create_instance(NapContext *c, const NapService *s, const NapProfile *p, const NapParams *params,
+                        NapManifest *m, NapError *e);
+/* Writes to (which must not be live) the instance tree: a copy of from
+ * without .nap/ and .git/, with the instance's profile for argv. */
+int ops_instance_tree_build(const char *from, const NapInstance *i, char *const *argv, const char *to);
+int ops_instance_info_from_manifest(const NapConfig *c, const NapManifest *m, NapInstanceInfo *ret);
+/* The app's URL and the instance's port to etcd (best effort). */
+NapPublish ops_publish_instance(NapContext *c, const NapManifest *m);

@@ -1,0 +1,770 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* Push deploys and rollback: deploy_commit, rollback, refresh_instances.
+ * A rollout is one transaction under the app's lock. Everything new is
+ * built beside what runs (SERVICE_DIR.deploy-XXXXXX/tree, and
+ * apps/USER/USER_APP_N.next per instance), checked, then exchanged with
+ * the live trees by renameat2(RENAME_EXCHANGE); the trees swapped out stay
+ * until the new version answers, so a failure swaps them back, restores the
+ * manifests, reloads once more and restarts what it had restarted. */
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "clients/fetch-commit.h"
+#include "base/fileio.h"
+#include "model/manifest.h"
+#include "ops/ops-internal.h"
+#include "ops/publish.h"
+#include "model/state.h"
+#include "base/strv.h"
+#include "clients/systemd1.h"
+
+typedef struct Step {
+        NapManifest *old;  /* as it is: what a failure puts back */
+        NapManifest *new;  /* rebuilt for the new tree; NULL when not rebuilt */
+        char *next;        /* DIR.next: the new tree; after the swap, the old one */
+        char name[NAP_UNIT_NAME_MAX], unit[NAP_UNIT_NAME_MAX];
+        bool running;      /* was running: restarted, and again after a failure */
+        bool swapped, exchanged, restarted;
+} Step;
+
+typedef struct Rollout {
+        NapContext *c;
+        NapService s;
+        NapRolloutOptions o;
+        NapRolloutResult *ret;
+        char *service_dir;
+        char *staging;         /* holds the new tree; after the swap, the old one */
+        bool had_tree, tree_swapped;
+        Step *steps;
+        size_t n_steps;
+        NapManifest *created;  /* the first instance of an app that had none */
+        char removed_unit[NAP_UNIT_NAME_MAX]; /* ... removed again by undo() */
+        sd_bus *bus;           /* the context's; set once needed */
+} Rollout;
+
+_printf_(2, 3)
+static void progress(const Rollout *ro, const char *fmt, ...) {
+        char msg[NAP_ERROR_MESSAGE_MAX];
+        va_list ap;
+        if (!ro->o.progress)
+                return;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        ro->o.progress(ro->o.userdata, msg);
+}
+
+/* Adds context to an error already set ("alice_web_common@1: …"). */
+_printf_(2, 3)
+static void error_prefix(NapError *e, const char *fmt, ...) {
+        char prefix[128], msg[sizeof prefix + NAP_ERROR_MESSAGE_MAX];
+        va_list ap;
+        if (!nap_error_is_set(e))
+                return;
+        va_start(ap, fmt);
+        vsnprintf(prefix, sizeof prefix, fmt, ap);
+        va_end(ap);
+        snprintf(msg, sizeof msg, "%s%s", prefix, e->message);
+        /* Cut to fit, as nap_error_set() does. */
+        memcpy(e->message, msg, sizeof e->message - 1);
+        e->message[sizeof e->message - 1] = 0;
+}
+
+static void error_append(NapError *e, const char *s) {
+        size_t l = strlen(e->message);
+        if (nap_error_is_set(e))
+                snprintf(e->message + l, sizeof e->message - l, "%s", s);
+}
+
+static void rollout_done(Rollout *ro) {
+        /* Whatever did not end up live: old trees after a success, new ones
+         * after a failure. */
+        for (size_t i = 0; i < ro->n_steps; i++) {
+                if (ro->steps[i].next)
+                        (void) rm_rf(ro->steps[i].next);
+                free(ro->steps[i].next);
+                nap_manifest_free(ro->steps[i].old);
+                nap_manifest_free(ro->steps[i].new);
+        }
+        free(ro->steps);
+        if (ro->staging)
+                (void) rm_rf(ro->staging);
+        free(ro->staging);
+        free(ro->service_dir);
+        nap_manifest_free(ro->created);
+        *ro = (Rollout) {};
+}
+
+static int step_compare(const void *a, const void *b) {
+        unsigned x = ((const Step *) a)->old->instance.number, y = ((const Step *) b)->old->instance.number;
+        return x < y ? -1 : x > y;
+}
+
+static int add_step(Rollout *ro, NapManifest *m) {
+        Step *l = reallocarray(ro->steps, ro->n_steps + 1, sizeof *l);
+        if (!l)
+                return -ENOMEM;
+        ro->steps = l;
+        l += ro->n_steps++;
+        *l = (Step) { .old = m };
+        nap_instance_name(&m->instance, l->name);
+        nap_instance_unit_name(&m->instance, l->unit);
+        return 0;
+}
+
+/* The app's common instances, from their manifests, by number. */
+static int load_steps(Rollout *ro, NapError *e) {
+        const char *dir = ro->c->config->instances_dir;
+        _cleanup_free_ char *prefix = strdup_printf("%s_%s_common@", ro->s.user, ro->s.app);
+        _cleanup_closedir_ DIR *d = opendir(dir);
+        if (!prefix)
+                return nap_error_errno(e, -ENOMEM, "Failed to list instances");
+        if (!d)
+                return errno == ENOENT ? 0 : nap_error_errno(e, negative_errno(), "Failed to read %s", dir);
+        for (struct dirent *de; (de = readdir(d));) {
+                if (!startswith(de->d_name, prefix))
+                        continue;
+                _cleanup_free_ char *path = path_join(dir, de->d_name, NULL);
+                NapManifest *m = NULL;
+                if (!path)
+                        return nap_error_errno(e, -ENOMEM, "Failed to list instances");
+                if (nap_manifest_load(path, &m, NULL) < 0)
+                        continue; /* damaged: the generator skips it too */
+                if (add_step(ro, m) < 0) {
+                        nap_manifest_free(m);
+                        return nap_error_errno(e, -ENOMEM, "Failed to list instances");
+                }
+        }
+        if (ro->n_steps > 0)
+                qsort(ro->steps, ro->n_steps, sizeof *ro->steps, step_compare);
+        return 0;
+}
+
+/* The parameters an instance keeps. A manifest records every value used,
+ * defaults too; a value equal to the old profile's default was (as far as
+ * anyone can tell) the default, so the new profile's default replaces it,
+ * and it goes if the new profile dropped the parameter. Other values were
+ * chosen: they are kept, and a new profile that refuses them fails. */
+static int carry_params(const NapProfile *old, const NapProfile *new, const NapParams *values, NapParams **ret) {
+        _cleanup_(nap_params_freep) NapParams *l = NULL;
+        int r = nap_params_new(&l);
+        for (size_t i = 0; r >= 0 && values && i < nap_params_size(values); i++) {
+                const char *k = nap_params_key(values, i), *v = nap_params_value(values, i);
+                const char *was = old ? nap_profile_default(old, k) : NULL;
+                bool defaulted = was && streq(was, v);
+                bool required = strv_contains(nap_profile_parameters(new), k) && !nap_profile_default(new, k);
+                if (!defaulted || required)
+                        r = nap_params_set(l, k, v, NULL);
+        }
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+/* The instance as the new tree makes it: same number, port, parameters
+ * and enablement; argv from the new profile; its tree at DIR.next. */
+static int plan_step(Step *st, const char *tree, const NapProfile *old, const NapProfile *p, const char *commit,
+                     NapError *e) {
+        _cleanup_(nap_manifest_freep) NapManifest *m = calloc(1, sizeof *m);
+        _cleanup_(nap_params_freep) NapParams *params = NULL;
+        if (!m || carry_params(old, p, st->old->params, &params) < 0)
+                return nap_error_errno(e, -ENOMEM, "Failed to plan the rollout");
+        *m = (NapManifest) { .instance = st->old->instance, .port = st->old->port, .enabled = st->old->enabled };
+        int r = ops_check_params(p, params, e);
+        if (r >= 0)
+                r = nap_profile_substitute(p, params, m->port, &m->argv, &m->params, e);
+        if (r < 0) {
+                error_prefix(e, "The new profile does not accept the parameters of %s: ", st->name);
+                return r;
+        }
+        m->directory = strdup(st->old->directory);
+        m->commit = commit ? strdup(commit) : NULL;
+        st->next = strdup_printf("%s.next", st->old->directory);
+        if (!m->directory || (commit && !m->commit) || !st->next)
+                return nap_error_errno(e, -ENOMEM, "Failed to plan the rollout");
+        if (ops_tree_is_dockerfile_app(tree)) {
+                r = nap_manifest_set_image(m, m->directory, e); /* the new commit's image tag */
+                if (r < 0)
+                        return r;
+        }
+        r = ops_instance_tree_build(tree, &m->instance, m->argv, st->next);
+        if (r < 0)
+                return nap_error_errno(e, r, "Failed to build %s", st->next);
+        st->new = TAKE_PTR(m);
+        return 0;
+}
+
+static bool streq_ptr(const char *a, const char *b) {
+        return a && b && streq(a, b);
+}
+
+static bool state_is_running(const char *s) {
+        return s && (streq(s, "active") || streq(s, "activating") || streq(s, "reloading"));
+}
+
+static void unit_status_clear(NapUnitStatus *u) {
+        free(u->name);
+        free(u->description);
+        free(u->load_state);
+        free(u->active_state);
+        free(u->sub_state);
+        *u = (NapUnitStatus) {};
+}
+
+static int read_running(Rollout *ro, NapError *e) {
+        for (size_t i = 0; i < ro->n_steps; i++) {
+                NapUnitStatus u = {};
+                int r = nap_systemd_get_unit_status(ro->bus, ro->steps[i].unit, &u, e);
+                if (r < 0)
+                        return r;
+                ro->steps[i].running = state_is_running(u.active_state);
+                unit_status_clear(&u);
+        }
+        return 0;
+}
+
+/* ---- waiting for an instance ---------------------------------------- */
+
+typedef struct UnitWatch {
+        sd_bus *bus;
+        const char *unit;
+        unsigned calls;
+} UnitWatch;
+
+/* Between probes: stop waiting for a unit that is no longer running (it
+ * exited, or gave up restarting). Asked every tenth probe only. */
+static int unit_still_running(void *userdata, NapError *e) {
+        UnitWatch *w = userdata;
+        NapUnitStatus u = {};
+        if (w->calls++ % 10 != 9 || nap_systemd_get_unit_status(w->bus, w->unit, &u, NULL) < 0)
+                return 0;
+        /* auto-restart: the app exited (a crash at start, most likely) and
+         * systemd will try again; a new version that does that has failed. */
+        bool ok = state_is_running(u.active_state) && !streq_ptr(u.sub_state, "auto-restart");
+        int r = ok ? 0 : nap_error_set(e, NAP_ERROR_UNIT_FAILED, -ESRCH,
+                                       "%s is %s (%s) instead of answering (see napctl get-journal)",
+                                       w->unit, strempty(u.active_state), strempty(u.sub_state));
+        unit_status_clear(&u);
+        return r;
+}
+
+static uint64_t answer_timeout(const Rollout *ro) {
+        return ro->o.answer_timeout_usec > 0 ? ro->o.answer_timeout_usec : NAP_ANSWER_TIMEOUT_USEC_DEFAULT;
+}
+
+static int wait_step(Rollout *ro, const char *name, const char *unit, unsigned port, NapError *e) {
+        UnitWatch w = { .bus = ro->bus, .unit = unit };
+        int r = nap_wait_answering(port, answer_timeout(ro), unit_still_running, &w, e);
+        if (r < 0) {
+                error_prefix(e, "%s: ", name);
+                return r;
+        }
+        progress(ro, "%s: answers on port %u", name, port);
+        return 0;
+}
+
+static int restart_unit(sd_bus *bus, const char *unit, NapError *e) {
+        int r = nap_systemd_stop_unit(bus, unit, e);
+        if (r < 0)
+                return r;
+        (void) nap_systemd_reset_failed_unit(bus, unit);
+        return nap_systemd_start_unit(bus, unit, e);
+}
+
+/* ---- the transaction -------------------------------------------------- */
+
+static int swap_step(Rollout *ro, Step *st, NapError *e) {
+        const char *dir = st->old->directory;
+        if (renameat2(AT_FDCWD, st->next, AT_FDCWD, dir, RENAME_EXCHANGE) >= 0)
+                st->exchanged = true;
+        else if (errno != ENOENT || rename(st->next, dir) < 0) /* its tree was gone: it is back */
+                return nap_error_errno(e, negative_errno(), "Failed to replace %s", dir);
+        st->swapped = true;
+        int r = fsync_directory_of(dir);
+        if (r < 0)
+                return nap_error_errno(e, r, "Failed to sync %s", dir);
+        return nap_manifest_save(ro->c->config->instances_dir, st->new, e);
+}
+
+static void unswap_step(Rollout *ro, Step *st) {
+        const char *dir = st->old->directory;
+        if (st->exchanged)
+                (void) renameat2(AT_FDCWD, st->next, AT_FDCWD, dir, RENAME_EXCHANGE);
+        else
+                (void) rename(dir, st->next);
+        (void) fsync_directory_of(dir);
+        (void) nap_manifest_save(ro->c->config->instances_dir, st->old, NULL);
+        st->swapped = false;
+}
+
+static int swap_tree(Rollout *ro, NapError *e) {
+        int r = ops_swap_in_tree(ro->staging, ro->service_dir, e);
+        ro->tree_swapped = r >= 0;
+        return r;
+}
+
+static void unswap_tree(Rollout *ro) {
+        _cleanup_free_ char *tree = path_join(ro->staging, "tree", NULL);
+        if (!tree)
+                return;
+        if (ro->had_tree)
+                (void) renameat2(AT_FDCWD, tree, AT_FDCWD, ro->service_dir, RENAME_EXCHANGE);
+        else
+                (void) rename(ro->service_dir, tree); /* nothing was deployed: nothing is */
+        (void) fsync_directory_of(ro->service_dir);
+        ro->tree_swapped = false;
+}
+
+/* An app without instances gets one, with the profile's defaults. */
+static int start_first(Rollout *ro, const NapProfile *p, NapError *e) {
+        char name[NAP_UNIT_NAME_MAX], unit[NAP_UNIT_NAME_MAX];
+        ro->created = calloc(1, sizeof *ro->created);
+        if (!ro->created)
+                return nap_error_errno(e, -ENOMEM, "Failed to start an instance");
+        int r = ops_create_instance(ro->c, &ro->s, p, NULL, ro->created, e);
+        if (r < 0) {
+                ro->created = nap_manifest_free(ro->created);
+                return r;
+        }
+        nap_instance_name(&ro->created->instance, name);
+        nap_instance_unit_name(&ro->created->instance, unit);
+        progress(ro, "%s: starting on port %u", name, ro->created->port);
+        r = nap_systemd_reload(ro->bus, e);
+        if (r >= 0)
+                r = nap_systemd_start_unit(ro->bus, unit, e);
+        if (r >= 0)
+                r = wait_step(ro, name, unit, ro->created->port, e);
+        if (r >= 0)
+                ro->ret->started = true;
+        return r;
+}
+
+/* Stops, forgets and removes the instance start_first() made. */
+static bool remove_created(Rollout *ro) {
+        char unit[NAP_UNIT_NAME_MAX];
+        if (!ro->created)
+                return false;
+        nap_instance_unit_name(&ro->created->instance, unit);
+        (void) nap_systemd_stop_unit(ro->bus, unit, NULL);
+        memcpy(ro->removed_unit, unit, sizeof unit);
+        _cleanup_free_ char *path = nap_manifest_path(ro->c->config->instances_dir, &ro->created->instance);
+        if (path && unlink(path) >= 0)
+                (void) fsync_directory_of(path);
+        (void) rm_rf(ro->created->directory);
+        ro->created = nap_manifest_free(ro->created);
+        return true;
+}
+
+/* Puts back what was there: trees, manifests, one reload, and the old
+ * version of every instance that was restarted. Best effort throughout. */
+static void undo(Rollout *ro) {
+        bool reload = remove_created(ro);
+        for (size_t i = ro->n_steps; i > 0; i--)
+                if (ro->steps[i - 1].swapped) {
+                        unswap_step(ro, ro->steps + i - 1);
+                        reload = true;
+                }
+        if (ro->tree_swapped)
+                unswap_tree(ro);
+        if (reload && ro->bus)
+                (void) nap_systemd_reload(ro->bus, NULL);
+        /* A failed unit without a unit file lingers in the manager; it must
+         * not show up as an instance. */
+        if (ro->removed_unit[0])
+                (void) nap_systemd_reset_failed_unit(ro->bus, ro->removed_unit);
+        for (size_t i = 0; i < ro->n_steps; i++) {
+                Step *st = ro->steps + i;
+                if (!st->restarted)
+                        continue;
+                progress(ro, "%s: restarting the previous version", st->name);
+                if (restart_unit(ro->bus, st->unit, NULL) >= 0)
+                        (void) wait_step(ro, st->name, st->unit, st->old->port, NULL);
+        }
+}
+
+/* Swap everything in, one reload, restart the running instances one by
+ * one, each answering before the next goes down. */
+static int apply(Rollout *ro, const NapProfile *p, bool rebuild, bool first, NapError *e) {
+        int r = ro->staging ? swap_tree(ro, e) : 0;
+        for (size_t i = 0; r >= 0 && rebuild && i < ro->n_steps; i++)
+                r = swap_step(ro, ro->steps + i, e);
+        if (r >= 0 && rebuild && ro->n_steps > 0)
+                r = nap_systemd_reload(ro->bus, e);
+        for (size_t i = 0; r >= 0 && rebuild && i < ro->n_steps; i++) {
+                Step *st = ro->steps + i;
+                if (!st->running)
+                        continue;
+                progress(ro, "%s: restarting", st->name);
+                st->restarted = true;
+                r = restart_unit(ro->bus, st->unit, e);
+                if (r >= 0)
+                        r = wait_step(ro, st->name, st->unit, st->new->port, e);
+        }
+        if (r >= 0 && first)
+                r = start_first(ro, p, e);
+        return r;
+}
+
+/* SERVICE_DIR.deploy-XXXXXX/tree: the commit, checked. */
+static int stage(Rollout *ro, const char *url, const char *commit, NapProfile **ret, NapError *e) {
+        ro->staging = strdup_printf("%s.deploy-XXXXXX", ro->service_dir);
+        if (!ro->staging)
+                return nap_error_errno(e, -ENOMEM, "Failed to deploy");
+        if (!mkdtemp(ro->staging)) {
+                int r = nap_error_errno(e, negative_errno(), "Failed to create %s", ro->staging);
+                free(ro->staging);
+                ro->staging = NULL;
+                return r;
+        }
+        return ops_stage_commit(ro->staging, ro->service_dir, url, commit, ret, e);
+}
+
+/* What is deployed before: the tree (if any) and its commit. */
+static void read_previous(Rollout *ro) {
+        _cleanup_(ops_deploy_meta_clear) DeployMeta m = {};
+        ro->had_tree = access(ro->service_dir, F_OK) >= 0;
+        ops_deploy_meta_read(ro->service_dir, &m);
+        if (m.commit && nap_commit_is_valid(m.commit))
+                memcpy(ro->ret->previous, m.commit, sizeof ro->ret->previous);
+}
+
+static int plan(Rollout *ro, const char *tree, const NapProfile *p, const char *commit, NapError *e) {
+        _cleanup_(nap_profile_freep) NapProfile *old = NULL;
+        /* The profile deployed now, for its defaults (none: values kept). */
+        (void) ops_load_profile_in(ro->service_dir, &old, NULL);
+        for (size_t i = 0; i < ro->n_steps; i++) {
+                int r = plan_step(ro->steps + i, tree, old, p, commit, e);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* commit NULL: refresh the instances from the deployed tree. */
+static int rollout_locked(Rollout *ro, const char *url, const char *commit, NapError *e) {
+        _cleanup_(nap_profile_freep) NapProfile *p = NULL;
+        _cleanup_free_ char *staged = NULL;
+        read_previous(ro);
+        bool unchanged = commit && streq(ro->ret->previous, commit);
+        bool rebuild = !unchanged;
+        memcpy(ro->ret->deploy.commit, commit ?: ro->ret->previous, sizeof ro->ret->deploy.commit);
+        ro->ret->deploy.changed = commit && !unchanged;
+        const char *recorded = isempty(ro->ret->deploy.commit) ? NULL : ro->ret->deploy.commit;
+
+        int r = load_steps(ro, e);
+        if (r >= 0 && ro->ret->deploy.changed) {
+                r = stage(ro, url, commit, &p, e);
+                staged = r >= 0 ? path_join(ro->staging, "tree", NULL) : NULL;
+                if (r >= 0 && !staged)
+                        r = nap_error_errno(e, -ENOMEM, "Failed to deploy");
+        } else if (r >= 0)
+                r = ops_load_service_profile(ro->c, &ro->s, &p, e);
+        if (r >= 0 && rebuild)
+                r = plan(ro, staged ?: ro->service_dir, p, recorded, e);
+        if (r < 0)
+                return r;
+
+        bool first = ro->n_steps == 0;
+        if (first && ops_check_params(p, NULL, NULL) < 0) {
+                ro->ret->needs_parameters = true;
+                first = false;
+        }
+        if ((rebuild && ro->n_steps > 0) || first) {
+                r = ops_context_bus(ro->c, &ro->bus, e); /* no bus: nothing changes */
+                if (r >= 0)
+                        r = read_running(ro, e);
+                if (r < 0)
+                        return r;
+        }
+        r = apply(ro, p, rebuild, first, e);
+        if (r < 0)
+                undo(ro);
+        return r;
+}
+
+/* ---- results ---------------------------------------------------------- */
+
+void nap_rollout_result_done(NapRolloutResult *r) {
+        if (!r)
+                return;
+        nap_instance_info_array_free(r->instances, r->n_instances);
+        r->instances = NULL;
+        r->n_instances = 0;
+}
+
+static int instance_info_state(sd_bus *bus, NapInstanceInfo *i) {
+        NapUnitStatus u = {};
+        if (!bus || nap_systemd_get_unit_status(bus, i->unit, &u, NULL) < 0)
+                return 0; /* unknown: left NULL */
+        i->active_state = TAKE_PTR(u.active_state);
+        i->sub_state = TAKE_PTR(u.sub_state);
+        unit_status_clear(&u);
+        return 0;
+}
+
+/* The app's instances as they are now, with systemd's view when the bus
+ * is at hand (it is not needed for a deploy that changed no instance). */
+static int fill_instances(Rollout *ro, NapError *e) {
+        Rollout now = { .c = ro->c, .s = ro->s };
+        sd_bus *bus = ro->bus;
+        int r = load_steps(&now, e);
+        NapInstanceInfo *l = r >= 0 && now.n_steps > 0 ? calloc(now.n_steps, sizeof *l) : NULL;
+        if (r >= 0 && now.n_steps > 0 && !l)
+                r = nap_error_errno(e, -ENOMEM, "Failed to list instances");
+        if (r >= 0 && !bus && now.n_steps > 0)
+                (void) ops_context_bus(ro->c, &bus, NULL);
+        size_t k = 0;
+        for (; r >= 0 && k < now.n_steps; k++) {
+                r = ops_instance_info_from_manifest(ro->c->config, now.steps[k].old, l + k);
+                if (r >= 0)
+                        r = instance_info_state(bus, l + k);
+                if (r < 0)
+                        r = nap_error_errno(e, r, "Failed to list instances");
+        }
+        rollout_done(&now);
+        if (r < 0) {
+                nap_instance_info_array_free(l, k);
+                return r;
+        }
+        ro->ret->instances = l;
+        ro->ret->n_instances = k;
+        return 0;
+}
+
+static void after_success(Rollout *ro, const char *url) {
+        if (ro->ret->deploy.changed)
+                ro->ret->deploy.publish = nap_publish_url(ro->c, &ro->s, url, &ro->ret->deploy.publish_error);
+        if (ro->created)
+                (void) ops_publish_instance(ro->c, ro->created);
+}
+
+static void after_failure(Rollout *ro, NapError *e) {
+        char b[160];
+        if (ro->ret->previous[0])
+                snprintf(b, sizeof b, "; the previous version (%.12s) keeps running", ro->ret->previous);
+        else
+                snprintf(b, sizeof b, ro->had_tree ? "; the previous version keeps running" : "; nothing was deployed");
+        error_append(e, b);
+}
+
+/* Lock held by the caller. url NULL: a refresh. */
+static int rollout(NapContext *c, const NapService *s, const char *url, const char *commit,
+                   const NapRolloutOptions *o, NapRolloutResult *ret, NapError *e) {
+        Rollout ro = { .c = c, .s = *s, .o = o ? *o : (NapRolloutOptions) {}, .ret = ret };
+        ro.service_dir = nap_state_service_dir(c->config, s);
+        if (!ro.service_dir)
+                return nap_error_errno(e, -ENOMEM, "Failed to deploy");
+        int r = rollout_locked(&ro, url, commit, e);
+        if (r >= 0) {
+                after_success(&ro, url);
+                r = fill_instances(&ro, e);
+        } else
+                after_failure(&ro, e);
+        rollout_done(&ro);
+        return r;
+}
+
+static int lock_app(NapContext *c, const NapService *s, int *ret_lock, NapError *e) {
+        _cleanup_free_ char *user_dir = path_join(c->config->root, "services", s->user, NULL);
+        if (!user_dir)
+                return nap_error_errno(e, -ENOMEM, "Failed to deploy");
+        int r = mkdir_p(user_dir, 0755);
+        if (r < 0)
+                return nap_error_errno(e, r, "Failed to create %s", user_dir);
+        return nap_state_lock_service(c->config, s, ret_lock, e);
+}
+
+int nap_deploy_commit(NapContext *c, const char *service, const char *repo, const char *rev,
+                      const NapRolloutOptions *o, NapRolloutResult *ret, NapError *e) {
+        char commit[NAP_COMMIT_HEX_LEN + 1];
+        NapService s;
+        _cleanup_close_ int lock = -1;
+        *ret = (NapRolloutResult) {};
+        int r = nap_service_parse(service, &s, e);
+        if (r >= 0 && (isempty(repo) || repo[0] != '/'))
+                r = nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL, "The repository must be an absolute path");
+        if (r >= 0)
+                r = nap_repo_resolve(repo, rev, commit, e); /* before anything is created */
+        if (r >= 0)
+                r = lock_app(c, &s, &lock, e);
+        /* Again under the lock: of two pushes at once, the later ends with
+         * the branch's tip whichever hook runs last. */
+        if (r >= 0)
+                r = nap_repo_resolve(repo, rev, commit, e);
+        return r < 0 ? r : rollout(c, &s, repo, commit, o, ret, e);
+}
+
+/* The history entry a rollback goes to. */
+static int pick_record(const NapDeployRecord *l, size_t n, const char *current, const char *want,
+                       const NapDeployRecord **ret, NapError *e) {
+        size_t wl = want ? strlen(want) : 0;
+        const NapDeployRecord *found = NULL;
+        if (want && (wl < 4 || wl > NAP_COMMIT_HEX_LEN || strspn(want, "0123456789abcdef") != wl))
+                return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL,
+                                     "'%.64s' is not a commit: 4 to 40 lowercase hex digits", want);
+        for (size_t i = 0; i < n; i++) {
+                bool match = want ? strneq(l[i].commit, want, wl) : !streq(l[i].commit, strempty(current));
+                if (!match || (found && streq(found->commit, l[i].commit)))
+                        continue;
+                if (!want) {
+                        *ret = l + i;
+                        return 0;
+                }
+                if (found)
+                        return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL,
+                                             "'%s' names more than one deployed commit", want);
+                found = l + i;
+        }
+        if (!found && want)
+                return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -ENOENT,
+                                     "No commit %s in the app's deploy history", want);
+        if (!found)
+                return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -ENOENT,
+                                     "The app has no earlier deploy to roll back to");
+        *ret = found;
+        return 0;
+}
+
+int nap_rollback(NapContext *c, const char *service, const char *commit, const NapRolloutOptions *o,
+                 NapRolloutResult *ret, NapError *e) {
+        NapService s;
+        NapDeployRecord *l = NULL;
+        size_t n = 0;
+        const NapDeployRecord *to = NULL;
+        _cleanup_free_ char *dir = NULL;
+        _cleanup_close_ int lock = -1;
+        _cleanup_(ops_deploy_meta_clear) DeployMeta m = {};
+        *ret = (NapRolloutResult) {};
+        int r = nap_service_parse(service, &s, e);
+        if (r >= 0)
+                r = ops_service_dir_checked(c, &s, &dir, e);
+        if (r >= 0)
+                r = nap_state_lock_service(c->config, &s, &lock, e);
+        if (r >= 0) {
+                ops_history_read(dir, &l, &n);
+                ops_deploy_meta_read(dir, &m);
+                r = pick_record(l, n, m.commit, commit, &to, e);
+        }
+        if (r >= 0)
+                r = rollout(c, &s, to->url, to->commit, o, ret, e);
+        nap_deploy_record_array_free(l, n);
+        return r;
+}
+
+int nap_refresh_instances(NapContext *c, const char *service, const NapRolloutOptions *o, NapRolloutResult *ret,
+                          NapError *e) {
+        NapService s;
+        _cleanup_free_ char *dir = NULL;
+        _cleanup_close_ int lock = -1;
+        *ret = (NapRolloutResult) {};
+        int r = nap_service_parse(service, &s, e);
+        if (r >= 0)
+                r = ops_service_dir_checked(c, &s, &dir, e);
+        if (r >= 0)
+                r = nap_state_lock_service(c->config, &s, &lock, e);
+        return r < 0 ? r : rollout(c, &s, NULL, NULL, o, ret, e);
+}
+
+/* ---- waiting until an instance answers ---------------------------------- */
+
+#define PROBE_TIMEOUT_USEC (1000ULL * 1000ULL)
+#define PROBE_INTERVAL_USEC (50ULL * 1000ULL)
+
+static uint64_t monotonic_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000;
+}
+
+/* poll() on one fd until events or the deadline: 1 ready, 0 timed out. */
+static int wait_fd(int fd, short events, uint64_t deadline) {
+        for (;;) {
+                uint64_t now = monotonic_usec();
+                if (now >= deadline)
+                        return 0;
+                struct pollfd p = { .fd = fd, .events = events };
+                int r = poll(&p, 1, (int) ((deadline - now + 999) / 1000));
+                if (r > 0)
+                        return 1;
+                if (r < 0 && errno != EINTR)
+                        return negative_errno();
+        }
+}
+
+static int probe_connect(int family, unsigned port) {
+        union {
+                struct sockaddr sa;
+                struct sockaddr_in in;
+                struct sockaddr_in6 in6;
+        } a = {};
+        socklen_t l = family == AF_INET ? sizeof a.in : sizeof a.in6;
+        if (family == AF_INET)
+                a.in = (struct sockaddr_in) { .sin_family = AF_INET, .sin_port = htons(port),
+                                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        else
+                a.in6 = (struct sockaddr_in6) { .sin6_family = AF_INET6, .sin6_port = htons(port),
+                                                .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+        int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return negative_errno();
+        if (connect(fd, &a.sa, l) < 0 && errno != EINPROGRESS) {
+                int r = negative_errno();
+                safe_close(fd);
+                return r;
+        }
+        return fd;
+}
+
+/* One HTTP probe: 0 when the first byte of an answer arrived. */
+static int probe_once(int family, unsigned port, uint64_t deadline) {
+        static const char req[] = "HEAD / HTTP/1.0\r\nUser-Agent: nap-receive\r\n\r\n";
+        _cleanup_close_ int fd = probe_connect(family, port);
+        int err = 0;
+        socklen_t l = sizeof err;
+        char buf[64];
+        if (fd < 0)
+                return fd;
+        int r = wait_fd(fd, POLLOUT, deadline);
+        if (r <= 0)
+                return r < 0 ? r : -ETIMEDOUT;
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l) < 0 || err != 0)
+                return err != 0 ? -err : negative_errno();
+        if (send(fd, req, sizeof req - 1, MSG_NOSIGNAL) != (ssize_t) sizeof req - 1)
+                return -ECONNRESET;
+        r = wait_fd(fd, POLLIN, deadline);
+        if (r <= 0)
+                return r < 0 ? r : -ETIMEDOUT;
+        ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+        return n > 0 ? 0 : n == 0 ? -ECONNRESET : negative_errno();
+}
+
+int nap_wait_answering(unsigned port, uint64_t timeout_usec, nap_wait_check_fn check, void *userdata, NapError *e) {
+        uint64_t deadline = monotonic_usec() + timeout_usec;
+        if (port == 0 || port > 65535)
+                return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL, "Invalid port %u", port);
+        for (;;) {
+                uint64_t now = monotonic_usec();
+                int r = probe_once(AF_INET, port, MIN(deadline, now + PROBE_TIMEOUT_USEC));
+                if (r == -ECONNREFUSED || r == -EADDRNOTAVAIL || r == -ENETUNREACH || r == -EAFNOSUPPORT)
+                        r = probe_once(AF_INET6, port, MIN(deadline, now + PROBE_TIMEOUT_USEC));
+                if (r >= 0)
+                        return 0;
+                if (check && (r = check(userdata, e)) < 0)
+                        return r;
+                now = monotonic_usec();
+                if (now >= deadline)
+                        break;
+                struct timespec ts = { .tv_nsec = (long) (MIN(PROBE_INTERVAL_USEC, deadline - now) * 1000) };
+                (void) nanosleep(&ts, NULL);
+        }
+        return nap_error_set(e, NAP_ERROR_UNIT_FAILED, -ETIMEDOUT, "nothing answered HTTP on port %u within %.1f s",
+                             port, (double) timeout_usec / 1e6);
+}

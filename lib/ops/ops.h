@@ -1,0 +1,201 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Every operation of nap, written once (DESIGN.md). napctl, the varlink
+ * and D-Bus helpers and the REST API are adapters over these functions.
+ * Each validates its arguments first (nothing changes on bad input),
+ * returns 0 or a negative errno, and fills e with a named error. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <systemd/sd-bus.h>
+
+#include "model/config.h"
+#include "base/error.h"
+#include "clients/journal.h"
+#include "model/names.h"
+#include "model/profile.h"
+#include "clients/systemd1.h"
+#include "model/endpoint.h"
+
+typedef struct EtcdClient EtcdClient;
+
+typedef struct NapContext {
+        NapConfig *config;
+        NapScope scope;
+        sd_bus *bus;       /* opened on first use */
+        EtcdClient *etcd;  /* made on first use, when Etcd= is set */
+} NapContext;
+
+/* Whether a write to etcd happened (lib/publish.h). */
+typedef enum NapPublish {
+        NAP_PUBLISH_NONE,    /* no Etcd= configured: nothing to publish */
+        NAP_PUBLISH_DONE,
+        NAP_PUBLISH_PENDING, /* etcd unreachable: written again by the next deploy/start */
+        _NAP_PUBLISH_MAX,
+        _NAP_PUBLISH_INVALID = -EINVAL,
+} NapPublish;
+
+/* Loads the configuration; scope < 0 takes Scope= from it. */
+int nap_context_new(NapContext **ret, int scope, nap_warn_fn warn, void *userdata, NapError *e);
+/* Takes ownership of config. */
+int nap_context_new_with_config(NapContext **ret, NapConfig *config, int scope);
+NapContext *nap_context_free(NapContext *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(NapContext *, nap_context_free);
+
+typedef struct NapDeployResult {
+        char commit[41];
+        bool changed;       /* false: this commit from this URL was deployed already */
+        NapPublish publish; /* the URL in etcd */
+        NapError publish_error; /* why, when pending */
+} NapDeployResult;
+
+typedef struct NapServiceInfo {
+        char *name;   /* USER_APP */
+        char *app;
+        char *url;    /* may be NULL */
+        char *commit; /* may be NULL */
+        uint64_t deployed_usec;
+} NapServiceInfo;
+
+typedef struct NapInstanceInfo {
+        char *name;          /* USER_APP_common@N */
+        char *unit;          /* USER_APP_common@N.service */
+        unsigned number;
+        unsigned port;
+        char *url;           /* http://HOST:PORT, HOST from Host= */
+        bool enabled;
+        char *active_state;  /* from systemd; "inactive" when not loaded */
+        char *sub_state;
+        char **argv;
+        NapParams *params;
+        NapPublish publish;  /* start-common: the port in etcd */
+} NapInstanceInfo;
+
+/* Where a looked-up value came from. */
+typedef enum NapSource {
+        NAP_SOURCE_ETCD,
+        NAP_SOURCE_LOCAL, /* this host's STATE: no Etcd=, etcd down, or not (yet) published */
+        _NAP_SOURCE_MAX,
+        _NAP_SOURCE_INVALID = -EINVAL,
+} NapSource;
+
+const char *nap_source_to_string(NapSource s) _pure_;
+
+typedef struct NapEndpointList {
+        NapEndpoint *items;
+        size_t n;
+} NapEndpointList;
+
+void nap_endpoint_list_done(NapEndpointList *l);
+void nap_service_info_array_free(NapServiceInfo *a, size_t n);
+void nap_instance_info_clear(NapInstanceInfo *i);
+void nap_instance_info_array_free(NapInstanceInfo *a, size_t n);
+
+int nap_deploy_app(NapContext *c, const char *service, const char *url, NapDeployResult *ret, NapError *e);
+int nap_list_services(NapContext *c, const char *user, NapServiceInfo **ret, size_t *ret_n, NapError *e);
+/* Placeholders of the deployed app's profile, first-appearance order. */
+int nap_get_parameters(NapContext *c, const char *service, char ***ret, NapError *e);
+/* New instance: copy, substitute, port, manifest, reload, start. */
+int nap_start_common(NapContext *c, const char *service, const NapParams *params, NapInstanceInfo *ret, NapError *e);
+/* Instances with a manifest, merged with systemd's view (ListUnitsByPatterns). */
+int nap_list_instances(NapContext *c, const char *service, NapInstanceInfo **ret, size_t *ret_n, NapError *e);
+int nap_get_instances_num(NapContext *c, const char *service, unsigned *ret, NapError *e);
+/* nap_list_instances() in two steps, for a caller that asks systemd itself
+ * (nap-managerd, without blocking its loop): the unit pattern to give
+ * ListUnitsByPatterns, then the manifests merged with what it listed. */
+int nap_list_instances_pattern(const char *service, char **ret, NapError *e);
+int nap_list_instances_merge(NapContext *c, const char *service, const NapUnitStatus *units, size_t n_units,
+                             NapInstanceInfo **ret, size_t *ret_n, NapError *e);
+/* Start/stop also record whether the instance comes back at boot. */
+int nap_start_app(NapContext *c, const char *instance, NapError *e);
+int nap_stop_app(NapContext *c, const char *instance, NapError *e);
+int nap_cat_app(NapContext *c, const char *instance, char **ret, NapError *e);
+int nap_get_journal(NapContext *c, const char *instance, size_t lines, NapJournalEntry **ret, size_t *ret_n, NapError *e);
+/* Stops, drops the manifest, reloads, removes the instance's tree. */
+int nap_remove_instance(NapContext *c, const char *instance, NapError *e);
+
+/* The seed's get_service_url(user, app): etcd's PREFIX/url/USER/APP, else
+ * the URL this host deployed from. */
+int nap_get_service_url(NapContext *c, const char *user, const char *app, char **ret, NapSource *ret_source,
+                        NapError *e);
+/* The seed's get_port(instance): etcd's PREFIX/port/USER/APP/N, else the
+ * instance's manifest on this host. */
+int nap_get_port(NapContext *c, const char *instance, unsigned *ret, NapSource *ret_source, NapError *e);
+/* The live endpoints of an app, from etcd (needs Etcd=). Values that do not
+ * parse are left out. */
+int nap_list_endpoints(NapContext *c, const char *service, NapEndpointList *ret, NapError *e);
+
+/* ---- push deploys and rollback (lib/ops-push.c) ------------------------ */
+
+/* What a rollout says while it works ("alice_web_common@1: restarting"),
+ * for a program to show; lib/ does not print. */
+typedef void (*nap_progress_fn)(void *userdata, const char *message);
+
+typedef struct NapRolloutOptions {
+        uint64_t answer_timeout_usec; /* per instance; 0: NAP_ANSWER_TIMEOUT_USEC_DEFAULT */
+        nap_progress_fn progress;     /* may be NULL */
+        void *userdata;
+} NapRolloutOptions;
+
+#define NAP_ANSWER_TIMEOUT_USEC_DEFAULT (30ULL * 1000ULL * 1000ULL)
+#define NAP_HISTORY_MAX 20
+
+typedef struct NapRolloutResult {
+        NapDeployResult deploy;   /* commit now deployed; changed: false when it was already */
+        char previous[41];        /* commit deployed before ("" when none) */
+        bool started;             /* the app had no instance: one was started with the defaults */
+        bool needs_parameters;    /* ... could not be: the profile has parameters without a default */
+        NapInstanceInfo *instances; /* the app's instances afterwards (state from systemd) */
+        size_t n_instances;
+} NapRolloutResult;
+
+void nap_rollout_result_done(NapRolloutResult *r);
+
+/* A push: deploys rev (a 40-digit commit or a full ref name, resolved
+ * under the app's lock, so concurrent pushes end with the branch's tip) of
+ * the local repository at repo, then rolls it out: every instance's tree
+ * is rebuilt from the new tree with its own parameters and port, swapped
+ * in, one daemon-reload, the running instances restarted one by one, each
+ * waited for until it answers; an app without instances gets one with the
+ * profile's defaults. Any failure (no or bad profile, parameters the new
+ * profile refuses, an instance that does not answer in time) puts the
+ * previous trees and manifests back, restarts what ran before, and says
+ * why: the previous version keeps running. Already deployed: changes
+ * nothing and lists the instances. */
+int nap_deploy_commit(NapContext *c, const char *service, const char *repo, const char *rev,
+                      const NapRolloutOptions *o, NapRolloutResult *ret, NapError *e);
+
+/* The app's deploy history (SERVICE_DIR/.nap/history.json), newest first;
+ * the first entry is what is deployed. At most NAP_HISTORY_MAX entries. */
+typedef struct NapDeployRecord {
+        char commit[41];
+        char *url;
+        uint64_t time_usec;
+} NapDeployRecord;
+
+void nap_deploy_record_array_free(NapDeployRecord *a, size_t n);
+int nap_deploy_history(NapContext *c, const char *service, NapDeployRecord **ret, size_t *ret_n, NapError *e);
+
+/* Redeploys and rolls out (as nap_deploy_commit) an earlier commit of the
+ * history, fetched from where it came: commit NULL is the newest entry
+ * whose commit differs from the deployed one; else a unique prefix (at
+ * least 4 hex digits) of an entry's commit. */
+int nap_rollback(NapContext *c, const char *service, const char *commit, const NapRolloutOptions *o,
+                 NapRolloutResult *ret, NapError *e);
+
+/* Rebuilds every instance of the app from its deployed tree (same
+ * parameters and port), one daemon-reload, restarts the running ones and
+ * waits until they answer; on failure the previous instance trees and
+ * manifests are put back. For after `napctl deploy-app`. */
+int nap_refresh_instances(NapContext *c, const char *service, const NapRolloutOptions *o, NapRolloutResult *ret,
+                          NapError *e);
+
+/* Waits until something on this host's loopback (127.0.0.1, then [::1])
+ * at port answers an HTTP request ("HEAD / HTTP/1.0") with at least one
+ * byte: connecting is not enough, the kernel accepts for a hung app too.
+ * check (may be NULL) is called between attempts and stops the wait when
+ * it returns < 0 (with e filled). UnitFailed after timeout_usec. */
+typedef int (*nap_wait_check_fn)(void *userdata, NapError *e);
+int nap_wait_answering(unsigned port, uint64_t timeout_usec, nap_wait_check_fn check, void *userdata, NapError *e);
