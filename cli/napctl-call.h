@@ -8,10 +8,9 @@
  * on the socket of the scope (/run/nap/io.nap.Manager, or
  * $XDG_RUNTIME_DIR/nap/io.nap.Manager with --user), which systemd
  * socket-activates. With --no-helper the same method runs in this process:
- * the helper's own method table (helpers/managerd-methods.h) on a
- * NapContext of our own, with the same authorization by our uid. Either
- * way a call gives the reply object that helpers/io.nap.Manager.varlink
- * describes, so a verb prints one way whatever the transport.
+ * the method registry of lib/ops/methods.h on a NapContext of our own,
+ * with the same authorization by our uid. Either way a call gives the
+ * reply object that lib/ops/io.nap.Manager.varlink describes, so a verb prints one way whatever the transport.
  *
  * Errors: io.nap.Manager.<Kind> become that NapError kind (lib/error.h),
  * so exit statuses do not depend on the transport. Anything else (an
@@ -23,10 +22,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "ops/ops.h"
+#include "ops/methods.h"
 #include "protocol/varlink.h"
 
-#define NAP_MANAGER_INTERFACE "io.nap.Manager"
 #define NAP_MANAGER_SOCKET_NAME "nap/io.nap.Manager" /* below /run or $XDG_RUNTIME_DIR */
 
 typedef struct Caller {

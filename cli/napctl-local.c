@@ -1,28 +1,27 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
-/* --no-helper: io.nap.Manager's methods in this process. The method table
- * is nap-managerd's own (helpers/managerd-methods.c, compiled into
- * napctl), so the replies, the errors and the authorization by uid are the
- * helper's, without the socket in between. What a call can do is what this
- * process may do: the files of STATE, the service manager's bus, the
- * journal. */
+/* --no-helper: io.nap.Manager's methods in this process, from the same
+ * registry as nap-managerd (lib/ops/methods.h), so the replies, the errors
+ * and the authorization by uid are the helper's, without the socket in
+ * between. What a call can do is what this process may do: the files of
+ * STATE, the service manager's bus, the journal. */
 
 #include <unistd.h>
 
 #include "clients/journal-follow.h"
-#include "managerd-methods.h"
 #include "napctl-call.h"
+#include "ops/methods.h"
 
-static int local_method(Caller *c, const char *name, json_t *params, const Method **ret_method,
+static int local_method(Caller *c, const char *name, json_t *params, const NapMethod **ret_method,
                         NapContext **ret_context, NapError *e) {
-        const Method *m = method_find(name);
+        const NapMethod *m = nap_method_find(name);
         int r;
 
         if (!m)
                 return nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, -EOPNOTSUPP, "%s cannot run in this process", name);
         r = caller_context(c, ret_context, e);
         if (r >= 0)
-                r = method_authorize(m, geteuid(), params, e);
+                r = nap_method_authorize(m, geteuid(), params, e);
         if (r < 0)
                 return r;
         *ret_method = m;
@@ -30,23 +29,17 @@ static int local_method(Caller *c, const char *name, json_t *params, const Metho
 }
 
 int local_call(Caller *c, const char *name, json_t *params, json_t **ret, NapError *e) {
-        const Method *m;
+        const NapMethod *m = nap_method_find(name);
         NapContext *ctx;
-        int r = local_method(c, name, params, &m, &ctx, e);
+
+        if (!m)
+                return nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, -EOPNOTSUPP, "%s cannot run in this process", name);
+        int r = caller_context(c, &ctx, e);
         if (r < 0)
                 return r;
-
-        json_auto_t *envelope = method_run_envelope(ctx, m, params);
-        if (!envelope)
-                return nap_error_errno(e, -ENOMEM, "Failed to run %s", name);
-        json_t *parameters = json_object_get(envelope, "parameters");
-        if (json_is_object(parameters)) {
-                *ret = json_incref(parameters);
-                return 0;
-        }
-        NapErrorKind k = nap_error_kind_from_string(json_string_value(json_object_get(envelope, "error")));
-        const char *message = json_string_value(json_object_get(envelope, "message"));
-        return nap_error_set(e, k > NAP_ERROR_NONE ? k : NAP_ERROR_INTERNAL, -EIO, "%s", message ?: "Failed");
+        json_auto_t *envelope = nap_method_call(ctx, m, geteuid(), params);
+        *ret = nap_method_unwrap(envelope, e);
+        return *ret ? 0 : -EIO;
 }
 
 /* ---- GetJournal with "more" ------------------------------------------- */
@@ -98,7 +91,7 @@ static int local_follow_pump(LocalFollow *f) {
                 r = nap_journal_follow_next(f->reader, &entry);
                 if (r <= 0)
                         break;
-                json_t *j = method_journal_entry_json(&entry);
+                json_t *j = nap_journal_entry_json(&entry);
                 nap_journal_entry_clear(&entry);
                 r = j ? local_follow_add(f, j) : -ENOMEM;
                 if (r < 0)
@@ -138,7 +131,7 @@ static int local_follow_open(NapContext *ctx, json_t *params, LocalFollow *f, Na
         size_t n = 0;
         NapInstance i;
 
-        int r = method_journal_lines(params, &f->initial_left, e);
+        int r = nap_method_journal_lines(params, &f->initial_left, e);
         if (r >= 0)
                 r = nap_get_journal(ctx, instance, 0, &none, &n, e);
         nap_journal_entry_array_free(none, n);
@@ -169,7 +162,7 @@ static int local_follow_run(LocalFollow *f, NapError *e) {
 
 int local_follow(Caller *c, const char *name, json_t *params, caller_reply_fn fn, void *userdata, NapError *e) {
         LocalFollow f = { .fn = fn, .userdata = userdata, .error = e };
-        const Method *m;
+        const NapMethod *m;
         NapContext *ctx;
         int r;
 

@@ -10,10 +10,11 @@
 #include <signal.h>
 #include <systemd/sd-daemon.h>
 
-#include "managerd-dbus.h"
-#include "managerd-worker.h"
-#include "managerd.h"
+#include "../common/log.h"
+#include "dispatch.h"
 #include "nap-config.h"
+#include "serve-dbus.h"
+#include "serve-varlink.h"
 
 #define USEC_PER_SEC 1000000ULL
 #define IDLE_TIMEOUT_DEFAULT_SEC 30U
@@ -26,19 +27,38 @@ static int arg_bus = -1;            /* -1: D-Bus unless --listen */
 
 /* ---- the manager ------------------------------------------------------ */
 
+/* The loop and what it serves. The parts know nothing of it: they report
+ * through callbacks, and it asks them for their counts. */
+typedef struct Manager {
+        sd_event *event;
+        NapContext *context;
+        Dispatcher *dispatcher;
+        VarlinkFront *varlink;
+        BusFront *bus;          /* NULL: no D-Bus (--no-bus, or --listen) */
+
+        uint64_t idle_usec;     /* 0: never exit when idle */
+        sd_event_source *idle_source;
+        bool idle_armed;
+        bool ready;             /* READY=1 sent */
+        bool exiting;           /* SIGTERM: finish running workers, then exit */
+        bool stopping;          /* idle with a bus name: exit once released and not busy */
+        char status[64];        /* last STATUS= sent, */
+        unsigned status_connections, status_calls; /* ... made from these */
+} Manager;
+
 static void manager_set_status(Manager *m) {
+        unsigned connections = varlink_front_connections(m->varlink), calls = dispatcher_calls(m->dispatcher);
         char s[sizeof m->status];
-        unsigned calls = m->n_workers + m->n_queued;
+
         /* Called around every call: nothing to format when nothing moved. */
-        if (m->status[0] && m->status_connections == m->n_connections && m->status_calls == calls)
+        if (m->status[0] && m->status_connections == connections && m->status_calls == calls)
                 return;
-        m->status_connections = m->n_connections;
+        m->status_connections = connections;
         m->status_calls = calls;
-        if (m->n_connections > 0)
-                snprintf(s, sizeof s, "Serving %u connection%s", m->n_connections, m->n_connections == 1 ? "" : "s");
-        else if (m->n_workers + m->n_queued > 0)
-                snprintf(s, sizeof s, "Finishing %u call%s", m->n_workers + m->n_queued,
-                         m->n_workers + m->n_queued == 1 ? "" : "s");
+        if (connections > 0)
+                snprintf(s, sizeof s, "Serving %u connection%s", connections, connections == 1 ? "" : "s");
+        else if (calls > 0)
+                snprintf(s, sizeof s, "Finishing %u call%s", calls, calls == 1 ? "" : "s");
         else
                 snprintf(s, sizeof s, "Idle");
         if (streq(s, m->status))
@@ -47,28 +67,33 @@ static void manager_set_status(Manager *m) {
         (void) sd_notifyf(false, "STATUS=%s", s);
 }
 
-void manager_ready(Manager *m) {
+static void manager_ready(void *userdata) {
+        Manager *m = userdata;
         if (m->ready)
                 return;
         m->ready = true;
         (void) sd_notify(false, "READY=1");
 }
 
-bool manager_busy(Manager *m) {
-        return m->n_connections > 0 || m->n_bus_calls > 0 || m->n_workers + m->n_queued > 0;
+/* Whether anything is going on: a varlink connection, a bus call, a worker. */
+static bool manager_busy(Manager *m) {
+        return varlink_front_connections(m->varlink) > 0 || bus_front_calls(m->bus) > 0 ||
+               dispatcher_calls(m->dispatcher) > 0;
 }
 
 /* The idle timer runs only while nothing at all is going on: no
  * connection (a follow is one), no bus call, no worker. Exiting then is
  * safe with socket activation: a client connecting meanwhile waits in the
  * listening socket, which systemd keeps, and systemd starts us again for
- * it; for the bus, see manager_bus_release(). */
-void manager_update(Manager *m) {
+ * it; for the bus, see serve-dbus.h. */
+static void manager_update(void *userdata) {
+        Manager *m = userdata;
         bool busy = manager_busy(m);
         uint64_t now;
 
         manager_set_status(m);
-        if ((m->exiting && m->n_workers + m->n_queued == 0) || (m->stopping && !m->bus_releasing && !busy)) {
+        if ((m->exiting && dispatcher_calls(m->dispatcher) == 0) ||
+            (m->stopping && !bus_front_releasing(m->bus) && !busy)) {
                 (void) sd_event_exit(m->event, 0);
                 return;
         }
@@ -87,16 +112,16 @@ void manager_update(Manager *m) {
 }
 
 /* With a bus name, exiting takes a round trip to the bus daemon (see
- * managerd-dbus.h); STOPPING=1 first, so that systemd queues a start
+ * serve-dbus.h); STOPPING=1 first, so that systemd queues a start
  * asked for meanwhile instead of taking us for running. */
 static int on_idle(sd_event_source *s, uint64_t usec, void *userdata) {
         Manager *m = userdata;
         log_debug("Idle for %llu s, exiting", (unsigned long long) (m->idle_usec / USEC_PER_SEC));
         m->idle_armed = false; /* a oneshot: off now */
-        if (m->bus_name_owned) {
+        if (bus_front_name_owned(m->bus)) {
                 (void) sd_notify(false, "STOPPING=1");
                 m->stopping = true;
-                if (manager_bus_release(m) > 0)
+                if (bus_front_release(m->bus) > 0)
                         return 0; /* manager_update() exits once it is released */
         }
         return sd_event_exit(m->event, 0);
@@ -109,21 +134,28 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
         Manager *m = userdata;
         log_debug("Got signal %u, exiting", si->ssi_signo);
         m->exiting = true;
+        dispatcher_shut_down(m->dispatcher);
         (void) sd_notify(false, "STOPPING=1");
         manager_update(m);
         return 0;
 }
 
+/* A required bus name that cannot be had ends the daemon. */
+static void on_bus_failed(int r, void *userdata) {
+        Manager *m = userdata;
+        (void) sd_event_exit(m->event, r);
+}
+
 static void manager_done(Manager *m) {
-        journal_follow_free_all(m);
-        worker_free_all(m);
-        instances_free(m);
-        /* Calls still waiting for systemd are answered (with an error)
-         * while the adapters are still there to send the answer. */
+        /* Calls still waiting (for a worker, for systemd) are answered,
+         * with an error, while the adapters are still there to send the
+         * answer; the counts read 0 meanwhile. */
+        Dispatcher *d = TAKE_PTR(m->dispatcher);
+        dispatcher_free(d);
         if (m->context)
                 m->context->bus = sd_bus_flush_close_unref(m->context->bus);
-        manager_bus_done(m);
-        manager_varlink_done(m);
+        m->bus = bus_front_free(m->bus);
+        m->varlink = varlink_front_free(m->varlink);
         m->idle_source = sd_event_source_disable_unref(m->idle_source);
         m->context = nap_context_free(m->context);
         m->event = sd_event_unref(m->event);
@@ -136,7 +168,7 @@ static void warn_config(void *userdata, const char *message) {
 static int manager_context(Manager *m) {
         NapError e = NAP_ERROR_NULL;
         int scope = arg_scope;
-        const char *env = getenv("SYSTEMD_SCOPE");
+        const char *env = secure_getenv("SYSTEMD_SCOPE");
 
         if (scope < 0 && env) {
                 scope = nap_scope_from_string(env);
@@ -146,7 +178,8 @@ static int manager_context(Manager *m) {
         int r = nap_context_new(&m->context, scope, warn_config, NULL, &e);
         if (r < 0)
                 return log_error_errno(r, "%s", e.message);
-        return 0;
+        r = dispatcher_new(m->event, m->context, manager_update, m, &m->dispatcher);
+        return r < 0 ? log_error_errno(r, "Failed to set up: %m") : 0;
 }
 
 static int manager_event(Manager *m) {
@@ -167,12 +200,13 @@ static int manager_event(Manager *m) {
  * hand with --listen leaves the bus name to the real one unless --bus. A
  * bus that cannot be used only costs the D-Bus side, unless asked for. */
 static int manager_bus(Manager *m) {
+        const BusFrontEvents events = { .changed = manager_update, .ready = manager_ready,
+                                        .failed = on_bus_failed, .userdata = m };
         if (arg_bus == 0 || (arg_bus < 0 && arg_listen))
                 return 0;
-        int r = manager_bus_setup(m, arg_bus > 0);
+        int r = bus_front_new(m->event, m->dispatcher, m->context->scope, arg_bus > 0, &events, &m->bus);
         if (r >= 0 || arg_bus > 0)
                 return r;
-        manager_bus_done(m);
         log_warning("Serving io.nap.Manager over varlink only");
         return 0;
 }
@@ -187,9 +221,9 @@ static int run(void) {
         if (r >= 0)
                 r = manager_context(&m);
         if (r >= 0)
-                r = manager_varlink_setup(&m, arg_listen);
+                r = varlink_front_new(m.event, m.dispatcher, arg_listen, manager_update, &m, &m.varlink);
         if (r >= 0)
-                instances_prepare(&m);
+                dispatcher_prepare(m.dispatcher);
         if (r >= 0)
                 r = manager_bus(&m);
         if (r < 0)

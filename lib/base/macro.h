@@ -4,6 +4,7 @@
 /* Small helpers used all over nap: cleanup attributes and ownership
  * transfer. Destructors accept NULL and return NULL. */
 
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdbool.h>

@@ -231,6 +231,10 @@ int nap_systemd_stop_unit(sd_bus *bus, const char *unit, NapError *e) {
         return unit_job_checked(bus, "StopUnit", unit, e);
 }
 
+int nap_systemd_restart_unit(sd_bus *bus, const char *unit, NapError *e) {
+        return unit_job_checked(bus, "RestartUnit", unit, e);
+}
+
 int nap_systemd_reset_failed_unit(sd_bus *bus, const char *unit) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         int r;

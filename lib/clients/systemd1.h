@@ -29,6 +29,8 @@ int nap_systemd_reload(sd_bus *bus, NapError *e);
  * that ends other than "done" is NAP_ERROR_UNIT_FAILED. */
 int nap_systemd_start_unit(sd_bus *bus, const char *unit, NapError *e);
 int nap_systemd_stop_unit(sd_bus *bus, const char *unit, NapError *e);
+/* RestartUnit: starts the unit if it is not running. */
+int nap_systemd_restart_unit(sd_bus *bus, const char *unit, NapError *e);
 int nap_systemd_reset_failed_unit(sd_bus *bus, const char *unit);
 /* ListUnitsByPatterns(states=[], patterns=[pattern]). */
 int nap_systemd_list_units(sd_bus *bus, const char *pattern, NapUnitStatus **ret, size_t *ret_n, NapError *e);

@@ -374,31 +374,43 @@ static int open_instance_locked(NapContext *c, const char *instance, NapManifest
         return 0;
 }
 
-static int start_or_stop(NapContext *c, const char *instance, bool start, NapError *e) {
+typedef enum UnitAction {
+        UNIT_STOP,
+        UNIT_START,
+        UNIT_RESTART,
+} UnitAction;
+
+/* Start and restart leave the instance enabled, stop disabled: what runs
+ * now is what runs after a reboot. */
+static int act_on_instance(NapContext *c, const char *instance, UnitAction action, NapError *e) {
         _cleanup_(nap_manifest_freep) NapManifest *m = NULL;
         _cleanup_close_ int lock = -1;
         char unit[NAP_UNIT_NAME_MAX];
         sd_bus *bus;
         int r = open_instance_locked(c, instance, &m, &bus, &lock, e);
         if (r >= 0)
-                r = set_enabled(c, m, start, e);
+                r = set_enabled(c, m, action != UNIT_STOP, e);
         if (r < 0)
                 return r;
         nap_instance_unit_name(&m->instance, unit);
-        if (!start)
+        if (action == UNIT_STOP)
                 return nap_systemd_stop_unit(bus, unit, e);
         /* An explicit start clears a unit that gave up after its start
          * limit, as `systemctl reset-failed; systemctl start` would. */
         (void) nap_systemd_reset_failed_unit(bus, unit);
-        return nap_systemd_start_unit(bus, unit, e);
+        return action == UNIT_RESTART ? nap_systemd_restart_unit(bus, unit, e) : nap_systemd_start_unit(bus, unit, e);
 }
 
 int nap_start_app(NapContext *c, const char *instance, NapError *e) {
-        return start_or_stop(c, instance, true, e);
+        return act_on_instance(c, instance, UNIT_START, e);
 }
 
 int nap_stop_app(NapContext *c, const char *instance, NapError *e) {
-        return start_or_stop(c, instance, false, e);
+        return act_on_instance(c, instance, UNIT_STOP, e);
+}
+
+int nap_restart_app(NapContext *c, const char *instance, NapError *e) {
+        return act_on_instance(c, instance, UNIT_RESTART, e);
 }
 
 int nap_cat_app(NapContext *c, const char *instance, char **ret, NapError *e) {

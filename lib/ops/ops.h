@@ -111,6 +111,9 @@ int nap_list_instances_merge(NapContext *c, const char *service, const NapUnitSt
 /* Start/stop also record whether the instance comes back at boot. */
 int nap_start_app(NapContext *c, const char *instance, NapError *e);
 int nap_stop_app(NapContext *c, const char *instance, NapError *e);
+/* Stops the instance if it runs and starts it again; one stopped with
+ * nap_stop_app() is started, and at boot again, as by nap_start_app(). */
+int nap_restart_app(NapContext *c, const char *instance, NapError *e);
 int nap_cat_app(NapContext *c, const char *instance, char **ret, NapError *e);
 int nap_get_journal(NapContext *c, const char *instance, size_t lines, NapJournalEntry **ret, size_t *ret_n, NapError *e);
 /* Stops, drops the manifest, reloads, removes the instance's tree. */

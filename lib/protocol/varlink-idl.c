@@ -733,3 +733,79 @@ int varlink_idl_validate_error(const VarlinkIdl *idl, const char *error, json_t 
         const Member *m = idl ? idl_find_kind(idl, MEMBER_ERROR, error) : NULL;
         return m ? validate_top(m->type, parameters, ret_bad_field) : -ENOENT;
 }
+
+/* ---- looking inside --------------------------------------------------- */
+
+size_t varlink_idl_n_methods(const VarlinkIdl *idl) {
+        size_t n = 0;
+        assert(idl);
+        for (size_t i = 0; i < idl->n_members; i++)
+                n += idl->members[i].kind == MEMBER_METHOD;
+        return n;
+}
+
+const char *varlink_idl_method_name(const VarlinkIdl *idl, size_t i) {
+        assert(idl);
+        for (size_t k = 0; k < idl->n_members; k++)
+                if (idl->members[k].kind == MEMBER_METHOD && i-- == 0)
+                        return idl->members[k].name;
+        return NULL;
+}
+
+const VarlinkIdlType *varlink_idl_method_input(const VarlinkIdl *idl, const char *method) {
+        const Member *m = idl_find_kind(idl, MEMBER_METHOD, method);
+        return m ? m->type : NULL;
+}
+
+const VarlinkIdlType *varlink_idl_method_output(const VarlinkIdl *idl, const char *method) {
+        const Member *m = idl_find_kind(idl, MEMBER_METHOD, method);
+        return m ? m->output : NULL;
+}
+
+/* A named type is its definition, nullable or not as named. */
+static const Type *type_definition(const Type *t) {
+        assert(t);
+        return t->kind == TYPE_NAMED ? t->target : t;
+}
+
+VarlinkIdlKind varlink_idl_type_kind(const VarlinkIdlType *t) {
+        static const VarlinkIdlKind kinds[] = {
+                [TYPE_BOOL] = VARLINK_IDL_BOOL,     [TYPE_INT] = VARLINK_IDL_INT,
+                [TYPE_FLOAT] = VARLINK_IDL_FLOAT,   [TYPE_STRING] = VARLINK_IDL_STRING,
+                [TYPE_OBJECT] = VARLINK_IDL_OBJECT, [TYPE_STRUCT] = VARLINK_IDL_STRUCT,
+                [TYPE_ENUM] = VARLINK_IDL_ENUM,     [TYPE_ARRAY] = VARLINK_IDL_ARRAY,
+                [TYPE_MAP] = VARLINK_IDL_MAP,
+        };
+        return kinds[type_definition(t)->kind];
+}
+
+bool varlink_idl_type_nullable(const VarlinkIdlType *t) {
+        assert(t);
+        return t->nullable;
+}
+
+const VarlinkIdlType *varlink_idl_type_element(const VarlinkIdlType *t) {
+        return type_definition(t)->element;
+}
+
+size_t varlink_idl_type_n_fields(const VarlinkIdlType *t) {
+        return type_definition(t)->n_fields;
+}
+
+const char *varlink_idl_type_field_name(const VarlinkIdlType *t, size_t i) {
+        t = type_definition(t);
+        return i < t->n_fields ? t->fields[i].name : NULL;
+}
+
+const VarlinkIdlType *varlink_idl_type_field_type(const VarlinkIdlType *t, size_t i) {
+        t = type_definition(t);
+        return i < t->n_fields ? t->fields[i].type : NULL;
+}
+
+const VarlinkIdlType *varlink_idl_type_field(const VarlinkIdlType *t, const char *name) {
+        t = type_definition(t);
+        for (size_t i = 0; name && i < t->n_fields; i++)
+                if (streq(t->fields[i].name, name))
+                        return t->fields[i].type;
+        return NULL;
+}

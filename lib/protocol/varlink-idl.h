@@ -61,3 +61,40 @@ bool varlink_idl_has_error(const VarlinkIdl *idl, const char *error) _pure_;
 int varlink_idl_validate_method_input(const VarlinkIdl *idl, const char *method, json_t *parameters, const char **ret_bad_field);
 int varlink_idl_validate_method_output(const VarlinkIdl *idl, const char *method, json_t *parameters, const char **ret_bad_field);
 int varlink_idl_validate_error(const VarlinkIdl *idl, const char *error, json_t *parameters, const char **ret_bad_field);
+
+/* ---- looking inside: for adapters that map the interface onto another
+ * protocol (D-Bus, lib/protocol/bus-json.h). Types are borrowed from idl;
+ * a named type is seen as its definition. */
+
+typedef struct Type VarlinkIdlType;
+
+typedef enum VarlinkIdlKind {
+        VARLINK_IDL_BOOL,
+        VARLINK_IDL_INT,
+        VARLINK_IDL_FLOAT,
+        VARLINK_IDL_STRING,
+        VARLINK_IDL_OBJECT,
+        VARLINK_IDL_STRUCT,
+        VARLINK_IDL_ENUM,
+        VARLINK_IDL_ARRAY,
+        VARLINK_IDL_MAP,
+} VarlinkIdlKind;
+
+/* The methods in the order of the text. */
+size_t varlink_idl_n_methods(const VarlinkIdl *idl) _pure_;
+const char *varlink_idl_method_name(const VarlinkIdl *idl, size_t i) _pure_;
+/* A method's input and output structs; NULL if there is no such method. */
+const VarlinkIdlType *varlink_idl_method_input(const VarlinkIdl *idl, const char *method) _pure_;
+const VarlinkIdlType *varlink_idl_method_output(const VarlinkIdl *idl, const char *method) _pure_;
+
+VarlinkIdlKind varlink_idl_type_kind(const VarlinkIdlType *t) _pure_;
+bool varlink_idl_type_nullable(const VarlinkIdlType *t) _pure_;
+/* ARRAY, MAP: the element's type. */
+const VarlinkIdlType *varlink_idl_type_element(const VarlinkIdlType *t) _pure_;
+/* STRUCT, ENUM: the fields (values) in declaration order; an enum value
+ * has no type (NULL). */
+size_t varlink_idl_type_n_fields(const VarlinkIdlType *t) _pure_;
+const char *varlink_idl_type_field_name(const VarlinkIdlType *t, size_t i) _pure_;
+const VarlinkIdlType *varlink_idl_type_field_type(const VarlinkIdlType *t, size_t i) _pure_;
+/* STRUCT: the type of the field called name; NULL if there is none. */
+const VarlinkIdlType *varlink_idl_type_field(const VarlinkIdlType *t, const char *name) _pure_;

@@ -1025,6 +1025,12 @@ static int server_handle_call(Varlink *v, json_t *m) {
         return r < 0 ? r : 1;
 }
 
+const char *varlink_get_current_method(Varlink *v) {
+        if (!v || !v->server || !v->current)
+                return NULL;
+        return json_string_value(json_object_get(v->current, "method"));
+}
+
 static int server_dispatch(Varlink *v) {
         json_t *m = NULL;
         int r;

@@ -129,6 +129,10 @@ int varlink_server_add_interface(VarlinkServer *s, const char *description);
  * a method of a registered interface that is not bound answers
  * MethodNotImplemented. -EEXIST if bound already. */
 int varlink_server_bind_method(VarlinkServer *s, const char *method, VarlinkMethod callback);
+/* The fully qualified method of the call a server link is handling, as
+ * sd_varlink_get_current_method(): one callback can serve many methods.
+ * Borrowed from the call; NULL when no call is in progress. */
+const char *varlink_get_current_method(Varlink *link);
 int varlink_server_bind_method_full(VarlinkServer *s, const char *method, VarlinkMethod callback, VarlinkBindFlags flags);
 /* Pairs of (const char *method, VarlinkMethod callback), NULL-terminated. */
 int varlink_server_bind_method_many(VarlinkServer *s, ...) _sentinel_;

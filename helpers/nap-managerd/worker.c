@@ -4,17 +4,32 @@
 #include <signal.h>
 #include <sys/wait.h>
 
-#include "managerd-worker.h"
+#include "../common/log.h"
+#include "protocol/varlink.h"
+#include "worker.h"
 
 /* What a worker may write back: the reply must fit the varlink output
  * queue anyway. */
 #define WORKER_OUTPUT_MAX ((size_t) VARLINK_OUTPUT_MAX)
 #define WORKER_READ_CHUNK (64U * 1024U)
 
+typedef struct Worker Worker;
+
+struct WorkerPool {
+        sd_event *event;
+        NapContext *context;
+        WorkerPoolChanged changed;
+        void *userdata;
+        Worker *workers;                 /* running */
+        Worker *queue_head, *queue_tail; /* waiting for a slot, oldest first */
+        unsigned n_workers, n_queued;
+        bool shut_down;
+};
+
 struct Worker {
-        Manager *manager;
+        WorkerPool *pool;
         Worker *next, *prev; /* running list, or queue (next only) */
-        const Method *method;
+        const NapMethod *method;
         json_t *args;
         WorkerDone done;
         void *userdata;
@@ -67,16 +82,16 @@ static int write_all(int fd, const char *p, size_t n) {
 /* In the forked process: no event loop, no logging, only the method. The
  * listening socket and the clients' connections are closed first, so a
  * long worker never keeps them open behind the daemon's back. */
-_Noreturn static void worker_child(Manager *m, Worker *w, int fd) {
+_Noreturn static void worker_child(WorkerPool *p, Worker *w, int fd) {
         sigset_t none;
         sigemptyset(&none);
         (void) sigprocmask(SIG_SETMASK, &none, NULL);
         close_all_but(fd);
         /* The daemon's own connection to the service manager (ListInstances
          * from the loop) belongs to the parent: this one opens its own. */
-        m->context->bus = NULL;
+        p->context->bus = NULL;
 
-        json_t *envelope = method_run_envelope(m->context, w->method, w->args);
+        json_t *envelope = nap_method_run(p->context, w->method, w->args);
         char *s = envelope ? json_dumps(envelope, JSON_COMPACT) : NULL;
         if (!s || write_all(3, s, strlen(s)) < 0)
                 _exit(EXIT_FAILURE);
@@ -85,10 +100,10 @@ _Noreturn static void worker_child(Manager *m, Worker *w, int fd) {
 
 /* ---- the parent ------------------------------------------------------- */
 
-static void worker_start_queued(Manager *m);
+static void worker_start_queued(WorkerPool *p);
 
 static void worker_finish(Worker *w) {
-        Manager *m = w->manager;
+        WorkerPool *p = w->pool;
         json_auto_t *envelope = NULL;
 
         if (!w->failed)
@@ -99,14 +114,14 @@ static void worker_finish(Worker *w) {
         if (w->prev)
                 w->prev->next = w->next;
         else
-                m->workers = w->next;
+                p->workers = w->next;
         if (w->next)
                 w->next->prev = w->prev;
-        m->n_workers--;
-        w->done(m, json_is_object(envelope) ? envelope : NULL, w->userdata);
+        p->n_workers--;
+        w->done(json_is_object(envelope) ? envelope : NULL, w->userdata);
         worker_free(w);
-        worker_start_queued(m);
-        manager_update(m);
+        worker_start_queued(p);
+        p->changed(p->userdata);
 }
 
 static void worker_maybe_finish(Worker *w) {
@@ -167,102 +182,129 @@ static int worker_exit(sd_event_source *s, const siginfo_t *si, void *userdata) 
         return 0;
 }
 
-static int worker_watch(Manager *m, Worker *w) {
+static int worker_watch(WorkerPool *p, Worker *w) {
         int r = fcntl(w->fd, F_SETFL, O_NONBLOCK) < 0 ? -errno : 0;
         if (r >= 0)
-                r = sd_event_add_io(m->event, &w->io_source, w->fd, EPOLLIN, worker_io, w);
+                r = sd_event_add_io(p->event, &w->io_source, w->fd, EPOLLIN, worker_io, w);
         if (r >= 0)
-                r = sd_event_add_child(m->event, &w->child_source, w->pid, WEXITED, worker_exit, w);
+                r = sd_event_add_child(p->event, &w->child_source, w->pid, WEXITED, worker_exit, w);
         return r;
 }
 
-static int worker_start(Manager *m, Worker *w) {
-        int p[2], r;
+static int worker_start(WorkerPool *p, Worker *w) {
+        int fds[2], r;
 
-        if (pipe2(p, O_CLOEXEC) < 0)
+        if (pipe2(fds, O_CLOEXEC) < 0)
                 return -errno;
         w->pid = fork();
         if (w->pid < 0) {
                 r = -errno;
-                safe_close(p[0]);
-                safe_close(p[1]);
+                safe_close(fds[0]);
+                safe_close(fds[1]);
                 return r;
         }
         if (w->pid == 0)
-                worker_child(m, w, p[1]);
-        safe_close(p[1]);
-        w->fd = p[0];
-        r = worker_watch(m, w);
+                worker_child(p, w, fds[1]);
+        safe_close(fds[1]);
+        w->fd = fds[0];
+        r = worker_watch(p, w);
         if (r < 0) {
                 /* Without a child source nobody would reap it. */
                 (void) kill(w->pid, SIGKILL);
                 (void) waitpid(w->pid, NULL, 0);
                 return r;
         }
-        w->next = m->workers;
+        w->next = p->workers;
         if (w->next)
                 w->next->prev = w;
-        m->workers = w;
-        m->n_workers++;
+        p->workers = w;
+        p->n_workers++;
         log_debug("Worker %d runs %s", (int) w->pid, w->method->name);
         return 0;
 }
 
 /* A worker that cannot be started answers at once, as a failure. */
-static void worker_start_or_fail(Manager *m, Worker *w) {
-        int r = worker_start(m, w);
+static void worker_start_or_fail(WorkerPool *p, Worker *w) {
+        int r = worker_start(p, w);
         if (r >= 0)
                 return;
         log_error_errno(r, "Failed to start a worker for %s: %m", w->method->name);
-        w->done(m, NULL, w->userdata);
+        w->done(NULL, w->userdata);
         worker_free(w);
 }
 
-static void worker_start_queued(Manager *m) {
-        while (m->queue_head && m->n_workers < WORKERS_MAX) {
-                Worker *w = m->queue_head;
-                m->queue_head = w->next;
-                if (!m->queue_head)
-                        m->queue_tail = NULL;
-                m->n_queued--;
+static void worker_start_queued(WorkerPool *p) {
+        while (p->queue_head && p->n_workers < WORKERS_MAX) {
+                Worker *w = p->queue_head;
+                p->queue_head = w->next;
+                if (!p->queue_head)
+                        p->queue_tail = NULL;
+                p->n_queued--;
                 w->next = NULL;
-                worker_start_or_fail(m, w);
+                worker_start_or_fail(p, w);
         }
 }
 
-int worker_submit(Manager *m, const Method *method, json_t *args, WorkerDone done, void *userdata) {
-        if (m->exiting)
+int worker_pool_submit(WorkerPool *p, const NapMethod *method, json_t *args, WorkerDone done, void *userdata) {
+        assert(p);
+        assert(method);
+        assert(done);
+        if (p->shut_down)
                 return -ESHUTDOWN;
         Worker *w = calloc(1, sizeof *w);
         if (!w)
                 return -ENOMEM;
-        *w = (Worker) { .manager = m, .method = method, .args = json_incref(args), .done = done,
+        *w = (Worker) { .pool = p, .method = method, .args = json_incref(args), .done = done,
                         .userdata = userdata, .fd = -1 };
-        if (m->queue_tail)
-                m->queue_tail->next = w;
+        if (p->queue_tail)
+                p->queue_tail->next = w;
         else
-                m->queue_head = w;
-        m->queue_tail = w;
-        m->n_queued++;
-        worker_start_queued(m);
-        manager_update(m);
+                p->queue_head = w;
+        p->queue_tail = w;
+        p->n_queued++;
+        worker_start_queued(p);
+        p->changed(p->userdata);
         return 0;
 }
 
-void worker_free_all(Manager *m) {
-        while (m->queue_head) {
-                Worker *w = m->queue_head;
-                m->queue_head = w->next;
-                w->done(m, NULL, w->userdata);
+int worker_pool_new(sd_event *event, NapContext *context, WorkerPoolChanged changed, void *userdata,
+                    WorkerPool **ret) {
+        assert(event);
+        assert(context);
+        assert(changed);
+        assert(ret);
+        WorkerPool *p = calloc(1, sizeof *p);
+        if (!p)
+                return -ENOMEM;
+        *p = (WorkerPool) { .event = event, .context = context, .changed = changed, .userdata = userdata };
+        *ret = p;
+        return 0;
+}
+
+void worker_pool_shut_down(WorkerPool *p) {
+        if (p)
+                p->shut_down = true;
+}
+
+unsigned worker_pool_calls(const WorkerPool *p) {
+        return p ? p->n_workers + p->n_queued : 0;
+}
+
+WorkerPool *worker_pool_free(WorkerPool *p) {
+        if (!p)
+                return NULL;
+        while (p->queue_head) {
+                Worker *w = p->queue_head;
+                p->queue_head = w->next;
+                w->done(NULL, w->userdata);
                 worker_free(w);
         }
-        m->queue_tail = NULL;
-        m->n_queued = 0;
-        while (m->workers) {
-                Worker *w = m->workers;
-                m->workers = w->next;
-                w->done(m, NULL, w->userdata);
+        while (p->workers) {
+                Worker *w = p->workers;
+                p->workers = w->next;
+                w->done(NULL, w->userdata);
                 worker_free(w);
         }
-        m->n_workers = 0;
+        free(p);
+        return NULL;
 }

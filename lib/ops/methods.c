@@ -1,52 +1,22 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
-#include "managerd-methods.h"
-#include "ops/publish.h"
 #include "base/strv.h"
+#include "io.nap.Manager.varlink.h"
+#include "ops/methods.h"
+#include "ops/publish.h"
 
 #define JOURNAL_LINES_DEFAULT 10
 
 /* ---- arguments -------------------------------------------------------- */
 
 /* A string argument. The varlink adapter has checked the types against the
- * interface already; this guards other callers (D-Bus) all the same. */
+ * interface already; this guards other callers all the same. */
 static const char *arg_string(json_t *args, const char *name, NapError *e) {
         const char *s = json_string_value(json_object_get(args, name));
         if (!s)
                 nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL, "The argument '%s' is missing or not a string",
                               name);
         return s;
-}
-
-static const char *const target_args[] = {
-        [TARGET_USER] = "user",
-        [TARGET_SERVICE] = "service",
-        [TARGET_INSTANCE] = "instance",
-};
-
-int method_authorize(const Method *method, uid_t uid, json_t *args, NapError *e) {
-        const char *name = arg_string(args, target_args[method->target], e);
-        if (!name)
-                return -EINVAL;
-        switch (method->target) {
-        case TARGET_USER:
-                return nap_auth_check_user(uid, name, method->access, e);
-        case TARGET_SERVICE:
-                return nap_auth_check_service(uid, name, method->access, e);
-        case TARGET_INSTANCE:
-                return nap_auth_check_instance(uid, name, method->access, e);
-        }
-        return nap_error_set(e, NAP_ERROR_INTERNAL, -EINVAL, "Method %s has no owner argument", method->name);
-}
-
-const char *method_invalid_parameter(const Method *method, json_t *args) {
-        if (streq(method->name, "DeployApp"))
-                return "url";
-        if (streq(method->name, "GetJournal"))
-                return "lines";
-        if (streq(method->name, "StartCommon") || streq(method->name, "StartMpi"))
-                return json_is_string(json_object_get(args, "paramsString")) ? "paramsString" : "params";
-        return target_args[method->target];
 }
 
 /* ---- results ---------------------------------------------------------- */
@@ -82,7 +52,7 @@ static json_t *json_instance(const NapInstanceInfo *i) {
                          i->sub_state ?: "unknown", "argv", argv, "params", params);
 }
 
-json_t *method_journal_entry_json(const NapJournalEntry *j) {
+json_t *nap_journal_entry_json(const NapJournalEntry *j) {
         return json_pack("{s:I, s:s, s:i, s:s?, s:I}", "time", (json_int_t) j->realtime_usec, "message", j->message,
                          "priority", j->priority, "identifier", j->identifier, "pid", (json_int_t) j->pid);
 }
@@ -126,7 +96,7 @@ static json_t *run_list_services(NapContext *c, json_t *args, NapError *e) {
 
 /* ---- ListInstances and GetInstancesNum -------------------------------- */
 
-json_t *method_instances_array(const NapInstanceInfo *l, size_t n) {
+json_t *nap_instances_json(const NapInstanceInfo *l, size_t n) {
         json_t *a = json_array();
         for (size_t i = 0; a && i < n; i++)
                 if (json_array_append_new(a, json_instance(l + i)) < 0)
@@ -134,44 +104,37 @@ json_t *method_instances_array(const NapInstanceInfo *l, size_t n) {
         return a;
 }
 
-json_t *method_instances_result(const Method *method, const char *service, json_t *instances, NapError *e) {
-        if (streq(method->name, "GetInstancesNum"))
-                return oom(json_pack("{s:s, s:I}", "service", service, "instances",
-                                     (json_int_t) json_array_size(instances)),
-                           e);
+static json_t *instances_num_reply(const char *service, json_t *instances, NapError *e) {
+        return oom(json_pack("{s:s, s:I}", "service", service, "instances", (json_int_t) json_array_size(instances)),
+                   e);
+}
+
+static json_t *instances_reply(const char *service, json_t *instances, NapError *e) {
         return oom(json_pack("{s:O}", "instances", instances), e);
 }
 
 /* In-process (napctl --no-helper): asks systemd and reads the manifests
- * every time; nap-managerd answers from its cache (managerd-instances.c). */
-static json_t *run_instances(const char *name, NapContext *c, json_t *args, NapError *e) {
+ * every time; nap-managerd answers from its cache. */
+static json_t *run_instances(NapContext *c, json_t *args, NapInstancesReplyFn reply, NapError *e) {
         const char *service = arg_string(args, "service", e);
         NapInstanceInfo *l = NULL;
         size_t n = 0;
         if (!service || nap_list_instances(c, service, &l, &n, e) < 0)
                 return NULL;
-        json_auto_t *a = oom(method_instances_array(l, n), e);
+        json_auto_t *a = oom(nap_instances_json(l, n), e);
         nap_instance_info_array_free(l, n);
-        return a ? method_instances_result(method_find(name), service, a, e) : NULL;
+        return a ? reply(service, a, e) : NULL;
 }
 
 static json_t *run_list_instances(NapContext *c, json_t *args, NapError *e) {
-        return run_instances("ListInstances", c, args, e);
+        return run_instances(c, args, instances_reply, e);
 }
 
 static json_t *run_get_instances_num(NapContext *c, json_t *args, NapError *e) {
-        return run_instances("GetInstancesNum", c, args, e);
+        return run_instances(c, args, instances_num_reply, e);
 }
 
-json_t *method_envelope(const Method *method, json_t *result, NapError *e) {
-        if (result)
-                return json_pack("{s:o}", "parameters", result);
-        if (!nap_error_is_set(e))
-                nap_error_set(e, NAP_ERROR_INTERNAL, -EIO, "%s failed", method->name);
-        return json_pack("{s:s, s:s}", "error", nap_error_kind_to_string(e->kind), "message", e->message);
-}
-
-int method_journal_lines(json_t *args, size_t *ret, NapError *e) {
+int nap_method_journal_lines(json_t *args, size_t *ret, NapError *e) {
         json_t *j = json_object_get(args, "lines");
         if (!j || json_is_null(j)) {
                 *ret = JOURNAL_LINES_DEFAULT;
@@ -189,12 +152,12 @@ static json_t *run_get_journal(NapContext *c, json_t *args, NapError *e) {
         const char *instance = arg_string(args, "instance", e);
         NapJournalEntry *l = NULL;
         size_t lines, n = 0;
-        if (!instance || method_journal_lines(args, &lines, e) < 0 ||
+        if (!instance || nap_method_journal_lines(args, &lines, e) < 0 ||
             nap_get_journal(c, instance, lines, &l, &n, e) < 0)
                 return NULL;
         json_t *a = json_array();
         for (size_t i = 0; a && i < n; i++)
-                if (json_array_append_new(a, method_journal_entry_json(l + i)) < 0)
+                if (json_array_append_new(a, nap_journal_entry_json(l + i)) < 0)
                         a = (json_decref(a), NULL);
         nap_journal_entry_array_free(l, n);
         return oom(a ? json_pack("{s:o}", "entries", a) : NULL, e);
@@ -208,6 +171,11 @@ static json_t *run_stop_app(NapContext *c, json_t *args, NapError *e) {
 static json_t *run_start_app(NapContext *c, json_t *args, NapError *e) {
         const char *instance = arg_string(args, "instance", e);
         return instance && nap_start_app(c, instance, e) >= 0 ? oom(json_object(), e) : NULL;
+}
+
+static json_t *run_restart_app(NapContext *c, json_t *args, NapError *e) {
+        const char *instance = arg_string(args, "instance", e);
+        return instance && nap_restart_app(c, instance, e) >= 0 ? oom(json_object(), e) : NULL;
 }
 
 static json_t *run_remove_instance(NapContext *c, json_t *args, NapError *e) {
@@ -318,38 +286,159 @@ static json_t *run_start_mpi(NapContext *c, json_t *args, NapError *e) {
         return NULL;
 }
 
-/* ---- the table -------------------------------------------------------- */
+/* ---- the registry ----------------------------------------------------- */
 
-static const Method methods[] = {
-        { "DeployApp", TARGET_SERVICE, NAP_ACCESS_WRITE, true, run_deploy_app, false },
-        { "ListServices", TARGET_USER, NAP_ACCESS_READ, false, run_list_services, false },
+#define FIELDS(...) ((const char *const[]) { __VA_ARGS__, NULL })
+
+/* In the order of io.nap.Manager.varlink. The D-Bus members are the
+ * interface's methods with every field, except where io.nap.Manager1
+ * was published with fewer or other names: those stay as published. */
+static const NapMethod methods[] = {
+        { .name = "DeployApp", .owner = "service", .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_WORKER,
+          .parameter = "url", .call = run_deploy_app,
+          .bus = { { .out = FIELDS("commit", "changed", "etcd", "etcdError:etcd_error") } } },
+        { .name = "ListServices", .owner = "user", .access = NAP_ACCESS_READ, .run = NAP_METHOD_INLINE,
+          .call = run_list_services },
         /* GetServiceUrl, GetPort and ListEndpoints ask etcd first: seconds
          * of timeouts when it is down, so in a worker too. */
-        { "GetServiceUrl", TARGET_SERVICE, NAP_ACCESS_READ, true, run_get_service_url, false },
-        /* nap-managerd answers these from its cache, in the loop. */
-        { "GetInstancesNum", TARGET_SERVICE, NAP_ACCESS_READ, false, run_get_instances_num, true },
-        { "ListInstances", TARGET_SERVICE, NAP_ACCESS_READ, false, run_list_instances, true },
-        { "GetPort", TARGET_INSTANCE, NAP_ACCESS_READ, true, run_get_port, false },
-        { "GetJournal", TARGET_INSTANCE, NAP_ACCESS_READ, true, run_get_journal, false },
-        { "StopApp", TARGET_INSTANCE, NAP_ACCESS_WRITE, true, run_stop_app, false },
-        { "StartApp", TARGET_INSTANCE, NAP_ACCESS_WRITE, true, run_start_app, false },
-        { "CatApp", TARGET_INSTANCE, NAP_ACCESS_READ, false, run_cat_app, false },
-        { "GetParameters", TARGET_SERVICE, NAP_ACCESS_READ, false, run_get_parameters, false },
-        { "StartCommon", TARGET_SERVICE, NAP_ACCESS_WRITE, true, run_start_common, false },
-        { "StartMpi", TARGET_SERVICE, NAP_ACCESS_WRITE, false, run_start_mpi, false },
-        { "RemoveInstance", TARGET_INSTANCE, NAP_ACCESS_WRITE, true, run_remove_instance, false },
-        { "ListEndpoints", TARGET_SERVICE, NAP_ACCESS_READ, true, run_list_endpoints, false },
+        { .name = "GetServiceUrl", .owner = "service", .access = NAP_ACCESS_READ, .run = NAP_METHOD_WORKER,
+          .call = run_get_service_url },
+        { .name = "GetInstancesNum", .owner = "service", .access = NAP_ACCESS_READ, .run = NAP_METHOD_CACHED,
+          .call = run_get_instances_num, .from_instances = instances_num_reply,
+          .bus = { { .out = FIELDS("instances") } } },
+        { .name = "ListInstances", .owner = "service", .access = NAP_ACCESS_READ, .run = NAP_METHOD_CACHED,
+          .call = run_list_instances, .from_instances = instances_reply },
+        { .name = "GetPort", .owner = "instance", .access = NAP_ACCESS_READ, .run = NAP_METHOD_WORKER,
+          .call = run_get_port },
+        { .name = "GetJournal", .owner = "instance", .access = NAP_ACCESS_READ, .run = NAP_METHOD_WORKER,
+          .streams = true, .parameter = "lines", .call = run_get_journal },
+        { .name = "StopApp", .owner = "instance", .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_WORKER,
+          .call = run_stop_app },
+        { .name = "StartApp", .owner = "instance", .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_WORKER,
+          .call = run_start_app },
+        { .name = "RestartApp", .owner = "instance", .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_WORKER,
+          .call = run_restart_app },
+        { .name = "CatApp", .owner = "instance", .access = NAP_ACCESS_READ, .run = NAP_METHOD_INLINE,
+          .call = run_cat_app, .bus = { { .out = FIELDS("profile") } } },
+        { .name = "GetParameters", .owner = "service", .access = NAP_ACCESS_READ, .run = NAP_METHOD_INLINE,
+          .call = run_get_parameters },
+        { .name = "StartCommon", .owner = "service", .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_WORKER,
+          .parameter = "params", .call = run_start_common,
+          .bus = { { .in = FIELDS("service", "paramsString:params") },
+                   { .member = "StartCommonWithParams", .in = FIELDS("service", "params") } } },
+        { .name = "StartMpi", .owner = "service", .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_INLINE,
+          .parameter = "params", .call = run_start_mpi,
+          .bus = { { .in = FIELDS("service", "paramsString:params") } } },
+        { .name = "RemoveInstance", .owner = "instance", .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_WORKER,
+          .call = run_remove_instance },
+        { .name = "ListEndpoints", .owner = "service", .access = NAP_ACCESS_READ, .run = NAP_METHOD_WORKER,
+          .call = run_list_endpoints },
 };
 
-const Method *method_find(const char *name) {
+/* Counts, ports and pids are u, times in µs t, a syslog priority i (-1:
+ * unknown); an int field not named here is x. */
+const BusJsonInt nap_bus_ints[] = {
+        { "number", 'u' },   { "port", 'u' }, { "instances", 'u' }, { "pid", 'u' },
+        { "lines", 'u' },    { "time", 't' }, { "deployed", 't' },  { "priority", 'i' },
+        {},
+};
+
+size_t nap_methods_size(void) {
+        return ELEMENTSOF(methods);
+}
+
+const NapMethod *nap_method_at(size_t i) {
+        return i < ELEMENTSOF(methods) ? methods + i : NULL;
+}
+
+const NapMethod *nap_method_find(const char *name) {
         for (size_t i = 0; name && i < ELEMENTSOF(methods); i++)
                 if (streq(methods[i].name, name))
                         return methods + i;
         return NULL;
 }
 
-json_t *method_run_envelope(NapContext *c, const Method *method, json_t *args) {
+const char *nap_manager_interface_text(void) {
+        return nap_manager_interface;
+}
+
+/* Parsed on first use; the text is compiled in and checked by the unit
+ * test, so a failure here is out of memory. */
+const VarlinkIdl *nap_manager_idl(void) {
+        static VarlinkIdl *idl = NULL;
+        if (!idl)
+                (void) varlink_idl_parse(nap_manager_interface, &idl, NULL, NULL);
+        return idl;
+}
+
+/* ---- calls ------------------------------------------------------------ */
+
+const char *nap_method_invalid_parameter(const NapMethod *m, json_t *args) {
+        char string_form[64];
+        assert(m);
+        if (!m->parameter)
+                return m->owner;
+        /* The seed's "k=v,k=v" form of a map argument is FIELDString;
+         * the name returned is the key of args, living as long as args. */
+        snprintf(string_form, sizeof string_form, "%sString", m->parameter);
+        void *given = json_object_iter_at(args, string_form);
+        return given && json_is_string(json_object_iter_value(given)) ? json_object_iter_key(given) : m->parameter;
+}
+
+int nap_method_authorize(const NapMethod *m, uid_t uid, json_t *args, NapError *e) {
+        assert(m);
+        const char *name = arg_string(args, m->owner, e);
+        if (!name)
+                return -EINVAL;
+        if (streq(m->owner, "user"))
+                return nap_auth_check_user(uid, name, m->access, e);
+        if (streq(m->owner, "service"))
+                return nap_auth_check_service(uid, name, m->access, e);
+        if (streq(m->owner, "instance"))
+                return nap_auth_check_instance(uid, name, m->access, e);
+        return nap_error_set(e, NAP_ERROR_INTERNAL, -EINVAL, "Method %s has no owner argument", m->name);
+}
+
+json_t *nap_method_envelope(const NapMethod *m, json_t *result, NapError *e) {
+        assert(m);
+        if (result)
+                return json_pack("{s:o}", "parameters", result);
+        if (!nap_error_is_set(e))
+                nap_error_set(e, NAP_ERROR_INTERNAL, -EIO, "%s failed", m->name);
+        return json_pack("{s:s, s:s}", "error", nap_error_kind_to_string(e->kind), "message", e->message);
+}
+
+json_t *nap_method_run(NapContext *c, const NapMethod *m, json_t *args) {
         NapError e = NAP_ERROR_NULL;
-        json_t *result = method->run(c, args, &e);
-        return method_envelope(method, result, &e);
+        assert(c);
+        assert(m);
+        return nap_method_envelope(m, m->call(c, args, &e), &e);
+}
+
+json_t *nap_method_call(NapContext *c, const NapMethod *m, uid_t uid, json_t *args) {
+        NapError e = NAP_ERROR_NULL;
+        assert(m);
+        if (nap_method_authorize(m, uid, args, &e) < 0)
+                return nap_method_envelope(m, NULL, &e);
+        return nap_method_run(c, m, args);
+}
+
+int nap_method_check_result(const NapMethod *m, json_t *result, const char **ret_bad_field) {
+        const VarlinkIdl *idl = nap_manager_idl();
+        assert(m);
+        if (!idl)
+                return -ENOMEM;
+        return varlink_idl_validate_method_output(idl, m->name, result, ret_bad_field);
+}
+
+json_t *nap_method_unwrap(json_t *envelope, NapError *e) {
+        json_t *parameters = json_object_get(envelope, "parameters");
+        if (!envelope)
+                return nap_error_errno(e, -ENOMEM, "Failed to run the call"), NULL;
+        if (json_is_object(parameters))
+                return json_incref(parameters);
+        NapErrorKind k = nap_error_kind_from_string(json_string_value(json_object_get(envelope, "error")));
+        const char *message = json_string_value(json_object_get(envelope, "message"));
+        nap_error_set(e, k > NAP_ERROR_NONE ? k : NAP_ERROR_INTERNAL, -EIO, "%s", message ?: "Failed");
+        return NULL;
 }

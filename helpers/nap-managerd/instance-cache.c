@@ -27,7 +27,8 @@
 
 #include <sys/inotify.h>
 
-#include "managerd.h"
+#include "../common/log.h"
+#include "instance-cache.h"
 #include "model/manifest.h"
 #include "model/names.h"
 #include "clients/systemd1.h"
@@ -47,9 +48,9 @@
 typedef struct Waiter Waiter;
 struct Waiter {
         Waiter *next;
-        const Method *method;
+        const NapMethod *method;
         char *service;
-        MethodDone done;
+        InstanceCacheDone done;
         void *userdata;
 };
 
@@ -60,7 +61,8 @@ typedef enum CacheState {
 } CacheState;
 
 struct InstanceCache {
-        Manager *manager;
+        sd_event *event;
+        NapContext *context;
         CacheState state;
         sd_bus *bus;
         sd_bus_slot *list_slot;
@@ -102,9 +104,9 @@ static json_t *service_instances(InstanceCache *cache, const char *service, NapE
                 nap_error_errno(e, -ENOMEM, "Failed to list instances");
                 return NULL;
         }
-        if (nap_list_instances_merge(cache->manager->context, service, units, k, &list, &n, e) < 0)
+        if (nap_list_instances_merge(cache->context, service, units, k, &list, &n, e) < 0)
                 return NULL;
-        a = method_instances_array(list, n);
+        a = nap_instances_json(list, n);
         nap_instance_info_array_free(list, n);
         if (!a)
                 nap_error_errno(e, -ENOMEM, "Failed to list instances");
@@ -114,18 +116,18 @@ static json_t *service_instances(InstanceCache *cache, const char *service, NapE
         return a;
 }
 
-static void answer(InstanceCache *cache, const Method *method, const char *service, MethodDone done,
+static void answer(InstanceCache *cache, const NapMethod *method, const char *service, InstanceCacheDone done,
                    void *userdata) {
         NapError e = NAP_ERROR_NULL;
         json_auto_t *instances = service_instances(cache, service, &e);
-        json_t *result = instances ? method_instances_result(method, service, instances, &e) : NULL;
-        json_auto_t *envelope = method_envelope(method, result, &e);
+        json_t *result = instances ? method->from_instances(service, instances, &e) : NULL;
+        json_auto_t *envelope = nap_method_envelope(method, result, &e);
         done(envelope, userdata);
 }
 
-static void answer_error(const Method *method, const NapError *error, MethodDone done, void *userdata) {
+static void answer_error(const NapMethod *method, const NapError *error, InstanceCacheDone done, void *userdata) {
         NapError e = *error;
-        json_auto_t *envelope = method_envelope(method, NULL, &e);
+        json_auto_t *envelope = nap_method_envelope(method, NULL, &e);
         done(envelope, userdata);
 }
 
@@ -350,10 +352,9 @@ static int on_instances_dir(sd_event_source *s, const struct inotify_event *even
 /* Without a watch (no Instances= directory yet), replies are built for
  * every call; tried again on each call until it exists. */
 static void watch_instances_dir(InstanceCache *cache) {
-        Manager *m = cache->manager;
         if (cache->watch)
                 return;
-        int r = sd_event_add_inotify(m->event, &cache->watch, m->context->config->instances_dir,
+        int r = sd_event_add_inotify(cache->event, &cache->watch, cache->context->config->instances_dir,
                                      IN_ONLYDIR | IN_CREATE | IN_CLOSE_WRITE | IN_DELETE | IN_MOVED_FROM |
                                              IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF,
                                      on_instances_dir, cache);
@@ -361,7 +362,7 @@ static void watch_instances_dir(InstanceCache *cache) {
                 r = sd_event_source_set_priority(cache->watch, CACHE_PRIORITY);
         if (r < 0) {
                 cache->watch = sd_event_source_disable_unref(cache->watch);
-                log_debug_errno(r, "Not watching %s, replies are not kept: %m", m->context->config->instances_dir);
+                log_debug_errno(r, "Not watching %s, replies are not kept: %m", cache->context->config->instances_dir);
         }
         json_object_clear(cache->results); /* anything kept before the watch is suspect */
 }
@@ -381,10 +382,10 @@ static void cache_reset(InstanceCache *cache, const NapError *error) {
 }
 
 static int cache_start(InstanceCache *cache, NapError *e) {
-        int r = nap_systemd_open(cache->manager->context->scope, &cache->bus, e);
+        int r = nap_systemd_open(cache->context->scope, &cache->bus, e);
         if (r < 0)
                 return r;
-        r = sd_bus_attach_event(cache->bus, cache->manager->event, CACHE_PRIORITY);
+        r = sd_bus_attach_event(cache->bus, cache->event, CACHE_PRIORITY);
         if (r >= 0)
                 r = subscribe(cache);
         if (r < 0)
@@ -393,24 +394,23 @@ static int cache_start(InstanceCache *cache, NapError *e) {
         return cache_list(cache, e);
 }
 
-static InstanceCache *cache_get(Manager *m) {
-        if (m->instances)
-                return m->instances;
+int instance_cache_new(sd_event *event, NapContext *context, InstanceCache **ret) {
+        assert(event);
+        assert(context);
+        assert(ret);
         InstanceCache *cache = calloc(1, sizeof *cache);
         if (!cache)
-                return NULL;
-        *cache = (InstanceCache) { .manager = m, .units = json_object(), .results = json_object() };
+                return -ENOMEM;
+        *cache = (InstanceCache) { .event = event, .context = context, .units = json_object(),
+                                   .results = json_object() };
         cache->waiters_tail = &cache->waiters;
-        if (!cache->units || !cache->results) {
-                json_decref(cache->units);
-                json_decref(cache->results);
-                free(cache);
-                return NULL;
-        }
-        return m->instances = cache;
+        if (!cache->units || !cache->results)
+                return instance_cache_free(cache), -ENOMEM;
+        *ret = cache;
+        return 0;
 }
 
-static int wait_for_list(InstanceCache *cache, const Method *method, const char *service, MethodDone done,
+static int wait_for_list(InstanceCache *cache, const NapMethod *method, const char *service, InstanceCacheDone done,
                          void *userdata) {
         Waiter *w = calloc(1, sizeof *w);
         if (!w)
@@ -423,26 +423,23 @@ static int wait_for_list(InstanceCache *cache, const Method *method, const char 
         return 0;
 }
 
-void instances_prepare(Manager *m) {
+void instance_cache_prepare(InstanceCache *cache) {
         NapError e = NAP_ERROR_NULL;
-        InstanceCache *cache = cache_get(m);
-        if (!cache || cache->state != CACHE_OFF)
+        if (cache->state != CACHE_OFF)
                 return;
         watch_instances_dir(cache);
         if (cache_start(cache, &e) < 0)
                 cache_reset(cache, &e);
 }
 
-void instances_call(Manager *m, const Method *method, json_t *args, MethodDone done, void *userdata) {
+void instance_cache_call(InstanceCache *cache, const NapMethod *method, json_t *args, InstanceCacheDone done,
+                         void *userdata) {
         NapError e = NAP_ERROR_NULL;
         const char *service = json_string_value(json_object_get(args, "service"));
-        InstanceCache *cache = cache_get(m);
         NapService s;
 
-        if (!cache) {
-                done(NULL, userdata);
-                return;
-        }
+        assert(cache);
+        assert(method->from_instances);
         if (!service || nap_service_parse(service, &s, &e) < 0) {
                 answer_error(method, &e, done, userdata);
                 return;
@@ -463,10 +460,9 @@ void instances_call(Manager *m, const Method *method, json_t *args, MethodDone d
                 done(NULL, userdata);
 }
 
-void instances_free(Manager *m) {
-        InstanceCache *cache = m->instances;
+InstanceCache *instance_cache_free(InstanceCache *cache) {
         if (!cache)
-                return;
+                return NULL;
         NapError e = NAP_ERROR_NULL;
         nap_error_set(&e, NAP_ERROR_NOT_AVAILABLE, -ESHUTDOWN, "nap-managerd is shutting down; call again");
         cache_reset(cache, &e);
@@ -474,5 +470,5 @@ void instances_free(Manager *m) {
         json_decref(cache->units);
         json_decref(cache->results);
         free(cache);
-        m->instances = NULL;
+        return NULL;
 }

@@ -11,14 +11,24 @@
  * a client that stops reading fills its queue (VARLINK_OUTPUT_MAX) and is
  * dropped, never waited for. */
 
+#include "../common/log.h"
 #include "clients/journal-follow.h"
-#include "managerd.h"
+#include "follow.h"
 
 #define FOLLOWS_MAX 64U   /* each holds an open journal: one fd per journal file */
 #define FOLLOW_BATCH 256U
 
+typedef struct Follow Follow;
+
+struct Follows {
+        sd_event *event;
+        NapContext *context;
+        Follow *list;
+        unsigned n;
+};
+
 struct Follow {
-        Manager *manager;
+        Follows *owner;
         Follow *next, *prev;
         Varlink *link;
         NapJournalFollow *reader;
@@ -28,14 +38,14 @@ struct Follow {
 };
 
 static void follow_free(Follow *f) {
-        Manager *m = f->manager;
+        Follows *o = f->owner;
         if (f->prev)
                 f->prev->next = f->next;
         else
-                m->follows = f->next;
+                o->list = f->next;
         if (f->next)
                 f->next->prev = f->prev;
-        m->n_follows--;
+        o->n--;
         sd_event_source_disable_unref(f->io_source);
         sd_event_source_disable_unref(f->time_source);
         sd_event_source_disable_unref(f->defer_source);
@@ -49,7 +59,6 @@ static void follow_free(Follow *f) {
  * error would be disabled by sd-event, and this one is gone anyway. */
 static int follow_end(Follow *f, int r) {
         _cleanup_(varlink_unrefp) Varlink *link = varlink_ref(f->link);
-        Manager *m = f->manager;
 
         follow_free(f);
         if (r == -ENOTCONN)
@@ -60,19 +69,19 @@ static int follow_end(Follow *f, int r) {
                 return 0;
         }
         log_error_errno(r, "Failed to follow the journal: %m");
-        (void) manager_varlink_error(m, link, method_find("GetJournal"), NULL, "Internal",
-                                     "Failed to follow the journal");
+        (void) varlink_errorf(link, NAP_MANAGER_INTERFACE ".Internal", "{s:s}", "message",
+                              "Failed to follow the journal");
         return 0;
 }
 
 static int follow_send_initial(Follow *f) {
         json_auto_t *p = json_pack("{s:o}", "entries", f->initial);
         f->initial = NULL; /* taken by p, even when packing failed */
-        return p ? manager_varlink_reply(f->manager, f->link, "GetJournal", p, true) : -ENOMEM;
+        return p ? varlink_notify(f->link, p) : -ENOMEM;
 }
 
 static int follow_add(Follow *f, const NapJournalEntry *entry) {
-        json_auto_t *j = method_journal_entry_json(entry);
+        json_auto_t *j = nap_journal_entry_json(entry);
         int r;
 
         if (!j)
@@ -84,7 +93,7 @@ static int follow_add(Follow *f, const NapJournalEntry *entry) {
                 return json_array_append(f->initial, j) < 0 ? -ENOMEM : 0;
         }
         json_auto_t *p = json_pack("{s:[O]}", "entries", j);
-        return p ? manager_varlink_reply(f->manager, f->link, "GetJournal", p, true) : -ENOMEM;
+        return p ? varlink_notify(f->link, p) : -ENOMEM;
 }
 
 /* What the journal asks for besides its fd: a time to look anyway. */
@@ -143,19 +152,19 @@ static int follow_time(sd_event_source *s, uint64_t usec, void *userdata) {
         return follow_wake(userdata);
 }
 
-static int follow_sources(Manager *m, Follow *f) {
+static int follow_sources(Follows *o, Follow *f) {
         int fd = nap_journal_follow_get_fd(f->reader);
         int events = nap_journal_follow_get_events(f->reader);
         int r = fd < 0 ? fd : events < 0 ? events : 0;
 
         if (r >= 0)
-                r = sd_event_add_io(m->event, &f->io_source, fd, (uint32_t) events, follow_io, f);
+                r = sd_event_add_io(o->event, &f->io_source, fd, (uint32_t) events, follow_io, f);
         if (r >= 0)
-                r = sd_event_add_time(m->event, &f->time_source, CLOCK_MONOTONIC, UINT64_MAX, 0, follow_time, f);
+                r = sd_event_add_time(o->event, &f->time_source, CLOCK_MONOTONIC, UINT64_MAX, 0, follow_time, f);
         if (r >= 0)
                 r = sd_event_source_set_enabled(f->time_source, SD_EVENT_OFF);
         if (r >= 0)
-                r = sd_event_add_defer(m->event, &f->defer_source, follow_pump, f);
+                r = sd_event_add_defer(o->event, &f->defer_source, follow_pump, f);
         if (r >= 0)
                 r = sd_event_source_set_priority(f->defer_source, SD_EVENT_PRIORITY_IDLE);
         if (r >= 0)
@@ -165,66 +174,80 @@ static int follow_sources(Manager *m, Follow *f) {
 
 /* The reader for the instance of args: checks the instance exists the way
  * every other method does (ops), then opens the journal at its unit. */
-static int follow_open(Manager *m, json_t *args, size_t *ret_lines, NapJournalFollow **ret, NapError *e) {
+static int follow_open(Follows *o, json_t *args, size_t *ret_lines, NapJournalFollow **ret, NapError *e) {
         const char *instance = json_string_value(json_object_get(args, "instance"));
         char unit[NAP_UNIT_NAME_MAX];
         NapJournalEntry *none = NULL;
         size_t n = 0;
         NapInstance i;
 
-        int r = method_journal_lines(args, ret_lines, e);
+        int r = nap_method_journal_lines(args, ret_lines, e);
         if (r >= 0)
-                r = nap_get_journal(m->context, instance, 0, &none, &n, e); /* 0 lines: only the checks */
+                r = nap_get_journal(o->context, instance, 0, &none, &n, e); /* 0 lines: only the checks */
         nap_journal_entry_array_free(none, n);
         if (r >= 0)
                 r = nap_instance_parse(instance, &i, e);
         if (r < 0)
                 return r;
-        return nap_journal_follow_new(m->context->scope, nap_instance_unit_name(&i, unit), *ret_lines, ret, e);
+        return nap_journal_follow_new(o->context->scope, nap_instance_unit_name(&i, unit), *ret_lines, ret, e);
 }
 
-int journal_follow_start(Manager *m, Varlink *link, json_t *args) {
-        const Method *method = method_find("GetJournal");
-        NapError e = NAP_ERROR_NULL;
+int follows_start(Follows *o, Varlink *link, json_t *args, NapError *e) {
         size_t lines;
 
-        if (m->n_follows >= FOLLOWS_MAX)
-                return manager_varlink_error(m, link, method, args, "NotAvailable",
-                                             "Too many logs are being followed; try again later");
+        assert(o);
+        if (o->n >= FOLLOWS_MAX)
+                return nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, -EBUSY,
+                                     "Too many logs are being followed; try again later");
         _cleanup_(nap_journal_follow_freep) NapJournalFollow *reader = NULL;
-        if (follow_open(m, args, &lines, &reader, &e) < 0)
-                return manager_varlink_error(m, link, method, args, nap_error_kind_to_string(e.kind), e.message);
+        int r = follow_open(o, args, &lines, &reader, e);
+        if (r < 0)
+                return r;
 
         Follow *f = calloc(1, sizeof *f);
         json_t *initial = json_array();
         if (!f || !initial) {
                 free(f);
                 json_decref(initial);
-                return -ENOMEM;
+                return nap_error_errno(e, -ENOMEM, "Failed to follow the journal");
         }
-        *f = (Follow) { .manager = m, .link = varlink_ref(link), .reader = TAKE_PTR(reader), .initial = initial,
-                        .initial_left = lines, .next = m->follows };
+        *f = (Follow) { .owner = o, .link = varlink_ref(link), .reader = TAKE_PTR(reader), .initial = initial,
+                        .initial_left = lines, .next = o->list };
         if (f->next)
                 f->next->prev = f;
-        m->follows = f;
-        m->n_follows++;
-        int r = follow_sources(m, f);
+        o->list = f;
+        o->n++;
+        r = follow_sources(o, f);
         if (r < 0) {
                 follow_free(f);
-                return log_error_errno(r, "Failed to watch the journal: %m");
+                return nap_error_errno(e, r, "Failed to watch the journal");
         }
         return 0; /* replies come from follow_pump() */
 }
 
-void journal_follow_drop(Manager *m, Varlink *link) {
-        for (Follow *f = m->follows, *next; f; f = next) {
+void follows_drop(Follows *o, Varlink *link) {
+        for (Follow *f = o ? o->list : NULL, *next; f; f = next) {
                 next = f->next;
                 if (f->link == link)
                         follow_free(f);
         }
 }
 
-void journal_follow_free_all(Manager *m) {
-        while (m->follows)
-                follow_free(m->follows);
+int follows_new(sd_event *event, NapContext *context, Follows **ret) {
+        assert(ret);
+        Follows *o = calloc(1, sizeof *o);
+        if (!o)
+                return -ENOMEM;
+        *o = (Follows) { .event = event, .context = context };
+        *ret = o;
+        return 0;
+}
+
+Follows *follows_free(Follows *o) {
+        if (!o)
+                return NULL;
+        while (o->list)
+                follow_free(o->list);
+        free(o);
+        return NULL;
 }
