@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <assert.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -13,6 +14,9 @@ static const char alphabet[64] =
 int base64_encode(const void *p, size_t size, char **ret) {
         const uint8_t *in = p;
         char *out, *o;
+
+        assert(p || size == 0);
+        assert(ret);
 
         if (size > SIZE_MAX / 4 * 3 - 3)
                 return -ENOMEM;
@@ -74,6 +78,10 @@ int base64_decode(const char *text, size_t len, char **ret, size_t *ret_size) {
         size_t n = 0;
         char *out;
         int r;
+
+        assert(text || len == 0);
+        assert(ret);
+        assert(ret_size);
 
         r = base64_body_length(text, len, &len);
         if (r < 0)

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <assert.h>
 #include <stdio.h>
 
 #include "base/error.h"
@@ -51,6 +52,9 @@ static int error_setv(NapError *e, NapErrorKind kind, int r, const char *fmt, va
 
 int nap_error_set(NapError *e, NapErrorKind kind, int r, const char *fmt, ...) {
         va_list ap;
+
+        assert(fmt);
+
         va_start(ap, fmt);
         error_setv(e, kind, r, fmt, ap, false);
         va_end(ap);
@@ -59,6 +63,9 @@ int nap_error_set(NapError *e, NapErrorKind kind, int r, const char *fmt, ...) {
 
 int nap_error_errno(NapError *e, int r, const char *fmt, ...) {
         va_list ap;
+
+        assert(fmt);
+
         va_start(ap, fmt);
         error_setv(e, NAP_ERROR_INTERNAL, r, fmt, ap, true);
         va_end(ap);

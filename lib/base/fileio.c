@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <assert.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
@@ -12,6 +13,8 @@
 int read_full_fd(int fd, size_t max_size, char **ret, size_t *ret_size) {
         size_t size = 0, allocated = 0;
         _cleanup_free_ char *buf = NULL;
+
+        assert(ret);
 
         for (;;) {
                 if (allocated - size < 2) {
@@ -48,6 +51,9 @@ int read_full_fd(int fd, size_t max_size, char **ret, size_t *ret_size) {
 }
 
 int read_full_file(const char *path, size_t max_size, char **ret, size_t *ret_size) {
+        assert(path);
+        assert(ret);
+
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
                 return negative_errno();
@@ -70,6 +76,8 @@ static int write_all(int fd, const void *data, size_t size) {
 }
 
 int fsync_directory_of(const char *path) {
+        assert(path);
+
         _cleanup_free_ char *copy = strdup(path);
         if (!copy)
                 return -ENOMEM;
@@ -80,6 +88,9 @@ int fsync_directory_of(const char *path) {
 }
 
 int write_file_atomic_owned(const char *path, const void *data, size_t size, mode_t mode, uid_t uid, gid_t gid) {
+        assert(path);
+        assert(data || size == 0);
+
         _cleanup_free_ char *tmp = strdup_printf("%s.tmpXXXXXX", path);
         if (!tmp)
                 return -ENOMEM;
@@ -108,6 +119,9 @@ int write_file_atomic(const char *path, const void *data, size_t size, mode_t mo
 }
 
 int lock_file(const char *path, int *ret_fd) {
+        assert(path);
+        assert(ret_fd);
+
         _cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
         if (fd < 0)
                 return negative_errno();
@@ -119,6 +133,8 @@ int lock_file(const char *path, int *ret_fd) {
 }
 
 int mkdir_p(const char *path, mode_t mode) {
+        assert(path);
+
         _cleanup_free_ char *p = strdup(path);
         if (!p)
                 return -ENOMEM;
@@ -170,6 +186,9 @@ static int rm_rf_children(int dfd) {
 
 int rm_rf(const char *path) {
         struct stat st;
+
+        assert(path);
+
         if (lstat(path, &st) < 0)
                 return errno == ENOENT ? 0 : negative_errno();
         if (S_ISDIR(st.st_mode)) {
@@ -268,6 +287,9 @@ static int copy_dir_at(int from_dfd, int to_dfd, const char *const *skip) {
 }
 
 int copy_tree(const char *from, const char *to, const char *const *skip) {
+        assert(from);
+        assert(to);
+
         _cleanup_close_ int from_fd = open(from, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (from_fd < 0)
                 return negative_errno();
@@ -283,6 +305,8 @@ int copy_tree(const char *from, const char *to, const char *const *skip) {
 }
 
 bool path_is_normalized(const char *s) {
+        assert(s);
+
         if (s[0] != '/' || strlen(s) >= PATH_MAX)
                 return false;
         for (const char *c = s; *c; c++)
@@ -300,6 +324,9 @@ bool path_is_normalized(const char *s) {
 
 char *path_join(const char *first, ...) {
         va_list ap;
+
+        assert(first);
+
         size_t n = strlen(first) + 1;
         va_start(ap, first);
         for (const char *s; (s = va_arg(ap, const char *));)
@@ -323,6 +350,9 @@ char *path_join(const char *first, ...) {
 char *strdup_printf(const char *fmt, ...) {
         va_list ap;
         char *r;
+
+        assert(fmt);
+
         va_start(ap, fmt);
         int n = vasprintf(&r, fmt, ap);
         va_end(ap);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <assert.h>
 #include <errno.h>
 #include <locale.h>
 #include <stdint.h>
@@ -338,6 +339,10 @@ static int dump_value(Out *o, const json_t *j, unsigned depth) {
 }
 
 int nap_json_dump_append(const json_t *j, char **data, size_t *size, size_t *alloc, size_t max) {
+        assert(data);
+        assert(size);
+        assert(alloc);
+
         Out o = {
                 .data = *data,
                 .size = *size,
@@ -365,8 +370,11 @@ int nap_json_dump_append(const json_t *j, char **data, size_t *size, size_t *all
 int nap_json_dump(const json_t *j, char **ret, size_t *ret_len) {
         char *data = NULL;
         size_t size = 0, alloc = 0;
-        int r = nap_json_dump_append(j, &data, &size, &alloc, SIZE_MAX);
+        int r;
 
+        assert(ret);
+
+        r = nap_json_dump_append(j, &data, &size, &alloc, SIZE_MAX);
         if (r < 0) {
                 free(data);
                 return r;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <assert.h>
 #include <errno.h>
 #include <locale.h>
 #include <math.h>
@@ -511,6 +512,8 @@ int nap_json_parse(const char *buf, size_t len, json_t **ret) {
         };
         json_t *j = NULL;
         int r;
+
+        assert(ret);
 
         if (!buf)
                 return -EBADMSG;

@@ -3,6 +3,7 @@
 /* SHA-256 as FIPS 180-4 §6.2 describes it, written for clarity: one block
  * function, a byte buffer for partial blocks, big-endian length padding. */
 
+#include <assert.h>
 #include <string.h>
 
 #include "base/sha256.h"
@@ -52,6 +53,9 @@ void sha256_init(Sha256 *s) {
         static const uint32_t h0[8] = {
                 0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
         };
+
+        assert(s);
+
         memcpy(s->h, h0, sizeof h0);
         s->length = 0;
         s->buf_len = 0;
@@ -59,6 +63,9 @@ void sha256_init(Sha256 *s) {
 
 void sha256_update(Sha256 *s, const void *p, size_t n) {
         const uint8_t *in = p;
+
+        assert(s);
+        assert(p || n == 0);
 
         if (n == 0)
                 return;
@@ -82,6 +89,8 @@ void sha256_update(Sha256 *s, const void *p, size_t n) {
 }
 
 void sha256_final(Sha256 *s, uint8_t out[static SHA256_DIGEST_SIZE]) {
+        assert(s);
+
         uint64_t bits = s->length * 8;
         uint8_t pad[72] = { 0x80 };
         /* 0x80, zeros up to 56 mod 64, then the length in bits, big-endian. */
@@ -100,6 +109,9 @@ void sha256_final(Sha256 *s, uint8_t out[static SHA256_DIGEST_SIZE]) {
 
 void sha256(const void *p, size_t n, uint8_t out[static SHA256_DIGEST_SIZE]) {
         Sha256 s;
+
+        assert(p || n == 0);
+
         sha256_init(&s);
         sha256_update(&s, p, n);
         sha256_final(&s, out);

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <assert.h>
+
 #include "base/strv.h"
 
 char **strv_free(char **l) {
@@ -17,6 +19,8 @@ size_t strv_length(char *const *l) {
 }
 
 bool strv_contains(char *const *l, const char *s) {
+        assert(s);
+
         STRV_FOREACH(i, l)
                 if (streq(*i, s))
                         return true;
@@ -24,6 +28,8 @@ bool strv_contains(char *const *l, const char *s) {
 }
 
 int strv_consume(char ***l, char *v) {
+        assert(l);
+
         if (!v)
                 return -ENOMEM;
         size_t n = strv_length(*l);
@@ -39,6 +45,9 @@ int strv_consume(char ***l, char *v) {
 }
 
 int strv_extend(char ***l, const char *v) {
+        assert(l);
+        assert(v);
+
         return strv_consume(l, strdup(v));
 }
 
@@ -66,6 +75,8 @@ bool strv_equal(char *const *a, char *const *b) {
 }
 
 char **strv_split(const char *s, char sep) {
+        assert(s);
+
         _cleanup_strv_free_ char **l = calloc(1, sizeof(char *));
         if (!l)
                 return NULL;
@@ -82,6 +93,8 @@ char **strv_split(const char *s, char sep) {
 }
 
 char *strv_join(char *const *l, const char *sep) {
+        assert(sep);
+
         size_t n = 1, k = strlen(sep);
         STRV_FOREACH(s, l)
                 n += strlen(*s) + k;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <assert.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -195,6 +196,8 @@ static int header_revision(json_t *o, int64_t *ret) {
 }
 
 int etcd_parse_error(const char *text, size_t len, NapError *e) {
+        assert(text || len == 0);
+
         const char *nl = memchr(text, '\n', len);
         json_auto_t *j = NULL;
 
@@ -279,6 +282,9 @@ int etcd_parse_range_response(const char *text, size_t len, EtcdRange *ret, NapE
         json_auto_t *j = NULL;
         int r;
 
+        assert(text || len == 0);
+        assert(ret);
+
         r = load_object(text, len, &j, e);
         if (r < 0)
                 return r;
@@ -289,6 +295,8 @@ int etcd_parse_put_response(const char *text, size_t len, int64_t *ret_revision,
         json_auto_t *j = NULL;
         int64_t rev;
         int r;
+
+        assert(text || len == 0);
 
         r = load_object(text, len, &j, e);
         if (r < 0)
@@ -309,6 +317,8 @@ int etcd_parse_delete_response(const char *text, size_t len, int64_t *ret_delete
         int64_t n;
         int r;
 
+        assert(text || len == 0);
+
         r = load_object(text, len, &j, e);
         if (r < 0)
                 return r;
@@ -325,6 +335,8 @@ int etcd_parse_txn_response(const char *text, size_t len, EtcdKeyValue *ret_curr
         json_auto_t *j = NULL;
         json_t *rr;
         int r;
+
+        assert(text || len == 0);
 
         r = load_object(text, len, &j, e);
         if (r < 0)
@@ -358,6 +370,8 @@ int etcd_parse_lease_grant_response(const char *text, size_t len, int64_t *ret_i
         char buf[256];
         int r;
 
+        assert(text || len == 0);
+
         r = load_object(text, len, &j, e);
         if (r < 0)
                 return r;
@@ -376,6 +390,8 @@ int etcd_parse_lease_grant_response(const char *text, size_t len, int64_t *ret_i
 }
 
 int etcd_parse_keepalive_response(const char *text, size_t len, int64_t *ret_ttl, NapError *e) {
+        assert(text || len == 0);
+
         const char *nl = memchr(text, '\n', len);
         json_auto_t *root = NULL;
         json_t *result;
@@ -464,6 +480,9 @@ int etcd_parse_watch_line(const char *text, size_t len, EtcdWatchResponse *ret, 
         const char *reason;
         int r;
 
+        assert(text || len == 0);
+        assert(ret);
+
         r = load_stream_line(text, len, &root, &result, e);
         if (r < 0)
                 return r;
@@ -525,6 +544,10 @@ static int line_emit(const char *line, size_t len, etcd_line_fn f, void *userdat
 int etcd_line_buffer_feed(EtcdLineBuffer *b, const void *p, size_t n, etcd_line_fn f, void *userdata) {
         const char *s = p;
         int r;
+
+        assert(b);
+        assert(p || n == 0);
+        assert(f);
 
         while (n > 0) {
                 const char *nl = memchr(s, '\n', n);
@@ -632,6 +655,8 @@ int etcd_client_new(char *const *endpoints, EtcdClient **ret, NapError *e) {
         size_t n = 0;
         int r;
 
+        assert(ret);
+
         while (endpoints && endpoints[n])
                 n++;
         if (n == 0)
@@ -661,6 +686,8 @@ int etcd_client_new(char *const *endpoints, EtcdClient **ret, NapError *e) {
 }
 
 const char *etcd_client_endpoint(const EtcdClient *c) {
+        assert(c);
+
         return c->endpoints[c->current];
 }
 
@@ -807,6 +834,12 @@ static int etcd_call(EtcdClient *c, const char *path, json_t *req, bool idempote
         NapError le = NAP_ERROR_NULL;
         int r = -EIO;
 
+        assert(c);
+        assert(path);
+        assert(req);
+        assert(ret);
+        assert(ret_size);
+
         body = json_dumps(req, JSON_COMPACT);
         if (!body)
                 return -ENOMEM;
@@ -897,6 +930,10 @@ int etcd_put(EtcdClient *c, const char *key, const void *value, size_t size, int
         size_t n;
         int r;
 
+        assert(c);
+        assert(key);
+        assert(value || size == 0);
+
         req = request_for_key(key);
         if (!req || json_set_bytes(req, "value", value, size) < 0 ||
             (lease != 0 && json_set_int64(req, "lease", lease) < 0))
@@ -929,6 +966,9 @@ int etcd_get(EtcdClient *c, const char *key, EtcdKeyValue *ret, NapError *e) {
         _cleanup_(etcd_range_done) EtcdRange range = {};
         int r;
 
+        assert(c);
+        assert(key);
+
         r = etcd_range(c, key, false, 0, false, &range, e);
         if (r < 0)
                 return r;
@@ -945,6 +985,10 @@ int etcd_get(EtcdClient *c, const char *key, EtcdKeyValue *ret, NapError *e) {
 
 int etcd_range_prefix(EtcdClient *c, const char *prefix, size_t limit, bool keys_only,
                       EtcdRange *ret, NapError *e) {
+        assert(c);
+        assert(prefix);
+        assert(ret);
+
         return etcd_range(c, prefix, true, limit, keys_only, ret, e);
 }
 
@@ -953,6 +997,9 @@ int etcd_delete(EtcdClient *c, const char *key, bool prefix, int64_t *ret_delete
         json_auto_t *req = NULL;
         size_t n;
         int r;
+
+        assert(c);
+        assert(key);
 
         req = request_for_key(key);
         if (!req || request_add_range(req, key, prefix) < 0)
@@ -1004,6 +1051,10 @@ int etcd_txn_cas(EtcdClient *c, const char *key, const EtcdCompare *cmp,
         size_t n;
         int r;
 
+        assert(c);
+        assert(key);
+        assert(value || size == 0);
+
         if (!cmp || cmp->target < 0 || cmp->target >= _ETCD_COMPARE_TARGET_MAX)
                 return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL, "Invalid etcd compare target");
         req = txn_request(key, cmp, value, size, lease);
@@ -1038,6 +1089,8 @@ int etcd_lease_grant(EtcdClient *c, int64_t ttl, int64_t *ret_id, int64_t *ret_t
         size_t n;
         int r;
 
+        assert(c);
+
         if (ttl <= 0)
                 return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL, "Invalid lease TTL %" PRId64, ttl);
         /* A retried grant at worst leaves a lease nobody keeps alive: it expires. */
@@ -1052,6 +1105,8 @@ int etcd_lease_keepalive(EtcdClient *c, int64_t id, int64_t *ret_ttl, NapError *
         size_t n;
         int r;
 
+        assert(c);
+
         r = lease_call(c, "lease/keepalive", "ID", id, &answer, &n, e);
         if (r < 0)
                 return r;
@@ -1062,6 +1117,8 @@ int etcd_lease_revoke(EtcdClient *c, int64_t id, NapError *e) {
         _cleanup_free_ char *answer = NULL;
         size_t n;
         int r;
+
+        assert(c);
 
         r = lease_call(c, "lease/revoke", "ID", id, &answer, &n, e);
         if (r < 0)
@@ -1223,6 +1280,10 @@ static int watch_once(EtcdClient *c, size_t idx, const char *body, WatchState *s
 
 int etcd_watch(EtcdClient *c, const char *key, const EtcdWatchOptions *o,
                int64_t *ret_next_revision, NapError *e) {
+        assert(c);
+        assert(key);
+        assert(o);
+
         WatchState s = { .o = o, .next_revision = MAX(o->start_revision, (int64_t) 0),
                          .lines.max = c->max_line_size };
         _cleanup_free_ char *body = NULL;

@@ -5,6 +5,7 @@
  * path forms, one app name; it reports what it refused without echoing
  * anything a terminal would act on. */
 
+#include <assert.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -129,6 +130,9 @@ int nap_git_command_parse(const char *s, size_t size, NapGitCommand *ret, NapErr
         char path[NAP_GIT_COMMAND_MAX + 1];
         NapGitVerb verb;
 
+        assert(s || size == 0);
+        assert(ret);
+
         if (size == 0)
                 return nap_error_set(e, NAP_ERROR_PERMISSION_DENIED, -EPERM,
                                      "interactive login is not allowed: this account only serves git push "
@@ -155,6 +159,9 @@ int nap_git_command_parse(const char *s, size_t size, NapGitCommand *ret, NapErr
 /* ---- the repository ---- */
 
 char *nap_git_repo_path(const NapConfig *c, const NapService *s) {
+        assert(c);
+        assert(s);
+
         _cleanup_free_ char *base = strdup_printf("%s.git", s->app);
         return base ? path_join(c->root, "git", s->user, base, NULL) : NULL;
 }
@@ -164,6 +171,9 @@ static bool path_is_plain(const char *p) {
 }
 
 int nap_git_hook_text(const char *receive, const NapService *s, char **ret, NapError *e) {
+        assert(s);
+        assert(ret);
+
         if (!receive || receive[0] != '/' || strlen(receive) > 1024 || strpbrk(receive, "'\\") ||
             has_control_chars(receive, strlen(receive)))
                 return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL,
@@ -247,6 +257,9 @@ static int create_repo(const char *parent, const NapService *s, const char *path
 }
 
 int nap_git_repo_ensure(const NapConfig *c, const NapService *s, const char *receive, NapError *e) {
+        assert(c);
+        assert(s);
+
         _cleanup_free_ char *path = nap_git_repo_path(c, s), *hook = NULL;
         if (!path)
                 return nap_error_errno(e, -ENOMEM, "Failed to find the repository");
@@ -274,6 +287,9 @@ int nap_git_repo_ensure(const NapConfig *c, const NapService *s, const char *rec
 }
 
 int nap_git_repo_exists(const NapConfig *c, const NapService *s, NapError *e) {
+        assert(c);
+        assert(s);
+
         _cleanup_free_ char *path = nap_git_repo_path(c, s);
         struct stat st;
         if (!path)

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <assert.h>
 #include <stdio.h>
 #include <systemd/sd-journal.h>
 
@@ -29,6 +30,8 @@ static int position(sd_journal *j, size_t n) {
 int nap_journal_follow_new(NapScope scope, const char *unit, size_t lines, NapJournalFollow **ret, NapError *e) {
         _cleanup_(sd_journal_closep) sd_journal *j = NULL;
         int r;
+
+        assert(ret);
 
         if (scope != NAP_SCOPE_SYSTEM && scope != NAP_SCOPE_USER)
                 return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL, "Invalid scope %d", (int) scope);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <assert.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <systemd/sd-journal.h>
@@ -13,6 +14,8 @@
 #define COREDUMP_MESSAGE_ID "fc2e22bc6ee647b6b90729ab34a250b1"
 
 void nap_journal_entry_clear(NapJournalEntry *e) {
+        assert(e);
+
         free(e->message);
         free(e->identifier);
         *e = (NapJournalEntry) { .priority = -1 };
@@ -132,6 +135,9 @@ int nap_journal_read_entry(sd_journal *j, NapJournalEntry *ret) {
         size_t n;
         int r;
 
+        assert(j);
+        assert(ret);
+
         r = sd_journal_get_realtime_usec(j, &x.realtime_usec);
         if (r < 0)
                 return r;
@@ -191,6 +197,9 @@ int nap_journal_add_unit_matches(sd_journal *j, NapScope scope, const char *unit
         size_t n_rows = scope == NAP_SCOPE_USER ? ELEMENTSOF(user_unit_matches) : ELEMENTSOF(system_unit_matches);
         int r;
 
+        assert(j);
+        assert(unit);
+
         for (size_t i = 0; i < n_rows; i++) {
                 if (i > 0 && (r = sd_journal_add_disjunction(j)) < 0)
                         return r;
@@ -225,6 +234,9 @@ int nap_journal_tail(NapScope scope, const char *unit, size_t n, NapJournalEntry
         NapJournalEntry *a = NULL;
         size_t k = 0;
         int r;
+
+        assert(ret);
+        assert(ret_n);
 
         if (scope != NAP_SCOPE_SYSTEM && scope != NAP_SCOPE_USER)
                 return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL, "Invalid scope %d", (int) scope);

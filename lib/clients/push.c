@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <assert.h>
+
 #include "clients/fetch-commit.h"
 #include "clients/push.h"
 #include "base/strv.h"
@@ -7,6 +9,8 @@
 static const char zero_commit[] = "0000000000000000000000000000000000000000";
 
 void nap_push_done(NapPush *p) {
+        assert(p);
+
         strv_free(p->ignored);
         *p = (NapPush) {};
 }
@@ -56,6 +60,11 @@ static int take_line(const char *line, size_t n, const char *head, NapPush *p) {
 
 int nap_push_parse(const char *text, size_t size, const char *head, NapPush *ret, NapError *e) {
         NapPush p = {};
+
+        assert(text || size == 0);
+        assert(head);
+        assert(ret);
+
         if (size > NAP_PUSH_INPUT_MAX)
                 return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EMSGSIZE, "The hook's input is too big");
         for (size_t i = 0; i < size;) {

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <assert.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -81,6 +82,8 @@ int nap_systemd_open(NapScope scope, sd_bus **ret, NapError *e) {
         _cleanup_(sd_bus_unrefp) sd_bus *bus = NULL;
         int r;
 
+        assert(ret);
+
         if (scope == NAP_SCOPE_USER)
                 r = sd_bus_open_user_with_description(&bus, "nap");
         else if (scope == NAP_SCOPE_SYSTEM)
@@ -99,6 +102,8 @@ int nap_systemd_reload(sd_bus *bus, NapError *e) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         int r;
+
+        assert(bus);
 
         r = sd_bus_message_new_method_call(bus, &m, SYSTEMD_DEST, SYSTEMD_PATH, MANAGER_IFACE, "Reload");
         if (r < 0)
@@ -324,6 +329,11 @@ static int list_units_message(sd_bus *bus, const char *pattern, sd_bus_message *
 
 int nap_systemd_list_units_reply(sd_bus_message *reply, const char *pattern, NapUnitStatus **ret, size_t *ret_n,
                                  NapError *e) {
+        assert(reply);
+        assert(pattern);
+        assert(ret);
+        assert(ret_n);
+
         const sd_bus_error *error = sd_bus_message_get_error(reply);
         if (error)
                 return bus_fail(e, error, -sd_bus_message_get_errno(reply), NAP_ERROR_INTERNAL,
@@ -337,6 +347,10 @@ int nap_systemd_list_units_reply(sd_bus_message *reply, const char *pattern, Nap
 int nap_systemd_list_units(sd_bus *bus, const char *pattern, NapUnitStatus **ret, size_t *ret_n, NapError *e) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+
+        assert(ret);
+        assert(ret_n);
+
         int r = list_units_message(bus, pattern, &m, e);
         if (r < 0)
                 return r;
@@ -349,6 +363,9 @@ int nap_systemd_list_units(sd_bus *bus, const char *pattern, NapUnitStatus **ret
 int nap_systemd_list_units_async(sd_bus *bus, sd_bus_slot **ret_slot, const char *pattern, uint64_t timeout_usec,
                                  sd_bus_message_handler_t callback, void *userdata, NapError *e) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+
+        assert(callback);
+
         int r = list_units_message(bus, pattern, &m, e);
         if (r < 0)
                 return r;
@@ -367,6 +384,8 @@ int nap_systemd_get_unit_status(sd_bus *bus, const char *unit, NapUnitStatus *re
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         const char *path;
         int r;
+
+        assert(ret);
 
         if (!bus || isempty(unit))
                 return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL, "No unit given");

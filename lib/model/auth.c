@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <assert.h>
 #include <pwd.h>
 #include <stdio.h>
 
@@ -21,6 +22,8 @@ const char *nap_access_to_string(NapAccess a) {
 }
 
 int nap_auth_uid_name(uid_t uid, char *buf, size_t size) {
+        assert(buf);
+
         for (size_t n = PASSWD_BUFFER_START; n <= PASSWD_BUFFER_MAX; n *= 2) {
                 _cleanup_free_ char *b = malloc(n);
                 struct passwd pw, *result = NULL;

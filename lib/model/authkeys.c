@@ -5,6 +5,7 @@
  * list in memory and write it back whole (see authkeys.h for the locking,
  * modes and owners). */
 
+#include <assert.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/file.h>
@@ -142,6 +143,9 @@ static int pubkey_from_fields(const char *s, bool strict, NapPubKey *ret, const 
         size_t blob_size;
         int type = key_type_index(s, type_len);
 
+        assert(ret);
+        assert(why);
+
         if (type < 0)
                 return *why = "unknown key type", -EINVAL;
         const char *b = s + type_len;
@@ -188,6 +192,9 @@ static bool looks_like_options(const char *s) {
 
 int nap_pubkey_parse(const char *text, size_t size, NapPubKey *ret, NapError *e) {
         const char *why = NULL;
+
+        assert(text || size == 0);
+        assert(ret);
 
         if (size > NAP_AUTHKEY_LINE_MAX)
                 return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL,
@@ -347,6 +354,9 @@ static int append_line(NapAuthKeys *k, const char *s, size_t n) {
 int nap_authkeys_parse(const char *text, size_t size, NapAuthKeys **ret, NapError *e) {
         _cleanup_(nap_authkeys_freep) NapAuthKeys *k = calloc(1, sizeof *k);
 
+        assert(text || size == 0);
+        assert(ret);
+
         if (!k)
                 return nap_error_errno(e, -ENOMEM, "Failed to parse authorized_keys");
         if (size > NAP_AUTHKEYS_MAX_SIZE)
@@ -368,6 +378,10 @@ int nap_authkeys_parse(const char *text, size_t size, NapAuthKeys **ret, NapErro
 
 int nap_authkeys_format(const NapAuthKeys *k, char **ret, size_t *ret_size) {
         size_t n = 0;
+
+        assert(k);
+        assert(ret);
+
         for (size_t i = 0; i < k->n; i++)
                 n += strlen(k->lines[i].text) + 1;
         char *s = malloc(n + 1), *p = s;
@@ -404,6 +418,9 @@ static int conflict(const NapAuthKeys *k, const char *user, const NapPubKey *key
 }
 
 int nap_authkeys_add_key(NapAuthKeys *k, const char *git_shell, const char *user, const NapPubKey *key, NapError *e) {
+        assert(k);
+        assert(key);
+
         if (!nap_user_is_valid(user))
                 return nap_error_set(e, NAP_ERROR_INVALID_NAME, -EINVAL, "invalid user name");
         if (!git_shell || !git_shell_is_valid(git_shell, strlen(git_shell)))
@@ -428,6 +445,10 @@ int nap_authkeys_add_key(NapAuthKeys *k, const char *git_shell, const char *user
 }
 
 int nap_authkeys_remove_key(NapAuthKeys *k, const char *user, const char *fingerprint) {
+        assert(k);
+        assert(user);
+        assert(fingerprint);
+
         _cleanup_free_ char *fp = startswith(fingerprint, "SHA256:") ? strdup(fingerprint) :
                                   strdup_printf("SHA256:%s", fingerprint);
         size_t kept = 0;
@@ -505,6 +526,9 @@ int nap_authkeys_load(const char *path, NapAuthKeys **ret, NapError *e) {
         _cleanup_free_ char *text = NULL;
         size_t size = 0;
 
+        assert(path);
+        assert(ret);
+
         int r = read_full_file(path, NAP_AUTHKEYS_MAX_SIZE, &text, &size);
         if (r == -EFBIG)
                 return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, r, "%s is too large (more than %d bytes)", path,
@@ -552,6 +576,9 @@ int nap_authkeys_add(const char *path, const char *git_shell, const char *user, 
                      NapPubKey *ret_key, bool *ret_added, NapError *e) {
         NapPubKey key = {};
 
+        assert(path);
+        assert(pubkey || size == 0);
+
         if (!nap_user_is_valid(user))
                 return nap_error_set(e, NAP_ERROR_INVALID_NAME, -EINVAL,
                                      "invalid user name: expected [a-z][a-z0-9-]{0,31}");
@@ -585,6 +612,9 @@ static int remove_edit(NapAuthKeys *k, void *userdata, NapError *e) {
 }
 
 int nap_authkeys_remove(const char *path, const char *user, const char *fingerprint, NapError *e) {
+        assert(path);
+        assert(fingerprint);
+
         if (!nap_user_is_valid(user))
                 return nap_error_set(e, NAP_ERROR_INVALID_NAME, -EINVAL,
                                      "invalid user name: expected [a-z][a-z0-9-]{0,31}");

@@ -11,6 +11,7 @@
  *  - Etcd= URLs are http(s)://HOST[:PORT] with an optional trailing '/',
  *    which is dropped so clients can append paths. */
 
+#include <assert.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -65,6 +66,8 @@ NapConfig *nap_config_free(NapConfig *c) {
 }
 
 int nap_config_new_default(NapConfig **ret) {
+        assert(ret);
+
         _cleanup_(nap_config_freep) NapConfig *c = calloc(1, sizeof *c);
         if (!c)
                 return -ENOMEM;
@@ -481,6 +484,8 @@ int nap_config_load(NapConfig **ret, nap_warn_fn warn_fn, void *userdata, NapErr
         const char *env = secure_getenv("NAP_CONFIG");
         int r;
 
+        assert(ret);
+
         if (env && !*env)
                 return nap_error_set(e, NAP_ERROR_INVALID_CONFIG, -EINVAL, "NAP_CONFIG is set but empty");
         r = nap_config_new_default(&c);
@@ -497,6 +502,9 @@ int nap_config_load(NapConfig **ret, nap_warn_fn warn_fn, void *userdata, NapErr
 
 int nap_config_host(const NapConfig *c, char **ret) {
         char buf[HOST_NAME_MAX + 1] = {};
+
+        assert(c);
+        assert(ret);
 
         if (c->host) {
                 char *s = strdup(c->host);

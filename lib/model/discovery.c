@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <assert.h>
+
 #include "model/discovery.h"
 
 static const char *const probe_result_table[_DISCOVERY_PROBE_RESULT_MAX] = {
@@ -38,6 +40,8 @@ const char *discovery_state_to_string(DiscoveryState s) {
 void discovery_init(Discovery *d, unsigned ttl_sec, uint64_t now) {
         uint64_t ttl = MAX(ttl_sec, 1u);
 
+        assert(d);
+
         /* Retries must come often enough that a restarted etcd gets the
          * key back within two keep-alive intervals (TTL/3 each). */
         *d = (Discovery) {
@@ -50,8 +54,11 @@ void discovery_init(Discovery *d, unsigned ttl_sec, uint64_t now) {
 }
 
 bool discovery_probe_done(Discovery *d, DiscoveryProbeResult r, uint64_t now) {
-        bool was_up = d->app_up;
+        bool was_up;
 
+        assert(d);
+
+        was_up = d->app_up;
         switch (r) {
         case DISCOVERY_PROBE_ANSWERED:
                 d->app_up = d->app_answered_once = true;
@@ -76,6 +83,8 @@ bool discovery_probe_done(Discovery *d, DiscoveryProbeResult r, uint64_t now) {
 }
 
 uint64_t discovery_probe_interval(const Discovery *d, uint64_t now) {
+        assert(d);
+
         if (d->app_up)
                 /* After a missed answer, ask again at once: a stopped app
                  * is withdrawn within 2 timeouts, not 2 intervals. */
@@ -86,6 +95,8 @@ uint64_t discovery_probe_interval(const Discovery *d, uint64_t now) {
 }
 
 DiscoveryStep discovery_next_step(const Discovery *d, uint64_t now) {
+        assert(d);
+
         if (now < d->retry_at)
                 return DISCOVERY_STEP_NONE;
         if (!d->app_up)
@@ -101,6 +112,8 @@ DiscoveryStep discovery_next_step(const Discovery *d, uint64_t now) {
 }
 
 uint64_t discovery_next_wakeup(const Discovery *d) {
+        assert(d);
+
         if (!d->app_up)
                 return d->lease != 0 ? d->retry_at : DISCOVERY_USEC_INFINITY;
         if (d->lease == 0 || !d->published)
@@ -120,6 +133,8 @@ static uint64_t keepalive_interval(int64_t ttl_sec) {
 }
 
 void discovery_granted(Discovery *d, int64_t lease, int64_t ttl_sec, uint64_t started) {
+        assert(d);
+
         succeeded(d);
         d->lease = lease;
         d->published = false;
@@ -128,18 +143,24 @@ void discovery_granted(Discovery *d, int64_t lease, int64_t ttl_sec, uint64_t st
 }
 
 void discovery_put_done(Discovery *d) {
+        assert(d);
+
         succeeded(d);
         d->losses = 0;
         d->published = true;
 }
 
 void discovery_kept_alive(Discovery *d, int64_t ttl_sec, uint64_t started) {
+        assert(d);
+
         succeeded(d);
         d->keepalive_usec = keepalive_interval(ttl_sec);
         d->keepalive_due = started + d->keepalive_usec;
 }
 
 void discovery_revoked(Discovery *d) {
+        assert(d);
+
         succeeded(d);
         d->lease = 0;
         d->published = false;
@@ -152,6 +173,8 @@ static void backoff(Discovery *d, uint64_t now) {
 }
 
 void discovery_failed(Discovery *d, DiscoveryStep step, int r, uint64_t now) {
+        assert(d);
+
         if (r == -ENOENT && step == DISCOVERY_STEP_REVOKE) {
                 discovery_revoked(d); /* gone already: what we wanted */
                 return;
@@ -175,6 +198,8 @@ void discovery_failed(Discovery *d, DiscoveryStep step, int r, uint64_t now) {
 }
 
 DiscoveryState discovery_state(const Discovery *d) {
+        assert(d);
+
         if (d->app_up)
                 return d->published ? DISCOVERY_STATE_PUBLISHED : DISCOVERY_STATE_PUBLISHING;
         return d->lease != 0 ? DISCOVERY_STATE_WITHDRAWING : DISCOVERY_STATE_WAITING;

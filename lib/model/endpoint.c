@@ -1,33 +1,52 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <assert.h>
 #include <jansson.h>
 
 #include "model/endpoint.h"
 #include "base/fileio.h"
 
 char *nap_key_url(const NapConfig *c, const NapService *s) {
+        assert(c);
+        assert(s);
+
         return strdup_printf("%s/url/%s/%s", c->etcd_prefix, s->user, s->app);
 }
 
 char *nap_key_port(const NapConfig *c, const NapService *s) {
+        assert(c);
+        assert(s);
+
         return strdup_printf("%s/port/%s/%s", c->etcd_prefix, s->user, s->app);
 }
 
 char *nap_key_instance_port(const NapConfig *c, const NapInstance *i) {
+        assert(c);
+        assert(i);
+
         return strdup_printf("%s/port/%s/%s/%u", c->etcd_prefix, i->service.user, i->service.app, i->number);
 }
 
 char *nap_key_endpoints(const NapConfig *c, const NapService *s) {
+        assert(c);
+        assert(s);
+
         return strdup_printf("%s/%s_%s/", c->etcd_prefix, s->user, s->app);
 }
 
 char *nap_key_endpoint(const NapConfig *c, const NapService *s, const char *host, unsigned port) {
+        assert(c);
+        assert(s);
+        assert(host);
+
         bool v6 = strchr(host, ':');
         return strdup_printf("%s/%s_%s/%s%s%s:%u", c->etcd_prefix, s->user, s->app, v6 ? "[" : "", host,
                              v6 ? "]" : "", port);
 }
 
 void nap_endpoint_clear(NapEndpoint *ep) {
+        assert(ep);
+
         free(ep->host);
         free(ep->instance);
         free(ep->unit);
@@ -35,6 +54,8 @@ void nap_endpoint_clear(NapEndpoint *ep) {
 }
 
 char *nap_endpoint_format(const NapEndpoint *ep) {
+        assert(ep);
+
         json_auto_t *j = json_pack("{s:s, s:I, s:s, s:s}", "host", ep->host, "port", (json_int_t) ep->port,
                                    "instance", ep->instance, "unit", ep->unit);
         return j ? json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT) : NULL;
@@ -63,6 +84,9 @@ static int endpoint_check(const NapEndpoint *ep, NapError *e) {
 }
 
 int nap_endpoint_parse(const char *text, size_t size, NapEndpoint *ret, NapError *e) {
+        assert(text || size == 0);
+        assert(ret);
+
         if (size > NAP_ENDPOINT_VALUE_MAX)
                 return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EMSGSIZE, "Endpoint value is too big");
         json_auto_t *j = json_loadb(text, size, JSON_REJECT_DUPLICATES, NULL);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <assert.h>
 #include <jansson.h>
 #include <limits.h>
 
@@ -257,6 +258,9 @@ NapManifest *nap_manifest_free(NapManifest *m) {
 }
 
 int nap_manifest_parse(const char *text, size_t size, NapManifest **ret, NapError *e) {
+        assert(text || size == 0);
+        assert(ret);
+
         if (size > NAP_MANIFEST_MAX_SIZE)
                 return nap_error_set(e, NAP_ERROR_INVALID_MANIFEST, -EFBIG,
                                      "Manifest is larger than %d bytes", NAP_MANIFEST_MAX_SIZE);
@@ -341,6 +345,8 @@ static json_t *image_to_json(const NapManifestImage *img) {
 }
 
 char *nap_manifest_format(const NapManifest *m) {
+        assert(m);
+
         const NapInstance *i = &m->instance;
         json_auto_t *o = json_object();
         if (!o)
@@ -413,6 +419,8 @@ static bool image_tag_is_valid(const char *t) {
 }
 
 bool nap_image_name_is_valid(const char *s) {
+        assert(s);
+
         size_t n = strnlen(s, IMAGE_NAME_MAX + 1);
         if (n == 0 || n > IMAGE_NAME_MAX)
                 return false;
@@ -433,6 +441,10 @@ bool nap_image_name_is_valid(const char *s) {
 
 int nap_manifest_image_tag(const NapInstance *i, const char *commit, char **ret) {
         char name[NAP_SERVICE_NAME_MAX];
+
+        assert(i);
+        assert(ret);
+
         nap_service_name(&i->service, name);
         _cleanup_free_ char *t = commit ? strdup_printf("localhost/nap/%s:%.12s", name, commit)
                                         : strdup_printf("localhost/nap/%s:instance-%u", name, i->number);
@@ -447,6 +459,10 @@ int nap_manifest_image_tag(const NapInstance *i, const char *commit, char **ret)
 int nap_manifest_set_image(NapManifest *m, const char *context, NapError *e) {
         char name[NAP_SERVICE_NAME_MAX];
         _cleanup_free_ char *tag = NULL, *dir = NULL;
+
+        assert(m);
+        assert(context);
+
         int r = nap_manifest_image_tag(&m->instance, m->commit, &tag);
         if (r == -EINVAL)
                 return nap_error_set(e, NAP_ERROR_INVALID_MANIFEST, r,
@@ -469,6 +485,10 @@ int nap_manifest_set_image(NapManifest *m, const char *context, NapError *e) {
 
 char *nap_manifest_path(const char *dir, const NapInstance *i) {
         char name[NAP_UNIT_NAME_MAX];
+
+        assert(dir);
+        assert(i);
+
         return strdup_printf("%s/%s" NAP_MANIFEST_SUFFIX, dir, nap_instance_name(i, name));
 }
 
@@ -495,6 +515,9 @@ int nap_manifest_load(const char *path, NapManifest **ret, NapError *e) {
         size_t size;
         int r;
 
+        assert(path);
+        assert(ret);
+
         r = read_full_file(path, NAP_MANIFEST_MAX_SIZE, &text, &size);
         if (r == -EFBIG)
                 return nap_error_set(e, NAP_ERROR_INVALID_MANIFEST, r,
@@ -515,6 +538,9 @@ int nap_manifest_load(const char *path, NapManifest **ret, NapError *e) {
 }
 
 int nap_manifest_save(const char *dir, const NapManifest *m, NapError *e) {
+        assert(dir);
+        assert(m);
+
         _cleanup_free_ char *text = nap_manifest_format(m);
         _cleanup_free_ char *path = nap_manifest_path(dir, &m->instance);
         if (!text || !path)

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <assert.h>
 #include <stdio.h>
 
 #include "model/names.h"
@@ -56,6 +57,9 @@ static const char *shown(const char *s, char buf[static 72]) {
 
 int nap_service_from_parts(const char *user, const char *app, NapService *ret, NapError *e) {
         char b[72];
+
+        assert(ret);
+
         if (!nap_user_is_valid(user))
                 return nap_error_set(e, NAP_ERROR_INVALID_NAME, -EINVAL,
                                      "Invalid user name '%s': must match [a-z][a-z0-9-]{0,31}", shown(user, b));
@@ -83,6 +87,9 @@ static int split_user(const char *s, char user[static NAP_USER_MAX + 1], const c
 int nap_service_parse(const char *s, NapService *ret, NapError *e) {
         char user[NAP_USER_MAX + 1], b[72];
         const char *app;
+
+        assert(ret);
+
         if (split_user(s, user, &app) < 0 || !nap_user_is_valid(user) || !nap_app_is_valid(app))
                 return nap_error_set(e, NAP_ERROR_INVALID_NAME, -EINVAL,
                                      "Invalid service name '%s': expected USER_APP, user [a-z][a-z0-9-]{0,31}, app [a-z][a-z0-9-]{0,47}",
@@ -91,11 +98,16 @@ int nap_service_parse(const char *s, NapService *ret, NapError *e) {
 }
 
 const char *nap_service_name(const NapService *s, char *buf) {
+        assert(s);
+        assert(buf);
+
         snprintf(buf, NAP_SERVICE_NAME_MAX, "%s_%s", s->user, s->app);
         return buf;
 }
 
 int nap_instance_number_parse(const char *s, unsigned *ret) {
+        assert(ret);
+
         if (!s || !(*s >= '1' && *s <= '9'))
                 return -EINVAL;
         unsigned long v = 0;
@@ -142,6 +154,8 @@ int nap_instance_parse(const char *s, NapInstance *ret, NapError *e) {
         NapInstance i = {};
         const char *rest;
 
+        assert(ret);
+
         size_t n = s ? strlen(s) : 0;
         if (n >= 8 && streq(s + n - 8, ".service"))
                 n -= 8;
@@ -161,6 +175,9 @@ invalid:
 }
 
 const char *nap_instance_name(const NapInstance *i, char *buf) {
+        assert(i);
+        assert(buf);
+
         if (nap_kind_has_number(i->kind))
                 snprintf(buf, NAP_UNIT_NAME_MAX, "%s_%s_%s@%u", i->service.user, i->service.app,
                          nap_kind_to_string(i->kind), i->number);
@@ -171,12 +188,18 @@ const char *nap_instance_name(const NapInstance *i, char *buf) {
 }
 
 const char *nap_instance_unit_name(const NapInstance *i, char *buf) {
+        assert(i);
+        assert(buf);
+
         size_t n = strlen(nap_instance_name(i, buf));
         snprintf(buf + n, NAP_UNIT_NAME_MAX - n, ".service");
         return buf;
 }
 
 const char *nap_instance_template_name(const NapInstance *i, char *buf) {
+        assert(i);
+        assert(buf);
+
         snprintf(buf, NAP_UNIT_NAME_MAX, "%s_%s_%s%s.service", i->service.user, i->service.app,
                  nap_kind_to_string(i->kind), nap_kind_has_number(i->kind) ? "@" : "");
         return buf;

@@ -22,6 +22,7 @@
  *  - a backslash outside quotes makes the next character literal, braces
  *    included ("\{" is a literal '{'). */
 
+#include <assert.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -671,6 +672,8 @@ int nap_profile_parse(const char *text, size_t size, NapProfileFormat format, Na
         _cleanup_(nap_profile_freep) NapProfile *p = NULL;
         int r;
 
+        assert(ret);
+
         if (format < 0 || format >= _NAP_PROFILE_FORMAT_MAX || (!text && size > 0))
                 return -EINVAL;
         r = profile_new(&p);
@@ -698,10 +701,14 @@ int nap_profile_parse(const char *text, size_t size, NapProfileFormat format, Na
 }
 
 char *const *nap_profile_parameters(const NapProfile *p) {
+        assert(p);
+
         return p->params;
 }
 
 const char *nap_profile_default(const NapProfile *p, const char *name) {
+        assert(p);
+
         ssize_t i = name ? profile_param_index(p, name) : -1;
         return i >= 0 ? p->defaults[i] : NULL;
 }
@@ -709,6 +716,8 @@ const char *nap_profile_default(const NapProfile *p, const char *name) {
 /* ---- parameter values ---- */
 
 int nap_params_new(NapParams **ret) {
+        assert(ret);
+
         NapParams *p = calloc(1, sizeof *p);
         if (!p)
                 return -ENOMEM;
@@ -815,6 +824,8 @@ int nap_params_parse(const char *s, size_t size, NapParams **ret, NapError *e) {
         _cleanup_(nap_params_freep) NapParams *p = NULL;
         int r;
 
+        assert(ret);
+
         if (!s && size > 0)
                 return -EINVAL;
         if (size > 0 && memchr(s, 0, size))
@@ -898,6 +909,8 @@ int nap_profile_substitute(const NapProfile *p, const NapParams *params, unsigne
         _cleanup_strv_free_ char **argv = NULL;
         char port_str[16];
         int r;
+
+        assert(p);
 
         r = check_param_keys(p, params, e);
         if (r < 0)

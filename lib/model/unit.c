@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <assert.h>
 #include <limits.h>
 #include <stdint.h>
 
@@ -20,6 +21,9 @@ static bool is_control(char c) {
  * asked, '$' doubled (environment variables are expanded in ExecStart=). */
 static char *quote_word(const char *word, bool dollar) {
         size_t n = 3;
+
+        assert(word);
+
         for (const char *c = word; *c; c++) {
                 if (is_control(*c)) {
                         errno = EINVAL;
@@ -52,6 +56,8 @@ char *unit_quote_word(const char *word) {
 }
 
 int unit_format_exec(char *const *argv, char **ret) {
+        assert(ret);
+
         if (!argv || isempty(argv[0]))
                 return -EINVAL;
         /* Quoting does not protect a prefix on the first word. */
@@ -74,6 +80,9 @@ int unit_format_exec(char *const *argv, char **ret) {
 }
 
 int unit_escape_value(const char *s, char **ret) {
+        assert(s);
+        assert(ret);
+
         size_t n = strlen(s);
         /* systemd strips surrounding whitespace and joins a line ending in
          * '\\' with the next one: such values cannot be written as they are. */
@@ -108,6 +117,8 @@ static uint32_t fnv1a(const char *s) {
 }
 
 const char *nap_unit_user_name(const char *user, char buf[static NAP_UNIT_USER_NAME_MAX + 1]) {
+        assert(user);
+
         if (strlen("nap-") + strlen(user) <= NAP_UNIT_USER_NAME_MAX)
                 snprintf(buf, NAP_UNIT_USER_NAME_MAX + 1, "nap-%s", user);
         else
@@ -221,6 +232,10 @@ static void write_sandbox(FILE *f, bool jit) {
 
 int nap_unit_write_template(FILE *f, const NapService *s, NapKind kind, NapScope scope,
                             const NapConfig *c) {
+        assert(f);
+        assert(s);
+        assert(c);
+
         int r = write_unit_section(f, s, kind, scope, c);
         if (r < 0)
                 return r;
@@ -306,6 +321,10 @@ static int format_exec_start(const NapManifest *m, char **ret) {
 }
 
 int nap_unit_write_instance_dropin(FILE *f, const NapManifest *m, NapScope scope, const NapConfig *c) {
+        assert(f);
+        assert(m);
+        assert(c);
+
         _cleanup_free_ char *manifest = nap_manifest_path(c->instances_dir, &m->instance);
         _cleanup_free_ char *source = NULL, *workdir = NULL, *quoted = NULL, *exec = NULL;
         int r;
@@ -333,11 +352,17 @@ int nap_unit_write_instance_dropin(FILE *f, const NapManifest *m, NapScope scope
 }
 
 bool nap_unit_has_discovery(NapKind kind, const NapConfig *c) {
+        assert(c);
+
         return kind == NAP_KIND_COMMON && strv_length(c->etcd) > 0;
 }
 
 const char *nap_unit_discovery_template_name(const NapService *s, char *buf) {
         char name[NAP_SERVICE_NAME_MAX];
+
+        assert(s);
+        assert(buf);
+
         snprintf(buf, NAP_UNIT_NAME_MAX, "%s_discovery@.service", nap_service_name(s, name));
         return buf;
 }
@@ -461,6 +486,11 @@ int nap_unit_write_discovery_template(FILE *f, const NapService *s, NapScope sco
         char name[NAP_SERVICE_NAME_MAX];
         int r;
 
+        assert(f);
+        assert(s);
+        assert(c);
+        assert(binary);
+
         if (!nap_unit_exec_path_is_valid(binary))
                 return -EINVAL;
         nap_service_name(s, name);
@@ -478,11 +508,17 @@ int nap_unit_write_discovery_template(FILE *f, const NapService *s, NapScope sco
 /* ---- containers: Dockerfile apps (nap-generator(8), CONTAINERS) ------- */
 
 const char *nap_unit_container_name(const NapInstance *i, char *buf) {
+        assert(i);
+        assert(buf);
+
         snprintf(buf, NAP_UNIT_NAME_MAX, "%s_%s_%u", i->service.user, i->service.app, i->number);
         return buf;
 }
 
 const char *nap_unit_build_name(const NapInstance *i, char *buf) {
+        assert(i);
+        assert(buf);
+
         snprintf(buf, NAP_UNIT_NAME_MAX, "%s_%s_build@%u.service", i->service.user, i->service.app, i->number);
         return buf;
 }
@@ -529,6 +565,11 @@ static int write_container_unit_start(FILE *f, const NapManifest *m, NapScope sc
  * what nap-generator(8) lists under CONTAINERS. */
 int nap_unit_write_container_build(FILE *f, const NapManifest *m, NapScope scope, const NapConfig *c) {
         char unit[NAP_UNIT_NAME_MAX];
+
+        assert(f);
+        assert(m);
+        assert(c);
+
         if (!nap_manifest_has_image(m))
                 return -EINVAL;
         _cleanup_free_ char *context = unit_quote_word(m->image.context);
@@ -614,6 +655,11 @@ static int write_container_exec(FILE *f, const NapManifest *m, NapScope scope) {
  * applies. Requires= and After= its build unit: no image, no start. */
 int nap_unit_write_container_run(FILE *f, const NapManifest *m, NapScope scope, const NapConfig *c) {
         char build[NAP_UNIT_NAME_MAX], name[NAP_SERVICE_NAME_MAX];
+
+        assert(f);
+        assert(m);
+        assert(c);
+
         if (!nap_manifest_has_image(m) || m->instance.kind != NAP_KIND_COMMON)
                 return -EINVAL;
         int r = write_container_unit_start(f, m, scope, c, "container of common instance");

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <assert.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -179,6 +180,10 @@ static int socket_prepare(int fd) {
 
 /* "/path", "@abstract", either with an optional "unix:" prefix. */
 static int sockaddr_from_address(const char *address, struct sockaddr_un *ret, socklen_t *ret_len) {
+        assert(address);
+        assert(ret);
+        assert(ret_len);
+
         const char *p = startswith(address, "unix:") ?: address;
         size_t n = strlen(p);
 
@@ -266,6 +271,8 @@ static int buffer_reserve(Buffer *b, size_t n) {
 static int link_new(Varlink **ret, int fd) {
         Varlink *v = calloc(1, sizeof *v);
         socklen_t l = sizeof v->ucred;
+
+        assert(ret);
 
         if (!v)
                 return -ENOMEM;
@@ -425,6 +432,8 @@ static int link_next_message(Varlink *v, json_t **ret) {
         const char *start, *nul;
         json_t *m = NULL;
         int r;
+
+        assert(ret);
 
         if (!link_has_message(v))
                 return live > v->message_max ? -E2BIG : 0;
@@ -947,6 +956,11 @@ static const Interface *server_find_interface_n(VarlinkServer *s, const char *na
 /* Checks in the order of the spec's errors; 1 if the handler may run. */
 static int server_check_call(Varlink *v, const char *method, json_t *parameters, VarlinkMethodFlags flags,
                              bool upgrade, const Binding **ret) {
+        assert(v);
+        assert(v->server);
+        assert(method);
+        assert(ret);
+
         const char *dot = strrchr(method, '.'), *bad = NULL;
         const Interface *i = dot ? server_find_interface_n(v->server, method, dot - method) : NULL;
         const Binding *b = server_find_binding(v->server, method);
@@ -980,6 +994,12 @@ static int call_parse(json_t *m, const char **ret_method, json_t **ret_parameter
         const char *method = json_string_value(json_object_get(m, "method"));
         bool oneway, more;
         int r;
+
+        assert(m);
+        assert(ret_method);
+        assert(ret_parameters);
+        assert(ret_flags);
+        assert(ret_upgrade);
 
         if (!method)
                 return -EBADMSG;
@@ -1049,6 +1069,11 @@ static int reply_parse(json_t *m, json_t **ret_parameters, const char **ret_erro
         json_t *e = json_object_get(m, "error");
         const char *error_id = NULL;
         int r;
+
+        assert(m);
+        assert(ret_parameters);
+        assert(ret_error_id);
+        assert(ret_continues);
 
         r = json_get_parameters(m, ret_parameters);
         if (r < 0)
