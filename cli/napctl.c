@@ -157,7 +157,7 @@ static int verb_get_instances_num(Caller *c, char **args, NapError *e) {
         return 0;
 }
 
-/* StartApp, StopApp, RemoveInstance: silent on success. */
+/* StartApp, StopApp, RestartApp, RemoveInstance: silent on success. */
 static int call_instance(Caller *c, const char *method, const char *instance, NapError *e) {
         json_auto_t *reply = NULL;
         return caller_call(c, method, json_pack("{s:s}", "instance", instance), WRITE_TIMEOUT, &reply, e);
@@ -165,6 +165,10 @@ static int call_instance(Caller *c, const char *method, const char *instance, Na
 
 static int verb_start_app(Caller *c, char **args, NapError *e) {
         return call_instance(c, "StartApp", args[0], e);
+}
+
+static int verb_restart_app(Caller *c, char **args, NapError *e) {
+        return call_instance(c, "RestartApp", args[0], e);
 }
 
 static int verb_stop_app(Caller *c, char **args, NapError *e) {
@@ -297,6 +301,7 @@ static const Verb verbs[] = {
         { "get-instances-num", "USER_APP", 1, 1, verb_get_instances_num, false, "Count an app's instances" },
         { "start-app", "INSTANCE", 1, 1, verb_start_app, false, "Start an instance and start it at boot" },
         { "stop-app", "INSTANCE", 1, 1, verb_stop_app, false, "Stop an instance and keep it stopped at boot" },
+        { "restart-app", "INSTANCE", 1, 1, verb_restart_app, false, "Stop an instance if it runs and start it again" },
         { "cat-app", "INSTANCE", 1, 1, verb_cat_app, false, "Show an instance's profile" },
         { "get-journal", "INSTANCE", 1, 1, verb_get_journal, false, "Show the last lines of an instance's log (-f: follow it)" },
         { "remove-instance", "INSTANCE", 1, 1, verb_remove_instance, false, "Stop and delete an instance" },

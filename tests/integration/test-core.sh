@@ -208,6 +208,20 @@ nap --json list-instances $SVC
 assert_eq "list-instances: instance 2 enabled again" "true active|true active" \
         "$(echo "$OUT" | jq -r '[.[] | "\(.enabled) \(.active_state)"] | join("|")' 2>&1)"
 
+log "restart-app"
+PID_BEFORE=$(unit_prop "$I1.service" MainPID)
+expect_ok "restart-app instance 1" restart-app "$I1"
+assert_eq "restart-app is silent" "" "$OUT$ERR"
+PID_AFTER=$(unit_prop "$I1.service" MainPID)
+check "restart-app: a new process ($PID_BEFORE → $PID_AFTER)" test "$PID_AFTER" != "$PID_BEFORE" -a "$PID_AFTER" != 0
+assert_eq "restart-app: it answers with its own port and params" "hi from ${SVC}_1 on port $P1" "$(http_get "$U1/")"
+expect_ok "stop-app instance 2 before restarting it" stop-app "$I2"
+expect_ok "restart-app of a stopped instance starts it" restart-app "$I2"
+assert_eq "restart-app: instance 2 answers" "ho from ${SVC}_2 on port $P2" "$(http_get "$U2/")"
+nap --json list-instances $SVC
+assert_eq "restart-app: instance 2 enabled again, as start-app does" "true active|true active" \
+        "$(echo "$OUT" | jq -r '[.[] | "\(.enabled) \(.active_state)"] | join("|")' 2>&1)"
+
 log "remove one"
 expect_ok "remove-instance instance 2" remove-instance "$I2"
 check "instance 2 stops answering after remove" wait_until 10 http_refused "$U2/"
@@ -292,7 +306,7 @@ done
 for inst in "${SVC}_common@0" "${SVC}_common@-1" "${SVC}_common@abc" "${SVC}_common@" "${SVC}_common@1/.." \
         "${SVC}_common@1.socket" "$SVC" "${SVC}_Common@1" "Alice_hello_common@1" "${SVC}_common@1 " \
         "../${SVC}_common@1" "${SVC}_common@99999999999999999999"; do
-        for verb in start-app stop-app cat-app get-journal remove-instance; do
+        for verb in start-app stop-app restart-app cat-app get-journal remove-instance; do
                 expect_refused 2 "$verb '$inst': invalid instance" $verb "$inst"
         done
 done
@@ -306,7 +320,7 @@ expect_refused 1 "deploy-app from a directory that is not a git repository" depl
 make_repo "$REPOS/noprofile" "$SRC/tests/apps/hello/server.py"
 expect_refused 2 "deploy-app of a tree with neither profile nor Procfile" deploy-app alice_nope "file://$REPOS/noprofile"
 for inst in "${SVC}_common@99" "alice_nothere_common@1"; do
-        for verb in start-app stop-app cat-app get-journal remove-instance; do
+        for verb in start-app stop-app restart-app cat-app get-journal remove-instance; do
                 expect_refused 4 "$verb $inst: no such instance" $verb "$inst"
         done
 done

@@ -236,10 +236,10 @@ for m in $XML_METHODS; do
 done
 assert_eq "busctl introspect shows every method of the XML ($(wc -w <<<"$XML_METHODS"))" "" "$missing"
 for m in DeployApp ListServices GetServiceUrl GetInstancesNum ListInstances GetPort GetJournal StopApp StartApp \
-        CatApp GetParameters StartCommon StartCommonWithParams StartMpi RemoveInstance ListEndpoints; do
+        RestartApp CatApp GetParameters StartCommon StartCommonWithParams StartMpi RemoveInstance ListEndpoints; do
         grep -qw "$m" <<<"$XML_METHODS" || missing+=" $m"
 done
-assert_eq "the XML has the seed's 13, RemoveInstance, StartCommonWithParams and ListEndpoints" "" "$missing"
+assert_eq "the XML has the seed's 13, RemoveInstance, StartCommonWithParams, ListEndpoints and RestartApp" "" "$missing"
 # Every method, argument name, type and direction, and nothing else.
 timeout 30 busctl --user --xml-interface introspect $NAME $OBJ >"$T/live.xml" 2>&1
 DIFF=$(python3 - "$T/live.xml" "$SRC/dbus/io.nap.Manager1.xml" <<'EOF'
@@ -316,6 +316,11 @@ check "and does not answer" http_refused "$U2/"
 bcall StartApp s "$I2"
 assert_eq "StartApp" "0 " "$RC $OUT"
 assert_eq "it answers again" yo "$(http_get "$U2/greeting")"
+PID_BEFORE=$(timeout 30 systemctl --user show -P MainPID "$I2.service")
+bcall RestartApp s "$I2"
+assert_eq "RestartApp" "0 " "$RC $OUT"
+check "a new process" test "$(timeout 30 systemctl --user show -P MainPID "$I2.service")" != "$PID_BEFORE"
+assert_eq "it answers after the restart" yo "$(http_get "$U2/greeting")"
 
 log "named errors"
 assert_error "an app that is not deployed: NoSuchService" $ERR_PREFIX.NoSuchService ListInstances string:alice_nope
@@ -371,6 +376,7 @@ BUS_UID=$BOB_UID assert_error "bob may not list alice's apps: PermissionDenied" 
         ListServices string:alice
 assert_contains "the refusal names bob's uid" "$BERR_OUT" "uid $BOB_UID"
 BUS_UID=$BOB_UID assert_error "bob may not stop alice's instance" $ERR_PREFIX.PermissionDenied StopApp "string:$I1"
+BUS_UID=$BOB_UID assert_error "nor restart it" $ERR_PREFIX.PermissionDenied RestartApp "string:$I1"
 check "it still runs" test "$(timeout 30 systemctl --user is-active "$I1.service")" = active
 BUS_UID=$BOB_UID assert_error "nor read her log" $ERR_PREFIX.PermissionDenied GetJournal "string:$I1" uint32:5
 BUS_UID=$BOB_UID assert_error "nor start an instance of her app" $ERR_PREFIX.PermissionDenied \

@@ -273,6 +273,9 @@ check "and does not answer" http_refused "$U2/"
 call $M.StartApp "{\"instance\":\"$I2\"}"
 assert_reply "StartApp" '. | keys | join(",")' parameters
 assert_eq "it answers again" "yo,man" "$(http_get "$U2/greeting")"
+call $M.RestartApp "{\"instance\":\"$I2\"}"
+assert_reply "RestartApp" '. | keys | join(",")' parameters
+assert_eq "it answers after RestartApp" "yo,man" "$(http_get "$U2/greeting")"
 
 log "named errors"
 call $M.ListServices '{"user":"Alice"}'
@@ -362,6 +365,8 @@ assert_reply "nobody may not list alice's apps: PermissionDenied" \
         '"\(.error) \(.parameters.message | test("uid 65534"))"' "$M.PermissionDenied true"
 VARLINK_UID=$BOB_UID call $M.StopApp "{\"instance\":\"$I1\"}"
 assert_error "bob may not stop alice's instance" "$M.PermissionDenied"
+VARLINK_UID=$BOB_UID call $M.RestartApp "{\"instance\":\"$I1\"}"
+assert_error "nor restart it" "$M.PermissionDenied"
 check "it still runs" test "$(timeout 30 systemctl --user is-active "$I1.service")" = active
 VARLINK_UID=$BOB_UID call $M.GetJournal "{\"instance\":\"$I1\"}"
 assert_error "bob may not read alice's log" "$M.PermissionDenied"
