@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 #include "managerd-methods.h"
+#include "ops/journal-stream.h"
 #include "ops/publish.h"
 #include "base/strv.h"
 
@@ -80,11 +81,6 @@ static json_t *json_instance(const NapInstanceInfo *i) {
                          "number", (json_int_t) i->number, "port", (json_int_t) i->port, "url", i->url, "enabled",
                          i->enabled, "active_state", i->active_state ?: "unknown", "sub_state",
                          i->sub_state ?: "unknown", "argv", argv, "params", params);
-}
-
-json_t *method_journal_entry_json(const NapJournalEntry *j) {
-        return json_pack("{s:I, s:s, s:i, s:s?, s:I}", "time", (json_int_t) j->realtime_usec, "message", j->message,
-                         "priority", j->priority, "identifier", j->identifier, "pid", (json_int_t) j->pid);
 }
 
 /* NULL results: out of memory, said once here for every method. */
@@ -194,7 +190,7 @@ static json_t *run_get_journal(NapContext *c, json_t *args, NapError *e) {
                 return NULL;
         json_t *a = json_array();
         for (size_t i = 0; a && i < n; i++)
-                if (json_array_append_new(a, method_journal_entry_json(l + i)) < 0)
+                if (json_array_append_new(a, nap_journal_entry_json(l + i)) < 0)
                         a = (json_decref(a), NULL);
         nap_journal_entry_array_free(l, n);
         return oom(a ? json_pack("{s:o}", "entries", a) : NULL, e);

@@ -64,5 +64,3 @@ json_t *method_instances_result(const Method *method, const char *service, json_
 /* The "lines" argument of GetJournal: default 10; -EINVAL with e set if
  * negative. */
 int method_journal_lines(json_t *args, size_t *ret, NapError *e);
-/* JSON of one journal entry, as the JournalEntry type. */
-json_t *method_journal_entry_json(const NapJournalEntry *j);
