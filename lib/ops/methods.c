@@ -2,6 +2,7 @@
 
 #include "base/strv.h"
 #include "io.nap.Manager.varlink.h"
+#include "ops/journal-stream.h"
 #include "ops/methods.h"
 #include "ops/publish.h"
 
@@ -50,11 +51,6 @@ static json_t *json_instance(const NapInstanceInfo *i) {
                          "number", (json_int_t) i->number, "port", (json_int_t) i->port, "url", i->url, "enabled",
                          i->enabled, "active_state", i->active_state ?: "unknown", "sub_state",
                          i->sub_state ?: "unknown", "argv", argv, "params", params);
-}
-
-json_t *nap_journal_entry_json(const NapJournalEntry *j) {
-        return json_pack("{s:I, s:s, s:i, s:s?, s:I}", "time", (json_int_t) j->realtime_usec, "message", j->message,
-                         "priority", j->priority, "identifier", j->identifier, "pid", (json_int_t) j->pid);
 }
 
 /* NULL results: out of memory, said once here for every method. */

@@ -102,8 +102,6 @@ json_t *nap_method_unwrap(json_t *envelope, NapError *e);
 
 /* The array of Instance objects (cached methods). */
 json_t *nap_instances_json(const NapInstanceInfo *l, size_t n);
-/* The JournalEntry object of one journal entry. */
-json_t *nap_journal_entry_json(const NapJournalEntry *j);
 /* The "lines" argument of GetJournal: default 10; -EINVAL with e set if
  * negative. */
 int nap_method_journal_lines(json_t *args, size_t *ret, NapError *e);
