@@ -69,7 +69,7 @@ int local_follow(Caller *c, const char *name, json_t *params, caller_reply_fn fn
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
         _cleanup_(nap_journal_stream_freep) NapJournalStream *stream = NULL;
         LocalFollow f = { .fn = fn, .userdata = userdata, .error = e };
-        const NapMethod *m;
+        const NapMethod *m = NULL;
         NapContext *ctx;
         size_t lines;
 
