@@ -8,7 +8,9 @@
  * as "remote: …" lines: progress and errors prefixed "nap: ", and the app's
  * endpoints as bare "http://HOST:PORT" lines. Exit status: 0 deployed (or
  * nothing to deploy), 1 the deploy failed (the previous version runs),
- * 2 bad invocation. */
+ * 2 bad invocation. The hook may run with more rights than whoever set its
+ * environment (setuid-style): variables are read with secure_getenv(),
+ * which ignores them then. */
 
 #include <limits.h>
 #include <stdio.h>
@@ -57,7 +59,7 @@ static int read_push(const char *git_dir, NapPush *ret) {
 
 /* NAP_RECEIVE_TIMEOUT: seconds to wait for each instance to answer. */
 static int parse_timeout(uint64_t *ret) {
-        const char *s = getenv("NAP_RECEIVE_TIMEOUT");
+        const char *s = secure_getenv("NAP_RECEIVE_TIMEOUT");
         char *end;
         if (isempty(s))
                 return 0;
@@ -84,7 +86,7 @@ static void warn_config(void *userdata, const char *message) {
 static void default_runtime_dir(const NapContext *c) {
         char dir[64];
         struct stat st;
-        if (c->scope != NAP_SCOPE_USER || getenv("XDG_RUNTIME_DIR"))
+        if (c->scope != NAP_SCOPE_USER || secure_getenv("XDG_RUNTIME_DIR"))
                 return;
         snprintf(dir, sizeof dir, "/run/user/%u", (unsigned) getuid());
         if (stat(dir, &st) >= 0 && S_ISDIR(st.st_mode))
@@ -162,7 +164,7 @@ int main(int argc, char *argv[]) {
                 return 2;
         }
         nap_service_name(&s, service);
-        if (!realpath(getenv("GIT_DIR") ?: ".", git_dir)) {
+        if (!realpath(secure_getenv("GIT_DIR") ?: ".", git_dir)) {
                 fprintf(stderr, "nap: cannot find the repository (GIT_DIR): %m\n");
                 return 2;
         }

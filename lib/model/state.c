@@ -10,21 +10,70 @@
 #include "model/manifest.h"
 #include "model/state.h"
 
+char *nap_state_user_services_dir(const NapConfig *c, const char *user) {
+        return path_join(c->root, "services", user, NULL);
+}
+
+/* ROOT/services/USER/NAME */
+static char *user_services_file(const NapConfig *c, const char *user, const char *name) {
+        _cleanup_free_ char *dir = nap_state_user_services_dir(c, user);
+        return dir && name ? path_join(dir, name, NULL) : NULL;
+}
+
 char *nap_state_service_dir(const NapConfig *c, const NapService *s) {
         char name[NAP_SERVICE_NAME_MAX];
-        return path_join(c->root, "services", s->user, nap_service_name(s, name), NULL);
+        return user_services_file(c, s->user, nap_service_name(s, name));
+}
+
+char *nap_state_staging_template(const NapConfig *c, const NapService *s) {
+        _cleanup_free_ char *dir = nap_state_service_dir(c, s);
+        return dir ? strdup_printf("%s.deploy-XXXXXX", dir) : NULL;
+}
+
+char *nap_state_staging_tree(const char *staging) {
+        return path_join(staging, "tree", NULL);
+}
+
+char *nap_state_meta_dir(const char *tree) {
+        return path_join(tree, NAP_STATE_META_DIR_NAME, NULL);
+}
+
+char *nap_state_deploy_meta_file(const char *tree) {
+        return path_join(tree, NAP_STATE_META_DIR_NAME, "deploy.json", NULL);
+}
+
+char *nap_state_history_file(const char *tree) {
+        return path_join(tree, NAP_STATE_META_DIR_NAME, "history.json", NULL);
+}
+
+char *nap_state_git_repo_dir(const NapConfig *c, const NapService *s) {
+        _cleanup_free_ char *base = strdup_printf("%s.git", s->app);
+        return base ? path_join(c->root, "git", s->user, base, NULL) : NULL;
+}
+
+char *nap_state_user_apps_dir(const NapConfig *c, const char *user) {
+        return path_join(c->root, "apps", user, NULL);
 }
 
 char *nap_state_instance_dir(const NapConfig *c, const NapInstance *i) {
+        _cleanup_free_ char *apps = nap_state_user_apps_dir(c, i->service.user);
         _cleanup_free_ char *base = strdup_printf("%s_%s_%u", i->service.user, i->service.app, i->number);
-        return base ? path_join(c->root, "apps", i->service.user, base, NULL) : NULL;
+        return apps && base ? path_join(apps, base, NULL) : NULL;
+}
+
+char *nap_state_instance_build_dir(const char *instance_dir) {
+        return strdup_printf("%s.tmp", instance_dir);
+}
+
+char *nap_state_instance_next_dir(const char *instance_dir) {
+        return strdup_printf("%s.next", instance_dir);
 }
 
 /* ROOT/services/USER/.USER_APP.SUFFIX: beside the tree, so a redeploy that
  * swaps the tree keeps it. */
 static char *service_side_file(const NapConfig *c, const NapService *s, const char *suffix) {
         _cleanup_free_ char *base = strdup_printf(".%s_%s.%s", s->user, s->app, suffix);
-        return base ? path_join(c->root, "services", s->user, base, NULL) : NULL;
+        return user_services_file(c, s->user, base);
 }
 
 static int mkdir_parent(const char *path) {
@@ -91,7 +140,7 @@ static int read_counter(const char *path, unsigned *max) {
 
 int nap_state_next_instance_number(const NapConfig *c, const NapService *s, unsigned *ret, NapError *e) {
         _cleanup_free_ char *counter = service_side_file(c, s, "last");
-        _cleanup_free_ char *apps = path_join(c->root, "apps", s->user, NULL);
+        _cleanup_free_ char *apps = nap_state_user_apps_dir(c, s->user);
         _cleanup_free_ char *app_prefix = strdup_printf("%s_%s_", s->user, s->app);
         _cleanup_free_ char *unit_prefix = strdup_printf("%s_%s_common@", s->user, s->app);
         if (!counter || !apps || !app_prefix || !unit_prefix)
@@ -121,24 +170,85 @@ int nap_state_next_instance_number(const NapConfig *c, const NapService *s, unsi
         return 0;
 }
 
-/* Ports named by the manifests in dir. A damaged manifest is skipped:
- * the generator skips it too, so its port is not in use by nap. */
-static int ports_in_use(const char *dir, bool in_use[static 65536]) {
+typedef int (*manifest_fn)(NapManifest **m, void *userdata);
+
+/* Calls fn for each manifest in dir whose name starts with prefix; fn may
+ * take *m. A damaged manifest is skipped: the generator skips it too, so
+ * nothing of it runs. */
+static int foreach_manifest(const char *dir, const char *prefix, manifest_fn fn, void *userdata) {
         _cleanup_closedir_ DIR *d = opendir(dir);
         if (!d)
                 return errno == ENOENT ? 0 : negative_errno();
         for (struct dirent *de; (de = readdir(d));) {
-                size_t l = strlen(de->d_name), sl = strlen(NAP_MANIFEST_SUFFIX);
-                if (de->d_name[0] == '.' || l <= sl || !streq(de->d_name + l - sl, NAP_MANIFEST_SUFFIX))
+                const char *n = de->d_name;
+                if (n[0] == '.' || !startswith(n, prefix) || !endswith(n, NAP_MANIFEST_SUFFIX))
                         continue;
-                _cleanup_free_ char *path = path_join(dir, de->d_name, NULL);
+                _cleanup_free_ char *path = path_join(dir, n, NULL);
                 _cleanup_(nap_manifest_freep) NapManifest *m = NULL;
                 if (!path)
                         return -ENOMEM;
-                if (nap_manifest_load(path, &m, NULL) >= 0)
-                        in_use[m->port] = true;
+                if (nap_manifest_load(path, &m, NULL) < 0)
+                        continue;
+                int r = fn(&m, userdata);
+                if (r < 0)
+                        return r;
         }
         return 0;
+}
+
+typedef struct ManifestList {
+        NapManifest **items;
+        size_t n;
+} ManifestList;
+
+static int manifest_list_take(NapManifest **m, void *userdata) {
+        ManifestList *l = userdata;
+        NapManifest **items = reallocarray(l->items, l->n + 1, sizeof *items);
+        if (!items)
+                return -ENOMEM;
+        l->items = items;
+        l->items[l->n++] = TAKE_PTR(*m);
+        return 0;
+}
+
+static int manifest_compare(const void *a, const void *b) {
+        unsigned x = (*(NapManifest *const *) a)->instance.number, y = (*(NapManifest *const *) b)->instance.number;
+        return x < y ? -1 : x > y;
+}
+
+void nap_state_manifests_free(NapManifest **l, size_t n) {
+        for (size_t i = 0; l && i < n; i++)
+                nap_manifest_free(l[i]);
+        free(l);
+}
+
+int nap_state_load_service_manifests(const NapConfig *c, const NapService *s, NapManifest ***ret, size_t *ret_n,
+                                     NapError *e) {
+        /* '_' is in neither user nor app: only s's instances start so. */
+        _cleanup_free_ char *prefix = strdup_printf("%s_%s_", s->user, s->app);
+        ManifestList l = {};
+        int r = prefix ? foreach_manifest(c->instances_dir, prefix, manifest_list_take, &l) : -ENOMEM;
+        if (r < 0) {
+                nap_state_manifests_free(l.items, l.n);
+                return r == -ENOMEM ? nap_error_errno(e, r, "Failed to list instances")
+                                    : nap_error_errno(e, r, "Failed to read %s", c->instances_dir);
+        }
+        if (l.n > 0)
+                qsort(l.items, l.n, sizeof *l.items, manifest_compare);
+        *ret = l.items;
+        *ret_n = l.n;
+        return 0;
+}
+
+static int mark_port_in_use(NapManifest **m, void *userdata) {
+        bool *in_use = userdata;
+        in_use[(*m)->port] = true;
+        return 0;
+}
+
+/* Ports named by the manifests in dir. */
+static int ports_in_use(const char *dir, bool in_use[static 65536]) {
+        return foreach_manifest(dir, "", mark_port_in_use, in_use);
 }
 
 /* Whether something on this host already listens on port (any address).

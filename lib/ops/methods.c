@@ -243,10 +243,8 @@ static json_t *run_start_common(NapContext *c, json_t *args, NapError *e) {
 static json_t *run_get_service_url(NapContext *c, json_t *args, NapError *e) {
         const char *service = arg_string(args, "service", e);
         _cleanup_free_ char *url = NULL;
-        NapService s;
         NapSource source;
-        if (!service || nap_service_parse(service, &s, e) < 0 ||
-            nap_get_service_url(c, s.user, s.app, &url, &source, e) < 0)
+        if (!service || nap_get_service_url(c, service, &url, &source, e) < 0)
                 return NULL;
         return oom(json_pack("{s:s, s:s}", "url", url, "source", nap_source_to_string(source)), e);
 }

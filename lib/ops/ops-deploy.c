@@ -45,7 +45,7 @@ static bool history_entry_parse(json_t *o, NapDeployRecord *ret) {
 /* TREE/.nap/history.json, newest first. Missing or damaged: empty; entries
  * that do not parse are left out. */
 void ops_history_read(const char *tree, NapDeployRecord **ret, size_t *ret_n) {
-        _cleanup_free_ char *path = path_join(tree, ".nap", "history.json", NULL), *text = NULL;
+        _cleanup_free_ char *path = nap_state_history_file(tree), *text = NULL;
         *ret = NULL;
         *ret_n = 0;
         if (!path || read_full_file(path, NAP_HISTORY_FILE_MAX, &text, NULL) < 0)
@@ -66,7 +66,7 @@ static json_t *history_entry(const char *url, const char *commit, uint64_t time_
 
 /* The new entry first, then what the tree being replaced had, capped. */
 static int history_write(const char *tree, const char *old_tree, const char *url, const char *commit, uint64_t now) {
-        _cleanup_free_ char *path = path_join(tree, ".nap", "history.json", NULL);
+        _cleanup_free_ char *path = nap_state_history_file(tree);
         NapDeployRecord *old = NULL;
         size_t n = 0;
         json_auto_t *a = json_array();
@@ -87,8 +87,8 @@ static int history_write(const char *tree, const char *old_tree, const char *url
 /* TREE/.nap/deploy.json, and TREE/.nap/history.json continuing the one of
  * old_tree (the tree this one replaces; NULL: none). */
 static int deploy_meta_write(const char *tree, const char *old_tree, const char *url, const char *commit) {
-        _cleanup_free_ char *dir = path_join(tree, ".nap", NULL);
-        _cleanup_free_ char *path = path_join(tree, ".nap", "deploy.json", NULL);
+        _cleanup_free_ char *dir = nap_state_meta_dir(tree);
+        _cleanup_free_ char *path = nap_state_deploy_meta_file(tree);
         uint64_t now = now_usec();
         json_auto_t *j = json_pack("{s:s, s:s, s:I}", "url", url, "commit", commit, "time", (json_int_t) now);
         if (!dir || !path || !j)
@@ -132,34 +132,41 @@ static int refuse_symlinked_profile(const char *tree, NapError *e) {
         return 0;
 }
 
+/* A fetched tree made nap's: .nap/ replaced by the deploy's metadata (the
+ * history continuing old_tree's), once its profile is checked (returned). */
+static int adopt_fetched_tree(const char *tree, const char *old_tree, const char *url, const char *commit,
+                              NapProfile **ret_profile, NapError *e) {
+        _cleanup_free_ char *meta = nap_state_meta_dir(tree);
+        if (!meta)
+                return nap_error_errno(e, -ENOMEM, "Failed to deploy");
+        /* .nap/ is nap's: whatever the repository had there goes. */
+        int r = rm_rf(meta);
+        if (r < 0)
+                return nap_error_errno(e, r, "Failed to clean %s", meta);
+        r = refuse_symlinked_profile(tree, e);
+        if (r >= 0)
+                r = ops_load_profile_in(tree, ret_profile, e);
+        if (r < 0)
+                return r;
+        r = deploy_meta_write(tree, old_tree, url, commit);
+        return r < 0 ? nap_error_errno(e, r, "Failed to record deploy metadata") : 0;
+}
+
 /* Fetches url into STAGING/tree, checks it can run, records where it came
  * from. The deployed tree is not touched. */
 static int stage_tree(const char *staging, const char *dir, const char *url, NapDeployResult *ret, NapError *e) {
-        _cleanup_free_ char *tree = path_join(staging, "tree", NULL);
-        _cleanup_free_ char *meta = path_join(staging, "tree", ".nap", NULL);
-        if (!tree || !meta)
+        _cleanup_free_ char *tree = nap_state_staging_tree(staging);
+        _cleanup_(nap_profile_freep) NapProfile *p = NULL;
+        if (!tree)
                 return nap_error_errno(e, -ENOMEM, "Failed to deploy");
         int r = nap_fetch(url, tree, ret->commit, e);
-        if (r < 0)
-                return r;
-        /* .nap/ is nap's: whatever the repository had there goes. */
-        r = rm_rf(meta);
-        if (r < 0)
-                return nap_error_errno(e, r, "Failed to clean %s", meta);
-        _cleanup_(nap_profile_freep) NapProfile *p = NULL;
-        r = refuse_symlinked_profile(tree, e);
-        if (r >= 0)
-                r = ops_load_profile_in(tree, &p, e);
-        if (r < 0)
-                return r;
-        r = deploy_meta_write(tree, dir, url, ret->commit);
-        return r < 0 ? nap_error_errno(e, r, "Failed to record deploy metadata") : 0;
+        return r < 0 ? r : adopt_fetched_tree(tree, dir, url, ret->commit, &p, e);
 }
 
 /* Puts STAGING/tree at dir: exchanged atomically with an existing tree
  * (which ends up in STAGING and goes with it), or renamed into place. */
 int ops_swap_in_tree(const char *staging, const char *dir, NapError *e) {
-        _cleanup_free_ char *tree = path_join(staging, "tree", NULL);
+        _cleanup_free_ char *tree = nap_state_staging_tree(staging);
         if (!tree)
                 return nap_error_errno(e, -ENOMEM, "Failed to deploy");
         if (renameat2(AT_FDCWD, tree, AT_FDCWD, dir, RENAME_EXCHANGE) < 0) {
@@ -172,10 +179,19 @@ int ops_swap_in_tree(const char *staging, const char *dir, NapError *e) {
         return r < 0 ? nap_error_errno(e, r, "Failed to sync %s", dir) : 0;
 }
 
+int ops_create_staging(NapContext *c, const NapService *s, char **ret, NapError *e) {
+        _cleanup_free_ char *staging = nap_state_staging_template(c->config, s);
+        if (!staging)
+                return nap_error_errno(e, -ENOMEM, "Failed to deploy");
+        if (!mkdtemp(staging))
+                return nap_error_errno(e, negative_errno(), "Failed to create %s", staging);
+        *ret = TAKE_PTR(staging);
+        return 0;
+}
+
 static int deploy_locked(NapContext *c, const NapService *s, const char *url, NapDeployResult *ret, NapError *e) {
-        _cleanup_free_ char *dir = nap_state_service_dir(c->config, s);
-        _cleanup_free_ char *staging = strdup_printf("%s.deploy-XXXXXX", dir ?: "");
-        if (!dir || !staging)
+        _cleanup_free_ char *dir = nap_state_service_dir(c->config, s), *staging = NULL;
+        if (!dir)
                 return nap_error_errno(e, -ENOMEM, "Failed to deploy");
 
         _cleanup_(ops_deploy_meta_clear) DeployMeta old = {};
@@ -184,9 +200,10 @@ static int deploy_locked(NapContext *c, const NapService *s, const char *url, Na
                 ret->changed = false;
                 return 0;
         }
-        if (!mkdtemp(staging))
-                return nap_error_errno(e, negative_errno(), "Failed to create %s", staging);
-        int r = stage_tree(staging, dir, url, ret, e);
+        int r = ops_create_staging(c, s, &staging, e);
+        if (r < 0)
+                return r;
+        r = stage_tree(staging, dir, url, ret, e);
         if (r >= 0)
                 r = ops_swap_in_tree(staging, dir, e);
         (void) rm_rf(staging);
@@ -208,15 +225,8 @@ int nap_deploy_app(NapContext *c, const char *service, const char *url, NapDeplo
         r = nap_fetch_remote_head(url, ret->commit, e);
         if (r < 0)
                 return r;
-        _cleanup_free_ char *user_dir = path_join(c->config->root, "services", s.user, NULL);
-        if (!user_dir)
-                return nap_error_errno(e, -ENOMEM, "Failed to deploy");
-        r = mkdir_p(user_dir, 0755);
-        if (r < 0)
-                return nap_error_errno(e, r, "Failed to create %s", user_dir);
-
         _cleanup_close_ int lock = -1;
-        r = nap_state_lock_service(c->config, &s, &lock, e);
+        r = ops_lock_service_to_deploy(c, &s, &lock, e);
         if (r >= 0)
                 r = deploy_locked(c, &s, url, ret, e);
         if (r >= 0) /* unchanged too: catches up a write that was pending */
@@ -224,8 +234,8 @@ int nap_deploy_app(NapContext *c, const char *service, const char *url, NapDeplo
         return r;
 }
 
-static int service_info_fill(const char *user_dir, const char *name, const NapService *s, NapServiceInfo *ret) {
-        _cleanup_free_ char *dir = path_join(user_dir, name, NULL);
+static int service_info_fill(const NapConfig *c, const char *name, const NapService *s, NapServiceInfo *ret) {
+        _cleanup_free_ char *dir = nap_state_service_dir(c, s);
         if (!dir)
                 return -ENOMEM;
         DeployMeta m;
@@ -248,7 +258,7 @@ int nap_list_services(NapContext *c, const char *user, NapServiceInfo **ret, siz
         if (!nap_user_is_valid(user))
                 return nap_service_from_parts(user, "x", &(NapService) {}, e);
 
-        _cleanup_free_ char *user_dir = path_join(c->config->root, "services", user, NULL);
+        _cleanup_free_ char *user_dir = nap_state_user_services_dir(c->config, user);
         if (!user_dir)
                 return nap_error_errno(e, -ENOMEM, "Failed to list apps");
         NapServiceInfo *list = NULL;
@@ -261,7 +271,7 @@ int nap_list_services(NapContext *c, const char *user, NapServiceInfo **ret, siz
                 if (de->d_name[0] == '.' || nap_service_parse(de->d_name, &s, NULL) < 0 || !streq(s.user, user))
                         continue;
                 NapServiceInfo *l = reallocarray(list, n + 1, sizeof *list);
-                if (!l || service_info_fill(user_dir, de->d_name, &s, (list = l) + n++) < 0) {
+                if (!l || service_info_fill(c->config, de->d_name, &s, (list = l) + n++) < 0) {
                         nap_service_info_array_free(list, n);
                         return nap_error_errno(e, -ENOMEM, "Failed to list apps");
                 }
@@ -304,23 +314,11 @@ int nap_deploy_history(NapContext *c, const char *service, NapDeployRecord **ret
  * metadata, the history continuing old_tree's. */
 int ops_stage_commit(const char *staging, const char *old_tree, const char *url, const char *commit,
                      NapProfile **ret_profile, NapError *e) {
-        _cleanup_free_ char *tree = path_join(staging, "tree", NULL);
-        _cleanup_free_ char *meta = path_join(staging, "tree", ".nap", NULL);
-        if (!tree || !meta)
+        _cleanup_free_ char *tree = nap_state_staging_tree(staging);
+        if (!tree)
                 return nap_error_errno(e, -ENOMEM, "Failed to deploy");
         int r = validate_url(url, e);
         if (r >= 0)
                 r = nap_fetch_commit(url, commit, tree, e);
-        if (r < 0)
-                return r;
-        r = rm_rf(meta); /* .nap/ is nap's */
-        if (r < 0)
-                return nap_error_errno(e, r, "Failed to clean %s", meta);
-        r = refuse_symlinked_profile(tree, e);
-        if (r >= 0)
-                r = ops_load_profile_in(tree, ret_profile, e);
-        if (r < 0)
-                return r;
-        r = deploy_meta_write(tree, old_tree, url, commit);
-        return r < 0 ? nap_error_errno(e, r, "Failed to record deploy metadata") : 0;
+        return r < 0 ? r : adopt_fetched_tree(tree, old_tree, url, commit, ret_profile, e);
 }

@@ -31,7 +31,7 @@ static int write_instance_profile(const char *dir, const NapInstance *i, char *c
 }
 
 int ops_instance_tree_build(const char *from, const NapInstance *i, char *const *argv, const char *to) {
-        static const char *const skip[] = { ".nap", ".git", NULL };
+        static const char *const skip[] = { NAP_STATE_META_DIR_NAME, ".git", NULL };
         int r = rm_rf(to); /* left over by a crash */
         if (r >= 0)
                 r = copy_tree(from, to, skip);
@@ -42,13 +42,13 @@ int ops_instance_tree_build(const char *from, const NapInstance *i, char *const 
         return r;
 }
 
-/* Copies the deployed tree to apps/USER/USER_APP_N via a temporary
- * directory, so the instance directory appears whole or not at all. */
+/* Copies the deployed tree to the instance directory via a temporary
+ * one, so the instance directory appears whole or not at all. */
 static int create_instance_tree(NapContext *c, const char *service_dir, const NapInstance *i,
                                 char *const *argv, char **ret_dir, NapError *e) {
         _cleanup_free_ char *dir = nap_state_instance_dir(c->config, i);
-        _cleanup_free_ char *tmp = dir ? strdup_printf("%s.tmp", dir) : NULL;
-        _cleanup_free_ char *parent = path_join(c->config->root, "apps", i->service.user, NULL);
+        _cleanup_free_ char *tmp = dir ? nap_state_instance_build_dir(dir) : NULL;
+        _cleanup_free_ char *parent = nap_state_user_apps_dir(c->config, i->service.user);
         if (!dir || !tmp || !parent)
                 return nap_error_errno(e, -ENOMEM, "Failed to create instance");
 
@@ -225,30 +225,20 @@ static int instance_info_compare(const void *a, const void *b) {
 
 /* Every manifest of the service in Instances=. */
 static int read_instance_manifests(NapContext *c, const NapService *s, NapInstanceInfo **list, size_t *n, NapError *e) {
-        _cleanup_free_ char *prefix = strdup_printf("%s_%s_", s->user, s->app);
-        _cleanup_closedir_ DIR *d = opendir(c->config->instances_dir);
-        if (!prefix)
-                return nap_error_errno(e, -ENOMEM, "Failed to list instances");
-        if (!d)
-                return errno == ENOENT ? 0 : nap_error_errno(e, negative_errno(), "Failed to read %s", c->config->instances_dir);
-        for (struct dirent *de; (de = readdir(d));) {
-                if (!startswith(de->d_name, prefix))
-                        continue;
-                _cleanup_free_ char *path = path_join(c->config->instances_dir, de->d_name, NULL);
-                _cleanup_(nap_manifest_freep) NapManifest *m = NULL;
-                if (!path)
-                        return nap_error_errno(e, -ENOMEM, "Failed to list instances");
-                if (nap_manifest_load(path, &m, NULL) < 0)
-                        continue; /* damaged: the generator skips and logs it too */
-                NapInstanceInfo *l = reallocarray(*list, *n + 1, sizeof **list);
-                if (!l)
-                        return nap_error_errno(e, -ENOMEM, "Failed to list instances");
-                *list = l;
-                if (ops_instance_info_from_manifest(c->config, m, l + *n) < 0)
-                        return nap_error_errno(e, -ENOMEM, "Failed to list instances");
-                ++*n;
+        NapManifest **l = NULL;
+        size_t k = 0;
+        int r = nap_state_load_service_manifests(c->config, s, &l, &k, e);
+        if (r >= 0 && k > 0 && !(*list = calloc(k, sizeof **list)))
+                r = nap_error_errno(e, -ENOMEM, "Failed to list instances");
+        for (size_t i = 0; r >= 0 && i < k; i++) {
+                r = ops_instance_info_from_manifest(c->config, l[i], *list + *n);
+                if (r < 0)
+                        r = nap_error_errno(e, r, "Failed to list instances");
+                else
+                        ++*n;
         }
-        return 0;
+        nap_state_manifests_free(l, k);
+        return r;
 }
 
 static NapInstanceInfo *find_instance_info(NapInstanceInfo *list, size_t n, const char *unit) {

@@ -90,6 +90,17 @@ void nap_instance_info_array_free(NapInstanceInfo *a, size_t n) {
         free(a);
 }
 
+/* ROOT/services/USER is made first: the app may not be deployed yet. */
+int ops_lock_service_to_deploy(NapContext *c, const NapService *s, int *ret_fd, NapError *e) {
+        _cleanup_free_ char *user_dir = nap_state_user_services_dir(c->config, s->user);
+        if (!user_dir)
+                return nap_error_errno(e, -ENOMEM, "Failed to deploy");
+        int r = mkdir_p(user_dir, 0755);
+        if (r < 0)
+                return nap_error_errno(e, r, "Failed to create %s", user_dir);
+        return nap_state_lock_service(c->config, s, ret_fd, e);
+}
+
 int ops_service_dir_checked(NapContext *c, const NapService *s, char **ret, NapError *e) {
         char name[NAP_SERVICE_NAME_MAX];
         _cleanup_free_ char *dir = nap_state_service_dir(c->config, s);
@@ -194,7 +205,7 @@ void ops_deploy_meta_clear(DeployMeta *m) {
 
 /* SERVICE_DIR/.nap/deploy.json; missing or damaged: all fields NULL/0. */
 void ops_deploy_meta_read(const char *service_dir, DeployMeta *ret) {
-        _cleanup_free_ char *path = path_join(service_dir, ".nap", "deploy.json", NULL), *text = NULL;
+        _cleanup_free_ char *path = nap_state_deploy_meta_file(service_dir), *text = NULL;
         *ret = (DeployMeta) {};
         if (!path || read_full_file(path, NAP_DEPLOY_META_MAX, &text, NULL) < 0)
                 return;

@@ -8,6 +8,8 @@
 
 /* The service manager's bus, opened on first use. */
 int ops_context_bus(NapContext *c, sd_bus **ret, NapError *e);
+/* The app's lock for a deploy (the app need not exist yet). */
+int ops_lock_service_to_deploy(NapContext *c, const NapService *s, int *ret_fd, NapError *e);
 /* ROOT/services/USER/USER_APP, or NoSuchService when it is not deployed. */
 int ops_service_dir_checked(NapContext *c, const NapService *s, char **ret, NapError *e);
 /* DIR/profile, else DIR/Procfile; InvalidProfile when neither exists. */
@@ -33,6 +35,8 @@ void ops_deploy_meta_read(const char *service_dir, DeployMeta *ret);
 
 /* SERVICE_DIR/.nap/history.json, newest first; missing or damaged: empty. */
 void ops_history_read(const char *tree, NapDeployRecord **ret, size_t *ret_n);
+/* A new, empty SERVICE_DIR.deploy-XXXXXX (STAGING); the caller removes it. */
+int ops_create_staging(NapContext *c, const NapService *s, char **ret, NapError *e);
 /* STAGING/tree := commit of url, profile checked (returned), .nap/
  * metadata written, history continuing old_tree's (may not exist). */
 int ops_stage_commit(const char *staging, const char *old_tree, const char *url, const char *commit,

@@ -25,10 +25,9 @@ void nap_endpoint_list_done(NapEndpointList *l) {
                 *l = (NapEndpointList) {};
 }
 
-int nap_get_service_url(NapContext *c, const char *user, const char *app, char **ret, NapSource *ret_source,
-                        NapError *e) {
+int nap_get_service_url(NapContext *c, const char *service, char **ret, NapSource *ret_source, NapError *e) {
         NapService s;
-        int r = nap_service_from_parts(user, app, &s, e);
+        int r = nap_service_parse(service, &s, e);
         if (r < 0)
                 return r;
         _cleanup_free_ char *key = nap_key_url(c->config, &s);
@@ -43,7 +42,7 @@ int nap_get_service_url(NapContext *c, const char *user, const char *app, char *
         _cleanup_(ops_deploy_meta_clear) DeployMeta meta = {};
         ops_deploy_meta_read(dir, &meta);
         if (!meta.url)
-                return nap_error_set(e, NAP_ERROR_NO_SUCH_SERVICE, -ENOENT, "No URL is recorded for %s_%s", user, app);
+                return nap_error_set(e, NAP_ERROR_NO_SUCH_SERVICE, -ENOENT, "No URL is recorded for %s", service);
         *ret = TAKE_PTR(meta.url);
         *ret_source = NAP_SOURCE_LOCAL;
         return 0;

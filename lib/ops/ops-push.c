@@ -102,11 +102,6 @@ static void rollout_done(Rollout *ro) {
         *ro = (Rollout) {};
 }
 
-static int step_compare(const void *a, const void *b) {
-        unsigned x = ((const Step *) a)->old->instance.number, y = ((const Step *) b)->old->instance.number;
-        return x < y ? -1 : x > y;
-}
-
 static int add_step(Rollout *ro, NapManifest *m) {
         Step *l = reallocarray(ro->steps, ro->n_steps + 1, sizeof *l);
         if (!l)
@@ -121,30 +116,20 @@ static int add_step(Rollout *ro, NapManifest *m) {
 
 /* The app's common instances, from their manifests, by number. */
 static int load_steps(Rollout *ro, NapError *e) {
-        const char *dir = ro->c->config->instances_dir;
-        _cleanup_free_ char *prefix = strdup_printf("%s_%s_common@", ro->s.user, ro->s.app);
-        _cleanup_closedir_ DIR *d = opendir(dir);
-        if (!prefix)
-                return nap_error_errno(e, -ENOMEM, "Failed to list instances");
-        if (!d)
-                return errno == ENOENT ? 0 : nap_error_errno(e, negative_errno(), "Failed to read %s", dir);
-        for (struct dirent *de; (de = readdir(d));) {
-                if (!startswith(de->d_name, prefix))
+        NapManifest **l = NULL;
+        size_t n = 0;
+        int r = nap_state_load_service_manifests(ro->c->config, &ro->s, &l, &n, e);
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                if (l[i]->instance.kind != NAP_KIND_COMMON)
                         continue;
-                _cleanup_free_ char *path = path_join(dir, de->d_name, NULL);
-                NapManifest *m = NULL;
-                if (!path)
-                        return nap_error_errno(e, -ENOMEM, "Failed to list instances");
-                if (nap_manifest_load(path, &m, NULL) < 0)
-                        continue; /* damaged: the generator skips it too */
-                if (add_step(ro, m) < 0) {
-                        nap_manifest_free(m);
-                        return nap_error_errno(e, -ENOMEM, "Failed to list instances");
-                }
+                r = add_step(ro, l[i]);
+                if (r < 0)
+                        r = nap_error_errno(e, r, "Failed to list instances");
+                else
+                        l[i] = NULL; /* the step has it */
         }
-        if (ro->n_steps > 0)
-                qsort(ro->steps, ro->n_steps, sizeof *ro->steps, step_compare);
-        return 0;
+        nap_state_manifests_free(l, n);
+        return r;
 }
 
 /* The parameters an instance keeps. A manifest records every value used,
@@ -187,7 +172,7 @@ static int plan_step(Step *st, const char *tree, const NapProfile *old, const Na
         }
         m->directory = strdup(st->old->directory);
         m->commit = commit ? strdup(commit) : NULL;
-        st->next = strdup_printf("%s.next", st->old->directory);
+        st->next = nap_state_instance_next_dir(st->old->directory);
         if (!m->directory || (commit && !m->commit) || !st->next)
                 return nap_error_errno(e, -ENOMEM, "Failed to plan the rollout");
         if (ops_tree_is_dockerfile_app(tree)) {
@@ -312,7 +297,7 @@ static int swap_tree(Rollout *ro, NapError *e) {
 }
 
 static void unswap_tree(Rollout *ro) {
-        _cleanup_free_ char *tree = path_join(ro->staging, "tree", NULL);
+        _cleanup_free_ char *tree = nap_state_staging_tree(ro->staging);
         if (!tree)
                 return;
         if (ro->had_tree)
@@ -415,16 +400,8 @@ static int apply(Rollout *ro, const NapProfile *p, bool rebuild, bool first, Nap
 
 /* SERVICE_DIR.deploy-XXXXXX/tree: the commit, checked. */
 static int stage(Rollout *ro, const char *url, const char *commit, NapProfile **ret, NapError *e) {
-        ro->staging = strdup_printf("%s.deploy-XXXXXX", ro->service_dir);
-        if (!ro->staging)
-                return nap_error_errno(e, -ENOMEM, "Failed to deploy");
-        if (!mkdtemp(ro->staging)) {
-                int r = nap_error_errno(e, negative_errno(), "Failed to create %s", ro->staging);
-                free(ro->staging);
-                ro->staging = NULL;
-                return r;
-        }
-        return ops_stage_commit(ro->staging, ro->service_dir, url, commit, ret, e);
+        int r = ops_create_staging(ro->c, &ro->s, &ro->staging, e);
+        return r < 0 ? r : ops_stage_commit(ro->staging, ro->service_dir, url, commit, ret, e);
 }
 
 /* What is deployed before: the tree (if any) and its commit. */
@@ -462,7 +439,7 @@ static int rollout_locked(Rollout *ro, const char *url, const char *commit, NapE
         int r = load_steps(ro, e);
         if (r >= 0 && ro->ret->deploy.changed) {
                 r = stage(ro, url, commit, &p, e);
-                staged = r >= 0 ? path_join(ro->staging, "tree", NULL) : NULL;
+                staged = r >= 0 ? nap_state_staging_tree(ro->staging) : NULL;
                 if (r >= 0 && !staged)
                         r = nap_error_errno(e, -ENOMEM, "Failed to deploy");
         } else if (r >= 0)
@@ -572,16 +549,6 @@ static int rollout(NapContext *c, const NapService *s, const char *url, const ch
         return r;
 }
 
-static int lock_app(NapContext *c, const NapService *s, int *ret_lock, NapError *e) {
-        _cleanup_free_ char *user_dir = path_join(c->config->root, "services", s->user, NULL);
-        if (!user_dir)
-                return nap_error_errno(e, -ENOMEM, "Failed to deploy");
-        int r = mkdir_p(user_dir, 0755);
-        if (r < 0)
-                return nap_error_errno(e, r, "Failed to create %s", user_dir);
-        return nap_state_lock_service(c->config, s, ret_lock, e);
-}
-
 int nap_deploy_commit(NapContext *c, const char *service, const char *repo, const char *rev,
                       const NapRolloutOptions *o, NapRolloutResult *ret, NapError *e) {
         char commit[NAP_COMMIT_HEX_LEN + 1];
@@ -594,7 +561,7 @@ int nap_deploy_commit(NapContext *c, const char *service, const char *repo, cons
         if (r >= 0)
                 r = nap_repo_resolve(repo, rev, commit, e); /* before anything is created */
         if (r >= 0)
-                r = lock_app(c, &s, &lock, e);
+                r = ops_lock_service_to_deploy(c, &s, &lock, e);
         /* Again under the lock: of two pushes at once, the later ends with
          * the branch's tip whichever hook runs last. */
         if (r >= 0)

@@ -119,10 +119,9 @@ int nap_get_journal(NapContext *c, const char *instance, size_t lines, NapJourna
 /* Stops, drops the manifest, reloads, removes the instance's tree. */
 int nap_remove_instance(NapContext *c, const char *instance, NapError *e);
 
-/* The seed's get_service_url(user, app): etcd's PREFIX/url/USER/APP, else
- * the URL this host deployed from. */
-int nap_get_service_url(NapContext *c, const char *user, const char *app, char **ret, NapSource *ret_source,
-                        NapError *e);
+/* The seed's get_service_url(user, app), for service USER_APP: etcd's
+ * PREFIX/url/USER/APP, else the URL this host deployed from. */
+int nap_get_service_url(NapContext *c, const char *service, char **ret, NapSource *ret_source, NapError *e);
 /* The seed's get_port(instance): etcd's PREFIX/port/USER/APP/N, else the
  * instance's manifest on this host. */
 int nap_get_port(NapContext *c, const char *instance, unsigned *ret, NapSource *ret_source, NapError *e);

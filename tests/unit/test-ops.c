@@ -84,6 +84,24 @@ static void test_deploy_is_idempotent(void **state) {
         assert_true(exists(f, "root/services/alice/alice_web/server.py"));
 }
 
+static void test_get_service_url_by_service_name(void **state) {
+        Fixture *f = *state;
+        NapDeployResult res;
+        NapError e = NAP_ERROR_NULL, bad_name = NAP_ERROR_NULL;
+        _cleanup_free_ char *url = NULL;
+        NapSource source;
+        assert_int_equal(nap_get_service_url(f->c, "alice", &url, &source, &bad_name), -EINVAL);
+        assert_int_equal(bad_name.kind, NAP_ERROR_INVALID_NAME);
+        assert_int_equal(nap_get_service_url(f->c, "alice_web", &url, &source, &e), -ENOENT);
+        assert_int_equal(e.kind, NAP_ERROR_NO_SUCH_SERVICE);
+
+        e = NAP_ERROR_NULL;
+        assert_int_equal(nap_deploy_app(f->c, "alice_web", f->url, &res, &e), 0);
+        assert_int_equal(nap_get_service_url(f->c, "alice_web", &url, &source, &e), 0);
+        assert_string_equal(url, f->url);
+        assert_int_equal(source, NAP_SOURCE_LOCAL); /* no Etcd= */
+}
+
 static void test_list_services_and_parameters(void **state) {
         Fixture *f = *state;
         NapDeployResult res;
@@ -319,6 +337,7 @@ static void test_tree_without_app_is_refused(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_deploy_is_idempotent, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_get_service_url_by_service_name, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_list_services_and_parameters, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_invalid_names_change_nothing, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_missing_url_changes_nothing, setup, teardown),

@@ -39,6 +39,45 @@ static int teardown(void **state) {
         return 0;
 }
 
+/* Takes path. */
+static void assert_path(char *path, const char *want) {
+        assert_non_null(path);
+        assert_string_equal(path, want);
+        free(path);
+}
+
+/* Takes path and checks it is ROOT/want. */
+static void assert_under_root(const Fixture *f, char *path, const char *want) {
+        _cleanup_free_ char *expected = path_join(f->config->root, want, NULL);
+        assert_path(path, expected);
+}
+
+static void test_service_paths(void **state) {
+        Fixture *f = *state;
+        assert_under_root(f, nap_state_user_services_dir(f->config, "alice"), "services/alice");
+        assert_under_root(f, nap_state_service_dir(f->config, &f->service), "services/alice/alice_web");
+        assert_under_root(f, nap_state_staging_template(f->config, &f->service),
+                          "services/alice/alice_web.deploy-XXXXXX");
+        assert_under_root(f, nap_state_git_repo_dir(f->config, &f->service), "git/alice/web.git");
+}
+
+static void test_tree_paths(void **state) {
+        assert_path(nap_state_staging_tree("/s/alice_web.deploy-abc123"), "/s/alice_web.deploy-abc123/tree");
+        assert_path(nap_state_meta_dir("/s/alice_web"), "/s/alice_web/.nap");
+        assert_path(nap_state_deploy_meta_file("/s/alice_web"), "/s/alice_web/.nap/deploy.json");
+        assert_path(nap_state_history_file("/s/alice_web"), "/s/alice_web/.nap/history.json");
+}
+
+static void test_instance_paths(void **state) {
+        Fixture *f = *state;
+        NapInstance i = { .service = f->service, .kind = NAP_KIND_COMMON, .number = 7 };
+        assert_under_root(f, nap_state_user_apps_dir(f->config, "alice"), "apps/alice");
+        assert_under_root(f, nap_state_instance_dir(f->config, &i), "apps/alice/alice_web_7");
+        /* Beside the instance's directory, whatever its manifest says it is. */
+        assert_path(nap_state_instance_build_dir("/a/alice_web_7"), "/a/alice_web_7.tmp");
+        assert_path(nap_state_instance_next_dir("/a/alice_web_7"), "/a/alice_web_7.next");
+}
+
 static void test_instance_numbers_are_never_reused(void **state) {
         Fixture *f = *state;
         unsigned n;
@@ -103,10 +142,10 @@ static void test_service_lock_excludes(void **state) {
         assert_int_equal(flock(other, LOCK_EX | LOCK_NB), 0);
 }
 
-static void save_manifest_with_port(Fixture *f, unsigned number, unsigned port) {
+static void save_manifest_of(Fixture *f, const NapService *s, unsigned number, unsigned port) {
         char *argv[] = { (char *) "true", NULL };
         NapManifest m = {
-                .instance = { .service = f->service, .kind = NAP_KIND_COMMON, .number = number },
+                .instance = { .service = *s, .kind = NAP_KIND_COMMON, .number = number },
                 .argv = argv,
                 .directory = (char *) "/srv/x",
                 .port = port,
@@ -114,6 +153,48 @@ static void save_manifest_with_port(Fixture *f, unsigned number, unsigned port) 
         };
         NapError e = NAP_ERROR_NULL;
         assert_int_equal(nap_manifest_save(f->config->instances_dir, &m, &e), 0);
+}
+
+static void save_manifest_with_port(Fixture *f, unsigned number, unsigned port) {
+        save_manifest_of(f, &f->service, number, port);
+}
+
+static void write_instances_file(Fixture *f, const char *name, const char *text) {
+        _cleanup_free_ char *p = path_join(f->config->instances_dir, name, NULL);
+        assert_int_equal(write_file_atomic(p, text, strlen(text), 0644), 0);
+}
+
+static void test_service_manifests_by_number(void **state) {
+        Fixture *f = *state;
+        NapService other;
+        assert_int_equal(nap_service_parse("alice_web-x", &other, NULL), 0);
+        save_manifest_with_port(f, 3, 20003);
+        save_manifest_with_port(f, 1, 20001);
+        /* Another app's (its name begins the same), a damaged one and a
+         * file that is not a manifest: all left out. */
+        save_manifest_of(f, &other, 2, 20002);
+        write_instances_file(f, "alice_web_common@9.json", "{}");
+        write_instances_file(f, "alice_web_notes.txt", "hello");
+
+        NapManifest **l = NULL;
+        size_t n = 0;
+        assert_int_equal(nap_state_load_service_manifests(f->config, &f->service, &l, &n, NULL), 0);
+        assert_int_equal(n, 2);
+        assert_int_equal(l[0]->instance.number, 1);
+        assert_int_equal(l[0]->port, 20001);
+        assert_int_equal(l[1]->instance.number, 3);
+        assert_string_equal(l[1]->instance.service.app, "web");
+        nap_state_manifests_free(l, n);
+}
+
+static void test_service_manifests_none(void **state) {
+        Fixture *f = *state;
+        NapManifest **l = NULL;
+        size_t n = 1;
+        /* No Instances= directory yet: no instances, not an error. */
+        assert_int_equal(nap_state_load_service_manifests(f->config, &f->service, &l, &n, NULL), 0);
+        assert_int_equal(n, 0);
+        assert_null(l);
 }
 
 /* A port this process listens on, so the allocator must skip it. */
@@ -162,6 +243,11 @@ static void test_port_allocation_exhausted(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_service_paths, setup, teardown),
+                cmocka_unit_test(test_tree_paths),
+                cmocka_unit_test_setup_teardown(test_instance_paths, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_service_manifests_by_number, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_service_manifests_none, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_instance_numbers_are_never_reused, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_instance_number_is_above_existing_trees, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_instance_number_is_above_existing_manifests, setup, teardown),
