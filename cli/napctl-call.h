@@ -12,7 +12,7 @@
  * with the same authorization by our uid. Either way a call gives the
  * reply object that lib/ops/io.nap.Manager.varlink describes, so a verb prints one way whatever the transport.
  *
- * Errors: io.nap.Manager.<Kind> become that NapError kind (lib/error.h),
+ * Errors: io.nap.Manager.<Kind> become that NapError kind (lib/base/error.h),
  * so exit statuses do not depend on the transport. Anything else (an
  * org.varlink.service error, a dropped connection, a missing socket) is
  * NAP_ERROR_INTERNAL with a message that says what happened; its varlink

@@ -228,14 +228,15 @@ static int verb_get_service_url(Caller *c, char **args, NapError *e) {
         json_auto_t *reply = NULL;
         NapService s;
         char name[NAP_SERVICE_NAME_MAX];
-        int r = nap_service_from_parts(args[0], args[1], &s, e);
+        /* USER_APP as every verb takes it, or the seed's USER APP. */
+        int r = args[1] ? nap_service_from_parts(args[0], args[1], &s, e) : nap_service_parse(args[0], &s, e);
         if (r >= 0)
                 r = caller_call(c, "GetServiceUrl", json_pack("{s:s}", "service", nap_service_name(&s, name)),
                                 READ_TIMEOUT, &reply, e);
         if (r < 0)
                 return r;
         if (arg_json)
-                return output_json(json_pack("{s:s, s:s, s:O?, s:O*}", "user", args[0], "app", args[1], "url",
+                return output_json(json_pack("{s:s, s:s, s:O?, s:O*}", "user", s.user, "app", s.app, "url",
                                              json_object_get(reply, "url"), "source",
                                              json_object_get(reply, "source")));
         printf("%s\n", json_str(reply, "url"));
@@ -305,7 +306,7 @@ static const Verb verbs[] = {
         { "cat-app", "INSTANCE", 1, 1, verb_cat_app, false, "Show an instance's profile" },
         { "get-journal", "INSTANCE", 1, 1, verb_get_journal, false, "Show the last lines of an instance's log (-f: follow it)" },
         { "remove-instance", "INSTANCE", 1, 1, verb_remove_instance, false, "Stop and delete an instance" },
-        { "get-service-url", "USER APP", 2, 2, verb_get_service_url, false, "Show the URL an app was deployed from" },
+        { "get-service-url", "USER_APP", 1, 2, verb_get_service_url, false, "Show the URL an app was deployed from" },
         { "get-port", "INSTANCE", 1, 1, verb_get_port, false, "Show the port of an instance" },
         { "endpoints", "USER_APP", 1, 1, verb_endpoints, false, "List an app's live endpoints (from etcd)" },
         { "rollback", "USER_APP [COMMIT]", 1, 2, verb_rollback_local, true, "Redeploy an earlier commit and restart the instances" },

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
-/* napctl keys add|list|remove: a thin adapter over lib/authkeys.h. */
+/* napctl keys add|list|remove: a thin adapter over lib/model/authkeys.h. */
 
 #include <jansson.h>
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* napctl keys: who may git push (napctl(1) "keys", lib/authkeys.h).
+/* napctl keys: who may git push (napctl(1) "keys", lib/model/authkeys.h).
  *   napctl keys add USER                 the public key on stdin, one line
  *   napctl keys list [USER]
  *   napctl keys remove USER FINGERPRINT  SHA256:… as list shows it

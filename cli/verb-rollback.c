@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
-/* napctl rollback and napctl history: thin adapters over lib/ops.h. */
+/* napctl rollback and napctl history: thin adapters over lib/ops/ops.h. */
 
 #include <jansson.h>
 #include <time.h>

@@ -2,7 +2,7 @@
 #pragma once
 
 /* napctl rollback and napctl history: an app's earlier deploys
- * (napctl(1), lib/ops.h nap_rollback(), nap_deploy_history()).
+ * (napctl(1), lib/ops/ops.h nap_rollback(), nap_deploy_history()).
  *   napctl rollback USER_APP [COMMIT]  redeploy the previous deployed
  *                                      commit, or COMMIT (4 to 40 hex
  *                                      digits of one in the history), and

@@ -12,7 +12,7 @@
  * tcp probe, for apps that speak something else, stops at the connect and
  * so cannot see a stopped app until its backlog is full.
  *
- * Results (lib/discovery.h): ANSWERED; REFUSED when nothing listens or the
+ * Results (lib/model/discovery.h): ANSWERED; REFUSED when nothing listens or the
  * peer closed or reset without a byte; TIMEOUT when nothing came within
  * the timeout. Runs on sd-event, never blocks. */
 

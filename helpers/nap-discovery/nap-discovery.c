@@ -7,7 +7,7 @@
  *
  * One sd-event loop: a probe timer (discovery-probe.c), an etcd timer for
  * keep-alives and retries, SIGTERM/SIGINT, the watchdog. What to do next is
- * decided by lib/discovery.c; this file does the I/O and says what
+ * decided by lib/model/discovery.c; this file does the I/O and says what
  * happened, once per change (journal, STATUS=). etcd requests block, each
  * bounded by short client timeouts, so one dead endpoint stalls the loop
  * for at most ETCD_TIMEOUT_USEC per request. */

@@ -13,7 +13,7 @@
  * up after it. It costs a fork and a bus connection, ~1 ms: cheap beside
  * what these calls wait for. The worker writes its result (the envelope of
  * nap_method_run()) to a pipe and exits; the loop reads it without
- * blocking and replies: through the deferred-reply API of lib/varlink.h,
+ * blocking and replies: through the deferred-reply API of lib/protocol/varlink.h,
  * or to the D-Bus call message kept referenced meanwhile.
  *
  * At most WORKERS_MAX run at once; more wait in FIFO order. */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* SHA-256 (FIPS 180-4), for ssh key fingerprints (lib/authkeys.h). None of
+/* SHA-256 (FIPS 180-4), for ssh key fingerprints (lib/model/authkeys.h). None of
  * nap's dependencies exports one: libgit2 1.5's hashing is internal,
  * libsystemd 252 has no public hash API, libcurl hides its own. Not for
  * secrets: no constant-time concerns, no zeroing of state. */

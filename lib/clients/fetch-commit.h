@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* Checking out one given commit with libgit2, where lib/fetch.h only knows
+/* Checking out one given commit with libgit2, where lib/clients/fetch.h only knows
  * a remote's default branch: what a push deploys (the commit it brought,
  * from the bare repository it went to) and what a rollback redeploys (a
  * commit recorded in the deploy history, from where it came). */

@@ -14,6 +14,7 @@
 #include "base/fileio.h"
 #include "clients/fetch.h"
 #include "clients/gitshell.h"
+#include "model/state.h"
 
 #define HOOK_MAX 4096
 #define SHOWN_MAX 64
@@ -162,8 +163,7 @@ char *nap_git_repo_path(const NapConfig *c, const NapService *s) {
         assert(c);
         assert(s);
 
-        _cleanup_free_ char *base = strdup_printf("%s.git", s->app);
-        return base ? path_join(c->root, "git", s->user, base, NULL) : NULL;
+        return nap_state_git_repo_dir(c, s);
 }
 
 static bool path_is_plain(const char *p) {
@@ -270,9 +270,10 @@ int nap_git_repo_ensure(const NapConfig *c, const NapService *s, const char *rec
         if (r < 0)
                 return r;
         if (r == 0) {
-                _cleanup_free_ char *parent = path_join(c->root, "git", s->user, NULL);
+                _cleanup_free_ char *parent = strdup(path);
                 if (!parent)
                         return nap_error_errno(e, -ENOMEM, "Failed to create the repository");
+                *strrchr(parent, '/') = 0; /* ROOT/git/USER */
                 r = mkdir_p(parent, 0755);
                 if (r < 0)
                         return nap_error_errno(e, r, "Failed to create %s", parent);

@@ -2,7 +2,7 @@
 #pragma once
 
 /* The testable parts of nap-git-shell(8), the forced command of the nap
- * account's authorized_keys (lib/authkeys.h writes those lines):
+ * account's authorized_keys (lib/model/authkeys.h writes those lines):
  *
  *  - $SSH_ORIGINAL_COMMAND: exactly one git-receive-pack (git push) or
  *    git-upload-pack (git clone/fetch) of one app, in the forms git sends:

@@ -14,7 +14,7 @@
  *     two apart so that a later nap.conf option (e.g. "ReadAccess=all") can
  *     open reads without touching the callers.
  *
- * Names are validated first (NAP_ERROR_INVALID_NAME, as lib/names.h), so a
+ * Names are validated first (NAP_ERROR_INVALID_NAME, as lib/model/names.h), so a
  * refusal never depends on the user database for a name that cannot exist.
  * A refusal is NAP_ERROR_PERMISSION_DENIED with -EPERM. Nothing logs. */
 

@@ -43,7 +43,7 @@ typedef struct NapConfig {
         char **etcd;         /* strv, NULL when no etcd */
         char *etcd_prefix;   /* "/services": keys PREFIX/url/…, PREFIX/port/…, PREFIX/USER_APP/… */
         unsigned discovery_ttl;
-        char *authorized_keys; /* edited by napctl keys (lib/authkeys.h) */
+        char *authorized_keys; /* edited by napctl keys (lib/model/authkeys.h) */
         char *path;          /* the file it came from, NULL for built-in defaults */
 } NapConfig;
 

@@ -383,7 +383,7 @@ static const char *pinned_config(const NapConfig *c) {
 /* A hung sidecar stops keeping its lease alive, so its endpoint expires
  * (it never goes stale): the watchdog only bounds how long the endpoint
  * stays away. Half a TTL, but not under 15 s: one etcd request may take
- * 5 s per endpoint (lib/etcd.h), and a slow etcd is not a hung sidecar. */
+ * 5 s per endpoint (lib/clients/etcd.h), and a slow etcd is not a hung sidecar. */
 static unsigned discovery_watchdog_sec(const NapConfig *c) {
         return MAX(c->discovery_ttl / 2, 15u);
 }

@@ -28,7 +28,7 @@ typedef struct NapContext {
         EtcdClient *etcd;  /* made on first use, when Etcd= is set */
 } NapContext;
 
-/* Whether a write to etcd happened (lib/publish.h). */
+/* Whether a write to etcd happened (lib/ops/publish.h). */
 typedef enum NapPublish {
         NAP_PUBLISH_NONE,    /* no Etcd= configured: nothing to publish */
         NAP_PUBLISH_DONE,
@@ -129,7 +129,7 @@ int nap_get_port(NapContext *c, const char *instance, unsigned *ret, NapSource *
  * parse are left out. */
 int nap_list_endpoints(NapContext *c, const char *service, NapEndpointList *ret, NapError *e);
 
-/* ---- push deploys and rollback (lib/ops-push.c) ------------------------ */
+/* ---- push deploys and rollback (lib/ops/ops-push.c) ------------------------ */
 
 /* What a rollout says while it works ("alice_web_common@1: restarting"),
  * for a program to show; lib/ does not print. */

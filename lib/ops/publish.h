@@ -2,7 +2,7 @@
 #pragma once
 
 /* The seed's keys that nap's operations write to etcd and read back
- * (lib/endpoint.h has the layout): the URL an app was deployed from and the
+ * (lib/model/endpoint.h has the layout): the URL an app was deployed from and the
  * ports of its instances. Live endpoints are nap-discovery's, on leases.
  * Without Etcd= nothing is written and lookups use the local state. etcd
  * being down never fails an operation: the write is reported as pending,

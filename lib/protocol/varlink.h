@@ -6,7 +6,7 @@
  * libsystemd 252 has no public sd-varlink, so nap carries this. The API is
  * shaped like sd-varlink (libsystemd >= 257) — varlink_X here is
  * sd_varlink_X there, with jansson's json_t in place of sd_json_variant and
- * interface descriptions given as text (lib/varlink-idl.h) — so that it can
+ * interface descriptions given as text (lib/protocol/varlink-idl.h) — so that it can
  * be swapped when a newer libsystemd is found.
  *
  * Transport: AF_UNIX SOCK_STREAM; each message is one JSON object followed

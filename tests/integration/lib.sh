@@ -3,8 +3,7 @@
 #
 # The integration sandbox: a real systemd user manager, a real journald and
 # nap's generator, booted inside private mount and PID namespaces so the
-# machine itself is left untouched (../../../shared/notes: PID 1 here is not
-# systemd). Sourced by tests/integration/test-*.sh and scripts/demo.
+# machine itself is left untouched (and need not run systemd as PID 1). Sourced by tests/integration/test-*.sh and scripts/demo.
 #
 #   . tests/integration/lib.sh
 #   nap_sandbox_enter "$@"    # re-runs the script as PID 1 of the sandbox
@@ -145,6 +144,16 @@ wait_until() {
                 [ $(($(date +%s%N) / 1000000)) -ge "$deadline" ] && return 1
                 sleep 0.1
         done
+}
+
+# tcp_listening PORT: something listens on 127.0.0.1:PORT (or any
+# address) in this network namespace; asked of /proc, never by connecting,
+# so a server that accepts once is left its one connection.
+tcp_listening() {
+        local hex
+        hex=$(printf '%04X' "$1")
+        awk -v p=":$hex" '$4 == "0A" && substr($2, length($2) - 4) == p { found = 1 } END { exit !found }' \
+                /proc/net/tcp
 }
 
 # http_get URL [SECONDS]: prints the body of the first answer (any HTTP

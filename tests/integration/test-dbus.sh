@@ -351,7 +351,9 @@ s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(8)
 c, _ = s.accept(); time.sleep(6); c.close()' "$SLOW_PORT" &
 SLOW_SERVER=$!
-sleep 0.5
+# python3 may take most of a second to start on a loaded machine: wait
+# until it listens, or the DeployApp fails at once with "refused".
+check "the slow server listens" wait_until 10 tcp_listening "$SLOW_PORT"
 PID=$(svc_prop MainPID)
 (berror DeployApp string:alice_slow "string:http://127.0.0.1:$SLOW_PORT/slow.git" && echo "$BERR") >"$T/slow.out" &
 SLOW_CLIENT=$!

@@ -72,6 +72,10 @@ assert_eq "get-port falls back to this host's manifest" "0 $PORT local" \
         "$RC $(jq -r '(.port|tostring) + " " + .source' <<<"$OUT")"
 nap get-service-url alice hello
 assert_eq "get-service-url falls back to this host's deploy" "0 $HELLO" "$RC $OUT"
+nap get-service-url alice_hello
+assert_eq "get-service-url takes USER_APP like every verb" "0 $HELLO" "$RC $OUT"
+nap get-service-url alice_hello extra
+assert_eq "get-service-url USER_APP EXTRA: a bad app name, exit 2" 2 "$RC"
 nap endpoints $SVC
 assert_eq "endpoints needs etcd: NotAvailable, exit 1" 1 "$RC"
 

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
 # nap-managerd answers ListInstances and GetInstancesNum from memory
-# (helpers/managerd-instances.c), in a real systemd user manager with its
+# (helpers/nap-managerd/instance-cache.c), in a real systemd user manager with its
 # bus (lib.sh):
 #   - warm calls do not ask systemd: a bus monitor sees no
 #     ListUnitsByPatterns for them (and does see the one a daemon-reload

@@ -194,7 +194,7 @@ assert_eq "two calls on one connection: two replies, in order" "nap-managerd 0" 
         "$(printf '%s\n' "$OUT" | jq -rs '"\(.[0].parameters.product) \(.[1].parameters.services | length)"' 2>&1)"
 
 # Broken clients: varlink has no error for a broken message, the
-# connection is dropped (lib/varlink.h). Each must end within seconds
+# connection is dropped (lib/protocol/varlink.h). Each must end within seconds
 # without a reply, and leave the service serving.
 dropped() { # DESCRIPTION BYTES-FILE
         local start end out
@@ -341,7 +341,9 @@ s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(8)
 c, _ = s.accept(); time.sleep(6); c.close()' "$SLOW_PORT" &
 SLOW_SERVER=$!
-sleep 0.5
+# python3 may take most of a second to start on a loaded machine: wait
+# until it listens, or the DeployApp fails at once with "refused".
+check "the slow server listens" wait_until 10 tcp_listening "$SLOW_PORT"
 conn_open slow
 conn_send slow "{\"method\":\"$M.DeployApp\",\"parameters\":{\"service\":\"alice_slow\",\"url\":\"http://127.0.0.1:$SLOW_PORT/slow.git\"}}"
 sleep 1

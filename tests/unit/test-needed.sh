@@ -1,6 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# libgit2 and libcurl are dlopen()ed on first use (lib/dlopen.h), never
+# libgit2 and libcurl are dlopen()ed on first use (lib/base/dlopen.h), never
 # linked: each binary given must list neither as DT_NEEDED, or every start
 # of it pays ~5 ms to load them and the ~40 libraries they pull in.
 # Usage: test-needed.sh BINARY...

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
-/* Push deploys without a service manager (lib/ops-push.c, fetch-commit.c):
+/* Push deploys without a service manager (lib/ops/ops-push.c, fetch-commit.c):
  * checking out a given commit of a bare repository, the deploy history,
  * rollback's choice of commit, and the rule that a failed deploy changes
  * nothing, against real repositories made with the git program. Apps here
