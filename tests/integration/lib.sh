@@ -3,7 +3,8 @@
 #
 # The integration sandbox: a real systemd user manager, a real journald and
 # nap's generator, booted inside private mount and PID namespaces so the
-# machine itself is left untouched (and need not run systemd as PID 1). Sourced by tests/integration/test-*.sh and scripts/demo.
+# machine itself is left untouched (and need not run systemd as PID 1).
+# Sourced by tests/integration/test-*.sh and scripts/demo.
 #
 #   . tests/integration/lib.sh
 #   nap_sandbox_enter "$@"    # re-runs the script as PID 1 of the sandbox
