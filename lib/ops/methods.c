@@ -159,24 +159,28 @@ static json_t *run_get_journal(NapContext *c, json_t *args, NapError *e) {
         return oom(a ? json_pack("{s:o}", "entries", a) : NULL, e);
 }
 
-static json_t *run_stop_app(NapContext *c, json_t *args, NapError *e) {
+/* StopApp, StartApp, RestartApp, RemoveInstance: an instance in, nothing
+ * out. */
+static json_t *run_on_instance(NapContext *c, json_t *args, int (*op)(NapContext *, const char *, NapError *),
+                               NapError *e) {
         const char *instance = arg_string(args, "instance", e);
-        return instance && nap_stop_app(c, instance, e) >= 0 ? oom(json_object(), e) : NULL;
+        return instance && op(c, instance, e) >= 0 ? oom(json_object(), e) : NULL;
+}
+
+static json_t *run_stop_app(NapContext *c, json_t *args, NapError *e) {
+        return run_on_instance(c, args, nap_stop_app, e);
 }
 
 static json_t *run_start_app(NapContext *c, json_t *args, NapError *e) {
-        const char *instance = arg_string(args, "instance", e);
-        return instance && nap_start_app(c, instance, e) >= 0 ? oom(json_object(), e) : NULL;
+        return run_on_instance(c, args, nap_start_app, e);
 }
 
 static json_t *run_restart_app(NapContext *c, json_t *args, NapError *e) {
-        const char *instance = arg_string(args, "instance", e);
-        return instance && nap_restart_app(c, instance, e) >= 0 ? oom(json_object(), e) : NULL;
+        return run_on_instance(c, args, nap_restart_app, e);
 }
 
 static json_t *run_remove_instance(NapContext *c, json_t *args, NapError *e) {
-        const char *instance = arg_string(args, "instance", e);
-        return instance && nap_remove_instance(c, instance, e) >= 0 ? oom(json_object(), e) : NULL;
+        return run_on_instance(c, args, nap_remove_instance, e);
 }
 
 static json_t *run_cat_app(NapContext *c, json_t *args, NapError *e) {

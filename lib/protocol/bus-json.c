@@ -266,6 +266,16 @@ static int enter(sd_bus_message *m, char type, const char *contents) {
         return r < 0 ? r : r == 0 ? -EBADMSG : 0;
 }
 
+/* The end of reading a container into value: on success *ret takes it. */
+static int leave(sd_bus_message *m, int r, json_t **value, json_t **ret) {
+        if (r >= 0)
+                r = sd_bus_message_exit_container(m);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(*value);
+        return 0;
+}
+
 static int read_array(sd_bus_message *m, BusJsonInts ints, const VarlinkIdlType *t, const char *field, json_t **ret,
                       unsigned depth) {
         const VarlinkIdlType *element = varlink_idl_type_element(t);
@@ -283,12 +293,7 @@ static int read_array(sd_bus_message *m, BusJsonInts ints, const VarlinkIdlType 
                 if (r >= 0 && json_array_append_new(a, item) < 0)
                         r = -ENOMEM;
         }
-        if (r >= 0)
-                r = sd_bus_message_exit_container(m);
-        if (r < 0)
-                return r;
-        *ret = TAKE_PTR(a);
-        return 0;
+        return leave(m, r, &a, ret);
 }
 
 static int read_entry(sd_bus_message *m, BusJsonInts ints, const VarlinkIdlType *t, const char *field,
@@ -321,12 +326,7 @@ static int read_map(sd_bus_message *m, BusJsonInts ints, const VarlinkIdlType *t
                 r = enter(m, 'a', entry);
         while (r >= 0 && (r = sd_bus_message_at_end(m, false)) == 0)
                 r = read_entry(m, ints, element, field, sig, o, depth + 1);
-        if (r >= 0)
-                r = sd_bus_message_exit_container(m);
-        if (r < 0)
-                return r;
-        *ret = TAKE_PTR(o);
-        return 0;
+        return leave(m, r, &o, ret);
 }
 
 static int read_struct(sd_bus_message *m, BusJsonInts ints, const VarlinkIdlType *t, json_t **ret, unsigned depth) {
@@ -345,12 +345,7 @@ static int read_struct(sd_bus_message *m, BusJsonInts ints, const VarlinkIdlType
                 if (r >= 0 && json_object_set_new(o, name, item) < 0)
                         r = -ENOMEM;
         }
-        if (r >= 0)
-                r = sd_bus_message_exit_container(m);
-        if (r < 0)
-                return r;
-        *ret = TAKE_PTR(o);
-        return 0;
+        return leave(m, r, &o, ret);
 }
 
 static int read_value(sd_bus_message *m, BusJsonInts ints, const VarlinkIdlType *t, const char *field,
