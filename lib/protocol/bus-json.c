@@ -78,6 +78,27 @@ static int element_signature(BusJsonInts ints, const VarlinkIdlType *t, const ch
 static int append_value(sd_bus_message *m, BusJsonInts ints, const VarlinkIdlType *t, const char *field, json_t *v,
                         unsigned depth);
 
+/* The range of each int signature; a value outside is refused, never
+ * wrapped. */
+static bool int_fits(char sig, json_int_t i) {
+        switch (sig) {
+        case 't':
+                return i >= 0;
+        case 'u':
+                return i >= 0 && i <= UINT32_MAX;
+        case 'i':
+                return i >= INT32_MIN && i <= INT32_MAX;
+        case 'q':
+                return i >= 0 && i <= UINT16_MAX;
+        case 'n':
+                return i >= INT16_MIN && i <= INT16_MAX;
+        case 'y':
+                return i >= 0 && i <= UINT8_MAX;
+        default:
+                return true;
+        }
+}
+
 static int append_int(sd_bus_message *m, char sig, json_t *v) {
         json_int_t i = json_integer_value(v); /* null: 0 */
         uint64_t t = (uint64_t) i;
@@ -90,6 +111,8 @@ static int append_int(sd_bus_message *m, char sig, json_t *v) {
 
         if (v && !json_is_null(v) && !json_is_integer(v))
                 return -EINVAL;
+        if (!int_fits(sig, i))
+                return -ERANGE;
         switch (sig) {
         case 't':
                 return sd_bus_message_append_basic(m, sig, &t);

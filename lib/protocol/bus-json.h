@@ -37,7 +37,8 @@ typedef const BusJsonInt *BusJsonInts;
 int bus_json_signature(BusJsonInts ints, const VarlinkIdlType *t, const char *field, char *buf, size_t size);
 
 /* Appends v, a value of type t named field, to m. A value of another JSON
- * type than t is a bug of the caller: -EINVAL. */
+ * type than t is a bug of the caller: -EINVAL; an int outside the range of
+ * its D-Bus type: -ERANGE. */
 int bus_json_append(sd_bus_message *m, BusJsonInts ints, const VarlinkIdlType *t, const char *field, json_t *v);
 
 /* Reads the next value of m, of type t named field, into *ret: -ENOTUNIQ
