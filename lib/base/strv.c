@@ -109,3 +109,13 @@ char *strv_join(char *const *l, const char *sep) {
         }
         return r;
 }
+
+static int cmp_string(const void *a, const void *b) {
+        return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+void strv_sort(char **l) {
+        size_t n = strv_length(l);
+        if (n > 1)
+                qsort(l, n, sizeof *l, cmp_string);
+}

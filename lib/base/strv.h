@@ -22,6 +22,8 @@ char **strv_copy(char *const *l);
 bool strv_equal(char *const *a, char *const *b) _pure_;
 /* Splits on sep (no escaping, empty fields kept); NULL on OOM. */
 char **strv_split(const char *s, char sep);
+/* In strcmp() order, in place; NULL is fine. */
+void strv_sort(char **l);
 /* Joins with sep; NULL on OOM. */
 char *strv_join(char *const *l, const char *sep);
 
