@@ -20,6 +20,8 @@
 #include "base/fileio.h"
 #include "nap-config.h"
 #include "base/strv.h"
+#include "model/node.h"
+#include "model/resources.h"
 
 #define DEFAULT_ROOT "/var/lib/nap"
 #define DEFAULT_INSTANCES "/etc/nap/instances"
@@ -34,6 +36,10 @@
 #define PORT_MIN 1024u
 #define PORT_MAX 65535u
 #define HOST_MAX 253
+#define DEFAULT_CLUSTER_PREFIX "/nap"
+#define DEFAULT_NODE_TTL 10u
+#define NODE_TTL_MIN 2u
+#define NODE_TTL_MAX 600u
 
 static const char *const scope_table[_NAP_SCOPE_MAX] = {
         [NAP_SCOPE_SYSTEM] = "system",
@@ -60,6 +66,9 @@ NapConfig *nap_config_free(NapConfig *c) {
         strv_free(c->etcd);
         free(c->etcd_prefix);
         free(c->authorized_keys);
+        free(c->cluster_prefix);
+        free(c->node);
+        strv_free(c->labels);
         free(c->path);
         free(c);
         return NULL;
@@ -75,8 +84,10 @@ int nap_config_new_default(NapConfig **ret) {
         c->instances_dir = strdup(DEFAULT_INSTANCES);
         c->etcd_prefix = strdup(DEFAULT_ETCD_PREFIX);
         c->authorized_keys = strdup(DEFAULT_AUTHORIZED_KEYS);
-        if (!c->root || !c->instances_dir || !c->etcd_prefix || !c->authorized_keys)
+        c->cluster_prefix = strdup(DEFAULT_CLUSTER_PREFIX);
+        if (!c->root || !c->instances_dir || !c->etcd_prefix || !c->authorized_keys || !c->cluster_prefix)
                 return -ENOMEM;
+        c->node_ttl = DEFAULT_NODE_TTL;
         c->scope = NAP_SCOPE_SYSTEM;
         c->port_min = DEFAULT_PORT_MIN;
         c->port_max = DEFAULT_PORT_MAX;
@@ -247,33 +258,92 @@ static int parse_port_range(Parser *p, const char *v) {
         return 0;
 }
 
-static int parse_discovery_ttl(Parser *p, const char *v) {
-        unsigned long ttl;
+/* Seconds in min..max; empty: def. */
+static int parse_seconds(Parser *p, const char *v, unsigned def, unsigned min, unsigned max, unsigned *dst) {
+        unsigned long secs;
         const char *end;
         char b[72];
 
         if (!*v) {
-                p->config->discovery_ttl = DEFAULT_DISCOVERY_TTL;
+                *dst = def;
                 return 0;
         }
-        if (parse_unsigned(v, &end, &ttl) < 0 || *end)
+        if (parse_unsigned(v, &end, &secs) < 0 || *end)
                 return bad_value(p, -EINVAL, "invalid number of seconds '%s'", shown(v, b));
-        if (ttl < DISCOVERY_TTL_MIN || ttl > DISCOVERY_TTL_MAX)
-                return bad_value(p, -ERANGE, "%lu seconds is out of range %u..%u", ttl, DISCOVERY_TTL_MIN,
-                                 DISCOVERY_TTL_MAX);
-        p->config->discovery_ttl = ttl;
+        if (secs < min || secs > max)
+                return bad_value(p, -ERANGE, "%lu seconds is out of range %u..%u", secs, min, max);
+        *dst = secs;
         return 0;
 }
 
-/* Where nap's keys live in etcd: an absolute key path, no trailing '/'. */
-static int parse_etcd_prefix(Parser *p, const char *v) {
+static int parse_discovery_ttl(Parser *p, const char *v) {
+        return parse_seconds(p, v, DEFAULT_DISCOVERY_TTL, DISCOVERY_TTL_MIN, DISCOVERY_TTL_MAX,
+                             &p->config->discovery_ttl);
+}
+
+static int parse_node_ttl(Parser *p, const char *v) {
+        return parse_seconds(p, v, DEFAULT_NODE_TTL, NODE_TTL_MIN, NODE_TTL_MAX, &p->config->node_ttl);
+}
+
+/* A key prefix in etcd: an absolute key path, no trailing '/'. */
+static int parse_prefix(Parser *p, const char *v, const char *def, char **dst) {
         char b[72];
         if (!*v)
-                return replace_string(&p->config->etcd_prefix, DEFAULT_ETCD_PREFIX);
+                return replace_string(dst, def);
         if (!path_is_acceptable(v) || v[strlen(v) - 1] == '/' || strstr(v, "//") || strlen(v) > ETCD_PREFIX_MAX)
                 return bad_value(p, -EINVAL, "invalid key prefix '%s': expected /NAME[/NAME…], no trailing '/'",
                                  shown(v, b));
-        return replace_string(&p->config->etcd_prefix, v);
+        return replace_string(dst, v);
+}
+
+static int parse_etcd_prefix(Parser *p, const char *v) {
+        return parse_prefix(p, v, DEFAULT_ETCD_PREFIX, &p->config->etcd_prefix);
+}
+
+static int parse_cluster_prefix(Parser *p, const char *v) {
+        return parse_prefix(p, v, DEFAULT_CLUSTER_PREFIX, &p->config->cluster_prefix);
+}
+
+/* The library's own message, under the key's name. */
+static int bad_amount(Parser *p, const NapError *e) {
+        return bad_value(p, -EINVAL, "%s", e->message);
+}
+
+static int parse_node(Parser *p, const char *v) {
+        NapError e = NAP_ERROR_NULL;
+        if (*v && nap_node_name_check(v, &e) < 0)
+                return bad_amount(p, &e);
+        return replace_string(&p->config->node, *v ? v : NULL);
+}
+
+static int parse_labels(Parser *p, const char *v) {
+        NapError e = NAP_ERROR_NULL;
+        char **l = NULL;
+        if (nap_labels_parse(v, &l, &e) < 0)
+                return bad_amount(p, &e);
+        strv_free(p->config->labels);
+        p->config->labels = l;
+        return 0;
+}
+
+static int parse_cpu(Parser *p, const char *v) {
+        NapError e = NAP_ERROR_NULL;
+        p->config->cpu_milli = 0;
+        return *v && nap_cpu_parse(v, &p->config->cpu_milli, &e) < 0 ? bad_amount(p, &e) : 0;
+}
+
+static int parse_bytes(Parser *p, const char *v, uint64_t *dst) {
+        NapError e = NAP_ERROR_NULL;
+        *dst = 0;
+        return *v && nap_bytes_parse(v, dst, &e) < 0 ? bad_amount(p, &e) : 0;
+}
+
+static int parse_memory(Parser *p, const char *v) {
+        return parse_bytes(p, v, &p->config->memory);
+}
+
+static int parse_storage(Parser *p, const char *v) {
+        return parse_bytes(p, v, &p->config->storage);
 }
 
 /* http(s)://HOST[:PORT][/], HOST a name, IPv4 address or [IPv6]. */
@@ -348,6 +418,13 @@ static const KeyParser key_table[] = {
         { "EtcdPrefix",   parse_etcd_prefix   },
         { "DiscoveryTTL", parse_discovery_ttl },
         { "AuthorizedKeys", parse_authorized_keys },
+        { "ClusterPrefix", parse_cluster_prefix },
+        { "Node",         parse_node          },
+        { "Labels",       parse_labels        },
+        { "CPU",          parse_cpu           },
+        { "Memory",       parse_memory        },
+        { "Storage",      parse_storage       },
+        { "NodeTTL",      parse_node_ttl      },
 };
 
 /* ---- lines ---- */
@@ -520,4 +597,23 @@ int nap_config_host(const NapConfig *c, char **ret) {
                 return -ENOMEM;
         *ret = s;
         return 0;
+}
+
+int nap_config_node(const NapConfig *c, char **ret, NapError *e) {
+        char buf[HOST_NAME_MAX + 1] = {};
+
+        assert(c);
+        assert(ret);
+        if (!c->node && gethostname(buf, sizeof buf - 1) < 0)
+                return nap_error_errno(e, negative_errno(), "Failed to read the host name");
+        /* "web1.example.com" → "web1"; "Web1" → "web1" */
+        buf[strcspn(buf, ".")] = 0;
+        for (char *p = buf; *p; p++)
+                *p = *p >= 'A' && *p <= 'Z' ? (char) (*p - 'A' + 'a') : *p;
+        const char *name = c->node ?: buf;
+        if (nap_node_name_check(name, NULL) < 0)
+                return nap_error_set(e, NAP_ERROR_INVALID_CONFIG, -EINVAL,
+                                     "The host name '%.64s' is no valid node name: set Node= in nap.conf", buf);
+        *ret = strdup(name);
+        return *ret ? 0 : nap_error_errno(e, -ENOMEM, "Failed to read the node name");
 }

@@ -11,6 +11,14 @@
  *   EtcdPrefix=    where nap's keys live                default /services
  *   DiscoveryTTL=  seconds, 2..3600                     default 60
  *   AuthorizedKeys= the nap account's authorized_keys    default /var/lib/nap/.ssh/authorized_keys
+ * The cluster (nap-node(8)):
+ *   ClusterPrefix= where the cluster's keys live         default /nap
+ *   Node=          this host's node name (a DNS label)   default: the host name
+ *   Labels=        key=value,… of this node              default none
+ *   CPU=           capacity: cores or milli-cores        default: the CPUs it may use
+ *   Memory=        capacity: bytes, K/M/G/T              default: physical memory
+ *   Storage=       capacity: bytes, K/M/G/T              default: Root='s file system
+ *   NodeTTL=       membership lease, seconds, 2..600     default 10
  * Lines: "Key=Value", "[Section]", blank, "#" or ";" comments. Whitespace
  * around keys and values is stripped. Unknown keys and unknown sections
  * are reported through warn() and ignored; a bad value is an error that
@@ -19,6 +27,7 @@
  * default file as a whole. */
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "base/error.h"
 
@@ -44,6 +53,11 @@ typedef struct NapConfig {
         char *etcd_prefix;   /* "/services": keys PREFIX/url/…, PREFIX/port/…, PREFIX/USER_APP/… */
         unsigned discovery_ttl;
         char *authorized_keys; /* edited by napctl keys (lib/model/authkeys.h) */
+        char *cluster_prefix; /* "/nap": PREFIX/nodes/…, see lib/model/node.h */
+        char *node;          /* NULL: the host name at the time of use */
+        char **labels;       /* sorted "key=value" strv */
+        uint64_t cpu_milli, memory, storage; /* capacity; 0: detect */
+        unsigned node_ttl;
         char *path;          /* the file it came from, NULL for built-in defaults */
 } NapConfig;
 
@@ -61,6 +75,11 @@ int nap_config_parse(NapConfig *c, const char *text, size_t size, const char *or
 /* Defaults, then $NAP_CONFIG (must exist) or the default path (may be
  * missing: defaults). */
 int nap_config_load(NapConfig **ret, nap_warn_fn warn, void *userdata, NapError *e);
+
+/* This node's name: Node=, or the host name (its first label, lower
+ * case) when it makes a valid node name; else -EINVAL, and Node= must be
+ * set. */
+int nap_config_node(const NapConfig *c, char **ret, NapError *e);
 
 /* The host to publish: Host= or gethostname(). malloc'ed. */
 int nap_config_host(const NapConfig *c, char **ret);

@@ -62,6 +62,11 @@ static void assert_defaults(const NapConfig *c) {
         assert_int_equal(c->port_max, 29999);
         assert_null(c->etcd);
         assert_string_equal(c->etcd_prefix, "/services");
+        assert_string_equal(c->cluster_prefix, "/nap");
+        assert_null(c->node);
+        assert_null(c->labels);
+        assert_int_equal(c->cpu_milli + c->memory + c->storage, 0);
+        assert_int_equal(c->node_ttl, 10);
         assert_int_equal(c->discovery_ttl, 60);
         assert_string_equal(c->authorized_keys, "/var/lib/nap/.ssh/authorized_keys");
 }
@@ -272,6 +277,32 @@ static void test_discovery_ttl(void **state) {
               "nap.conf:2: DiscoveryTTL=: invalid number of seconds '18446744073709551616'");
 }
 
+static void test_cluster(void **state) {
+        _cleanup_(nap_config_freep) NapConfig *c = parse_ok(
+                "[Nap]\nClusterPrefix=/c/x\nNode=h1\nLabels=zone=a,gpu=1\nCPU=1.5\nMemory=2G\nStorage=10G\nNodeTTL=5\n",
+                NULL);
+        assert_string_equal(c->cluster_prefix, "/c/x");
+        assert_string_equal(c->node, "h1");
+        assert_string_equal(c->labels[0], "gpu=1");
+        assert_int_equal(c->cpu_milli, 1500);
+        assert_int_equal(c->memory, UINT64_C(2) << 30);
+        assert_int_equal(c->storage, UINT64_C(10) << 30);
+        assert_int_equal(c->node_ttl, 5);
+        fails("[Nap]\nNode=H/1\n", "nap.conf:2: Node=: Invalid node name 'H/1': expected a DNS label (a-z, 0-9, '-', at most 63)");
+        fails("[Nap]\nCPU=0\n", "nap.conf:2: CPU=: Invalid CPU amount '0': must be more than 0 and at most 1024 CPUs");
+        fails("[Nap]\nMemory=lots\n",
+              "nap.conf:2: Memory=: Invalid size amount 'lots': expected bytes, or a number with K, M, G or T (powers of 1024)");
+        fails("[Nap]\nLabels=gpu\n",
+              "nap.conf:2: Labels=: Invalid labels 'gpu': expected key=value,… (keys a-z 0-9 . _ -, unique, at most 32)");
+        fails_range("[Nap]\nNodeTTL=1\n", "nap.conf:2: NodeTTL=: 1 seconds is out of range 2..600");
+        fails("[Nap]\nClusterPrefix=nap\n",
+              "nap.conf:2: ClusterPrefix=: invalid key prefix 'nap': expected /NAME[/NAME…], no trailing '/'");
+
+        _cleanup_free_ char *node = NULL;
+        assert_int_equal(nap_config_node(c, &node, NULL), 0);
+        assert_string_equal(node, "h1");
+}
+
 static void test_etcd_prefix(void **state) {
         _cleanup_(nap_config_freep) NapConfig *c = parse_ok("[Nap]\nEtcdPrefix=/nap/prod\n", NULL);
         assert_string_equal(c->etcd_prefix, "/nap/prod");
@@ -447,6 +478,7 @@ int main(void) {
                 cmocka_unit_test(test_host),
                 cmocka_unit_test(test_port_range),
                 cmocka_unit_test(test_discovery_ttl),
+                cmocka_unit_test(test_cluster),
                 cmocka_unit_test(test_etcd_prefix),
                 cmocka_unit_test(test_authorized_keys),
                 cmocka_unit_test(test_etcd),
