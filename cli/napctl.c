@@ -426,6 +426,8 @@ static int exit_status(const NapError *e) {
                 return 2;
         case NAP_ERROR_NO_SUCH_SERVICE:
         case NAP_ERROR_NO_SUCH_INSTANCE:
+        case NAP_ERROR_NO_SUCH_NODE:
+        case NAP_ERROR_NO_SUCH_RESERVATION:
                 return 4;
         default:
                 return 1;

@@ -11,12 +11,12 @@
 #include <systemd/sd-daemon.h>
 
 #include "../common/log.h"
+#include "base/clock.h"
 #include "dispatch.h"
 #include "nap-config.h"
 #include "serve-dbus.h"
 #include "serve-varlink.h"
 
-#define USEC_PER_SEC 1000000ULL
 #define IDLE_TIMEOUT_DEFAULT_SEC 30U
 #define IDLE_TIMEOUT_MAX_SEC (7U * 24U * 3600U)
 

@@ -20,6 +20,11 @@ static const char *const error_kind_table[_NAP_ERROR_KIND_MAX] = {
         [NAP_ERROR_PERMISSION_DENIED] = "PermissionDenied",
         [NAP_ERROR_NOT_AVAILABLE] = "NotAvailable",
         [NAP_ERROR_INTERNAL] = "Internal",
+        [NAP_ERROR_NO_SUCH_NODE] = "NoSuchNode",
+        [NAP_ERROR_NO_SUCH_RESERVATION] = "NoSuchReservation",
+        [NAP_ERROR_RESERVATION_EXISTS] = "ReservationExists",
+        [NAP_ERROR_INSUFFICIENT_RESOURCES] = "InsufficientResources",
+        [NAP_ERROR_NODE_IN_USE] = "NodeInUse",
 };
 
 const char *nap_error_kind_to_string(NapErrorKind k) {

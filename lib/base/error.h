@@ -27,6 +27,11 @@ typedef enum NapErrorKind {
         NAP_ERROR_PERMISSION_DENIED,  /* caller may not touch that app */
         NAP_ERROR_NOT_AVAILABLE,      /* the operation needs something not set up */
         NAP_ERROR_INTERNAL,           /* anything else: an errno with context */
+        NAP_ERROR_NO_SUCH_NODE,       /* no node record under that name */
+        NAP_ERROR_NO_SUCH_RESERVATION, /* nothing reserved under that name */
+        NAP_ERROR_RESERVATION_EXISTS, /* the name holds another reservation */
+        NAP_ERROR_INSUFFICIENT_RESOURCES, /* the request fits no node (or not the one asked for) */
+        NAP_ERROR_NODE_IN_USE,        /* a node with reservations cannot go */
         _NAP_ERROR_KIND_MAX,
         _NAP_ERROR_KIND_INVALID = -EINVAL,
 } NapErrorKind;

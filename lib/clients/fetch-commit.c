@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "base/dlopen.h"
 #include "clients/fetch-commit.h"
 #include "base/fileio.h"
@@ -117,11 +118,6 @@ typedef struct Transfer {
         bool aborted;
 } Transfer;
 
-static uint64_t monotonic_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
-}
 
 static int on_progress(const git_indexer_progress *stats, void *payload) {
         Transfer *t = payload;

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "base/dlopen.h"
 #include "clients/fetch.h"
 #include "base/fileio.h"
@@ -123,11 +124,6 @@ static int check_url(const char *url, NapError *e) {
         return 0;
 }
 
-static uint64_t now_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
-}
 
 typedef struct Transfer {
         uint64_t deadline;
@@ -139,7 +135,7 @@ static int on_transfer_progress(const git_indexer_progress *stats, void *payload
 
         if (stats->received_bytes > FETCH_MAX_BYTES)
                 t->why_aborted = "the repository is larger than 1 GiB";
-        else if (now_usec() > t->deadline)
+        else if (monotonic_usec() > t->deadline)
                 t->why_aborted = "the transfer took longer than 10 minutes";
         return t->why_aborted ? -1 : 0;
 }
@@ -184,7 +180,7 @@ static void oid_to_hex(const git_oid *oid, char ret[static NAP_COMMIT_HEX_LEN + 
 
 static int checkout(const char *url, const char *dir, char ret_commit[static NAP_COMMIT_HEX_LEN + 1], NapError *e) {
         _cleanup_(sym_git_repository_freep) git_repository *repo = NULL;
-        Transfer t = { .deadline = now_usec() + FETCH_MAX_USEC };
+        Transfer t = { .deadline = monotonic_usec() + FETCH_MAX_USEC };
         char b[256];
         git_oid oid;
         int r;

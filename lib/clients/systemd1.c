@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "clients/systemd1.h"
 
 #define SYSTEMD_DEST "org.freedesktop.systemd1"
@@ -13,7 +14,6 @@
 #define MANAGER_IFACE "org.freedesktop.systemd1.Manager"
 #define UNIT_IFACE "org.freedesktop.systemd1.Unit"
 
-#define USEC_PER_SEC UINT64_C(1000000)
 /* A little beyond DefaultTimeoutStartSec=/DefaultTimeoutStopSec= (90 s),
  * so that for units with default timeouts the manager's own timeout fires
  * first and the job ends with a result ("timeout") we can report. */
@@ -116,11 +116,6 @@ int nap_systemd_reload(sd_bus *bus, NapError *e) {
         return 0;
 }
 
-static uint64_t now_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
-}
 
 typedef struct JobWait {
         const char *path; /* our job; NULL until the Start/StopUnit reply is in */
@@ -145,7 +140,7 @@ static int on_job_removed(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
 }
 
 static int wait_for_job(sd_bus *bus, JobWait *w, const char *unit, NapError *e) {
-        uint64_t deadline = now_usec() + JOB_TIMEOUT_USEC;
+        uint64_t deadline = monotonic_usec() + JOB_TIMEOUT_USEC;
 
         for (;;) {
                 int r = sd_bus_process(bus, NULL);
@@ -160,7 +155,7 @@ static int wait_for_job(sd_bus *bus, JobWait *w, const char *unit, NapError *e) 
                 if (r > 0)
                         continue;
 
-                uint64_t n = now_usec();
+                uint64_t n = monotonic_usec();
                 if (n >= deadline)
                         return nap_error_set(e, NAP_ERROR_UNIT_FAILED, -ETIMEDOUT,
                                              "Timed out after %u s waiting for the job of unit '%s'; see 'systemctl%s status %s'",

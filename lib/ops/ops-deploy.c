@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "clients/fetch.h"
 #include "clients/fetch-commit.h"
 #include "base/fileio.h"
@@ -19,11 +20,6 @@
 #define NAP_URL_MAX 4096
 #define NAP_HISTORY_FILE_MAX (256 * 1024)
 
-static uint64_t now_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t) ts.tv_sec * 1000000u + ts.tv_nsec / 1000;
-}
 
 void nap_deploy_record_array_free(NapDeployRecord *a, size_t n) {
         for (size_t i = 0; a && i < n; i++)
@@ -89,7 +85,7 @@ static int history_write(const char *tree, const char *old_tree, const char *url
 static int deploy_meta_write(const char *tree, const char *old_tree, const char *url, const char *commit) {
         _cleanup_free_ char *dir = nap_state_meta_dir(tree);
         _cleanup_free_ char *path = nap_state_deploy_meta_file(tree);
-        uint64_t now = now_usec();
+        uint64_t now = realtime_usec();
         json_auto_t *j = json_pack("{s:s, s:s, s:I}", "url", url, "commit", commit, "time", (json_int_t) now);
         if (!dir || !path || !j)
                 return -ENOMEM;

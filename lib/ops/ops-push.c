@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "clients/fetch-commit.h"
 #include "base/fileio.h"
 #include "model/manifest.h"
@@ -645,11 +646,6 @@ int nap_refresh_instances(NapContext *c, const char *service, const NapRolloutOp
 #define PROBE_TIMEOUT_USEC (1000ULL * 1000ULL)
 #define PROBE_INTERVAL_USEC (50ULL * 1000ULL)
 
-static uint64_t monotonic_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000;
-}
 
 /* poll() on one fd until events or the deadline: 1 ready, 0 timed out. */
 static int wait_fd(int fd, short events, uint64_t deadline) {

@@ -11,6 +11,7 @@
 #include <systemd/sd-daemon.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "base/json-dump.h"
 #include "base/json-parse.h"
 #include "protocol/varlink.h"
@@ -18,7 +19,6 @@
 #define READ_CHUNK (64U * 1024U)
 /* Steps per wakeup of one connection before the others get their turn. */
 #define PROCESS_BURST 8U
-#define USEC_PER_SEC 1000000ULL
 
 static const char service_interface[] =
         "# The varlink service interface, provided by every varlink service.\n"
@@ -142,14 +142,9 @@ static int link_enqueue_reply(Varlink *v, const char *error_id, json_t *paramete
 
 /* ---- small helpers ---- */
 
-static uint64_t now_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000U;
-}
 
 static uint64_t deadline_after(uint64_t usec) {
-        uint64_t n = now_usec();
+        uint64_t n = monotonic_usec();
         return usec == VARLINK_TIMEOUT_INFINITY || usec > UINT64_MAX - n ? UINT64_MAX : n + usec;
 }
 
@@ -210,7 +205,7 @@ static int fd_wait(int fd, short events, uint64_t deadline, short *ret_revents) 
         struct timespec ts, *tsp = NULL;
 
         if (deadline != UINT64_MAX) {
-                uint64_t n = now_usec(), left = deadline > n ? deadline - n : 0;
+                uint64_t n = monotonic_usec(), left = deadline > n ? deadline - n : 0;
                 ts = (struct timespec) { .tv_sec = left / USEC_PER_SEC, .tv_nsec = (left % USEC_PER_SEC) * 1000U };
                 tsp = &ts;
         }
@@ -620,7 +615,7 @@ static int link_dispatch(Varlink *v) {
 }
 
 static int link_test_timeout(Varlink *v) {
-        if (!link_awaiting(v) || v->deadline == UINT64_MAX || now_usec() < v->deadline)
+        if (!link_awaiting(v) || v->deadline == UINT64_MAX || monotonic_usec() < v->deadline)
                 return 0;
         return -ETIMEDOUT;
 }
