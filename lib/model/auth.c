@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "model/auth.h"
+#include "model/node.h"
 #include "model/names.h"
 
 /* getpwuid_r() wants a buffer for the strings of the entry; NSS modules
@@ -15,6 +16,7 @@
 static const char *const access_table[_NAP_ACCESS_MAX] = {
         [NAP_ACCESS_READ] = "read",
         [NAP_ACCESS_WRITE] = "write",
+        [NAP_ACCESS_ADMIN] = "admin",
 };
 
 const char *nap_access_to_string(NapAccess a) {
@@ -85,4 +87,17 @@ int nap_auth_check_instance(uid_t uid, const char *instance, NapAccess access, N
         NapInstance i;
         int r = nap_instance_parse(instance, &i, e);
         return r < 0 ? r : nap_auth_check_user(uid, i.service.user, access, e);
+}
+
+int nap_auth_check_reservation(uid_t uid, const char *name, NapAccess access, NapError *e) {
+        char user[NAP_USER_MAX + 1];
+        int r = nap_reservation_name_check(name, user, e);
+        return r < 0 ? r : nap_auth_check_user(uid, user, access, e);
+}
+
+int nap_auth_check_shared(uid_t uid, NapAccess access, const char *what, NapError *e) {
+        if (access == NAP_ACCESS_READ || uid == 0)
+                return 0;
+        return nap_error_set(e, NAP_ERROR_PERMISSION_DENIED, -EPERM, "Permission denied: only root may change %s",
+                             what);
 }

@@ -26,11 +26,12 @@
 typedef enum NapAccess {
         NAP_ACCESS_READ,  /* list, show, read logs */
         NAP_ACCESS_WRITE, /* deploy, start, stop, remove */
+        NAP_ACCESS_ADMIN, /* the cluster's nodes: root only */
         _NAP_ACCESS_MAX,
         _NAP_ACCESS_INVALID = -EINVAL,
 } NapAccess;
 
-const char *nap_access_to_string(NapAccess a) _pure_; /* "read", "write" */
+const char *nap_access_to_string(NapAccess a) _pure_; /* "read", "write", "admin" */
 
 /* The login name of uid into buf (size bytes). -ENOENT if uid has none,
  * -ENAMETOOLONG if it does not fit. */
@@ -41,3 +42,8 @@ int nap_auth_check_user(uid_t uid, const char *user, NapAccess access, NapError 
 /* The same for the user of a service ("USER_APP") or an instance name. */
 int nap_auth_check_service(uid_t uid, const char *service, NapAccess access, NapError *e);
 int nap_auth_check_instance(uid_t uid, const char *instance, NapAccess access, NapError *e);
+/* ... of a reservation ("USER_REST", lib/model/node.h). */
+int nap_auth_check_reservation(uid_t uid, const char *name, NapAccess access, NapError *e);
+/* What belongs to nobody: reading it is for every local user, changing it
+ * (NAP_ACCESS_ADMIN, or WRITE) for root. */
+int nap_auth_check_shared(uid_t uid, NapAccess access, const char *what, NapError *e);

@@ -408,6 +408,10 @@ char *nap_key_reservation(const char *prefix, const NapReservation *r) {
         return key_join(prefix, "reservations", r->node, nap_reservation_kind_to_string(r->kind), r->name);
 }
 
+char *nap_key_reservation_name(const char *prefix, const NapReservation *r) {
+        return key_join(prefix, "names", nap_reservation_kind_to_string(r->kind), r->name, NULL);
+}
+
 char *nap_key_reservations(const char *prefix, const char *node) {
         char *k = key_join(prefix, "reservations", node, NULL, NULL), *slash = NULL;
         if (k && asprintf(&slash, "%s/", k) < 0)

@@ -16,6 +16,8 @@
  *                                        with a reservation, in one txn
  *   PREFIX/reservations/NODE/compute/RES a compute reservation (NapReservation)
  *   PREFIX/reservations/NODE/storage/RES a storage reservation
+ *   PREFIX/names/KIND/RES                the node holding it: a name is
+ *                                        reserved once in the cluster
  *
  * A node is Ready while its record and its membership both exist (seed
  * 004's table), NotReady while only the record does.
@@ -127,6 +129,7 @@ char *nap_key_status(const char *prefix, const char *node);
 char *nap_key_usage(const char *prefix, const char *node);
 char *nap_key_reservation(const char *prefix, const NapReservation *r);
 char *nap_key_reservations(const char *prefix, const char *node); /* PREFIX/reservations/NODE/ */
+char *nap_key_reservation_name(const char *prefix, const NapReservation *r);
 /* The node name of a key under PREFIX/nodes/ or PREFIX/members/ (a
  * pointer into key); NULL if key is not one. */
 const char *nap_key_node_name(const char *key, const char *dir_prefix);

@@ -3,6 +3,7 @@
 #include "base/strv.h"
 #include "io.nap.Manager.varlink.h"
 #include "ops/journal-stream.h"
+#include "ops/methods-internal.h"
 #include "ops/methods.h"
 #include "ops/publish.h"
 
@@ -292,45 +293,73 @@ static json_t *run_start_mpi(NapContext *c, json_t *args, NapError *e) {
  * interface's methods with every field, except where io.nap.Manager1
  * was published with fewer or other names: those stay as published. */
 static const NapMethod methods[] = {
-        { .name = "DeployApp", .owner = "service", .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_WORKER,
+        { .name = "DeployApp", .owns = NAP_OWNER_SERVICE, .owner = "service", .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_WORKER,
           .parameter = "url", .call = run_deploy_app,
           .bus = { { .out = FIELDS("commit", "changed", "etcd", "etcdError:etcd_error") } } },
-        { .name = "ListServices", .owner = "user", .access = NAP_ACCESS_READ, .run = NAP_METHOD_INLINE,
+        { .name = "ListServices", .owns = NAP_OWNER_USER, .owner = "user", .access = NAP_ACCESS_READ, .run = NAP_METHOD_INLINE,
           .call = run_list_services },
         /* GetServiceUrl, GetPort and ListEndpoints ask etcd first: seconds
          * of timeouts when it is down, so in a worker too. */
-        { .name = "GetServiceUrl", .owner = "service", .access = NAP_ACCESS_READ, .run = NAP_METHOD_WORKER,
+        { .name = "GetServiceUrl", .owns = NAP_OWNER_SERVICE, .owner = "service", .access = NAP_ACCESS_READ, .run = NAP_METHOD_WORKER,
           .call = run_get_service_url },
-        { .name = "GetInstancesNum", .owner = "service", .access = NAP_ACCESS_READ, .run = NAP_METHOD_CACHED,
+        { .name = "GetInstancesNum", .owns = NAP_OWNER_SERVICE, .owner = "service", .access = NAP_ACCESS_READ, .run = NAP_METHOD_CACHED,
           .call = run_get_instances_num, .from_instances = instances_num_reply,
           .bus = { { .out = FIELDS("instances") } } },
-        { .name = "ListInstances", .owner = "service", .access = NAP_ACCESS_READ, .run = NAP_METHOD_CACHED,
+        { .name = "ListInstances", .owns = NAP_OWNER_SERVICE, .owner = "service", .access = NAP_ACCESS_READ, .run = NAP_METHOD_CACHED,
           .call = run_list_instances, .from_instances = instances_reply },
-        { .name = "GetPort", .owner = "instance", .access = NAP_ACCESS_READ, .run = NAP_METHOD_WORKER,
+        { .name = "GetPort", .owns = NAP_OWNER_INSTANCE, .owner = "instance", .access = NAP_ACCESS_READ, .run = NAP_METHOD_WORKER,
           .call = run_get_port },
-        { .name = "GetJournal", .owner = "instance", .access = NAP_ACCESS_READ, .run = NAP_METHOD_WORKER,
+        { .name = "GetJournal", .owns = NAP_OWNER_INSTANCE, .owner = "instance", .access = NAP_ACCESS_READ, .run = NAP_METHOD_WORKER,
           .streams = true, .parameter = "lines", .call = run_get_journal },
-        { .name = "StopApp", .owner = "instance", .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_WORKER,
+        { .name = "StopApp", .owns = NAP_OWNER_INSTANCE, .owner = "instance", .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_WORKER,
           .call = run_stop_app },
-        { .name = "StartApp", .owner = "instance", .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_WORKER,
+        { .name = "StartApp", .owns = NAP_OWNER_INSTANCE, .owner = "instance", .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_WORKER,
           .call = run_start_app },
-        { .name = "RestartApp", .owner = "instance", .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_WORKER,
+        { .name = "RestartApp", .owns = NAP_OWNER_INSTANCE, .owner = "instance", .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_WORKER,
           .call = run_restart_app },
-        { .name = "CatApp", .owner = "instance", .access = NAP_ACCESS_READ, .run = NAP_METHOD_INLINE,
+        { .name = "CatApp", .owns = NAP_OWNER_INSTANCE, .owner = "instance", .access = NAP_ACCESS_READ, .run = NAP_METHOD_INLINE,
           .call = run_cat_app, .bus = { { .out = FIELDS("profile") } } },
-        { .name = "GetParameters", .owner = "service", .access = NAP_ACCESS_READ, .run = NAP_METHOD_INLINE,
+        { .name = "GetParameters", .owns = NAP_OWNER_SERVICE, .owner = "service", .access = NAP_ACCESS_READ, .run = NAP_METHOD_INLINE,
           .call = run_get_parameters },
-        { .name = "StartCommon", .owner = "service", .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_WORKER,
+        { .name = "StartCommon", .owns = NAP_OWNER_SERVICE, .owner = "service", .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_WORKER,
           .parameter = "params", .call = run_start_common,
           .bus = { { .in = FIELDS("service", "paramsString:params") },
                    { .member = "StartCommonWithParams", .in = FIELDS("service", "params") } } },
-        { .name = "StartMpi", .owner = "service", .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_INLINE,
+        { .name = "StartMpi", .owns = NAP_OWNER_SERVICE, .owner = "service", .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_INLINE,
           .parameter = "params", .call = run_start_mpi,
           .bus = { { .in = FIELDS("service", "paramsString:params") } } },
-        { .name = "RemoveInstance", .owner = "instance", .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_WORKER,
+        { .name = "RemoveInstance", .owns = NAP_OWNER_INSTANCE, .owner = "instance", .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_WORKER,
           .call = run_remove_instance },
-        { .name = "ListEndpoints", .owner = "service", .access = NAP_ACCESS_READ, .run = NAP_METHOD_WORKER,
+        { .name = "ListEndpoints", .owns = NAP_OWNER_SERVICE, .owner = "service", .access = NAP_ACCESS_READ, .run = NAP_METHOD_WORKER,
           .call = run_list_endpoints },
+        /* The inventory: reading it is for every local user, nodes are
+         * root's, a reservation its name's user's. All talk to etcd. */
+        { .name = "ListNodes", .owns = NAP_OWNER_NONE, .access = NAP_ACCESS_READ, .run = NAP_METHOD_WORKER,
+          .call = nap_run_list_nodes },
+        { .name = "GetNode", .owns = NAP_OWNER_NONE, .access = NAP_ACCESS_READ, .run = NAP_METHOD_WORKER,
+          .parameter = "name", .call = nap_run_get_node },
+        { .name = "ApplyNode", .owns = NAP_OWNER_NONE, .access = NAP_ACCESS_ADMIN, .run = NAP_METHOD_WORKER,
+          .parameter = "name", .call = nap_run_apply_node },
+        { .name = "DeleteNode", .owns = NAP_OWNER_NONE, .access = NAP_ACCESS_ADMIN, .run = NAP_METHOD_WORKER,
+          .parameter = "name", .call = nap_run_delete_node },
+        { .name = "ReserveCompute", .owns = NAP_OWNER_RESERVATION, .owner = "compute_name",
+          .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_WORKER, .parameter = "request_cpu_milli_core",
+          .call = nap_run_reserve_compute },
+        { .name = "ReleaseCompute", .owns = NAP_OWNER_RESERVATION, .owner = "compute_name",
+          .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_WORKER, .parameter = "name",
+          .call = nap_run_release_compute },
+        { .name = "ReserveStorage", .owns = NAP_OWNER_RESERVATION, .owner = "storage_name",
+          .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_WORKER, .parameter = "request_bytes",
+          .call = nap_run_reserve_storage },
+        { .name = "ReleaseStorage", .owns = NAP_OWNER_RESERVATION, .owner = "storage_name",
+          .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_WORKER, .parameter = "name",
+          .call = nap_run_release_storage },
+        { .name = "ScheduleCompute", .owns = NAP_OWNER_RESERVATION, .owner = "compute_name",
+          .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_WORKER, .parameter = "request_cpu_milli_core",
+          .call = nap_run_schedule_compute },
+        { .name = "ScheduleStorage", .owns = NAP_OWNER_RESERVATION, .owner = "storage_name",
+          .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_WORKER, .parameter = "request_bytes",
+          .call = nap_run_schedule_storage },
 };
 
 /* Counts, ports and pids are u, times in µs t, a syslog priority i (-1:
@@ -338,6 +367,13 @@ static const NapMethod methods[] = {
 const BusJsonInt nap_bus_ints[] = {
         { "number", 'u' },   { "port", 'u' }, { "instances", 'u' }, { "pid", 'u' },
         { "lines", 'u' },    { "time", 't' }, { "deployed", 't' },  { "priority", 'i' },
+        /* the inventory: sizes, times and counts */
+        { "since", 't' },    { "registered", 't' }, { "created", 't' }, { "count", 'u' },
+        { "cpu_milli_core", 't' }, { "memory_bytes", 't' }, { "storage_bytes", 't' },
+        { "used_cpu_milli_core", 't' }, { "used_memory_bytes", 't' }, { "used_storage_bytes", 't' },
+        { "request_cpu_milli_core", 't' }, { "limit_cpu_milli_core", 't' },
+        { "request_memory_bytes", 't' }, { "limit_memory_bytes", 't' },
+        { "request_bytes", 't' }, { "limit_bytes", 't' },
         {},
 };
 
@@ -375,7 +411,7 @@ const char *nap_method_invalid_parameter(const NapMethod *m, json_t *args) {
         char string_form[64];
         assert(m);
         if (!m->parameter)
-                return m->owner;
+                return m->owner ?: "name";
         /* The seed's "k=v,k=v" form of a map argument is FIELDString;
          * the name returned is the key of args, living as long as args. */
         snprintf(string_form, sizeof string_form, "%sString", m->parameter);
@@ -385,16 +421,23 @@ const char *nap_method_invalid_parameter(const NapMethod *m, json_t *args) {
 
 int nap_method_authorize(const NapMethod *m, uid_t uid, json_t *args, NapError *e) {
         assert(m);
+        if (m->owns == NAP_OWNER_NONE)
+                return nap_auth_check_shared(uid, m->access, "the cluster's nodes", e);
         const char *name = arg_string(args, m->owner, e);
         if (!name)
                 return -EINVAL;
-        if (streq(m->owner, "user"))
+        switch (m->owns) {
+        case NAP_OWNER_USER:
                 return nap_auth_check_user(uid, name, m->access, e);
-        if (streq(m->owner, "service"))
+        case NAP_OWNER_SERVICE:
                 return nap_auth_check_service(uid, name, m->access, e);
-        if (streq(m->owner, "instance"))
+        case NAP_OWNER_INSTANCE:
                 return nap_auth_check_instance(uid, name, m->access, e);
-        return nap_error_set(e, NAP_ERROR_INTERNAL, -EINVAL, "Method %s has no owner argument", m->name);
+        case NAP_OWNER_RESERVATION:
+                return nap_auth_check_reservation(uid, name, m->access, e);
+        default:
+                return nap_error_set(e, NAP_ERROR_INTERNAL, -EINVAL, "Method %s has no owner argument", m->name);
+        }
 }
 
 json_t *nap_method_envelope(const NapMethod *m, json_t *result, NapError *e) {

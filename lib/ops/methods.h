@@ -55,9 +55,19 @@ typedef struct NapBusMember {
 
 #define NAP_BUS_MEMBERS_MAX 2
 
+/* What the owner argument names, and so whose it is (lib/model/auth.h). */
+typedef enum NapOwner {
+        NAP_OWNER_NONE,        /* nobody's: the cluster's inventory (nap_auth_check_shared) */
+        NAP_OWNER_USER,        /* a nap user */
+        NAP_OWNER_SERVICE,     /* USER_APP */
+        NAP_OWNER_INSTANCE,    /* USER_APP_common@N */
+        NAP_OWNER_RESERVATION, /* USER_REST */
+} NapOwner;
+
 typedef struct NapMethod {
         const char *name;      /* "ListServices": io.nap.Manager.ListServices */
-        const char *owner;     /* the argument naming whose apps are touched: user, service or instance */
+        NapOwner owns;
+        const char *owner;     /* the argument that names it; NULL for NAP_OWNER_NONE */
         NapAccess access;
         NapMethodRun run;
         bool streams;          /* called with "more", follows (GetJournal) */
