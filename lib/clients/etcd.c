@@ -10,6 +10,7 @@
 
 #include "base/base64.h"
 #include "base/dlopen.h"
+#include "base/strv.h"
 #include "clients/etcd.h"
 
 /* ---- small JSON helpers --------------------------------------------- */
@@ -329,11 +330,29 @@ int etcd_parse_delete_response(const char *text, size_t len, int64_t *ret_delete
         return 0;
 }
 
+/* The key of responses[i], a range of one key; zeroed if absent. */
+static int txn_range_kv(json_t *responses, size_t i, EtcdKeyValue *ret, NapError *e) {
+        _cleanup_(etcd_range_done) EtcdRange range = {};
+        json_t *rr = json_object_get(json_array_get(responses, i), "response_range");
+        int r;
+
+        if (!json_is_object(rr))
+                return bad_answer(e, "txn without its range response");
+        r = parse_range_object(rr, &range, e);
+        if (r < 0)
+                return r;
+        *ret = (EtcdKeyValue) {};
+        if (range.n_kvs > 0) {
+                *ret = range.kvs[0];
+                range.kvs[0] = (EtcdKeyValue) {};
+        }
+        return 0;
+}
+
 /* {"succeeded":true,…} or {"responses":[{"response_range":{…}}]} */
 int etcd_parse_txn_response(const char *text, size_t len, EtcdKeyValue *ret_current, NapError *e) {
-        _cleanup_(etcd_range_done) EtcdRange range = {};
+        EtcdKeyValue kv = {};
         json_auto_t *j = NULL;
-        json_t *rr;
         int r;
 
         assert(text || len == 0);
@@ -346,20 +365,63 @@ int etcd_parse_txn_response(const char *text, size_t len, EtcdKeyValue *ret_curr
                         *ret_current = (EtcdKeyValue) {};
                 return 1;
         }
-        rr = json_object_get(json_array_get(json_object_get(j, "responses"), 0), "response_range");
-        if (!json_is_object(rr))
-                return bad_answer(e, "failed txn without its range response");
-        r = parse_range_object(rr, &range, e);
+        r = txn_range_kv(json_object_get(j, "responses"), 0, &kv, e);
         if (r < 0)
                 return r;
-        if (ret_current) {
-                *ret_current = (EtcdKeyValue) {};
-                if (range.n_kvs > 0) {
-                        *ret_current = range.kvs[0];
-                        range.kvs[0] = (EtcdKeyValue) {};
+        if (ret_current)
+                *ret_current = kv;
+        else
+                etcd_key_value_done(&kv);
+        return 0;
+}
+
+static int txn_range_kvs(json_t *responses, size_t n, EtcdKeyValue *ret, NapError *e) {
+        int r;
+
+        for (size_t i = 0; i < n; i++) {
+                r = txn_range_kv(responses, i, ret + i, e);
+                if (r < 0) {
+                        while (i > 0)
+                                etcd_key_value_done(ret + --i);
+                        return r;
                 }
         }
         return 0;
+}
+
+/* {"header":…,"succeeded":true,"responses":[{"response_put":…},…]}; a
+ * failed txn with an empty failure branch is just the header. */
+int etcd_parse_txn_ops_response(const char *text, size_t len, size_t n, EtcdKeyValue *ret_kvs,
+                                int64_t *ret_revision, NapError *e) {
+        json_auto_t *j = NULL;
+        json_t *responses;
+        bool succeeded;
+        int64_t rev;
+        int r;
+
+        assert(text || len == 0);
+
+        if (ret_kvs)
+                memset(ret_kvs, 0, n * sizeof *ret_kvs);
+        r = load_object(text, len, &j, e);
+        if (r < 0)
+                return r;
+        if (header_revision(j, &rev) < 0)
+                return bad_answer(e, "malformed txn revision");
+        succeeded = json_is_true(json_object_get(j, "succeeded"));
+        responses = json_object_get(j, "responses");
+        if (responses && !json_is_array(responses))
+                return bad_answer(e, "txn responses is not an array");
+        if (succeeded && json_array_size(responses) != n)
+                return bad_answer(e, "txn answered another number of requests than sent");
+        if (succeeded && ret_kvs) {
+                r = txn_range_kvs(responses, n, ret_kvs, e);
+                if (r < 0)
+                        return r;
+        }
+        if (ret_revision)
+                *ret_revision = rev;
+        return succeeded;
 }
 
 int etcd_parse_lease_grant_response(const char *text, size_t len, int64_t *ret_id, int64_t *ret_ttl,
@@ -923,6 +985,15 @@ static int request_add_range(json_t *req, const char *key, bool prefix) {
         return json_set_bytes(req, "range_end", end, n);
 }
 
+static json_t *put_request(const char *key, const void *value, size_t size, int64_t lease) {
+        json_auto_t *req = request_for_key(key);
+
+        if (!req || json_set_bytes(req, "value", value ?: "", size) < 0 ||
+            (lease != 0 && json_set_int64(req, "lease", lease) < 0))
+                return NULL;
+        return json_incref(req);
+}
+
 int etcd_put(EtcdClient *c, const char *key, const void *value, size_t size, int64_t lease,
              int64_t *ret_revision, NapError *e) {
         _cleanup_free_ char *answer = NULL;
@@ -934,9 +1005,8 @@ int etcd_put(EtcdClient *c, const char *key, const void *value, size_t size, int
         assert(key);
         assert(value || size == 0);
 
-        req = request_for_key(key);
-        if (!req || json_set_bytes(req, "value", value, size) < 0 ||
-            (lease != 0 && json_set_int64(req, "lease", lease) < 0))
+        req = put_request(key, value, size, lease);
+        if (!req)
                 return -ENOMEM;
         r = etcd_call(c, "kv/put", req, true, &answer, &n, e);
         if (r < 0)
@@ -1010,13 +1080,58 @@ int etcd_delete(EtcdClient *c, const char *key, bool prefix, int64_t *ret_delete
         return etcd_parse_delete_response(answer, n, ret_deleted, e);
 }
 
-static json_t *txn_compare(const char *key, const EtcdCompare *cmp) {
+/* ---- txn -------------------------------------------------------------- */
+
+/* What a compare, an op and a read must have: a known kind (a target, a
+ * type), a key, and the bytes of any value they give a size for. */
+static int check_item(NapError *e, const char *what, const char *kind, size_t i, bool known, const char *key,
+                      bool value_missing) {
+        const char *why = !known ? kind : isempty(key) ? "no key" : value_missing ? "no value" : NULL;
+
+        if (!why)
+                return 0;
+        return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL, "Invalid etcd %s %zu: %s", what, i, why);
+}
+
+static int check_txn(const EtcdTxnCompare *compares, size_t n_compares, const EtcdTxnOp *ops, size_t n_ops,
+                     NapError *e) {
+        int r;
+
+        /* etcd would refuse it whole: better before sending. */
+        if (n_compares > ETCD_TXN_OPS_MAX || n_ops > ETCD_TXN_OPS_MAX)
+                return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -E2BIG,
+                                     "etcd txn with %zu compares and %zu ops: at most %d of each",
+                                     n_compares, n_ops, ETCD_TXN_OPS_MAX);
+        if ((!compares && n_compares > 0) || (!ops && n_ops > 0))
+                return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL, "etcd txn without its compares or ops");
+        for (size_t i = 0; i < n_compares; i++) {
+                const EtcdTxnCompare *p = compares + i;
+
+                r = check_item(e, "compare", "unknown target", i,
+                               p->target >= 0 && p->target < _ETCD_COMPARE_TARGET_MAX, p->key,
+                               p->target == ETCD_COMPARE_VALUE && !p->value && p->value_size > 0);
+                if (r < 0)
+                        return r;
+        }
+        for (size_t i = 0; i < n_ops; i++) {
+                const EtcdTxnOp *p = ops + i;
+
+                r = check_item(e, "txn op", "unknown type", i, p->type >= 0 && p->type < _ETCD_TXN_OP_TYPE_MAX, p->key,
+                               p->type == ETCD_TXN_PUT && !p->value && p->value_size > 0);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static json_t *txn_compare(const void *p) {
         static const char *const targets[_ETCD_COMPARE_TARGET_MAX] = {
                 [ETCD_COMPARE_VALUE] = "VALUE",
                 [ETCD_COMPARE_MOD_REVISION] = "MOD",
                 [ETCD_COMPARE_CREATE_REVISION] = "CREATE",
         };
-        json_auto_t *o = request_for_key(key);
+        const EtcdTxnCompare *cmp = p;
+        json_auto_t *o = request_for_key(cmp->key);
         int r;
 
         if (!o || json_object_set_new(o, "target", json_string(targets[cmp->target])) < 0 ||
@@ -1030,24 +1145,52 @@ static json_t *txn_compare(const char *key, const EtcdCompare *cmp) {
         return r < 0 ? NULL : json_incref(o);
 }
 
-static json_t *txn_request(const char *key, const EtcdCompare *cmp, const void *value, size_t size,
-                           int64_t lease) {
-        json_auto_t *put = request_for_key(key), *get = request_for_key(key), *cmpo = txn_compare(key, cmp);
+static json_t *txn_op(const void *p) {
+        const EtcdTxnOp *op = p;
+        json_auto_t *o = op->type == ETCD_TXN_PUT ? put_request(op->key, op->value, op->value_size, op->lease) :
+                request_for_key(op->key);
 
-        if (!put || !get || !cmpo || json_set_bytes(put, "value", value, size) < 0 ||
-            (lease != 0 && json_set_int64(put, "lease", lease) < 0))
+        if (!o)
                 return NULL;
-        return json_pack("{s:[O],s:[{s:O}],s:[{s:O}]}",
-                         "compare", cmpo,
-                         "success", "request_put", put,
-                         "failure", "request_range", get);
+        return json_pack("{s:O}", op->type == ETCD_TXN_PUT ? "request_put" : "request_delete_range", o);
+}
+
+static json_t *txn_range(const void *p) {
+        json_auto_t *o = request_for_key(*(char *const *) p);
+
+        return o ? json_pack("{s:O}", "request_range", o) : NULL;
+}
+
+/* The JSON array of n items, each built by f. */
+static json_t *txn_array(const void *items, size_t n, size_t size, json_t *(*f)(const void *p)) {
+        json_auto_t *a = json_array();
+
+        if (!a)
+                return NULL;
+        for (size_t i = 0; i < n; i++)
+                if (json_array_append_new(a, f((const char *) items + i * size)) < 0)
+                        return NULL;
+        return json_incref(a);
+}
+
+/* Only a txn that just reads is idempotent: any other could report
+ * failure for its own earlier success if sent twice. */
+static int txn_call(EtcdClient *c, json_t *compare, json_t *success, json_t *failure, bool idempotent,
+                    char **ret, size_t *ret_size, NapError *e) {
+        json_auto_t *req = NULL;
+
+        if (!compare || !success || !failure)
+                return -ENOMEM;
+        req = json_pack("{s:O,s:O,s:O}", "compare", compare, "success", success, "failure", failure);
+        if (!req)
+                return -ENOMEM;
+        return etcd_call(c, "kv/txn", req, idempotent, ret, ret_size, e);
 }
 
 int etcd_txn_cas(EtcdClient *c, const char *key, const EtcdCompare *cmp,
                  const void *value, size_t size, int64_t lease,
                  EtcdKeyValue *ret_current, NapError *e) {
         _cleanup_free_ char *answer = NULL;
-        json_auto_t *req = NULL;
         size_t n;
         int r;
 
@@ -1055,17 +1198,86 @@ int etcd_txn_cas(EtcdClient *c, const char *key, const EtcdCompare *cmp,
         assert(key);
         assert(value || size == 0);
 
-        if (!cmp || cmp->target < 0 || cmp->target >= _ETCD_COMPARE_TARGET_MAX)
-                return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL, "Invalid etcd compare target");
-        req = txn_request(key, cmp, value, size, lease);
-        if (!req)
-                return -ENOMEM;
-        /* Not idempotent: never sent twice, or a CAS could report failure
-         * for its own earlier success. */
-        r = etcd_call(c, "kv/txn", req, false, &answer, &n, e);
+        if (!cmp)
+                return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL, "etcd compare-and-swap without a compare");
+
+        const EtcdTxnCompare tc = { .key = key, .target = cmp->target, .value = cmp->value,
+                                    .value_size = cmp->value_size, .revision = cmp->revision };
+        const EtcdTxnOp op = { .type = ETCD_TXN_PUT, .key = key, .value = value, .value_size = size, .lease = lease };
+        json_auto_t *compare = NULL, *success = NULL, *failure = NULL;
+
+        r = check_txn(&tc, 1, &op, 1, e);
+        if (r < 0)
+                return r;
+        compare = txn_array(&tc, 1, sizeof tc, txn_compare);
+        success = txn_array(&op, 1, sizeof op, txn_op);
+        failure = txn_array(&key, 1, sizeof key, txn_range);
+        r = txn_call(c, compare, success, failure, false, &answer, &n, e);
         if (r < 0)
                 return r;
         return etcd_parse_txn_response(answer, n, ret_current, e);
+}
+
+int etcd_txn(EtcdClient *c, const EtcdTxnCompare *compares, size_t n_compares,
+             const EtcdTxnOp *ops, size_t n_ops, int64_t *ret_revision, NapError *e) {
+        json_auto_t *compare = NULL, *success = NULL, *failure = NULL;
+        _cleanup_free_ char *answer = NULL;
+        size_t n;
+        int r;
+
+        assert(c);
+
+        r = check_txn(compares, n_compares, ops, n_ops, e);
+        if (r < 0)
+                return r;
+        compare = txn_array(compares, n_compares, sizeof *compares, txn_compare);
+        success = txn_array(ops, n_ops, sizeof *ops, txn_op);
+        failure = json_array();
+        r = txn_call(c, compare, success, failure, false, &answer, &n, e);
+        if (r < 0)
+                return r;
+        return etcd_parse_txn_ops_response(answer, n, n_ops, NULL, ret_revision, e);
+}
+
+static size_t count_present(const EtcdKeyValue *kvs, size_t n) {
+        size_t k = 0;
+
+        for (size_t i = 0; i < n; i++)
+                k += !!kvs[i].key;
+        return k;
+}
+
+int etcd_get_many(EtcdClient *c, char *const *keys, EtcdKeyValue *ret, int64_t *ret_revision, NapError *e) {
+        json_auto_t *compare = NULL, *success = NULL, *failure = NULL;
+        _cleanup_free_ char *answer = NULL;
+        size_t n_keys = strv_length(keys), n;
+        int r;
+
+        assert(c);
+        assert(ret || n_keys == 0);
+
+        if (n_keys > 0)
+                memset(ret, 0, n_keys * sizeof *ret);
+        if (n_keys > ETCD_TXN_OPS_MAX)
+                return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -E2BIG,
+                                     "etcd get of %zu keys: at most %d", n_keys, ETCD_TXN_OPS_MAX);
+        for (size_t i = 0; i < n_keys; i++) {
+                r = check_item(e, "read", NULL, i, true, keys[i], false);
+                if (r < 0)
+                        return r;
+        }
+        compare = json_array();
+        success = txn_array(keys, n_keys, sizeof *keys, txn_range);
+        failure = json_array();
+        r = txn_call(c, compare, success, failure, true, &answer, &n, e);
+        if (r < 0)
+                return r;
+        r = etcd_parse_txn_ops_response(answer, n, n_keys, ret, ret_revision, e);
+        if (r == 0)
+                return bad_answer(e, "txn without compares failed");
+        if (r < 0)
+                return r;
+        return (int) count_present(ret, n_keys);
 }
 
 int etcd_create(EtcdClient *c, const char *key, const void *value, size_t size, int64_t lease,

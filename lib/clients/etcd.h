@@ -10,10 +10,10 @@
  * to the endpoint that answered last; when it cannot be reached (refused,
  * unresolvable, connect timeout) the next one is tried, and so on once
  * around the list. Once a request has been sent, only idempotent ones
- * (everything but txn) are retried elsewhere after a timeout or a dropped
- * connection, so a compare-and-swap is never applied twice. Every attempt
- * is bounded by connect_timeout_usec and timeout_usec, so a call takes at
- * most n_endpoints × timeout_usec.
+ * (everything but a txn that writes) are retried elsewhere after a
+ * timeout or a dropped connection, so a compare-and-swap is never applied
+ * twice. Every attempt is bounded by connect_timeout_usec and
+ * timeout_usec, so a call takes at most n_endpoints × timeout_usec.
  *
  * Errors: negative errno, and the NapError (if given) says which endpoint
  * and what etcd said. Unreachable endpoints are NAP_ERROR_NOT_AVAILABLE
@@ -129,6 +129,54 @@ int etcd_txn_cas(EtcdClient *c, const char *key, const EtcdCompare *cmp,
 int etcd_create(EtcdClient *c, const char *key, const void *value, size_t size, int64_t lease,
                 EtcdKeyValue *ret_current, NapError *e);
 
+/* A general txn: compares on several keys, and puts and deletes of
+ * several keys, in one atomic step. */
+typedef struct EtcdTxnCompare {
+        const char *key;
+        EtcdCompareTarget target;      /* as in EtcdCompare */
+        const void *value;             /* ETCD_COMPARE_VALUE */
+        size_t value_size;
+        int64_t revision;              /* the revision targets */
+} EtcdTxnCompare;
+
+typedef enum EtcdTxnOpType {
+        ETCD_TXN_PUT,
+        ETCD_TXN_DELETE,               /* the key only, never a prefix */
+        _ETCD_TXN_OP_TYPE_MAX,
+        _ETCD_TXN_OP_TYPE_INVALID = -EINVAL,
+} EtcdTxnOpType;
+
+typedef struct EtcdTxnOp {
+        EtcdTxnOpType type;
+        const char *key;
+        const void *value;             /* PUT */
+        size_t value_size;
+        int64_t lease;                 /* PUT; 0: none */
+} EtcdTxnOp;
+
+/* etcd's default --max-txn-ops, for the compares and for the ops alike. */
+#define ETCD_TXN_OPS_MAX 128
+
+/* If every compare holds, applies every op in order and returns 1; else
+ * changes nothing and returns 0. ret_revision (optional): the store
+ * revision of the answer (after the ops when they ran). Arguments are
+ * checked before anything is sent: a NULL or empty key, a bad target or
+ * type, a NULL value or array of non-zero size is -EINVAL, more than
+ * ETCD_TXN_OPS_MAX compares or ops -E2BIG (NAP_ERROR_INVALID_PARAMETER).
+ * etcd itself refuses (-EINVAL) a txn that puts a key twice or puts and
+ * deletes it. Never sent twice, as etcd_txn_cas(): after -ETIMEDOUT,
+ * -ECONNRESET and the like whether it was applied is unknown. */
+int etcd_txn(EtcdClient *c, const EtcdTxnCompare *compares, size_t n_compares,
+             const EtcdTxnOp *ops, size_t n_ops, int64_t *ret_revision, NapError *e);
+
+/* Several keys read at one revision, in one txn of range requests (read
+ * only, so retried like etcd_get()). keys: NULL-terminated, at most
+ * ETCD_TXN_OPS_MAX (-E2BIG), none empty (-EINVAL); NULL: none. ret:
+ * as many entries as keys, filled for present keys (etcd_key_value_done()
+ * each) and zeroed for absent ones (all zeroed on error). Returns how many
+ * keys are present. */
+int etcd_get_many(EtcdClient *c, char *const *keys, EtcdKeyValue *ret, int64_t *ret_revision, NapError *e);
+
 /* Leases. TTLs are in seconds; etcd raises a TTL below its minimum (2 s
  * on a single member). */
 int etcd_lease_grant(EtcdClient *c, int64_t ttl, int64_t *ret_id, int64_t *ret_ttl, NapError *e);
@@ -196,6 +244,13 @@ int etcd_parse_range_response(const char *text, size_t len, EtcdRange *ret, NapE
 int etcd_parse_delete_response(const char *text, size_t len, int64_t *ret_deleted, NapError *e);
 /* 1: succeeded; 0: failed, *ret_current from the failure branch's range. */
 int etcd_parse_txn_response(const char *text, size_t len, EtcdKeyValue *ret_current, NapError *e);
+/* etcd_txn()'s and etcd_get_many()'s answer. 1: succeeded, and the
+ * success branch answered n requests; 0: failed. ret_revision (optional):
+ * the store revision. ret_kvs (optional, n of them): the n answers are
+ * ranges, each key moved there (zeroed when absent, and all zeroed on
+ * error). */
+int etcd_parse_txn_ops_response(const char *text, size_t len, size_t n, EtcdKeyValue *ret_kvs,
+                                int64_t *ret_revision, NapError *e);
 int etcd_parse_lease_grant_response(const char *text, size_t len, int64_t *ret_id, int64_t *ret_ttl,
                                     NapError *e);
 /* A keep-alive answer is a stream: the first line counts. Returns the TTL

@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 /* etcd gateway answer parsers and the stream framing: never crash, leak or
- * read past size. The first byte picks the parser; for streams the second
- * one sets the chunk size, so lines arrive split at arbitrary places. An
- * answer refused for its content always comes with a message; an answer
- * accepted yields NUL-terminated keys and values of the stated sizes. */
+ * read past size. The first byte picks the parser (and, for a general txn,
+ * how many requests it answered); for streams the second one sets the
+ * chunk size, so lines arrive split at arbitrary places. An answer refused
+ * for its content always comes with a message; an answer accepted yields
+ * NUL-terminated keys and values of the stated sizes. */
 
 #include <stdint.h>
+#include <string.h>
 
 #include "clients/etcd.h"
 
@@ -57,6 +59,29 @@ static void fuzz_stream(const uint8_t *data, size_t size) {
         etcd_line_buffer_done(&b);
 }
 
+/* which's high bits: how many requests the success branch had (0–11),
+ * and whether they were ranges to move out. */
+static int fuzz_txn_ops(uint8_t which, const char *text, size_t size, NapError *e) {
+        EtcdKeyValue kvs[12];
+        size_t n = which >> 4;
+        bool ranges = which & 8;
+        int64_t rev = 0;
+        int r;
+
+        memset(kvs, 0xaa, sizeof kvs); /* garbage: the parser must zero them */
+        r = etcd_parse_txn_ops_response(text, size, n, ranges ? kvs : NULL, &rev, e);
+        if (r > 1)
+                abort();
+        for (size_t i = 0; ranges && i < n; i++) {
+                if (r <= 0 && (kvs[i].key || kvs[i].value))
+                        abort(); /* failed or refused: nothing to free */
+                if (kvs[i].key)
+                        check_kv(&kvs[i]);
+                etcd_key_value_done(&kvs[i]);
+        }
+        return r;
+}
+
 static void fuzz_answer(uint8_t which, const char *text, size_t size) {
         NapError e = NAP_ERROR_NULL;
         EtcdRange range = {};
@@ -64,7 +89,7 @@ static void fuzz_answer(uint8_t which, const char *text, size_t size) {
         int64_t a = 0, b = 0;
         int r;
 
-        switch (which % 7) {
+        switch (which % 8) {
         case 0:
                 r = etcd_parse_range_response(text, size, &range, &e);
                 for (size_t i = 0; r >= 0 && i < range.n_kvs; i++)
@@ -94,6 +119,9 @@ static void fuzz_answer(uint8_t which, const char *text, size_t size) {
                 r = etcd_parse_keepalive_response(text, size, &b, &e);
                 if (r > 0 && b <= 0)
                         abort();
+                break;
+        case 7:
+                r = fuzz_txn_ops(which, text, size, &e);
                 break;
         default:
                 r = etcd_parse_error(text, size, &e);

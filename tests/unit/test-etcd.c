@@ -363,6 +363,55 @@ static void test_parse_watch(void **state) {
         assert_int_equal(etcd_parse_watch_line(S("{\"error\":{\"grpc_code\":14,\"message\":\"x\"}}"), &w, NULL), -EAGAIN);
 }
 
+static void test_parse_txn_ops(void **state) {
+        EtcdKeyValue kvs[2];
+        NapError e = NAP_ERROR_NULL;
+        int64_t rev = 0;
+
+        /* As etcd 3.4's gateway answers: ops applied, then a failed compare. */
+        assert_int_equal(etcd_parse_txn_ops_response(S("{\"header\":{\"revision\":\"6\"},\"succeeded\":true,\"responses\":["
+                                                       "{\"response_put\":{\"header\":{\"revision\":\"6\"}}},"
+                                                       "{\"response_delete_range\":{\"header\":{\"revision\":\"6\"},\"deleted\":\"1\"}}]}"),
+                                                     2, NULL, &rev, &e), 1);
+        assert_int_equal(rev, 6);
+        assert_int_equal(etcd_parse_txn_ops_response(S("{\"header\":{\"revision\":\"7\"}}"), 2, NULL, &rev, &e), 0);
+        assert_int_equal(rev, 7);
+        assert_int_equal(etcd_parse_txn_ops_response(S("{\"header\":{\"revision\":\"7\"},\"succeeded\":true}"), 0, NULL, NULL, &e), 1);
+        assert_false(nap_error_is_set(&e));
+
+        /* Ranges moved out, absent keys zeroed. */
+        memset(kvs, 0xaa, sizeof kvs);
+        assert_int_equal(etcd_parse_txn_ops_response(S("{\"header\":{\"revision\":\"6\"},\"succeeded\":true,\"responses\":["
+                                                       "{\"response_range\":{\"header\":{\"revision\":\"6\"}}},"
+                                                       "{\"response_range\":{\"kvs\":[{\"key\":\"YQ==\",\"value\":\"eA==\",\"mod_revision\":\"5\"}],\"count\":\"1\"}}]}"),
+                                                     2, kvs, &rev, &e), 1);
+        assert_null(kvs[0].key);
+        assert_null(kvs[0].value);
+        assert_string_equal(kvs[1].key, "a");
+        assert_string_equal(kvs[1].value, "x");
+        assert_int_equal(kvs[1].mod_revision, 5);
+        etcd_key_value_done(&kvs[1]);
+
+        /* Not what was sent: another count, or a non-range where ranges
+         * were asked; nothing is left to free. */
+        memset(kvs, 0xaa, sizeof kvs);
+        assert_int_equal(etcd_parse_txn_ops_response(S("{\"succeeded\":true,\"responses\":[{\"response_put\":{}}]}"),
+                                                     2, NULL, NULL, &e), -EBADMSG);
+        assert_non_null(strstr(e.message, "number of requests"));
+        assert_int_equal(etcd_parse_txn_ops_response(S("{\"succeeded\":true,\"responses\":["
+                                                       "{\"response_range\":{\"kvs\":[{\"key\":\"YQ==\"}]}},{\"response_put\":{}}]}"),
+                                                     2, kvs, NULL, NULL), -EBADMSG);
+        assert_null(kvs[0].key);
+        assert_null(kvs[1].key);
+        assert_int_equal(etcd_parse_txn_ops_response(S("{\"succeeded\":true,\"responses\":{}}"), 0, NULL, NULL, NULL), -EBADMSG);
+        assert_int_equal(etcd_parse_txn_ops_response(S("{\"header\":{\"revision\":\"x\"}}"), 0, NULL, NULL, NULL), -EBADMSG);
+        e = NAP_ERROR_NULL;
+        assert_int_equal(etcd_parse_txn_ops_response(S("{\"error\":\"etcdserver: duplicate key given in txn request\","
+                                                       "\"message\":\"etcdserver: duplicate key given in txn request\",\"code\":3}"),
+                                                     1, kvs, NULL, &e), -EINVAL);
+        assert_string_equal(e.message, "etcd: etcdserver: duplicate key given in txn request");
+}
+
 typedef struct Lines {
         char seen[8][16];
         size_t n;
@@ -572,6 +621,230 @@ static void test_txn(void **state) {
         assert_false(nap_error_is_set(&e));
 }
 
+static void assert_value(EtcdClient *c, const char *key, const char *value) {
+        EtcdKeyValue kv = {};
+
+        if (!value) {
+                assert_int_equal(get_value(c, key, NULL), 0);
+                return;
+        }
+        assert_int_equal(get_value(c, key, &kv), 1);
+        assert_string_equal(kv.value, value);
+        etcd_key_value_done(&kv);
+}
+
+static int64_t mod_revision(EtcdClient *c, const char *key) {
+        EtcdKeyValue kv = {};
+        int64_t rev;
+
+        assert_int_equal(get_value(c, key, &kv), 1);
+        rev = kv.mod_revision;
+        etcd_key_value_done(&kv);
+        return rev;
+}
+
+static void test_txn_many(void **state) {
+        REQUIRE_ETCD();
+        _cleanup_(etcd_client_freep) EtcdClient *c = client_for(shared_etcd.url);
+        NapError e = NAP_ERROR_NULL;
+        EtcdKeyValue kv = {};
+        int64_t lease = 0, rev = 0;
+
+        put_ok(c, "/inv/node/a", "free", 4, 0);
+        put_ok(c, "/inv/old", "x", 1, 0);
+        int64_t rev_a = mod_revision(c, "/inv/node/a");
+        assert_int_equal(etcd_lease_grant(c, 60, &lease, NULL, &e), 0);
+
+        /* Every compare holds (value, mod revision, absent key): every op
+         * runs, in one revision. */
+        EtcdTxnCompare cmp[] = {
+                { .key = "/inv/node/a", .target = ETCD_COMPARE_VALUE, .value = "free", .value_size = 4 },
+                { .key = "/inv/node/a", .target = ETCD_COMPARE_MOD_REVISION, .revision = rev_a },
+                { .key = "/inv/resv/1", .target = ETCD_COMPARE_CREATE_REVISION, .revision = 0 },
+        };
+        EtcdTxnOp ops[] = {
+                { .type = ETCD_TXN_PUT, .key = "/inv/node/a", .value = "taken", .value_size = 5 },
+                { .type = ETCD_TXN_PUT, .key = "/inv/resv/1", .value = "a", .value_size = 1, .lease = lease },
+                { .type = ETCD_TXN_DELETE, .key = "/inv/old" },
+                { .type = ETCD_TXN_DELETE, .key = "/inv/never" },
+                { .type = ETCD_TXN_PUT, .key = "/inv/empty" },
+        };
+        assert_int_equal(etcd_txn(c, cmp, ELEMENTSOF(cmp), ops, ELEMENTSOF(ops), &rev, &e), 1);
+        assert_false(nap_error_is_set(&e));
+        assert_int_equal(get_value(c, "/inv/resv/1", &kv), 1);
+        assert_string_equal(kv.value, "a");
+        assert_int_equal(kv.lease, lease);
+        assert_int_equal(kv.mod_revision, rev);
+        etcd_key_value_done(&kv);
+        assert_int_equal(get_value(c, "/inv/node/a", &kv), 1);
+        assert_string_equal(kv.value, "taken");
+        assert_int_equal(kv.lease, 0);
+        assert_int_equal(kv.mod_revision, rev);
+        etcd_key_value_done(&kv);
+        assert_value(c, "/inv/old", NULL);
+        assert_value(c, "/inv/empty", "");
+
+        /* Run again: the mod revision has changed and the key now exists,
+         * so one compare after another fails, and nothing is applied. */
+        put_ok(c, "/inv/old", "back", 4, 0);
+        ops[0].value = "again";
+        ops[1].value = "b";
+        cmp[0].value = "taken";
+        cmp[0].value_size = 5;
+        int64_t rev_fail = 0;
+        assert_int_equal(etcd_txn(c, cmp, ELEMENTSOF(cmp), ops, ELEMENTSOF(ops), &rev_fail, &e), 0);
+        assert_true(rev_fail > rev);
+        cmp[1].revision = rev;
+        assert_int_equal(etcd_txn(c, cmp, ELEMENTSOF(cmp), ops, ELEMENTSOF(ops), NULL, &e), 0);
+        cmp[2].key = "/inv/resv/2";
+        assert_int_equal(etcd_txn(c, cmp, ELEMENTSOF(cmp), ops, ELEMENTSOF(ops), &rev, &e), 1);
+        assert_value(c, "/inv/node/a", "again");
+        assert_value(c, "/inv/old", NULL);
+        cmp[1].revision = rev;
+        cmp[2] = (EtcdTxnCompare) { .key = "/inv/resv/1", .target = ETCD_COMPARE_CREATE_REVISION, .revision = 0 };
+        ops[2].key = "/inv/node/a";
+        ops[0].key = "/inv/other";
+        assert_int_equal(etcd_txn(c, cmp, ELEMENTSOF(cmp), ops, ELEMENTSOF(ops), &rev_fail, &e), 0);
+        assert_int_equal(rev_fail, rev); /* nothing written */
+        assert_value(c, "/inv/node/a", "again");
+        assert_value(c, "/inv/resv/1", "b");
+        assert_value(c, "/inv/other", NULL);
+        assert_false(nap_error_is_set(&e));
+
+        /* No compares: always applies; no ops: only compares. */
+        assert_int_equal(etcd_txn(c, NULL, 0, ops + 3, 1, NULL, &e), 1);
+        assert_int_equal(etcd_txn(c, cmp + 2, 1, NULL, 0, &rev_fail, &e), 0);
+        assert_int_equal(rev_fail, rev);
+
+        /* etcd's own refusal: one key put twice. Nothing applied. */
+        EtcdTxnOp twice[] = {
+                { .type = ETCD_TXN_PUT, .key = "/inv/twice", .value = "1", .value_size = 1 },
+                { .type = ETCD_TXN_PUT, .key = "/inv/twice", .value = "2", .value_size = 1 },
+        };
+        assert_int_equal(etcd_txn(c, NULL, 0, twice, 2, NULL, &e), -EINVAL);
+        assert_non_null(strstr(e.message, "duplicate key"));
+        assert_value(c, "/inv/twice", NULL);
+        assert_int_equal(etcd_lease_revoke(c, lease, NULL), 0);
+        assert_value(c, "/inv/resv/1", NULL);
+}
+
+/* Refused before sending: the client's one endpoint listens nowhere, so
+ * anything sent would be -ECONNREFUSED. 128 ops still go through. */
+static void test_txn_limits(void **state) {
+        REQUIRE_ETCD();
+        char dead[64];
+        snprintf(dead, sizeof dead, "http://127.0.0.1:%d", free_port());
+        _cleanup_(etcd_client_freep) EtcdClient *d = client_for(dead);
+        _cleanup_(etcd_client_freep) EtcdClient *c = client_for(shared_etcd.url);
+        static EtcdTxnOp ops[ETCD_TXN_OPS_MAX + 1];
+        static EtcdTxnCompare cmp[ETCD_TXN_OPS_MAX + 1];
+        static char keys[ETCD_TXN_OPS_MAX + 1][16];
+        char *many[ETCD_TXN_OPS_MAX + 2] = {};
+        EtcdKeyValue kvs[ETCD_TXN_OPS_MAX + 1];
+        NapError e = NAP_ERROR_NULL;
+        EtcdRange r = {};
+
+        for (size_t i = 0; i <= ETCD_TXN_OPS_MAX; i++) {
+                snprintf(keys[i], sizeof keys[i], "/lim/%03zu", i);
+                ops[i] = (EtcdTxnOp) { .type = ETCD_TXN_PUT, .key = keys[i], .value = "v", .value_size = 1 };
+                cmp[i] = (EtcdTxnCompare) { .key = keys[i], .target = ETCD_COMPARE_CREATE_REVISION };
+                many[i] = keys[i];
+        }
+        assert_int_equal(etcd_txn(d, NULL, 0, ops, ETCD_TXN_OPS_MAX + 1, NULL, &e), -E2BIG);
+        assert_int_equal(e.kind, NAP_ERROR_INVALID_PARAMETER);
+        assert_non_null(strstr(e.message, "at most 128"));
+        assert_int_equal(etcd_txn(c, NULL, 0, ops, ETCD_TXN_OPS_MAX + 1, NULL, NULL), -E2BIG);
+        assert_int_equal(etcd_txn(c, cmp, ETCD_TXN_OPS_MAX + 1, ops, 1, NULL, NULL), -E2BIG);
+        assert_int_equal(etcd_get_many(d, many, kvs, NULL, NULL), -E2BIG);
+        assert_int_equal(etcd_range_prefix(c, "/lim/", 0, true, &r, NULL), 0);
+        assert_int_equal(r.n_kvs, 0);
+        etcd_range_done(&r);
+
+        /* At the limit, compares and ops alike: applied. */
+        assert_int_equal(etcd_txn(c, cmp, ETCD_TXN_OPS_MAX, ops, ETCD_TXN_OPS_MAX, NULL, &e), 1);
+        assert_int_equal(etcd_range_prefix(c, "/lim/", 0, true, &r, NULL), 0);
+        assert_int_equal(r.n_kvs, ETCD_TXN_OPS_MAX);
+        etcd_range_done(&r);
+        many[ETCD_TXN_OPS_MAX] = NULL;
+        assert_int_equal(etcd_get_many(c, many, kvs, NULL, &e), ETCD_TXN_OPS_MAX);
+        for (size_t i = 0; i < ETCD_TXN_OPS_MAX; i++) {
+                assert_string_equal(kvs[i].key, keys[i]);
+                etcd_key_value_done(&kvs[i]);
+        }
+
+        /* Bad arguments, each named. */
+        EtcdTxnOp bad_op[] = {
+                { .type = _ETCD_TXN_OP_TYPE_MAX, .key = "/k" },
+                { .type = -1, .key = "/k" },
+                { .type = ETCD_TXN_DELETE, .key = NULL },
+                { .type = ETCD_TXN_PUT, .key = "" },
+                { .type = ETCD_TXN_PUT, .key = "/k", .value = NULL, .value_size = 1 },
+        };
+        const char *why_op[] = { "unknown type", "unknown type", "no key", "no key", "no value" };
+        for (size_t i = 0; i < ELEMENTSOF(bad_op); i++) {
+                EtcdTxnOp two[] = { ops[0], bad_op[i] };
+                e = NAP_ERROR_NULL;
+                assert_int_equal(etcd_txn(d, NULL, 0, two, 2, NULL, &e), -EINVAL);
+                assert_int_equal(e.kind, NAP_ERROR_INVALID_PARAMETER);
+                assert_non_null(strstr(e.message, "txn op 1"));
+                assert_non_null(strstr(e.message, why_op[i]));
+        }
+        EtcdTxnCompare bad_cmp[] = {
+                { .key = "/k", .target = _ETCD_COMPARE_TARGET_MAX },
+                { .key = NULL, .target = ETCD_COMPARE_MOD_REVISION },
+                { .key = "/k", .target = ETCD_COMPARE_VALUE, .value = NULL, .value_size = 3 },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad_cmp); i++) {
+                e = NAP_ERROR_NULL;
+                assert_int_equal(etcd_txn(d, bad_cmp + i, 1, NULL, 0, NULL, &e), -EINVAL);
+                assert_int_equal(e.kind, NAP_ERROR_INVALID_PARAMETER);
+                assert_non_null(strstr(e.message, "compare 0"));
+        }
+        assert_string_equal(e.message, "Invalid etcd compare 0: no value");
+        assert_int_equal(etcd_txn(d, NULL, 1, NULL, 0, NULL, NULL), -EINVAL);
+        assert_int_equal(etcd_txn(d, NULL, 0, NULL, 1, NULL, NULL), -EINVAL);
+        char *empty_key[] = { "/k", "", NULL };
+        e = NAP_ERROR_NULL;
+        assert_int_equal(etcd_get_many(d, empty_key, kvs, NULL, &e), -EINVAL);
+        assert_string_equal(e.message, "Invalid etcd read 1: no key");
+        const EtcdCompare bad_target = { .target = -1 };
+        assert_int_equal(etcd_txn_cas(d, "/k", &bad_target, "v", 1, 0, NULL, NULL), -EINVAL);
+        /* Well-formed, the same goes out and finds nobody. */
+        assert_int_equal(etcd_txn(d, cmp, 1, ops, 1, NULL, NULL), -ECONNREFUSED);
+        assert_int_equal(etcd_delete(c, "/lim/", true, NULL, NULL), 0);
+}
+
+static void test_get_many(void **state) {
+        REQUIRE_ETCD();
+        _cleanup_(etcd_client_freep) EtcdClient *c = client_for(shared_etcd.url);
+        char *keys[] = { "/many/a", "/many/absent", "/many/b", "/many/a", NULL };
+        EtcdKeyValue kvs[4];
+        NapError e = NAP_ERROR_NULL;
+        int64_t rev = 0, rev_b = 0, rev2 = 0;
+
+        put_ok(c, "/many/a", "1", 1, 0);
+        assert_int_equal(etcd_put(c, "/many/b", "2", 1, 0, &rev_b, &e), 0);
+        assert_int_equal(etcd_get_many(c, keys, kvs, &rev, &e), 3);
+        assert_int_equal(rev, rev_b); /* the store as it was, all at once */
+        assert_string_equal(kvs[0].key, "/many/a");
+        assert_string_equal(kvs[0].value, "1");
+        assert_null(kvs[1].key);
+        assert_null(kvs[1].value);
+        assert_string_equal(kvs[2].value, "2");
+        assert_int_equal(kvs[2].mod_revision, rev_b);
+        assert_string_equal(kvs[3].key, "/many/a");
+        for (size_t i = 0; i < ELEMENTSOF(kvs); i++)
+                etcd_key_value_done(&kvs[i]);
+
+        /* A later write moves the revision; nothing read: just the revision. */
+        put_ok(c, "/many/a", "3", 1, 0);
+        assert_int_equal(etcd_get_many(c, NULL, NULL, &rev2, &e), 0);
+        assert_int_equal(rev2, rev + 1);
+        char *none[] = { NULL };
+        assert_int_equal(etcd_get_many(c, none, kvs, &rev2, &e), 0);
+        assert_false(nap_error_is_set(&e));
+}
+
 static void test_lease_keepalive_revoke(void **state) {
         REQUIRE_ETCD();
         _cleanup_(etcd_client_freep) EtcdClient *c = client_for(shared_etcd.url);
@@ -685,6 +958,20 @@ static void test_timeout_hung_endpoint(void **state) {
         assert_non_null(strstr(e.message, hung));
         assert_int_equal(get_value(c, "/hung/txn", NULL), 0); /* the get failed over */
         assert_string_equal(etcd_client_endpoint(c), shared_etcd.url);
+
+        /* The same for a general txn; etcd_get_many() only reads: it fails over. */
+        _cleanup_(etcd_client_freep) EtcdClient *d = NULL;
+        const EtcdTxnOp op = { .type = ETCD_TXN_PUT, .key = "/hung/txn", .value = "x", .value_size = 1 };
+        char *keys[] = { "/hung/txn", NULL };
+        EtcdKeyValue kv;
+
+        assert_int_equal(etcd_client_new(endpoints, &d, &e), 0);
+        d->timeout_usec = 300000;
+        assert_int_equal(etcd_txn(d, NULL, 0, &op, 1, NULL, &e), -ETIMEDOUT);
+        assert_string_equal(etcd_client_endpoint(d), hung);
+        assert_int_equal(etcd_get_many(d, keys, &kv, NULL, &e), 0);
+        assert_null(kv.key);
+        assert_string_equal(etcd_client_endpoint(d), shared_etcd.url);
 }
 
 static void test_response_cap(void **state) {
@@ -930,6 +1217,7 @@ int main(void) {
                 cmocka_unit_test(test_parse_errors),
                 cmocka_unit_test(test_parse_lease),
                 cmocka_unit_test(test_parse_watch),
+                cmocka_unit_test(test_parse_txn_ops),
                 cmocka_unit_test(test_line_buffer),
                 cmocka_unit_test(test_client_new),
         };
@@ -937,6 +1225,9 @@ int main(void) {
                 cmocka_unit_test(test_put_get),
                 cmocka_unit_test(test_range_delete),
                 cmocka_unit_test(test_txn),
+                cmocka_unit_test(test_txn_many),
+                cmocka_unit_test(test_txn_limits),
+                cmocka_unit_test(test_get_many),
                 cmocka_unit_test(test_lease_keepalive_revoke),
                 cmocka_unit_test(test_lease_expiry),
                 cmocka_unit_test(test_failover),
