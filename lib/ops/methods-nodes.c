@@ -9,7 +9,7 @@
 #include "base/strv.h"
 #include "cluster/inventory.h"
 #include "nap-config.h"
-#include "ops/methods-internal.h"
+#include "ops/methods-nodes.h"
 #include "ops/publish.h"
 
 /* ---- arguments -------------------------------------------------------- */

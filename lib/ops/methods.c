@@ -3,7 +3,7 @@
 #include "base/strv.h"
 #include "io.nap.Manager.varlink.h"
 #include "ops/journal-stream.h"
-#include "ops/methods-internal.h"
+#include "ops/methods-nodes.h"
 #include "ops/methods.h"
 #include "ops/publish.h"
 

@@ -41,18 +41,37 @@ static void test_entries_are_complete(void **state) {
         for (size_t i = 0; i < nap_methods_size(); i++) {
                 const NapMethod *m = nap_method_at(i);
                 const VarlinkIdlType *in = varlink_idl_method_input(idl, m->name);
-                const VarlinkIdlType *owner = varlink_idl_type_field(in, m->owner);
-
                 print_message("%s\n", m->name);
                 assert_non_null(m->call);
-                assert_non_null(owner);
-                assert_int_equal(varlink_idl_type_kind(owner), VARLINK_IDL_STRING);
-                assert_false(varlink_idl_type_nullable(owner));
-                assert_true(streq(m->owner, "user") || streq(m->owner, "service") || streq(m->owner, "instance"));
+                /* nobody's (the inventory): no owner argument, and only
+                 * reads are open to everybody */
+                assert_int_equal(m->owns == NAP_OWNER_NONE, m->owner == NULL);
+                if (m->owns == NAP_OWNER_NONE)
+                        assert_true(m->access == NAP_ACCESS_READ || m->access == NAP_ACCESS_ADMIN);
+                else {
+                        const VarlinkIdlType *owner = varlink_idl_type_field(in, m->owner);
+                        assert_non_null(owner);
+                        assert_int_equal(varlink_idl_type_kind(owner), VARLINK_IDL_STRING);
+                        assert_false(varlink_idl_type_nullable(owner));
+                }
                 if (m->parameter)
                         assert_non_null(varlink_idl_type_field(in, m->parameter));
                 assert_int_equal(m->run == NAP_METHOD_CACHED, m->from_instances != NULL);
         }
+}
+
+static void test_shared_methods_are_root_s_to_change(void **state) {
+        NapError e = NAP_ERROR_NULL;
+        json_auto_t *args = json_pack("{s:s}", "name", "h1");
+        assert_int_equal(nap_method_authorize(nap_method_find("ListNodes"), 65534, args, NULL), 0);
+        assert_int_equal(nap_method_authorize(nap_method_find("DeleteNode"), 0, args, NULL), 0);
+        assert_int_equal(nap_method_authorize(nap_method_find("DeleteNode"), 65534, args, &e), -EPERM);
+        assert_int_equal(e.kind, NAP_ERROR_PERMISSION_DENIED);
+        /* a reservation is its name's user's: a bad name is refused first */
+        json_auto_t *bad = json_pack("{s:s, s:s}", "name", "h1", "compute_name", "no-user-part");
+        e = NAP_ERROR_NULL;
+        assert_int_equal(nap_method_authorize(nap_method_find("ReserveCompute"), 0, bad, &e), -EINVAL);
+        assert_int_equal(e.kind, NAP_ERROR_INVALID_NAME);
 }
 
 static void test_invalid_parameter_names_the_form_given(void **state) {
@@ -243,6 +262,7 @@ int main(void) {
                 cmocka_unit_test(test_interface_parses),
                 cmocka_unit_test(test_registry_is_the_interface),
                 cmocka_unit_test(test_entries_are_complete),
+                cmocka_unit_test(test_shared_methods_are_root_s_to_change),
                 cmocka_unit_test(test_invalid_parameter_names_the_form_given),
                 cmocka_unit_test(test_authorize_refuses_bad_names_and_strangers),
                 cmocka_unit_test(test_envelope_round_trip),

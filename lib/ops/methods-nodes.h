@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* The methods' JSON adapters that live beside methods.c, for its table.
- * Each takes the call's arguments (checked against the interface) and
- * returns the reply object or NULL with e set (NapMethodFn). */
+/* The inventory's methods (seed 004), for the registry's table in
+ * methods.c. Each takes the call's arguments (checked against the
+ * interface) and returns the reply object or NULL with e set (a
+ * NapMethodFn of ops/methods.h). */
 
-#include "ops/methods.h"
+#include <jansson.h>
 
-/* methods-nodes.c: the inventory (seed 004) */
+#include "ops/ops.h"
+
 json_t *nap_run_list_nodes(NapContext *c, json_t *args, NapError *e);
 json_t *nap_run_get_node(NapContext *c, json_t *args, NapError *e);
 json_t *nap_run_apply_node(NapContext *c, json_t *args, NapError *e);
