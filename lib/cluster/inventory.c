@@ -480,6 +480,19 @@ int nap_reservations_list(EtcdClient *c, const char *prefix, const char *node, N
         return 0;
 }
 
+/* Every reservation on the node, with its cluster-wide name. */
+static int delete_reservations(EtcdClient *c, const char *prefix, const char *node, NapError *e) {
+        _cleanup_free_ NapReservation *l = NULL;
+        _cleanup_free_ char *dir = nap_key_reservations(prefix, node);
+        size_t n = 0;
+        int k = dir ? nap_reservations_list(c, prefix, node, &l, &n, e) : oom(e);
+        for (size_t i = 0; k >= 0 && i < n; i++) {
+                _cleanup_free_ char *name = nap_key_reservation_name(prefix, l + i);
+                k = name ? etcd_delete(c, name, false, NULL, e) : oom(e);
+        }
+        return k < 0 ? k : etcd_delete(c, dir, true, NULL, e);
+}
+
 int nap_node_delete(EtcdClient *c, const char *prefix, const char *name, bool force, NapError *e) {
         _cleanup_free_ char *reservations = nap_key_reservations(prefix, name), *node = nap_key_node(prefix, name),
                             *status = nap_key_status(prefix, name), *usage = nap_key_usage(prefix, name),
@@ -504,7 +517,7 @@ int nap_node_delete(EtcdClient *c, const char *prefix, const char *name, bool fo
         for (size_t i = 0; k >= 0 && i < ELEMENTSOF(rest); i++)
                 k = etcd_delete(c, rest[i], false, NULL, e);
         if (k >= 0)
-                k = etcd_delete(c, reservations, true, NULL, e);
+                k = delete_reservations(c, prefix, name, e);
         return k < 0 ? k : 0;
 }
 

@@ -26,41 +26,8 @@
 #include "base/base64.h"
 #include "clients/etcd.h"
 
-#ifndef ETCD_BINARY
-#define ETCD_BINARY "/usr/bin/etcd"
-#endif
-
-/* ---- a real etcd ------------------------------------------------------ */
-
-typedef struct TestEtcd {
-        pid_t pid;
-        char dir[64];
-        char url[64];
-} TestEtcd;
-
-static TestEtcd shared_etcd = { .pid = -1 };
-static bool have_etcd;
-
-#define REQUIRE_ETCD() do { if (!have_etcd) skip(); } while (0)
-
-static uint64_t now_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000;
-}
-
-/* A port nobody listens on right now: bind port 0, read it, close. */
-static int free_port(void) {
-        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-        socklen_t l = sizeof sa;
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-        assert_true(fd >= 0);
-        assert_int_equal(bind(fd, (struct sockaddr *) &sa, sizeof sa), 0);
-        assert_int_equal(getsockname(fd, (struct sockaddr *) &sa, &l), 0);
-        close(fd);
-        return ntohs(sa.sin_port);
-}
+#include "base/clock.h"
+#include "test-etcd-server.h"
 
 /* A listening socket that never accepts: the kernel completes the TCP
  * handshake, then nothing ever answers. */
@@ -75,115 +42,6 @@ static int hung_listener(char url[static 64]) {
         assert_int_equal(getsockname(fd, (struct sockaddr *) &sa, &l), 0);
         snprintf(url, 64, "http://127.0.0.1:%d", ntohs(sa.sin_port));
         return fd;
-}
-
-static size_t discard(char *p, size_t s, size_t n, void *u) {
-        strncat(u, p, MIN(s * n, 63 - strlen(u)));
-        return s * n;
-}
-
-/* POST (body) or GET (NULL) outside the library under test; the answer's
- * first 63 bytes land in out. */
-static int raw_http(const char *url, const char *body, char out[static 64]) {
-        CURL *h = curl_easy_init();
-        CURLcode code;
-
-        out[0] = 0;
-        assert_non_null(h);
-        curl_easy_setopt(h, CURLOPT_URL, url);
-        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 1000L);
-        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
-        curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
-        if (body)
-                curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-        code = curl_easy_perform(h);
-        curl_easy_cleanup(h);
-        return code == CURLE_OK ? 0 : -EIO;
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-        return remove(path);
-}
-
-static pid_t spawn_etcd(TestEtcd *x, int client_port, int peer_port) {
-        char data[96], client[64], peer[64], cluster[96], log[96];
-        char *argv[] = {
-                ETCD_BINARY, "--name", "default", "--data-dir", data,
-                "--listen-client-urls", client, "--advertise-client-urls", client,
-                "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-                "--initial-cluster", cluster, NULL,
-        };
-        posix_spawn_file_actions_t fa;
-        pid_t pid;
-
-        snprintf(data, sizeof data, "%s/data", x->dir);
-        snprintf(log, sizeof log, "%s/etcd.log", x->dir);
-        snprintf(client, sizeof client, "http://127.0.0.1:%d", client_port);
-        snprintf(peer, sizeof peer, "http://127.0.0.1:%d", peer_port);
-        snprintf(cluster, sizeof cluster, "default=%s", peer);
-        assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
-        assert_int_equal(posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, log, O_WRONLY | O_CREAT | O_APPEND, 0644), 0);
-        assert_int_equal(posix_spawn_file_actions_adddup2(&fa, STDOUT_FILENO, STDERR_FILENO), 0);
-        assert_int_equal(posix_spawn(&pid, ETCD_BINARY, &fa, NULL, argv, environ), 0);
-        posix_spawn_file_actions_destroy(&fa);
-        snprintf(x->url, sizeof x->url, "%s", client);
-        return pid;
-}
-
-/* Up to 15 s for /health to say true; false if etcd died (port taken). */
-static bool wait_healthy(TestEtcd *x) {
-        char url[96], out[64];
-
-        snprintf(url, sizeof url, "%s/health", x->url);
-        for (int i = 0; i < 300; i++) {
-                if (raw_http(url, NULL, out) == 0 && strstr(out, "\"true\""))
-                        return true;
-                if (waitpid(x->pid, NULL, WNOHANG) == x->pid) {
-                        x->pid = -1;
-                        return false;
-                }
-                usleep(50 * 1000);
-        }
-        return false;
-}
-
-static void test_etcd_start(TestEtcd *x) {
-        snprintf(x->dir, sizeof x->dir, "/tmp/nap-test-etcd-XXXXXX");
-        assert_non_null(mkdtemp(x->dir));
-        for (int attempt = 0; attempt < 3; attempt++) {
-                x->pid = spawn_etcd(x, free_port(), free_port());
-                if (wait_healthy(x))
-                        return;
-                if (x->pid > 0) {
-                        kill(x->pid, SIGKILL);
-                        waitpid(x->pid, NULL, 0);
-                }
-        }
-        fail_msg("etcd did not become healthy; see %s/etcd.log", x->dir);
-}
-
-static void test_etcd_kill(TestEtcd *x) {
-        if (x->pid > 0) {
-                kill(x->pid, SIGTERM);
-                waitpid(x->pid, NULL, 0);
-                x->pid = -1;
-        }
-}
-
-static void test_etcd_destroy(TestEtcd *x) {
-        test_etcd_kill(x);
-        if (x->dir[0])
-                nftw(x->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-        x->dir[0] = 0;
-}
-
-static EtcdClient *client_for(const char *url) {
-        char *endpoints[] = { (char *) url, NULL };
-        EtcdClient *c = NULL;
-        NapError e = NAP_ERROR_NULL;
-
-        assert_int_equal(etcd_client_new(endpoints, &c, &e), 0);
-        return c;
 }
 
 static int group_setup(void **state) {
@@ -889,14 +747,14 @@ static void test_lease_expiry(void **state) {
         _cleanup_(etcd_client_freep) EtcdClient *c = client_for(shared_etcd.url);
         NapError e = NAP_ERROR_NULL;
         int64_t id = 0, ttl = 0;
-        uint64_t t0 = now_usec(), gone = 0;
+        uint64_t t0 = monotonic_usec(), gone = 0;
 
         assert_int_equal(etcd_lease_grant(c, 2, &id, &ttl, &e), 0);
         put_ok(c, "/lease/expiring", "v", 1, id);
         assert_int_equal(get_value(c, "/lease/expiring", NULL), 1);
-        while (now_usec() - t0 < 4 * 1000000ULL) {
+        while (monotonic_usec() - t0 < 4 * 1000000ULL) {
                 if (get_value(c, "/lease/expiring", NULL) == 0) {
-                        gone = now_usec() - t0;
+                        gone = monotonic_usec() - t0;
                         break;
                 }
                 usleep(50 * 1000);
@@ -919,9 +777,9 @@ static void test_failover(void **state) {
         assert_int_equal(etcd_client_new(endpoints, &c, &e), 0);
         c->connect_timeout_usec = 1000000;
         c->timeout_usec = 2000000;
-        uint64_t t0 = now_usec();
+        uint64_t t0 = monotonic_usec();
         put_ok(c, "/failover", "ok", 2, 0);
-        uint64_t took = now_usec() - t0;
+        uint64_t took = monotonic_usec() - t0;
         print_message("failover from a dead port: %.1f ms\n", took / 1e3);
         assert_true(took < c->connect_timeout_usec);
         assert_string_equal(etcd_client_endpoint(c), shared_etcd.url); /* remembered */
@@ -950,9 +808,9 @@ static void test_timeout_hung_endpoint(void **state) {
         assert_true(fd >= 0);
         assert_int_equal(etcd_client_new(endpoints, &c, &e), 0);
         c->timeout_usec = 300000;
-        uint64_t t0 = now_usec();
+        uint64_t t0 = monotonic_usec();
         assert_int_equal(etcd_create(c, "/hung/txn", "x", 1, 0, NULL, &e), -ETIMEDOUT);
-        uint64_t took = now_usec() - t0;
+        uint64_t took = monotonic_usec() - t0;
         print_message("txn to a hung endpoint: -ETIMEDOUT after %.1f ms (timeout 300 ms)\n", took / 1e3);
         assert_true(took >= 250000 && took < 1500000);
         assert_non_null(strstr(e.message, hung));
@@ -1051,7 +909,7 @@ static void *watcher_run(void *userdata) {
         EtcdClient *c = client_for(w->url);
 
         w->r = etcd_watch(c, w->key, &w->o, &w->next, &w->e);
-        w->ended = now_usec();
+        w->ended = monotonic_usec();
         etcd_client_free(c);
         return NULL;
 }
@@ -1135,7 +993,7 @@ static void test_watch_cancel_and_duration(void **state) {
         watcher_init(&w, shared_etcd.url, "/quiet/", 1);
         assert_int_equal(pthread_create(&t, NULL, watcher_run, &w), 0);
         wait_synced(&w);
-        uint64_t t0 = now_usec();
+        uint64_t t0 = monotonic_usec();
         w.cancel = 1;
         assert_int_equal(pthread_join(t, NULL), 0);
         print_message("watch cancelled after %.0f ms\n", (w.ended - t0) / 1e3);
@@ -1145,7 +1003,7 @@ static void test_watch_cancel_and_duration(void **state) {
 
         watcher_init(&w, shared_etcd.url, "/quiet/", 1);
         w.o.duration_usec = 300000;
-        t0 = now_usec();
+        t0 = monotonic_usec();
         watcher_run(&w);
         assert_int_equal(w.r, 0);
         assert_true(w.ended - t0 >= 290000 && w.ended - t0 < 2000000);
@@ -1189,14 +1047,14 @@ static void test_etcd_stopped(void **state) {
         assert_int_equal(pthread_create(&t, NULL, watcher_run, &w), 0);
         wait_synced(&w);
 
-        uint64_t t0 = now_usec();
+        uint64_t t0 = monotonic_usec();
         test_etcd_kill(&x);
         assert_int_equal(pthread_join(t, NULL), 0);
         print_message("watch ended %.0f ms after etcd stopped: %s\n", (w.ended - t0) / 1e3, w.e.message);
         assert_true(w.r < 0);
         assert_true(w.ended - t0 < 3000000);
 
-        t0 = now_usec();
+        t0 = monotonic_usec();
         assert_int_equal(etcd_put(c, "/stopped", "v", 1, 0, NULL, &e), -ECONNREFUSED);
         assert_int_equal(e.kind, NAP_ERROR_NOT_AVAILABLE);
         assert_non_null(strstr(e.message, x.url));
@@ -1205,7 +1063,7 @@ static void test_etcd_stopped(void **state) {
         assert_int_equal(etcd_get(c, "/stopped", NULL, &e), -ECONNREFUSED);
         assert_int_equal(etcd_lease_keepalive(c, id, NULL, NULL), -ECONNREFUSED);
         assert_int_equal(etcd_create(c, "/stopped2", "v", 1, 0, NULL, NULL), -ECONNREFUSED);
-        assert_true(now_usec() - t0 < c->timeout_usec);
+        assert_true(monotonic_usec() - t0 < c->timeout_usec);
         test_etcd_destroy(&x);
 }
 
