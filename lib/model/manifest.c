@@ -6,6 +6,7 @@
 
 #include "base/fileio.h"
 #include "model/manifest.h"
+#include "model/node.h"
 #include "base/strv.h"
 
 /* What the parser collects before the combinations (user+app, kind+number)
@@ -167,6 +168,39 @@ static int parse_commit(const char *key, json_t *v, ManifestParse *p, NapError *
         return p->m->commit ? 0 : nap_error_errno(e, -ENOMEM, "Cannot parse manifest");
 }
 
+static int parse_resources(const char *key, json_t *v, ManifestParse *p, NapError *e) {
+        static const char *const fields[] = { "request_cpu_milli", "limit_cpu_milli", "request_memory",
+                                              "limit_memory" };
+        NapCompute *c = &p->m->resources;
+        uint64_t *dst[] = { &c->request_cpu_milli, &c->limit_cpu_milli, &c->request_memory, &c->limit_memory };
+        char shown[64];
+        const char *k;
+        json_t *w;
+        json_object_foreach(v, k, w) {
+                size_t i = 0;
+                while (i < ELEMENTSOF(fields) && !streq(fields[i], k))
+                        i++;
+                if (i == ELEMENTSOF(fields))
+                        return bad(e, "Unknown key 'resources.%s'", shown_key(k, shown));
+                if (!json_is_integer(w) || json_integer_value(w) < 0)
+                        return bad(e, "Key 'resources.%s' must be an integer, 0 or more", k);
+                *dst[i] = (uint64_t) json_integer_value(w);
+        }
+        /* the limits as given: a manifest is written whole, never guessed */
+        NapCompute checked = *c;
+        if (nap_compute_check(&checked, NULL) < 0 || memcmp(&checked, c, sizeof checked) != 0)
+                return bad(e, "Key '%s' has requests and limits that do not go together", key);
+        return 0;
+}
+
+static int parse_reservation(const char *key, json_t *v, ManifestParse *p, NapError *e) {
+        const char *s = json_string_value(v);
+        if (nap_node_name_check(s, NULL) < 0)
+                return bad(e, "Key '%s' must be a node name", key);
+        p->m->reservation = strdup(s);
+        return p->m->reservation ? 0 : nap_error_errno(e, -ENOMEM, "Cannot parse manifest");
+}
+
 /* Every key a manifest may have. Anything else is refused: a manifest nap
  * did not write is not trusted. */
 static const struct {
@@ -187,6 +221,8 @@ static const struct {
         { "params",    JSON_OBJECT,  false, parse_params    },
         { "commit",    JSON_STRING,  false, parse_commit    },
         { "image",     JSON_OBJECT,  false, parse_image     },
+        { "resources", JSON_OBJECT,  false, parse_resources },
+        { "reservation", JSON_STRING, false, parse_reservation },
 };
 
 static const char *json_type_name(json_type t) {
@@ -253,6 +289,7 @@ NapManifest *nap_manifest_free(NapManifest *m) {
         free(m->commit);
         free(m->image.context);
         free(m->image.tag);
+        free(m->reservation);
         free(m);
         return NULL;
 }
@@ -334,6 +371,12 @@ static json_t *params_to_json(const NapParams *params) {
         return o;
 }
 
+static json_t *resources_to_json(const NapCompute *c) {
+        return json_pack("{s:I, s:I, s:I, s:I}", "request_cpu_milli", (json_int_t) c->request_cpu_milli,
+                         "limit_cpu_milli", (json_int_t) c->limit_cpu_milli, "request_memory",
+                         (json_int_t) c->request_memory, "limit_memory", (json_int_t) c->limit_memory);
+}
+
 static json_t *image_to_json(const NapManifestImage *img) {
         json_t *o = json_object();
         if (!o || set_new(o, "context", json_string(img->context)) < 0 ||
@@ -369,6 +412,10 @@ char *nap_manifest_format(const NapManifest *m) {
                 r |= set_new(o, "commit", json_string(m->commit));
         if (nap_manifest_has_image(m))
                 r |= set_new(o, "image", image_to_json(&m->image));
+        if (!nap_compute_is_empty(&m->resources))
+                r |= set_new(o, "resources", resources_to_json(&m->resources));
+        if (m->reservation)
+                r |= set_new(o, "reservation", json_string(m->reservation));
         if (r != 0)
                 return NULL;
 

@@ -11,8 +11,13 @@
  *    "params":{"greeting":"hi"}, "commit":"<40 hex>",
  *    "image":{"context":"/var/lib/nap/apps/alice/alice_web_1",
  *             "tag":"localhost/nap/alice_web:0123456789ab"}}
- * Parsing is strict: every key above is required except params, commit
- * and image, types are checked, names validated, argv with no control
+ *   Optional too: "resources":{"request_cpu_milli":500,"limit_cpu_milli":1000,
+ *    "request_memory":67108864,"limit_memory":134217728} (lib/model/resources.h;
+ *    the generator writes them as CPUWeight=, CPUQuota=, MemoryLow=,
+ *    MemoryMax=) and "reservation":"NODE", the node of the cluster where
+ *    the instance's compute reservation (named as the instance) is held.
+ * Parsing is strict: every key above is required except params, commit,
+ * image, resources and reservation, types are checked, names validated, argv with no control
  * characters, directory absolute without "..", port 1..65535, number
  * valid for the kind; unknown keys are refused (a manifest nap did not
  * write is not trusted). The file name must match the instance.
@@ -30,6 +35,7 @@
 #include "base/error.h"
 #include "model/names.h"
 #include "model/profile.h"
+#include "model/resources.h"
 
 #define NAP_MANIFEST_VERSION 1
 #define NAP_MANIFEST_MAX_SIZE (64 * 1024)
@@ -50,6 +56,8 @@ typedef struct NapManifest {
         NapParams *params; /* may be NULL */
         char *commit;      /* may be NULL */
         NapManifestImage image;
+        NapCompute resources;  /* all 0: none */
+        char *reservation;     /* the node holding the reservation; NULL: none */
 } NapManifest;
 
 NapManifest *nap_manifest_free(NapManifest *m);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 #include <assert.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdint.h>
 
@@ -320,6 +321,17 @@ static int format_exec_start(const NapManifest *m, char **ret) {
         return exec_with_program(path, argv0, words, ret);
 }
 
+/* The instance's resources as systemd's resource control
+ * (lib/model/resources.h has the mapping). */
+static void write_resources(FILE *f, const NapCompute *c) {
+        char quota[NAP_AMOUNT_STRING_MAX];
+        if (c->request_cpu_milli > 0)
+                fprintf(f, "CPUWeight=%" PRIu64 "\nCPUQuota=%s\n", nap_cpu_weight(c->request_cpu_milli),
+                        nap_cpu_quota_format(c->limit_cpu_milli, quota));
+        if (c->request_memory > 0)
+                fprintf(f, "MemoryLow=%" PRIu64 "\nMemoryMax=%" PRIu64 "\n", c->request_memory, c->limit_memory);
+}
+
 int nap_unit_write_instance_dropin(FILE *f, const NapManifest *m, NapScope scope, const NapConfig *c) {
         assert(f);
         assert(m);
@@ -348,6 +360,7 @@ int nap_unit_write_instance_dropin(FILE *f, const NapManifest *m, NapScope scope
         if (r < 0)
                 return r;
         fprintf(f, "ExecStart=%s\n", exec);
+        write_resources(f, &m->resources);
         return ferror(f) ? -EIO : 0;
 }
 
