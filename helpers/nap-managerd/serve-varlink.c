@@ -53,7 +53,10 @@ static json_t *json_message(const char *s) {
         return json_string(copy);
 }
 
-static int reply_error(Varlink *link, const NapMethod *method, json_t *args, const char *kind, const char *message) {
+/* parameter: the argument an InvalidParameter is about, when the method
+ * said (NapError.parameter); NULL: the registry's guess. */
+static int reply_error(Varlink *link, const NapMethod *method, json_t *args, const char *kind, const char *message,
+                       const char *parameter) {
         char id[128];
         json_auto_t *p = NULL;
 
@@ -61,7 +64,7 @@ static int reply_error(Varlink *link, const NapMethod *method, json_t *args, con
                 kind = "Internal";
         snprintf(id, sizeof id, INTERFACE ".%s", kind);
         if (streq(kind, "InvalidParameter"))
-                p = json_pack("{s:s, s:o}", "parameter", nap_method_invalid_parameter(method, args), "message",
+                p = json_pack("{s:s, s:o}", "parameter", nap_method_invalid_parameter(method, args, parameter), "message",
                               json_message(message));
         else
                 p = json_pack("{s:o}", "message", json_message(message));
@@ -76,11 +79,12 @@ static int reply_error(Varlink *link, const NapMethod *method, json_t *args, con
 static int reply_envelope(Varlink *link, const NapMethod *method, json_t *args, json_t *envelope) {
         json_t *parameters = json_object_get(envelope, "parameters");
         if (!envelope)
-                return reply_error(link, method, args, "Internal", "The worker process running the call failed");
+                return reply_error(link, method, args, "Internal", "The worker process running the call failed", NULL);
         if (json_is_object(parameters))
                 return reply_checked(link, method, parameters);
         return reply_error(link, method, args, json_string_value(json_object_get(envelope, "error")),
-                           json_string_value(json_object_get(envelope, "message")) ?: "Failed");
+                           json_string_value(json_object_get(envelope, "message")) ?: "Failed",
+                           json_string_value(json_object_get(envelope, "parameter")));
 }
 
 /* ---- calls ------------------------------------------------------------ */
@@ -109,7 +113,7 @@ static int stream(VarlinkFront *f, Varlink *link, const NapMethod *method, json_
         if (nap_method_authorize(method, uid, args, &e) >= 0)
                 (void) follows_start(f->follows, link, args, &e);
         if (nap_error_is_set(&e))
-                return reply_error(link, method, args, nap_error_kind_to_string(e.kind), e.message);
+                return reply_error(link, method, args, nap_error_kind_to_string(e.kind), e.message, e.parameter);
         return 0; /* the replies come from the follow */
 }
 
@@ -122,7 +126,8 @@ static int on_call(Varlink *link, json_t *args, VarlinkMethodFlags flags, void *
         if (!method)
                 return -EOPNOTSUPP; /* bound from the registry: cannot happen */
         if (varlink_get_peer_uid(link, &uid) < 0)
-                return reply_error(link, method, args, "PermissionDenied", "The caller's credentials are not known");
+                return reply_error(link, method, args, "PermissionDenied", "The caller's credentials are not known",
+                                   NULL);
         log_debug("uid %u calls %s", (unsigned) uid, method->name);
         if (method->streams && (flags & VARLINK_METHOD_MORE))
                 return stream(f, link, method, args, uid);

@@ -76,3 +76,9 @@ int nap_error_errno(NapError *e, int r, const char *fmt, ...) {
         va_end(ap);
         return r;
 }
+
+int nap_error_parameter(NapError *e, int r, const char *name) {
+        if (e && name && !e->parameter[0])
+                snprintf(e->parameter, sizeof e->parameter, "%s", name);
+        return r;
+}

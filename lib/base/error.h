@@ -42,6 +42,7 @@ typedef struct NapError {
         NapErrorKind kind;
         int errnum; /* positive errno */
         char message[NAP_ERROR_MESSAGE_MAX];
+        char parameter[32]; /* an InvalidParameter's argument, when the code that found it knows; "" else */
 } NapError;
 
 #define NAP_ERROR_NULL ((NapError) { .kind = NAP_ERROR_NONE })
@@ -56,6 +57,10 @@ int nap_error_set(NapError *e, NapErrorKind kind, int r, const char *fmt, ...) _
 /* For a bare negative errno from below: "<what>: <strerror>", kind INTERNAL
  * (or the kind already set). Returns r. */
 int nap_error_errno(NapError *e, int r, const char *fmt, ...) _printf_(3, 4);
+
+/* Names the argument an error is about (varlink's InvalidParameter
+ * "parameter"); returns r. */
+int nap_error_parameter(NapError *e, int r, const char *name);
 
 static inline bool nap_error_is_set(const NapError *e) {
         return e && e->kind != NAP_ERROR_NONE;

@@ -233,11 +233,25 @@ static int params_from_args(json_t *args, NapParams **ret, NapError *e) {
         return 0;
 }
 
+/* cpu and memory ("REQUEST[:LIMIT]"); absent or "" (D-Bus): none. */
+static int resources_from_args(json_t *args, NapCompute *ret, NapError *e) {
+        const char *cpu = json_string_value(json_object_get(args, "cpu"));
+        const char *memory = json_string_value(json_object_get(args, "memory"));
+        *ret = (NapCompute) {};
+        if (cpu && *cpu && nap_cpu_amount_parse(cpu, &ret->request_cpu_milli, &ret->limit_cpu_milli, e) < 0)
+                return nap_error_parameter(e, -EINVAL, "cpu");
+        if (memory && *memory && nap_bytes_amount_parse(memory, &ret->request_memory, &ret->limit_memory, e) < 0)
+                return nap_error_parameter(e, -EINVAL, "memory");
+        return 0;
+}
+
 static json_t *run_start_common(NapContext *c, json_t *args, NapError *e) {
         const char *service = arg_string(args, "service", e);
         _cleanup_(nap_params_freep) NapParams *p = NULL;
         NapInstanceInfo i = {};
-        if (!service || params_from_args(args, &p, e) < 0 || nap_start_common(c, service, p, &i, e) < 0)
+        NapCompute resources;
+        if (!service || params_from_args(args, &p, e) < 0 || resources_from_args(args, &resources, e) < 0 ||
+            nap_start_common(c, service, p, &resources, &i, e) < 0)
                 return NULL;
         json_t *j = json_instance(&i);
         const char *etcd = nap_publish_to_string(i.publish);
@@ -324,7 +338,8 @@ static const NapMethod methods[] = {
         { .name = "StartCommon", .owns = NAP_OWNER_SERVICE, .owner = "service", .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_WORKER,
           .parameter = "params", .call = run_start_common,
           .bus = { { .in = FIELDS("service", "paramsString:params") },
-                   { .member = "StartCommonWithParams", .in = FIELDS("service", "params") } } },
+                   { .member = "StartCommonWithParams", .in = FIELDS("service", "params") },
+                   { .member = "StartCommonWithResources", .in = FIELDS("service", "params", "cpu", "memory") } } },
         { .name = "StartMpi", .owns = NAP_OWNER_SERVICE, .owner = "service", .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_INLINE,
           .parameter = "params", .call = run_start_mpi,
           .bus = { { .in = FIELDS("service", "paramsString:params") } } },
@@ -407,9 +422,13 @@ const VarlinkIdl *nap_manager_idl(void) {
 
 /* ---- calls ------------------------------------------------------------ */
 
-const char *nap_method_invalid_parameter(const NapMethod *m, json_t *args) {
+const char *nap_method_invalid_parameter(const NapMethod *m, json_t *args, const char *named) {
         char string_form[64];
         assert(m);
+        const VarlinkIdlType *in = nap_manager_idl() ? varlink_idl_method_input(nap_manager_idl(), m->name) : NULL;
+        for (size_t i = 0; named && in && i < varlink_idl_type_n_fields(in); i++)
+                if (streq(varlink_idl_type_field_name(in, i), named))
+                        return varlink_idl_type_field_name(in, i);
         if (!m->parameter)
                 return m->owner ?: "name";
         /* The seed's "k=v,k=v" form of a map argument is FIELDString;
@@ -446,7 +465,8 @@ json_t *nap_method_envelope(const NapMethod *m, json_t *result, NapError *e) {
                 return json_pack("{s:o}", "parameters", result);
         if (!nap_error_is_set(e))
                 nap_error_set(e, NAP_ERROR_INTERNAL, -EIO, "%s failed", m->name);
-        return json_pack("{s:s, s:s}", "error", nap_error_kind_to_string(e->kind), "message", e->message);
+        return json_pack("{s:s, s:s, s:s*}", "error", nap_error_kind_to_string(e->kind), "message", e->message,
+                         "parameter", e->parameter[0] ? e->parameter : NULL);
 }
 
 json_t *nap_method_run(NapContext *c, const NapMethod *m, json_t *args) {
@@ -481,5 +501,6 @@ json_t *nap_method_unwrap(json_t *envelope, NapError *e) {
         NapErrorKind k = nap_error_kind_from_string(json_string_value(json_object_get(envelope, "error")));
         const char *message = json_string_value(json_object_get(envelope, "message"));
         nap_error_set(e, k > NAP_ERROR_NONE ? k : NAP_ERROR_INTERNAL, -EIO, "%s", message ?: "Failed");
+        nap_error_parameter(e, 0, json_string_value(json_object_get(envelope, "parameter")));
         return NULL;
 }

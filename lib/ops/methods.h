@@ -53,7 +53,7 @@ typedef struct NapBusMember {
         const char *const *out;
 } NapBusMember;
 
-#define NAP_BUS_MEMBERS_MAX 2
+#define NAP_BUS_MEMBERS_MAX 3
 
 /* What the owner argument names, and so whose it is (lib/model/auth.h). */
 typedef enum NapOwner {
@@ -89,8 +89,10 @@ const VarlinkIdl *nap_manager_idl(void);
 /* The D-Bus type of the interface's int fields (bus-json.h). */
 extern const BusJsonInt nap_bus_ints[];
 
-/* The name of the argument an InvalidParameter error is about. */
-const char *nap_method_invalid_parameter(const NapMethod *m, json_t *args);
+/* The name of the argument an InvalidParameter error is about: named
+ * (NapError.parameter) when it is one of the method's, else the entry's
+ * guess. Lives as long as args and the interface. */
+const char *nap_method_invalid_parameter(const NapMethod *m, json_t *args, const char *named);
 /* The caller's uid may act on the owner argument's apps (validated). */
 int nap_method_authorize(const NapMethod *m, uid_t uid, json_t *args, NapError *e);
 

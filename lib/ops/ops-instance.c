@@ -140,11 +140,13 @@ int ops_create_instance(NapContext *c, const NapService *s, const NapProfile *p,
         if (r < 0)
                 return r;
         r = nap_profile_substitute(p, params, m->port, &m->argv, &m->params, e);
+        if (r >= 0)
+                r = ops_reserve_instance(c, m, e); /* before anything of it exists */
         if (r < 0)
                 return r;
         r = create_instance_tree(c, service_dir, &m->instance, m->argv, &m->directory, e);
         if (r < 0)
-                return r;
+                return (void) ops_release_instance(c, m, NULL), r;
         DeployMeta meta;
         ops_deploy_meta_read(service_dir, &meta);
         m->commit = TAKE_PTR(meta.commit);
@@ -157,7 +159,10 @@ int ops_create_instance(NapContext *c, const NapService *s, const NapProfile *p,
         }
         /* The manifest is written last and atomically: it is what makes the
          * instance exist for the generator and for every operation. */
-        return nap_manifest_save(c->config->instances_dir, m, e);
+        r = nap_manifest_save(c->config->instances_dir, m, e);
+        if (r < 0)
+                (void) ops_release_instance(c, m, NULL);
+        return r;
 }
 
 static int start_unit_reporting(NapContext *c, const NapInstance *i, NapError *e) {
@@ -182,10 +187,14 @@ NapPublish ops_publish_instance(NapContext *c, const NapManifest *m) {
         return p;
 }
 
-int nap_start_common(NapContext *c, const char *service, const NapParams *params, NapInstanceInfo *ret, NapError *e) {
+int nap_start_common(NapContext *c, const char *service, const NapParams *params, const NapCompute *resources,
+                     NapInstanceInfo *ret, NapError *e) {
+        NapCompute asked = resources ? *resources : (NapCompute) {};
         NapService s;
         _cleanup_(nap_profile_freep) NapProfile *p = NULL;
         int r = nap_service_parse(service, &s, e);
+        if (r >= 0 && !nap_compute_is_empty(&asked))
+                r = nap_compute_check(&asked, e);
         if (r >= 0)
                 r = ops_load_service_profile(c, &s, &p, e);
         if (r >= 0)
@@ -198,6 +207,7 @@ int nap_start_common(NapContext *c, const char *service, const NapParams *params
         sd_bus *bus;
         if (!m)
                 return nap_error_errno(e, -ENOMEM, "Failed to start");
+        m->resources = asked;
         r = ops_context_bus(c, &bus, e); /* before writing anything: no bus, no instance */
         if (r >= 0)
                 r = nap_state_lock_service(c->config, &s, &lock, e);
@@ -438,6 +448,10 @@ int nap_remove_instance(NapContext *c, const char *instance, NapError *e) {
         int r = open_instance_locked(c, instance, &m, &bus, &lock, e);
         if (r >= 0)
                 r = nap_systemd_stop_unit(bus, nap_instance_unit_name(&m->instance, unit), e);
+        /* released first: an instance whose reservation cannot go yet
+         * (etcd away) stays, stopped, for the next remove-instance */
+        if (r >= 0)
+                r = ops_release_instance(c, m, e);
         if (r < 0)
                 return r;
         _cleanup_free_ char *path = nap_manifest_path(c->config->instances_dir, &m->instance);

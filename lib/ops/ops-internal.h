@@ -54,5 +54,11 @@ int ops_create_instance(NapContext *c, const NapService *s, const NapProfile *p,
  * without .nap/ and .git/, with the instance's profile for argv. */
 int ops_instance_tree_build(const char *from, const NapInstance *i, char *const *argv, const char *to);
 int ops_instance_info_from_manifest(const NapConfig *c, const NapManifest *m, NapInstanceInfo *ret);
+/* ops-resources.c: the instance's compute request reserved on this node
+ * (Etcd= set and resources given; m->reservation = the node), and
+ * released again (nothing reserved, or released already: 0). */
+int ops_reserve_instance(NapContext *c, NapManifest *m, NapError *e);
+int ops_release_instance(NapContext *c, const NapManifest *m, NapError *e);
+
 /* The app's URL and the instance's port to etcd (best effort). */
 NapPublish ops_publish_instance(NapContext *c, const NapManifest *m);

@@ -16,6 +16,7 @@
 #include "clients/journal.h"
 #include "model/names.h"
 #include "model/profile.h"
+#include "model/resources.h"
 #include "clients/systemd1.h"
 #include "model/endpoint.h"
 
@@ -98,7 +99,10 @@ int nap_list_services(NapContext *c, const char *user, NapServiceInfo **ret, siz
 /* Placeholders of the deployed app's profile, first-appearance order. */
 int nap_get_parameters(NapContext *c, const char *service, char ***ret, NapError *e);
 /* New instance: copy, substitute, port, manifest, reload, start. */
-int nap_start_common(NapContext *c, const char *service, const NapParams *params, NapInstanceInfo *ret, NapError *e);
+/* resources (may be NULL or all 0): the instance's CPU and memory,
+ * reserved on this node when Etcd= is set, and applied by systemd. */
+int nap_start_common(NapContext *c, const char *service, const NapParams *params, const NapCompute *resources,
+                     NapInstanceInfo *ret, NapError *e);
 /* Instances with a manifest, merged with systemd's view (ListUnitsByPatterns). */
 int nap_list_instances(NapContext *c, const char *service, NapInstanceInfo **ret, size_t *ret_n, NapError *e);
 int nap_get_instances_num(NapContext *c, const char *service, unsigned *ret, NapError *e);

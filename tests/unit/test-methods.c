@@ -78,9 +78,12 @@ static void test_invalid_parameter_names_the_form_given(void **state) {
         const NapMethod *m = nap_method_find("StartCommon");
         json_auto_t *as_map = json_pack("{s:s, s:{}}", "service", "a_b", "params");
         json_auto_t *as_string = json_pack("{s:s, s:s}", "service", "a_b", "paramsString", "x=1");
-        assert_string_equal(nap_method_invalid_parameter(m, as_map), "params");
-        assert_string_equal(nap_method_invalid_parameter(m, as_string), "paramsString");
-        assert_string_equal(nap_method_invalid_parameter(nap_method_find("StopApp"), as_map), "instance");
+        assert_string_equal(nap_method_invalid_parameter(m, as_map, NULL), "params");
+        assert_string_equal(nap_method_invalid_parameter(m, as_string, NULL), "paramsString");
+        assert_string_equal(nap_method_invalid_parameter(nap_method_find("StopApp"), as_map, NULL), "instance");
+        /* what the method named wins, if it is one of its arguments */
+        assert_string_equal(nap_method_invalid_parameter(m, as_map, "cpu"), "cpu");
+        assert_string_equal(nap_method_invalid_parameter(m, as_map, "nonsense"), "params");
 }
 
 static void test_authorize_refuses_bad_names_and_strangers(void **state) {
