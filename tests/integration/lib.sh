@@ -500,6 +500,21 @@ nap_managerd_install() {
         timeout 30 systemctl --user daemon-reload && timeout 30 systemctl --user start nap-managerd.socket
 }
 
+# Throwaway users alice (4242) and bob (4243) for authorization checks:
+# a copy of /etc/passwd bind-mounted over it, inside the sandbox's mount
+# namespace only (useradd would rewrite the host's file). Call it before
+# the manager starts, so that the services it starts see it.
+ALICE_UID=4242 BOB_UID=4243
+nap_users_setup() {
+        local t=/run/nap-users.$$
+        mkdir -p "$t" && cp /etc/passwd /etc/group "$t"/ || return 1
+        printf 'alice:x:%s:%s::/nonexistent:/usr/sbin/nologin\nbob:x:%s:%s::/nonexistent:/usr/sbin/nologin\n' \
+                $ALICE_UID $ALICE_UID $BOB_UID $BOB_UID >>"$t/passwd"
+        printf 'alice:x:%s:\nbob:x:%s:\n' $ALICE_UID $BOB_UID >>"$t/group"
+        mount --bind "$t/passwd" /etc/passwd && mount --bind "$t/group" /etc/group &&
+                [ "$(id -un $ALICE_UID 2>/dev/null)" = alice ]
+}
+
 # varlink_raw MESSAGE...: sends each MESSAGE (JSON text, NUL added) on one
 # connection to $NAP_VARLINK_SOCKET, half-closes, and prints every reply on
 # a line of its own until the server closes (at most 30 s). As another uid
@@ -513,4 +528,23 @@ varlink_raw() {
 # varlink_call METHOD PARAMETERS-JSON: one call, its reply(ies) printed.
 varlink_call() {
         varlink_raw "{\"method\":\"$1\",\"parameters\":${2:-{\}}}"
+}
+
+# varlink_call_out METHOD PARAMS-JSON [EXTRA-FIELDS]: one call, as $VARLINK_UID if set;
+# sets OUT (the replies, one per line).
+varlink_call_out() {
+        OUT=$(varlink_raw "{\"method\":\"$1\",\"parameters\":$2${3:+,$3}}")
+}
+
+# varlink_assert_reply DESCRIPTION JQ-FILTER EXPECTED: the filter on the last reply.
+varlink_assert_reply() {
+        local got
+        got=$(printf '%s\n' "$OUT" | tail -n 1 | jq -r "$2" 2>&1)
+        assert_eq "$1" "$3" "$got"
+        [ "$got" = "$3" ] || diag "reply: $OUT"
+}
+
+# varlink_assert_error DESCRIPTION ERROR-ID: the last reply is that error.
+varlink_assert_error() {
+        varlink_assert_reply "$1" '.error' "$2"
 }

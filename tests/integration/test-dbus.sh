@@ -47,15 +47,6 @@ for t in jq git curl socat setpriv busctl dbus-send dbus-daemon python3; do
         command -v "$t" >/dev/null || { echo "Bail out! $t is needed"; exit 1; }
 done
 
-ALICE_UID=4242 BOB_UID=4243
-users_setup() { # alice and bob in a copy of /etc/passwd, this namespace only
-        local t=/run/nap-users.$$
-        mkdir -p "$t" && cp /etc/passwd /etc/group "$t"/ || return 1
-        printf 'alice:x:%s:%s::/nonexistent:/usr/sbin/nologin\nbob:x:%s:%s::/nonexistent:/usr/sbin/nologin\n' \
-                $ALICE_UID $ALICE_UID $BOB_UID $BOB_UID >>"$t/passwd"
-        printf 'alice:x:%s:\nbob:x:%s:\n' $ALICE_UID $BOB_UID >>"$t/group"
-        mount --bind "$t/passwd" /etc/passwd && mount --bind "$t/group" /etc/group
-}
 
 # A user bus admits its own uid only. For the authorization checks, other
 # uids may connect here (as they reach the system bus): a policy in
@@ -75,8 +66,7 @@ EOF
 nap_sandbox_start
 # nap_sandbox_stop exits with the status it finds in $?: keep the script's.
 trap 'nap__rc=$?; etcd_stop; (exit $nap__rc); nap_sandbox_stop' EXIT
-users_setup || { echo "Bail out! cannot set up the test users"; exit 1; }
-[ "$(id -un $ALICE_UID 2>/dev/null)" = alice ] || { echo "Bail out! alice is not uid $ALICE_UID"; exit 1; }
+nap_users_setup || { echo "Bail out! cannot set up the test users"; exit 1; }
 chmod 0711 "$XDG_RUNTIME_DIR" # the bus socket and the varlink socket live there
 bus_open_to_all || { echo "Bail out! cannot open the user bus to other uids"; exit 1; }
 

@@ -28,22 +28,8 @@ for t in jq git curl socat setpriv; do
         command -v "$t" >/dev/null || { echo "Bail out! $t is needed"; exit 1; }
 done
 
-# Throwaway users alice (4242) and bob (4243) for the authorization checks:
-# a copy of /etc/passwd bind-mounted over it, inside this mount namespace
-# only (useradd would rewrite the host's file). Before the manager starts,
-# so that the services it starts see it.
-ALICE_UID=4242 BOB_UID=4243
-users_setup() {
-        local t=/run/nap-users.$$
-        mkdir -p "$t" && cp /etc/passwd /etc/group "$t"/ || return 1
-        printf 'alice:x:%s:%s::/nonexistent:/usr/sbin/nologin\nbob:x:%s:%s::/nonexistent:/usr/sbin/nologin\n' \
-                $ALICE_UID $ALICE_UID $BOB_UID $BOB_UID >>"$t/passwd"
-        printf 'alice:x:%s:\nbob:x:%s:\n' $ALICE_UID $BOB_UID >>"$t/group"
-        mount --bind "$t/passwd" /etc/passwd && mount --bind "$t/group" /etc/group
-}
 nap_sandbox_start
-users_setup || { echo "Bail out! cannot set up the test users"; exit 1; }
-[ "$(id -un $ALICE_UID 2>/dev/null)" = alice ] || { echo "Bail out! alice is not uid $ALICE_UID"; exit 1; }
+nap_users_setup || { echo "Bail out! cannot set up the test users"; exit 1; }
 # The socket lives in $XDG_RUNTIME_DIR (0700, root's): let other uids reach
 # it, as /run/nap is reachable in the system manager.
 chmod 0711 "$XDG_RUNTIME_DIR"
@@ -63,25 +49,6 @@ svc_prop() { timeout 30 systemctl --user show -P "$1" nap-managerd.service 2>&1;
 svc_active() { [ "$(timeout 30 systemctl --user is-active nap-managerd.service 2>/dev/null)" = active ]; }
 svc_inactive() { [ "$(timeout 30 systemctl --user is-active nap-managerd.service 2>/dev/null)" = inactive ]; }
 status_is() { [ "$(svc_prop StatusText)" = "$1" ]; }
-
-# call METHOD PARAMS-JSON [EXTRA-FIELDS]: one call, as $VARLINK_UID if set;
-# sets OUT (the replies, one per line).
-call() {
-        OUT=$(varlink_raw "{\"method\":\"$1\",\"parameters\":$2${3:+,$3}}")
-}
-
-# assert_reply DESCRIPTION JQ-FILTER EXPECTED: the filter on the last reply.
-assert_reply() {
-        local got
-        got=$(printf '%s\n' "$OUT" | tail -n 1 | jq -r "$2" 2>&1)
-        assert_eq "$1" "$3" "$got"
-        [ "$got" = "$3" ] || diag "reply: $OUT"
-}
-
-# assert_error DESCRIPTION ERROR-ID: the last reply is that error.
-assert_error() {
-        assert_reply "$1" '.error' "$2"
-}
 
 # Long-lived connections (the keeper, a follower, a slow caller): socat
 # with its input from a FIFO this script holds open and its output in a
@@ -131,8 +98,8 @@ log "socket activation"
 check "the socket unit is listening" test -S "$SOCK"
 assert_eq "the socket is 0666 (authorization is per call)" "666" "$(stat -c %a "$SOCK")"
 check "the service is not running before the first call" svc_inactive
-call org.varlink.service.GetInfo '{}'
-assert_reply "the first call starts the service and is answered (GetInfo)" \
+varlink_call_out org.varlink.service.GetInfo '{}'
+varlink_assert_reply "the first call starts the service and is answered (GetInfo)" \
         '"\(.parameters.product) \(.parameters.interfaces | join(","))"' "nap-managerd org.varlink.service,$M"
 check "the service is active after the first call" svc_active
 PID1=$(svc_prop MainPID)
@@ -143,8 +110,8 @@ check "after the idle timeout ($IDLE s) the service is gone" wait_until $((IDLE 
 check "and so is its process" wait_until 5 nap__pid_gone "$PID1"
 assert_eq "it exited cleanly on idle" "success 0" "$(svc_prop Result) $(svc_prop ExecMainStatus)"
 check "the socket is still listening" test -S "$SOCK"
-call $M.ListServices '{"user":"alice"}'
-assert_reply "the next call starts it again and is answered" '.parameters.services | length' "0"
+varlink_call_out $M.ListServices '{"user":"alice"}'
+varlink_assert_reply "the next call starts it again and is answered" '.parameters.services | length' "0"
 PID2=$(svc_prop MainPID)
 check "with a new process" test "$PID2" -gt 0 -a "$PID2" != "$PID1"
 
@@ -160,30 +127,30 @@ varlink_raw "{\"method\":\"org.varlink.service.GetInterfaceDescription\",\"param
         jq -j .parameters.description >"$T/description" 2>&1
 check "GetInterfaceDescription returns io.nap.Manager.varlink byte for byte" \
         cmp -s "$T/description" "$SRC/lib/ops/io.nap.Manager.varlink"
-call org.varlink.service.GetInterfaceDescription '{"interface":"org.varlink.service"}'
-assert_reply "GetInterfaceDescription of org.varlink.service" '.parameters.description | contains("\ninterface org.varlink.service\n")' true
-call org.varlink.service.GetInterfaceDescription '{"interface":"com.example.Nope"}'
-assert_error "GetInterfaceDescription of an unknown interface" org.varlink.service.InterfaceNotFound
-call $M.Nope '{}'
-assert_reply "an unknown method: MethodNotFound naming it" '"\(.error) \(.parameters.method)"' \
+varlink_call_out org.varlink.service.GetInterfaceDescription '{"interface":"org.varlink.service"}'
+varlink_assert_reply "GetInterfaceDescription of org.varlink.service" '.parameters.description | contains("\ninterface org.varlink.service\n")' true
+varlink_call_out org.varlink.service.GetInterfaceDescription '{"interface":"com.example.Nope"}'
+varlink_assert_error "GetInterfaceDescription of an unknown interface" org.varlink.service.InterfaceNotFound
+varlink_call_out $M.Nope '{}'
+varlink_assert_reply "an unknown method: MethodNotFound naming it" '"\(.error) \(.parameters.method)"' \
         "org.varlink.service.MethodNotFound $M.Nope"
-call com.example.Nope.Call '{}'
-assert_reply "an unknown interface: InterfaceNotFound naming it" '"\(.error) \(.parameters.interface)"' \
+varlink_call_out com.example.Nope.Call '{}'
+varlink_assert_reply "an unknown interface: InterfaceNotFound naming it" '"\(.error) \(.parameters.interface)"' \
         "org.varlink.service.InterfaceNotFound com.example.Nope"
-call $M.ListServices '{"user":5}'
-assert_reply "a parameter of the wrong type: InvalidParameter naming it" '"\(.error) \(.parameters.parameter)"' \
+varlink_call_out $M.ListServices '{"user":5}'
+varlink_assert_reply "a parameter of the wrong type: InvalidParameter naming it" '"\(.error) \(.parameters.parameter)"' \
         "org.varlink.service.InvalidParameter user"
-call $M.ListServices '{}'
-assert_reply "a missing parameter: InvalidParameter naming it" '"\(.error) \(.parameters.parameter)"' \
+varlink_call_out $M.ListServices '{}'
+varlink_assert_reply "a missing parameter: InvalidParameter naming it" '"\(.error) \(.parameters.parameter)"' \
         "org.varlink.service.InvalidParameter user"
-call $M.ListServices '{"user":"alice","extra":1}'
-assert_reply "an undeclared parameter: InvalidParameter naming it" '"\(.error) \(.parameters.parameter)"' \
+varlink_call_out $M.ListServices '{"user":"alice","extra":1}'
+varlink_assert_reply "an undeclared parameter: InvalidParameter naming it" '"\(.error) \(.parameters.parameter)"' \
         "org.varlink.service.InvalidParameter extra"
-call $M.StartCommon '{"service":"alice_hello","params":{"greeting":1}}'
-assert_reply "a map value of the wrong type: InvalidParameter params" '"\(.error) \(.parameters.parameter)"' \
+varlink_call_out $M.StartCommon '{"service":"alice_hello","params":{"greeting":1}}'
+varlink_assert_reply "a map value of the wrong type: InvalidParameter params" '"\(.error) \(.parameters.parameter)"' \
         "org.varlink.service.InvalidParameter params"
-call $M.GetJournal '{"instance":"alice_hello_common@1","lines":"ten"}'
-assert_reply "an optional parameter of the wrong type: InvalidParameter lines" '"\(.error) \(.parameters.parameter)"' \
+varlink_call_out $M.GetJournal '{"instance":"alice_hello_common@1","lines":"ten"}'
+varlink_assert_reply "an optional parameter of the wrong type: InvalidParameter lines" '"\(.error) \(.parameters.parameter)"' \
         "org.varlink.service.InvalidParameter lines"
 OUT=$(varlink_raw '{"method":"io.nap.Manager.ListServices","parameters":{"user":"alice"},"oneway":true}' \
         '{"method":"org.varlink.service.GetInfo"}')
@@ -220,94 +187,94 @@ assert_eq "by the same process (nothing crashed or restarted)" "$PID" "$(svc_pro
 
 # ===================================================== the methods, as root
 log "methods end to end"
-call $M.DeployApp "{\"service\":\"$SVC\",\"url\":\"file://$HELLO\"}"
-assert_reply "DeployApp fetches the app" '"\(.parameters.service) \(.parameters.commit) \(.parameters.changed)"' \
+varlink_call_out $M.DeployApp "{\"service\":\"$SVC\",\"url\":\"file://$HELLO\"}"
+varlink_assert_reply "DeployApp fetches the app" '"\(.parameters.service) \(.parameters.commit) \(.parameters.changed)"' \
         "$SVC $COMMIT true"
 check "the app's tree is in STATE" test -f "$NAP_ROOT/services/alice/$SVC/server.py"
-call $M.DeployApp "{\"service\":\"$SVC\",\"url\":\"file://$HELLO\"}"
-assert_reply "DeployApp again: unchanged" '.parameters.changed' false
-call $M.ListServices '{"user":"alice"}'
-assert_reply "ListServices lists it with its commit and URL" \
+varlink_call_out $M.DeployApp "{\"service\":\"$SVC\",\"url\":\"file://$HELLO\"}"
+varlink_assert_reply "DeployApp again: unchanged" '.parameters.changed' false
+varlink_call_out $M.ListServices '{"user":"alice"}'
+varlink_assert_reply "ListServices lists it with its commit and URL" \
         '.parameters.services | map("\(.service) \(.app) \(.commit) \(.url)") | join(";")' "$SVC hello $COMMIT file://$HELLO"
-call $M.GetParameters "{\"service\":\"$SVC\"}"
-assert_reply "GetParameters: the profile's placeholders" '.parameters.parameters | join(",")' greeting
+varlink_call_out $M.GetParameters "{\"service\":\"$SVC\"}"
+varlink_assert_reply "GetParameters: the profile's placeholders" '.parameters.parameters | join(",")' greeting
 
-call $M.StartCommon "{\"service\":\"$SVC\",\"params\":{\"greeting\":\"hi there\"}}"
+varlink_call_out $M.StartCommon "{\"service\":\"$SVC\",\"params\":{\"greeting\":\"hi there\"}}"
 I1=$(printf '%s\n' "$OUT" | tail -n 1 | jq -r '.parameters.instance.instance' 2>/dev/null)
 U1=$(printf '%s\n' "$OUT" | tail -n 1 | jq -r '.parameters.instance.url' 2>/dev/null)
 assert_match "StartCommon (params as a map) starts an instance" "$I1 $U1" "^${SVC}_common@[0-9]+ http://127\.0\.0\.1:[0-9]+$"
-assert_reply "StartCommon reports it running" '"\(.parameters.instance.active_state) \(.parameters.instance.params.greeting)"' \
+varlink_assert_reply "StartCommon reports it running" '"\(.parameters.instance.active_state) \(.parameters.instance.params.greeting)"' \
         "active hi there"
 N1=${I1##*@}
 assert_eq "instance 1 answers over HTTP with the greeting given" "hi there from ${SVC}_$N1 on port ${U1##*:}" \
         "$(http_get "$U1/")"
-call $M.StartCommon "{\"service\":\"$SVC\",\"paramsString\":\"greeting=yo\\\\,man\"}"
+varlink_call_out $M.StartCommon "{\"service\":\"$SVC\",\"paramsString\":\"greeting=yo\\\\,man\"}"
 I2=$(printf '%s\n' "$OUT" | tail -n 1 | jq -r '.parameters.instance.instance' 2>/dev/null)
 U2=$(printf '%s\n' "$OUT" | tail -n 1 | jq -r '.parameters.instance.url' 2>/dev/null)
 assert_match "StartCommon (the seed's paramsString) starts another" "$I2" "^${SVC}_common@[0-9]+$"
 assert_eq "its greeting came through the string form, escaped comma and all" "yo,man" "$(http_get "$U2/greeting")"
-call $M.StartCommon "{\"service\":\"$SVC\",\"params\":{\"greeting\":\"a\"},\"paramsString\":\"greeting=b\"}"
-assert_reply "StartCommon with both forms: InvalidParameter" '"\(.error) \(.parameters.parameter)"' \
+varlink_call_out $M.StartCommon "{\"service\":\"$SVC\",\"params\":{\"greeting\":\"a\"},\"paramsString\":\"greeting=b\"}"
+varlink_assert_reply "StartCommon with both forms: InvalidParameter" '"\(.error) \(.parameters.parameter)"' \
         "$M.InvalidParameter paramsString"
-call $M.StartCommon "{\"service\":\"$SVC\",\"params\":{\"nope\":\"x\"}}"
-assert_reply "StartCommon with an unknown parameter: InvalidParameter params" '"\(.error) \(.parameters.parameter)"' \
+varlink_call_out $M.StartCommon "{\"service\":\"$SVC\",\"params\":{\"nope\":\"x\"}}"
+varlink_assert_reply "StartCommon with an unknown parameter: InvalidParameter params" '"\(.error) \(.parameters.parameter)"' \
         "$M.InvalidParameter params"
-call $M.ListInstances "{\"service\":\"$SVC\"}"
-assert_reply "ListInstances: both, active, with systemd's view" \
+varlink_call_out $M.ListInstances "{\"service\":\"$SVC\"}"
+varlink_assert_reply "ListInstances: both, active, with systemd's view" \
         '.parameters.instances | map("\(.instance) \(.active_state)/\(.sub_state) \(.enabled)") | join(";")' \
         "$I1 active/running true;$I2 active/running true"
-call $M.GetInstancesNum "{\"service\":\"$SVC\"}"
-assert_reply "GetInstancesNum" '.parameters.instances' 2
-call $M.CatApp "{\"instance\":\"$I1\"}"
-assert_reply "CatApp: the instance's profile, substituted" \
+varlink_call_out $M.GetInstancesNum "{\"service\":\"$SVC\"}"
+varlink_assert_reply "GetInstancesNum" '.parameters.instances' 2
+varlink_call_out $M.CatApp "{\"instance\":\"$I1\"}"
+varlink_assert_reply "CatApp: the instance's profile, substituted" \
         '.parameters.profile | test("server.py --port [0-9]+ --greeting .hi there.")' true
-call $M.GetJournal "{\"instance\":\"$I1\",\"lines\":50}"
-assert_reply "GetJournal: the app's own output" \
+varlink_call_out $M.GetJournal "{\"instance\":\"$I1\",\"lines\":50}"
+varlink_assert_reply "GetJournal: the app's own output" \
         ".parameters.entries | map(.message) | any(. == \"listening on ${U1##*:}\")" true
-call $M.GetJournal "{\"instance\":\"$I1\",\"lines\":1}"
-assert_reply "GetJournal lines=1: one entry" '.parameters.entries | length' 1
-call $M.StopApp "{\"instance\":\"$I2\"}"
-assert_reply "StopApp" '. | keys | join(",")' parameters
+varlink_call_out $M.GetJournal "{\"instance\":\"$I1\",\"lines\":1}"
+varlink_assert_reply "GetJournal lines=1: one entry" '.parameters.entries | length' 1
+varlink_call_out $M.StopApp "{\"instance\":\"$I2\"}"
+varlink_assert_reply "StopApp" '. | keys | join(",")' parameters
 check "the unit is stopped" test "$(timeout 30 systemctl --user is-active "$I2.service")" = inactive
 check "and does not answer" http_refused "$U2/"
-call $M.StartApp "{\"instance\":\"$I2\"}"
-assert_reply "StartApp" '. | keys | join(",")' parameters
+varlink_call_out $M.StartApp "{\"instance\":\"$I2\"}"
+varlink_assert_reply "StartApp" '. | keys | join(",")' parameters
 assert_eq "it answers again" "yo,man" "$(http_get "$U2/greeting")"
-call $M.RestartApp "{\"instance\":\"$I2\"}"
-assert_reply "RestartApp" '. | keys | join(",")' parameters
+varlink_call_out $M.RestartApp "{\"instance\":\"$I2\"}"
+varlink_assert_reply "RestartApp" '. | keys | join(",")' parameters
 assert_eq "it answers after RestartApp" "yo,man" "$(http_get "$U2/greeting")"
 
 log "named errors"
-call $M.ListServices '{"user":"Alice"}'
-assert_error "a bad user name: InvalidName" "$M.InvalidName"
-call $M.ListInstances '{"service":"alice_nope"}'
-assert_reply "an app that is not deployed: NoSuchService with a message" \
+varlink_call_out $M.ListServices '{"user":"Alice"}'
+varlink_assert_error "a bad user name: InvalidName" "$M.InvalidName"
+varlink_call_out $M.ListInstances '{"service":"alice_nope"}'
+varlink_assert_reply "an app that is not deployed: NoSuchService with a message" \
         '"\(.error) \(.parameters.message | length > 0)"' "$M.NoSuchService true"
-call $M.CatApp "{\"instance\":\"${SVC}_common@999\"}"
-assert_error "an instance that does not exist: NoSuchInstance" "$M.NoSuchInstance"
-call $M.GetJournal "{\"instance\":\"${SVC}_common@999\"}" '"more":true'
-assert_error "following the log of an instance that does not exist: NoSuchInstance" "$M.NoSuchInstance"
-call $M.GetJournal "{\"instance\":\"$I1\",\"lines\":-1}"
-assert_reply "a negative line count: InvalidParameter lines" '"\(.error) \(.parameters.parameter)"' "$M.InvalidParameter lines"
-call $M.DeployApp "{\"service\":\"alice_other\",\"url\":\"file://$T/nothing-here\"}"
-assert_error "a URL that cannot be fetched: FetchFailed" "$M.FetchFailed"
-call $M.StartMpi "{\"service\":\"$SVC\"}"
-assert_reply "StartMpi: NotAvailable (MPI comes later), with a reason" \
+varlink_call_out $M.CatApp "{\"instance\":\"${SVC}_common@999\"}"
+varlink_assert_error "an instance that does not exist: NoSuchInstance" "$M.NoSuchInstance"
+varlink_call_out $M.GetJournal "{\"instance\":\"${SVC}_common@999\"}" '"more":true'
+varlink_assert_error "following the log of an instance that does not exist: NoSuchInstance" "$M.NoSuchInstance"
+varlink_call_out $M.GetJournal "{\"instance\":\"$I1\",\"lines\":-1}"
+varlink_assert_reply "a negative line count: InvalidParameter lines" '"\(.error) \(.parameters.parameter)"' "$M.InvalidParameter lines"
+varlink_call_out $M.DeployApp "{\"service\":\"alice_other\",\"url\":\"file://$T/nothing-here\"}"
+varlink_assert_error "a URL that cannot be fetched: FetchFailed" "$M.FetchFailed"
+varlink_call_out $M.StartMpi "{\"service\":\"$SVC\"}"
+varlink_assert_reply "StartMpi: NotAvailable (MPI comes later), with a reason" \
         '"\(.error) \(.parameters.message | startswith("Not available yet"))"' "$M.NotAvailable true"
-call $M.ListEndpoints "{\"service\":\"$SVC\"}"
-assert_error "ListEndpoints without Etcd=: NotAvailable" "$M.NotAvailable"
+varlink_call_out $M.ListEndpoints "{\"service\":\"$SVC\"}"
+varlink_assert_error "ListEndpoints without Etcd=: NotAvailable" "$M.NotAvailable"
 
 # Without Etcd= the seed's lookups answer from this host's state (the
 # etcd side is test-dbus.sh's, with a real etcd).
-call $M.GetServiceUrl "{\"service\":\"$SVC\"}"
-assert_reply "GetServiceUrl: the URL deployed from, source local" '"\(.parameters.url) \(.parameters.source)"' \
+varlink_call_out $M.GetServiceUrl "{\"service\":\"$SVC\"}"
+varlink_assert_reply "GetServiceUrl: the URL deployed from, source local" '"\(.parameters.url) \(.parameters.source)"' \
         "file://$HELLO local"
-call $M.GetPort "{\"instance\":\"$I1\"}"
-assert_reply "GetPort: the instance's port, source local" '"\(.parameters.port) \(.parameters.source)"' "${U1##*:} local"
-call $M.GetServiceUrl '{"service":"alice_nope"}'
-assert_error "GetServiceUrl of an app not deployed: NoSuchService" "$M.NoSuchService"
-call $M.GetPort "{\"instance\":\"${SVC}_common@999\"}"
-assert_error "GetPort of an instance that does not exist: NoSuchInstance" "$M.NoSuchInstance"
+varlink_call_out $M.GetPort "{\"instance\":\"$I1\"}"
+varlink_assert_reply "GetPort: the instance's port, source local" '"\(.parameters.port) \(.parameters.source)"' "${U1##*:} local"
+varlink_call_out $M.GetServiceUrl '{"service":"alice_nope"}'
+varlink_assert_error "GetServiceUrl of an app not deployed: NoSuchService" "$M.NoSuchService"
+varlink_call_out $M.GetPort "{\"instance\":\"${SVC}_common@999\"}"
+varlink_assert_error "GetPort of an instance that does not exist: NoSuchInstance" "$M.NoSuchInstance"
 
 # ================================================== following the journal
 log "GetJournal with more"
@@ -362,45 +329,45 @@ wait "$SLOW_SERVER" 2>/dev/null
 
 # ============================================================ authorization
 log "authorization"
-VARLINK_UID=65534 call $M.ListServices '{"user":"alice"}'
-assert_reply "nobody may not list alice's apps: PermissionDenied" \
+VARLINK_UID=65534 varlink_call_out $M.ListServices '{"user":"alice"}'
+varlink_assert_reply "nobody may not list alice's apps: PermissionDenied" \
         '"\(.error) \(.parameters.message | test("uid 65534"))"' "$M.PermissionDenied true"
-VARLINK_UID=$BOB_UID call $M.StopApp "{\"instance\":\"$I1\"}"
-assert_error "bob may not stop alice's instance" "$M.PermissionDenied"
-VARLINK_UID=$BOB_UID call $M.RestartApp "{\"instance\":\"$I1\"}"
-assert_error "nor restart it" "$M.PermissionDenied"
+VARLINK_UID=$BOB_UID varlink_call_out $M.StopApp "{\"instance\":\"$I1\"}"
+varlink_assert_error "bob may not stop alice's instance" "$M.PermissionDenied"
+VARLINK_UID=$BOB_UID varlink_call_out $M.RestartApp "{\"instance\":\"$I1\"}"
+varlink_assert_error "nor restart it" "$M.PermissionDenied"
 check "it still runs" test "$(timeout 30 systemctl --user is-active "$I1.service")" = active
-VARLINK_UID=$BOB_UID call $M.GetJournal "{\"instance\":\"$I1\"}"
-assert_error "bob may not read alice's log" "$M.PermissionDenied"
-VARLINK_UID=$BOB_UID call $M.GetJournal "{\"instance\":\"$I1\"}" '"more":true'
-assert_error "nor follow it" "$M.PermissionDenied"
-VARLINK_UID=$BOB_UID call $M.DeployApp "{\"service\":\"alice_evil\",\"url\":\"file://$HELLO\"}"
-assert_error "nor deploy as alice" "$M.PermissionDenied"
+VARLINK_UID=$BOB_UID varlink_call_out $M.GetJournal "{\"instance\":\"$I1\"}"
+varlink_assert_error "bob may not read alice's log" "$M.PermissionDenied"
+VARLINK_UID=$BOB_UID varlink_call_out $M.GetJournal "{\"instance\":\"$I1\"}" '"more":true'
+varlink_assert_error "nor follow it" "$M.PermissionDenied"
+VARLINK_UID=$BOB_UID varlink_call_out $M.DeployApp "{\"service\":\"alice_evil\",\"url\":\"file://$HELLO\"}"
+varlink_assert_error "nor deploy as alice" "$M.PermissionDenied"
 check "nothing was deployed" test ! -e "$NAP_ROOT/services/alice/alice_evil"
-VARLINK_UID=$BOB_UID call $M.ListServices '{"user":"bob"}'
-assert_reply "bob may list his own (no) apps" '.parameters.services | length' 0
-VARLINK_UID=$BOB_UID call $M.ListServices '{"user":"Bob"}'
-assert_error "a bad name is InvalidName for anybody" "$M.InvalidName"
-VARLINK_UID=$ALICE_UID call $M.ListInstances "{\"service\":\"$SVC\"}"
-assert_reply "alice may list her instances" '.parameters.instances | length' 2
-VARLINK_UID=$ALICE_UID call $M.StopApp "{\"instance\":\"$I1\"}"
-assert_reply "alice may stop her instance" '. | keys | join(",")' parameters
+VARLINK_UID=$BOB_UID varlink_call_out $M.ListServices '{"user":"bob"}'
+varlink_assert_reply "bob may list his own (no) apps" '.parameters.services | length' 0
+VARLINK_UID=$BOB_UID varlink_call_out $M.ListServices '{"user":"Bob"}'
+varlink_assert_error "a bad name is InvalidName for anybody" "$M.InvalidName"
+VARLINK_UID=$ALICE_UID varlink_call_out $M.ListInstances "{\"service\":\"$SVC\"}"
+varlink_assert_reply "alice may list her instances" '.parameters.instances | length' 2
+VARLINK_UID=$ALICE_UID varlink_call_out $M.StopApp "{\"instance\":\"$I1\"}"
+varlink_assert_reply "alice may stop her instance" '. | keys | join(",")' parameters
 check "it is stopped" test "$(timeout 30 systemctl --user is-active "$I1.service")" = inactive
-VARLINK_UID=$ALICE_UID call $M.StartApp "{\"instance\":\"$I1\"}"
-assert_reply "and start it" '. | keys | join(",")' parameters
+VARLINK_UID=$ALICE_UID varlink_call_out $M.StartApp "{\"instance\":\"$I1\"}"
+varlink_assert_reply "and start it" '. | keys | join(",")' parameters
 assert_eq "it answers again" "hi there from ${SVC}_$N1 on port ${U1##*:}" "$(http_get "$U1/")"
-VARLINK_UID=$ALICE_UID call $M.RemoveInstance "{\"instance\":\"$I2\"}"
-assert_reply "alice may remove her instance" '. | keys | join(",")' parameters
-call $M.ListInstances "{\"service\":\"$SVC\"}"
-assert_reply "it is gone" '.parameters.instances | map(.instance) | join(";")' "$I1"
+VARLINK_UID=$ALICE_UID varlink_call_out $M.RemoveInstance "{\"instance\":\"$I2\"}"
+varlink_assert_reply "alice may remove her instance" '. | keys | join(",")' parameters
+varlink_call_out $M.ListInstances "{\"service\":\"$SVC\"}"
+varlink_assert_reply "it is gone" '.parameters.instances | map(.instance) | join(";")' "$I1"
 check "its tree is gone" test ! -e "$NAP_ROOT/apps/alice/${SVC}_${I2##*@}"
 
 # ================================================================ shutdown
 log "shutdown"
 conn_hangup keeper
 check "idle again, the service exits by itself" wait_until $((IDLE + 10)) svc_inactive
-call $M.ListServices '{"user":"alice"}'
-assert_reply "and is started again by the next call" '.parameters.services | length' 1
+varlink_call_out $M.ListServices '{"user":"alice"}'
+varlink_assert_reply "and is started again by the next call" '.parameters.services | length' 1
 timeout 30 systemctl --user stop nap-managerd.service
 assert_eq "SIGTERM: a clean exit" "success 0" "$(svc_prop Result) $(svc_prop ExecMainStatus)"
 assert_contains "its log reaches the journal (debug: each call and its uid)" \
