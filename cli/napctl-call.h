@@ -27,6 +27,11 @@
 
 #define NAP_MANAGER_SOCKET_NAME "nap/io.nap.Manager" /* below /run or $XDG_RUNTIME_DIR */
 
+/* Calls that change something run to their end in the helper whatever
+ * napctl does: wait for them (a deploy may fetch for minutes). */
+#define WRITE_TIMEOUT VARLINK_TIMEOUT_INFINITY
+#define READ_TIMEOUT VARLINK_DEFAULT_TIMEOUT_USEC
+
 typedef struct Caller {
         bool local;           /* --no-helper */
         int scope;            /* --user/--system; -1: Scope= of nap.conf */

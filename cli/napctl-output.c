@@ -57,6 +57,14 @@ const char *short_commit(const char *commit, char buf[static 13]) {
         return buf;
 }
 
+const char *output_time(uint64_t usec, char buf[static 32]) {
+        time_t t = (time_t) (usec / 1000000);
+        struct tm tm;
+        if (usec == 0 || !localtime_r(&t, &tm) || strftime(buf, 32, "%Y-%m-%d %H:%M:%S", &tm) == 0)
+                return "-";
+        return buf;
+}
+
 /* RFC 3339 local time: the offset as +HH:MM, which %z writes as +HHMM. */
 static const char *format_rfc3339(json_int_t usec, char when[static 64]) {
         time_t t = (time_t) (usec / 1000000);

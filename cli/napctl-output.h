@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "base/macro.h"
 
@@ -24,6 +25,8 @@ const char *json_str(json_t *o, const char *key);
 /* The key's integer in o, 0 if absent. */
 json_int_t json_int(json_t *o, const char *key);
 
+/* "2026-11-24 10:00:00", local time, of µs since the epoch; "-" for 0. */
+const char *output_time(uint64_t usec, char buf[static 32]);
 /* "2026-11-24T10:00:00+00:00 IDENT[PID]: MESSAGE" for a JournalEntry. */
 void output_journal_entry(json_t *entry);
 /* The first 12 characters of a commit. */

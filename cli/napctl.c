@@ -16,18 +16,40 @@
 #include "napctl-call.h"
 #include "napctl-output.h"
 #include "verb-keys.h"
+#include "verb-nodes.h"
 #include "verb-rollback.h"
-
-/* Calls that change something run to their end in the helper whatever
- * napctl does: wait for them (a deploy may fetch for minutes). */
-#define WRITE_TIMEOUT VARLINK_TIMEOUT_INFINITY
-#define READ_TIMEOUT VARLINK_DEFAULT_TIMEOUT_USEC
 
 static bool arg_json = false;
 static bool arg_follow = false;
 static size_t arg_lines = 10;
 static Caller arg_caller = { .scope = -1 };
+static NodeOptions arg_node = {};
+static unsigned arg_given = 0; /* the options below that were given */
 
+/* Options only some verbs take; any other verb refuses them. */
+enum {
+        OPT_FOLLOW = 1 << 0,
+        OPT_CPU = 1 << 1,
+        OPT_MEMORY = 1 << 2,
+        OPT_STORAGE = 1 << 3,
+        OPT_LABELS = 1 << 4,
+        OPT_POLICY = 1 << 5,
+        OPT_COUNT = 1 << 6,
+        OPT_FORCE = 1 << 7,
+        OPT_COMPUTE = OPT_CPU | OPT_MEMORY,
+        OPT_SCHEDULE = OPT_LABELS | OPT_POLICY | OPT_COUNT,
+};
+
+static const struct {
+        unsigned bit;
+        const char *name;
+} option_names[] = {
+        { OPT_FOLLOW, "--follow" },   { OPT_CPU, "--cpu=" },       { OPT_MEMORY, "--memory=" },
+        { OPT_STORAGE, "--storage=" }, { OPT_LABELS, "--labels=" }, { OPT_POLICY, "--policy=" },
+        { OPT_COUNT, "--count=" },     { OPT_FORCE, "--force" },
+};
+
+/* A verb; "node show": the sub-verb show of node. */
 typedef struct Verb {
         const char *name;
         const char *args;
@@ -35,6 +57,8 @@ typedef struct Verb {
         int (*run)(Caller *c, char **args, NapError *e);
         bool local; /* no io.nap.Manager method: always in this process */
         const char *help;
+        unsigned options;    /* OPT_* it takes */
+        node_verb_fn run_node; /* instead of run: verb-nodes.h */
 } Verb;
 
 /* ---- verbs over io.nap.Manager ---------------------------------------- */
@@ -294,24 +318,34 @@ static int verb_history_local(Caller *c, char **args, NapError *e) {
 }
 
 static const Verb verbs[] = {
-        { "deploy-app", "USER_APP URL", 2, 2, verb_deploy_app, false, "Fetch an app (git URL or path) without running it" },
-        { "list-services", "USER", 1, 1, verb_list_services, false, "List the apps a user has deployed" },
-        { "get-parameters", "USER_APP", 1, 1, verb_get_parameters, false, "List the {parameters} of an app's profile" },
-        { "start-common", "USER_APP [k=v,k=v]", 1, 2, verb_start_common, false, "Start a new instance with these parameters" },
-        { "list-instances", "USER_APP", 1, 1, verb_list_instances, false, "List an app's instances and their state" },
-        { "get-instances-num", "USER_APP", 1, 1, verb_get_instances_num, false, "Count an app's instances" },
-        { "start-app", "INSTANCE", 1, 1, verb_start_app, false, "Start an instance and start it at boot" },
-        { "stop-app", "INSTANCE", 1, 1, verb_stop_app, false, "Stop an instance and keep it stopped at boot" },
-        { "restart-app", "INSTANCE", 1, 1, verb_restart_app, false, "Stop an instance if it runs and start it again" },
-        { "cat-app", "INSTANCE", 1, 1, verb_cat_app, false, "Show an instance's profile" },
-        { "get-journal", "INSTANCE", 1, 1, verb_get_journal, false, "Show the last lines of an instance's log (-f: follow it)" },
-        { "remove-instance", "INSTANCE", 1, 1, verb_remove_instance, false, "Stop and delete an instance" },
-        { "get-service-url", "USER_APP", 1, 2, verb_get_service_url, false, "Show the URL an app was deployed from" },
-        { "get-port", "INSTANCE", 1, 1, verb_get_port, false, "Show the port of an instance" },
-        { "endpoints", "USER_APP", 1, 1, verb_endpoints, false, "List an app's live endpoints (from etcd)" },
-        { "rollback", "USER_APP [COMMIT]", 1, 2, verb_rollback_local, true, "Redeploy an earlier commit and restart the instances" },
-        { "history", "USER_APP", 1, 1, verb_history_local, true, "List an app's deploys, newest first" },
-        { "keys", "add|list|remove ...", 1, 3, verb_keys_local, true, "Manage who may git push (root)" },
+        { "deploy-app", "USER_APP URL", 2, 2, .run = verb_deploy_app, .help = "Fetch an app (git URL or path) without running it" },
+        { "list-services", "USER", 1, 1, .run = verb_list_services, .help = "List the apps a user has deployed" },
+        { "get-parameters", "USER_APP", 1, 1, .run = verb_get_parameters, .help = "List the {parameters} of an app's profile" },
+        { "start-common", "USER_APP [k=v,k=v]", 1, 2, .run = verb_start_common, .help = "Start a new instance with these parameters" },
+        { "list-instances", "USER_APP", 1, 1, .run = verb_list_instances, .help = "List an app's instances and their state" },
+        { "get-instances-num", "USER_APP", 1, 1, .run = verb_get_instances_num, .help = "Count an app's instances" },
+        { "start-app", "INSTANCE", 1, 1, .run = verb_start_app, .help = "Start an instance and start it at boot" },
+        { "stop-app", "INSTANCE", 1, 1, .run = verb_stop_app, .help = "Stop an instance and keep it stopped at boot" },
+        { "restart-app", "INSTANCE", 1, 1, .run = verb_restart_app, .help = "Stop an instance if it runs and start it again" },
+        { "cat-app", "INSTANCE", 1, 1, .run = verb_cat_app, .help = "Show an instance's profile" },
+        { "get-journal", "INSTANCE", 1, 1, .run = verb_get_journal, .options = OPT_FOLLOW, .help = "Show the last lines of an instance's log (-f: follow it)" },
+        { "remove-instance", "INSTANCE", 1, 1, .run = verb_remove_instance, .help = "Stop and delete an instance" },
+        { "get-service-url", "USER_APP", 1, 2, .run = verb_get_service_url, .help = "Show the URL an app was deployed from" },
+        { "get-port", "INSTANCE", 1, 1, .run = verb_get_port, .help = "Show the port of an instance" },
+        { "endpoints", "USER_APP", 1, 1, .run = verb_endpoints, .help = "List an app's live endpoints (from etcd)" },
+        { "rollback", "USER_APP [COMMIT]", 1, 2, .run = verb_rollback_local, .local = true, .help = "Redeploy an earlier commit and restart the instances" },
+        { "history", "USER_APP", 1, 1, .run = verb_history_local, .local = true, .help = "List an app's deploys, newest first" },
+        { "keys", "add|list|remove ...", 1, 3, .run = verb_keys_local, .local = true, .help = "Manage who may git push (root)" },
+        { "nodes", "", 0, 0, .run_node = verb_nodes, .help = "List the cluster's nodes, their status and usage" },
+        { "node show", "NAME", 1, 1, .run_node = verb_node_show, .help = "Show a node and what is reserved on it" },
+        { "node apply", "NAME ADDRESS", 2, 2, .run_node = verb_node_apply, .options = OPT_COMPUTE | OPT_STORAGE | OPT_LABELS, .help = "Write a node's record: --cpu --memory --storage [--labels] (root)" },
+        { "node delete", "NAME", 1, 1, .run_node = verb_node_delete, .options = OPT_FORCE, .help = "Remove a node (--force: and its reservations) (root)" },
+        { "reserve compute", "NODE NAME", 2, 2, .run_node = verb_reserve_compute, .options = OPT_COMPUTE, .help = "Reserve --cpu and/or --memory on a node" },
+        { "reserve storage", "NODE NAME", 2, 2, .run_node = verb_reserve_storage, .options = OPT_STORAGE, .help = "Reserve --storage on a node" },
+        { "release compute", "NODE NAME", 2, 2, .run_node = verb_release_compute, .help = "Release a compute reservation" },
+        { "release storage", "NODE NAME", 2, 2, .run_node = verb_release_storage, .help = "Release a storage reservation" },
+        { "schedule compute", "NAME", 1, 1, .run_node = verb_schedule_compute, .options = OPT_COMPUTE | OPT_SCHEDULE, .help = "Reserve --cpu/--memory on the best node(s)" },
+        { "schedule storage", "NAME", 1, 1, .run_node = verb_schedule_storage, .options = OPT_STORAGE | OPT_SCHEDULE, .help = "Reserve --storage on the best node(s)" },
 };
 
 /* ---- main ------------------------------------------------------------- */
@@ -333,12 +367,36 @@ static void help(void) {
                "     --json            Print results as JSON\n"
                "  -n --lines=N         Lines for get-journal (default 10)\n"
                "  -f --follow          get-journal: print new lines as they come, until interrupted\n"
+               "\nOptions of the node commands:\n"
+               "     --cpu=CPU[:LIMIT]        CPU in milli-cores (500m) or cores (0.5, 2)\n"
+               "     --memory=SIZE[:LIMIT]    Memory in bytes, or with K, M, G, T (powers of 1024)\n"
+               "     --storage=SIZE[:LIMIT]   Storage, as --memory; node apply: the capacity (one\n"
+               "                              amount); reserve, schedule: the request and the limit\n"
+               "     --labels=K=V,...         node apply: the node's labels; schedule: only nodes\n"
+               "                              with all of them\n"
+               "     --policy=spread|binpack  schedule: the least (default) or most loaded node\n"
+               "     --count=N                schedule: N reservations NAME.1 ... NAME.N (1 to 32)\n"
+               "     --force                  node delete: drop its reservations too\n"
                "\nConfiguration: %s, or the file in $NAP_CONFIG.\n"
                "See napctl(1), nap-managerd(8), nap.conf(5) and nap.profile(5).\n",
                NAP_CONFIG_DEFAULT_PATH);
 }
 
-enum { ARG_VERSION = 0x100, ARG_USER, ARG_SYSTEM, ARG_JSON, ARG_ADDRESS, ARG_NO_HELPER };
+enum {
+        ARG_VERSION = 0x100,
+        ARG_USER,
+        ARG_SYSTEM,
+        ARG_JSON,
+        ARG_ADDRESS,
+        ARG_NO_HELPER,
+        ARG_CPU,
+        ARG_MEMORY,
+        ARG_STORAGE,
+        ARG_LABELS,
+        ARG_POLICY,
+        ARG_COUNT,
+        ARG_FORCE,
+};
 
 static int parse_lines(const char *s) {
         char *end;
@@ -349,6 +407,13 @@ static int parse_lines(const char *s) {
                 return -EINVAL;
         }
         arg_lines = v;
+        return 0;
+}
+
+/* An option of the node verbs: its value as typed, parsed by the verb. */
+static int node_option(unsigned bit, const char **value) {
+        arg_given |= bit;
+        *value = optarg;
         return 0;
 }
 
@@ -379,9 +444,26 @@ static int parse_option(int ch) {
                 return 0;
         case 'f':
                 arg_follow = true;
+                arg_given |= OPT_FOLLOW;
                 return 0;
         case 'n':
                 return parse_lines(optarg);
+        case ARG_CPU:
+                return node_option(OPT_CPU, &arg_node.cpu);
+        case ARG_MEMORY:
+                return node_option(OPT_MEMORY, &arg_node.memory);
+        case ARG_STORAGE:
+                return node_option(OPT_STORAGE, &arg_node.storage);
+        case ARG_LABELS:
+                return node_option(OPT_LABELS, &arg_node.labels);
+        case ARG_POLICY:
+                return node_option(OPT_POLICY, &arg_node.policy);
+        case ARG_COUNT:
+                return node_option(OPT_COUNT, &arg_node.count);
+        case ARG_FORCE:
+                arg_node.force = true;
+                arg_given |= OPT_FORCE;
+                return 0;
         default:
                 return -EINVAL;
         }
@@ -395,6 +477,13 @@ static int parse_argv(int argc, char *argv[]) {
                 { "json", no_argument, NULL, ARG_JSON },  { "lines", required_argument, NULL, 'n' },
                 { "follow", no_argument, NULL, 'f' },     { "address", required_argument, NULL, ARG_ADDRESS },
                 { "no-helper", no_argument, NULL, ARG_NO_HELPER },
+                { "cpu", required_argument, NULL, ARG_CPU },
+                { "memory", required_argument, NULL, ARG_MEMORY },
+                { "storage", required_argument, NULL, ARG_STORAGE },
+                { "labels", required_argument, NULL, ARG_LABELS },
+                { "policy", required_argument, NULL, ARG_POLICY },
+                { "count", required_argument, NULL, ARG_COUNT },
+                { "force", no_argument, NULL, ARG_FORCE },
                 {},
         };
         for (int ch; (ch = getopt_long(argc, argv, "hfn:", options, NULL)) >= 0;) {
@@ -409,11 +498,76 @@ static int parse_argv(int argc, char *argv[]) {
         return 0;
 }
 
-static const Verb *find_verb(const char *name) {
+
+/* The words of the verb's name: "node show" is 2. */
+static size_t verb_words(const Verb *v) {
+        return strchr(v->name, ' ') ? 2 : 1;
+}
+
+/* Whether v is a sub-verb of group: "node show" of "node". */
+static bool verb_in_group(const Verb *v, const char *group) {
+        size_t n = strlen(group);
+        return strneq(v->name, group, n) && v->name[n] == ' ';
+}
+
+/* The sub-verb's name in v: "show" of "node show". */
+static const char *verb_sub(const Verb *v) {
+        const char *space = strchr(v->name, ' ');
+        return space ? space + 1 : NULL;
+}
+
+/* The verb words (argv after the options, n of them) name, or NULL. */
+static const Verb *find_verb(char **words, size_t n) {
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
-                if (streq(verbs[i].name, name))
+                if (streq(verbs[i].name, words[0]) ||
+                    (n > 1 && verb_in_group(verbs + i, words[0]) && streq(verb_sub(verbs + i), words[1])))
                         return verbs + i;
         return NULL;
+}
+
+/* "show, apply or delete": the sub-verbs of group, on stderr. */
+static void print_choices(const char *group) {
+        size_t n = 0, k = 0;
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                n += verb_in_group(verbs + i, group);
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                if (verb_in_group(verbs + i, group))
+                        fprintf(stderr, "%s%s", k++ == 0 ? "" : k == n ? " or " : ", ", verb_sub(verbs + i));
+        fputc('\n', stderr);
+}
+
+/* Why words name no verb (usage: exit 2). */
+static void unknown_verb(char **words, size_t n) {
+        bool group = false;
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                group = group || verb_in_group(verbs + i, words[0]);
+        if (!group)
+                fprintf(stderr, "napctl: unknown command '%s' (see napctl --help)\n", words[0]);
+        else {
+                if (n > 1)
+                        fprintf(stderr, "napctl: unknown command '%s %s': %s takes ", words[0], words[1], words[0]);
+                else
+                        fprintf(stderr, "napctl: %s needs a sub-command: ", words[0]);
+                print_choices(words[0]);
+        }
+}
+
+/* Whether v takes every option given; if not, says which verbs do. */
+static bool check_options(const Verb *v) {
+        for (size_t i = 0; i < ELEMENTSOF(option_names); i++) {
+                const char *sep = "";
+                if (!(arg_given & option_names[i].bit & ~v->options))
+                        continue;
+                fprintf(stderr, "napctl: %s applies to ", option_names[i].name);
+                for (size_t k = 0; k < ELEMENTSOF(verbs); k++)
+                        if (verbs[k].options & option_names[i].bit) {
+                                fprintf(stderr, "%s%s", sep, verbs[k].name);
+                                sep = ", ";
+                        }
+                fprintf(stderr, " only\n");
+                return false;
+        }
+        return true;
 }
 
 /* napctl(1) "EXIT STATUS": the same for every transport. */
@@ -457,15 +611,15 @@ static const Verb *check_verb(int argc, char *argv[]) {
                 fprintf(stderr, "napctl: a command is needed (see napctl --help)\n");
                 return NULL;
         }
-        const Verb *v = find_verb(argv[optind]);
-        unsigned nargs = argc - optind - 1;
-        if (!v)
-                fprintf(stderr, "napctl: unknown command '%s' (see napctl --help)\n", argv[optind]);
-        else if (nargs < v->min_args || nargs > v->max_args)
-                fprintf(stderr, "napctl: usage: napctl %s %s\n", v->name, v->args);
-        else if (arg_follow && v->run != verb_get_journal)
-                fprintf(stderr, "napctl: --follow applies to get-journal only\n");
-        else
+        const Verb *v = find_verb(argv + optind, argc - optind);
+        if (!v) {
+                unknown_verb(argv + optind, argc - optind);
+                return NULL;
+        }
+        unsigned nargs = argc - optind - verb_words(v);
+        if (nargs < v->min_args || nargs > v->max_args)
+                fprintf(stderr, "napctl: usage: napctl %s%s%s\n", v->name, isempty(v->args) ? "" : " ", v->args);
+        else if (check_options(v))
                 return v;
         return NULL;
 }
@@ -479,8 +633,10 @@ int main(int argc, char *argv[]) {
                 return 2;
 
         NapError e = NAP_ERROR_NULL;
+        char **args = argv + optind + verb_words(v);
         arg_caller.warn = warn_config;
-        r = v->run(&arg_caller, argv + optind + 1, &e);
+        arg_node.json = arg_json;
+        r = v->run_node ? v->run_node(&arg_caller, args, &arg_node, &e) : v->run(&arg_caller, args, &e);
         if (r < 0 && !nap_error_is_set(&e))
                 nap_error_errno(&e, r, "%s failed", v->name);
         caller_done(&arg_caller);

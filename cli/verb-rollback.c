@@ -3,7 +3,6 @@
 /* napctl rollback and napctl history: thin adapters over lib/ops/ops.h. */
 
 #include <jansson.h>
-#include <time.h>
 
 #include "napctl-output.h"
 #include "verb-rollback.h"
@@ -49,14 +48,6 @@ int verb_rollback(NapContext *c, char **args, bool json, NapError *e) {
         return r;
 }
 
-static const char *format_time(uint64_t usec, char buf[static 32]) {
-        time_t t = (time_t) (usec / 1000000);
-        struct tm tm;
-        if (usec == 0 || !localtime_r(&t, &tm) || strftime(buf, 32, "%Y-%m-%d %H:%M:%S", &tm) == 0)
-                return "-";
-        return buf;
-}
-
 int verb_history(NapContext *c, char **args, bool json, NapError *e) {
         NapDeployRecord *l;
         size_t n;
@@ -70,7 +61,7 @@ int verb_history(NapContext *c, char **args, bool json, NapError *e) {
                         json_array_append_new(a, json_pack("{s:s, s:s, s:I}", "commit", l[i].commit, "url", l[i].url,
                                                            "time", (json_int_t) l[i].time_usec));
                 else
-                        printf("%.12s %s %s%s\n", l[i].commit, format_time(l[i].time_usec, b), l[i].url,
+                        printf("%.12s %s %s%s\n", l[i].commit, output_time(l[i].time_usec, b), l[i].url,
                                i == 0 ? " (deployed)" : "");
         nap_deploy_record_array_free(l, n);
         return a ? output_json(a) : 0;
