@@ -307,8 +307,9 @@ static int held_elsewhere(NapError *e, const NapReservation *r, const char *node
                              r->name, nap_reservation_kind_to_string(r->kind), node);
 }
 
-/* The name is taken: 0 if by r's twin on r's node, else why not. */
-static int reserve_existing(const ReserveRead *x, const NapReservation *r, NapError *e) {
+/* The name is taken: 0 if by r's twin on r's node (its creation time into
+ * *ret_created), else why not. */
+static int reserve_existing(const ReserveRead *x, const NapReservation *r, uint64_t *ret_created, NapError *e) {
         const EtcdKeyValue *name = x->kvs + KEY_NAME, *held = x->kvs + KEY_RESERVATION;
         NapReservation old = *r;
         if (!streq(name->value, r->node) || held->create_revision == 0)
@@ -316,7 +317,10 @@ static int reserve_existing(const ReserveRead *x, const NapReservation *r, NapEr
         int k = nap_reservation_from_json(held->value, held->value_size, &old, e);
         if (k < 0)
                 return k;
-        return nap_reservation_same(&old, r) ? 0 : held_elsewhere(e, r, r->node);
+        if (!nap_reservation_same(&old, r))
+                return held_elsewhere(e, r, r->node);
+        *ret_created = old.created_usec;
+        return 0;
 }
 
 static int reserve_txn(EtcdClient *c, const ReserveRead *x, const NapNodeInfo *i, const NapReservation *r,
@@ -339,13 +343,14 @@ static int reserve_txn(EtcdClient *c, const ReserveRead *x, const NapNodeInfo *i
         return etcd_txn(c, cmp, ELEMENTSOF(cmp), ops, ELEMENTSOF(ops), NULL, e);
 }
 
-/* One round: 1 reserved, 0 conflict (read again), 2 there already. */
-static int reserve_once(EtcdClient *c, const char *prefix, const NapReservation *r, NapError *e) {
+/* One round: 1 reserved, 0 conflict (read again), 2 there already (r's
+ * creation time is the first one's). */
+static int reserve_once(EtcdClient *c, const char *prefix, NapReservation *r, NapError *e) {
         _cleanup_(reserve_read_done) ReserveRead x = {};
         _cleanup_(nap_node_info_done) NapNodeInfo i = {};
         int k = reserve_read(c, prefix, r, &x, e);
         if (k >= 0 && x.kvs[KEY_NAME].create_revision > 0)
-                return (k = reserve_existing(&x, r, e)) < 0 ? k : 2;
+                return (k = reserve_existing(&x, r, &r->created_usec, e)) < 0 ? k : 2;
         if (k >= 0)
                 k = reserve_node(&x, &i, e);
         if (k >= 0)
@@ -506,7 +511,8 @@ int nap_node_delete(EtcdClient *c, const char *prefix, const char *name, bool fo
         k = etcd_range_prefix(c, reservations, 1, true, &held, e);
         if (k >= 0 && held.count > 0 && !force)
                 return nap_error_set(e, NAP_ERROR_NODE_IN_USE, -EBUSY,
-                                     "Node %s holds %" PRId64 " reservation(s); release them, or delete with force",
+                                     "Node %s holds %" PRId64 " reservation(s); release them, or delete it with force "
+                                     "(napctl node delete --force)",
                                      name, held.count);
         int64_t deleted = 0;
         if (k >= 0)

@@ -141,6 +141,7 @@ static void test_reserve_and_release(void **state) {
         /* the same again: nothing changes; another under the name: refused */
         NapReservation again = compute("h1", "alice_a", 600, GIB / 2);
         assert_int_equal(nap_reserve(etcd, PREFIX, &again, NULL), 0);
+        assert_int_equal(again.created_usec, a.created_usec); /* the first one's */
         NapReservation other = compute("h1", "alice_a", 100, 0);
         e = NAP_ERROR_NULL;
         assert_int_equal(nap_reserve(etcd, PREFIX, &other, &e), -EEXIST);
