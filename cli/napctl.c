@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "model/names.h"
+#include "model/resources.h"
 #include "nap-config.h"
 #include "napctl-call.h"
 #include "napctl-output.h"
@@ -135,11 +136,24 @@ static json_t *instance_json(json_t *i) {
                             "argv", "params", NULL);
 }
 
+/* --cpu=/--memory= of start-common, checked here: bad input goes nowhere. */
+static int check_amounts(NapError *e) {
+        uint64_t request, limit;
+        if (arg_node.cpu && nap_cpu_amount_parse(arg_node.cpu, &request, &limit, e) < 0)
+                return nap_error_parameter(e, -EINVAL, "cpu");
+        if (arg_node.memory && nap_bytes_amount_parse(arg_node.memory, &request, &limit, e) < 0)
+                return nap_error_parameter(e, -EINVAL, "memory");
+        return 0;
+}
+
 static int verb_start_common(Caller *c, char **args, NapError *e) {
         json_auto_t *reply = NULL;
-        int r = caller_call(c, "StartCommon",
-                            json_pack("{s:s, s:s*}", "service", args[0], "paramsString", args[1]), WRITE_TIMEOUT,
-                            &reply, e);
+        int r = check_amounts(e);
+        if (r >= 0)
+                r = caller_call(c, "StartCommon",
+                                json_pack("{s:s, s:s*, s:s*, s:s*}", "service", args[0], "paramsString", args[1],
+                                          "cpu", arg_node.cpu, "memory", arg_node.memory),
+                                WRITE_TIMEOUT, &reply, e);
         if (r < 0)
                 return r;
         json_t *i = json_object_get(reply, "instance");
@@ -321,7 +335,7 @@ static const Verb verbs[] = {
         { "deploy-app", "USER_APP URL", 2, 2, .run = verb_deploy_app, .help = "Fetch an app (git URL or path) without running it" },
         { "list-services", "USER", 1, 1, .run = verb_list_services, .help = "List the apps a user has deployed" },
         { "get-parameters", "USER_APP", 1, 1, .run = verb_get_parameters, .help = "List the {parameters} of an app's profile" },
-        { "start-common", "USER_APP [k=v,k=v]", 1, 2, .run = verb_start_common, .help = "Start a new instance with these parameters" },
+        { "start-common", "USER_APP [k=v,k=v]", 1, 2, .run = verb_start_common, .options = OPT_COMPUTE, .help = "Start a new instance with these parameters (--cpu, --memory)" },
         { "list-instances", "USER_APP", 1, 1, .run = verb_list_instances, .help = "List an app's instances and their state" },
         { "get-instances-num", "USER_APP", 1, 1, .run = verb_get_instances_num, .help = "Count an app's instances" },
         { "start-app", "INSTANCE", 1, 1, .run = verb_start_app, .help = "Start an instance and start it at boot" },
