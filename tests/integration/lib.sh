@@ -157,6 +157,11 @@ tcp_listening() {
                 /proc/net/tcp
 }
 
+# now_ms: milliseconds of the wall clock, for timing what a test waited on.
+now_ms() {
+        echo $(($(date +%s%N) / 1000000))
+}
+
 # http_get URL [SECONDS]: prints the body of the first answer (any HTTP
 # status) within SECONDS (default 15); non-zero if nothing answered.
 http_get() {

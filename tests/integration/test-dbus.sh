@@ -98,7 +98,6 @@ name_owner_pid() {
                 GetConnectionUnixProcessID s $NAME 2>/dev/null | awk '{ print $2 }'
 }
 name_unowned() { [ -z "$(name_owner_pid)" ]; }
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 # as_uid: the command prefix for $BUS_UID, if set.
 as_uid() {

@@ -53,10 +53,6 @@ nap_diag() {
         diag "napctl $*" "rc=$RC" "stdout: $OUT" "stderr: $ERR"
 }
 
-now_ms() {
-        echo $(($(date +%s%N) / 1000000))
-}
-
 ectl() {
         ETCDCTL_API=3 timeout 5 etcdctl --endpoints="$ETCD_URL" --dial-timeout=1s --command-timeout=2s "$@"
 }

@@ -1,0 +1,156 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# The node inventory on three real hosts (cluster-lib.sh: network
+# namespaces, a user manager and an etcd member each, one 3-member etcd
+# cluster), each running the built nap-node under its own systemd:
+#
+#   all three register and are Ready with their capacity; every host sees
+#   the same inventory
+#   a host killed hard: NotReady within NodeTTL + 1 s, a live agent notes
+#   why; the host back: its agent registers again, one record
+#   nap-node alone SIGKILLed: the same
+#   a clean stop: the record is gone
+#   a reservation storm from all three hosts against room for exactly 50,
+#   the etcd leader killed in the middle: every client retries until it
+#   has an answer; exactly 50 granted, each granted one in etcd once, the
+#   node's usage their sum
+#
+#   NAPCTL=build/cli/napctl NAP_GENERATOR=build/generators/nap-generator \
+#   NAP_BUILD_ROOT=build tests/integration/test-cluster-node.sh
+
+. "$(dirname "$0")/cluster-lib.sh"
+
+SRC=${NAP_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+if [ -z "${NAP_CLUSTER_INSIDE:-}" ]; then
+        [ -x "${NAP_GENERATOR:-}" ] && [ -x "${NAPCTL:-}" ] ||
+                { echo "Bail out! set NAPCTL and NAP_GENERATOR (got '${NAPCTL:-}' '${NAP_GENERATOR:-}')"; exit 1; }
+        NAPCTL=$(realpath "$NAPCTL")
+        NAP_BUILD_ROOT=$(realpath "${NAP_BUILD_ROOT:-$(dirname "$NAPCTL")/..}")
+        export NAPCTL NAP_BUILD_ROOT NAP_SOURCE_ROOT=$SRC
+fi
+nap_cluster_enter "$@"
+nap_cluster_up 3
+log "3 hosts up in $NAP_CLUSTER_UP_MS ms"
+
+TTL=3
+for n in 1 2 3; do
+        printf 'CPU=2\nMemory=1G\nStorage=10G\nNodeTTL=%s\nLabels=zone=z%s\n' "$TTL" "$n" >>"$(nap_cluster_config "$n")"
+done
+NODE=$(nap_cluster_copy_bin "$NAP_BUILD_ROOT/helpers/nap-node") || { echo "Bail out! cannot copy nap-node"; exit 1; }
+NAPCTL_COPY=$(nap_cluster_copy_bin "$NAPCTL") || { echo "Bail out! cannot copy napctl"; exit 1; }
+# The unit as installed, running this build's agent.
+UNIT=$(sed "s|^ExecStart=.*|ExecStart=$NODE|" "$NAP_BUILD_ROOT/units/nap-node.service")
+
+napctl_on() { # N ARGS...: napctl in host N, in process, with its nap.conf
+        nap_cluster_exec "$1" "$NAPCTL_COPY" --user --no-helper "${@:2}"
+}
+# inventory N: every node as host N sees it, one line each
+inventory() {
+        napctl_on "$1" --json nodes 2>&1 |
+                jq -r '.[] | "\(.name) \(.ready) \(.cpu_milli_core) \(.memory_bytes) \(.labels.zone)"' 2>&1
+}
+ready_as_seen_by() { # N NODE true|false
+        [ "$(napctl_on "$1" --json nodes 2>/dev/null | jq -r ".[] | select(.name == \"$2\") | .ready")" = "$3" ]
+}
+
+# ================================================================ register
+log "registration"
+for n in 1 2 3; do
+        check "nap-node runs on h$n (Type=notify: Ready once registered)" \
+                nap_cluster_unit_install "$n" nap-node.service "$UNIT"
+done
+expected="h1 true 2000 1073741824 z1
+h2 true 2000 1073741824 z2
+h3 true 2000 1073741824 z3"
+for n in 1 2 3; do
+        assert_eq "h$n sees all three Ready with their capacity and labels" "$expected" "$(inventory "$n")"
+done
+
+# =========================================================== a host dies
+log "h2 killed hard"
+nap_cluster_host_kill 2
+T0=$(now_ms)
+wait_until $((TTL + 5)) ready_as_seen_by 1 h2 false
+T1=$(now_ms)
+check "h2 NotReady $((T1 - T0)) ms after the kill (NodeTTL=$TTL s: limit $(((TTL + 1) * 1000)) ms)" \
+        test $((T1 - T0)) -le $(((TTL + 1) * 1000))
+log "host killed → NotReady: $((T1 - T0)) ms"
+noted() { [ "$(napctl_on 3 --json nodes | jq -r '.[] | select(.name == "h2") | .reason')" != null ]; }
+check "a live agent noted why" wait_until 5 noted
+assert_contains "the reason, from h3's view" "$(napctl_on 3 node show h2)" "membership lease expired"
+check "h1 and h3 stay Ready" ready_as_seen_by 3 h1 true
+nap_cluster_host_start 2
+check "h2's agent comes back with the host (enabled)" nap_cluster_unit_wait_active 2 nap-node.service 60
+check "h2 Ready again" wait_until 10 ready_as_seen_by 1 h2 true
+assert_eq "one record per node" "$expected" "$(inventory 2)"
+
+# ====================================================== the agent alone
+log "nap-node SIGKILLed on h3 (not restarted)"
+nap_cluster_exec 3 mkdir -p "$(nap_cluster_dir 3)/home/.config/systemd/user/nap-node.service.d"
+printf '[Service]\nRestart=no\n' >"$(nap_cluster_dir 3)/home/.config/systemd/user/nap-node.service.d/norestart.conf"
+nap_cluster_systemctl 3 daemon-reload
+nap_cluster_systemctl 3 kill -s SIGKILL nap-node.service
+T0=$(now_ms)
+wait_until $((TTL + 5)) ready_as_seen_by 2 h3 false
+T1=$(now_ms)
+check "h3 NotReady $((T1 - T0)) ms after its agent's SIGKILL (limit $(((TTL + 1) * 1000)) ms)" \
+        test $((T1 - T0)) -le $(((TTL + 1) * 1000))
+log "agent killed → NotReady: $((T1 - T0)) ms"
+check "restarted: Ready again" nap_cluster_systemctl 3 start nap-node.service
+check "seen by h1" wait_until 10 ready_as_seen_by 1 h3 true
+
+# ============================================================= leaving
+log "clean stop of h3's agent"
+check "systemctl stop" nap_cluster_systemctl 3 stop nap-node.service
+assert_eq "h3 is gone from the inventory" "" "$(inventory 1 | grep '^h3 ')"
+check "and comes back on start" nap_cluster_systemctl 3 start nap-node.service
+check "Ready" wait_until 10 ready_as_seen_by 1 h3 true
+
+# ============================================ reservations and a leader kill
+log "100 reservations from three hosts for room for 50, the etcd leader killed meanwhile"
+RESULTS=$NAP_CLUSTER_DIR/storm
+mkdir -p "$RESULTS"
+# reserve N I: alice_rI on h1 from host N, retried while the answer is
+# not definitive (etcd changing leaders): exit 0 granted, 1 with
+# InsufficientResources refused; anything else is tried again.
+reserve() {
+        local out
+        for _ in $(seq 60); do
+                out=$(napctl_on "$1" reserve compute h1 "root_r$2" --cpu=40m 2>&1) && { echo granted >"$RESULTS/$2"; return; }
+                case $out in *"has not enough cpu_milli"*) echo refused >"$RESULTS/$2"; return ;; esac
+                echo "$out" >>"$RESULTS/$2.retries"
+                sleep 0.2
+        done
+        echo "gave up: $out" >"$RESULTS/$2"
+}
+pids=()
+for i in $(seq 0 99); do
+        reserve $((i % 3 + 1)) "$i" &
+        pids+=($!)
+        if [ "$i" -eq 30 ]; then
+                LEADER=$(nap_cluster_etcd_leader)
+                nap_cluster_etcd_kill "$LEADER"
+                log "killed etcd's leader (h$LEADER) after 30 clients started"
+        fi
+done
+wait "${pids[@]}"
+nap_cluster_etcd_start "$LEADER"
+granted=$(grep -lx granted "$RESULTS"/* 2>/dev/null | wc -l)
+refused=$(grep -lx refused "$RESULTS"/* 2>/dev/null | wc -l)
+retried=$(ls "$RESULTS"/*.retries 2>/dev/null | wc -l)
+log "granted $granted, refused $refused, $retried clients had to retry"
+assert_eq "every client got a definitive answer" 100 $((granted + refused))
+assert_eq "exactly 50 granted" 50 "$granted"
+held=$(nap_cluster_etcdctl get --prefix --keys-only /nap/reservations/h1/compute/ | grep -c .)
+assert_eq "etcd holds exactly the 50 granted" 50 "$held"
+missing=0
+for f in $(grep -lx granted "$RESULTS"/*); do
+        nap_cluster_etcdctl get --keys-only "/nap/reservations/h1/compute/root_r$(basename "$f")" | grep -q . ||
+                missing=$((missing + 1))
+done
+assert_eq "none granted is missing (none lost)" 0 "$missing"
+assert_eq "h1's usage is their sum (none counted twice)" "2000" \
+        "$(napctl_on 2 --json node show h1 | jq -r '.node.used_cpu_milli_core')"
+
+nap_summary
