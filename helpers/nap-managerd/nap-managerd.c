@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <systemd/sd-daemon.h>
 
+#include "../common/daemon.h"
 #include "../common/log.h"
 #include "base/clock.h"
 #include "dispatch.h"
@@ -324,23 +325,15 @@ static int parse_argv(int argc, char *argv[]) {
 }
 
 int main(int argc, char *argv[]) {
-        sigset_t mask;
-
         log_setup();
         int r = parse_argv(argc, argv);
         if (r != 0)
                 return r > 0 ? EXIT_SUCCESS : 2;
 
-        /* Signals arrive through sd-event; SIGCHLD too, for the workers. A
-         * client hanging up must not kill us: writes use MSG_NOSIGNAL, and
-         * SIGPIPE is ignored for anything else. */
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGTERM);
-        sigaddset(&mask, SIGINT);
-        sigaddset(&mask, SIGCHLD);
-        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
-                return log_error_errno(errno, "Failed to block signals: %m"), EXIT_FAILURE;
-        (void) signal(SIGPIPE, SIG_IGN);
+        /* SIGCHLD too, for the workers. A client hanging up must not kill
+         * us: writes use MSG_NOSIGNAL, and SIGPIPE is ignored otherwise. */
+        if (daemon_signals_setup(true) < 0)
+                return EXIT_FAILURE;
 
         r = run();
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;

@@ -21,6 +21,7 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
+#include "../common/daemon.h"
 #include "../common/log.h"
 #include "base/clock.h"
 #include "cluster/host.h"
@@ -226,15 +227,11 @@ static int parse_argv(int argc, char *argv[]) {
 }
 
 int main(int argc, char *argv[]) {
-        sigset_t mask;
         log_setup();
         int r = parse_argv(argc, argv);
         if (r != 0)
                 return r > 0 ? EXIT_SUCCESS : 2;
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGTERM);
-        sigaddset(&mask, SIGINT);
-        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
-                return log_error_errno(errno, "Failed to block signals: %m"), EXIT_FAILURE;
+        if (daemon_signals_setup(false) < 0)
+                return EXIT_FAILURE;
         return run() < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

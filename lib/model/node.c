@@ -132,7 +132,7 @@ bool nap_labels_match(char *const *labels, char *const *selector) {
         return true;
 }
 
-static json_t *labels_json(char *const *labels) {
+json_t *nap_labels_json(char *const *labels) {
         json_t *o = json_object();
         STRV_FOREACH(kv, labels) {
                 size_t k = strcspn(*kv, "=");
@@ -173,7 +173,7 @@ void nap_node_done(NapNode *n) {
 int nap_node_to_json(const NapNode *n, char **ret) {
         assert(n);
         assert(ret);
-        json_t *labels = labels_json(n->labels);
+        json_t *labels = nap_labels_json(n->labels);
         if (!labels)
                 return -ENOMEM;
         return dump(json_pack("{s:s, s:s, s:s, s:s, s:{s:I, s:I, s:I}, s:o, s:s, s:I}", "name", n->name, "address",

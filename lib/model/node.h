@@ -32,6 +32,7 @@
  * write there. Nothing here talks to etcd: lib/cluster/ does. */
 
 #include <stdbool.h>
+#include <jansson.h>
 #include <stdint.h>
 
 #include "base/error.h"
@@ -71,6 +72,8 @@ int nap_node_from_json(const char *text, size_t size, NapNode *ret, NapError *e)
 /* "k=v,k2=v2" (nap.conf Labels=, a schedule's selector): sorted strv,
  * keys unique. "" is no labels. */
 int nap_labels_parse(const char *s, char ***ret, NapError *e);
+/* As a JSON object {"k": "v", …} (new reference; NULL: out of memory). */
+json_t *nap_labels_json(char *const *labels);
 /* Every "k=v" of selector is among labels. */
 bool nap_labels_match(char *const *labels, char *const *selector) _pure_;
 

@@ -96,19 +96,9 @@ static int arg_reservation(json_t *args, NapReservationKind kind, const char *no
 
 /* ---- results ---------------------------------------------------------- */
 
-static json_t *json_labels(char *const *labels) {
-        json_t *o = json_object();
-        STRV_FOREACH(kv, labels) {
-                size_t k = strcspn(*kv, "=");
-                if (o && json_object_setn_new(o, *kv, k, json_string(*kv + k + 1)) < 0)
-                        o = (json_decref(o), NULL);
-        }
-        return o;
-}
-
 static json_t *json_node(const NapNodeInfo *i) {
         const NapNode *n = &i->node;
-        json_t *labels = json_labels(n->labels);
+        json_t *labels = nap_labels_json(n->labels);
         bool status = !i->ready && i->status.reason;
         if (!labels)
                 return NULL;
