@@ -51,7 +51,7 @@ static int caller_find_socket(Caller *c, NapError *e) {
                 c->socket = strdup(c->address);
         else {
                 if (caller_user_scope(c)) {
-                        runtime = getenv("XDG_RUNTIME_DIR");
+                        runtime = secure_getenv("XDG_RUNTIME_DIR");
                         if (isempty(runtime) || runtime[0] != '/')
                                 return nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, -ENXIO,
                                                      "$XDG_RUNTIME_DIR is not set, so the user's nap-managerd "

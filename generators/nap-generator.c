@@ -92,7 +92,7 @@ static NapScope pick_scope(const NapConfig *c) {
 /* $NAP_DISCOVERY_BINARY, for running the sidecars from a build tree in
  * tests; the installed nap-discovery otherwise. */
 static const char *pick_discovery_binary(void) {
-        const char *env = getenv("NAP_DISCOVERY_BINARY");
+        const char *env = secure_getenv("NAP_DISCOVERY_BINARY");
         if (isempty(env))
                 return NAP_DISCOVERY_BINARY_DEFAULT;
         if (!nap_unit_exec_path_is_valid(env)) {
