@@ -2,8 +2,8 @@
 #pragma once
 
 /* What the timing drivers of bench/ share (each is built by its script
- * with `cc`, not by meson): a clock, the summary line, and timing a
- * command. */
+ * with `cc`, not by meson): a clock, percentiles and the summary line,
+ * and timing a command. */
 
 #include <fcntl.h>
 #include <inttypes.h>
@@ -25,6 +25,12 @@ static inline int cmp_u64(const void *a, const void *b) {
         return x < y ? -1 : x > y;
 }
 
+/* The pct-th percentile of n values sorted by cmp_u64 (the value below
+ * which pct % of them lie; 100: the largest). */
+static inline uint64_t percentile(const uint64_t *sorted, size_t n, unsigned pct) {
+        return sorted[n * pct / 100 < n ? n * pct / 100 : n - 1];
+}
+
 /* Prints "p50 p99 mean" of the n values (sorted in place), each divided
  * by unit (1: ns as measured, 1000: µs). */
 static inline void report(uint64_t *v, size_t n, uint64_t unit) {
@@ -32,7 +38,8 @@ static inline void report(uint64_t *v, size_t n, uint64_t unit) {
         qsort(v, n, sizeof *v, cmp_u64);
         for (size_t i = 0; i < n; i++)
                 sum += v[i];
-        printf("%" PRIu64 " %" PRIu64 " %" PRIu64 "\n", v[n / 2] / unit, v[n * 99 / 100] / unit, sum / n / unit);
+        printf("%" PRIu64 " %" PRIu64 " %" PRIu64 "\n", percentile(v, n, 50) / unit, percentile(v, n, 99) / unit,
+               sum / n / unit);
 }
 
 /* n runs of argv (stdout to /dev/null; each must exit 0), in ns; 1 if one
