@@ -31,6 +31,36 @@ static int put_fields(BusJsonInts ints, const VarlinkIdlType *t, char *buf, size
         return r;
 }
 
+/* The contents of a struct's signature: the types of an interface do not
+ * change while it is loaded, and a reply may hold many structs of one
+ * type (every Instance of a list), so each is computed once. A few types
+ * are all a D-Bus interface has; past the cache's size they are computed
+ * every time. */
+#define STRUCT_SIGNATURES_MAX 32
+
+static const char *struct_signature(BusJsonInts ints, const VarlinkIdlType *t, char buf[static 256]) {
+        static struct {
+                BusJsonInts ints;
+                const VarlinkIdlType *type;
+                char signature[BUS_JSON_SIGNATURE_MAX + 1];
+        } cache[STRUCT_SIGNATURES_MAX];
+        static unsigned used;
+
+        for (unsigned i = 0; i < used; i++)
+                if (cache[i].type == t && cache[i].ints == ints)
+                        return cache[i].signature;
+        buf[0] = 0;
+        if (put_fields(ints, t, buf, 256) < 0)
+                return NULL;
+        if (used < STRUCT_SIGNATURES_MAX) {
+                cache[used].ints = ints;
+                cache[used].type = t;
+                snprintf(cache[used].signature, sizeof cache[used].signature, "%s", buf);
+                return cache[used++].signature;
+        }
+        return buf;
+}
+
 int bus_json_signature(BusJsonInts ints, const VarlinkIdlType *t, const char *field, char *buf, size_t size) {
         char one[2] = {};
         int r;
@@ -56,11 +86,14 @@ int bus_json_signature(BusJsonInts ints, const VarlinkIdlType *t, const char *fi
                 if (r >= 0)
                         r = bus_json_signature(ints, varlink_idl_type_element(t), field, buf, size);
                 return r < 0 ? r : put(buf, size, "}");
-        case VARLINK_IDL_STRUCT:
-                r = put(buf, size, "(");
+        case VARLINK_IDL_STRUCT: {
+                char fields[256];
+                const char *contents = struct_signature(ints, t, fields);
+                r = contents ? put(buf, size, "(") : -E2BIG;
                 if (r >= 0)
-                        r = put_fields(ints, t, buf, size);
+                        r = put(buf, size, contents);
                 return r < 0 ? r : put(buf, size, ")");
+        }
         case VARLINK_IDL_OBJECT:
                 break;
         }
@@ -179,8 +212,9 @@ static int append_map(sd_bus_message *m, BusJsonInts ints, const VarlinkIdlType 
 }
 
 static int append_struct(sd_bus_message *m, BusJsonInts ints, const VarlinkIdlType *t, json_t *v, unsigned depth) {
-        char sig[256] = "";
-        int r = put_fields(ints, t, sig, sizeof sig);
+        char buf[256];
+        const char *sig = struct_signature(ints, t, buf);
+        int r = sig ? 0 : -E2BIG;
 
         if (v && !json_is_null(v) && !json_is_object(v))
                 return -EINVAL;
@@ -354,8 +388,9 @@ static int read_map(sd_bus_message *m, BusJsonInts ints, const VarlinkIdlType *t
 
 static int read_struct(sd_bus_message *m, BusJsonInts ints, const VarlinkIdlType *t, json_t **ret, unsigned depth) {
         json_auto_t *o = json_object();
-        char sig[256] = "";
-        int r = put_fields(ints, t, sig, sizeof sig);
+        char buf[256];
+        const char *sig = struct_signature(ints, t, buf);
+        int r = sig ? 0 : -E2BIG;
 
         if (!o)
                 return -ENOMEM;

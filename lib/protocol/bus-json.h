@@ -13,7 +13,10 @@
  *              empty
  *   object     not mapped: -EOPNOTSUPP
  *
- * Nothing here knows nap's interface: that is lib/ops/methods.h. */
+ * Nothing here knows nap's interface: that is lib/ops/methods.h. The
+ * signatures of struct types are remembered by the types' addresses: the
+ * interface's types must live as long as the process (the registry's
+ * interface, parsed once, does). */
 
 #include <jansson.h>
 #include <systemd/sd-bus.h>
