@@ -27,11 +27,12 @@ typedef const char *(*format_fn)(uint64_t amount, char *buf);
  * a Reservation's request_RES and limit_RES. */
 static const struct {
         const char *what, *key, *res;
-        format_fn format;
+        format_fn format; /* what people typed, read back exactly */
+        format_fn show;   /* a node's capacity and usage, at a glance */
 } resources[] = {
-        { "cpu", "cpu_milli_core", "cpu_milli_core", nap_cpu_format },
-        { "memory", "memory_bytes", "memory_bytes", nap_bytes_format },
-        { "storage", "storage_bytes", "bytes", nap_bytes_format },
+        { "cpu", "cpu_milli_core", "cpu_milli_core", nap_cpu_format, nap_cpu_format },
+        { "memory", "memory_bytes", "memory_bytes", nap_bytes_format, nap_bytes_format_human },
+        { "storage", "storage_bytes", "bytes", nap_bytes_format, nap_bytes_format_human },
 };
 
 static json_int_t json_int_key(json_t *o, const char *prefix, const char *key) {
@@ -237,7 +238,7 @@ static void print_resources(json_t *n, const char *prefix) {
         char b[NAP_AMOUNT_STRING_MAX];
         for (size_t i = 0; i < ELEMENTSOF(resources); i++)
                 printf("%s%s %s", i > 0 ? ", " : "", resources[i].what,
-                       resources[i].format(json_int_key(n, prefix, resources[i].key), b));
+                       resources[i].show(json_int_key(n, prefix, resources[i].key), b));
         putchar('\n');
 }
 
@@ -301,7 +302,7 @@ static void print_node_row(json_t *n) {
         for (size_t i = 0; i < ELEMENTSOF(resources); i++) {
                 char used[NAP_AMOUNT_STRING_MAX], total[NAP_AMOUNT_STRING_MAX], both[2 * NAP_AMOUNT_STRING_MAX];
                 json_int_t u = json_int_key(n, "used_", resources[i].key), t = json_int_key(n, "", resources[i].key);
-                snprintf(both, sizeof both, "%s/%s", resources[i].format(u, used), resources[i].format(t, total));
+                snprintf(both, sizeof both, "%s/%s", resources[i].show(u, used), resources[i].show(t, total));
                 printf(" %-13s", both);
         }
         putchar(' ');

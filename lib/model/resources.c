@@ -208,6 +208,19 @@ const char *nap_bytes_format(uint64_t bytes, char *buf) {
         return buf;
 }
 
+const char *nap_bytes_format_human(uint64_t bytes, char *buf) {
+        static const char units[] = "KMGT";
+        assert(buf);
+        if (strlen(nap_bytes_format(bytes, buf)) <= 5)
+                return buf;
+        int i = 3;
+        while (i > 0 && bytes < UINT64_C(1) << (10 * (i + 1)))
+                i--;
+        snprintf(buf, NAP_AMOUNT_STRING_MAX, "%.1f%c", (double) bytes / (double) (UINT64_C(1) << (10 * (i + 1))),
+                 units[i]);
+        return buf;
+}
+
 uint64_t nap_cpu_weight(uint64_t request_milli) {
         uint64_t shares = MAX(request_milli * 1024 / 1000, UINT64_C(2));
         uint64_t weight = 1 + (shares - 2) * 9999 / 262142;

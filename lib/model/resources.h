@@ -58,6 +58,9 @@ bool nap_compute_is_empty(const NapCompute *c) _pure_;
 #define NAP_AMOUNT_STRING_MAX 32
 const char *nap_cpu_format(uint64_t milli, char *buf);
 const char *nap_bytes_format(uint64_t bytes, char *buf);
+/* For people only (not read back): exact as above when it is short, else
+ * one decimal of the largest unit, "11.8G". */
+const char *nap_bytes_format_human(uint64_t bytes, char *buf);
 
 /* The unit settings of a compute request, per the table above. */
 uint64_t nap_cpu_weight(uint64_t request_milli) _pure_;

@@ -125,6 +125,9 @@ static void test_format_reads_back(void **state) {
                 assert_int_equal(v, sizes[i]);
         }
         assert_string_equal(nap_bytes_format(64 << 20, buf), "64M");
+        assert_string_equal(nap_bytes_format_human(64 << 20, buf), "64M");
+        assert_string_equal(nap_bytes_format_human(UINT64_C(12341872) << 10, buf), "11.8G");
+        assert_string_equal(nap_bytes_format_human(1000, buf), "1000");
         assert_string_equal(nap_cpu_format(500, buf), "500m");
 }
 
