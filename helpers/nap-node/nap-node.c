@@ -7,9 +7,10 @@
  * tells systemd READY=1. It keeps the lease alive every third of the TTL,
  * so that the node is NotReady within the TTL of this process dying or the
  * host losing the network, and registers again when the lease was lost
- * (etcd unreachable longer than the TTL, or wiped). Every second it also
- * notes, for the nodes that left without saying goodbye, why and since
- * when (any live agent may; the write is guarded). SIGTERM: the clean
+ * (etcd unreachable longer than the TTL, or wiped). It also notes, for the
+ * nodes that left without saying goodbye, why and since when (any live
+ * agent may; the write is guarded): about twice a second in the whole
+ * cluster, whatever its size (agent_turn_to_look()). SIGTERM: the clean
  * stop, in seed 004's order: the record goes, then the membership.
  *
  * Type=notify with a watchdog: WATCHDOG=1 on every round of the loop, so
@@ -41,6 +42,7 @@ typedef struct Agent {
         NapNode node;
         int64_t lease;          /* 0: not registered */
         uint64_t keepalive_due; /* CLOCK_MONOTONIC */
+        unsigned members;       /* Ready nodes at the last look for departures */
         char status[160];
 } Agent;
 
@@ -100,9 +102,19 @@ static void agent_keepalive(Agent *a) {
         agent_status(a, "Registered node %s (%s), Ready", a->node.name, a->node.address);
 }
 
+/* Looking for departed nodes costs three reads of the inventory: every
+ * agent looks with a chance of 2 in the number of Ready nodes each round,
+ * so the cluster as a whole looks about twice a second, whatever its size. */
+static bool agent_turn_to_look(Agent *a) {
+        return a->members <= 2 || (unsigned) random() % a->members < 2;
+}
+
 static void agent_note_departures(Agent *a) {
         NapError e = NAP_ERROR_NULL;
-        int n = nap_nodes_mark_not_ready(a->etcd, a->config->cluster_prefix, NOT_READY_REASON, realtime_usec(), &e);
+        if (!agent_turn_to_look(a))
+                return;
+        int n = nap_nodes_mark_not_ready(a->etcd, a->config->cluster_prefix, NOT_READY_REASON, realtime_usec(),
+                                         &a->members, &e);
         if (n > 0)
                 log_info("Noted %d node(s) as NotReady", n);
         else if (n < 0)
@@ -148,6 +160,7 @@ static void warn_config(void *userdata, const char *message) {
 
 static int agent_setup(Agent *a) {
         NapError e = NAP_ERROR_NULL;
+        srandom((unsigned) (monotonic_usec() ^ (uint64_t) getpid()));
         int r = nap_config_load(&a->config, warn_config, NULL, &e);
         if (r >= 0 && !a->config->etcd)
                 r = nap_error_set(&e, NAP_ERROR_INVALID_CONFIG, -EINVAL,

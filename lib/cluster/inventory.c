@@ -112,7 +112,8 @@ static int mark_one(EtcdClient *c, const char *prefix, const char *name, const c
         return etcd_txn(c, cmp, ELEMENTSOF(cmp), &op, 1, NULL, e);
 }
 
-int nap_nodes_mark_not_ready(EtcdClient *c, const char *prefix, const char *reason, uint64_t now_usec, NapError *e) {
+int nap_nodes_mark_not_ready(EtcdClient *c, const char *prefix, const char *reason, uint64_t now_usec,
+                             unsigned *ret_members, NapError *e) {
         _cleanup_strv_free_ char **nodes = NULL, **members = NULL, **status = NULL;
         int marked = 0;
         assert(c);
@@ -129,6 +130,8 @@ int nap_nodes_mark_not_ready(EtcdClient *c, const char *prefix, const char *reas
                         r = mark_one(c, prefix, *n, reason, now_usec, e);
                         marked += r > 0;
                 }
+        if (r >= 0 && ret_members)
+                *ret_members = (unsigned) strv_length(members);
         return r < 0 ? r : marked;
 }
 

@@ -62,8 +62,10 @@ int nap_node_deregister(EtcdClient *c, const char *prefix, const char *name, int
 /* For every node with a record and no membership that has no status yet,
  * records reason and now: what agents do when they see a node leave.
  * Guarded by the record's and the membership's revisions: a node that
- * came back meanwhile is left alone. Returns how many were marked. */
-int nap_nodes_mark_not_ready(EtcdClient *c, const char *prefix, const char *reason, uint64_t now_usec, NapError *e);
+ * came back meanwhile is left alone. Returns how many were marked;
+ * ret_members (optional): how many memberships there were. */
+int nap_nodes_mark_not_ready(EtcdClient *c, const char *prefix, const char *reason, uint64_t now_usec,
+                             unsigned *ret_members, NapError *e);
 
 /* Every node with a record, by name. */
 int nap_nodes_list(EtcdClient *c, const char *prefix, NapNodeInfo **ret, size_t *ret_n, NapError *e);

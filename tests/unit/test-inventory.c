@@ -102,8 +102,8 @@ static void test_not_ready_when_membership_lapses(void **state) {
         assert_null(i.status.reason); /* nobody noted it yet */
         nap_node_info_done(&i);
         /* h2's agent notes it, once */
-        assert_int_equal(nap_nodes_mark_not_ready(etcd, PREFIX, "lease expired", 42, NULL), 1);
-        assert_int_equal(nap_nodes_mark_not_ready(etcd, PREFIX, "lease expired", 43, NULL), 0);
+        assert_int_equal(nap_nodes_mark_not_ready(etcd, PREFIX, "lease expired", 42, NULL, NULL), 1);
+        assert_int_equal(nap_nodes_mark_not_ready(etcd, PREFIX, "lease expired", 43, NULL, NULL), 0);
         i = get("h1");
         assert_false(i.ready);
         assert_string_equal(i.status.reason, "lease expired");
