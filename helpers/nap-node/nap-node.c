@@ -130,7 +130,9 @@ static int on_round(sd_event_source *s, uint64_t usec, void *userdata) {
         if (a->lease != 0)
                 agent_note_departures(a);
         (void) sd_notify(false, "WATCHDOG=1");
-        (void) sd_event_source_set_time(s, monotonic_usec() + ROUND_USEC);
+        /* a round at least four times per TTL: a short NodeTTL= (2 s) still
+         * gets its keep-alive at a third of it */
+        (void) sd_event_source_set_time(s, monotonic_usec() + MIN(ROUND_USEC, ttl_usec(a) / 4));
         return 0;
 }
 
