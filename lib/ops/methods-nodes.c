@@ -9,6 +9,7 @@
 #include "base/strv.h"
 #include "cluster/inventory.h"
 #include "nap-config.h"
+#include "ops/method-json.h"
 #include "ops/methods-nodes.h"
 #include "ops/publish.h"
 
@@ -70,20 +71,12 @@ static int arg_storage(json_t *args, NapStorage *s, NapError *e) {
         return r < 0 ? r : arg_u64(args, "limit_bytes", &s->limit_bytes, e);
 }
 
-/* A string argument (the interface checked the type already). */
-static const char *arg_name(json_t *args, const char *name, NapError *e) {
-        const char *s = json_string_value(json_object_get(args, name));
-        if (!s)
-                nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL, "The argument '%s' is missing", name);
-        return s;
-}
-
 /* The reservation the arguments describe; name_arg: compute_name or
  * storage_name; node_arg: NULL for placements. */
 static int arg_reservation(json_t *args, NapReservationKind kind, const char *node_arg, NapReservation *ret,
                            NapError *e) {
         const char *name_arg = kind == NAP_RESERVATION_STORAGE ? "storage_name" : "compute_name";
-        const char *name = arg_name(args, name_arg, e), *node = node_arg ? arg_name(args, node_arg, e) : "";
+        const char *name = nap_arg_string(args, name_arg, e), *node = node_arg ? nap_arg_string(args, node_arg, e) : "";
         *ret = (NapReservation) { .kind = kind };
         if (!name || !node || nap_reservation_name_check(name, NULL, e) < 0 ||
             (node_arg && nap_node_name_check(node, e) < 0))
@@ -133,12 +126,6 @@ static json_t *json_reservations(const NapReservation *l, size_t n) {
         return a;
 }
 
-static json_t *oom(json_t *j, NapError *e) {
-        if (!j)
-                nap_error_errno(e, -ENOMEM, "Failed to build the reply");
-        return j;
-}
-
 /* ---- the methods ------------------------------------------------------ */
 
 json_t *nap_run_list_nodes(NapContext *c, json_t *args, NapError *e) {
@@ -152,11 +139,11 @@ json_t *nap_run_list_nodes(NapContext *c, json_t *args, NapError *e) {
                 if (json_array_append_new(a, json_node(l + i)) < 0)
                         a = (json_decref(a), NULL);
         nap_node_info_array_free(l, n);
-        return oom(a ? json_pack("{s:o}", "nodes", a) : NULL, e);
+        return nap_reply(a ? json_pack("{s:o}", "nodes", a) : NULL, e);
 }
 
 json_t *nap_run_get_node(NapContext *c, json_t *args, NapError *e) {
-        const char *name = arg_name(args, "name", e);
+        const char *name = nap_arg_string(args, "name", e);
         _cleanup_(nap_node_info_done) NapNodeInfo i = {};
         _cleanup_free_ NapReservation *l = NULL;
         EtcdClient *etcd;
@@ -164,11 +151,11 @@ json_t *nap_run_get_node(NapContext *c, json_t *args, NapError *e) {
         if (!name || nap_context_etcd(c, &etcd, e) < 0 || nap_node_get(etcd, c->config->cluster_prefix, name, &i, e) < 0 ||
             nap_reservations_list(etcd, c->config->cluster_prefix, name, &l, &n, e) < 0)
                 return NULL;
-        return oom(json_pack("{s:o, s:o}", "node", json_node(&i), "reservations", json_reservations(l, n)), e);
+        return nap_reply(json_pack("{s:o, s:o}", "node", json_node(&i), "reservations", json_reservations(l, n)), e);
 }
 
 json_t *nap_run_apply_node(NapContext *c, json_t *args, NapError *e) {
-        const char *name = arg_name(args, "name", e), *address = arg_name(args, "address", e);
+        const char *name = nap_arg_string(args, "name", e), *address = nap_arg_string(args, "address", e);
         _cleanup_(nap_node_info_done) NapNodeInfo i = {};
         EtcdClient *etcd;
         if (!name || !address || nap_node_name_check(name, e) < 0 ||
@@ -195,16 +182,16 @@ json_t *nap_run_apply_node(NapContext *c, json_t *args, NapError *e) {
         nap_node_info_done(&i);
         if (nap_node_get(etcd, c->config->cluster_prefix, name, &i, e) < 0)
                 return NULL;
-        return oom(json_pack("{s:o}", "node", json_node(&i)), e);
+        return nap_reply(json_pack("{s:o}", "node", json_node(&i)), e);
 }
 
 json_t *nap_run_delete_node(NapContext *c, json_t *args, NapError *e) {
-        const char *name = arg_name(args, "name", e);
+        const char *name = nap_arg_string(args, "name", e);
         EtcdClient *etcd;
         if (!name || nap_context_etcd(c, &etcd, e) < 0 ||
             nap_node_delete(etcd, c->config->cluster_prefix, name, json_is_true(json_object_get(args, "force")), e) < 0)
                 return NULL;
-        return oom(json_object(), e);
+        return nap_reply(json_object(), e);
 }
 
 static json_t *reserve(NapContext *c, json_t *args, NapReservationKind kind, NapError *e) {
@@ -214,7 +201,7 @@ static json_t *reserve(NapContext *c, json_t *args, NapReservationKind kind, Nap
         if (arg_reservation(args, kind, "name", &r, e) < 0 || nap_context_etcd(c, &etcd, e) < 0 ||
             (created = nap_reserve(etcd, c->config->cluster_prefix, &r, e)) < 0)
                 return NULL;
-        return oom(json_pack("{s:o, s:b}", "reservation", json_reservation(&r), "created", created), e);
+        return nap_reply(json_pack("{s:o, s:b}", "reservation", json_reservation(&r), "created", created), e);
 }
 
 json_t *nap_run_reserve_compute(NapContext *c, json_t *args, NapError *e) {
@@ -227,12 +214,12 @@ json_t *nap_run_reserve_storage(NapContext *c, json_t *args, NapError *e) {
 
 static json_t *release(NapContext *c, json_t *args, NapReservationKind kind, NapError *e) {
         const char *name_arg = kind == NAP_RESERVATION_STORAGE ? "storage_name" : "compute_name";
-        const char *node = arg_name(args, "name", e), *name = arg_name(args, name_arg, e);
+        const char *node = nap_arg_string(args, "name", e), *name = nap_arg_string(args, name_arg, e);
         EtcdClient *etcd;
         if (!node || !name || nap_context_etcd(c, &etcd, e) < 0 ||
             nap_release(etcd, c->config->cluster_prefix, kind, node, name, e) < 0)
                 return NULL;
-        return oom(json_object(), e);
+        return nap_reply(json_object(), e);
 }
 
 json_t *nap_run_release_compute(NapContext *c, json_t *args, NapError *e) {
@@ -262,7 +249,7 @@ static json_t *schedule(NapContext *c, json_t *args, NapReservationKind kind, Na
         if (nap_context_etcd(c, &etcd, e) < 0 ||
             nap_schedule(etcd, c->config->cluster_prefix, &r, (unsigned) count, policy, selector, &placed, e) < 0)
                 return NULL;
-        return oom(json_pack("{s:o}", "reservations", json_reservations(placed, count)), e);
+        return nap_reply(json_pack("{s:o}", "reservations", json_reservations(placed, count)), e);
 }
 
 json_t *nap_run_schedule_compute(NapContext *c, json_t *args, NapError *e) {

@@ -3,23 +3,12 @@
 #include "base/strv.h"
 #include "io.nap.Manager.varlink.h"
 #include "ops/journal-stream.h"
+#include "ops/method-json.h"
 #include "ops/methods-nodes.h"
 #include "ops/methods.h"
 #include "ops/publish.h"
 
 #define JOURNAL_LINES_DEFAULT 10
-
-/* ---- arguments -------------------------------------------------------- */
-
-/* A string argument. The varlink adapter has checked the types against the
- * interface already; this guards other callers all the same. */
-static const char *arg_string(json_t *args, const char *name, NapError *e) {
-        const char *s = json_string_value(json_object_get(args, name));
-        if (!s)
-                nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL, "The argument '%s' is missing or not a string",
-                              name);
-        return s;
-}
 
 /* ---- results ---------------------------------------------------------- */
 
@@ -54,29 +43,22 @@ static json_t *json_instance(const NapInstanceInfo *i) {
                          i->sub_state ?: "unknown", "argv", argv, "params", params);
 }
 
-/* NULL results: out of memory, said once here for every method. */
-static json_t *oom(json_t *j, NapError *e) {
-        if (!j)
-                nap_error_errno(e, -ENOMEM, "Failed to build the reply");
-        return j;
-}
-
 /* ---- the methods ------------------------------------------------------ */
 
 static json_t *run_deploy_app(NapContext *c, json_t *args, NapError *e) {
-        const char *service = arg_string(args, "service", e), *url = arg_string(args, "url", e);
+        const char *service = nap_arg_string(args, "service", e), *url = nap_arg_string(args, "url", e);
         NapDeployResult res = {};
         if (!service || !url || nap_deploy_app(c, service, url, &res, e) < 0)
                 return NULL;
         /* etcd down does not fail a deploy: the reply says it is pending. */
         const char *why = nap_error_is_set(&res.publish_error) ? res.publish_error.message : NULL;
-        return oom(json_pack("{s:s, s:s, s:s, s:b, s:s, s:s?}", "service", service, "commit", res.commit, "url", url,
+        return nap_reply(json_pack("{s:s, s:s, s:s, s:b, s:s, s:s?}", "service", service, "commit", res.commit, "url", url,
                              "changed", res.changed, "etcd", nap_publish_to_string(res.publish), "etcdError", why),
                    e);
 }
 
 static json_t *run_list_services(NapContext *c, json_t *args, NapError *e) {
-        const char *user = arg_string(args, "user", e);
+        const char *user = nap_arg_string(args, "user", e);
         NapServiceInfo *l = NULL;
         size_t n = 0;
         if (!user || nap_list_services(c, user, &l, &n, e) < 0)
@@ -88,7 +70,7 @@ static json_t *run_list_services(NapContext *c, json_t *args, NapError *e) {
                                                        (json_int_t) l[i].deployed_usec)) < 0)
                         a = (json_decref(a), NULL);
         nap_service_info_array_free(l, n);
-        return oom(a ? json_pack("{s:o}", "services", a) : NULL, e);
+        return nap_reply(a ? json_pack("{s:o}", "services", a) : NULL, e);
 }
 
 /* ---- ListInstances and GetInstancesNum -------------------------------- */
@@ -102,23 +84,23 @@ json_t *nap_instances_json(const NapInstanceInfo *l, size_t n) {
 }
 
 static json_t *instances_num_reply(const char *service, json_t *instances, NapError *e) {
-        return oom(json_pack("{s:s, s:I}", "service", service, "instances", (json_int_t) json_array_size(instances)),
+        return nap_reply(json_pack("{s:s, s:I}", "service", service, "instances", (json_int_t) json_array_size(instances)),
                    e);
 }
 
 static json_t *instances_reply(const char *service, json_t *instances, NapError *e) {
-        return oom(json_pack("{s:O}", "instances", instances), e);
+        return nap_reply(json_pack("{s:O}", "instances", instances), e);
 }
 
 /* In-process (napctl --no-helper): asks systemd and reads the manifests
  * every time; nap-managerd answers from its cache. */
 static json_t *run_instances(NapContext *c, json_t *args, NapInstancesReplyFn reply, NapError *e) {
-        const char *service = arg_string(args, "service", e);
+        const char *service = nap_arg_string(args, "service", e);
         NapInstanceInfo *l = NULL;
         size_t n = 0;
         if (!service || nap_list_instances(c, service, &l, &n, e) < 0)
                 return NULL;
-        json_auto_t *a = oom(nap_instances_json(l, n), e);
+        json_auto_t *a = nap_reply(nap_instances_json(l, n), e);
         nap_instance_info_array_free(l, n);
         return a ? reply(service, a, e) : NULL;
 }
@@ -146,7 +128,7 @@ int nap_method_journal_lines(json_t *args, size_t *ret, NapError *e) {
 }
 
 static json_t *run_get_journal(NapContext *c, json_t *args, NapError *e) {
-        const char *instance = arg_string(args, "instance", e);
+        const char *instance = nap_arg_string(args, "instance", e);
         NapJournalEntry *l = NULL;
         size_t lines, n = 0;
         if (!instance || nap_method_journal_lines(args, &lines, e) < 0 ||
@@ -157,15 +139,15 @@ static json_t *run_get_journal(NapContext *c, json_t *args, NapError *e) {
                 if (json_array_append_new(a, nap_journal_entry_json(l + i)) < 0)
                         a = (json_decref(a), NULL);
         nap_journal_entry_array_free(l, n);
-        return oom(a ? json_pack("{s:o}", "entries", a) : NULL, e);
+        return nap_reply(a ? json_pack("{s:o}", "entries", a) : NULL, e);
 }
 
 /* StopApp, StartApp, RestartApp, RemoveInstance: an instance in, nothing
  * out. */
 static json_t *run_on_instance(NapContext *c, json_t *args, int (*op)(NapContext *, const char *, NapError *),
                                NapError *e) {
-        const char *instance = arg_string(args, "instance", e);
-        return instance && op(c, instance, e) >= 0 ? oom(json_object(), e) : NULL;
+        const char *instance = nap_arg_string(args, "instance", e);
+        return instance && op(c, instance, e) >= 0 ? nap_reply(json_object(), e) : NULL;
 }
 
 static json_t *run_stop_app(NapContext *c, json_t *args, NapError *e) {
@@ -185,7 +167,7 @@ static json_t *run_remove_instance(NapContext *c, json_t *args, NapError *e) {
 }
 
 static json_t *run_cat_app(NapContext *c, json_t *args, NapError *e) {
-        const char *instance = arg_string(args, "instance", e);
+        const char *instance = nap_arg_string(args, "instance", e);
         _cleanup_free_ char *text = NULL;
         if (!instance || nap_cat_app(c, instance, &text, e) < 0)
                 return NULL;
@@ -198,12 +180,12 @@ static json_t *run_cat_app(NapContext *c, json_t *args, NapError *e) {
 }
 
 static json_t *run_get_parameters(NapContext *c, json_t *args, NapError *e) {
-        const char *service = arg_string(args, "service", e);
+        const char *service = nap_arg_string(args, "service", e);
         _cleanup_strv_free_ char **l = NULL;
         if (!service || nap_get_parameters(c, service, &l, e) < 0)
                 return NULL;
         json_t *a = json_strv(l);
-        return oom(a ? json_pack("{s:o}", "parameters", a) : NULL, e);
+        return nap_reply(a ? json_pack("{s:o}", "parameters", a) : NULL, e);
 }
 
 /* params (a map) or paramsString ("k=v,k=v"), not both; neither: none. */
@@ -246,7 +228,7 @@ static int resources_from_args(json_t *args, NapCompute *ret, NapError *e) {
 }
 
 static json_t *run_start_common(NapContext *c, json_t *args, NapError *e) {
-        const char *service = arg_string(args, "service", e);
+        const char *service = nap_arg_string(args, "service", e);
         _cleanup_(nap_params_freep) NapParams *p = NULL;
         NapInstanceInfo i = {};
         NapCompute resources;
@@ -256,29 +238,29 @@ static json_t *run_start_common(NapContext *c, json_t *args, NapError *e) {
         json_t *j = json_instance(&i);
         const char *etcd = nap_publish_to_string(i.publish);
         nap_instance_info_clear(&i);
-        return oom(j ? json_pack("{s:o, s:s}", "instance", j, "etcd", etcd) : NULL, e);
+        return nap_reply(j ? json_pack("{s:o, s:s}", "instance", j, "etcd", etcd) : NULL, e);
 }
 
 static json_t *run_get_service_url(NapContext *c, json_t *args, NapError *e) {
-        const char *service = arg_string(args, "service", e);
+        const char *service = nap_arg_string(args, "service", e);
         _cleanup_free_ char *url = NULL;
         NapSource source;
         if (!service || nap_get_service_url(c, service, &url, &source, e) < 0)
                 return NULL;
-        return oom(json_pack("{s:s, s:s}", "url", url, "source", nap_source_to_string(source)), e);
+        return nap_reply(json_pack("{s:s, s:s}", "url", url, "source", nap_source_to_string(source)), e);
 }
 
 static json_t *run_get_port(NapContext *c, json_t *args, NapError *e) {
-        const char *instance = arg_string(args, "instance", e);
+        const char *instance = nap_arg_string(args, "instance", e);
         unsigned port;
         NapSource source;
         if (!instance || nap_get_port(c, instance, &port, &source, e) < 0)
                 return NULL;
-        return oom(json_pack("{s:I, s:s}", "port", (json_int_t) port, "source", nap_source_to_string(source)), e);
+        return nap_reply(json_pack("{s:I, s:s}", "port", (json_int_t) port, "source", nap_source_to_string(source)), e);
 }
 
 static json_t *run_list_endpoints(NapContext *c, json_t *args, NapError *e) {
-        const char *service = arg_string(args, "service", e);
+        const char *service = nap_arg_string(args, "service", e);
         NapEndpointList l = {};
         if (!service || nap_list_endpoints(c, service, &l, e) < 0)
                 return NULL;
@@ -289,7 +271,7 @@ static json_t *run_list_endpoints(NapContext *c, json_t *args, NapError *e) {
                                                        l.items[i].instance, "unit", l.items[i].unit)) < 0)
                         a = (json_decref(a), NULL);
         nap_endpoint_list_done(&l);
-        return oom(a ? json_pack("{s:o}", "endpoints", a) : NULL, e);
+        return nap_reply(a ? json_pack("{s:o}", "endpoints", a) : NULL, e);
 }
 
 /* MPI apps come with a later issue: refused by name, documented in the
@@ -442,7 +424,7 @@ int nap_method_authorize(const NapMethod *m, uid_t uid, json_t *args, NapError *
         assert(m);
         if (m->owns == NAP_OWNER_NONE)
                 return nap_auth_check_shared(uid, m->access, "the cluster's nodes", e);
-        const char *name = arg_string(args, m->owner, e);
+        const char *name = nap_arg_string(args, m->owner, e);
         if (!name)
                 return -EINVAL;
         switch (m->owns) {
