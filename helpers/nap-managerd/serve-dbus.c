@@ -13,25 +13,13 @@
  * else. D-Bus has no null: strings varlink may leave null are "". */
 
 #include "../common/log.h"
-#include "base/strv.h"
 #include "serve-dbus.h"
-
-/* One field of a member: its varlink name and its D-Bus name. */
-typedef struct BusField {
-        const char *field;
-        char name[64];
-        const VarlinkIdlType *type;
-} BusField;
-
-#define BUS_FIELDS_MAX 8
 
 /* A D-Bus member, as the vtable was built from it. */
 typedef struct BusMember {
         const NapMethod *method;
         const char *member;
-        BusField in[BUS_FIELDS_MAX], out[BUS_FIELDS_MAX];
-        size_t n_in, n_out;
-        char in_signature[BUS_JSON_SIGNATURE_MAX + 1], out_signature[BUS_JSON_SIGNATURE_MAX + 1];
+        NapBusFields in, out;
         char names[512]; /* "in\0…\0out\0…\0\0", as sd-bus takes them */
 } BusMember;
 
@@ -60,82 +48,44 @@ struct BusFront {
 
 /* ---- the members, from the registry ----------------------------------- */
 
-/* "field" or "field:dbus_name" of type struct t. */
-static int field_parse(const char *spec, const VarlinkIdlType *t, BusField *ret) {
-        const char *colon = strchr(spec, ':');
-        size_t n = colon ? (size_t) (colon - spec) : strlen(spec);
-        char field[64];
-
-        if (n >= sizeof field || strlen(colon ? colon + 1 : spec) >= sizeof ret->name)
-                return -E2BIG;
-        snprintf(field, sizeof field, "%.*s", (int) n, spec);
-        for (size_t i = 0; i < varlink_idl_type_n_fields(t); i++)
-                if (streq(varlink_idl_type_field_name(t, i), field)) {
-                        ret->field = varlink_idl_type_field_name(t, i);
-                        ret->type = varlink_idl_type_field_type(t, i);
-                        snprintf(ret->name, sizeof ret->name, "%s", colon ? colon + 1 : spec);
-                        return 0;
-                }
-        return -ENOENT;
-}
-
-/* The fields of specs (NULL: all of t's) into fields, their signature and
- * their names appended to names at *at. */
-static int fields_build(const char *const *specs, const VarlinkIdlType *t, BusField *fields, size_t *ret_n,
-                        char *signature, char *names, size_t *at, size_t size) {
-        size_t n = specs ? strv_length((char **) specs) : varlink_idl_type_n_fields(t);
-        if (n > BUS_FIELDS_MAX)
-                return -E2BIG;
-        signature[0] = 0;
-        for (size_t i = 0; i < n; i++) {
-                int r = field_parse(specs ? specs[i] : varlink_idl_type_field_name(t, i), t, fields + i);
-                if (r >= 0)
-                        r = bus_json_signature(nap_bus_ints, fields[i].type, fields[i].field, signature,
-                                               BUS_JSON_SIGNATURE_MAX + 1);
-                if (r < 0)
-                        return r;
-                size_t len = strlen(fields[i].name) + 1;
+/* The fields' D-Bus names, each NUL-terminated, appended at *at. */
+static int names_append(const NapBusFields *f, char *names, size_t *at, size_t size) {
+        for (size_t i = 0; i < f->n; i++) {
+                size_t len = strlen(f->fields[i].name) + 1;
                 if (*at + len + 1 > size)
                         return -E2BIG;
-                memcpy(names + *at, fields[i].name, len);
+                memcpy(names + *at, f->fields[i].name, len);
                 *at += len;
         }
-        *ret_n = n;
         return 0;
 }
 
 static int member_build(const NapMethod *method, const NapBusMember *binding, BusMember *b) {
-        const VarlinkIdl *idl = nap_manager_idl();
         size_t at = 0;
-        int r;
-
         *b = (BusMember) { .method = method, .member = binding->member ?: method->name };
-        r = fields_build(binding->in, varlink_idl_method_input(idl, method->name), b->in, &b->n_in, b->in_signature,
-                         b->names, &at, sizeof b->names);
+        int r = nap_bus_member_fields(method, binding, true, &b->in);
         if (r >= 0)
-                r = fields_build(binding->out, varlink_idl_method_output(idl, method->name), b->out, &b->n_out,
-                                 b->out_signature, b->names, &at, sizeof b->names);
+                r = nap_bus_member_fields(method, binding, false, &b->out);
+        if (r >= 0)
+                r = names_append(&b->in, b->names, &at, sizeof b->names);
+        if (r >= 0)
+                r = names_append(&b->out, b->names, &at, sizeof b->names);
         if (r < 0)
                 return r;
         b->names[at] = 0; /* the end of the out names */
         return 0;
 }
 
-/* Every member of the registry: a method with no bus member given has one,
- * with all its fields. */
+/* Every member of the registry. */
 static int members_build(BusFront *m) {
-        static const NapBusMember all = {};
         m->members = calloc(nap_methods_size() * NAP_BUS_MEMBERS_MAX, sizeof *m->members);
         if (!m->members)
                 return -ENOMEM;
         for (size_t i = 0; i < nap_methods_size(); i++) {
                 const NapMethod *method = nap_method_at(i);
-                for (size_t k = 0; k < NAP_BUS_MEMBERS_MAX; k++) {
-                        const NapBusMember *binding = method->bus + k;
-                        bool given = binding->member || binding->in || binding->out;
-                        if (k > 0 && !given)
-                                break;
-                        int r = member_build(method, given ? binding : &all, m->members + m->n_members);
+                const NapBusMember *binding;
+                for (size_t k = 0; (binding = nap_method_bus_member(method, k)); k++) {
+                        int r = member_build(method, binding, m->members + m->n_members);
                         if (r < 0)
                                 return log_error_errno(r, "Bug: %s cannot be put on D-Bus: %m", method->name);
                         m->n_members++;
@@ -159,8 +109,8 @@ static int vtable_build(BusFront *m) {
                 m->vtable[i + 1] = (sd_bus_vtable) {
                         .type = _SD_BUS_VTABLE_METHOD,
                         .flags = SD_BUS_VTABLE_UNPRIVILEGED,
-                        .x.method = { .member = b->member, .signature = b->in_signature,
-                                      .result = b->out_signature, .handler = method_call, .names = b->names },
+                        .x.method = { .member = b->member, .signature = b->in.signature,
+                                      .result = b->out.signature, .handler = method_call, .names = b->names },
                 };
         }
         m->vtable[m->n_members + 1] = (sd_bus_vtable) SD_BUS_VTABLE_END;
@@ -180,12 +130,13 @@ static int read_args(sd_bus_message *message, const BusMember *b, json_t **ret) 
         json_auto_t *args = json_object();
         if (!args)
                 return -ENOMEM;
-        for (size_t i = 0; i < b->n_in; i++) {
+        for (size_t i = 0; i < b->in.n; i++) {
+                const NapBusField *f = b->in.fields + i;
                 json_t *v = NULL;
-                int r = bus_json_read(message, nap_bus_ints, b->in[i].type, b->in[i].field, &v);
+                int r = bus_json_read(message, nap_bus_ints, f->type, f->field, &v);
                 if (r < 0)
                         return r;
-                if (json_object_set_new(args, b->in[i].field, v) < 0)
+                if (json_object_set_new(args, f->field, v) < 0)
                         return -ENOMEM;
         }
         *ret = TAKE_PTR(args);
@@ -194,9 +145,10 @@ static int read_args(sd_bus_message *message, const BusMember *b, json_t **ret) 
 
 static int append_result(sd_bus_message *reply, const BusMember *b, json_t *result) {
         int r = 0;
-        for (size_t i = 0; r >= 0 && i < b->n_out; i++)
-                r = bus_json_append(reply, nap_bus_ints, b->out[i].type, b->out[i].field,
-                                    json_object_get(result, b->out[i].field));
+        for (size_t i = 0; r >= 0 && i < b->out.n; i++) {
+                const NapBusField *f = b->out.fields + i;
+                r = bus_json_append(reply, nap_bus_ints, f->type, f->field, json_object_get(result, f->field));
+        }
         return r;
 }
 

@@ -374,6 +374,59 @@ const BusJsonInt nap_bus_ints[] = {
         {},
 };
 
+const NapBusMember *nap_method_bus_member(const NapMethod *m, size_t k) {
+        static const NapBusMember all = {};
+        assert(m);
+        if (k >= NAP_BUS_MEMBERS_MAX)
+                return NULL;
+        const NapBusMember *b = m->bus + k;
+        if (b->member || b->in || b->out)
+                return b;
+        return k == 0 ? &all : NULL;
+}
+
+/* "field" or "field:dbus_name" of the struct t. */
+static int bus_field_parse(const char *spec, const VarlinkIdlType *t, NapBusField *ret) {
+        const char *colon = strchr(spec, ':'), *name = colon ? colon + 1 : spec;
+        size_t n = colon ? (size_t) (colon - spec) : strlen(spec);
+
+        if (strlen(name) >= sizeof ret->name)
+                return -E2BIG;
+        for (size_t i = 0; i < varlink_idl_type_n_fields(t); i++) {
+                const char *field = varlink_idl_type_field_name(t, i);
+                if (strlen(field) == n && strncmp(field, spec, n) == 0) {
+                        *ret = (NapBusField) { .field = field, .type = varlink_idl_type_field_type(t, i) };
+                        snprintf(ret->name, sizeof ret->name, "%s", name);
+                        return 0;
+                }
+        }
+        return -ENOENT;
+}
+
+int nap_bus_member_fields(const NapMethod *m, const NapBusMember *b, bool in, NapBusFields *ret) {
+        const VarlinkIdl *idl = nap_manager_idl();
+        assert(m);
+        assert(b);
+        assert(ret);
+        if (!idl)
+                return -ENOMEM;
+        const VarlinkIdlType *t = in ? varlink_idl_method_input(idl, m->name) : varlink_idl_method_output(idl, m->name);
+        const char *const *specs = in ? b->in : b->out;
+        size_t n = specs ? strv_length((char **) specs) : varlink_idl_type_n_fields(t);
+        if (n > NAP_BUS_FIELDS_MAX)
+                return -E2BIG;
+        *ret = (NapBusFields) { .n = n };
+        for (size_t i = 0; i < n; i++) {
+                NapBusField *f = ret->fields + i;
+                int r = bus_field_parse(specs ? specs[i] : varlink_idl_type_field_name(t, i), t, f);
+                if (r >= 0)
+                        r = bus_json_signature(nap_bus_ints, f->type, f->field, ret->signature, sizeof ret->signature);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 size_t nap_methods_size(void) {
         return ELEMENTSOF(methods);
 }

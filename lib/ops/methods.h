@@ -89,6 +89,31 @@ const VarlinkIdl *nap_manager_idl(void);
 /* The D-Bus type of the interface's int fields (bus-json.h). */
 extern const BusJsonInt nap_bus_ints[];
 
+/* The k-th D-Bus member of m, from 0: its entry's bus[k], or for a method
+ * whose entry gives none, one member with its name and every field. NULL
+ * past the last. */
+const NapBusMember *nap_method_bus_member(const NapMethod *m, size_t k);
+
+/* One field of a D-Bus member: its varlink name and type, its D-Bus name. */
+typedef struct NapBusField {
+        const char *field;
+        char name[64];
+        const VarlinkIdlType *type;
+} NapBusField;
+
+#define NAP_BUS_FIELDS_MAX 8
+
+typedef struct NapBusFields {
+        NapBusField fields[NAP_BUS_FIELDS_MAX];
+        size_t n;
+        char signature[BUS_JSON_SIGNATURE_MAX + 1];
+} NapBusFields;
+
+/* The in (or out) fields of member b of m, in D-Bus order, and their
+ * signature: -ENOENT for a field the interface does not have, -E2BIG for
+ * too many or too long. */
+int nap_bus_member_fields(const NapMethod *m, const NapBusMember *b, bool in, NapBusFields *ret);
+
 /* The name of the argument an InvalidParameter error is about: named
  * (NapError.parameter) when it is one of the method's, else the entry's
  * guess. Lives as long as args and the interface. */

@@ -14,7 +14,6 @@
 
 #include <cmocka.h>
 
-#include "base/strv.h"
 #include "ops/methods.h"
 
 static void test_interface_parses(void **state) {
@@ -124,23 +123,6 @@ static void test_check_result_catches_a_wrong_reply(void **state) {
 
 /* ---- D-Bus ------------------------------------------------------------ */
 
-/* The signature of a member's fields, as serve-dbus.c builds its vtable. */
-static void fields_signature(const NapMethod *m, const char *const *specs, bool in, char *buf, size_t size) {
-        const VarlinkIdl *idl = nap_manager_idl();
-        const VarlinkIdlType *t = in ? varlink_idl_method_input(idl, m->name) : varlink_idl_method_output(idl, m->name);
-        size_t n = specs ? strv_length((char **) specs) : varlink_idl_type_n_fields(t);
-        buf[0] = 0;
-        for (size_t i = 0; i < n; i++) {
-                char field[64];
-                const char *spec = specs ? specs[i] : varlink_idl_type_field_name(t, i);
-                snprintf(field, sizeof field, "%.*s", (int) strcspn(spec, ":"), spec);
-                const VarlinkIdlType *ft = varlink_idl_type_field(t, field);
-                print_message("%s %s %s\n", m->name, in ? "in" : "out", field);
-                assert_non_null(ft);
-                assert_int_equal(bus_json_signature(nap_bus_ints, ft, field, buf, size), 0);
-        }
-}
-
 /* io.nap.Manager1 as published: member, in, out. */
 static const char *const published[][3] = {
         { "DeployApp", "ss", "sbss" },
@@ -165,28 +147,37 @@ static void test_bus_members_keep_the_published_signatures(void **state) {
         size_t found = 0;
         for (size_t i = 0; i < nap_methods_size(); i++) {
                 const NapMethod *m = nap_method_at(i);
-                for (size_t k = 0; k < NAP_BUS_MEMBERS_MAX; k++) {
-                        static const NapBusMember all = {};
-                        const NapBusMember *b = m->bus + k;
-                        bool given = b->member || b->in || b->out;
-                        if (k > 0 && !given)
-                                break;
-                        if (!given)
-                                b = &all;
+                const NapBusMember *b;
+                for (size_t k = 0; (b = nap_method_bus_member(m, k)); k++) {
                         const char *member = b->member ?: m->name;
-                        char in[256], out[256];
-                        fields_signature(m, b->in, true, in, sizeof in);
-                        fields_signature(m, b->out, false, out, sizeof out);
+                        NapBusFields in, out;
+                        print_message("%s\n", member);
+                        assert_int_equal(nap_bus_member_fields(m, b, true, &in), 0);
+                        assert_int_equal(nap_bus_member_fields(m, b, false, &out), 0);
                         for (size_t p = 0; p < ELEMENTSOF(published); p++)
                                 if (streq(published[p][0], member)) {
-                                        print_message("%s (%s) → (%s)\n", member, in, out);
-                                        assert_string_equal(in, published[p][1]);
-                                        assert_string_equal(out, published[p][2]);
+                                        print_message("%s (%s) → (%s)\n", member, in.signature, out.signature);
+                                        assert_string_equal(in.signature, published[p][1]);
+                                        assert_string_equal(out.signature, published[p][2]);
                                         found++;
                                 }
                 }
         }
         assert_int_equal(found, ELEMENTSOF(published)); /* none was lost */
+}
+
+static void test_bus_member_fields_name_the_wire(void **state) {
+        const NapMethod *m = nap_method_find("DeployApp");
+        NapBusFields out;
+        assert_int_equal(nap_bus_member_fields(m, nap_method_bus_member(m, 0), false, &out), 0);
+        assert_int_equal(out.n, 4);
+        assert_string_equal(out.fields[3].field, "etcdError"); /* the varlink name … */
+        assert_string_equal(out.fields[3].name, "etcd_error"); /* … and the published D-Bus one */
+        /* a method with no member given has one, its own, and no second */
+        const NapMethod *l = nap_method_find("ListServices");
+        assert_non_null(nap_method_bus_member(l, 0));
+        assert_null(nap_method_bus_member(l, 1));
+        assert_null(nap_method_bus_member(nap_method_find("StartCommon"), 3));
 }
 
 /* A started bus on one end of a socketpair: enough to build messages. */
@@ -271,6 +262,7 @@ int main(void) {
                 cmocka_unit_test(test_envelope_round_trip),
                 cmocka_unit_test(test_check_result_catches_a_wrong_reply),
                 cmocka_unit_test(test_bus_members_keep_the_published_signatures),
+                cmocka_unit_test(test_bus_member_fields_name_the_wire),
                 cmocka_unit_test(test_bus_json_round_trip),
                 cmocka_unit_test(test_bus_json_refuses_a_wrong_json_type),
                 cmocka_unit_test(test_bus_json_refuses_a_repeated_key),
