@@ -66,28 +66,49 @@ int nap_node_deregister(EtcdClient *c, const char *prefix, const char *name, int
         return r == -ENOENT ? 0 : r; /* an expired lease took the membership already */
 }
 
-/* The node names of the keys under dir (PREFIX/members/, …). */
-static int names_under(EtcdClient *c, const char *dir, char ***ret, NapError *e) {
-        _cleanup_(etcd_range_done) EtcdRange range = {};
-        _cleanup_strv_free_ char **l = NULL;
-        int r = etcd_range_prefix(c, dir, 0, true, &range, e);
-        for (size_t i = 0; r >= 0 && i < range.n_kvs; i++) {
-                const char *name = nap_key_node_name(range.kvs[i].key, dir);
-                if (name && strv_extend(&l, name) < 0)
-                        r = oom(e);
-        }
-        if (r < 0)
-                return r;
-        *ret = TAKE_PTR(l);
-        return 0;
+/* The keys (and values) under one of the directories of nodes
+ * (PREFIX/nodes/, PREFIX/members/, …: the dir functions of model/node.h). */
+typedef char *(*KeyDirFn)(const char *prefix);
+
+typedef struct Listing {
+        char *dir;
+        EtcdRange range;
+} Listing;
+
+static void listing_done(Listing *l) {
+        free(l->dir);
+        l->dir = NULL;
+        etcd_range_done(&l->range);
 }
 
-/* The names of the nodes with a key under PREFIX/KIND/. */
-static int node_names(EtcdClient *c, const char *prefix, const char *kind, char ***ret, NapError *e) {
-        _cleanup_free_ char *dir = NULL;
-        if (asprintf(&dir, "%s/%s/", prefix, kind) < 0)
+static int listing_read(EtcdClient *c, const char *prefix, KeyDirFn dir, bool keys_only, Listing *ret,
+                        NapError *e) {
+        ret->dir = dir(prefix);
+        if (!ret->dir)
                 return oom(e);
-        return names_under(c, dir, ret, e);
+        return etcd_range_prefix(c, ret->dir, 0, keys_only, &ret->range, e);
+}
+
+/* The key of node in the listing; NULL when it has none. */
+static const EtcdKeyValue *listing_find(const Listing *l, const char *node) {
+        for (size_t i = 0; i < l->range.n_kvs; i++) {
+                const char *name = startswith(l->range.kvs[i].key, l->dir);
+                if (name && streq(name, node))
+                        return l->range.kvs + i;
+        }
+        return NULL;
+}
+
+/* The node of the i-th key; NULL when the key names no node. */
+static const char *listing_node(const Listing *l, size_t i) {
+        return nap_key_node_name(l->range.kvs[i].key, l->dir);
+}
+
+static unsigned listing_count_nodes(const Listing *l) {
+        unsigned n = 0;
+        for (size_t i = 0; i < l->range.n_kvs; i++)
+                n += listing_node(l, i) != NULL;
+        return n;
 }
 
 /* A node whose membership is gone: its status, unless it came back. */
@@ -114,72 +135,72 @@ static int mark_one(EtcdClient *c, const char *prefix, const char *name, const c
 
 int nap_nodes_mark_not_ready(EtcdClient *c, const char *prefix, const char *reason, uint64_t now_usec,
                              unsigned *ret_members, NapError *e) {
-        _cleanup_strv_free_ char **nodes = NULL, **members = NULL, **status = NULL;
+        _cleanup_(listing_done) Listing nodes = {}, members = {}, status = {};
         int marked = 0;
         assert(c);
         /* members before nodes: a node registering in between is seen with
          * its record and without its membership, and the txn's guard on
          * the membership keeps it from being marked */
-        int r = node_names(c, prefix, "members", &members, e);
+        int r = listing_read(c, prefix, nap_key_members, true, &members, e);
         if (r >= 0)
-                r = node_names(c, prefix, "status", &status, e);
+                r = listing_read(c, prefix, nap_key_statuses, true, &status, e);
         if (r >= 0)
-                r = node_names(c, prefix, "nodes", &nodes, e);
-        STRV_FOREACH(n, nodes)
-                if (r >= 0 && !strv_contains(members, *n) && !strv_contains(status, *n)) {
-                        r = mark_one(c, prefix, *n, reason, now_usec, e);
+                r = listing_read(c, prefix, nap_key_nodes, true, &nodes, e);
+        for (size_t i = 0; r >= 0 && i < nodes.range.n_kvs; i++) {
+                const char *n = listing_node(&nodes, i);
+                if (n && !listing_find(&members, n) && !listing_find(&status, n)) {
+                        r = mark_one(c, prefix, n, reason, now_usec, e);
                         marked += r > 0;
                 }
+        }
         if (r >= 0 && ret_members)
-                *ret_members = (unsigned) strv_length(members);
+                *ret_members = listing_count_nodes(&members);
         return r < 0 ? r : marked;
 }
 
 /* ---- reading ---------------------------------------------------------- */
 
-/* The values under PREFIX/KIND/, by key. */
-static int values_under(EtcdClient *c, const char *prefix, const char *kind, EtcdRange *ret, NapError *e) {
-        _cleanup_free_ char *dir = NULL;
-        if (asprintf(&dir, "%s/%s/", prefix, kind) < 0)
-                return oom(e);
-        return etcd_range_prefix(c, dir, 0, false, ret, e);
+/* A node as its record, usage and membership keys hold it (a key with
+ * create_revision 0 is absent). A damaged record or usage is an error. */
+static int node_info_parse(const EtcdKeyValue *record, const EtcdKeyValue *usage, const EtcdKeyValue *member,
+                           NapNodeInfo *ret, NapError *e) {
+        NapNodeInfo i = { .record_revision = record->mod_revision, .usage_revision = usage->mod_revision,
+                          .member_revision = member->create_revision, .ready = member->create_revision > 0 };
+        int r = nap_node_from_json(record->value, record->value_size, &i.node, e);
+        if (r >= 0 && usage->create_revision > 0)
+                r = nap_usage_from_json(usage->value, usage->value_size, &i.usage, e);
+        if (r < 0)
+                return nap_node_info_done(&i), r;
+        *ret = i;
+        return 0;
 }
 
-/* The value of node's key in a range of PREFIX/KIND/NODE keys. */
-static const EtcdKeyValue *value_of(const EtcdRange *range, const char *prefix, const char *kind, const char *node) {
-        char key[512];
-        snprintf(key, sizeof key, "%s/%s/%s", prefix, kind, node);
-        for (size_t i = 0; i < range->n_kvs; i++)
-                if (streq(range->kvs[i].key, key))
-                        return range->kvs + i;
-        return NULL;
-}
+static const EtcdKeyValue absent = {};
 
 typedef struct NodeRanges {
-        EtcdRange records, status, usage, members;
+        Listing records, status, usage, members;
 } NodeRanges;
 
 static void node_ranges_done(NodeRanges *x) {
-        etcd_range_done(&x->records);
-        etcd_range_done(&x->status);
-        etcd_range_done(&x->usage);
-        etcd_range_done(&x->members);
+        listing_done(&x->records);
+        listing_done(&x->status);
+        listing_done(&x->usage);
+        listing_done(&x->members);
 }
 
 /* A damaged status or usage is reported as none: the record decides. */
-static int node_info_from(const NodeRanges *x, const char *prefix, const EtcdKeyValue *record, NapNodeInfo *ret,
-                          NapError *e) {
-        NapNodeInfo i = { .record_revision = record->mod_revision };
-        int r = nap_node_from_json(record->value, record->value_size, &i.node, e);
+static int node_info_from(const NodeRanges *x, const EtcdKeyValue *record, NapNodeInfo *ret, NapError *e) {
+        NapNodeInfo i;
+        int r = node_info_parse(record, &absent, &absent, &i, e);
         if (r < 0)
                 return r;
-        const EtcdKeyValue *member = value_of(&x->members, prefix, "members", i.node.name);
+        const EtcdKeyValue *member = listing_find(&x->members, i.node.name);
         i.member_revision = member ? member->create_revision : 0;
         i.ready = member;
-        const EtcdKeyValue *status = i.ready ? NULL : value_of(&x->status, prefix, "status", i.node.name);
+        const EtcdKeyValue *status = i.ready ? NULL : listing_find(&x->status, i.node.name);
         if (status)
                 (void) nap_node_status_from_json(status->value, status->value_size, &i.status, NULL);
-        const EtcdKeyValue *usage = value_of(&x->usage, prefix, "usage", i.node.name);
+        const EtcdKeyValue *usage = listing_find(&x->usage, i.node.name);
         if (usage && nap_usage_from_json(usage->value, usage->value_size, &i.usage, NULL) >= 0)
                 i.usage_revision = usage->mod_revision;
         *ret = i;
@@ -188,13 +209,13 @@ static int node_info_from(const NodeRanges *x, const char *prefix, const EtcdKey
 
 static int node_ranges_read(EtcdClient *c, const char *prefix, NodeRanges *x, NapError *e) {
         /* members first: see nap_nodes_mark_not_ready() */
-        int r = values_under(c, prefix, "members", &x->members, e);
+        int r = listing_read(c, prefix, nap_key_members, false, &x->members, e);
         if (r >= 0)
-                r = values_under(c, prefix, "nodes", &x->records, e);
+                r = listing_read(c, prefix, nap_key_nodes, false, &x->records, e);
         if (r >= 0)
-                r = values_under(c, prefix, "status", &x->status, e);
+                r = listing_read(c, prefix, nap_key_statuses, false, &x->status, e);
         if (r >= 0)
-                r = values_under(c, prefix, "usage", &x->usage, e);
+                r = listing_read(c, prefix, nap_key_usages, false, &x->usage, e);
         return r;
 }
 
@@ -207,12 +228,12 @@ int nap_nodes_list(EtcdClient *c, const char *prefix, NapNodeInfo **ret, size_t 
         assert(ret);
         assert(ret_n);
         int r = node_ranges_read(c, prefix, &x, e);
-        if (r >= 0 && !(l = calloc(x.records.n_kvs ?: 1, sizeof *l)))
+        if (r >= 0 && !(l = calloc(x.records.range.n_kvs ?: 1, sizeof *l)))
                 r = oom(e);
         /* A damaged record is left out of the list (and of placement), as
          * the generator leaves a damaged manifest out. */
-        for (size_t i = 0; r >= 0 && i < x.records.n_kvs; i++)
-                n += node_info_from(&x, prefix, x.records.kvs + i, l + n, NULL) >= 0;
+        for (size_t i = 0; r >= 0 && i < x.records.range.n_kvs; i++)
+                n += node_info_from(&x, x.records.range.kvs + i, l + n, NULL) >= 0;
         if (r < 0)
                 return nap_node_info_array_free(l, n), r;
         *ret = l;
@@ -229,10 +250,10 @@ int nap_node_get(EtcdClient *c, const char *prefix, const char *name, NapNodeInf
                 r = node_ranges_read(c, prefix, &x, e);
         if (r < 0)
                 return r;
-        const EtcdKeyValue *record = value_of(&x.records, prefix, "nodes", name);
+        const EtcdKeyValue *record = listing_find(&x.records, name);
         if (!record)
                 return nap_error_set(e, NAP_ERROR_NO_SUCH_NODE, -ENOENT, "No node %s", name);
-        return node_info_from(&x, prefix, record, ret, e);
+        return node_info_from(&x, record, ret, e);
 }
 
 /* ---- admission -------------------------------------------------------- */
@@ -297,12 +318,7 @@ static int reserve_read(EtcdClient *c, const char *prefix, const NapReservation 
 
 /* The node as reserve_read() saw it (record and usage). */
 static int reserve_node(const ReserveRead *x, NapNodeInfo *ret, NapError *e) {
-        const EtcdKeyValue *record = x->kvs + KEY_RECORD, *usage = x->kvs + KEY_USAGE;
-        *ret = (NapNodeInfo) { .record_revision = record->mod_revision, .usage_revision = usage->mod_revision };
-        int r = nap_node_from_json(record->value, record->value_size, &ret->node, e);
-        if (r >= 0 && usage->create_revision > 0)
-                r = nap_usage_from_json(usage->value, usage->value_size, &ret->usage, e);
-        return r;
+        return node_info_parse(x->kvs + KEY_RECORD, x->kvs + KEY_USAGE, &absent, ret, e);
 }
 
 static int held_elsewhere(NapError *e, const NapReservation *r, const char *node) {
@@ -734,14 +750,8 @@ static int refresh_node(NapPlacer *p, NapNodeInfo *i, NapError *e) {
                 return oom(e);
         int k = etcd_get_many(p->etcd, keys, kv, NULL, e);
         if (k >= 0 && kv[0].create_revision > 0)
-                k = nap_node_from_json(kv[0].value, kv[0].value_size, &fresh.node, e);
-        if (k >= 0 && kv[1].create_revision > 0)
-                k = nap_usage_from_json(kv[1].value, kv[1].value_size, &fresh.usage, e);
-        fresh.record_revision = kv[0].mod_revision;
-        fresh.usage_revision = kv[1].mod_revision;
-        fresh.member_revision = kv[2].create_revision;
+                k = node_info_parse(kv + 0, kv + 1, kv + 2, &fresh, e);
         /* a record gone or damaged: never picked again (not Ready) */
-        fresh.ready = k >= 0 && kv[0].create_revision > 0 && kv[2].create_revision > 0;
         if (k < 0 || kv[0].create_revision == 0)
                 snprintf(fresh.node.name, sizeof fresh.node.name, "%s", i->node.name);
         for (size_t n = 0; n < ELEMENTSOF(kv); n++)

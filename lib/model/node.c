@@ -400,8 +400,16 @@ char *nap_key_status(const char *prefix, const char *node) {
         return key_join(prefix, "status", node, NULL, NULL);
 }
 
+char *nap_key_statuses(const char *prefix) {
+        return key_join(prefix, "status", NULL, NULL, NULL);
+}
+
 char *nap_key_usage(const char *prefix, const char *node) {
         return key_join(prefix, "usage", node, NULL, NULL);
+}
+
+char *nap_key_usages(const char *prefix) {
+        return key_join(prefix, "usage", NULL, NULL, NULL);
 }
 
 char *nap_key_reservation(const char *prefix, const NapReservation *r) {

@@ -129,7 +129,9 @@ char *nap_key_nodes(const char *prefix);      /* PREFIX/nodes/ */
 char *nap_key_member(const char *prefix, const char *node);
 char *nap_key_members(const char *prefix);    /* PREFIX/members/ */
 char *nap_key_status(const char *prefix, const char *node);
+char *nap_key_statuses(const char *prefix);   /* PREFIX/status/ */
 char *nap_key_usage(const char *prefix, const char *node);
+char *nap_key_usages(const char *prefix);     /* PREFIX/usage/ */
 char *nap_key_reservation(const char *prefix, const NapReservation *r);
 char *nap_key_reservations(const char *prefix, const char *node); /* PREFIX/reservations/NODE/ */
 char *nap_key_reservation_name(const char *prefix, const NapReservation *r);

@@ -125,6 +125,9 @@ static void test_keys(void **state) {
                             *res = nap_key_reservations("/nap", "h1");
         assert_string_equal(node, "/nap/nodes/h1");
         assert_string_equal(members, "/nap/members/");
+        _cleanup_free_ char *statuses = nap_key_statuses("/nap"), *usages = nap_key_usages("/nap");
+        assert_string_equal(statuses, "/nap/status/");
+        assert_string_equal(usages, "/nap/usage/");
         assert_string_equal(res, "/nap/reservations/h1/");
         assert_string_equal(nap_key_node_name("/nap/members/h2", members), "h2");
         assert_null(nap_key_node_name("/nap/members/h2/x", members));
