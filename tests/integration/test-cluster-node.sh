@@ -22,14 +22,7 @@
 
 . "$(dirname "$0")/cluster-lib.sh"
 
-SRC=${NAP_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-if [ -z "${NAP_CLUSTER_INSIDE:-}" ]; then
-        [ -x "${NAP_GENERATOR:-}" ] && [ -x "${NAPCTL:-}" ] ||
-                { echo "Bail out! set NAPCTL and NAP_GENERATOR (got '${NAPCTL:-}' '${NAP_GENERATOR:-}')"; exit 1; }
-        NAPCTL=$(realpath "$NAPCTL")
-        NAP_BUILD_ROOT=$(realpath "${NAP_BUILD_ROOT:-$(dirname "$NAPCTL")/..}")
-        export NAPCTL NAP_BUILD_ROOT NAP_SOURCE_ROOT=$SRC
-fi
+[ -n "${NAP_CLUSTER_INSIDE:-}" ] || nap_napctl_env
 nap_cluster_enter "$@"
 nap_cluster_up 3
 log "3 hosts up in $NAP_CLUSTER_UP_MS ms"

@@ -20,12 +20,9 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/../etcd-lib.sh"
 
-SRC=${NAP_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-if [ -z "${NAP_SANDBOX_INSIDE:-}" ]; then
-        [ -x "${NAPCTL:-}" ] && [ -x "${NAP_GENERATOR:-}" ] || { echo "Bail out! set NAPCTL and NAP_GENERATOR"; exit 1; }
-        [ -x "$ETCD_BIN" ] || skip_all "no $ETCD_BIN (Debian's etcd-server)"
-        export NAPCTL NAP_GENERATOR NAP_SOURCE_ROOT=$SRC
-fi
+nap_napctl_env
+[ -n "${NAP_SANDBOX_INSIDE:-}" ] || [ -x "$ETCD_BIN" ] || skip_all "no $ETCD_BIN (Debian's etcd-server)"
+SRC=$NAP_SOURCE_ROOT
 nap_sandbox_enter "$@"
 nap_sandbox_start
 nap_users_setup || { echo "Bail out! cannot set up the test users"; exit 1; }
