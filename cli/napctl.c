@@ -136,19 +136,10 @@ static json_t *instance_json(json_t *i) {
                             "argv", "params", NULL);
 }
 
-/* --cpu=/--memory= of start-common, checked here: bad input goes nowhere. */
-static int check_amounts(NapError *e) {
-        uint64_t request, limit;
-        if (arg_node.cpu && nap_cpu_amount_parse(arg_node.cpu, &request, &limit, e) < 0)
-                return nap_error_parameter(e, -EINVAL, "cpu");
-        if (arg_node.memory && nap_bytes_amount_parse(arg_node.memory, &request, &limit, e) < 0)
-                return nap_error_parameter(e, -EINVAL, "memory");
-        return 0;
-}
-
 static int verb_start_common(Caller *c, char **args, NapError *e) {
         json_auto_t *reply = NULL;
-        int r = check_amounts(e);
+        NapCompute checked; /* --cpu=/--memory= checked here: bad input goes nowhere */
+        int r = options_compute(&arg_node, &checked, e);
         if (r >= 0)
                 r = caller_call(c, "StartCommon",
                                 json_pack("{s:s, s:s*, s:s*, s:s*}", "service", args[0], "paramsString", args[1],

@@ -64,6 +64,13 @@ static int option_amount(const char *option, const char *s, amount_fn parse, uin
         return r < 0 ? option_failed(option, r, &inner, e) : 0;
 }
 
+int options_compute(const NodeOptions *o, NapCompute *ret, NapError *e) {
+        int r = option_amount("--cpu", o->cpu, nap_cpu_amount_parse, &ret->request_cpu_milli, &ret->limit_cpu_milli, e);
+        return r < 0 ? r
+                     : option_amount("--memory", o->memory, nap_bytes_amount_parse, &ret->request_memory,
+                                     &ret->limit_memory, e);
+}
+
 /* A node's capacity: one amount. */
 static int option_capacity(const char *option, const char *s, int (*parse)(const char *, uint64_t *, NapError *),
                            json_int_t *ret, NapError *e) {
@@ -86,14 +93,8 @@ static int option_labels(const NodeOptions *o, json_t **ret, NapError *e) {
         int r = nap_labels_parse(o->labels, &l, &inner);
         if (r < 0)
                 return option_failed("--labels", r, &inner, e);
-        json_t *j = json_object();
-        STRV_FOREACH(kv, l) {
-                size_t k = strcspn(*kv, "=");
-                if (j && json_object_setn_new(j, *kv, k, json_string(*kv + k + 1)) < 0)
-                        j = (json_decref(j), NULL);
-        }
-        *ret = j;
-        return j ? 0 : nap_error_errno(e, -ENOMEM, "Failed to read the labels");
+        *ret = nap_labels_json(l);
+        return *ret ? 0 : nap_error_errno(e, -ENOMEM, "Failed to read the labels");
 }
 
 /* --count: 1 to NAP_SCHEDULE_BATCH_MAX; 0 if not given. */
@@ -132,9 +133,7 @@ static int compute_amounts(const char *verb, const NodeOptions *o, json_t **ret,
         NapCompute c;
         if (!o->cpu && !o->memory)
                 return option_missing(verb, "compute", "--cpu=REQUEST[:LIMIT] or --memory=REQUEST[:LIMIT], or both", e);
-        int r = option_amount("--cpu", o->cpu, nap_cpu_amount_parse, &c.request_cpu_milli, &c.limit_cpu_milli, e);
-        if (r >= 0)
-                r = option_amount("--memory", o->memory, nap_bytes_amount_parse, &c.request_memory, &c.limit_memory, e);
+        int r = options_compute(o, &c, e);
         if (r >= 0)
                 r = nap_compute_check(&c, e);
         if (r < 0)

@@ -21,6 +21,7 @@
 
 #include <stdbool.h>
 
+#include "model/resources.h"
 #include "napctl-call.h"
 
 typedef struct NodeOptions {
@@ -31,6 +32,10 @@ typedef struct NodeOptions {
 } NodeOptions;
 
 typedef int (*node_verb_fn)(Caller *c, char **args, const NodeOptions *o, NapError *e);
+
+/* --cpu=REQUEST[:LIMIT] and --memory=REQUEST[:LIMIT], either or both (not
+ * given: 0), into ret; an error names the option. */
+int options_compute(const NodeOptions *o, NapCompute *ret, NapError *e);
 
 int verb_nodes(Caller *c, char **args, const NodeOptions *o, NapError *e);
 int verb_node_show(Caller *c, char **args, const NodeOptions *o, NapError *e);
