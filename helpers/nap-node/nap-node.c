@@ -64,6 +64,12 @@ static uint64_t ttl_usec(const Agent *a) {
         return (uint64_t) a->config->node_ttl * USEC_PER_SEC;
 }
 
+/* The membership is good for another TTL: renewed at a third of it. */
+static void agent_renewed(Agent *a) {
+        a->keepalive_due = monotonic_usec() + ttl_usec(a) / 3;
+        agent_status(a, "Registered node %s (%s), Ready", a->node.name, a->node.address);
+}
+
 static int agent_register(Agent *a) {
         NapError e = NAP_ERROR_NULL;
         int64_t lease = 0, granted = 0;
@@ -75,8 +81,7 @@ static int agent_register(Agent *a) {
                 return r;
         }
         a->lease = lease;
-        a->keepalive_due = monotonic_usec() + ttl_usec(a) / 3;
-        agent_status(a, "Registered node %s (%s), Ready", a->node.name, a->node.address);
+        agent_renewed(a);
         (void) sd_notify(false, "READY=1");
         return 0;
 }
@@ -98,8 +103,7 @@ static void agent_keepalive(Agent *a) {
                 agent_status(a, "Keeping the membership alive failed: %s", e.message);
                 return; /* again next round, while the TTL lasts */
         }
-        a->keepalive_due = monotonic_usec() + ttl_usec(a) / 3;
-        agent_status(a, "Registered node %s (%s), Ready", a->node.name, a->node.address);
+        agent_renewed(a);
 }
 
 /* Looking for departed nodes costs three reads of the inventory: every
