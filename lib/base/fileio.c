@@ -304,7 +304,7 @@ int copy_tree(const char *from, const char *to, const char *const *skip) {
         return copy_dir_at(from_fd, to_fd, skip);
 }
 
-bool path_is_normalized(const char *s) {
+bool path_is_safe(const char *s) {
         assert(s);
 
         if (s[0] != '/' || strlen(s) >= PATH_MAX)
@@ -313,13 +313,17 @@ bool path_is_normalized(const char *s) {
                 if ((unsigned char) *c < 0x20 || *c == 0x7f)
                         return false;
         for (const char *c = s; *c;) {
-                const char *end = strchrnul(c + 1, '/');
-                size_t n = end - c - 1; /* the component after this '/' */
-                if (n == 0 || (n == 1 && c[1] == '.') || (n == 2 && c[1] == '.' && c[2] == '.'))
+                c += strspn(c, "/");
+                size_t n = strcspn(c, "/");
+                if ((n == 1 && c[0] == '.') || (n == 2 && strneq(c, "..", 2)))
                         return false;
-                c = end;
+                c += n;
         }
         return true;
+}
+
+bool path_is_normalized(const char *s) {
+        return path_is_safe(s) && !strstr(s, "//") && !endswith(s, "/");
 }
 
 char *path_join(const char *first, ...) {

@@ -37,9 +37,12 @@ int rm_rf(const char *path);
  * Anything else (devices, fifos, sockets) gives -EBADF. */
 int copy_tree(const char *from, const char *to, const char *const *skip);
 
-/* Absolute and normalized ("/a/b": no "//", ".", ".." or trailing '/'), not
- * "/" itself, shorter than PATH_MAX, no control characters: usable in a unit
- * file as it is. */
+/* Absolute, shorter than PATH_MAX, no control characters and no "." or ".."
+ * components; "//" and a trailing '/' are allowed ("/srv/nap/" is safe). */
+bool path_is_safe(const char *s) _pure_;
+
+/* Safe and normalized ("/a/b": no "//" or trailing '/'), so not "/" itself:
+ * usable in a unit file as it is. */
 bool path_is_normalized(const char *s) _pure_;
 
 /* path_join("a", "b", "c", NULL) = "a/b/c"; NULL on OOM. */

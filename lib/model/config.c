@@ -172,28 +172,11 @@ static int parse_unsigned(const char *s, const char **end, unsigned long *ret) {
         return 0;
 }
 
-/* An absolute path without "." or ".." components or control characters. */
-static bool path_is_acceptable(const char *s) {
-        if (s[0] != '/' || strlen(s) >= PATH_MAX)
-                return false;
-        for (const char *c = s; *c; c++)
-                if ((unsigned char) *c < 0x20 || *c == 0x7f)
-                        return false;
-        for (const char *c = s; *c;) {
-                c += strspn(c, "/");
-                size_t n = strcspn(c, "/");
-                if ((n == 1 && c[0] == '.') || (n == 2 && strneq(c, "..", 2)))
-                        return false;
-                c += n;
-        }
-        return true;
-}
-
 static int parse_path(Parser *p, const char *v, char **dst, const char *def) {
         char b[72];
         if (!*v)
                 return replace_string(dst, def);
-        if (!path_is_acceptable(v))
+        if (!path_is_safe(v))
                 return bad_value(p, -EINVAL, "not an absolute, normalized path: '%s'", shown(v, b));
         return replace_string(dst, v);
 }
@@ -290,7 +273,7 @@ static int parse_prefix(Parser *p, const char *v, const char *def, char **dst) {
         char b[72];
         if (!*v)
                 return replace_string(dst, def);
-        if (!path_is_acceptable(v) || v[strlen(v) - 1] == '/' || strstr(v, "//") || strlen(v) > ETCD_PREFIX_MAX)
+        if (!path_is_normalized(v) || strlen(v) > ETCD_PREFIX_MAX)
                 return bad_value(p, -EINVAL, "invalid key prefix '%s': expected /NAME[/NAME…], no trailing '/'",
                                  shown(v, b));
         return replace_string(dst, v);

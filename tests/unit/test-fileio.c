@@ -135,6 +135,16 @@ static void test_path_is_normalized(void **state) {
                 assert_false(path_is_normalized(bad[i]));
 }
 
+static void test_path_is_safe(void **state) {
+        static const char *const good[] = { "/", "/a", "/srv/nap/", "//a", "/a//b", "/a/.b/c..d" };
+        for (size_t i = 0; i < ELEMENTSOF(good); i++)
+                assert_true(path_is_safe(good[i]));
+        static const char *const bad[] = { "", "a/b", "/a/./b", "/a/../b", "/..", "/a/.", "//..//", "/a\nb",
+                                           "/a\x7f" "b" };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                assert_false(path_is_safe(bad[i]));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_read_full_file_bounded),
@@ -145,6 +155,7 @@ int main(void) {
                 cmocka_unit_test(test_copy_tree_refuses_fifo),
                 cmocka_unit_test(test_path_join),
                 cmocka_unit_test(test_path_is_normalized),
+                cmocka_unit_test(test_path_is_safe),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
