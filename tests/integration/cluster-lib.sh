@@ -763,7 +763,7 @@ nap_cluster__on_exit() {
 # napc-OWNER-…; with an argument, those of that run id too (its own, after
 # it ended). Prints what it removed.
 nap_cluster__sweep() {
-        local mine=${1:-} root dir name pid i
+        local mine=${1:-} root dir name
         nap_cluster__stale() { # NAME: true if its run is over
                 local o=${1#"$NAP_CLUSTER_PREFIX"}
                 o=${o%%-*}
@@ -776,14 +776,7 @@ nap_cluster__sweep() {
                         [ -d "$dir" ] || continue
                         nap_cluster__stale "${dir##*/}" || continue
                         [ -e "$dir/cgroup.kill" ] && echo 1 >"$dir/cgroup.kill" 2>/dev/null
-                        for i in $(seq 100); do
-                                for pid in $(find "$dir" -name cgroup.procs -exec cat {} + 2>/dev/null); do
-                                        kill -KILL "$pid" 2>/dev/null
-                                done
-                                find "$dir" -depth -type d -exec rmdir {} + 2>/dev/null
-                                [ -d "$dir" ] || break
-                                sleep 0.05
-                        done
+                        nap__cgroup_remove "$dir" || :
                         echo "cgroup $dir"
                 done
         done

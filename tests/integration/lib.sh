@@ -200,11 +200,27 @@ nap__cgroup_roots() {
         return 0
 }
 
+# nap__cgroup_remove DIR: kills the processes left in cgroup DIR (seen from
+# the host's PID namespace) and removes it, deepest first. Killed processes
+# leave their cgroups a moment later: it tries for 5 s, then fails.
+nap__cgroup_remove() {
+        local dir=$1 pid i
+        for i in $(seq 100); do
+                for pid in $(find "$dir" -name cgroup.procs -exec cat {} + 2>/dev/null); do
+                        kill -KILL "$pid" 2>/dev/null
+                done
+                find "$dir" -depth -type d -exec rmdir {} + 2>/dev/null
+                [ -d "$dir" ] || return 0
+                sleep 0.05
+        done
+        return 1
+}
+
 # Kills what is left in the sandbox's cgroups (seen from the host's PID
 # namespace) and removes them, deepest first. Run outside the namespace,
 # after it ended; also sweeps cgroups of earlier sandboxes whose owner died.
 nap__cgroup_cleanup() {
-        local root dir pid owner
+        local root dir owner
         for root in $(nap__cgroup_roots); do
                 for dir in "$root"/nap-test-*.slice; do
                         [ -d "$dir" ] || continue
@@ -213,15 +229,7 @@ nap__cgroup_cleanup() {
                         if [ "$dir" != "$root/$NAP_SANDBOX_ID.slice" ] && kill -0 "$owner" 2>/dev/null; then
                                 continue # another live sandbox
                         fi
-                        # Killed processes leave their cgroups a moment later.
-                        for _ in $(seq 50); do
-                                for pid in $(find "$dir" -name cgroup.procs -exec cat {} + 2>/dev/null); do
-                                        kill -KILL "$pid" 2>/dev/null
-                                done
-                                find "$dir" -depth -type d -exec rmdir {} + 2>/dev/null
-                                [ -d "$dir" ] || break
-                                sleep 0.1
-                        done
+                        nap__cgroup_remove "$dir" || :
                 done
         done
         return 0
