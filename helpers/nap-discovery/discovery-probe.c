@@ -19,10 +19,7 @@ const char *probe_mode_to_string(ProbeMode m) {
 }
 
 ProbeMode probe_mode_from_string(const char *s) {
-        for (size_t i = 0; s && i < ELEMENTSOF(probe_mode_table); i++)
-                if (streq(s, probe_mode_table[i]))
-                        return (ProbeMode) i;
-        return _PROBE_MODE_INVALID;
+        return string_table_lookup(probe_mode_table, ELEMENTSOF(probe_mode_table), s);
 }
 
 /* The loopback addresses, in the order tried. */

@@ -34,12 +34,7 @@ const char *nap_error_kind_to_string(NapErrorKind k) {
 }
 
 NapErrorKind nap_error_kind_from_string(const char *s) {
-        if (!s)
-                return _NAP_ERROR_KIND_INVALID;
-        for (int k = 0; k < _NAP_ERROR_KIND_MAX; k++)
-                if (streq(error_kind_table[k], s))
-                        return k;
-        return _NAP_ERROR_KIND_INVALID;
+        return string_table_lookup(error_kind_table, ELEMENTSOF(error_kind_table), s);
 }
 
 _printf_(4, 0)

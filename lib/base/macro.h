@@ -109,6 +109,15 @@ static inline const char *startswith(const char *s, const char *prefix) {
         return strncmp(s, prefix, l) == 0 ? s + l : NULL;
 }
 
+/* The index of s in a table of names indexed by an enum (NULL entries never
+ * match), or -EINVAL, the enums' _INVALID: every *_from_string(). */
+static inline int string_table_lookup(const char *const *table, size_t n, const char *s) {
+        for (size_t i = 0; s && i < n; i++)
+                if (table[i] && streq(table[i], s))
+                        return (int) i;
+        return -EINVAL;
+}
+
 /* Where suffix starts in s, or NULL. */
 static inline const char *endswith(const char *s, const char *suffix) {
         size_t l = strlen(s), k = strlen(suffix);

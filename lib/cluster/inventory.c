@@ -558,10 +558,7 @@ const char *nap_policy_to_string(NapPolicy p) {
 }
 
 NapPolicy nap_policy_from_string(const char *s) {
-        for (int i = 0; s && i < _NAP_POLICY_MAX; i++)
-                if (streq(policy_table[i], s))
-                        return i;
-        return _NAP_POLICY_INVALID;
+        return string_table_lookup(policy_table, ELEMENTSOF(policy_table), s);
 }
 
 static double share(uint64_t used, uint64_t add, uint64_t capacity) {

@@ -51,10 +51,7 @@ const char *nap_scope_to_string(NapScope s) {
 }
 
 NapScope nap_scope_from_string(const char *s) {
-        for (int i = 0; s && i < _NAP_SCOPE_MAX; i++)
-                if (streq(scope_table[i], s))
-                        return i;
-        return _NAP_SCOPE_INVALID;
+        return string_table_lookup(scope_table, ELEMENTSOF(scope_table), s);
 }
 
 NapConfig *nap_config_free(NapConfig *c) {

@@ -16,10 +16,7 @@ const char *nap_kind_to_string(NapKind k) {
 }
 
 NapKind nap_kind_from_string(const char *s) {
-        for (int k = 0; s && k < _NAP_KIND_MAX; k++)
-                if (streq(kind_table[k], s))
-                        return k;
-        return _NAP_KIND_INVALID;
+        return string_table_lookup(kind_table, ELEMENTSOF(kind_table), s);
 }
 
 bool nap_kind_has_number(NapKind k) {
