@@ -19,15 +19,6 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(git_commit *, sym_git_commit_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(git_object *, sym_git_object_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(git_index *, sym_git_index_free);
 
-bool nap_commit_is_valid(const char *commit) {
-        if (!commit || strlen(commit) != NAP_COMMIT_HEX_LEN)
-                return false;
-        for (const char *p = commit; *p; p++)
-                if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
-                        return false;
-        return true;
-}
-
 /* libgit2's last error as FetchFailed; control characters replaced (the
  * message may quote what a remote sent). */
 static int git_fail(NapError *e, const char *what, int r) {

@@ -11,9 +11,6 @@
 #include "base/error.h"
 #include "clients/fetch.h"
 
-/* 40 lowercase hex digits. */
-bool nap_commit_is_valid(const char *commit) _pure_;
-
 /* Resolves rev (40 hex digits, or a full ref name such as
  * "refs/heads/main") in the local repository at path (bare or not) to the
  * commit it names. FetchFailed when there is no such commit. */

@@ -7,8 +7,7 @@
  * tree is a plain tree. */
 
 #include "base/error.h"
-
-#define NAP_COMMIT_HEX_LEN 40
+#include "model/names.h" /* NAP_COMMIT_HEX_LEN, nap_commit_is_valid() */
 
 /* libgit2 set up once per process and never shut down (it counts
  * references), reading no system or global git configuration: what nap

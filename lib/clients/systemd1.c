@@ -23,14 +23,18 @@
  * busy host. systemctl waits about this long too. */
 #define RELOAD_TIMEOUT_USEC (180 * USEC_PER_SEC)
 
+void nap_unit_status_clear(NapUnitStatus *u) {
+        free(u->name);
+        free(u->description);
+        free(u->load_state);
+        free(u->active_state);
+        free(u->sub_state);
+        *u = (NapUnitStatus) {};
+}
+
 void nap_unit_status_array_free(NapUnitStatus *a, size_t n) {
-        for (size_t i = 0; a && i < n; i++) {
-                free(a[i].name);
-                free(a[i].description);
-                free(a[i].load_state);
-                free(a[i].active_state);
-                free(a[i].sub_state);
-        }
+        for (size_t i = 0; a && i < n; i++)
+                nap_unit_status_clear(a + i);
         free(a);
 }
 

@@ -20,6 +20,7 @@ typedef struct NapUnitStatus {
         char *sub_state;
 } NapUnitStatus;
 
+void nap_unit_status_clear(NapUnitStatus *u);
 void nap_unit_status_array_free(NapUnitStatus *a, size_t n);
 
 int nap_systemd_open(NapScope scope, sd_bus **ret, NapError *e);

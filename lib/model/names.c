@@ -102,6 +102,15 @@ const char *nap_service_name(const NapService *s, char *buf) {
         return buf;
 }
 
+bool nap_commit_is_valid(const char *commit) {
+        if (!commit || strlen(commit) != NAP_COMMIT_HEX_LEN)
+                return false;
+        for (const char *p = commit; *p; p++)
+                if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+                        return false;
+        return true;
+}
+
 int nap_instance_number_parse(const char *s, unsigned *ret) {
         assert(ret);
 

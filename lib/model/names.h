@@ -59,6 +59,10 @@ int nap_instance_parse(const char *s, NapInstance *ret, NapError *e);
 /* Parses a decimal instance number 1..NAP_INSTANCE_NUMBER_MAX, no sign,
  * no leading zero, nothing after it. */
 int nap_instance_number_parse(const char *s, unsigned *ret);
+
+/* A git commit id as nap records it: 40 lowercase hex digits. */
+#define NAP_COMMIT_HEX_LEN 40
+bool nap_commit_is_valid(const char *commit) _pure_;
 /* "USER_APP_common@N.service" into buf (NAP_UNIT_NAME_MAX bytes). */
 const char *nap_instance_unit_name(const NapInstance *i, char *buf);
 /* The same without ".service": the name users type. */

@@ -232,8 +232,9 @@ static json_t *run_start_common(NapContext *c, json_t *args, NapError *e) {
         _cleanup_(nap_params_freep) NapParams *p = NULL;
         NapInstanceInfo i = {};
         NapCompute resources;
+        const char *request_id = json_string_value(json_object_get(args, "requestId"));
         if (!service || params_from_args(args, &p, e) < 0 || resources_from_args(args, &resources, e) < 0 ||
-            nap_start_common(c, service, p, &resources, &i, e) < 0)
+            nap_start_common(c, service, p, &resources, request_id, &i, e) < 0)
                 return NULL;
         json_t *j = json_instance(&i);
         const char *etcd = nap_publish_to_string(i.publish);

@@ -17,7 +17,6 @@
 #include "model/state.h"
 #include "base/strv.h"
 
-#define NAP_URL_MAX 4096
 #define NAP_HISTORY_FILE_MAX (256 * 1024)
 
 
@@ -196,13 +195,19 @@ static int deploy_locked(NapContext *c, const NapService *s, const char *url, Na
                 ret->changed = false;
                 return 0;
         }
-        int r = ops_create_staging(c, s, &staging, e);
-        if (r < 0)
-                return r;
-        r = stage_tree(staging, dir, url, ret, e);
+        /* A crash from here leaves a staging directory at most: the intent
+         * has the next holder of the lock sweep it. */
+        NapIntent in = { .operation = NAP_INTENT_DEPLOY, .service = *s };
+        int r = ops_intent_begin(c, &in, e);
+        if (r >= 0)
+                r = ops_create_staging(c, s, &staging, e);
+        if (r >= 0)
+                r = stage_tree(staging, dir, url, ret, e);
         if (r >= 0)
                 r = ops_swap_in_tree(staging, dir, e);
-        (void) rm_rf(staging);
+        if (staging)
+                (void) rm_rf(staging);
+        ops_intent_end(c, s);
         ret->changed = r >= 0;
         return r;
 }

@@ -124,15 +124,31 @@ int ops_check_params(const NapProfile *p, const NapParams *params, NapError *e) 
         return r < 0 ? nap_error_errno(e, r, "Failed to check the command") : 0;
 }
 
-/* Under the app's lock: number, port, tree, manifest. */
+/* The start-common intent, once the number is known: what recovery needs
+ * to find the instance and the node its reservation goes to. */
+static int begin_start_intent(NapContext *c, NapIntent *in, const NapManifest *m, NapError *e) {
+        in->number = m->instance.number;
+        if (!nap_compute_is_empty(&m->resources) && c->config->etcd) {
+                _cleanup_free_ char *node = NULL;
+                int r = nap_config_node(c->config, &node, e);
+                if (r < 0)
+                        return r;
+                snprintf(in->node, sizeof in->node, "%s", node);
+        }
+        return ops_intent_begin(c, in, e);
+}
+
+/* Under the app's lock: number, (intent), port, tree, manifest. */
 int ops_create_instance(NapContext *c, const NapService *s, const NapProfile *p, const NapParams *params,
-                           NapManifest *m, NapError *e) {
+                        NapIntent *intent, NapManifest *m, NapError *e) {
         _cleanup_free_ char *service_dir = NULL;
         int r = ops_service_dir_checked(c, s, &service_dir, e);
         if (r < 0)
                 return r;
         m->instance = (NapInstance) { .service = *s, .kind = NAP_KIND_COMMON };
         r = nap_state_next_instance_number(c->config, s, &m->instance.number, e);
+        if (r >= 0 && intent)
+                r = begin_start_intent(c, intent, m, e);
         if (r < 0)
                 return r;
         _cleanup_close_ int port_lock = -1;
@@ -187,16 +203,78 @@ NapPublish ops_publish_instance(NapContext *c, const NapManifest *m) {
         return p;
 }
 
+/* The answer about an instance that exists: from its manifest, with
+ * systemd's view of its unit. */
+static int describe_instance(NapContext *c, const NapManifest *m, NapInstanceInfo *ret, NapError *e) {
+        NapUnitStatus u = {};
+        char unit[NAP_UNIT_NAME_MAX];
+        sd_bus *bus;
+        int r = ops_instance_info_from_manifest(c->config, m, ret);
+        if (r < 0)
+                return nap_error_errno(e, r, "Failed to describe the instance");
+        r = ops_context_bus(c, &bus, e);
+        if (r >= 0)
+                r = nap_systemd_get_unit_status(bus, nap_instance_unit_name(&m->instance, unit), &u, e);
+        if (r >= 0 && instance_info_set_state(ret, strempty(u.active_state), strempty(u.sub_state)) < 0)
+                r = nap_error_errno(e, -ENOMEM, "Failed to describe the instance");
+        nap_unit_status_clear(&u);
+        if (r < 0)
+                nap_instance_info_clear(ret);
+        return r;
+}
+
+/* A request id seen before (under the lock, after recovery finished any
+ * start it was cut short in): 1 and the instance it made, 0 if new. */
+static int replay_request(NapContext *c, const NapService *s, const char *request_id, NapInstanceInfo *ret,
+                          NapError *e) {
+        _cleanup_free_ char *instance = NULL;
+        _cleanup_(nap_manifest_freep) NapManifest *m = NULL;
+        NapInstance i;
+        int r = nap_request_lookup(c->config, s->user, request_id, &instance);
+        if (r < 0)
+                return nap_error_errno(e, r, "Failed to look up request %s", request_id);
+        if (r == 0)
+                return 0;
+        if (nap_instance_parse(instance, &i, NULL) < 0 || !streq(i.service.app, s->app))
+                return nap_error_parameter(e, nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EEXIST,
+                                                            "Request id %s was used for %s already", request_id,
+                                                            instance), "requestId");
+        r = ops_load_instance(c, instance, &m, e);
+        if (r < 0)
+                return r;
+        r = describe_instance(c, m, ret, e);
+        return r < 0 ? r : 1;
+}
+
+/* Under the app's lock, intent recorded: create, reload, start, record. */
+static int start_common_locked(NapContext *c, const NapService *s, const NapProfile *p, const NapParams *params,
+                               NapIntent *in, NapManifest *m, NapError *e) {
+        char name[NAP_UNIT_NAME_MAX];
+        sd_bus *bus;
+        int r = ops_context_bus(c, &bus, e);
+        if (r >= 0)
+                r = ops_create_instance(c, s, p, params, in, m, e);
+        if (r >= 0)
+                r = nap_systemd_reload(bus, e);
+        if (r >= 0)
+                r = start_unit_reporting(c, &m->instance, e);
+        if (r >= 0 && in->request[0])
+                r = nap_request_record(c->config, s->user, in->request, nap_instance_name(&m->instance, name), e);
+        return r;
+}
+
 int nap_start_common(NapContext *c, const char *service, const NapParams *params, const NapCompute *resources,
-                     NapInstanceInfo *ret, NapError *e) {
+                     const char *request_id, NapInstanceInfo *ret, NapError *e) {
         NapCompute asked = resources ? *resources : (NapCompute) {};
-        NapService s;
+        NapIntent in = { .operation = NAP_INTENT_START_COMMON };
         _cleanup_(nap_profile_freep) NapProfile *p = NULL;
-        int r = nap_service_parse(service, &s, e);
+        int r = nap_service_parse(service, &in.service, e);
+        if (r >= 0 && request_id)
+                r = nap_request_id_check(request_id, e);
         if (r >= 0 && !nap_compute_is_empty(&asked))
                 r = nap_compute_check(&asked, e);
         if (r >= 0)
-                r = ops_load_service_profile(c, &s, &p, e);
+                r = ops_load_service_profile(c, &in.service, &p, e);
         if (r >= 0)
                 r = ops_check_params(p, params, e);
         if (r < 0)
@@ -208,15 +286,22 @@ int nap_start_common(NapContext *c, const char *service, const NapParams *params
         if (!m)
                 return nap_error_errno(e, -ENOMEM, "Failed to start");
         m->resources = asked;
+        if (request_id)
+                snprintf(in.request, sizeof in.request, "%s", request_id);
         r = ops_context_bus(c, &bus, e); /* before writing anything: no bus, no instance */
         if (r >= 0)
-                r = nap_state_lock_service(c->config, &s, &lock, e);
+                r = ops_lock_service(c, &in.service, &lock, e);
+        if (r >= 0 && request_id) {
+                r = replay_request(c, &in.service, request_id, ret, e);
+                if (r != 0)
+                        return r < 0 ? r : 0;
+        }
         if (r >= 0)
-                r = ops_create_instance(c, &s, p, params, m, e);
-        if (r >= 0)
-                r = nap_systemd_reload(bus, e);
-        if (r >= 0)
-                r = start_unit_reporting(c, &m->instance, e);
+                r = start_common_locked(c, &in.service, p, params, &in, m, e);
+        /* Done or failed whole (a failed start leaves the instance, as a
+         * failed `systemctl start` leaves the unit): nothing to recover. */
+        if (in.time_usec > 0)
+                ops_intent_end(c, &in.service);
         if (r < 0)
                 return r;
         r = ops_instance_info_from_manifest(c->config, m, ret);
@@ -358,20 +443,18 @@ static int set_enabled(NapContext *c, NapManifest *m, bool enabled, NapError *e)
         return nap_manifest_save(c->config->instances_dir, m, e);
 }
 
-/* What start, stop and remove need: the manifest, the bus, the app's lock
- * (held until *lock is closed). */
+/* What start, stop and remove need: the app's lock (held until *lock is
+ * closed; taken first, so that a recovery it runs is seen), the manifest,
+ * the bus. */
 static int open_instance_locked(NapContext *c, const char *instance, NapManifest **ret, sd_bus **ret_bus,
                                 int *lock, NapError *e) {
-        _cleanup_(nap_manifest_freep) NapManifest *m = NULL;
-        int r = ops_load_instance(c, instance, &m, e);
+        NapInstance i;
+        int r = nap_instance_parse(instance, &i, e);
         if (r >= 0)
                 r = ops_context_bus(c, ret_bus, e);
         if (r >= 0)
-                r = nap_state_lock_service(c->config, &m->instance.service, lock, e);
-        if (r < 0)
-                return r;
-        *ret = TAKE_PTR(m);
-        return 0;
+                r = ops_lock_service(c, &i.service, lock, e);
+        return r < 0 ? r : ops_load_instance(c, instance, ret, e);
 }
 
 typedef enum UnitAction {
@@ -437,33 +520,65 @@ int nap_get_journal(NapContext *c, const char *instance, size_t lines, NapJourna
         return nap_journal_tail(c->scope, nap_instance_unit_name(&m->instance, unit), lines, ret, ret_n, e);
 }
 
-/* Stop, forget (manifest gone: the generator drops the units on reload),
- * then remove the tree. A crash after the manifest is gone leaves only an
- * orphaned directory whose number is never handed out again. */
-int nap_remove_instance(NapContext *c, const char *instance, NapError *e) {
-        _cleanup_(nap_manifest_freep) NapManifest *m = NULL;
-        _cleanup_close_ int lock = -1;
-        char unit[NAP_UNIT_NAME_MAX];
-        sd_bus *bus;
-        int r = open_instance_locked(c, instance, &m, &bus, &lock, e);
-        if (r >= 0)
-                r = nap_systemd_stop_unit(bus, nap_instance_unit_name(&m->instance, unit), e);
-        /* released first: an instance whose reservation cannot go yet
-         * (etcd away) stays, stopped, for the next remove-instance */
-        if (r >= 0)
-                r = ops_release_instance(c, m, e);
-        if (r < 0)
-                return r;
-        _cleanup_free_ char *path = nap_manifest_path(c->config->instances_dir, &m->instance);
+/* The manifest's path, unlinked and synced; gone already is fine. */
+static int forget_manifest(NapContext *c, const NapInstance *i, NapError *e) {
+        _cleanup_free_ char *path = nap_manifest_path(c->config->instances_dir, i);
         if (!path)
                 return nap_error_errno(e, -ENOMEM, "Failed to remove instance");
-        if (unlink(path) < 0 || fsync_directory_of(path) < 0)
+        if (unlink(path) < 0 && errno != ENOENT)
                 return nap_error_errno(e, negative_errno(), "Failed to remove %s", path);
-        r = nap_systemd_reload(bus, e);
+        int r = fsync_directory_of(path);
+        return r < 0 ? nap_error_errno(e, r, "Failed to sync %s", path) : 0;
+}
+
+/* Stop, release, forget (manifest gone: the generator drops the units on
+ * reload), then remove the tree. Each step skips what is gone already, so
+ * that recovery can run it again after a crash anywhere in it. */
+int ops_remove_instance_locked(NapContext *c, const NapInstance *i, NapError *e) {
+        _cleanup_(nap_manifest_freep) NapManifest *m = NULL;
+        _cleanup_free_ char *manifest = nap_manifest_path(c->config->instances_dir, i);
+        _cleanup_free_ char *dir = NULL;
+        char unit[NAP_UNIT_NAME_MAX];
+        sd_bus *bus;
+        if (!manifest)
+                return nap_error_errno(e, -ENOMEM, "Failed to remove instance");
+        int r = access(manifest, F_OK) >= 0 ? nap_manifest_load(manifest, &m, e) : 0;
+        if (r >= 0)
+                r = ops_context_bus(c, &bus, e);
+        if (r >= 0)
+                r = nap_systemd_stop_unit(bus, nap_instance_unit_name(i, unit), e);
+        /* released first: an instance whose reservation cannot go yet
+         * (etcd away) stays, stopped, for the next remove-instance */
+        if (r >= 0 && m)
+                r = ops_release_instance(c, m, e);
+        if (r >= 0)
+                r = forget_manifest(c, i, e);
+        if (r >= 0)
+                r = nap_systemd_reload(bus, e);
         if (r < 0)
                 return r;
         (void) nap_systemd_reset_failed_unit(bus, unit);
-        nap_unpublish_port(c, &m->instance);
-        r = rm_rf(m->directory);
-        return r < 0 ? nap_error_errno(e, r, "Failed to remove %s", m->directory) : 0;
+        nap_unpublish_port(c, i);
+        dir = m ? strdup(m->directory) : nap_state_instance_dir(c->config, i);
+        r = dir ? rm_rf(dir) : -ENOMEM;
+        return r < 0 ? nap_error_errno(e, r, "Failed to remove %s", strempty(dir)) : 0;
+}
+
+int nap_remove_instance(NapContext *c, const char *instance, NapError *e) {
+        _cleanup_(nap_manifest_freep) NapManifest *m = NULL;
+        _cleanup_close_ int lock = -1;
+        sd_bus *bus;
+        int r = open_instance_locked(c, instance, &m, &bus, &lock, e);
+        if (r < 0)
+                return r;
+        NapIntent in = { .operation = NAP_INTENT_REMOVE_INSTANCE, .service = m->instance.service,
+                         .number = m->instance.number };
+        r = ops_intent_begin(c, &in, e);
+        if (r < 0)
+                return r;
+        r = ops_remove_instance_locked(c, &m->instance, e);
+        /* A failure (etcd away, say) leaves the instance as the steps
+         * left it, for the next remove-instance: not for recovery. */
+        ops_intent_end(c, &m->instance.service);
+        return r;
 }

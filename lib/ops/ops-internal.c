@@ -98,7 +98,7 @@ int ops_lock_service_to_deploy(NapContext *c, const NapService *s, int *ret_fd, 
         int r = mkdir_p(user_dir, 0755);
         if (r < 0)
                 return nap_error_errno(e, r, "Failed to create %s", user_dir);
-        return nap_state_lock_service(c->config, s, ret_fd, e);
+        return ops_lock_service(c, s, ret_fd, e);
 }
 
 int ops_service_dir_checked(NapContext *c, const NapService *s, char **ret, NapError *e) {

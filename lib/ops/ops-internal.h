@@ -3,11 +3,28 @@
 
 /* What lib/ops*.c share; not part of libnap's API. */
 
+#include "model/intent.h"
 #include "model/manifest.h"
 #include "ops/ops.h"
 
 /* The service manager's bus, opened on first use. */
 int ops_context_bus(NapContext *c, sd_bus **ret, NapError *e);
+/* ops-recover.c: takes the app's lock; an operation that died half-way
+ * (its intent record is there) is finished or undone first. */
+int ops_lock_service(NapContext *c, const NapService *s, int *ret_fd, NapError *e);
+/* Records i (time set now) before an operation's first change; removed
+ * by ops_intent_end() once the operation is finished or undone. */
+int ops_intent_begin(NapContext *c, NapIntent *i, NapError *e);
+void ops_intent_end(NapContext *c, const NapService *s);
+/* Removes SERVICE_DIR.deploy-* and the app's instance .tmp/.next trees,
+ * which only a live operation uses; under the lock. The number removed. */
+unsigned ops_sweep_leftovers(NapContext *c, const NapService *s);
+/* ops-push.c: a rollout cut short goes back to the version before it. */
+int ops_rollout_recover(NapContext *c, const NapIntent *in, NapError *e);
+/* ops-instance.c: stop, release, forget, reload, remove the tree; what is
+ * already gone is skipped. */
+int ops_remove_instance_locked(NapContext *c, const NapInstance *i, NapError *e);
+
 /* The app's lock for a deploy (the app need not exist yet). */
 int ops_lock_service_to_deploy(NapContext *c, const NapService *s, int *ret_fd, NapError *e);
 /* ROOT/services/USER/USER_APP, or NoSuchService when it is not deployed. */
@@ -48,8 +65,9 @@ int ops_swap_in_tree(const char *staging, const char *dir, NapError *e);
 /* Params that substitute cleanly and make a command systemd can run. */
 int ops_check_params(const NapProfile *p, const NapParams *params, NapError *e);
 /* Under the app's lock: number, port, tree, manifest of a new instance. */
+/* intent (may be NULL): recorded once the number is known. */
 int ops_create_instance(NapContext *c, const NapService *s, const NapProfile *p, const NapParams *params,
-                        NapManifest *m, NapError *e);
+                        NapIntent *intent, NapManifest *m, NapError *e);
 /* Writes to (which must not be live) the instance tree: a copy of from
  * without .nap/ and .git/, with the instance's profile for argv. */
 int ops_instance_tree_build(const char *from, const NapInstance *i, char *const *argv, const char *to);

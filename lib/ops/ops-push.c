@@ -46,6 +46,8 @@ typedef struct Rollout {
         Step *steps;
         size_t n_steps;
         NapManifest *created;  /* the first instance of an app that had none */
+        char *previous_url;    /* where the deployed commit came from */
+        bool recovering;       /* undoing a rollout cut short: its intent stays the record */
         char removed_unit[NAP_UNIT_NAME_MAX]; /* ... removed again by undo() */
         sd_bus *bus;           /* the context's; set once needed */
 } Rollout;
@@ -99,6 +101,7 @@ static void rollout_done(Rollout *ro) {
                 (void) rm_rf(ro->staging);
         free(ro->staging);
         free(ro->service_dir);
+        free(ro->previous_url);
         nap_manifest_free(ro->created);
         *ro = (Rollout) {};
 }
@@ -196,15 +199,6 @@ static bool state_is_running(const char *s) {
         return s && (streq(s, "active") || streq(s, "activating") || streq(s, "reloading"));
 }
 
-static void unit_status_clear(NapUnitStatus *u) {
-        free(u->name);
-        free(u->description);
-        free(u->load_state);
-        free(u->active_state);
-        free(u->sub_state);
-        *u = (NapUnitStatus) {};
-}
-
 static int read_running(Rollout *ro, NapError *e) {
         for (size_t i = 0; i < ro->n_steps; i++) {
                 NapUnitStatus u = {};
@@ -212,7 +206,7 @@ static int read_running(Rollout *ro, NapError *e) {
                 if (r < 0)
                         return r;
                 ro->steps[i].running = state_is_running(u.active_state);
-                unit_status_clear(&u);
+                nap_unit_status_clear(&u);
         }
         return 0;
 }
@@ -238,7 +232,7 @@ static int unit_still_running(void *userdata, NapError *e) {
         int r = ok ? 0 : nap_error_set(e, NAP_ERROR_UNIT_FAILED, -ESRCH,
                                        "%s is %s (%s) instead of answering (see napctl get-journal)",
                                        w->unit, strempty(u.active_state), strempty(u.sub_state));
-        unit_status_clear(&u);
+        nap_unit_status_clear(&u);
         return r;
 }
 
@@ -315,7 +309,7 @@ static int start_first(Rollout *ro, const NapProfile *p, NapError *e) {
         ro->created = calloc(1, sizeof *ro->created);
         if (!ro->created)
                 return nap_error_errno(e, -ENOMEM, "Failed to start an instance");
-        int r = ops_create_instance(ro->c, &ro->s, p, NULL, ro->created, e);
+        int r = ops_create_instance(ro->c, &ro->s, p, NULL, NULL, ro->created, e);
         if (r < 0) {
                 ro->created = nap_manifest_free(ro->created);
                 return r;
@@ -412,6 +406,44 @@ static void read_previous(Rollout *ro) {
         ops_deploy_meta_read(ro->service_dir, &m);
         if (m.commit && nap_commit_is_valid(m.commit))
                 memcpy(ro->ret->previous, m.commit, sizeof ro->ret->previous);
+        ro->previous_url = TAKE_PTR(m.url);
+}
+
+/* ---- the intent ------------------------------------------------------- */
+
+static int numbers_of_steps(const Rollout *ro, bool running_only, unsigned **ret, size_t *ret_n) {
+        unsigned *l = ro->n_steps > 0 ? calloc(ro->n_steps, sizeof *l) : NULL;
+        size_t n = 0;
+        if (ro->n_steps > 0 && !l)
+                return -ENOMEM;
+        for (size_t i = 0; i < ro->n_steps; i++)
+                if (!running_only || ro->steps[i].running)
+                        l[n++] = ro->steps[i].old->instance.number;
+        *ret = l;
+        *ret_n = n;
+        return 0;
+}
+
+/* What recovery needs to put the app back as it was: the commit deployed
+ * before and where it came from, the instances, those running. Written
+ * before staging, again once it is known what runs. */
+static int record_intent(Rollout *ro, const char *commit, NapError *e) {
+        NapIntent in = { .operation = NAP_INTENT_ROLLOUT, .service = ro->s };
+        if (ro->recovering)
+                return 0;
+        snprintf(in.commit, sizeof in.commit, "%s", strempty(commit));
+        if (ro->ret->previous[0] && ro->previous_url) {
+                snprintf(in.previous_commit, sizeof in.previous_commit, "%s", ro->ret->previous);
+                in.previous_url = strdup(ro->previous_url);
+        }
+        int r = (ro->ret->previous[0] && ro->previous_url && !in.previous_url) ? -ENOMEM : 0;
+        if (r >= 0)
+                r = numbers_of_steps(ro, false, &in.instances, &in.n_instances);
+        if (r >= 0)
+                r = numbers_of_steps(ro, true, &in.running, &in.n_running);
+        r = r < 0 ? nap_error_errno(e, r, "Failed to record the rollout") : ops_intent_begin(ro->c, &in, e);
+        nap_intent_done(&in);
+        return r;
 }
 
 static int plan(Rollout *ro, const char *tree, const NapProfile *p, const char *commit, NapError *e) {
@@ -438,6 +470,8 @@ static int rollout_locked(Rollout *ro, const char *url, const char *commit, NapE
         const char *recorded = isempty(ro->ret->deploy.commit) ? NULL : ro->ret->deploy.commit;
 
         int r = load_steps(ro, e);
+        if (r >= 0 && rebuild)
+                r = record_intent(ro, commit, e);
         if (r >= 0 && ro->ret->deploy.changed) {
                 r = stage(ro, url, commit, &p, e);
                 staged = r >= 0 ? nap_state_staging_tree(ro->staging) : NULL;
@@ -459,6 +493,8 @@ static int rollout_locked(Rollout *ro, const char *url, const char *commit, NapE
                 r = ops_context_bus(ro->c, &ro->bus, e); /* no bus: nothing changes */
                 if (r >= 0)
                         r = read_running(ro, e);
+                if (r >= 0)
+                        r = record_intent(ro, commit, e);
                 if (r < 0)
                         return r;
         }
@@ -484,7 +520,7 @@ static int instance_info_state(sd_bus *bus, NapInstanceInfo *i) {
                 return 0; /* unknown: left NULL */
         i->active_state = TAKE_PTR(u.active_state);
         i->sub_state = TAKE_PTR(u.sub_state);
-        unit_status_clear(&u);
+        nap_unit_status_clear(&u);
         return 0;
 }
 
@@ -534,9 +570,9 @@ static void after_failure(Rollout *ro, NapError *e) {
 }
 
 /* Lock held by the caller. url NULL: a refresh. */
-static int rollout(NapContext *c, const NapService *s, const char *url, const char *commit,
-                   const NapRolloutOptions *o, NapRolloutResult *ret, NapError *e) {
-        Rollout ro = { .c = c, .s = *s, .o = o ? *o : (NapRolloutOptions) {}, .ret = ret };
+static int rollout_full(NapContext *c, const NapService *s, const char *url, const char *commit,
+                        const NapRolloutOptions *o, bool recovering, NapRolloutResult *ret, NapError *e) {
+        Rollout ro = { .c = c, .s = *s, .o = o ? *o : (NapRolloutOptions) {}, .ret = ret, .recovering = recovering };
         ro.service_dir = nap_state_service_dir(c->config, s);
         if (!ro.service_dir)
                 return nap_error_errno(e, -ENOMEM, "Failed to deploy");
@@ -547,7 +583,16 @@ static int rollout(NapContext *c, const NapService *s, const char *url, const ch
         } else
                 after_failure(&ro, e);
         rollout_done(&ro);
+        /* Finished or undone: the intent has served (a recovery's own
+         * caller removes the intent it is working from). */
+        if (!recovering)
+                ops_intent_end(c, s);
         return r;
+}
+
+static int rollout(NapContext *c, const NapService *s, const char *url, const char *commit,
+                   const NapRolloutOptions *o, NapRolloutResult *ret, NapError *e) {
+        return rollout_full(c, s, url, commit, o, false, ret, e);
 }
 
 int nap_deploy_commit(NapContext *c, const char *service, const char *repo, const char *rev,
@@ -615,7 +660,7 @@ int nap_rollback(NapContext *c, const char *service, const char *commit, const N
         if (r >= 0)
                 r = ops_service_dir_checked(c, &s, &dir, e);
         if (r >= 0)
-                r = nap_state_lock_service(c->config, &s, &lock, e);
+                r = ops_lock_service(c, &s, &lock, e);
         if (r >= 0) {
                 ops_history_read(dir, &l, &n);
                 ops_deploy_meta_read(dir, &m);
@@ -637,7 +682,7 @@ int nap_refresh_instances(NapContext *c, const char *service, const NapRolloutOp
         if (r >= 0)
                 r = ops_service_dir_checked(c, &s, &dir, e);
         if (r >= 0)
-                r = nap_state_lock_service(c->config, &s, &lock, e);
+                r = ops_lock_service(c, &s, &lock, e);
         return r < 0 ? r : rollout(c, &s, NULL, NULL, o, ret, e);
 }
 
@@ -730,4 +775,78 @@ int nap_wait_answering(unsigned port, uint64_t timeout_usec, nap_wait_check_fn c
         }
         return nap_error_set(e, NAP_ERROR_UNIT_FAILED, -ETIMEDOUT, "nothing answered HTTP on port %u within %.1f s",
                              port, (double) timeout_usec / 1e6);
+}
+
+/* ---- recovery ----------------------------------------------------------- */
+
+static bool number_in(const unsigned *l, size_t n, unsigned k) {
+        for (size_t i = 0; i < n; i++)
+                if (l[i] == k)
+                        return true;
+        return false;
+}
+
+/* The instance a rollout of an app without any started: not there before. */
+static int remove_instances_added(NapContext *c, const NapIntent *in, NapError *e) {
+        NapManifest **l = NULL;
+        size_t n = 0;
+        int r = nap_state_load_service_manifests(c->config, &in->service, &l, &n, e);
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                if (!number_in(in->instances, in->n_instances, l[i]->instance.number))
+                        r = ops_remove_instance_locked(c, &l[i]->instance, e);
+        nap_state_manifests_free(l, n);
+        return r;
+}
+
+/* Those that ran before the rollout run again (one cut between its stop
+ * and its start would not). */
+static int start_was_running(NapContext *c, const NapIntent *in, NapError *e) {
+        sd_bus *bus;
+        int r = in->n_running > 0 ? ops_context_bus(c, &bus, e) : 0;
+        for (size_t i = 0; r >= 0 && i < in->n_running; i++) {
+                NapInstance inst = { .service = in->service, .kind = NAP_KIND_COMMON, .number = in->running[i] };
+                char unit[NAP_UNIT_NAME_MAX];
+                NapUnitStatus u = {};
+                nap_instance_unit_name(&inst, unit);
+                r = nap_systemd_get_unit_status(bus, unit, &u, e);
+                bool running = r >= 0 && state_is_running(u.active_state);
+                nap_unit_status_clear(&u);
+                if (r >= 0 && !running) {
+                        (void) nap_systemd_reset_failed_unit(bus, unit);
+                        r = nap_systemd_start_unit(bus, unit, e);
+                }
+        }
+        return r;
+}
+
+/* What the rollout was going back from: the tree deployed now is the new
+ * commit's (the swap happened) or the old one's (it did not: nothing of the
+ * instances changed either, they are swapped after the tree). */
+static int roll_back(NapContext *c, const NapIntent *in, NapError *e) {
+        _cleanup_free_ char *dir = nap_state_service_dir(c->config, &in->service);
+        _cleanup_(ops_deploy_meta_clear) DeployMeta now = {};
+        NapRolloutResult res = {};
+        if (!dir)
+                return nap_error_errno(e, -ENOMEM, "Failed to recover");
+        ops_deploy_meta_read(dir, &now);
+        bool refresh = !in->commit[0]; /* the same tree: instances rebuilt again */
+        if (!refresh && !streq_ptr(now.commit, in->commit))
+                return 0;
+        if (!refresh && !in->previous_commit[0]) { /* nothing was deployed: nothing is */
+                int r = rm_rf(dir);
+                return r < 0 ? nap_error_errno(e, r, "Failed to remove %s", dir) : 0;
+        }
+        int r = rollout_full(c, &in->service, refresh ? NULL : in->previous_url, refresh ? NULL : in->previous_commit,
+                             NULL, true, &res, e);
+        nap_rollout_result_done(&res);
+        return r;
+}
+
+int ops_rollout_recover(NapContext *c, const NapIntent *in, NapError *e) {
+        int r = remove_instances_added(c, in, e);
+        if (r >= 0)
+                r = roll_back(c, in, e);
+        if (r >= 0)
+                r = start_was_running(c, in, e);
+        return r;
 }

@@ -101,8 +101,11 @@ int nap_get_parameters(NapContext *c, const char *service, char ***ret, NapError
 /* New instance: copy, substitute, port, manifest, reload, start. */
 /* resources (may be NULL or all 0): the instance's CPU and memory,
  * reserved on this node when Etcd= is set, and applied by systemd. */
+/* request_id (may be NULL): a client's id for this request; a second
+ * call with the same id (a retry after a lost answer) returns the instance
+ * the first one made instead of making another. */
 int nap_start_common(NapContext *c, const char *service, const NapParams *params, const NapCompute *resources,
-                     NapInstanceInfo *ret, NapError *e);
+                     const char *request_id, NapInstanceInfo *ret, NapError *e);
 /* Instances with a manifest, merged with systemd's view (ListUnitsByPatterns). */
 int nap_list_instances(NapContext *c, const char *service, NapInstanceInfo **ret, size_t *ret_n, NapError *e);
 int nap_get_instances_num(NapContext *c, const char *service, unsigned *ret, NapError *e);
@@ -122,6 +125,20 @@ int nap_cat_app(NapContext *c, const char *instance, char **ret, NapError *e);
 int nap_get_journal(NapContext *c, const char *instance, size_t lines, NapJournalEntry **ret, size_t *ret_n, NapError *e);
 /* Stops, drops the manifest, reloads, removes the instance's tree. */
 int nap_remove_instance(NapContext *c, const char *instance, NapError *e);
+
+/* Crash recovery (lib/ops/ops-recover.c): every app whose last operation
+ * was cut short (its intent record is still there) is brought to what the
+ * operation would have left, finished or undone; request records older
+ * than a day go. Also done by every operation on such an app first. */
+typedef struct NapRecoverResult {
+        unsigned recovered;          /* apps brought back to a consistent state */
+        unsigned failed;             /* ... that could not be: */
+        char last_error[NAP_ERROR_MESSAGE_MAX]; /* why, for the last one */
+        unsigned requests_expired;
+} NapRecoverResult;
+int nap_recover(NapContext *c, NapRecoverResult *ret, NapError *e);
+/* Whether any app has an intent record: a cheap look, for a daemon's start. */
+bool nap_recover_pending(const NapConfig *c);
 
 /* The seed's get_service_url(user, app), for service USER_APP: etcd's
  * PREFIX/url/USER/APP, else the URL this host deployed from. */
