@@ -444,16 +444,17 @@ static int set_enabled(NapContext *c, NapManifest *m, bool enabled, NapError *e)
 }
 
 /* What start, stop and remove need: the app's lock (held until *lock is
- * closed; taken first, so that a recovery it runs is seen), the manifest,
+ * closed), the manifest as it is under the lock (a recovery the lock ran
+ * may have changed it; an instance that does not exist takes no lock),
  * the bus. */
 static int open_instance_locked(NapContext *c, const char *instance, NapManifest **ret, sd_bus **ret_bus,
                                 int *lock, NapError *e) {
-        NapInstance i;
-        int r = nap_instance_parse(instance, &i, e);
+        _cleanup_(nap_manifest_freep) NapManifest *m = NULL;
+        int r = ops_load_instance(c, instance, &m, e);
         if (r >= 0)
                 r = ops_context_bus(c, ret_bus, e);
         if (r >= 0)
-                r = ops_lock_service(c, &i.service, lock, e);
+                r = ops_lock_service(c, &m->instance.service, lock, e);
         return r < 0 ? r : ops_load_instance(c, instance, ret, e);
 }
 
