@@ -4,10 +4,13 @@
  * (--no-helper) in this process through napctl-local.c. */
 
 #include <signal.h>
+#include <sys/random.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "napctl-call.h"
+#include "model/intent.h"
 
 void caller_done(Caller *c) {
         c->link = varlink_unref(c->link);
@@ -172,6 +175,43 @@ int caller_call(Caller *c, const char *method, json_t *params, uint64_t timeout,
         if (error_id)
                 return caller_reply_error(c, method, error_id, reply, e);
         *ret = json_incref(reply);
+        return 0;
+}
+
+static bool connection_lost(int r) {
+        return r == -ECONNRESET || r == -EPIPE || r == -ENOTCONN || r == -ECONNREFUSED;
+}
+
+int caller_call_retrying(Caller *c, const char *method, json_t *params, uint64_t timeout, json_t **ret, NapError *e) {
+        json_auto_t *p = params;
+        int r = -ECONNRESET;
+        for (unsigned attempt = 0; attempt < 3 && connection_lost(r); attempt++) {
+                if (attempt > 0) {
+                        /* systemd starts the helper again on the next
+                         * connection; give a dying one a moment to go. */
+                        (void) usleep(100 * 1000 * attempt);
+                        c->link = varlink_unref(c->link);
+                        *e = NAP_ERROR_NULL;
+                }
+                r = caller_call(c, method, json_incref(p), timeout, ret, e);
+        }
+        return r;
+}
+
+int caller_request_id(const char *given, char ret[static CALLER_REQUEST_ID_MAX], NapError *e) {
+        uint8_t bytes[8];
+        if (given) {
+                int r = nap_request_id_check(given, e);
+                if (r < 0)
+                        return r;
+                snprintf(ret, CALLER_REQUEST_ID_MAX, "%s", given);
+                return 0;
+        }
+        if (getrandom(bytes, sizeof bytes, 0) != (ssize_t) sizeof bytes)
+                return nap_error_errno(e, -errno, "Failed to make a request id");
+        int k = snprintf(ret, CALLER_REQUEST_ID_MAX, "napctl-");
+        for (size_t i = 0; i < sizeof bytes; i++)
+                k += snprintf(ret + k, CALLER_REQUEST_ID_MAX - k, "%02x", bytes[i]);
         return 0;
 }
 

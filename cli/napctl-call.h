@@ -56,6 +56,16 @@ int caller_context(Caller *c, NapContext **ret, NapError *e);
  * that change something (the helper finishes them anyway). */
 int caller_call(Caller *c, const char *method, json_t *params, uint64_t timeout, json_t **ret, NapError *e);
 
+/* As caller_call(), for a call that is safe to repeat (it carries a
+ * request id): when the connection drops before the answer (nap-managerd
+ * killed or restarted), connects again and repeats it, up to 3 times. */
+int caller_call_retrying(Caller *c, const char *method, json_t *params, uint64_t timeout, json_t **ret, NapError *e);
+
+/* The request id of a call that creates something: given (checked), or
+ * made up ("napctl-" and 16 random hex digits). */
+#define CALLER_REQUEST_ID_MAX 65
+int caller_request_id(const char *given, char ret[static CALLER_REQUEST_ID_MAX], NapError *e);
+
 /* Calls method with "more" and hands every reply to fn (parameters
  * borrowed), until the helper ends the call (returns 0), an error
  * (< 0, e set) or SIGINT/SIGTERM (returns 0). fn returning < 0 ends it

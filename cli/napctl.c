@@ -26,6 +26,7 @@ static size_t arg_lines = 10;
 static Caller arg_caller = { .scope = -1 };
 static NodeOptions arg_node = {};
 static unsigned arg_given = 0; /* the options below that were given */
+static const char *arg_request_id = NULL;
 
 /* Options only some verbs take; any other verb refuses them. */
 enum {
@@ -37,6 +38,7 @@ enum {
         OPT_POLICY = 1 << 5,
         OPT_COUNT = 1 << 6,
         OPT_FORCE = 1 << 7,
+        OPT_REQUEST_ID = 1 << 8,
         OPT_COMPUTE = OPT_CPU | OPT_MEMORY,
         OPT_SCHEDULE = OPT_LABELS | OPT_POLICY | OPT_COUNT,
 };
@@ -47,7 +49,7 @@ static const struct {
 } option_names[] = {
         { OPT_FOLLOW, "--follow" },   { OPT_CPU, "--cpu=" },       { OPT_MEMORY, "--memory=" },
         { OPT_STORAGE, "--storage=" }, { OPT_LABELS, "--labels=" }, { OPT_POLICY, "--policy=" },
-        { OPT_COUNT, "--count=" },     { OPT_FORCE, "--force" },
+        { OPT_COUNT, "--count=" },     { OPT_FORCE, "--force" },   { OPT_REQUEST_ID, "--request-id=" },
 };
 
 /* A verb; "node show": the sub-verb show of node. */
@@ -138,13 +140,19 @@ static json_t *instance_json(json_t *i) {
 
 static int verb_start_common(Caller *c, char **args, NapError *e) {
         json_auto_t *reply = NULL;
+        char id[CALLER_REQUEST_ID_MAX];
         NapCompute checked; /* --cpu=/--memory= checked here: bad input goes nowhere */
         int r = options_compute(&arg_node, &checked, e);
         if (r >= 0)
-                r = caller_call(c, "StartCommon",
-                                json_pack("{s:s, s:s*, s:s*, s:s*}", "service", args[0], "paramsString", args[1],
-                                          "cpu", arg_node.cpu, "memory", arg_node.memory),
-                                WRITE_TIMEOUT, &reply, e);
+                r = caller_request_id(arg_request_id, id, e);
+        /* With a request id, a call whose answer was lost is safe to send
+         * again: the helper answers with the instance it made. */
+        if (r >= 0)
+                r = caller_call_retrying(c, "StartCommon",
+                                         json_pack("{s:s, s:s*, s:s*, s:s*, s:s}", "service", args[0], "paramsString",
+                                                   args[1], "cpu", arg_node.cpu, "memory", arg_node.memory,
+                                                   "requestId", id),
+                                         WRITE_TIMEOUT, &reply, e);
         if (r < 0)
                 return r;
         json_t *i = json_object_get(reply, "instance");
@@ -153,6 +161,22 @@ static int verb_start_common(Caller *c, char **args, NapError *e) {
                 return output_json(instance_json(i));
         printf("%s %s\n", json_str(i, "instance"), json_str(i, "url"));
         return 0;
+}
+
+static int verb_recover(Caller *c, char **args, NapError *e) {
+        json_auto_t *reply = NULL;
+        int r = caller_call(c, "Recover", json_object(), WRITE_TIMEOUT, &reply, e);
+        if (r < 0)
+                return r;
+        if (arg_json)
+                return output_json(json_incref(reply));
+        printf("Recovered %" JSON_INTEGER_FORMAT " app(s), %" JSON_INTEGER_FORMAT " failed; %" JSON_INTEGER_FORMAT
+               " request id(s) expired.\n",
+               json_integer_value(json_object_get(reply, "recovered")), json_integer_value(json_object_get(reply, "failed")),
+               json_integer_value(json_object_get(reply, "requestsExpired")));
+        if (json_object_get(reply, "lastError"))
+                fprintf(stderr, "napctl: %s\n", json_str(reply, "lastError"));
+        return json_integer_value(json_object_get(reply, "failed")) > 0 ? -EIO : 0;
 }
 
 static int verb_list_instances(Caller *c, char **args, NapError *e) {
@@ -326,7 +350,7 @@ static const Verb verbs[] = {
         { "deploy-app", "USER_APP URL", 2, 2, .run = verb_deploy_app, .help = "Fetch an app (git URL or path) without running it" },
         { "list-services", "USER", 1, 1, .run = verb_list_services, .help = "List the apps a user has deployed" },
         { "get-parameters", "USER_APP", 1, 1, .run = verb_get_parameters, .help = "List the {parameters} of an app's profile" },
-        { "start-common", "USER_APP [k=v,k=v]", 1, 2, .run = verb_start_common, .options = OPT_COMPUTE, .help = "Start a new instance with these parameters (--cpu, --memory)" },
+        { "start-common", "USER_APP [k=v,k=v]", 1, 2, .run = verb_start_common, .options = OPT_COMPUTE | OPT_REQUEST_ID, .help = "Start a new instance with these parameters (--cpu, --memory, --request-id)" },
         { "list-instances", "USER_APP", 1, 1, .run = verb_list_instances, .help = "List an app's instances and their state" },
         { "get-instances-num", "USER_APP", 1, 1, .run = verb_get_instances_num, .help = "Count an app's instances" },
         { "start-app", "INSTANCE", 1, 1, .run = verb_start_app, .help = "Start an instance and start it at boot" },
@@ -340,6 +364,7 @@ static const Verb verbs[] = {
         { "endpoints", "USER_APP", 1, 1, .run = verb_endpoints, .help = "List an app's live endpoints (from etcd)" },
         { "rollback", "USER_APP [COMMIT]", 1, 2, .run = verb_rollback_local, .local = true, .help = "Redeploy an earlier commit and restart the instances" },
         { "history", "USER_APP", 1, 1, .run = verb_history_local, .local = true, .help = "List an app's deploys, newest first" },
+        { "recover", "", 0, 0, .run = verb_recover, .help = "Finish or undo operations cut short by a crash (root)" },
         { "keys", "add|list|remove ...", 1, 3, .run = verb_keys_local, .local = true, .help = "Manage who may git push (root)" },
         { "nodes", "", 0, 0, .run_node = verb_nodes, .help = "List the cluster's nodes, their status and usage" },
         { "node show", "NAME", 1, 1, .run_node = verb_node_show, .help = "Show a node and what is reserved on it" },
@@ -401,6 +426,7 @@ enum {
         ARG_POLICY,
         ARG_COUNT,
         ARG_FORCE,
+        ARG_REQUEST_ID,
 };
 
 static int parse_lines(const char *s) {
@@ -465,6 +491,10 @@ static int parse_option(int ch) {
                 return node_option(OPT_POLICY, &arg_node.policy);
         case ARG_COUNT:
                 return node_option(OPT_COUNT, &arg_node.count);
+        case ARG_REQUEST_ID:
+                arg_given |= OPT_REQUEST_ID;
+                arg_request_id = optarg;
+                return 0;
         case ARG_FORCE:
                 arg_node.force = true;
                 arg_given |= OPT_FORCE;
@@ -489,6 +519,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "policy", required_argument, NULL, ARG_POLICY },
                 { "count", required_argument, NULL, ARG_COUNT },
                 { "force", no_argument, NULL, ARG_FORCE },
+                { "request-id", required_argument, NULL, ARG_REQUEST_ID },
                 {},
         };
         for (int ch; (ch = getopt_long(argc, argv, "hfn:", options, NULL)) >= 0;) {

@@ -212,6 +212,33 @@ static int manager_bus(Manager *m) {
         return 0;
 }
 
+static void on_recovered(json_t *envelope, void *userdata) {
+        json_t *reply = json_object_get(envelope, "parameters");
+        if (!reply) {
+                log_warning("Recovering operations cut short failed: %s",
+                            envelope ? strempty(json_string_value(json_object_get(envelope, "message"))) : "the worker died");
+                return;
+        }
+        log_info("Recovered %lld app(s) from operations cut short, %lld failed%s%s",
+                 (long long) json_integer_value(json_object_get(reply, "recovered")),
+                 (long long) json_integer_value(json_object_get(reply, "failed")),
+                 json_object_get(reply, "lastError") ? ": " : "",
+                 strempty(json_string_value(json_object_get(reply, "lastError"))));
+}
+
+/* A process of ours killed half-way through an operation (the whole unit,
+ * SIGKILL) left an intent record: its app is put right in a worker now, not
+ * on the first call's path (every operation on that app would do it first
+ * anyway, under the app's lock). One readdir per user when there is none. */
+static void manager_recover(Manager *m) {
+        if (!nap_recover_pending(m->context->config))
+                return;
+        json_t *args = json_object();
+        if (args)
+                dispatcher_call(m->dispatcher, nap_method_find("Recover"), 0, args, on_recovered, m);
+        json_decref(args);
+}
+
 static int run(void) {
         _cleanup_(manager_done) Manager m = {};
         int r;
@@ -227,6 +254,8 @@ static int run(void) {
                 dispatcher_prepare(m.dispatcher);
         if (r >= 0)
                 r = manager_bus(&m);
+        if (r >= 0)
+                manager_recover(&m);
         if (r < 0)
                 return r;
 

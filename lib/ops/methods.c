@@ -277,6 +277,17 @@ static json_t *run_list_endpoints(NapContext *c, json_t *args, NapError *e) {
 
 /* MPI apps come with a later issue: refused by name, documented in the
  * interface, never silently. */
+static json_t *run_recover(NapContext *c, json_t *args, NapError *e) {
+        NapRecoverResult res;
+        if (nap_recover(c, &res, e) < 0)
+                return NULL;
+        json_t *j = json_pack("{s:i, s:i, s:i}", "recovered", res.recovered, "failed", res.failed, "requestsExpired",
+                              res.requests_expired);
+        if (j && res.failed > 0 && json_object_set_new(j, "lastError", json_string(res.last_error)) < 0)
+                j = (json_decref(j), NULL);
+        return nap_reply(j, e);
+}
+
 static json_t *run_start_mpi(NapContext *c, json_t *args, NapError *e) {
         nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, -EOPNOTSUPP, "Not available yet: MPI apps are not supported yet");
         return NULL;
@@ -322,7 +333,11 @@ static const NapMethod methods[] = {
           .parameter = "params", .call = run_start_common,
           .bus = { { .in = FIELDS("service", "paramsString:params") },
                    { .member = "StartCommonWithParams", .in = FIELDS("service", "params") },
-                   { .member = "StartCommonWithResources", .in = FIELDS("service", "params", "cpu", "memory") } } },
+                   { .member = "StartCommonWithResources", .in = FIELDS("service", "params", "cpu", "memory") },
+                   { .member = "StartCommonWithRequestId",
+                     .in = FIELDS("service", "params", "cpu", "memory", "requestId") } } },
+        { .name = "Recover", .owns = NAP_OWNER_NONE, .access = NAP_ACCESS_ADMIN, .run = NAP_METHOD_WORKER,
+          .call = run_recover },
         { .name = "StartMpi", .owns = NAP_OWNER_SERVICE, .owner = "service", .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_INLINE,
           .parameter = "params", .call = run_start_mpi,
           .bus = { { .in = FIELDS("service", "paramsString:params") } } },
@@ -366,6 +381,7 @@ const BusJsonInt nap_bus_ints[] = {
         { "number", 'u' },   { "port", 'u' }, { "instances", 'u' }, { "pid", 'u' },
         { "lines", 'u' },    { "time", 't' }, { "deployed", 't' },  { "priority", 'i' },
         /* the inventory: sizes, times and counts */
+        { "recovered", 'u' }, { "failed", 'u' }, { "requestsExpired", 'u' },
         { "since", 't' },    { "registered", 't' }, { "created", 't' }, { "count", 'u' },
         { "cpu_milli_core", 't' }, { "memory_bytes", 't' }, { "storage_bytes", 't' },
         { "used_cpu_milli_core", 't' }, { "used_memory_bytes", 't' }, { "used_storage_bytes", 't' },

@@ -53,7 +53,7 @@ typedef struct NapBusMember {
         const char *const *out;
 } NapBusMember;
 
-#define NAP_BUS_MEMBERS_MAX 3
+#define NAP_BUS_MEMBERS_MAX 4
 
 /* What the owner argument names, and so whose it is (lib/model/auth.h). */
 typedef enum NapOwner {

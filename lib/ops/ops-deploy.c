@@ -11,6 +11,7 @@
 #include "base/clock.h"
 #include "clients/fetch.h"
 #include "clients/fetch-commit.h"
+#include "base/debug-point.h"
 #include "base/fileio.h"
 #include "ops/ops-internal.h"
 #include "ops/publish.h"
@@ -203,6 +204,8 @@ static int deploy_locked(NapContext *c, const NapService *s, const char *url, Na
                 r = ops_create_staging(c, s, &staging, e);
         if (r >= 0)
                 r = stage_tree(staging, dir, url, ret, e);
+        if (r >= 0)
+                nap_debug_point("deploy:staged");
         if (r >= 0)
                 r = ops_swap_in_tree(staging, dir, e);
         if (staging)

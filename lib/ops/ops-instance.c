@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 
+#include "base/debug-point.h"
 #include "base/fileio.h"
 #include "model/manifest.h"
 #include "ops/ops-internal.h"
@@ -160,6 +161,7 @@ int ops_create_instance(NapContext *c, const NapService *s, const NapProfile *p,
                 r = ops_reserve_instance(c, m, e); /* before anything of it exists */
         if (r < 0)
                 return r;
+        nap_debug_point("start-common:reserved");
         r = create_instance_tree(c, service_dir, &m->instance, m->argv, &m->directory, e);
         if (r < 0)
                 return (void) ops_release_instance(c, m, NULL), r;
@@ -255,9 +257,13 @@ static int start_common_locked(NapContext *c, const NapService *s, const NapProf
         if (r >= 0)
                 r = ops_create_instance(c, s, p, params, in, m, e);
         if (r >= 0)
+                nap_debug_point("start-common:manifest");
+        if (r >= 0)
                 r = nap_systemd_reload(bus, e);
         if (r >= 0)
                 r = start_unit_reporting(c, &m->instance, e);
+        if (r >= 0)
+                nap_debug_point("start-common:started");
         if (r >= 0 && in->request[0])
                 r = nap_request_record(c->config, s->user, in->request, nap_instance_name(&m->instance, name), e);
         return r;
@@ -554,6 +560,8 @@ int ops_remove_instance_locked(NapContext *c, const NapInstance *i, NapError *e)
                 r = ops_release_instance(c, m, e);
         if (r >= 0)
                 r = forget_manifest(c, i, e);
+        if (r >= 0)
+                nap_debug_point("remove-instance:forgotten");
         if (r >= 0)
                 r = nap_systemd_reload(bus, e);
         if (r < 0)

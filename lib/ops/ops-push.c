@@ -18,6 +18,7 @@
 
 #include "base/clock.h"
 #include "clients/fetch-commit.h"
+#include "base/debug-point.h"
 #include "base/fileio.h"
 #include "model/manifest.h"
 #include "ops/ops-internal.h"
@@ -255,6 +256,7 @@ static int restart_unit(sd_bus *bus, const char *unit, NapError *e) {
         int r = nap_systemd_stop_unit(bus, unit, e);
         if (r < 0)
                 return r;
+        nap_debug_point("rollout:stopped");
         (void) nap_systemd_reset_failed_unit(bus, unit);
         return nap_systemd_start_unit(bus, unit, e);
 }
@@ -378,6 +380,8 @@ static int apply(Rollout *ro, const NapProfile *p, bool rebuild, bool first, Nap
                 r = swap_step(ro, ro->steps + i, e);
         if (r >= 0 && rebuild && ro->n_steps > 0)
                 r = nap_systemd_reload(ro->bus, e);
+        if (r >= 0)
+                nap_debug_point("rollout:swapped");
         for (size_t i = 0; r >= 0 && rebuild && i < ro->n_steps; i++) {
                 Step *st = ro->steps + i;
                 if (!st->running)
@@ -474,6 +478,8 @@ static int rollout_locked(Rollout *ro, const char *url, const char *commit, NapE
                 r = record_intent(ro, commit, e);
         if (r >= 0 && ro->ret->deploy.changed) {
                 r = stage(ro, url, commit, &p, e);
+                if (r >= 0)
+                        nap_debug_point("rollout:staged");
                 staged = r >= 0 ? nap_state_staging_tree(ro->staging) : NULL;
                 if (r >= 0 && !staged)
                         r = nap_error_errno(e, -ENOMEM, "Failed to deploy");

@@ -177,7 +177,8 @@ static void test_bus_member_fields_name_the_wire(void **state) {
         const NapMethod *l = nap_method_find("ListServices");
         assert_non_null(nap_method_bus_member(l, 0));
         assert_null(nap_method_bus_member(l, 1));
-        assert_null(nap_method_bus_member(nap_method_find("StartCommon"), 3));
+        assert_non_null(nap_method_bus_member(nap_method_find("StartCommon"), 3));
+        assert_null(nap_method_bus_member(nap_method_find("StartCommon"), 4));
 }
 
 /* A started bus on one end of a socketpair: enough to build messages. */

@@ -1,0 +1,12 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Named points inside multi-step operations where a crash test stops the
+ * process, to kill it there for real (tests/integration/test-crash.sh):
+ * with $NAP_DEBUG_PAUSE_AT set to a point's name, the process that
+ * reaches it appends "NAME PID\n" to $NAP_DEBUG_PAUSE_FILE (if set) and
+ * waits there until it is killed. Unset (always, outside such tests): one
+ * getenv() per process, nothing else. The names are in nap-managerd(8),
+ * CRASH SAFETY. */
+
+void nap_debug_point(const char *name);
