@@ -1,0 +1,233 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# Issue 11: a SIGKILL at any moment leaves a consistent host. Each
+# operation is stopped at a named point inside it ($NAP_DEBUG_PAUSE_AT,
+# lib/base/debug-point.h: the process waits there) and killed for real:
+# the whole nap-managerd unit with `systemctl kill -s SIGKILL`, nap-receive
+# with kill -9. Then the state is checked (systemd's view, STATE on disk,
+# what answers over HTTP), recovery runs (napctl recover, or the next
+# operation on the app), and the call is made again: it succeeds exactly
+# once. The pause only picks the instant; the kill and everything after it
+# are real.
+#
+#   NAPCTL=build/cli/napctl NAP_GENERATOR=build/generators/nap-generator \
+#   NAP_BUILD_ROOT=build tests/integration/test-crash.sh
+# Needs root; exits 77 otherwise.
+
+. "$(dirname "$0")/lib.sh"
+
+if [ -z "${NAP_SANDBOX_INSIDE:-}" ]; then
+        NAP_RECEIVE=$(realpath "${NAP_RECEIVE:-${NAP_BUILD_ROOT:-}/helpers/nap-receive}") ||
+                { echo "Bail out! set NAP_BUILD_ROOT"; exit 1; }
+        export NAP_RECEIVE
+fi
+nap_napctl_env
+nap_sandbox_enter "$@"
+nap_sandbox_start
+nap_need jq git curl
+. "$(dirname "$0")/napctl-lib.sh"
+
+SVC=alice_hello
+TREE=$NAP_ROOT/services/alice/$SVC
+INTENT=$NAP_ROOT/services/alice/.$SVC.intent
+PAUSED=$NAP_TEST_DIR/paused
+export NAP_RECEIVE_TIMEOUT=10
+
+# ------------------------------------------------------------------ helpers
+
+managerd_state() { timeout 30 systemctl --user is-active nap-managerd.service 2>/dev/null; }
+managerd_down() { [ "$(managerd_state)" != active ] && [ "$(managerd_state)" != deactivating ]; }
+
+# pause_managerd_at POINT: the next nap-managerd (and its workers) stops
+# there. The user manager's environment reaches the services it starts.
+pause_managerd_at() {
+        timeout 30 systemctl --user stop nap-managerd.service
+        rm -f "$PAUSED"
+        timeout 30 systemctl --user set-environment "NAP_DEBUG_PAUSE_AT=$1" "NAP_DEBUG_PAUSE_FILE=$PAUSED"
+}
+
+no_pause() {
+        timeout 30 systemctl --user unset-environment NAP_DEBUG_PAUSE_AT NAP_DEBUG_PAUSE_FILE
+        rm -f "$PAUSED"
+}
+
+paused_at() { grep -q "^$1 " "$PAUSED" 2>/dev/null; }
+paused_pid() { sed -n "s/^$1 \([0-9]*\)$/\1/p" "$PAUSED" | head -n 1; }
+
+kill_managerd() {
+        timeout 30 systemctl --user kill -s SIGKILL nap-managerd.service
+        wait_until 30 managerd_down
+}
+
+# No staging tree or instance scratch tree anywhere.
+leftovers() {
+        find "$NAP_ROOT/services" "$NAP_ROOT/apps" -maxdepth 2 \
+                \( -name '*.deploy-*' -o -name '*.next' -o -name '*.tmp' \) 2>/dev/null
+}
+
+manifests() { ls "$NAP_INSTANCES" 2>/dev/null | grep -c "^${SVC}_common@.*\.json$"; }
+unit_state() { timeout 30 systemctl --user is-active "$1.service" 2>/dev/null; }
+deployed_commit() { jq -r .commit "$TREE/.nap/deploy.json" 2>/dev/null; }
+
+# The app's repository, v1 committed.
+W=$NAP_TEST_DIR/repos/hello
+make_repo "$W" "$NAP_SOURCE_ROOT"/tests/apps/hello/. >/dev/null || { echo "Bail out! cannot make the repository"; exit 1; }
+git -C "$W" branch -q -M main
+expect_ok "deploy-app of the sample app" deploy-app $SVC "$W"
+
+# =========================================================== StartCommon
+# Killed after the number and the intent (before the tree), after the
+# manifest (before the start), after the start (before the answer). The
+# client's retry carries the same request id: one instance in the end,
+# running, whatever the instant.
+for point in start-common:reserved start-common:manifest start-common:started; do
+        log "start-common killed at $point"
+        before=$(manifests)
+        pause_managerd_at "$point"
+        timeout 60 "$NAPCTL" --user start-common --request-id="req-$point" $SVC >"$NAP_TEST_DIR/bg.out" 2>&1 &
+        client=$!
+        if ! wait_until 30 paused_at "$point"; then
+                fail "$point: nap-managerd reached the point"
+                kill "$client" 2>/dev/null
+                no_pause
+                continue
+        fi
+        # The client gives up first (else its own retry, into a helper that
+        # stops at the same point again, would wait for ever).
+        kill "$client" 2>/dev/null
+        wait "$client" 2>/dev/null
+        kill_managerd
+        no_pause
+        check "$point: the intent record is there after the kill" test -f "$INTENT"
+        number=$(jq -r .number "$INTENT" 2>/dev/null)
+
+        nap start-common --request-id="req-$point" $SVC
+        if [ "$RC" -eq 0 ]; then ok "$point: the retried start-common succeeds"; else fail "$point: the retried start-common succeeds"; nap_diag; fi
+        got=$(sed -nE "s|^${SVC}_common@([0-9]+) http://.*|\1|p" <<<"$OUT")
+        if [ "$point" = start-common:reserved ]; then
+                check "$point: the half-made instance was undone, a new one made" test -n "$got" -a "$got" != "$number"
+                check "$point: nothing of the undone instance is left" test ! -e "$NAP_ROOT/apps/alice/${SVC}_$number"
+        else
+                assert_eq "$point: the retry answers with the instance the first call made" "$number" "$got"
+        fi
+        assert_eq "$point: exactly one instance more" "$((before + 1))" "$(manifests)"
+        assert_eq "$point: it runs" active "$(unit_state "${SVC}_common@$got")"
+        check "$point: it answers" wait_until 10 curl -sf --max-time 2 -o /dev/null "$(sed -n 's/^[^ ]* //p' <<<"$OUT")/"
+        check "$point: no intent record is left" test ! -e "$INTENT"
+        assert_eq "$point: no scratch tree is left" "" "$(leftovers)"
+
+        nap start-common --request-id="req-$point" $SVC
+        assert_eq "$point: a third call with the id changes nothing" "$((before + 1))" "$(manifests)"
+done
+
+# ========================================================= RemoveInstance
+log "remove-instance killed after the manifest went, before the reload"
+victim=$(ls "$NAP_INSTANCES" | sed -n "s/^\(${SVC}_common@[0-9]*\)\.json$/\1/p" | head -n 1)
+vnum=${victim##*@}
+pause_managerd_at remove-instance:forgotten
+timeout 60 "$NAPCTL" --user remove-instance "$victim" >"$NAP_TEST_DIR/bg.out" 2>&1 &
+client=$!
+check "remove-instance: nap-managerd reached the point" wait_until 30 paused_at remove-instance:forgotten
+kill "$client" 2>/dev/null
+wait "$client" 2>/dev/null
+kill_managerd
+no_pause
+check "remove-instance: its tree is still there before recovery" test -d "$NAP_ROOT/apps/alice/${SVC}_$vnum"
+# (nap-managerd, started by this call, may have recovered the app before
+# the call ran: its journal says so. Either way, nothing failed.)
+expect_ok "napctl recover" recover
+assert_contains "recover reports no failure" "$OUT" " 0 failed"
+check "remove-instance: the tree is gone" test ! -e "$NAP_ROOT/apps/alice/${SVC}_$vnum"
+check "remove-instance: the manifest is gone" test ! -e "$NAP_INSTANCES/$victim.json"
+check "remove-instance: systemd no longer runs it" test "$(unit_state "$victim")" != active
+nap list-instances $SVC
+assert_not_contains "remove-instance: list-instances no longer shows it" "$OUT" "$victim"
+check "remove-instance: no intent record is left" test ! -e "$INTENT"
+
+# ============================================================== DeployApp
+log "deploy-app killed with the new tree staged"
+echo v2 >"$W/VERSION"
+git -C "$W" add -A && git -C "$W" commit -q -m v2
+C1=$(deployed_commit)
+pause_managerd_at deploy:staged
+timeout 60 "$NAPCTL" --user deploy-app $SVC "$W" >"$NAP_TEST_DIR/bg.out" 2>&1 &
+client=$!
+check "deploy-app: nap-managerd reached the point" wait_until 30 paused_at deploy:staged
+kill "$client" 2>/dev/null
+wait "$client" 2>/dev/null
+kill_managerd
+no_pause
+check "deploy-app: a staging tree was left by the kill" test -n "$(leftovers)"
+assert_eq "deploy-app: the deployed commit is the old one" "$C1" "$(deployed_commit)"
+expect_ok "deploy-app again after the kill" deploy-app $SVC "$W"
+assert_eq "deploy-app: the staging tree is gone (swept first)" "" "$(leftovers)"
+assert_eq "deploy-app: the new commit is deployed" "$(git -C "$W" rev-parse HEAD)" "$(deployed_commit)"
+
+# =================================================================== push
+# nap-receive, the post-receive hook of a local bare repository, as
+# nap-git-shell would make it (test-push.sh does the same over ssh).
+BARE=$NAP_ROOT/git/alice/web.git
+WEB=web
+WSVC=alice_web
+WTREE=$NAP_ROOT/services/alice/$WSVC
+git init -q --bare -b main "$BARE" &&
+        printf '#!/bin/sh\nexec %s alice web\n' "$NAP_RECEIVE" >"$BARE/hooks/post-receive" &&
+        chmod 0755 "$BARE/hooks/post-receive" || { echo "Bail out! cannot make the bare repository"; exit 1; }
+P=$NAP_TEST_DIR/repos/$WEB
+make_repo "$P" "$NAP_SOURCE_ROOT"/tests/apps/hello/. >/dev/null && git -C "$P" branch -q -M main &&
+        git -C "$P" remote add nap "$BARE" || { echo "Bail out! cannot make the app's repository"; exit 1; }
+
+push() { PRC=0; POUT=$(cd "$P" && timeout 120 git push "$@" 2>&1) || PRC=$?; }
+greeting_is() { [ "$(curl -s --max-time 2 "$WURL/greeting")" = "$1" ]; }
+set_greeting() {
+        printf 'python3 server.py --port {port} --greeting {greeting=%s}\n' "$1" >"$P/profile" &&
+                git -C "$P" commit -q -am "$1" && git -C "$P" rev-parse HEAD
+}
+
+push nap main
+if [ "$PRC" -eq 0 ]; then ok "push: the first push deploys"; else fail "push: the first push deploys"; diag "$POUT"; fi
+WURL=$(sed -nE 's|^remote: (http://[0-9.]+:[0-9]+)[[:space:]]*$|\1|p' <<<"$POUT" | head -n 1)
+CW1=$(git -C "$P" rev-parse HEAD)
+check "push: v1 answers" greeting_is hello
+
+for point in rollout:swapped rollout:stopped; do
+        log "push killed at $point"
+        CW=$(set_greeting "bonjour-${point#rollout:}")
+        rm -f "$PAUSED"
+        (cd "$P" && NAP_DEBUG_PAUSE_AT=$point NAP_DEBUG_PAUSE_FILE=$PAUSED timeout 120 git push nap main \
+                >"$NAP_TEST_DIR/push.out" 2>&1) &
+        pusher=$!
+        if wait_until 60 paused_at "$point"; then
+                ok "$point: nap-receive reached the point"
+        else
+                fail "$point: nap-receive reached the point"
+                kill "$pusher" 2>/dev/null
+                wait "$pusher" 2>/dev/null
+                diag "$(cat "$NAP_TEST_DIR/push.out")"
+                continue
+        fi
+        kill -9 "$(paused_pid "$point")"
+        wait "$pusher" 2>/dev/null
+        check "$point: the intent record is there after the kill" test -f "$NAP_ROOT/services/alice/.$WSVC.intent"
+
+        expect_ok "$point: napctl recover" recover
+        assert_contains "$point: recover reports no failure" "$OUT" " 0 failed"
+        assert_eq "$point: the recorded version is the one before the push" "$CW1" \
+                "$(jq -r .commit "$WTREE/.nap/deploy.json" 2>&1)"
+        assert_eq "$point: the instance's manifest records it too" "$CW1" \
+                "$(jq -r .commit "$NAP_INSTANCES/${WSVC}_common@"*.json 2>&1 | sort -u)"
+        assert_eq "$point: the instance runs" active "$(unit_state "$(basename "$NAP_INSTANCES/${WSVC}_common@"*.json .json)")"
+        check "$point: the version before the push answers" wait_until 10 greeting_is hello
+        assert_eq "$point: no scratch tree is left" "" "$(leftovers)"
+        check "$point: no intent record is left" test ! -e "$NAP_ROOT/services/alice/.$WSVC.intent"
+done
+
+log "the push after the kills"
+CW=$(set_greeting salut)
+push nap main
+if [ "$PRC" -eq 0 ]; then ok "push: pushing again succeeds"; else fail "push: pushing again succeeds"; diag "$POUT"; fi
+check "push: the new version answers" greeting_is salut
+assert_eq "push: it is recorded" "$CW" "$(jq -r .commit "$WTREE/.nap/deploy.json" 2>&1)"
+
+nap_summary
