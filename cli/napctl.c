@@ -176,6 +176,12 @@ static int verb_recover(Caller *c, char **args, NapError *e) {
                json_integer_value(json_object_get(reply, "requestsExpired")));
         if (json_object_get(reply, "lastError"))
                 fprintf(stderr, "napctl: %s\n", json_str(reply, "lastError"));
+        if (json_integer_value(json_object_get(reply, "keysChecked")) > 0)
+                printf("etcd: %" JSON_INTEGER_FORMAT " of %" JSON_INTEGER_FORMAT " keys written again.\n",
+                       json_integer_value(json_object_get(reply, "keysWritten")),
+                       json_integer_value(json_object_get(reply, "keysChecked")));
+        if (json_object_get(reply, "etcdError"))
+                fprintf(stderr, "napctl: etcd's keys not checked: %s\n", json_str(reply, "etcdError"));
         return json_integer_value(json_object_get(reply, "failed")) > 0 ? -EIO : 0;
 }
 

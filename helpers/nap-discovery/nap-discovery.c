@@ -137,6 +137,19 @@ static void notify_state(Context *c) {
 
 /* ---- etcd ------------------------------------------------------------ */
 
+/* The seed's PREFIX/port/USER/APP/N (no lease: it outlives the instance's
+ * runs), put again with every publication: a sidecar publishes again
+ * whenever its lease was lost, so an etcd restored empty gets it back as
+ * soon as it answers (nap-managerd(8), CRASH SAFETY). */
+static int put_seed_port(Context *c, NapError *e) {
+        _cleanup_free_ char *key = nap_key_instance_port(c->config, &c->instance);
+        char port[16];
+        if (!key)
+                return nap_error_errno(e, -ENOMEM, "Out of memory");
+        snprintf(port, sizeof port, "%u", c->port);
+        return etcd_put(c->etcd, key, port, strlen(port), 0, NULL, e);
+}
+
 static int step_request(Context *c, DiscoveryStep step, uint64_t started, NapError *e) {
         Discovery *d = &c->d;
         int64_t id = 0, ttl = 0;
@@ -150,6 +163,8 @@ static int step_request(Context *c, DiscoveryStep step, uint64_t started, NapErr
                 return r;
         case DISCOVERY_STEP_PUT:
                 r = etcd_put(c->etcd, c->key, c->value, strlen(c->value), d->lease, NULL, e);
+                if (r >= 0)
+                        r = put_seed_port(c, e);
                 if (r >= 0) {
                         log_info("Published %s on lease %" PRIx64 ".", c->key, d->lease);
                         discovery_put_done(d);

@@ -222,12 +222,10 @@ void nap_state_manifests_free(NapManifest **l, size_t n) {
         free(l);
 }
 
-int nap_state_load_service_manifests(const NapConfig *c, const NapService *s, NapManifest ***ret, size_t *ret_n,
-                                     NapError *e) {
-        /* '_' is in neither user nor app: only s's instances start so. */
-        _cleanup_free_ char *prefix = strdup_printf("%s_%s_", s->user, s->app);
+/* Manifests in Instances= whose names start with prefix, by number. */
+static int load_manifests(const NapConfig *c, const char *prefix, NapManifest ***ret, size_t *ret_n, NapError *e) {
         ManifestList l = {};
-        int r = prefix ? foreach_manifest(c->instances_dir, prefix, manifest_list_take, &l) : -ENOMEM;
+        int r = foreach_manifest(c->instances_dir, prefix, manifest_list_take, &l);
         if (r < 0) {
                 nap_state_manifests_free(l.items, l.n);
                 return r == -ENOMEM ? nap_error_errno(e, r, "Failed to list instances")
@@ -238,6 +236,17 @@ int nap_state_load_service_manifests(const NapConfig *c, const NapService *s, Na
         *ret = l.items;
         *ret_n = l.n;
         return 0;
+}
+
+int nap_state_load_service_manifests(const NapConfig *c, const NapService *s, NapManifest ***ret, size_t *ret_n,
+                                     NapError *e) {
+        /* '_' is in neither user nor app: only s's instances start so. */
+        _cleanup_free_ char *prefix = strdup_printf("%s_%s_", s->user, s->app);
+        return prefix ? load_manifests(c, prefix, ret, ret_n, e) : nap_error_errno(e, -ENOMEM, "Failed to list instances");
+}
+
+int nap_state_load_all_manifests(const NapConfig *c, NapManifest ***ret, size_t *ret_n, NapError *e) {
+        return load_manifests(c, "", ret, ret_n, e);
 }
 
 static int mark_port_in_use(NapManifest **m, void *userdata) {

@@ -56,6 +56,8 @@ char *nap_state_instance_next_dir(const char *instance_dir);
 int nap_state_load_service_manifests(const NapConfig *c, const NapService *s, NapManifest ***ret, size_t *ret_n,
                                      NapError *e);
 void nap_state_manifests_free(NapManifest **l, size_t n);
+/* Every manifest in INSTANCES=, of every app, by number. */
+int nap_state_load_all_manifests(const NapConfig *c, NapManifest ***ret, size_t *ret_n, NapError *e);
 
 /* Takes the app's lock (blocking); *ret_fd is released by close(). */
 int nap_state_lock_service(const NapConfig *c, const NapService *s, int *ret_fd, NapError *e);

@@ -277,14 +277,19 @@ static json_t *run_list_endpoints(NapContext *c, json_t *args, NapError *e) {
 
 /* MPI apps come with a later issue: refused by name, documented in the
  * interface, never silently. */
+/* Crash recovery, then etcd: what etcd lacks of nap's keys is put back
+ * (an etcd that does not answer is reported, not a failure). */
 static json_t *run_recover(NapContext *c, json_t *args, NapError *e) {
         NapRecoverResult res;
+        NapReassertResult keys;
+        NapError why = NAP_ERROR_NULL;
         if (nap_recover(c, &res, e) < 0)
                 return NULL;
-        json_t *j = json_pack("{s:i, s:i, s:i}", "recovered", res.recovered, "failed", res.failed, "requestsExpired",
-                              res.requests_expired);
-        if (j && res.failed > 0 && json_object_set_new(j, "lastError", json_string(res.last_error)) < 0)
-                j = (json_decref(j), NULL);
+        bool etcd_failed = nap_reassert_keys(c, &keys, &why) < 0;
+        json_t *j = json_pack("{s:i, s:i, s:s*, s:i, s:i, s:i, s:s*}", "recovered", res.recovered, "failed",
+                              res.failed, "lastError", res.failed > 0 ? res.last_error : NULL, "requestsExpired",
+                              res.requests_expired, "keysChecked", keys.checked, "keysWritten", keys.written,
+                              "etcdError", etcd_failed ? why.message : NULL);
         return nap_reply(j, e);
 }
 
@@ -382,6 +387,7 @@ const BusJsonInt nap_bus_ints[] = {
         { "lines", 'u' },    { "time", 't' }, { "deployed", 't' },  { "priority", 'i' },
         /* the inventory: sizes, times and counts */
         { "recovered", 'u' }, { "failed", 'u' }, { "requestsExpired", 'u' },
+        { "keysChecked", 'u' }, { "keysWritten", 'u' },
         { "since", 't' },    { "registered", 't' }, { "created", 't' }, { "count", 'u' },
         { "cpu_milli_core", 't' }, { "memory_bytes", 't' }, { "storage_bytes", 't' },
         { "used_cpu_milli_core", 't' }, { "used_memory_bytes", 't' }, { "used_storage_bytes", 't' },

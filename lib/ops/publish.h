@@ -29,5 +29,15 @@ NapPublish nap_publish_port(NapContext *c, const NapInstance *i, unsigned port, 
 /* Removes PREFIX/port/USER/APP/N (best effort). */
 void nap_unpublish_port(NapContext *c, const NapInstance *i);
 
+/* Re-asserts the seed's keys from STATE after etcd lost them (restored
+ * from an old snapshot, wiped, a new cluster): PREFIX/url/USER/APP of every
+ * deployed app, PREFIX/port/USER/APP/N of every instance, and
+ * PREFIX/port/USER/APP where it is missing. Reads both prefixes once and
+ * writes only what is missing or different. Without Etcd=: nothing. */
+typedef struct NapReassertResult {
+        unsigned checked, written;
+} NapReassertResult;
+int nap_reassert_keys(NapContext *c, NapReassertResult *ret, NapError *e);
+
 /* Reads a key's value as text: 1 found, 0 missing, < 0 error. */
 int nap_lookup(NapContext *c, const char *key, char **ret, NapError *e);

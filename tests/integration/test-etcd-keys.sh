@@ -90,4 +90,24 @@ log "remove-instance drops its port"
 expect_ok "remove-instance" remove-instance "$FIRST"
 assert_eq "PREFIX/port/USER/APP/N is gone" "" "$(etcd_value "/services/port/alice/hello/${FIRST#*@}")"
 
+log "etcd wiped and started empty: recover writes the seed's keys again"
+etcd_stop
+rm -rf "$NAP_TEST_DIR/etcd"
+etcd_start_on "$NAP_TEST_DIR/etcd" "${ETCD_URL##*:}" "$(etcd_free_port)" || { echo "Bail out! etcd did not restart"; exit 1; }
+assert_eq "the wiped etcd has no URL key" "" "$(etcd_value /services/url/alice/hello)"
+expect_ok "napctl recover" recover
+assert_contains "recover says what it wrote" "$OUT" "etcd: 3 of 3 keys written again."
+assert_eq "PREFIX/url/USER/APP is back" "$HELLO" "$(etcd_value /services/url/alice/hello)"
+assert_eq "PREFIX/port/USER/APP/N is back" "$PORT" "$(etcd_value "/services/port/alice/hello/$NUM")"
+assert_eq "PREFIX/port/USER/APP is back" "$PORT" "$(etcd_value /services/port/alice/hello)"
+ETCDCTL_API=3 etcdctl --endpoints="$ETCD_URL" put "/services/port/alice/hello/$NUM" 1 >/dev/null
+nap --json recover
+assert_eq "a second recover rewrites only the key that differs" "0 3 1" \
+        "$RC $(jq -r '"\(.keysChecked) \(.keysWritten)"' <<<"$OUT")"
+assert_eq "... back to the instance's port" "$PORT" "$(etcd_value "/services/port/alice/hello/$NUM")"
+etcd_stop
+nap --json recover
+assert_eq "etcd down: recover succeeds and says why the keys were not checked" "0 true" \
+        "$RC $(jq -r '.etcdError != null' <<<"$OUT")"
+
 nap_summary
