@@ -92,7 +92,7 @@ assert_eq "PREFIX/port/USER/APP/N is gone" "" "$(etcd_value "/services/port/alic
 
 log "etcd wiped and started empty: recover writes the seed's keys again"
 etcd_stop
-rm -rf "$NAP_TEST_DIR/etcd"
+rm -rf "$NAP_TEST_DIR/etcd/etcd" # the data only
 etcd_start_on "$NAP_TEST_DIR/etcd" "${ETCD_URL##*:}" "$(etcd_free_port)" || { echo "Bail out! etcd did not restart"; exit 1; }
 assert_eq "the wiped etcd has no URL key" "" "$(etcd_value /services/url/alice/hello)"
 expect_ok "napctl recover" recover
