@@ -261,6 +261,8 @@ etcd_up || { echo "Bail out! etcd did not come back"; nap_summary; exit 1; }
 ms=$(wait_ms 5 key_present "$K1")
 within "the key is back within 2 keep-alive intervals of etcd" $((2 * KA_MS)) "$ms"
 check "on a new lease" test "$(key_lease "$K1")" != "$lease_before"
+assert_eq "the seed's port key of the instance is back too (no lease)" "$P1" \
+        "$(key_value "/services/port/alice/slow/$N1")"
 assert_eq "the outage was logged once, not once per retry" 1 \
         "$(($(sidecar_log "$N1" | grep -c "failed, retrying") - n_warn))"
 assert_contains "the lost lease was logged" "$(sidecar_log "$N1")" "is gone"
