@@ -121,6 +121,27 @@ for point in start-common:reserved start-common:manifest start-common:started; d
         assert_eq "$point: a third call with the id changes nothing" "$((before + 1))" "$(manifests)"
 done
 
+# napctl's own retry: the helper killed after the manifest was written,
+# napctl (no --request-id: it made one up) sends the call again to the
+# helper systemd starts anew, which finishes that instance and answers
+# with it (the pause point is not reached again: the retry is answered
+# from the request record).
+log "start-common: napctl retries by itself when the helper is killed"
+before=$(manifests)
+pause_managerd_at start-common:manifest
+timeout 60 "$NAPCTL" --user start-common $SVC >"$NAP_TEST_DIR/bg.out" 2>"$NAP_TEST_DIR/bg.err" &
+client=$!
+check "napctl retry: nap-managerd reached the point" wait_until 30 paused_at start-common:manifest
+kill_managerd
+crc=0
+wait "$client" || crc=$?
+no_pause
+assert_eq "napctl retry: start-common succeeds in the end" 0 "$crc"
+assert_match "napctl retry: it prints the instance" "$(cat "$NAP_TEST_DIR/bg.out")" "^${SVC}_common@[0-9]+ http://"
+assert_eq "napctl retry: exactly one instance more" "$((before + 1))" "$(manifests)"
+assert_eq "napctl retry: it runs" active \
+        "$(unit_state "$(sed -n 's/^\([^ ]*\) .*/\1/p' "$NAP_TEST_DIR/bg.out")")"
+
 # ========================================================= RemoveInstance
 log "remove-instance killed after the manifest went, before the reload"
 victim=$(ls "$NAP_INSTANCES" | sed -n "s/^\(${SVC}_common@[0-9]*\)\.json$/\1/p" | head -n 1)
