@@ -53,6 +53,12 @@ for u in nap-managerd.socket nap-managerd.service; do
         check "$u is installed for the system manager" test -s "$sysunits/$u"
         check "$u is installed for user managers" test -s "$userunits/$u"
 done
+for u in nap-recover.service nap-recover.timer; do
+        check "$u is installed for the system manager (only: Recover is root's)" \
+                test -s "$sysunits/$u" -a ! -e "$userunits/$u"
+done
+assert_contains "nap-recover.service runs the installed napctl" "$(cat "$sysunits/nap-recover.service" 2>&1)" \
+        "ExecStart=$prefix/bin/napctl --system recover"
 assert_contains "nap-managerd.service runs the installed helper" "$(cat "$sysunits/nap-managerd.service")" \
         "ExecStart=$prefix/$(option libexecdir)/nap/nap-managerd"
 dbusdir=$dest$prefix/$(option datadir)/dbus-1
