@@ -179,6 +179,10 @@ static int manager_context(Manager *m) {
         int r = nap_context_new(&m->context, scope, warn_config, NULL, &e);
         if (r < 0)
                 return log_error_errno(r, "%s", e.message);
+        /* git parses untrusted repositories: in nap-fetch, not here. */
+        r = nap_context_use_fetch_worker(m->context);
+        if (r < 0)
+                log_notice("Fetching apps in this process: nap-fetch.socket is not listening (%s)", strerror(-r));
         r = dispatcher_new(m->event, m->context, manager_update, m, &m->dispatcher);
         return r < 0 ? log_error_errno(r, "Failed to set up: %m") : 0;
 }

@@ -293,6 +293,13 @@ int copy_tree(const char *from, const char *to, const char *const *skip) {
         _cleanup_close_ int from_fd = open(from, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (from_fd < 0)
                 return negative_errno();
+        return copy_tree_fd(from_fd, to, skip);
+}
+
+int copy_tree_fd(int from_fd, const char *to, const char *const *skip) {
+        assert(from_fd >= 0);
+        assert(to);
+
         struct stat st;
         if (fstat(from_fd, &st) < 0)
                 return negative_errno();

@@ -36,6 +36,8 @@ int rm_rf(const char *path);
  * entries named in skip (NULL-terminated, may be NULL) are left out.
  * Anything else (devices, fifos, sockets) gives -EBADF. */
 int copy_tree(const char *from, const char *to, const char *const *skip);
+/* The same from an open directory (a tree another process handed over). */
+int copy_tree_fd(int from_fd, const char *to, const char *const *skip);
 
 /* Absolute, shorter than PATH_MAX, no control characters and no "." or ".."
  * components; "//" and a trailing '/' are allowed ("/srv/nap/" is safe). */

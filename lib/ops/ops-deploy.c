@@ -11,6 +11,7 @@
 #include "base/clock.h"
 #include "clients/fetch.h"
 #include "clients/fetch-commit.h"
+#include "clients/fetch-worker.h"
 #include "base/debug-point.h"
 #include "base/fileio.h"
 #include "ops/ops-internal.h"
@@ -128,6 +129,18 @@ static int refuse_symlinked_profile(const char *tree, NapError *e) {
         return 0;
 }
 
+/* url's tree (commit NULL: its default branch's) into dir, by nap-fetch
+ * when the context has its socket (nap-managerd), else in this process. */
+static int fetch_tree(NapContext *c, const char *url, const char *commit, const char *dir,
+                      char ret_commit[static NAP_COMMIT_HEX_LEN + 1], NapError *e) {
+        if (c->fetch_socket)
+                return nap_fetch_worker_tree(c->fetch_socket, url, commit, dir, ret_commit, e);
+        if (!commit)
+                return nap_fetch(url, dir, ret_commit, e);
+        memcpy(ret_commit, commit, NAP_COMMIT_HEX_LEN + 1);
+        return nap_fetch_commit(url, commit, dir, e);
+}
+
 /* A fetched tree made nap's: .nap/ replaced by the deploy's metadata (the
  * history continuing old_tree's), once its profile is checked (returned). */
 static int adopt_fetched_tree(const char *tree, const char *old_tree, const char *url, const char *commit,
@@ -150,12 +163,13 @@ static int adopt_fetched_tree(const char *tree, const char *old_tree, const char
 
 /* Fetches url into STAGING/tree, checks it can run, records where it came
  * from. The deployed tree is not touched. */
-static int stage_tree(const char *staging, const char *dir, const char *url, NapDeployResult *ret, NapError *e) {
+static int stage_tree(NapContext *c, const char *staging, const char *dir, const char *url, NapDeployResult *ret,
+                      NapError *e) {
         _cleanup_free_ char *tree = nap_state_staging_tree(staging);
         _cleanup_(nap_profile_freep) NapProfile *p = NULL;
         if (!tree)
                 return nap_error_errno(e, -ENOMEM, "Failed to deploy");
-        int r = nap_fetch(url, tree, ret->commit, e);
+        int r = fetch_tree(c, url, NULL, tree, ret->commit, e);
         return r < 0 ? r : adopt_fetched_tree(tree, dir, url, ret->commit, &p, e);
 }
 
@@ -203,7 +217,7 @@ static int deploy_locked(NapContext *c, const NapService *s, const char *url, Na
         if (r >= 0)
                 r = ops_create_staging(c, s, &staging, e);
         if (r >= 0)
-                r = stage_tree(staging, dir, url, ret, e);
+                r = stage_tree(c, staging, dir, url, ret, e);
         if (r >= 0)
                 nap_debug_point("deploy:staged");
         if (r >= 0)
@@ -226,7 +240,8 @@ int nap_deploy_app(NapContext *c, const char *service, const char *url, NapDeplo
         /* Ask the remote first: a URL that cannot be fetched leaves no trace,
          * and an unchanged one needs no clone. */
         *ret = (NapDeployResult) {};
-        r = nap_fetch_remote_head(url, ret->commit, e);
+        r = c->fetch_socket ? nap_fetch_worker_head(c->fetch_socket, url, ret->commit, e)
+                            : nap_fetch_remote_head(url, ret->commit, e);
         if (r < 0)
                 return r;
         _cleanup_close_ int lock = -1;
@@ -316,13 +331,14 @@ int nap_deploy_history(NapContext *c, const char *service, NapDeployRecord **ret
 
 /* A push's or a rollback's STAGING/tree: commit of url, checked, with its
  * metadata, the history continuing old_tree's. */
-int ops_stage_commit(const char *staging, const char *old_tree, const char *url, const char *commit,
+int ops_stage_commit(NapContext *c, const char *staging, const char *old_tree, const char *url, const char *commit,
                      NapProfile **ret_profile, NapError *e) {
         _cleanup_free_ char *tree = nap_state_staging_tree(staging);
+        char fetched[NAP_COMMIT_HEX_LEN + 1];
         if (!tree)
                 return nap_error_errno(e, -ENOMEM, "Failed to deploy");
         int r = validate_url(url, e);
         if (r >= 0)
-                r = nap_fetch_commit(url, commit, tree, e);
+                r = fetch_tree(c, url, commit, tree, fetched, e);
         return r < 0 ? r : adopt_fetched_tree(tree, old_tree, url, commit, ret_profile, e);
 }

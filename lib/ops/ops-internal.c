@@ -9,6 +9,7 @@
  * final place and renamed into it. */
 
 #include <jansson.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 
 #include "clients/etcd.h"
@@ -48,9 +49,28 @@ NapContext *nap_context_free(NapContext *c) {
                 return NULL;
         sd_bus_flush_close_unref(c->bus);
         etcd_client_free(c->etcd);
+        free(c->fetch_socket);
         nap_config_free(c->config);
         free(c);
         return NULL;
+}
+
+/* RUNTIME/nap/fetch: /run in the system, $XDG_RUNTIME_DIR for a user. */
+int nap_context_use_fetch_worker(NapContext *c) {
+        const char *runtime = c->scope == NAP_SCOPE_USER ? secure_getenv("XDG_RUNTIME_DIR") : "/run";
+        struct stat st;
+        if (isempty(runtime))
+                return -ENXIO;
+        _cleanup_free_ char *path = path_join(runtime, "nap", "fetch", NULL);
+        if (!path)
+                return -ENOMEM;
+        if (stat(path, &st) < 0)
+                return negative_errno();
+        if (!S_ISSOCK(st.st_mode))
+                return -ENOTSOCK;
+        free(c->fetch_socket);
+        c->fetch_socket = TAKE_PTR(path);
+        return 0;
 }
 
 int ops_context_bus(NapContext *c, sd_bus **ret, NapError *e) {

@@ -56,7 +56,7 @@ void ops_history_read(const char *tree, NapDeployRecord **ret, size_t *ret_n);
 int ops_create_staging(NapContext *c, const NapService *s, char **ret, NapError *e);
 /* STAGING/tree := commit of url, profile checked (returned), .nap/
  * metadata written, history continuing old_tree's (may not exist). */
-int ops_stage_commit(const char *staging, const char *old_tree, const char *url, const char *commit,
+int ops_stage_commit(NapContext *c, const char *staging, const char *old_tree, const char *url, const char *commit,
                      NapProfile **ret_profile, NapError *e);
 /* Puts STAGING/tree at dir: exchanged atomically with an existing tree
  * (which then is STAGING/tree), or renamed into place. */

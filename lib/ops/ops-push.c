@@ -400,7 +400,7 @@ static int apply(Rollout *ro, const NapProfile *p, bool rebuild, bool first, Nap
 /* SERVICE_DIR.deploy-XXXXXX/tree: the commit, checked. */
 static int stage(Rollout *ro, const char *url, const char *commit, NapProfile **ret, NapError *e) {
         int r = ops_create_staging(ro->c, &ro->s, &ro->staging, e);
-        return r < 0 ? r : ops_stage_commit(ro->staging, ro->service_dir, url, commit, ret, e);
+        return r < 0 ? r : ops_stage_commit(ro->c, ro->staging, ro->service_dir, url, commit, ret, e);
 }
 
 /* What is deployed before: the tree (if any) and its commit. */

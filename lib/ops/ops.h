@@ -27,6 +27,7 @@ typedef struct NapContext {
         NapScope scope;
         sd_bus *bus;       /* opened on first use */
         EtcdClient *etcd;  /* made on first use, when Etcd= is set */
+        char *fetch_socket; /* nap-fetch.socket's path: fetches go there; NULL: in this process */
 } NapContext;
 
 /* Whether a write to etcd happened (lib/ops/publish.h). */
@@ -44,6 +45,10 @@ int nap_context_new(NapContext **ret, int scope, nap_warn_fn warn, void *userdat
 int nap_context_new_with_config(NapContext **ret, NapConfig *config, int scope);
 NapContext *nap_context_free(NapContext *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(NapContext *, nap_context_free);
+/* Fetches go to nap-fetch(8) from now on, on the scope's socket
+ * (RUNTIME/nap/fetch, nap-fetch.socket): 0, or -ENOENT (and the like) when
+ * it is not there, and fetches stay in this process. */
+int nap_context_use_fetch_worker(NapContext *c);
 
 typedef struct NapDeployResult {
         char commit[41];

@@ -494,7 +494,8 @@ nap_sandbox_stop() {
 # ------------------------------------------------------- nap-managerd (varlink)
 
 # nap_managerd_install [ARGS...]: installs the built nap-managerd.socket and
-# .service (from $NAP_BUILD_ROOT/units, as `meson install` would) into the
+# .service and nap-fetch.socket and @.service (from $NAP_BUILD_ROOT/units, as
+# `meson install` would) into the
 # sandbox's $XDG_RUNTIME_DIR/systemd/user, with a drop-in running the built
 # $NAP_MANAGERD (default $NAP_BUILD_ROOT/helpers/nap-managerd) with ARGS,
 # and starts the socket. Sets NAP_VARLINK_SOCKET.
@@ -505,12 +506,17 @@ nap_managerd_install() {
         # would be hidden from it, so the binary runs from the sandbox.
         mkdir -p "$NAP_TEST_DIR/bin" && cp "$bin" "$NAP_TEST_DIR/bin/nap-managerd" || return 1
         bin=$NAP_TEST_DIR/bin/nap-managerd
-        mkdir -p "$dir/nap-managerd.service.d" || return 1
-        cp "$NAP_BUILD_ROOT/units/nap-managerd.socket" "$NAP_BUILD_ROOT/units/nap-managerd.service" "$dir/" || return 1
+        mkdir -p "$dir/nap-managerd.service.d" "$dir/nap-fetch@.service.d" || return 1
+        cp "$NAP_BUILD_ROOT/units/nap-managerd.socket" "$NAP_BUILD_ROOT/units/nap-managerd.service" \
+                "$NAP_BUILD_ROOT/units/nap-fetch.socket" "$NAP_BUILD_ROOT/units/nap-fetch@.service" "$dir/" || return 1
         printf '[Service]\nExecStart=\nExecStart=%s %s\n' "$bin" "$*" >"$dir/nap-managerd.service.d/50-test.conf"
+        # nap-fetch, which fetches for it (nap-fetch(8)), the same way.
+        cp "$NAP_BUILD_ROOT/helpers/nap-fetch" "$NAP_TEST_DIR/bin/nap-fetch" || return 1
+        printf '[Service]\nExecStart=\nExecStart=%s\n' "$NAP_TEST_DIR/bin/nap-fetch" >"$dir/nap-fetch@.service.d/50-test.conf"
         NAP_VARLINK_SOCKET=$XDG_RUNTIME_DIR/nap/io.nap.Manager
         export NAP_VARLINK_SOCKET
-        timeout 30 systemctl --user daemon-reload && timeout 30 systemctl --user start nap-managerd.socket
+        timeout 30 systemctl --user daemon-reload &&
+                timeout 30 systemctl --user start nap-fetch.socket nap-managerd.socket
 }
 
 # Throwaway users alice (4242) and bob (4243) for authorization checks:
