@@ -86,6 +86,12 @@ expect_ok "deploy-app from a local git repository (file://)" deploy-app $SVC "fi
 assert_eq "deploy-app says what it deployed" "Deployed $SVC at ${COMMIT:0:12} from file://$HELLO" "$OUT"
 check "the app's tree is in services/" test -f "$NAP_ROOT/services/alice/$SVC/server.py"
 check "the deployed profile is the app's" cmp -s "$HELLO/profile" "$NAP_ROOT/services/alice/$SVC/profile"
+# git ran in nap-fetch (nap-fetch(8)): a unit of its own per fetch, not
+# nap-managerd; the deployed tree is a copy owned by nap-managerd's user.
+assert_contains "the fetch ran in a nap-fetch@ unit" \
+        "$(timeout 30 journalctl -q --no-pager -o cat --user-unit 'nap-fetch@*' 2>&1)" "Fetching file://$HELLO"
+assert_eq "the deployed tree is nap-managerd's, not the fetch worker's" "root" \
+        "$(stat -c %U "$NAP_ROOT/services/alice/$SVC/server.py")"
 nap deploy-app $SVC "file://$HELLO"
 assert_eq "deploy-app again: unchanged, exit 0" "0 $SVC is already at ${COMMIT:0:12} from file://$HELLO (unchanged)" "$RC $OUT"
 nap --json deploy-app $SVC "file://$HELLO"

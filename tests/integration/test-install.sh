@@ -59,6 +59,21 @@ for u in nap-recover.service nap-recover.timer; do
 done
 assert_contains "nap-recover.service runs the installed napctl" "$(cat "$sysunits/nap-recover.service" 2>&1)" \
         "ExecStart=$prefix/bin/napctl --system recover"
+# The installed units as the system manager reads them, drop-ins included:
+# their systemd-analyze exposure score, at most what nap promises.
+exposure() {
+        systemd-analyze security --offline=yes "$1" 2>/dev/null |
+                sed -n 's/^→ Overall exposure level for .*: \([0-9.]*\) .*/\1/p'
+}
+at_most() { python3 -c 'import sys; sys.exit(not (sys.argv[1] and float(sys.argv[1]) <= float(sys.argv[2])))' "$1" "$2"; }
+if command -v systemd-analyze >/dev/null; then
+        check "nap-fetch@.service.d/50-system.conf is installed for the system manager only" \
+                test -s "$sysunits/nap-fetch@.service.d/50-system.conf" -a ! -e "$userunits/nap-fetch@.service.d"
+        score=$(exposure "$sysunits/nap-fetch@.service")
+        check "nap-fetch@.service's exposure in the system manager is at most 1.5 (got $score)" at_most "$score" 1.5
+        score=$(exposure "$sysunits/nap-managerd.service")
+        check "nap-managerd.service's exposure in the system manager is at most 2.6 (got $score)" at_most "$score" 2.6
+fi
 assert_contains "nap-managerd.service runs the installed helper" "$(cat "$sysunits/nap-managerd.service")" \
         "ExecStart=$prefix/$(option libexecdir)/nap/nap-managerd"
 dbusdir=$dest$prefix/$(option datadir)/dbus-1
