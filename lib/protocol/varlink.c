@@ -135,6 +135,8 @@ struct VarlinkServer {
         int64_t priority;
         VarlinkConnect connect_callback;
         VarlinkDisconnect disconnect_callback;
+        VarlinkRefuse refuse_callback;
+        char *refuse_error;
         void *userdata;
 };
 
@@ -356,8 +358,11 @@ static void link_fail(Varlink *v, int r) {
 
 /* ---- links: I/O ---- */
 
+/* A server stops reading a peer that reads nothing; a client reads on
+ * after its write failed: the server may have answered and hung up first
+ * (a refusal, varlink_server_bind_refuse()). */
 static bool link_wants_read(const Varlink *v) {
-        return v->state != VARLINK_DISCONNECTED && !v->read_eof && !v->write_dead &&
+        return v->state != VARLINK_DISCONNECTED && !v->read_eof && !(v->write_dead && v->is_server) &&
                 buffer_live(&v->in) <= v->message_max;
 }
 
@@ -622,18 +627,20 @@ static int link_test_timeout(Varlink *v) {
 
 /* Whether the peer is gone for good, given what it can still send and
  * read. A server link whose peer hung up during a call is closed at once
- * (nobody can read the reply), which tells deferred handlers to stop. */
+ * (nobody can read the reply), which tells deferred handlers to stop. A
+ * client whose call could not be written waits for what the server said
+ * before it hung up. */
 static int link_test_disconnect(Varlink *v) {
         bool flushed = buffer_live(&v->out) == 0, gone;
 
-        if (v->write_dead)
+        if (v->write_dead && v->is_server)
                 gone = true;
         else if (v->state == VARLINK_IDLE_SERVER)
                 gone = v->read_eof && flushed && !link_has_message(v);
         else if (v->state == VARLINK_PROCESSING)
                 gone = v->got_hup && flushed;
         else if (v->state == VARLINK_IDLE_CLIENT)
-                gone = (v->got_hup || v->read_eof) && flushed;
+                gone = (v->got_hup || v->read_eof || v->write_dead) && flushed;
         else if (link_awaiting(v) && v->read_eof && !link_has_message(v))
                 return -ECONNRESET; /* a reply that cannot come */
         else
@@ -1393,6 +1400,7 @@ static VarlinkServer *server_free(VarlinkServer *s) {
         free(s->product);
         free(s->version);
         free(s->url);
+        free(s->refuse_error);
         free(s);
         return NULL;
 }
@@ -1508,6 +1516,18 @@ int varlink_server_bind_disconnect(VarlinkServer *s, VarlinkDisconnect callback)
         return 0;
 }
 
+int varlink_server_bind_refuse(VarlinkServer *s, const char *error_id, VarlinkRefuse callback) {
+        int r = 0;
+
+        if (!s || (callback && !varlink_qualified_name_is_valid(error_id)))
+                return -EINVAL;
+        if (callback)
+                r = replace_string(&s->refuse_error, error_id);
+        if (r >= 0)
+                s->refuse_callback = callback;
+        return r;
+}
+
 void *varlink_server_set_userdata(VarlinkServer *s, void *userdata) {
         void *old;
 
@@ -1586,9 +1606,11 @@ static unsigned server_count_uid(VarlinkServer *s, uid_t uid) {
         return n;
 }
 
-static int server_admit(VarlinkServer *s, const Varlink *v) {
+/* -ETOOMANYREFS over a cap, which *ret_refusal then describes. */
+static int server_admit(VarlinkServer *s, const Varlink *v, VarlinkRefusal *ret_refusal) {
         const VarlinkServerFlags checks = VARLINK_SERVER_ROOT_ONLY | VARLINK_SERVER_MYSELF_ONLY | VARLINK_SERVER_ACCOUNT_UID;
 
+        *ret_refusal = (VarlinkRefusal) { .limit = s->connections_max, .uid = v->ucred_valid ? v->ucred.uid : (uid_t) -1 };
         if (s->n_connections >= s->connections_max)
                 return -ETOOMANYREFS;
         if (!v->ucred_valid)
@@ -1598,9 +1620,20 @@ static int server_admit(VarlinkServer *s, const Varlink *v) {
         if ((s->flags & VARLINK_SERVER_MYSELF_ONLY) && v->ucred.uid != 0 && v->ucred.uid != getuid())
                 return -EPERM;
         if ((s->flags & VARLINK_SERVER_ACCOUNT_UID) &&
-            server_count_uid(s, v->ucred.uid) >= s->connections_per_uid_max)
+            server_count_uid(s, v->ucred.uid) >= s->connections_per_uid_max) {
+                *ret_refusal = (VarlinkRefusal) { .limit = s->connections_per_uid_max, .per_uid = true, .uid = v->ucred.uid };
                 return -ETOOMANYREFS;
+        }
         return 0;
+}
+
+/* One write, which a fresh socket's buffer takes whole; should it not, the
+ * peer sees the close alone, as without the callback. */
+static void server_send_refusal(VarlinkServer *s, Varlink *v, const VarlinkRefusal *refusal) {
+        json_auto_t *p = s->refuse_callback ? s->refuse_callback(s, refusal, s->userdata) : NULL;
+
+        if (json_is_object(p) && link_enqueue_reply(v, s->refuse_error, p, false) >= 0)
+                (void) link_write(v);
 }
 
 static int server_adopt(VarlinkServer *s, Varlink *v) {
@@ -1633,6 +1666,7 @@ static int server_adopt(VarlinkServer *s, Varlink *v) {
 
 int varlink_server_add_connection(VarlinkServer *s, int fd, Varlink **ret) {
         _cleanup_(varlink_unrefp) Varlink *v = NULL;
+        VarlinkRefusal refusal;
         int r;
 
         if (!s || fd < 0)
@@ -1643,7 +1677,9 @@ int varlink_server_add_connection(VarlinkServer *s, int fd, Varlink **ret) {
         r = link_new(&v, fd);
         if (r < 0)
                 return r;
-        r = server_admit(s, v);
+        r = server_admit(s, v, &refusal);
+        if (r == -ETOOMANYREFS)
+                server_send_refusal(s, v, &refusal);
         if (r >= 0)
                 r = server_adopt(s, v);
         if (r < 0) {
