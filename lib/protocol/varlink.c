@@ -17,6 +17,10 @@
 #include "protocol/varlink.h"
 
 #define READ_CHUNK (64U * 1024U)
+/* A refused connection is closed once its peer wrote (its call) or hung
+ * up, or after this long; more than REFUSED_MAX at once, at once. */
+#define REFUSED_LINGER_USEC (2ULL * 1000000ULL)
+#define REFUSED_MAX 64U
 /* Steps per wakeup of one connection before the others get their turn. */
 #define PROCESS_BURST 8U
 
@@ -117,6 +121,15 @@ typedef struct Listener {
         sd_event_source *source;
 } Listener;
 
+/* A connection over a cap, told so, waiting to be closed. */
+typedef struct Refused Refused;
+struct Refused {
+        VarlinkServer *server;
+        Refused *next, *prev; /* in server->refused */
+        int fd;
+        sd_event_source *io_source, *time_source;
+};
+
 struct VarlinkServer {
         unsigned n_ref;
         VarlinkServerFlags flags;
@@ -130,6 +143,8 @@ struct VarlinkServer {
         bool listeners_paused;
         Varlink *connections; /* each holds one reference */
         unsigned n_connections, connections_max, connections_per_uid_max;
+        Refused *refused;
+        unsigned n_refused;
         size_t message_max;
         sd_event *event;
         int64_t priority;
@@ -1691,6 +1706,59 @@ int varlink_server_add_connection(VarlinkServer *s, int fd, Varlink **ret) {
         return 0;
 }
 
+/* ---- server: refused connections ---- */
+
+static void refused_free(Refused *r) {
+        VarlinkServer *s = r->server;
+
+        if (r->prev)
+                r->prev->next = r->next;
+        else
+                s->refused = r->next;
+        if (r->next)
+                r->next->prev = r->prev;
+        s->n_refused--;
+        sd_event_source_disable_unref(r->io_source);
+        sd_event_source_disable_unref(r->time_source);
+        safe_close(r->fd);
+        free(r);
+}
+
+static int refused_io_callback(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
+        refused_free(userdata);
+        return 0;
+}
+
+static int refused_time_callback(sd_event_source *source, uint64_t usec, void *userdata) {
+        refused_free(userdata);
+        return 0;
+}
+
+/* Takes fd, which was sent the refusal. Closed at once, a client that
+ * writes its call before it reads would fail on EPIPE without reading the
+ * refusal; so the server's side is only shut for writing until the peer
+ * wrote or hung up (a bounded wait, for a bounded number). */
+static void server_linger_refused(VarlinkServer *s, int fd) {
+        Refused *r = NULL;
+        int k;
+
+        if (!s->event || s->n_refused >= REFUSED_MAX || shutdown(fd, SHUT_WR) < 0 || !(r = calloc(1, sizeof *r))) {
+                safe_close(fd);
+                return;
+        }
+        *r = (Refused) { .server = s, .next = s->refused, .fd = fd };
+        if (r->next)
+                r->next->prev = r;
+        s->refused = r;
+        s->n_refused++;
+        k = sd_event_add_io(s->event, &r->io_source, fd, EPOLLIN, refused_io_callback, r);
+        if (k >= 0)
+                k = sd_event_add_time_relative(s->event, &r->time_source, CLOCK_MONOTONIC, REFUSED_LINGER_USEC, 0,
+                                               refused_time_callback, r);
+        if (k < 0)
+                refused_free(r);
+}
+
 /* ---- server: listeners ---- */
 
 static int listener_io_callback(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
@@ -1706,9 +1774,13 @@ static int listener_io_callback(sd_event_source *source, int fd, uint32_t revent
                         server_pause_listeners(s, true);
                 return 0;
         }
-        /* A refused connection (caps, flags) is closed right here. */
-        if (varlink_server_add_connection(s, cfd, NULL) >= 0)
+        /* A refused connection is closed right here, unless it was told
+         * why (caps, with a refuse callback). */
+        int r = varlink_server_add_connection(s, cfd, NULL);
+        if (r >= 0)
                 TAKE_FD(cfd);
+        else if (r == -ETOOMANYREFS && s->refuse_callback)
+                server_linger_refused(s, TAKE_FD(cfd));
         return 0;
 }
 
@@ -1818,6 +1890,8 @@ int varlink_server_detach_event(VarlinkServer *s) {
                 s->listeners[i].source = sd_event_source_disable_unref(s->listeners[i].source);
         for (Varlink *v = s->connections; v; v = v->next)
                 link_detach_event(v);
+        while (s->refused)
+                refused_free(s->refused);
         s->event = sd_event_unref(s->event);
         return 0;
 }
@@ -1827,6 +1901,8 @@ int varlink_server_shutdown(VarlinkServer *s) {
                 return -EINVAL;
         while (s->connections)
                 link_disconnect(s->connections);
+        while (s->refused)
+                refused_free(s->refused);
         for (size_t i = 0; i < s->n_listeners; i++) {
                 sd_event_source_disable_unref(s->listeners[i].source);
                 safe_close(s->listeners[i].fd);

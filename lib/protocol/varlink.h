@@ -151,8 +151,11 @@ int varlink_server_bind_disconnect(VarlinkServer *s, VarlinkDisconnect callback)
  * word, and its client sees a reset. With this, such a connection is
  * first sent {"error": error_id, "parameters": callback(...)} in one
  * non-blocking write (a fresh socket's buffer takes it whole): the reply
- * that the client's first call reads, sent or not yet. Then it is closed.
- * callback NULL: back to the silent close. */
+ * that the client's first call reads, sent or not yet. A connection from
+ * a listener is then shut for writing and closed once the peer wrote (its
+ * call) or hung up, after 2 s at the latest, so that a client that writes
+ * before it reads is not failed by EPIPE first; at most 64 wait so at
+ * once, more are closed at once. callback NULL: back to the silent close. */
 int varlink_server_bind_refuse(VarlinkServer *s, const char *error_id, VarlinkRefuse callback);
 void *varlink_server_set_userdata(VarlinkServer *s, void *userdata); /* returns the old one */
 void *varlink_server_get_userdata(VarlinkServer *s);

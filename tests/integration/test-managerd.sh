@@ -50,38 +50,6 @@ svc_active() { [ "$(timeout 30 systemctl --user is-active nap-managerd.service 2
 svc_inactive() { [ "$(timeout 30 systemctl --user is-active nap-managerd.service 2>/dev/null)" = inactive ]; }
 status_is() { [ "$(svc_prop StatusText)" = "$1" ]; }
 
-# Long-lived connections (the keeper, a follower, a slow caller): socat
-# with its input from a FIFO this script holds open and its output in a
-# file. (Not bash coprocesses: bash tracks only one at a time.)
-conn_open() { # NAME
-        local fifo=$T/conn-$1.in fd
-        rm -f "$fifo" "$T/conn-$1.out"
-        mkfifo "$fifo" || return 1
-        socat - "UNIX-CONNECT:$SOCK" <"$fifo" >"$T/conn-$1.out" 2>/dev/null &
-        printf -v "CONN_PID_$1" %s "$!"
-        exec {fd}>"$fifo"
-        printf -v "CONN_FD_$1" %s "$fd"
-}
-conn_send() { # NAME JSON
-        local fd=CONN_FD_$1
-        printf '%s\0' "$2" >&"${!fd}"
-}
-conn_replies() { tr '\0' '\n' <"$T/conn-$1.out"; }
-conn_has() { [ "$(tr -cd '\0' <"$T/conn-$1.out" | wc -c)" -ge "$2" ]; }
-# conn_call NAME JSON: sends a call, prints its reply (within 10 s).
-conn_call() {
-        local n
-        n=$(tr -cd '\0' <"$T/conn-$1.out" | wc -c)
-        conn_send "$1" "$2" || return 1
-        wait_until 10 conn_has "$1" $((n + 1)) || return 1
-        conn_replies "$1" | sed -n "$((n + 1))p"
-}
-conn_hangup() { # NAME: the client goes away
-        local pid=CONN_PID_$1 fd=CONN_FD_$1
-        kill "${!pid}" 2>/dev/null
-        wait "${!pid}" 2>/dev/null
-        eval "exec ${!fd}>&-"
-}
 keeper_open() { conn_open keeper; }
 keeper_call() { conn_call keeper "$1"; }
 

@@ -1196,6 +1196,15 @@ static void test_connection_cap_refusal(void **state) {
         assert_too_many(rc, 1, false);
         assert_true(raw_closed(c));
         close(c);
+        /* told before it wrote: its call still goes out (no EPIPE), then
+         * the server closes */
+        c = raw_connect(t->path);
+        json_auto_t *rc2 = raw_recv(c);
+        assert_too_many(rc2, 1, false);
+        const char call[] = "{\"method\": \"io.nap.Test.Echo\", \"parameters\": {\"text\": \"c\"}}";
+        assert_int_equal(send(c, call, sizeof call, MSG_NOSIGNAL), (ssize_t) sizeof call);
+        assert_true(raw_closed(c));
+        close(c);
         _cleanup_(varlink_unrefp) Varlink *d = client_new(t);
         call_error(d, "io.nap.Test.Echo", "{\"text\": \"d\"}", "io.nap.Test.TooMany", NULL, NULL);
         assert_int_equal(varlink_call(d, "io.nap.Test.Echo", NULL, NULL, NULL), -ECONNRESET);
