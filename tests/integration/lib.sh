@@ -596,3 +596,27 @@ conn_hangup() { # NAME: the client goes away
         wait "${!pid}" 2>/dev/null
         eval "exec ${!fd}>&-"
 }
+
+# slow_server_start PORT: an HTTP "server" on 127.0.0.1:PORT that accepts
+# one connection and says nothing until slow_server_release: a fetch from
+# it waits in its worker meanwhile, as long as the test needs, however
+# loaded the machine. Returns once it listens (python3 may take most of a
+# second to start on a loaded machine). slow_server_accepted: the fetch
+# has begun.
+slow_server_start() {
+        rm -f "$NAP_TEST_DIR/slow.accepted" "$NAP_TEST_DIR/slow.release"
+        python3 -c 'import os, socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(8)
+c, _ = s.accept(); open(sys.argv[2] + "/slow.accepted", "w").close()
+while not os.path.exists(sys.argv[2] + "/slow.release"): time.sleep(0.05)
+c.close()' "$1" "$NAP_TEST_DIR" &
+        SLOW_SERVER=$!
+        wait_until 10 tcp_listening "$1"
+}
+slow_server_accepted() { [ -e "$NAP_TEST_DIR/slow.accepted" ]; }
+# The fetch gets its connection closed without an answer: FetchFailed.
+slow_server_release() {
+        touch "$NAP_TEST_DIR/slow.release"
+        wait "$SLOW_SERVER" 2>/dev/null
+}
