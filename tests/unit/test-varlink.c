@@ -1133,16 +1133,22 @@ static void test_connection_caps(void **state) {
         close(fds[0][1]);
 }
 
+/* The server runs with connections_max, and one client is served. */
+static Varlink *serve_under_cap(TestServer *t, unsigned connections_max) {
+        json_t *reply = NULL;
+        assert_int_equal(varlink_server_set_connections_max(t->server, connections_max), 0);
+        server_listen(t);
+        server_run(t);
+        Varlink *a = client_new(t);
+        call_ok(a, "io.nap.Test.Echo", "{\"text\": \"a\"}", &reply);
+        return a;
+}
+
 /* The listener: over the cap, a connection is accepted and closed at once. */
 static void test_connection_cap_listener(void **state) {
         TestServer *t = *state;
-        assert_int_equal(varlink_server_set_connections_max(t->server, 2), 0);
-        server_listen(t);
-        server_run(t);
-
-        _cleanup_(varlink_unrefp) Varlink *a = client_new(t);
+        _cleanup_(varlink_unrefp) Varlink *a = serve_under_cap(t, 2);
         json_t *reply = NULL;
-        call_ok(a, "io.nap.Test.Echo", "{\"text\": \"a\"}", &reply);
         int b = raw_connect(t->path);
         raw_send(b, "{\"method\": \"io.nap.Test.Echo\", \"parameters\": {\"text\": \"b\"}}");
         json_auto_t *rb = raw_recv(b);
@@ -1184,13 +1190,8 @@ static void test_connection_cap_refusal(void **state) {
         TestServer *t = *state;
         assert_int_equal(varlink_server_bind_refuse(t->server, "no-dots", refuse_too_many), -EINVAL);
         assert_int_equal(varlink_server_bind_refuse(t->server, "io.nap.Test.TooMany", refuse_too_many), 0);
-        assert_int_equal(varlink_server_set_connections_max(t->server, 1), 0);
-        server_listen(t);
-        server_run(t);
-
-        _cleanup_(varlink_unrefp) Varlink *a = client_new(t);
+        _cleanup_(varlink_unrefp) Varlink *a = serve_under_cap(t, 1);
         json_t *reply = NULL;
-        call_ok(a, "io.nap.Test.Echo", "{\"text\": \"a\"}", &reply);
         int c = raw_connect(t->path);
         json_auto_t *rc = raw_recv(c);
         assert_too_many(rc, 1, false);
