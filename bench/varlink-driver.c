@@ -17,7 +17,18 @@
  *   varlink-driver spawn N CMD ARG...           N runs of CMD (must exit 0)
  *
  * Prints "p50_ns p99_ns mean_ns" of the N round trips. Every call must
- * succeed; a failure ends the run with exit status 1. */
+ * succeed; a failure ends the run with exit status 1.
+ *
+ *   varlink-driver varlink-closed SOCKET CLIENTS CALLS METHOD PARAMS
+ *       CLIENTS connections at once, each making CALLS calls back to back
+ *   varlink-driver varlink-open SOCKET CLIENTS RATE CALLS METHOD PARAMS
+ *       CALLS calls in all, one every 1/RATE s whatever the answers (open
+ *       loop), each on the connection idle longest; a call's time counts
+ *       from when it was due, so a late start is not hidden
+ *
+ * Print "p50_ns p99_ns max_ns errors calls_per_s": errors are calls
+ * answered with an error or lost with their connection; the load runs to
+ * the end either way. One sd-event loop drives every connection. */
 
 #include <fcntl.h>
 #include <sched.h>
@@ -162,6 +173,169 @@ static int run_varlink_once(uint64_t *v, const char *socket_path, const char *me
         return 0;
 }
 
+/* ---- many connections ----------------------------------------------- */
+
+typedef struct Load Load;
+
+typedef struct Client {
+        Load *load;
+        Varlink *link;
+        size_t done;      /* closed loop: its calls answered or lost */
+        uint64_t due;     /* when the call in flight was due */
+        bool dead;        /* its connection is gone */
+} Client;
+
+struct Load {
+        sd_event *event;
+        Client *clients;
+        size_t n_clients, n_dead;
+        size_t calls_per_client;            /* closed loop */
+        const char *method;
+        json_t *params;
+        uint64_t *latency;                  /* one per call answered without error */
+        size_t n_calls, n_ok, errors;
+        /* open loop: call k is due at start + k * interval */
+        uint64_t start, interval;
+        size_t n_sent;
+        size_t *idle, idle_head, n_idle;    /* a ring of clients, idle longest first */
+        sd_event_source *timer;
+};
+
+static void load_lost(Load *l, size_t calls) {
+        l->errors += calls;
+        if (l->n_ok + l->errors >= l->n_calls)
+                (void) sd_event_exit(l->event, 0);
+}
+
+static void client_dies(Client *c) {
+        c->dead = true;
+        c->load->n_dead++;
+}
+
+/* The connection's next call, until it has made its share. */
+static void closed_loop_next(Client *c) {
+        Load *l = c->load;
+        if (c->done >= l->calls_per_client)
+                return;
+        c->due = now_nsec();
+        if (c->dead || varlink_invoke(c->link, l->method, l->params) < 0) {
+                load_lost(l, l->calls_per_client - c->done);
+                c->done = l->calls_per_client;
+        }
+}
+
+/* Every call due by now goes out on the connection idle longest; the
+ * timer waits for the next one due. Once every connection is gone, the
+ * calls left are lost. */
+static void open_loop_send(Load *l) {
+        uint64_t now = now_nsec();
+        if (l->n_dead == l->n_clients && l->n_sent < l->n_calls) {
+                load_lost(l, l->n_calls - l->n_sent);
+                l->n_sent = l->n_calls;
+        }
+        while (l->n_sent < l->n_calls && l->start + l->n_sent * l->interval <= now && l->n_idle > 0) {
+                Client *c = l->clients + l->idle[l->idle_head];
+                l->idle_head = (l->idle_head + 1) % l->n_clients;
+                l->n_idle--;
+                c->due = l->start + l->n_sent++ * l->interval;
+                if (varlink_invoke(c->link, l->method, l->params) < 0) {
+                        client_dies(c);
+                        load_lost(l, 1);
+                }
+        }
+        if (l->n_sent < l->n_calls)
+                (void) sd_event_source_set_time(l->timer, (l->start + l->n_sent * l->interval) / 1000 + 1);
+        (void) sd_event_source_set_enabled(l->timer, l->n_sent < l->n_calls ? SD_EVENT_ONESHOT : SD_EVENT_OFF);
+}
+
+static int on_load_reply(Varlink *link, json_t *parameters, const char *error_id, VarlinkReplyFlags flags,
+                         void *userdata) {
+        Client *c = userdata;
+        Load *l = c->load;
+
+        if (error_id && (streq(error_id, VARLINK_ERROR_DISCONNECTED) || streq(error_id, VARLINK_ERROR_TIMEOUT) ||
+                         streq(error_id, VARLINK_ERROR_PROTOCOL)))
+                client_dies(c); /* nothing more comes on this connection */
+        if (!error_id)
+                l->latency[l->n_ok++] = now_nsec() - c->due;
+        else if (l->errors == 0)
+                fprintf(stderr, "first error: %s\n", error_id);
+        if (l->interval == 0) {
+                c->done++;
+                closed_loop_next(c);
+        } else {
+                if (!c->dead)
+                        l->idle[(l->idle_head + l->n_idle++) % l->n_clients] = c - l->clients;
+                open_loop_send(l);
+        }
+        load_lost(l, error_id ? 1 : 0);
+        return 0;
+}
+
+static int on_open_loop_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        open_loop_send(userdata);
+        return 0;
+}
+
+static int load_connect(Load *l, const char *socket_path) {
+        for (size_t i = 0; i < l->n_clients; i++) {
+                Client *c = l->clients + i;
+                *c = (Client) { .load = l };
+                if (connect_to(&c->link, socket_path) < 0 || varlink_attach_event(c->link, l->event, 0) < 0 ||
+                    varlink_bind_reply(c->link, on_load_reply) < 0)
+                        return -EIO;
+                varlink_set_userdata(c->link, c);
+                l->idle[i] = i;
+        }
+        l->n_idle = l->n_clients;
+        return 0;
+}
+
+static void load_report(Load *l, uint64_t elapsed) {
+        size_t n = l->n_ok;
+        qsort(l->latency, n, sizeof *l->latency, cmp_u64);
+        printf("%" PRIu64 " %" PRIu64 " %" PRIu64 " %zu %.0f\n", n ? percentile(l->latency, n, 50) : 0,
+               n ? percentile(l->latency, n, 99) : 0, n ? l->latency[n - 1] : 0, l->errors,
+               (double) (l->n_ok + l->errors) * 1e9 / (double) (elapsed ?: 1));
+}
+
+/* rate 0: closed loop, calls calls per client; else open loop, calls in all. */
+static int run_load(const char *socket_path, size_t clients, unsigned rate, size_t calls, const char *method,
+                    json_t *params) {
+        Load l = { .n_clients = clients, .method = method, .params = params };
+        int r = -ENOMEM;
+
+        l.n_calls = rate > 0 ? calls : clients * calls;
+        l.calls_per_client = calls;
+        l.interval = rate > 0 ? 1000000000ULL / rate : 0;
+        l.clients = calloc(clients, sizeof *l.clients);
+        l.idle = calloc(clients, sizeof *l.idle);
+        l.latency = calloc(l.n_calls, sizeof *l.latency);
+        if (l.clients && l.idle && l.latency && sd_event_new(&l.event) >= 0)
+                r = load_connect(&l, socket_path);
+        /* accuracy 1 µs: sd-event's default (0) is a quarter of a second */
+        if (r >= 0 && rate > 0)
+                r = sd_event_add_time(l.event, &l.timer, CLOCK_MONOTONIC, 0, 1, on_open_loop_timer, &l);
+        uint64_t t0 = now_nsec();
+        l.start = t0;
+        for (size_t i = 0; r >= 0 && rate == 0 && i < clients; i++)
+                closed_loop_next(l.clients + i);
+        if (r >= 0 && rate > 0)
+                open_loop_send(&l);
+        if (r >= 0)
+                r = sd_event_loop(l.event);
+        if (r >= 0)
+                load_report(&l, now_nsec() - t0);
+        for (size_t i = 0; l.clients && i < clients; i++)
+                varlink_unref(l.clients[i].link);
+        sd_event_source_disable_unref(l.timer);
+        sd_event_unref(l.event);
+        free(l.clients);
+        free(l.idle);
+        free(l.latency);
+        return r < 0;
+}
+
 /* ---- D-Bus ------------------------------------------------------------- */
 
 static int dbus_once(sd_bus *bus, char **a) {
@@ -210,18 +384,40 @@ static int run(uint64_t *v, size_t n, int argc, char **argv) {
         return 2;
 }
 
+/* The load modes print their own line. */
+static int run_load_mode(int argc, char **argv) {
+        bool open_loop = streq(argv[1], "varlink-open");
+        size_t clients = argc > 3 ? strtoul(argv[3], NULL, 10) : 0, calls;
+        unsigned long rate = 0;
+        json_auto_t *params = NULL;
+
+        if (argc != (open_loop ? 8 : 7) || clients == 0 || clients > 65536 ||
+            !(params = json_loads(argv[argc - 1], 0, NULL))) {
+                fprintf(stderr, "usage: see the head of bench/varlink-driver.c\n");
+                return 2;
+        }
+        if (open_loop)
+                rate = strtoul(argv[4], NULL, 10);
+        calls = strtoul(argv[argc - 3], NULL, 10);
+        if (calls == 0 || calls > 10000000 / clients || (open_loop && (rate == 0 || rate > 1000000)))
+                return 2;
+        return run_load(argv[2], clients, rate, calls, argv[argc - 2], params);
+}
+
 int main(int argc, char **argv) {
         _cleanup_free_ uint64_t *v = NULL;
         size_t n = 1;
 
         if (argc < 3)
                 return 2;
+        (void) signal(SIGPIPE, SIG_IGN);
+        if (streq(argv[1], "varlink-closed") || streq(argv[1], "varlink-open"))
+                return run_load_mode(argc, argv);
         if (!streq(argv[1], "varlink-once"))
                 n = strtoul(streq(argv[1], "varlink") || streq(argv[1], "varlink-connect") ? argv[3] : argv[2],
                             NULL, 10);
         if (n == 0 || n > 1000000 || !(v = calloc(n, sizeof *v)))
                 return 2;
-        (void) signal(SIGPIPE, SIG_IGN);
         int r = run(v, n, argc, argv);
         if (r == 0)
                 report(v, n, 1);

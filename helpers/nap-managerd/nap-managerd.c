@@ -8,6 +8,7 @@
 
 #include <getopt.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <systemd/sd-daemon.h>
 
 #include "../common/daemon.h"
@@ -20,6 +21,9 @@
 
 #define IDLE_TIMEOUT_DEFAULT_SEC 30U
 #define IDLE_TIMEOUT_MAX_SEC (7U * 24U * 3600U)
+/* Files the daemon holds besides its clients' connections: listeners, two
+ * bus connections, the journal, inotify, the pipes of 32 workers. */
+#define FILES_RESERVED 256U
 
 static const char *arg_listen = NULL;
 static int arg_scope = -1;
@@ -187,6 +191,22 @@ static int manager_context(Manager *m) {
         return r < 0 ? log_error_errno(r, "Failed to set up: %m") : 0;
 }
 
+/* Room for MaxConnections= clients: systemd starts a service with a soft
+ * limit of 1024 open files (for select()'s sake; nothing here uses it)
+ * and a hard one far above; the soft one is raised as far as needed. */
+static void manager_raise_file_limit(const NapConfig *c) {
+        rlim_t want = (rlim_t) c->max_connections + FILES_RESERVED;
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
+                return;
+        rl.rlim_cur = MIN(want, rl.rlim_max);
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur < want)
+                log_warning("At most %llu files may be open (LimitNOFILE=): fewer than MaxConnections=%u clients "
+                            "can be served at once",
+                            (unsigned long long) rl.rlim_max, c->max_connections);
+}
+
 static int manager_event(Manager *m) {
         int r = sd_event_default(&m->event);
         if (r < 0)
@@ -252,6 +272,8 @@ static int run(void) {
         r = manager_event(&m);
         if (r >= 0)
                 r = manager_context(&m);
+        if (r >= 0)
+                manager_raise_file_limit(m.context->config);
         if (r >= 0)
                 r = varlink_front_new(m.event, m.dispatcher, arg_listen, manager_update, &m, &m.varlink);
         if (r >= 0)

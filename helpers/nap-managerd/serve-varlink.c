@@ -162,6 +162,38 @@ unsigned varlink_front_connections(const VarlinkFront *f) {
         return f ? f->n_connections : 0;
 }
 
+/* A connection over a limit is told which, by name, before it is closed:
+ * its client's first call fails with this rather than a reset. The
+ * caller's error, not the daemon's: not logged above debug. */
+static json_t *on_refuse(VarlinkServer *s, const VarlinkRefusal *refusal, void *userdata) {
+        char message[256];
+
+        if (refusal->per_uid)
+                snprintf(message, sizeof message,
+                         "nap-managerd serves at most %u connections of one user (MaxConnectionsPerUser= in "
+                         "nap.conf), and uid %u has that many open: close some, or try again later",
+                         refusal->limit, (unsigned) refusal->uid);
+        else
+                snprintf(message, sizeof message,
+                         "nap-managerd serves at most %u connections (MaxConnections= in nap.conf), and that many "
+                         "are open: try again later",
+                         refusal->limit);
+        log_debug("Refused a connection of uid %d: %s", (int) refusal->uid, message);
+        return json_pack("{s:s, s:i, s:b}", "message", message, "limit", (int) refusal->limit, "per_user",
+                         refusal->per_uid);
+}
+
+/* MaxConnections= and MaxConnectionsPerUser= of nap.conf. */
+static int set_limits(VarlinkFront *f) {
+        const NapConfig *c = dispatcher_context(f->dispatcher)->config;
+        int r = varlink_server_set_connections_max(f->server, c->max_connections);
+        if (r >= 0)
+                r = varlink_server_set_connections_per_uid_max(f->server, c->max_connections_per_user);
+        if (r >= 0)
+                r = varlink_server_bind_refuse(f->server, INTERFACE ".TooManyConnections", on_refuse);
+        return r;
+}
+
 /* ---- setup ------------------------------------------------------------ */
 
 /* The sockets of nap-managerd.socket (FileDescriptorName=varlink). */
@@ -215,6 +247,8 @@ static int server_new(VarlinkFront *f, sd_event *event) {
                 r = varlink_server_bind_disconnect(f->server, on_disconnect);
         if (r >= 0)
                 r = varlink_server_set_message_max(f->server, MANAGER_MESSAGE_MAX);
+        if (r >= 0)
+                r = set_limits(f);
         if (r >= 0)
                 r = varlink_server_attach_event(f->server, event, SD_EVENT_PRIORITY_NORMAL);
         return r < 0 ? log_error_errno(r, "Failed to set up the varlink server: %m") : 0;

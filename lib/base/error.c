@@ -25,6 +25,7 @@ static const char *const error_kind_table[_NAP_ERROR_KIND_MAX] = {
         [NAP_ERROR_RESERVATION_EXISTS] = "ReservationExists",
         [NAP_ERROR_INSUFFICIENT_RESOURCES] = "InsufficientResources",
         [NAP_ERROR_NODE_IN_USE] = "NodeInUse",
+        [NAP_ERROR_TOO_MANY_CONNECTIONS] = "TooManyConnections",
 };
 
 const char *nap_error_kind_to_string(NapErrorKind k) {

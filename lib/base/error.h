@@ -32,6 +32,7 @@ typedef enum NapErrorKind {
         NAP_ERROR_RESERVATION_EXISTS, /* the name holds another reservation */
         NAP_ERROR_INSUFFICIENT_RESOURCES, /* the request fits no node (or not the one asked for) */
         NAP_ERROR_NODE_IN_USE,        /* a node with reservations cannot go */
+        NAP_ERROR_TOO_MANY_CONNECTIONS, /* nap-managerd's connection limit: a refused connection is told so */
         _NAP_ERROR_KIND_MAX,
         _NAP_ERROR_KIND_INVALID = -EINVAL,
 } NapErrorKind;

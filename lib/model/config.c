@@ -40,6 +40,13 @@
 #define DEFAULT_NODE_TTL 10u
 #define NODE_TTL_MIN 2u
 #define NODE_TTL_MAX 600u
+/* sd-varlink's defaults for its services. A quarter of the whole for one
+ * uid: one greedy user leaves three quarters to the others, and one uid
+ * still has room for hundreds of clients (a web console, a CI pool, the
+ * load test's 200, napctl's and every follow besides). */
+#define DEFAULT_MAX_CONNECTIONS 4096u
+#define DEFAULT_MAX_CONNECTIONS_PER_USER 1024u
+#define CONNECTIONS_MAX 65536u
 
 static const char *const scope_table[_NAP_SCOPE_MAX] = {
         [NAP_SCOPE_SYSTEM] = "system",
@@ -89,6 +96,8 @@ int nap_config_new_default(NapConfig **ret) {
         c->port_min = DEFAULT_PORT_MIN;
         c->port_max = DEFAULT_PORT_MAX;
         c->discovery_ttl = DEFAULT_DISCOVERY_TTL;
+        c->max_connections = DEFAULT_MAX_CONNECTIONS;
+        c->max_connections_per_user = DEFAULT_MAX_CONNECTIONS_PER_USER;
         *ret = TAKE_PTR(c);
         return 0;
 }
@@ -238,9 +247,10 @@ static int parse_port_range(Parser *p, const char *v) {
         return 0;
 }
 
-/* Seconds in min..max; empty: def. */
-static int parse_seconds(Parser *p, const char *v, unsigned def, unsigned min, unsigned max, unsigned *dst) {
-        unsigned long secs;
+/* A number of what (plural) in min..max; empty: def. */
+static int parse_count(Parser *p, const char *v, const char *what, unsigned def, unsigned min, unsigned max,
+                       unsigned *dst) {
+        unsigned long n;
         const char *end;
         char b[72];
 
@@ -248,12 +258,26 @@ static int parse_seconds(Parser *p, const char *v, unsigned def, unsigned min, u
                 *dst = def;
                 return 0;
         }
-        if (parse_unsigned(v, &end, &secs) < 0 || *end)
-                return bad_value(p, -EINVAL, "invalid number of seconds '%s'", shown(v, b));
-        if (secs < min || secs > max)
-                return bad_value(p, -ERANGE, "%lu seconds is out of range %u..%u", secs, min, max);
-        *dst = secs;
+        if (parse_unsigned(v, &end, &n) < 0 || *end)
+                return bad_value(p, -EINVAL, "invalid number of %s '%s'", what, shown(v, b));
+        if (n < min || n > max)
+                return bad_value(p, -ERANGE, "%lu %s is out of range %u..%u", n, what, min, max);
+        *dst = n;
         return 0;
+}
+
+static int parse_seconds(Parser *p, const char *v, unsigned def, unsigned min, unsigned max, unsigned *dst) {
+        return parse_count(p, v, "seconds", def, min, max, dst);
+}
+
+static int parse_max_connections(Parser *p, const char *v) {
+        return parse_count(p, v, "connections", DEFAULT_MAX_CONNECTIONS, 1, CONNECTIONS_MAX,
+                           &p->config->max_connections);
+}
+
+static int parse_max_connections_per_user(Parser *p, const char *v) {
+        return parse_count(p, v, "connections", DEFAULT_MAX_CONNECTIONS_PER_USER, 1, CONNECTIONS_MAX,
+                           &p->config->max_connections_per_user);
 }
 
 static int parse_discovery_ttl(Parser *p, const char *v) {
@@ -405,6 +429,8 @@ static const KeyParser key_table[] = {
         { "Memory",       parse_memory        },
         { "Storage",      parse_storage       },
         { "NodeTTL",      parse_node_ttl      },
+        { "MaxConnections", parse_max_connections },
+        { "MaxConnectionsPerUser", parse_max_connections_per_user },
 };
 
 /* ---- lines ---- */

@@ -19,6 +19,9 @@
  *   Memory=        capacity: bytes, K/M/G/T              default: physical memory
  *   Storage=       capacity: bytes, K/M/G/T              default: Root='s file system
  *   NodeTTL=       membership lease, seconds, 2..600     default 10
+ * nap-managerd(8)'s varlink connections:
+ *   MaxConnections=        in all, 1..65536              default 4096
+ *   MaxConnectionsPerUser= from one uid, 1..65536        default 1024
  * Lines: "Key=Value", "[Section]", blank, "#" or ";" comments. Whitespace
  * around keys and values is stripped. Unknown keys and unknown sections
  * are reported through warn() and ignored; a bad value is an error that
@@ -58,6 +61,7 @@ typedef struct NapConfig {
         char **labels;       /* sorted "key=value" strv */
         uint64_t cpu_milli, memory, storage; /* capacity; 0: detect */
         unsigned node_ttl;
+        unsigned max_connections, max_connections_per_user; /* nap-managerd's varlink connections */
         char *path;          /* the file it came from, NULL for built-in defaults */
 } NapConfig;
 

@@ -17,6 +17,10 @@
 #include "protocol/varlink.h"
 
 #define READ_CHUNK (64U * 1024U)
+/* A refused connection is closed once its peer wrote (its call) or hung
+ * up, or after this long; more than REFUSED_MAX at once, at once. */
+#define REFUSED_LINGER_USEC (2ULL * 1000000ULL)
+#define REFUSED_MAX 64U
 /* Steps per wakeup of one connection before the others get their turn. */
 #define PROCESS_BURST 8U
 
@@ -117,6 +121,15 @@ typedef struct Listener {
         sd_event_source *source;
 } Listener;
 
+/* A connection over a cap, told so, waiting to be closed. */
+typedef struct Refused Refused;
+struct Refused {
+        VarlinkServer *server;
+        Refused *next, *prev; /* in server->refused */
+        int fd;
+        sd_event_source *io_source, *time_source;
+};
+
 struct VarlinkServer {
         unsigned n_ref;
         VarlinkServerFlags flags;
@@ -130,11 +143,15 @@ struct VarlinkServer {
         bool listeners_paused;
         Varlink *connections; /* each holds one reference */
         unsigned n_connections, connections_max, connections_per_uid_max;
+        Refused *refused;
+        unsigned n_refused;
         size_t message_max;
         sd_event *event;
         int64_t priority;
         VarlinkConnect connect_callback;
         VarlinkDisconnect disconnect_callback;
+        VarlinkRefuse refuse_callback;
+        char *refuse_error;
         void *userdata;
 };
 
@@ -356,8 +373,11 @@ static void link_fail(Varlink *v, int r) {
 
 /* ---- links: I/O ---- */
 
+/* A server stops reading a peer that reads nothing; a client reads on
+ * after its write failed: the server may have answered and hung up first
+ * (a refusal, varlink_server_bind_refuse()). */
 static bool link_wants_read(const Varlink *v) {
-        return v->state != VARLINK_DISCONNECTED && !v->read_eof && !v->write_dead &&
+        return v->state != VARLINK_DISCONNECTED && !v->read_eof && !(v->write_dead && v->is_server) &&
                 buffer_live(&v->in) <= v->message_max;
 }
 
@@ -622,18 +642,20 @@ static int link_test_timeout(Varlink *v) {
 
 /* Whether the peer is gone for good, given what it can still send and
  * read. A server link whose peer hung up during a call is closed at once
- * (nobody can read the reply), which tells deferred handlers to stop. */
+ * (nobody can read the reply), which tells deferred handlers to stop. A
+ * client whose call could not be written waits for what the server said
+ * before it hung up. */
 static int link_test_disconnect(Varlink *v) {
         bool flushed = buffer_live(&v->out) == 0, gone;
 
-        if (v->write_dead)
+        if (v->write_dead && v->is_server)
                 gone = true;
         else if (v->state == VARLINK_IDLE_SERVER)
                 gone = v->read_eof && flushed && !link_has_message(v);
         else if (v->state == VARLINK_PROCESSING)
                 gone = v->got_hup && flushed;
         else if (v->state == VARLINK_IDLE_CLIENT)
-                gone = (v->got_hup || v->read_eof) && flushed;
+                gone = (v->got_hup || v->read_eof || v->write_dead) && flushed;
         else if (link_awaiting(v) && v->read_eof && !link_has_message(v))
                 return -ECONNRESET; /* a reply that cannot come */
         else
@@ -1393,6 +1415,7 @@ static VarlinkServer *server_free(VarlinkServer *s) {
         free(s->product);
         free(s->version);
         free(s->url);
+        free(s->refuse_error);
         free(s);
         return NULL;
 }
@@ -1508,6 +1531,18 @@ int varlink_server_bind_disconnect(VarlinkServer *s, VarlinkDisconnect callback)
         return 0;
 }
 
+int varlink_server_bind_refuse(VarlinkServer *s, const char *error_id, VarlinkRefuse callback) {
+        int r = 0;
+
+        if (!s || (callback && !varlink_qualified_name_is_valid(error_id)))
+                return -EINVAL;
+        if (callback)
+                r = replace_string(&s->refuse_error, error_id);
+        if (r >= 0)
+                s->refuse_callback = callback;
+        return r;
+}
+
 void *varlink_server_set_userdata(VarlinkServer *s, void *userdata) {
         void *old;
 
@@ -1586,9 +1621,11 @@ static unsigned server_count_uid(VarlinkServer *s, uid_t uid) {
         return n;
 }
 
-static int server_admit(VarlinkServer *s, const Varlink *v) {
+/* -ETOOMANYREFS over a cap, which *ret_refusal then describes. */
+static int server_admit(VarlinkServer *s, const Varlink *v, VarlinkRefusal *ret_refusal) {
         const VarlinkServerFlags checks = VARLINK_SERVER_ROOT_ONLY | VARLINK_SERVER_MYSELF_ONLY | VARLINK_SERVER_ACCOUNT_UID;
 
+        *ret_refusal = (VarlinkRefusal) { .limit = s->connections_max, .uid = v->ucred_valid ? v->ucred.uid : (uid_t) -1 };
         if (s->n_connections >= s->connections_max)
                 return -ETOOMANYREFS;
         if (!v->ucred_valid)
@@ -1598,9 +1635,20 @@ static int server_admit(VarlinkServer *s, const Varlink *v) {
         if ((s->flags & VARLINK_SERVER_MYSELF_ONLY) && v->ucred.uid != 0 && v->ucred.uid != getuid())
                 return -EPERM;
         if ((s->flags & VARLINK_SERVER_ACCOUNT_UID) &&
-            server_count_uid(s, v->ucred.uid) >= s->connections_per_uid_max)
+            server_count_uid(s, v->ucred.uid) >= s->connections_per_uid_max) {
+                *ret_refusal = (VarlinkRefusal) { .limit = s->connections_per_uid_max, .per_uid = true, .uid = v->ucred.uid };
                 return -ETOOMANYREFS;
+        }
         return 0;
+}
+
+/* One write, which a fresh socket's buffer takes whole; should it not, the
+ * peer sees the close alone, as without the callback. */
+static void server_send_refusal(VarlinkServer *s, Varlink *v, const VarlinkRefusal *refusal) {
+        json_auto_t *p = s->refuse_callback ? s->refuse_callback(s, refusal, s->userdata) : NULL;
+
+        if (json_is_object(p) && link_enqueue_reply(v, s->refuse_error, p, false) >= 0)
+                (void) link_write(v);
 }
 
 static int server_adopt(VarlinkServer *s, Varlink *v) {
@@ -1633,6 +1681,7 @@ static int server_adopt(VarlinkServer *s, Varlink *v) {
 
 int varlink_server_add_connection(VarlinkServer *s, int fd, Varlink **ret) {
         _cleanup_(varlink_unrefp) Varlink *v = NULL;
+        VarlinkRefusal refusal;
         int r;
 
         if (!s || fd < 0)
@@ -1643,7 +1692,9 @@ int varlink_server_add_connection(VarlinkServer *s, int fd, Varlink **ret) {
         r = link_new(&v, fd);
         if (r < 0)
                 return r;
-        r = server_admit(s, v);
+        r = server_admit(s, v, &refusal);
+        if (r == -ETOOMANYREFS)
+                server_send_refusal(s, v, &refusal);
         if (r >= 0)
                 r = server_adopt(s, v);
         if (r < 0) {
@@ -1653,6 +1704,59 @@ int varlink_server_add_connection(VarlinkServer *s, int fd, Varlink **ret) {
         if (ret)
                 *ret = v;
         return 0;
+}
+
+/* ---- server: refused connections ---- */
+
+static void refused_free(Refused *r) {
+        VarlinkServer *s = r->server;
+
+        if (r->prev)
+                r->prev->next = r->next;
+        else
+                s->refused = r->next;
+        if (r->next)
+                r->next->prev = r->prev;
+        s->n_refused--;
+        sd_event_source_disable_unref(r->io_source);
+        sd_event_source_disable_unref(r->time_source);
+        safe_close(r->fd);
+        free(r);
+}
+
+static int refused_io_callback(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
+        refused_free(userdata);
+        return 0;
+}
+
+static int refused_time_callback(sd_event_source *source, uint64_t usec, void *userdata) {
+        refused_free(userdata);
+        return 0;
+}
+
+/* Takes fd, which was sent the refusal. Closed at once, a client that
+ * writes its call before it reads would fail on EPIPE without reading the
+ * refusal; so the server's side is only shut for writing until the peer
+ * wrote or hung up (a bounded wait, for a bounded number). */
+static void server_linger_refused(VarlinkServer *s, int fd) {
+        Refused *r = NULL;
+        int k;
+
+        if (!s->event || s->n_refused >= REFUSED_MAX || shutdown(fd, SHUT_WR) < 0 || !(r = calloc(1, sizeof *r))) {
+                safe_close(fd);
+                return;
+        }
+        *r = (Refused) { .server = s, .next = s->refused, .fd = fd };
+        if (r->next)
+                r->next->prev = r;
+        s->refused = r;
+        s->n_refused++;
+        k = sd_event_add_io(s->event, &r->io_source, fd, EPOLLIN, refused_io_callback, r);
+        if (k >= 0)
+                k = sd_event_add_time_relative(s->event, &r->time_source, CLOCK_MONOTONIC, REFUSED_LINGER_USEC, 0,
+                                               refused_time_callback, r);
+        if (k < 0)
+                refused_free(r);
 }
 
 /* ---- server: listeners ---- */
@@ -1670,9 +1774,13 @@ static int listener_io_callback(sd_event_source *source, int fd, uint32_t revent
                         server_pause_listeners(s, true);
                 return 0;
         }
-        /* A refused connection (caps, flags) is closed right here. */
-        if (varlink_server_add_connection(s, cfd, NULL) >= 0)
+        /* A refused connection is closed right here, unless it was told
+         * why (caps, with a refuse callback). */
+        int r = varlink_server_add_connection(s, cfd, NULL);
+        if (r >= 0)
                 TAKE_FD(cfd);
+        else if (r == -ETOOMANYREFS && s->refuse_callback)
+                server_linger_refused(s, TAKE_FD(cfd));
         return 0;
 }
 
@@ -1782,6 +1890,8 @@ int varlink_server_detach_event(VarlinkServer *s) {
                 s->listeners[i].source = sd_event_source_disable_unref(s->listeners[i].source);
         for (Varlink *v = s->connections; v; v = v->next)
                 link_detach_event(v);
+        while (s->refused)
+                refused_free(s->refused);
         s->event = sd_event_unref(s->event);
         return 0;
 }
@@ -1791,6 +1901,8 @@ int varlink_server_shutdown(VarlinkServer *s) {
                 return -EINVAL;
         while (s->connections)
                 link_disconnect(s->connections);
+        while (s->refused)
+                refused_free(s->refused);
         for (size_t i = 0; i < s->n_listeners; i++) {
                 sd_event_source_disable_unref(s->listeners[i].source);
                 safe_close(s->listeners[i].fd);

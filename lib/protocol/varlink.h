@@ -104,6 +104,15 @@ typedef int (*VarlinkConnect)(VarlinkServer *server, Varlink *link, void *userda
 /* A connection is gone (peer hung up, protocol error, shutdown); drop
  * what you keep for it. Must not drop the last reference to server. */
 typedef void (*VarlinkDisconnect)(VarlinkServer *server, Varlink *link, void *userdata);
+/* nap extension: a connection refused because a cap was reached. */
+typedef struct VarlinkRefusal {
+        unsigned limit; /* the cap */
+        bool per_uid;   /* connections_per_uid_max (else connections_max) */
+        uid_t uid;      /* the peer's; (uid_t) -1 when unknown */
+} VarlinkRefusal;
+/* The parameters of the error a refused connection is sent (a new
+ * reference, an object); NULL sends nothing. userdata: the server's. */
+typedef json_t *(*VarlinkRefuse)(VarlinkServer *server, const VarlinkRefusal *refusal, void *userdata);
 /* A reply on the client side; parameters (an object) and error_id are
  * borrowed for the duration of the callback. Local failures arrive as
  * VARLINK_ERROR_DISCONNECTED/TIMEOUT/PROTOCOL. */
@@ -138,6 +147,16 @@ int varlink_server_bind_method_full(VarlinkServer *s, const char *method, Varlin
 int varlink_server_bind_method_many(VarlinkServer *s, ...) _sentinel_;
 int varlink_server_bind_connect(VarlinkServer *s, VarlinkConnect callback);
 int varlink_server_bind_disconnect(VarlinkServer *s, VarlinkDisconnect callback);
+/* nap extension. sd-varlink closes a connection over a cap without a
+ * word, and its client sees a reset. With this, such a connection is
+ * first sent {"error": error_id, "parameters": callback(...)} in one
+ * non-blocking write (a fresh socket's buffer takes it whole): the reply
+ * that the client's first call reads, sent or not yet. A connection from
+ * a listener is then shut for writing and closed once the peer wrote (its
+ * call) or hung up, after 2 s at the latest, so that a client that writes
+ * before it reads is not failed by EPIPE first; at most 64 wait so at
+ * once, more are closed at once. callback NULL: back to the silent close. */
+int varlink_server_bind_refuse(VarlinkServer *s, const char *error_id, VarlinkRefuse callback);
 void *varlink_server_set_userdata(VarlinkServer *s, void *userdata); /* returns the old one */
 void *varlink_server_get_userdata(VarlinkServer *s);
 
@@ -154,8 +173,9 @@ int varlink_server_listen_fd(VarlinkServer *s, int fd);
  * chmod) or "@abstract"; a "unix:" prefix is accepted. */
 int varlink_server_listen_address(VarlinkServer *s, const char *address, mode_t mode);
 /* Serves an already connected socket; owned by the server on success.
- * *ret (optional) is not a new reference. -ETOOMANYREFS over a cap,
- * -EPERM if refused by the server flags or the connect callback's error. */
+ * *ret (optional) is not a new reference. -ETOOMANYREFS over a cap (the
+ * refusal is sent first, see varlink_server_bind_refuse), -EPERM if
+ * refused by the server flags or the connect callback's error. */
 int varlink_server_add_connection(VarlinkServer *s, int fd, Varlink **ret);
 
 /* NULL: the default event loop of this thread. */
@@ -215,8 +235,10 @@ int varlink_set_relative_timeout(Varlink *v, uint64_t usec);
  * borrowed, valid until the next call on v or its last unref. Returns 0
  * also when the reply is an error if ret_error_id is given; without it an
  * error reply becomes varlink_error_to_errno(). -ETIMEDOUT, -ECONNRESET
- * if the server hung up, -EPROTO/-EBADMSG on a broken reply (v is then
- * disconnected). */
+ * if the server hung up without a reply, -EPROTO/-EBADMSG on a broken
+ * reply (v is then disconnected). What a server sent before it hung up
+ * is read even when the call could no longer be written (a refusal,
+ * varlink_server_bind_refuse()), and taken as its reply. */
 int varlink_call(Varlink *v, const char *method, json_t *parameters, json_t **ret_parameters, const char **ret_error_id);
 /* Blocking call with "more": the parameters of every reply, in an array
  * (borrowed as above). An error reply ends the collection; the array then

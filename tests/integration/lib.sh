@@ -567,3 +567,62 @@ varlink_assert_reply() {
 varlink_assert_error() {
         varlink_assert_reply "$1" '.error' "$2"
 }
+
+# Long-lived connections to $NAP_VARLINK_SOCKET (a keeper, a follower, a
+# slow caller): socat with its input from a FIFO this script holds open
+# and its output in $NAP_TEST_DIR/conn-NAME.out. (Not bash coprocesses:
+# bash tracks only one at a time.) As another uid with VARLINK_UID=N.
+conn_open() { # NAME
+        local fifo=$NAP_TEST_DIR/conn-$1.in fd as=()
+        [ -n "${VARLINK_UID:-}" ] && as=(setpriv --reuid="$VARLINK_UID" --regid="$VARLINK_UID" --clear-groups)
+        rm -f "$fifo" "$NAP_TEST_DIR/conn-$1.out"
+        mkfifo "$fifo" || return 1
+        "${as[@]}" socat - "UNIX-CONNECT:$NAP_VARLINK_SOCKET" <"$fifo" >"$NAP_TEST_DIR/conn-$1.out" 2>/dev/null &
+        printf -v "CONN_PID_$1" %s "$!"
+        exec {fd}>"$fifo"
+        printf -v "CONN_FD_$1" %s "$fd"
+}
+conn_send() { # NAME JSON
+        local fd=CONN_FD_$1
+        printf '%s\0' "$2" >&"${!fd}"
+}
+conn_replies() { tr '\0' '\n' <"$NAP_TEST_DIR/conn-$1.out"; }
+conn_has() { [ "$(tr -cd '\0' <"$NAP_TEST_DIR/conn-$1.out" | wc -c)" -ge "$2" ]; }
+# conn_call NAME JSON: sends a call, prints its reply (within 10 s).
+conn_call() {
+        local n
+        n=$(tr -cd '\0' <"$NAP_TEST_DIR/conn-$1.out" | wc -c)
+        conn_send "$1" "$2" || return 1
+        wait_until 10 conn_has "$1" $((n + 1)) || return 1
+        conn_replies "$1" | sed -n "$((n + 1))p"
+}
+conn_hangup() { # NAME: the client goes away
+        local pid=CONN_PID_$1 fd=CONN_FD_$1
+        kill "${!pid}" 2>/dev/null
+        wait "${!pid}" 2>/dev/null
+        eval "exec ${!fd}>&-"
+}
+
+# slow_server_start PORT: an HTTP "server" on 127.0.0.1:PORT that accepts
+# one connection and says nothing until slow_server_release: a fetch from
+# it waits in its worker meanwhile, as long as the test needs, however
+# loaded the machine. Returns once it listens (python3 may take most of a
+# second to start on a loaded machine). slow_server_accepted: the fetch
+# has begun.
+slow_server_start() {
+        rm -f "$NAP_TEST_DIR/slow.accepted" "$NAP_TEST_DIR/slow.release"
+        python3 -c 'import os, socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(8)
+c, _ = s.accept(); open(sys.argv[2] + "/slow.accepted", "w").close()
+while not os.path.exists(sys.argv[2] + "/slow.release"): time.sleep(0.05)
+c.close()' "$1" "$NAP_TEST_DIR" &
+        SLOW_SERVER=$!
+        wait_until 10 tcp_listening "$1"
+}
+slow_server_accepted() { [ -e "$NAP_TEST_DIR/slow.accepted" ]; }
+# The fetch gets its connection closed without an answer: FetchFailed.
+slow_server_release() {
+        touch "$NAP_TEST_DIR/slow.release"
+        wait "$SLOW_SERVER" 2>/dev/null
+}

@@ -332,34 +332,27 @@ assert_error "an unknown method: UnknownMethod" org.freedesktop.DBus.Error.Unkno
 
 # ============================================== a slow call blocks nobody
 log "a slow call"
-# An HTTP "server" that accepts and says nothing for 6 s (> IDLE): a
-# DeployApp from it waits in its worker meanwhile.
+# The DeployApp waits in its worker until the slow server lets go; only
+# then is the daemon's PID read: a daemon that went idle just before is
+# not the one running the call.
 SLOW_PORT=$NAP_PORT_MAX
-python3 -c 'import socket, sys, time
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(8)
-c, _ = s.accept(); time.sleep(6); c.close()' "$SLOW_PORT" &
-SLOW_SERVER=$!
-# python3 may take most of a second to start on a loaded machine: wait
-# until it listens, or the DeployApp fails at once with "refused".
-check "the slow server listens" wait_until 10 tcp_listening "$SLOW_PORT"
-PID=$(svc_prop MainPID)
+check "the slow server listens" slow_server_start "$SLOW_PORT"
 (berror DeployApp string:alice_slow "string:http://127.0.0.1:$SLOW_PORT/slow.git" && echo "$BERR") >"$T/slow.out" &
 SLOW_CLIENT=$!
-sleep 1
+check "the DeployApp's worker is fetching from it" wait_until 30 slow_server_accepted
+PID=$(svc_prop MainPID)
 T0=$(now_ms)
 bcall ListInstances s $SVC
 T1=$(now_ms)
 assert_bus "while a DeployApp waits in its worker, ListInstances is answered" '.data[0] | length' 2
 check "within a second ($((T1 - T0)) ms)" test $((T1 - T0)) -lt 1000
-sleep $((IDLE + 1))
+sleep $((IDLE + 1)) # what must not happen in IDLE s: nothing to wait for
 check "the pending call keeps the daemon from going idle ($IDLE s)" test ! -s "$T/slow.out"
+slow_server_release
 wait "$SLOW_CLIENT"
 assert_eq "the DeployApp is answered asynchronously, once its server gives up: FetchFailed" \
         "$ERR_PREFIX.FetchFailed" "$(cat "$T/slow.out")"
 assert_eq "by the same process" "$PID" "$(svc_prop MainPID)"
-kill "$SLOW_SERVER" 2>/dev/null
-wait "$SLOW_SERVER" 2>/dev/null
 
 # ============================================================ authorization
 log "authorization"
@@ -389,15 +382,24 @@ assert_bus "it is gone" '.data[0] | map(.[0]) | join(";")' "$I1"
 
 # ============================== one uid lookup per connection, not per call
 log "the caller's uid is asked of the bus daemon once per connection"
+# The monitor shows a marker (a call of ours to the bus daemon) once it
+# is installed; the bus daemon passes messages to it in the order it
+# handles them, so the marker sent after the command comes after every
+# lookup made for it.
+monitor_marked() { # FILE MARKER: sends the marker, true once the monitor printed it
+        timeout 10 busctl --user call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus \
+                NameHasOwner s "$2" >/dev/null 2>&1
+        grep -q "$2" "$1"
+}
 lookups() { # COMMAND...: runs it under a bus monitor; prints how many times
         # nap-managerd asked the bus daemon for a caller's credentials
         local mon=$T/monitor pid
         timeout 60 busctl --user monitor --match="type='method_call',destination='org.freedesktop.DBus'" \
                 >"$mon" 2>&1 &
         pid=$!
-        sleep 1 # the monitor is installed
+        wait_until 30 monitor_marked "$mon" io.nap.Test.Before$pid || echo "the monitor never started" >&2
         "$@" >"$T/lookups.out" 2>&1
-        sleep 0.5
+        wait_until 30 monitor_marked "$mon" io.nap.Test.After$pid || echo "the monitor stopped" >&2
         kill "$pid" 2>/dev/null
         wait "$pid" 2>/dev/null
         grep -cE 'Member=(GetConnectionCredentials|GetConnectionUnixUser)$' "$mon"

@@ -50,38 +50,6 @@ svc_active() { [ "$(timeout 30 systemctl --user is-active nap-managerd.service 2
 svc_inactive() { [ "$(timeout 30 systemctl --user is-active nap-managerd.service 2>/dev/null)" = inactive ]; }
 status_is() { [ "$(svc_prop StatusText)" = "$1" ]; }
 
-# Long-lived connections (the keeper, a follower, a slow caller): socat
-# with its input from a FIFO this script holds open and its output in a
-# file. (Not bash coprocesses: bash tracks only one at a time.)
-conn_open() { # NAME
-        local fifo=$T/conn-$1.in fd
-        rm -f "$fifo" "$T/conn-$1.out"
-        mkfifo "$fifo" || return 1
-        socat - "UNIX-CONNECT:$SOCK" <"$fifo" >"$T/conn-$1.out" 2>/dev/null &
-        printf -v "CONN_PID_$1" %s "$!"
-        exec {fd}>"$fifo"
-        printf -v "CONN_FD_$1" %s "$fd"
-}
-conn_send() { # NAME JSON
-        local fd=CONN_FD_$1
-        printf '%s\0' "$2" >&"${!fd}"
-}
-conn_replies() { tr '\0' '\n' <"$T/conn-$1.out"; }
-conn_has() { [ "$(tr -cd '\0' <"$T/conn-$1.out" | wc -c)" -ge "$2" ]; }
-# conn_call NAME JSON: sends a call, prints its reply (within 10 s).
-conn_call() {
-        local n
-        n=$(tr -cd '\0' <"$T/conn-$1.out" | wc -c)
-        conn_send "$1" "$2" || return 1
-        wait_until 10 conn_has "$1" $((n + 1)) || return 1
-        conn_replies "$1" | sed -n "$((n + 1))p"
-}
-conn_hangup() { # NAME: the client goes away
-        local pid=CONN_PID_$1 fd=CONN_FD_$1
-        kill "${!pid}" 2>/dev/null
-        wait "${!pid}" 2>/dev/null
-        eval "exec ${!fd}>&-"
-}
 keeper_open() { conn_open keeper; }
 keeper_call() { conn_call keeper "$1"; }
 
@@ -300,20 +268,11 @@ assert_eq "the service is still the same process" "$PID" "$(svc_prop MainPID)"
 
 # ============================================ a slow call blocks nobody
 log "a slow call"
-# An HTTP "server" that accepts and says nothing for 6 s: a DeployApp from
-# it hangs in its worker meanwhile.
 SLOW_PORT=$NAP_PORT_MAX
-python3 -c 'import socket, sys, time
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(8)
-c, _ = s.accept(); time.sleep(6); c.close()' "$SLOW_PORT" &
-SLOW_SERVER=$!
-# python3 may take most of a second to start on a loaded machine: wait
-# until it listens, or the DeployApp fails at once with "refused".
-check "the slow server listens" wait_until 10 tcp_listening "$SLOW_PORT"
+check "the slow server listens" slow_server_start "$SLOW_PORT"
 conn_open slow
 conn_send slow "{\"method\":\"$M.DeployApp\",\"parameters\":{\"service\":\"alice_slow\",\"url\":\"http://127.0.0.1:$SLOW_PORT/slow.git\"}}"
-sleep 1
+check "the DeployApp's worker is fetching from it" wait_until 30 slow_server_accepted
 T0=$(date +%s%N)
 REPLY=$(keeper_call '{"method":"io.nap.Manager.ListInstances","parameters":{"service":"alice_hello"}}')
 T1=$(date +%s%N)
@@ -321,11 +280,10 @@ assert_eq "while a DeployApp hangs, another client's ListInstances is answered" 
         "$(jq -r '.parameters.instances | length' <<<"$REPLY" 2>&1)"
 check "within a second ($(((T1 - T0) / 1000000)) ms)" test $(((T1 - T0) / 1000000)) -lt 1000
 check "the DeployApp is still waiting then" test ! -s "$T/conn-slow.out"
+slow_server_release
 check "the DeployApp is answered once its server gives up" wait_until 20 conn_has slow 1
 assert_eq "with FetchFailed" "$M.FetchFailed" "$(conn_replies slow | head -n 1 | jq -r .error 2>&1)"
 conn_hangup slow
-kill "$SLOW_SERVER" 2>/dev/null
-wait "$SLOW_SERVER" 2>/dev/null
 
 # ============================================================ authorization
 log "authorization"

@@ -69,6 +69,8 @@ static void assert_defaults(const NapConfig *c) {
         assert_int_equal(c->node_ttl, 10);
         assert_int_equal(c->discovery_ttl, 60);
         assert_string_equal(c->authorized_keys, "/var/lib/nap/.ssh/authorized_keys");
+        assert_int_equal(c->max_connections, 4096);
+        assert_int_equal(c->max_connections_per_user, 1024);
 }
 
 static void test_scope_strings(void **state) {
@@ -277,6 +279,21 @@ static void test_discovery_ttl(void **state) {
               "nap.conf:2: DiscoveryTTL=: invalid number of seconds '18446744073709551616'");
 }
 
+static void test_max_connections(void **state) {
+        _cleanup_(nap_config_freep) NapConfig *c = parse_ok("[Nap]\nMaxConnections=10\nMaxConnectionsPerUser=3\n", NULL);
+        assert_int_equal(c->max_connections, 10);
+        assert_int_equal(c->max_connections_per_user, 3);
+        _cleanup_(nap_config_freep) NapConfig *d = parse_ok("[Nap]\nMaxConnections=65536\nMaxConnectionsPerUser=\n", NULL);
+        assert_int_equal(d->max_connections, 65536);
+        assert_int_equal(d->max_connections_per_user, 1024);
+        fails_range("[Nap]\nMaxConnections=0\n", "nap.conf:2: MaxConnections=: 0 connections is out of range 1..65536");
+        fails_range("[Nap]\nMaxConnectionsPerUser=65537\n",
+                    "nap.conf:2: MaxConnectionsPerUser=: 65537 connections is out of range 1..65536");
+        fails("[Nap]\nMaxConnections=lots\n", "nap.conf:2: MaxConnections=: invalid number of connections 'lots'");
+        fails("[Nap]\nMaxConnectionsPerUser=-1\n",
+              "nap.conf:2: MaxConnectionsPerUser=: invalid number of connections '-1'");
+}
+
 static void test_cluster(void **state) {
         _cleanup_(nap_config_freep) NapConfig *c = parse_ok(
                 "[Nap]\nClusterPrefix=/c/x\nNode=h1\nLabels=zone=a,gpu=1\nCPU=1.5\nMemory=2G\nStorage=10G\nNodeTTL=5\n",
@@ -478,6 +495,7 @@ int main(void) {
                 cmocka_unit_test(test_host),
                 cmocka_unit_test(test_port_range),
                 cmocka_unit_test(test_discovery_ttl),
+                cmocka_unit_test(test_max_connections),
                 cmocka_unit_test(test_cluster),
                 cmocka_unit_test(test_etcd_prefix),
                 cmocka_unit_test(test_authorized_keys),

@@ -49,7 +49,8 @@ static const char test_interface[] =
         "method Unbound() -> ()\n"
         "method NeedMore() -> (n: int)\n"
         "method Fail() -> ()\n"
-        "error Boom (reason: string)\n";
+        "error Boom (reason: string)\n"
+        "error TooMany (limit: int, perUid: bool)\n";
 
 #define SLOW_MAX 16
 
@@ -1132,16 +1133,22 @@ static void test_connection_caps(void **state) {
         close(fds[0][1]);
 }
 
+/* The server runs with connections_max, and one client is served. */
+static Varlink *serve_under_cap(TestServer *t, unsigned connections_max) {
+        json_t *reply = NULL;
+        assert_int_equal(varlink_server_set_connections_max(t->server, connections_max), 0);
+        server_listen(t);
+        server_run(t);
+        Varlink *a = client_new(t);
+        call_ok(a, "io.nap.Test.Echo", "{\"text\": \"a\"}", &reply);
+        return a;
+}
+
 /* The listener: over the cap, a connection is accepted and closed at once. */
 static void test_connection_cap_listener(void **state) {
         TestServer *t = *state;
-        assert_int_equal(varlink_server_set_connections_max(t->server, 2), 0);
-        server_listen(t);
-        server_run(t);
-
-        _cleanup_(varlink_unrefp) Varlink *a = client_new(t);
+        _cleanup_(varlink_unrefp) Varlink *a = serve_under_cap(t, 2);
         json_t *reply = NULL;
-        call_ok(a, "io.nap.Test.Echo", "{\"text\": \"a\"}", &reply);
         int b = raw_connect(t->path);
         raw_send(b, "{\"method\": \"io.nap.Test.Echo\", \"parameters\": {\"text\": \"b\"}}");
         json_auto_t *rb = raw_recv(b);
@@ -1163,6 +1170,81 @@ static void test_connection_cap_listener(void **state) {
         }
         assert_non_null(reply);
         assert_int_equal(json_integer_value(json_object_get(reply, "connections")), 2);
+}
+
+static json_t *refuse_too_many(VarlinkServer *s, const VarlinkRefusal *refusal, void *userdata) {
+        return json_pack("{s:i, s:b}", "limit", (int) refusal->limit, "perUid", refusal->per_uid);
+}
+
+static void assert_too_many(json_t *reply, int limit, bool per_uid) {
+        assert_non_null(reply);
+        assert_string_equal(json_string_value(json_object_get(reply, "error")), "io.nap.Test.TooMany");
+        json_t *p = json_object_get(reply, "parameters");
+        assert_int_equal(json_integer_value(json_object_get(p, "limit")), limit);
+        assert_int_equal(json_is_true(json_object_get(p, "perUid")), per_uid);
+}
+
+/* With a refuse callback, a connection over a cap is told why before the
+ * close: a raw peer reads the error, a client's first call returns it. */
+static void test_connection_cap_refusal(void **state) {
+        TestServer *t = *state;
+        assert_int_equal(varlink_server_bind_refuse(t->server, "no-dots", refuse_too_many), -EINVAL);
+        assert_int_equal(varlink_server_bind_refuse(t->server, "io.nap.Test.TooMany", refuse_too_many), 0);
+        _cleanup_(varlink_unrefp) Varlink *a = serve_under_cap(t, 1);
+        json_t *reply = NULL;
+        int c = raw_connect(t->path);
+        json_auto_t *rc = raw_recv(c);
+        assert_too_many(rc, 1, false);
+        assert_true(raw_closed(c));
+        close(c);
+        /* told before it wrote: its call still goes out (no EPIPE), then
+         * the server closes */
+        c = raw_connect(t->path);
+        json_auto_t *rc2 = raw_recv(c);
+        assert_too_many(rc2, 1, false);
+        const char call[] = "{\"method\": \"io.nap.Test.Echo\", \"parameters\": {\"text\": \"c\"}}";
+        assert_int_equal(send(c, call, sizeof call, MSG_NOSIGNAL), (ssize_t) sizeof call);
+        assert_true(raw_closed(c));
+        close(c);
+        _cleanup_(varlink_unrefp) Varlink *d = client_new(t);
+        call_error(d, "io.nap.Test.Echo", "{\"text\": \"d\"}", "io.nap.Test.TooMany", NULL, NULL);
+        assert_int_equal(varlink_call(d, "io.nap.Test.Echo", NULL, NULL, NULL), -ECONNRESET);
+        call_ok(a, "io.nap.Test.Echo", "{\"text\": \"a again\"}", &reply);
+
+        /* per uid, through varlink_server_add_connection() */
+        _cleanup_(varlink_server_unrefp) VarlinkServer *s = NULL;
+        int fds[2][2];
+        assert_int_equal(varlink_server_new(&s, VARLINK_SERVER_ACCOUNT_UID), 0);
+        assert_int_equal(varlink_server_set_connections_per_uid_max(s, 1), 0);
+        assert_int_equal(varlink_server_bind_refuse(s, "io.nap.Test.TooMany", refuse_too_many), 0);
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds[0]), 0);
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds[1]), 0);
+        assert_int_equal(varlink_server_add_connection(s, fds[0][0], NULL), 0);
+        assert_int_equal(varlink_server_add_connection(s, fds[1][0], NULL), -ETOOMANYREFS);
+        close(fds[1][0]);
+        json_auto_t *r1 = raw_recv(fds[1][1]);
+        assert_too_many(r1, 1, true);
+        close(fds[1][1]);
+        close(fds[0][1]);
+}
+
+/* A server that answered and hung up before the call could be written:
+ * the call fails to be sent, its answer is read all the same. */
+static void test_client_reads_answer_after_hangup(void **state) {
+        _cleanup_(varlink_unrefp) Varlink *c = NULL;
+        const char *error_id = NULL;
+        json_t *reply = NULL;
+        int fds[2];
+
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+        assert_int_equal(varlink_connect_fd(&c, fds[0]), 0);
+        raw_send(fds[1], "{\"error\": \"io.nap.Test.TooMany\", \"parameters\": {\"limit\": 3, \"perUid\": true}}");
+        close(fds[1]);
+        assert_int_equal(varlink_call(c, "io.nap.Test.Echo", NULL, &reply, &error_id), 0);
+        assert_string_equal(error_id, "io.nap.Test.TooMany");
+        assert_int_equal(json_integer_value(json_object_get(reply, "limit")), 3);
+        /* and then it is over */
+        assert_int_equal(varlink_call(c, "io.nap.Test.Echo", NULL, NULL, NULL), -ECONNRESET);
 }
 
 static void test_client_protocol_errors(void **state) {
@@ -1241,6 +1323,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_async_timeout, server_setup_only, teardown),
                 cmocka_unit_test_setup_teardown(test_connection_caps, server_setup_only, teardown),
                 cmocka_unit_test_setup_teardown(test_connection_cap_listener, server_setup_only, teardown),
+                cmocka_unit_test_setup_teardown(test_connection_cap_refusal, server_setup_only, teardown),
+                cmocka_unit_test(test_client_reads_answer_after_hangup),
                 cmocka_unit_test(test_client_protocol_errors),
                 cmocka_unit_test(test_server_api_checks),
         };
