@@ -253,7 +253,7 @@ static void on_recovered(json_t *envelope, void *userdata) {
 /* A process of ours killed half-way through an operation (the whole unit,
  * SIGKILL) left an intent record: its app is put right in a worker now, not
  * on the first call's path (every operation on that app would do it first
- * anyway, under the app's lock). One readdir per user when there is none. */
+ * anyway, under the app's lock). One readdir of ROOT/intents when there is none. */
 static void manager_recover(Manager *m) {
         if (!nap_recover_pending(m->context->config))
                 return;

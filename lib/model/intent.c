@@ -191,16 +191,24 @@ char *nap_intent_format(const NapIntent *i) {
 
 /* ---- on disk ---------------------------------------------------------- */
 
+static char *intents_dir(const NapConfig *c) {
+        return path_join(c->root, "intents", NULL);
+}
+
 char *nap_intent_path(const NapConfig *c, const NapService *s) {
-        _cleanup_free_ char *base = strdup_printf(".%s_%s.intent", s->user, s->app);
-        return base ? path_join(c->root, "services", s->user, base, NULL) : NULL;
+        char name[NAP_SERVICE_NAME_MAX + sizeof ".intent"];
+        snprintf(name, sizeof name, "%s_%s.intent", s->user, s->app);
+        return path_join(c->root, "intents", name, NULL);
 }
 
 int nap_intent_save(const NapConfig *c, const NapIntent *i, NapError *e) {
         _cleanup_free_ char *path = nap_intent_path(c, &i->service), *text = nap_intent_format(i);
-        if (!path || !text)
+        _cleanup_free_ char *dir = intents_dir(c);
+        if (!path || !text || !dir)
                 return nap_error_errno(e, -ENOMEM, "Failed to record the operation");
-        int r = write_file_atomic(path, text, strlen(text), 0600);
+        int r = mkdir_p(dir, 0700);
+        if (r >= 0)
+                r = write_file_atomic(path, text, strlen(text), 0600);
         if (r >= 0)
                 r = fsync_directory_of(path);
         return r < 0 ? nap_error_errno(e, r, "Failed to write %s", path) : 0;
@@ -232,46 +240,29 @@ void nap_intent_remove(const NapConfig *c, const NapService *s) {
                 (void) unlink(path);
 }
 
-/* ".USER_APP.intent" in ROOT/services/USER. */
-static int service_of_intent_file(const char *user, const char *file, NapService *ret) {
-        const char *rest = startswith(file, ".");
-        const char *suffix = rest ? endswith(rest, ".intent") : NULL;
+/* "USER_APP.intent" in ROOT/intents. */
+static int service_of_intent_file(const char *file, NapService *ret) {
+        const char *suffix = endswith(file, ".intent");
         char name[NAP_SERVICE_NAME_MAX];
-        if (!suffix || (size_t) (suffix - rest) >= sizeof name)
+        if (!suffix || (size_t) (suffix - file) >= sizeof name)
                 return -EINVAL;
-        memcpy(name, rest, suffix - rest);
-        name[suffix - rest] = 0;
-        int r = nap_service_parse(name, ret, NULL);
-        return r < 0 || !streq(ret->user, user) ? -EINVAL : 0;
+        memcpy(name, file, suffix - file);
+        name[suffix - file] = 0;
+        return nap_service_parse(name, ret, NULL);
 }
 
-static int foreach_in_user(const char *dir, const char *user, nap_intent_service_fn f, void *userdata) {
+int nap_intent_foreach_service(const NapConfig *c, nap_intent_service_fn f, void *userdata) {
+        _cleanup_free_ char *dir = intents_dir(c);
+        if (!dir)
+                return -ENOMEM;
         _cleanup_closedir_ DIR *d = opendir(dir);
         if (!d)
                 return errno == ENOENT ? 0 : negative_errno();
         for (struct dirent *de; (de = readdir(d));) {
                 NapService s;
-                if (service_of_intent_file(user, de->d_name, &s) < 0)
+                if (service_of_intent_file(de->d_name, &s) < 0)
                         continue;
                 int r = f(&s, userdata);
-                if (r < 0)
-                        return r;
-        }
-        return 0;
-}
-
-int nap_intent_foreach_service(const NapConfig *c, nap_intent_service_fn f, void *userdata) {
-        _cleanup_free_ char *services = path_join(c->root, "services", NULL);
-        if (!services)
-                return -ENOMEM;
-        _cleanup_closedir_ DIR *d = opendir(services);
-        if (!d)
-                return errno == ENOENT ? 0 : negative_errno();
-        for (struct dirent *de; (de = readdir(d));) {
-                if (!nap_user_is_valid(de->d_name))
-                        continue;
-                _cleanup_free_ char *dir = path_join(services, de->d_name, NULL);
-                int r = dir ? foreach_in_user(dir, de->d_name, f, userdata) : -ENOMEM;
                 if (r < 0)
                         return r;
         }

@@ -8,7 +8,9 @@
  * belongs to a process that died half-way: lib/ops/ops-recover.c finishes
  * or undoes it before anything else happens to the app.
  *
- * One per app, ROOT/services/USER/.USER_APP.intent, a JSON object:
+ * One per app, ROOT/intents/USER_APP.intent (one directory, so that
+ * looking for any costs one readdir however many users there are), a JSON
+ * object:
  *   {"version":1, "operation":"start-common", "user":"alice", "app":"web",
  *    "time":USEC, "number":3, "request":"ID", "node":"NODE"}
  *   {"version":1, "operation":"remove-instance", ..., "number":3}

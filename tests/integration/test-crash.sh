@@ -30,7 +30,7 @@ nap_need jq git curl
 
 SVC=alice_hello
 TREE=$NAP_ROOT/services/alice/$SVC
-INTENT=$NAP_ROOT/services/alice/.$SVC.intent
+INTENT=$NAP_ROOT/intents/$SVC.intent
 PAUSED=$NAP_TEST_DIR/paused
 export NAP_RECEIVE_TIMEOUT=10
 
@@ -230,7 +230,7 @@ for point in rollout:swapped rollout:stopped; do
         fi
         kill -9 "$(paused_pid "$point")"
         wait "$pusher" 2>/dev/null
-        check "$point: the intent record is there after the kill" test -f "$NAP_ROOT/services/alice/.$WSVC.intent"
+        check "$point: the intent record is there after the kill" test -f "$NAP_ROOT/intents/$WSVC.intent"
 
         expect_ok "$point: napctl recover" recover
         assert_contains "$point: recover reports no failure" "$OUT" " 0 failed"
@@ -241,7 +241,7 @@ for point in rollout:swapped rollout:stopped; do
         assert_eq "$point: the instance runs" active "$(unit_state "$(basename "$NAP_INSTANCES/${WSVC}_common@"*.json .json)")"
         check "$point: the version before the push answers" wait_until 10 greeting_is hello
         assert_eq "$point: no scratch tree is left" "" "$(leftovers)"
-        check "$point: no intent record is left" test ! -e "$NAP_ROOT/services/alice/.$WSVC.intent"
+        check "$point: no intent record is left" test ! -e "$NAP_ROOT/intents/$WSVC.intent"
 done
 
 log "the push after the kills"
