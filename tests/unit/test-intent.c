@@ -11,30 +11,7 @@
 #include "model/intent.h"
 #include "test-util.h"
 
-typedef struct Fixture {
-        char *dir;
-        NapConfig *config;
-        NapService service;
-} Fixture;
-
-static int setup(void **state) {
-        Fixture *f = calloc(1, sizeof *f);
-        f->dir = strdup("/tmp/nap-test-intent-XXXXXX");
-        assert_non_null(mkdtemp(f->dir));
-        f->config = test_config_in(f->dir);
-        assert_int_equal(nap_service_parse("alice_web", &f->service, NULL), 0);
-        *state = f;
-        return 0;
-}
-
-static int teardown(void **state) {
-        Fixture *f = *state;
-        rm_rf(f->dir);
-        free(f->dir);
-        nap_config_free(f->config);
-        free(f);
-        return 0;
-}
+typedef TestState Fixture;
 
 static const char rollout[] =
         "{\"app\":\"web\",\"commit\":\"0123456789abcdef0123456789abcdef01234567\",\"instances\":[1,2,3],"
@@ -144,8 +121,8 @@ int main(void) {
                 cmocka_unit_test(test_rollout_round_trip),
                 cmocka_unit_test(test_damaged_records_are_refused),
                 cmocka_unit_test(test_request_ids),
-                cmocka_unit_test_setup_teardown(test_save_load_foreach_remove, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_request_records, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_save_load_foreach_remove, test_state_setup, test_state_teardown),
+                cmocka_unit_test_setup_teardown(test_request_records, test_state_setup, test_state_teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

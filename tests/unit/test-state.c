@@ -14,30 +14,7 @@
 #include "model/state.h"
 #include "base/strv.h"
 
-typedef struct Fixture {
-        char *dir;
-        NapConfig *config;
-        NapService service;
-} Fixture;
-
-static int setup(void **state) {
-        Fixture *f = calloc(1, sizeof *f);
-        f->dir = strdup("/tmp/nap-test-state-XXXXXX");
-        assert_non_null(mkdtemp(f->dir));
-        f->config = test_config_in(f->dir);
-        assert_int_equal(nap_service_parse("alice_web", &f->service, NULL), 0);
-        *state = f;
-        return 0;
-}
-
-static int teardown(void **state) {
-        Fixture *f = *state;
-        rm_rf(f->dir);
-        free(f->dir);
-        nap_config_free(f->config);
-        free(f);
-        return 0;
-}
+typedef TestState Fixture;
 
 /* Takes path. */
 static void assert_path(char *path, const char *want) {
@@ -243,18 +220,18 @@ static void test_port_allocation_exhausted(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test_setup_teardown(test_service_paths, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_service_paths, test_state_setup, test_state_teardown),
                 cmocka_unit_test(test_tree_paths),
-                cmocka_unit_test_setup_teardown(test_instance_paths, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_service_manifests_by_number, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_service_manifests_none, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_instance_numbers_are_never_reused, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_instance_number_is_above_existing_trees, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_instance_number_is_above_existing_manifests, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_damaged_counter_is_an_error, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_service_lock_excludes, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_port_allocation_skips_used_ports, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_port_allocation_exhausted, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_instance_paths, test_state_setup, test_state_teardown),
+                cmocka_unit_test_setup_teardown(test_service_manifests_by_number, test_state_setup, test_state_teardown),
+                cmocka_unit_test_setup_teardown(test_service_manifests_none, test_state_setup, test_state_teardown),
+                cmocka_unit_test_setup_teardown(test_instance_numbers_are_never_reused, test_state_setup, test_state_teardown),
+                cmocka_unit_test_setup_teardown(test_instance_number_is_above_existing_trees, test_state_setup, test_state_teardown),
+                cmocka_unit_test_setup_teardown(test_instance_number_is_above_existing_manifests, test_state_setup, test_state_teardown),
+                cmocka_unit_test_setup_teardown(test_damaged_counter_is_an_error, test_state_setup, test_state_teardown),
+                cmocka_unit_test_setup_teardown(test_service_lock_excludes, test_state_setup, test_state_teardown),
+                cmocka_unit_test_setup_teardown(test_port_allocation_skips_used_ports, test_state_setup, test_state_teardown),
+                cmocka_unit_test_setup_teardown(test_port_allocation_exhausted, test_state_setup, test_state_teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

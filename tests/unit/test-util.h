@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "model/config.h"
+#include "model/names.h"
 #include "base/fileio.h"
 
 /* l must hold exactly the strings of expected, in order. */
@@ -49,4 +50,33 @@ static inline NapConfig *test_config_in(const char *dir) {
         assert_non_null(c->root);
         assert_non_null(c->instances_dir);
         return c;
+}
+
+/* A fresh directory under /tmp with a configuration below it (as
+ * test_config_in()) and the app alice_web: the fixture of the tests that
+ * write STATE. */
+typedef struct TestState {
+        char *dir;
+        NapConfig *config;
+        NapService service;
+} TestState;
+
+static inline int test_state_setup(void **state) {
+        TestState *f = calloc(1, sizeof *f);
+        assert_non_null(f);
+        f->dir = strdup("/tmp/nap-test-state-XXXXXX");
+        assert_non_null(mkdtemp(f->dir));
+        f->config = test_config_in(f->dir);
+        assert_int_equal(nap_service_parse("alice_web", &f->service, NULL), 0);
+        *state = f;
+        return 0;
+}
+
+static inline int test_state_teardown(void **state) {
+        TestState *f = *state;
+        rm_rf(f->dir);
+        free(f->dir);
+        nap_config_free(f->config);
+        free(f);
+        return 0;
 }
