@@ -263,6 +263,36 @@ static void manager_recover(Manager *m) {
         json_decref(args);
 }
 
+/* The bus side: the unit cache starts listing, the D-Bus front connects
+ * and asks for its name; then operations cut short are recovered. */
+static int on_bus_start(sd_event_source *s, void *userdata) {
+        Manager *m = userdata;
+        dispatcher_prepare(m->dispatcher);
+        int r = manager_bus(m);
+        if (r < 0)
+                return sd_event_exit(m->event, r);
+        log_debug("Serving io.nap.Manager (%s scope)%s, idle timeout %llu s", nap_scope_to_string(m->context->scope),
+                  m->bus ? " and " MANAGER_BUS_NAME : "", (unsigned long long) (m->idle_usec / USEC_PER_SEC));
+        if (!m->bus)
+                manager_ready(m); /* else once the name is ours */
+        manager_recover(m);
+        return 0;
+}
+
+/* Started by the socket, we have the call that started us waiting in it:
+ * it is answered first, in the loop's first turns, and the bus side is
+ * set up after it (it took 1-2 ms of that first call, bench/varlink). A
+ * call that needs the unit cache starts it itself. */
+static int manager_defer_bus(Manager *m) {
+        _cleanup_(sd_event_source_unrefp) sd_event_source *s = NULL;
+        int r = sd_event_add_defer(m->event, &s, on_bus_start, m);
+        if (r >= 0)
+                r = sd_event_source_set_priority(s, SD_EVENT_PRIORITY_NORMAL + 1);
+        if (r >= 0)
+                r = sd_event_source_set_floating(s, true);
+        return r < 0 ? log_error_errno(r, "Failed to set up the event loop: %m") : 0;
+}
+
 static int run(void) {
         _cleanup_(manager_done) Manager m = {};
         int r;
@@ -277,19 +307,11 @@ static int run(void) {
         if (r >= 0)
                 r = varlink_front_new(m.event, m.dispatcher, arg_listen, manager_update, &m, &m.varlink);
         if (r >= 0)
-                dispatcher_prepare(m.dispatcher);
-        if (r >= 0)
-                r = manager_bus(&m);
-        if (r >= 0)
-                manager_recover(&m);
+                r = manager_defer_bus(&m);
         if (r < 0)
                 return r;
 
-        log_debug("Serving io.nap.Manager (%s scope)%s, idle timeout %llu s", nap_scope_to_string(m.context->scope),
-                  m.bus ? " and " MANAGER_BUS_NAME : "", (unsigned long long) (m.idle_usec / USEC_PER_SEC));
         manager_update(&m); /* arms the idle timer */
-        if (!m.bus)
-                manager_ready(&m); /* else once the name is ours */
         r = sd_event_loop(m.event);
         if (r < 0)
                 return log_error_errno(r, "Event loop failed: %m");

@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* The baseline of bench/varlink's cold rows (built by that script, not by
+ * meson): the least a socket-activated service can do. It takes the
+ * listening socket systemd passes (fd 3), accepts, and answers every
+ * NUL-terminated message with one fixed varlink reply, until stopped. libc
+ * only: started in nap-managerd's unit with its sandboxing, the time of
+ * its first answer is what systemd's start-up and the sandboxing cost, and
+ * nap-managerd's own start (libraries, set-up) is the rest. */
+
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define LISTEN_FD 3
+
+static void serve(int fd) {
+        static const char reply[] = "{\"parameters\":{}}"; /* sent with its NUL */
+        char buf[4096];
+        ssize_t n;
+
+        while ((n = read(fd, buf, sizeof buf)) > 0)
+                if (memchr(buf, '\0', (size_t) n) && write(fd, reply, sizeof reply) != (ssize_t) sizeof reply)
+                        return;
+}
+
+int main(void) {
+        for (;;) {
+                int fd = accept4(LISTEN_FD, NULL, NULL, SOCK_CLOEXEC);
+                if (fd < 0)
+                        return 1;
+                serve(fd);
+                close(fd);
+        }
+}
