@@ -72,7 +72,7 @@ if command -v systemd-analyze >/dev/null; then
         score=$(exposure "$sysunits/nap-fetch@.service")
         check "nap-fetch@.service's exposure in the system manager is at most 1.5 (got $score)" at_most "$score" 1.5
         score=$(exposure "$sysunits/nap-managerd.service")
-        check "nap-managerd.service's exposure in the system manager is at most 2.6 (got $score)" at_most "$score" 2.6
+        check "nap-managerd.service's exposure in the system manager is at most 2.4 (got $score)" at_most "$score" 2.4
 fi
 assert_contains "nap-managerd.service runs the installed helper" "$(cat "$sysunits/nap-managerd.service")" \
         "ExecStart=$prefix/$(option libexecdir)/nap/nap-managerd"
