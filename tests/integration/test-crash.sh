@@ -251,4 +251,30 @@ if [ "$PRC" -eq 0 ]; then ok "push: pushing again succeeds"; else fail "push: pu
 check "push: the new version answers" greeting_is salut
 assert_eq "push: it is recorded" "$CW" "$(jq -r .commit "$WTREE/.nap/deploy.json" 2>&1)"
 
+# ================================================================ rollback
+# napctl rollback runs the rollout in napctl's own process: killed there.
+log "rollback killed with the old commit swapped in"
+rm -f "$PAUSED"
+NAP_DEBUG_PAUSE_AT=rollout:swapped NAP_DEBUG_PAUSE_FILE=$PAUSED timeout 120 "$NAPCTL" --user rollback $WSVC "$CW1" \
+        >"$NAP_TEST_DIR/rollback.out" 2>&1 &
+roller=$!
+if wait_until 60 paused_at rollout:swapped; then
+        ok "rollback: napctl reached the point"
+        kill -9 "$(paused_pid rollout:swapped)"
+        wait "$roller" 2>/dev/null
+        expect_ok "rollback: napctl recover" recover
+        assert_eq "rollback: the version deployed before the rollback is recorded" "$CW" \
+                "$(jq -r .commit "$WTREE/.nap/deploy.json" 2>&1)"
+        check "rollback: and answers" wait_until 10 greeting_is salut
+        assert_eq "rollback: no scratch tree is left" "" "$(leftovers)"
+        expect_ok "rollback: the rollback again succeeds" rollback $WSVC "$CW1"
+        assert_eq "rollback: now the old commit is recorded" "$CW1" "$(jq -r .commit "$WTREE/.nap/deploy.json" 2>&1)"
+        check "rollback: and answers" wait_until 10 greeting_is hello
+else
+        fail "rollback: napctl reached the point"
+        kill "$roller" 2>/dev/null
+        wait "$roller" 2>/dev/null
+        diag "$(cat "$NAP_TEST_DIR/rollback.out")"
+fi
+
 nap_summary
