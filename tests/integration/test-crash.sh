@@ -244,6 +244,37 @@ for point in rollout:swapped rollout:stopped; do
         check "$point: no intent record is left" test ! -e "$NAP_ROOT/intents/$WSVC.intent"
 done
 
+# The recovery itself killed: the intent stays until the recovery is done,
+# so the next one starts it over.
+log "push killed, then its recovery killed too"
+CWX=$(set_greeting hola)
+rm -f "$PAUSED"
+(cd "$P" && NAP_DEBUG_PAUSE_AT=rollout:swapped NAP_DEBUG_PAUSE_FILE=$PAUSED timeout 120 git push nap main \
+        >"$NAP_TEST_DIR/push.out" 2>&1) &
+pusher=$!
+if wait_until 60 paused_at rollout:swapped; then
+        kill -9 "$(paused_pid rollout:swapped)"
+        wait "$pusher" 2>/dev/null
+        pause_managerd_at rollout:swapped # the recovery's own rollout back
+        timeout 60 "$NAPCTL" --user recover >"$NAP_TEST_DIR/bg.out" 2>&1 &
+        client=$!
+        check "recovery: nap-managerd's recovery reached the point" wait_until 30 paused_at rollout:swapped
+        kill "$client" 2>/dev/null
+        wait "$client" 2>/dev/null
+        kill_managerd
+        no_pause
+        check "recovery killed: the intent record is still there" test -f "$NAP_ROOT/intents/$WSVC.intent"
+        expect_ok "recovery killed: napctl recover" recover
+        assert_eq "recovery killed: the version before the push is recorded" "$CW1" \
+                "$(jq -r .commit "$WTREE/.nap/deploy.json" 2>&1)"
+        check "recovery killed: and answers" wait_until 10 greeting_is hello
+        assert_eq "recovery killed: no scratch tree is left" "" "$(leftovers)"
+else
+        fail "recovery: nap-receive reached the point"
+        kill "$pusher" 2>/dev/null
+        wait "$pusher" 2>/dev/null
+fi
+
 log "the push after the kills"
 CW=$(set_greeting salut)
 push nap main
