@@ -27,6 +27,7 @@ static Caller arg_caller = { .scope = -1 };
 static NodeOptions arg_node = {};
 static unsigned arg_given = 0; /* the options below that were given */
 static const char *arg_request_id = NULL;
+static bool arg_no_block = false;
 
 /* Options only some verbs take; any other verb refuses them. */
 enum {
@@ -39,6 +40,7 @@ enum {
         OPT_COUNT = 1 << 6,
         OPT_FORCE = 1 << 7,
         OPT_REQUEST_ID = 1 << 8,
+        OPT_NO_BLOCK = 1 << 9,
         OPT_COMPUTE = OPT_CPU | OPT_MEMORY,
         OPT_SCHEDULE = OPT_LABELS | OPT_POLICY | OPT_COUNT,
 };
@@ -50,6 +52,7 @@ static const struct {
         { OPT_FOLLOW, "--follow" },   { OPT_CPU, "--cpu=" },       { OPT_MEMORY, "--memory=" },
         { OPT_STORAGE, "--storage=" }, { OPT_LABELS, "--labels=" }, { OPT_POLICY, "--policy=" },
         { OPT_COUNT, "--count=" },     { OPT_FORCE, "--force" },   { OPT_REQUEST_ID, "--request-id=" },
+        { OPT_NO_BLOCK, "--no-block" },
 };
 
 /* A verb; "node show": the sub-verb show of node. */
@@ -149,9 +152,9 @@ static int verb_start_common(Caller *c, char **args, NapError *e) {
          * again: the helper answers with the instance it made. */
         if (r >= 0)
                 r = caller_call_retrying(c, "StartCommon",
-                                         json_pack("{s:s, s:s*, s:s*, s:s*, s:s}", "service", args[0], "paramsString",
+                                         json_pack("{s:s, s:s*, s:s*, s:s*, s:s, s:b}", "service", args[0], "paramsString",
                                                    args[1], "cpu", arg_node.cpu, "memory", arg_node.memory,
-                                                   "requestId", id),
+                                                   "requestId", id, "noBlock", arg_no_block),
                                          WRITE_TIMEOUT, &reply, e);
         if (r < 0)
                 return r;
@@ -222,12 +225,20 @@ static int call_instance(Caller *c, const char *method, const char *instance, Na
         return caller_call(c, method, json_pack("{s:s}", "instance", instance), WRITE_TIMEOUT, &reply, e);
 }
 
+/* StartApp, RestartApp: they wait for the instance to answer unless
+ * --no-block. */
+static int call_starting(Caller *c, const char *method, const char *instance, NapError *e) {
+        json_auto_t *reply = NULL;
+        return caller_call(c, method, json_pack("{s:s, s:b}", "instance", instance, "noBlock", arg_no_block),
+                           WRITE_TIMEOUT, &reply, e);
+}
+
 static int verb_start_app(Caller *c, char **args, NapError *e) {
-        return call_instance(c, "StartApp", args[0], e);
+        return call_starting(c, "StartApp", args[0], e);
 }
 
 static int verb_restart_app(Caller *c, char **args, NapError *e) {
-        return call_instance(c, "RestartApp", args[0], e);
+        return call_starting(c, "RestartApp", args[0], e);
 }
 
 static int verb_stop_app(Caller *c, char **args, NapError *e) {
@@ -356,12 +367,12 @@ static const Verb verbs[] = {
         { "deploy-app", "USER_APP URL", 2, 2, .run = verb_deploy_app, .help = "Fetch an app (git URL or path) without running it" },
         { "list-services", "USER", 1, 1, .run = verb_list_services, .help = "List the apps a user has deployed" },
         { "get-parameters", "USER_APP", 1, 1, .run = verb_get_parameters, .help = "List the {parameters} of an app's profile" },
-        { "start-common", "USER_APP [k=v,k=v]", 1, 2, .run = verb_start_common, .options = OPT_COMPUTE | OPT_REQUEST_ID, .help = "Start a new instance with these parameters (--cpu, --memory, --request-id)" },
+        { "start-common", "USER_APP [k=v,k=v]", 1, 2, .run = verb_start_common, .options = OPT_COMPUTE | OPT_REQUEST_ID | OPT_NO_BLOCK, .help = "Start a new instance and wait until it answers (--cpu, --memory, --request-id, --no-block)" },
         { "list-instances", "USER_APP", 1, 1, .run = verb_list_instances, .help = "List an app's instances and their state" },
         { "get-instances-num", "USER_APP", 1, 1, .run = verb_get_instances_num, .help = "Count an app's instances" },
-        { "start-app", "INSTANCE", 1, 1, .run = verb_start_app, .help = "Start an instance and start it at boot" },
+        { "start-app", "INSTANCE", 1, 1, .run = verb_start_app, .options = OPT_NO_BLOCK, .help = "Start an instance (and at boot), wait until it answers" },
         { "stop-app", "INSTANCE", 1, 1, .run = verb_stop_app, .help = "Stop an instance and keep it stopped at boot" },
-        { "restart-app", "INSTANCE", 1, 1, .run = verb_restart_app, .help = "Stop an instance if it runs and start it again" },
+        { "restart-app", "INSTANCE", 1, 1, .run = verb_restart_app, .options = OPT_NO_BLOCK, .help = "Stop an instance if it runs, start it, wait until it answers" },
         { "cat-app", "INSTANCE", 1, 1, .run = verb_cat_app, .help = "Show an instance's profile" },
         { "get-journal", "INSTANCE", 1, 1, .run = verb_get_journal, .options = OPT_FOLLOW, .help = "Show the last lines of an instance's log (-f: follow it)" },
         { "remove-instance", "INSTANCE", 1, 1, .run = verb_remove_instance, .help = "Stop and delete an instance" },
@@ -433,6 +444,7 @@ enum {
         ARG_COUNT,
         ARG_FORCE,
         ARG_REQUEST_ID,
+        ARG_NO_BLOCK,
 };
 
 static int parse_lines(const char *s) {
@@ -497,6 +509,10 @@ static int parse_option(int ch) {
                 return node_option(OPT_POLICY, &arg_node.policy);
         case ARG_COUNT:
                 return node_option(OPT_COUNT, &arg_node.count);
+        case ARG_NO_BLOCK:
+                arg_given |= OPT_NO_BLOCK;
+                arg_no_block = true;
+                return 0;
         case ARG_REQUEST_ID:
                 arg_given |= OPT_REQUEST_ID;
                 arg_request_id = optarg;
@@ -526,6 +542,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "count", required_argument, NULL, ARG_COUNT },
                 { "force", no_argument, NULL, ARG_FORCE },
                 { "request-id", required_argument, NULL, ARG_REQUEST_ID },
+                { "no-block", no_argument, NULL, ARG_NO_BLOCK },
                 {},
         };
         for (int ch; (ch = getopt_long(argc, argv, "hfn:", options, NULL)) >= 0;) {

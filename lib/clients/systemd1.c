@@ -32,6 +32,10 @@ void nap_unit_status_clear(NapUnitStatus *u) {
         *u = (NapUnitStatus) {};
 }
 
+bool nap_unit_state_is_running(const char *s) {
+        return s && (streq(s, "active") || streq(s, "activating") || streq(s, "reloading"));
+}
+
 void nap_unit_status_array_free(NapUnitStatus *a, size_t n) {
         for (size_t i = 0; a && i < n; i++)
                 nap_unit_status_clear(a + i);

@@ -21,6 +21,8 @@ typedef struct NapUnitStatus {
 } NapUnitStatus;
 
 void nap_unit_status_clear(NapUnitStatus *u);
+/* active, activating or reloading: the unit's processes run. */
+bool nap_unit_state_is_running(const char *active_state) _pure_;
 void nap_unit_status_array_free(NapUnitStatus *a, size_t n);
 
 int nap_systemd_open(NapScope scope, sd_bus **ret, NapError *e);

@@ -142,8 +142,7 @@ static json_t *run_get_journal(NapContext *c, json_t *args, NapError *e) {
         return nap_reply(a ? json_pack("{s:o}", "entries", a) : NULL, e);
 }
 
-/* StopApp, StartApp, RestartApp, RemoveInstance: an instance in, nothing
- * out. */
+/* StopApp, RemoveInstance: an instance in, nothing out. */
 static json_t *run_on_instance(NapContext *c, json_t *args, int (*op)(NapContext *, const char *, NapError *),
                                NapError *e) {
         const char *instance = nap_arg_string(args, "instance", e);
@@ -154,12 +153,21 @@ static json_t *run_stop_app(NapContext *c, json_t *args, NapError *e) {
         return run_on_instance(c, args, nap_stop_app, e);
 }
 
+/* StartApp, RestartApp: an instance in, and whether to wait for it to
+ * answer (noBlock); nothing out. */
+static json_t *run_starting(NapContext *c, json_t *args, int (*op)(NapContext *, const char *, bool, NapError *),
+                            NapError *e) {
+        const char *instance = nap_arg_string(args, "instance", e);
+        bool no_block = json_is_true(json_object_get(args, "noBlock"));
+        return instance && op(c, instance, no_block, e) >= 0 ? nap_reply(json_object(), e) : NULL;
+}
+
 static json_t *run_start_app(NapContext *c, json_t *args, NapError *e) {
-        return run_on_instance(c, args, nap_start_app, e);
+        return run_starting(c, args, nap_start_app, e);
 }
 
 static json_t *run_restart_app(NapContext *c, json_t *args, NapError *e) {
-        return run_on_instance(c, args, nap_restart_app, e);
+        return run_starting(c, args, nap_restart_app, e);
 }
 
 static json_t *run_remove_instance(NapContext *c, json_t *args, NapError *e) {
@@ -231,10 +239,10 @@ static json_t *run_start_common(NapContext *c, json_t *args, NapError *e) {
         const char *service = nap_arg_string(args, "service", e);
         _cleanup_(nap_params_freep) NapParams *p = NULL;
         NapInstanceInfo i = {};
-        NapCompute resources;
-        const char *request_id = json_string_value(json_object_get(args, "requestId"));
-        if (!service || params_from_args(args, &p, e) < 0 || resources_from_args(args, &resources, e) < 0 ||
-            nap_start_common(c, service, p, &resources, request_id, &i, e) < 0)
+        NapStartOptions o = { .request_id = json_string_value(json_object_get(args, "requestId")),
+                              .no_block = json_is_true(json_object_get(args, "noBlock")) };
+        if (!service || params_from_args(args, &p, e) < 0 || resources_from_args(args, &o.resources, e) < 0 ||
+            nap_start_common(c, service, p, &o, &i, e) < 0)
                 return NULL;
         json_t *j = json_instance(&i);
         const char *etcd = nap_publish_to_string(i.publish);
@@ -327,9 +335,9 @@ static const NapMethod methods[] = {
         { .name = "StopApp", .owns = NAP_OWNER_INSTANCE, .owner = "instance", .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_WORKER,
           .call = run_stop_app },
         { .name = "StartApp", .owns = NAP_OWNER_INSTANCE, .owner = "instance", .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_WORKER,
-          .call = run_start_app },
+          .call = run_start_app, .bus = { { .in = FIELDS("instance") } } },
         { .name = "RestartApp", .owns = NAP_OWNER_INSTANCE, .owner = "instance", .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_WORKER,
-          .call = run_restart_app },
+          .call = run_restart_app, .bus = { { .in = FIELDS("instance") } } },
         { .name = "CatApp", .owns = NAP_OWNER_INSTANCE, .owner = "instance", .access = NAP_ACCESS_READ, .run = NAP_METHOD_INLINE,
           .call = run_cat_app, .bus = { { .out = FIELDS("profile") } } },
         { .name = "GetParameters", .owns = NAP_OWNER_SERVICE, .owner = "service", .access = NAP_ACCESS_READ, .run = NAP_METHOD_INLINE,

@@ -248,6 +248,21 @@ static int replay_request(NapContext *c, const NapService *s, const char *reques
         return r < 0 ? r : 1;
 }
 
+/* Until the instance answers (or the wait is not wanted): UnitFailed with
+ * its last log lines when it does not. */
+static int wait_answering(NapContext *c, sd_bus *bus, const NapManifest *m, bool no_block, uint64_t timeout_usec,
+                          NapError *e) {
+        char unit[NAP_UNIT_NAME_MAX];
+        if (no_block)
+                return 0;
+        nap_instance_unit_name(&m->instance, unit);
+        int r = ops_wait_instance_answering(bus, unit, m->port,
+                                            timeout_usec > 0 ? timeout_usec : NAP_START_ANSWER_TIMEOUT_USEC_DEFAULT, e);
+        if (r < 0)
+                ops_error_add_journal(c, unit, e);
+        return r;
+}
+
 /* Under the app's lock, intent recorded: create, reload, start, record. */
 static int start_common_locked(NapContext *c, const NapService *s, const NapProfile *p, const NapParams *params,
                                NapIntent *in, NapManifest *m, NapError *e) {
@@ -269,16 +284,16 @@ static int start_common_locked(NapContext *c, const NapService *s, const NapProf
         return r;
 }
 
-int nap_start_common(NapContext *c, const char *service, const NapParams *params, const NapCompute *resources,
-                     const char *request_id, NapInstanceInfo *ret, NapError *e) {
-        NapCompute asked = resources ? *resources : (NapCompute) {};
+int nap_start_common(NapContext *c, const char *service, const NapParams *params, const NapStartOptions *o,
+                     NapInstanceInfo *ret, NapError *e) {
+        NapStartOptions opts = o ? *o : (NapStartOptions) {};
         NapIntent in = { .operation = NAP_INTENT_START_COMMON };
         _cleanup_(nap_profile_freep) NapProfile *p = NULL;
         int r = nap_service_parse(service, &in.service, e);
-        if (r >= 0 && request_id)
-                r = nap_request_id_check(request_id, e);
-        if (r >= 0 && !nap_compute_is_empty(&asked))
-                r = nap_compute_check(&asked, e);
+        if (r >= 0 && opts.request_id)
+                r = nap_request_id_check(opts.request_id, e);
+        if (r >= 0 && !nap_compute_is_empty(&opts.resources))
+                r = nap_compute_check(&opts.resources, e);
         if (r >= 0)
                 r = ops_load_service_profile(c, &in.service, &p, e);
         if (r >= 0)
@@ -291,14 +306,14 @@ int nap_start_common(NapContext *c, const char *service, const NapParams *params
         sd_bus *bus;
         if (!m)
                 return nap_error_errno(e, -ENOMEM, "Failed to start");
-        m->resources = asked;
-        if (request_id)
-                snprintf(in.request, sizeof in.request, "%s", request_id);
+        m->resources = opts.resources;
+        if (opts.request_id)
+                snprintf(in.request, sizeof in.request, "%s", opts.request_id);
         r = ops_context_bus(c, &bus, e); /* before writing anything: no bus, no instance */
         if (r >= 0)
                 r = ops_lock_service(c, &in.service, &lock, e);
-        if (r >= 0 && request_id) {
-                r = replay_request(c, &in.service, request_id, ret, e);
+        if (r >= 0 && opts.request_id) {
+                r = replay_request(c, &in.service, opts.request_id, ret, e);
                 if (r != 0)
                         return r < 0 ? r : 0;
         }
@@ -308,6 +323,9 @@ int nap_start_common(NapContext *c, const char *service, const NapParams *params
          * failed `systemctl start` leaves the unit): nothing to recover. */
         if (in.time_usec > 0)
                 ops_intent_end(c, &in.service);
+        lock = safe_close(lock); /* the app is free while we wait for it to answer */
+        if (r >= 0)
+                r = wait_answering(c, bus, m, opts.no_block, opts.answer_timeout_usec, e);
         if (r < 0)
                 return r;
         r = ops_instance_info_from_manifest(c->config, m, ret);
@@ -472,7 +490,7 @@ typedef enum UnitAction {
 
 /* Start and restart leave the instance enabled, stop disabled: what runs
  * now is what runs after a reboot. */
-static int act_on_instance(NapContext *c, const char *instance, UnitAction action, NapError *e) {
+static int act_on_instance(NapContext *c, const char *instance, UnitAction action, bool no_block, NapError *e) {
         _cleanup_(nap_manifest_freep) NapManifest *m = NULL;
         _cleanup_close_ int lock = -1;
         char unit[NAP_UNIT_NAME_MAX];
@@ -488,19 +506,21 @@ static int act_on_instance(NapContext *c, const char *instance, UnitAction actio
         /* An explicit start clears a unit that gave up after its start
          * limit, as `systemctl reset-failed; systemctl start` would. */
         (void) nap_systemd_reset_failed_unit(bus, unit);
-        return action == UNIT_RESTART ? nap_systemd_restart_unit(bus, unit, e) : nap_systemd_start_unit(bus, unit, e);
+        r = action == UNIT_RESTART ? nap_systemd_restart_unit(bus, unit, e) : nap_systemd_start_unit(bus, unit, e);
+        lock = safe_close(lock);
+        return r < 0 ? r : wait_answering(c, bus, m, no_block, 0, e);
 }
 
-int nap_start_app(NapContext *c, const char *instance, NapError *e) {
-        return act_on_instance(c, instance, UNIT_START, e);
+int nap_start_app(NapContext *c, const char *instance, bool no_block, NapError *e) {
+        return act_on_instance(c, instance, UNIT_START, no_block, e);
 }
 
 int nap_stop_app(NapContext *c, const char *instance, NapError *e) {
-        return act_on_instance(c, instance, UNIT_STOP, e);
+        return act_on_instance(c, instance, UNIT_STOP, true, e);
 }
 
-int nap_restart_app(NapContext *c, const char *instance, NapError *e) {
-        return act_on_instance(c, instance, UNIT_RESTART, e);
+int nap_restart_app(NapContext *c, const char *instance, bool no_block, NapError *e) {
+        return act_on_instance(c, instance, UNIT_RESTART, no_block, e);
 }
 
 int nap_cat_app(NapContext *c, const char *instance, char **ret, NapError *e) {

@@ -9,6 +9,12 @@
 
 /* The service manager's bus, opened on first use. */
 int ops_context_bus(NapContext *c, sd_bus **ret, NapError *e);
+/* ops-wait.c: until the instance's unit answers HTTP on port (its first
+ * byte), or is no longer running (UnitFailed), or timeout (UnitFailed). */
+int ops_wait_instance_answering(sd_bus *bus, const char *unit, unsigned port, uint64_t timeout_usec, NapError *e);
+/* Appends the unit's last log lines to e's message, as far as they fit. */
+void ops_error_add_journal(NapContext *c, const char *unit, NapError *e);
+
 /* ops-recover.c: takes the app's lock; an operation that died half-way
  * (its intent record is there) is finished or undone first. */
 int ops_lock_service(NapContext *c, const NapService *s, int *ret_fd, NapError *e);

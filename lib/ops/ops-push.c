@@ -196,17 +196,13 @@ static bool streq_ptr(const char *a, const char *b) {
         return a && b && streq(a, b);
 }
 
-static bool state_is_running(const char *s) {
-        return s && (streq(s, "active") || streq(s, "activating") || streq(s, "reloading"));
-}
-
 static int read_running(Rollout *ro, NapError *e) {
         for (size_t i = 0; i < ro->n_steps; i++) {
                 NapUnitStatus u = {};
                 int r = nap_systemd_get_unit_status(ro->bus, ro->steps[i].unit, &u, e);
                 if (r < 0)
                         return r;
-                ro->steps[i].running = state_is_running(u.active_state);
+                ro->steps[i].running = nap_unit_state_is_running(u.active_state);
                 nap_unit_status_clear(&u);
         }
         return 0;
@@ -214,37 +210,14 @@ static int read_running(Rollout *ro, NapError *e) {
 
 /* ---- waiting for an instance ---------------------------------------- */
 
-typedef struct UnitWatch {
-        sd_bus *bus;
-        const char *unit;
-        unsigned calls;
-} UnitWatch;
-
-/* Between probes: stop waiting for a unit that is no longer running (it
- * exited, or gave up restarting). Asked every tenth probe only. */
-static int unit_still_running(void *userdata, NapError *e) {
-        UnitWatch *w = userdata;
-        NapUnitStatus u = {};
-        if (w->calls++ % 10 != 9 || nap_systemd_get_unit_status(w->bus, w->unit, &u, NULL) < 0)
-                return 0;
-        /* auto-restart: the app exited (a crash at start, most likely) and
-         * systemd will try again; a new version that does that has failed. */
-        bool ok = state_is_running(u.active_state) && !streq_ptr(u.sub_state, "auto-restart");
-        int r = ok ? 0 : nap_error_set(e, NAP_ERROR_UNIT_FAILED, -ESRCH,
-                                       "%s is %s (%s) instead of answering (see napctl get-journal)",
-                                       w->unit, strempty(u.active_state), strempty(u.sub_state));
-        nap_unit_status_clear(&u);
-        return r;
-}
-
 static uint64_t answer_timeout(const Rollout *ro) {
         return ro->o.answer_timeout_usec > 0 ? ro->o.answer_timeout_usec : NAP_ANSWER_TIMEOUT_USEC_DEFAULT;
 }
 
 static int wait_step(Rollout *ro, const char *name, const char *unit, unsigned port, NapError *e) {
-        UnitWatch w = { .bus = ro->bus, .unit = unit };
-        int r = nap_wait_answering(port, answer_timeout(ro), unit_still_running, &w, e);
+        int r = ops_wait_instance_answering(ro->bus, unit, port, answer_timeout(ro), e);
         if (r < 0) {
+                ops_error_add_journal(ro->c, unit, e);
                 error_prefix(e, "%s: ", name);
                 return r;
         }
@@ -692,97 +665,6 @@ int nap_refresh_instances(NapContext *c, const char *service, const NapRolloutOp
         return r < 0 ? r : rollout(c, &s, NULL, NULL, o, ret, e);
 }
 
-/* ---- waiting until an instance answers ---------------------------------- */
-
-#define PROBE_TIMEOUT_USEC (1000ULL * 1000ULL)
-#define PROBE_INTERVAL_USEC (50ULL * 1000ULL)
-
-
-/* poll() on one fd until events or the deadline: 1 ready, 0 timed out. */
-static int wait_fd(int fd, short events, uint64_t deadline) {
-        for (;;) {
-                uint64_t now = monotonic_usec();
-                if (now >= deadline)
-                        return 0;
-                struct pollfd p = { .fd = fd, .events = events };
-                int r = poll(&p, 1, (int) ((deadline - now + 999) / 1000));
-                if (r > 0)
-                        return 1;
-                if (r < 0 && errno != EINTR)
-                        return negative_errno();
-        }
-}
-
-static int probe_connect(int family, unsigned port) {
-        union {
-                struct sockaddr sa;
-                struct sockaddr_in in;
-                struct sockaddr_in6 in6;
-        } a = {};
-        socklen_t l = family == AF_INET ? sizeof a.in : sizeof a.in6;
-        if (family == AF_INET)
-                a.in = (struct sockaddr_in) { .sin_family = AF_INET, .sin_port = htons(port),
-                                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-        else
-                a.in6 = (struct sockaddr_in6) { .sin6_family = AF_INET6, .sin6_port = htons(port),
-                                                .sin6_addr = IN6ADDR_LOOPBACK_INIT };
-        int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return negative_errno();
-        if (connect(fd, &a.sa, l) < 0 && errno != EINPROGRESS) {
-                int r = negative_errno();
-                safe_close(fd);
-                return r;
-        }
-        return fd;
-}
-
-/* One HTTP probe: 0 when the first byte of an answer arrived. */
-static int probe_once(int family, unsigned port, uint64_t deadline) {
-        static const char req[] = "HEAD / HTTP/1.0\r\nUser-Agent: nap-receive\r\n\r\n";
-        _cleanup_close_ int fd = probe_connect(family, port);
-        int err = 0;
-        socklen_t l = sizeof err;
-        char buf[64];
-        if (fd < 0)
-                return fd;
-        int r = wait_fd(fd, POLLOUT, deadline);
-        if (r <= 0)
-                return r < 0 ? r : -ETIMEDOUT;
-        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l) < 0 || err != 0)
-                return err != 0 ? -err : negative_errno();
-        if (send(fd, req, sizeof req - 1, MSG_NOSIGNAL) != (ssize_t) sizeof req - 1)
-                return -ECONNRESET;
-        r = wait_fd(fd, POLLIN, deadline);
-        if (r <= 0)
-                return r < 0 ? r : -ETIMEDOUT;
-        ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
-        return n > 0 ? 0 : n == 0 ? -ECONNRESET : negative_errno();
-}
-
-int nap_wait_answering(unsigned port, uint64_t timeout_usec, nap_wait_check_fn check, void *userdata, NapError *e) {
-        uint64_t deadline = monotonic_usec() + timeout_usec;
-        if (port == 0 || port > 65535)
-                return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL, "Invalid port %u", port);
-        for (;;) {
-                uint64_t now = monotonic_usec();
-                int r = probe_once(AF_INET, port, MIN(deadline, now + PROBE_TIMEOUT_USEC));
-                if (r == -ECONNREFUSED || r == -EADDRNOTAVAIL || r == -ENETUNREACH || r == -EAFNOSUPPORT)
-                        r = probe_once(AF_INET6, port, MIN(deadline, now + PROBE_TIMEOUT_USEC));
-                if (r >= 0)
-                        return 0;
-                if (check && (r = check(userdata, e)) < 0)
-                        return r;
-                now = monotonic_usec();
-                if (now >= deadline)
-                        break;
-                struct timespec ts = { .tv_nsec = (long) (MIN(PROBE_INTERVAL_USEC, deadline - now) * 1000) };
-                (void) nanosleep(&ts, NULL);
-        }
-        return nap_error_set(e, NAP_ERROR_UNIT_FAILED, -ETIMEDOUT, "nothing answered HTTP on port %u within %.1f s",
-                             port, (double) timeout_usec / 1e6);
-}
-
 /* ---- recovery ----------------------------------------------------------- */
 
 static bool number_in(const unsigned *l, size_t n, unsigned k) {
@@ -815,7 +697,7 @@ static int start_was_running(NapContext *c, const NapIntent *in, NapError *e) {
                 NapUnitStatus u = {};
                 nap_instance_unit_name(&inst, unit);
                 r = nap_systemd_get_unit_status(bus, unit, &u, e);
-                bool running = r >= 0 && state_is_running(u.active_state);
+                bool running = r >= 0 && nap_unit_state_is_running(u.active_state);
                 nap_unit_status_clear(&u);
                 if (r >= 0 && !running) {
                         (void) nap_systemd_reset_failed_unit(bus, unit);

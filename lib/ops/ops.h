@@ -103,14 +103,30 @@ int nap_deploy_app(NapContext *c, const char *service, const char *url, NapDeplo
 int nap_list_services(NapContext *c, const char *user, NapServiceInfo **ret, size_t *ret_n, NapError *e);
 /* Placeholders of the deployed app's profile, first-appearance order. */
 int nap_get_parameters(NapContext *c, const char *service, char ***ret, NapError *e);
-/* New instance: copy, substitute, port, manifest, reload, start. */
-/* resources (may be NULL or all 0): the instance's CPU and memory,
- * reserved on this node when Etcd= is set, and applied by systemd. */
-/* request_id (may be NULL): a client's id for this request; a second
- * call with the same id (a retry after a lost answer) returns the instance
- * the first one made instead of making another. */
-int nap_start_common(NapContext *c, const char *service, const NapParams *params, const NapCompute *resources,
-                     const char *request_id, NapInstanceInfo *ret, NapError *e);
+/* How start-common starts the instance. */
+typedef struct NapStartOptions {
+        /* the instance's CPU and memory (all 0: none), reserved on this
+         * node when Etcd= is set, and applied by systemd */
+        NapCompute resources;
+        /* a client's id for this request (NULL: none): a second call with
+         * the same id (a retry after a lost answer) returns the instance
+         * the first one made instead of making another */
+        const char *request_id;
+        /* return once systemd started the unit, without waiting for the
+         * app to answer */
+        bool no_block;
+        uint64_t answer_timeout_usec; /* 0: NAP_START_ANSWER_TIMEOUT_USEC_DEFAULT */
+} NapStartOptions;
+
+/* Below D-Bus's default call timeout (25 s): a D-Bus client hears why. */
+#define NAP_START_ANSWER_TIMEOUT_USEC_DEFAULT (20ULL * 1000ULL * 1000ULL)
+
+/* New instance: copy, substitute, port, manifest, reload, start, and (no
+ * no_block) wait until it answers HTTP on its port: UnitFailed, with its
+ * last log lines, when it exits instead or does not answer in time (the
+ * instance stays, as a failed `systemctl start` leaves its unit). */
+int nap_start_common(NapContext *c, const char *service, const NapParams *params, const NapStartOptions *o,
+                     NapInstanceInfo *ret, NapError *e);
 /* Instances with a manifest, merged with systemd's view (ListUnitsByPatterns). */
 int nap_list_instances(NapContext *c, const char *service, NapInstanceInfo **ret, size_t *ret_n, NapError *e);
 int nap_get_instances_num(NapContext *c, const char *service, unsigned *ret, NapError *e);
@@ -120,12 +136,14 @@ int nap_get_instances_num(NapContext *c, const char *service, unsigned *ret, Nap
 int nap_list_instances_pattern(const char *service, char **ret, NapError *e);
 int nap_list_instances_merge(NapContext *c, const char *service, const NapUnitStatus *units, size_t n_units,
                              NapInstanceInfo **ret, size_t *ret_n, NapError *e);
-/* Start/stop also record whether the instance comes back at boot. */
-int nap_start_app(NapContext *c, const char *instance, NapError *e);
+/* Start/stop also record whether the instance comes back at boot; start
+ * and restart wait for the instance to answer as start-common does, unless
+ * no_block. */
+int nap_start_app(NapContext *c, const char *instance, bool no_block, NapError *e);
 int nap_stop_app(NapContext *c, const char *instance, NapError *e);
 /* Stops the instance if it runs and starts it again; one stopped with
  * nap_stop_app() is started, and at boot again, as by nap_start_app(). */
-int nap_restart_app(NapContext *c, const char *instance, NapError *e);
+int nap_restart_app(NapContext *c, const char *instance, bool no_block, NapError *e);
 int nap_cat_app(NapContext *c, const char *instance, char **ret, NapError *e);
 int nap_get_journal(NapContext *c, const char *instance, size_t lines, NapJournalEntry **ret, size_t *ret_n, NapError *e);
 /* Stops, drops the manifest, reloads, removes the instance's tree. */

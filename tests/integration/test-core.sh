@@ -411,6 +411,34 @@ else
         fail "start-common alice_proc"; nap_diag start-common alice_proc
 fi
 
+log "start-common waits until the instance answers, and says why when it does not"
+SLOW=$REPOS/slow
+mkdir -p "$SLOW" && cp "$SRC/tests/apps/hello/server.py" "$SLOW"/ &&
+        echo 'python3 server.py --port {port} --delay {delay=1}' >"$SLOW/profile" && make_repo "$SLOW" >/dev/null
+expect_ok "deploy an app that listens only after a second" deploy-app alice_slow "file://$SLOW"
+if start_instance alice_slow ""; then
+        # no wait here: start-common returned only once the app answered
+        assert_eq "it answers the moment start-common returns" "hello from alice_slow_$NUM on port $PORT" \
+                "$(curl -sS --max-time 2 "$URL/" 2>&1)"
+        nap restart-app "$INST"
+        assert_eq "restart-app too returns once it answers" "0 hello from alice_slow_$NUM on port $PORT" \
+                "$RC $(curl -sS --max-time 2 "$URL/" 2>&1)"
+        nap remove-instance "$INST"
+else
+        fail "start-common alice_slow"; nap_diag start-common alice_slow
+fi
+CRASH=$REPOS/crash
+mkdir -p "$CRASH" && echo 'python3 no-such-file.py --port {port}' >"$CRASH/profile" && make_repo "$CRASH" >/dev/null
+expect_ok "deploy an app that cannot start" deploy-app alice_crash "file://$CRASH"
+nap start-common alice_crash
+assert_eq "start-common of an app that exits fails (UnitFailed, exit 1)" 1 "$RC"
+assert_contains "it says the unit did not answer" "$ERR" "instead of answering"
+assert_contains "with the app's own last words from the journal" "$ERR" "no-such-file.py"
+nap start-common --no-block alice_crash
+assert_eq "--no-block: start-common returns once systemd started it" 0 "$RC"
+nap --json list-instances alice_crash
+assert_eq "both instances exist, as a failed systemctl start leaves its unit" 2 "$(jq length <<<"$OUT" 2>&1)"
+
 log "redeploy a new commit"
 echo "second" >"$HELLO/NEWS" && git -C "$HELLO" add NEWS && git -C "$HELLO" commit -q -m second
 COMMIT2=$(git -C "$HELLO" rev-parse HEAD)

@@ -216,7 +216,7 @@ static void test_start_common_bad_params_change_nothing(void **state) {
                 NapError e = NAP_ERROR_NULL;
                 int r = nap_params_parse(bad[i], strlen(bad[i]), &p, &e);
                 if (r >= 0)
-                        r = nap_start_common(f->c, "alice_web", p, NULL, NULL, &info, &e);
+                        r = nap_start_common(f->c, "alice_web", p, NULL, &info, &e);
                 assert_true(r < 0);
                 assert_int_equal(e.kind, NAP_ERROR_INVALID_PARAMETER);
         }
@@ -238,7 +238,7 @@ static void test_start_common_command_systemd_cannot_run(void **state) {
                 NapInstanceInfo info = {};
                 NapError e = NAP_ERROR_NULL;
                 assert_int_equal(nap_params_parse(bad[i], strlen(bad[i]), &p, &e), 0);
-                assert_true(nap_start_common(f->c, "alice_web", p, NULL, NULL, &info, &e) < 0);
+                assert_true(nap_start_common(f->c, "alice_web", p, NULL, &info, &e) < 0);
                 assert_int_equal(e.kind, NAP_ERROR_INVALID_PARAMETER);
         }
         assert_false(exists(f, "root/apps"));
@@ -285,7 +285,7 @@ static void test_dockerfile_app_deploys(void **state) {
         _cleanup_(nap_params_freep) NapParams *p = NULL;
         NapInstanceInfo info = {};
         assert_int_equal(nap_params_parse("greeting=hi", strlen("greeting=hi"), &p, &e), 0);
-        assert_true(nap_start_common(f->c, "alice_web", p, NULL, NULL, &info, &e) < 0);
+        assert_true(nap_start_common(f->c, "alice_web", p, NULL, &info, &e) < 0);
         assert_int_equal(e.kind, NAP_ERROR_INVALID_PARAMETER);
         assert_false(exists(f, "root/apps"));
         assert_false(exists(f, "instances"));

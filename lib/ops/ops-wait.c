@@ -1,0 +1,157 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* Waiting until an instance answers HTTP on its port, as a push does for
+ * each instance it restarts and start-common, start-app and restart-app
+ * do for theirs; and what to say when it does not. */
+
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "base/clock.h"
+#include "clients/journal.h"
+#include "clients/systemd1.h"
+#include "ops/ops-internal.h"
+
+
+#define PROBE_TIMEOUT_USEC (1000ULL * 1000ULL)
+#define PROBE_INTERVAL_USEC (50ULL * 1000ULL)
+
+
+/* poll() on one fd until events or the deadline: 1 ready, 0 timed out. */
+static int wait_fd(int fd, short events, uint64_t deadline) {
+        for (;;) {
+                uint64_t now = monotonic_usec();
+                if (now >= deadline)
+                        return 0;
+                struct pollfd p = { .fd = fd, .events = events };
+                int r = poll(&p, 1, (int) ((deadline - now + 999) / 1000));
+                if (r > 0)
+                        return 1;
+                if (r < 0 && errno != EINTR)
+                        return negative_errno();
+        }
+}
+
+static int probe_connect(int family, unsigned port) {
+        union {
+                struct sockaddr sa;
+                struct sockaddr_in in;
+                struct sockaddr_in6 in6;
+        } a = {};
+        socklen_t l = family == AF_INET ? sizeof a.in : sizeof a.in6;
+        if (family == AF_INET)
+                a.in = (struct sockaddr_in) { .sin_family = AF_INET, .sin_port = htons(port),
+                                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        else
+                a.in6 = (struct sockaddr_in6) { .sin6_family = AF_INET6, .sin6_port = htons(port),
+                                                .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+        int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return negative_errno();
+        if (connect(fd, &a.sa, l) < 0 && errno != EINPROGRESS) {
+                int r = negative_errno();
+                safe_close(fd);
+                return r;
+        }
+        return fd;
+}
+
+/* One HTTP probe: 0 when the first byte of an answer arrived. */
+static int probe_once(int family, unsigned port, uint64_t deadline) {
+        static const char req[] = "HEAD / HTTP/1.0\r\nUser-Agent: nap-receive\r\n\r\n";
+        _cleanup_close_ int fd = probe_connect(family, port);
+        int err = 0;
+        socklen_t l = sizeof err;
+        char buf[64];
+        if (fd < 0)
+                return fd;
+        int r = wait_fd(fd, POLLOUT, deadline);
+        if (r <= 0)
+                return r < 0 ? r : -ETIMEDOUT;
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l) < 0 || err != 0)
+                return err != 0 ? -err : negative_errno();
+        if (send(fd, req, sizeof req - 1, MSG_NOSIGNAL) != (ssize_t) sizeof req - 1)
+                return -ECONNRESET;
+        r = wait_fd(fd, POLLIN, deadline);
+        if (r <= 0)
+                return r < 0 ? r : -ETIMEDOUT;
+        ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+        return n > 0 ? 0 : n == 0 ? -ECONNRESET : negative_errno();
+}
+
+int nap_wait_answering(unsigned port, uint64_t timeout_usec, nap_wait_check_fn check, void *userdata, NapError *e) {
+        uint64_t deadline = monotonic_usec() + timeout_usec;
+        if (port == 0 || port > 65535)
+                return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL, "Invalid port %u", port);
+        for (;;) {
+                uint64_t now = monotonic_usec();
+                int r = probe_once(AF_INET, port, MIN(deadline, now + PROBE_TIMEOUT_USEC));
+                if (r == -ECONNREFUSED || r == -EADDRNOTAVAIL || r == -ENETUNREACH || r == -EAFNOSUPPORT)
+                        r = probe_once(AF_INET6, port, MIN(deadline, now + PROBE_TIMEOUT_USEC));
+                if (r >= 0)
+                        return 0;
+                if (check && (r = check(userdata, e)) < 0)
+                        return r;
+                now = monotonic_usec();
+                if (now >= deadline)
+                        break;
+                struct timespec ts = { .tv_nsec = (long) (MIN(PROBE_INTERVAL_USEC, deadline - now) * 1000) };
+                (void) nanosleep(&ts, NULL);
+        }
+        return nap_error_set(e, NAP_ERROR_UNIT_FAILED, -ETIMEDOUT, "nothing answered HTTP on port %u within %.1f s",
+                             port, (double) timeout_usec / 1e6);
+}
+
+
+/* ---- an instance's unit ------------------------------------------------ */
+
+
+typedef struct UnitWatch {
+        sd_bus *bus;
+        const char *unit;
+        unsigned calls;
+} UnitWatch;
+
+/* Between probes: stop waiting for a unit that is no longer running (it
+ * exited, or gave up restarting). Asked every tenth probe only. */
+static int unit_still_running(void *userdata, NapError *e) {
+        UnitWatch *w = userdata;
+        NapUnitStatus u = {};
+        if (w->calls++ % 10 != 9 || nap_systemd_get_unit_status(w->bus, w->unit, &u, NULL) < 0)
+                return 0;
+        /* auto-restart: the app exited (a crash at start, most likely) and
+         * systemd will try again; a new version that does that has failed. */
+        bool ok = nap_unit_state_is_running(u.active_state) && !streq(strempty(u.sub_state), "auto-restart");
+        int r = ok ? 0 : nap_error_set(e, NAP_ERROR_UNIT_FAILED, -ESRCH,
+                                       "%s is %s (%s) instead of answering",
+                                       w->unit, strempty(u.active_state), strempty(u.sub_state));
+        nap_unit_status_clear(&u);
+        return r;
+}
+
+int ops_wait_instance_answering(sd_bus *bus, const char *unit, unsigned port, uint64_t timeout_usec, NapError *e) {
+        UnitWatch w = { .bus = bus, .unit = unit };
+        return nap_wait_answering(port, timeout_usec, unit_still_running, &w, e);
+}
+
+#define JOURNAL_LINES_SHOWN 5
+
+/* "…: its last log lines: a | b | c", cut to fit the message. */
+void ops_error_add_journal(NapContext *c, const char *unit, NapError *e) {
+        NapJournalEntry *l = NULL;
+        size_t n = 0, at;
+        if (!nap_error_is_set(e) || nap_journal_tail(c->scope, unit, JOURNAL_LINES_SHOWN, &l, &n, NULL) < 0)
+                return;
+        at = strlen(e->message);
+        for (size_t i = 0; i < n && at < sizeof e->message - 1; i++) {
+                int k = snprintf(e->message + at, sizeof e->message - at, "%s%s", i == 0 ? "; its last log lines: " : " | ",
+                                 strempty(l[i].message));
+                at = k < 0 ? at : MIN(at + (size_t) k, sizeof e->message - 1);
+        }
+        if (n == 0)
+                snprintf(e->message + at, sizeof e->message - at, "; it logged nothing");
+        nap_journal_entry_array_free(l, n);
+}
