@@ -100,6 +100,11 @@ static inline bool isempty(const char *s) {
         return !s || !*s;
 }
 
+/* Both set and equal. */
+static inline bool streq_ptr(const char *a, const char *b) {
+        return a && b && streq(a, b);
+}
+
 static inline const char *strempty(const char *s) {
         return s ?: "";
 }

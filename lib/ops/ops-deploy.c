@@ -129,12 +129,23 @@ static int refuse_symlinked_profile(const char *tree, NapError *e) {
         return 0;
 }
 
+/* A repository under /tmp or /var/tmp is in the caller's /tmp, not in
+ * nap-fetch's (PrivateTmp=yes): say so rather than "not found". */
+static int refuse_private_tmp(const char *url, NapError *e) {
+        const char *path = startswith(url, "file://") ?: url;
+        if (!startswith(path, "/tmp/") && !startswith(path, "/var/tmp/"))
+                return 0;
+        return nap_error_parameter(e, nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL,
+                "%.200s is under /tmp, which nap's services do not share (PrivateTmp=yes in nap-fetch@.service): "
+                "move the repository elsewhere (e.g. /srv/git) or deploy with napctl --no-helper", path), "url");
+}
+
 /* url's tree (commit NULL: its default branch's) into dir, by nap-fetch
  * when the context has its socket (nap-managerd), else in this process. */
 static int fetch_tree(NapContext *c, const char *url, const char *commit, const char *dir,
                       char ret_commit[static NAP_COMMIT_HEX_LEN + 1], NapError *e) {
         if (c->fetch_socket)
-                return nap_fetch_worker_tree(c->fetch_socket, url, commit, dir, ret_commit, e);
+                return refuse_private_tmp(url, e) ?: nap_fetch_worker_tree(c->fetch_socket, url, commit, dir, ret_commit, e);
         if (!commit)
                 return nap_fetch(url, dir, ret_commit, e);
         memcpy(ret_commit, commit, NAP_COMMIT_HEX_LEN + 1);
@@ -240,7 +251,7 @@ int nap_deploy_app(NapContext *c, const char *service, const char *url, NapDeplo
         /* Ask the remote first: a URL that cannot be fetched leaves no trace,
          * and an unchanged one needs no clone. */
         *ret = (NapDeployResult) {};
-        r = c->fetch_socket ? nap_fetch_worker_head(c->fetch_socket, url, ret->commit, e)
+        r = c->fetch_socket ? refuse_private_tmp(url, e) ?: nap_fetch_worker_head(c->fetch_socket, url, ret->commit, e)
                             : nap_fetch_remote_head(url, ret->commit, e);
         if (r < 0)
                 return r;

@@ -12,7 +12,9 @@ int ops_context_bus(NapContext *c, sd_bus **ret, NapError *e);
 /* ops-wait.c: until the instance's unit answers HTTP on port (its first
  * byte), or is no longer running (UnitFailed), or timeout (UnitFailed). */
 int ops_wait_instance_answering(sd_bus *bus, const char *unit, unsigned port, uint64_t timeout_usec, NapError *e);
-/* Appends the unit's last log lines to e's message, as far as they fit. */
+/* "its last log lines: a | b | c": the app's own, NULL if none. */
+char *ops_journal_summary(NapContext *c, const char *unit);
+/* Appends that (or "it logged nothing") to e's message, as far as it fits. */
 void ops_error_add_journal(NapContext *c, const char *unit, NapError *e);
 
 /* ops-recover.c: takes the app's lock; an operation that died half-way

@@ -192,10 +192,6 @@ static int plan_step(Step *st, const char *tree, const NapProfile *old, const Na
         return 0;
 }
 
-static bool streq_ptr(const char *a, const char *b) {
-        return a && b && streq(a, b);
-}
-
 static int read_running(Rollout *ro, NapError *e) {
         for (size_t i = 0; i < ro->n_steps; i++) {
                 NapUnitStatus u = {};
@@ -217,7 +213,11 @@ static uint64_t answer_timeout(const Rollout *ro) {
 static int wait_step(Rollout *ro, const char *name, const char *unit, unsigned port, NapError *e) {
         int r = ops_wait_instance_answering(ro->bus, unit, port, answer_timeout(ro), e);
         if (r < 0) {
-                ops_error_add_journal(ro->c, unit, e);
+                /* A line of its own: the error must keep room for what
+                 * the rollout says after it (rolled back, or not). */
+                _cleanup_free_ char *journal = ops_journal_summary(ro->c, unit);
+                if (journal)
+                        progress(ro, "%s: %s", name, journal);
                 error_prefix(e, "%s: ", name);
                 return r;
         }

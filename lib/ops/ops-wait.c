@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "base/clock.h"
+#include "base/fileio.h"
 #include "clients/journal.h"
 #include "clients/systemd1.h"
 #include "ops/ops-internal.h"
@@ -137,21 +138,40 @@ int ops_wait_instance_answering(sd_bus *bus, const char *unit, unsigned port, ui
         return nap_wait_answering(port, timeout_usec, unit_still_running, &w, e);
 }
 
-#define JOURNAL_LINES_SHOWN 5
+#define JOURNAL_LINES_READ 30   /* systemd's own lines about the unit are among them */
+#define JOURNAL_LINES_SHOWN 3
+#define JOURNAL_LINE_SHOWN_MAX 160
 
-/* "…: its last log lines: a | b | c", cut to fit the message. */
-void ops_error_add_journal(NapContext *c, const char *unit, NapError *e) {
+/* "its last log lines: a | b | c": the app's own (not systemd's about
+ * it), each cut; NULL when it logged nothing (or on ENOMEM). */
+char *ops_journal_summary(NapContext *c, const char *unit) {
         NapJournalEntry *l = NULL;
-        size_t n = 0, at;
-        if (!nap_error_is_set(e) || nap_journal_tail(c->scope, unit, JOURNAL_LINES_SHOWN, &l, &n, NULL) < 0)
-                return;
-        at = strlen(e->message);
-        for (size_t i = 0; i < n && at < sizeof e->message - 1; i++) {
-                int k = snprintf(e->message + at, sizeof e->message - at, "%s%s", i == 0 ? "; its last log lines: " : " | ",
-                                 strempty(l[i].message));
-                at = k < 0 ? at : MIN(at + (size_t) k, sizeof e->message - 1);
+        size_t n = 0, shown = 0;
+        if (nap_journal_tail(c->scope, unit, JOURNAL_LINES_READ, &l, &n, NULL) < 0)
+                return NULL;
+        size_t first = n;
+        while (first > 0 && shown < JOURNAL_LINES_SHOWN)
+                if (!streq_ptr(l[--first].identifier, "systemd"))
+                        shown++;
+        char *text = NULL;
+        for (size_t i = first; i < n; i++) {
+                if (streq_ptr(l[i].identifier, "systemd"))
+                        continue;
+                char *t = strdup_printf("%s%s%.*s", text ?: "its last log lines: ", text ? " | " : "",
+                                        JOURNAL_LINE_SHOWN_MAX, strempty(l[i].message));
+                free(text);
+                text = t;
+                if (!text)
+                        break;
         }
-        if (n == 0)
-                snprintf(e->message + at, sizeof e->message - at, "; it logged nothing");
         nap_journal_entry_array_free(l, n);
+        return text;
+}
+
+void ops_error_add_journal(NapContext *c, const char *unit, NapError *e) {
+        if (!nap_error_is_set(e))
+                return;
+        _cleanup_free_ char *summary = ops_journal_summary(c, unit);
+        size_t at = strlen(e->message);
+        snprintf(e->message + at, sizeof e->message - at, "; %s", summary ?: "it logged nothing");
 }

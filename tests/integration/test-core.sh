@@ -337,6 +337,12 @@ nap --json get-parameters alice_nothere
 assert_eq "--json errors: a named error on stderr" "4 io.nap.Manager.NoSuchService" \
         "$RC $(echo "$ERR" | jq -r .error 2>&1)"
 
+TMPREPO=$(mktemp -d /tmp/nap-test-repo.XXXXXX)
+make_repo "$TMPREPO" "$SRC"/tests/apps/hello/. >/dev/null
+expect_refused 2 "a repository under /tmp is refused" deploy-app alice_tmp "$TMPREPO"
+assert_contains "... naming the reason and the way out" "$ERR" "PrivateTmp=yes"
+rm -rf "$TMPREPO"
+
 log "bad input: a profile with unbalanced braces"
 BRACES=$REPOS/braces
 mkdir -p "$BRACES" && cp "$SRC/tests/apps/hello/server.py" "$BRACES"/ &&

@@ -128,10 +128,10 @@ sidecar_log() { # N: the sidecar's journal, messages only
         timeout 10 journalctl --no-pager -q -o cat "_SYSTEMD_USER_UNIT=${SVC}_discovery@$1.service" 2>/dev/null
 }
 
-# start_instance PARAMS: start-common; sets INST, NUM, PORT, KEY, SIDE.
+# start_instance PARAMS [NAPCTL OPTIONS...]: start-common; sets INST, NUM, PORT, KEY, SIDE.
 start_instance() {
         INST= NUM= PORT= KEY= SIDE=
-        nap start-common $SVC "$1"
+        nap start-common $SVC "$1" "${@:2}"
         if [ "$RC" -eq 0 ] && [[ $OUT =~ ^(${SVC}_common@([0-9]+))\ http://127\.0\.0\.1:([0-9]+)$ ]]; then
                 INST=${BASH_REMATCH[1]} NUM=${BASH_REMATCH[2]} PORT=${BASH_REMATCH[3]}
                 KEY=/services/$SVC/127.0.0.1:$PORT
@@ -179,7 +179,9 @@ nap deploy-app $SVC "file://$APP"
 
 # ======================================== no key before the app answers
 log "publish only once the app answers (--delay 2)"
-if ! start_instance delay=2; then
+# --no-block: start-common returns before the app answers (else it waits
+# for the answer, and the key may be there already).
+if ! start_instance delay=2 --no-block; then
         nap_diag start-common; echo "Bail out! start-common failed"; nap_summary; exit 1
 fi
 I1=$INST N1=$NUM P1=$PORT K1=$KEY S1=$SIDE
