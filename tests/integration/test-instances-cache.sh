@@ -47,18 +47,36 @@ assert_eq "two running instances" "$N1:active/running $N2:active/running" "$(sta
 # ============================================== warm calls stay in memory
 log "warm calls do not ask systemd"
 MON=$NAP_TEST_DIR/monitor
+# monitor_sync TAG: a ListUnitsByPatterns call of our own, pattern
+# nap-sync-TAG, made until the monitor shows it: then the monitor is
+# installed and has written every call the bus routed before it.
+monitor_sync() { wait_until 30 monitor__shows_sync "$1"; }
+monitor__shows_sync() {
+        timeout 10 busctl --user call org.freedesktop.systemd1 /org/freedesktop/systemd1 \
+                org.freedesktop.systemd1.Manager ListUnitsByPatterns asas 0 1 "nap-sync-$1" >/dev/null &&
+                grep -q "\"nap-sync-$1\"" "$MON"
+}
+# lists_between A B: the ListUnitsByPatterns calls after the last sync A
+# and before sync B, the syncs not counted (a call's Member= line comes
+# before its arguments).
+lists_between() {
+        awk -v a="\"nap-sync-$1\"" -v b="\"nap-sync-$2\"" '
+                /Member=ListUnitsByPatterns/ { n++ }
+                index($0, a) { n = 0 }
+                index($0, b) { print n - 1; exit }' "$MON"
+}
 timeout 60 busctl --user monitor --match="type='method_call',member='ListUnitsByPatterns'" >"$MON" 2>&1 &
 MONPID=$!
-sleep 1 # the monitor is installed
+check "the bus monitor is installed" monitor_sync 1
 for _ in $(seq 20); do states >/dev/null; count >/dev/null; done
-sleep 0.5
-assert_eq "40 warm calls: no ListUnitsByPatterns on the bus" 0 "$(grep -c 'Member=ListUnitsByPatterns' "$MON")"
+monitor_sync 2
+assert_eq "40 warm calls: no ListUnitsByPatterns on the bus" 0 "$(lists_between 1 2)"
 timeout 30 systemctl --user daemon-reload
 assert_eq "after a daemon-reload the answer is still right" "$N1:active/running $N2:active/running" "$(states)"
-sleep 0.5
+monitor_sync 3
 kill "$MONPID" 2>/dev/null
 wait "$MONPID" 2>/dev/null
-check "... and the reload made it list again (the monitor works)" grep -q 'Member=ListUnitsByPatterns' "$MON"
+check "... and the reload made it list again (the monitor works)" test "$(lists_between 2 3)" -ge 1
 
 # ====================================================== behind nap's back
 log "changes made with systemctl"

@@ -42,8 +42,12 @@ timeout 30 systemctl --user daemon-reload
 check "a unit starts" timeout 30 systemctl --user start sandbox-hello.service
 body=$(http_get "http://127.0.0.1:$port/")
 assert_eq "the unit serves HTTP" "hand written from app on port $port" "$body"
-sleep 0.5
-j=$(timeout 10 journalctl --no-pager -q --user-unit sandbox-hello.service -o cat)
+# journald stores the line on its own time: wait for it (j is the last look).
+unit_logged() {
+        j=$(timeout 10 journalctl --no-pager -q --user-unit sandbox-hello.service -o cat)
+        [[ $j == *"$1"* ]]
+}
+wait_until 10 unit_logged "listening on $port"
 assert_contains "journald files the app's output under its user unit" "$j" "listening on $port"
 
 nap_manager_restart
