@@ -60,6 +60,16 @@ kill_managerd() {
         wait_until 30 managerd_down
 }
 
+# kill_both PID: the client (PID) gives up first (else its own retry, into
+# a helper that stops at the same point again, would wait for ever), then
+# nap-managerd is killed, and the next one starts without the pause.
+kill_both() {
+        kill "$1" 2>/dev/null
+        wait "$1" 2>/dev/null
+        kill_managerd
+        no_pause
+}
+
 # No staging tree or instance scratch tree anywhere.
 leftovers() {
         find "$NAP_ROOT/services" "$NAP_ROOT/apps" -maxdepth 2 \
@@ -93,12 +103,7 @@ for point in start-common:reserved start-common:manifest start-common:started; d
                 no_pause
                 continue
         fi
-        # The client gives up first (else its own retry, into a helper that
-        # stops at the same point again, would wait for ever).
-        kill "$client" 2>/dev/null
-        wait "$client" 2>/dev/null
-        kill_managerd
-        no_pause
+        kill_both "$client"
         check "$point: the intent record is there after the kill" test -f "$INTENT"
         number=$(jq -r .number "$INTENT" 2>/dev/null)
 
@@ -150,10 +155,7 @@ pause_managerd_at remove-instance:forgotten
 timeout 60 "$NAPCTL" --user remove-instance "$victim" >"$NAP_TEST_DIR/bg.out" 2>&1 &
 client=$!
 check "remove-instance: nap-managerd reached the point" wait_until 30 paused_at remove-instance:forgotten
-kill "$client" 2>/dev/null
-wait "$client" 2>/dev/null
-kill_managerd
-no_pause
+kill_both "$client"
 check "remove-instance: its tree is still there before recovery" test -d "$NAP_ROOT/apps/alice/${SVC}_$vnum"
 # (nap-managerd, started by this call, may have recovered the app before
 # the call ran: its journal says so. Either way, nothing failed.)
@@ -175,10 +177,7 @@ pause_managerd_at deploy:staged
 timeout 60 "$NAPCTL" --user deploy-app $SVC "$W" >"$NAP_TEST_DIR/bg.out" 2>&1 &
 client=$!
 check "deploy-app: nap-managerd reached the point" wait_until 30 paused_at deploy:staged
-kill "$client" 2>/dev/null
-wait "$client" 2>/dev/null
-kill_managerd
-no_pause
+kill_both "$client"
 check "deploy-app: a staging tree was left by the kill" test -n "$(leftovers)"
 assert_eq "deploy-app: the deployed commit is the old one" "$C1" "$(deployed_commit)"
 expect_ok "deploy-app again after the kill" deploy-app $SVC "$W"
@@ -259,10 +258,7 @@ if wait_until 60 paused_at rollout:swapped; then
         timeout 60 "$NAPCTL" --user recover >"$NAP_TEST_DIR/bg.out" 2>&1 &
         client=$!
         check "recovery: nap-managerd's recovery reached the point" wait_until 30 paused_at rollout:swapped
-        kill "$client" 2>/dev/null
-        wait "$client" 2>/dev/null
-        kill_managerd
-        no_pause
+        kill_both "$client"
         check "recovery killed: the intent record is still there" test -f "$NAP_ROOT/intents/$WSVC.intent"
         expect_ok "recovery killed: napctl recover" recover
         assert_eq "recovery killed: the version before the push is recorded" "$CW1" \
