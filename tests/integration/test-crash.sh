@@ -70,6 +70,28 @@ kill_both() {
         no_pause
 }
 
+# kill_at POINT WHAT CMD...: CMD in the background with $NAP_DEBUG_PAUSE_AT
+# set (the process it starts that reaches POINT stops there: nap-receive,
+# napctl); once stopped, that process is SIGKILLed and CMD waited for.
+# Fails (with CMD's output) when nothing reaches POINT.
+kill_at() {
+        local point=$1 what=$2 bg out=$NAP_TEST_DIR/paused-cmd.out
+        shift 2
+        rm -f "$PAUSED"
+        NAP_DEBUG_PAUSE_AT=$point NAP_DEBUG_PAUSE_FILE=$PAUSED "$@" >"$out" 2>&1 &
+        bg=$!
+        if ! wait_until 60 paused_at "$point"; then
+                fail "$what reached the point"
+                kill "$bg" 2>/dev/null
+                wait "$bg" 2>/dev/null
+                diag "$(cat "$out")"
+                return 1
+        fi
+        ok "$what reached the point"
+        kill -9 "$(paused_pid "$point")"
+        wait "$bg" 2>/dev/null
+}
+
 # No staging tree or instance scratch tree anywhere.
 leftovers() {
         find "$NAP_ROOT/services" "$NAP_ROOT/apps" -maxdepth 2 \
@@ -214,21 +236,7 @@ check "push: v1 answers" greeting_is hello
 for point in rollout:swapped rollout:stopped; do
         log "push killed at $point"
         CW=$(set_greeting "bonjour-${point#rollout:}")
-        rm -f "$PAUSED"
-        (cd "$P" && NAP_DEBUG_PAUSE_AT=$point NAP_DEBUG_PAUSE_FILE=$PAUSED timeout 120 git push nap main \
-                >"$NAP_TEST_DIR/push.out" 2>&1) &
-        pusher=$!
-        if wait_until 60 paused_at "$point"; then
-                ok "$point: nap-receive reached the point"
-        else
-                fail "$point: nap-receive reached the point"
-                kill "$pusher" 2>/dev/null
-                wait "$pusher" 2>/dev/null
-                diag "$(cat "$NAP_TEST_DIR/push.out")"
-                continue
-        fi
-        kill -9 "$(paused_pid "$point")"
-        wait "$pusher" 2>/dev/null
+        kill_at "$point" "$point: nap-receive" timeout 120 git -C "$P" push nap main || continue
         check "$point: the intent record is there after the kill" test -f "$NAP_ROOT/intents/$WSVC.intent"
 
         expect_ok "$point: napctl recover" recover
@@ -247,13 +255,7 @@ done
 # so the next one starts it over.
 log "push killed, then its recovery killed too"
 CWX=$(set_greeting hola)
-rm -f "$PAUSED"
-(cd "$P" && NAP_DEBUG_PAUSE_AT=rollout:swapped NAP_DEBUG_PAUSE_FILE=$PAUSED timeout 120 git push nap main \
-        >"$NAP_TEST_DIR/push.out" 2>&1) &
-pusher=$!
-if wait_until 60 paused_at rollout:swapped; then
-        kill -9 "$(paused_pid rollout:swapped)"
-        wait "$pusher" 2>/dev/null
+if kill_at rollout:swapped "recovery: nap-receive" timeout 120 git -C "$P" push nap main; then
         pause_managerd_at rollout:swapped # the recovery's own rollout back
         timeout 60 "$NAPCTL" --user recover >"$NAP_TEST_DIR/bg.out" 2>&1 &
         client=$!
@@ -265,10 +267,6 @@ if wait_until 60 paused_at rollout:swapped; then
                 "$(jq -r .commit "$WTREE/.nap/deploy.json" 2>&1)"
         check "recovery killed: and answers" wait_until 10 greeting_is hello
         assert_eq "recovery killed: no scratch tree is left" "" "$(leftovers)"
-else
-        fail "recovery: nap-receive reached the point"
-        kill "$pusher" 2>/dev/null
-        wait "$pusher" 2>/dev/null
 fi
 
 log "the push after the kills"
@@ -281,14 +279,7 @@ assert_eq "push: it is recorded" "$CW" "$(jq -r .commit "$WTREE/.nap/deploy.json
 # ================================================================ rollback
 # napctl rollback runs the rollout in napctl's own process: killed there.
 log "rollback killed with the old commit swapped in"
-rm -f "$PAUSED"
-NAP_DEBUG_PAUSE_AT=rollout:swapped NAP_DEBUG_PAUSE_FILE=$PAUSED timeout 120 "$NAPCTL" --user rollback $WSVC "$CW1" \
-        >"$NAP_TEST_DIR/rollback.out" 2>&1 &
-roller=$!
-if wait_until 60 paused_at rollout:swapped; then
-        ok "rollback: napctl reached the point"
-        kill -9 "$(paused_pid rollout:swapped)"
-        wait "$roller" 2>/dev/null
+if kill_at rollout:swapped "rollback: napctl" timeout 120 "$NAPCTL" --user rollback $WSVC "$CW1"; then
         expect_ok "rollback: napctl recover" recover
         assert_eq "rollback: the version deployed before the rollback is recorded" "$CW" \
                 "$(jq -r .commit "$WTREE/.nap/deploy.json" 2>&1)"
@@ -297,11 +288,6 @@ if wait_until 60 paused_at rollout:swapped; then
         expect_ok "rollback: the rollback again succeeds" rollback $WSVC "$CW1"
         assert_eq "rollback: now the old commit is recorded" "$CW1" "$(jq -r .commit "$WTREE/.nap/deploy.json" 2>&1)"
         check "rollback: and answers" wait_until 10 greeting_is hello
-else
-        fail "rollback: napctl reached the point"
-        kill "$roller" 2>/dev/null
-        wait "$roller" 2>/dev/null
-        diag "$(cat "$NAP_TEST_DIR/rollback.out")"
 fi
 
 nap_summary
