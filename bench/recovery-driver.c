@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
-/* bench/recovery's driver: what crash safety costs, against what the same
- * operations already paid, in one run on one file system (DIR).
+/* bench/recovery's driver: what crash safety costs, beside what the same
+ * operations cost without it, timed on one file system (DIR).
  *   recovery-driver write DIR N     N manifest-sized atomic writes, synced
  *                                   (what start-common does once anyway)
  *   recovery-driver intent DIR N    N intent records written and removed
