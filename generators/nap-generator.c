@@ -4,7 +4,9 @@
  *
  * Reads nap.conf and the manifests in Instances=, nothing else: no network,
  * no D-Bus, no etcd, no git, not Root= (which may be on a /var or /home
- * that is not mounted yet). For each manifest it writes
+ * that is not mounted yet). For each manifest it writes (lib/model/
+ * unit-files.h, shared with nap-managerd, which writes one instance's
+ * files into the manager's runtime unit dir to start it without a reload)
  *   USER_APP_KIND@.service                          (once per template)
  *   USER_APP_discovery@.service                     (the same, common
  *                                                    instances with Etcd=)
@@ -35,7 +37,7 @@
 #include "base/fileio.h"
 #include "model/manifest.h"
 #include "base/strv.h"
-#include "model/unit.h"
+#include "model/unit-files.h"
 
 static int log_fd = -1; /* /dev/kmsg, or -1 for stderr */
 
@@ -89,21 +91,19 @@ static NapScope pick_scope(const NapConfig *c) {
         return s;
 }
 
-/* $NAP_DISCOVERY_BINARY, for running the sidecars from a build tree in
- * tests; the installed nap-discovery otherwise. */
+/* The sidecars' program: $NAP_DISCOVERY_BINARY in tests, with a warning
+ * when it cannot be used. */
 static const char *pick_discovery_binary(void) {
-        const char *env = secure_getenv("NAP_DISCOVERY_BINARY");
-        if (isempty(env))
-                return NAP_DISCOVERY_BINARY_DEFAULT;
-        if (!nap_unit_exec_path_is_valid(env)) {
+        const char *ignored;
+        const char *binary = nap_unit_files_discovery_binary(&ignored);
+        if (ignored) {
                 bool printable = true;
-                for (const char *c = env; *c; c++)
+                for (const char *c = ignored; *c; c++)
                         printable = printable && (unsigned char) *c >= 0x20 && *c != 0x7f;
                 log_warning("Ignoring NAP_DISCOVERY_BINARY=%s: not a normalized absolute path, using %s",
-                            printable ? env : "(with control characters)", NAP_DISCOVERY_BINARY_DEFAULT);
-                return NAP_DISCOVERY_BINARY_DEFAULT;
+                            printable ? ignored : "(with control characters)", binary);
         }
-        return env;
+        return binary;
 }
 
 static int compare_strings(const void *a, const void *b) {
@@ -141,166 +141,9 @@ static int list_manifests(const char *dir, char ***ret) {
         return 0;
 }
 
-typedef struct Output {
-        const char *dir;          /* argv[1] */
-        const NapConfig *config;
-        NapScope scope;
-        const char *discovery_binary; /* ExecStart= of the sidecars */
-        char last_template[NAP_UNIT_NAME_MAX]; /* manifests are sorted: one template's come together */
-} Output;
-
-static int write_new_file(const char *path, const char *text) {
-        _cleanup_fclose_ FILE *f = fopen(path, "wxe");
-        if (!f)
-                return negative_errno();
-        fputs(text, f);
-        if (fflush(f) != 0 || ferror(f))
-                return errno > 0 ? -errno : -EIO;
-        int r = fclose(TAKE_PTR(f));
-        return r != 0 ? negative_errno() : 0;
-}
-
-/* Renders into memory first, so a unit that cannot be written leaves no
- * half-written file behind. */
-typedef int (*render_fn)(FILE *f, const NapManifest *m, const Output *o);
-
-static int render(render_fn fn, const NapManifest *m, const Output *o, char **ret) {
-        _cleanup_free_ char *buf = NULL;
-        size_t size;
-        FILE *f = open_memstream(&buf, &size);
-        if (!f)
-                return -ENOMEM;
-        int r = fn(f, m, o);
-        if (fclose(f) != 0 && r >= 0)
-                r = -ENOMEM;
-        if (r < 0)
-                return r;
-        *ret = TAKE_PTR(buf);
-        return 0;
-}
-
-static int render_template(FILE *f, const NapManifest *m, const Output *o) {
-        return nap_unit_write_template(f, &m->instance.service, m->instance.kind, o->scope, o->config);
-}
-
-static int render_dropin(FILE *f, const NapManifest *m, const Output *o) {
-        return nap_unit_write_instance_dropin(f, m, o->scope, o->config);
-}
-
-static int render_container_run(FILE *f, const NapManifest *m, const Output *o) {
-        return nap_unit_write_container_run(f, m, o->scope, o->config);
-}
-
-static int render_container_build(FILE *f, const NapManifest *m, const Output *o) {
-        return nap_unit_write_container_build(f, m, o->scope, o->config);
-}
-
-static int mkdir_exist_ok(const char *path) {
-        return mkdir(path, 0755) < 0 && errno != EEXIST ? negative_errno() : 0;
-}
-
-/* TARGET.wants/UNIT -> ../TEMPLATE: how a generator enables a unit, since
- * "systemctl enable" cannot act on generated units. */
-static int write_wants(const Output *o, const char *unit, const char *template) {
-        const char *target = o->scope == NAP_SCOPE_USER ? "default.target" : "multi-user.target";
-        _cleanup_free_ char *wants = strdup_printf("%s/%s.wants", o->dir, target);
-        _cleanup_free_ char *link = strdup_printf("%s/%s.wants/%s", o->dir, target, unit);
-        _cleanup_free_ char *dest = strdup_printf("../%s", template);
-        if (!wants || !link || !dest)
-                return -ENOMEM;
-        int r = mkdir_exist_ok(wants);
-        if (r < 0)
-                return r;
-        return symlink(dest, link) < 0 ? negative_errno() : 0;
-}
-
-static int render_discovery(FILE *f, const NapManifest *m, const Output *o) {
-        return nap_unit_write_discovery_template(f, &m->instance.service, o->scope, o->config,
-                                                 o->discovery_binary);
-}
-
-static int write_unit(const Output *o, const char *name, const char *text) {
-        _cleanup_free_ char *path = strdup_printf("%s/%s", o->dir, name);
-        return path ? write_new_file(path, text) : -ENOMEM;
-}
-
-/* The instance's template and, with etcd, its sidecar's: once per
- * template. Everything is rendered before anything is written. */
-static int emit_templates(Output *o, const NapManifest *m, const char *template) {
-        _cleanup_free_ char *text = NULL, *sidecar_text = NULL;
-        char sidecar[NAP_UNIT_NAME_MAX];
-        bool discovery = nap_unit_has_discovery(m->instance.kind, o->config);
-        int r;
-
-        if (streq(template, o->last_template))
-                return 0;
-        r = render(render_template, m, o, &text);
-        if (r >= 0 && discovery) {
-                nap_unit_discovery_template_name(&m->instance.service, sidecar);
-                r = render(render_discovery, m, o, &sidecar_text);
-        }
-        if (r >= 0)
-                r = write_unit(o, template, text);
-        if (r >= 0 && discovery)
-                r = write_unit(o, sidecar, sidecar_text);
-        if (r < 0)
-                return r;
-        snprintf(o->last_template, sizeof o->last_template, "%s", template);
-        return 0;
-}
-
-/* USER_APP_common@N.service and USER_APP_build@N.service, enabled through
- * the former. The templates are written as for any instance: the sidecar's
- * is needed, and the app's keeps USER_APP_common@ a known template. */
-static int emit_container(Output *o, const NapManifest *m) {
-        char unit[NAP_UNIT_NAME_MAX], build[NAP_UNIT_NAME_MAX], template[NAP_UNIT_NAME_MAX];
-        _cleanup_free_ char *run_text = NULL, *build_text = NULL;
-
-        nap_instance_unit_name(&m->instance, unit);
-        nap_unit_build_name(&m->instance, build);
-        nap_instance_template_name(&m->instance, template);
-        int r = render(render_container_run, m, o, &run_text);
-        if (r >= 0)
-                r = render(render_container_build, m, o, &build_text);
-        if (r >= 0)
-                r = emit_templates(o, m, template);
-        if (r >= 0)
-                r = write_unit(o, build, build_text);
-        if (r >= 0)
-                r = write_unit(o, unit, run_text);
-        if (r >= 0 && m->enabled)
-                r = write_wants(o, unit, unit);
-        return r;
-}
-
-static int emit_instance(Output *o, const NapManifest *m) {
-        char unit[NAP_UNIT_NAME_MAX], template[NAP_UNIT_NAME_MAX];
-        _cleanup_free_ char *dropin_text = NULL;
-        int r;
-
-        nap_instance_unit_name(&m->instance, unit);
-        nap_instance_template_name(&m->instance, template);
-        r = render(render_dropin, m, o, &dropin_text);
-        if (r >= 0)
-                r = emit_templates(o, m, template);
-        if (r < 0)
-                return r;
-
-        _cleanup_free_ char *dropin_dir = strdup_printf("%s/%s.d", o->dir, unit);
-        _cleanup_free_ char *dropin_path = strdup_printf("%s/%s.d/50-nap-instance.conf", o->dir, unit);
-        if (!dropin_dir || !dropin_path)
-                return -ENOMEM;
-        r = mkdir_exist_ok(dropin_dir);
-        if (r >= 0)
-                r = write_new_file(dropin_path, dropin_text);
-        if (r >= 0 && m->enabled)
-                r = write_wants(o, unit, template);
-        return r;
-}
-
 /* Returns how many manifests were skipped, or a negative errno when
  * nothing could be generated. */
-static int generate(Output *o) {
+static int generate(NapUnitFiles *o) {
         const char *dir = o->config->instances_dir;
         _cleanup_strv_free_ char **names = NULL;
         int failed = 0, r;
@@ -325,7 +168,7 @@ static int generate(Output *o) {
                         failed++;
                         continue;
                 }
-                r = nap_manifest_has_image(m) ? emit_container(o, m) : emit_instance(o, m);
+                r = nap_unit_files_write(o, m);
                 if (r < 0) {
                         log_error("%s: cannot generate units: %s, skipping.", path,
                                   r == -EINVAL ? "a value cannot be written in a unit file" : strerror(-r));
@@ -367,8 +210,8 @@ int main(int argc, char *argv[]) {
                 log_error("%s", e.message);
                 return EXIT_FAILURE;
         }
-        Output o = { .dir = dir, .config = config, .scope = pick_scope(config),
-                     .discovery_binary = pick_discovery_binary() };
+        NapUnitFiles o = { .dir = dir, .config = config, .scope = pick_scope(config),
+                           .discovery_binary = pick_discovery_binary() };
         int r = generate(&o);
         safe_close(log_fd);
         return r == 0 ? EXIT_SUCCESS : EXIT_FAILURE;

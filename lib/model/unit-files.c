@@ -1,0 +1,297 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <assert.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include "base/fileio.h"
+#include "model/unit-files.h"
+#include "model/unit.h"
+
+/* A unit file is a few KiB; anything larger in the runtime dir is not
+ * ours as written, so it is replaced. */
+#define UNIT_FILE_SIZE_MAX (256 * 1024)
+
+int nap_unit_files_runtime_dir(NapScope scope, char **ret) {
+        assert(ret);
+
+        if (scope == NAP_SCOPE_SYSTEM)
+                *ret = strdup("/run/systemd/system");
+        else {
+                const char *runtime = getenv("XDG_RUNTIME_DIR");
+                if (isempty(runtime) || runtime[0] != '/')
+                        return -ENXIO;
+                *ret = path_join(runtime, "systemd/user", NULL);
+        }
+        return *ret ? 0 : -ENOMEM;
+}
+
+const char *nap_unit_files_discovery_binary(const char **ret_ignored) {
+        const char *env = secure_getenv("NAP_DISCOVERY_BINARY");
+        if (ret_ignored)
+                *ret_ignored = NULL;
+        if (isempty(env))
+                return NAP_DISCOVERY_BINARY_DEFAULT;
+        if (!nap_unit_exec_path_is_valid(env)) {
+                if (ret_ignored)
+                        *ret_ignored = env;
+                return NAP_DISCOVERY_BINARY_DEFAULT;
+        }
+        return env;
+}
+
+/* ---- rendering ---------------------------------------------------------- */
+
+/* Renders into memory first, so a unit that cannot be written leaves no
+ * half-written file behind. */
+typedef int (*render_fn)(FILE *f, const NapManifest *m, const NapUnitFiles *o);
+
+static int render(render_fn fn, const NapManifest *m, const NapUnitFiles *o, char **ret) {
+        _cleanup_free_ char *buf = NULL;
+        size_t size;
+        FILE *f = open_memstream(&buf, &size);
+        if (!f)
+                return -ENOMEM;
+        int r = fn(f, m, o);
+        if (fclose(f) != 0 && r >= 0)
+                r = -ENOMEM;
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(buf);
+        return 0;
+}
+
+static int render_template(FILE *f, const NapManifest *m, const NapUnitFiles *o) {
+        return nap_unit_write_template(f, &m->instance.service, m->instance.kind, o->scope, o->config);
+}
+
+static int render_dropin(FILE *f, const NapManifest *m, const NapUnitFiles *o) {
+        return nap_unit_write_instance_dropin(f, m, o->scope, o->config);
+}
+
+static int render_container_run(FILE *f, const NapManifest *m, const NapUnitFiles *o) {
+        return nap_unit_write_container_run(f, m, o->scope, o->config);
+}
+
+static int render_container_build(FILE *f, const NapManifest *m, const NapUnitFiles *o) {
+        return nap_unit_write_container_build(f, m, o->scope, o->config);
+}
+
+static int render_discovery(FILE *f, const NapManifest *m, const NapUnitFiles *o) {
+        return nap_unit_write_discovery_template(f, &m->instance.service, o->scope, o->config,
+                                                 o->discovery_binary);
+}
+
+/* ---- writing ------------------------------------------------------------ */
+
+/* The generator's output dir is new at every run: files are created, never
+ * replaced ("wxe" finds a name written twice). */
+static int write_new_file(const char *path, const char *text) {
+        _cleanup_fclose_ FILE *f = fopen(path, "wxe");
+        if (!f)
+                return negative_errno();
+        fputs(text, f);
+        if (fflush(f) != 0 || ferror(f))
+                return errno > 0 ? -errno : -EIO;
+        int r = fclose(TAKE_PTR(f));
+        return r != 0 ? negative_errno() : 0;
+}
+
+static bool file_has_text(const char *path, const char *text) {
+        _cleanup_free_ char *old = NULL;
+        return read_full_file(path, UNIT_FILE_SIZE_MAX, &old, NULL) >= 0 && streq(old, text);
+}
+
+/* DIR/.NAME.XXXXXX, then renamed over DIR/NAME: the manager, which may
+ * load the unit at any moment, sees the old file or the new one, and a
+ * hidden name is never a unit. Not synced: the runtime dir is a tmpfs,
+ * gone at the next boot anyway. */
+static int replace_file(const char *dir, const char *name, const char *text) {
+        _cleanup_free_ char *path = path_join(dir, name, NULL);
+        _cleanup_free_ char *tmp = strdup_printf("%s/.%s.XXXXXX", dir, name);
+        if (!path || !tmp)
+                return -ENOMEM;
+        if (file_has_text(path, text))
+                return 0;
+        int fd = mkostemp(tmp, O_CLOEXEC);
+        if (fd < 0)
+                return negative_errno();
+        FILE *f = fdopen(fd, "we");
+        if (!f) {
+                int r = negative_errno();
+                safe_close(fd);
+                return (void) unlink(tmp), r;
+        }
+        int r = fchmod(fd, 0644) < 0 ? negative_errno() : 0;
+        if (r >= 0 && (fputs(text, f) < 0 || fflush(f) != 0))
+                r = errno > 0 ? -errno : -EIO;
+        if (fclose(f) != 0 && r >= 0)
+                r = negative_errno();
+        if (r >= 0 && rename(tmp, path) < 0)
+                r = negative_errno();
+        if (r < 0)
+                (void) unlink(tmp);
+        return r;
+}
+
+/* A file of o->dir ("NAME" or "UNIT.d/NAME"): created (generator) or
+ * replaced when different (runtime). */
+static int write_unit_file(const NapUnitFiles *o, const char *subdir, const char *name, const char *text) {
+        _cleanup_free_ char *dir = subdir ? path_join(o->dir, subdir, NULL) : strdup(o->dir);
+        if (!dir)
+                return -ENOMEM;
+        if (o->runtime)
+                return replace_file(dir, name, text);
+        _cleanup_free_ char *path = path_join(dir, name, NULL);
+        return path ? write_new_file(path, text) : -ENOMEM;
+}
+
+static int mkdir_exist_ok(const char *path) {
+        return mkdir(path, 0755) < 0 && errno != EEXIST ? negative_errno() : 0;
+}
+
+/* TARGET.wants/UNIT -> ../TEMPLATE: how a generator enables a unit, since
+ * "systemctl enable" cannot act on generated units. The runtime dir gets
+ * none: boot is the generator's job. */
+static int write_wants(const NapUnitFiles *o, const char *unit, const char *template) {
+        const char *target = o->scope == NAP_SCOPE_USER ? "default.target" : "multi-user.target";
+        if (o->runtime)
+                return 0;
+        _cleanup_free_ char *wants = strdup_printf("%s/%s.wants", o->dir, target);
+        _cleanup_free_ char *link = strdup_printf("%s/%s.wants/%s", o->dir, target, unit);
+        _cleanup_free_ char *dest = strdup_printf("../%s", template);
+        if (!wants || !link || !dest)
+                return -ENOMEM;
+        int r = mkdir_exist_ok(wants);
+        if (r < 0)
+                return r;
+        return symlink(dest, link) < 0 ? negative_errno() : 0;
+}
+
+/* The instance's template and, with etcd, its sidecar's: in the
+ * generator once per template. */
+static int write_templates(NapUnitFiles *o, const NapManifest *m, const char *template) {
+        _cleanup_free_ char *text = NULL, *sidecar_text = NULL;
+        char sidecar[NAP_UNIT_NAME_MAX];
+        bool discovery = nap_unit_has_discovery(m->instance.kind, o->config);
+        int r;
+
+        if (streq(template, o->last_template))
+                return 0;
+        r = render(render_template, m, o, &text);
+        if (r >= 0 && discovery) {
+                nap_unit_discovery_template_name(&m->instance.service, sidecar);
+                r = render(render_discovery, m, o, &sidecar_text);
+        }
+        if (r >= 0)
+                r = write_unit_file(o, NULL, template, text);
+        if (r >= 0 && discovery)
+                r = write_unit_file(o, NULL, sidecar, sidecar_text);
+        if (r < 0)
+                return r;
+        snprintf(o->last_template, sizeof o->last_template, "%s", template);
+        return 0;
+}
+
+/* USER_APP_common@N.service and USER_APP_build@N.service, enabled through
+ * the former. The templates are written as for any instance: the sidecar's
+ * is needed, and the app's keeps USER_APP_common@ a known template. */
+static int write_container(NapUnitFiles *o, const NapManifest *m) {
+        char unit[NAP_UNIT_NAME_MAX], build[NAP_UNIT_NAME_MAX], template[NAP_UNIT_NAME_MAX];
+        _cleanup_free_ char *run_text = NULL, *build_text = NULL;
+
+        nap_instance_unit_name(&m->instance, unit);
+        nap_unit_build_name(&m->instance, build);
+        nap_instance_template_name(&m->instance, template);
+        int r = render(render_container_run, m, o, &run_text);
+        if (r >= 0)
+                r = render(render_container_build, m, o, &build_text);
+        if (r >= 0)
+                r = write_templates(o, m, template);
+        if (r >= 0)
+                r = write_unit_file(o, NULL, build, build_text);
+        if (r >= 0)
+                r = write_unit_file(o, NULL, unit, run_text);
+        if (r >= 0 && m->enabled)
+                r = write_wants(o, unit, unit);
+        return r;
+}
+
+static int write_instance(NapUnitFiles *o, const NapManifest *m) {
+        char unit[NAP_UNIT_NAME_MAX], template[NAP_UNIT_NAME_MAX];
+        _cleanup_free_ char *dropin_text = NULL;
+
+        nap_instance_unit_name(&m->instance, unit);
+        nap_instance_template_name(&m->instance, template);
+        int r = render(render_dropin, m, o, &dropin_text);
+        if (r >= 0)
+                r = write_templates(o, m, template);
+        if (r < 0)
+                return r;
+
+        _cleanup_free_ char *dropin_dir = strdup_printf("%s.d", unit);
+        _cleanup_free_ char *dropin_path = dropin_dir ? path_join(o->dir, dropin_dir, NULL) : NULL;
+        if (!dropin_path)
+                return -ENOMEM;
+        r = mkdir_exist_ok(dropin_path);
+        if (r >= 0)
+                r = write_unit_file(o, dropin_dir, NAP_UNIT_DROPIN_NAME, dropin_text);
+        if (r >= 0 && m->enabled)
+                r = write_wants(o, unit, template);
+        return r;
+}
+
+int nap_unit_files_write(NapUnitFiles *o, const NapManifest *m) {
+        assert(o);
+        assert(m);
+
+        if (o->runtime) {
+                int r = mkdir_p(o->dir, 0755);
+                if (r < 0)
+                        return r;
+        }
+        return nap_manifest_has_image(m) ? write_container(o, m) : write_instance(o, m);
+}
+
+/* ---- removing ----------------------------------------------------------- */
+
+static int unlink_in(const char *dir, const char *name, int flags) {
+        _cleanup_free_ char *path = path_join(dir, name, NULL);
+        if (!path)
+                return -ENOMEM;
+        if (unlinkat(AT_FDCWD, path, flags) < 0 && errno != ENOENT && errno != ENOTEMPTY)
+                return negative_errno();
+        return 0;
+}
+
+int nap_unit_files_remove(const NapUnitFiles *o, const NapInstance *i, bool templates) {
+        char unit[NAP_UNIT_NAME_MAX], build[NAP_UNIT_NAME_MAX], template[NAP_UNIT_NAME_MAX];
+        char sidecar[NAP_UNIT_NAME_MAX];
+
+        assert(o);
+        assert(i);
+
+        nap_instance_unit_name(i, unit);
+        nap_unit_build_name(i, build);
+        _cleanup_free_ char *dropin_dir = strdup_printf("%s.d", unit);
+        _cleanup_free_ char *dropin = strdup_printf("%s.d/" NAP_UNIT_DROPIN_NAME, unit);
+        if (!dropin_dir || !dropin)
+                return -ENOMEM;
+        /* Either kind's files: what the instance was is not needed to
+         * remove it. The drop-in dir goes only when nothing else is in it. */
+        int r = unlink_in(o->dir, dropin, 0);
+        if (r >= 0)
+                r = unlink_in(o->dir, dropin_dir, AT_REMOVEDIR);
+        if (r >= 0)
+                r = unlink_in(o->dir, unit, 0);
+        if (r >= 0)
+                r = unlink_in(o->dir, build, 0);
+        if (r < 0 || !templates)
+                return r;
+        r = unlink_in(o->dir, nap_instance_template_name(i, template), 0);
+        if (r >= 0)
+                r = unlink_in(o->dir, nap_unit_discovery_template_name(&i->service, sidecar), 0);
+        return r;
+}
