@@ -382,26 +382,54 @@ static int get_unit_property(sd_bus *bus, const char *path, const char *property
         return sd_bus_get_property_string(bus, SYSTEMD_DEST, path, UNIT_IFACE, property, error, ret);
 }
 
-int nap_systemd_get_unit_status(sd_bus *bus, const char *unit, NapUnitStatus *ret, NapError *e) {
+/* The unit's object path after LoadUnit, which loads a name the manager
+ * does not have yet (from disk, as it is now) and returns a loaded one as
+ * it is. */
+static int load_unit(sd_bus *bus, const char *unit, char **ret_path, NapError *e) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         const char *path;
-        int r;
-
-        assert(ret);
 
         if (!bus || isempty(unit))
                 return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL, "No unit given");
-
-        /* LoadUnit rather than GetUnit: a unit that is not loaded right now
-         * still has a status ("inactive", or load state "not-found"). */
-        r = sd_bus_call_method(bus, SYSTEMD_DEST, SYSTEMD_PATH, MANAGER_IFACE, "LoadUnit", &error, &reply,
-                               "s", unit);
+        int r = sd_bus_call_method(bus, SYSTEMD_DEST, SYSTEMD_PATH, MANAGER_IFACE, "LoadUnit", &error, &reply,
+                                   "s", unit);
         if (r < 0)
                 return bus_fail(e, &error, r, NAP_ERROR_INTERNAL, "Failed to load unit '%s'", unit);
         r = sd_bus_message_read(reply, "o", &path);
         if (r < 0)
                 return nap_error_errno(e, r, "Failed to parse the LoadUnit reply for unit '%s'", unit);
+        *ret_path = strdup(path);
+        return *ret_path ? 0 : nap_error_errno(e, -ENOMEM, "Failed to load unit '%s'", unit);
+}
+
+int nap_systemd_load_unit_current(sd_bus *bus, const char *unit, NapError *e) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_free_ char *path = NULL, *load_state = NULL;
+        int need_reload = 0;
+        int r = load_unit(bus, unit, &path, e);
+        if (r < 0)
+                return r;
+        r = get_unit_property(bus, path, "LoadState", &load_state, &error);
+        if (r >= 0)
+                r = sd_bus_get_property_trivial(bus, SYSTEMD_DEST, path, UNIT_IFACE, "NeedDaemonReload", &error,
+                                                'b', &need_reload);
+        if (r < 0)
+                return bus_fail(e, &error, r, NAP_ERROR_INTERNAL, "Failed to read the load state of unit '%s'", unit);
+        return streq(load_state, "loaded") && !need_reload;
+}
+
+int nap_systemd_get_unit_status(sd_bus *bus, const char *unit, NapUnitStatus *ret, NapError *e) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_free_ char *path = NULL;
+
+        assert(ret);
+
+        /* LoadUnit rather than GetUnit: a unit that is not loaded right now
+         * still has a status ("inactive", or load state "not-found"). */
+        int r = load_unit(bus, unit, &path, e);
+        if (r < 0)
+                return r;
 
         NapUnitStatus s = {};
         (void) ((r = get_unit_property(bus, path, "Id", &s.name, &error)) < 0 ||

@@ -46,5 +46,11 @@ int nap_systemd_list_units_async(sd_bus *bus, sd_bus_slot **ret_slot, const char
 /* A reply to ListUnitsByPatterns: the units, or the error it carries. */
 int nap_systemd_list_units_reply(sd_bus_message *reply, const char *pattern, NapUnitStatus **ret, size_t *ret_n,
                                  NapError *e);
+/* LoadUnit (a name the manager does not have yet is read from disk as it
+ * is now), then: 1 when the manager has the unit's current files (LoadState
+ * "loaded", NeedDaemonReload false), 0 when not (not found, bad setting,
+ * or loaded earlier from files that changed since: only a daemon-reload
+ * reads them again). */
+int nap_systemd_load_unit_current(sd_bus *bus, const char *unit, NapError *e);
 /* Status of one unit (loaded on demand by the manager). */
 int nap_systemd_get_unit_status(sd_bus *bus, const char *unit, NapUnitStatus *ret, NapError *e);

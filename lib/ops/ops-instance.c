@@ -179,8 +179,10 @@ int ops_create_instance(NapContext *c, const NapService *s, const NapProfile *p,
          * instance exist for the generator and for every operation. */
         r = nap_manifest_save(c->config->instances_dir, m, e);
         if (r < 0)
-                (void) ops_release_instance(c, m, NULL);
-        return r;
+                return (void) ops_release_instance(c, m, NULL), r;
+        /* Its units for the manager, to start it without a reload. A
+         * failure leaves the instance, as a failed start does. */
+        return ops_units_install(c, m, e);
 }
 
 static int start_unit_reporting(NapContext *c, const NapInstance *i, NapError *e) {
@@ -263,7 +265,8 @@ static int wait_answering(NapContext *c, sd_bus *bus, const NapManifest *m, bool
         return r;
 }
 
-/* Under the app's lock, intent recorded: create, reload, start, record. */
+/* Under the app's lock, intent recorded: create (units installed), load
+ * (no reload but in ops_units_load()'s one case), start, record. */
 static int start_common_locked(NapContext *c, const NapService *s, const NapProfile *p, const NapParams *params,
                                NapIntent *in, NapManifest *m, NapError *e) {
         char name[NAP_UNIT_NAME_MAX];
@@ -274,7 +277,7 @@ static int start_common_locked(NapContext *c, const NapService *s, const NapProf
         if (r >= 0)
                 nap_debug_point("start-common:manifest");
         if (r >= 0)
-                r = nap_systemd_reload(bus, e);
+                r = ops_units_load(c, &m->instance, e);
         if (r >= 0)
                 r = start_unit_reporting(c, &m->instance, e);
         if (r >= 0)
@@ -369,12 +372,16 @@ static NapInstanceInfo *find_instance_info(NapInstanceInfo *list, size_t n, cons
 
 /* Adds systemd's view: state of each instance; units systemd has loaded
  * without a manifest (removed behind nap's back, still running) are listed
- * too, so nothing that runs is hidden. */
+ * too, so nothing that runs is hidden. One that is inactive is not: a
+ * removed instance stays loaded, stopped, until the next reload when the
+ * generator had enabled it (its target still wants it). */
 static int merge_unit_states(const NapUnitStatus *units, size_t k, NapInstanceInfo **list, size_t *n, NapError *e) {
         int r = 0;
         for (size_t u = 0; r >= 0 && u < k; u++) {
                 NapInstanceInfo *i = find_instance_info(*list, *n, units[u].name);
                 NapInstance parsed;
+                if (!i && streq(units[u].active_state, "inactive"))
+                        continue;
                 if (!i && nap_instance_parse(units[u].name, &parsed, NULL) >= 0) {
                         NapInstanceInfo *l = reallocarray(*list, *n + 1, sizeof **list);
                         if (!l) {
@@ -459,12 +466,15 @@ int nap_get_instances_num(NapContext *c, const char *service, unsigned *ret, Nap
 
 /* Records whether the instance comes back at boot. Only the generator's
  * next run reads it (it decides the .wants/ link), so no reload is needed
- * now: the unit is started or stopped directly. */
+ * now: the unit is started or stopped directly. The runtime units are
+ * written again with the manifest, as after every rewrite (unchanged
+ * files are left alone). */
 static int set_enabled(NapContext *c, NapManifest *m, bool enabled, NapError *e) {
         if (m->enabled == enabled)
                 return 0;
         m->enabled = enabled;
-        return nap_manifest_save(c->config->instances_dir, m, e);
+        int r = nap_manifest_save(c->config->instances_dir, m, e);
+        return r < 0 ? r : ops_units_install(c, m, e);
 }
 
 /* What start, stop and remove need: the app's lock (held until *lock is
@@ -558,9 +568,11 @@ static int forget_manifest(NapContext *c, const NapInstance *i, NapError *e) {
         return r < 0 ? nap_error_errno(e, r, "Failed to sync %s", path) : 0;
 }
 
-/* Stop, release, forget (manifest gone: the generator drops the units on
- * reload), then remove the tree. Each step skips what is gone already, so
- * that recovery can run it again after a crash anywhere in it. */
+/* Stop, release, forget (manifest gone: the generator drops its units at
+ * the next reload; its runtime units go now, and no reload is needed: the
+ * unit is stopped and nothing lists it), then remove the tree. Each step
+ * skips what is gone already, so that recovery can run it again after a
+ * crash anywhere in it. */
 int ops_remove_instance_locked(NapContext *c, const NapInstance *i, NapError *e) {
         _cleanup_(nap_manifest_freep) NapManifest *m = NULL;
         _cleanup_free_ char *manifest = nap_manifest_path(c->config->instances_dir, i);
@@ -583,7 +595,7 @@ int ops_remove_instance_locked(NapContext *c, const NapInstance *i, NapError *e)
         if (r >= 0)
                 nap_debug_point("remove-instance:forgotten");
         if (r >= 0)
-                r = nap_systemd_reload(bus, e);
+                r = ops_units_uninstall(c, i, e);
         if (r < 0)
                 return r;
         (void) nap_systemd_reset_failed_unit(bus, unit);

@@ -19,6 +19,7 @@
 #include "model/state.h"
 #include "base/strv.h"
 #include "clients/systemd1.h"
+#include "model/unit-files.h"
 
 #define NAP_DEPLOY_META_MAX (16 * 1024)
 
@@ -252,4 +253,71 @@ int ops_load_instance(NapContext *c, const char *instance, NapManifest **ret, Na
                 return nap_error_set(e, NAP_ERROR_NO_SUCH_INSTANCE, -ENOENT, "No instance %s (see: napctl list-instances %s_%s)",
                                      nap_instance_name(&i, name), i.service.user, i.service.app);
         return nap_manifest_load(path, ret, e);
+}
+
+/* ---- an instance's units for the service manager ------------------------ */
+
+static int runtime_unit_files(NapContext *c, NapUnitFiles *ret, char **ret_dir, NapError *e) {
+        int r = nap_unit_files_runtime_dir(c->scope, ret_dir);
+        if (r < 0)
+                return nap_error_errno(e, r, "Failed to find the service manager's runtime unit directory");
+        *ret = (NapUnitFiles) { .dir = *ret_dir, .config = c->config, .scope = c->scope,
+                                .discovery_binary = nap_unit_files_discovery_binary(NULL), .runtime = true };
+        return 0;
+}
+
+int ops_units_install(NapContext *c, const NapManifest *m, NapError *e) {
+        _cleanup_free_ char *dir = NULL;
+        char name[NAP_UNIT_NAME_MAX];
+        NapUnitFiles o;
+        int r = runtime_unit_files(c, &o, &dir, e);
+        if (r < 0)
+                return r;
+        r = nap_unit_files_write(&o, m);
+        if (r == -EINVAL)
+                return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, r,
+                                     "The units of %s cannot be written: a value cannot be written in a unit file",
+                                     nap_instance_name(&m->instance, name));
+        return r < 0 ? nap_error_errno(e, r, "Failed to write the units of %s into %s",
+                                       nap_instance_name(&m->instance, name), dir) : 0;
+}
+
+/* Whether a manifest of i's template (its app, its kind) is left. */
+static int template_in_use(NapContext *c, const NapInstance *i, NapError *e) {
+        NapManifest **l = NULL;
+        size_t n = 0;
+        int r = nap_state_load_service_manifests(c->config, &i->service, &l, &n, e);
+        bool used = false;
+        for (size_t k = 0; r >= 0 && k < n; k++)
+                used = used || l[k]->instance.kind == i->kind;
+        nap_state_manifests_free(l, n);
+        return r < 0 ? r : used;
+}
+
+int ops_units_uninstall(NapContext *c, const NapInstance *i, NapError *e) {
+        _cleanup_free_ char *dir = NULL;
+        char name[NAP_UNIT_NAME_MAX];
+        NapUnitFiles o;
+        int r = runtime_unit_files(c, &o, &dir, e);
+        int used = r >= 0 ? template_in_use(c, i, e) : r;
+        if (used < 0)
+                return used;
+        r = nap_unit_files_remove(&o, i, !used);
+        return r < 0 ? nap_error_errno(e, r, "Failed to remove the units of %s from %s", nap_instance_name(i, name),
+                                       dir) : 0;
+}
+
+int ops_units_load(NapContext *c, const NapInstance *i, NapError *e) {
+        char unit[NAP_UNIT_NAME_MAX];
+        sd_bus *bus;
+        int r = ops_context_bus(c, &bus, e);
+        if (r >= 0)
+                r = nap_systemd_load_unit_current(bus, nap_instance_unit_name(i, unit), e);
+        if (r != 0)
+                return r < 0 ? r : 0;
+        /* The manager had this name already: loaded earlier as not-found
+         * (a status asked before the instance existed), or from an older
+         * drop-in (a number used again). A loaded unit keeps what it read
+         * until a reload: the one case that still needs one. */
+        return nap_systemd_reload(bus, e);
 }

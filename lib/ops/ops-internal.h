@@ -29,7 +29,7 @@ void ops_intent_end(NapContext *c, const NapService *s);
 unsigned ops_sweep_leftovers(NapContext *c, const NapService *s);
 /* ops-push.c: a rollout cut short goes back to the version before it. */
 int ops_rollout_recover(NapContext *c, const NapIntent *in, NapError *e);
-/* ops-instance.c: stop, release, forget, reload, remove the tree; what is
+/* ops-instance.c: stop, release, forget, uninstall, remove the tree; what is
  * already gone is skipped. */
 int ops_remove_instance_locked(NapContext *c, const NapInstance *i, NapError *e);
 
@@ -88,3 +88,28 @@ int ops_release_instance(NapContext *c, const NapManifest *m, NapError *e);
 
 /* The app's URL and the instance's port to etcd (best effort). */
 NapPublish ops_publish_instance(NapContext *c, const NapManifest *m);
+
+/* ---- an instance's units for the service manager (ops-internal.c) -------
+ * Without a daemon-reload (docs/ARCHITECTURE.md, "Starting without a
+ * reload"): the manager reads a unit name it never loaded from its unit
+ * dirs on first reference, and its runtime unit dir is one of them, while
+ * the generator's output is read only at a reload. So whoever writes,
+ * rewrites or removes an instance's manifest also calls one of these; the
+ * generator still writes everything at boot and at every reload. */
+
+/* "This manifest was written: install its units for the manager." m's
+ * unit files (drop-in, or a container's two units, and its app's
+ * templates) into the manager's runtime unit dir, each replaced
+ * atomically when missing or different. Call it after every
+ * nap_manifest_save(): a stale runtime drop-in would win over the
+ * generator's new one after the next reload. */
+int ops_units_install(NapContext *c, const NapManifest *m, NapError *e);
+/* "This instance's manifest is gone: uninstall." Its runtime files go,
+ * and its app's templates too when no manifest of that template is left.
+ * What the generator wrote stays until the next reload: harmless, as the
+ * unit is stopped and has no manifest. */
+int ops_units_uninstall(NapContext *c, const NapInstance *i, NapError *e);
+/* After ops_units_install() of a new instance: LoadUnit, and one full
+ * daemon-reload only when that did not give the manager the current files
+ * (the name was loaded before, as not-found or from an older drop-in). */
+int ops_units_load(NapContext *c, const NapInstance *i, NapError *e);

@@ -246,7 +246,8 @@ static int swap_step(Rollout *ro, Step *st, NapError *e) {
         int r = fsync_directory_of(dir);
         if (r < 0)
                 return nap_error_errno(e, r, "Failed to sync %s", dir);
-        return nap_manifest_save(ro->c->config->instances_dir, st->new, e);
+        r = nap_manifest_save(ro->c->config->instances_dir, st->new, e);
+        return r < 0 ? r : ops_units_install(ro->c, st->new, e);
 }
 
 static void unswap_step(Rollout *ro, Step *st) {
@@ -256,7 +257,8 @@ static void unswap_step(Rollout *ro, Step *st) {
         else
                 (void) rename(dir, st->next);
         (void) fsync_directory_of(dir);
-        (void) nap_manifest_save(ro->c->config->instances_dir, st->old, NULL);
+        if (nap_manifest_save(ro->c->config->instances_dir, st->old, NULL) >= 0)
+                (void) ops_units_install(ro->c, st->old, NULL);
         st->swapped = false;
 }
 
@@ -292,7 +294,7 @@ static int start_first(Rollout *ro, const NapProfile *p, NapError *e) {
         nap_instance_name(&ro->created->instance, name);
         nap_instance_unit_name(&ro->created->instance, unit);
         progress(ro, "%s: starting on port %u", name, ro->created->port);
-        r = nap_systemd_reload(ro->bus, e);
+        r = ops_units_load(ro->c, &ro->created->instance, e);
         if (r >= 0)
                 r = nap_systemd_start_unit(ro->bus, unit, e);
         if (r >= 0)
@@ -313,6 +315,7 @@ static bool remove_created(Rollout *ro) {
         _cleanup_free_ char *path = nap_manifest_path(ro->c->config->instances_dir, &ro->created->instance);
         if (path && unlink(path) >= 0)
                 (void) fsync_directory_of(path);
+        (void) ops_units_uninstall(ro->c, &ro->created->instance, NULL);
         (void) rm_rf(ro->created->directory);
         ro->created = nap_manifest_free(ro->created);
         return true;

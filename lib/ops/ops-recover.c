@@ -88,13 +88,16 @@ static NapInstance intent_instance(const NapIntent *in) {
 }
 
 /* The manifest was written last: with it the instance is whole, and the
- * start it was created for happens now. */
+ * start it was created for happens now, its units installed again (the
+ * crash may have come before they were) and loaded without a reload. */
 static int finish_start(NapContext *c, NapManifest *m, const NapIntent *in, NapError *e) {
         char unit[NAP_UNIT_NAME_MAX], name[NAP_UNIT_NAME_MAX];
         sd_bus *bus;
         int r = ops_context_bus(c, &bus, e);
         if (r >= 0)
-                r = nap_systemd_reload(bus, e);
+                r = ops_units_install(c, m, e);
+        if (r >= 0)
+                r = ops_units_load(c, &m->instance, e);
         nap_instance_unit_name(&m->instance, unit);
         if (r >= 0 && m->enabled) {
                 (void) nap_systemd_reset_failed_unit(bus, unit);
