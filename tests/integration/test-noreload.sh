@@ -5,10 +5,11 @@
 # docs/ARCHITECTURE.md, "Starting without a reload"): nap-managerd writes
 # an instance's units into the manager's runtime unit dir and has the
 # manager load the new name from disk. Real napctl, nap-managerd, user
-# manager and generator (lib.sh). What counts the manager's reloads is its
-# own UnitsLoadStartTimestampMonotonic, stamped at every (re)load of the
-# units: unchanged means no reload happened (checked to move on a real
-# daemon-reload at the end, so the checks can fail).
+# manager and generator (lib.sh). What counts the manager's reloads: a
+# second generator beside nap's, which the manager runs at its start and
+# at every daemon-reload, before the reload is answered, and which adds a
+# line to a file each time (checked to count a real daemon-reload at the
+# end, so the checks can fail).
 #
 #   NAPCTL=build/cli/napctl NAP_GENERATOR=build/generators/nap-generator \
 #           tests/integration/test-noreload.sh
@@ -38,8 +39,12 @@ GEN=$XDG_RUNTIME_DIR/systemd/generator
 SVC=alice_hello
 TEMPLATE=${SVC}_common@.service
 
+RELOADS=$NAP_TEST_DIR/generator-runs
+printf '#!/bin/sh\necho run >>%s\n' "$RELOADS" >/run/systemd/user-generators/zz-count-runs
+chmod +x /run/systemd/user-generators/zz-count-runs
+timeout 60 systemctl --user daemon-reload
 reload_stamp() {
-        timeout 30 systemctl --user show -P UnitsLoadStartTimestampMonotonic 2>&1
+        wc -l <"$RELOADS" 2>/dev/null || echo 0
 }
 
 unit_prop() { # UNIT PROPERTY
@@ -74,8 +79,7 @@ REPOS=$NAP_TEST_DIR/repos
 HELLO=$REPOS/hello
 make_repo "$HELLO" "$SRC"/tests/apps/hello/. || { echo "Bail out! cannot make the app's repository"; exit 1; }
 expect_ok "deploy-app" deploy-app $SVC "file://$HELLO"
-STAMP0=$(reload_stamp)
-[ -n "$STAMP0" ] && [ "$STAMP0" -gt 0 ] 2>/dev/null || { echo "Bail out! no reload stamp: '$STAMP0'"; exit 1; }
+[ "$(reload_stamp)" -gt 0 ] || { echo "Bail out! the counting generator did not run"; exit 1; }
 
 # ------------------------------------------------------- start, no reload
 log "start without a reload"
@@ -101,59 +105,77 @@ nap list-instances $SVC
 assert_not_contains "list-instances does not show it" "$OUT" "$I2"
 assert_contains "list-instances shows the other one" "$OUT" "$I1"
 nap --json list-instances $SVC
-assert_eq "list-instances --json: one instance" "$I1" "$(echo "$OUT" | jq -r '.[].name' 2>&1)"
+assert_eq "list-instances --json: one instance" "$I1" "$(echo "$OUT" | jq -r '[.[].instance] | join(" ")' 2>&1)"
 
 # ----------------------------------------------------------- the fallback
 log "a name the manager loaded before the instance existed"
-# Numbers are never handed out twice: the next two are 3 and 4.
-N3=${SVC}_common@3 N4=${SVC}_common@4
-assert_eq "$N3 is loaded as not-found first" "not-found" "$(unit_prop "$N3.service" LoadState)"
-if start_instance $SVC greeting=three && [ "$INST" = "$N3" ]; then
+# Another app (the same repository), no template anywhere yet: its first
+# instance's name is loaded as not-found before start-common.
+OTHER=alice_other
+expect_ok "deploy-app $OTHER" deploy-app $OTHER "file://$HELLO"
+NO=${OTHER}_common@1
+assert_eq "$NO is loaded as not-found first" "not-found" "$(unit_prop "$NO.service" LoadState)"
+stamp=$(reload_stamp)
+if start_instance $OTHER greeting=three && [ "$INST" = "$NO" ]; then
         ok "start-common after a not-found load: $INST"
-        assert_eq "... it answers with its own command" "three from ${SVC}_3 on port $PORT" "$(http_get "$URL/")"
+        diag "daemon-reloads it took: $(($(reload_stamp) - stamp)) (0: the manager loaded the name again by itself)"
+        assert_eq "... it answers with its own command" "three from ${OTHER}_1 on port $PORT" "$(http_get "$URL/")"
         assert_contains "... systemctl cat shows the runtime drop-in" \
                 "$(timeout 30 systemctl --user cat "$INST.service" 2>&1)" "# $RT/$INST.service.d/50-nap-instance.conf"
+        expect_ok "remove-instance $INST" remove-instance "$INST"
+        check "no runtime file of $OTHER is left" test -z "$(find "$RT" -name "${OTHER}_*" 2>/dev/null)"
 else
-        fail "start-common after a not-found load (wanted $N3)"
-        nap_diag start-common $SVC greeting=three
+        fail "start-common after a not-found load (wanted $NO)"
+        nap_diag start-common $OTHER greeting=three
 fi
+# Numbers are never handed out twice: the next one is 3.
+N3=${SVC}_common@3
 
-# An old drop-in for the same name, loaded: only a reload replaces it.
-mkdir -p "$RT/$N4.service.d"
-printf '[Service]\nExecStart=/bin/false stale\nEnvironment=PORT=1\n' >"$RT/$N4.service.d/50-nap-instance.conf"
-assert_eq "$N4 is loaded from a stale drop-in first" "loaded" "$(unit_prop "$N4.service" LoadState)"
+# An old drop-in for the same name, loaded and kept loaded (a target wants
+# it, as one the generator enabled at the last reload): only a reload
+# replaces what the manager read. A unit nothing refers to would be
+# garbage-collected, and read from disk afresh on the next reference.
+mkdir -p "$RT/$N3.service.d" "$RT/default.target.wants"
+printf '[Service]\nExecStart=/bin/false stale\nEnvironment=PORT=1\n' >"$RT/$N3.service.d/50-nap-instance.conf"
+ln -s "../$TEMPLATE" "$RT/default.target.wants/$N3.service"
+timeout 60 systemctl --user daemon-reload
+rm "$RT/default.target.wants/$N3.service"
+assert_contains "$N3 is loaded from a stale drop-in first" \
+        "$(timeout 30 systemctl --user list-units --all --plain --no-legend "$N3.service" 2>&1)" "$N3.service loaded"
 stamp=$(reload_stamp)
-if start_instance $SVC greeting=four && [ "$INST" = "$N4" ]; then
+if start_instance $SVC greeting=four && [ "$INST" = "$N3" ]; then
         ok "start-common over a stale loaded drop-in: $INST"
-        check "... the fallback did one daemon-reload" test "$stamp" != "$(reload_stamp)"
-        assert_eq "... it answers with its own command" "four from ${SVC}_4 on port $PORT" "$(http_get "$URL/")"
+        assert_eq "... the fallback did one daemon-reload" "1" "$(($(reload_stamp) - stamp))"
+        assert_eq "... it answers with its own command" "four from ${SVC}_3 on port $PORT" "$(http_get "$URL/")"
         assert_not_contains "... the stale command is gone" "$(timeout 30 systemctl --user cat "$INST.service" 2>&1)" \
                 "/bin/false"
 else
-        fail "start-common over a stale loaded drop-in (wanted $N4)"
+        fail "start-common over a stale loaded drop-in (wanted $N3)"
         nap_diag start-common $SVC greeting=four
 fi
 
 # ------------------------------------------ the last instance takes the templates
 log "remove every instance"
 stamp=$(reload_stamp)
-for i in "$I1" "$N3" "$N4"; do
+for i in "$I1" "$N3"; do
         expect_ok "remove-instance $i" remove-instance "$i"
 done
-assert_eq "three removals: no daemon-reload happened" "$stamp" "$(reload_stamp)"
+assert_eq "two removals: no daemon-reload happened" "$stamp" "$(reload_stamp)"
 check "no runtime file of the app is left" test -z "$(find "$RT" -name "${SVC}_*" 2>/dev/null)"
-# $N4 was in the generator's output at that reload, enabled: the target
+# $N3 was in the generator's output at that reload, enabled: the target
 # still wants it, so it stays loaded, stopped, until the next reload.
-assert_eq "$N4 (enabled at the last reload) is stopped" "inactive" "$(unit_prop "$N4.service" ActiveState)"
+assert_contains "$N3 (enabled at the last reload) is still loaded" \
+        "$(timeout 30 systemctl --user list-units --all --plain --no-legend "$N3.service" 2>&1)" "$N3.service"
+assert_eq "$N3 (enabled at the last reload) is stopped" "inactive" "$(unit_prop "$N3.service" ActiveState)"
 nap --json list-instances $SVC
-assert_eq "list-instances: none, though the manager still has $N4 loaded" "0" "$(echo "$OUT" | jq -r length 2>&1)"
+assert_eq "list-instances: none, though the manager still has $N3 loaded" "0" "$(echo "$OUT" | jq -r length 2>&1)"
 http_refused "http://127.0.0.1:$PORT/" && ok "the removed instance no longer answers" ||
         fail "the removed instance no longer answers"
 
 # ------------------------------------------------------ reboot equivalent
 log "a reboot brings the same units back from the generator"
 started_without_reload "instance before the reboot" $SVC greeting=five five
-I5=$INST P5=$PORT
+I5=$INST P5=$PORT N5=$NUM
 started_without_reload "disabled instance before the reboot" $SVC greeting=six six
 I6=$INST
 expect_ok "stop-app $I6 (disabled: not back at boot)" stop-app "$I6"
@@ -162,9 +184,9 @@ nap__stop_manager
 find "$RT" -maxdepth 1 -name "${SVC}_*" -exec rm -rf {} +
 nap__start_manager || { echo "Bail out! the manager did not come back"; nap_summary; exit 1; }
 check "the runtime dir has none of the app's files" test -z "$(find "$RT" -name "${SVC}_*" 2>/dev/null)"
-five_answers() { [ "$(http_get "http://127.0.0.1:$P5/")" = "five from ${SVC}_5 on port $P5" ]; }
+five_answers() { [ "$(http_get "http://127.0.0.1:$P5/")" = "five from ${SVC}_$N5 on port $P5" ]; }
 wait_until 30 five_answers
-assert_eq "$I5 is back, with its own command" "five from ${SVC}_5 on port $P5" "$(http_get "http://127.0.0.1:$P5/")"
+assert_eq "$I5 is back, with its own command" "five from ${SVC}_$N5 on port $P5" "$(http_get "http://127.0.0.1:$P5/")"
 assert_contains "... from the generator's drop-in" "$(timeout 30 systemctl --user cat "$I5.service" 2>&1)" \
         "# $GEN/$I5.service.d/50-nap-instance.conf"
 assert_eq "$I6 (stopped) stays stopped" "inactive" "$(unit_prop "$I6.service" ActiveState)"
@@ -176,6 +198,6 @@ assert_eq "$I6 runs" "active" "$(unit_prop "$I6.service" ActiveState)"
 # --------------------------------------------- the stamp counts reloads
 stamp=$(reload_stamp)
 timeout 60 systemctl --user daemon-reload
-check "a daemon-reload moves the reload stamp (the checks above can fail)" test "$stamp" != "$(reload_stamp)"
+assert_eq "a daemon-reload is counted (the checks above can fail)" "1" "$(($(reload_stamp) - stamp))"
 
 nap_summary
