@@ -23,6 +23,7 @@
 #include "model/config.h"
 #include "model/manifest.h"
 #include "model/names.h"
+#include "model/unit.h"
 
 #define NAP_UNIT_DROPIN_NAME "50-nap-instance.conf"
 

@@ -1,0 +1,177 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <dirent.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <cmocka.h>
+
+#include "base/fileio.h"
+#include "base/strv.h"
+#include "model/unit-files.h"
+
+typedef struct Fixture {
+        char dir[64];
+        NapConfig *config;
+        NapManifest *m;
+} Fixture;
+
+static int setup(void **state) {
+        Fixture *f = calloc(1, sizeof *f);
+        NapError e = NAP_ERROR_NULL;
+        char *argv[] = { "python3", "server.py", NULL };
+        snprintf(f->dir, sizeof f->dir, "/tmp/nap-test-unit-files.XXXXXX");
+        assert_non_null(mkdtemp(f->dir));
+        assert_int_equal(nap_config_new_default(&f->config), 0);
+        f->m = calloc(1, sizeof *f->m);
+        assert_int_equal(nap_service_from_parts("alice", "web", &f->m->instance.service, &e), 0);
+        f->m->instance = (NapInstance) { .service = f->m->instance.service, .kind = NAP_KIND_COMMON, .number = 4 };
+        f->m->argv = strv_copy(argv);
+        f->m->directory = strdup("/srv/nap/apps/alice/alice_web_4");
+        f->m->port = 20004;
+        f->m->enabled = true;
+        *state = f;
+        return 0;
+}
+
+static int teardown(void **state) {
+        Fixture *f = *state;
+        (void) rm_rf(f->dir);
+        nap_manifest_free(f->m);
+        nap_config_free(f->config);
+        free(f);
+        return 0;
+}
+
+static NapUnitFiles files(Fixture *f, bool runtime) {
+        return (NapUnitFiles) { .dir = f->dir, .config = f->config, .scope = NAP_SCOPE_USER,
+                                .discovery_binary = NAP_DISCOVERY_BINARY_DEFAULT, .runtime = runtime };
+}
+
+static bool exists(Fixture *f, const char *name) {
+        _cleanup_free_ char *p = path_join(f->dir, name, NULL);
+        struct stat st;
+        return lstat(p, &st) == 0;
+}
+
+/* Entries whose names start with '.' (a temporary left behind) in dir. */
+static unsigned hidden_entries(const char *dir) {
+        _cleanup_closedir_ DIR *d = opendir(dir);
+        unsigned n = 0;
+        assert_non_null(d);
+        for (struct dirent *de; (de = readdir(d));)
+                n += de->d_name[0] == '.' && !streq(de->d_name, ".") && !streq(de->d_name, "..");
+        return n;
+}
+
+static ino_t inode(Fixture *f, const char *name) {
+        _cleanup_free_ char *p = path_join(f->dir, name, NULL);
+        struct stat st;
+        assert_int_equal(stat(p, &st), 0);
+        return st.st_ino;
+}
+
+#define DROPIN "alice_web_common@4.service.d/" NAP_UNIT_DROPIN_NAME
+
+static void test_runtime_writes_instance_and_template_without_wants(void **state) {
+        Fixture *f = *state;
+        NapUnitFiles o = files(f, true);
+        assert_int_equal(nap_unit_files_write(&o, f->m), 0);
+        assert_true(exists(f, "alice_web_common@.service"));
+        assert_true(exists(f, DROPIN));
+        assert_false(exists(f, "default.target.wants"));
+        _cleanup_free_ char *p = path_join(f->dir, DROPIN, NULL);
+        _cleanup_free_ char *text = NULL;
+        assert_int_equal(read_full_file(p, 65536, &text, NULL), 0);
+        assert_non_null(strstr(text, "Environment=PORT=20004\n"));
+}
+
+/* Unchanged files are left alone (the manager sees no change); a changed
+ * one is replaced by a new file (renamed over it), no temporary left. */
+static void test_runtime_replaces_only_what_differs(void **state) {
+        Fixture *f = *state;
+        NapUnitFiles o = files(f, true);
+        assert_int_equal(nap_unit_files_write(&o, f->m), 0);
+        ino_t template = inode(f, "alice_web_common@.service"), dropin = inode(f, DROPIN);
+        NapUnitFiles again = files(f, true);
+        assert_int_equal(nap_unit_files_write(&again, f->m), 0);
+        assert_true(inode(f, "alice_web_common@.service") == template);
+        assert_true(inode(f, DROPIN) == dropin);
+
+        f->m->port = 20005;
+        NapUnitFiles changed = files(f, true);
+        assert_int_equal(nap_unit_files_write(&changed, f->m), 0);
+        assert_true(inode(f, "alice_web_common@.service") == template);
+        assert_true(inode(f, DROPIN) != dropin);
+        _cleanup_free_ char *p = path_join(f->dir, DROPIN, NULL);
+        _cleanup_free_ char *text = NULL;
+        assert_int_equal(read_full_file(p, 65536, &text, NULL), 0);
+        assert_non_null(strstr(text, "Environment=PORT=20005\n"));
+        _cleanup_free_ char *dropin_dir = path_join(f->dir, "alice_web_common@4.service.d", NULL);
+        assert_int_equal(hidden_entries(f->dir), 0);
+        assert_int_equal(hidden_entries(dropin_dir), 0);
+}
+
+static void test_generator_enables_and_refuses_to_overwrite(void **state) {
+        Fixture *f = *state;
+        NapUnitFiles o = files(f, false);
+        assert_int_equal(nap_unit_files_write(&o, f->m), 0);
+        assert_true(exists(f, "default.target.wants/alice_web_common@4.service"));
+        NapUnitFiles again = files(f, false); /* a new run into the same dir: "wxe" */
+        assert_int_equal(nap_unit_files_write(&again, f->m), -EEXIST);
+}
+
+static void test_remove_keeps_templates_unless_asked(void **state) {
+        Fixture *f = *state;
+        NapUnitFiles o = files(f, true);
+        assert_int_equal(nap_unit_files_write(&o, f->m), 0);
+        assert_int_equal(nap_unit_files_remove(&o, &f->m->instance, false), 0);
+        assert_false(exists(f, "alice_web_common@4.service.d"));
+        assert_true(exists(f, "alice_web_common@.service"));
+        assert_int_equal(nap_unit_files_remove(&o, &f->m->instance, true), 0); /* gone already: fine */
+        assert_false(exists(f, "alice_web_common@.service"));
+}
+
+static void test_runtime_dir_by_scope(void **state) {
+        _cleanup_free_ char *system = NULL, *user = NULL;
+        char *none = NULL;
+        assert_int_equal(nap_unit_files_runtime_dir(NAP_SCOPE_SYSTEM, &system), 0);
+        assert_string_equal(system, "/run/systemd/system");
+        assert_int_equal(setenv("XDG_RUNTIME_DIR", "/run/user/1000", 1), 0);
+        assert_int_equal(nap_unit_files_runtime_dir(NAP_SCOPE_USER, &user), 0);
+        assert_string_equal(user, "/run/user/1000/systemd/user");
+        assert_int_equal(setenv("XDG_RUNTIME_DIR", "relative", 1), 0);
+        assert_int_equal(nap_unit_files_runtime_dir(NAP_SCOPE_USER, &none), -ENXIO);
+        assert_int_equal(unsetenv("XDG_RUNTIME_DIR"), 0);
+        assert_int_equal(nap_unit_files_runtime_dir(NAP_SCOPE_USER, &none), -ENXIO);
+        assert_null(none);
+}
+
+static void test_discovery_binary(void **state) {
+        const char *ignored;
+        assert_int_equal(unsetenv("NAP_DISCOVERY_BINARY"), 0);
+        assert_string_equal(nap_unit_files_discovery_binary(&ignored), NAP_DISCOVERY_BINARY_DEFAULT);
+        assert_null(ignored);
+        assert_int_equal(setenv("NAP_DISCOVERY_BINARY", "/opt/nap/nap-discovery", 1), 0);
+        assert_string_equal(nap_unit_files_discovery_binary(&ignored), "/opt/nap/nap-discovery");
+        assert_null(ignored);
+        assert_int_equal(setenv("NAP_DISCOVERY_BINARY", "../x", 1), 0);
+        assert_string_equal(nap_unit_files_discovery_binary(&ignored), NAP_DISCOVERY_BINARY_DEFAULT);
+        assert_string_equal(ignored, "../x");
+        assert_int_equal(unsetenv("NAP_DISCOVERY_BINARY"), 0);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_runtime_writes_instance_and_template_without_wants, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_runtime_replaces_only_what_differs, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_generator_enables_and_refuses_to_overwrite, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_remove_keeps_templates_unless_asked, setup, teardown),
+                cmocka_unit_test(test_runtime_dir_by_scope),
+                cmocka_unit_test(test_discovery_binary),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
