@@ -369,12 +369,28 @@ static void watch_instances_dir(InstanceCache *cache) {
 
 /* ---- set-up and tear-down --------------------------------------------- */
 
+static int close_bus(sd_event_source *s, void *userdata) {
+        sd_bus_flush_close_unref(userdata);
+        return 0;
+}
+
+/* Closed from the event loop, not here: cache_reset() runs inside the
+ * connection's own callbacks (a list that failed or timed out, as one
+ * does during a daemon-reload of ~10,000 units), and sd-bus goes on using
+ * the connection after the callback returns (closing it there aborts in
+ * sd-bus's dispatch_wqueue()). */
+static void close_bus_later(InstanceCache *cache) {
+        sd_bus *bus = TAKE_PTR(cache->bus);
+        if (bus && sd_event_add_defer(cache->event, NULL, close_bus, bus) < 0)
+                sd_bus_unref(bus); /* leaves it open until its last reference goes */
+}
+
 /* Everything known is dropped; waiting calls get error. The next call
  * starts over, on a new connection. */
 static void cache_reset(InstanceCache *cache, const NapError *error) {
         log_debug("Instance cache reset: %s", error->message);
         cache->list_slot = sd_bus_slot_unref(cache->list_slot);
-        cache->bus = sd_bus_flush_close_unref(cache->bus);
+        close_bus_later(cache);
         json_object_clear(cache->units);
         json_object_clear(cache->results);
         cache->state = CACHE_OFF;
