@@ -249,15 +249,69 @@ int nap_state_load_all_manifests(const NapConfig *c, NapManifest ***ret, size_t 
         return load_manifests(c, "", ret, ret_n, e);
 }
 
-static int mark_port_in_use(NapManifest **m, void *userdata) {
-        bool *in_use = userdata;
-        in_use[(*m)->port] = true;
-        return 0;
+/* ---- ports ----------------------------------------------------------------
+ * ROOT/ports/PORT -> INSTANCES/NAME.json: which manifest a port was given
+ * to, so that allocating one reads no manifest (reading them all cost
+ * ~0.5 s with 10,000 instances: bench/host-scale). A claim counts while
+ * its manifest exists: instance numbers are never reused, so the claim of
+ * a removed instance, or of one whose manifest was never written (a crash
+ * in between), is free again. ROOT/ports/ is made once from the manifests
+ * there are, the first time a port is allocated. */
+
+static void port_name(unsigned port, char buf[static 8]) {
+        snprintf(buf, 8, "%u", port);
 }
 
-/* Ports named by the manifests in dir. */
-static int ports_in_use(const char *dir, bool in_use[static 65536]) {
-        return foreach_manifest(dir, "", mark_port_in_use, in_use);
+/* Follows the claim: true when it names a manifest that exists. */
+static bool port_claimed(int dir_fd, unsigned port) {
+        char name[8];
+        struct stat st;
+        port_name(port, name);
+        return fstatat(dir_fd, name, &st, 0) >= 0;
+}
+
+static int claim_port(int dir_fd, unsigned port, const char *manifest) {
+        char name[8];
+        port_name(port, name);
+        if (unlinkat(dir_fd, name, 0) < 0 && errno != ENOENT) /* a stale claim */
+                return negative_errno();
+        return symlinkat(manifest, dir_fd, name) < 0 ? negative_errno() : 0;
+}
+
+typedef struct PortClaims {
+        const NapConfig *config;
+        int dir_fd;
+} PortClaims;
+
+static int claim_manifest_port(NapManifest **m, void *userdata) {
+        PortClaims *p = userdata;
+        _cleanup_free_ char *manifest = nap_manifest_path(p->config->instances_dir, &(*m)->instance);
+        return manifest ? claim_port(p->dir_fd, (*m)->port, manifest) : -ENOMEM;
+}
+
+/* ROOT/ports, made from the manifests (in a temporary directory renamed
+ * into place) when it is not there yet. Under the ports lock. */
+static int open_port_claims(const NapConfig *c, int *ret_fd) {
+        _cleanup_free_ char *dir = path_join(c->root, "ports", NULL);
+        _cleanup_free_ char *tmp = path_join(c->root, ".ports.new", NULL);
+        if (!dir || !tmp)
+                return -ENOMEM;
+        int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd >= 0 || errno != ENOENT)
+                return fd >= 0 ? (*ret_fd = fd, 0) : negative_errno();
+        int r = rm_rf(tmp);
+        if (r >= 0 && mkdir(tmp, 0755) < 0)
+                r = negative_errno();
+        _cleanup_close_ int tmp_fd = r >= 0 ? open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+        PortClaims claims = { .config = c, .dir_fd = tmp_fd };
+        if (r >= 0)
+                r = tmp_fd < 0 ? negative_errno() : foreach_manifest(c->instances_dir, "", claim_manifest_port, &claims);
+        if (r >= 0 && rename(tmp, dir) < 0)
+                r = negative_errno();
+        if (r < 0)
+                return (void) rm_rf(tmp), r;
+        *ret_fd = TAKE_FD(tmp_fd);
+        return 0;
 }
 
 /* Whether something on this host already listens on port (any address).
@@ -273,26 +327,31 @@ static bool port_is_free(unsigned port) {
         return fd >= 0 && bind(fd, (struct sockaddr *) &sa, sizeof sa) >= 0;
 }
 
-int nap_state_allocate_port(const NapConfig *c, unsigned *ret, int *ret_lock_fd, NapError *e) {
+int nap_state_allocate_port(const NapConfig *c, const NapInstance *i, unsigned *ret, int *ret_lock_fd,
+                            NapError *e) {
         _cleanup_free_ char *lock_path = path_join(c->root, ".ports.lock", NULL);
-        _cleanup_free_ bool *in_use = calloc(65536, sizeof(bool));
-        if (!lock_path || !in_use)
+        _cleanup_free_ char *manifest = nap_manifest_path(c->instances_dir, i);
+        if (!lock_path || !manifest)
                 return nap_error_errno(e, -ENOMEM, "Failed to allocate a port");
 
-        _cleanup_close_ int lock_fd = -1;
+        _cleanup_close_ int lock_fd = -1, claims_fd = -1;
         int r = lock_file_mkdir(lock_path, &lock_fd);
         if (r < 0)
                 return nap_error_errno(e, r, "Failed to lock %s", lock_path);
-        r = ports_in_use(c->instances_dir, in_use);
+        r = open_port_claims(c, &claims_fd);
         if (r < 0)
-                return nap_error_errno(e, r, "Failed to read manifests in %s", c->instances_dir);
+                return nap_error_errno(e, r, "Failed to read the ports given to the manifests in %s", c->instances_dir);
 
-        for (unsigned p = c->port_min; p <= c->port_max; p++)
-                if (!in_use[p] && port_is_free(p)) {
-                        *ret = p;
-                        *ret_lock_fd = TAKE_FD(lock_fd);
-                        return 0;
-                }
+        for (unsigned p = c->port_min; p <= c->port_max; p++) {
+                if (port_claimed(claims_fd, p) || !port_is_free(p))
+                        continue;
+                r = claim_port(claims_fd, p, manifest);
+                if (r < 0)
+                        return nap_error_errno(e, r, "Failed to claim port %u", p);
+                *ret = p;
+                *ret_lock_fd = TAKE_FD(lock_fd);
+                return 0;
+        }
         return nap_error_set(e, NAP_ERROR_NO_FREE_PORT, -EADDRINUSE,
                              "No free port in PortRange=%u-%u", c->port_min, c->port_max);
 }

@@ -13,6 +13,7 @@
  *   ROOT/apps/USER/USER_APP_N.tmp/      ... being built by start_common
  *   ROOT/apps/USER/USER_APP_N.next/     ... rebuilt by a rollout, then exchanged
  *   ROOT/.ports.lock                    serialises port allocation
+ *   ROOT/ports/PORT -> MANIFEST         the manifest a port was given to
  *   INSTANCES/USER_APP_common@N.json    manifests (manifest.h)
  * Locks and counters live beside the tree, not inside it, so a redeploy
  * that swaps the tree keeps them. Every path of this layout is made here.
@@ -67,7 +68,8 @@ int nap_state_lock_service(const NapConfig *c, const NapService *s, int *ret_fd,
  * Records it. Call with the app's lock held. */
 int nap_state_next_instance_number(const NapConfig *c, const NapService *s, unsigned *ret, NapError *e);
 
-/* A port in PortRange= used by no manifest and free to bind on this host.
- * Returns with *ret_lock_fd held; the caller writes its manifest, then
- * closes it. */
-int nap_state_allocate_port(const NapConfig *c, unsigned *ret, int *ret_lock_fd, NapError *e);
+/* A port in PortRange= used by no manifest and free to bind on this host,
+ * claimed for i's manifest (ROOT/ports/PORT: no manifest is read). Returns
+ * with *ret_lock_fd held; the caller writes its manifest, then closes it. */
+int nap_state_allocate_port(const NapConfig *c, const NapInstance *i, unsigned *ret, int *ret_lock_fd,
+                            NapError *e);

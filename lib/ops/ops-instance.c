@@ -153,7 +153,7 @@ int ops_create_instance(NapContext *c, const NapService *s, const NapProfile *p,
         if (r < 0)
                 return r;
         _cleanup_close_ int port_lock = -1;
-        r = nap_state_allocate_port(c->config, &m->port, &port_lock, e);
+        r = nap_state_allocate_port(c->config, &m->instance, &m->port, &port_lock, e);
         if (r < 0)
                 return r;
         r = nap_profile_substitute(p, params, m->port, &m->argv, &m->params, e);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -187,6 +188,11 @@ static int listen_on_free_port(unsigned *ret) {
         return fd;
 }
 
+/* The instance ports are allocated for in these tests (its manifest is
+ * never written: its claim is stale once the lock is closed). */
+static const NapInstance new_instance = { .service = { .user = "alice", .app = "web" }, .kind = NAP_KIND_COMMON,
+                                          .number = 99 };
+
 static void test_port_allocation_skips_used_ports(void **state) {
         Fixture *f = *state;
         unsigned busy, port;
@@ -199,10 +205,33 @@ static void test_port_allocation_skips_used_ports(void **state) {
 
         int lock = -1;
         NapError e = NAP_ERROR_NULL;
-        assert_int_equal(nap_state_allocate_port(f->config, &port, &lock, &e), 0);
+        assert_int_equal(nap_state_allocate_port(f->config, &new_instance, &port, &lock, &e), 0);
         close(lock);
         /* busy is bound, busy+1 belongs to a manifest: busy+2 unless taken by someone else. */
         assert_int_equal(port, busy + 2);
+}
+
+/* A claim holds while its manifest exists, and only then. */
+static void test_port_claims(void **state) {
+        Fixture *f = *state;
+        unsigned a, b, c;
+        int lock = -1;
+        NapError e = NAP_ERROR_NULL;
+        f->config->port_min = 41000;
+        f->config->port_max = 41999;
+        assert_int_equal(nap_state_allocate_port(f->config, &new_instance, &a, &lock, &e), 0);
+        close(lock);
+        assert_int_equal(nap_state_allocate_port(f->config, &new_instance, &b, &lock, &e), 0);
+        close(lock);
+        assert_int_equal(b, a); /* no manifest was written for the first: free again */
+        save_manifest_with_port(f, 99, b); /* now it is */
+        assert_int_equal(nap_state_allocate_port(f->config, &new_instance, &c, &lock, &e), 0);
+        close(lock);
+        assert_true(c != b);
+        _cleanup_free_ char *claim = strdup_printf("%s/ports/%u", f->config->root, b);
+        char target[PATH_MAX] = "";
+        assert_true(readlink(claim, target, sizeof target - 1) > 0);
+        assert_non_null(strstr(target, "alice_web_common@99.json"));
 }
 
 static void test_port_allocation_exhausted(void **state) {
@@ -212,7 +241,7 @@ static void test_port_allocation_exhausted(void **state) {
         f->config->port_min = f->config->port_max = busy;
         int lock = -1;
         NapError e = NAP_ERROR_NULL;
-        assert_int_equal(nap_state_allocate_port(f->config, &port, &lock, &e), -EADDRINUSE);
+        assert_int_equal(nap_state_allocate_port(f->config, &new_instance, &port, &lock, &e), -EADDRINUSE);
         assert_int_equal(e.kind, NAP_ERROR_NO_FREE_PORT);
         assert_int_equal(port, 0);
         assert_int_equal(lock, -1);
@@ -232,6 +261,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_service_lock_excludes, test_state_setup, test_state_teardown),
                 cmocka_unit_test_setup_teardown(test_port_allocation_skips_used_ports, test_state_setup, test_state_teardown),
                 cmocka_unit_test_setup_teardown(test_port_allocation_exhausted, test_state_setup, test_state_teardown),
+                cmocka_unit_test_setup_teardown(test_port_claims, test_state_setup, test_state_teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
