@@ -121,7 +121,8 @@ typedef struct NapStartOptions {
 /* Below D-Bus's default call timeout (25 s): a D-Bus client hears why. */
 #define NAP_START_ANSWER_TIMEOUT_USEC_DEFAULT (20ULL * 1000ULL * 1000ULL)
 
-/* New instance: copy, substitute, port, manifest, reload, start, and (no
+/* New instance: copy, substitute, port, manifest, units (no reload but
+ * in ops_units_load()'s one case), start, and (no
  * no_block) wait until it answers HTTP on its port: UnitFailed, with its
  * last log lines, when it exits instead or does not answer in time (the
  * instance stays, as a failed `systemctl start` leaves its unit). */
@@ -146,7 +147,8 @@ int nap_stop_app(NapContext *c, const char *instance, NapError *e);
 int nap_restart_app(NapContext *c, const char *instance, bool no_block, NapError *e);
 int nap_cat_app(NapContext *c, const char *instance, char **ret, NapError *e);
 int nap_get_journal(NapContext *c, const char *instance, size_t lines, NapJournalEntry **ret, size_t *ret_n, NapError *e);
-/* Stops, drops the manifest, reloads, removes the instance's tree. */
+/* Stops, drops the manifest and its runtime units (no reload), removes
+ * the instance's tree. */
 int nap_remove_instance(NapContext *c, const char *instance, NapError *e);
 
 /* Crash recovery (lib/ops/ops-recover.c): every app whose last operation
