@@ -39,3 +39,8 @@ bench_met() {
                 print ok ? "met" : "not met"
         }'
 }
+
+# bench_ratio VALUE BASELINE: VALUE / BASELINE, 3 significant digits.
+bench_ratio() {
+        awk -v v="$1" -v b="$2" 'BEGIN { if (b == 0) print "-"; else printf "%.3g\n", v / b }'
+}
