@@ -647,16 +647,30 @@ static int exit_status(const NapError *e) {
         }
 }
 
+/* Whether the n bytes at word are a verb's first word ("node" of "node
+ * show"): a command in a message, not the word napctl in prose. */
+static bool is_verb_word(const char *word, size_t n) {
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                if (strneq(verbs[i].name, word, n) && (verbs[i].name[n] == '\0' || verbs[i].name[n] == ' '))
+                        return true;
+        return false;
+}
+
 static int report(const NapError *e) {
-        char name[128];
+        char name[128], opts[PATH_MAX * 4 + 64];
+        /* the commands it suggests with the options typed: --user… */
+        const char *o = output_connection_options(arg_caller.scope == NAP_SCOPE_USER,
+                                                  arg_caller.scope == NAP_SCOPE_SYSTEM, arg_caller.local,
+                                                  arg_caller.address, opts, sizeof opts);
+        _cleanup_free_ char *message = output_with_options(e->message, o ?: "", is_verb_word);
+        const char *m = message ?: e->message;
         if (arg_json) {
-                json_t *j = json_pack("{s:s, s:s}", "error", caller_error_name(&arg_caller, e, name), "message",
-                                      e->message);
+                json_t *j = json_pack("{s:s, s:s}", "error", caller_error_name(&arg_caller, e, name), "message", m);
                 json_dumpf(j, stderr, JSON_COMPACT);
                 fputc('\n', stderr);
                 json_decref(j);
         } else
-                fprintf(stderr, "napctl: %s\n", e->message);
+                fprintf(stderr, "napctl: %s\n", m);
         return exit_status(e);
 }
 
