@@ -132,21 +132,21 @@ char *output_with_options(const char *s, const char *opts, bool (*is_command)(co
         return out;
 }
 
-/* word as a shell takes it back: as is, or in single quotes. */
+/* word as a shell takes it back: as is, or in single quotes (a quote in
+ * it as '\''). */
 static int shell_word(char *buf, size_t size, const char *word) {
         size_t k = 0;
         if (word[strspn(word, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_@%+=:,./-")] == '\0')
                 return snprintf(buf, size, "%s", word) < (int) size ? 0 : -ENOBUFS;
-        if (size < 3)
-                return -ENOBUFS;
         buf[k++] = '\'';
         for (; *word; word++) {
-                const char *piece = *word == '\'' ? "'\\''" : (char[]) { *word, '\0' };
-                size_t len = strlen(piece);
-                if (k + len + 2 > size)
+                if (k + 6 >= size) /* room for '\'' and the closing quote */
                         return -ENOBUFS;
-                memcpy(buf + k, piece, len);
-                k += len;
+                if (*word == '\'') {
+                        memcpy(buf + k, "'\\''", 4);
+                        k += 4;
+                } else
+                        buf[k++] = *word;
         }
         buf[k++] = '\'';
         buf[k] = '\0';
