@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
+# shellcheck shell=sh
 #
 # The seed's discovery sidecar (shared/seeds/002: a unit BindsTo= and
 # After= the app's, `while true; do appport=$(docker inspect …); etcdctl
