@@ -119,6 +119,27 @@ static int parse_params(const char *key, json_t *v, ManifestParse *p, NapError *
         return 0;
 }
 
+/* {"KEY":"VALUE"}: names as nap_env_name_check() wants them, values as
+ * parameter values. */
+static int parse_environment(const char *key, json_t *v, ManifestParse *p, NapError *e) {
+        const char *k;
+        json_t *w;
+        int r = nap_params_new(&p->m->environment);
+        if (r < 0)
+                return nap_error_errno(e, r, "Cannot parse manifest");
+        json_object_foreach(v, k, w) {
+                NapError inner = NAP_ERROR_NULL;
+                if (!json_is_string(w))
+                        return bad(e, "Key '%s' must map names to strings", key);
+                r = nap_env_name_check(k, &inner);
+                if (r >= 0)
+                        r = nap_params_set(p->m->environment, k, json_string_value(w), &inner);
+                if (r < 0)
+                        return nap_error_set(e, NAP_ERROR_INVALID_MANIFEST, r, "Key '%s': %s", key, inner.message);
+        }
+        return 0;
+}
+
 /* A key name from outside, safe to show in a message. */
 static const char *shown_key(const char *key, char buf[static 64]) {
         snprintf(buf, 64, "%s", key);
@@ -223,6 +244,7 @@ static const struct {
         { "image",     JSON_OBJECT,  false, parse_image     },
         { "resources", JSON_OBJECT,  false, parse_resources },
         { "reservation", JSON_STRING, false, parse_reservation },
+        { "environment", JSON_OBJECT, false, parse_environment },
 };
 
 static const char *json_type_name(json_type t) {
@@ -290,6 +312,7 @@ NapManifest *nap_manifest_free(NapManifest *m) {
         free(m->image.context);
         free(m->image.tag);
         free(m->reservation);
+        nap_params_free(m->environment);
         free(m);
         return NULL;
 }
@@ -416,6 +439,8 @@ char *nap_manifest_format(const NapManifest *m) {
                 r |= set_new(o, "resources", resources_to_json(&m->resources));
         if (m->reservation)
                 r |= set_new(o, "reservation", json_string(m->reservation));
+        if (nap_params_size(m->environment) > 0)
+                r |= set_new(o, "environment", params_to_json(m->environment));
         if (r != 0)
                 return NULL;
 

@@ -13,6 +13,10 @@
  * when it is quoted (systemd.service(5), "Command lines"). */
 #define EXEC_PREFIX_CHARS "-@:+!"
 
+static int compare_strings(const void *a, const void *b) {
+        return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
 static bool is_control(char c) {
         return (unsigned char) c < 0x20 || c == 0x7f;
 }
@@ -332,6 +336,29 @@ static void write_resources(FILE *f, const NapCompute *c) {
                 fprintf(f, "MemoryLow=%" PRIu64 "\nMemoryMax=%" PRIu64 "\n", c->request_memory, c->limit_memory);
 }
 
+/* The app's configuration, one Environment= line per variable, the whole
+ * assignment one quoted word: '\\' and '"' escaped, '%' doubled; '$' is
+ * literal in Environment= (only Exec lines expand variables). Names are
+ * sorted, so the same configuration always gives the same text. */
+static int write_environment(FILE *f, const NapParams *env) {
+        size_t n = nap_params_size(env);
+        _cleanup_free_ const char **keys = n > 0 ? calloc(n, sizeof *keys) : NULL;
+        if (n > 0 && !keys)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                keys[i] = nap_params_key(env, i);
+        if (n > 0)
+                qsort(keys, n, sizeof *keys, compare_strings);
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *line = strdup_printf("%s=%s", keys[i], nap_params_get(env, keys[i]));
+                _cleanup_free_ char *q = line ? unit_quote_word(line) : NULL;
+                if (!q)
+                        return line ? -EINVAL : -ENOMEM;
+                fprintf(f, "Environment=%s\n", q);
+        }
+        return 0;
+}
+
 int nap_unit_write_instance_dropin(FILE *f, const NapManifest *m, NapScope scope, const NapConfig *c) {
         assert(f);
         assert(m);
@@ -356,7 +383,9 @@ int nap_unit_write_instance_dropin(FILE *f, const NapManifest *m, NapScope scope
 
         fprintf(f, GENERATED_HEADER "\n[Unit]\nSourcePath=%s\nRequiresMountsFor=%s\n", source, quoted);
         fprintf(f, "\n[Service]\nWorkingDirectory=%s\nEnvironment=PORT=%u\n", workdir, m->port);
-        r = write_tree_access(f, m, scope, quoted);
+        r = write_environment(f, m->environment);
+        if (r >= 0)
+                r = write_tree_access(f, m, scope, quoted);
         if (r < 0)
                 return r;
         fprintf(f, "ExecStart=%s\n", exec);

@@ -91,8 +91,9 @@ int ops_instance_info_from_manifest(const NapConfig *c, const NapManifest *m, Na
                 .enabled = m->enabled,
                 .argv = strv_copy(m->argv),
                 .params = params,
+                .commit = m->commit ? strdup(m->commit) : NULL,
         };
-        if (r < 0 || !ret->name || !ret->unit || !ret->url || !ret->argv) {
+        if (r < 0 || !ret->name || !ret->unit || !ret->url || !ret->argv || (m->commit && !ret->commit)) {
                 nap_instance_info_clear(ret);
                 return -ENOMEM;
         }
@@ -170,6 +171,9 @@ int ops_create_instance(NapContext *c, const NapService *s, const NapProfile *p,
         m->commit = TAKE_PTR(meta.commit);
         ops_deploy_meta_clear(&meta);
         m->enabled = true;
+        r = ops_app_environment(c, s, &m->environment, e); /* napctl config: every new instance has it */
+        if (r < 0)
+                return (void) ops_release_instance(c, m, NULL), r;
         if (ops_tree_is_dockerfile_app(service_dir)) {
                 r = nap_manifest_set_image(m, m->directory, e); /* built and run by podman units */
                 if (r < 0)
