@@ -465,10 +465,13 @@ int nap_destroy_app(NapContext *c, const char *service, NapError *e) {
         if (!app_exists(c, &in.service)) /* before the lock, which would make a file */
                 return no_such_app(&in.service, e);
         r = ops_lock_service(c, &in.service, &lock, e);
-        if (r >= 0 && !app_exists(c, &in.service)) /* destroyed meanwhile */
-                r = no_such_app(&in.service, e);
-        if (r >= 0)
-                r = ops_intent_begin(c, &in, e);
+        if (r < 0)
+                return r;
+        /* Gone now: a destroy cut short, finished by the recovery that
+         * taking the lock ran, or a concurrent one. Done as asked. */
+        if (!app_exists(c, &in.service))
+                return 0;
+        r = ops_intent_begin(c, &in, e);
         if (r < 0)
                 return r;
         r = ops_destroy_app_locked(c, &in.service, e);
