@@ -25,9 +25,16 @@
 . "$(dirname "$0")/../etcd-lib.sh"
 
 nap_napctl_env
+# The sidecars run this build's nap-discovery: endpoints in etcd to remove.
+[ -n "${NAP_SANDBOX_INSIDE:-}" ] || [ ! -x "${NAP_DISCOVERY:-}" ] ||
+        export NAP_DISCOVERY_BINARY=$(realpath "$NAP_DISCOVERY")
 nap_sandbox_enter "$@"
 nap_sandbox_start
-nap_need jq git curl
+nap_need jq git curl setpriv socat
+nap_users_setup || { echo "Bail out! cannot set up the test users"; exit 1; }
+# The socket lives in $XDG_RUNTIME_DIR (0700, root's): let alice and bob
+# reach it, as /run/nap is reachable in the system manager.
+chmod 0711 "$XDG_RUNTIME_DIR"
 . "$(dirname "$0")/napctl-lib.sh"
 
 SVC=alice_hello
@@ -206,8 +213,18 @@ varlink_call_out io.nap.Manager.ListInstances "{\"service\":\"$SVC\"}"
 varlink_assert_reply "ListInstances has the commits" ".parameters.commits[\"${SVC}_common@1\"]" "$COMMIT"
 varlink_call_out io.nap.Manager.Scale '{"service":"alice_nope","instances":1}'
 varlink_assert_error "Scale of an unknown app: NoSuchService" io.nap.Manager.NoSuchService
-VARLINK_UID=65534 varlink_call_out io.nap.Manager.DestroyApp "{\"service\":\"$SVC\"}"
-varlink_assert_error "DestroyApp by another uid: PermissionDenied" io.nap.Manager.PermissionDenied
+STORED=$(cat "$NAP_ROOT/services/alice/.$SVC.env")
+VARLINK_UID=$BOB_UID varlink_call_out io.nap.Manager.DestroyApp "{\"service\":\"$SVC\"}"
+varlink_assert_error "bob may not destroy alice's app: PermissionDenied" io.nap.Manager.PermissionDenied
+VARLINK_UID=$BOB_UID varlink_call_out io.nap.Manager.SetConfig "{\"service\":\"$SVC\",\"set\":{\"A\":\"1\"}}"
+varlink_assert_error "nor change its configuration" io.nap.Manager.PermissionDenied
+VARLINK_UID=$BOB_UID varlink_call_out io.nap.Manager.ListApps '{"user":"alice"}'
+varlink_assert_error "nor see its status" io.nap.Manager.PermissionDenied
+VARLINK_UID=$ALICE_UID varlink_call_out io.nap.Manager.ListApps '{"user":"alice"}'
+varlink_assert_reply "alice sees hers" '.parameters.apps | length' 1
+VARLINK_UID=$ALICE_UID varlink_call_out io.nap.Manager.GetConfig "{\"service\":\"$SVC\"}"
+varlink_assert_reply "and its configuration" '.parameters.config.GREETING_X' "$HOSTILE"
+assert_eq "none of that changed the stored configuration" "$STORED" "$(cat "$NAP_ROOT/services/alice/.$SVC.env")"
 
 # =========================================================== destroy-app
 # What of the app there is: paths, units, generator files, etcd keys.
@@ -224,7 +241,11 @@ leftovers_but_lock() { leftovers | grep -v "/\.$SVC\.lock$"; }
 
 log "destroy-app"
 git init -q --bare "$REPO" || fail "a bare repository for the app"
-[ -z "$ETCD" ] || check "etcd has the app's URL" etcd_keys /services/url/alice/hello
+if [ -n "$ETCD" ]; then
+        check "etcd has the app's URL" etcd_keys /services/url/alice/hello
+        check "and its ports" etcd_keys /services/port/alice/hello/
+        [ -z "${NAP_DISCOVERY_BINARY:-}" ] || check "and its live endpoints" wait_until 20 etcd_keys /services/${SVC}/
+fi
 BEFORE_ALL=$(leftovers | sort)
 expect_fail "destroy-app without --yes: refused (2)" 2 destroy-app $SVC
 assert_contains "saying why" "$ERR" "--yes"
