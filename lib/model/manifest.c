@@ -5,6 +5,7 @@
 #include <limits.h>
 
 #include "base/fileio.h"
+#include "model/environment.h"
 #include "model/manifest.h"
 #include "model/node.h"
 #include "base/strv.h"
@@ -119,25 +120,11 @@ static int parse_params(const char *key, json_t *v, ManifestParse *p, NapError *
         return 0;
 }
 
-/* {"KEY":"VALUE"}: names as nap_env_name_check() wants them, values as
- * parameter values. */
+/* The app's environment (lib/model/environment.h). */
 static int parse_environment(const char *key, json_t *v, ManifestParse *p, NapError *e) {
-        const char *k;
-        json_t *w;
-        int r = nap_params_new(&p->m->environment);
-        if (r < 0)
-                return nap_error_errno(e, r, "Cannot parse manifest");
-        json_object_foreach(v, k, w) {
-                NapError inner = NAP_ERROR_NULL;
-                if (!json_is_string(w))
-                        return bad(e, "Key '%s' must map names to strings", key);
-                r = nap_env_name_check(k, &inner);
-                if (r >= 0)
-                        r = nap_params_set(p->m->environment, k, json_string_value(w), &inner);
-                if (r < 0)
-                        return nap_error_set(e, NAP_ERROR_INVALID_MANIFEST, r, "Key '%s': %s", key, inner.message);
-        }
-        return 0;
+        NapError inner = NAP_ERROR_NULL;
+        int r = nap_environment_from_json(v, &p->m->environment, &inner);
+        return r < 0 ? nap_error_set(e, NAP_ERROR_INVALID_MANIFEST, r, "Key '%s': %s", key, inner.message) : 0;
 }
 
 /* A key name from outside, safe to show in a message. */

@@ -2,6 +2,7 @@
 
 #include "base/strv.h"
 #include "io.nap.Manager.varlink.h"
+#include "model/environment.h"
 #include "ops/journal-stream.h"
 #include "ops/method-json.h"
 #include "ops/methods-nodes.h"
@@ -367,25 +368,14 @@ static json_t *run_get_config(NapContext *c, json_t *args, NapError *e) {
         return nap_reply(json_pack("{s:o}", "config", json_params(p)), e);
 }
 
-/* A map argument of strings (absent or null: none) as NapParams of
- * configuration variables; an array of strings as a strv. */
+/* set (a map; absent or null: none) as checked variables, unset (an
+ * array) as a strv. */
 static int env_from_args(json_t *args, NapParams **ret_set, char ***ret_unset, NapError *e) {
         json_t *set = json_object_get(args, "set"), *unset = json_object_get(args, "unset"), *v;
-        const char *key;
         size_t i;
-        int r = nap_params_new(ret_set);
+        int r = json_is_object(set) ? nap_environment_from_json(set, ret_set, e) : nap_params_new(ret_set);
         if (r < 0)
-                return nap_error_errno(e, r, "Failed to read the configuration");
-        json_object_foreach(json_is_object(set) ? set : NULL, key, v) {
-                if (!json_is_string(v))
-                        return nap_error_parameter(e, nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL,
-                                                                    "The value of '%.64s' is not a string", key), "set");
-                r = nap_env_name_check(key, e);
-                if (r >= 0)
-                        r = nap_params_set(*ret_set, key, json_string_value(v), e);
-                if (r < 0)
-                        return nap_error_parameter(e, r, "set");
-        }
+                return nap_error_parameter(e, r, "set");
         json_array_foreach(json_is_array(unset) ? unset : NULL, i, v)
                 if (!json_is_string(v) || strv_extend(ret_unset, json_string_value(v)) < 0)
                         return nap_error_parameter(e, nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL,

@@ -16,12 +16,11 @@
 #include "base/fileio.h"
 #include "base/strv.h"
 #include "clients/systemd1.h"
+#include "model/environment.h"
 #include "model/state.h"
 #include "ops/ops-internal.h"
 #include "ops/publish.h"
 
-/* Every variable at its largest, JSON-escaped, with room. */
-#define APP_CONFIG_MAX_SIZE (NAP_PARAMS_MAX * (NAP_PARAM_NAME_MAX + 6 * NAP_PARAM_VALUE_MAX + 8) + 16)
 
 static void progress(const NapRolloutOptions *o, const char *fmt, ...) _printf_(2, 3);
 static void progress(const NapRolloutOptions *o, const char *fmt, ...) {
@@ -37,62 +36,26 @@ static void progress(const NapRolloutOptions *o, const char *fmt, ...) {
 
 /* ---- the configuration -------------------------------------------------- */
 
-/* One variable into p: its name checked as a configuration key, its value
- * as a parameter value (lib/model/profile.h). */
-static int env_set(NapParams *p, const char *key, const char *value, NapError *e) {
-        int r = nap_env_name_check(key, e);
-        return r < 0 ? r : nap_params_set(p, key, value, e);
-}
-
-/* {"KEY":"VALUE",…}: what config_format() writes. */
-static int config_parse(const char *text, size_t size, NapParams **ret, NapError *e) {
-        _cleanup_(nap_params_freep) NapParams *p = NULL;
-        json_auto_t *o = json_loadb(text, size, JSON_REJECT_DUPLICATES, NULL);
-        const char *key;
-        json_t *v;
-        if (!json_is_object(o))
-                return nap_error_set(e, NAP_ERROR_INTERNAL, -EBADMSG, "The app's configuration is not a JSON object");
-        if (nap_params_new(&p) < 0)
-                return nap_error_errno(e, -ENOMEM, "Failed to read the configuration");
-        json_object_foreach(o, key, v) {
-                if (!json_is_string(v))
-                        return nap_error_set(e, NAP_ERROR_INTERNAL, -EBADMSG,
-                                             "The app's configuration has a value that is not a string");
-                int r = env_set(p, key, json_string_value(v), e);
-                if (r < 0)
-                        return r;
-        }
-        *ret = TAKE_PTR(p);
-        return 0;
-}
-
-static char *config_format(const NapParams *p) {
-        json_auto_t *o = json_object();
-        for (size_t i = 0; o && i < nap_params_size(p); i++)
-                if (json_object_set_new(o, nap_params_key(p, i), json_string(nap_params_value(p, i))) < 0)
-                        return NULL;
-        _cleanup_free_ char *text = o ? json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
-        return text ? strdup_printf("%s\n", text) : NULL;
-}
-
 /* The stored configuration; none stored: empty. */
 static int config_read(NapContext *c, const NapService *s, NapParams **ret, NapError *e) {
         _cleanup_free_ char *path = nap_state_service_env_file(c->config, s), *text = NULL;
         size_t size;
         if (!path)
                 return nap_error_errno(e, -ENOMEM, "Failed to read the configuration");
-        int r = read_full_file(path, APP_CONFIG_MAX_SIZE, &text, &size);
+        int r = read_full_file(path, NAP_ENVIRONMENT_MAX_SIZE, &text, &size);
         if (r == -ENOENT)
                 return nap_params_new(ret) < 0 ? nap_error_errno(e, -ENOMEM, "Failed to read the configuration") : 0;
         if (r < 0)
                 return nap_error_errno(e, r, "Failed to read %s", path);
-        return config_parse(text, size, ret, e);
+        NapError inner = NAP_ERROR_NULL;
+        r = nap_environment_parse(text, size, ret, &inner);
+        return r < 0 ? nap_error_set(e, NAP_ERROR_INTERNAL, r, "%s is damaged: %s", path, inner.message) : 0;
 }
 
 /* Atomically, synced; an empty configuration is no file. */
 static int config_write(NapContext *c, const NapService *s, const NapParams *p, NapError *e) {
         _cleanup_free_ char *path = nap_state_service_env_file(c->config, s);
-        _cleanup_free_ char *text = nap_params_size(p) > 0 ? config_format(p) : NULL;
+        _cleanup_free_ char *text = nap_params_size(p) > 0 ? nap_environment_format(p) : NULL;
         int r = 0;
         if (!path || (nap_params_size(p) > 0 && !text))
                 return nap_error_errno(e, -ENOMEM, "Failed to write the configuration");
@@ -113,16 +76,6 @@ int ops_app_environment(NapContext *c, const NapService *s, NapParams **ret, Nap
         nap_params_free(*ret);
         *ret = nap_params_size(p) > 0 ? TAKE_PTR(p) : NULL;
         return 0;
-}
-
-/* The same variables with the same values; NULL is empty. */
-static bool env_equal(const NapParams *a, const NapParams *b) {
-        if (nap_params_size(a) != nap_params_size(b))
-                return false;
-        for (size_t i = 0; i < nap_params_size(a); i++)
-                if (!streq_ptr(nap_params_value(a, i), nap_params_get(b, nap_params_key(a, i))))
-                        return false;
-        return true;
 }
 
 int nap_app_config_get(NapContext *c, const char *service, NapParams **ret, NapError *e) {
@@ -155,7 +108,7 @@ static int config_apply(const NapParams *old, const NapParams *set, char *const 
                         r = nap_params_set(p, k, nap_params_value(old, i), e);
         }
         for (size_t i = 0; r >= 0 && i < nap_params_size(set); i++)
-                r = env_set(p, nap_params_key(set, i), nap_params_value(set, i), e);
+                r = nap_environment_set(p, nap_params_key(set, i), nap_params_value(set, i), e);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(p);
@@ -173,7 +126,7 @@ static int instances_carry(NapContext *c, const NapService *s, const NapParams *
                 return r;
         *ret_all = true;
         for (size_t i = 0; i < n; i++)
-                *ret_all = *ret_all && env_equal(l[i]->environment, env);
+                *ret_all = *ret_all && nap_environment_equal(l[i]->environment, env);
         nap_state_manifests_free(l, n);
         *ret_n = n;
         return 0;
@@ -193,7 +146,7 @@ static int config_store(NapContext *c, const NapService *s, const NapParams *set
                 r = config_apply(old, set, unset, &new, e);
         if (r < 0)
                 return r;
-        *ret_changed = !env_equal(old, new);
+        *ret_changed = !nap_environment_equal(old, new);
         if (*ret_changed && (r = config_write(c, s, new, e)) < 0)
                 return r;
         r = instances_carry(c, s, new, &n, &all, e);
@@ -213,7 +166,7 @@ static void config_put_back(NapContext *c, const NapService *s, const NapParams 
         if (ops_lock_service(c, s, &lock, NULL) < 0 || config_read(c, s, &now, NULL) < 0 ||
             config_apply(old, set, unset, &wanted, NULL) < 0)
                 return;
-        if (env_equal(now, wanted))
+        if (nap_environment_equal(now, wanted))
                 (void) config_write(c, s, old, NULL);
 }
 

@@ -313,6 +313,22 @@ assert_eq "RestartApp" "0 " "$RC $OUT"
 check "a new process" test "$(timeout 30 systemctl --user show -P MainPID "$I2.service")" != "$PID_BEFORE"
 assert_eq "it answers after the restart" yo "$(http_get "$U2/greeting")"
 
+log "an app's lifecycle"
+bcall ListInstancesWithCommits s $SVC
+assert_bus "ListInstancesWithCommits: the instances and each one's commit" \
+        '"\(.type) \(.data[0] | length) \(.data[1]["'"$I1"'"])"' "a(ssuusbssasa{ss})a{ss} 2 $COMMIT"
+bcall SetConfig 'sa{ss}as' $SVC 1 GREETING_X 'a "b" 50% $c' 0
+assert_bus "SetConfig stores and applies it" '"\(.data[0]) \(.data[1]) \(.data[2] | length)"' "true true 2"
+assert_eq "the app has it" 'a "b" 50% $c' "$(http_get "$U1/env" | jq -r .GREETING_X)"
+bcall GetConfig s $SVC
+assert_bus "GetConfig" '.data[0].GREETING_X' 'a "b" 50% $c'
+bcall ListApps s alice
+assert_bus "ListApps" '.data[0] | map("\(.[0]) \(.[3]) \(.[4])") | join(";")' "$SVC 2 2"
+assert_error "SetConfig of PORT: InvalidParameter" $ERR_PREFIX.InvalidParameter \
+        SetConfig string:$SVC dict:string:string:PORT,1 array:string:
+assert_error "DestroyApp of an app that is not there: NoSuchService" $ERR_PREFIX.NoSuchService \
+        DestroyApp string:alice_nope
+
 log "named errors"
 assert_error "an app that is not deployed: NoSuchService" $ERR_PREFIX.NoSuchService ListInstances string:alice_nope
 assert_error "a bad user name: InvalidName" $ERR_PREFIX.InvalidName ListServices string:Alice
