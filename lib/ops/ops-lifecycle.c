@@ -21,7 +21,6 @@
 #include "ops/ops-internal.h"
 #include "ops/publish.h"
 
-
 static void progress(const NapRolloutOptions *o, const char *fmt, ...) _printf_(2, 3);
 static void progress(const NapRolloutOptions *o, const char *fmt, ...) {
         char msg[NAP_ERROR_MESSAGE_MAX];
@@ -242,15 +241,20 @@ void nap_scale_result_done(NapScaleResult *r) {
         r->removed = strv_free(r->removed);
 }
 
-/* "after starting 2 of 3: …", so that the caller knows where it stopped. */
-static void error_prefix(NapError *e, const char *verb, size_t done, size_t wanted) {
-        char prefix[96], msg[sizeof prefix + NAP_ERROR_MESSAGE_MAX];
+static void error_prefix_text(NapError *e, const char *prefix) {
+        char msg[96 + NAP_ERROR_MESSAGE_MAX];
         if (!nap_error_is_set(e))
                 return;
-        snprintf(prefix, sizeof prefix, "After %s %zu of %zu instance(s): ", verb, done, wanted);
-        snprintf(msg, sizeof msg, "%s%s", prefix, e->message);
+        snprintf(msg, sizeof msg, "%.95s%s", prefix, e->message);
         memcpy(e->message, msg, sizeof e->message - 1); /* cut to fit, as nap_error_set() does */
         e->message[sizeof e->message - 1] = 0;
+}
+
+/* "After starting 2 of 3 instance(s): …", so the caller knows where it stopped. */
+static void error_prefix(NapError *e, const char *verb, size_t done, size_t wanted) {
+        char prefix[96];
+        snprintf(prefix, sizeof prefix, "After %s %zu of %zu instance(s): ", verb, done, wanted);
+        error_prefix_text(e, prefix);
 }
 
 static int scale_up(NapContext *c, const char *service, size_t count, const NapParams *params,
@@ -384,6 +388,8 @@ static int remove_instances(NapContext *c, const NapService *s, NapError *e) {
  * stays: removing it under a waiting holder would let two hold "the" lock. */
 int ops_destroy_app_locked(NapContext *c, const NapService *s, NapError *e) {
         int r = nap_unpublish_service(c, s, e);
+        if (r < 0)
+                error_prefix_text(e, "Nothing else was removed: the app's keys in etcd could not be: ");
         if (r >= 0)
                 r = remove_instances(c, s, e);
         if (r >= 0)

@@ -166,6 +166,14 @@ expect_ok "deploy-app keeps the configuration" deploy-app $SVC "file://$HELLO"
 nap config get $SVC GREETING_X
 assert_eq "still there" "$HOSTILE" "$OUT"
 
+log "config set killed between storing and applying"
+kill_at config:stored "config set" timeout 60 "$NAPCTL" --user --no-helper config set $SVC CUT=1
+assert_eq "the configuration is stored" 1 "$(jq -r .CUT "$NAP_ROOT/services/alice/.$SVC.env")"
+assert_eq "the instances do not have it yet" "<unset>" "$(env_of ${SVC}_common@1 CUT)"
+expect_ok "config set again" config set $SVC CUT=1
+assert_contains "applies it, though the stored configuration is unchanged" "$OUT" "configuration applied"
+assert_eq "the instances have it" "1 1" "$(env_of ${SVC}_common@1 CUT) $(env_of ${SVC}_common@3 CUT)"
+
 # ================================================================ restart
 log "restart"
 declare -A BEFORE
@@ -200,6 +208,9 @@ expect_ok "list-instances" list-instances $SVC
 assert_eq "a VERSION column with the short commit" "${COMMIT:0:12}" "$(awk 'NR == 2 {print $NF}' <<<"$OUT")"
 expect_ok "list-instances --json" --json list-instances $SVC
 assert_eq "--json: each instance's commit" "$COMMIT" "$(jq -r '[.[].commit] | unique | join(",")' <<<"$OUT")"
+CACHED=$OUT
+expect_ok "list-instances --json --no-helper (no cache: systemd and the manifests)" --no-helper --json list-instances $SVC
+assert_eq "the same fields and values as nap-managerd's cached answer" "$(jq -S . <<<"$CACHED")" "$(jq -S . <<<"$OUT")"
 
 # =============================================================== varlink
 log "over varlink"
