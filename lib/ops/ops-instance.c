@@ -158,6 +158,8 @@ int ops_create_instance(NapContext *c, const NapService *s, const NapProfile *p,
         if (r < 0)
                 return r;
         r = nap_profile_substitute(p, params, m->port, &m->argv, &m->params, e);
+        if (r >= 0) /* the app's configuration (napctl config): every new instance has it */
+                r = ops_app_environment(c, s, &m->environment, e);
         if (r >= 0)
                 r = ops_reserve_instance(c, m, e); /* before anything of it exists */
         if (r < 0)
@@ -171,9 +173,6 @@ int ops_create_instance(NapContext *c, const NapService *s, const NapProfile *p,
         m->commit = TAKE_PTR(meta.commit);
         ops_deploy_meta_clear(&meta);
         m->enabled = true;
-        r = ops_app_environment(c, s, &m->environment, e); /* napctl config: every new instance has it */
-        if (r < 0)
-                return (void) ops_release_instance(c, m, NULL), r;
         if (ops_tree_is_dockerfile_app(service_dir)) {
                 r = nap_manifest_set_image(m, m->directory, e); /* built and run by podman units */
                 if (r < 0)

@@ -310,15 +310,22 @@ static size_t keep_managed(NapInstanceInfo *l, size_t n) {
         return k;
 }
 
-/* Bad parameters change nothing, whichever way the app goes. */
-static int scale_check(NapContext *c, const char *service, unsigned n, const NapParams *params, NapError *e) {
-        _cleanup_(nap_profile_freep) NapProfile *p = NULL;
+static int scale_check(const char *service, unsigned n, NapError *e) {
         NapService s;
         int r = nap_service_parse(service, &s, e);
         if (r >= 0 && n > NAP_SCALE_MAX)
                 r = nap_error_parameter(e, nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -ERANGE,
                                                          "An app may be scaled to at most %u instances, not %u",
                                                          NAP_SCALE_MAX, n), "instances");
+        return r;
+}
+
+/* Before the first start: bad parameters start nothing. (Scaling down
+ * takes none: an app whose profile needs some can go to 0.) */
+static int scale_check_params(NapContext *c, const char *service, const NapParams *params, NapError *e) {
+        _cleanup_(nap_profile_freep) NapProfile *p = NULL;
+        NapService s;
+        int r = nap_service_parse(service, &s, e);
         if (r >= 0)
                 r = ops_load_service_profile(c, &s, &p, e);
         return r < 0 ? r : ops_check_params(p, params, e);
@@ -332,16 +339,18 @@ int nap_scale(NapContext *c, const char *service, unsigned n, const NapParams *p
         NapInstanceInfo *l = NULL;
         size_t k = 0;
         *ret = (NapScaleResult) {};
-        int r = scale_check(c, service, n, params, e);
+        int r = scale_check(service, n, e);
         if (r >= 0)
                 r = nap_list_instances(c, service, &l, &k, e);
         if (r < 0)
                 return r;
         k = keep_managed(l, k);
         ret->before = ret->after = k;
-        if (n > k)
-                r = scale_up(c, service, n - k, params, o, ret, e);
-        else if (n < k)
+        if (n > k) {
+                r = scale_check_params(c, service, params, e);
+                if (r >= 0)
+                        r = scale_up(c, service, n - k, params, o, ret, e);
+        } else if (n < k)
                 r = scale_down(c, l, k, k - n, o, ret, e);
         nap_instance_info_array_free(l, k);
         ret->after = ret->before + strv_length(ret->started) - strv_length(ret->removed);

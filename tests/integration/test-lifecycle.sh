@@ -107,11 +107,24 @@ assert_eq "--json: before, after, started, removed" "2 2 0 0" \
 for bad in -1 abc 1001 2x ''; do
         expect_fail "scale to '$bad' is refused (usage: 2)" 2 scale $SVC "$bad"
 done
-expect_fail "scale with a parameter the profile lacks: 2" 2 scale $SVC 3 nope=1
+expect_fail "scale up with a parameter the profile lacks: 2" 2 scale $SVC 3 nope=1
 expect_fail "scale with a word that is not K=V: 2" 2 scale $SVC 3 greeting
 expect_fail "scale of an app that is not deployed: 4" 4 scale alice_nope 1
 assert_contains "named" "$ERR" "alice_nope"
 assert_eq "none of that changed anything" "1:active 3:active" "$(states)"
+
+# A profile with a parameter that has no default: scaling down needs none.
+NEEDS=$NAP_TEST_DIR/repos/needs
+mkdir -p "$NEEDS" && cp "$NAP_SOURCE_ROOT/tests/apps/hello/server.py" "$NEEDS/" &&
+        echo 'python3 server.py --port {port} --greeting {greeting}' >"$NEEDS/profile" &&
+        make_repo "$NEEDS" || fail "the needs app's repository"
+expect_ok "deploy an app whose profile needs a parameter" deploy-app alice_needs "file://$NEEDS"
+expect_fail "scale up without it: 2" 2 scale alice_needs 1
+expect_ok "scale up with it" scale alice_needs 2 greeting=given
+expect_ok "scale down to 0 without it" scale alice_needs 0
+assert_contains "both gone" "$OUT" "alice_needs: 2 -> 0 instance(s)"
+expect_ok "destroy an app without instances" destroy-app alice_needs --yes
+check "its tree is gone" test ! -e "$NAP_ROOT/services/alice/alice_needs"
 
 # ================================================================= config
 log "config"
