@@ -65,36 +65,58 @@ static json_t *strv_json(char **l) {
 
 /* ---- scale ------------------------------------------------------------ */
 
-static void print_names(json_t *reply, const char *field, const char *what) {
+static int append_names(json_t *all, json_t *reply, const char *field, const char *what, bool print) {
         json_t *name;
         size_t i;
-        json_array_foreach(json_object_get(reply, field), i, name)
-                printf("%s: %s\n", json_string_value(name), what);
+        json_array_foreach(json_object_get(reply, field), i, name) {
+                if (json_array_append(all, name) < 0)
+                        return -ENOMEM;
+                if (print)
+                        printf("%s: %s\n", json_string_value(name), what);
+        }
+        return fflush(stdout) == EOF ? -EIO : 0;
+}
+
+/* One instance per call (limit 1), so that each line comes as it happens,
+ * whatever the transport; until a call changes nothing. */
+static int scale_steps(Caller *c, const char *service, unsigned n, json_t *params, const LifecycleOptions *o,
+                       json_t *total, NapError *e) {
+        for (;;) {
+                json_auto_t *reply = NULL;
+                int r = caller_call(c, "Scale",
+                                    json_pack("{s:s, s:I, s:O, s:i}", "service", service, "instances", (json_int_t) n,
+                                              "params", params, "limit", 1),
+                                    WRITE_TIMEOUT, &reply, e);
+                if (r < 0)
+                        return r;
+                if (!json_object_get(total, "before"))
+                        json_object_set(total, "before", json_object_get(reply, "before"));
+                json_object_set(total, "after", json_object_get(reply, "after"));
+                if (append_names(json_object_get(total, "started"), reply, "started", "started, answering", !o->json) < 0 ||
+                    append_names(json_object_get(total, "removed"), reply, "removed", "removed", !o->json) < 0)
+                        return nap_error_errno(e, -ENOMEM, "Failed to show the progress");
+                if (json_int(reply, "before") == json_int(reply, "after"))
+                        return 0;
+        }
 }
 
 int verb_scale(Caller *c, char **args, const LifecycleOptions *o, NapError *e) {
-        json_auto_t *reply = NULL;
-        json_t *params = NULL;
+        json_auto_t *params = NULL, *total = json_pack("{s:[], s:[]}", "started", "removed");
         unsigned n = 0;
-        int r = parse_count(args[1], &n, e);
+        int r = total ? parse_count(args[1], &n, e) : nap_error_errno(e, -ENOMEM, "Failed to scale");
         if (r >= 0)
                 r = parse_assignments(args + 2, &params, e);
         if (r >= 0)
-                r = caller_call(c, "Scale",
-                                json_pack("{s:s, s:I, s:o}", "service", args[0], "instances", (json_int_t) n, "params",
-                                          params),
-                                WRITE_TIMEOUT, &reply, e);
+                r = scale_steps(c, args[0], n, params, o, total, e);
         if (r < 0)
                 return r;
         if (o->json)
-                return output_json(json_ordered(reply, "before", "after", "started", "removed", NULL));
-        print_names(reply, "started", "started, answering");
-        print_names(reply, "removed", "removed");
-        if (json_int(reply, "before") == json_int(reply, "after"))
-                printf("%s has %lld instance(s) already (unchanged)\n", args[0], (long long) json_int(reply, "after"));
+                return output_json(json_ordered(total, "before", "after", "started", "removed", NULL));
+        if (json_int(total, "before") == json_int(total, "after"))
+                printf("%s has %lld instance(s) already (unchanged)\n", args[0], (long long) json_int(total, "after"));
         else
-                printf("%s: %lld -> %lld instance(s)\n", args[0], (long long) json_int(reply, "before"),
-                       (long long) json_int(reply, "after"));
+                printf("%s: %lld -> %lld instance(s)\n", args[0], (long long) json_int(total, "before"),
+                       (long long) json_int(total, "after"));
         return 0;
 }
 

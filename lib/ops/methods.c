@@ -343,6 +343,7 @@ static json_t *run_recover(NapContext *c, json_t *args, NapError *e) {
 static json_t *run_scale(NapContext *c, json_t *args, NapError *e) {
         const char *service = nap_arg_string(args, "service", e);
         json_int_t n = json_integer_value(json_object_get(args, "instances"));
+        json_int_t limit = json_integer_value(json_object_get(args, "limit")); /* absent, null: 0 */
         _cleanup_(nap_params_freep) NapParams *p = NULL;
         NapScaleResult res;
         if (!service || params_from_args(args, &p, e) < 0)
@@ -351,7 +352,11 @@ static json_t *run_scale(NapContext *c, json_t *args, NapError *e) {
                 return nap_error_parameter(e, nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -ERANGE,
                                                             "instances must be 0 to %u", NAP_SCALE_MAX),
                                            "instances"), NULL;
-        if (nap_scale(c, service, (unsigned) n, p, NULL, &res, e) < 0)
+        if (limit < 0 || limit > NAP_SCALE_MAX)
+                return nap_error_parameter(e, nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -ERANGE,
+                                                            "limit must be 0 to %u", NAP_SCALE_MAX),
+                                           "limit"), NULL;
+        if (nap_scale(c, service, (unsigned) n, (unsigned) limit, p, NULL, &res, e) < 0)
                 return nap_scale_result_done(&res), NULL;
         json_t *j = json_pack("{s:I, s:I, s:o, s:o}", "before", (json_int_t) res.before, "after",
                               (json_int_t) res.after, "started", json_strv(res.started), "removed",
@@ -508,7 +513,7 @@ static const NapMethod methods[] = {
           .call = run_list_endpoints },
         /* An app as a whole: its owner's (or root's) to change. */
         { .name = "Scale", .owns = NAP_OWNER_SERVICE, .owner = "service", .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_WORKER,
-          .parameter = "params", .call = run_scale, .bus = { { .in = FIELDS("service", "instances", "params") } } },
+          .parameter = "params", .call = run_scale, .bus = { { .in = FIELDS("service", "instances", "params", "limit") } } },
         { .name = "GetConfig", .owns = NAP_OWNER_SERVICE, .owner = "service", .access = NAP_ACCESS_READ, .run = NAP_METHOD_INLINE,
           .call = run_get_config },
         { .name = "SetConfig", .owns = NAP_OWNER_SERVICE, .owner = "service", .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_WORKER,
@@ -558,7 +563,7 @@ const BusJsonInt nap_bus_ints[] = {
         /* the inventory: sizes, times and counts */
         { "recovered", 'u' }, { "failed", 'u' }, { "requestsExpired", 'u' },
         /* an app's lifecycle */
-        { "before", 'u' }, { "after", 'u' }, { "running", 'u' }, { "answering", 'u' }, { "ports", 'u' },
+        { "before", 'u' }, { "after", 'u' }, { "limit", 'u' }, { "running", 'u' }, { "answering", 'u' }, { "ports", 'u' },
         { "keysChecked", 'u' }, { "keysWritten", 'u' },
         { "since", 't' },    { "registered", 't' }, { "created", 't' }, { "count", 'u' },
         { "cpu_milli_core", 't' }, { "memory_bytes", 't' }, { "storage_bytes", 't' },

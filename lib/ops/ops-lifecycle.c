@@ -253,6 +253,8 @@ static void error_prefix_text(NapError *e, const char *prefix) {
 /* "After starting 2 of 3 instance(s): …", so the caller knows where it stopped. */
 static void error_prefix(NapError *e, const char *verb, size_t done, size_t wanted) {
         char prefix[96];
+        if (done == 0)
+                return; /* nothing was: the error as it is */
         snprintf(prefix, sizeof prefix, "After %s %zu of %zu instance(s): ", verb, done, wanted);
         error_prefix_text(e, prefix);
 }
@@ -334,8 +336,8 @@ static int scale_check_params(NapContext *c, const char *service, const NapParam
 /* Not one operation under one lock: each instance is started or removed
  * by its own (crash-safe) operation, so an app being scaled serves all
  * along, and a scale cut short is finished by scaling again. */
-int nap_scale(NapContext *c, const char *service, unsigned n, const NapParams *params, const NapRolloutOptions *o,
-              NapScaleResult *ret, NapError *e) {
+int nap_scale(NapContext *c, const char *service, unsigned n, unsigned limit, const NapParams *params,
+              const NapRolloutOptions *o, NapScaleResult *ret, NapError *e) {
         NapInstanceInfo *l = NULL;
         size_t k = 0;
         *ret = (NapScaleResult) {};
@@ -346,12 +348,15 @@ int nap_scale(NapContext *c, const char *service, unsigned n, const NapParams *p
                 return r;
         k = keep_managed(l, k);
         ret->before = ret->after = k;
+        size_t count = n > k ? n - k : k - n;
+        if (limit > 0 && count > limit)
+                count = limit;
         if (n > k) {
                 r = scale_check_params(c, service, params, e);
                 if (r >= 0)
-                        r = scale_up(c, service, n - k, params, o, ret, e);
+                        r = scale_up(c, service, count, params, o, ret, e);
         } else if (n < k)
-                r = scale_down(c, l, k, k - n, o, ret, e);
+                r = scale_down(c, l, k, count, o, ret, e);
         nap_instance_info_array_free(l, k);
         ret->after = ret->before + strv_length(ret->started) - strv_length(ret->removed);
         return r;

@@ -262,12 +262,14 @@ void nap_scale_result_done(NapScaleResult *r);
 
 /* Starts instances (as nap_start_common, with params or the profile's
  * defaults, each waited for until it answers) or removes them (stopped ones
- * first, then the highest-numbered) until the app has n. n equal to what
- * it has changes nothing. Each instance started or removed is whole (its
- * own operation is crash-safe); a failure stops there, and says how far
- * it got: scaling again goes on from there. o->progress hears of each. */
-int nap_scale(NapContext *c, const char *service, unsigned n, const NapParams *params, const NapRolloutOptions *o,
-              NapScaleResult *ret, NapError *e);
+ * first, then the highest-numbered) until the app has n, or limit of them
+ * were (0: no limit; a caller showing progress calls again until nothing
+ * changes). n equal to what it has changes nothing. Each instance started
+ * or removed is whole (its own operation is crash-safe); a failure stops
+ * there, and says how far it got: scaling again goes on from there.
+ * o->progress hears of each. */
+int nap_scale(NapContext *c, const char *service, unsigned n, unsigned limit, const NapParams *params,
+              const NapRolloutOptions *o, NapScaleResult *ret, NapError *e);
 
 /* The app's configuration: the environment of every instance. Empty (not
  * NULL) when none was set. NoSuchService when the app is not deployed. */

@@ -143,7 +143,7 @@ static const char *const published[][3] = {
         { "ListEndpoints", "s", "a(suss)" },
         /* issue 12: an app's lifecycle */
         { "ListInstancesWithCommits", "s", "a(ssuusbssasa{ss})a{ss}" },
-        { "Scale", "sua{ss}", "uuasas" },
+        { "Scale", "sua{ss}u", "uuasas" },
         { "GetConfig", "s", "a{ss}" },
         { "SetConfig", "sa{ss}as", "bba(ssuusbssasa{ss})" },
         { "RestartService", "s", "a(ssuusbssasa{ss})" },
