@@ -95,5 +95,8 @@ int nap_intent_foreach_service(const NapConfig *c, nap_intent_service_fn f, void
  * 1 and *ret, 0 when there is no record. */
 int nap_request_lookup(const NapConfig *c, const char *user, const char *id, char **ret);
 int nap_request_record(const NapConfig *c, const char *user, const char *id, const char *instance, NapError *e);
+/* Removes the request records of the app's instances (destroy-app); the
+ * number removed. */
+unsigned nap_request_forget_service(const NapConfig *c, const NapService *s);
 /* Removes request records older than max_age_usec; the number removed. */
 unsigned nap_request_expire(const NapConfig *c, uint64_t max_age_usec);

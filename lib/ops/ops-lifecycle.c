@@ -414,8 +414,10 @@ int ops_destroy_app_locked(NapContext *c, const NapService *s, NapError *e) {
                 r = remove_path(nap_state_service_dir(c->config, s), e);
         if (r >= 0)
                 nap_debug_point("destroy-app:tree");
-        if (r >= 0)
+        if (r >= 0) {
                 (void) ops_sweep_leftovers(c, s);
+                (void) nap_request_forget_service(c->config, s); /* a retried StartCommon finds nothing */
+        }
         if (r >= 0)
                 r = remove_path(nap_state_service_env_file(c->config, s), e);
         if (r >= 0)

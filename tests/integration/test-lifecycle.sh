@@ -254,6 +254,7 @@ assert_eq "none of that changed the stored configuration" "$STORED" "$(cat "$NAP
 # What of the app there is: paths, units, generator files, etcd keys.
 leftovers() {
         find "$NAP_ROOT" "$NAP_INSTANCES" /run/user/0/systemd -name "*${SVC}*" 2>/dev/null
+        grep -rl "^${SVC}_" "$NAP_ROOT/requests" 2>/dev/null # start-common's request ids
         ls -d "$REPO" 2>/dev/null
         timeout 30 systemctl --user list-units --all --no-legend --plain "${SVC}_*" 2>/dev/null | grep -v not-found
         [ -z "$ETCD" ] || etcd_keys /services/url/alice/hello
@@ -265,6 +266,9 @@ leftovers_but_lock() { leftovers | grep -v "/\.$SVC\.lock$"; }
 
 log "destroy-app"
 git init -q --bare "$REPO" || fail "a bare repository for the app"
+expect_ok "start-common (it records its request id)" start-common $SVC
+check "the request is recorded" test -n "$(grep -rl "^${SVC}_" "$NAP_ROOT/requests")"
+RUNNING_BEFORE=$(states)
 if [ -n "$ETCD" ]; then
         check "etcd has the app's URL" etcd_keys /services/url/alice/hello
         check "and its ports" etcd_keys /services/port/alice/hello/
@@ -274,7 +278,7 @@ BEFORE_ALL=$(leftovers | sort)
 expect_fail "destroy-app without --yes: refused (2)" 2 destroy-app $SVC
 assert_contains "saying why" "$ERR" "--yes"
 assert_eq "and nothing changed" "$BEFORE_ALL" "$(leftovers | sort)"
-assert_eq "the instances still run" "1:active 3:active 5:active" "$(states)"
+assert_eq "the instances still run" "$RUNNING_BEFORE" "$(states)"
 PORTS=$(for i in $(instances); do port_of "$i"; done)
 expect_ok "destroy-app --yes" destroy-app $SVC --yes
 assert_eq "says so" "Destroyed $SVC" "$OUT"
