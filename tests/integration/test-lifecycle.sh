@@ -69,6 +69,13 @@ port_of() { jq -r .port "$NAP_INSTANCES/$1.json"; }
 # env_of INSTANCE NAME: the variable as the app's process has it.
 env_of() { http_get "http://127.0.0.1:$(port_of "$1")/env" | jq -r --arg k "$2" '.[$k] // "<unset>"'; }
 instances() { numbers | tr ' ' '\n' | sed "s/^/${SVC}_common@/" | grep -v '@$'; }
+# "INSTANCE PID" of every instance: a rolling restart changes every line
+# (a process restarted in place, or an instance replaced by a new one).
+snapshot() { for i in $(instances); do echo "$i $(main_pid "$i")"; done; }
+first() { instances | sed -n 1p; }
+second() { instances | sed -n 2p; }
+# every_env NAME: the variable in every instance, space-separated.
+every_env() { local i; for i in $(instances); do env_of "$i" "$1"; done | tr '\n' ' ' | sed 's/ $//'; }
 
 # expect_fail DESCRIPTION RC ARGS...: napctl fails with that exit status.
 expect_fail() {
@@ -133,14 +140,14 @@ HOSTILE='50% off $HOME ${PORT} "q" \n \\ '"'it'"' %n %% $$ end '
 UNICODE='grüße ✓'
 expect_ok "config set with hostile values" config set $SVC "GREETING_X=$HOSTILE" "UNI=$UNICODE" EMPTY=
 assert_contains "applied by a restart" "$OUT" "configuration applied"
-for i in ${SVC}_common@1 ${SVC}_common@3; do
+for i in $(instances); do
         assert_eq "$i: the hostile value arrived exactly" "$HOSTILE" "$(env_of $i GREETING_X)"
         assert_eq "$i: the UTF-8 one too" "$UNICODE" "$(env_of $i UNI)"
         assert_eq "$i: an empty one is set, empty" "" "$(env_of $i EMPTY)"
         assert_eq "$i: PORT is still nap's" "$(port_of $i)" "$(env_of $i PORT)"
 done
-check "the manifest carries it" test "$(jq -r .environment.GREETING_X "$NAP_INSTANCES/${SVC}_common@1.json")" = "$HOSTILE"
-DROPIN=$(find /run/user/0/systemd -path "*${SVC}_common@1.service.d/*" -name '*.conf' 2>/dev/null | head -n 1)
+check "the manifest carries it" test "$(jq -r .environment.GREETING_X "$NAP_INSTANCES/$(first).json")" = "$HOSTILE"
+DROPIN=$(find /run/user/0/systemd -path "*$(first).service.d/*" -name '*.conf' 2>/dev/null | head -n 1)
 assert_contains "the drop-in has it as one quoted Environment= line" "$(cat "$DROPIN" 2>/dev/null)" \
         'Environment="GREETING_X=50%% off $HOME ${PORT} \"q\" \\n \\\\ '
 nap config get $SVC
@@ -150,10 +157,10 @@ assert_eq "config get KEY: the value exactly" "$HOSTILE" "$OUT"
 nap --json config get $SVC
 assert_eq "config get --json" "$HOSTILE" "$(jq -r .GREETING_X <<<"$OUT")"
 
-PID1=$(main_pid ${SVC}_common@1) PID3=$(main_pid ${SVC}_common@3)
+SNAP=$(snapshot)
 expect_ok "config set of the same values" config set $SVC "GREETING_X=$HOSTILE"
 assert_eq "is a no-op" "$SVC: configuration unchanged" "$OUT"
-assert_eq "nothing restarted" "$PID1 $PID3" "$(main_pid ${SVC}_common@1) $(main_pid ${SVC}_common@3)"
+assert_eq "nothing restarted" "$SNAP" "$(snapshot)"
 
 STORED=$(cat "$NAP_ROOT/services/alice/.$SVC.env")
 expect_fail "a reserved key (PORT): 2" 2 config set $SVC PORT=1
@@ -167,14 +174,14 @@ expect_fail "no '=': 2" 2 config set $SVC JUSTAKEY
 expect_fail "unset of a bad key: 2" 2 config unset $SVC 'bad key'
 expect_fail "config of an app that is not deployed: 4" 4 config set alice_nope A=1
 assert_eq "none of them changed the stored configuration" "$STORED" "$(cat "$NAP_ROOT/services/alice/.$SVC.env")"
-assert_eq "nor restarted anything" "$PID1 $PID3" "$(main_pid ${SVC}_common@1) $(main_pid ${SVC}_common@3)"
+assert_eq "nor restarted anything" "$SNAP" "$(snapshot)"
 
 expect_ok "a new instance" scale $SVC 3
 NEW=$(numbers | awk '{print $NF}')
 assert_eq "has the configuration" "$HOSTILE" "$(env_of ${SVC}_common@$NEW GREETING_X)"
 expect_ok "config unset" config unset $SVC UNI EMPTY NEVER_SET
-assert_eq "gone from the app's environment" "<unset> <unset>" "$(env_of ${SVC}_common@1 UNI) $(env_of ${SVC}_common@1 EMPTY)"
-assert_eq "the rest is kept" "$HOSTILE" "$(env_of ${SVC}_common@3 GREETING_X)"
+assert_eq "gone from the app's environment" "<unset> <unset>" "$(env_of "$(first)" UNI) $(env_of "$(first)" EMPTY)"
+assert_eq "the rest is kept" "$HOSTILE" "$(env_of "$(second)" GREETING_X)"
 expect_ok "deploy-app keeps the configuration" deploy-app $SVC "file://$HELLO"
 nap config get $SVC GREETING_X
 assert_eq "still there" "$HOSTILE" "$OUT"
@@ -182,30 +189,33 @@ assert_eq "still there" "$HOSTILE" "$OUT"
 log "config set killed between storing and applying"
 kill_at config:stored "config set" timeout 60 "$NAPCTL" --user --no-helper config set $SVC CUT=1
 assert_eq "the configuration is stored" 1 "$(jq -r .CUT "$NAP_ROOT/services/alice/.$SVC.env")"
-assert_eq "the instances do not have it yet" "<unset>" "$(env_of ${SVC}_common@1 CUT)"
+assert_eq "the instances do not have it yet" "<unset> <unset> <unset>" "$(every_env CUT)"
 expect_ok "config set again" config set $SVC CUT=1
 assert_contains "applies it, though the stored configuration is unchanged" "$OUT" "configuration applied"
-assert_eq "the instances have it" "1 1" "$(env_of ${SVC}_common@1 CUT) $(env_of ${SVC}_common@3 CUT)"
+assert_eq "the instances have it" "1 1 1" "$(every_env CUT)"
 
 # ================================================================ restart
 log "restart"
-declare -A BEFORE
-for i in $(instances); do BEFORE[$i]=$(main_pid "$i"); done
+SNAP=$(snapshot)
 expect_ok "restart the app" restart $SVC
+AFTER=$(snapshot)
+assert_eq "as many instances" "$(wc -l <<<"$SNAP")" "$(wc -l <<<"$AFTER")"
+assert_eq "every one a new process" "" "$(comm -12 <(sort <<<"$SNAP") <(sort <<<"$AFTER"))"
 for i in $(instances); do
-        check "$i: a new process" test "$(main_pid "$i")" != "${BEFORE[$i]}" -a "$(main_pid "$i")" != 0
         check "$i: answering" http_get "http://127.0.0.1:$(port_of "$i")/health" 5
 done
-P=$(main_pid ${SVC}_common@1) P3=$(main_pid ${SVC}_common@3)
-expect_ok "restart one instance" restart ${SVC}_common@1
-check "that one is a new process" test "$(main_pid ${SVC}_common@1)" != "$P"
-assert_eq "the other is not" "$P3" "$(main_pid ${SVC}_common@3)"
+I=$(first) J=$(second)
+P=$(main_pid "$I") PJ=$(main_pid "$J")
+expect_ok "restart one instance" restart "$I"
+check "that one is a new process" test "$(main_pid "$I")" != "$P"
+assert_eq "the other is not" "$PJ" "$(main_pid "$J")"
 expect_fail "restart of an app that is not deployed: 4" 4 restart alice_nope
 expect_fail "restart of an instance that does not exist: 4" 4 restart ${SVC}_common@99
 
 # ========================================================= status, VERSION
 log "status"
-expect_ok "stop one" stop-app ${SVC}_common@3
+STOPPED=$(second)
+expect_ok "stop one" stop-app "$STOPPED"
 expect_ok "status alice" status alice
 assert_match "one line for the app: running/total, version, health, ports" \
         "$(grep "^$SVC " <<<"$OUT")" "^$SVC +2/3 +${COMMIT:0:12} +ok 2/2 +[0-9]+,[0-9]+,[0-9]+$"
@@ -215,7 +225,7 @@ assert_eq "--json" "$SVC $COMMIT 3 2 2 3" \
 expect_ok "status (root: every user)" status
 assert_contains "lists alice's app" "$OUT" "$SVC "
 expect_fail "status of a bad user name: 2" 2 status Alice
-expect_ok "start it again" start-app ${SVC}_common@3
+expect_ok "start it again" start-app "$STOPPED"
 
 expect_ok "list-instances" list-instances $SVC
 assert_eq "a VERSION column with the short commit" "${COMMIT:0:12}" "$(awk 'NR == 2 {print $NF}' <<<"$OUT")"
@@ -234,7 +244,7 @@ varlink_assert_reply "GetConfig" '.parameters.config.GREETING_X' "$HOSTILE"
 varlink_call_out io.nap.Manager.SetConfig "{\"service\":\"$SVC\",\"set\":{\"PORT\":\"1\"}}"
 varlink_assert_error "SetConfig of PORT: InvalidParameter" io.nap.Manager.InvalidParameter
 varlink_call_out io.nap.Manager.ListInstances "{\"service\":\"$SVC\"}"
-varlink_assert_reply "ListInstances has the commits" ".parameters.commits[\"${SVC}_common@1\"]" "$COMMIT"
+varlink_assert_reply "ListInstances has the commits" ".parameters.commits[\"$(first)\"]" "$COMMIT"
 varlink_call_out io.nap.Manager.Scale '{"service":"alice_nope","instances":1}'
 varlink_assert_error "Scale of an unknown app: NoSuchService" io.nap.Manager.NoSuchService
 STORED=$(cat "$NAP_ROOT/services/alice/.$SVC.env")
