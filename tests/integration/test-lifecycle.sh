@@ -89,7 +89,9 @@ expect_ok "deploy-app" deploy-app $SVC "file://$HELLO"
 
 # ================================================================== scale
 log "scale"
+T0=$(now_ms)
 expect_ok "scale to 2" scale $SVC 2
+log "scale 0 -> 2 (each waited for until it answers): $(($(now_ms) - T0)) ms"
 assert_eq "a progress line per instance, then the change" \
         "${SVC}_common@1: started, answering|${SVC}_common@2: started, answering|$SVC: 0 -> 2 instance(s)" \
         "$(tr '\n' '|' <<<"$OUT" | sed 's/|$//')"
@@ -138,7 +140,9 @@ log "config"
 # What a shell, systemd's specifiers and its unquoting would each change.
 HOSTILE='50% off $HOME ${PORT} "q" \n \\ '"'it'"' %n %% $$ end '
 UNICODE='grüße ✓'
+T0=$(now_ms)
 expect_ok "config set with hostile values" config set $SVC "GREETING_X=$HOSTILE" "UNI=$UNICODE" EMPTY=
+log "config set, a rolling restart of 2 instances: $(($(now_ms) - T0)) ms"
 assert_contains "applied by a restart" "$OUT" "configuration applied"
 for i in $(instances); do
         assert_eq "$i: the hostile value arrived exactly" "$HOSTILE" "$(env_of $i GREETING_X)"
@@ -158,7 +162,9 @@ nap --json config get $SVC
 assert_eq "config get --json" "$HOSTILE" "$(jq -r .GREETING_X <<<"$OUT")"
 
 SNAP=$(snapshot)
+T0=$(now_ms)
 expect_ok "config set of the same values" config set $SVC "GREETING_X=$HOSTILE"
+log "config set of the same values (no restart): $(($(now_ms) - T0)) ms"
 assert_eq "is a no-op" "$SVC: configuration unchanged" "$OUT"
 assert_eq "nothing restarted" "$SNAP" "$(snapshot)"
 
@@ -216,7 +222,9 @@ expect_fail "restart of an instance that does not exist: 4" 4 restart ${SVC}_com
 log "status"
 STOPPED=$(second)
 expect_ok "stop one" stop-app "$STOPPED"
+T0=$(now_ms)
 expect_ok "status alice" status alice
+log "status of 1 app, 3 instances (one stopped): $(($(now_ms) - T0)) ms"
 assert_match "one line for the app: running/total, version, health, ports" \
         "$(grep "^$SVC " <<<"$OUT")" "^$SVC +2/3 +${COMMIT:0:12} +ok 2/2 +[0-9]+,[0-9]+,[0-9]+$"
 expect_ok "status --json" --json status alice
@@ -290,7 +298,9 @@ assert_contains "saying why" "$ERR" "--yes"
 assert_eq "and nothing changed" "$BEFORE_ALL" "$(leftovers | sort)"
 assert_eq "the instances still run" "$RUNNING_BEFORE" "$(states)"
 PORTS=$(for i in $(instances); do port_of "$i"; done)
+T0=$(now_ms)
 expect_ok "destroy-app --yes" destroy-app $SVC --yes
+log "destroy-app of an app with $(wc -w <<<"$PORTS") instances: $(($(now_ms) - T0)) ms"
 assert_eq "says so" "Destroyed $SVC" "$OUT"
 assert_eq "nothing of the app is left" "" "$(leftovers_but_lock)"
 for p in $PORTS; do
