@@ -92,8 +92,9 @@ static int scale_steps(Caller *c, const char *service, unsigned n, json_t *param
                 if (!json_object_get(total, "before"))
                         json_object_set(total, "before", json_object_get(reply, "before"));
                 json_object_set(total, "after", json_object_get(reply, "after"));
-                if (append_names(json_object_get(total, "started"), reply, "started", "started, answering", !o->json) < 0 ||
-                    append_names(json_object_get(total, "removed"), reply, "removed", "removed", !o->json) < 0)
+                json_t *started = json_object_get(total, "started"), *removed = json_object_get(total, "removed");
+                if (append_names(started, reply, "started", "started, answering", !o->json) < 0 ||
+                    append_names(removed, reply, "removed", "removed", !o->json) < 0)
                         return nap_error_errno(e, -ENOMEM, "Failed to show the progress");
                 if (json_int(reply, "before") == json_int(reply, "after"))
                         return 0;

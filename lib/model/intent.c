@@ -332,7 +332,8 @@ unsigned nap_request_forget_service(const NapConfig *c, const NapService *s) {
         for (struct dirent *de; d && (de = readdir(d));) {
                 _cleanup_free_ char *instance = NULL;
                 NapInstance i;
-                if (!nap_request_id_is_valid(de->d_name) || nap_request_lookup(c, s->user, de->d_name, &instance) <= 0 ||
+                if (!nap_request_id_is_valid(de->d_name) ||
+                    nap_request_lookup(c, s->user, de->d_name, &instance) <= 0 ||
                     nap_instance_parse(instance, &i, NULL) < 0 || !streq(i.service.app, s->app))
                         continue;
                 n += unlinkat(dirfd(d), de->d_name, 0) >= 0;
