@@ -257,6 +257,14 @@ int nap_unit_files_write(NapUnitFiles *o, const NapManifest *m) {
 
 /* ---- removing ----------------------------------------------------------- */
 
+bool nap_unit_files_has_instance(const NapUnitFiles *o, const NapInstance *i) {
+        char unit[NAP_UNIT_NAME_MAX];
+        nap_instance_unit_name(i, unit);
+        _cleanup_free_ char *dropin = strdup_printf("%s/%s.d/" NAP_UNIT_DROPIN_NAME, o->dir, unit);
+        _cleanup_free_ char *own = path_join(o->dir, unit, NULL);
+        return !dropin || !own || access(dropin, F_OK) >= 0 || access(own, F_OK) >= 0; /* OOM: assume so */
+}
+
 static int unlink_in(const char *dir, const char *name, int flags) {
         _cleanup_free_ char *path = path_join(dir, name, NULL);
         if (!path)

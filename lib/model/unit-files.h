@@ -39,6 +39,8 @@ typedef struct NapUnitFiles {
 /* Writes m's units into o->dir. Everything is rendered before anything is
  * written. -EINVAL when a value cannot be written in a unit file. */
 int nap_unit_files_write(NapUnitFiles *o, const NapManifest *m);
+/* Whether o->dir holds i's own files (its drop-in or its unit). */
+bool nap_unit_files_has_instance(const NapUnitFiles *o, const NapInstance *i);
 /* Removes i's own files from o->dir (what is gone already is fine) and,
  * with templates, its app's templates too (its last instance went). */
 int nap_unit_files_remove(const NapUnitFiles *o, const NapInstance *i, bool templates);

@@ -275,6 +275,13 @@ int ops_units_install(NapContext *c, const NapManifest *m, NapError *e) {
         if (r < 0)
                 return r;
         r = nap_unit_files_write(&o, m);
+        /* A process that may not write there (nap-receive as the nap
+         * account in system scope, allowed to reload by polkit) leaves the
+         * instance to the generator: ops_units_load() then finds it not
+         * loadable and reloads, as before. Not when a runtime file of the
+         * instance is there already: it would win over the generator's. */
+        if ((r == -EACCES || r == -EPERM || r == -EROFS) && !nap_unit_files_has_instance(&o, &m->instance))
+                return 0;
         if (r == -EINVAL)
                 return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, r,
                                      "The units of %s cannot be written: a value cannot be written in a unit file",
@@ -304,6 +311,11 @@ int ops_units_uninstall(NapContext *c, const NapInstance *i, NapError *e) {
         if (used < 0)
                 return used;
         r = nap_unit_files_remove(&o, i, !used);
+        /* Written by a process that may write there (nap-managerd) and
+         * not removable by this one (see ops_units_install()): left until
+         * the next boot, harmless without a manifest and a .wants link. */
+        if (r == -EACCES || r == -EPERM || r == -EROFS)
+                return 0;
         return r < 0 ? nap_error_errno(e, r, "Failed to remove the units of %s from %s", nap_instance_name(i, name),
                                        dir) : 0;
 }

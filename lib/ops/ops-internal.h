@@ -110,10 +110,14 @@ NapPublish ops_publish_instance(NapContext *c, const NapManifest *m);
  * templates) into the manager's runtime unit dir, each replaced
  * atomically when missing or different. Call it after every
  * nap_manifest_save(): a stale runtime drop-in would win over the
- * generator's new one after the next reload. */
+ * generator's new one after the next reload. A caller that may not write
+ * the runtime dir (not root in system scope) gets 0 when none of the
+ * instance's files is there (the generator's serve, after a reload), and
+ * the error when one is. */
 int ops_units_install(NapContext *c, const NapManifest *m, NapError *e);
 /* "This instance's manifest is gone: uninstall." Its runtime files go,
- * and its app's templates too when no manifest of that template is left.
+ * and its app's templates too when no manifest of that template is left
+ * (a caller that may not remove them leaves them: harmless, no manifest).
  * What the generator wrote stays until the next reload: harmless, as the
  * unit is stopped and has no manifest. */
 int ops_units_uninstall(NapContext *c, const NapInstance *i, NapError *e);

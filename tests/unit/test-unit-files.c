@@ -128,7 +128,9 @@ static void test_remove_keeps_templates_unless_asked(void **state) {
         Fixture *f = *state;
         NapUnitFiles o = files(f, true);
         assert_int_equal(nap_unit_files_write(&o, f->m), 0);
+        assert_true(nap_unit_files_has_instance(&o, &f->m->instance));
         assert_int_equal(nap_unit_files_remove(&o, &f->m->instance, false), 0);
+        assert_false(nap_unit_files_has_instance(&o, &f->m->instance));
         assert_false(exists(f, "alice_web_common@4.service.d"));
         assert_true(exists(f, "alice_web_common@.service"));
         assert_int_equal(nap_unit_files_remove(&o, &f->m->instance, true), 0); /* gone already: fine */
