@@ -10,6 +10,10 @@
  *   Etcd=          comma-separated http(s) URLs         default empty (no etcd)
  *   EtcdPrefix=    where nap's keys live                default /services
  *   DiscoveryTTL=  seconds, 2..3600                     default 60
+ *   HealthPath=    what HTTP health checks ask for      default /
+ *                  (an app's profile may set its own; nap.profile(5))
+ *   HealthCheckSec= seconds between nap-discovery's HTTP checks of a
+ *                  healthy app, 1..3600                 default 30
  *   AuthorizedKeys= the nap account's authorized_keys    default /var/lib/nap/.ssh/authorized_keys
  * The cluster (nap-node(8)):
  *   ClusterPrefix= where the cluster's keys live         default /nap
@@ -55,6 +59,8 @@ typedef struct NapConfig {
         char **etcd;         /* strv, NULL when no etcd */
         char *etcd_prefix;   /* "/services": keys PREFIX/url/…, PREFIX/port/…, PREFIX/USER_APP/… */
         unsigned discovery_ttl;
+        char *health_path;   /* "/": nap_health_path_is_valid() (model/profile.h) */
+        unsigned health_check_sec;
         char *authorized_keys; /* edited by napctl keys (lib/model/authkeys.h) */
         char *cluster_prefix; /* "/nap": PREFIX/nodes/…, see lib/model/node.h */
         char *node;          /* NULL: the host name at the time of use */

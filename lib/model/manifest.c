@@ -201,6 +201,14 @@ static int parse_reservation(const char *key, json_t *v, ManifestParse *p, NapEr
         return p->m->reservation ? 0 : nap_error_errno(e, -ENOMEM, "Cannot parse manifest");
 }
 
+static int parse_health_path(const char *key, json_t *v, ManifestParse *p, NapError *e) {
+        const char *s = json_string_value(v);
+        if (!nap_health_path_is_valid(s))
+                return bad(e, "Key '%s' must be " NAP_HEALTH_PATH_RULE, key);
+        p->m->health_path = strdup(s);
+        return p->m->health_path ? 0 : nap_error_errno(e, -ENOMEM, "Cannot parse manifest");
+}
+
 /* Every key a manifest may have. Anything else is refused: a manifest nap
  * did not write is not trusted. */
 static const struct {
@@ -223,6 +231,7 @@ static const struct {
         { "image",     JSON_OBJECT,  false, parse_image     },
         { "resources", JSON_OBJECT,  false, parse_resources },
         { "reservation", JSON_STRING, false, parse_reservation },
+        { "health_path", JSON_STRING, false, parse_health_path },
 };
 
 static const char *json_type_name(json_type t) {
@@ -290,6 +299,7 @@ NapManifest *nap_manifest_free(NapManifest *m) {
         free(m->image.context);
         free(m->image.tag);
         free(m->reservation);
+        free(m->health_path);
         free(m);
         return NULL;
 }
@@ -416,6 +426,8 @@ char *nap_manifest_format(const NapManifest *m) {
                 r |= set_new(o, "resources", resources_to_json(&m->resources));
         if (m->reservation)
                 r |= set_new(o, "reservation", json_string(m->reservation));
+        if (m->health_path)
+                r |= set_new(o, "health_path", json_string(m->health_path));
         if (r != 0)
                 return NULL;
 
@@ -423,6 +435,19 @@ char *nap_manifest_format(const NapManifest *m) {
         if (!text)
                 return NULL;
         return strdup_printf("%s\n", text);
+}
+
+int nap_manifest_apply_profile(NapManifest *m, const NapProfile *p, const NapParams *params, NapError *e) {
+        assert(m);
+        assert(p);
+
+        const char *path = nap_profile_health_path(p);
+        char *copy = path ? strdup(path) : NULL;
+        if (path && !copy)
+                return nap_error_errno(e, -ENOMEM, "Failed to read the profile's HealthPath=");
+        free(m->health_path);
+        m->health_path = copy;
+        return nap_profile_substitute(p, params, m->port, &m->argv, &m->params, e);
 }
 
 #define IMAGE_NAME_MAX 128

@@ -16,6 +16,9 @@
  *    the generator writes them as CPUWeight=, CPUQuota=, MemoryLow=,
  *    MemoryMax=) and "reservation":"NODE", the node of the cluster where
  *    the instance's compute reservation (named as the instance) is held.
+ *   Optional too: "health_path":"/healthz", the profile's HealthPath=
+ *    (nap_health_path_is_valid()): what HTTP health checks of the instance
+ *    ask for (nap-discovery, start and push); absent: nap.conf's HealthPath=.
  * Parsing is strict: every key above is required except params, commit,
  * image, resources and reservation, types are checked, names validated, argv with no control
  * characters, directory absolute without "..", port 1..65535, number
@@ -58,6 +61,7 @@ typedef struct NapManifest {
         NapManifestImage image;
         NapCompute resources;  /* all 0: none */
         char *reservation;     /* the node holding the reservation; NULL: none */
+        char *health_path;     /* the profile's HealthPath=; NULL: nap.conf's */
 } NapManifest;
 
 NapManifest *nap_manifest_free(NapManifest *m);
@@ -66,6 +70,16 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(NapManifest *, nap_manifest_free);
 int nap_manifest_parse(const char *text, size_t size, NapManifest **ret, NapError *e);
 /* Deterministic JSON (fixed key order, sorted params), ending in "\n". */
 char *nap_manifest_format(const NapManifest *m);
+
+/* argv and params from p with params and m->port substituted, and the
+ * profile's HealthPath=: what an instance takes from its profile. */
+int nap_manifest_apply_profile(NapManifest *m, const NapProfile *p, const NapParams *params, NapError *e);
+
+/* What HTTP health checks of the instance ask for: its profile's
+ * HealthPath=, else def (nap.conf's HealthPath=). m may be NULL. */
+static inline const char *nap_manifest_health_path(const NapManifest *m, const char *def) {
+        return m && m->health_path ? m->health_path : def;
+}
 
 static inline bool nap_manifest_has_image(const NapManifest *m) {
         return m->image.tag;

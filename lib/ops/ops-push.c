@@ -170,7 +170,7 @@ static int plan_step(Step *st, const char *tree, const NapProfile *old, const Na
         *m = (NapManifest) { .instance = st->old->instance, .port = st->old->port, .enabled = st->old->enabled };
         int r = ops_check_params(p, params, e);
         if (r >= 0)
-                r = nap_profile_substitute(p, params, m->port, &m->argv, &m->params, e);
+                r = nap_manifest_apply_profile(m, p, params, e);
         if (r < 0) {
                 error_prefix(e, "The new profile does not accept the parameters of %s: ", st->name);
                 return r;
@@ -211,7 +211,7 @@ static uint64_t answer_timeout(const Rollout *ro) {
 }
 
 static int wait_step(Rollout *ro, const char *name, const char *unit, unsigned port, NapError *e) {
-        int r = ops_wait_instance_answering(ro->bus, unit, port, answer_timeout(ro), e);
+        int r = ops_wait_instance_answering(ro->c, unit, port, answer_timeout(ro), e);
         if (r < 0) {
                 /* A line of its own: the error must keep room for what
                  * the rollout says after it (rolled back, or not). */
