@@ -68,6 +68,8 @@ static void assert_defaults(const NapConfig *c) {
         assert_int_equal(c->cpu_milli + c->memory + c->storage, 0);
         assert_int_equal(c->node_ttl, 10);
         assert_int_equal(c->discovery_ttl, 60);
+        assert_string_equal(c->health_path, "/");
+        assert_int_equal(c->health_check_sec, 30);
         assert_string_equal(c->authorized_keys, "/var/lib/nap/.ssh/authorized_keys");
         assert_int_equal(c->max_connections, 4096);
         assert_int_equal(c->max_connections_per_user, 1024);
@@ -277,6 +279,21 @@ static void test_discovery_ttl(void **state) {
         fails("[Nap]\nDiscoveryTTL=ten\n", "nap.conf:2: DiscoveryTTL=: invalid number of seconds 'ten'");
         fails("[Nap]\nDiscoveryTTL=18446744073709551616\n",
               "nap.conf:2: DiscoveryTTL=: invalid number of seconds '18446744073709551616'");
+}
+
+static void test_health_check(void **state) {
+        _cleanup_(nap_config_freep) NapConfig *c =
+                parse_ok("[Nap]\nHealthPath=/healthz?deep=1\nHealthCheckSec=5\n", NULL);
+        assert_string_equal(c->health_path, "/healthz?deep=1");
+        assert_int_equal(c->health_check_sec, 5);
+        _cleanup_(nap_config_freep) NapConfig *d = parse_ok("[Nap]\nHealthPath=/x\nHealthPath=\n", NULL);
+        assert_string_equal(d->health_path, "/"); /* empty: the default */
+        fails("[Nap]\nHealthPath=healthz\n", "nap.conf:2: HealthPath=: 'healthz' is not an absolute URL path ('/' first) of letters, digits, -._~!$&'()*+,;=:@/? and %XX escapes, at most 255 bytes");
+        fails("[Nap]\nHealthPath=/a b\n", "nap.conf:2: HealthPath=: '/a b' is not an absolute URL path ('/' first) of letters, digits, -._~!$&'()*+,;=:@/? and %XX escapes, at most 255 bytes");
+        fails("[Nap]\nHealthPath=/%zz\n", "nap.conf:2: HealthPath=: '/%zz' is not an absolute URL path ('/' first) of letters, digits, -._~!$&'()*+,;=:@/? and %XX escapes, at most 255 bytes");
+        fails("[Nap]\nHealthPath=/a#b\n", "nap.conf:2: HealthPath=: '/a#b' is not an absolute URL path ('/' first) of letters, digits, -._~!$&'()*+,;=:@/? and %XX escapes, at most 255 bytes");
+        fails_range("[Nap]\nHealthCheckSec=0\n", "nap.conf:2: HealthCheckSec=: 0 seconds is out of range 1..3600");
+        fails("[Nap]\nHealthCheckSec=30s\n", "nap.conf:2: HealthCheckSec=: invalid number of seconds '30s'");
 }
 
 static void test_max_connections(void **state) {
@@ -495,6 +512,7 @@ int main(void) {
                 cmocka_unit_test(test_host),
                 cmocka_unit_test(test_port_range),
                 cmocka_unit_test(test_discovery_ttl),
+                cmocka_unit_test(test_health_check),
                 cmocka_unit_test(test_max_connections),
                 cmocka_unit_test(test_cluster),
                 cmocka_unit_test(test_etcd_prefix),
