@@ -1028,8 +1028,9 @@ static bool is_plain(char c) {
         return is_name_char(c) || (unsigned char) c >= 0x80 || strchr("-./:=@%+,", c);
 }
 
-static int format_word(Buf *b, const char *w) {
-        bool plain = *w;
+/* first: the line's first word, which must not read back as a setting. */
+static int format_word(Buf *b, const char *w, bool first) {
+        bool plain = *w && !(first && startswith(w, HEALTH_PATH_KEY));
         for (const char *c = w; *c && plain; c++)
                 plain = is_plain(*c);
         if (plain)
@@ -1051,7 +1052,7 @@ char *nap_profile_format_command(char *const *argv) {
         STRV_FOREACH(w, argv) {
                 if (w != argv && buf_puts(&b, " ") < 0)
                         return NULL;
-                if (format_word(&b, *w) < 0)
+                if (format_word(&b, *w, w == argv) < 0)
                         return NULL;
         }
         return buf_steal(&b);

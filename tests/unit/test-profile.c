@@ -549,7 +549,7 @@ static void test_format_round_trip(void **state) {
                 "plain", "with space", "  lead", "trail  ", "it's", "''", "\"dq\"", "back\\slash", "trail\\",
                 "\\", "{x}", "}{", "{{", "}}", "{", "}", "$PORT", "${PORT}", "$", "a$", "${x}", "$(rm -rf /)",
                 "`id`", "", "ünï ✓ 日本 😀", "#hash", "a;b|c&d", "~", "*", "?", "!", "<>", "a=b", "--opt=x y",
-                "\\'", "'\\", "\"\\\"", NULL,
+                "\\'", "'\\", "\"\\\"", "HealthPath=/x", "HealthPath=", NULL,
         };
         /* Each word alone, as the first word and after another, then all together. */
         for (size_t i = 0; words[i]; i++) {
