@@ -28,8 +28,9 @@
  *  - Checks while it answers, so that its log is not full of them: an HTTP
  *    check every HealthCheckSec= (health_check_usec) after the last HTTP
  *    answer, and between them TCP checks (connect, close: nothing the app
- *    logs), the first 1 s after an answer, each interval twice the last
- *    while the app keeps answering, up to 5 s. A refused TCP connect is
+ *    logs), the first 1 s after the answer that made it up, each interval
+ *    (to the next check of either kind) twice the last while the app keeps
+ *    answering, up to 5 s. A refused TCP connect is
  *    proof at once (withdrawn within one TCP interval, ≤ 5 s, of the app
  *    closing its port). After any failed check (a timeout): the next check
  *    is HTTP, at once (50 ms), and TCP intervals start again at 1 s.

@@ -133,7 +133,11 @@ answers() { # PORT: the app serves HTTP
 }
 
 sidecar_log() { # N: the sidecar's journal, messages only
-        timeout 10 journalctl --no-pager -q -o cat "_SYSTEMD_USER_UNIT=${SVC}_discovery@$1.service" 2>/dev/null
+        sidecar_log_of "${SVC}_discovery@$1.service"
+}
+
+sidecar_log_of() { # UNIT
+        timeout 10 journalctl --no-pager -q -o cat "_SYSTEMD_USER_UNIT=$1" 2>/dev/null
 }
 
 # start_instance PARAMS [NAPCTL OPTIONS...]: start-common; sets INST, NUM, PORT, KEY, SIDE.
@@ -418,6 +422,15 @@ check "at most one HTTP check per HealthCheckSec= ($http in ${MEASURE} s, at mos
 check "TCP checks in between ($tcp in ${MEASURE} s)" test "$tcp" -ge 1
 assert_eq "every HTTP check asked for the profile's HealthPath=" 0 "$other_paths"
 check "the key is still there" key_present "$KP"
+
+log "the probe app hangs (SIGSTOP): its backlog (64) takes every TCP check, only HTTP sees it"
+timeout 10 systemctl --user kill -s STOP "$IP.service"
+ms=$(wait_ms $((HUNG_MS / 1000 + 3)) key_absent "$KP")
+within "SIGSTOP: the key is withdrawn within HealthCheckSec + 2 probe timeouts (+1 s)" "$HUNG_MS" "$ms"
+check "two checks in a row got no answer (its log)" wait_until 5 eval \
+        "sidecar_log_of $SP | grep -q 'stopped answering on port $PP: no answer within'"
+timeout 10 systemctl --user kill -s CONT "$IP.service"
+check "SIGCONT: the key is back" wait_until 5 key_present "$KP"
 
 log "the app closes its port (SIGUSR1), its unit still running"
 timeout 10 systemctl --user kill -s USR1 "$IP.service"
