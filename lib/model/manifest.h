@@ -19,8 +19,12 @@
  *   Optional too: "health_path":"/healthz", the profile's HealthPath=
  *    (nap_health_path_is_valid()): what HTTP health checks of the instance
  *    ask for (nap-discovery, start and push); absent: nap.conf's HealthPath=.
+ *   Optional: "environment":{"KEY":"VALUE"}, the app's configuration
+ *    (napctl config set) as the instance was made with it: keys pass
+ *    nap_env_name_check(), values are checked as parameter values; the
+ *    generator writes them as Environment= lines (lib/model/unit.c).
  * Parsing is strict: every key above is required except params, commit,
- * image, resources and reservation, types are checked, names validated, argv with no control
+ * image, resources, reservation and environment, types are checked, names validated, argv with no control
  * characters, directory absolute without "..", port 1..65535, number
  * valid for the kind; unknown keys are refused (a manifest nap did not
  * write is not trusted). The file name must match the instance.
@@ -62,6 +66,7 @@ typedef struct NapManifest {
         NapCompute resources;  /* all 0: none */
         char *reservation;     /* the node holding the reservation; NULL: none */
         char *health_path;     /* the profile's HealthPath=; NULL: nap.conf's */
+        NapParams *environment; /* the app's configuration; NULL or empty: none */
 } NapManifest;
 
 NapManifest *nap_manifest_free(NapManifest *m);

@@ -429,6 +429,8 @@ static int plan(Rollout *ro, const char *tree, const NapProfile *p, const char *
         (void) ops_load_profile_in(ro->service_dir, &old, NULL);
         for (size_t i = 0; i < ro->n_steps; i++) {
                 int r = plan_step(ro->steps + i, tree, old, p, commit, e);
+                if (r >= 0) /* the app's configuration as it is now (napctl config) */
+                        r = ops_app_environment(ro->c, &ro->s, &ro->steps[i].new->environment, e);
                 if (r < 0)
                         return r;
         }

@@ -11,6 +11,7 @@
  *   remove-instance  finished: stopped, released, forgotten, tree removed
  *   deploy           the deployed tree is whole either way; staging goes
  *   rollout          back to the version deployed before (ops-push.c)
+ *   destroy-app      finished: whatever is left of the app goes
  * and in every case what only a live operation uses (SERVICE_DIR.deploy-*,
  * instance trees' .tmp and .next) is removed. nap_recover() does this for
  * every app with an intent: nap-managerd at start, nap-recover.service at
@@ -144,6 +145,8 @@ static int recover_intent(NapContext *c, const NapIntent *in, NapError *e) {
                 return recover_remove(c, in, e);
         case NAP_INTENT_ROLLOUT:
                 return ops_rollout_recover(c, in, e);
+        case NAP_INTENT_DESTROY_APP:
+                return ops_destroy_app_locked(c, &in->service, e);
         default:
                 return 0; /* deploy: the sweep is all */
         }
