@@ -65,6 +65,8 @@ def loop(stop, out, pick):
         except Exception as e:  # anything a client would see as an error
             failed += 1
             why.append("%.3f %s" % (time.time(), e))
+        if ok + failed == 1:
+            open(out + ".started", "w").close()
         time.sleep(0.005)
     with open(out, "w") as f:
         f.write("%d %d\n" % (ok, failed))

@@ -52,14 +52,17 @@ timeout 60 systemctl --user daemon-reload
 # ------------------------------------------------------------------ helpers
 
 # client_start NAME MODE ARGS...: endpoint-client.py MODE ARGS... STOP OUT
-# in the background; client_stop NAME: stops it, sets COUNTS ("OK FAILED"
-# or "SAMPLES MIN MAX") and WHY (the failures it saw).
+# in the background, returning once a client made its first request;
+# client_stop NAME: stops it, sets COUNTS ("OK FAILED" or "SAMPLES MIN
+# MAX") and WHY (the failures it saw).
 client_start() {
-        local name=$1
+        local name=$1 mode=$2
         shift
-        rm -f "$NAP_TEST_DIR/$name.stop" "$NAP_TEST_DIR/$name.out"
+        rm -f "$NAP_TEST_DIR/$name.stop" "$NAP_TEST_DIR/$name.out" "$NAP_TEST_DIR/$name.out.started"
         python3 "$CLIENT" "$@" "$NAP_TEST_DIR/$name.stop" "$NAP_TEST_DIR/$name.out" &
         eval "PID_$name=$!"
+        [ "$mode" = sample ] || wait_until 30 test -e "$NAP_TEST_DIR/$name.out.started" ||
+                fail "the client $name made a request"
 }
 
 client_stop() {
@@ -168,9 +171,8 @@ assert_contains "refresh-instances: it says what it did" "$ERR" "endpoint withdr
 log "control: the client sees an instance that stops"
 only=$(instances $SVC)
 client_start control fixed "http://127.0.0.1:${only#*:}"
-sleep 0.5 # some requests first
 nap stop-app "${SVC}_common@${only%%:*}"
-sleep 0.5
+sleep 1
 client_stop control
 bad=${COUNTS#* }
 log "control: the client made ${COUNTS% *} good and $bad failed requests"
