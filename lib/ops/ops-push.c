@@ -407,7 +407,8 @@ static int start_instance(Rollout *ro, const NapManifest *m, NapError *e) {
 }
 
 /* Clients stop finding the old instance: its sidecar revokes its lease
- * as it stops. Without Etcd= there is nothing published to withdraw. */
+ * as it stops. Without Etcd= there is nothing published to withdraw, and
+ * so nothing to drain: 1 when there is. */
 static int withdraw(Rollout *ro, Step *st, NapError *e) {
         char unit[NAP_UNIT_NAME_MAX], name[NAP_UNIT_NAME_MAX];
         st->withdrawn = true;
@@ -415,9 +416,10 @@ static int withdraw(Rollout *ro, Step *st, NapError *e) {
                 return 0;
         discovery_unit(st->old, unit);
         int r = nap_systemd_stop_unit(ro->bus, unit, e);
-        if (r >= 0)
-                progress(ro, "%s: endpoint withdrawn", name_of(st->old, name));
-        return r;
+        if (r < 0)
+                return r;
+        progress(ro, "%s: endpoint withdrawn", name_of(st->old, name));
+        return 1;
 }
 
 /* The withdrawn old instances, once their drain is over. */
@@ -473,13 +475,16 @@ static int replace_batch(Rollout *ro, const NapProfile *p, Step *from, Step *to,
                 nap_debug_point("rollout:started");
         if (r >= 0)
                 r = retire_withdrawn(ro, e);
+        bool drain = false;
         for (Step *st = from; r >= 0 && st < to; st++)
-                if (st->old)
+                if (st->old) {
                         r = withdraw(ro, st, e);
+                        drain = drain || r > 0;
+                }
         if (r >= 0)
                 nap_debug_point("rollout:withdrawn");
-        ro->drain_until = monotonic_usec() + drain_usec(ro);
-        return r;
+        ro->drain_until = drain ? monotonic_usec() + drain_usec(ro) : 0;
+        return r < 0 ? r : 0;
 }
 
 /* Every step whose old instance is still there, in batches. */
