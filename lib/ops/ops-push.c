@@ -443,17 +443,17 @@ static int retire_withdrawn(Rollout *ro, NapError *e) {
 
 /* ---- batches ------------------------------------------------------------ */
 
-/* What the manager must know of new manifests before they can start.
- * TODO after the no-reload change: its "units installed" call per
- * instance instead (the reload then happens only when that needs it). */
+/* What the manager must know of new manifests before they can start: one
+ * reload per batch. Once instances can be installed without a reload,
+ * that call for each instance of the batch instead. */
 static int make_units_known(Rollout *ro, NapError *e) {
         return nap_systemd_reload(ro->bus, e);
 }
 
 /* New instances for the batch [from, to), started (those whose old one
- * ran) and answering, published; then the previous batch's old ones go,
- * drained meanwhile, and this batch's are withdrawn. */
-static int replace_batch(Rollout *ro, const NapProfile *p, Step *from, Step *to, NapError *e) {
+ * ran), answering and published. A step that has its new instance already
+ * (a recovery going on) gets it started and waited for again. */
+static int start_batch(Rollout *ro, const NapProfile *p, Step *from, Step *to, NapError *e) {
         int r = 0;
         bool made = false;
         for (Step *st = from; r >= 0 && st < to; st++)
@@ -469,22 +469,32 @@ static int replace_batch(Rollout *ro, const NapProfile *p, Step *from, Step *to,
         for (Step *st = from; r >= 0 && st < to; st++)
                 if (st->running)
                         r = wait_instance(ro, st->new, e);
-        if (r >= 0)
-                r = wait_published(ro, from, to, e);
-        if (r >= 0)
-                nap_debug_point("rollout:started");
-        if (r >= 0)
-                r = retire_withdrawn(ro, e);
+        return r < 0 ? r : wait_published(ro, from, to, e);
+}
+
+/* The previous batch's old instances go, drained meanwhile, and this
+ * batch's are withdrawn: their drain passes while the next batch starts. */
+static int switch_batch(Rollout *ro, Step *from, Step *to, NapError *e) {
         bool drain = false;
+        int r = retire_withdrawn(ro, e);
         for (Step *st = from; r >= 0 && st < to; st++)
                 if (st->old) {
                         r = withdraw(ro, st, e);
                         drain = drain || r > 0;
                 }
-        if (r >= 0)
-                nap_debug_point("rollout:withdrawn");
+        if (r < 0)
+                return r;
+        nap_debug_point("rollout:withdrawn");
         ro->drain_until = drain ? monotonic_usec() + drain_usec(ro) : 0;
-        return r < 0 ? r : 0;
+        return 0;
+}
+
+static int replace_batch(Rollout *ro, const NapProfile *p, Step *from, Step *to, NapError *e) {
+        int r = start_batch(ro, p, from, to, e);
+        if (r < 0)
+                return r;
+        nap_debug_point("rollout:started");
+        return switch_batch(ro, from, to, e);
 }
 
 /* Every step whose old instance is still there, in batches. */
