@@ -189,10 +189,12 @@ printf 'RolloutBatch=2\n' >>"$NAP_CONFIG"
 SVC=alice_six
 make_app six || { echo "Bail out! cannot make the second app's repository"; exit 1; }
 push nap main
-for i in 2 3 4 5 6; do
-        start_instance $SVC "" || { nap_diag start-common; echo "Bail out! start-common failed"; nap_summary; exit 1; }
+# The last two with a greeting of their own, which a later version
+# refuses (it exits at start): it fails in the last batch only.
+for g in "" "" "" greeting=boom greeting=boom; do
+        start_instance $SVC "$g" || { nap_diag start-common; echo "Bail out! start-common failed"; nap_summary; exit 1; }
 done
-assert_eq "six instances answer" "6 hello" "$(greetings $SVC)"
+assert_eq "six instances answer" "$(printf '2 boom\n4 hello')" "$(greetings $SVC)"
 before=$(instances $SVC)
 C6=$(set_greeting hej)
 cursor=$(cursor_now)
@@ -207,7 +209,7 @@ client_stop six
 if [ "$PRC" -eq 0 ]; then ok "batch: the push succeeds"; else fail "batch: the push succeeds"; diag "$POUT"; fi
 log "batch: the push took $((t1 - t0)) ms; answering instances sampled (count, min, max): $samples"
 assert_contains "batch: it replaces 6 instances, 2 at a time" "$POUT" "replacing 6 instances, 2 at a time"
-assert_eq "batch: six instances, all the new version" "6 hej" "$(greetings $SVC)"
+assert_eq "batch: six instances, all the new version (greetings chosen kept)" "$(printf '2 boom\n4 hej')" "$(greetings $SVC)"
 check "batch: none of the old numbers or ports is left" test -z "$(comm -12 <(echo "$before") <(instances $SVC))"
 set -- $samples
 check "batch: sampled more than a few times" test "${1:-0}" -ge 5
@@ -231,9 +233,39 @@ assert_contains "failure: the push says the new instances were removed" "$POUT" 
         "the new instances were removed, the previous version (${C6:0:12}) keeps running"
 assert_eq "failure: the same instances, numbers and ports" "$before" "$(instances $SVC)"
 assert_eq "failure: never restarted (the same processes)" "$pids" "$(main_pids $SVC)"
-assert_eq "failure: all answer with the previous version" "6 hej" "$(greetings $SVC)"
+assert_eq "failure: all answer with the previous version" "$(printf '2 boom\n4 hej')" "$(greetings $SVC)"
 check "failure: no instance tree of the new ones is left" test "$(find "$NAP_ROOT/apps/alice" -maxdepth 1 -name 'alice_six_*' | wc -l)" -eq 6
 zero_failures failure
+
+# A version that fails only in the last batch: the two batches before were
+# replaced (the first one's old instances removed already), so the undo
+# replaces them back from the previous tree.
+log "a new version that fails in the last batch"
+before=$(instances $SVC)
+git -C "$P" checkout -q "$C6" -- profile
+python3 - "$P/server.py" <<'PY'
+import sys
+path = sys.argv[1]
+text = open(path).read()
+text = text.replace("    args = p.parse_args()\n",
+                    "    args = p.parse_args()\n    if args.greeting == 'boom':\n        sys.exit('boom refused')\n", 1)
+open(path, "w").write(text)
+PY
+git -C "$P" commit -q -am "refuses boom" && CB=$(git -C "$P" rev-parse HEAD)
+client_start late client "$ETCD_URL" "/services/$SVC/"
+push nap main
+client_stop late
+assert_contains "late failure: the push says the new instances were removed" "$POUT" \
+        "the new instances were removed, the previous version (${C6:0:12}) keeps running"
+assert_contains "late failure: and replaced back what it had replaced" "$POUT" "with the previous version"
+assert_eq "late failure: six instances, all the previous version" "$(printf '2 boom\n4 hej')" "$(greetings $SVC)"
+assert_eq "late failure: the last batch's old instances untouched" "$(echo "$before" | tail -n 2)" \
+        "$(instances $SVC | tail -n 2)"
+assert_eq "late failure: the previous commit is deployed" "$C6" \
+        "$(jq -r .commit "$NAP_ROOT/services/alice/$SVC/.nap/deploy.json")"
+assert_eq "late failure: every instance was made from it" "$C6" \
+        "$(jq -r .commit "$NAP_INSTANCES/${SVC}_common@"*.json | sort -u)"
+zero_failures "late failure"
 check "no intent record is left" test -z "$(ls "$NAP_ROOT/intents" 2>/dev/null)"
 
 etcd_stop
