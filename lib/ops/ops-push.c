@@ -631,7 +631,8 @@ static int replace_back(Rollout *ro, NapError *e) {
                 Step *st = ro->steps + i;
                 if (st->old || !st->new)
                         continue;
-                r = add_step(&back, st->new->instance.number, TAKE_PTR(st->new));
+                unsigned number = st->new->instance.number; /* before TAKE_PTR() empties it */
+                r = add_step(&back, number, TAKE_PTR(st->new));
                 if (r >= 0)
                         back.steps[back.n_steps - 1].running = st->running;
         }
