@@ -259,8 +259,11 @@ assert_contains "late failure: the push says the new instances were removed" "$P
         "the new instances were removed, the previous version (${C6:0:12}) keeps running"
 assert_contains "late failure: and replaced back what it had replaced" "$POUT" "with the previous version"
 assert_eq "late failure: six instances, all the previous version" "$(printf '2 boom\n4 hej')" "$(greetings $SVC)"
-assert_eq "late failure: the last batch's old instances untouched" "$(echo "$before" | tail -n 2)" \
-        "$(instances $SVC | tail -n 2)"
+# The first batch's old ones were removed, and are replaced back (new
+# numbers); the second batch's were withdrawn only, the third's untouched.
+assert_eq "late failure: the old instances of the last two batches are kept" "$(echo "$before" | tail -n 4 | sort)" \
+        "$(comm -12 <(echo "$before" | sort) <(instances $SVC | sort))"
+assert_eq "late failure: six instances" "6" "$(instances $SVC | wc -l)"
 assert_eq "late failure: the previous commit is deployed" "$C6" \
         "$(jq -r .commit "$NAP_ROOT/services/alice/$SVC/.nap/deploy.json")"
 assert_eq "late failure: every instance was made from it" "$C6" \
