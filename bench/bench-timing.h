@@ -31,15 +31,26 @@ static inline uint64_t percentile(const uint64_t *sorted, size_t n, unsigned pct
         return sorted[n * pct / 100 < n ? n * pct / 100 : n - 1];
 }
 
-/* Prints "p50 p99 mean" of the n values (sorted in place), each divided
- * by unit (1: ns as measured, 1000: µs). */
-static inline void report(uint64_t *v, size_t n, uint64_t unit) {
+typedef struct Summary {
+        uint64_t p50, p90, p99, mean;
+} Summary;
+
+/* The percentiles and mean of the n values (sorted in place), each
+ * divided by unit (1: ns as measured, 1000: µs). */
+static inline Summary summarize(uint64_t *v, size_t n, uint64_t unit) {
         uint64_t sum = 0;
         qsort(v, n, sizeof *v, cmp_u64);
         for (size_t i = 0; i < n; i++)
                 sum += v[i];
-        printf("%" PRIu64 " %" PRIu64 " %" PRIu64 "\n", percentile(v, n, 50) / unit, percentile(v, n, 99) / unit,
-               sum / n / unit);
+        return (Summary) { .p50 = percentile(v, n, 50) / unit, .p90 = percentile(v, n, 90) / unit,
+                           .p99 = percentile(v, n, 99) / unit, .mean = sum / n / unit };
+}
+
+/* Prints "p50 p99 mean" of the n values (sorted in place), each divided
+ * by unit. */
+static inline void report(uint64_t *v, size_t n, uint64_t unit) {
+        Summary s = summarize(v, n, unit);
+        printf("%" PRIu64 " %" PRIu64 " %" PRIu64 "\n", s.p50, s.p99, s.mean);
 }
 
 /* n runs of argv (stdout to /dev/null; each must exit 0), in ns; 1 if one

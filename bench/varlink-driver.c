@@ -11,13 +11,18 @@
  *   varlink-driver varlink-connect SOCKET N METHOD PARAMS   a new connection
  *                                               per call
  *   varlink-driver varlink-once SOCKET METHOD PARAMS  one connection, one call
+ *   varlink-driver varlink-after SOCKET N METHOD PARAMS CMD ARG...
+ *                                               N calls on one connection,
+ *                                               each right after a run of
+ *                                               CMD (untimed, must exit 0):
+ *                                               the call after a change
  *   varlink-driver dbus N DEST PATH IFACE METHOD ARG  N calls with one string
  *                                               argument on the user bus
  *                                               (after one untimed call)
  *   varlink-driver spawn N CMD ARG...           N runs of CMD (must exit 0)
  *
- * Prints "p50_ns p99_ns mean_ns" of the N round trips. Every call must
- * succeed; a failure ends the run with exit status 1.
+ * Prints "p50_ns p99_ns mean_ns p90_ns" of the N round trips. Every call
+ * must succeed; a failure ends the run with exit status 1.
  *
  *   varlink-driver varlink-closed SOCKET CLIENTS CALLS METHOD PARAMS
  *       CLIENTS connections at once, each making CALLS calls back to back
@@ -155,6 +160,25 @@ static int run_varlink(uint64_t *v, size_t n, const char *socket_path, const cha
                         if (connect_to(&link, socket_path) < 0)
                                 return 1;
                 }
+                if (varlink_once(link, method, params) < 0)
+                        return 1;
+                v[i] = now_nsec() - t0;
+        }
+        return 0;
+}
+
+/* Each call right after CMD ran: what a client asks after it changed
+ * something (nap-managerd's cache of the answer dropped). */
+static int run_varlink_after(uint64_t *v, size_t n, const char *socket_path, const char *method, json_t *params,
+                             char **cmd) {
+        _cleanup_(varlink_unrefp) Varlink *link = NULL;
+        uint64_t ignored;
+        if (connect_to(&link, socket_path) < 0 || varlink_once(link, method, params) < 0)
+                return 1;
+        for (size_t i = 0; i < n; i++) {
+                if (run_spawn(&ignored, 1, cmd) != 0)
+                        return 1;
+                uint64_t t0 = now_nsec();
                 if (varlink_once(link, method, params) < 0)
                         return 1;
                 v[i] = now_nsec() - t0;
@@ -377,6 +401,8 @@ static int run(uint64_t *v, size_t n, int argc, char **argv) {
                 return run_dbus(v, n, argv + 3);
         if (streq(mode, "varlink-once") && argc == 5 && (params = json_loads(argv[4], 0, NULL)))
                 return run_varlink_once(v, argv[2], argv[3], params);
+        if (streq(mode, "varlink-after") && argc >= 7 && (params = json_loads(argv[5], 0, NULL)))
+                return run_varlink_after(v, n, argv[2], argv[4], params, argv + 6);
         if (argc == 6 && (params = json_loads(argv[5], 0, NULL)) &&
             (streq(mode, "varlink") || streq(mode, "varlink-connect")))
                 return run_varlink(v, n, argv[2], argv[4], params, streq(mode, "varlink-connect"));
@@ -414,12 +440,13 @@ int main(int argc, char **argv) {
         if (streq(argv[1], "varlink-closed") || streq(argv[1], "varlink-open"))
                 return run_load_mode(argc, argv);
         if (!streq(argv[1], "varlink-once"))
-                n = strtoul(streq(argv[1], "varlink") || streq(argv[1], "varlink-connect") ? argv[3] : argv[2],
-                            NULL, 10);
+                n = strtoul(startswith(argv[1], "varlink") ? argv[3] : argv[2], NULL, 10);
         if (n == 0 || n > 1000000 || !(v = calloc(n, sizeof *v)))
                 return 2;
         int r = run(v, n, argc, argv);
-        if (r == 0)
-                report(v, n, 1);
+        if (r == 0) {
+                Summary s = summarize(v, n, 1);
+                printf("%" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", s.p50, s.p99, s.mean, s.p90);
+        }
         return r;
 }

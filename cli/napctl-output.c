@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <limits.h>
 #include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -98,4 +101,66 @@ void output_warn_pending(json_t *reply, const char *what) {
         if (streq(json_str(reply, "etcd"), "pending"))
                 fprintf(stderr, "napctl: publishing %s to etcd is pending (%s); the next deploy-app or "
                         "start-common writes it\n", what, why ?: "etcd unreachable");
+}
+
+char *output_with_options(const char *s, const char *opts, bool (*is_command)(const char *word, size_t n)) {
+        static const char napctl[] = "napctl ";
+        size_t n_opts = strlen(opts), n = strlen(s) + 1;
+        const char *p;
+
+        if (n_opts == 0)
+                return strdup(s);
+        for (p = s; (p = strstr(p, napctl)); p += strlen(napctl))
+                n += n_opts + 1;
+        char *out = malloc(n), *o = out;
+        if (!out)
+                return NULL;
+        for (p = s; *p;) {
+                const char *hit = strstr(p, napctl);
+                const char *word = hit ? hit + strlen(napctl) : NULL;
+                size_t len = hit ? (size_t) (word - p) : strlen(p);
+                memcpy(o, p, len);
+                o += len;
+                p += len;
+                if (word && is_command(word, strcspn(word, " ,;:)\n"))) {
+                        memcpy(o, opts, n_opts);
+                        o += n_opts;
+                        *o++ = ' ';
+                }
+        }
+        *o = '\0';
+        return out;
+}
+
+/* word as a shell takes it back: as is, or in single quotes (a quote in
+ * it as '\''). */
+static int shell_word(char *buf, size_t size, const char *word) {
+        size_t k = 0;
+        if (word[strspn(word, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_@%+=:,./-")] == '\0')
+                return snprintf(buf, size, "%s", word) < (int) size ? 0 : -ENOBUFS;
+        buf[k++] = '\'';
+        for (; *word; word++) {
+                if (k + 6 >= size) /* room for '\'' and the closing quote */
+                        return -ENOBUFS;
+                if (*word == '\'') {
+                        memcpy(buf + k, "'\\''", 4);
+                        k += 4;
+                } else
+                        buf[k++] = *word;
+        }
+        buf[k++] = '\'';
+        buf[k] = '\0';
+        return 0;
+}
+
+const char *output_connection_options(bool user, bool system, bool local, const char *address, char *buf,
+                                      size_t size) {
+        char quoted[PATH_MAX * 4 + 3] = "";
+        if (address && shell_word(quoted, sizeof quoted, address) < 0)
+                return NULL;
+        int k = snprintf(buf, size, "%s%s%s%s%s", user ? " --user" : "", system ? " --system" : "",
+                         local ? " --no-helper" : "", address ? " --address=" : "", quoted);
+        if (k < 0 || (size_t) k >= size)
+                return NULL;
+        return buf[0] == ' ' ? buf + 1 : buf;
 }

@@ -34,3 +34,13 @@ const char *short_commit(const char *commit, char buf[static 13]);
 /* A publish to etcd that did not happen yet (reply field "etcd" is
  * "pending", "etcdError" says why), said on stderr. */
 void output_warn_pending(json_t *reply, const char *what);
+/* s with opts inserted after every "napctl " that starts a command (the
+ * next word is one is_command accepts): a command napctl suggests then
+ * reaches the same manager as the one the user typed ("--user",
+ * "--address=…"). A new string; NULL if out of memory. */
+char *output_with_options(const char *s, const char *opts, bool (*is_command)(const char *word, size_t n));
+/* The connection options as a shell takes them again ("--user
+ * --address='/a b'"; "" if none), into buf of size bytes; NULL if they do
+ * not fit. */
+const char *output_connection_options(bool user, bool system, bool local, const char *address, char *buf,
+                                      size_t size);

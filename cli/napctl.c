@@ -17,6 +17,7 @@
 #include "napctl-call.h"
 #include "napctl-output.h"
 #include "verb-keys.h"
+#include "verb-lifecycle.h"
 #include "verb-nodes.h"
 #include "verb-rollback.h"
 
@@ -29,6 +30,7 @@ static unsigned arg_given = 0; /* the options below that were given */
 static const char *arg_request_id = NULL;
 static bool arg_no_block = false;
 static NapRolloutOptions arg_rollout = {}; /* --batch=, --drain= */
+static bool arg_yes = false;
 
 /* Options only some verbs take; any other verb refuses them. */
 enum {
@@ -42,8 +44,9 @@ enum {
         OPT_FORCE = 1 << 7,
         OPT_REQUEST_ID = 1 << 8,
         OPT_NO_BLOCK = 1 << 9,
-        OPT_BATCH = 1 << 10,
-        OPT_DRAIN = 1 << 11,
+        OPT_YES = 1 << 10,
+        OPT_BATCH = 1 << 11,
+        OPT_DRAIN = 1 << 12,
         OPT_ROLLOUT = OPT_BATCH | OPT_DRAIN,
         OPT_COMPUTE = OPT_CPU | OPT_MEMORY,
         OPT_SCHEDULE = OPT_LABELS | OPT_POLICY | OPT_COUNT,
@@ -56,7 +59,8 @@ static const struct {
         { OPT_FOLLOW, "--follow" },   { OPT_CPU, "--cpu=" },       { OPT_MEMORY, "--memory=" },
         { OPT_STORAGE, "--storage=" }, { OPT_LABELS, "--labels=" }, { OPT_POLICY, "--policy=" },
         { OPT_COUNT, "--count=" },     { OPT_FORCE, "--force" },   { OPT_REQUEST_ID, "--request-id=" },
-        { OPT_NO_BLOCK, "--no-block" }, { OPT_BATCH, "--batch=" },   { OPT_DRAIN, "--drain=" },
+        { OPT_NO_BLOCK, "--no-block" }, { OPT_YES, "--yes" },
+        { OPT_BATCH, "--batch=" },     { OPT_DRAIN, "--drain=" },
 };
 
 /* A verb; "node show": the sub-verb show of node. */
@@ -69,6 +73,7 @@ typedef struct Verb {
         const char *help;
         unsigned options;    /* OPT_* it takes */
         node_verb_fn run_node; /* instead of run: verb-nodes.h */
+        lifecycle_verb_fn run_app; /* instead of run: verb-lifecycle.h */
 } Verb;
 
 /* ---- verbs over io.nap.Manager ---------------------------------------- */
@@ -200,15 +205,22 @@ static int verb_list_instances(Caller *c, char **args, NapError *e) {
         if (r < 0)
                 return r;
         json_t *a = arg_json ? json_array() : NULL;
+        json_t *commits = json_object_get(reply, "commits");
+        char b[13];
         if (!a)
-                printf("%-40s %-6s %-8s %-10s %s\n", "INSTANCE", "PORT", "ENABLED", "ACTIVE", "SUB");
-        json_array_foreach(json_object_get(reply, "instances"), k, i)
-                if (a)
-                        json_array_append_new(a, instance_json(i));
-                else
-                        printf("%-40s %-6lld %-8s %-10s %s\n", json_str(i, "instance"), (long long) json_int(i, "port"),
-                               json_is_true(json_object_get(i, "enabled")) ? "yes" : "no",
-                               json_str(i, "active_state"), json_str(i, "sub_state"));
+                printf("%-40s %-6s %-8s %-10s %-10s %s\n", "INSTANCE", "PORT", "ENABLED", "ACTIVE", "SUB", "VERSION");
+        json_array_foreach(json_object_get(reply, "instances"), k, i) {
+                const char *commit = json_str(commits, json_str(i, "instance"));
+                if (a) {
+                        json_t *j = instance_json(i);
+                        json_object_set_new(j, "commit", *commit ? json_string(commit) : json_null());
+                        json_array_append_new(a, j);
+                } else
+                        printf("%-40s %-6lld %-8s %-10s %-10s %s\n", json_str(i, "instance"),
+                               (long long) json_int(i, "port"), json_is_true(json_object_get(i, "enabled")) ? "yes" : "no",
+                               json_str(i, "active_state"), json_str(i, "sub_state"),
+                               *commit ? short_commit(commit, b) : "-");
+        }
         return a ? output_json(a) : 0;
 }
 
@@ -392,6 +404,13 @@ static const Verb verbs[] = {
         { "rollback", "USER_APP [COMMIT]", 1, 2, .run = verb_rollback_local, .local = true, .options = OPT_ROLLOUT, .help = "Redeploy an earlier commit and replace the instances (--batch, --drain)" },
         { "refresh-instances", "USER_APP", 1, 1, .run = verb_refresh_instances_local, .local = true, .options = OPT_ROLLOUT, .help = "Replace every instance from the deployed tree, without downtime (--batch, --drain)" },
         { "history", "USER_APP", 1, 1, .run = verb_history_local, .local = true, .help = "List an app's deploys, newest first" },
+        { "scale", "USER_APP N [K=V...]", 2, 66, .run_app = verb_scale, .help = "Start or remove instances until the app has N" },
+        { "config set", "USER_APP K=V...", 2, 65, .run_app = verb_config_set, .help = "Set variables of every instance's environment, restart them" },
+        { "config unset", "USER_APP KEY...", 2, 65, .run_app = verb_config_unset, .help = "Remove variables of the app's environment, restart" },
+        { "config get", "USER_APP [KEY]", 1, 2, .run_app = verb_config_get, .help = "Show the app's environment (KEY=VALUE), or one value" },
+        { "restart", "INSTANCE|USER_APP", 1, 1, .run_app = verb_restart, .options = OPT_NO_BLOCK, .help = "Restart an instance, or all of an app's one by one" },
+        { "destroy-app", "USER_APP --yes", 1, 1, .run_app = verb_destroy_app, .options = OPT_YES, .help = "Remove an app and everything of it from this host" },
+        { "status", "[USER]", 0, 1, .run_app = verb_status, .help = "Every app: instances, version, health, ports" },
         { "recover", "", 0, 0, .run = verb_recover, .help = "Finish or undo operations cut short by a crash (root)" },
         { "keys", "add|list|remove ...", 1, 3, .run = verb_keys_local, .local = true, .help = "Manage who may git push (root)" },
         { "nodes", "", 0, 0, .run_node = verb_nodes, .help = "List the cluster's nodes, their status and usage" },
@@ -425,6 +444,9 @@ static void help(void) {
                "     --json            Print results as JSON\n"
                "  -n --lines=N         Lines for get-journal (default 10)\n"
                "  -f --follow          get-journal: print new lines as they come, until interrupted\n"
+               "     --no-block        start-common, start-app, restart-app, restart INSTANCE:\n"
+               "                       return once systemd started it, without waiting for an answer\n"
+               "     --yes             destroy-app: yes, remove the app for good\n"
                "     --batch=N|P%%      rollback, refresh-instances: instances replaced at once\n"
                "                       (RolloutBatch= in nap.conf by default)\n"
                "     --drain=SEC       rollback, refresh-instances: seconds from withdrawing an old\n"
@@ -460,6 +482,7 @@ enum {
         ARG_FORCE,
         ARG_REQUEST_ID,
         ARG_NO_BLOCK,
+        ARG_YES,
         ARG_BATCH,
         ARG_DRAIN,
 };
@@ -552,6 +575,10 @@ static int parse_option(int ch) {
                 arg_given |= OPT_NO_BLOCK;
                 arg_no_block = true;
                 return 0;
+        case ARG_YES:
+                arg_given |= OPT_YES;
+                arg_yes = true;
+                return 0;
         case ARG_REQUEST_ID:
                 arg_given |= OPT_REQUEST_ID;
                 arg_request_id = optarg;
@@ -586,6 +613,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "force", no_argument, NULL, ARG_FORCE },
                 { "request-id", required_argument, NULL, ARG_REQUEST_ID },
                 { "no-block", no_argument, NULL, ARG_NO_BLOCK },
+                { "yes", no_argument, NULL, ARG_YES },
                 { "batch", required_argument, NULL, ARG_BATCH },
                 { "drain", required_argument, NULL, ARG_DRAIN },
                 {},
@@ -692,16 +720,30 @@ static int exit_status(const NapError *e) {
         }
 }
 
+/* Whether the n bytes at word are a verb's first word ("node" of "node
+ * show"): a command in a message, not the word napctl in prose. */
+static bool is_verb_word(const char *word, size_t n) {
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                if (strneq(verbs[i].name, word, n) && (verbs[i].name[n] == '\0' || verbs[i].name[n] == ' '))
+                        return true;
+        return false;
+}
+
 static int report(const NapError *e) {
-        char name[128];
+        char name[128], opts[PATH_MAX * 4 + 64];
+        /* the commands it suggests with the options typed: --user… */
+        const char *o = output_connection_options(arg_caller.scope == NAP_SCOPE_USER,
+                                                  arg_caller.scope == NAP_SCOPE_SYSTEM, arg_caller.local,
+                                                  arg_caller.address, opts, sizeof opts);
+        _cleanup_free_ char *message = output_with_options(e->message, o ?: "", is_verb_word);
+        const char *m = message ?: e->message;
         if (arg_json) {
-                json_t *j = json_pack("{s:s, s:s}", "error", caller_error_name(&arg_caller, e, name), "message",
-                                      e->message);
+                json_t *j = json_pack("{s:s, s:s}", "error", caller_error_name(&arg_caller, e, name), "message", m);
                 json_dumpf(j, stderr, JSON_COMPACT);
                 fputc('\n', stderr);
                 json_decref(j);
         } else
-                fprintf(stderr, "napctl: %s\n", e->message);
+                fprintf(stderr, "napctl: %s\n", m);
         return exit_status(e);
 }
 
@@ -740,7 +782,10 @@ int main(int argc, char *argv[]) {
         char **args = argv + optind + verb_words(v);
         arg_caller.warn = warn_config;
         arg_node.json = arg_json;
-        r = v->run_node ? v->run_node(&arg_caller, args, &arg_node, &e) : v->run(&arg_caller, args, &e);
+        LifecycleOptions lifecycle = { .json = arg_json, .yes = arg_yes, .no_block = arg_no_block };
+        r = v->run_node  ? v->run_node(&arg_caller, args, &arg_node, &e)
+            : v->run_app ? v->run_app(&arg_caller, args, &lifecycle, &e)
+                         : v->run(&arg_caller, args, &e);
         if (r < 0 && !nap_error_is_set(&e))
                 nap_error_errno(&e, r, "%s failed", v->name);
         caller_done(&arg_caller);

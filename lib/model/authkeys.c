@@ -546,6 +546,11 @@ static int modify(const char *path, int (*edit)(NapAuthKeys *k, void *userdata, 
         _cleanup_close_ int lock = -1;
 
         int r = ensure_directory(path);
+        if (r == -ENOENT) /* e.g. the default path on a host without nap's /var/lib/nap */
+                return nap_error_errno(e, r,
+                                       "Failed to lock %s: the directory above its own is missing "
+                                       "(AuthorizedKeys= in nap.conf names where the nap account's sshd reads keys)",
+                                       path);
         if (r >= 0)
                 r = lock_path(path, &lock);
         if (r < 0)

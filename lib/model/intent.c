@@ -15,6 +15,7 @@ static const char *const operation_table[_NAP_INTENT_OPERATION_MAX] = {
         [NAP_INTENT_REMOVE_INSTANCE] = "remove-instance",
         [NAP_INTENT_DEPLOY] = "deploy",
         [NAP_INTENT_ROLLOUT] = "rollout",
+        [NAP_INTENT_DESTROY_APP] = "destroy-app",
 };
 
 const char *nap_intent_operation_to_string(NapIntentOperation o) {
@@ -325,6 +326,22 @@ unsigned nap_request_expire(const NapConfig *c, uint64_t max_age_usec) {
                 _cleanup_free_ char *dir = nap_user_is_valid(de->d_name) ? path_join(requests, de->d_name, NULL) : NULL;
                 if (dir)
                         n += expire_in(dir, before);
+        }
+        return n;
+}
+
+unsigned nap_request_forget_service(const NapConfig *c, const NapService *s) {
+        _cleanup_free_ char *dir = path_join(c->root, "requests", s->user, NULL);
+        _cleanup_closedir_ DIR *d = dir ? opendir(dir) : NULL;
+        unsigned n = 0;
+        for (struct dirent *de; d && (de = readdir(d));) {
+                _cleanup_free_ char *instance = NULL;
+                NapInstance i;
+                if (!nap_request_id_is_valid(de->d_name) ||
+                    nap_request_lookup(c, s->user, de->d_name, &instance) <= 0 ||
+                    nap_instance_parse(instance, &i, NULL) < 0 || !streq(i.service.app, s->app))
+                        continue;
+                n += unlinkat(dirfd(d), de->d_name, 0) >= 0;
         }
         return n;
 }

@@ -18,6 +18,7 @@
  *   {"version":1, "operation":"rollout", ..., "commit":"<40 hex>",
  *    "previous":{"commit":"<40 hex>", "url":"/srv/git/alice/web.git"},
  *    "instances":[1,2,3], "running":[1,3], "added":[4,5], "number":6, "node":"N"}
+ *   {"version":1, "operation":"destroy-app", ...}
  * "request" (a client's request id, nap_request_id_is_valid()) and
  * "node" (where a compute reservation is held) are optional; a rollout's
  * "commit" is absent for a refresh, "previous" when nothing was deployed.
@@ -51,6 +52,7 @@ typedef enum NapIntentOperation {
         NAP_INTENT_REMOVE_INSTANCE,
         NAP_INTENT_DEPLOY,
         NAP_INTENT_ROLLOUT,
+        NAP_INTENT_DESTROY_APP,
         _NAP_INTENT_OPERATION_MAX,
         _NAP_INTENT_OPERATION_INVALID = -EINVAL,
 } NapIntentOperation;
@@ -100,5 +102,8 @@ int nap_intent_foreach_service(const NapConfig *c, nap_intent_service_fn f, void
  * 1 and *ret, 0 when there is no record. */
 int nap_request_lookup(const NapConfig *c, const char *user, const char *id, char **ret);
 int nap_request_record(const NapConfig *c, const char *user, const char *id, const char *instance, NapError *e);
+/* Removes the request records of the app's instances (destroy-app); the
+ * number removed. */
+unsigned nap_request_forget_service(const NapConfig *c, const NapService *s);
 /* Removes request records older than max_age_usec; the number removed. */
 unsigned nap_request_expire(const NapConfig *c, uint64_t max_age_usec);

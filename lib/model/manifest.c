@@ -5,6 +5,7 @@
 #include <limits.h>
 
 #include "base/fileio.h"
+#include "model/environment.h"
 #include "model/manifest.h"
 #include "model/node.h"
 #include "base/strv.h"
@@ -119,6 +120,13 @@ static int parse_params(const char *key, json_t *v, ManifestParse *p, NapError *
         return 0;
 }
 
+/* The app's environment (lib/model/environment.h). */
+static int parse_environment(const char *key, json_t *v, ManifestParse *p, NapError *e) {
+        NapError inner = NAP_ERROR_NULL;
+        int r = nap_environment_from_json(v, &p->m->environment, &inner);
+        return r < 0 ? nap_error_set(e, NAP_ERROR_INVALID_MANIFEST, r, "Key '%s': %s", key, inner.message) : 0;
+}
+
 /* A key name from outside, safe to show in a message. */
 static const char *shown_key(const char *key, char buf[static 64]) {
         snprintf(buf, 64, "%s", key);
@@ -223,6 +231,7 @@ static const struct {
         { "image",     JSON_OBJECT,  false, parse_image     },
         { "resources", JSON_OBJECT,  false, parse_resources },
         { "reservation", JSON_STRING, false, parse_reservation },
+        { "environment", JSON_OBJECT, false, parse_environment },
 };
 
 static const char *json_type_name(json_type t) {
@@ -290,6 +299,7 @@ NapManifest *nap_manifest_free(NapManifest *m) {
         free(m->image.context);
         free(m->image.tag);
         free(m->reservation);
+        nap_params_free(m->environment);
         free(m);
         return NULL;
 }
@@ -416,6 +426,8 @@ char *nap_manifest_format(const NapManifest *m) {
                 r |= set_new(o, "resources", resources_to_json(&m->resources));
         if (m->reservation)
                 r |= set_new(o, "reservation", json_string(m->reservation));
+        if (nap_params_size(m->environment) > 0)
+                r |= set_new(o, "environment", params_to_json(m->environment));
         if (r != 0)
                 return NULL;
 

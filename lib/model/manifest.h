@@ -16,8 +16,12 @@
  *    the generator writes them as CPUWeight=, CPUQuota=, MemoryLow=,
  *    MemoryMax=) and "reservation":"NODE", the node of the cluster where
  *    the instance's compute reservation (named as the instance) is held.
+ *   Optional: "environment":{"KEY":"VALUE"}, the app's configuration
+ *    (napctl config set) as the instance was made with it: keys pass
+ *    nap_env_name_check(), values are checked as parameter values; the
+ *    generator writes them as Environment= lines (lib/model/unit.c).
  * Parsing is strict: every key above is required except params, commit,
- * image, resources and reservation, types are checked, names validated, argv with no control
+ * image, resources, reservation and environment, types are checked, names validated, argv with no control
  * characters, directory absolute without "..", port 1..65535, number
  * valid for the kind; unknown keys are refused (a manifest nap did not
  * write is not trusted). The file name must match the instance.
@@ -58,6 +62,7 @@ typedef struct NapManifest {
         NapManifestImage image;
         NapCompute resources;  /* all 0: none */
         char *reservation;     /* the node holding the reservation; NULL: none */
+        NapParams *environment; /* the app's configuration; NULL or empty: none */
 } NapManifest;
 
 NapManifest *nap_manifest_free(NapManifest *m);

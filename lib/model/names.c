@@ -210,3 +210,46 @@ const char *nap_instance_template_name(const NapInstance *i, char *buf) {
                  nap_kind_to_string(i->kind), nap_kind_has_number(i->kind) ? "@" : "");
         return buf;
 }
+
+/* What nap (PORT; PODMAN_SYSTEMD_UNIT for containers) and systemd
+ * (systemd.exec(5), "Environment Variables in Spawned Processes") set for
+ * the instance's process: an app's configuration may not shadow them. */
+static const char *const env_reserved[] = {
+        "PORT", "PODMAN_SYSTEMD_UNIT", "NAP_CONFIG",
+        "NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "MAINPID", "MANAGERPID",
+        "SYSTEMD_EXEC_PID", "INVOCATION_ID", "JOURNAL_STREAM", "WATCHDOG_USEC", "WATCHDOG_PID",
+        "RUNTIME_DIRECTORY", "STATE_DIRECTORY", "CACHE_DIRECTORY", "LOGS_DIRECTORY",
+        "CONFIGURATION_DIRECTORY", "CREDENTIALS_DIRECTORY", "TRIGGER_UNIT", "TRIGGER_PATH",
+        "MONITOR_SERVICE_RESULT", "MONITOR_EXIT_CODE", "MONITOR_EXIT_STATUS", "MONITOR_INVOCATION_ID",
+        "MONITOR_UNIT",
+};
+
+bool nap_env_name_is_reserved(const char *name) {
+        for (size_t i = 0; name && i < ELEMENTSOF(env_reserved); i++)
+                if (streq(env_reserved[i], name))
+                        return true;
+        return false;
+}
+
+static bool env_name_is_identifier(const char *s) {
+        size_t n = 0;
+        if (!s || !((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || *s == '_'))
+                return false;
+        for (const char *p = s; *p; p++, n++)
+                if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
+                        return false;
+        return n <= NAP_ENV_NAME_MAX;
+}
+
+int nap_env_name_check(const char *name, NapError *e) {
+        char b[72];
+        if (!env_name_is_identifier(name))
+                return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL,
+                                     "Invalid configuration key '%s': must match [A-Za-z_][A-Za-z0-9_]{0,63}",
+                                     shown(name, b));
+        if (nap_env_name_is_reserved(name) || streq(name, "port"))
+                return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL,
+                                     "Configuration key '%s' is set by nap or systemd for every instance and "
+                                     "cannot be configured", name);
+        return 0;
+}

@@ -60,6 +60,14 @@ int nap_instance_parse(const char *s, NapInstance *ret, NapError *e);
  * no leading zero, nothing after it. */
 int nap_instance_number_parse(const char *s, unsigned *ret);
 
+/* The name of a variable of an app's environment (napctl config set): a
+ * C identifier, [A-Za-z_][A-Za-z0-9_]{0,63}, and none of the names nap or
+ * systemd set for the instance (PORT, NOTIFY_SOCKET, LISTEN_FDS, …):
+ * InvalidParameter naming it otherwise. */
+#define NAP_ENV_NAME_MAX 64
+int nap_env_name_check(const char *name, NapError *e);
+bool nap_env_name_is_reserved(const char *name) _pure_;
+
 /* A git commit id as nap records it: 40 lowercase hex digits. */
 #define NAP_COMMIT_HEX_LEN 40
 bool nap_commit_is_valid(const char *commit) _pure_;

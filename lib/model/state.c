@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/file.h>
@@ -7,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "base/fileio.h"
+#include "base/strv.h"
 #include "model/manifest.h"
 #include "model/state.h"
 
@@ -76,6 +78,32 @@ static char *service_side_file(const NapConfig *c, const NapService *s, const ch
         return user_services_file(c, s->user, base);
 }
 
+char *nap_state_service_env_file(const NapConfig *c, const NapService *s) {
+        return service_side_file(c, s, "env");
+}
+
+char *nap_state_service_counter_file(const NapConfig *c, const NapService *s) {
+        return service_side_file(c, s, "last");
+}
+
+int nap_state_list_users(const NapConfig *c, char ***ret, NapError *e) {
+        _cleanup_free_ char *dir = path_join(c->root, "services", NULL);
+        _cleanup_closedir_ DIR *d = dir ? opendir(dir) : NULL;
+        _cleanup_strv_free_ char **l = NULL;
+        if (!dir)
+                return nap_error_errno(e, -ENOMEM, "Failed to list users");
+        if (!d && errno != ENOENT)
+                return nap_error_errno(e, negative_errno(), "Failed to read %s", dir);
+        for (struct dirent *de; d && (de = readdir(d));)
+                if (nap_user_is_valid(de->d_name) && strv_extend(&l, de->d_name) < 0)
+                        return nap_error_errno(e, -ENOMEM, "Failed to list users");
+        if (!l && !(l = calloc(1, sizeof *l)))
+                return nap_error_errno(e, -ENOMEM, "Failed to list users");
+        strv_sort(l);
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
 static int mkdir_parent(const char *path) {
         _cleanup_free_ char *copy = strdup(path);
         if (!copy)
@@ -139,7 +167,7 @@ static int read_counter(const char *path, unsigned *max) {
 }
 
 int nap_state_next_instance_number(const NapConfig *c, const NapService *s, unsigned *ret, NapError *e) {
-        _cleanup_free_ char *counter = service_side_file(c, s, "last");
+        _cleanup_free_ char *counter = nap_state_service_counter_file(c, s);
         _cleanup_free_ char *apps = nap_state_user_apps_dir(c, s->user);
         _cleanup_free_ char *app_prefix = strdup_printf("%s_%s_", s->user, s->app);
         _cleanup_free_ char *unit_prefix = strdup_printf("%s_%s_common@", s->user, s->app);

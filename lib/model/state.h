@@ -9,6 +9,8 @@
  *   ROOT/git/USER/APP.git                bare repository pushed to (nap-git-shell)
  *   ROOT/services/USER/.USER_APP.lock   flock(2) serialising operations on one app
  *   ROOT/services/USER/.USER_APP.last   last instance number handed out
+ *   ROOT/services/USER/.USER_APP.env    the app's configuration (napctl config):
+ *                                       {"KEY":"VALUE"…}, written atomically
  *   ROOT/apps/USER/USER_APP_N/          one instance's copy, params substituted
  *   ROOT/apps/USER/USER_APP_N.tmp/      ... being built by start_common
  *   ROOT/apps/USER/USER_APP_N.next/     ... rebuilt by a rollout, then exchanged
@@ -39,6 +41,14 @@ char *nap_state_staging_tree(const char *staging);
 char *nap_state_meta_dir(const char *tree);
 char *nap_state_deploy_meta_file(const char *tree);
 char *nap_state_history_file(const char *tree);
+/* ROOT/services/USER/.USER_APP.env: the app's configuration, beside the
+ * tree (a deploy replaces .nap/ with its own metadata) and kept by it. */
+char *nap_state_service_env_file(const NapConfig *c, const NapService *s);
+/* ROOT/services/USER/.USER_APP.last: the instance number counter. */
+char *nap_state_service_counter_file(const NapConfig *c, const NapService *s);
+/* The users with a directory in ROOT/services (valid names only), sorted;
+ * none: an empty list. */
+int nap_state_list_users(const NapConfig *c, char ***ret, NapError *e);
 /* ROOT/git/USER/APP.git. */
 char *nap_state_git_repo_dir(const NapConfig *c, const NapService *s);
 

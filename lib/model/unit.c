@@ -13,6 +13,10 @@
  * when it is quoted (systemd.service(5), "Command lines"). */
 #define EXEC_PREFIX_CHARS "-@:+!"
 
+static int compare_strings(const void *a, const void *b) {
+        return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
 static bool is_control(char c) {
         return (unsigned char) c < 0x20 || c == 0x7f;
 }
@@ -332,6 +336,37 @@ static void write_resources(FILE *f, const NapCompute *c) {
                 fprintf(f, "MemoryLow=%" PRIu64 "\nMemoryMax=%" PRIu64 "\n", c->request_memory, c->limit_memory);
 }
 
+/* The names of the app's configuration, sorted: the same configuration
+ * always gives the same text. NULL for none. */
+static int environment_names(const NapParams *env, const char ***ret) {
+        size_t n = nap_params_size(env);
+        *ret = NULL;
+        if (n == 0)
+                return 0;
+        if (!(*ret = calloc(n + 1, sizeof **ret)))
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                (*ret)[i] = nap_params_key(env, i);
+        qsort(*ret, n, sizeof **ret, compare_strings);
+        return 0;
+}
+
+/* One Environment= line per variable, the whole assignment one quoted
+ * word: '\\' and '"' escaped, '%' doubled; '$' is literal in
+ * Environment= (only Exec lines expand variables). */
+static int write_environment(FILE *f, const NapParams *env) {
+        _cleanup_free_ const char **names = NULL;
+        int r = environment_names(env, &names);
+        for (size_t i = 0; r >= 0 && names && names[i]; i++) {
+                _cleanup_free_ char *line = strdup_printf("%s=%s", names[i], nap_params_get(env, names[i]));
+                _cleanup_free_ char *q = line ? unit_quote_word(line) : NULL;
+                if (!q)
+                        return line ? -EINVAL : -ENOMEM;
+                fprintf(f, "Environment=%s\n", q);
+        }
+        return r;
+}
+
 int nap_unit_write_instance_dropin(FILE *f, const NapManifest *m, NapScope scope, const NapConfig *c) {
         assert(f);
         assert(m);
@@ -356,7 +391,9 @@ int nap_unit_write_instance_dropin(FILE *f, const NapManifest *m, NapScope scope
 
         fprintf(f, GENERATED_HEADER "\n[Unit]\nSourcePath=%s\nRequiresMountsFor=%s\n", source, quoted);
         fprintf(f, "\n[Service]\nWorkingDirectory=%s\nEnvironment=PORT=%u\n", workdir, m->port);
-        r = write_tree_access(f, m, scope, quoted);
+        r = write_environment(f, m->environment);
+        if (r >= 0)
+                r = write_tree_access(f, m, scope, quoted);
         if (r < 0)
                 return r;
         fprintf(f, "ExecStart=%s\n", exec);
@@ -615,8 +652,9 @@ int nap_unit_write_container_build(FILE *f, const NapManifest *m, NapScope scope
  * made runs, never one of that name from a registry; in system scope
  * --userns=auto: podman runs as root there, and root in the container must
  * not be root on the host, so each container gets its own range of
- * unprivileged ids ("containers" in /etc/subuid and /etc/subgid). argv,
- * if any, replaces the image's CMD. */
+ * unprivileged ids ("containers" in /etc/subuid and /etc/subgid); the
+ * app's configuration as --env words. argv, if any, replaces the image's
+ * CMD. */
 static int container_run_argv(const NapManifest *m, NapScope scope, char ***ret) {
         char name[NAP_UNIT_NAME_MAX];
         _cleanup_free_ char *publish = strdup_printf("%u:%u", m->port, m->port);
@@ -630,10 +668,20 @@ static int container_run_argv(const NapManifest *m, NapScope scope, char ***ret)
                 "--log-driver=passthrough", "--pull=never", "--publish", publish, "--env", env,
                 scope == NAP_SCOPE_SYSTEM ? "--userns=auto" : NULL,
         };
-        int r = 0;
+        _cleanup_free_ const char **names = NULL;
+        int r = environment_names(m->environment, &names);
         for (size_t i = 0; r >= 0 && i < ELEMENTSOF(words); i++)
                 if (words[i])
                         r = strv_extend(&l, words[i]);
+        /* the app's configuration: "--env NAME=VALUE" words, quoted for
+         * ExecStart= like every word; podman sets them as given */
+        for (size_t i = 0; r >= 0 && names && names[i]; i++) {
+                _cleanup_free_ char *assignment = strdup_printf("%s=%s", names[i],
+                                                                nap_params_get(m->environment, names[i]));
+                r = assignment ? strv_extend(&l, "--env") : -ENOMEM;
+                if (r >= 0)
+                        r = strv_extend(&l, assignment);
+        }
         if (r >= 0)
                 r = strv_extend(&l, m->image.tag);
         STRV_FOREACH(a, m->argv)

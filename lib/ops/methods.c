@@ -2,6 +2,7 @@
 
 #include "base/strv.h"
 #include "io.nap.Manager.varlink.h"
+#include "model/environment.h"
 #include "ops/journal-stream.h"
 #include "ops/method-json.h"
 #include "ops/methods-nodes.h"
@@ -75,12 +76,45 @@ static json_t *run_list_services(NapContext *c, json_t *args, NapError *e) {
 
 /* ---- ListInstances and GetInstancesNum -------------------------------- */
 
+/* An Instance, and its commit under "commit" (null: unknown), which the
+ * replies take out (Instance was published on D-Bus without it). */
+static json_t *json_instance_with_commit(const NapInstanceInfo *i) {
+        json_t *j = json_instance(i);
+        if (j && json_object_set_new(j, "commit", i->commit ? json_string(i->commit) : json_null()) < 0)
+                return json_decref(j), NULL;
+        return j;
+}
+
 json_t *nap_instances_json(const NapInstanceInfo *l, size_t n) {
         json_t *a = json_array();
         for (size_t i = 0; a && i < n; i++)
-                if (json_array_append_new(a, json_instance(l + i)) < 0)
+                if (json_array_append_new(a, json_instance_with_commit(l + i)) < 0)
                         a = (json_decref(a), NULL);
         return a;
+}
+
+/* Instances (what nap_instances_json() made) as the interface has them:
+ * the Instance objects, and their commits by name. instances is borrowed
+ * (nap-managerd's cache keeps it). */
+static int instances_split(json_t *instances, json_t **ret_instances, json_t **ret_commits) {
+        json_auto_t *a = json_array(), *commits = json_object();
+        json_t *i;
+        size_t k;
+        if (!a || !commits)
+                return -ENOMEM;
+        json_array_foreach(instances, k, i) {
+                json_t *copy = json_copy(i);
+                json_t *commit = json_object_get(i, "commit");
+                if (!copy || json_array_append_new(a, copy) < 0)
+                        return -ENOMEM;
+                (void) json_object_del(copy, "commit");
+                if (json_is_string(commit) &&
+                    json_object_set(commits, json_string_value(json_object_get(i, "instance")), commit) < 0)
+                        return -ENOMEM;
+        }
+        *ret_instances = TAKE_PTR(a);
+        *ret_commits = TAKE_PTR(commits);
+        return 0;
 }
 
 static json_t *instances_num_reply(const char *service, json_t *instances, NapError *e) {
@@ -89,7 +123,10 @@ static json_t *instances_num_reply(const char *service, json_t *instances, NapEr
 }
 
 static json_t *instances_reply(const char *service, json_t *instances, NapError *e) {
-        return nap_reply(json_pack("{s:O}", "instances", instances), e);
+        json_t *a, *commits;
+        if (instances_split(instances, &a, &commits) < 0)
+                return nap_reply(NULL, e);
+        return nap_reply(json_pack("{s:o, s:o}", "instances", a, "commits", commits), e);
 }
 
 /* In-process (napctl --no-helper): asks systemd and reads the manifests
@@ -301,6 +338,119 @@ static json_t *run_recover(NapContext *c, json_t *args, NapError *e) {
         return nap_reply(j, e);
 }
 
+/* ---- an app's lifecycle ------------------------------------------------ */
+
+static json_t *run_scale(NapContext *c, json_t *args, NapError *e) {
+        const char *service = nap_arg_string(args, "service", e);
+        json_int_t n = json_integer_value(json_object_get(args, "instances"));
+        json_int_t limit = json_integer_value(json_object_get(args, "limit")); /* absent, null: 0 */
+        _cleanup_(nap_params_freep) NapParams *p = NULL;
+        NapScaleResult res;
+        if (!service || params_from_args(args, &p, e) < 0)
+                return NULL;
+        if (n < 0 || n > NAP_SCALE_MAX)
+                return nap_error_parameter(e, nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -ERANGE,
+                                                            "instances must be 0 to %u", NAP_SCALE_MAX),
+                                           "instances"), NULL;
+        if (limit < 0 || limit > NAP_SCALE_MAX)
+                return nap_error_parameter(e, nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -ERANGE,
+                                                            "limit must be 0 to %u", NAP_SCALE_MAX),
+                                           "limit"), NULL;
+        if (nap_scale(c, service, (unsigned) n, (unsigned) limit, p, NULL, &res, e) < 0)
+                return nap_scale_result_done(&res), NULL;
+        json_t *j = json_pack("{s:I, s:I, s:o, s:o}", "before", (json_int_t) res.before, "after",
+                              (json_int_t) res.after, "started", json_strv(res.started), "removed",
+                              json_strv(res.removed));
+        nap_scale_result_done(&res);
+        return nap_reply(j, e);
+}
+
+static json_t *run_get_config(NapContext *c, json_t *args, NapError *e) {
+        const char *service = nap_arg_string(args, "service", e);
+        _cleanup_(nap_params_freep) NapParams *p = NULL;
+        if (!service || nap_app_config_get(c, service, &p, e) < 0)
+                return NULL;
+        return nap_reply(json_pack("{s:o}", "config", json_params(p)), e);
+}
+
+/* set (a map; absent or null: none) as checked variables, unset (an
+ * array) as a strv. */
+static int env_from_args(json_t *args, NapParams **ret_set, char ***ret_unset, NapError *e) {
+        json_t *set = json_object_get(args, "set"), *unset = json_object_get(args, "unset"), *v;
+        size_t i;
+        int r = json_is_object(set) ? nap_environment_from_json(set, ret_set, e) : nap_params_new(ret_set);
+        if (r < 0)
+                return nap_error_parameter(e, r, "set");
+        json_array_foreach(json_is_array(unset) ? unset : NULL, i, v)
+                if (!json_is_string(v) || strv_extend(ret_unset, json_string_value(v)) < 0)
+                        return nap_error_parameter(e, nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL,
+                                                                    "unset must name variables"), "unset");
+        return 0;
+}
+
+static json_t *rollout_instances_json(const NapRolloutResult *res) {
+        json_t *a = json_array();
+        for (size_t i = 0; a && i < res->n_instances; i++)
+                if (json_array_append_new(a, json_instance(res->instances + i)) < 0)
+                        a = (json_decref(a), NULL);
+        return a;
+}
+
+static json_t *run_set_config(NapContext *c, json_t *args, NapError *e) {
+        const char *service = nap_arg_string(args, "service", e);
+        _cleanup_(nap_params_freep) NapParams *set = NULL;
+        _cleanup_strv_free_ char **unset = NULL;
+        NapConfigResult res;
+        if (!service || env_from_args(args, &set, &unset, e) < 0 ||
+            nap_app_config_update(c, service, set, unset, NULL, &res, e) < 0)
+                return NULL;
+        json_t *j = json_pack("{s:b, s:b, s:o}", "changed", res.changed, "restarted", res.restarted, "instances",
+                              rollout_instances_json(&res.rollout));
+        nap_config_result_done(&res);
+        return nap_reply(j, e);
+}
+
+static json_t *run_restart_service(NapContext *c, json_t *args, NapError *e) {
+        const char *service = nap_arg_string(args, "service", e);
+        NapRolloutResult res;
+        if (!service || nap_restart_service(c, service, NULL, &res, e) < 0)
+                return NULL;
+        json_t *j = json_pack("{s:o}", "instances", rollout_instances_json(&res));
+        nap_rollout_result_done(&res);
+        return nap_reply(j, e);
+}
+
+static json_t *run_destroy_app(NapContext *c, json_t *args, NapError *e) {
+        const char *service = nap_arg_string(args, "service", e);
+        return service && nap_destroy_app(c, service, e) >= 0 ? nap_reply(json_object(), e) : NULL;
+}
+
+static json_t *json_ports(const NapAppStatus *s) {
+        json_t *a = json_array();
+        for (size_t i = 0; a && i < s->n_ports; i++)
+                if (json_array_append_new(a, json_integer(s->ports[i])) < 0)
+                        a = (json_decref(a), NULL);
+        return a;
+}
+
+static json_t *run_list_apps(NapContext *c, json_t *args, NapError *e) {
+        const char *user = nap_arg_string(args, "user", e);
+        NapAppStatus *l = NULL;
+        size_t n = 0;
+        if (!user || nap_app_status(c, user, &l, &n, e) < 0)
+                return NULL;
+        json_t *a = json_array();
+        for (size_t i = 0; a && i < n; i++)
+                if (json_array_append_new(a, json_pack("{s:s, s:s, s:s?, s:I, s:I, s:I, s:o}", "service", l[i].name,
+                                                       "app", l[i].app, "commit", l[i].commit, "instances",
+                                                       (json_int_t) l[i].instances, "running",
+                                                       (json_int_t) l[i].running, "answering",
+                                                       (json_int_t) l[i].answering, "ports", json_ports(l + i))) < 0)
+                        a = (json_decref(a), NULL);
+        nap_app_status_array_free(l, n);
+        return nap_reply(a ? json_pack("{s:o}", "apps", a) : NULL, e);
+}
+
 static json_t *run_start_mpi(NapContext *c, json_t *args, NapError *e) {
         nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, -EOPNOTSUPP, "Not available yet: MPI apps are not supported yet");
         return NULL;
@@ -326,8 +476,11 @@ static const NapMethod methods[] = {
         { .name = "GetInstancesNum", .owns = NAP_OWNER_SERVICE, .owner = "service", .access = NAP_ACCESS_READ, .run = NAP_METHOD_CACHED,
           .call = run_get_instances_num, .from_instances = instances_num_reply,
           .bus = { { .out = FIELDS("instances") } } },
+        /* commits came later: the published member stays as it was, and a
+         * second one carries them */
         { .name = "ListInstances", .owns = NAP_OWNER_SERVICE, .owner = "service", .access = NAP_ACCESS_READ, .run = NAP_METHOD_CACHED,
-          .call = run_list_instances, .from_instances = instances_reply },
+          .call = run_list_instances, .from_instances = instances_reply,
+          .bus = { { .out = FIELDS("instances") }, { .member = "ListInstancesWithCommits" } } },
         { .name = "GetPort", .owns = NAP_OWNER_INSTANCE, .owner = "instance", .access = NAP_ACCESS_READ, .run = NAP_METHOD_WORKER,
           .call = run_get_port },
         { .name = "GetJournal", .owns = NAP_OWNER_INSTANCE, .owner = "instance", .access = NAP_ACCESS_READ, .run = NAP_METHOD_WORKER,
@@ -358,6 +511,20 @@ static const NapMethod methods[] = {
           .call = run_remove_instance },
         { .name = "ListEndpoints", .owns = NAP_OWNER_SERVICE, .owner = "service", .access = NAP_ACCESS_READ, .run = NAP_METHOD_WORKER,
           .call = run_list_endpoints },
+        /* An app as a whole: its owner's (or root's) to change. */
+        { .name = "Scale", .owns = NAP_OWNER_SERVICE, .owner = "service", .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_WORKER,
+          .parameter = "params", .call = run_scale, .bus = { { .in = FIELDS("service", "instances", "params", "limit") } } },
+        { .name = "GetConfig", .owns = NAP_OWNER_SERVICE, .owner = "service", .access = NAP_ACCESS_READ, .run = NAP_METHOD_INLINE,
+          .call = run_get_config },
+        { .name = "SetConfig", .owns = NAP_OWNER_SERVICE, .owner = "service", .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_WORKER,
+          .parameter = "set", .call = run_set_config },
+        { .name = "RestartService", .owns = NAP_OWNER_SERVICE, .owner = "service", .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_WORKER,
+          .call = run_restart_service },
+        { .name = "DestroyApp", .owns = NAP_OWNER_SERVICE, .owner = "service", .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_WORKER,
+          .call = run_destroy_app },
+        /* asks systemd and knocks on every running instance's port */
+        { .name = "ListApps", .owns = NAP_OWNER_USER, .owner = "user", .access = NAP_ACCESS_READ, .run = NAP_METHOD_WORKER,
+          .call = run_list_apps },
         /* The inventory: reading it is for every local user, nodes are
          * root's, a reservation its name's user's. All talk to etcd. */
         { .name = "ListNodes", .owns = NAP_OWNER_NONE, .access = NAP_ACCESS_READ, .run = NAP_METHOD_WORKER,
@@ -395,6 +562,8 @@ const BusJsonInt nap_bus_ints[] = {
         { "lines", 'u' },    { "time", 't' }, { "deployed", 't' },  { "priority", 'i' },
         /* the inventory: sizes, times and counts */
         { "recovered", 'u' }, { "failed", 'u' }, { "requestsExpired", 'u' },
+        /* an app's lifecycle */
+        { "before", 'u' }, { "after", 'u' }, { "limit", 'u' }, { "running", 'u' }, { "answering", 'u' }, { "ports", 'u' },
         { "keysChecked", 'u' }, { "keysWritten", 'u' },
         { "since", 't' },    { "registered", 't' }, { "created", 't' }, { "count", 'u' },
         { "cpu_milli_core", 't' }, { "memory_bytes", 't' }, { "storage_bytes", 't' },

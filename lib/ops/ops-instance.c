@@ -91,8 +91,9 @@ int ops_instance_info_from_manifest(const NapConfig *c, const NapManifest *m, Na
                 .enabled = m->enabled,
                 .argv = strv_copy(m->argv),
                 .params = params,
+                .commit = m->commit ? strdup(m->commit) : NULL,
         };
-        if (r < 0 || !ret->name || !ret->unit || !ret->url || !ret->argv) {
+        if (r < 0 || !ret->name || !ret->unit || !ret->url || !ret->argv || (m->commit && !ret->commit)) {
                 nap_instance_info_clear(ret);
                 return -ENOMEM;
         }
@@ -157,6 +158,8 @@ int ops_create_instance(NapContext *c, const NapService *s, const NapProfile *p,
         if (r < 0)
                 return r;
         r = nap_profile_substitute(p, params, m->port, &m->argv, &m->params, e);
+        if (r >= 0) /* the app's configuration (napctl config): every new instance has it */
+                r = ops_app_environment(c, s, &m->environment, e);
         if (r >= 0)
                 r = ops_reserve_instance(c, m, e); /* before anything of it exists */
         if (r < 0)

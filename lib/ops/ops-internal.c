@@ -101,6 +101,7 @@ void nap_instance_info_clear(NapInstanceInfo *i) {
         free(i->sub_state);
         strv_free(i->argv);
         nap_params_free(i->params);
+        free(i->commit);
         *i = (NapInstanceInfo) {};
 }
 

@@ -33,6 +33,10 @@ int ops_rollout_recover(NapContext *c, const NapIntent *in, NapError *e);
  * already gone is skipped. */
 int ops_remove_instance_locked(NapContext *c, const NapInstance *i, NapError *e);
 
+/* ops-lifecycle.c: what destroy-app removes, each step skipping what is
+ * gone (so recovery runs it again). */
+int ops_destroy_app_locked(NapContext *c, const NapService *s, NapError *e);
+
 /* The app's lock for a deploy (the app need not exist yet). */
 int ops_lock_service_to_deploy(NapContext *c, const NapService *s, int *ret_fd, NapError *e);
 /* ROOT/services/USER/USER_APP, or NoSuchService when it is not deployed. */
@@ -85,6 +89,10 @@ int ops_instance_info_from_manifest(const NapConfig *c, const NapManifest *m, Na
  * released again (nothing reserved, or released already: 0). */
 int ops_reserve_instance(NapContext *c, NapManifest *m, NapError *e);
 int ops_release_instance(NapContext *c, const NapManifest *m, NapError *e);
+
+/* ops-lifecycle.c: the app's configuration (napctl config), for a new or
+ * rebuilt instance's manifest: NULL when none is set. */
+int ops_app_environment(NapContext *c, const NapService *s, NapParams **ret, NapError *e);
 
 /* The app's URL and the instance's port to etcd (best effort). */
 NapPublish ops_publish_instance(NapContext *c, const NapManifest *m);

@@ -77,6 +77,7 @@ typedef struct NapInstanceInfo {
         char **argv;
         NapParams *params;
         NapPublish publish;  /* start-common: the port in etcd */
+        char *commit;        /* the commit its tree was built from; NULL if unknown */
 } NapInstanceInfo;
 
 /* Where a looked-up value came from. */
@@ -252,3 +253,76 @@ int nap_refresh_instances(NapContext *c, const char *service, const NapRolloutOp
  * it returns < 0 (with e filled). UnitFailed after timeout_usec. */
 typedef int (*nap_wait_check_fn)(void *userdata, NapError *e);
 int nap_wait_answering(unsigned port, uint64_t timeout_usec, nap_wait_check_fn check, void *userdata, NapError *e);
+
+/* ---- an app's lifecycle (lib/ops/ops-lifecycle.c) ------------------------ */
+
+/* At most this many instances per app by scale. */
+#define NAP_SCALE_MAX 1000U
+
+typedef struct NapScaleResult {
+        unsigned before, after; /* instances with a manifest */
+        char **started;         /* names, in order */
+        char **removed;
+} NapScaleResult;
+
+void nap_scale_result_done(NapScaleResult *r);
+
+/* Starts instances (as nap_start_common, with params or the profile's
+ * defaults, each waited for until it answers) or removes them (stopped ones
+ * first, then the highest-numbered) until the app has n, or limit of them
+ * were (0: no limit; a caller showing progress calls again until nothing
+ * changes). n equal to what it has changes nothing. Each instance started
+ * or removed is whole (its own operation is crash-safe); a failure stops
+ * there, and says how far it got: scaling again goes on from there.
+ * o->progress hears of each. */
+int nap_scale(NapContext *c, const char *service, unsigned n, unsigned limit, const NapParams *params,
+              const NapRolloutOptions *o, NapScaleResult *ret, NapError *e);
+
+/* The app's configuration: the environment of every instance. Empty (not
+ * NULL) when none was set. NoSuchService when the app is not deployed. */
+int nap_app_config_get(NapContext *c, const char *service, NapParams **ret, NapError *e);
+
+typedef struct NapConfigResult {
+        bool changed;             /* the stored configuration changed */
+        bool restarted;           /* a rolling restart applied it */
+        NapRolloutResult rollout; /* when restarted */
+} NapConfigResult;
+
+void nap_config_result_done(NapConfigResult *r);
+
+/* Sets the variables of set and removes those named in unset (either may be
+ * NULL; a name in both is refused), stores the result atomically, then
+ * applies it to every instance with a rolling restart
+ * (nap_refresh_instances()). Names: nap_env_name_check(); values as
+ * parameter values. Nothing to change, with every instance already
+ * carrying the configuration: no restart (changed false). */
+int nap_app_config_update(NapContext *c, const char *service, const NapParams *set, char *const *unset,
+                          const NapRolloutOptions *o, NapConfigResult *ret, NapError *e);
+
+/* A rolling restart of every instance of the app (nap_refresh_instances());
+ * an app without instances: nothing, ret->n_instances 0. */
+int nap_restart_service(NapContext *c, const char *service, const NapRolloutOptions *o, NapRolloutResult *ret,
+                        NapError *e);
+
+/* Stops and removes every instance of the app, then its deployed tree
+ * (with its deploy history), its configuration, its git repository
+ * (ROOT/git/USER/APP.git) and its keys in etcd. Crash-safe: an intent
+ * (destroy-app) is recorded first and recovery finishes the job.
+ * NoSuchService when there is nothing of that name. */
+int nap_destroy_app(NapContext *c, const char *service, NapError *e);
+
+/* One app on one screen (napctl status). */
+typedef struct NapAppStatus {
+        char *name;        /* USER_APP */
+        char *app;
+        char *commit;      /* deployed; NULL if unknown */
+        unsigned instances, running, answering;
+        unsigned *ports;   /* of every instance, by number */
+        size_t n_ports;
+} NapAppStatus;
+
+void nap_app_status_array_free(NapAppStatus *a, size_t n);
+/* Every app of user, by name: instances running/total, how many of the
+ * running ones answer HTTP now (each given NAP_STATUS_ANSWER_USEC). */
+#define NAP_STATUS_ANSWER_USEC (300ULL * 1000ULL)
+int nap_app_status(NapContext *c, const char *user, NapAppStatus **ret, size_t *ret_n, NapError *e);

@@ -69,6 +69,27 @@ void nap_unpublish_port(NapContext *c, const NapInstance *i) {
                 (void) etcd_delete(etcd, key, false, NULL, NULL);
 }
 
+int nap_unpublish_service(NapContext *c, const NapService *s, NapError *e) {
+        _cleanup_free_ char *url = nap_key_url(c->config, s), *port = nap_key_port(c->config, s);
+        _cleanup_free_ char *ports = port ? strdup_printf("%s/", port) : NULL; /* not APP2's */
+        _cleanup_free_ char *endpoints = nap_key_endpoints(c->config, s);   /* the sidecars' leases */
+        EtcdClient *etcd;
+        if (!c->config->etcd)
+                return 0;
+        if (!url || !port || !ports || !endpoints)
+                return nap_error_errno(e, -ENOMEM, "Failed to remove the app's keys");
+        int r = nap_context_etcd(c, &etcd, e);
+        if (r >= 0)
+                r = etcd_delete(etcd, url, false, NULL, e);
+        if (r >= 0)
+                r = etcd_delete(etcd, port, false, NULL, e);
+        if (r >= 0)
+                r = etcd_delete(etcd, ports, true, NULL, e);
+        if (r >= 0)
+                r = etcd_delete(etcd, endpoints, true, NULL, e);
+        return r < 0 ? r : 0;
+}
+
 int nap_lookup(NapContext *c, const char *key, char **ret, NapError *e) {
         EtcdClient *etcd;
         EtcdKeyValue kv = {};

@@ -28,6 +28,10 @@ NapPublish nap_publish_url(NapContext *c, const NapService *s, const char *url, 
 NapPublish nap_publish_port(NapContext *c, const NapInstance *i, unsigned port, NapError *why);
 /* Removes PREFIX/port/USER/APP/N (best effort). */
 void nap_unpublish_port(NapContext *c, const NapInstance *i);
+/* Removes every seed key of the app: PREFIX/url/USER/APP,
+ * PREFIX/port/USER/APP and PREFIX/port/USER/APP/N of every N. 0 without
+ * Etcd=; < 0 with e set when etcd did not answer. */
+int nap_unpublish_service(NapContext *c, const NapService *s, NapError *e);
 
 /* Re-asserts the seed's keys from STATE after etcd lost them (restored
  * from an old snapshot, wiped, a new cluster): PREFIX/url/USER/APP of every

@@ -23,6 +23,9 @@ A case is a directory (tests/generator/cases/NAME/):
                                               appearance): nothing unasserted
     assert-argv FILE ARG...                   ExecStart= unquoted as systemd
                                               would: exactly this argv
+    assert-environment FILE NAME=VALUE...     every Environment= assignment,
+                                              unquoted as systemd would
+                                              (%% only): exactly these
     assert-instance-argv UNIT ARG...          the same for an instance
                                               (NAME@I.service): its template
                                               and drop-ins, %i expanded
@@ -309,6 +312,14 @@ def check_assertion(case, name, args, named):
         if name == "assert-key-is":
             return got == args[3:], f"{args[1]}.{args[2]} = {got!r}"
         return any(args[3] in v for v in got), f"{args[1]}.{args[2]} = {got!r}"
+    if name == "assert-environment":
+        path = os.path.join(out, args[0])
+        named.add(args[0])
+        if not os.path.isfile(path):
+            return False, f"{args[0]} does not exist"
+        got = [expand_specifiers(w, None) for v in parse_unit(path).get(("Service", "Environment"), [])
+               for w in systemd_words(v)]
+        return got == args[1:], f"Environment= gives {got!r}"
     if name == "assert-keys-are":
         path = os.path.join(out, args[0])
         named.add(args[0])

@@ -176,6 +176,35 @@ http_get() {
         return 1
 }
 
+# Crash tests (nap_debug_point(), $NAP_DEBUG_PAUSE_AT): the file a paused
+# process writes "POINT PID" to (PAUSED, set by nap_sandbox_start), and
+# whether (which process) stopped there.
+paused_at() { grep -q "^$1 " "$PAUSED" 2>/dev/null; }
+paused_pid() { sed -n "s/^$1 \([0-9]*\)$/\1/p" "$PAUSED" | head -n 1; }
+
+# kill_at POINT WHAT CMD...: CMD in the background with $NAP_DEBUG_PAUSE_AT
+# set (the process it starts that reaches POINT stops there: nap-receive,
+# napctl); once stopped, that process is SIGKILLed and CMD waited for.
+# Fails (with CMD's output) when nothing reaches POINT.
+kill_at() {
+        local point=$1 what=$2 bg out=$NAP_TEST_DIR/paused-cmd.out
+        shift 2
+        rm -f "$PAUSED"
+        NAP_DEBUG_PAUSE_AT=$point NAP_DEBUG_PAUSE_FILE=$PAUSED "$@" >"$out" 2>&1 &
+        bg=$!
+        if ! wait_until 60 paused_at "$point"; then
+                fail "$what reached the point"
+                kill "$bg" 2>/dev/null
+                wait "$bg" 2>/dev/null
+                diag "$(cat "$out")"
+                return 1
+        fi
+        ok "$what reached the point"
+        kill -9 "$(paused_pid "$point")"
+        wait "$bg" 2>/dev/null
+        return 0 # reached and killed (CMD's own status is whatever the kill made it)
+}
+
 # http_refused URL: true when nothing listens there (connection refused or
 # no answer within 2 s).
 http_refused() {
@@ -417,6 +446,7 @@ nap_sandbox_start() {
         NAP_ROOT=$NAP_TEST_DIR/root
         NAP_INSTANCES=$NAP_TEST_DIR/instances
         NAP_CONFIG=$NAP_TEST_DIR/nap.conf
+        PAUSED=$NAP_TEST_DIR/paused
         export NAP_TEST_DIR NAP_ROOT NAP_INSTANCES NAP_CONFIG
         export XDG_RUNTIME_DIR=/run/user/0
         export DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/0/bus

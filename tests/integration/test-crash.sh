@@ -31,7 +31,6 @@ nap_need jq git curl
 SVC=alice_hello
 TREE=$NAP_ROOT/services/alice/$SVC
 INTENT=$NAP_ROOT/intents/$SVC.intent
-PAUSED=$NAP_TEST_DIR/paused
 export NAP_RECEIVE_TIMEOUT=10
 
 # ------------------------------------------------------------------ helpers
@@ -52,8 +51,6 @@ no_pause() {
         rm -f "$PAUSED"
 }
 
-paused_at() { grep -q "^$1 " "$PAUSED" 2>/dev/null; }
-paused_pid() { sed -n "s/^$1 \([0-9]*\)$/\1/p" "$PAUSED" | head -n 1; }
 
 kill_managerd() {
         timeout 30 systemctl --user kill -s SIGKILL nap-managerd.service
@@ -68,29 +65,6 @@ kill_both() {
         wait "$1" 2>/dev/null
         kill_managerd
         no_pause
-}
-
-# kill_at POINT WHAT CMD...: CMD in the background with $NAP_DEBUG_PAUSE_AT
-# set (the process it starts that reaches POINT stops there: nap-receive,
-# napctl); once stopped, that process is SIGKILLed and CMD waited for.
-# Fails (with CMD's output) when nothing reaches POINT.
-kill_at() {
-        local point=$1 what=$2 bg out=$NAP_TEST_DIR/paused-cmd.out
-        shift 2
-        rm -f "$PAUSED"
-        NAP_DEBUG_PAUSE_AT=$point NAP_DEBUG_PAUSE_FILE=$PAUSED "$@" >"$out" 2>&1 &
-        bg=$!
-        if ! wait_until 60 paused_at "$point"; then
-                fail "$what reached the point"
-                kill "$bg" 2>/dev/null
-                wait "$bg" 2>/dev/null
-                diag "$(cat "$out")"
-                return 1
-        fi
-        ok "$what reached the point"
-        kill -9 "$(paused_pid "$point")"
-        wait "$bg" 2>/dev/null
-        return 0 # reached and killed (CMD's own status is whatever the kill made it)
 }
 
 # No staging tree or instance scratch tree anywhere.

@@ -313,6 +313,29 @@ assert_eq "RestartApp" "0 " "$RC $OUT"
 check "a new process" test "$(timeout 30 systemctl --user show -P MainPID "$I2.service")" != "$PID_BEFORE"
 assert_eq "it answers after the restart" yo "$(http_get "$U2/greeting")"
 
+log "an app's lifecycle"
+bcall ListInstancesWithCommits s $SVC
+assert_bus "ListInstancesWithCommits: the instances and each one's commit" \
+        '"\(.type) \(.data[0] | length) \(.data[1]["'"$I1"'"])"' "a(ssuusbssasa{ss})a{ss} 2 $COMMIT"
+# A second app, without instances, so that nothing above is restarted
+# (config reaching running instances is test-lifecycle.sh's).
+bcall DeployApp ss alice_cfg "file://$HELLO"
+bcall SetConfig 'sa{ss}as' alice_cfg 1 GREETING_X 'a "b" 50% $c' 0
+assert_bus "SetConfig stores it (no instances to restart)" '"\(.data[0]) \(.data[1]) \(.data[2] | length)"' "true false 0"
+bcall GetConfig s alice_cfg
+assert_bus "GetConfig gives it exactly" '.data[0].GREETING_X' 'a "b" 50% $c'
+bcall ListApps s alice
+assert_bus "ListApps: both apps, instances and running" '.data[0] | map("\(.[0]) \(.[3]) \(.[4])") | join(";")' \
+        "alice_cfg 0 0;$SVC 2 2"
+bcall Scale 'sua{ss}u' alice_cfg 0 0 0
+assert_bus "Scale to what it has: nothing started or removed" '"\(.data[0]) \(.data[1]) \(.data[2] | length)"' "0 0 0"
+assert_error "SetConfig of PORT: InvalidParameter" $ERR_PREFIX.InvalidParameter \
+        SetConfig string:alice_cfg dict:string:string:PORT,1 array:string:
+bcall DestroyApp s alice_cfg
+assert_eq "DestroyApp" "0 " "$RC $OUT"
+check "its tree is gone" test ! -e "$NAP_ROOT/services/alice/alice_cfg"
+assert_error "DestroyApp again: NoSuchService" $ERR_PREFIX.NoSuchService DestroyApp string:alice_cfg
+
 log "named errors"
 assert_error "an app that is not deployed: NoSuchService" $ERR_PREFIX.NoSuchService ListInstances string:alice_nope
 assert_error "a bad user name: InvalidName" $ERR_PREFIX.InvalidName ListServices string:Alice

@@ -32,12 +32,13 @@ helper_pid() {
 }
 
 # same DESCRIPTION ARGS...: napctl ARGS over varlink and with --no-helper
-# give the same exit status, stdout and stderr; sets OUT, ERR, RC (varlink).
+# give the same exit status, stdout and stderr (but for the --no-helper
+# that the commands an error suggests repeat); sets OUT, ERR, RC (varlink).
 same() {
         local what=$1 v l
         shift
         nap --no-helper "$@"
-        l="rc=$RC"$'\n'"out=$OUT"$'\n'"err=$ERR"
+        l="rc=$RC"$'\n'"out=$OUT"$'\n'"err=${ERR// --no-helper/}"
         nap "$@"
         v="rc=$RC"$'\n'"out=$OUT"$'\n'"err=$ERR"
         assert_eq "$what: varlink and in-process agree" "$l" "$v"
@@ -108,6 +109,19 @@ same "no such instance: exit 4" cat-app "${SVC}_common@99"
 assert_eq "no such instance: exit 4" 4 "$RC"
 same "invalid name: exit 2" list-instances Alice_hello
 assert_eq "invalid name: exit 2" 2 "$RC"
+
+log "the commands an error suggests repeat the connection options"
+nap get-parameters alice_nothere
+assert_contains "no such service: the hint has --user" "$ERR" \
+        "(deploy it with: napctl --user deploy-app alice_nothere URL)"
+ADDR=$XDG_RUNTIME_DIR/nap/io.nap.Manager
+nap --address="$ADDR" cat-app "${SVC}_common@99"
+assert_contains "no such instance: the hint has --user and --address=" "$ERR" \
+        "(see: napctl --user --address=$ADDR list-instances $SVC)"
+nap --no-helper get-parameters alice_nothere
+assert_contains "in-process: the hint has --no-helper" "$ERR" "napctl --user --no-helper deploy-app alice_nothere"
+nap --json get-parameters alice_nothere
+assert_contains "--json: the message's hint too" "$(jq -r .message <<<"$ERR" 2>&1)" "napctl --user deploy-app"
 same "invalid instance: exit 2" stop-app "${SVC}_common@0"
 same "get-journal -f of no such instance: exit 4" get-journal -f "${SVC}_common@99"
 assert_eq "get-journal -f of no such instance: exit 4 at once" 4 "$RC"

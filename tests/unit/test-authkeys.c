@@ -381,6 +381,21 @@ static void file_add(const char *path, const char *user, const char *key, int ex
         nap_pubkey_done(&k);
 }
 
+/* A path whose directory cannot be made (its parent is missing) fails
+ * naming AuthorizedKeys=, and makes nothing. */
+static void test_file_parent_missing(void **state) {
+        Fixture *f = *state;
+        _cleanup_free_ char *path = strdup_printf("%s/missing/.ssh/authorized_keys", f->dir);
+        _cleanup_free_ char *parent = strdup_printf("%s/missing", f->dir);
+        NapError e = NAP_ERROR_NULL;
+        struct stat st;
+
+        assert_int_equal(nap_authkeys_add(path, SHELL, "alice", ED, strlen(ED), NULL, NULL, &e), -ENOENT);
+        assert_non_null(strstr(e.message, "AuthorizedKeys="));
+        assert_non_null(strstr(e.message, path));
+        assert_int_equal(stat(parent, &st), -1);
+}
+
 static void test_file_created(void **state) {
         Fixture *f = *state;
         struct stat st, dst;
@@ -546,6 +561,7 @@ int main(void) {
                 cmocka_unit_test(test_add_key),
                 cmocka_unit_test(test_add_key_bad_arguments),
                 cmocka_unit_test(test_remove_key),
+                cmocka_unit_test_setup_teardown(test_file_parent_missing, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_file_created, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_file_keeps_mode_owner_and_foreign_lines, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_file_refusals_change_nothing, setup, teardown),

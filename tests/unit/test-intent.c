@@ -133,6 +133,38 @@ static void test_request_records(void **state) {
         assert_int_equal(access(path, F_OK), -1);
 }
 
+/* destroy-app forgets its app's request records, not another app's. */
+static void test_request_forget_service(void **state) {
+        Fixture *f = *state;
+        NapService web = { "alice", "web" }, web2 = { "alice", "web2" };
+        _cleanup_free_ char *instance = NULL;
+        assert_int_equal(nap_request_record(f->config, "alice", "a", "alice_web_common@3", NULL), 0);
+        assert_int_equal(nap_request_record(f->config, "alice", "b", "alice_web_common@4", NULL), 0);
+        assert_int_equal(nap_request_record(f->config, "alice", "c", "alice_web2_common@1", NULL), 0);
+        assert_int_equal(nap_request_forget_service(f->config, &web), 2);
+        assert_int_equal(nap_request_lookup(f->config, "alice", "a", &instance), 0);
+        assert_int_equal(nap_request_lookup(f->config, "alice", "c", &instance), 1);
+        assert_string_equal(instance, "alice_web2_common@1");
+        assert_int_equal(nap_request_forget_service(f->config, &web), 0);
+        assert_int_equal(nap_request_forget_service(f->config, &web2), 1);
+}
+
+static void test_destroy_app_round_trip(void **state) {
+        static const char text[] = "{\"app\":\"web\",\"operation\":\"destroy-app\",\"time\":5,\"user\":\"alice\",\"version\":1}";
+        NapIntent in = {};
+        assert_int_equal(nap_intent_parse(text, strlen(text), &in, NULL), 0);
+        assert_int_equal(in.operation, NAP_INTENT_DESTROY_APP);
+        assert_string_equal(nap_intent_operation_to_string(NAP_INTENT_DESTROY_APP), "destroy-app");
+        _cleanup_free_ char *back = nap_intent_format(&in);
+        assert_non_null(back);
+        NapIntent again = {};
+        assert_int_equal(nap_intent_parse(back, strlen(back), &again, NULL), 0);
+        assert_int_equal(again.operation, NAP_INTENT_DESTROY_APP);
+        assert_string_equal(again.service.app, "web");
+        nap_intent_done(&in);
+        nap_intent_done(&again);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_rollout_round_trip),
@@ -141,6 +173,8 @@ int main(void) {
                 cmocka_unit_test(test_request_ids),
                 cmocka_unit_test_setup_teardown(test_save_load_foreach_remove, test_state_setup, test_state_teardown),
                 cmocka_unit_test_setup_teardown(test_request_records, test_state_setup, test_state_teardown),
+                cmocka_unit_test_setup_teardown(test_request_forget_service, test_state_setup, test_state_teardown),
+                cmocka_unit_test(test_destroy_app_round_trip),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

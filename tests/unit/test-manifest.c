@@ -331,6 +331,41 @@ static void test_round_trip(void **state) {
         assert_string_equal(again, text); /* same model, same bytes */
 }
 
+/* The app's configuration: kept exactly, sorted on disk, checked on the
+ * way in; a manifest without it (written before it existed) loads as
+ * ever and writes no key. */
+static void test_environment(void **state) {
+        _cleanup_(nap_manifest_freep) NapManifest *m = sample(), *back = NULL, *old = NULL;
+        NapError e = NAP_ERROR_NULL;
+        assert_int_equal(nap_params_new(&m->environment), 0);
+        assert_int_equal(nap_params_set(m->environment, "Z", "50% $x \"q\" \\", NULL), 0);
+        assert_int_equal(nap_params_set(m->environment, "A", "", NULL), 0);
+        _cleanup_free_ char *text = nap_manifest_format(m), *again = NULL;
+        assert_non_null(strstr(text, "\"environment\": {\n    \"A\": \"\",\n    \"Z\": "));
+        assert_int_equal(parse(text, &back, &e), 0);
+        assert_int_equal(nap_params_size(back->environment), 2);
+        assert_string_equal(nap_params_get(back->environment, "Z"), "50% $x \"q\" \\");
+        assert_string_equal(nap_params_get(back->environment, "A"), "");
+        again = nap_manifest_format(back);
+        assert_string_equal(again, text);
+
+        assert_int_equal(parse(GOOD, &old, &e), 0);
+        assert_null(old->environment);
+        _cleanup_free_ char *old_text = nap_manifest_format(old);
+        assert_null(strstr(old_text, "environment"));
+}
+
+static void test_refuse_environment(void **state) {
+        assert_refused(GOOD_HEAD GOOD_ARGV GOOD_DIR GOOD_TAIL ",\"environment\":[]}", "must be an object");
+        assert_refused(GOOD_HEAD GOOD_ARGV GOOD_DIR GOOD_TAIL ",\"environment\":{\"PORT\":\"1\"}}", "PORT");
+        assert_refused(GOOD_HEAD GOOD_ARGV GOOD_DIR GOOD_TAIL ",\"environment\":{\"a-b\":\"1\"}}", "a-b");
+        assert_refused(GOOD_HEAD GOOD_ARGV GOOD_DIR GOOD_TAIL ",\"environment\":{\"A\":1}}", "not a string");
+        assert_refused(GOOD_HEAD GOOD_ARGV GOOD_DIR GOOD_TAIL ",\"environment\":{\"A\":\"x\\ty\"}}",
+                       "control character");
+        assert_refused(GOOD_HEAD GOOD_ARGV GOOD_DIR GOOD_TAIL ",\"environment\":{\"A\":\"1\",\"A\":\"2\"}}",
+                       "JSON");
+}
+
 static void test_format_without_optional(void **state) {
         _cleanup_(nap_manifest_freep) NapManifest *m = sample(), *back = NULL;
         NapError e = NAP_ERROR_NULL;
@@ -457,6 +492,8 @@ int main(void) {
                 cmocka_unit_test(test_image_tag),
                 cmocka_unit_test(test_format_exact),
                 cmocka_unit_test(test_round_trip),
+                cmocka_unit_test(test_environment),
+                cmocka_unit_test(test_refuse_environment),
                 cmocka_unit_test(test_format_without_optional),
                 cmocka_unit_test(test_set_image),
                 cmocka_unit_test(test_path),

@@ -141,6 +141,14 @@ static const char *const published[][3] = {
         { "StartMpi", "ss", "a(ssuusbssasa{ss})" },
         { "RemoveInstance", "s", "" },
         { "ListEndpoints", "s", "a(suss)" },
+        /* issue 12: an app's lifecycle */
+        { "ListInstancesWithCommits", "s", "a(ssuusbssasa{ss})a{ss}" },
+        { "Scale", "sua{ss}u", "uuasas" },
+        { "GetConfig", "s", "a{ss}" },
+        { "SetConfig", "sa{ss}as", "bba(ssuusbssasa{ss})" },
+        { "RestartService", "s", "a(ssuusbssasa{ss})" },
+        { "DestroyApp", "s", "" },
+        { "ListApps", "s", "a(sssuuuau)" },
 };
 
 static void test_bus_members_keep_the_published_signatures(void **state) {

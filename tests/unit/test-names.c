@@ -234,6 +234,35 @@ static void test_instance_round_trip(void **state) {
         }
 }
 
+static void test_env_name(void **state) {
+        NapError e = NAP_ERROR_NULL;
+        const char *good[] = { "A", "_", "greeting", "DATABASE_URL", "x1", "Z_9_z" };
+        const char *bad[] = { "", "1A", "A-B", "A B", "A=B", "Ä", "A.B", "$A" };
+        const char *reserved[] = { "PORT", "NOTIFY_SOCKET", "LISTEN_FDS", "INVOCATION_ID", "PODMAN_SYSTEMD_UNIT", "port" };
+        for (size_t i = 0; i < ELEMENTSOF(good); i++)
+                assert_int_equal(nap_env_name_check(good[i], NULL), 0);
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                e = NAP_ERROR_NULL;
+                assert_int_equal(nap_env_name_check(bad[i], &e), -EINVAL);
+                assert_int_equal(e.kind, NAP_ERROR_INVALID_PARAMETER);
+                assert_non_null(strstr(e.message, "[A-Za-z_][A-Za-z0-9_]{0,63}"));
+        }
+        for (size_t i = 0; i < ELEMENTSOF(reserved); i++) {
+                e = NAP_ERROR_NULL;
+                assert_int_equal(nap_env_name_check(reserved[i], &e), -EINVAL);
+                assert_non_null(strstr(e.message, reserved[i]));
+                assert_non_null(strstr(e.message, "set by nap or systemd"));
+        }
+        char longest[NAP_ENV_NAME_MAX + 2];
+        memset(longest, 'A', sizeof longest);
+        longest[NAP_ENV_NAME_MAX] = 0;
+        assert_int_equal(nap_env_name_check(longest, NULL), 0);
+        longest[NAP_ENV_NAME_MAX] = 'A';
+        longest[NAP_ENV_NAME_MAX + 1] = 0;
+        assert_int_equal(nap_env_name_check(longest, NULL), -EINVAL);
+        assert_int_equal(nap_env_name_check(NULL, NULL), -EINVAL);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_kind_strings),
@@ -248,6 +277,7 @@ int main(void) {
                 cmocka_unit_test(test_instance_parse_bad),
                 cmocka_unit_test(test_instance_longest),
                 cmocka_unit_test(test_instance_round_trip),
+                cmocka_unit_test(test_env_name),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

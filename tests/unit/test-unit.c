@@ -199,6 +199,35 @@ static void test_dropin(void **state) {
         assert_line(user, "ReadWritePaths=\"/srv/nap/apps/alice/alice_web_4\"", true);
 }
 
+/* The app's configuration: one quoted Environment= line per variable,
+ * sorted; '%' doubled (specifiers), '\\' and '"' escaped (unquoting), '$'
+ * and ' left alone (Environment= expands no variables). What systemd makes
+ * of these lines is tests/integration/test-lifecycle.sh's: the app gets
+ * the values exactly. */
+static void test_dropin_environment(void **state) {
+        char *argv[] = { "app", NULL };
+        _cleanup_(nap_manifest_freep) NapManifest *m = manifest("/srv/t", argv);
+        _cleanup_free_ char *d = NULL;
+        assert_int_equal(nap_params_new(&m->environment), 0);
+        assert_int_equal(nap_params_set(m->environment, "Z_LAST", "z", NULL), 0);
+        assert_int_equal(nap_params_set(m->environment, "HOSTILE", "50% $HOME ${X} \"q\" \\n 'it' %n", NULL), 0);
+        assert_int_equal(nap_params_set(m->environment, "EMPTY", "", NULL), 0);
+        assert_int_equal(render_dropin(m, NAP_SCOPE_SYSTEM, &d), 0);
+        assert_line(d, "Environment=PORT=20004", true);
+        assert_line(d, "Environment=\"EMPTY=\"", true);
+        assert_line(d, "Environment=\"HOSTILE=50%% $HOME ${X} \\\"q\\\" \\\\n 'it' %%n\"", true);
+        assert_line(d, "Environment=\"Z_LAST=z\"", true);
+        assert_true(strstr(d, "EMPTY=") < strstr(d, "HOSTILE=") && strstr(d, "HOSTILE=") < strstr(d, "Z_LAST="));
+}
+
+static void test_dropin_without_environment(void **state) {
+        char *argv[] = { "app", NULL };
+        _cleanup_(nap_manifest_freep) NapManifest *m = manifest("/srv/t", argv);
+        _cleanup_free_ char *d = NULL;
+        assert_int_equal(render_dropin(m, NAP_SCOPE_SYSTEM, &d), 0);
+        assert_null(strstr(d, "Environment=\""));
+}
+
 static void test_dropin_relative_command(void **state) {
         char *argv[] = { "./bin/app", "x", NULL }, *bare[] = { "app", NULL };
         _cleanup_(nap_manifest_freep) NapManifest *m = manifest("/srv/t", argv), *b = manifest("/srv/t", bare);
@@ -549,6 +578,8 @@ int main(void) {
                 cmocka_unit_test(test_template_user),
                 cmocka_unit_test(test_dropin),
                 cmocka_unit_test(test_dropin_relative_command),
+                cmocka_unit_test(test_dropin_environment),
+                cmocka_unit_test(test_dropin_without_environment),
                 cmocka_unit_test(test_dropin_hidden_trees),
                 cmocka_unit_test(test_dropin_refuses),
                 cmocka_unit_test(test_dropin_dollar_program),

@@ -6,6 +6,7 @@ GET /          "GREETING from INSTANCE on port PORT\n"
 GET /greeting  the greeting exactly as received in argv, nothing added
 GET /params    JSON: greeting, port, instance, argv, PORT from the environment
 GET /health    "ok\n"
+GET /env       JSON: the process's environment (napctl config set reaches it)
 
 INSTANCE is the basename of the working directory (nap runs each instance
 in its own copy, e.g. alice_hello_1). Standard library only.
@@ -47,6 +48,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             body = {"greeting": s.greeting, "port": s.port, "instance": s.instance,
                     "argv": sys.argv[1:], "env_port": os.environ.get("PORT")}
             self.reply(200, json.dumps(body) + "\n", "application/json")
+        elif self.path == "/env":
+            self.reply(200, json.dumps(dict(os.environ)) + "\n", "application/json")
         elif self.path == "/health":
             self.reply(200, "ok\n")
         else:
