@@ -55,7 +55,7 @@ setup_ssh() {
         sshd_start "$NAP_TEST_DIR/sshd" "NAP_RECEIVE_BINARY=$NAP_RECEIVE" \
                 "NAP_RECEIVE_TIMEOUT=$NAP_RECEIVE_TIMEOUT" || return 1
         ssh_keygen_user alice || return 1
-        if "$NAPCTL" --help 2>/dev/null | grep -q '^  keys '; then
+        if grep -q '^  keys ' <<<"$("$NAPCTL" --help 2>/dev/null)"; then
                 NAP_GIT_SHELL_BINARY=$NAP_GIT_SHELL "$NAPCTL" keys add alice <"$SSHD_DIR/keys/alice.pub" >/dev/null || return 1
         else
                 log "napctl has no keys verb yet: writing alice's authorized_keys line here"
@@ -364,7 +364,9 @@ assert_eq "gamma answers" "gamma" "$(curl -sS --max-time 3 "$URL/greeting" 2>&1)
 git -C "$W" checkout -q -B main "$CG"
 
 log "rollback"
-if "$NAPCTL" --help 2>/dev/null | grep -q '^  rollback '; then
+# (Not piped into grep -q: with pipefail, napctl's help, longer than one
+# write, dies of SIGPIPE once grep has matched and left.)
+if grep -q '^  rollback ' <<<"$("$NAPCTL" --help 2>/dev/null)"; then
         nap rollback $SVC
         assert_eq "napctl rollback: back to the previous commit" "0 Rolled back $SVC to ${now:0:12} (was ${CG:0:12})" \
                 "$RC $(printf '%s\n' "$OUT" | head -n 1)"
