@@ -106,6 +106,8 @@ int nap_config_new_default(NapConfig **ret) {
         c->health_check_sec = DEFAULT_HEALTH_CHECK_SEC;
         c->max_connections = DEFAULT_MAX_CONNECTIONS;
         c->max_connections_per_user = DEFAULT_MAX_CONNECTIONS_PER_USER;
+        c->rollout_batch = NAP_ROLLOUT_BATCH_DEFAULT;
+        c->rollout_drain_sec = NAP_ROLLOUT_DRAIN_SEC_DEFAULT;
         *ret = TAKE_PTR(c);
         return 0;
 }
@@ -305,6 +307,48 @@ static int parse_health_check_sec(Parser *p, const char *v) {
                              &p->config->health_check_sec);
 }
 
+int nap_rollout_batch_parse(const char *s, NapRolloutBatch *ret) {
+        unsigned long n;
+        const char *end;
+        if (!s || parse_unsigned(s, &end, &n) < 0)
+                return -EINVAL;
+        bool percent = streq(end, "%");
+        if (*end && !percent)
+                return -EINVAL;
+        if (n < 1 || n > (percent ? 100u : NAP_ROLLOUT_BATCH_MAX))
+                return -ERANGE;
+        *ret = (NapRolloutBatch) { .value = n, .percent = percent };
+        return 0;
+}
+
+unsigned nap_rollout_batch_size(NapRolloutBatch b, unsigned n) {
+        unsigned k = b.percent ? (unsigned) (((uint64_t) n * b.value + 99) / 100) : b.value;
+        return MAX(MIN(k, n), 1u);
+}
+
+/* Replacing 25% at a time: an app of 100 is rolled in 4 batches, while
+ * three quarters of it keep serving as before. */
+static int parse_rollout_batch(Parser *p, const char *v) {
+        char b[72];
+        if (!*v) {
+                p->config->rollout_batch = NAP_ROLLOUT_BATCH_DEFAULT;
+                return 0;
+        }
+        int r = nap_rollout_batch_parse(v, &p->config->rollout_batch);
+        return r < 0 ? bad_value(p, r, "'%s' is not a number of instances (1..%u) or a percentage (1%%..100%%)",
+                                 shown(v, b), NAP_ROLLOUT_BATCH_MAX)
+                     : 0;
+}
+
+/* 1 s: a client reads the endpoints and connects within milliseconds, and
+ * most requests it already sent finish within the second; the drains of
+ * all batches but the last overlap the next batch's start, so a push
+ * takes about one drain longer, however many batches. */
+static int parse_rollout_drain_sec(Parser *p, const char *v) {
+        return parse_seconds(p, v, NAP_ROLLOUT_DRAIN_SEC_DEFAULT, 0, NAP_ROLLOUT_DRAIN_SEC_MAX,
+                             &p->config->rollout_drain_sec);
+}
+
 static int parse_node_ttl(Parser *p, const char *v) {
         return parse_seconds(p, v, DEFAULT_NODE_TTL, NODE_TTL_MIN, NODE_TTL_MAX, &p->config->node_ttl);
 }
@@ -453,6 +497,8 @@ static const KeyParser key_table[] = {
         { "NodeTTL",      parse_node_ttl      },
         { "MaxConnections", parse_max_connections },
         { "MaxConnectionsPerUser", parse_max_connections_per_user },
+        { "RolloutBatch", parse_rollout_batch },
+        { "RolloutDrainSec", parse_rollout_drain_sec },
 };
 
 /* ---- lines ---- */

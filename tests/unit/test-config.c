@@ -311,6 +311,47 @@ static void test_max_connections(void **state) {
               "nap.conf:2: MaxConnectionsPerUser=: invalid number of connections '-1'");
 }
 
+static void test_rollout(void **state) {
+        _cleanup_(nap_config_freep) NapConfig *d = parse_ok("[Nap]\n", NULL);
+        assert_true(d->rollout_batch.percent);
+        assert_int_equal(d->rollout_batch.value, 25);
+        assert_int_equal(d->rollout_drain_sec, 1);
+        _cleanup_(nap_config_freep) NapConfig *c = parse_ok("[Nap]\nRolloutBatch=2\nRolloutDrainSec=0\n", NULL);
+        assert_false(c->rollout_batch.percent);
+        assert_int_equal(c->rollout_batch.value, 2);
+        assert_int_equal(c->rollout_drain_sec, 0);
+        _cleanup_(nap_config_freep) NapConfig *p = parse_ok("[Nap]\nRolloutBatch=100%\nRolloutBatch=\n", NULL);
+        assert_true(p->rollout_batch.percent);
+        assert_int_equal(p->rollout_batch.value, 25);
+        fails_range("[Nap]\nRolloutBatch=0\n", "nap.conf:2: RolloutBatch=: '0' is not a number of instances "
+                                               "(1..20000) or a percentage (1%..100%)");
+        fails_range("[Nap]\nRolloutBatch=101%\n", "nap.conf:2: RolloutBatch=: '101%' is not a number of instances "
+                                                  "(1..20000) or a percentage (1%..100%)");
+        fails("[Nap]\nRolloutBatch=5 %\n", "nap.conf:2: RolloutBatch=: '5 %' is not a number of instances "
+                                           "(1..20000) or a percentage (1%..100%)");
+        fails("[Nap]\nRolloutBatch=-1\n", "nap.conf:2: RolloutBatch=: '-1' is not a number of instances "
+                                          "(1..20000) or a percentage (1%..100%)");
+        fails_range("[Nap]\nRolloutDrainSec=601\n", "nap.conf:2: RolloutDrainSec=: 601 seconds is out of range 0..600");
+}
+
+static void test_rollout_batch_size(void **state) {
+        NapRolloutBatch quarter = { 25, true }, two = { 2, false }, all = { 100, true };
+        assert_int_equal(nap_rollout_batch_size(quarter, 100), 25);
+        assert_int_equal(nap_rollout_batch_size(quarter, 6), 2);  /* rounded up */
+        assert_int_equal(nap_rollout_batch_size(quarter, 1), 1);
+        assert_int_equal(nap_rollout_batch_size(quarter, 0), 1);
+        assert_int_equal(nap_rollout_batch_size(two, 1), 1);      /* at most all */
+        assert_int_equal(nap_rollout_batch_size(two, 7), 2);
+        assert_int_equal(nap_rollout_batch_size(all, 7), 7);
+        NapRolloutBatch b;
+        assert_int_equal(nap_rollout_batch_parse("50%", &b), 0);
+        assert_true(b.percent && b.value == 50);
+        assert_int_equal(nap_rollout_batch_parse("", &b), -EINVAL);
+        assert_int_equal(nap_rollout_batch_parse("%", &b), -EINVAL);
+        assert_int_equal(nap_rollout_batch_parse("20001", &b), -ERANGE);
+        assert_int_equal(nap_rollout_batch_parse("1x", &b), -EINVAL);
+}
+
 static void test_cluster(void **state) {
         _cleanup_(nap_config_freep) NapConfig *c = parse_ok(
                 "[Nap]\nClusterPrefix=/c/x\nNode=h1\nLabels=zone=a,gpu=1\nCPU=1.5\nMemory=2G\nStorage=10G\nNodeTTL=5\n",
@@ -514,6 +555,8 @@ int main(void) {
                 cmocka_unit_test(test_discovery_ttl),
                 cmocka_unit_test(test_health_check),
                 cmocka_unit_test(test_max_connections),
+                cmocka_unit_test(test_rollout),
+                cmocka_unit_test(test_rollout_batch_size),
                 cmocka_unit_test(test_cluster),
                 cmocka_unit_test(test_etcd_prefix),
                 cmocka_unit_test(test_authorized_keys),
