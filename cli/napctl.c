@@ -29,6 +29,7 @@ static NodeOptions arg_node = {};
 static unsigned arg_given = 0; /* the options below that were given */
 static const char *arg_request_id = NULL;
 static bool arg_no_block = false;
+static NapRolloutOptions arg_rollout = {}; /* --batch=, --drain= */
 static bool arg_yes = false;
 
 /* Options only some verbs take; any other verb refuses them. */
@@ -44,6 +45,9 @@ enum {
         OPT_REQUEST_ID = 1 << 8,
         OPT_NO_BLOCK = 1 << 9,
         OPT_YES = 1 << 10,
+        OPT_BATCH = 1 << 11,
+        OPT_DRAIN = 1 << 12,
+        OPT_ROLLOUT = OPT_BATCH | OPT_DRAIN,
         OPT_COMPUTE = OPT_CPU | OPT_MEMORY,
         OPT_SCHEDULE = OPT_LABELS | OPT_POLICY | OPT_COUNT,
 };
@@ -56,6 +60,7 @@ static const struct {
         { OPT_STORAGE, "--storage=" }, { OPT_LABELS, "--labels=" }, { OPT_POLICY, "--policy=" },
         { OPT_COUNT, "--count=" },     { OPT_FORCE, "--force" },   { OPT_REQUEST_ID, "--request-id=" },
         { OPT_NO_BLOCK, "--no-block" }, { OPT_YES, "--yes" },
+        { OPT_BATCH, "--batch=" },     { OPT_DRAIN, "--drain=" },
 };
 
 /* A verb; "node show": the sub-verb show of node. */
@@ -365,7 +370,13 @@ static int verb_keys_local(Caller *c, char **args, NapError *e) {
 static int verb_rollback_local(Caller *c, char **args, NapError *e) {
         NapContext *ctx;
         int r = caller_context(c, &ctx, e);
-        return r < 0 ? r : verb_rollback(ctx, args, arg_json, e);
+        return r < 0 ? r : verb_rollback(ctx, args, arg_json, &arg_rollout, e);
+}
+
+static int verb_refresh_instances_local(Caller *c, char **args, NapError *e) {
+        NapContext *ctx;
+        int r = caller_context(c, &ctx, e);
+        return r < 0 ? r : verb_refresh_instances(ctx, args, arg_json, &arg_rollout, e);
 }
 
 static int verb_history_local(Caller *c, char **args, NapError *e) {
@@ -390,7 +401,8 @@ static const Verb verbs[] = {
         { "get-service-url", "USER_APP", 1, 2, .run = verb_get_service_url, .help = "Show the URL an app was deployed from" },
         { "get-port", "INSTANCE", 1, 1, .run = verb_get_port, .help = "Show the port of an instance" },
         { "endpoints", "USER_APP", 1, 1, .run = verb_endpoints, .help = "List an app's live endpoints (from etcd)" },
-        { "rollback", "USER_APP [COMMIT]", 1, 2, .run = verb_rollback_local, .local = true, .help = "Redeploy an earlier commit and restart the instances" },
+        { "rollback", "USER_APP [COMMIT]", 1, 2, .run = verb_rollback_local, .local = true, .options = OPT_ROLLOUT, .help = "Redeploy an earlier commit and replace the instances (--batch, --drain)" },
+        { "refresh-instances", "USER_APP", 1, 1, .run = verb_refresh_instances_local, .local = true, .options = OPT_ROLLOUT, .help = "Replace every instance from the deployed tree, without downtime (--batch, --drain)" },
         { "history", "USER_APP", 1, 1, .run = verb_history_local, .local = true, .help = "List an app's deploys, newest first" },
         { "scale", "USER_APP N [K=V...]", 2, 66, .run_app = verb_scale, .help = "Start or remove instances until the app has N" },
         { "config set", "USER_APP K=V...", 2, 65, .run_app = verb_config_set, .help = "Set variables of every instance's environment, restart them" },
@@ -435,6 +447,10 @@ static void help(void) {
                "     --no-block        start-common, start-app, restart-app, restart INSTANCE:\n"
                "                       return once systemd started it, without waiting for an answer\n"
                "     --yes             destroy-app: yes, remove the app for good\n"
+               "     --batch=N|P%%      rollback, refresh-instances: instances replaced at once\n"
+               "                       (RolloutBatch= in nap.conf by default)\n"
+               "     --drain=SEC       rollback, refresh-instances: seconds from withdrawing an old\n"
+               "                       instance's endpoint to stopping it (RolloutDrainSec=)\n"
                "\nOptions of the node commands:\n"
                "     --cpu=CPU[:LIMIT]        CPU in milli-cores (500m) or cores (0.5, 2)\n"
                "     --memory=SIZE[:LIMIT]    Memory in bytes, or with K, M, G, T (powers of 1024)\n"
@@ -467,6 +483,8 @@ enum {
         ARG_REQUEST_ID,
         ARG_NO_BLOCK,
         ARG_YES,
+        ARG_BATCH,
+        ARG_DRAIN,
 };
 
 static int parse_lines(const char *s) {
@@ -478,6 +496,28 @@ static int parse_lines(const char *s) {
                 return -EINVAL;
         }
         arg_lines = v;
+        return 0;
+}
+
+static int parse_batch(const char *s) {
+        arg_given |= OPT_BATCH;
+        if (nap_rollout_batch_parse(s, &arg_rollout.batch) >= 0)
+                return 0;
+        fprintf(stderr, "napctl: --batch= takes a number of instances (1 to %u) or a percentage (1%% to 100%%), not '%s'\n",
+                NAP_ROLLOUT_BATCH_MAX, s);
+        return -EINVAL;
+}
+
+static int parse_drain(const char *s) {
+        char *end;
+        arg_given |= OPT_DRAIN;
+        errno = 0;
+        unsigned long v = strtoul(s, &end, 10);
+        if (errno != 0 || end == s || *end || *s < '0' || *s > '9' || v > NAP_ROLLOUT_DRAIN_SEC_MAX) {
+                fprintf(stderr, "napctl: --drain= takes seconds from 0 to %u, not '%s'\n", NAP_ROLLOUT_DRAIN_SEC_MAX, s);
+                return -EINVAL;
+        }
+        arg_rollout.drain_usec = v > 0 ? v * 1000000ULL : NAP_ROLLOUT_NO_DRAIN;
         return 0;
 }
 
@@ -543,6 +583,10 @@ static int parse_option(int ch) {
                 arg_given |= OPT_REQUEST_ID;
                 arg_request_id = optarg;
                 return 0;
+        case ARG_BATCH:
+                return parse_batch(optarg);
+        case ARG_DRAIN:
+                return parse_drain(optarg);
         case ARG_FORCE:
                 arg_node.force = true;
                 arg_given |= OPT_FORCE;
@@ -570,6 +614,8 @@ static int parse_argv(int argc, char *argv[]) {
                 { "request-id", required_argument, NULL, ARG_REQUEST_ID },
                 { "no-block", no_argument, NULL, ARG_NO_BLOCK },
                 { "yes", no_argument, NULL, ARG_YES },
+                { "batch", required_argument, NULL, ARG_BATCH },
+                { "drain", required_argument, NULL, ARG_DRAIN },
                 {},
         };
         for (int ch; (ch = getopt_long(argc, argv, "hfn:", options, NULL)) >= 0;) {

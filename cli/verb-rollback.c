@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
-/* napctl rollback and napctl history: thin adapters over lib/ops/ops.h. */
+/* napctl rollback, refresh-instances and history: thin adapters over
+ * lib/ops/ops.h. */
 
 #include <jansson.h>
 
@@ -32,18 +33,44 @@ static void print_rollback(const char *service, const NapRolloutResult *res) {
                        strempty(res->instances[i].active_state));
 }
 
-int verb_rollback(NapContext *c, char **args, bool json, NapError *e) {
-        NapRolloutOptions o = { .progress = json ? NULL : on_progress };
+static json_t *result_json(const char *service, const NapRolloutResult *res) {
+        return json_pack("{s:s, s:s, s:s, s:b, s:o}", "service", service, "commit", res->deploy.commit, "previous",
+                         res->previous, "changed", res->deploy.changed, "instances", instances_json(res));
+}
+
+int verb_rollback(NapContext *c, char **args, bool json, const NapRolloutOptions *options, NapError *e) {
+        NapRolloutOptions o = *options;
         NapRolloutResult res;
+        o.progress = json ? NULL : on_progress;
         int r = nap_rollback(c, args[0], args[1], &o, &res, e);
         if (r < 0)
                 return r;
         if (json)
-                r = output_json(json_pack("{s:s, s:s, s:s, s:b, s:o}", "service", args[0], "commit",
-                                                  res.deploy.commit, "previous", res.previous, "changed",
-                                                  res.deploy.changed, "instances", instances_json(&res)));
+                r = output_json(result_json(args[0], &res));
         else
                 print_rollback(args[0], &res);
+        nap_rollout_result_done(&res);
+        return r;
+}
+
+static void print_refreshed(const char *service, const NapRolloutResult *res) {
+        printf("Replaced the instances of %s (%.12s)\n", service, res->deploy.commit);
+        for (size_t i = 0; i < res->n_instances; i++)
+                printf("%s %s %s\n", res->instances[i].name, res->instances[i].url,
+                       strempty(res->instances[i].active_state));
+}
+
+int verb_refresh_instances(NapContext *c, char **args, bool json, const NapRolloutOptions *options, NapError *e) {
+        NapRolloutOptions o = *options;
+        NapRolloutResult res;
+        o.progress = json ? NULL : on_progress;
+        int r = nap_refresh_instances(c, args[0], &o, &res, e);
+        if (r < 0)
+                return r;
+        if (json)
+                r = output_json(result_json(args[0], &res));
+        else
+                print_refreshed(args[0], &res);
         nap_rollout_result_done(&res);
         return r;
 }

@@ -8,29 +8,17 @@
 #include <time.h>
 
 #include "discovery-probe.h"
-
-static const char *const probe_mode_table[_PROBE_MODE_MAX] = {
-        [PROBE_HTTP] = "http",
-        [PROBE_TCP] = "tcp",
-};
-
-const char *probe_mode_to_string(ProbeMode m) {
-        return m >= 0 && m < _PROBE_MODE_MAX ? probe_mode_table[m] : NULL;
-}
-
-ProbeMode probe_mode_from_string(const char *s) {
-        return string_table_lookup(probe_mode_table, ELEMENTSOF(probe_mode_table), s);
-}
+#include "model/profile.h"
 
 /* The loopback addresses, in the order tried. */
 enum { ADDRESS_V4, ADDRESS_V6, _ADDRESS_MAX };
 
-void probe_init(Probe *p, sd_event *event, ProbeMode mode, unsigned port, uint64_t timeout_usec,
+void probe_init(Probe *p, sd_event *event, unsigned port, const char *path, uint64_t timeout_usec,
                 probe_done_fn done, void *userdata) {
         *p = (Probe) {
                 .event = event,
-                .mode = mode,
                 .port = port,
+                .path = path,
                 .timeout_usec = timeout_usec,
                 .done = done,
                 .userdata = userdata,
@@ -55,7 +43,7 @@ void probe_cancel(Probe *p) {
 
 static void probe_finish(Probe *p, DiscoveryProbeResult r, const char *why) {
         probe_cancel(p);
-        p->done(p, r, why, p->userdata);
+        p->done(p, p->check, r, why, p->userdata);
 }
 
 static int io_handler(sd_event_source *s, int fd, uint32_t revents, void *userdata);
@@ -106,16 +94,16 @@ static void probe_next_address(Probe *p, int error) {
 }
 
 static void probe_send(Probe *p) {
-        char req[128];
+        char req[NAP_HEALTH_PATH_MAX + 128];
         int n;
 
-        if (p->mode == PROBE_TCP) {
+        if (p->check == DISCOVERY_CHECK_TCP) {
                 probe_finish(p, DISCOVERY_PROBE_ANSWERED, "connected");
                 return;
         }
         n = snprintf(req, sizeof req,
-                     "HEAD / HTTP/1.0\r\nHost: %s:%u\r\nUser-Agent: nap-discovery\r\n\r\n",
-                     p->address == ADDRESS_V4 ? "127.0.0.1" : "[::1]", p->port);
+                     "HEAD %s HTTP/1.0\r\nHost: %s:%u\r\nUser-Agent: nap-discovery\r\n\r\n",
+                     p->path, p->address == ADDRESS_V4 ? "127.0.0.1" : "[::1]", p->port);
         /* A fresh socket's buffer takes a few dozen bytes whole. */
         if (send(p->fd, req, (size_t) n, MSG_NOSIGNAL | MSG_DONTWAIT) != n) {
                 probe_finish(p, DISCOVERY_PROBE_REFUSED, "connection reset before the request was sent");
@@ -165,10 +153,11 @@ static int timer_handler(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-int probe_start(Probe *p) {
+int probe_start(Probe *p, DiscoveryCheck check) {
         int r;
 
         probe_cancel(p);
+        p->check = check;
         r = sd_event_add_time_relative(p->event, &p->timer, CLOCK_MONOTONIC, p->timeout_usec, 1000,
                                        timer_handler, p);
         if (r < 0)

@@ -39,7 +39,7 @@
 #define PROBE_TIMEOUT_USEC_DEFAULT (1000ULL * 1000ULL)
 #define STEPS_PER_WAKEUP 5
 
-static ProbeMode arg_probe = PROBE_HTTP;
+static DiscoveryCheck arg_probe = DISCOVERY_CHECK_HTTP;
 static uint64_t arg_probe_timeout_usec = PROBE_TIMEOUT_USEC_DEFAULT;
 static const char *arg_instance = NULL;
 
@@ -48,6 +48,7 @@ typedef struct Context {
         NapInstance instance;
         char name[NAP_UNIT_NAME_MAX];  /* USER_APP_common@N */
         unsigned port;
+        char *health_path;             /* the manifest's, else nap.conf's HealthPath= */
         char *key;
         char *value;
         EtcdClient *etcd;
@@ -77,6 +78,7 @@ static void context_done(Context *c) {
         sd_event_unref(c->event);
         etcd_client_free(c->etcd);
         nap_config_free(c->config);
+        free(c->health_path);
         free(c->key);
         free(c->value);
         free(c->status);
@@ -246,29 +248,32 @@ static int on_etcd_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
 /* ---- the app --------------------------------------------------------- */
 
-static void on_probe_done(Probe *p, DiscoveryProbeResult r, const char *why, void *userdata) {
+static void on_probe_done(Probe *p, DiscoveryCheck check, DiscoveryProbeResult r, const char *why,
+                          void *userdata) {
         Context *c = userdata;
         uint64_t now = now_usec();
 
-        if (discovery_probe_done(&c->d, r, now)) {
+        if (discovery_probe_done(&c->d, check, r, now)) {
                 if (c->d.app_up)
                         log_info("%s answers on port %u.", c->name, c->port);
                 else
                         log_warning("%s stopped answering on port %u: %s.", c->name, c->port, why);
         } else
-                log_debug("probe: %s (%s)", discovery_probe_result_to_string(r), why);
+                log_debug("%s check: %s (%s)", discovery_check_to_string(check),
+                          discovery_probe_result_to_string(r), why);
         reconcile(c);
         arm(c->probe_timer, now_usec() + discovery_probe_interval(&c->d, now));
 }
 
 static int on_probe_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Context *c = userdata;
-        int r = probe_start(&c->probe);
+        DiscoveryCheck check = discovery_next_check(&c->d, now_usec());
+        int r = probe_start(&c->probe, check);
 
         if (r < 0) {
                 /* Out of fds or memory: count it as no answer, try again later. */
                 log_warning_errno(r, "Failed to start a probe: %m");
-                on_probe_done(&c->probe, DISCOVERY_PROBE_TIMEOUT, "probe could not start", c);
+                on_probe_done(&c->probe, check, DISCOVERY_PROBE_TIMEOUT, "probe could not start", c);
         }
         return 0;
 }
@@ -306,6 +311,9 @@ static int load_instance(Context *c) {
         if (r < 0)
                 return log_error_errno(r, "Cannot read the manifest of %s: %s", c->name, e.message);
         c->port = m->port;
+        c->health_path = strdup(nap_manifest_health_path(m, c->config->health_path));
+        if (!c->health_path)
+                return log_error_errno(-ENOMEM, "Out of memory.");
         return 0;
 }
 
@@ -363,7 +371,7 @@ static int setup_event(Context *c) {
                 r = sd_event_source_set_enabled(c->etcd_timer, SD_EVENT_OFF);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the event loop: %m");
-        probe_init(&c->probe, c->event, arg_probe, c->port, arg_probe_timeout_usec, on_probe_done, c);
+        probe_init(&c->probe, c->event, c->port, c->health_path, arg_probe_timeout_usec, on_probe_done, c);
         return 0;
 }
 
@@ -390,7 +398,8 @@ static void help(void) {
                "Publish an instance's endpoint in etcd while it answers (nap-discovery(8)).\n\n"
                "  -h --help                 Show this help\n"
                "     --version              Show the version\n"
-               "     --probe=http|tcp       How to tell that the app answers (default: http)\n"
+               "     --probe=http|tcp       http: HEAD HealthPath= every HealthCheckSec=, TCP\n"
+               "                            connects between (default); tcp: TCP connects only\n"
                "     --probe-timeout=SEC    How long an answer may take (default: 1)\n");
 }
 
@@ -426,7 +435,7 @@ static int parse_argv(int argc, char *argv[]) {
                         puts("nap-discovery " NAP_VERSION);
                         return 0;
                 case ARG_PROBE:
-                        arg_probe = probe_mode_from_string(optarg);
+                        arg_probe = discovery_check_from_string(optarg);
                         if (arg_probe < 0)
                                 return log_error_errno(-EINVAL, "--probe= takes http or tcp, not '%s'.", optarg);
                         break;
@@ -465,9 +474,15 @@ static int run(int argc, char *argv[]) {
         r = setup_event(&c);
         if (r < 0)
                 return r;
-        discovery_init(&c.d, c.config->discovery_ttl, now_usec());
-        log_info("Waiting for %s to answer on port %u (%s probe), then publishing %s (TTL %u s).", c.name, c.port,
-                 probe_mode_to_string(arg_probe), c.key, c.config->discovery_ttl);
+        discovery_init(&c.d, c.config->discovery_ttl, arg_probe == DISCOVERY_CHECK_TCP ? 0 : c.config->health_check_sec,
+                       now_usec());
+        if (arg_probe == DISCOVERY_CHECK_TCP)
+                log_info("Waiting for %s to accept TCP connections on port %u, then publishing %s (TTL %u s).",
+                         c.name, c.port, c.key, c.config->discovery_ttl);
+        else
+                log_info("Waiting for %s to answer HEAD %s on port %u, then publishing %s (TTL %u s); "
+                         "then HEAD every %u s, TCP connects between.", c.name, c.health_path, c.port, c.key,
+                         c.config->discovery_ttl, c.config->health_check_sec);
         notify_state(&c);
 
         r = sd_event_loop(c.event);

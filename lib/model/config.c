@@ -21,6 +21,7 @@
 #include "nap-config.h"
 #include "base/strv.h"
 #include "model/node.h"
+#include "model/profile.h"
 #include "model/resources.h"
 
 #define DEFAULT_ROOT "/var/lib/nap"
@@ -33,6 +34,9 @@
 #define ETCD_PREFIX_MAX 128
 #define DISCOVERY_TTL_MIN 2u
 #define DISCOVERY_TTL_MAX 3600u
+#define DEFAULT_HEALTH_CHECK_SEC 30u
+#define HEALTH_CHECK_SEC_MIN 1u
+#define HEALTH_CHECK_SEC_MAX 3600u
 #define PORT_MIN 1024u
 #define PORT_MAX 65535u
 #define HOST_MAX 253
@@ -69,6 +73,7 @@ NapConfig *nap_config_free(NapConfig *c) {
         free(c->host);
         strv_free(c->etcd);
         free(c->etcd_prefix);
+        free(c->health_path);
         free(c->authorized_keys);
         free(c->cluster_prefix);
         free(c->node);
@@ -89,15 +94,20 @@ int nap_config_new_default(NapConfig **ret) {
         c->etcd_prefix = strdup(DEFAULT_ETCD_PREFIX);
         c->authorized_keys = strdup(DEFAULT_AUTHORIZED_KEYS);
         c->cluster_prefix = strdup(DEFAULT_CLUSTER_PREFIX);
-        if (!c->root || !c->instances_dir || !c->etcd_prefix || !c->authorized_keys || !c->cluster_prefix)
+        c->health_path = strdup(NAP_HEALTH_PATH_DEFAULT);
+        if (!c->root || !c->instances_dir || !c->etcd_prefix || !c->authorized_keys || !c->cluster_prefix ||
+            !c->health_path)
                 return -ENOMEM;
         c->node_ttl = DEFAULT_NODE_TTL;
         c->scope = NAP_SCOPE_SYSTEM;
         c->port_min = DEFAULT_PORT_MIN;
         c->port_max = DEFAULT_PORT_MAX;
         c->discovery_ttl = DEFAULT_DISCOVERY_TTL;
+        c->health_check_sec = DEFAULT_HEALTH_CHECK_SEC;
         c->max_connections = DEFAULT_MAX_CONNECTIONS;
         c->max_connections_per_user = DEFAULT_MAX_CONNECTIONS_PER_USER;
+        c->rollout_batch = NAP_ROLLOUT_BATCH_DEFAULT;
+        c->rollout_drain_sec = NAP_ROLLOUT_DRAIN_SEC_DEFAULT;
         *ret = TAKE_PTR(c);
         return 0;
 }
@@ -285,6 +295,60 @@ static int parse_discovery_ttl(Parser *p, const char *v) {
                              &p->config->discovery_ttl);
 }
 
+static int parse_health_path(Parser *p, const char *v) {
+        char b[72];
+        if (*v && !nap_health_path_is_valid(v))
+                return bad_value(p, -EINVAL, "'%s' is not " NAP_HEALTH_PATH_RULE, shown(v, b));
+        return replace_string(&p->config->health_path, *v ? v : NAP_HEALTH_PATH_DEFAULT);
+}
+
+static int parse_health_check_sec(Parser *p, const char *v) {
+        return parse_seconds(p, v, DEFAULT_HEALTH_CHECK_SEC, HEALTH_CHECK_SEC_MIN, HEALTH_CHECK_SEC_MAX,
+                             &p->config->health_check_sec);
+}
+
+int nap_rollout_batch_parse(const char *s, NapRolloutBatch *ret) {
+        unsigned long n;
+        const char *end;
+        if (!s || parse_unsigned(s, &end, &n) < 0)
+                return -EINVAL;
+        bool percent = streq(end, "%");
+        if (*end && !percent)
+                return -EINVAL;
+        if (n < 1 || n > (percent ? 100u : NAP_ROLLOUT_BATCH_MAX))
+                return -ERANGE;
+        *ret = (NapRolloutBatch) { .value = n, .percent = percent };
+        return 0;
+}
+
+unsigned nap_rollout_batch_size(NapRolloutBatch b, unsigned n) {
+        unsigned k = b.percent ? (unsigned) (((uint64_t) n * b.value + 99) / 100) : b.value;
+        return MAX(MIN(k, n), 1u);
+}
+
+/* Replacing 25% at a time: an app of 100 is rolled in 4 batches, while
+ * three quarters of it keep serving as before. */
+static int parse_rollout_batch(Parser *p, const char *v) {
+        char b[72];
+        if (!*v) {
+                p->config->rollout_batch = NAP_ROLLOUT_BATCH_DEFAULT;
+                return 0;
+        }
+        int r = nap_rollout_batch_parse(v, &p->config->rollout_batch);
+        return r < 0 ? bad_value(p, r, "'%s' is not a number of instances (1..%u) or a percentage (1%%..100%%)",
+                                 shown(v, b), NAP_ROLLOUT_BATCH_MAX)
+                     : 0;
+}
+
+/* 1 s: a client reads the endpoints and connects within milliseconds, and
+ * most requests it already sent finish within the second; the drains of
+ * all batches but the last overlap the next batch's start, so a push
+ * takes about one drain longer, however many batches. */
+static int parse_rollout_drain_sec(Parser *p, const char *v) {
+        return parse_seconds(p, v, NAP_ROLLOUT_DRAIN_SEC_DEFAULT, 0, NAP_ROLLOUT_DRAIN_SEC_MAX,
+                             &p->config->rollout_drain_sec);
+}
+
 static int parse_node_ttl(Parser *p, const char *v) {
         return parse_seconds(p, v, DEFAULT_NODE_TTL, NODE_TTL_MIN, NODE_TTL_MAX, &p->config->node_ttl);
 }
@@ -421,6 +485,8 @@ static const KeyParser key_table[] = {
         { "Etcd",         parse_etcd          },
         { "EtcdPrefix",   parse_etcd_prefix   },
         { "DiscoveryTTL", parse_discovery_ttl },
+        { "HealthPath",   parse_health_path   },
+        { "HealthCheckSec", parse_health_check_sec },
         { "AuthorizedKeys", parse_authorized_keys },
         { "ClusterPrefix", parse_cluster_prefix },
         { "Node",         parse_node          },
@@ -431,6 +497,8 @@ static const KeyParser key_table[] = {
         { "NodeTTL",      parse_node_ttl      },
         { "MaxConnections", parse_max_connections },
         { "MaxConnectionsPerUser", parse_max_connections_per_user },
+        { "RolloutBatch", parse_rollout_batch },
+        { "RolloutDrainSec", parse_rollout_drain_sec },
 };
 
 /* ---- lines ---- */

@@ -10,6 +10,10 @@
  *   Etcd=          comma-separated http(s) URLs         default empty (no etcd)
  *   EtcdPrefix=    where nap's keys live                default /services
  *   DiscoveryTTL=  seconds, 2..3600                     default 60
+ *   HealthPath=    what HTTP health checks ask for      default /
+ *                  (an app's profile may set its own; nap.profile(5))
+ *   HealthCheckSec= seconds between nap-discovery's HTTP checks of a
+ *                  healthy app, 1..3600                 default 30
  *   AuthorizedKeys= the nap account's authorized_keys    default /var/lib/nap/.ssh/authorized_keys
  * The cluster (nap-node(8)):
  *   ClusterPrefix= where the cluster's keys live         default /nap
@@ -19,6 +23,11 @@
  *   Memory=        capacity: bytes, K/M/G/T              default: physical memory
  *   Storage=       capacity: bytes, K/M/G/T              default: Root='s file system
  *   NodeTTL=       membership lease, seconds, 2..600     default 10
+ * Rollouts (push, rollback, refresh-instances: lib/ops/ops-push.c):
+ *   RolloutBatch=     instances replaced at once: N, or P% of them (at
+ *                     least 1), 1..20000 or 1%..100%   default 25%
+ *   RolloutDrainSec=  seconds between withdrawing an old instance's
+ *                     endpoint and stopping it, 0..600  default 1
  * nap-managerd(8)'s varlink connections:
  *   MaxConnections=        in all, 1..65536              default 4096
  *   MaxConnectionsPerUser= from one uid, 1..65536        default 1024
@@ -29,6 +38,7 @@
  * AuthorizedKeys= must be absolute paths. NAP_CONFIG=path replaces the
  * default file as a whole. */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,6 +56,24 @@ NapScope nap_scope_from_string(const char *s) _pure_;
 
 #define NAP_CONFIG_MAX_SIZE (64 * 1024)
 
+/* How many instances a rollout replaces at once: a number, or a
+ * percentage of the app's instances. */
+typedef struct NapRolloutBatch {
+        unsigned value;
+        bool percent;
+} NapRolloutBatch;
+
+#define NAP_ROLLOUT_BATCH_DEFAULT ((NapRolloutBatch) { .value = 25, .percent = true })
+#define NAP_ROLLOUT_BATCH_MAX 20000u
+#define NAP_ROLLOUT_DRAIN_SEC_DEFAULT 1u
+#define NAP_ROLLOUT_DRAIN_SEC_MAX 600u
+
+/* "N" (1..NAP_ROLLOUT_BATCH_MAX) or "P%" (1..100): 0, or -EINVAL/-ERANGE. */
+int nap_rollout_batch_parse(const char *s, NapRolloutBatch *ret);
+/* The batch's size for an app of n instances: at least 1, at most n
+ * (1 when n is 0). */
+unsigned nap_rollout_batch_size(NapRolloutBatch b, unsigned n) _pure_;
+
 typedef struct NapConfig {
         char *root;
         char *instances_dir;
@@ -55,6 +83,8 @@ typedef struct NapConfig {
         char **etcd;         /* strv, NULL when no etcd */
         char *etcd_prefix;   /* "/services": keys PREFIX/url/…, PREFIX/port/…, PREFIX/USER_APP/… */
         unsigned discovery_ttl;
+        char *health_path;   /* "/": nap_health_path_is_valid() (model/profile.h) */
+        unsigned health_check_sec;
         char *authorized_keys; /* edited by napctl keys (lib/model/authkeys.h) */
         char *cluster_prefix; /* "/nap": PREFIX/nodes/…, see lib/model/node.h */
         char *node;          /* NULL: the host name at the time of use */
@@ -62,6 +92,8 @@ typedef struct NapConfig {
         uint64_t cpu_milli, memory, storage; /* capacity; 0: detect */
         unsigned node_ttl;
         unsigned max_connections, max_connections_per_user; /* nap-managerd's varlink connections */
+        NapRolloutBatch rollout_batch;
+        unsigned rollout_drain_sec;
         char *path;          /* the file it came from, NULL for built-in defaults */
 } NapConfig;
 

@@ -4,6 +4,11 @@
 
 #include "model/discovery.h"
 
+static const char *const check_table[_DISCOVERY_CHECK_MAX] = {
+        [DISCOVERY_CHECK_TCP] = "tcp",
+        [DISCOVERY_CHECK_HTTP] = "http",
+};
+
 static const char *const probe_result_table[_DISCOVERY_PROBE_RESULT_MAX] = {
         [DISCOVERY_PROBE_ANSWERED] = "answered",
         [DISCOVERY_PROBE_REFUSED] = "refused",
@@ -25,6 +30,14 @@ static const char *const state_table[_DISCOVERY_STATE_MAX] = {
         [DISCOVERY_STATE_WITHDRAWING] = "withdrawing",
 };
 
+const char *discovery_check_to_string(DiscoveryCheck c) {
+        return c >= 0 && c < _DISCOVERY_CHECK_MAX ? check_table[c] : NULL;
+}
+
+DiscoveryCheck discovery_check_from_string(const char *s) {
+        return string_table_lookup(check_table, ELEMENTSOF(check_table), s);
+}
+
 const char *discovery_probe_result_to_string(DiscoveryProbeResult r) {
         return r >= 0 && r < _DISCOVERY_PROBE_RESULT_MAX ? probe_result_table[r] : NULL;
 }
@@ -37,7 +50,7 @@ const char *discovery_state_to_string(DiscoveryState s) {
         return s >= 0 && s < _DISCOVERY_STATE_MAX ? state_table[s] : NULL;
 }
 
-void discovery_init(Discovery *d, unsigned ttl_sec, uint64_t now) {
+void discovery_init(Discovery *d, unsigned ttl_sec, unsigned health_check_sec, uint64_t now) {
         uint64_t ttl = MAX(ttl_sec, 1u);
 
         assert(d);
@@ -48,12 +61,39 @@ void discovery_init(Discovery *d, unsigned ttl_sec, uint64_t now) {
                 .ttl_sec = ttl,
                 .backoff_max_usec = MAX(MIN(DISCOVERY_BACKOFF_MAX_USEC, ttl * DISCOVERY_USEC_PER_SEC / 6),
                                         DISCOVERY_BACKOFF_MIN_USEC),
+                .health_check_usec = (uint64_t) health_check_sec * DISCOVERY_USEC_PER_SEC,
                 .keepalive_usec = ttl * DISCOVERY_USEC_PER_SEC / 3,
                 .silent_since = now,
         };
 }
 
-bool discovery_probe_done(Discovery *d, DiscoveryProbeResult r, uint64_t now) {
+static bool tcp_only(const Discovery *d) {
+        return d->health_check_usec == 0;
+}
+
+DiscoveryCheck discovery_next_check(const Discovery *d, uint64_t now) {
+        assert(d);
+
+        if (tcp_only(d))
+                return DISCOVERY_CHECK_TCP;
+        /* Only HTTP can publish, and only HTTP can tell a slow app from a
+         * hung one after a check without answer. */
+        if (!d->app_up || d->timeouts > 0 || now >= d->http_due)
+                return DISCOVERY_CHECK_HTTP;
+        return DISCOVERY_CHECK_TCP;
+}
+
+/* An answer that says the app serves: HTTP, or TCP when that is all. */
+static void serving(Discovery *d, DiscoveryCheck check, uint64_t now) {
+        if (!d->app_up)
+                d->tcp_interval_usec = DISCOVERY_PROBE_STEADY_USEC;
+        d->app_up = d->app_answered_once = true;
+        d->timeouts = 0;
+        if (check == DISCOVERY_CHECK_HTTP)
+                d->http_due = now + d->health_check_usec;
+}
+
+bool discovery_probe_done(Discovery *d, DiscoveryCheck check, DiscoveryProbeResult r, uint64_t now) {
         bool was_up;
 
         assert(d);
@@ -61,8 +101,13 @@ bool discovery_probe_done(Discovery *d, DiscoveryProbeResult r, uint64_t now) {
         was_up = d->app_up;
         switch (r) {
         case DISCOVERY_PROBE_ANSWERED:
-                d->app_up = d->app_answered_once = true;
-                d->timeouts = 0;
+                /* Healthy and still answering: look less often. */
+                if (d->app_up && d->timeouts == 0)
+                        d->tcp_interval_usec = MIN(d->tcp_interval_usec * 2, DISCOVERY_PROBE_TCP_MAX_USEC);
+                /* A TCP connect to an app checked by HTTP only says that
+                 * something listens (the kernel accepts for a hung app). */
+                if (check == DISCOVERY_CHECK_HTTP || tcp_only(d))
+                        serving(d, check, now);
                 break;
         case DISCOVERY_PROBE_REFUSED:
                 /* Nobody listens (any more): a definite answer. */
@@ -71,6 +116,7 @@ bool discovery_probe_done(Discovery *d, DiscoveryProbeResult r, uint64_t now) {
         case DISCOVERY_PROBE_TIMEOUT:
                 /* One slow answer may be a busy app; two in a row is one
                  * that does not serve. */
+                d->tcp_interval_usec = DISCOVERY_PROBE_STEADY_USEC;
                 if (++d->timeouts >= DISCOVERY_TIMEOUTS_DOWN)
                         d->app_up = false;
                 break;
@@ -85,10 +131,15 @@ bool discovery_probe_done(Discovery *d, DiscoveryProbeResult r, uint64_t now) {
 uint64_t discovery_probe_interval(const Discovery *d, uint64_t now) {
         assert(d);
 
-        if (d->app_up)
+        if (d->app_up) {
                 /* After a missed answer, ask again at once: a stopped app
                  * is withdrawn within 2 timeouts, not 2 intervals. */
-                return d->timeouts > 0 ? DISCOVERY_PROBE_FAST_USEC : DISCOVERY_PROBE_STEADY_USEC;
+                if (d->timeouts > 0)
+                        return DISCOVERY_PROBE_FAST_USEC;
+                if (tcp_only(d))
+                        return d->tcp_interval_usec;
+                return MIN(d->tcp_interval_usec, d->http_due > now ? d->http_due - now : 0);
+        }
         if (now - d->silent_since < DISCOVERY_PROBE_FAST_FOR_USEC)
                 return DISCOVERY_PROBE_FAST_USEC;
         return DISCOVERY_PROBE_SLOW_USEC;

@@ -30,6 +30,7 @@ void nap_intent_done(NapIntent *i) {
         free(i->previous_url);
         free(i->instances);
         free(i->running);
+        free(i->added);
         *i = (NapIntent) {};
 }
 
@@ -103,13 +104,13 @@ static int previous_from_json(json_t *o, NapIntent *i) {
 static int intent_from_json(json_t *root, NapIntent *i, NapError *e) {
         const char *operation, *user, *app, *request = NULL, *node = NULL, *commit = NULL;
         json_int_t version, time, number = 0;
-        json_t *previous = NULL, *instances = NULL, *running = NULL;
+        json_t *previous = NULL, *instances = NULL, *running = NULL, *added = NULL;
         json_error_t jerr;
         if (json_unpack_ex(root, &jerr, JSON_STRICT,
-                           "{s:I, s:s, s:s, s:s, s:I, s?I, s?s, s?s, s?s, s?o, s?o, s?o}", "version", &version,
+                           "{s:I, s:s, s:s, s:s, s:I, s?I, s?s, s?s, s?s, s?o, s?o, s?o, s?o}", "version", &version,
                            "operation", &operation, "user", &user, "app", &app, "time", &time, "number", &number,
                            "request", &request, "node", &node, "commit", &commit, "previous", &previous,
-                           "instances", &instances, "running", &running) < 0)
+                           "instances", &instances, "running", &running, "added", &added) < 0)
                 return damaged(e, jerr.text);
         i->operation = nap_intent_operation_from_string(operation);
         if (version != NAP_INTENT_VERSION || i->operation < 0 || time < 0 || number < 0 ||
@@ -130,6 +131,8 @@ static int intent_from_json(json_t *root, NapIntent *i, NapError *e) {
                 r = numbers_from_json(instances, &i->instances, &i->n_instances);
         if (r >= 0)
                 r = numbers_from_json(running, &i->running, &i->n_running);
+        if (r >= 0)
+                r = numbers_from_json(added, &i->added, &i->n_added);
         return r == -ENOMEM ? nap_error_errno(e, r, "Failed to read an intent record")
                : r < 0      ? damaged(e, "a value is not valid")
                             : 0;
@@ -184,6 +187,8 @@ char *nap_intent_format(const NapIntent *i) {
                 r = json_object_set_new(o, "instances", numbers_to_json(i->instances, i->n_instances));
         if (r >= 0 && i->operation == NAP_INTENT_ROLLOUT)
                 r = json_object_set_new(o, "running", numbers_to_json(i->running, i->n_running));
+        if (r >= 0 && i->operation == NAP_INTENT_ROLLOUT && i->n_added > 0)
+                r = json_object_set_new(o, "added", numbers_to_json(i->added, i->n_added));
         char *text = r >= 0 ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
         char *line = text ? strdup_printf("%s\n", text) : NULL;
         free(text);

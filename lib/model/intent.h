@@ -17,11 +17,16 @@
  *   {"version":1, "operation":"deploy", ...}
  *   {"version":1, "operation":"rollout", ..., "commit":"<40 hex>",
  *    "previous":{"commit":"<40 hex>", "url":"/srv/git/alice/web.git"},
- *    "instances":[1,2,3], "running":[1,3]}
+ *    "instances":[1,2,3], "running":[1,3], "added":[4,5], "number":6, "node":"N"}
  *   {"version":1, "operation":"destroy-app", ...}
  * "request" (a client's request id, nap_request_id_is_valid()) and
  * "node" (where a compute reservation is held) are optional; a rollout's
  * "commit" is absent for a refresh, "previous" when nothing was deployed.
+ * A rollout replaces instances: "instances" are the old ones in the order
+ * they are replaced, "added" their replacements made so far (added[k]
+ * replaces instances[k]; an app without instances: its first one), and
+ * "number" (with "node" when a reservation is made) the replacement being
+ * created when the record was written, which may have no manifest yet.
  * Parsing is strict, as for manifests: unknown keys are refused.
  *
  * Request records: ROOT/requests/USER/ID holds the instance a request
@@ -67,6 +72,8 @@ typedef struct NapIntent {
         char *previous_url;
         unsigned *instances, *running;                 /* rollout: numbers, before it began */
         size_t n_instances, n_running;
+        unsigned *added;                               /* rollout: replacements made, in order */
+        size_t n_added;
 } NapIntent;
 
 void nap_intent_done(NapIntent *i);

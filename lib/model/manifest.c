@@ -209,6 +209,14 @@ static int parse_reservation(const char *key, json_t *v, ManifestParse *p, NapEr
         return p->m->reservation ? 0 : nap_error_errno(e, -ENOMEM, "Cannot parse manifest");
 }
 
+static int parse_health_path(const char *key, json_t *v, ManifestParse *p, NapError *e) {
+        const char *s = json_string_value(v);
+        if (!nap_health_path_is_valid(s))
+                return bad(e, "Key '%s' must be " NAP_HEALTH_PATH_RULE, key);
+        p->m->health_path = strdup(s);
+        return p->m->health_path ? 0 : nap_error_errno(e, -ENOMEM, "Cannot parse manifest");
+}
+
 /* Every key a manifest may have. Anything else is refused: a manifest nap
  * did not write is not trusted. */
 static const struct {
@@ -231,6 +239,7 @@ static const struct {
         { "image",     JSON_OBJECT,  false, parse_image     },
         { "resources", JSON_OBJECT,  false, parse_resources },
         { "reservation", JSON_STRING, false, parse_reservation },
+        { "health_path", JSON_STRING, false, parse_health_path },
         { "environment", JSON_OBJECT, false, parse_environment },
 };
 
@@ -299,6 +308,7 @@ NapManifest *nap_manifest_free(NapManifest *m) {
         free(m->image.context);
         free(m->image.tag);
         free(m->reservation);
+        free(m->health_path);
         nap_params_free(m->environment);
         free(m);
         return NULL;
@@ -426,6 +436,8 @@ char *nap_manifest_format(const NapManifest *m) {
                 r |= set_new(o, "resources", resources_to_json(&m->resources));
         if (m->reservation)
                 r |= set_new(o, "reservation", json_string(m->reservation));
+        if (m->health_path)
+                r |= set_new(o, "health_path", json_string(m->health_path));
         if (nap_params_size(m->environment) > 0)
                 r |= set_new(o, "environment", params_to_json(m->environment));
         if (r != 0)
@@ -435,6 +447,19 @@ char *nap_manifest_format(const NapManifest *m) {
         if (!text)
                 return NULL;
         return strdup_printf("%s\n", text);
+}
+
+int nap_manifest_apply_profile(NapManifest *m, const NapProfile *p, const NapParams *params, NapError *e) {
+        assert(m);
+        assert(p);
+
+        const char *path = nap_profile_health_path(p);
+        char *copy = path ? strdup(path) : NULL;
+        if (path && !copy)
+                return nap_error_errno(e, -ENOMEM, "Failed to read the profile's HealthPath=");
+        free(m->health_path);
+        m->health_path = copy;
+        return nap_profile_substitute(p, params, m->port, &m->argv, &m->params, e);
 }
 
 #define IMAGE_NAME_MAX 128

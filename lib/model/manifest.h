@@ -16,6 +16,9 @@
  *    the generator writes them as CPUWeight=, CPUQuota=, MemoryLow=,
  *    MemoryMax=) and "reservation":"NODE", the node of the cluster where
  *    the instance's compute reservation (named as the instance) is held.
+ *   Optional too: "health_path":"/healthz", the profile's HealthPath=
+ *    (nap_health_path_is_valid()): what HTTP health checks of the instance
+ *    ask for (nap-discovery, start and push); absent: nap.conf's HealthPath=.
  *   Optional: "environment":{"KEY":"VALUE"}, the app's configuration
  *    (napctl config set) as the instance was made with it: keys pass
  *    nap_env_name_check(), values are checked as parameter values; the
@@ -62,6 +65,7 @@ typedef struct NapManifest {
         NapManifestImage image;
         NapCompute resources;  /* all 0: none */
         char *reservation;     /* the node holding the reservation; NULL: none */
+        char *health_path;     /* the profile's HealthPath=; NULL: nap.conf's */
         NapParams *environment; /* the app's configuration; NULL or empty: none */
 } NapManifest;
 
@@ -71,6 +75,16 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(NapManifest *, nap_manifest_free);
 int nap_manifest_parse(const char *text, size_t size, NapManifest **ret, NapError *e);
 /* Deterministic JSON (fixed key order, sorted params), ending in "\n". */
 char *nap_manifest_format(const NapManifest *m);
+
+/* argv and params from p with params and m->port substituted, and the
+ * profile's HealthPath=: what an instance takes from its profile. */
+int nap_manifest_apply_profile(NapManifest *m, const NapProfile *p, const NapParams *params, NapError *e);
+
+/* What HTTP health checks of the instance ask for: its profile's
+ * HealthPath=, else def (nap.conf's HealthPath=). m may be NULL. */
+static inline const char *nap_manifest_health_path(const NapManifest *m, const char *def) {
+        return m && m->health_path ? m->health_path : def;
+}
 
 static inline bool nap_manifest_has_image(const NapManifest *m) {
         return m->image.tag;

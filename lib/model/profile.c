@@ -52,6 +52,7 @@ struct NapProfile {
         char **params;   /* strv, first-appearance order, never NULL */
         char **defaults; /* NAP_PARAMS_MAX slots parallel to params; NULL: none */
         bool uses_port;
+        char *health_path; /* HealthPath=; NULL: none */
 };
 
 struct NapParams {
@@ -213,6 +214,7 @@ NapProfile *nap_profile_free(NapProfile *p) {
                 free(p->defaults[i]);
         free(p->defaults);
         strv_free(p->params);
+        free(p->health_path);
         free(p);
         return NULL;
 }
@@ -586,19 +588,68 @@ static bool lex_line_is_empty(const Lexer *l) {
 
 /* ---- profile and Procfile ---- */
 
+#define HEALTH_PATH_KEY "HealthPath="
+
+/* Whether the current line (after leading blanks) is "HealthPath=…". */
+static bool lex_line_is_health_path(const Lexer *l) {
+        size_t i = l->pos, n = strlen(HEALTH_PATH_KEY);
+        while (i < l->size && (l->text[i] == ' ' || l->text[i] == '\t'))
+                i++;
+        return l->size - i >= n && strneq(l->text + i, HEALTH_PATH_KEY, n);
+}
+
+/* "HealthPath=PATH": PATH with blanks around it stripped, checked, once. */
+static int lex_health_path(Lexer *l) {
+        char b[72];
+        unsigned line = l->line;
+        lex_skip_blanks(l);
+        lex_advance(l, strlen(HEALTH_PATH_KEY));
+        const char *nl = memchr(l->text + l->pos, '\n', l->size - l->pos);
+        size_t start = l->pos, end = nl ? (size_t) (nl - l->text) : l->size;
+        while (start < end && (l->text[start] == ' ' || l->text[start] == '\t'))
+                start++;
+        while (end > start && strchr(" \t\r", l->text[end - 1]))
+                end--;
+        lex_skip_line(l);
+        if (l->profile->health_path)
+                return lex_error(l, -EINVAL, line, 0, "HealthPath= given twice");
+        _cleanup_free_ char *v = strndup(l->text + start, end - start);
+        if (!v)
+                return -ENOMEM;
+        if (!nap_health_path_is_valid(v))
+                return lex_error(l, -EINVAL, line, 0, "HealthPath= must be " NAP_HEALTH_PATH_RULE ", not '%s'",
+                                 shown(v, strlen(v), b));
+        l->profile->health_path = TAKE_PTR(v);
+        return 0;
+}
+
+/* Blank, comment and HealthPath= lines: 1 if the current line was one
+ * (and is consumed), 0 if it is something else. */
+static int lex_other_line(Lexer *l) {
+        if (lex_line_is_empty(l)) {
+                lex_skip_line(l);
+                return 1;
+        }
+        if (!lex_line_is_health_path(l))
+                return 0;
+        int r = lex_health_path(l);
+        return r < 0 ? r : 1;
+}
+
 static int parse_profile(Lexer *l) {
         bool have = false;
 
         while (!lex_at_end(l)) {
-                if (lex_line_is_empty(l)) {
-                        lex_skip_line(l);
+                int r = lex_other_line(l);
+                if (r < 0)
+                        return r;
+                if (r > 0)
                         continue;
-                }
                 if (have)
                         return lex_error(l, -EINVAL, l->line, 0,
                                          "second command line (a profile has one command; end a line with '\\' to continue it)");
                 unsigned line = l->line;
-                int r = lex_command(l);
+                r = lex_command(l);
                 if (r < 0)
                         return r;
                 if (r == 0)
@@ -623,10 +674,11 @@ static int parse_procfile(Lexer *l) {
         bool have = false;
 
         while (!lex_at_end(l)) {
-                if (lex_line_is_empty(l)) {
-                        lex_skip_line(l);
+                int r = lex_other_line(l);
+                if (r < 0)
+                        return r;
+                if (r > 0)
                         continue;
-                }
                 lex_skip_blanks(l);
                 size_t n = procfile_type_length(l);
                 if (n == 0)
@@ -639,7 +691,7 @@ static int parse_procfile(Lexer *l) {
                         return lex_error(l, -EINVAL, l->line, 0, "second 'web' process");
                 unsigned line = l->line;
                 lex_advance(l, 4);
-                int r = lex_command(l);
+                r = lex_command(l);
                 if (r < 0)
                         return r;
                 if (r == 0)
@@ -704,6 +756,37 @@ char *const *nap_profile_parameters(const NapProfile *p) {
         assert(p);
 
         return p->params;
+}
+
+const char *nap_profile_health_path(const NapProfile *p) {
+        assert(p);
+
+        return p->health_path;
+}
+
+static bool is_hex_digit(char c) {
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+bool nap_health_path_is_valid(const char *s) {
+        size_t n;
+
+        if (!s || s[0] != '/')
+                return false;
+        n = strnlen(s, NAP_HEALTH_PATH_MAX + 1);
+        if (n > NAP_HEALTH_PATH_MAX)
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                char c = s[i];
+                if (c == '%') {
+                        if (!is_hex_digit(s[i + 1]) || !is_hex_digit(s[i + 2]))
+                                return false;
+                        i += 2;
+                } else if (!(c >= 'a' && c <= 'z') && !(c >= 'A' && c <= 'Z') && !(c >= '0' && c <= '9') &&
+                           !strchr("-._~!$&'()*+,;=:@/?", c))
+                        return false;
+        }
+        return true;
 }
 
 const char *nap_profile_default(const NapProfile *p, const char *name) {
@@ -945,8 +1028,9 @@ static bool is_plain(char c) {
         return is_name_char(c) || (unsigned char) c >= 0x80 || strchr("-./:=@%+,", c);
 }
 
-static int format_word(Buf *b, const char *w) {
-        bool plain = *w;
+/* first: the line's first word, which must not read back as a setting. */
+static int format_word(Buf *b, const char *w, bool first) {
+        bool plain = *w && !(first && startswith(w, HEALTH_PATH_KEY));
         for (const char *c = w; *c && plain; c++)
                 plain = is_plain(*c);
         if (plain)
@@ -968,7 +1052,7 @@ char *nap_profile_format_command(char *const *argv) {
         STRV_FOREACH(w, argv) {
                 if (w != argv && buf_puts(&b, " ") < 0)
                         return NULL;
-                if (format_word(&b, *w) < 0)
+                if (format_word(&b, *w, w == argv) < 0)
                         return NULL;
         }
         return buf_steal(&b);

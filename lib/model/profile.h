@@ -17,6 +17,12 @@
  * Procfile: "TYPE: COMMAND" lines; nap runs the "web" process; the command
  * is read with the same rules as a profile command.
  *
+ * Both may also have one line "HealthPath=PATH" (anywhere but inside the
+ * command; blanks around PATH are stripped): the path nap asks for when it
+ * checks that the app serves HTTP (nap-discovery(8), start and push). PATH
+ * must pass nap_health_path_is_valid(); without the line, nap.conf's
+ * HealthPath= applies.
+ *
  * Values are substituted into words after splitting, so a value is always
  * exactly (part of) one argument, never re-split or interpreted; a value
  * with a control character (newline, tab, NUL, …) is refused. */
@@ -30,6 +36,8 @@
 #define NAP_PARAM_NAME_MAX 64
 #define NAP_PARAM_VALUE_MAX 4096
 #define NAP_PARAMS_MAX 64
+#define NAP_HEALTH_PATH_MAX 255
+#define NAP_HEALTH_PATH_DEFAULT "/"
 
 typedef enum NapProfileFormat {
         NAP_PROFILE_FORMAT_PROFILE,
@@ -44,6 +52,18 @@ int nap_profile_parse(const char *text, size_t size, NapProfileFormat format,
                       NapProfile **ret, NapError *e);
 NapProfile *nap_profile_free(NapProfile *p);
 DEFINE_TRIVIAL_CLEANUP_FUNC(NapProfile *, nap_profile_free);
+
+/* An absolute URL path (and query) nap may put on an HTTP request line
+ * as it is: '/' first, at most NAP_HEALTH_PATH_MAX bytes of letters,
+ * digits and -._~!$&'()*+,;=:@/?, and %XX escapes (two hex digits). No
+ * blank, control character, '#', '\\' or byte above 0x7f. */
+bool nap_health_path_is_valid(const char *s) _pure_;
+/* The rule above, for messages (a format string: "%%" for "%"). */
+#define NAP_HEALTH_PATH_RULE \
+        "an absolute URL path ('/' first) of letters, digits, -._~!$&'()*+,;=:@/? and %%XX escapes, at most 255 bytes"
+
+/* The profile's HealthPath=, or NULL when it has none. Borrowed. */
+const char *nap_profile_health_path(const NapProfile *p);
 
 /* Placeholder names in first-appearance order, once each, without "port".
  * Borrowed: valid as long as p. Never NULL (an empty strv when none). */

@@ -157,7 +157,7 @@ int ops_create_instance(NapContext *c, const NapService *s, const NapProfile *p,
         r = nap_state_allocate_port(c->config, &m->instance, &m->port, &port_lock, e);
         if (r < 0)
                 return r;
-        r = nap_profile_substitute(p, params, m->port, &m->argv, &m->params, e);
+        r = nap_manifest_apply_profile(m, p, params, e);
         if (r >= 0) /* the app's configuration (napctl config): every new instance has it */
                 r = ops_app_environment(c, s, &m->environment, e);
         if (r >= 0)
@@ -261,7 +261,7 @@ static int wait_answering(NapContext *c, sd_bus *bus, const NapManifest *m, bool
         if (no_block)
                 return 0;
         nap_instance_unit_name(&m->instance, unit);
-        int r = ops_wait_instance_answering(bus, unit, m->port,
+        int r = ops_wait_instance_answering(c, unit, m->port,
                                             timeout_usec > 0 ? timeout_usec : NAP_START_ANSWER_TIMEOUT_USEC_DEFAULT, e);
         if (r < 0)
                 ops_error_add_journal(c, unit, e);

@@ -10,8 +10,9 @@
 /* The service manager's bus, opened on first use. */
 int ops_context_bus(NapContext *c, sd_bus **ret, NapError *e);
 /* ops-wait.c: until the instance's unit answers HTTP on port (its first
- * byte), or is no longer running (UnitFailed), or timeout (UnitFailed). */
-int ops_wait_instance_answering(sd_bus *bus, const char *unit, unsigned port, uint64_t timeout_usec, NapError *e);
+ * byte) asked for its health path (nap_manifest_health_path()), or is no
+ * longer running (UnitFailed), or timeout (UnitFailed). */
+int ops_wait_instance_answering(NapContext *c, const char *unit, unsigned port, uint64_t timeout_usec, NapError *e);
 /* "its last log lines: a | b | c": the app's own, NULL if none. */
 char *ops_journal_summary(NapContext *c, const char *unit);
 /* Appends that (or "it logged nothing") to e's message, as far as it fits. */

@@ -1,19 +1,24 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 /* Push deploys and rollback: deploy_commit, rollback, refresh_instances.
- * A rollout is one transaction under the app's lock. Everything new is
- * built beside what runs (SERVICE_DIR.deploy-XXXXXX/tree, and
- * apps/USER/USER_APP_N.next per instance), checked, then exchanged with
- * the live trees by renameat2(RENAME_EXCHANGE); the trees swapped out stay
- * until the new version answers, so a failure swaps them back, restores the
- * manifests, reloads once more and restarts what it had restarted. */
+ * A rollout is one transaction under the app's lock that replaces
+ * instances instead of restarting them: the new tree is staged beside the
+ * deployed one and swapped in (SERVICE_DIR.deploy-XXXXXX/tree, exchanged
+ * by renameat2(RENAME_EXCHANGE)); then, batch by batch, new instances are
+ * made from it through the start-common path (new numbers, new ports, the
+ * old ones' parameters and resources), started, and waited for until they
+ * answer and (with Etcd=) their endpoints are published; only then are the
+ * old ones of the batch retired: endpoint withdrawn (their discovery
+ * sidecar stopped), a drain, removed (the remove-instance path). So the
+ * app answers throughout, even with one instance. A new version that does
+ * not answer has its instances removed and the old ones were never
+ * touched; instances already replaced in earlier batches are replaced
+ * back from the previous tree. The intent record (lib/model/intent.h)
+ * says which old instance each new one replaces, for recovery. */
 
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <sys/socket.h>
 #include <time.h>
 
 #include "base/clock.h"
@@ -21,19 +26,22 @@
 #include "base/debug-point.h"
 #include "base/fileio.h"
 #include "model/manifest.h"
+#include "model/unit.h"
 #include "ops/ops-internal.h"
 #include "ops/publish.h"
 #include "model/state.h"
 #include "base/strv.h"
 #include "clients/systemd1.h"
 
+#define PUBLISHED_POLL_USEC (100ULL * 1000ULL)
+
 typedef struct Step {
-        NapManifest *old;  /* as it is: what a failure puts back */
-        NapManifest *new;  /* rebuilt for the new tree; NULL when not rebuilt */
-        char *next;        /* DIR.next: the new tree; after the swap, the old one */
-        char name[NAP_UNIT_NAME_MAX], unit[NAP_UNIT_NAME_MAX];
-        bool running;      /* was running: restarted, and again after a failure */
-        bool swapped, exchanged, restarted;
+        unsigned number;   /* the old instance's */
+        NapManifest *old;  /* NULL once removed (or gone before a recovery) */
+        NapManifest *new;  /* its replacement, once made */
+        NapParams *params; /* what the replacement gets */
+        bool running;      /* the old one ran: the new one is started */
+        bool withdrawn;    /* the old one's endpoint is withdrawn */
 } Step;
 
 typedef struct Rollout {
@@ -48,8 +56,10 @@ typedef struct Rollout {
         size_t n_steps;
         NapManifest *created;  /* the first instance of an app that had none */
         char *previous_url;    /* where the deployed commit came from */
-        bool recovering;       /* undoing a rollout cut short: its intent stays the record */
-        char removed_unit[NAP_UNIT_NAME_MAX]; /* ... removed again by undo() */
+        bool recovering;       /* recovery runs it: its intent is the record */
+        NapIntent intent;      /* the record, rewritten as instances are made */
+        bool recorded;
+        uint64_t drain_until;  /* withdrawn old instances go from then on */
         sd_bus *bus;           /* the context's; set once needed */
 } Rollout;
 
@@ -87,35 +97,37 @@ static void error_append(NapError *e, const char *s) {
                 snprintf(e->message + l, sizeof e->message - l, "%s", s);
 }
 
-static void rollout_done(Rollout *ro) {
-        /* Whatever did not end up live: old trees after a success, new ones
-         * after a failure. */
-        for (size_t i = 0; i < ro->n_steps; i++) {
-                if (ro->steps[i].next)
-                        (void) rm_rf(ro->steps[i].next);
-                free(ro->steps[i].next);
-                nap_manifest_free(ro->steps[i].old);
-                nap_manifest_free(ro->steps[i].new);
+static const char *name_of(const NapManifest *m, char buf[static NAP_UNIT_NAME_MAX]) {
+        return nap_instance_name(&m->instance, buf);
+}
+
+static void steps_free(Step *l, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                nap_manifest_free(l[i].old);
+                nap_manifest_free(l[i].new);
+                nap_params_free(l[i].params);
         }
-        free(ro->steps);
+        free(l);
+}
+
+static void rollout_done(Rollout *ro) {
+        steps_free(ro->steps, ro->n_steps);
         if (ro->staging)
-                (void) rm_rf(ro->staging);
+                (void) rm_rf(ro->staging); /* the old tree after a success, the new one after a failure */
         free(ro->staging);
         free(ro->service_dir);
         free(ro->previous_url);
         nap_manifest_free(ro->created);
+        nap_intent_done(&ro->intent);
         *ro = (Rollout) {};
 }
 
-static int add_step(Rollout *ro, NapManifest *m) {
+static int add_step(Rollout *ro, unsigned number, NapManifest *m) {
         Step *l = reallocarray(ro->steps, ro->n_steps + 1, sizeof *l);
         if (!l)
                 return -ENOMEM;
         ro->steps = l;
-        l += ro->n_steps++;
-        *l = (Step) { .old = m };
-        nap_instance_name(&m->instance, l->name);
-        nap_instance_unit_name(&m->instance, l->unit);
+        l[ro->n_steps++] = (Step) { .number = number, .old = m };
         return 0;
 }
 
@@ -127,7 +139,7 @@ static int load_steps(Rollout *ro, NapError *e) {
         for (size_t i = 0; r >= 0 && i < n; i++) {
                 if (l[i]->instance.kind != NAP_KIND_COMMON)
                         continue;
-                r = add_step(ro, l[i]);
+                r = add_step(ro, l[i]->instance.number, l[i]);
                 if (r < 0)
                         r = nap_error_errno(e, r, "Failed to list instances");
                 else
@@ -159,59 +171,142 @@ static int carry_params(const NapProfile *old, const NapProfile *new, const NapP
         return 0;
 }
 
-/* The instance as the new tree makes it: same number, port, parameters
- * and enablement; argv from the new profile; its tree at DIR.next. */
-static int plan_step(Step *st, const char *tree, const NapProfile *old, const NapProfile *p, const char *commit,
-                     NapError *e) {
-        _cleanup_(nap_manifest_freep) NapManifest *m = calloc(1, sizeof *m);
-        _cleanup_(nap_params_freep) NapParams *params = NULL;
-        if (!m || carry_params(old, p, st->old->params, &params) < 0)
+/* The replacement's parameters, checked against the new profile before
+ * anything changes. */
+static int plan_step(Step *st, const NapProfile *old, const NapProfile *p, NapError *e) {
+        char name[NAP_UNIT_NAME_MAX];
+        if (carry_params(old, p, st->old->params, &st->params) < 0)
                 return nap_error_errno(e, -ENOMEM, "Failed to plan the rollout");
-        *m = (NapManifest) { .instance = st->old->instance, .port = st->old->port, .enabled = st->old->enabled };
-        int r = ops_check_params(p, params, e);
-        if (r >= 0)
-                r = nap_profile_substitute(p, params, m->port, &m->argv, &m->params, e);
-        if (r < 0) {
-                error_prefix(e, "The new profile does not accept the parameters of %s: ", st->name);
-                return r;
-        }
-        m->directory = strdup(st->old->directory);
-        m->commit = commit ? strdup(commit) : NULL;
-        st->next = nap_state_instance_next_dir(st->old->directory);
-        if (!m->directory || (commit && !m->commit) || !st->next)
-                return nap_error_errno(e, -ENOMEM, "Failed to plan the rollout");
-        if (ops_tree_is_dockerfile_app(tree)) {
-                r = nap_manifest_set_image(m, m->directory, e); /* the new commit's image tag */
-                if (r < 0)
-                        return r;
-        }
-        r = ops_instance_tree_build(tree, &m->instance, m->argv, st->next);
+        int r = ops_check_params(p, st->params, e);
         if (r < 0)
-                return nap_error_errno(e, r, "Failed to build %s", st->next);
-        st->new = TAKE_PTR(m);
+                error_prefix(e, "The new profile does not accept the parameters of %s: ", name_of(st->old, name));
+        return r;
+}
+
+static int plan(Rollout *ro, const NapProfile *p, NapError *e) {
+        _cleanup_(nap_profile_freep) NapProfile *old = NULL;
+        /* The profile deployed now, for its defaults (none: values kept). */
+        (void) ops_load_profile_in(ro->service_dir, &old, NULL);
+        for (size_t i = 0; i < ro->n_steps; i++)
+                if (ro->steps[i].old && !ro->steps[i].new) {
+                        int r = plan_step(ro->steps + i, old, p, e);
+                        if (r < 0)
+                                return r;
+                }
         return 0;
+}
+
+static bool unit_runs(sd_bus *bus, const char *unit, NapError *e, int *r) {
+        NapUnitStatus u = {};
+        *r = nap_systemd_get_unit_status(bus, unit, &u, e);
+        bool running = *r >= 0 && nap_unit_state_is_running(u.active_state);
+        nap_unit_status_clear(&u);
+        return running;
 }
 
 static int read_running(Rollout *ro, NapError *e) {
-        for (size_t i = 0; i < ro->n_steps; i++) {
-                NapUnitStatus u = {};
-                int r = nap_systemd_get_unit_status(ro->bus, ro->steps[i].unit, &u, e);
-                if (r < 0)
-                        return r;
-                ro->steps[i].running = nap_unit_state_is_running(u.active_state);
-                nap_unit_status_clear(&u);
+        int r = 0;
+        for (size_t i = 0; r >= 0 && i < ro->n_steps; i++) {
+                char unit[NAP_UNIT_NAME_MAX];
+                nap_instance_unit_name(&ro->steps[i].old->instance, unit);
+                ro->steps[i].running = unit_runs(ro->bus, unit, e, &r);
         }
+        return r;
+}
+
+/* ---- the intent ------------------------------------------------------- */
+
+static int numbers_of_steps(const Rollout *ro, bool running_only, unsigned **ret, size_t *ret_n) {
+        unsigned *l = ro->n_steps > 0 ? calloc(ro->n_steps, sizeof *l) : NULL;
+        size_t n = 0;
+        if (ro->n_steps > 0 && !l)
+                return -ENOMEM;
+        for (size_t i = 0; i < ro->n_steps; i++)
+                if (!running_only || ro->steps[i].running)
+                        l[n++] = ro->steps[i].number;
+        free(*ret);
+        *ret = l;
+        *ret_n = n;
         return 0;
 }
 
-/* ---- waiting for an instance ---------------------------------------- */
+/* What recovery needs: the commit deployed before and where it came from,
+ * the old instances in the order they are replaced, those running, and
+ * (as they are made, rollout_save()) their replacements. Written before
+ * staging, again once it is known what runs. */
+static int record_intent(Rollout *ro, const char *commit, NapError *e) {
+        NapIntent *in = &ro->intent;
+        if (ro->recovering)
+                return 0;
+        in->operation = NAP_INTENT_ROLLOUT;
+        in->service = ro->s;
+        snprintf(in->commit, sizeof in->commit, "%s", strempty(commit));
+        if (ro->ret->previous[0] && ro->previous_url && !in->previous_url) {
+                snprintf(in->previous_commit, sizeof in->previous_commit, "%s", ro->ret->previous);
+                in->previous_url = strdup(ro->previous_url);
+        }
+        int r = (ro->ret->previous[0] && ro->previous_url && !in->previous_url) ? -ENOMEM : 0;
+        if (r >= 0)
+                r = numbers_of_steps(ro, false, &in->instances, &in->n_instances);
+        if (r >= 0)
+                r = numbers_of_steps(ro, true, &in->running, &in->n_running);
+        r = r < 0 ? nap_error_errno(e, r, "Failed to record the rollout") : ops_intent_begin(ro->c, in, e);
+        ro->recorded = r >= 0;
+        return r;
+}
+
+/* The record to give ops_create_instance(), which writes it with the new
+ * number before it makes anything; NULL when recovery runs the rollout
+ * (its own record stays what it was, the one recovery works from). */
+static NapIntent *creation_record(Rollout *ro) {
+        if (!ro->recorded)
+                return NULL;
+        ro->intent.number = 0;
+        ro->intent.node[0] = 0;
+        return &ro->intent;
+}
+
+static int note_added(Rollout *ro, unsigned number) {
+        NapIntent *in = &ro->intent;
+        if (!ro->recorded)
+                return 0;
+        unsigned *l = reallocarray(in->added, in->n_added + 1, sizeof *l);
+        if (!l)
+                return -ENOMEM;
+        in->added = l;
+        l[in->n_added++] = number;
+        return 0;
+}
+
+/* ---- waiting ---------------------------------------------------------- */
 
 static uint64_t answer_timeout(const Rollout *ro) {
         return ro->o.answer_timeout_usec > 0 ? ro->o.answer_timeout_usec : NAP_ANSWER_TIMEOUT_USEC_DEFAULT;
 }
 
-static int wait_step(Rollout *ro, const char *name, const char *unit, unsigned port, NapError *e) {
-        int r = ops_wait_instance_answering(ro->bus, unit, port, answer_timeout(ro), e);
+static uint64_t drain_usec(const Rollout *ro) {
+        if (ro->o.drain_usec == NAP_ROLLOUT_NO_DRAIN)
+                return 0;
+        return ro->o.drain_usec > 0 ? ro->o.drain_usec : ro->c->config->rollout_drain_sec * USEC_PER_SEC;
+}
+
+static NapRolloutBatch batch(const Rollout *ro) {
+        return ro->o.batch.value > 0 ? ro->o.batch : ro->c->config->rollout_batch;
+}
+
+static void sleep_until(uint64_t t) {
+        for (uint64_t now = monotonic_usec(); now < t; now = monotonic_usec()) {
+                struct timespec ts = { .tv_sec = (time_t) ((t - now) / USEC_PER_SEC),
+                                       .tv_nsec = (long) ((t - now) % USEC_PER_SEC * 1000) };
+                (void) nanosleep(&ts, NULL);
+        }
+}
+
+static int wait_instance(Rollout *ro, const NapManifest *m, NapError *e) {
+        char name[NAP_UNIT_NAME_MAX], unit[NAP_UNIT_NAME_MAX];
+        name_of(m, name);
+        int r = ops_wait_instance_answering(ro->c, nap_instance_unit_name(&m->instance, unit), m->port,
+                                            answer_timeout(ro), e);
         if (r < 0) {
                 /* A line of its own: the error must keep room for what
                  * the rollout says after it (rolled back, or not). */
@@ -221,46 +316,222 @@ static int wait_step(Rollout *ro, const char *name, const char *unit, unsigned p
                 error_prefix(e, "%s: ", name);
                 return r;
         }
-        progress(ro, "%s: answers on port %u", name, port);
+        progress(ro, "%s: answers on port %u", name, m->port);
+        (void) ops_publish_instance(ro->c, m);
         return 0;
 }
 
-static int restart_unit(sd_bus *bus, const char *unit, NapError *e) {
-        int r = nap_systemd_stop_unit(bus, unit, e);
+static bool has_discovery(const Rollout *ro) {
+        return nap_unit_has_discovery(NAP_KIND_COMMON, ro->c->config);
+}
+
+static bool all_published(const NapEndpointList *l, const Step *from, const Step *to) {
+        for (const Step *st = from; st < to; st++) {
+                char name[NAP_UNIT_NAME_MAX];
+                bool found = !st->running;
+                for (size_t k = 0; !found && k < l->n; k++)
+                        found = streq_ptr(l->items[k].instance, name_of(st->new, name));
+                if (!found)
+                        return false;
+        }
+        return true;
+}
+
+/* Until etcd lists the endpoints of the batch's new instances that run
+ * (their sidecars publish once they answer), so that clients can find
+ * them before the old ones go. etcd not answering: not waited for. */
+static int wait_published(Rollout *ro, Step *from, Step *to, NapError *e) {
+        char service[NAP_SERVICE_NAME_MAX];
+        uint64_t deadline = monotonic_usec() + answer_timeout(ro);
+        if (!has_discovery(ro))
+                return 0;
+        nap_service_name(&ro->s, service);
+        for (;;) {
+                NapEndpointList l = {};
+                NapError why = NAP_ERROR_NULL;
+                if (nap_list_endpoints(ro->c, service, &l, &why) < 0) {
+                        progress(ro, "etcd: %s; not waiting for the new endpoints", why.message);
+                        return 0;
+                }
+                bool done = all_published(&l, from, to);
+                nap_endpoint_list_done(&l);
+                if (done)
+                        return 0;
+                if (monotonic_usec() >= deadline)
+                        return nap_error_set(e, NAP_ERROR_UNIT_FAILED, -ETIMEDOUT,
+                                             "the new instances' endpoints were not published within %.1f s",
+                                             (double) answer_timeout(ro) / 1e6);
+                sleep_until(monotonic_usec() + PUBLISHED_POLL_USEC);
+        }
+}
+
+/* ---- one instance ------------------------------------------------------ */
+
+static void discovery_unit(const NapManifest *m, char buf[static NAP_UNIT_NAME_MAX]) {
+        char service[NAP_SERVICE_NAME_MAX];
+        snprintf(buf, NAP_UNIT_NAME_MAX, "%s_discovery@%u.service", nap_service_name(&m->instance.service, service),
+                 m->instance.number);
+}
+
+/* The replacement of st's old instance: the start-common path (number,
+ * port, tree from the deployed tree, manifest), with the old one's
+ * parameters, resources and enablement; not started yet. */
+static int create_replacement(Rollout *ro, const NapProfile *p, Step *st, NapError *e) {
+        char name[NAP_UNIT_NAME_MAX], old[NAP_UNIT_NAME_MAX];
+        _cleanup_(nap_manifest_freep) NapManifest *m = calloc(1, sizeof *m);
+        if (!m)
+                return nap_error_errno(e, -ENOMEM, "Failed to replace %s", name_of(st->old, old));
+        m->resources = st->old->resources;
+        int r = ops_create_instance(ro->c, &ro->s, p, st->params, creation_record(ro), m, e);
+        if (r >= 0 && m->enabled != st->old->enabled) {
+                m->enabled = st->old->enabled; /* stopped with stop-app: stays stopped at boot */
+                r = nap_manifest_save(ro->c->config->instances_dir, m, e);
+                if (r >= 0)
+                        r = ops_units_install(ro->c, m, e);
+        }
+        if (r >= 0 && note_added(ro, m->instance.number) < 0)
+                r = nap_error_errno(e, -ENOMEM, "Failed to record the rollout");
+        if (r < 0) {
+                error_prefix(e, "Replacing %s: ", name_of(st->old, old));
+                return r;
+        }
+        progress(ro, "%s: made on port %u, to replace %s%s", name_of(m, name), m->port, name_of(st->old, old),
+                 st->running ? "" : " (stopped: stays stopped)");
+        st->new = TAKE_PTR(m);
+        return 0;
+}
+
+static int start_instance(Rollout *ro, const NapManifest *m, NapError *e) {
+        char unit[NAP_UNIT_NAME_MAX];
+        nap_instance_unit_name(&m->instance, unit);
+        (void) nap_systemd_reset_failed_unit(ro->bus, unit);
+        return nap_systemd_start_unit(ro->bus, unit, e);
+}
+
+/* Clients stop finding the old instance: its sidecar revokes its lease
+ * as it stops. Without Etcd= there is nothing published to withdraw, and
+ * so nothing to drain: 1 when there is. */
+static int withdraw(Rollout *ro, Step *st, NapError *e) {
+        char unit[NAP_UNIT_NAME_MAX], name[NAP_UNIT_NAME_MAX];
+        st->withdrawn = true;
+        if (!st->running || !has_discovery(ro))
+                return 0;
+        discovery_unit(st->old, unit);
+        int r = nap_systemd_stop_unit(ro->bus, unit, e);
         if (r < 0)
                 return r;
-        nap_debug_point("rollout:stopped");
-        (void) nap_systemd_reset_failed_unit(bus, unit);
-        return nap_systemd_start_unit(bus, unit, e);
+        progress(ro, "%s: endpoint withdrawn", name_of(st->old, name));
+        return 1;
 }
 
-/* ---- the transaction -------------------------------------------------- */
+/* The withdrawn old instances, once their drain is over. */
+static int retire_withdrawn(Rollout *ro, NapError *e) {
+        int r = 0;
+        sleep_until(ro->drain_until);
+        for (size_t i = 0; r >= 0 && i < ro->n_steps; i++) {
+                Step *st = ro->steps + i;
+                char name[NAP_UNIT_NAME_MAX];
+                if (!st->withdrawn || !st->old)
+                        continue;
+                r = ops_remove_instance_locked(ro->c, &st->old->instance, e);
+                if (r < 0)
+                        break;
+                progress(ro, "%s: removed", name_of(st->old, name));
+                st->old = nap_manifest_free(st->old);
+                nap_debug_point("rollout:retired");
+        }
+        return r;
+}
 
-static int swap_step(Rollout *ro, Step *st, NapError *e) {
-        const char *dir = st->old->directory;
-        if (renameat2(AT_FDCWD, st->next, AT_FDCWD, dir, RENAME_EXCHANGE) >= 0)
-                st->exchanged = true;
-        else if (errno != ENOENT || rename(st->next, dir) < 0) /* its tree was gone: it is back */
-                return nap_error_errno(e, negative_errno(), "Failed to replace %s", dir);
-        st->swapped = true;
-        int r = fsync_directory_of(dir);
+/* ---- batches ------------------------------------------------------------ */
+
+/* What the manager must know of a new manifest before it can start: its
+ * units installed (again: a replacement made just before a crash may not
+ * have them yet) and loaded, without a reload (ops_units_load()). */
+static int make_unit_known(Rollout *ro, const NapManifest *m, NapError *e) {
+        int r = ops_units_install(ro->c, m, e);
+        return r < 0 ? r : ops_units_load(ro->c, &m->instance, e);
+}
+
+static int make_units_known(Rollout *ro, Step *from, Step *to, NapError *e) {
+        int r = 0;
+        for (Step *st = from; r >= 0 && st < to; st++)
+                if (st->new)
+                        r = make_unit_known(ro, st->new, e);
+        return r;
+}
+
+/* New instances for the batch [from, to), started (those whose old one
+ * ran), answering and published. A step that has its new instance already
+ * (a recovery going on) gets it started and waited for again. */
+static int start_batch(Rollout *ro, const NapProfile *p, Step *from, Step *to, NapError *e) {
+        int r = 0;
+        bool made = false;
+        for (Step *st = from; r >= 0 && st < to; st++)
+                if (!st->new) {
+                        r = create_replacement(ro, p, st, e);
+                        made = true;
+                }
+        if (r >= 0 && made)
+                r = make_units_known(ro, from, to, e);
+        for (Step *st = from; r >= 0 && st < to; st++)
+                if (st->running)
+                        r = start_instance(ro, st->new, e);
+        for (Step *st = from; r >= 0 && st < to; st++)
+                if (st->running)
+                        r = wait_instance(ro, st->new, e);
+        return r < 0 ? r : wait_published(ro, from, to, e);
+}
+
+/* The previous batch's old instances go, drained meanwhile, and this
+ * batch's are withdrawn: their drain passes while the next batch starts. */
+static int switch_batch(Rollout *ro, Step *from, Step *to, NapError *e) {
+        bool drain = false;
+        int r = retire_withdrawn(ro, e);
+        for (Step *st = from; r >= 0 && st < to; st++)
+                if (st->old) {
+                        r = withdraw(ro, st, e);
+                        drain = drain || r > 0;
+                }
         if (r < 0)
-                return nap_error_errno(e, r, "Failed to sync %s", dir);
-        r = nap_manifest_save(ro->c->config->instances_dir, st->new, e);
-        return r < 0 ? r : ops_units_install(ro->c, st->new, e);
+                return r;
+        nap_debug_point("rollout:withdrawn");
+        ro->drain_until = drain ? monotonic_usec() + drain_usec(ro) : 0;
+        return 0;
 }
 
-static void unswap_step(Rollout *ro, Step *st) {
-        const char *dir = st->old->directory;
-        if (st->exchanged)
-                (void) renameat2(AT_FDCWD, st->next, AT_FDCWD, dir, RENAME_EXCHANGE);
-        else
-                (void) rename(dir, st->next);
-        (void) fsync_directory_of(dir);
-        if (nap_manifest_save(ro->c->config->instances_dir, st->old, NULL) >= 0)
-                (void) ops_units_install(ro->c, st->old, NULL);
-        st->swapped = false;
+static int replace_batch(Rollout *ro, const NapProfile *p, Step *from, Step *to, NapError *e) {
+        int r = start_batch(ro, p, from, to, e);
+        if (r < 0)
+                return r;
+        nap_debug_point("rollout:started");
+        return switch_batch(ro, from, to, e);
 }
+
+/* Every step whose old instance is still there, in batches. */
+static int replace_all(Rollout *ro, const NapProfile *p, NapError *e) {
+        size_t left = 0;
+        for (size_t i = 0; i < ro->n_steps; i++)
+                left += !!ro->steps[i].old;
+        unsigned size = nap_rollout_batch_size(batch(ro), left);
+        if (left > 0)
+                progress(ro, "replacing %zu instance%s, %u at a time", left, left == 1 ? "" : "s", size);
+        Step *st = ro->steps, *end = ro->steps + ro->n_steps;
+        int r = 0;
+        while (r >= 0 && st < end) {
+                while (st < end && !st->old)
+                        st++;
+                Step *to = st;
+                for (unsigned k = 0; to < end && k < size; to++)
+                        k += !!to->old;
+                if (st < end)
+                        r = replace_batch(ro, p, st, to, e);
+                st = to;
+        }
+        return r < 0 ? r : retire_withdrawn(ro, e);
+}
+
+/* ---- the tree ------------------------------------------------------------- */
 
 static int swap_tree(Rollout *ro, NapError *e) {
         int r = ops_swap_in_tree(ro->staging, ro->service_dir, e);
@@ -282,96 +553,120 @@ static void unswap_tree(Rollout *ro) {
 
 /* An app without instances gets one, with the profile's defaults. */
 static int start_first(Rollout *ro, const NapProfile *p, NapError *e) {
-        char name[NAP_UNIT_NAME_MAX], unit[NAP_UNIT_NAME_MAX];
+        char name[NAP_UNIT_NAME_MAX];
         ro->created = calloc(1, sizeof *ro->created);
         if (!ro->created)
                 return nap_error_errno(e, -ENOMEM, "Failed to start an instance");
-        int r = ops_create_instance(ro->c, &ro->s, p, NULL, NULL, ro->created, e);
+        int r = ops_create_instance(ro->c, &ro->s, p, NULL, creation_record(ro), ro->created, e);
         if (r < 0) {
                 ro->created = nap_manifest_free(ro->created);
                 return r;
         }
-        nap_instance_name(&ro->created->instance, name);
-        nap_instance_unit_name(&ro->created->instance, unit);
-        progress(ro, "%s: starting on port %u", name, ro->created->port);
-        r = ops_units_load(ro->c, &ro->created->instance, e);
+        if (note_added(ro, ro->created->instance.number) < 0)
+                return nap_error_errno(e, -ENOMEM, "Failed to record the rollout");
+        progress(ro, "%s: starting on port %u", name_of(ro->created, name), ro->created->port);
+        r = make_unit_known(ro, ro->created, e);
         if (r >= 0)
-                r = nap_systemd_start_unit(ro->bus, unit, e);
+                r = start_instance(ro, ro->created, e);
         if (r >= 0)
-                r = wait_step(ro, name, unit, ro->created->port, e);
+                r = wait_instance(ro, ro->created, e);
         if (r >= 0)
                 ro->ret->started = true;
         return r;
 }
 
-/* Stops, forgets and removes the instance start_first() made. */
-static bool remove_created(Rollout *ro) {
-        char unit[NAP_UNIT_NAME_MAX];
-        if (!ro->created)
-                return false;
-        nap_instance_unit_name(&ro->created->instance, unit);
-        (void) nap_systemd_stop_unit(ro->bus, unit, NULL);
-        memcpy(ro->removed_unit, unit, sizeof unit);
-        _cleanup_free_ char *path = nap_manifest_path(ro->c->config->instances_dir, &ro->created->instance);
-        if (path && unlink(path) >= 0)
-                (void) fsync_directory_of(path);
-        (void) ops_units_uninstall(ro->c, &ro->created->instance, NULL);
-        (void) rm_rf(ro->created->directory);
-        ro->created = nap_manifest_free(ro->created);
-        return true;
+/* ---- undoing ------------------------------------------------------------- */
+
+/* Removes a new instance (stopped, forgotten, its tree gone). */
+static void remove_new(Rollout *ro, NapManifest **m) {
+        char name[NAP_UNIT_NAME_MAX];
+        if (!*m)
+                return;
+        if (ops_remove_instance_locked(ro->c, &(*m)->instance, NULL) >= 0)
+                progress(ro, "%s: removed", name_of(*m, name));
+        *m = nap_manifest_free(*m);
 }
 
-/* Puts back what was there: trees, manifests, one reload, and the old
- * version of every instance that was restarted. Best effort throughout. */
+/* An old instance as it was: running again if it ran (a recovery may find
+ * it stopped half-way through its removal), its endpoint published again. */
+static void restore_old(Rollout *ro, Step *st) {
+        char unit[NAP_UNIT_NAME_MAX];
+        int r;
+        if (!st->running || !st->old || !ro->bus)
+                return;
+        nap_instance_unit_name(&st->old->instance, unit);
+        if (!unit_runs(ro->bus, unit, NULL, &r))
+                (void) start_instance(ro, st->old, NULL);
+        if (st->withdrawn || ro->recovering) {
+                discovery_unit(st->old, unit);
+                if (has_discovery(ro))
+                        (void) nap_systemd_start_unit(ro->bus, unit, NULL);
+        }
+        st->withdrawn = false;
+}
+
+static int replace_back(Rollout *ro, NapError *e);
+
+/* Puts back what was there: the new instances of steps whose old one is
+ * still there go and the old ones run and are published as before; the
+ * tree goes back; instances already replaced are replaced back from it.
+ * Best effort throughout. */
 static void undo(Rollout *ro) {
-        bool reload = remove_created(ro);
-        for (size_t i = ro->n_steps; i > 0; i--)
-                if (ro->steps[i - 1].swapped) {
-                        unswap_step(ro, ro->steps + i - 1);
-                        reload = true;
+        bool replaced = false;
+        if (ro->bus)
+                remove_new(ro, &ro->created);
+        for (size_t i = 0; ro->bus && i < ro->n_steps; i++) {
+                Step *st = ro->steps + i;
+                if (!st->old) {
+                        replaced = replaced || st->new;
+                        continue;
                 }
+                remove_new(ro, &st->new);
+                restore_old(ro, st);
+        }
         if (ro->tree_swapped)
                 unswap_tree(ro);
-        if (reload && ro->bus)
-                (void) nap_systemd_reload(ro->bus, NULL);
-        /* A failed unit without a unit file lingers in the manager; it must
-         * not show up as an instance. */
-        if (ro->removed_unit[0])
-                (void) nap_systemd_reset_failed_unit(ro->bus, ro->removed_unit);
-        for (size_t i = 0; i < ro->n_steps; i++) {
-                Step *st = ro->steps + i;
-                if (!st->restarted)
-                        continue;
-                progress(ro, "%s: restarting the previous version", st->name);
-                if (restart_unit(ro->bus, st->unit, NULL) >= 0)
-                        (void) wait_step(ro, st->name, st->unit, st->old->port, NULL);
-        }
+        if (replaced)
+                (void) replace_back(ro, NULL);
 }
 
-/* Swap everything in, one reload, restart the running instances one by
- * one, each answering before the next goes down. */
-static int apply(Rollout *ro, const NapProfile *p, bool rebuild, bool first, NapError *e) {
-        int r = ro->staging ? swap_tree(ro, e) : 0;
-        for (size_t i = 0; r >= 0 && rebuild && i < ro->n_steps; i++)
-                r = swap_step(ro, ro->steps + i, e);
-        if (r >= 0 && rebuild && ro->n_steps > 0)
-                r = nap_systemd_reload(ro->bus, e);
-        if (r >= 0)
-                nap_debug_point("rollout:swapped");
-        for (size_t i = 0; r >= 0 && rebuild && i < ro->n_steps; i++) {
+/* The instances replaced before the failure, replaced again from the tree
+ * deployed now (the previous one): a refresh of just those, with a record
+ * of its own (recovery finishes or undoes it as any refresh). */
+static int replace_back(Rollout *ro, NapError *e) {
+        Rollout back = { .c = ro->c, .s = ro->s, .o = ro->o, .ret = ro->ret, .bus = ro->bus,
+                         .recovering = ro->recovering };
+        _cleanup_(nap_profile_freep) NapProfile *p = NULL;
+        int r = 0;
+        for (size_t i = 0; r >= 0 && i < ro->n_steps; i++) {
                 Step *st = ro->steps + i;
-                if (!st->running)
+                if (st->old || !st->new)
                         continue;
-                progress(ro, "%s: restarting", st->name);
-                st->restarted = true;
-                r = restart_unit(ro->bus, st->unit, e);
+                unsigned number = st->new->instance.number; /* before TAKE_PTR() empties it */
+                r = add_step(&back, number, TAKE_PTR(st->new));
                 if (r >= 0)
-                        r = wait_step(ro, st->name, st->unit, st->new->port, e);
+                        back.steps[back.n_steps - 1].running = st->running;
         }
-        if (r >= 0 && first)
-                r = start_first(ro, p, e);
+        progress(ro, "replacing the %zu instance%s of the new version with the previous version", back.n_steps,
+                 back.n_steps == 1 ? "" : "s");
+        back.service_dir = strdup(ro->service_dir);
+        if (r < 0 || !back.service_dir)
+                r = nap_error_errno(e, -ENOMEM, "Failed to roll back");
+        if (r >= 0)
+                r = ops_load_service_profile(ro->c, &ro->s, &p, e);
+        if (r >= 0)
+                r = plan(&back, p, e);
+        if (r >= 0)
+                r = record_intent(&back, NULL, e);
+        if (r >= 0)
+                r = replace_all(&back, p, e);
+        if (r < 0)
+                undo(&back);
+        rollout_done(&back);
         return r;
 }
+
+/* ---- the transaction -------------------------------------------------- */
 
 /* SERVICE_DIR.deploy-XXXXXX/tree: the commit, checked. */
 static int stage(Rollout *ro, const char *url, const char *commit, NapProfile **ret, NapError *e) {
@@ -389,67 +684,27 @@ static void read_previous(Rollout *ro) {
         ro->previous_url = TAKE_PTR(m.url);
 }
 
-/* ---- the intent ------------------------------------------------------- */
-
-static int numbers_of_steps(const Rollout *ro, bool running_only, unsigned **ret, size_t *ret_n) {
-        unsigned *l = ro->n_steps > 0 ? calloc(ro->n_steps, sizeof *l) : NULL;
-        size_t n = 0;
-        if (ro->n_steps > 0 && !l)
-                return -ENOMEM;
-        for (size_t i = 0; i < ro->n_steps; i++)
-                if (!running_only || ro->steps[i].running)
-                        l[n++] = ro->steps[i].old->instance.number;
-        *ret = l;
-        *ret_n = n;
-        return 0;
-}
-
-/* What recovery needs to put the app back as it was: the commit deployed
- * before and where it came from, the instances, those running. Written
- * before staging, again once it is known what runs. */
-static int record_intent(Rollout *ro, const char *commit, NapError *e) {
-        NapIntent in = { .operation = NAP_INTENT_ROLLOUT, .service = ro->s };
-        if (ro->recovering)
-                return 0;
-        snprintf(in.commit, sizeof in.commit, "%s", strempty(commit));
-        if (ro->ret->previous[0] && ro->previous_url) {
-                snprintf(in.previous_commit, sizeof in.previous_commit, "%s", ro->ret->previous);
-                in.previous_url = strdup(ro->previous_url);
-        }
-        int r = (ro->ret->previous[0] && ro->previous_url && !in.previous_url) ? -ENOMEM : 0;
+/* The tree swapped in, then every instance replaced; an app without
+ * instances gets its first. */
+static int apply(Rollout *ro, const NapProfile *p, bool rebuild, bool first, NapError *e) {
+        int r = ro->staging ? swap_tree(ro, e) : 0;
         if (r >= 0)
-                r = numbers_of_steps(ro, false, &in.instances, &in.n_instances);
-        if (r >= 0)
-                r = numbers_of_steps(ro, true, &in.running, &in.n_running);
-        r = r < 0 ? nap_error_errno(e, r, "Failed to record the rollout") : ops_intent_begin(ro->c, &in, e);
-        nap_intent_done(&in);
+                nap_debug_point("rollout:swapped");
+        if (r >= 0 && rebuild)
+                r = replace_all(ro, p, e);
+        if (r >= 0 && first)
+                r = start_first(ro, p, e);
         return r;
-}
-
-static int plan(Rollout *ro, const char *tree, const NapProfile *p, const char *commit, NapError *e) {
-        _cleanup_(nap_profile_freep) NapProfile *old = NULL;
-        /* The profile deployed now, for its defaults (none: values kept). */
-        (void) ops_load_profile_in(ro->service_dir, &old, NULL);
-        for (size_t i = 0; i < ro->n_steps; i++) {
-                int r = plan_step(ro->steps + i, tree, old, p, commit, e);
-                if (r >= 0) /* the app's configuration as it is now (napctl config) */
-                        r = ops_app_environment(ro->c, &ro->s, &ro->steps[i].new->environment, e);
-                if (r < 0)
-                        return r;
-        }
-        return 0;
 }
 
 /* commit NULL: refresh the instances from the deployed tree. */
 static int rollout_locked(Rollout *ro, const char *url, const char *commit, NapError *e) {
         _cleanup_(nap_profile_freep) NapProfile *p = NULL;
-        _cleanup_free_ char *staged = NULL;
         read_previous(ro);
         bool unchanged = commit && streq(ro->ret->previous, commit);
         bool rebuild = !unchanged;
         memcpy(ro->ret->deploy.commit, commit ?: ro->ret->previous, sizeof ro->ret->deploy.commit);
         ro->ret->deploy.changed = commit && !unchanged;
-        const char *recorded = isempty(ro->ret->deploy.commit) ? NULL : ro->ret->deploy.commit;
 
         int r = load_steps(ro, e);
         if (r >= 0 && rebuild)
@@ -458,13 +713,10 @@ static int rollout_locked(Rollout *ro, const char *url, const char *commit, NapE
                 r = stage(ro, url, commit, &p, e);
                 if (r >= 0)
                         nap_debug_point("rollout:staged");
-                staged = r >= 0 ? nap_state_staging_tree(ro->staging) : NULL;
-                if (r >= 0 && !staged)
-                        r = nap_error_errno(e, -ENOMEM, "Failed to deploy");
         } else if (r >= 0)
                 r = ops_load_service_profile(ro->c, &ro->s, &p, e);
         if (r >= 0 && rebuild)
-                r = plan(ro, staged ?: ro->service_dir, p, recorded, e);
+                r = plan(ro, p, e);
         if (r < 0)
                 return r;
 
@@ -475,7 +727,7 @@ static int rollout_locked(Rollout *ro, const char *url, const char *commit, NapE
         }
         if ((rebuild && ro->n_steps > 0) || first) {
                 r = ops_context_bus(ro->c, &ro->bus, e); /* no bus: nothing changes */
-                if (r >= 0)
+                if (r >= 0 && rebuild)
                         r = read_running(ro, e);
                 if (r >= 0)
                         r = record_intent(ro, commit, e);
@@ -540,23 +792,23 @@ static int fill_instances(Rollout *ro, NapError *e) {
 static void after_success(Rollout *ro, const char *url) {
         if (ro->ret->deploy.changed)
                 ro->ret->deploy.publish = nap_publish_url(ro->c, &ro->s, url, &ro->ret->deploy.publish_error);
-        if (ro->created)
-                (void) ops_publish_instance(ro->c, ro->created);
 }
 
 static void after_failure(Rollout *ro, NapError *e) {
         char b[160];
         if (ro->ret->previous[0])
-                snprintf(b, sizeof b, "; the previous version (%.12s) keeps running", ro->ret->previous);
+                snprintf(b, sizeof b, "; the new instances were removed, the previous version (%.12s) keeps running",
+                         ro->ret->previous);
         else
-                snprintf(b, sizeof b, ro->had_tree ? "; the previous version keeps running" : "; nothing was deployed");
+                snprintf(b, sizeof b, ro->had_tree ? "; the new instances were removed, the previous version keeps running"
+                                                   : "; nothing was deployed");
         error_append(e, b);
 }
 
 /* Lock held by the caller. url NULL: a refresh. */
-static int rollout_full(NapContext *c, const NapService *s, const char *url, const char *commit,
-                        const NapRolloutOptions *o, bool recovering, NapRolloutResult *ret, NapError *e) {
-        Rollout ro = { .c = c, .s = *s, .o = o ? *o : (NapRolloutOptions) {}, .ret = ret, .recovering = recovering };
+static int rollout(NapContext *c, const NapService *s, const char *url, const char *commit,
+                   const NapRolloutOptions *o, NapRolloutResult *ret, NapError *e) {
+        Rollout ro = { .c = c, .s = *s, .o = o ? *o : (NapRolloutOptions) {}, .ret = ret };
         ro.service_dir = nap_state_service_dir(c->config, s);
         if (!ro.service_dir)
                 return nap_error_errno(e, -ENOMEM, "Failed to deploy");
@@ -567,16 +819,9 @@ static int rollout_full(NapContext *c, const NapService *s, const char *url, con
         } else
                 after_failure(&ro, e);
         rollout_done(&ro);
-        /* Finished or undone: the intent has served (a recovery's own
-         * caller removes the intent it is working from). */
-        if (!recovering)
-                ops_intent_end(c, s);
+        /* Finished or undone: the intent has served. */
+        ops_intent_end(c, s);
         return r;
-}
-
-static int rollout(NapContext *c, const NapService *s, const char *url, const char *commit,
-                   const NapRolloutOptions *o, NapRolloutResult *ret, NapError *e) {
-        return rollout_full(c, s, url, commit, o, false, ret, e);
 }
 
 int nap_deploy_commit(NapContext *c, const char *service, const char *repo, const char *rev,
@@ -670,7 +915,18 @@ int nap_refresh_instances(NapContext *c, const char *service, const NapRolloutOp
         return r < 0 ? r : rollout(c, &s, NULL, NULL, o, ret, e);
 }
 
+
 /* ---- recovery ----------------------------------------------------------- */
+
+/* The manifest of the app's instance number, or NULL when it has none. */
+static int load_number(NapContext *c, const NapService *s, unsigned number, NapManifest **ret, NapError *e) {
+        NapInstance i = { .service = *s, .kind = NAP_KIND_COMMON, .number = number };
+        _cleanup_free_ char *path = nap_manifest_path(c->config->instances_dir, &i);
+        *ret = NULL;
+        if (!path)
+                return nap_error_errno(e, -ENOMEM, "Failed to recover");
+        return number == 0 || access(path, F_OK) < 0 ? 0 : nap_manifest_load(path, ret, e);
+}
 
 static bool number_in(const unsigned *l, size_t n, unsigned k) {
         for (size_t i = 0; i < n; i++)
@@ -679,67 +935,96 @@ static bool number_in(const unsigned *l, size_t n, unsigned k) {
         return false;
 }
 
-/* The instance a rollout of an app without any started: not there before. */
-static int remove_instances_added(NapContext *c, const NapIntent *in, NapError *e) {
-        NapManifest **l = NULL;
-        size_t n = 0;
-        int r = nap_state_load_service_manifests(c->config, &in->service, &l, &n, e);
-        for (size_t i = 0; r >= 0 && i < n; i++)
-                if (!number_in(in->instances, in->n_instances, l[i]->instance.number))
-                        r = ops_remove_instance_locked(c, &l[i]->instance, e);
-        nap_state_manifests_free(l, n);
-        return r;
+/* added[k] replaces instances[k]; the number being made when the record
+ * was written comes after the last one added. */
+static unsigned replacement_of(const NapIntent *in, size_t k) {
+        if (k < in->n_added)
+                return in->added[k];
+        bool in_flight = in->number > 0 && !number_in(in->added, in->n_added, in->number);
+        return k == in->n_added && in_flight ? in->number : 0;
 }
 
-/* Those that ran before the rollout run again (one cut between its stop
- * and its start would not). */
-static int start_was_running(NapContext *c, const NapIntent *in, NapError *e) {
-        sd_bus *bus;
-        int r = in->n_running > 0 ? ops_context_bus(c, &bus, e) : 0;
-        for (size_t i = 0; r >= 0 && i < in->n_running; i++) {
-                NapInstance inst = { .service = in->service, .kind = NAP_KIND_COMMON, .number = in->running[i] };
-                char unit[NAP_UNIT_NAME_MAX];
-                NapUnitStatus u = {};
-                nap_instance_unit_name(&inst, unit);
-                r = nap_systemd_get_unit_status(bus, unit, &u, e);
-                bool running = r >= 0 && nap_unit_state_is_running(u.active_state);
-                nap_unit_status_clear(&u);
-                if (r >= 0 && !running) {
-                        (void) nap_systemd_reset_failed_unit(bus, unit);
-                        r = nap_systemd_start_unit(bus, unit, e);
-                }
+/* The rollout as the record left it. */
+static int resume_steps(Rollout *ro, const NapIntent *in, NapError *e) {
+        int r = 0;
+        for (size_t k = 0; r >= 0 && k < in->n_instances; k++) {
+                NapManifest *old = NULL;
+                r = load_number(ro->c, &in->service, in->instances[k], &old, e);
+                if (r >= 0 && add_step(ro, in->instances[k], old) < 0)
+                        r = nap_error_errno(e, -ENOMEM, "Failed to recover");
+                if (r < 0)
+                        return nap_manifest_free(old), r;
+                Step *st = ro->steps + ro->n_steps - 1;
+                st->running = number_in(in->running, in->n_running, st->number);
+                r = load_number(ro->c, &in->service, replacement_of(in, k), &st->new, e);
         }
+        if (r >= 0 && in->n_instances == 0) /* an app without instances: its first one */
+                r = load_number(ro->c, &in->service, replacement_of(in, 0), &ro->created, e);
         return r;
 }
 
-/* What the rollout was going back from: the tree deployed now is the new
- * commit's (the swap happened) or the old one's (it did not: nothing of the
- * instances changed either, they are swapped after the tree). */
-static int roll_back(NapContext *c, const NapIntent *in, NapError *e) {
-        _cleanup_free_ char *dir = nap_state_service_dir(c->config, &in->service);
+/* Back to the deployed tree before it (none: none), if it was swapped. */
+static int put_back_tree(Rollout *ro, const NapIntent *in, NapError *e) {
         _cleanup_(ops_deploy_meta_clear) DeployMeta now = {};
-        NapRolloutResult res = {};
-        if (!dir)
-                return nap_error_errno(e, -ENOMEM, "Failed to recover");
-        ops_deploy_meta_read(dir, &now);
-        bool refresh = !in->commit[0]; /* the same tree: instances rebuilt again */
-        if (!refresh && !streq_ptr(now.commit, in->commit))
-                return 0;
-        if (!refresh && !in->previous_commit[0]) { /* nothing was deployed: nothing is */
-                int r = rm_rf(dir);
-                return r < 0 ? nap_error_errno(e, r, "Failed to remove %s", dir) : 0;
+        _cleanup_(nap_profile_freep) NapProfile *p = NULL;
+        ops_deploy_meta_read(ro->service_dir, &now);
+        if (!in->commit[0] || !streq_ptr(now.commit, in->commit))
+                return 0; /* a refresh, or cut short before the swap */
+        if (!in->previous_commit[0]) {
+                int r = rm_rf(ro->service_dir);
+                return r < 0 ? nap_error_errno(e, r, "Failed to remove %s", ro->service_dir) : 0;
         }
-        int r = rollout_full(c, &in->service, refresh ? NULL : in->previous_url, refresh ? NULL : in->previous_commit,
-                             NULL, true, &res, e);
-        nap_rollout_result_done(&res);
+        int r = ops_create_staging(ro->c, &ro->s, &ro->staging, e);
+        if (r >= 0)
+                r = ops_stage_commit(ro->c, ro->staging, ro->service_dir, in->previous_url, in->previous_commit, &p, e);
+        return r < 0 ? r : ops_swap_in_tree(ro->staging, ro->service_dir, e);
+}
+
+/* An old instance was removed after its replacement answered: the
+ * rollout goes on from where it stopped (with the deployed tree). */
+static int recover_forward(Rollout *ro, NapError *e) {
+        _cleanup_(nap_profile_freep) NapProfile *p = NULL;
+        int r = 0;
+        for (size_t i = 0; r >= 0 && i < ro->n_steps; i++) {
+                Step *st = ro->steps + i;
+                char unit[NAP_UNIT_NAME_MAX];
+                if (!st->old && st->new && st->running &&
+                    !unit_runs(ro->bus, nap_instance_unit_name(&st->new->instance, unit), e, &r) && r >= 0)
+                        r = start_instance(ro, st->new, e);
+        }
+        if (r >= 0)
+                r = ops_load_service_profile(ro->c, &ro->s, &p, e);
+        if (r >= 0)
+                r = plan(ro, p, e);
+        if (r >= 0)
+                r = replace_all(ro, p, e);
+        if (r < 0)
+                undo(ro);
         return r;
 }
 
 int ops_rollout_recover(NapContext *c, const NapIntent *in, NapError *e) {
-        int r = remove_instances_added(c, in, e);
+        NapRolloutResult res = {};
+        Rollout ro = { .c = c, .s = in->service, .ret = &res, .recovering = true };
+        bool forward = false;
+        ro.service_dir = nap_state_service_dir(c->config, &in->service);
+        int r = ro.service_dir ? 0 : nap_error_errno(e, -ENOMEM, "Failed to recover");
         if (r >= 0)
-                r = roll_back(c, in, e);
+                r = resume_steps(&ro, in, e);
         if (r >= 0)
-                r = start_was_running(c, in, e);
+                r = ops_context_bus(c, &ro.bus, e);
+        /* Replacements made just before the cut may not be known yet. */
+        if (r >= 0)
+                r = make_units_known(&ro, ro.steps, ro.steps + ro.n_steps, e);
+        for (size_t i = 0; r >= 0 && i < ro.n_steps; i++)
+                forward = forward || (!ro.steps[i].old && ro.steps[i].new);
+        if (r >= 0 && forward)
+                r = recover_forward(&ro, e);
+        else if (r >= 0) {
+                undo(&ro);
+                r = put_back_tree(&ro, in, e);
+        }
+        rollout_done(&ro);
+        nap_rollout_result_done(&res);
         return r;
 }

@@ -10,7 +10,8 @@
  *                    the request recorded); else its tree and reservation go
  *   remove-instance  finished: stopped, released, forgotten, tree removed
  *   deploy           the deployed tree is whole either way; staging goes
- *   rollout          back to the version deployed before (ops-push.c)
+ *   rollout          back to the version deployed before, or on to the new
+ *                    one once an old instance was removed (ops-push.c)
  *   destroy-app      finished: whatever is left of the app goes
  * and in every case what only a live operation uses (SERVICE_DIR.deploy-*,
  * instance trees' .tmp and .next) is removed. nap_recover() does this for
@@ -63,7 +64,8 @@ static bool is_staging(const char *name, const char *service) {
         return rest && startswith(rest, ".deploy-");
 }
 
-/* "USER_APP_N.tmp" or "USER_APP_N.next" */
+/* "USER_APP_N.tmp", or "USER_APP_N.next" (left by versions that rebuilt
+ * instance trees in place) */
 static bool is_instance_scratch(const char *name, const char *service) {
         const char *rest = startswith(name, service);
         rest = rest ? startswith(rest, "_") : NULL;
@@ -140,6 +142,18 @@ static int recover_remove(NapContext *c, const NapIntent *in, NapError *e) {
         return ops_remove_instance_locked(c, &i, e);
 }
 
+/* A rollout makes instances through the start-common path with its own
+ * record: the one it was making when it died, if it has no manifest, is
+ * undone as a start-common would be; the rest is ops_rollout_recover()'s. */
+static int recover_rollout(NapContext *c, const NapIntent *in, NapError *e) {
+        NapInstance i = intent_instance(in);
+        _cleanup_free_ char *path = in->number > 0 ? nap_manifest_path(c->config->instances_dir, &i) : NULL;
+        if (in->number > 0 && !path)
+                return nap_error_errno(e, -ENOMEM, "Failed to recover");
+        int r = path && access(path, F_OK) < 0 ? undo_start(c, in, e) : 0;
+        return r < 0 ? r : ops_rollout_recover(c, in, e);
+}
+
 static int recover_intent(NapContext *c, const NapIntent *in, NapError *e) {
         switch (in->operation) {
         case NAP_INTENT_START_COMMON:
@@ -147,7 +161,7 @@ static int recover_intent(NapContext *c, const NapIntent *in, NapError *e) {
         case NAP_INTENT_REMOVE_INSTANCE:
                 return recover_remove(c, in, e);
         case NAP_INTENT_ROLLOUT:
-                return ops_rollout_recover(c, in, e);
+                return recover_rollout(c, in, e);
         case NAP_INTENT_DESTROY_APP:
                 return ops_destroy_app_locked(c, &in->service, e);
         default:

@@ -61,8 +61,9 @@ static int probe_connect(int family, unsigned port) {
 }
 
 /* One HTTP probe: 0 when the first byte of an answer arrived. */
-static int probe_once(int family, unsigned port, uint64_t deadline) {
-        static const char req[] = "HEAD / HTTP/1.0\r\nUser-Agent: nap-receive\r\n\r\n";
+static int probe_once(int family, unsigned port, const char *path, uint64_t deadline) {
+        char req[NAP_HEALTH_PATH_MAX + 64];
+        int len = snprintf(req, sizeof req, "HEAD %s HTTP/1.0\r\nUser-Agent: nap-receive\r\n\r\n", path);
         _cleanup_close_ int fd = probe_connect(family, port);
         int err = 0;
         socklen_t l = sizeof err;
@@ -74,7 +75,7 @@ static int probe_once(int family, unsigned port, uint64_t deadline) {
                 return r < 0 ? r : -ETIMEDOUT;
         if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l) < 0 || err != 0)
                 return err != 0 ? -err : negative_errno();
-        if (send(fd, req, sizeof req - 1, MSG_NOSIGNAL) != (ssize_t) sizeof req - 1)
+        if (send(fd, req, (size_t) len, MSG_NOSIGNAL) != (ssize_t) len)
                 return -ECONNRESET;
         r = wait_fd(fd, POLLIN, deadline);
         if (r <= 0)
@@ -83,15 +84,18 @@ static int probe_once(int family, unsigned port, uint64_t deadline) {
         return n > 0 ? 0 : n == 0 ? -ECONNRESET : negative_errno();
 }
 
-int nap_wait_answering(unsigned port, uint64_t timeout_usec, nap_wait_check_fn check, void *userdata, NapError *e) {
+static int wait_answering(unsigned port, const char *path, uint64_t timeout_usec, nap_wait_check_fn check,
+                          void *userdata, NapError *e) {
         uint64_t deadline = monotonic_usec() + timeout_usec;
         if (port == 0 || port > 65535)
                 return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL, "Invalid port %u", port);
+        if (!nap_health_path_is_valid(path))
+                return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL, "Invalid health path");
         for (;;) {
                 uint64_t now = monotonic_usec();
-                int r = probe_once(AF_INET, port, MIN(deadline, now + PROBE_TIMEOUT_USEC));
+                int r = probe_once(AF_INET, port, path, MIN(deadline, now + PROBE_TIMEOUT_USEC));
                 if (r == -ECONNREFUSED || r == -EADDRNOTAVAIL || r == -ENETUNREACH || r == -EAFNOSUPPORT)
-                        r = probe_once(AF_INET6, port, MIN(deadline, now + PROBE_TIMEOUT_USEC));
+                        r = probe_once(AF_INET6, port, path, MIN(deadline, now + PROBE_TIMEOUT_USEC));
                 if (r >= 0)
                         return 0;
                 if (check && (r = check(userdata, e)) < 0)
@@ -104,6 +108,10 @@ int nap_wait_answering(unsigned port, uint64_t timeout_usec, nap_wait_check_fn c
         }
         return nap_error_set(e, NAP_ERROR_UNIT_FAILED, -ETIMEDOUT, "nothing answered HTTP on port %u within %.1f s",
                              port, (double) timeout_usec / 1e6);
+}
+
+int nap_wait_answering(unsigned port, uint64_t timeout_usec, nap_wait_check_fn check, void *userdata, NapError *e) {
+        return wait_answering(port, NAP_HEALTH_PATH_DEFAULT, timeout_usec, check, userdata, e);
 }
 
 
@@ -133,9 +141,27 @@ static int unit_still_running(void *userdata, NapError *e) {
         return r;
 }
 
-int ops_wait_instance_answering(sd_bus *bus, const char *unit, unsigned port, uint64_t timeout_usec, NapError *e) {
-        UnitWatch w = { .bus = bus, .unit = unit };
-        return nap_wait_answering(port, timeout_usec, unit_still_running, &w, e);
+/* The instance's health path, from the manifest of the unit's instance;
+ * nap.conf's when the profile set none (or the manifest cannot be read:
+ * the wait then still sees whether the app serves HTTP at all). Copied
+ * into buf, as the manifest does not outlive this. */
+static const char *instance_health_path(NapContext *c, const char *unit, char buf[static NAP_HEALTH_PATH_MAX + 1]) {
+        _cleanup_(nap_manifest_freep) NapManifest *m = NULL;
+        char instance[NAP_UNIT_NAME_MAX];
+        const char *dot = strrchr(unit, '.');
+        snprintf(instance, sizeof instance, "%.*s", dot ? (int) (dot - unit) : (int) strlen(unit), unit);
+        (void) ops_load_instance(c, instance, &m, NULL);
+        snprintf(buf, NAP_HEALTH_PATH_MAX + 1, "%s", nap_manifest_health_path(m, c->config->health_path));
+        return buf;
+}
+
+int ops_wait_instance_answering(NapContext *c, const char *unit, unsigned port, uint64_t timeout_usec, NapError *e) {
+        char path[NAP_HEALTH_PATH_MAX + 1];
+        UnitWatch w = { .unit = unit };
+        int r = ops_context_bus(c, &w.bus, e);
+        if (r < 0)
+                return r;
+        return wait_answering(port, instance_health_path(c, unit, path), timeout_usec, unit_still_running, &w, e);
 }
 
 #define JOURNAL_LINES_READ 30   /* systemd's own lines about the unit are among them */

@@ -186,7 +186,11 @@ typedef struct NapRolloutOptions {
         uint64_t answer_timeout_usec; /* per instance; 0: NAP_ANSWER_TIMEOUT_USEC_DEFAULT */
         nap_progress_fn progress;     /* may be NULL */
         void *userdata;
+        NapRolloutBatch batch;        /* instances replaced at once; value 0: RolloutBatch= */
+        uint64_t drain_usec;          /* 0: RolloutDrainSec=; NAP_ROLLOUT_NO_DRAIN: none */
 } NapRolloutOptions;
+
+#define NAP_ROLLOUT_NO_DRAIN UINT64_MAX
 
 #define NAP_ANSWER_TIMEOUT_USEC_DEFAULT (30ULL * 1000ULL * 1000ULL)
 #define NAP_HISTORY_MAX 20
@@ -204,15 +208,19 @@ void nap_rollout_result_done(NapRolloutResult *r);
 
 /* A push: deploys rev (a 40-digit commit or a full ref name, resolved
  * under the app's lock, so concurrent pushes end with the branch's tip) of
- * the local repository at repo, then rolls it out: every instance's tree
- * is rebuilt from the new tree with its own parameters and port, swapped
- * in, one daemon-reload, the running instances restarted one by one, each
- * waited for until it answers; an app without instances gets one with the
- * profile's defaults. Any failure (no or bad profile, parameters the new
- * profile refuses, an instance that does not answer in time) puts the
- * previous trees and manifests back, restarts what ran before, and says
- * why: the previous version keeps running. Already deployed: changes
- * nothing and lists the instances. */
+ * the local repository at repo, then rolls it out: the new tree is swapped
+ * in and every instance is replaced, in batches (batch, RolloutBatch=), by
+ * a new one made from it with the old one's parameters and resources (new
+ * number, new port). A batch's new instances are started (stopped ones
+ * are replaced by stopped ones) and waited for until they answer and, with
+ * Etcd=, are published; then the old ones' endpoints are withdrawn, and
+ * after a drain (RolloutDrainSec=) they are removed. An app without
+ * instances gets one with the profile's defaults. Any failure (no or bad
+ * profile, parameters the new profile refuses, a new instance that does
+ * not answer in time) removes the new instances, puts the previous tree
+ * back and replaces back what was replaced already, and says why: the
+ * previous version keeps running. Already deployed: changes nothing and
+ * lists the instances. */
 int nap_deploy_commit(NapContext *c, const char *service, const char *repo, const char *rev,
                       const NapRolloutOptions *o, NapRolloutResult *ret, NapError *e);
 
@@ -234,10 +242,9 @@ int nap_deploy_history(NapContext *c, const char *service, NapDeployRecord **ret
 int nap_rollback(NapContext *c, const char *service, const char *commit, const NapRolloutOptions *o,
                  NapRolloutResult *ret, NapError *e);
 
-/* Rebuilds every instance of the app from its deployed tree (same
- * parameters and port), one daemon-reload, restarts the running ones and
- * waits until they answer; on failure the previous instance trees and
- * manifests are put back. For after `napctl deploy-app`. */
+/* Replaces every instance of the app, as a push does, by one made from
+ * the deployed tree with the same parameters (and a fresh environment):
+ * a rolling restart without downtime. For after `napctl deploy-app`. */
 int nap_refresh_instances(NapContext *c, const char *service, const NapRolloutOptions *o, NapRolloutResult *ret,
                           NapError *e);
 

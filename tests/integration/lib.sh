@@ -202,6 +202,7 @@ kill_at() {
         ok "$what reached the point"
         kill -9 "$(paused_pid "$point")"
         wait "$bg" 2>/dev/null
+        return 0 # reached and killed (CMD's own status is whatever the kill made it)
 }
 
 # http_refused URL: true when nothing listens there (connection refused or

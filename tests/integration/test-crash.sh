@@ -196,7 +196,23 @@ make_repo "$P" "$NAP_SOURCE_ROOT"/tests/apps/hello/. >/dev/null && git -C "$P" b
         git -C "$P" remote add nap "$BARE" || { echo "Bail out! cannot make the app's repository"; exit 1; }
 
 push() { PRC=0; POUT=$(cd "$P" && timeout 120 git push "$@" 2>&1) || PRC=$?; }
-greeting_is() { [ "$(curl -s --max-time 2 "$WURL/greeting")" = "$1" ]; }
+web_ports() { jq -r .port "$NAP_INSTANCES/${WSVC}_common@"*.json 2>/dev/null; }
+web_count() { ls "$NAP_INSTANCES" 2>/dev/null | grep -c "^${WSVC}_common@.*\.json$"; }
+# Every instance of the app answers with GREETING (and there is one).
+greeting_is() {
+        local port n=0
+        for port in $(web_ports); do
+                [ "$(curl -s --max-time 2 "http://127.0.0.1:$port/greeting")" = "$1" ] || return 1
+                n=$((n + 1))
+        done
+        [ "$n" -gt 0 ]
+}
+web_units_active() {
+        local f
+        for f in "$NAP_INSTANCES/${WSVC}_common@"*.json; do
+                [ "$(unit_state "$(basename "$f" .json)")" = active ] || return 1
+        done
+}
 set_greeting() {
         printf 'python3 server.py --port {port} --greeting {greeting=%s}\n' "$1" >"$P/profile" &&
                 git -C "$P" commit -q -am "$1" && git -C "$P" rev-parse HEAD
@@ -204,12 +220,15 @@ set_greeting() {
 
 push nap main
 if [ "$PRC" -eq 0 ]; then ok "push: the first push deploys"; else fail "push: the first push deploys"; diag "$POUT"; fi
-WURL=$(sed -nE 's|^remote: (http://[0-9.]+:[0-9]+)[[:space:]]*$|\1|p' <<<"$POUT" | head -n 1)
 CW1=$(git -C "$P" rev-parse HEAD)
 check "push: v1 answers" greeting_is hello
 
-for point in rollout:swapped rollout:stopped; do
+# A rollout replaces instances (napctl(1), ROLLOUTS): killed before any
+# old instance is removed, recovery goes back: the new instance goes, the
+# old one (never stopped) runs, the previous commit is deployed.
+for point in rollout:swapped rollout:started rollout:withdrawn; do
         log "push killed at $point"
+        before=$(web_ports)
         CW=$(set_greeting "bonjour-${point#rollout:}")
         kill_at "$point" "$point: nap-receive" timeout 120 git -C "$P" push nap main || continue
         check "$point: the intent record is there after the kill" test -f "$NAP_ROOT/intents/$WSVC.intent"
@@ -220,28 +239,40 @@ for point in rollout:swapped rollout:stopped; do
                 "$(jq -r .commit "$WTREE/.nap/deploy.json" 2>&1)"
         assert_eq "$point: the instance's manifest records it too" "$CW1" \
                 "$(jq -r .commit "$NAP_INSTANCES/${WSVC}_common@"*.json 2>&1 | sort -u)"
-        assert_eq "$point: the instance runs" active "$(unit_state "$(basename "$NAP_INSTANCES/${WSVC}_common@"*.json .json)")"
+        assert_eq "$point: the old instance is the only one, on its port" "$before" "$(web_ports)"
+        check "$point: it runs" web_units_active
         check "$point: the version before the push answers" wait_until 10 greeting_is hello
         assert_eq "$point: no scratch tree is left" "" "$(leftovers)"
         check "$point: no intent record is left" test ! -e "$NAP_ROOT/intents/$WSVC.intent"
 done
 
-# The recovery itself killed: the intent stays until the recovery is done,
-# so the next one starts it over.
-log "push killed, then its recovery killed too"
+# Killed once an old instance was removed (its replacement answered):
+# recovery finishes the rollout. Two instances, one at a time, so that
+# the recovery has one to replace, and is killed there itself: the intent
+# stays until the recovery is done, so the next one goes on.
+log "push killed after an old instance was removed, then its recovery killed too"
+expect_ok "a second instance" start-common $WSVC
+printf 'RolloutBatch=1\n' >>"$NAP_CONFIG"
+before=$(web_ports)
 CWX=$(set_greeting hola)
-if kill_at rollout:swapped "recovery: nap-receive" timeout 120 git -C "$P" push nap main; then
-        pause_managerd_at rollout:swapped # the recovery's own rollout back
+if kill_at rollout:retired "forward: nap-receive" timeout 120 git -C "$P" push nap main; then
+        assert_eq "forward: one old instance is gone, two new ones are there" "2" \
+                "$(comm -13 <(echo "$before" | sort) <(web_ports | sort) | wc -l)"
+        pause_managerd_at rollout:started # the recovery's own replacement of the other one
         timeout 60 "$NAPCTL" --user recover >"$NAP_TEST_DIR/bg.out" 2>&1 &
         client=$!
-        check "recovery: nap-managerd's recovery reached the point" wait_until 30 paused_at rollout:swapped
+        check "forward: nap-managerd's recovery reached the point" wait_until 30 paused_at rollout:started
         kill_both "$client"
-        check "recovery killed: the intent record is still there" test -f "$NAP_ROOT/intents/$WSVC.intent"
-        expect_ok "recovery killed: napctl recover" recover
-        assert_eq "recovery killed: the version before the push is recorded" "$CW1" \
-                "$(jq -r .commit "$WTREE/.nap/deploy.json" 2>&1)"
-        check "recovery killed: and answers" wait_until 10 greeting_is hello
-        assert_eq "recovery killed: no scratch tree is left" "" "$(leftovers)"
+        check "forward: recovery killed: the intent record is still there" test -f "$NAP_ROOT/intents/$WSVC.intent"
+        expect_ok "forward: napctl recover" recover
+        assert_contains "forward: recover reports no failure" "$OUT" " 0 failed"
+        assert_eq "forward: the new version is recorded" "$CWX" "$(jq -r .commit "$WTREE/.nap/deploy.json" 2>&1)"
+        assert_eq "forward: two instances, none of the old ones" "2 " \
+                "$(web_count) $(comm -12 <(echo "$before" | sort) <(web_ports | sort))"
+        check "forward: they run" web_units_active
+        check "forward: and answer with the new version" wait_until 10 greeting_is hola
+        assert_eq "forward: no scratch tree is left" "" "$(leftovers)"
+        check "forward: no intent record is left" test ! -e "$NAP_ROOT/intents/$WSVC.intent"
 fi
 
 log "the push after the kills"
@@ -260,6 +291,7 @@ if kill_at rollout:swapped "rollback: napctl" timeout 120 "$NAPCTL" --user rollb
                 "$(jq -r .commit "$WTREE/.nap/deploy.json" 2>&1)"
         check "rollback: and answers" wait_until 10 greeting_is salut
         assert_eq "rollback: no scratch tree is left" "" "$(leftovers)"
+        assert_eq "rollback: two instances still" "2" "$(web_count)"
         expect_ok "rollback: the rollback again succeeds" rollback $WSVC "$CW1"
         assert_eq "rollback: now the old commit is recorded" "$CW1" "$(jq -r .commit "$WTREE/.nap/deploy.json" 2>&1)"
         check "rollback: and answers" wait_until 10 greeting_is hello

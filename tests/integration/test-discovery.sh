@@ -5,7 +5,11 @@
 # ports, started here), the real systemd user manager, journald and
 # nap-generator (lib.sh), the sidecars the generator writes running the
 # built nap-discovery, and the sample app (tests/apps/hello, with --delay).
-# Every check reads etcd itself (etcdctl) or systemd's own view.
+# Every check reads etcd itself (etcdctl) or systemd's own view. The probe
+# (issue 12): an app that logs every request it gets (and bare connects)
+# shows how often nap-discovery asks it over HTTP while it is healthy, with
+# which path, and that closing its port or hanging withdraws its key within
+# the bounds of lib/model/discovery.h.
 #
 #   NAPCTL=build/cli/napctl NAP_GENERATOR=build/generators/nap-generator \
 #   NAP_DISCOVERY=build/helpers/nap-discovery tests/integration/test-discovery.sh
@@ -39,6 +43,10 @@ nap_managerd_install && timeout 30 systemctl --user enable --runtime --quiet nap
 
 TTL=3          # DiscoveryTTL=: keep-alive every 1 s
 KA_MS=1000
+HCS=10         # HealthCheckSec=: an HTTP check of a healthy app every 10 s
+PROBE_TIMEOUT_MS=1000       # nap-discovery's --probe-timeout= default
+TCP_MAX_MS=5000             # the longest interval between TCP checks
+CONF_PATH=/conf-health      # nap.conf's HealthPath=, for apps whose profile sets none
 
 # ------------------------------------------------------------------ helpers
 
@@ -125,7 +133,11 @@ answers() { # PORT: the app serves HTTP
 }
 
 sidecar_log() { # N: the sidecar's journal, messages only
-        timeout 10 journalctl --no-pager -q -o cat "_SYSTEMD_USER_UNIT=${SVC}_discovery@$1.service" 2>/dev/null
+        sidecar_log_of "${SVC}_discovery@$1.service"
+}
+
+sidecar_log_of() { # UNIT
+        timeout 10 journalctl --no-pager -q -o cat "_SYSTEMD_USER_UNIT=$1" 2>/dev/null
 }
 
 # start_instance PARAMS [NAPCTL OPTIONS...]: start-common; sets INST, NUM, PORT, KEY, SIDE.
@@ -162,6 +174,8 @@ etcd_first_start || { echo "Bail out! etcd did not start; $(tail -5 "$ETCD_DIR/e
 cat >>"$NAP_CONFIG" <<EOF
 Etcd=$ETCD_URL
 DiscoveryTTL=$TTL
+HealthCheckSec=$HCS
+HealthPath=$CONF_PATH
 EOF
 timeout 60 systemctl --user daemon-reload
 
@@ -226,10 +240,13 @@ sleep $((TTL + 1))
 assert_eq "after more than a TTL the key is still on the same lease" "$lease1" "$(key_lease "$K1")"
 
 # ================================================= SIGSTOP / SIGCONT
-log "the app stops answering (SIGSTOP) and comes back (SIGCONT)"
+log "the app hangs (SIGSTOP: the kernel still accepts) and comes back (SIGCONT)"
 timeout 10 systemctl --user kill -s STOP "$I1.service"
-ms=$(wait_ms 6 key_absent "$K1")
-within "SIGSTOP: the key is withdrawn (2 probe timeouts of 1 s)" 4000 "$ms"
+# discovery.h: within HealthCheckSec + 2 probe timeouts + 50 ms; 950 ms
+# more for the revoke and this loop's etcdctl calls.
+HUNG_MS=$((HCS * 1000 + 2 * PROBE_TIMEOUT_MS + 1000))
+ms=$(wait_ms $((HUNG_MS / 1000 + 3)) key_absent "$K1")
+within "SIGSTOP: the key is withdrawn (the next HTTP check and one more time out)" "$HUNG_MS" "$ms"
 assert_eq "the stopped app's unit is still active: only the key went" active "$(active_state "$I1.service")"
 assert_match "its status says so" "$(unit_prop "$S1" StatusText)" "stopped answering"
 check "logged at warning priority" wait_until 5 eval \
@@ -313,6 +330,129 @@ within "start-app after the crash: published again" 3000 "$ms"
 nap endpoints $SVC
 assert_eq "napctl endpoints lists both instances" \
         "$(printf '127.0.0.1:%s\t%s\n127.0.0.1:%s\t%s\n' "$P1" "$I1" "$P2" "$I2" | sort)" "$(printf '%s\n' "$OUT" | sort)"
+
+# ================================================= the probe (issue 12, item 6)
+log "the probe: HTTP checks every HealthCheckSec=, TCP between, at the profile's HealthPath="
+PAPP=$NAP_TEST_DIR/repos/probe
+PROBE_PATH='/probe/health?from=nap'
+mkdir -p "$PAPP" && cat >"$PAPP/app.py" <<'PY'
+# Logs every request ("request METHOD PATH USER-AGENT") and every connect
+# that sends none; SIGUSR1 closes its port and leaves it running.
+import signal, socket, sys
+
+closed = False
+def log(m):
+    print(m, flush=True)
+def close_port(*_):
+    global closed
+    closed = True
+signal.signal(signal.SIGUSR1, close_port)
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", int(sys.argv[1])))
+srv.listen(64)
+srv.settimeout(0.05)
+log("listening")
+while not closed:
+    try:
+        conn, _ = srv.accept()
+    except socket.timeout:
+        continue
+    with conn:
+        conn.settimeout(1)
+        data = b""
+        try:
+            while b"\r\n\r\n" not in data and len(data) < 4096:
+                chunk = conn.recv(1024)
+                if not chunk:
+                    break
+                data += chunk
+        except OSError:
+            pass
+        if not data:
+            log("connect without a request")
+            continue
+        lines = data.decode("latin-1").split("\r\n")
+        words = lines[0].split(" ") + ["", ""]
+        agent = [l.split(":", 1)[1].strip() for l in lines[1:] if l.lower().startswith("user-agent:")]
+        log("request %s %s %s" % (words[0], words[1], agent[0] if agent else "-"))
+        try:
+            conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\n" + (b"" if words[0] == "HEAD" else b"ok\n"))
+        except OSError:
+            pass
+srv.close()
+log("closed the port")
+while True:
+    signal.pause()
+PY
+printf '%s\n' "# checked with HEAD $PROBE_PATH" "HealthPath=$PROBE_PATH" 'python3 app.py {port}' >"$PAPP/profile" &&
+        git -C "$PAPP" init -q && git -C "$PAPP" add -A && git -C "$PAPP" commit -q -m "probe app" ||
+        { echo "Bail out! cannot make the probe app's repository"; nap_summary; exit 1; }
+SVC_SLOW=$SVC
+SVC=alice_probe
+nap deploy-app $SVC "file://$PAPP"
+[ "$RC" -eq 0 ] || { nap_diag deploy-app; echo "Bail out! deploy-app of the probe app failed"; nap_summary; exit 1; }
+app_log() { # INSTANCE: the app's journal, messages only
+        timeout 10 journalctl --no-pager -q -o cat "_SYSTEMD_USER_UNIT=$1.service" 2>/dev/null
+}
+# mark INSTANCE PORT NAME: a request the app logs, seen in the journal.
+mark() {
+        curl -sf --max-time 2 -o /dev/null "http://127.0.0.1:$2/$3" &&
+                wait_until 10 eval "app_log $1 | grep -q ' /$3 '"
+}
+if ! start_instance ""; then
+        nap_diag start-common; echo "Bail out! start-common of the probe app failed"; nap_summary; exit 1
+fi
+IP=$INST PP=$PORT KP=$KEY SP=$SIDE
+check "start-common's wait asked for the profile's HealthPath=" wait_until 5 eval \
+        "app_log $IP | grep -qF 'request HEAD $PROBE_PATH nap-receive'"
+check "the key appears" wait_until 5 key_present "$KP"
+mark "$IP" "$PP" period-start || fail "the app logs a marker request"
+MEASURE=20
+sleep $MEASURE # the measured period: the app is healthy and left alone
+mark "$IP" "$PP" period-end || fail "the app logs a marker request"
+period=$(app_log "$IP" | sed -n '\| /period-start |,\| /period-end |p')
+http=$(grep -c ' nap-discovery$' <<<"$period")
+tcp=$(grep -c '^connect without a request$' <<<"$period")
+other_paths=$(grep ' nap-discovery$' <<<"$period" | grep -vcF "request HEAD $PROBE_PATH nap-discovery")
+log "measured over ${MEASURE} s of a healthy app: $http HTTP checks ($(awk "BEGIN{printf \"%.2f\", $http / $MEASURE}")/s), $tcp TCP checks (the probe before issue 12: 1 HTTP check/s)"
+check "at most one HTTP check per HealthCheckSec= ($http in ${MEASURE} s, at most $((MEASURE / HCS + 1)))" \
+        test "$http" -ge 1 -a "$http" -le $((MEASURE / HCS + 1))
+check "TCP checks in between ($tcp in ${MEASURE} s)" test "$tcp" -ge 1
+assert_eq "every HTTP check asked for the profile's HealthPath=" 0 "$other_paths"
+check "the key is still there" key_present "$KP"
+
+log "the probe app hangs (SIGSTOP): its backlog (64) takes every TCP check, only HTTP sees it"
+timeout 10 systemctl --user kill -s STOP "$IP.service"
+ms=$(wait_ms $((HUNG_MS / 1000 + 3)) key_absent "$KP")
+within "SIGSTOP: the key is withdrawn within HealthCheckSec + 2 probe timeouts (+1 s)" "$HUNG_MS" "$ms"
+check "two checks in a row got no answer (its log)" wait_until 5 eval \
+        "sidecar_log_of $SP | grep -q 'stopped answering on port $PP: no answer within'"
+timeout 10 systemctl --user kill -s CONT "$IP.service"
+check "SIGCONT: the key is back" wait_until 5 key_present "$KP"
+
+log "the app closes its port (SIGUSR1), its unit still running"
+timeout 10 systemctl --user kill -s USR1 "$IP.service"
+check "the app closed its port" wait_until 5 eval "app_log $IP | grep -q 'closed the port'"
+# The next TCP check is refused: within the longest TCP interval; 1 s
+# more for the revoke and this loop's etcdctl calls.
+ms=$(wait_ms $((TCP_MAX_MS / 1000 + 4)) key_absent "$KP")
+within "a closed port: the key is withdrawn (refused connect)" $((TCP_MAX_MS + 1000)) "$ms"
+assert_eq "the app's unit is still active: only the key went" active "$(active_state "$IP.service")"
+nap stop-app "$IP"
+
+log "an app without HealthPath= is asked for nap.conf's"
+PLAIN=$(grep -c "HEAD $CONF_PATH " <<<"$(app_log "$I1")")
+check "nap.conf's HealthPath= reached the app without one in its profile ($PLAIN checks)" test "$PLAIN" -ge 1
+
+log "a bad HealthPath= is refused, naming it"
+printf '%s\n' 'HealthPath=probe health' 'python3 app.py {port}' >"$PAPP/profile" &&
+        git -C "$PAPP" commit -q -am "bad health path"
+nap deploy-app alice_badprobe "file://$PAPP"
+check "deploy-app refuses it (exit status $RC)" test "$RC" -ne 0
+assert_contains "the error names HealthPath=" "$ERR" "HealthPath= must be an absolute URL path"
+SVC=$SVC_SLOW
 
 # ================================================= everything stops
 log "teardown"

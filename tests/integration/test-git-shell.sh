@@ -30,7 +30,7 @@ nap_sandbox_enter "$@"
 for t in git ssh ssh-keygen; do
         command -v "$t" >/dev/null || skip_all "$t not found"
 done
-"$NAPCTL" --help | grep -q '^  keys ' || skip_all "napctl has no 'keys' verb (cli/verb-keys.c is not wired in)"
+grep -q '^  keys ' <<<"$("$NAPCTL" --help)" || skip_all "napctl has no 'keys' verb (cli/verb-keys.c is not wired in)"
 nap_sandbox_start
 
 . "$(dirname "$0")/napctl-lib.sh"

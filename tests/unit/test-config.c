@@ -68,6 +68,8 @@ static void assert_defaults(const NapConfig *c) {
         assert_int_equal(c->cpu_milli + c->memory + c->storage, 0);
         assert_int_equal(c->node_ttl, 10);
         assert_int_equal(c->discovery_ttl, 60);
+        assert_string_equal(c->health_path, "/");
+        assert_int_equal(c->health_check_sec, 30);
         assert_string_equal(c->authorized_keys, "/var/lib/nap/.ssh/authorized_keys");
         assert_int_equal(c->max_connections, 4096);
         assert_int_equal(c->max_connections_per_user, 1024);
@@ -279,6 +281,21 @@ static void test_discovery_ttl(void **state) {
               "nap.conf:2: DiscoveryTTL=: invalid number of seconds '18446744073709551616'");
 }
 
+static void test_health_check(void **state) {
+        _cleanup_(nap_config_freep) NapConfig *c =
+                parse_ok("[Nap]\nHealthPath=/healthz?deep=1\nHealthCheckSec=5\n", NULL);
+        assert_string_equal(c->health_path, "/healthz?deep=1");
+        assert_int_equal(c->health_check_sec, 5);
+        _cleanup_(nap_config_freep) NapConfig *d = parse_ok("[Nap]\nHealthPath=/x\nHealthPath=\n", NULL);
+        assert_string_equal(d->health_path, "/"); /* empty: the default */
+        fails("[Nap]\nHealthPath=healthz\n", "nap.conf:2: HealthPath=: 'healthz' is not an absolute URL path ('/' first) of letters, digits, -._~!$&'()*+,;=:@/? and %XX escapes, at most 255 bytes");
+        fails("[Nap]\nHealthPath=/a b\n", "nap.conf:2: HealthPath=: '/a b' is not an absolute URL path ('/' first) of letters, digits, -._~!$&'()*+,;=:@/? and %XX escapes, at most 255 bytes");
+        fails("[Nap]\nHealthPath=/%zz\n", "nap.conf:2: HealthPath=: '/%zz' is not an absolute URL path ('/' first) of letters, digits, -._~!$&'()*+,;=:@/? and %XX escapes, at most 255 bytes");
+        fails("[Nap]\nHealthPath=/a#b\n", "nap.conf:2: HealthPath=: '/a#b' is not an absolute URL path ('/' first) of letters, digits, -._~!$&'()*+,;=:@/? and %XX escapes, at most 255 bytes");
+        fails_range("[Nap]\nHealthCheckSec=0\n", "nap.conf:2: HealthCheckSec=: 0 seconds is out of range 1..3600");
+        fails("[Nap]\nHealthCheckSec=30s\n", "nap.conf:2: HealthCheckSec=: invalid number of seconds '30s'");
+}
+
 static void test_max_connections(void **state) {
         _cleanup_(nap_config_freep) NapConfig *c = parse_ok("[Nap]\nMaxConnections=10\nMaxConnectionsPerUser=3\n", NULL);
         assert_int_equal(c->max_connections, 10);
@@ -292,6 +309,47 @@ static void test_max_connections(void **state) {
         fails("[Nap]\nMaxConnections=lots\n", "nap.conf:2: MaxConnections=: invalid number of connections 'lots'");
         fails("[Nap]\nMaxConnectionsPerUser=-1\n",
               "nap.conf:2: MaxConnectionsPerUser=: invalid number of connections '-1'");
+}
+
+static void test_rollout(void **state) {
+        _cleanup_(nap_config_freep) NapConfig *d = parse_ok("[Nap]\n", NULL);
+        assert_true(d->rollout_batch.percent);
+        assert_int_equal(d->rollout_batch.value, 25);
+        assert_int_equal(d->rollout_drain_sec, 1);
+        _cleanup_(nap_config_freep) NapConfig *c = parse_ok("[Nap]\nRolloutBatch=2\nRolloutDrainSec=0\n", NULL);
+        assert_false(c->rollout_batch.percent);
+        assert_int_equal(c->rollout_batch.value, 2);
+        assert_int_equal(c->rollout_drain_sec, 0);
+        _cleanup_(nap_config_freep) NapConfig *p = parse_ok("[Nap]\nRolloutBatch=100%\nRolloutBatch=\n", NULL);
+        assert_true(p->rollout_batch.percent);
+        assert_int_equal(p->rollout_batch.value, 25);
+        fails_range("[Nap]\nRolloutBatch=0\n", "nap.conf:2: RolloutBatch=: '0' is not a number of instances "
+                                               "(1..20000) or a percentage (1%..100%)");
+        fails_range("[Nap]\nRolloutBatch=101%\n", "nap.conf:2: RolloutBatch=: '101%' is not a number of instances "
+                                                  "(1..20000) or a percentage (1%..100%)");
+        fails("[Nap]\nRolloutBatch=5 %\n", "nap.conf:2: RolloutBatch=: '5 %' is not a number of instances "
+                                           "(1..20000) or a percentage (1%..100%)");
+        fails("[Nap]\nRolloutBatch=-1\n", "nap.conf:2: RolloutBatch=: '-1' is not a number of instances "
+                                          "(1..20000) or a percentage (1%..100%)");
+        fails_range("[Nap]\nRolloutDrainSec=601\n", "nap.conf:2: RolloutDrainSec=: 601 seconds is out of range 0..600");
+}
+
+static void test_rollout_batch_size(void **state) {
+        NapRolloutBatch quarter = { 25, true }, two = { 2, false }, all = { 100, true };
+        assert_int_equal(nap_rollout_batch_size(quarter, 100), 25);
+        assert_int_equal(nap_rollout_batch_size(quarter, 6), 2);  /* rounded up */
+        assert_int_equal(nap_rollout_batch_size(quarter, 1), 1);
+        assert_int_equal(nap_rollout_batch_size(quarter, 0), 1);
+        assert_int_equal(nap_rollout_batch_size(two, 1), 1);      /* at most all */
+        assert_int_equal(nap_rollout_batch_size(two, 7), 2);
+        assert_int_equal(nap_rollout_batch_size(all, 7), 7);
+        NapRolloutBatch b;
+        assert_int_equal(nap_rollout_batch_parse("50%", &b), 0);
+        assert_true(b.percent && b.value == 50);
+        assert_int_equal(nap_rollout_batch_parse("", &b), -EINVAL);
+        assert_int_equal(nap_rollout_batch_parse("%", &b), -EINVAL);
+        assert_int_equal(nap_rollout_batch_parse("20001", &b), -ERANGE);
+        assert_int_equal(nap_rollout_batch_parse("1x", &b), -EINVAL);
 }
 
 static void test_cluster(void **state) {
@@ -495,7 +553,10 @@ int main(void) {
                 cmocka_unit_test(test_host),
                 cmocka_unit_test(test_port_range),
                 cmocka_unit_test(test_discovery_ttl),
+                cmocka_unit_test(test_health_check),
                 cmocka_unit_test(test_max_connections),
+                cmocka_unit_test(test_rollout),
+                cmocka_unit_test(test_rollout_batch_size),
                 cmocka_unit_test(test_cluster),
                 cmocka_unit_test(test_etcd_prefix),
                 cmocka_unit_test(test_authorized_keys),

@@ -18,6 +18,23 @@ static const char rollout[] =
         "\"operation\":\"rollout\",\"previous\":{\"commit\":\"89abcdef0123456789abcdef0123456789abcdef\","
         "\"url\":\"/srv/git/alice/web.git\"},\"running\":[1,3],\"time\":42,\"user\":\"alice\",\"version\":1}\n";
 
+/* A rollout two replacements in, making a third. */
+static const char rollout_added[] =
+        "{\"added\":[4,5],\"app\":\"web\",\"instances\":[1,2,3],\"node\":\"n1\",\"number\":6,"
+        "\"operation\":\"rollout\",\"running\":[1,3],\"time\":42,\"user\":\"alice\",\"version\":1}\n";
+
+static void test_rollout_added_round_trip(void **state) {
+        NapIntent in;
+        assert_int_equal(nap_intent_parse(rollout_added, strlen(rollout_added), &in, NULL), 0);
+        assert_int_equal(in.n_added, 2);
+        assert_int_equal(in.added[1], 5);
+        assert_int_equal(in.number, 6);
+        assert_string_equal(in.node, "n1");
+        _cleanup_free_ char *text = nap_intent_format(&in);
+        assert_string_equal(text, rollout_added);
+        nap_intent_done(&in);
+}
+
 static void test_rollout_round_trip(void **state) {
         NapIntent in;
         assert_int_equal(nap_intent_parse(rollout, strlen(rollout), &in, NULL), 0);
@@ -151,6 +168,7 @@ static void test_destroy_app_round_trip(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_rollout_round_trip),
+                cmocka_unit_test(test_rollout_added_round_trip),
                 cmocka_unit_test(test_damaged_records_are_refused),
                 cmocka_unit_test(test_request_ids),
                 cmocka_unit_test_setup_teardown(test_save_load_foreach_remove, test_state_setup, test_state_teardown),

@@ -67,6 +67,59 @@ static void test_parse_optional_keys(void **state) {
         assert_string_equal(m->commit, "0123456789abcdef0123456789abcdef01234567");
 }
 
+/* health_path: optional, validated, written back; an old manifest
+ * without it loads (nap.conf's path then). */
+static void test_health_path(void **state) {
+        _cleanup_(nap_manifest_freep) NapManifest *m = NULL, *old = NULL, *back = NULL;
+        NapError e = NAP_ERROR_NULL;
+
+        assert_int_equal(parse(GOOD_HEAD GOOD_ARGV GOOD_DIR GOOD_TAIL ",\"health_path\":\"/healthz?x=1\"}", &m, &e), 0);
+        assert_string_equal(m->health_path, "/healthz?x=1");
+        assert_string_equal(nap_manifest_health_path(m, "/conf"), "/healthz?x=1");
+        _cleanup_free_ char *text = nap_manifest_format(m);
+        assert_non_null(strstr(text, "\"health_path\": \"/healthz?x=1\""));
+        assert_int_equal(parse(text, &back, &e), 0);
+        assert_string_equal(back->health_path, "/healthz?x=1");
+
+        assert_int_equal(parse(GOOD, &old, &e), 0);
+        assert_null(old->health_path);
+        assert_string_equal(nap_manifest_health_path(old, "/conf"), "/conf");
+        assert_string_equal(nap_manifest_health_path(NULL, "/conf"), "/conf");
+        _cleanup_free_ char *old_text = nap_manifest_format(old);
+        assert_null(strstr(old_text, "health_path"));
+
+        assert_refused(GOOD_HEAD GOOD_ARGV GOOD_DIR GOOD_TAIL ",\"health_path\":\"healthz\"}",
+                       "Key 'health_path' must be an absolute URL path");
+        assert_refused(GOOD_HEAD GOOD_ARGV GOOD_DIR GOOD_TAIL ",\"health_path\":\"/a\\r\\nX: y\"}",
+                       "Key 'health_path' must be an absolute URL path");
+        assert_refused(GOOD_HEAD GOOD_ARGV GOOD_DIR GOOD_TAIL ",\"health_path\":1}",
+                       "Key 'health_path' must be a string");
+}
+
+/* What an instance takes from its profile: argv, params, HealthPath=. */
+static void test_apply_profile(void **state) {
+        _cleanup_(nap_profile_freep) NapProfile *with = NULL, *without = NULL;
+        NapManifest m = { .port = 20007 };
+        NapError e = NAP_ERROR_NULL;
+        static const char text[] = "HealthPath=/up\nserve --port {port} --name {name=x}\n";
+
+        assert_int_equal(nap_profile_parse(text, strlen(text), NAP_PROFILE_FORMAT_PROFILE, &with, &e), 0);
+        assert_int_equal(nap_profile_parse("serve\n", 6, NAP_PROFILE_FORMAT_PROFILE, &without, &e), 0);
+        assert_int_equal(nap_manifest_apply_profile(&m, with, NULL, &e), 0);
+        assert_string_equal(m.health_path, "/up");
+        assert_string_equal(m.argv[2], "20007");
+        assert_string_equal(nap_params_get(m.params, "name"), "x");
+        /* A new profile without it (a push): the old path goes. */
+        strv_free(m.argv);
+        m.argv = NULL;
+        nap_params_free(m.params);
+        m.params = NULL;
+        assert_int_equal(nap_manifest_apply_profile(&m, without, NULL, &e), 0);
+        assert_null(m.health_path);
+        strv_free(m.argv);
+        nap_params_free(m.params);
+}
+
 static void test_parse_kinds(void **state) {
         _cleanup_(nap_manifest_freep) NapManifest *m = NULL;
         NapError e = NAP_ERROR_NULL;
@@ -499,6 +552,8 @@ int main(void) {
                 cmocka_unit_test(test_path),
                 cmocka_unit_test(test_save_load),
                 cmocka_unit_test(test_save_refuses_invalid),
+                cmocka_unit_test(test_health_path),
+                cmocka_unit_test(test_apply_profile),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,8 +5,9 @@
  * rollback's choice of commit, and the rule that a failed deploy changes
  * nothing, against real repositories made with the git program. Apps here
  * either need parameters (so no instance is started and no bus is needed)
- * or find no bus (the test hides it), which must fail cleanly. Restarts
- * and answers are covered by tests/integration/test-push.sh. */
+ * or find no bus (the test hides it), which must fail cleanly. Replacing
+ * instances, batches and answers are covered by
+ * tests/integration/test-push.sh and test-zero-downtime.sh. */
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -316,7 +317,10 @@ static void test_params_the_new_profile_refuses_keep_previous(void **state) {
         _cleanup_free_ char *after = manifest_text(f);
         assert_string_equal(before, after);
         assert_true(exists(f, "root/apps/alice/alice_web_1/old-version"));
-        assert_false(exists(f, "root/apps/alice/alice_web_1.next"));
+        /* no replacement was left behind: neither its tree nor its manifest */
+        assert_false(exists(f, "root/apps/alice/alice_web_2"));
+        assert_false(exists(f, "instances/alice_web_common@2.json"));
+        assert_false(exists(f, "root/intents/alice_web.intent"));
 }
 
 static void test_no_service_manager_changes_nothing(void **state) {
@@ -338,7 +342,10 @@ static void test_no_service_manager_changes_nothing(void **state) {
         _cleanup_free_ char *after = manifest_text(f);
         assert_string_equal(before, after);
         assert_true(exists(f, "root/apps/alice/alice_web_1/old-version"));
-        assert_false(exists(f, "root/apps/alice/alice_web_1.next"));
+        /* no replacement was left behind: neither its tree nor its manifest */
+        assert_false(exists(f, "root/apps/alice/alice_web_2"));
+        assert_false(exists(f, "instances/alice_web_common@2.json"));
+        assert_false(exists(f, "root/intents/alice_web.intent"));
 }
 
 static void test_rollback_picks_from_history(void **state) {

@@ -43,6 +43,56 @@ static void fails(const char *text, const char *message) {
 }
 
 
+/* HealthPath=: before or after the command, in a profile and a Procfile;
+ * the command is unchanged by it. */
+static void test_health_path(void **state) {
+        _cleanup_(nap_profile_freep) NapProfile *none = parse_ok("python3 app.py\n");
+        _cleanup_(nap_profile_freep) NapProfile *before = parse_ok("# checked\nHealthPath=/healthz\npython3 app.py {port}\n");
+        _cleanup_(nap_profile_freep) NapProfile *after = parse_ok("python3 app.py\n  HealthPath= /ready?x=1&y=%2F \r\n");
+        _cleanup_(nap_profile_freep) NapProfile *procfile =
+                parse_as("worker: w\nHealthPath=/up\nweb: python3 app.py $PORT\n", NAP_PROFILE_FORMAT_PROCFILE);
+        assert_null(nap_profile_health_path(none));
+        assert_string_equal(nap_profile_health_path(before), "/healthz");
+        assert_string_equal(nap_profile_health_path(after), "/ready?x=1&y=%2F");
+        assert_string_equal(nap_profile_health_path(procfile), "/up");
+        assert_int_equal(strv_length((char **) nap_profile_parameters(before)), 0);
+
+        fails("HealthPath=healthz\ncmd\n", "profile:1: HealthPath= must be an absolute URL path ('/' first) of letters, digits, -._~!$&'()*+,;=:@/? and %XX escapes, at most 255 bytes, not 'healthz'");
+        fails("cmd\nHealthPath=/a\nHealthPath=/b\n", "profile:3: HealthPath= given twice");
+        fails("HealthPath=/a\n", "profile has no command");
+        fails_as_n("web: x\nHealthPath=/a b\n", strlen("web: x\nHealthPath=/a b\n"), NAP_PROFILE_FORMAT_PROCFILE,
+                   "Procfile:2: HealthPath= must be an absolute URL path ('/' first) of letters, digits, -._~!$&'()*+,;=:@/? and %XX escapes, at most 255 bytes, not '/a b'");
+        /* Other Key= lines are still commands, as before. */
+        _cleanup_(nap_profile_freep) NapProfile *cmd = parse_ok("Health=/x\n");
+        assert_null(nap_profile_health_path(cmd));
+}
+
+static void test_health_path_is_valid(void **state) {
+        char longest[NAP_HEALTH_PATH_MAX + 2];
+
+        assert_true(nap_health_path_is_valid("/"));
+        assert_true(nap_health_path_is_valid("/a-b._~!$&'()*+,;=:@/c?d=%7e"));
+        assert_false(nap_health_path_is_valid(NULL));
+        assert_false(nap_health_path_is_valid(""));
+        assert_false(nap_health_path_is_valid("health"));
+        assert_false(nap_health_path_is_valid("http://x/"));
+        assert_false(nap_health_path_is_valid("/a b"));
+        assert_false(nap_health_path_is_valid("/a\r\nHost: evil"));
+        assert_false(nap_health_path_is_valid("/a#frag"));
+        assert_false(nap_health_path_is_valid("/a\\b"));
+        assert_false(nap_health_path_is_valid("/%"));
+        assert_false(nap_health_path_is_valid("/%4"));
+        assert_false(nap_health_path_is_valid("/%4g"));
+        assert_false(nap_health_path_is_valid("/\xc3\xa9"));
+        memset(longest, 'a', sizeof longest);
+        longest[0] = '/';
+        longest[NAP_HEALTH_PATH_MAX] = 0;
+        assert_true(nap_health_path_is_valid(longest));
+        longest[NAP_HEALTH_PATH_MAX] = 'a';
+        longest[NAP_HEALTH_PATH_MAX + 1] = 0;
+        assert_false(nap_health_path_is_valid(longest));
+}
+
 static NapParams *params(const char *s) {
         NapError e = NAP_ERROR_NULL;
         NapParams *p = NULL;
@@ -499,7 +549,7 @@ static void test_format_round_trip(void **state) {
                 "plain", "with space", "  lead", "trail  ", "it's", "''", "\"dq\"", "back\\slash", "trail\\",
                 "\\", "{x}", "}{", "{{", "}}", "{", "}", "$PORT", "${PORT}", "$", "a$", "${x}", "$(rm -rf /)",
                 "`id`", "", "ünï ✓ 日本 😀", "#hash", "a;b|c&d", "~", "*", "?", "!", "<>", "a=b", "--opt=x y",
-                "\\'", "'\\", "\"\\\"", NULL,
+                "\\'", "'\\", "\"\\\"", "HealthPath=/x", "HealthPath=", NULL,
         };
         /* Each word alone, as the first word and after another, then all together. */
         for (size_t i = 0; words[i]; i++) {
@@ -575,6 +625,8 @@ int main(void) {
                 cmocka_unit_test(test_format_round_trip),
                 cmocka_unit_test(test_format_random_round_trip),
                 cmocka_unit_test(test_format_empty),
+                cmocka_unit_test(test_health_path),
+                cmocka_unit_test(test_health_path_is_valid),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
