@@ -289,6 +289,19 @@ make_repo() {
         git -C "$dir" init -q && git -C "$dir" add -A && git -C "$dir" commit -q -m "nap test app"
 }
 
+# cursor_now: the journal's cursor now; reloads_since CURSOR: the
+# manager's "Reloading." messages after it.
+cursor_now() {
+        journalctl --no-pager -q -n 0 --show-cursor 2>/dev/null | sed -n 's/^-- cursor: //p'
+}
+
+# (No _PID= match with --after-cursor: journalctl 252 then skips the first
+# matching entry, taking it for the cursor's own.)
+reloads_since() {
+        journalctl --no-pager -q -o short --after-cursor "$1" 2>/dev/null |
+                grep -c " systemd\[$NAP_MANAGER_PID\]: Reloading\.$"
+}
+
 # nap_need TOOL...: bails out unless every TOOL is in $PATH.
 nap_need() {
         local t

@@ -19,19 +19,11 @@
 
 NAPCTL=${NAPCTL:-${1:-}}
 NAP_GENERATOR=${NAP_GENERATOR:-${2:-}}
-SRC=${NAP_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-if [ -z "${NAP_SANDBOX_INSIDE:-}" ]; then
-        for b in "$NAPCTL" "$NAP_GENERATOR"; do
-                [ -x "$b" ] || { echo "Bail out! set NAPCTL and NAP_GENERATOR to the built binaries (got '$b')"; exit 1; }
-        done
-        NAPCTL=$(realpath "$NAPCTL") NAP_GENERATOR=$(realpath "$NAP_GENERATOR")
-        export NAPCTL NAP_GENERATOR NAP_SOURCE_ROOT=$SRC
-fi
+nap_napctl_env
+SRC=$NAP_SOURCE_ROOT
 nap_sandbox_enter "$@"
 nap_sandbox_start
-for t in jq git curl; do
-        command -v "$t" >/dev/null || { echo "Bail out! $t is needed"; exit 1; }
-done
+nap_need jq git curl
 . "$(dirname "$0")/napctl-lib.sh"
 
 RT=$XDG_RUNTIME_DIR/systemd/user  # the manager's runtime unit dir

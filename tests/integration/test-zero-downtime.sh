@@ -113,15 +113,6 @@ greetings() { # SVC: what each instance answers on /greeting, sorted and counted
         done | sort | uniq -c | sed 's/^ *//'
 }
 
-cursor_now() {
-        journalctl --no-pager -q -n 0 --show-cursor 2>/dev/null | sed -n 's/^-- cursor: //p'
-}
-
-reloads_since() {
-        journalctl --no-pager -q -o short --after-cursor "$1" 2>/dev/null |
-                grep -c " systemd\[$NAP_MANAGER_PID\]: Reloading\.$"
-}
-
 # make_app NAME: a bare repository with nap-receive as its hook, and the
 # work tree P pushing to it (the hello sample app).
 make_app() {
@@ -216,10 +207,10 @@ check "batch: sampled more than a few times" test "${1:-0}" -ge 5
 check "batch: never fewer than six answering" test "${2:-0}" -ge 6
 zero_failures batch
 reloads=$(reloads_since "$cursor")
-# One per batch for the new manifests and one per removed instance, until
-# instances start and go without a reload; the rollout adds none of its own.
+# Instances start and go without a reload (ops_units_install/load); one
+# is allowed for the fallback (a name the manager still holds loaded).
 log "batch: $reloads daemon-reloads during the push"
-check "batch: at most one reload per batch and per removed instance" test "$reloads" -le $((3 + 6))
+check "batch: at most one daemon-reload during the push" test "$reloads" -le 1
 
 log "a new version that never answers"
 before=$(instances $SVC)
