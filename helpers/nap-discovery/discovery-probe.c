@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "base/socket-util.h"
 #include "discovery-probe.h"
 #include "model/profile.h"
 
@@ -137,6 +138,8 @@ static int io_handler(sd_event_source *s, int fd, uint32_t revents, void *userda
         }
         if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &l) < 0)
                 error = errno;
+        if (error == 0 && socket_is_connected_to_itself(fd)) /* nothing listens: see socket-util.h */
+                error = ECONNREFUSED;
         if (error != 0)
                 probe_next_address(p, -error);
         else

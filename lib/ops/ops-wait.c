@@ -12,6 +12,7 @@
 
 #include "base/clock.h"
 #include "base/fileio.h"
+#include "base/socket-util.h"
 #include "clients/journal.h"
 #include "clients/systemd1.h"
 #include "ops/ops-internal.h"
@@ -75,6 +76,8 @@ static int probe_once(int family, unsigned port, const char *path, uint64_t dead
                 return r < 0 ? r : -ETIMEDOUT;
         if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l) < 0 || err != 0)
                 return err != 0 ? -err : negative_errno();
+        if (socket_is_connected_to_itself(fd)) /* nothing listens: see socket-util.h */
+                return -ECONNREFUSED;
         if (send(fd, req, (size_t) len, MSG_NOSIGNAL) != (ssize_t) len)
                 return -ECONNRESET;
         r = wait_fd(fd, POLLIN, deadline);

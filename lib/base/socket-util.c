@@ -1,0 +1,17 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "base/socket-util.h"
+
+bool socket_is_connected_to_itself(int fd) {
+        struct sockaddr_storage local, peer;
+        socklen_t ll = sizeof local, pl = sizeof peer;
+
+        if (getsockname(fd, (struct sockaddr *) &local, &ll) < 0 ||
+            getpeername(fd, (struct sockaddr *) &peer, &pl) < 0)
+                return false;
+        return ll == pl && memcmp(&local, &peer, ll) == 0;
+}

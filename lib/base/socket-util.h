@@ -1,0 +1,15 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Sockets. */
+
+#include <stdbool.h>
+
+/* A TCP connect to a loopback port nothing listens on can still succeed:
+ * when the kernel picks that same port as the connection's ephemeral
+ * source port, the socket connects to itself (TCP simultaneous open) and
+ * reads back what it sends. A port inside ip_local_port_range (32768-60999
+ * by default) is exposed, once in some tens of thousands of attempts, and
+ * a probe that retries every 50 ms gets there. True for such a socket: a
+ * probe must count it as refused. */
+bool socket_is_connected_to_itself(int fd);
