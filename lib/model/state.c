@@ -343,16 +343,28 @@ static int open_port_claims(const NapConfig *c, int *ret_fd) {
 }
 
 /* Whether something on this host already listens on port (any address).
- * Binding the wildcard address fails when any address has the port. */
-static bool port_is_free(unsigned port) {
-        _cleanup_close_ int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+ * Binding the wildcard address fails when any address has the port. With
+ * SO_REUSEADDR, as servers bind (Python's http.server, Go, nginx, node):
+ * connections of an instance that went a moment ago linger in TIME_WAIT
+ * for a minute, and without it their port would count as taken, so a few
+ * rollouts in a row ran out of ports (bench/push: "No free port"). A
+ * listening socket still makes the bind fail. */
+static bool bind_wildcard(int family, unsigned port) {
+        _cleanup_close_ int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
         struct sockaddr_in6 sa6 = { .sin6_family = AF_INET6, .sin6_port = htons(port), .sin6_addr = in6addr_any };
-        if (fd >= 0)
-                return bind(fd, (struct sockaddr *) &sa6, sizeof sa6) >= 0;
-        /* No IPv6: try IPv4. */
-        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_ANY) };
-        return fd >= 0 && bind(fd, (struct sockaddr *) &sa, sizeof sa) >= 0;
+        int one = 1;
+        if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
+                return false;
+        if (family == AF_INET6)
+                return bind(fd, (struct sockaddr *) &sa6, sizeof sa6) >= 0;
+        return bind(fd, (struct sockaddr *) &sa, sizeof sa) >= 0;
+}
+
+static bool port_is_free(unsigned port) {
+        _cleanup_close_ int probe = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        /* No IPv6: IPv4. */
+        return bind_wildcard(probe >= 0 ? AF_INET6 : AF_INET, port);
 }
 
 int nap_state_allocate_port(const NapConfig *c, const NapInstance *i, unsigned *ret, int *ret_lock_fd,

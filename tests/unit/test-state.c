@@ -234,6 +234,49 @@ static void test_port_claims(void **state) {
         assert_non_null(strstr(target, "alice_web_common@99.json"));
 }
 
+/* A port whose last connection lingers in TIME_WAIT (an instance that just
+ * went, and the clients it served) is free: apps bind with SO_REUSEADDR,
+ * and their connections keep it in TIME_WAIT. */
+static void test_port_in_time_wait_is_free(void **state) {
+        Fixture *f = *state;
+        unsigned port, got = 0;
+        int one = 1, listener = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in6 bound = { .sin6_family = AF_INET6, .sin6_addr = in6addr_any };
+        socklen_t bl = sizeof bound;
+        assert_true(listener >= 0);
+        assert_int_equal(setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one), 0);
+        assert_int_equal(bind(listener, (struct sockaddr *) &bound, sizeof bound), 0);
+        assert_int_equal(listen(listener, 1), 0);
+        assert_int_equal(getsockname(listener, (struct sockaddr *) &bound, &bl), 0);
+        port = ntohs(bound.sin6_port);
+        struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_port = htons(port), .sin6_addr = in6addr_loopback };
+        int client = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(client >= 0);
+        assert_int_equal(connect(client, (struct sockaddr *) &sa, sizeof sa), 0);
+        int served = accept(listener, NULL, NULL);
+        assert_true(served >= 0);
+        close(listener);
+        close(served); /* the server closes first: its side goes to TIME_WAIT */
+        char c;
+        assert_int_equal(read(client, &c, 1), 0);
+        close(client);
+
+        int plain = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in6 any = { .sin6_family = AF_INET6, .sin6_port = htons(port), .sin6_addr = in6addr_any };
+        assert_true(plain >= 0);
+        /* The lingering connection is there: a bind without SO_REUSEADDR fails. */
+        assert_int_equal(bind(plain, (struct sockaddr *) &any, sizeof any), -1);
+        assert_int_equal(errno, EADDRINUSE);
+        close(plain);
+
+        f->config->port_min = f->config->port_max = port;
+        int lock = -1;
+        NapError e = NAP_ERROR_NULL;
+        assert_int_equal(nap_state_allocate_port(f->config, &new_instance, &got, &lock, &e), 0);
+        close(lock);
+        assert_int_equal(got, port);
+}
+
 static void test_port_allocation_exhausted(void **state) {
         Fixture *f = *state;
         unsigned busy, port = 0;
@@ -260,6 +303,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_damaged_counter_is_an_error, test_state_setup, test_state_teardown),
                 cmocka_unit_test_setup_teardown(test_service_lock_excludes, test_state_setup, test_state_teardown),
                 cmocka_unit_test_setup_teardown(test_port_allocation_skips_used_ports, test_state_setup, test_state_teardown),
+                cmocka_unit_test_setup_teardown(test_port_in_time_wait_is_free, test_state_setup, test_state_teardown),
                 cmocka_unit_test_setup_teardown(test_port_allocation_exhausted, test_state_setup, test_state_teardown),
                 cmocka_unit_test_setup_teardown(test_port_claims, test_state_setup, test_state_teardown),
         };
