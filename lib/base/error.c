@@ -2,6 +2,7 @@
 
 #include <assert.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "base/error.h"
 
@@ -71,6 +72,20 @@ int nap_error_errno(NapError *e, int r, const char *fmt, ...) {
         error_setv(e, NAP_ERROR_INTERNAL, r, fmt, ap, true);
         va_end(ap);
         return r;
+}
+
+void nap_error_prefix(NapError *e, const char *fmt, ...) {
+        char prefix[128], msg[sizeof prefix + NAP_ERROR_MESSAGE_MAX];
+        va_list ap;
+
+        if (!nap_error_is_set(e))
+                return;
+        va_start(ap, fmt);
+        vsnprintf(prefix, sizeof prefix, fmt, ap);
+        va_end(ap);
+        snprintf(msg, sizeof msg, "%s%s", prefix, e->message);
+        memcpy(e->message, msg, sizeof e->message - 1);
+        e->message[sizeof e->message - 1] = 0;
 }
 
 int nap_error_parameter(NapError *e, int r, const char *name) {

@@ -59,6 +59,10 @@ int nap_error_set(NapError *e, NapErrorKind kind, int r, const char *fmt, ...) _
  * (or the kind already set). Returns r. */
 int nap_error_errno(NapError *e, int r, const char *fmt, ...) _printf_(3, 4);
 
+/* Adds context in front of an error already set ("alice_web_common@1: …"),
+ * cut to fit as nap_error_set() does; nothing when e holds no error. */
+void nap_error_prefix(NapError *e, const char *fmt, ...) _printf_(2, 3);
+
 /* Names the argument an error is about (varlink's InvalidParameter
  * "parameter"); returns r. */
 int nap_error_parameter(NapError *e, int r, const char *name);

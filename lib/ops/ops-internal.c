@@ -9,6 +9,8 @@
  * final place and renamed into it. */
 
 #include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 
@@ -82,6 +84,17 @@ int ops_context_bus(NapContext *c, sd_bus **ret, NapError *e) {
         }
         *ret = c->bus;
         return 0;
+}
+
+void ops_progress(const NapRolloutOptions *o, const char *fmt, ...) {
+        char msg[NAP_ERROR_MESSAGE_MAX];
+        va_list ap;
+        if (!o || !o->progress)
+                return;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        o->progress(o->userdata, msg);
 }
 
 void nap_service_info_array_free(NapServiceInfo *a, size_t n) {

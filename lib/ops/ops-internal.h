@@ -9,6 +9,8 @@
 
 /* The service manager's bus, opened on first use. */
 int ops_context_bus(NapContext *c, sd_bus **ret, NapError *e);
+/* One progress line to o's callback (none: nothing). */
+void ops_progress(const NapRolloutOptions *o, const char *fmt, ...) _printf_(2, 3);
 /* ops-wait.c: until the instance's unit answers HTTP on port (its first
  * byte) asked for its health path (nap_manifest_health_path()), or is no
  * longer running (UnitFailed), or timeout (UnitFailed). */

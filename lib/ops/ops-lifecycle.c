@@ -7,7 +7,6 @@
  * an intent of its own (recovered by ops-recover.c). */
 
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -20,18 +19,6 @@
 #include "model/state.h"
 #include "ops/ops-internal.h"
 #include "ops/publish.h"
-
-static void progress(const NapRolloutOptions *o, const char *fmt, ...) _printf_(2, 3);
-static void progress(const NapRolloutOptions *o, const char *fmt, ...) {
-        char msg[NAP_ERROR_MESSAGE_MAX];
-        va_list ap;
-        if (!o || !o->progress)
-                return;
-        va_start(ap, fmt);
-        vsnprintf(msg, sizeof msg, fmt, ap);
-        va_end(ap);
-        o->progress(o->userdata, msg);
-}
 
 /* ---- the configuration -------------------------------------------------- */
 
@@ -241,22 +228,10 @@ void nap_scale_result_done(NapScaleResult *r) {
         r->removed = strv_free(r->removed);
 }
 
-static void error_prefix_text(NapError *e, const char *prefix) {
-        char msg[96 + NAP_ERROR_MESSAGE_MAX];
-        if (!nap_error_is_set(e))
-                return;
-        snprintf(msg, sizeof msg, "%.95s%s", prefix, e->message);
-        memcpy(e->message, msg, sizeof e->message - 1); /* cut to fit, as nap_error_set() does */
-        e->message[sizeof e->message - 1] = 0;
-}
-
 /* "After starting 2 of 3 instance(s): …", so the caller knows where it stopped. */
 static void error_prefix(NapError *e, const char *verb, size_t done, size_t wanted) {
-        char prefix[96];
-        if (done == 0)
-                return; /* nothing was: the error as it is */
-        snprintf(prefix, sizeof prefix, "After %s %zu of %zu instance(s): ", verb, done, wanted);
-        error_prefix_text(e, prefix);
+        if (done > 0) /* else nothing was: the error as it is */
+                nap_error_prefix(e, "After %s %zu of %zu instance(s): ", verb, done, wanted);
 }
 
 static int scale_up(NapContext *c, const char *service, size_t count, const NapParams *params,
@@ -268,7 +243,7 @@ static int scale_up(NapContext *c, const char *service, size_t count, const NapP
                 if (r >= 0 && strv_extend(&ret->started, i.name) < 0)
                         r = nap_error_errno(e, -ENOMEM, "Failed to scale");
                 if (r >= 0)
-                        progress(o, "%s: started on port %u, answering", i.name, i.port);
+                        ops_progress(o, "%s: started on port %u, answering", i.name, i.port);
                 nap_instance_info_clear(&i);
                 if (r < 0)
                         return error_prefix(e, "starting", k, count), r;
@@ -294,7 +269,7 @@ static int scale_down(NapContext *c, NapInstanceInfo *l, size_t n, size_t count,
                         r = nap_error_errno(e, -ENOMEM, "Failed to scale");
                 if (r < 0)
                         return error_prefix(e, "removing", k, count), r;
-                progress(o, "%s: removed", l[k].name);
+                ops_progress(o, "%s: removed", l[k].name);
         }
         return 0;
 }
@@ -403,7 +378,7 @@ static int remove_instances(NapContext *c, const NapService *s, NapError *e) {
 int ops_destroy_app_locked(NapContext *c, const NapService *s, NapError *e) {
         int r = nap_unpublish_service(c, s, e);
         if (r < 0)
-                error_prefix_text(e, "Nothing else was removed: the app's keys in etcd could not be: ");
+                nap_error_prefix(e, "Nothing else was removed: the app's keys in etcd could not be: ");
         if (r >= 0)
                 r = remove_instances(c, s, e);
         if (r >= 0)

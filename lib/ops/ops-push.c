@@ -17,7 +17,6 @@
  * says which old instance each new one replaces, for recovery. */
 
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -62,34 +61,6 @@ typedef struct Rollout {
         uint64_t drain_until;  /* withdrawn old instances go from then on */
         sd_bus *bus;           /* the context's; set once needed */
 } Rollout;
-
-_printf_(2, 3)
-static void progress(const Rollout *ro, const char *fmt, ...) {
-        char msg[NAP_ERROR_MESSAGE_MAX];
-        va_list ap;
-        if (!ro->o.progress)
-                return;
-        va_start(ap, fmt);
-        vsnprintf(msg, sizeof msg, fmt, ap);
-        va_end(ap);
-        ro->o.progress(ro->o.userdata, msg);
-}
-
-/* Adds context to an error already set ("alice_web_common@1: …"). */
-_printf_(2, 3)
-static void error_prefix(NapError *e, const char *fmt, ...) {
-        char prefix[128], msg[sizeof prefix + NAP_ERROR_MESSAGE_MAX];
-        va_list ap;
-        if (!nap_error_is_set(e))
-                return;
-        va_start(ap, fmt);
-        vsnprintf(prefix, sizeof prefix, fmt, ap);
-        va_end(ap);
-        snprintf(msg, sizeof msg, "%s%s", prefix, e->message);
-        /* Cut to fit, as nap_error_set() does. */
-        memcpy(e->message, msg, sizeof e->message - 1);
-        e->message[sizeof e->message - 1] = 0;
-}
 
 static void error_append(NapError *e, const char *s) {
         size_t l = strlen(e->message);
@@ -179,7 +150,7 @@ static int plan_step(Step *st, const NapProfile *old, const NapProfile *p, NapEr
                 return nap_error_errno(e, -ENOMEM, "Failed to plan the rollout");
         int r = ops_check_params(p, st->params, e);
         if (r < 0)
-                error_prefix(e, "The new profile does not accept the parameters of %s: ", name_of(st->old, name));
+                nap_error_prefix(e, "The new profile does not accept the parameters of %s: ", name_of(st->old, name));
         return r;
 }
 
@@ -312,11 +283,11 @@ static int wait_instance(Rollout *ro, const NapManifest *m, NapError *e) {
                  * the rollout says after it (rolled back, or not). */
                 _cleanup_free_ char *journal = ops_journal_summary(ro->c, unit);
                 if (journal)
-                        progress(ro, "%s: %s", name, journal);
-                error_prefix(e, "%s: ", name);
+                        ops_progress(&ro->o, "%s: %s", name, journal);
+                nap_error_prefix(e, "%s: ", name);
                 return r;
         }
-        progress(ro, "%s: answers on port %u", name, m->port);
+        ops_progress(&ro->o, "%s: answers on port %u", name, m->port);
         (void) ops_publish_instance(ro->c, m);
         return 0;
 }
@@ -350,7 +321,7 @@ static int wait_published(Rollout *ro, Step *from, Step *to, NapError *e) {
                 NapEndpointList l = {};
                 NapError why = NAP_ERROR_NULL;
                 if (nap_list_endpoints(ro->c, service, &l, &why) < 0) {
-                        progress(ro, "etcd: %s; not waiting for the new endpoints", why.message);
+                        ops_progress(&ro->o, "etcd: %s; not waiting for the new endpoints", why.message);
                         return 0;
                 }
                 bool done = all_published(&l, from, to);
@@ -392,10 +363,10 @@ static int create_replacement(Rollout *ro, const NapProfile *p, Step *st, NapErr
         if (r >= 0 && note_added(ro, m->instance.number) < 0)
                 r = nap_error_errno(e, -ENOMEM, "Failed to record the rollout");
         if (r < 0) {
-                error_prefix(e, "Replacing %s: ", name_of(st->old, old));
+                nap_error_prefix(e, "Replacing %s: ", name_of(st->old, old));
                 return r;
         }
-        progress(ro, "%s: made on port %u, to replace %s%s", name_of(m, name), m->port, name_of(st->old, old),
+        ops_progress(&ro->o, "%s: made on port %u, to replace %s%s", name_of(m, name), m->port, name_of(st->old, old),
                  st->running ? "" : " (stopped: stays stopped)");
         st->new = TAKE_PTR(m);
         return 0;
@@ -420,7 +391,7 @@ static int withdraw(Rollout *ro, Step *st, NapError *e) {
         int r = nap_systemd_stop_unit(ro->bus, unit, e);
         if (r < 0)
                 return r;
-        progress(ro, "%s: endpoint withdrawn", name_of(st->old, name));
+        ops_progress(&ro->o, "%s: endpoint withdrawn", name_of(st->old, name));
         return 1;
 }
 
@@ -436,7 +407,7 @@ static int retire_withdrawn(Rollout *ro, NapError *e) {
                 r = ops_remove_instance_locked(ro->c, &st->old->instance, e);
                 if (r < 0)
                         break;
-                progress(ro, "%s: removed", name_of(st->old, name));
+                ops_progress(&ro->o, "%s: removed", name_of(st->old, name));
                 st->old = nap_manifest_free(st->old);
                 nap_debug_point("rollout:retired");
         }
@@ -515,7 +486,7 @@ static int replace_all(Rollout *ro, const NapProfile *p, NapError *e) {
                 left += !!ro->steps[i].old;
         unsigned size = nap_rollout_batch_size(batch(ro), left);
         if (left > 0)
-                progress(ro, "replacing %zu instance%s, %u at a time", left, left == 1 ? "" : "s", size);
+                ops_progress(&ro->o, "replacing %zu instance%s, %u at a time", left, left == 1 ? "" : "s", size);
         Step *st = ro->steps, *end = ro->steps + ro->n_steps;
         int r = 0;
         while (r >= 0 && st < end) {
@@ -564,7 +535,7 @@ static int start_first(Rollout *ro, const NapProfile *p, NapError *e) {
         }
         if (note_added(ro, ro->created->instance.number) < 0)
                 return nap_error_errno(e, -ENOMEM, "Failed to record the rollout");
-        progress(ro, "%s: starting on port %u", name_of(ro->created, name), ro->created->port);
+        ops_progress(&ro->o, "%s: starting on port %u", name_of(ro->created, name), ro->created->port);
         r = make_unit_known(ro, ro->created, e);
         if (r >= 0)
                 r = start_instance(ro, ro->created, e);
@@ -583,7 +554,7 @@ static void remove_new(Rollout *ro, NapManifest **m) {
         if (!*m)
                 return;
         if (ops_remove_instance_locked(ro->c, &(*m)->instance, NULL) >= 0)
-                progress(ro, "%s: removed", name_of(*m, name));
+                ops_progress(&ro->o, "%s: removed", name_of(*m, name));
         *m = nap_manifest_free(*m);
 }
 
@@ -647,7 +618,7 @@ static int replace_back(Rollout *ro, NapError *e) {
                 if (r >= 0)
                         back.steps[back.n_steps - 1].running = st->running;
         }
-        progress(ro, "replacing the %zu instance%s of the new version with the previous version", back.n_steps,
+        ops_progress(&ro->o, "replacing the %zu instance%s of the new version with the previous version", back.n_steps,
                  back.n_steps == 1 ? "" : "s");
         back.service_dir = strdup(ro->service_dir);
         if (r < 0 || !back.service_dir)

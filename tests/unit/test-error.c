@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <cmocka.h>
 
 #include "base/error.h"
@@ -87,6 +88,29 @@ static void test_truncation(void **state) {
         assert_memory_equal(g.message + NAP_ERROR_MESSAGE_MAX - 5, ": No", 4);
 }
 
+static void test_prefix(void **state) {
+        NapError e = NAP_ERROR_NULL;
+        nap_error_prefix(&e, "nothing set: %s", "no prefix");
+        assert_false(nap_error_is_set(&e));
+        nap_error_prefix(NULL, "%s", "no error at all");
+
+        nap_error_set(&e, NAP_ERROR_UNIT_FAILED, -EIO, "it failed");
+        nap_error_prefix(&e, "%s: ", "alice_web_common@1");
+        assert_string_equal(e.message, "alice_web_common@1: it failed");
+        assert_int_equal(e.kind, NAP_ERROR_UNIT_FAILED);
+
+        char longer[NAP_ERROR_MESSAGE_MAX];
+        memset(longer, 'x', sizeof longer - 1);
+        longer[sizeof longer - 1] = 0;
+        /* A prefix is cut to 127 bytes, the whole to the message's size. */
+        nap_error_prefix(&e, "%s", longer);
+        assert_int_equal(strlen(e.message), 127 + strlen("alice_web_common@1: it failed"));
+        assert_string_equal(e.message + 127, "alice_web_common@1: it failed");
+        for (int i = 0; i < 4; i++)
+                nap_error_prefix(&e, "%s", longer);
+        assert_int_equal(strlen(e.message), NAP_ERROR_MESSAGE_MAX - 1);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_kind_strings),
@@ -96,6 +120,7 @@ int main(void) {
                 cmocka_unit_test(test_errno),
                 cmocka_unit_test(test_non_negative_r),
                 cmocka_unit_test(test_truncation),
+                cmocka_unit_test(test_prefix),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
