@@ -255,8 +255,7 @@ static int replay_request(NapContext *c, const NapService *s, const char *reques
 
 /* Until the instance answers (or the wait is not wanted): UnitFailed with
  * its last log lines when it does not. */
-static int wait_answering(NapContext *c, sd_bus *bus, const NapManifest *m, bool no_block, uint64_t timeout_usec,
-                          NapError *e) {
+static int wait_answering(NapContext *c, const NapManifest *m, bool no_block, uint64_t timeout_usec, NapError *e) {
         char unit[NAP_UNIT_NAME_MAX];
         if (no_block)
                 return 0;
@@ -331,7 +330,7 @@ int nap_start_common(NapContext *c, const char *service, const NapParams *params
                 ops_intent_end(c, &in.service);
         lock = safe_close(lock); /* the app is free while we wait for it to answer */
         if (r >= 0)
-                r = wait_answering(c, bus, m, opts.no_block, opts.answer_timeout_usec, e);
+                r = wait_answering(c, m, opts.no_block, opts.answer_timeout_usec, e);
         if (r < 0)
                 return r;
         r = ops_instance_info_from_manifest(c->config, m, ret);
@@ -521,7 +520,7 @@ static int act_on_instance(NapContext *c, const char *instance, UnitAction actio
         (void) nap_systemd_reset_failed_unit(bus, unit);
         r = action == UNIT_RESTART ? nap_systemd_restart_unit(bus, unit, e) : nap_systemd_start_unit(bus, unit, e);
         lock = safe_close(lock);
-        return r < 0 ? r : wait_answering(c, bus, m, no_block, 0, e);
+        return r < 0 ? r : wait_answering(c, m, no_block, 0, e);
 }
 
 int nap_start_app(NapContext *c, const char *instance, bool no_block, NapError *e) {
