@@ -298,6 +298,18 @@ static char *manifest_text(Fixture *f) {
         return slurp(f, "instances/alice_web_common@1.json");
 }
 
+/* The instance fake_instance() made is as it was (manifest text before),
+ * and no replacement was left behind: neither its tree nor its manifest,
+ * nor the rollout's intent. */
+static void assert_instance_kept(Fixture *f, const char *before) {
+        _cleanup_free_ char *after = manifest_text(f);
+        assert_string_equal(before, after);
+        assert_true(exists(f, "root/apps/alice/alice_web_1/old-version"));
+        assert_false(exists(f, "root/apps/alice/alice_web_2"));
+        assert_false(exists(f, "instances/alice_web_common@2.json"));
+        assert_false(exists(f, "root/intents/alice_web.intent"));
+}
+
 static void test_params_the_new_profile_refuses_keep_previous(void **state) {
         Fixture *f = *state;
         char c1[41], c2[41];
@@ -314,13 +326,7 @@ static void test_params_the_new_profile_refuses_keep_previous(void **state) {
         assert_int_equal(e.kind, NAP_ERROR_INVALID_PARAMETER);
         assert_non_null(strstr(e.message, "alice_web_common@1"));
         assert_deployed_only(f, c1, "profile");
-        _cleanup_free_ char *after = manifest_text(f);
-        assert_string_equal(before, after);
-        assert_true(exists(f, "root/apps/alice/alice_web_1/old-version"));
-        /* no replacement was left behind: neither its tree nor its manifest */
-        assert_false(exists(f, "root/apps/alice/alice_web_2"));
-        assert_false(exists(f, "instances/alice_web_common@2.json"));
-        assert_false(exists(f, "root/intents/alice_web.intent"));
+        assert_instance_kept(f, before);
 }
 
 static void test_no_service_manager_changes_nothing(void **state) {
@@ -339,13 +345,7 @@ static void test_no_service_manager_changes_nothing(void **state) {
         assert_int_equal(e.kind, NAP_ERROR_NOT_AVAILABLE);
         assert_deployed_only(f, c1, "profile");
         assert_false(exists(f, "root/services/alice/alice_web/README"));
-        _cleanup_free_ char *after = manifest_text(f);
-        assert_string_equal(before, after);
-        assert_true(exists(f, "root/apps/alice/alice_web_1/old-version"));
-        /* no replacement was left behind: neither its tree nor its manifest */
-        assert_false(exists(f, "root/apps/alice/alice_web_2"));
-        assert_false(exists(f, "instances/alice_web_common@2.json"));
-        assert_false(exists(f, "root/intents/alice_web.intent"));
+        assert_instance_kept(f, before);
 }
 
 static void test_rollback_picks_from_history(void **state) {
