@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 /* bench/recovery's driver: what crash safety costs, beside what the same
- * operations cost without it, timed on one file system (DIR).
+ * operations cost without it, all timed on the file system that holds DIR.
  *   recovery-driver write DIR N     N manifest-sized atomic writes, synced
  *                                   (what start-common does once anyway)
  *   recovery-driver intent DIR N    N intent records written and removed
