@@ -125,53 +125,73 @@ int nap_systemd_reload(sd_bus *bus, NapError *e) {
 }
 
 
-typedef struct JobWait {
-        const char *path; /* our job; NULL until the Start/StopUnit reply is in */
-        char *result;     /* the result of its JobRemoved signal, once seen */
+/* The jobs of one set of units asked for at once: paths[i] is the job of
+ * units[i] (NULL: its call failed, or there was nothing to do), results[i]
+ * the result of that job's JobRemoved signal once seen. */
+typedef struct JobSet {
+        char *const *units;
+        size_t n;
+        char **paths;
+        char **results;
+        size_t waiting; /* jobs whose JobRemoved has not been seen */
         bool oom;
-} JobWait;
+} JobSet;
+
+static void job_set_done(JobSet *j) {
+        for (size_t i = 0; i < j->n; i++) {
+                free(j->paths[i]);
+                free(j->results[i]);
+        }
+        free(j->paths);
+        free(j->results);
+}
 
 static int on_job_removed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
-        JobWait *w = userdata;
+        JobSet *j = userdata;
         const char *path, *unit, *result;
         uint32_t id;
 
-        /* Signals that arrive while sd_bus_call() waits for the reply are
-         * queued, not dispatched, so w->path is known by the time we run. */
+        /* Signals that arrive while sd_bus_call() waits for a reply are
+         * queued, not dispatched: every path is known by the time we run. */
         if (sd_bus_message_read(m, "uoss", &id, &path, &unit, &result) < 0)
                 return 0;
-        if (!w->path || w->result || !streq(path, w->path))
-                return 0;
-        w->result = strdup(result);
-        w->oom = !w->result;
+        for (size_t i = 0; i < j->n; i++)
+                if (j->paths[i] && !j->results[i] && streq(path, j->paths[i])) {
+                        j->results[i] = strdup(result);
+                        j->oom = j->oom || !j->results[i];
+                        j->waiting--;
+                        break;
+                }
         return 0;
 }
 
-static int wait_for_job(sd_bus *bus, JobWait *w, const char *unit, NapError *e) {
+static int wait_for_jobs(sd_bus *bus, JobSet *j, NapError *e) {
         uint64_t deadline = monotonic_usec() + JOB_TIMEOUT_USEC;
 
-        for (;;) {
+        while (j->waiting > 0 && !j->oom) {
                 int r = sd_bus_process(bus, NULL);
                 if (r < 0)
                         return nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, r,
                                              "Lost the service manager while waiting for the job of unit '%s': %s",
-                                             unit, strerror(-r));
-                if (w->oom)
-                        return nap_error_errno(e, -ENOMEM, "Failed to wait for unit '%s'", unit);
-                if (w->result)
-                        return 0;
+                                             j->units[0], strerror(-r));
                 if (r > 0)
                         continue;
 
                 uint64_t n = monotonic_usec();
-                if (n >= deadline)
+                if (n >= deadline) {
+                        size_t i = 0;
+                        while (i + 1 < j->n && (!j->paths[i] || j->results[i]))
+                                i++;
                         return nap_error_set(e, NAP_ERROR_UNIT_FAILED, -ETIMEDOUT,
                                              "Timed out after %u s waiting for the job of unit '%s'; see 'systemctl%s status %s'",
-                                             (unsigned) (JOB_TIMEOUT_USEC / USEC_PER_SEC), unit, scope_flag(bus), unit);
+                                             (unsigned) (JOB_TIMEOUT_USEC / USEC_PER_SEC), j->units[i], scope_flag(bus),
+                                             j->units[i]);
+                }
                 r = sd_bus_wait(bus, deadline - n);
                 if (r < 0 && r != -EINTR)
-                        return nap_error_errno(e, r, "Failed to wait for the job of unit '%s'", unit);
+                        return nap_error_errno(e, r, "Failed to wait for the job of unit '%s'", j->units[0]);
         }
+        return j->oom ? nap_error_errno(e, -ENOMEM, "Failed to wait for unit '%s'", j->units[0]) : 0;
 }
 
 /* Whether the manager has unit loaded now (GetUnit, which loads nothing). */
@@ -181,81 +201,98 @@ static bool unit_is_loaded(sd_bus *bus, const char *unit) {
         return r >= 0 || !sd_bus_error_has_name(&error, "org.freedesktop.systemd1.NoSuchUnit");
 }
 
-/* StartUnit/StopUnit(unit, "replace"), then wait for the job's JobRemoved.
- * *ret_result is NULL when there was no job (stop of a unit not loaded). */
-static int unit_job(sd_bus *bus, const char *method, const char *unit, char **ret_result, NapError *e) {
+static const char *job_verb(const char *method) {
+        return streq(method, "StartUnit") ? "start" : streq(method, "StopUnit") ? "stop" : "restart";
+}
+
+/* method(units[i], "replace"); j->paths[i] is its job, left NULL when
+ * there is none: a stop of a unit that is not loaded. */
+static int ask_job(sd_bus *bus, const char *method, JobSet *j, size_t i, NapError *e) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        JobWait w = {};
-        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL; /* dropped before w goes away */
-        int r;
+        const char *unit = j->units[i], *path;
+        bool stop = streq(method, "StopUnit");
 
+        if (isempty(unit))
+                return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL, "No unit given to %s", method);
         /* A unit that is not loaded is not running: StopUnit would load it
          * first, which on a host with 10,000 units and a changed unit dir
          * means rebuilding the manager's unit-name map (bench/host-scale). */
-        if (streq(method, "StopUnit") && !unit_is_loaded(bus, unit)) {
-                *ret_result = NULL;
+        if (stop && !unit_is_loaded(bus, unit))
                 return 0;
-        }
-
-        /* Subscribe before asking, or a quick job could end unseen. */
-        r = sd_bus_match_signal(bus, &slot, SYSTEMD_DEST, SYSTEMD_PATH, MANAGER_IFACE, "JobRemoved",
-                                on_job_removed, &w);
-        if (r < 0)
-                return bus_fail(e, NULL, r, NAP_ERROR_INTERNAL, "Failed to watch jobs of the service manager");
-
-        r = sd_bus_call_method(bus, SYSTEMD_DEST, SYSTEMD_PATH, MANAGER_IFACE, method, &error, &reply,
-                               "ss", unit, "replace");
-        if (r < 0 && streq(method, "StopUnit") && sd_bus_error_has_name(&error, "org.freedesktop.systemd1.NoSuchUnit")) {
-                *ret_result = NULL;
+        int r = sd_bus_call_method(bus, SYSTEMD_DEST, SYSTEMD_PATH, MANAGER_IFACE, method, &error, &reply, "ss",
+                                   unit, "replace");
+        if (r < 0 && stop && sd_bus_error_has_name(&error, "org.freedesktop.systemd1.NoSuchUnit"))
                 return 0;
-        }
         if (r < 0)
-                return bus_fail(e, &error, r, NAP_ERROR_UNIT_FAILED, "Failed to %s unit '%s'",
-                                streq(method, "StartUnit") ? "start" : "stop", unit);
-
-        r = sd_bus_message_read(reply, "o", &w.path);
+                return bus_fail(e, &error, r, NAP_ERROR_UNIT_FAILED, "Failed to %s unit '%s'", job_verb(method), unit);
+        r = sd_bus_message_read(reply, "o", &path);
         if (r < 0)
                 return nap_error_errno(e, r, "Failed to parse the %s reply for unit '%s'", method, unit);
-
-        r = wait_for_job(bus, &w, unit, e);
-        if (r < 0) {
-                free(w.result);
-                return r;
-        }
-        *ret_result = w.result;
+        j->paths[i] = strdup(path);
+        if (!j->paths[i])
+                return nap_error_errno(e, -ENOMEM, "Failed to %s unit '%s'", job_verb(method), unit);
+        j->waiting++;
         return 0;
 }
 
-static int unit_job_checked(sd_bus *bus, const char *method, const char *unit, NapError *e) {
-        _cleanup_free_ char *result = NULL;
-        int r;
-
-        if (!bus || isempty(unit))
-                return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL, "No unit given to %s", method);
-
-        r = unit_job(bus, method, unit, &result, e);
-        if (r < 0)
-                return r;
-        if (!result || streq(result, "done"))
-                return 0;
-
+/* The first job of j that did not end "done", as an error. */
+static int job_results_checked(sd_bus *bus, const char *method, const JobSet *j, NapError *e) {
         const char *s = scope_flag(bus);
-        return nap_error_set(e, NAP_ERROR_UNIT_FAILED, -EIO,
-                             "Job to %s unit '%s' finished with result '%s'; see 'systemctl%s status %s' and 'journalctl%s -u %s'",
-                             streq(method, "StartUnit") ? "start" : "stop", unit, result, s, unit, s, unit);
+        for (size_t i = 0; i < j->n; i++)
+                if (j->results[i] && !streq(j->results[i], "done"))
+                        return nap_error_set(e, NAP_ERROR_UNIT_FAILED, -EIO,
+                                             "Job to %s unit '%s' finished with result '%s'; see 'systemctl%s status %s' and 'journalctl%s -u %s'",
+                                             job_verb(method), j->units[i], j->results[i], s, j->units[i], s,
+                                             j->units[i]);
+        return 0;
+}
+
+/* method(unit, "replace") for every unit, all asked before any is waited
+ * for, so that the manager runs the jobs side by side; then wait until
+ * every job asked for is done, also when a later call failed. */
+static int units_jobs(sd_bus *bus, const char *method, char *const *units, size_t n, NapError *e) {
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL; /* dropped before j goes away */
+        JobSet j = { .units = units, .n = n, .paths = calloc(n, sizeof(char *)), .results = calloc(n, sizeof(char *)) };
+        NapError wait_error = NAP_ERROR_NULL;
+        int r = 0;
+
+        if (!bus)
+                r = nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL, "No bus given to %s", method);
+        else if (n > 0 && (!j.paths || !j.results))
+                r = nap_error_errno(e, -ENOMEM, "Failed to %s units", job_verb(method));
+        /* Subscribe before asking, or a quick job could end unseen. */
+        else if ((r = sd_bus_match_signal(bus, &slot, SYSTEMD_DEST, SYSTEMD_PATH, MANAGER_IFACE, "JobRemoved",
+                                          on_job_removed, &j)) < 0)
+                r = bus_fail(e, NULL, r, NAP_ERROR_INTERNAL, "Failed to watch jobs of the service manager");
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                r = ask_job(bus, method, &j, i, e);
+        int w = j.waiting > 0 ? wait_for_jobs(bus, &j, r < 0 ? &wait_error : e) : 0;
+        if (r >= 0)
+                r = w < 0 ? w : job_results_checked(bus, method, &j, e);
+        slot = sd_bus_slot_unref(slot);
+        job_set_done(&j);
+        return r;
+}
+
+int nap_systemd_start_units(sd_bus *bus, char *const *units, size_t n, NapError *e) {
+        return units_jobs(bus, "StartUnit", units, n, e);
+}
+
+int nap_systemd_stop_units(sd_bus *bus, char *const *units, size_t n, NapError *e) {
+        return units_jobs(bus, "StopUnit", units, n, e);
 }
 
 int nap_systemd_start_unit(sd_bus *bus, const char *unit, NapError *e) {
-        return unit_job_checked(bus, "StartUnit", unit, e);
+        return units_jobs(bus, "StartUnit", (char *const[]) { (char *) unit }, 1, e);
 }
 
 int nap_systemd_stop_unit(sd_bus *bus, const char *unit, NapError *e) {
-        return unit_job_checked(bus, "StopUnit", unit, e);
+        return units_jobs(bus, "StopUnit", (char *const[]) { (char *) unit }, 1, e);
 }
 
 int nap_systemd_restart_unit(sd_bus *bus, const char *unit, NapError *e) {
-        return unit_job_checked(bus, "RestartUnit", unit, e);
+        return units_jobs(bus, "RestartUnit", (char *const[]) { (char *) unit }, 1, e);
 }
 
 int nap_systemd_reset_failed_unit(sd_bus *bus, const char *unit) {

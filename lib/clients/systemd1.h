@@ -34,6 +34,12 @@ int nap_systemd_start_unit(sd_bus *bus, const char *unit, NapError *e);
 int nap_systemd_stop_unit(sd_bus *bus, const char *unit, NapError *e);
 /* RestartUnit: starts the unit if it is not running. */
 int nap_systemd_restart_unit(sd_bus *bus, const char *unit, NapError *e);
+/* The same for every unit of units[0..n) at once: every job asked for
+ * before any is waited for, so that the manager runs them side by side;
+ * returns once all are done. Fails with the first unit whose call or job
+ * failed (after the jobs already asked for are done). */
+int nap_systemd_start_units(sd_bus *bus, char *const *units, size_t n, NapError *e);
+int nap_systemd_stop_units(sd_bus *bus, char *const *units, size_t n, NapError *e);
 int nap_systemd_reset_failed_unit(sd_bus *bus, const char *unit);
 /* ListUnitsByPatterns(states=[], patterns=[pattern]). */
 int nap_systemd_list_units(sd_bus *bus, const char *pattern, NapUnitStatus **ret, size_t *ret_n, NapError *e);

@@ -41,6 +41,7 @@ typedef struct Step {
         NapParams *params; /* what the replacement gets */
         bool running;      /* the old one ran: the new one is started */
         bool withdrawn;    /* the old one's endpoint is withdrawn */
+        bool fresh;        /* the new one was made by this run: never started */
 } Step;
 
 typedef struct Rollout {
@@ -369,6 +370,7 @@ static int create_replacement(Rollout *ro, const NapProfile *p, Step *st, NapErr
         ops_progress(&ro->o, "%s: made on port %u, to replace %s%s", name_of(m, name), m->port, name_of(st->old, old),
                  st->running ? "" : " (stopped: stays stopped)");
         st->new = TAKE_PTR(m);
+        st->fresh = true;
         return 0;
 }
 
@@ -395,14 +397,47 @@ static int withdraw(Rollout *ro, Step *st, NapError *e) {
         return 1;
 }
 
-/* The withdrawn old instances, once their drain is over. */
-static int retire_withdrawn(Rollout *ro, NapError *e) {
+static bool is_withdrawn(const Step *st) {
+        return st->withdrawn && st->old;
+}
+
+static bool starts_new(const Step *st) {
+        return st->running && st->new;
+}
+
+/* The units of the old (new_ones: new) instances of the steps in [from,
+ * to) that pick takes. */
+static int units_of(Step *from, Step *to, bool new_ones, bool (*pick)(const Step *st), char ***ret) {
+        _cleanup_strv_free_ char **l = NULL;
         int r = 0;
+        for (Step *st = from; r >= 0 && st < to; st++) {
+                char unit[NAP_UNIT_NAME_MAX];
+                if (pick(st))
+                        r = strv_extend(&l, nap_instance_unit_name(&(new_ones ? st->new : st->old)->instance, unit));
+        }
+        *ret = TAKE_PTR(l);
+        return r;
+}
+
+/* Jobs for many units at once, run by the manager side by side. */
+static int batch_jobs(Rollout *ro, Step *from, Step *to, bool new_ones, bool (*pick)(const Step *st),
+                      int (*jobs)(sd_bus *bus, char *const *units, size_t n, NapError *e), NapError *e) {
+        _cleanup_strv_free_ char **units = NULL;
+        int r = units_of(from, to, new_ones, pick, &units);
+        if (r < 0)
+                return nap_error_errno(e, r, "Failed to list the batch's units");
+        return units ? jobs(ro->bus, units, strv_length(units), e) : 0;
+}
+
+/* The withdrawn old instances, once their drain is over: stopped all at
+ * once, then removed one by one. */
+static int retire_withdrawn(Rollout *ro, NapError *e) {
         sleep_until(ro->drain_until);
+        int r = batch_jobs(ro, ro->steps, ro->steps + ro->n_steps, false, is_withdrawn, nap_systemd_stop_units, e);
         for (size_t i = 0; r >= 0 && i < ro->n_steps; i++) {
                 Step *st = ro->steps + i;
                 char name[NAP_UNIT_NAME_MAX];
-                if (!st->withdrawn || !st->old)
+                if (!is_withdrawn(st))
                         continue;
                 r = ops_remove_instance_locked(ro->c, &st->old->instance, e);
                 if (r < 0)
@@ -446,8 +481,12 @@ static int start_batch(Rollout *ro, const NapProfile *p, Step *from, Step *to, N
         if (r >= 0 && made)
                 r = make_units_known(ro, from, to, e);
         for (Step *st = from; r >= 0 && st < to; st++)
-                if (st->running)
-                        r = start_instance(ro, st->new, e);
+                if (starts_new(st) && !st->fresh) { /* it may have failed before a crash */
+                        char unit[NAP_UNIT_NAME_MAX];
+                        (void) nap_systemd_reset_failed_unit(ro->bus, nap_instance_unit_name(&st->new->instance, unit));
+                }
+        if (r >= 0)
+                r = batch_jobs(ro, from, to, true, starts_new, nap_systemd_start_units, e);
         for (Step *st = from; r >= 0 && st < to; st++)
                 if (st->running)
                         r = wait_instance(ro, st->new, e);
