@@ -7,8 +7,9 @@
  * daemon keeps instead
  *   - the states of the *_common@*.service units, listed once and then kept
  *     fresh from the manager's signals (Subscribe; PropertiesChanged of
- *     org.freedesktop.systemd1.Unit; UnitNew, UnitRemoved and Reloading
- *     make it list again), on a connection of its own;
+ *     org.freedesktop.systemd1.Unit; UnitRemoved; UnitNew has that one
+ *     unit listed; Reloading makes it list all again), on a connection of
+ *     its own;
  *   - per service, the reply array built from them and the manifests,
  *     dropped when a unit of the service changes or when inotify reports a
  *     change of one of its manifests in Instances=.
@@ -65,7 +66,8 @@ struct InstanceCache {
         NapContext *context;
         CacheState state;
         sd_bus *bus;
-        sd_bus_slot *list_slot;
+        sd_bus_slot *list_slot;   /* the list of all units on its way */
+        unsigned lookups;         /* lists of one new unit on their way */
         json_t *units;   /* service → { unit → [active_state, sub_state] } */
         json_t *results; /* service → array of Instance: what ListInstances answers */
         sd_event_source *watch; /* Instances=; NULL: results are not kept */
@@ -188,6 +190,14 @@ static void unit_remove(InstanceCache *cache, const char *unit) {
 static void cache_reset(InstanceCache *cache, const NapError *error);
 static int cache_list(InstanceCache *cache, NapError *e);
 
+/* Nothing on its way: the waiting calls are answered. */
+static void cache_ready_if_done(InstanceCache *cache) {
+        if (cache->list_slot || cache->lookups > 0)
+                return;
+        cache->state = CACHE_READY;
+        answer_waiters(cache, NULL);
+}
+
 static int on_list(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         InstanceCache *cache = userdata;
         NapError e = NAP_ERROR_NULL;
@@ -206,8 +216,7 @@ static int on_list(sd_bus_message *reply, void *userdata, sd_bus_error *ret_erro
                 cache_reset(cache, &e);
                 return 0;
         }
-        cache->state = CACHE_READY;
-        answer_waiters(cache, NULL);
+        cache_ready_if_done(cache);
         return 0;
 }
 
@@ -260,14 +269,48 @@ static int on_properties_changed(sd_bus_message *message, void *userdata, sd_bus
         return 0;
 }
 
+/* The list of one unit, after its UnitNew. A reply on a connection that
+ * was dropped since is not counted. */
+static int on_lookup(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        InstanceCache *cache = userdata;
+        NapError e = NAP_ERROR_NULL;
+        NapUnitStatus *l = NULL;
+        size_t n = 0;
+
+        if (sd_bus_message_get_bus(reply) != cache->bus || cache->lookups == 0)
+                return 0;
+        cache->lookups--;
+        int r = nap_systemd_list_units_reply(reply, UNITS_PATTERN, &l, &n, &e);
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                if (unit_set(cache, l[i].name, l[i].active_state, l[i].sub_state) < 0)
+                        r = -ENOMEM;
+        nap_unit_status_array_free(l, n);
+        if (r < 0)
+                cache_relist(cache); /* start over */
+        else
+                cache_ready_if_done(cache);
+        return 0;
+}
+
 /* A unit loaded: its state is listed, not guessed (its first signal is
- * UnitNew, which carries none). */
+ * UnitNew, which carries none, and a state change in the same turn of the
+ * manager's loop sends no PropertiesChanged). Just that unit: its name as
+ * the pattern of ListUnitsByPatterns, which loads nothing (a unit gone
+ * again meanwhile is not brought back) and answers one record instead of
+ * every instance on the host; calls wait for it as for a full list. */
 static int on_unit_new(sd_bus_message *message, void *userdata, sd_bus_error *ret_error) {
         InstanceCache *cache = userdata;
+        NapError e = NAP_ERROR_NULL;
         const char *unit;
         char service[NAP_UNIT_NAME_MAX];
-        if (sd_bus_message_read(message, "s", &unit) >= 0 && unit_is_ours(unit, service))
+        if (sd_bus_message_read(message, "s", &unit) < 0 || !unit_is_ours(unit, service))
+                return 0;
+        if (nap_systemd_list_units_async(cache->bus, NULL, unit, LIST_TIMEOUT_USEC, on_lookup, cache, &e) < 0) {
                 cache_relist(cache);
+                return 0;
+        }
+        cache->lookups++;
+        cache->state = CACHE_LOADING;
         return 0;
 }
 
@@ -390,6 +433,7 @@ static void close_bus_later(InstanceCache *cache) {
 static void cache_reset(InstanceCache *cache, const NapError *error) {
         log_debug("Instance cache reset: %s", error->message);
         cache->list_slot = sd_bus_slot_unref(cache->list_slot);
+        cache->lookups = 0; /* their replies come on the dropped connection */
         close_bus_later(cache);
         json_object_clear(cache->units);
         json_object_clear(cache->results);

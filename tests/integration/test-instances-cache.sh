@@ -99,8 +99,18 @@ assert_eq "... and no longer enabled" false \
                 jq -r ".parameters.instances[] | select(.number == $N2) | .enabled")"
 expect_ok "start-app" start-app "${SVC}_common@$N2"
 assert_eq "start-app: running at once" "$N1:active/running $N2:active/running" "$(states)"
+timeout 60 busctl --user monitor --match="type='method_call',member='ListUnitsByPatterns'" >"$MON" 2>&1 &
+MONPID=$!
+check "the bus monitor is installed again" monitor_sync 4
 start_instance $SVC greeting=three && N3=$NUM || fail "a third start-common"
 assert_eq "start-common: listed at once" "$N1:active/running $N2:active/running $N3:active/running" "$(states)"
+monitor_sync 5
+kill "$MONPID" 2>/dev/null
+wait "$MONPID" 2>/dev/null
+# After the sync: what was asked between syncs 4 and 5.
+asked=$(sed -n '/"nap-sync-4"/,/"nap-sync-5"/p' "$MON")
+assert_contains "the new unit was listed by its own name" "$asked" "\"${SVC}_common@$N3.service\""
+assert_not_contains "... and not every instance again" "$asked" '"*_common@*.service"'
 assert_eq "GetInstancesNum agrees" 3 "$(count)"
 expect_ok "remove-instance" remove-instance "${SVC}_common@$N3"
 assert_eq "remove-instance: gone at once" "$N1:active/running $N2:active/running" "$(states)"
