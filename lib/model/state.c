@@ -273,6 +273,19 @@ int nap_state_load_service_manifests(const NapConfig *c, const NapService *s, Na
         return prefix ? load_manifests(c, prefix, ret, ret_n, e) : nap_error_errno(e, -ENOMEM, "Failed to list instances");
 }
 
+int nap_state_has_manifest_of(const NapConfig *c, const NapService *s, NapKind kind) {
+        _cleanup_free_ char *prefix = strdup_printf("%s_%s_%s@", s->user, s->app, nap_kind_to_string(kind));
+        if (!prefix)
+                return -ENOMEM;
+        _cleanup_closedir_ DIR *d = opendir(c->instances_dir);
+        if (!d)
+                return errno == ENOENT ? 0 : negative_errno();
+        for (struct dirent *de; (de = readdir(d));)
+                if (startswith(de->d_name, prefix) && endswith(de->d_name, NAP_MANIFEST_SUFFIX))
+                        return 1;
+        return 0;
+}
+
 int nap_state_load_all_manifests(const NapConfig *c, NapManifest ***ret, size_t *ret_n, NapError *e) {
         return load_manifests(c, "", ret, ret_n, e);
 }

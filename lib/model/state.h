@@ -67,6 +67,9 @@ char *nap_state_instance_next_dir(const char *instance_dir);
 int nap_state_load_service_manifests(const NapConfig *c, const NapService *s, NapManifest ***ret, size_t *ret_n,
                                      NapError *e);
 void nap_state_manifests_free(NapManifest **l, size_t n);
+/* 1 when a manifest of s's instances of kind is in INSTANCES= (by its
+ * name alone: nothing is parsed), 0 when none, or a negative errno. */
+int nap_state_has_manifest_of(const NapConfig *c, const NapService *s, NapKind kind);
 /* Every manifest in INSTANCES=, of every app, by number. */
 int nap_state_load_all_manifests(const NapConfig *c, NapManifest ***ret, size_t *ret_n, NapError *e);
 

@@ -303,26 +303,15 @@ int ops_units_install(NapContext *c, const NapManifest *m, NapError *e) {
                                        nap_instance_name(&m->instance, name), dir) : 0;
 }
 
-/* Whether a manifest of i's template (its app, its kind) is left. */
-static int template_in_use(NapContext *c, const NapInstance *i, NapError *e) {
-        NapManifest **l = NULL;
-        size_t n = 0;
-        int r = nap_state_load_service_manifests(c->config, &i->service, &l, &n, e);
-        bool used = false;
-        for (size_t k = 0; r >= 0 && k < n; k++)
-                used = used || l[k]->instance.kind == i->kind;
-        nap_state_manifests_free(l, n);
-        return r < 0 ? r : used;
-}
-
 int ops_units_uninstall(NapContext *c, const NapInstance *i, NapError *e) {
         _cleanup_free_ char *dir = NULL;
         char name[NAP_UNIT_NAME_MAX];
         NapUnitFiles o;
         int r = runtime_unit_files(c, &o, &dir, e);
-        int used = r >= 0 ? template_in_use(c, i, e) : r;
+        /* Whether a manifest of i's template (its app, its kind) is left. */
+        int used = r >= 0 ? nap_state_has_manifest_of(c->config, &i->service, i->kind) : r;
         if (used < 0)
-                return used;
+                return r < 0 ? r : nap_error_errno(e, used, "Failed to read %s", c->config->instances_dir);
         r = nap_unit_files_remove(&o, i, !used);
         /* Written by a process that may write there (nap-managerd) and
          * not removable by this one (see ops_units_install()): left until

@@ -381,20 +381,32 @@ static int start_instance(Rollout *ro, const NapManifest *m, NapError *e) {
         return nap_systemd_start_unit(ro->bus, unit, e);
 }
 
-/* Clients stop finding the old instance: its sidecar revokes its lease
- * as it stops. Without Etcd= there is nothing published to withdraw, and
- * so nothing to drain: 1 when there is. */
-static int withdraw(Rollout *ro, Step *st, NapError *e) {
-        char unit[NAP_UNIT_NAME_MAX], name[NAP_UNIT_NAME_MAX];
-        st->withdrawn = true;
-        if (!st->running || !has_discovery(ro))
-                return 0;
-        discovery_unit(st->old, unit);
-        int r = nap_systemd_stop_unit(ro->bus, unit, e);
+/* Clients stop finding the batch's old instances: their sidecars revoke
+ * their leases as they stop, all at once. Without Etcd= there is nothing
+ * published to withdraw, and so nothing to drain: 1 when there is. */
+static int withdraw(Rollout *ro, Step *from, Step *to, NapError *e) {
+        _cleanup_strv_free_ char **units = NULL;
+        int r = 0;
+        for (Step *st = from; st < to; st++)
+                if (st->old) {
+                        st->withdrawn = true;
+                        if (st->running && has_discovery(ro) && r >= 0) {
+                                char unit[NAP_UNIT_NAME_MAX];
+                                discovery_unit(st->old, unit);
+                                r = strv_extend(&units, unit);
+                        }
+                }
         if (r < 0)
-                return r;
-        ops_progress(&ro->o, "%s: endpoint withdrawn", name_of(st->old, name));
-        return 1;
+                return nap_error_errno(e, r, "Failed to withdraw the old instances");
+        if (!units)
+                return 0;
+        r = nap_systemd_stop_units(ro->bus, units, strv_length(units), e);
+        for (Step *st = from; r >= 0 && st < to; st++)
+                if (st->old && st->running) {
+                        char name[NAP_UNIT_NAME_MAX];
+                        ops_progress(&ro->o, "%s: endpoint withdrawn", name_of(st->old, name));
+                }
+        return r < 0 ? r : 1;
 }
 
 static bool is_withdrawn(const Step *st) {
@@ -496,17 +508,12 @@ static int start_batch(Rollout *ro, const NapProfile *p, Step *from, Step *to, N
 /* The previous batch's old instances go, drained meanwhile, and this
  * batch's are withdrawn: their drain passes while the next batch starts. */
 static int switch_batch(Rollout *ro, Step *from, Step *to, NapError *e) {
-        bool drain = false;
         int r = retire_withdrawn(ro, e);
-        for (Step *st = from; r >= 0 && st < to; st++)
-                if (st->old) {
-                        r = withdraw(ro, st, e);
-                        drain = drain || r > 0;
-                }
-        if (r < 0)
-                return r;
+        int drain = r < 0 ? r : withdraw(ro, from, to, e);
+        if (drain < 0)
+                return drain;
         nap_debug_point("rollout:withdrawn");
-        ro->drain_until = drain ? monotonic_usec() + drain_usec(ro) : 0;
+        ro->drain_until = drain > 0 ? monotonic_usec() + drain_usec(ro) : 0;
         return 0;
 }
 

@@ -175,6 +175,22 @@ static void test_service_manifests_none(void **state) {
         assert_null(l);
 }
 
+static void test_has_manifest_of_kind(void **state) {
+        Fixture *f = *state;
+        NapService other;
+        assert_int_equal(nap_service_parse("alice_web-x", &other, NULL), 0);
+        /* No Instances= directory yet: none. */
+        assert_int_equal(nap_state_has_manifest_of(f->config, &f->service, NAP_KIND_COMMON), 0);
+        /* Another app's whose name begins the same, and a file that is
+         * not a manifest, do not count. */
+        save_manifest_of(f, &other, 2, 20002);
+        write_instances_file(f, "alice_web_common@notes.txt", "hello");
+        assert_int_equal(nap_state_has_manifest_of(f->config, &f->service, NAP_KIND_COMMON), 0);
+        save_manifest_with_port(f, 3, 20003);
+        assert_int_equal(nap_state_has_manifest_of(f->config, &f->service, NAP_KIND_COMMON), 1);
+        assert_int_equal(nap_state_has_manifest_of(f->config, &f->service, NAP_KIND_MPI_MASTER), 0);
+}
+
 /* A port this process listens on, so the allocator must skip it. */
 static int listen_on_free_port(unsigned *ret) {
         int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -297,6 +313,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_instance_paths, test_state_setup, test_state_teardown),
                 cmocka_unit_test_setup_teardown(test_service_manifests_by_number, test_state_setup, test_state_teardown),
                 cmocka_unit_test_setup_teardown(test_service_manifests_none, test_state_setup, test_state_teardown),
+                cmocka_unit_test_setup_teardown(test_has_manifest_of_kind, test_state_setup, test_state_teardown),
                 cmocka_unit_test_setup_teardown(test_instance_numbers_are_never_reused, test_state_setup, test_state_teardown),
                 cmocka_unit_test_setup_teardown(test_instance_number_is_above_existing_trees, test_state_setup, test_state_teardown),
                 cmocka_unit_test_setup_teardown(test_instance_number_is_above_existing_manifests, test_state_setup, test_state_teardown),
