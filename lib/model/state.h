@@ -17,6 +17,9 @@
  *   ROOT/.ports.lock                    serialises port allocation
  *   ROOT/ports/PORT -> MANIFEST         the manifest a port was given to
  *   INSTANCES/USER_APP_common@N.json    manifests (manifest.h)
+ *   ROOT/cluster/realized/USER_APP_common@N   an instance nap-node made from
+ *                                       its node's assignment (written before
+ *                                       the instance, removed after it)
  * Locks and counters live beside the tree, not inside it, so a redeploy
  * that swaps the tree keeps them. Every path of this layout is made here.
  * NULL from a path function means out of memory. */
@@ -29,6 +32,10 @@
 /* The directory in a tree that is nap's, not the app's: a deploy replaces
  * whatever the repository has there, and instances do not get a copy. */
 #define NAP_STATE_META_DIR_NAME ".nap"
+
+/* ROOT/cluster/realized: nap-node's marks of the instances it made from
+ * assignments (docs/ARCHITECTURE.md "Cluster apps"). */
+char *nap_state_cluster_realized_dir(const NapConfig *c);
 
 /* ROOT/services/USER: the user's deployed trees, locks and counters. */
 char *nap_state_user_services_dir(const NapConfig *c, const char *user);

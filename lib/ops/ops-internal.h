@@ -83,6 +83,10 @@ int ops_check_params(const NapProfile *p, const NapParams *params, NapError *e);
 /* intent (may be NULL): recorded once the number is known. */
 int ops_create_instance(NapContext *c, const NapService *s, const NapProfile *p, const NapParams *params,
                         NapIntent *intent, NapManifest *m, NapError *e);
+/* The same with a given number (0: the next free one), which must be free
+ * on this host. */
+int ops_create_instance_numbered(NapContext *c, const NapService *s, const NapProfile *p, const NapParams *params,
+                                 unsigned number, NapIntent *intent, NapManifest *m, NapError *e);
 /* Writes to (which must not be live) the instance tree: a copy of from
  * without .nap/ and .git/, with the instance's profile for argv. */
 int ops_instance_tree_build(const char *from, const NapInstance *i, char *const *argv, const char *to);
