@@ -28,6 +28,8 @@ struct Realizer {
         char node[NAP_NODE_NAME_MAX + 1];
         pthread_t thread;
         volatile sig_atomic_t stop;
+        /* stop, or a new lease: the watch (or pause) ends, a pass begins */
+        volatile sig_atomic_t interrupt;
         int64_t lease; /* __atomic: written by the loop, read by the thread */
         /* the thread's own */
         NapContext *context;
@@ -35,23 +37,36 @@ struct Realizer {
         char *marks;   /* ROOT/cluster/realized */
         NapObserved *observed; /* the reports as the pass began */
         size_t n_observed;
+        int64_t pass_lease;    /* the lease of the last pass */
 };
 
 static int64_t lease_of(Realizer *r) {
         return __atomic_load_n(&r->lease, __ATOMIC_ACQUIRE);
 }
 
+/* Reports on a new lease are all made again (the old one's vanish with
+ * it), at once. */
 void realizer_set_lease(Realizer *r, int64_t lease) {
-        __atomic_store_n(&r->lease, lease, __ATOMIC_RELEASE);
+        if (!r || __atomic_exchange_n(&r->lease, lease, __ATOMIC_ACQ_REL) == lease)
+                return;
+        r->interrupt = 1;
 }
 
-/* Sleeps up to usec, less when asked to stop. */
+/* Sleeps up to usec, less when interrupted. */
 static void pause_usec(Realizer *r, uint64_t usec) {
-        for (uint64_t t = 0; t < usec && !r->stop; t += 100000)
+        for (uint64_t t = 0; t < usec && !r->interrupt; t += 100000)
                 (void) usleep(100000);
 }
 
 /* ---- reports ---------------------------------------------------------- */
+
+static bool assigned(const NapAssignment *l, size_t n, const NapInstance *i) {
+        for (size_t k = 0; k < n; k++)
+                if (l[k].instance.number == i->number &&
+                    memcmp(&l[k].instance.service, &i->service, sizeof i->service) == 0)
+                        return true;
+        return false;
+}
 
 static const NapObserved *last_report(const Realizer *r, const NapInstance *i) {
         for (size_t k = 0; k < r->n_observed; k++)
@@ -234,12 +249,14 @@ static void unrealize(Realizer *r, const NapInstance *i) {
 
 /* ---- a pass ----------------------------------------------------------- */
 
-static bool assigned(const NapAssignment *l, size_t n, const NapInstance *i) {
-        for (size_t k = 0; k < n; k++)
-                if (l[k].instance.number == i->number &&
-                    memcmp(&l[k].instance.service, &i->service, sizeof i->service) == 0)
-                        return true;
-        return false;
+/* Reports of instances neither assigned nor marked here (one that could
+ * not even start) go. */
+static void withdraw_unassigned_reports(Realizer *r, const NapAssignment *l, size_t n) {
+        NapError e = NAP_ERROR_NULL;
+        for (size_t k = 0; k < r->n_observed; k++)
+                if (!assigned(l, n, &r->observed[k].instance) && !is_marked(r, &r->observed[k].instance) &&
+                    nap_observed_delete(r->etcd, r->config->cluster_prefix, r->node, &r->observed[k].instance, &e) < 0)
+                        log_warning("Withdrawing a report failed: %s", e.message);
 }
 
 static void unrealize_unassigned(Realizer *r, const NapAssignment *l, size_t n) {
@@ -257,8 +274,9 @@ static void observed_reset(Realizer *r) {
         r->n_observed = 0;
 }
 
-/* One pass; the revision the assignments were read at. */
-static int pass(Realizer *r, int64_t *ret_revision) {
+/* One pass, on lease (reports of an earlier lease are not trusted: they
+ * may be gone); the revision the assignments were read at. */
+static int pass(Realizer *r, int64_t lease, int64_t *ret_revision) {
         NapAssignment *l = NULL;
         size_t n = 0;
         unsigned damaged = 0;
@@ -271,6 +289,10 @@ static int pass(Realizer *r, int64_t *ret_revision) {
         observed_reset(r);
         (void) nap_observed_list(r->etcd, r->config->cluster_prefix, r->node, &r->observed, &r->n_observed, NULL);
         unrealize_unassigned(r, l, n);
+        withdraw_unassigned_reports(r, l, n);
+        if (lease != r->pass_lease)
+                observed_reset(r);
+        r->pass_lease = lease;
         for (size_t j = 0; j < n && !r->stop; j++)
                 realize(r, l + j);
         nap_assignment_array_free(l, n);
@@ -285,7 +307,7 @@ static void wait_for_change(Realizer *r, int64_t revision) {
         NapError e = NAP_ERROR_NULL;
         _cleanup_free_ char *dir = nap_key_assignments(r->config->cluster_prefix, r->node);
         EtcdWatchOptions o = { .prefix = true, .start_revision = revision + 1, .duration_usec = REALIZE_RESYNC_USEC,
-                               .cancel = &r->stop, .on_event = on_change };
+                               .cancel = &r->interrupt, .on_event = on_change };
         int k = dir ? etcd_watch(r->etcd, dir, &o, NULL, &e) : -ENOMEM;
         if (k < 0) {
                 log_debug("Watching this node's assignments failed: %s", e.message);
@@ -293,11 +315,19 @@ static void wait_for_change(Realizer *r, int64_t revision) {
         }
 }
 
+/* Passes run while registered: the node's reports need its lease, and a
+ * host that comes back must not act on assignments before it is a member
+ * again. */
 static void *realizer_main(void *userdata) {
         Realizer *r = userdata;
         while (!r->stop) {
-                int64_t revision = 0;
-                if (pass(r, &revision) < 0) {
+                int64_t revision = 0, lease = lease_of(r);
+                r->interrupt = r->stop;
+                if (lease == 0) {
+                        pause_usec(r, REALIZE_RESYNC_USEC);
+                        continue;
+                }
+                if (pass(r, lease, &revision) < 0) {
                         pause_usec(r, RETRY_USEC);
                         continue;
                 }
@@ -353,7 +383,7 @@ int realizer_start(const NapConfig *config, const char *node, Realizer **ret) {
 Realizer *realizer_stop(Realizer *r) {
         if (!r)
                 return NULL;
-        r->stop = 1;
+        r->stop = r->interrupt = 1;
         (void) pthread_join(r->thread, NULL);
         realizer_free(r);
         return NULL;

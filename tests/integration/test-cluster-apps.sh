@@ -1,0 +1,174 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# Cluster apps, the foundation (docs/ARCHITECTURE.md "Cluster apps"), on
+# three real hosts (cluster-lib.sh), each running the built nap-node under
+# its own systemd and the sample app deployed (trees do not travel yet):
+#
+#   an assignment written for h2: h2's manager runs the instance, h2
+#   reports it active with its port, and it answers over HTTP from h1's
+#   network namespace; h1 and h3 run nothing
+#   the assignment deleted: h2 stops and removes the instance, and its
+#   observed record goes
+#   nap-node SIGKILLed in the middle of realizing an assignment (stopped at
+#   a named point: after the instance's manifest, and before its tree):
+#   restarted, it finishes, and exactly one instance of that number runs
+#   a bad assignment (an app not deployed there) is reported failed, with
+#   why, and touches nothing
+#
+#   NAPCTL=build/cli/napctl NAP_GENERATOR=build/generators/nap-generator \
+#   NAP_BUILD_ROOT=build tests/integration/test-cluster-apps.sh
+
+. "$(dirname "$0")/cluster-lib.sh"
+
+[ -n "${NAP_CLUSTER_INSIDE:-}" ] || nap_napctl_env
+nap_cluster_enter "$@"
+T_START=$(now_ms)
+nap_cluster_up 3
+log "3 hosts up in $NAP_CLUSTER_UP_MS ms"
+
+TTL=3
+for n in 1 2 3; do
+        printf 'CPU=2\nMemory=1G\nStorage=10G\nNodeTTL=%s\n' "$TTL" >>"$(nap_cluster_config "$n")"
+done
+NODE=$(nap_cluster_copy_bin "$NAP_BUILD_ROOT/helpers/nap-node") || { echo "Bail out! cannot copy nap-node"; exit 1; }
+NAPCTL_COPY=$(nap_cluster_copy_bin "$NAPCTL") || { echo "Bail out! cannot copy napctl"; exit 1; }
+UNIT=$(sed "s|^ExecStart=.*|ExecStart=$NODE|" "$NAP_BUILD_ROOT/units/nap-node.service")
+PAUSED=$NAP_CLUSTER_DIR/paused
+
+napctl_on() { # N ARGS...: napctl in host N, in process, with its nap.conf
+        nap_cluster_exec "$1" "$NAPCTL_COPY" --user --no-helper "${@:2}"
+}
+
+# ------------------------------------------------------------- the app
+export GIT_AUTHOR_NAME=nap-test GIT_AUTHOR_EMAIL=nap-test@localhost
+export GIT_COMMITTER_NAME=nap-test GIT_COMMITTER_EMAIL=nap-test@localhost GIT_CONFIG_NOSYSTEM=1
+mkdir -p "$NAP_CLUSTER_DIR/hello" && cp "$NAP_SOURCE_ROOT"/tests/apps/hello/* "$NAP_CLUSTER_DIR/hello/" &&
+        sed -i 's/^python3 server.py .*/& --bind 0.0.0.0/' "$NAP_CLUSTER_DIR/hello/profile" &&
+        make_repo "$NAP_CLUSTER_DIR/repos/hello" "$NAP_CLUSTER_DIR/hello/." >/dev/null ||
+        { echo "Bail out! cannot make the app's repository"; exit 1; }
+COMMIT=$(git -C "$NAP_CLUSTER_DIR/repos/hello" rev-parse HEAD)
+for n in 1 2 3; do
+        check "alice_hello deployed on h$n" quiet napctl_on "$n" deploy-app alice_hello "$NAP_CLUSTER_DIR/repos/hello"
+        check "nap-node runs on h$n" nap_cluster_unit_install "$n" nap-node.service "$UNIT"
+done
+
+# ---------------------------------------------------------- helpers
+# assign NODE NUMBER [COMMIT]: the assignment of alice_hello_common@NUMBER
+# to NODE, as lib/cluster/assignment.c writes it (napctl has no verb for it
+# yet), and the app's counter.
+assign() {
+        local value
+        value=$(printf '{"app":"alice_hello","number":%s,"node":"%s","params":{"greeting":"cluster"},"port":0,"commit":"%s","resources":{"request_cpu_milli":0,"limit_cpu_milli":0,"request_memory":0,"limit_memory":0},"enabled":true,"request":"","generation":1,"created":1}' \
+                "$2" "$1" "${3:-$COMMIT}")
+        nap_cluster_etcdctl put /nap/counters/alice_hello "$2" >/dev/null &&
+                nap_cluster_etcdctl put "/nap/assignments/$1/alice_hello_common@$2" "$value" >/dev/null
+}
+unassign() { # NODE NUMBER
+        nap_cluster_etcdctl del "/nap/assignments/$1/alice_hello_common@$2" >/dev/null
+}
+observed() { # NODE NUMBER: the observed record's JSON ("" if none)
+        nap_cluster_etcdctl get --print-value-only "/nap/observed/$1/alice_hello_common@$2"
+}
+observed_is() { # NODE NUMBER STATE
+        [ "$(observed "$1" "$2" | jq -r .state 2>/dev/null)" = "$3" ]
+}
+observed_gone() { # NODE NUMBER
+        [ -z "$(observed "$1" "$2")" ]
+}
+unit_state() { # N NUMBER
+        nap_cluster_systemctl "$1" is-active "alice_hello_common@$2.service" 2>/dev/null
+}
+instances_on() { # N: the instances' names on host N, one a line
+        napctl_on "$1" --json list-instances alice_hello 2>/dev/null | jq -r '.[].name' 2>/dev/null
+}
+answer_from() { # N URL: the body host N's namespace gets from URL
+        nap_cluster_exec "$1" curl -sf --max-time 3 "$2"
+}
+no_instance() { # N NUMBER: host N has neither the unit running nor its manifest
+        [ "$(unit_state "$1" "$2")" != active ] &&
+                [ ! -e "$(nap_cluster_dir "$1")/instances/alice_hello_common@$2.json" ]
+}
+
+# ====================================================== assigned to h2
+log "an assignment for h2"
+T0=$(now_ms)
+check "assignment written" assign h2 1
+check "h2 reports alice_hello_common@1 active" wait_until 60 observed_is h2 1 active
+log "assignment → reported active: $(($(now_ms) - T0)) ms"
+report=$(observed h2 1)
+PORT=$(jq -r .port <<<"$report")
+assert_match "with a port of h2's PortRange=" "$PORT" '^202[0-9][0-9]$'
+assert_eq "and the commit assigned" "$COMMIT" "$(jq -r .commit <<<"$report")"
+assert_eq "h2's manager runs the unit" active "$(unit_state 2 1)"
+check "the observed record is on h2's membership lease" \
+        test "$(nap_cluster_etcdctl get -w json /nap/observed/h2/alice_hello_common@1 | jq -r '.kvs[0].lease')" != null
+URL=http://$(nap_cluster_ip 2):$PORT/
+assert_eq "it answers over HTTP from h1's namespace" "cluster from alice_hello_1 on port $PORT" "$(answer_from 1 "$URL")"
+assert_eq "h2 lists just it" alice_hello_common@1 "$(instances_on 2)"
+assert_eq "h1 runs nothing" "" "$(instances_on 1)"
+assert_eq "h3 runs nothing" "" "$(instances_on 3)"
+
+# ==================================================== the assignment goes
+log "the assignment deleted"
+T0=$(now_ms)
+check "assignment deleted" unassign h2 1
+check "h2's observed record goes" wait_until 30 observed_gone h2 1
+log "assignment deleted → report gone: $(($(now_ms) - T0)) ms"
+check "h2 stopped and removed the instance" wait_until 10 no_instance 2 1
+assert_eq "h2 lists no instance" "" "$(instances_on 2)"
+not_answering() { ! answer_from "$@"; }
+check "it no longer answers" not_answering 1 "$URL"
+
+# ================================================ nap-node killed midway
+# kill_at POINT NUMBER: nap-node on h2 stopped at POINT while realizing
+# alice_hello_common@NUMBER, SIGKILLed there, restarted (Restart=) without
+# the pause: it finishes, exactly one instance of that number runs.
+paused_at() {
+        grep -q "^$1 " "$PAUSED" 2>/dev/null
+}
+kill_at() {
+        local point=$1 number=$2 pid
+        rm -f "$PAUSED"
+        nap_cluster_systemctl 2 set-environment "NAP_DEBUG_PAUSE_AT=$point" "NAP_DEBUG_PAUSE_FILE=$PAUSED"
+        check "nap-node restarted with the pause at $point" nap_cluster_systemctl 2 restart nap-node.service
+        check "assignment alice_hello_common@$number written" assign h2 "$number"
+        if ! check "nap-node reached $point" wait_until 60 paused_at "$point"; then
+                diag "$(nap_cluster_exec 2 journalctl --no-pager -q --user-unit nap-node.service -n 20 -o cat)"
+                return 1
+        fi
+        pid=$(awk '{ print $2 }' "$PAUSED")
+        nap_cluster_systemctl 2 unset-environment NAP_DEBUG_PAUSE_AT NAP_DEBUG_PAUSE_FILE
+        check "SIGKILL nap-node (pid $pid) at $point" nap_cluster_systemctl 2 kill -s SIGKILL nap-node.service
+        T0=$(now_ms)
+        check "systemd restarts it" nap_cluster_unit_wait_active 2 nap-node.service 30
+        check "alice_hello_common@$number reported active after the restart" wait_until 60 observed_is h2 "$number" active
+        log "killed at $point → active after the restart: $(($(now_ms) - T0)) ms"
+        local port
+        port=$(observed h2 "$number" | jq -r .port)
+        assert_eq "exactly one instance on h2, that one" "alice_hello_common@$number" "$(instances_on 2)"
+        assert_eq "one manifest of it" 1 "$(find "$(nap_cluster_dir 2)/instances" -name "alice_hello_common@$number.json" | wc -l)"
+        assert_eq "one tree of it, no leftovers" "alice_hello_$number" \
+                "$(ls "$(nap_cluster_dir 2)/root/apps/alice" 2>/dev/null | tr '\n' ' ' | sed 's/ $//')"
+        assert_eq "it answers from h1" "cluster from alice_hello_$number on port $port" \
+                "$(answer_from 1 "http://$(nap_cluster_ip 2):$port/")"
+        check "unassigned: removed again" unassign h2 "$number"
+        check "and its report gone" wait_until 30 observed_gone h2 "$number"
+        check "and its instance" wait_until 10 no_instance 2 "$number"
+}
+log "nap-node SIGKILLed after the instance's manifest"
+kill_at start-common:manifest 2
+log "nap-node SIGKILLed before the instance's tree"
+kill_at start-common:reserved 3
+
+# ======================================================= refused, named
+log "an assignment h3 cannot realize"
+check "assignment at a commit h3 has not deployed" assign h3 4 0000000000000000000000000000000000000000
+check "h3 reports it failed" wait_until 30 observed_is h3 4 failed
+assert_contains "and why" "$(observed h3 4 | jq -r .reason)" "is deployed here at $COMMIT"
+assert_eq "h3 made nothing" "" "$(instances_on 3)"
+check "unassigned" unassign h3 4
+check "its report goes" wait_until 30 observed_gone h3 4
+
+log "wall time: $(($(now_ms) - T_START)) ms"
+nap_summary
