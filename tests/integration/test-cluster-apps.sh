@@ -36,6 +36,9 @@ NAPCTL_COPY=$(nap_cluster_copy_bin "$NAPCTL") || { echo "Bail out! cannot copy n
 UNIT=$(sed "s|^ExecStart=.*|ExecStart=$NODE|" "$NAP_BUILD_ROOT/units/nap-node.service")
 PAUSED=$NAP_CLUSTER_DIR/paused
 
+quiet() { # CMD...: CMD, its output dropped
+        "$@" >/dev/null 2>&1
+}
 napctl_on() { # N ARGS...: napctl in host N, in process, with its nap.conf
         nap_cluster_exec "$1" "$NAPCTL_COPY" --user --no-helper "${@:2}"
 }
@@ -79,8 +82,10 @@ observed_gone() { # NODE NUMBER
 unit_state() { # N NUMBER
         nap_cluster_systemctl "$1" is-active "alice_hello_common@$2.service" 2>/dev/null
 }
-instances_on() { # N: the instances' names on host N, one a line
-        napctl_on "$1" --json list-instances alice_hello 2>/dev/null | jq -r '.[].name' 2>/dev/null
+instances_on() { # N: the instances' names on host N, one a line (or why not)
+        local out
+        out=$(napctl_on "$1" --json list-instances alice_hello 2>&1) || { echo "napctl failed: $out"; return; }
+        jq -r '.[].instance' <<<"$out" 2>&1
 }
 answer_from() { # N URL: the body host N's namespace gets from URL
         nap_cluster_exec "$1" curl -sf --max-time 3 "$2"
@@ -94,7 +99,9 @@ no_instance() { # N NUMBER: host N has neither the unit running nor its manifest
 log "an assignment for h2"
 T0=$(now_ms)
 check "assignment written" assign h2 1
-check "h2 reports alice_hello_common@1 active" wait_until 60 observed_is h2 1 active
+if ! check "h2 reports alice_hello_common@1 active" wait_until 60 observed_is h2 1 active; then
+        diag "$(observed h2 1)" "$(nap_cluster_exec 2 journalctl --no-pager -q --user-unit nap-node.service -n 30 -o cat)"
+fi
 log "assignment → reported active: $(($(now_ms) - T0)) ms"
 report=$(observed h2 1)
 PORT=$(jq -r .port <<<"$report")
@@ -135,6 +142,7 @@ kill_at() {
         check "assignment alice_hello_common@$number written" assign h2 "$number"
         if ! check "nap-node reached $point" wait_until 60 paused_at "$point"; then
                 diag "$(nap_cluster_exec 2 journalctl --no-pager -q --user-unit nap-node.service -n 20 -o cat)"
+                nap_cluster_systemctl 2 unset-environment NAP_DEBUG_PAUSE_AT NAP_DEBUG_PAUSE_FILE
                 return 1
         fi
         pid=$(awk '{ print $2 }' "$PAUSED")
