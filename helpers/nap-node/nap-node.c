@@ -13,6 +13,10 @@
  * cluster, whatever its size (agent_turn_to_look()). SIGTERM: the clean
  * stop, in seed 004's order: the record goes, then the membership.
  *
+ * It also makes the node's assignments (cluster apps) real on this host:
+ * realize.h, in a thread of its own that gets the membership lease for its
+ * reports.
+ *
  * Type=notify with a watchdog: WATCHDOG=1 on every round of the loop, so
  * a hung agent (not an unreachable etcd: that is reported in STATUS=) is
  * restarted by systemd. */
@@ -223,7 +227,8 @@ static int run(void) {
 static void help(void) {
         printf("nap-node [OPTIONS...]\n\n"
                "Register this host as a node of nap's cluster in etcd and keep it Ready\n"
-               "while running; leave the cluster on SIGTERM. Normally started by\n"
+               "while running; run the instances assigned to this node in etcd and\n"
+               "report their state; leave the cluster on SIGTERM. Normally started by\n"
                "nap-node.service.\n\n"
                "  -h --help     Show this help\n"
                "     --version  Show the version\n"
