@@ -13,15 +13,22 @@
 #   nap-node SIGKILLed in the middle of realizing an assignment (stopped at
 #   a named point: after the instance's manifest, and before its tree):
 #   restarted, it finishes, and exactly one instance of that number runs
-#   a bad assignment (an app not deployed there) is reported failed, with
-#   why, and touches nothing
+#   an assignment at a commit not deployed there is reported failed, with
+#   why, and touches nothing; one for a node that does not exist is refused
+#   by name and writes nothing
+#   (assignments are made through lib/cluster: the per-app counter gives
+#   1, 2, 3, … across hosts)
 #
 #   NAPCTL=build/cli/napctl NAP_GENERATOR=build/generators/nap-generator \
 #   NAP_BUILD_ROOT=build tests/integration/test-cluster-apps.sh
 
 . "$(dirname "$0")/cluster-lib.sh"
 
-[ -n "${NAP_CLUSTER_INSIDE:-}" ] || nap_napctl_env
+if [ -z "${NAP_CLUSTER_INSIDE:-}" ]; then
+        nap_napctl_env
+        NAP_ASSIGN=$(realpath "${NAP_ASSIGN:-$NAP_BUILD_ROOT/tests/integration/assign}")
+        export NAP_ASSIGN
+fi
 nap_cluster_enter "$@"
 T_START=$(now_ms)
 nap_cluster_up 3
@@ -57,18 +64,17 @@ for n in 1 2 3; do
 done
 
 # ---------------------------------------------------------- helpers
-# assign NODE NUMBER [COMMIT]: the assignment of alice_hello_common@NUMBER
-# to NODE, as lib/cluster/assignment.c writes it (napctl has no verb for it
-# yet), and the app's counter.
+# assign NODE EXPECTED [COMMIT]: an assignment of alice_hello to NODE
+# (greeting=cluster), made on h1 through lib/cluster (tests/integration/
+# assign.c: napctl has no verb for it yet); it must get instance number
+# EXPECTED from the app's counter.
 assign() {
-        local value
-        value=$(printf '{"app":"alice_hello","number":%s,"node":"%s","params":{"greeting":"cluster"},"port":0,"commit":"%s","resources":{"request_cpu_milli":0,"limit_cpu_milli":0,"request_memory":0,"limit_memory":0},"enabled":true,"request":"","generation":1,"created":1}' \
-                "$2" "$1" "${3:-$COMMIT}")
-        nap_cluster_etcdctl put /nap/counters/alice_hello "$2" >/dev/null &&
-                nap_cluster_etcdctl put "/nap/assignments/$1/alice_hello_common@$2" "$value" >/dev/null
+        local out
+        out=$(nap_cluster_exec 1 "$NAP_ASSIGN" create "$1" alice_hello greeting=cluster "${3:-$COMMIT}" 2>&1)
+        [ "$out" = "alice_hello_common@$2" ] || { echo "assign: $out" >&2; return 1; }
 }
 unassign() { # NODE NUMBER
-        nap_cluster_etcdctl del "/nap/assignments/$1/alice_hello_common@$2" >/dev/null
+        nap_cluster_exec 3 "$NAP_ASSIGN" delete "$1" "alice_hello_common@$2" >/dev/null
 }
 observed() { # NODE NUMBER: the observed record's JSON ("" if none)
         nap_cluster_etcdctl get --print-value-only "/nap/observed/$1/alice_hello_common@$2"
@@ -129,29 +135,32 @@ check "it no longer answers" not_answering 1 "$URL"
 
 # ================================================ nap-node killed midway
 # kill_at POINT NUMBER: nap-node on h2 stopped at POINT while realizing
-# alice_hello_common@NUMBER, SIGKILLed there, restarted (Restart=) without
-# the pause: it finishes, exactly one instance of that number runs.
+# alice_hello_common@NUMBER, SIGKILLed there ("": right after the
+# assignment is written, wherever it is), restarted (Restart=) without the
+# pause: it finishes, exactly one instance of that number runs.
 paused_at() {
         grep -q "^$1 " "$PAUSED" 2>/dev/null
 }
-kill_at() {
-        local point=$1 number=$2 pid
+pause_at() { # POINT: nap-node on h2 restarted to stop there
         rm -f "$PAUSED"
-        nap_cluster_systemctl 2 set-environment "NAP_DEBUG_PAUSE_AT=$point" "NAP_DEBUG_PAUSE_FILE=$PAUSED"
-        check "nap-node restarted with the pause at $point" nap_cluster_systemctl 2 restart nap-node.service
+        nap_cluster_systemctl 2 set-environment "NAP_DEBUG_PAUSE_AT=$1" "NAP_DEBUG_PAUSE_FILE=$PAUSED"
+        check "nap-node restarted with the pause at $1" nap_cluster_systemctl 2 restart nap-node.service
+        nap_cluster_systemctl 2 unset-environment NAP_DEBUG_PAUSE_AT NAP_DEBUG_PAUSE_FILE
+}
+kill_at() {
+        local point=$1 number=$2
+        [ -z "$point" ] || pause_at "$point"
         check "assignment alice_hello_common@$number written" assign h2 "$number"
-        if ! check "nap-node reached $point" wait_until 60 paused_at "$point"; then
+        if [ -n "$point" ] && ! check "nap-node reached $point" wait_until 60 paused_at "$point"; then
                 diag "$(nap_cluster_exec 2 journalctl --no-pager -q --user-unit nap-node.service -n 20 -o cat)"
-                nap_cluster_systemctl 2 unset-environment NAP_DEBUG_PAUSE_AT NAP_DEBUG_PAUSE_FILE
                 return 1
         fi
-        pid=$(awk '{ print $2 }' "$PAUSED")
-        nap_cluster_systemctl 2 unset-environment NAP_DEBUG_PAUSE_AT NAP_DEBUG_PAUSE_FILE
-        check "SIGKILL nap-node (pid $pid) at $point" nap_cluster_systemctl 2 kill -s SIGKILL nap-node.service
+        check "SIGKILL nap-node at ${point:-once the assignment is written}" \
+                nap_cluster_systemctl 2 kill -s SIGKILL nap-node.service
         T0=$(now_ms)
         check "systemd restarts it" nap_cluster_unit_wait_active 2 nap-node.service 30
         check "alice_hello_common@$number reported active after the restart" wait_until 60 observed_is h2 "$number" active
-        log "killed at $point → active after the restart: $(($(now_ms) - T0)) ms"
+        log "killed at ${point:-the write} → active after the restart: $(($(now_ms) - T0)) ms"
         local port
         port=$(observed h2 "$number" | jq -r .port)
         assert_eq "exactly one instance on h2, that one" "alice_hello_common@$number" "$(instances_on 2)"
@@ -168,15 +177,20 @@ log "nap-node SIGKILLed after the instance's manifest"
 kill_at start-common:manifest 2
 log "nap-node SIGKILLed before the instance's tree"
 kill_at start-common:reserved 3
+log "nap-node SIGKILLed right after an assignment is written"
+kill_at "" 4
 
 # ======================================================= refused, named
 log "an assignment h3 cannot realize"
-check "assignment at a commit h3 has not deployed" assign h3 4 0000000000000000000000000000000000000000
-check "h3 reports it failed" wait_until 30 observed_is h3 4 failed
-assert_contains "and why" "$(observed h3 4 | jq -r .reason)" "is deployed here at $COMMIT"
+check "assignment at a commit h3 has not deployed" assign h3 5 0000000000000000000000000000000000000000
+check "h3 reports it failed" wait_until 30 observed_is h3 5 failed
+assert_contains "and why" "$(observed h3 5 | jq -r .reason)" "is deployed here at $COMMIT"
 assert_eq "h3 made nothing" "" "$(instances_on 3)"
-check "unassigned" unassign h3 4
-check "its report goes" wait_until 30 observed_gone h3 4
+check "unassigned" unassign h3 5
+check "its report goes" wait_until 30 observed_gone h3 5
+refused=$(nap_cluster_exec 1 "$NAP_ASSIGN" create h9 alice_hello 2>&1)
+assert_eq "an assignment to a node that does not exist: refused, named" "NoSuchNode: No node h9" "$refused"
+assert_eq "and nothing written: the counter unmoved" 5 "$(nap_cluster_etcdctl get --print-value-only /nap/counters/alice_hello)"
 
 log "wall time: $(($(now_ms) - T_START)) ms"
 nap_summary
