@@ -348,8 +348,8 @@ static int create_replayed(const CreateRead *x, NapAssignment *a, NapError *e) {
                 return 0;
         if (nap_instance_parse(req->value, &i, NULL) < 0 ||
             !streq(i.service.user, a->instance.service.user) || !streq(i.service.app, a->instance.service.app))
-                return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EEXIST, "Request id %s was used for %.80s already",
-                                     a->request, req->value);
+                return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EEXIST,
+                                     "Request id %s was used for %.80s already", a->request, req->value);
         a->instance.number = i.number;
         return 1;
 }
@@ -456,15 +456,14 @@ int nap_assignments_list(EtcdClient *c, const char *prefix, const char *node, Na
         return 0;
 }
 
-int nap_assignment_delete(EtcdClient *c, const char *prefix, const char *node, const NapInstance *i, NapError *e) {
+/* One try: 1 deleted, 0 changed meanwhile (look again). */
+static int delete_once(EtcdClient *c, const char *prefix, const char *node, const NapInstance *i, const char *key,
+                       NapError *e) {
         char name[NAP_UNIT_NAME_MAX];
-        _cleanup_free_ char *key = nap_key_assignment(prefix, node, i), *request = NULL;
+        _cleanup_free_ char *request = NULL;
         EtcdKeyValue kv = {};
         NapAssignment a = {};
-        assert(c);
-        int r = nap_node_name_check(node, e);
-        if (r >= 0)
-                r = key ? etcd_get(c, key, &kv, e) : oom(e);
+        int r = etcd_get(c, key, &kv, e);
         if (r == 0)
                 return nap_error_set(e, NAP_ERROR_NO_SUCH_INSTANCE, -ENOENT, "No assignment of %s to node %s",
                                      nap_instance_name(i, name), node);
@@ -479,9 +478,23 @@ int nap_assignment_delete(EtcdClient *c, const char *prefix, const char *node, c
         r = etcd_txn(c, &cmp, 1, ops, request ? 2 : 1, NULL, e);
         etcd_key_value_done(&kv);
         nap_assignment_done(&a);
-        if (r == 0) /* changed meanwhile (moved, or deleted by another): look again */
-                return nap_assignment_delete(c, prefix, node, i, e);
-        return r < 0 ? r : 0;
+        return r;
+}
+
+int nap_assignment_delete(EtcdClient *c, const char *prefix, const char *node, const NapInstance *i, NapError *e) {
+        _cleanup_free_ char *key = nap_key_assignment(prefix, node, i);
+        assert(c);
+        int r = nap_node_name_check(node, e);
+        if (r < 0)
+                return r;
+        if (!key)
+                return oom(e);
+        for (unsigned n = 0; n < NAP_INVENTORY_RETRIES; n++)
+                if ((r = delete_once(c, prefix, node, i, key, e)) != 0)
+                        return r < 0 ? r : 0;
+        return nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, -EBUSY,
+                             "Deleting the assignment lost to other writers %u times; try again",
+                             NAP_INVENTORY_RETRIES);
 }
 
 /* ---- observed state --------------------------------------------------- */

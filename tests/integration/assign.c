@@ -45,7 +45,8 @@ int main(int argc, char *argv[]) {
         EtcdClient *c = NULL;
         bool is_create = argc >= 4 && argc <= 6 && strcmp(argv[1], "create") == 0;
         if (!is_create && !(argc == 4 && strcmp(argv[1], "delete") == 0)) {
-                fprintf(stderr, "usage: assign create NODE USER_APP [k=v,k=v] [COMMIT] | assign delete NODE INSTANCE\n");
+                fprintf(stderr, "usage: assign create NODE USER_APP [k=v,k=v] [COMMIT]\n"
+                                "       assign delete NODE INSTANCE\n");
                 return 2;
         }
         int r = nap_config_load(&conf, NULL, NULL, &e);
