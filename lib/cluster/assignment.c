@@ -535,3 +535,64 @@ int nap_observed_list(EtcdClient *c, const char *prefix, const char *node, NapOb
         *ret_n = n;
         return 0;
 }
+
+/* A report that ends the wait: final, and of the generation waited for. */
+static bool observed_settled(const NapObserved *o, uint64_t generation) {
+        return o->generation >= generation && o->state != NAP_OBSERVED_ACTIVATING;
+}
+
+typedef struct ObservedWait {
+        uint64_t generation;
+        NapObserved last;  /* the last report seen; state -1: none */
+} ObservedWait;
+
+/* 1: settled (in w->last); 0: not yet. Damaged reports are not settled. */
+static int observed_take(ObservedWait *w, const char *value, size_t size) {
+        NapObserved o = {};
+        if (nap_observed_from_json(value, size, &o, NULL) < 0)
+                return 0;
+        nap_observed_done(&w->last);
+        w->last = o;
+        return observed_settled(&o, w->generation);
+}
+
+static int on_observed(const EtcdEvent *event, void *userdata) {
+        return event->type == ETCD_EVENT_PUT ? observed_take(userdata, event->kv.value, event->kv.value_size) : 0;
+}
+
+static int observed_wait_timeout(const ObservedWait *w, const char *node, const NapInstance *i,
+                                 uint64_t timeout_usec, NapError *e) {
+        char name[NAP_UNIT_NAME_MAX];
+        const char *state = w->last.state >= 0 ? nap_observed_state_to_string(w->last.state) : NULL;
+        return nap_error_set(e, NAP_ERROR_UNIT_FAILED, -ETIMEDOUT, "Node %s did not report %s running within %" PRIu64
+                             " s (last reported: %s)", node, nap_instance_name(i, name), timeout_usec / 1000000,
+                             state ?: "nothing");
+}
+
+int nap_observed_wait(EtcdClient *c, const char *prefix, const char *node, const NapInstance *i,
+                      uint64_t generation, uint64_t timeout_usec, NapObserved *ret, NapError *e) {
+        _cleanup_free_ char *key = nap_key_observed(prefix, node, i);
+        char *keys[] = { key, NULL };
+        ObservedWait w = { .generation = generation, .last.state = _NAP_OBSERVED_STATE_INVALID };
+        EtcdKeyValue kv = {};
+        int64_t revision = 0;
+        uint64_t deadline = monotonic_usec() + timeout_usec;
+        assert(c);
+        assert(ret);
+        int r = key ? etcd_get_many(c, keys, &kv, &revision, e) : oom(e);
+        if (r > 0)
+                r = observed_take(&w, kv.value, kv.value_size);
+        etcd_key_value_done(&kv);
+        while (r == 0 && monotonic_usec() < deadline) {
+                EtcdWatchOptions o = { .start_revision = revision + 1, .duration_usec = deadline - monotonic_usec(),
+                                       .on_event = on_observed, .userdata = &w };
+                r = etcd_watch(c, key, &o, &revision, e);
+                revision = revision > 0 ? revision - 1 : revision; /* one past the last seen: from there */
+        }
+        if (r == 0)
+                r = observed_wait_timeout(&w, node, i, timeout_usec, e);
+        if (r < 0)
+                return nap_observed_done(&w.last), r;
+        *ret = w.last;
+        return 0;
+}

@@ -116,6 +116,13 @@ int nap_assignment_delete(EtcdClient *c, const char *prefix, const char *node, c
 int nap_observed_put(EtcdClient *c, const char *prefix, const NapObserved *o, int64_t lease, NapError *e);
 /* Gone already is fine. */
 int nap_observed_delete(EtcdClient *c, const char *prefix, const char *node, const NapInstance *i, NapError *e);
+/* Until node reports instance i, at generation or later, active or
+ * failed (a watch on its key, from the revision first read): 0 and *ret
+ * filled, whichever it is. UnitFailed (-ETIMEDOUT) when timeout_usec
+ * passes first, naming the last state seen. What start-common on another
+ * node waits for. */
+int nap_observed_wait(EtcdClient *c, const char *prefix, const char *node, const NapInstance *i,
+                      uint64_t generation, uint64_t timeout_usec, NapObserved *ret, NapError *e);
 /* The node's reports by key; damaged ones left out. */
 int nap_observed_list(EtcdClient *c, const char *prefix, const char *node, NapObserved **ret, size_t *ret_n,
                       NapError *e);

@@ -103,12 +103,15 @@ no_instance() { # N NUMBER: host N has neither the unit running nor its manifest
 
 # ====================================================== assigned to h2
 log "an assignment for h2"
+# made on h1 and waited for there, as start-common --node will
 T0=$(now_ms)
-check "assignment written" assign h2 1
-if ! check "h2 reports alice_hello_common@1 active" wait_until 60 observed_is h2 1 active; then
+out=$(nap_cluster_exec 1 "$NAP_ASSIGN" start h2 alice_hello greeting=cluster "$COMMIT" 2>&1)
+log "assignment made on h1 → h2's report of it active, seen on h1: $(($(now_ms) - T0)) ms"
+assert_match "h1 gets the instance and its URL on h2" "$out" \
+        "^alice_hello_common@1 http://$(nap_cluster_ip 2 | sed 's/\./\\./g'):202[0-9][0-9]\$"
+if ! check "h2 reports alice_hello_common@1 active" observed_is h2 1 active; then
         diag "$(observed h2 1)" "$(nap_cluster_exec 2 journalctl --no-pager -q --user-unit nap-node.service -n 30 -o cat)"
 fi
-log "assignment → reported active: $(($(now_ms) - T0)) ms"
 report=$(observed h2 1)
 PORT=$(jq -r .port <<<"$report")
 assert_match "with a port of h2's PortRange=" "$PORT" '^202[0-9][0-9]$'
@@ -117,6 +120,7 @@ assert_eq "h2's manager runs the unit" active "$(unit_state 2 1)"
 check "the observed record is on h2's membership lease" \
         test "$(nap_cluster_etcdctl get -w json /nap/observed/h2/alice_hello_common@1 | jq -r '.kvs[0].lease')" != null
 URL=http://$(nap_cluster_ip 2):$PORT/
+assert_eq "the URL h1 got is the one reported" "$URL" "${out#* }/"
 assert_eq "it answers over HTTP from h1's namespace" "cluster from alice_hello_1 on port $PORT" "$(answer_from 1 "$URL")"
 assert_eq "h2 lists just it" alice_hello_common@1 "$(instances_on 2)"
 assert_eq "h1 runs nothing" "" "$(instances_on 1)"

@@ -302,6 +302,59 @@ static void test_observed_on_a_lease(void **state) {
         nap_observed_array_free(l, n);
 }
 
+/* A host reporting: activating, then (after a while) active. */
+static void *reporter(void *userdata) {
+        const NapObserved *o = userdata;
+        EtcdClient *c = client_for(shared_etcd.url);
+        NapObserved activating = *o;
+        activating.state = NAP_OBSERVED_ACTIVATING;
+        (void) usleep(200000);
+        if (nap_observed_put(c, PREFIX, &activating, 0, NULL) < 0)
+                fail();
+        (void) usleep(200000);
+        if (nap_observed_put(c, PREFIX, o, 0, NULL) < 0)
+                fail();
+        etcd_client_free(c);
+        return NULL;
+}
+
+static void test_observed_wait(void **state) {
+        REQUIRE_ETCD();
+        wipe();
+        NapObserved o = { .state = NAP_OBSERVED_ACTIVE, .port = 20207, .generation = 2 }, got = {};
+        assert_int_equal(nap_instance_parse("alice_web_common@5", &o.instance, NULL), 0);
+        snprintf(o.node, sizeof o.node, "h2");
+
+        /* a report of the generation before does not count */
+        NapObserved stale = o;
+        stale.generation = 1;
+        assert_int_equal(nap_observed_put(etcd, PREFIX, &stale, 0, NULL), 0);
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, reporter, &o), 0);
+        NapError e = NAP_ERROR_NULL;
+        int r = nap_observed_wait(etcd, PREFIX, "h2", &o.instance, 2, 10 * USEC_PER_SEC, &got, &e);
+        assert_int_equal(pthread_join(t, NULL), 0);
+        if (r < 0)
+                fail_msg("%s", e.message);
+        assert_int_equal(got.state, NAP_OBSERVED_ACTIVE);
+        assert_int_equal(got.port, 20207);
+        assert_int_equal(got.generation, 2);
+        nap_observed_done(&got);
+
+        /* settled already: at once */
+        assert_int_equal(nap_observed_wait(etcd, PREFIX, "h2", &o.instance, 2, USEC_PER_SEC, &got, NULL), 0);
+        nap_observed_done(&got);
+
+        /* nothing comes: UnitFailed, on time, saying what was last seen */
+        uint64_t t0 = monotonic_usec();
+        e = NAP_ERROR_NULL;
+        assert_int_equal(nap_observed_wait(etcd, PREFIX, "h2", &o.instance, 3, USEC_PER_SEC, &got, &e), -ETIMEDOUT);
+        assert_true(monotonic_usec() - t0 < 3 * USEC_PER_SEC);
+        assert_int_equal(e.kind, NAP_ERROR_UNIT_FAILED);
+        print_message("%s\n", e.message);
+        assert_non_null(strstr(e.message, "last reported: active"));
+}
+
 static int group_setup(void **state) {
         have_etcd = access(ETCD_BINARY, X_OK) == 0;
         if (have_etcd) {
@@ -327,6 +380,7 @@ int main(void) {
                 cmocka_unit_test(test_create_retried_and_refused),
                 cmocka_unit_test(test_concurrent_creators_never_share_a_number),
                 cmocka_unit_test(test_observed_on_a_lease),
+                cmocka_unit_test(test_observed_wait),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
