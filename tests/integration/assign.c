@@ -45,9 +45,10 @@ static int create(EtcdClient *c, const NapConfig *conf, char **argv, int argc, b
                 snprintf(a.commit, sizeof a.commit, "%s", argv[3]);
         if (r >= 0)
                 r = nap_assignment_create(c, conf->cluster_prefix, &a, e);
-        if (r >= 0)
-                printf("%s", nap_instance_name(&a.instance, name));
-        if (r >= 0 && wait)
+        if (r < 0)
+                return nap_assignment_done(&a), r;
+        printf("%s", nap_instance_name(&a.instance, name));
+        if (wait)
                 r = wait_reported(c, conf, &a, e);
         printf("\n");
         nap_assignment_done(&a);
