@@ -68,12 +68,16 @@ static int create_instance_tree(NapContext *c, const char *service_dir, const Na
         return 0;
 }
 
+char *ops_http_url(const char *host, unsigned port) {
+        /* An IPv6 literal needs brackets in a URL. */
+        return strchr(host, ':') ? strdup_printf("http://[%s]:%u", host, port) : strdup_printf("http://%s:%u", host, port);
+}
+
 static char *instance_url(const NapConfig *c, unsigned port) {
         _cleanup_free_ char *host = NULL;
         if (nap_config_host(c, &host) < 0)
                 return NULL;
-        /* An IPv6 literal needs brackets in a URL. */
-        return strchr(host, ':') ? strdup_printf("http://[%s]:%u", host, port) : strdup_printf("http://%s:%u", host, port);
+        return ops_http_url(host, port);
 }
 
 int ops_instance_info_from_manifest(const NapConfig *c, const NapManifest *m, NapInstanceInfo *ret) {
@@ -321,6 +325,8 @@ int nap_start_common(NapContext *c, const char *service, const NapParams *params
                 r = nap_request_id_check(opts.request_id, e);
         if (r >= 0 && !nap_compute_is_empty(&opts.resources))
                 r = nap_compute_check(&opts.resources, e);
+        if (r >= 0 && opts.node && opts.number == 0)
+                return ops_start_common_on_node(c, &in.service, params, &opts, ret, e);
         if (r >= 0)
                 r = ops_load_service_profile(c, &in.service, &p, e);
         if (r >= 0)

@@ -90,12 +90,20 @@ int ops_create_instance_numbered(NapContext *c, const NapService *s, const NapPr
 /* Writes to (which must not be live) the instance tree: a copy of from
  * without .nap/ and .git/, with the instance's profile for argv. */
 int ops_instance_tree_build(const char *from, const NapInstance *i, char *const *argv, const char *to);
+/* "http://HOST:PORT" ([HOST] for an IPv6 literal); NULL: out of memory. */
+char *ops_http_url(const char *host, unsigned port);
 int ops_instance_info_from_manifest(const NapConfig *c, const NapManifest *m, NapInstanceInfo *ret);
 /* ops-resources.c: the instance's compute request reserved on this node
  * (Etcd= set and resources given; m->reservation = the node), and
  * released again (nothing reserved, or released already: 0). */
 int ops_reserve_instance(NapContext *c, NapManifest *m, NapError *e);
 int ops_release_instance(NapContext *c, const NapManifest *m, NapError *e);
+
+/* ops-cluster.c: start-common on o->node through an assignment
+ * (lib/cluster/assignment.h), waiting (unless o->no_block) until that
+ * node reports the instance running. */
+int ops_start_common_on_node(NapContext *c, const NapService *s, const NapParams *params, const NapStartOptions *o,
+                             NapInstanceInfo *ret, NapError *e);
 
 /* ops-lifecycle.c: the app's configuration (napctl config), for a new or
  * rebuilt instance's manifest: NULL when none is set. */

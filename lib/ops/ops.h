@@ -121,6 +121,11 @@ typedef struct NapStartOptions {
          * number from its assignment, lib/cluster/assignment.h), which
          * must not exist on this host: InvalidParameter if it does */
         unsigned number;
+        /* NULL: on this host; else on that node of the cluster (Etcd=): an
+         * assignment its nap-node realizes, waited for until the node
+         * reports it (docs/ARCHITECTURE.md "Cluster apps"); NoSuchNode when
+         * there is no such node */
+        const char *node;
 } NapStartOptions;
 
 /* Below D-Bus's default call timeout (25 s): a D-Bus client hears why. */

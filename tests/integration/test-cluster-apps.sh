@@ -16,6 +16,8 @@
 #   an assignment at a commit not deployed there is reported failed, with
 #   why, and touches nothing; one for a node that does not exist is refused
 #   by name and writes nothing
+#   napctl start-common --node=h1 on h3: the instance on h1, its URL, and
+#   a node that does not exist refused
 #   (assignments are made through lib/cluster: the per-app counter gives
 #   1, 2, 3, … across hosts)
 #
@@ -195,6 +197,23 @@ check "its report goes" wait_until 30 observed_gone h3 5
 refused=$(nap_cluster_exec 1 "$NAP_ASSIGN" create h9 alice_hello 2>&1)
 assert_eq "an assignment to a node that does not exist: refused, named" "NoSuchNode: No node h9" "$refused"
 assert_eq "and nothing written: the counter unmoved" 5 "$(nap_cluster_etcdctl get --print-value-only /nap/counters/alice_hello)"
+
+# ================================================ napctl start-common --node
+log "napctl start-common --node=h1 on h3"
+T0=$(now_ms)
+out=$(napctl_on 3 start-common --node=h1 alice_hello greeting=node 2>&1)
+log "start-common --node=h1 on h3 → answered: $(($(now_ms) - T0)) ms"
+assert_match "it answers with the instance and its URL on h1" "$out" \
+        "^alice_hello_common@6 http://$(nap_cluster_ip 1 | sed 's/\./\\./g'):201[0-9][0-9]\$"
+assert_eq "which answers from h3" "node from alice_hello_6 on port ${out##*:}" "$(answer_from 3 "${out#* }/")"
+check "h1 reports it active" observed_is h1 6 active
+assert_eq "h1 runs it" alice_hello_common@6 "$(instances_on 1)"
+assert_eq "h3 does not" "" "$(instances_on 3)"
+out=$(napctl_on 3 start-common --node=h9 alice_hello 2>&1)
+rc=$?
+assert_eq "--node of a node that does not exist: refused (NoSuchNode: exit 4)" "4 napctl: No node h9" "$rc $out"
+check "unassigned" unassign h1 6
+check "h1 removes it" wait_until 30 no_instance 1 6
 
 log "wall time: $(($(now_ms) - T_START)) ms"
 nap_summary
