@@ -16,8 +16,9 @@
 #   an assignment at a commit not deployed there is reported failed, with
 #   why, and touches nothing; one for a node that does not exist is refused
 #   by name and writes nothing
-#   napctl start-common --node=h1 on h3: the instance on h1, its URL, and
-#   a node that does not exist refused
+#   napctl start-common --node=h1 on h3 (in process, and through h3's
+#   nap-managerd): the instance on that node, its URL, and a node that does
+#   not exist refused
 #   (assignments are made through lib/cluster: the per-app counter gives
 #   1, 2, 3, … across hosts)
 #
@@ -214,6 +215,13 @@ rc=$?
 assert_eq "--node of a node that does not exist: refused (NoSuchNode: exit 4)" "4 napctl: No node h9" "$rc $out"
 check "unassigned" unassign h1 6
 check "h1 removes it" wait_until 30 no_instance 1 6
+check "nap-managerd installed on h3" nap_cluster_managerd_install 3
+out=$(nap_cluster_exec 3 "$NAPCTL_COPY" --user start-common --node=h2 alice_hello 2>&1)
+assert_match "through h3's nap-managerd (varlink): on h2" "$out" \
+        "^alice_hello_common@7 http://$(nap_cluster_ip 2 | sed 's/\./\\./g'):202[0-9][0-9]\$"
+assert_eq "which answers from h1" "hello from alice_hello_7 on port ${out##*:}" "$(answer_from 1 "${out#* }/")"
+check "unassigned" unassign h2 7
+check "h2 removes it" wait_until 30 no_instance 2 7
 
 log "wall time: $(($(now_ms) - T_START)) ms"
 nap_summary
