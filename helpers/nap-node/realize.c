@@ -103,8 +103,7 @@ static void report(Realizer *r, const NapAssignment *a, NapObservedState state, 
 /* ---- marks ------------------------------------------------------------ */
 
 static char *mark_path(const Realizer *r, const NapInstance *i) {
-        char name[NAP_UNIT_NAME_MAX];
-        return path_join(r->marks, nap_instance_name(i, name), NULL);
+        return nap_state_cluster_realized_mark(r->config, i);
 }
 
 static bool is_marked(const Realizer *r, const NapInstance *i) {

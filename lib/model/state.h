@@ -36,6 +36,8 @@
 /* ROOT/cluster/realized: nap-node's marks of the instances it made from
  * assignments (docs/ARCHITECTURE.md "Cluster apps"). */
 char *nap_state_cluster_realized_dir(const NapConfig *c);
+/* ROOT/cluster/realized/USER_APP_common@N: i was made from an assignment. */
+char *nap_state_cluster_realized_mark(const NapConfig *c, const NapInstance *i);
 
 /* ROOT/services/USER: the user's deployed trees, locks and counters. */
 char *nap_state_user_services_dir(const NapConfig *c, const char *user);

@@ -6,10 +6,12 @@
  * its report waited for. */
 
 #include <stdio.h>
+#include <unistd.h>
 
 #include "base/strv.h"
 #include "cluster/assignment.h"
 #include "cluster/inventory.h"
+#include "model/state.h"
 #include "ops/ops-internal.h"
 #include "ops/publish.h"
 
@@ -97,4 +99,23 @@ int ops_start_common_on_node(NapContext *c, const NapService *s, const NapParams
         if (r >= 0 && info_from_report(&a, &report, node.node.address, ret) < 0)
                 r = nap_error_errno(e, -ENOMEM, "Failed to describe the new instance");
         return r < 0 ? r : 0;
+}
+
+int ops_unassign_if_realized(NapContext *c, const NapInstance *i, NapError *e) {
+        _cleanup_free_ char *mark = nap_state_cluster_realized_mark(c->config, i), *node = NULL;
+        EtcdClient *etcd;
+        NapError gone = NAP_ERROR_NULL;
+        if (!mark)
+                return nap_error_errno(e, -ENOMEM, "Failed to remove the instance");
+        if (access(mark, F_OK) < 0)
+                return 0; /* this host's own */
+        int r = nap_config_node(c->config, &node, e);
+        if (r >= 0)
+                r = nap_context_etcd(c, &etcd, e);
+        if (r < 0)
+                return r;
+        r = nap_assignment_delete(etcd, c->config->cluster_prefix, node, i, &gone);
+        if (r < 0 && gone.kind != NAP_ERROR_NO_SUCH_INSTANCE) /* not assigned (any more): nothing to undo */
+                return nap_error_set(e, gone.kind, r, "%s", gone.message);
+        return 0;
 }

@@ -640,6 +640,8 @@ int nap_remove_instance(NapContext *c, const char *instance, NapError *e) {
         _cleanup_close_ int lock = -1;
         sd_bus *bus;
         int r = open_instance_locked(c, instance, &m, &bus, &lock, e);
+        if (r >= 0)
+                r = ops_unassign_if_realized(c, &m->instance, e); /* a cluster app's: not made again */
         if (r < 0)
                 return r;
         NapIntent in = { .operation = NAP_INTENT_REMOVE_INSTANCE, .service = m->instance.service,

@@ -104,6 +104,11 @@ int ops_release_instance(NapContext *c, const NapManifest *m, NapError *e);
  * node reports the instance running. */
 int ops_start_common_on_node(NapContext *c, const NapService *s, const NapParams *params, const NapStartOptions *o,
                              NapInstanceInfo *ret, NapError *e);
+/* An instance nap-node made from this node's assignment (its mark is
+ * there): the assignment goes, so that it is not made again; 0 for any
+ * other instance. Before the instance is removed: a failure changes
+ * nothing. */
+int ops_unassign_if_realized(NapContext *c, const NapInstance *i, NapError *e);
 
 /* ops-lifecycle.c: the app's configuration (napctl config), for a new or
  * rebuilt instance's manifest: NULL when none is set. */

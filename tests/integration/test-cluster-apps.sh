@@ -18,7 +18,8 @@
 #   by name and writes nothing
 #   napctl start-common --node=h1 on h3 (in process, and through h3's
 #   nap-managerd): the instance on that node, its URL, and a node that does
-#   not exist refused
+#   not exist refused; remove-instance on the node takes the assignment
+#   with it (else nap-node would make the instance again)
 #   (assignments are made through lib/cluster: the per-app counter gives
 #   1, 2, 3, … across hosts)
 #
@@ -98,6 +99,9 @@ instances_on() { # N: the instances' names on host N, one a line (or why not)
 }
 answer_from() { # N URL: the body host N's namespace gets from URL
         nap_cluster_exec "$1" curl -sf --max-time 3 "$2"
+}
+assignment_gone() { # NODE NUMBER: the assignment is gone
+        [ -z "$(nap_cluster_etcdctl get --print-value-only "/nap/assignments/$1/alice_hello_common@$2")" ]
 }
 no_instance() { # N NUMBER: host N has neither the unit running nor its manifest
         [ "$(unit_state "$1" "$2")" != active ] &&
@@ -213,8 +217,11 @@ assert_eq "h3 does not" "" "$(instances_on 3)"
 out=$(napctl_on 3 start-common --node=h9 alice_hello 2>&1)
 rc=$?
 assert_eq "--node of a node that does not exist: refused (NoSuchNode: exit 4)" "4 napctl: No node h9" "$rc $out"
-check "unassigned" unassign h1 6
-check "h1 removes it" wait_until 30 no_instance 1 6
+check "remove-instance on h1" quiet napctl_on 1 remove-instance alice_hello_common@6
+check "takes its assignment with it" assignment_gone h1 6
+check "and it is not made again" no_instance 1 6
+check "its report goes" wait_until 30 observed_gone h1 6
+check "still not made again" no_instance 1 6
 check "nap-managerd installed on h3" nap_cluster_managerd_install 3
 out=$(nap_cluster_exec 3 "$NAPCTL_COPY" --user start-common --node=h2 alice_hello 2>&1)
 assert_match "through h3's nap-managerd (varlink): on h2" "$out" \
