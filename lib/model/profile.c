@@ -764,6 +764,9 @@ static int check_mpi(Lexer *l, bool web) {
         if (web)
                 return nap_error_set(l->e, NAP_ERROR_INVALID_PROFILE, -EINVAL,
                                      "a Procfile has a web or an mpi process, not both");
+        if (p->mpi->uses_port)
+                return nap_error_set(l->e, NAP_ERROR_INVALID_PROFILE, -EINVAL,
+                                     "the mpi process has no port ({port}, $PORT): its ranks talk MPI");
         if (profile_param_index(p->mpi, NAP_MPI_RANKS_PARAM) >= 0)
                 return nap_error_set(l->e, NAP_ERROR_INVALID_PROFILE, -EINVAL,
                                      "'" NAP_MPI_RANKS_PARAM "' is the number of ranks, not a placeholder");
