@@ -35,6 +35,19 @@ static unsigned job_of(const NapInstance *i) {
                i->kind == NAP_KIND_MPI_SLAVE ? nap_mpi_slave_job(i->number) : 0;
 }
 
+/* An empty dir at path (its parent made when missing), then from's tree. */
+static int copy_fresh_tree(const char *from, const char *path) {
+        _cleanup_free_ char *parent = strdup(path);
+        char *slash = parent ? strrchr(parent, '/') : NULL;
+        if (!slash)
+                return -ENOMEM;
+        *slash = 0;
+        int r = rm_rf(path);
+        if (r >= 0)
+                r = mkdir_p(parent, 0755);
+        return r < 0 ? r : copy_tree(from, path, tree_skip);
+}
+
 /* ---- parameters --------------------------------------------------------- */
 
 static int ranks_out_of_range(unsigned max, const char *given, NapError *e) {
@@ -145,9 +158,7 @@ static int built_tree(NapContext *c, const NapService *s, const NapProfile *p, c
             !(stamp_path = path_join(tree, BUILT_STAMP, NULL)))
                 return nap_error_errno(e, -ENOMEM, "Failed to build");
         if (!built_for(tree, stamp)) {
-                r = rm_rf(tree);
-                if (r >= 0)
-                        r = copy_tree(dir, tree, tree_skip);
+                r = copy_fresh_tree(dir, tree);
                 if (r < 0)
                         return nap_error_errno(e, r, "Failed to copy %s to %s", dir, tree);
                 r = run_build(c, s, nap_profile_build(p), tree, e);
@@ -162,14 +173,12 @@ static int built_tree(NapContext *c, const NapService *s, const NapProfile *p, c
 
 /* ---- units ---------------------------------------------------------------- */
 
-/* Writes, installs and loads one instance of the job. */
-static int make_instance(NapContext *c, NapManifest *m, NapError *e) {
+/* Writes and installs one instance of the job; loaded once all are
+ * there (master and slaves name each other: the one loaded first would
+ * load the other from disk before its files were written). */
+static int write_instance(NapContext *c, NapManifest *m, NapError *e) {
         int r = nap_manifest_save(c->config->instances_dir, m, e);
-        if (r >= 0)
-                r = ops_units_install(c, m, e);
-        if (r >= 0)
-                r = ops_units_load(c, &m->instance, e);
-        return r;
+        return r < 0 ? r : ops_units_install(c, m, e);
 }
 
 static int new_manifest(const NapInstance *i, const char *tree, char **argv, unsigned port, NapManifest **ret) {
@@ -183,16 +192,15 @@ static int new_manifest(const NapInstance *i, const char *tree, char **argv, uns
         return 0;
 }
 
-/* The master: the port mpiexec listens on for its proxies, np in its
- * params (its drop-in Wants= that many slaves), the app's configuration. */
-static int make_master(NapContext *c, const NapMpiJob *job, const char *tree, NapError *e) {
+/* The master: port, the one mpiexec listens on for its proxies; np in its
+ * params (its drop-in Wants= that many slaves); the app's configuration. */
+static int write_master(NapContext *c, const NapMpiJob *job, const char *tree, unsigned port, NapError *e) {
         _cleanup_(nap_manifest_freep) NapManifest *m = NULL;
         _cleanup_strv_free_ char **argv = nap_mpi_master_argv(nap_mpi_binary(), job->ranks, job->argv);
-        _cleanup_close_ int port_lock = -1;
         NapInstance i = master_of(&job->service, job->number);
         char np[16];
         snprintf(np, sizeof np, "%u", job->ranks);
-        int r = argv ? new_manifest(&i, tree, argv, 0, &m) : -ENOMEM;
+        int r = argv ? new_manifest(&i, tree, argv, port, &m) : -ENOMEM;
         if (r >= 0)
                 r = nap_params_new(&m->params);
         if (r < 0)
@@ -205,13 +213,11 @@ static int make_master(NapContext *c, const NapMpiJob *job, const char *tree, Na
                 r = nap_error_errno(e, -ENOMEM, "Failed to make the job's master");
         if (r >= 0)
                 r = ops_app_environment(c, &job->service, &m->environment, e);
-        if (r >= 0)
-                r = nap_state_allocate_port(c->config, &i, &m->port, &port_lock, e);
-        return r < 0 ? r : make_instance(c, m, e);
+        return r < 0 ? r : write_instance(c, m, e);
 }
 
 /* A slave's PORT is its master's: where its proxy connects. */
-static int make_slaves(NapContext *c, const NapMpiJob *job, const char *tree, unsigned port, NapError *e) {
+static int write_slaves(NapContext *c, const NapMpiJob *job, const char *tree, unsigned port, NapError *e) {
         for (unsigned rank = 0; rank < job->ranks; rank++) {
                 _cleanup_(nap_manifest_freep) NapManifest *m = NULL;
                 _cleanup_strv_free_ char **argv = nap_mpi_slave_argv(nap_mpi_binary(), rank);
@@ -219,21 +225,31 @@ static int make_slaves(NapContext *c, const NapMpiJob *job, const char *tree, un
                 int r = argv ? new_manifest(&i, tree, argv, port, &m) : -ENOMEM;
                 if (r < 0)
                         return nap_error_errno(e, r, "Failed to make the job's slaves");
-                r = make_instance(c, m, e);
+                r = write_instance(c, m, e);
                 if (r < 0)
                         return r;
         }
         return 0;
 }
 
-static int master_port(NapContext *c, const NapMpiJob *job, unsigned *ret, NapError *e) {
-        _cleanup_(nap_manifest_freep) NapManifest *m = NULL;
-        NapInstance i = master_of(&job->service, job->number);
-        _cleanup_free_ char *path = nap_manifest_path(c->config->instances_dir, &i);
-        int r = path ? nap_manifest_load(path, &m, e) : nap_error_errno(e, -ENOMEM, "Failed to start the job");
+/* Manifests and unit files of the whole job, then the manager loads them. */
+static int make_units(NapContext *c, const NapMpiJob *job, const char *tree, NapError *e) {
+        NapInstance master = master_of(&job->service, job->number);
+        _cleanup_close_ int port_lock = -1;
+        unsigned port;
+        int r = nap_state_allocate_port(c->config, &master, &port, &port_lock, e);
         if (r >= 0)
-                *ret = m->port;
-        return r;
+                r = write_slaves(c, job, tree, port, e);
+        if (r >= 0)
+                r = write_master(c, job, tree, port, e);
+        if (r < 0)
+                return r;
+        port_lock = safe_close(port_lock); /* the master's manifest claims it now */
+        for (unsigned rank = 0; r >= 0 && rank < job->ranks; rank++) {
+                NapInstance slave = slave_of(&job->service, job->number, rank);
+                r = ops_units_load(c, &slave, e);
+        }
+        return r < 0 ? r : ops_units_load(c, &master, e);
 }
 
 /* ---- collecting ----------------------------------------------------------- */
@@ -385,7 +401,6 @@ static int start_master(NapContext *c, const NapMpiJob *job, NapError *e) {
  * record, start. */
 static int create_job(NapContext *c, const NapProfile *p, const char *from, NapMpiJob *job, NapError *e) {
         _cleanup_free_ char *tree = NULL;
-        unsigned port = 0;
         int r = nap_mpi_next_job_number(c->config, &job->service, &job->number, e);
         NapIntent in = { .operation = NAP_INTENT_START_MPI, .service = job->service, .number = job->number };
         if (r >= 0)
@@ -394,9 +409,7 @@ static int create_job(NapContext *c, const NapProfile *p, const char *from, NapM
                 return r;
         if (!(tree = nap_mpi_job_tree(c->config, &job->service, job->number)))
                 return nap_error_errno(e, -ENOMEM, "Failed to start the job");
-        r = rm_rf(tree);
-        if (r >= 0)
-                r = copy_tree(from, tree, tree_skip);
+        r = copy_fresh_tree(from, tree);
         if (r < 0)
                 return nap_error_errno(e, r, "Failed to copy %s to %s", from, tree);
         DeployMeta meta;
@@ -405,11 +418,7 @@ static int create_job(NapContext *c, const NapProfile *p, const char *from, NapM
         ops_deploy_meta_clear(&meta);
         r = job_argv(p, job, e);
         if (r >= 0)
-                r = make_master(c, job, tree, e);
-        if (r >= 0)
-                r = master_port(c, job, &port, e);
-        if (r >= 0)
-                r = make_slaves(c, job, tree, port, e);
+                r = make_units(c, job, tree, e);
         if (r < 0)
                 return r;
         nap_debug_point("start-mpi:units");
