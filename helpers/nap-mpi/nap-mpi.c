@@ -229,6 +229,21 @@ static int run_master(Master *m, int fd, uint64_t watchdog_usec) {
         return exit_status_of(m->pid);
 }
 
+static volatile pid_t mpiexec_pid;
+
+/* Stopped (stop-app, or the job's master stopped): mpiexec goes at once
+ * (with proxies that never connected it ignores SIGTERM), then this
+ * process dies of the SIGTERM it got, which systemd counts as a clean
+ * stop. Async-signal-safe calls only. */
+static void on_sigterm(int sig) {
+        if (mpiexec_pid > 0) {
+                (void) kill(-mpiexec_pid, SIGKILL);
+                (void) kill(mpiexec_pid, SIGKILL);
+        }
+        (void) signal(sig, SIG_DFL);
+        (void) raise(sig);
+}
+
 static int master_main(int argc, char **argv) {
         unsigned ranks, watchdog;
         if (argc < 6 || parse_count(argv[2], NAP_MPI_RANKS_LIMIT, &ranks) < 0 || ranks == 0 ||
@@ -247,9 +262,11 @@ static int master_main(int argc, char **argv) {
         int fd = -1;
         if (!m.given)
                 return 1;
+        (void) signal(SIGTERM, on_sigterm);
         m.pid = spawn_mpiexec(ranks, argv + 5, &fd);
         if (m.pid < 0)
                 return log_error_errno(m.pid, "Failed to start mpiexec: %m"), 1;
+        mpiexec_pid = m.pid;
         int r = run_master(&m, fd, (uint64_t) watchdog * 1000000ULL);
         free(m.given);
         if (r < 0)

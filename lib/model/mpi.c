@@ -388,8 +388,12 @@ int nap_mpi_write_dropin_extra(FILE *f, const NapManifest *m) {
         char unit[NAP_UNIT_NAME_MAX];
         const NapInstance *i = &m->instance;
         if (i->kind == NAP_KIND_MPI_SLAVE) {
+                /* No After=: a stop of the job stops master and slaves at
+                 * once (with After= the slaves would go first, and mpiexec
+                 * would fail on its dead proxies before being stopped);
+                 * a slave waits for its proxy command anyway. */
                 master_unit_name(&i->service, nap_mpi_slave_job(i->number), unit);
-                fprintf(f, "\n[Unit]\nBindsTo=%s\nAfter=%s\n", unit, unit);
+                fprintf(f, "\n[Unit]\nBindsTo=%s\n", unit);
                 return ferror(f) ? -EIO : 0;
         }
         if (i->kind != NAP_KIND_MPI_MASTER)

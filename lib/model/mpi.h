@@ -120,7 +120,7 @@ char **nap_mpi_slave_argv(const char *binary, unsigned rank);
  * USER_APP_mpi_master@.service and USER_APP_mpi_slave@.service, and what
  * an MPI instance's drop-in adds to nap_unit_write_instance_dropin(): the
  * master Wants= its slaves (its manifest's params hold np), a slave
- * BindsTo= and After= its master. */
+ * BindsTo= its master (no After=: see mpi.c). */
 int nap_mpi_write_template(FILE *f, const NapService *s, NapKind kind, NapScope scope, const NapConfig *c);
 int nap_mpi_write_dropin_extra(FILE *f, const NapManifest *m);
 /* USER_APP_mpi_build.service: the build process, a oneshot in dir. */

@@ -254,23 +254,26 @@ static int make_units(NapContext *c, const NapMpiJob *job, const char *tree, Nap
 
 /* ---- collecting ----------------------------------------------------------- */
 
-/* What the master's unit says of the job; running: nothing changes. */
+static bool exited_zero(const NapUnitExit *x) {
+        return x->exit_usec > 0 && x->code == CLD_EXITED && x->status == 0;
+}
+
+/* Until the unit settles (failed, inactive, or active after a clean exit:
+ * RemainAfterExit=yes), the job runs: a master whose main process failed
+ * is still "active" or "deactivating" for a moment. */
+static bool unit_still_runs(const NapUnitExit *x) {
+        return nap_unit_state_is_running(x->active_state) && !exited_zero(x);
+}
+
+/* What the settled master's unit says of the job. */
 static void job_result_from_unit(NapMpiJob *job, const NapUnitExit *x) {
-        bool failed = streq(x->active_state, "failed");
-        bool exited = x->exit_usec > 0 && !nap_unit_state_is_running(x->active_state);
         job->exit_status = x->code == CLD_EXITED ? x->status : x->code > 0 ? 128 + x->status : -1;
-        job->state = failed                                                  ? NAP_MPI_FAILED :
-                     streq(x->active_state, "active") && x->exit_usec > 0    ? NAP_MPI_SUCCEEDED :
-                     exited && x->code == CLD_EXITED && x->status == 0        ? NAP_MPI_SUCCEEDED :
-                                                                               NAP_MPI_STOPPED;
+        job->state = exited_zero(x)                    ? NAP_MPI_SUCCEEDED :
+                     streq(x->active_state, "failed") ? NAP_MPI_FAILED :
+                                                        NAP_MPI_STOPPED; /* stopped, or never ran */
         job->end_usec = x->exit_usec > 0 ? x->exit_usec : realtime_usec();
         free(job->result);
         job->result = strdup(x->result ?: "success");
-}
-
-static bool unit_still_runs(const NapUnitExit *x) {
-        /* RemainAfterExit=yes: a master that exited 0 stays "active" */
-        return nap_unit_state_is_running(x->active_state) && !(streq(x->active_state, "active") && x->exit_usec > 0);
 }
 
 /* A running job whose master is done: its result recorded. */
@@ -417,14 +420,16 @@ static int create_job(NapContext *c, const NapProfile *p, const char *from, NapM
         job->commit = TAKE_PTR(meta.commit);
         ops_deploy_meta_clear(&meta);
         r = job_argv(p, job, e);
+        if (r >= 0) { /* recorded first: recovery finds it, and says "stopped" */
+                job->start_usec = realtime_usec();
+                r = nap_mpi_job_save(c->config, job, e);
+        }
         if (r >= 0)
                 r = make_units(c, job, tree, e);
         if (r < 0)
                 return r;
         nap_debug_point("start-mpi:units");
-        job->start_usec = realtime_usec();
-        r = nap_mpi_job_save(c->config, job, e);
-        return r < 0 ? r : start_master(c, job, e);
+        return start_master(c, job, e);
 }
 
 int nap_start_mpi(NapContext *c, const char *service, const NapParams *params, NapMpiJob *ret, NapError *e) {
