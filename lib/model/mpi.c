@@ -67,7 +67,7 @@ static int params_from_json(json_t *o, NapParams **ret, NapError *e) {
         if (r < 0)
                 return nap_error_errno(e, r, "Failed to read an MPI job record");
         json_object_foreach(o, k, v)
-                if (!json_is_string(v) || nap_params_set(*ret, k, json_string_value(v), e) < 0)
+                if (!json_is_string(v) || nap_params_set(*ret, k, json_string_value(v), NULL) < 0)
                         return damaged(e, "bad params");
         return 0;
 }
