@@ -789,8 +789,22 @@ static int lex_web(Lexer *l) {
         return r < 0 ? r : 0;
 }
 
+/* Whether a line starts with "mpi:" (after blanks): only then is "build:"
+ * nap's; in other Procfiles it stays a process type nap ignores. */
+static bool procfile_has_mpi(const Lexer *l) {
+        for (size_t i = 0; i < l->size;) {
+                while (i < l->size && (l->text[i] == ' ' || l->text[i] == '\t'))
+                        i++;
+                if (l->size - i >= 4 && strneq(l->text + i, "mpi:", 4))
+                        return true;
+                const char *nl = memchr(l->text + i, '\n', l->size - i);
+                i = nl ? (size_t) (nl - l->text) + 1 : l->size;
+        }
+        return false;
+}
+
 /* One "TYPE: COMMAND" line. */
-static int lex_procfile_line(Lexer *l, bool *web) {
+static int lex_procfile_line(Lexer *l, bool mpi, bool *web) {
         size_t n = procfile_type_length(l);
         if (n == 0)
                 return lex_error(l, -EINVAL, l->line, 0, "expected 'TYPE: COMMAND'");
@@ -804,14 +818,14 @@ static int lex_procfile_line(Lexer *l, bool *web) {
         }
         if (n == 3 && strneq(type, "mpi", 3))
                 return lex_advance(l, 4), lex_process(l, "mpi", &l->profile->mpi);
-        if (n == 5 && strneq(type, "build", 5))
+        if (mpi && n == 5 && strneq(type, "build", 5))
                 return lex_advance(l, 6), lex_process(l, "build", &l->profile->build);
         lex_skip_line(l); /* other process types are not nap's */
         return 0;
 }
 
 static int parse_procfile(Lexer *l) {
-        bool web = false;
+        bool web = false, mpi = procfile_has_mpi(l);
 
         while (!lex_at_end(l)) {
                 int r = lex_other_line(l);
@@ -822,7 +836,7 @@ static int parse_procfile(Lexer *l) {
                 if (r > 0)
                         continue;
                 lex_skip_blanks(l);
-                r = lex_procfile_line(l, &web);
+                r = lex_procfile_line(l, mpi, &web);
                 if (r < 0)
                         return r;
         }

@@ -78,6 +78,7 @@ static void test_mpi_procfile(void **state) {
         /* "build:" without "mpi:": another process type, as before */
         assert_false(nap_profile_is_mpi(web));
         assert_null(nap_profile_build(web));
+        nap_profile_free(parse_as("build: echo {\nweb: ./serve\n", NAP_PROFILE_FORMAT_PROCFILE)); /* not even read */
 
         procfile_fails("mpi: a\nweb: b\n", "a Procfile has a web or an mpi process, not both");
         procfile_fails("mpi: a\nmpi: b\n", "Procfile:2: second 'mpi' process");
