@@ -444,8 +444,6 @@ int nap_start_mpi(NapContext *c, const char *service, const NapParams *params, N
         if (r >= 0)
                 r = prepare_job(c, &s, params, &job, &p, e);
         if (r >= 0)
-                r = collect_finished(c, &s, e);
-        if (r >= 0)
                 r = built_tree(c, &s, p, &from, e);
         if (r >= 0) {
                 r = create_job(c, p, from, &job, e);
@@ -456,6 +454,10 @@ int nap_start_mpi(NapContext *c, const char *service, const NapParams *params, N
                 if (job.number > 0)
                         ops_intent_end(c, &s);
         }
+        /* after the new job started, so that it does not wait for this;
+         * a leftover that cannot go now goes with the next job */
+        if (r >= 0)
+                (void) collect_finished(c, &s, NULL);
         if (r < 0)
                 return nap_mpi_job_done(&job), r;
         *ret = job;

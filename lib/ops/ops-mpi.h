@@ -18,8 +18,8 @@
  * the record, and the master started (which pulls in its slaves).
  * Returns once the master runs: ret is the job's record (state running).
  * InvalidProfile when the app is not an MPI app. Changes nothing on bad
- * input. Finished jobs of the app are collected first (their units,
- * manifests and trees; their records stay). Crash-safe (intent
+ * input. Finished jobs of the app are collected once it runs (their
+ * units, manifests and trees; their records stay). Crash-safe (intent
  * "start-mpi": undone by recovery). */
 int nap_start_mpi(NapContext *c, const char *service, const NapParams *params, NapMpiJob *ret, NapError *e);
 
