@@ -38,7 +38,7 @@ static int get_job(Caller *c, const char *service, unsigned job, json_t **ret, N
 static void print_job(json_t *j) {
         char a[32], b[32];
         uint64_t started = json_int(j, "started"), finished = json_int(j, "finished");
-        printf("Job %lld of %s ranks: %lld\nState: %s", (long long) json_int(j, "number"), json_str(j, "master"),
+        printf("Job %lld (%s), %lld ranks\nState: %s", (long long) json_int(j, "number"), json_str(j, "master"),
                (long long) json_int(j, "ranks"), json_str(j, "state"));
         if (json_int(j, "exitStatus") >= 0)
                 printf(" (exit status %lld, %s)", (long long) json_int(j, "exitStatus"), json_str(j, "result"));
@@ -57,6 +57,7 @@ static int show_job(json_t *reply, const LifecycleOptions *o, NapError *e) {
                 print_job(j);
                 print_instances(json_object_get(reply, "instances"));
         }
+        fflush(stdout); /* the result before napctl's error line, if any */
         const char *state = json_str(j, "state");
         if (streq(state, "succeeded") || streq(state, "running"))
                 return 0;

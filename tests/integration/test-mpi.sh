@@ -70,7 +70,7 @@ T1=$(now_ms)
 assert_eq "start-mpi np=4 waits for the job and succeeds" 0 "$RC" || nap_diag start-mpi
 diag "first job (with the build): $((T1 - T0)) ms"
 assert_match "it prints the job's result" "$OUT" "State: succeeded \(exit status 0, success\)"
-J1=$(sed -n 's/^Job \([0-9]*\) of .*/\1/p' <<<"$OUT")
+J1=$(sed -n 's/^Job \([0-9]*\) (.*/\1/p' <<<"$OUT")
 assert_eq "the first job is job 1" 1 "$J1"
 check "the build ran in its own unit, output in its journal" \
         journalctl --user -q -u "${SVC}_mpi_build.service" --no-pager
@@ -98,7 +98,7 @@ check "the slave template BindsTo= the master (systemctl cat)" \
 log "params and np"
 nap start-mpi $SVC 'greeting=bonjour'
 assert_eq "default np (MpiRanks=2)" 0 "$RC" || nap_diag start-mpi
-J2=$(sed -n 's/^Job \([0-9]*\) of .*/\1/p' <<<"$OUT")
+J2=$(sed -n 's/^Job \([0-9]*\) (.*/\1/p' <<<"$OUT")
 assert_eq "job numbers go on" 2 "$J2"
 assert_eq "... 2 ranks" 2 "$(job_field "$J2" ranks)"
 check "the finished job 1 was collected: its units are gone" test ! -e "$RT/${SVC}_mpi_master@$J1.service.d"
