@@ -597,19 +597,19 @@ static bool lex_line_is_empty(const Lexer *l) {
 #define HEALTH_PATH_KEY "HealthPath="
 
 /* Whether the current line (after leading blanks) is "HealthPath=…". */
-static bool lex_line_is_health_path(const Lexer *l) {
-        size_t i = l->pos, n = strlen(HEALTH_PATH_KEY);
+/* Whether the current line is "KEY=…" (blanks before KEY allowed). */
+static bool lex_line_has_key(const Lexer *l, const char *key) {
+        size_t i = l->pos, n = strlen(key);
         while (i < l->size && (l->text[i] == ' ' || l->text[i] == '\t'))
                 i++;
-        return l->size - i >= n && strneq(l->text + i, HEALTH_PATH_KEY, n);
+        return l->size - i >= n && strneq(l->text + i, key, n);
 }
 
-/* "HealthPath=PATH": PATH with blanks around it stripped, checked, once. */
-static int lex_health_path(Lexer *l) {
-        char b[72];
-        unsigned line = l->line;
+/* The value of the current "KEY=VALUE" line, blanks around it stripped,
+ * as text[*ret_start..*ret_end); the line consumed. */
+static void lex_key_value(Lexer *l, const char *key, size_t *ret_start, size_t *ret_end) {
         lex_skip_blanks(l);
-        lex_advance(l, strlen(HEALTH_PATH_KEY));
+        lex_advance(l, strlen(key));
         const char *nl = memchr(l->text + l->pos, '\n', l->size - l->pos);
         size_t start = l->pos, end = nl ? (size_t) (nl - l->text) : l->size;
         while (start < end && (l->text[start] == ' ' || l->text[start] == '\t'))
@@ -617,6 +617,16 @@ static int lex_health_path(Lexer *l) {
         while (end > start && strchr(" \t\r", l->text[end - 1]))
                 end--;
         lex_skip_line(l);
+        *ret_start = start;
+        *ret_end = end;
+}
+
+/* "HealthPath=PATH": PATH with blanks around it stripped, checked, once. */
+static int lex_health_path(Lexer *l) {
+        char b[72];
+        unsigned line = l->line;
+        size_t start, end;
+        lex_key_value(l, HEALTH_PATH_KEY, &start, &end);
         if (l->profile->health_path)
                 return lex_error(l, -EINVAL, line, 0, "HealthPath= given twice");
         _cleanup_free_ char *v = strndup(l->text + start, end - start);
@@ -636,7 +646,7 @@ static int lex_other_line(Lexer *l) {
                 lex_skip_line(l);
                 return 1;
         }
-        if (!lex_line_is_health_path(l))
+        if (!lex_line_has_key(l, HEALTH_PATH_KEY))
                 return 0;
         int r = lex_health_path(l);
         return r < 0 ? r : 1;
@@ -682,26 +692,12 @@ static size_t procfile_type_length(const Lexer *l) {
 #define MPI_RANKS_MAX_KEY "MpiRanksMax="
 
 /* Whether the current line (after leading blanks) starts with key. */
-static bool lex_line_has_key(const Lexer *l, const char *key) {
-        size_t i = l->pos, n = strlen(key);
-        while (i < l->size && (l->text[i] == ' ' || l->text[i] == '\t'))
-                i++;
-        return l->size - i >= n && strneq(l->text + i, key, n);
-}
-
 /* "KEY=N": N decimal 1..NAP_MPI_RANKS_LIMIT, blanks around it stripped, once. */
 static int lex_ranks(Lexer *l, const char *key, unsigned *ret) {
         char b[72];
         unsigned line = l->line;
-        lex_skip_blanks(l);
-        lex_advance(l, strlen(key));
-        const char *nl = memchr(l->text + l->pos, '\n', l->size - l->pos);
-        size_t start = l->pos, end = nl ? (size_t) (nl - l->text) : l->size;
-        while (start < end && (l->text[start] == ' ' || l->text[start] == '\t'))
-                start++;
-        while (end > start && strchr(" \t\r", l->text[end - 1]))
-                end--;
-        lex_skip_line(l);
+        size_t start, end;
+        lex_key_value(l, key, &start, &end);
         if (*ret != 0)
                 return lex_error(l, -EINVAL, line, 0, "%s given twice", key);
         unsigned v = 0;

@@ -45,6 +45,15 @@ static json_t *json_instance(const NapInstanceInfo *i) {
                          i->sub_state ?: "unknown", "argv", argv, "params", params);
 }
 
+/* An array of Instance. */
+static json_t *json_instances(const NapInstanceInfo *l, size_t n) {
+        json_t *a = json_array();
+        for (size_t i = 0; a && i < n; i++)
+                if (json_array_append_new(a, json_instance(l + i)) < 0)
+                        a = (json_decref(a), NULL);
+        return a;
+}
+
 /* ---- the methods ------------------------------------------------------ */
 
 static json_t *run_deploy_app(NapContext *c, json_t *args, NapError *e) {
@@ -321,8 +330,6 @@ static json_t *run_list_endpoints(NapContext *c, json_t *args, NapError *e) {
         return nap_reply(a ? json_pack("{s:o}", "endpoints", a) : NULL, e);
 }
 
-/* MPI apps come with a later issue: refused by name, documented in the
- * interface, never silently. */
 /* Crash recovery, then etcd: what etcd lacks of nap's keys is put back
  * (an etcd that does not answer is reported, not a failure). */
 static json_t *run_recover(NapContext *c, json_t *args, NapError *e) {
@@ -390,11 +397,7 @@ static int env_from_args(json_t *args, NapParams **ret_set, char ***ret_unset, N
 }
 
 static json_t *rollout_instances_json(const NapRolloutResult *res) {
-        json_t *a = json_array();
-        for (size_t i = 0; a && i < res->n_instances; i++)
-                if (json_array_append_new(a, json_instance(res->instances + i)) < 0)
-                        a = (json_decref(a), NULL);
-        return a;
+        return json_instances(res->instances, res->n_instances);
 }
 
 static json_t *run_set_config(NapContext *c, json_t *args, NapError *e) {
@@ -453,14 +456,6 @@ static json_t *run_list_apps(NapContext *c, json_t *args, NapError *e) {
 }
 
 /* ---- MPI jobs (ops-mpi.c) ------------------------------------------------ */
-
-static json_t *json_instances(const NapInstanceInfo *l, size_t n) {
-        json_t *a = json_array();
-        for (size_t i = 0; a && i < n; i++)
-                if (json_array_append_new(a, json_instance(l + i)) < 0)
-                        a = (json_decref(a), NULL);
-        return a;
-}
 
 /* The job's master and slaves as list-instances shows them. */
 static json_t *job_instances_json(NapContext *c, const NapMpiJob *job, NapError *e) {
