@@ -18,6 +18,7 @@
 #include "napctl-output.h"
 #include "verb-keys.h"
 #include "verb-lifecycle.h"
+#include "verb-mpi.h"
 #include "verb-nodes.h"
 #include "verb-rollback.h"
 
@@ -410,6 +411,8 @@ static const Verb verbs[] = {
         { "config get", "USER_APP [KEY]", 1, 2, .run_app = verb_config_get, .help = "Show the app's environment (KEY=VALUE), or one value" },
         { "restart", "INSTANCE|USER_APP", 1, 1, .run_app = verb_restart, .options = OPT_NO_BLOCK, .help = "Restart an instance, or all of an app's one by one" },
         { "destroy-app", "USER_APP --yes", 1, 1, .run_app = verb_destroy_app, .options = OPT_YES, .help = "Remove an app and everything of it from this host" },
+        { "start-mpi", "USER_APP [k=v,k=v]", 1, 2, .run_app = verb_start_mpi, .options = OPT_NO_BLOCK, .help = "Start an MPI job (np=N ranks), wait for its end, show its result (--no-block)" },
+        { "mpi-job", "USER_APP JOB", 2, 2, .run_app = verb_mpi_job, .help = "Show an MPI job's result and its units" },
         { "status", "[USER]", 0, 1, .run_app = verb_status, .help = "Every app: instances, version, health, ports" },
         { "recover", "", 0, 0, .run = verb_recover, .help = "Finish or undo operations cut short by a crash (root)" },
         { "keys", "add|list|remove ...", 1, 3, .run = verb_keys_local, .local = true, .help = "Manage who may git push (root)" },

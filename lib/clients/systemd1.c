@@ -500,3 +500,41 @@ int nap_systemd_get_unit_status(sd_bus *bus, const char *unit, NapUnitStatus *re
         *ret = s;
         return 0;
 }
+
+void nap_unit_exit_clear(NapUnitExit *x) {
+        if (!x)
+                return;
+        free(x->active_state);
+        free(x->result);
+        *x = (NapUnitExit) {};
+}
+
+int nap_systemd_get_unit_exit(sd_bus *bus, const char *unit, NapUnitExit *ret, NapError *e) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_free_ char *path = NULL;
+        assert(ret);
+        int r = load_unit(bus, unit, &path, e);
+        if (r < 0)
+                return r;
+        NapUnitExit x = {};
+        int32_t code = 0, status = 0;
+        (void) ((r = get_unit_property(bus, path, "ActiveState", &x.active_state, &error)) < 0 ||
+                (r = sd_bus_get_property_string(bus, SYSTEMD_DEST, path, "org.freedesktop.systemd1.Service",
+                                                "Result", &error, &x.result)) < 0 ||
+                (r = sd_bus_get_property_trivial(bus, SYSTEMD_DEST, path, "org.freedesktop.systemd1.Service",
+                                                 "ExecMainCode", &error, 'i', &code)) < 0 ||
+                (r = sd_bus_get_property_trivial(bus, SYSTEMD_DEST, path, "org.freedesktop.systemd1.Service",
+                                                 "ExecMainStatus", &error, 'i', &status)) < 0 ||
+                (r = sd_bus_get_property_trivial(bus, SYSTEMD_DEST, path, "org.freedesktop.systemd1.Service",
+                                                 "ExecMainStartTimestamp", &error, 't', &x.start_usec)) < 0 ||
+                (r = sd_bus_get_property_trivial(bus, SYSTEMD_DEST, path, "org.freedesktop.systemd1.Service",
+                                                 "ExecMainExitTimestamp", &error, 't', &x.exit_usec)) < 0);
+        if (r < 0) {
+                nap_unit_exit_clear(&x);
+                return bus_fail(e, &error, r, NAP_ERROR_INTERNAL, "Failed to read how unit '%s' ended", unit);
+        }
+        x.code = code;
+        x.status = status;
+        *ret = x;
+        return 0;
+}

@@ -410,7 +410,8 @@ int nap_list_instances_pattern(const char *service, char **ret, NapError *e) {
         int r = nap_service_parse(service, &s, e);
         if (r < 0)
                 return r;
-        *ret = strdup_printf("%s_%s_common@*.service", s.user, s.app);
+        /* common@ and MPI jobs' mpi_master@/mpi_slave@, not sidecars or builds */
+        *ret = strdup_printf("%s_%s_[cm][op][mi]*@*.service", s.user, s.app);
         return *ret ? 0 : nap_error_errno(e, -ENOMEM, "Failed to list instances");
 }
 

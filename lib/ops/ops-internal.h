@@ -36,6 +36,10 @@ int ops_rollout_recover(NapContext *c, const NapIntent *in, NapError *e);
  * already gone is skipped. */
 int ops_remove_instance_locked(NapContext *c, const NapInstance *i, NapError *e);
 
+/* ops-mpi.c: a start-mpi cut short is undone (its job stopped, units,
+ * manifests and tree removed, the record kept as "stopped"). */
+int ops_mpi_recover(NapContext *c, const NapIntent *in, NapError *e);
+
 /* ops-lifecycle.c: what destroy-app removes, each step skipping what is
  * gone (so recovery runs it again). */
 int ops_destroy_app_locked(NapContext *c, const NapService *s, NapError *e);

@@ -349,7 +349,7 @@ assert_error "a malformed k=v string: InvalidParameter" $ERR_PREFIX.InvalidParam
 assert_error "too many journal lines: InvalidParameter" $ERR_PREFIX.InvalidParameter GetJournal "string:$I1" uint32:4000000000
 assert_error "a URL that cannot be fetched: FetchFailed" $ERR_PREFIX.FetchFailed DeployApp string:alice_other \
         "string:file://$T/nothing-here"
-assert_error "StartMpi: NotAvailable (MPI comes later)" $ERR_PREFIX.NotAvailable StartMpi string:$SVC string:
+assert_error "StartMpi of an app that is not MPI: InvalidProfile (test-mpi.sh runs jobs)" $ERR_PREFIX.InvalidProfile StartMpi string:$SVC string:
 assert_error "ListEndpoints without Etcd=: NotAvailable" $ERR_PREFIX.NotAvailable ListEndpoints string:$SVC
 assert_error "wrong argument types are refused by sd-bus: InvalidArgs" org.freedesktop.DBus.Error.InvalidArgs \
         ListServices uint32:5
