@@ -60,3 +60,9 @@ int nap_systemd_list_units_reply(sd_bus_message *reply, const char *pattern, Nap
 int nap_systemd_load_unit_current(sd_bus *bus, const char *unit, NapError *e);
 /* Status of one unit (loaded on demand by the manager). */
 int nap_systemd_get_unit_status(sd_bus *bus, const char *unit, NapUnitStatus *ret, NapError *e);
+
+/* What systemd's accounting says a unit used: CPU time (ns) and memory
+ * (bytes) now, each UINT64_MAX when not known (no accounting, not
+ * running, not loaded). */
+int nap_systemd_get_unit_accounting(sd_bus *bus, const char *unit, uint64_t *ret_cpu_nsec, uint64_t *ret_memory,
+                                    NapError *e);
