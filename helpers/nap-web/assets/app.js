@@ -98,7 +98,7 @@ function table(headers, rows, attrs) {
 
 function view(...children) {
   const v = $("view");
-  v.replaceChildren(...children);
+  v.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
   return v;
 }
 
