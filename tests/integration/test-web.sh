@@ -142,6 +142,13 @@ web_as "$COOKIE_A" "$CSRF_A" POST /api/call/ListApps '{"user":"bob"}'
 assert_eq "alice listing bob's apps: 403" 403 "$STATUS"
 web_as "$COOKIE_A" "$CSRF_A" POST /api/stats '{"service":"bob_hello"}'
 assert_eq "alice's stats of bob's app: 403" 403 "$STATUS"
+web_as "$COOKIE_A" "$CSRF_A" POST /api/call/StopApp '{"instance":"bob_hello_common@1"}'
+assert_eq "alice stopping bob's instance: 403" 403 "$STATUS"
+web_as "$COOKIE_A" "$CSRF_A" POST /api/call/SetConfig '{"service":"bob_hello","set":{"X":"1"}}'
+assert_eq "alice configuring bob's app: 403" 403 "$STATUS"
+web_as "$COOKIE_A" "$CSRF_A" POST /api/call/DestroyApp '{"service":"bob_hello"}'
+assert_eq "alice destroying bob's app: 403" 403 "$STATUS"
+check "... bob's app is still deployed" test -d "$NAP_ROOT/services/bob/bob_hello"
 web_as "$COOKIE_A" "" GET "/api/follow?instance=bob_hello_common@1"
 assert_eq "alice following bob's log: 403" 403 "$STATUS"
 web_as "$COOKIE_A" "$CSRF_A" POST /api/call/Recover '{}'
@@ -155,6 +162,14 @@ assert_eq "alice lists her apps" 200 "$STATUS"
 assert_eq "... alice_hello, deployed" alice_hello "$(jq -r '.parameters.apps[0].service' <<<"$BODY")"
 web_as "$COOKIE_A" "$CSRF_A" POST /api/call/GetParameters '{"service":"alice_hello"}'
 assert_eq "the parameters of her app" '["greeting"]' "$(jq -c '.parameters.parameters' <<<"$BODY")"
+web_as "$COOKIE_A" "$CSRF_A" POST /api/history '{"service":"alice_hello"}'
+assert_eq "her app's deploy history" "200 $(git -C "$HELLO" rev-parse HEAD)" "$STATUS $(jq -r '.parameters.deploys[0].commit' <<<"$BODY")"
+web_as "$COOKIE_A" "$CSRF_A" POST /api/history '{"service":"bob_hello"}'
+assert_eq "bob's app's history: 403" 403 "$STATUS"
+web_as "$COOKIE_A" "" POST /api/history '{"service":"alice_hello"}'
+assert_eq "history without the CSRF token: 401" 401 "$STATUS"
+web_as "$COOKIE_A" "$CSRF_A" POST /api/history '{}'
+assert_eq "history without an app: 400" 400 "$STATUS"
 web_as "$COOKIE_A" "$CSRF_A" POST /api/call/NoSuchMethod '{}'
 assert_eq "an unknown method: 503 NotAvailable" "503 io.nap.Manager.NotAvailable" "$STATUS $(jq -r .error <<<"$BODY")"
 web_as "$COOKIE_A" "$CSRF_A" POST /api/call/no-such '{}'

@@ -173,6 +173,17 @@ function endpointsSection(endpoints) {
                { id: "endpoints-table" });
 }
 
+// io.nap.Manager has no rollback method yet: the page shows the napctl
+// command that does it.
+function historySection(svc, deploys) {
+  if (deploys instanceof Error) return el("p", { class: "empty" }, `${words(deploys.name)}: ${deploys.message}`);
+  if (!deploys.length) return el("p", { class: "empty" }, "No deploys recorded.");
+  return table(["Commit", "Deployed", "From", "Roll back to it"], deploys.map((d, k) => el("tr", { dataset: { commit: d.commit } },
+    el("td", {}, short(d.commit), k === 0 ? " (deployed)" : ""), el("td", {}, new Date(d.time / 1000).toLocaleString()),
+    el("td", {}, d.url), el("td", {}, k === 0 ? "" : el("code", {}, `napctl rollback ${svc} ${short(d.commit)}`)))),
+    { id: "history-table" });
+}
+
 function notice(text) {
   sessionStorage.setItem("notice", text);
 }
@@ -206,9 +217,10 @@ function plot(instance) {
 
 async function renderApp(svc) {
   const settle = (p) => p.catch((e) => e);
-  const [stats, params, config, endpoints] = await Promise.all([
+  const [stats, params, config, endpoints, deploys] = await Promise.all([
     request("POST", "/api/stats", { service: svc }).then((r) => r.parameters), call("GetParameters", { service: svc }),
-    call("GetConfig", { service: svc }), settle(call("ListEndpoints", { service: svc }).then((r) => r.endpoints))]);
+    call("GetConfig", { service: svc }), settle(call("ListEndpoints", { service: svc }).then((r) => r.endpoints)),
+    settle(request("POST", "/api/history", { service: svc }).then((r) => r.parameters.deploys))]);
   sample(stats.instances);
   const rows = stats.instances.map((i) => instanceRow(svc, i, stats.commits));
   const text = sessionStorage.getItem("notice");
@@ -221,6 +233,7 @@ async function renderApp(svc) {
     el("h2", {}, "Scale"), scaleForm(svc, stats.instances.length),
     el("h2", {}, "Configuration"), configSection(svc, config.config),
     el("h2", {}, "Endpoints (etcd)"), endpointsSection(endpoints),
+    el("h2", {}, "Deploys"), historySection(svc, deploys),
     el("h2", {}, "The app as a whole"),
     el("p", {}, el("button", { type: "button", class: "secondary", id: "restart-all",
       onclick: (ev) => act(ev.target, () => call("RestartService", { service: svc })) }, "Restart every instance"), " ",
