@@ -25,6 +25,11 @@
 #define IDLE_TIMEOUT_MAX_SEC 86400
 #define SESSION_DEFAULT_SEC (12 * 3600)
 #define CONNECTIONS_MAX 256
+/* A connection that sends nothing for this long is closed: browsers keep
+ * idle ones open for minutes, which would keep us from exiting. A call
+ * being answered or a log being followed (a comment every 15 s) is not
+ * idle. */
+#define CONNECTION_IDLE_SEC 30
 
 static long long arg_idle_sec = IDLE_TIMEOUT_DEFAULT_SEC;
 static long long arg_session_sec = SESSION_DEFAULT_SEC;
@@ -85,6 +90,7 @@ static struct MHD_Daemon *server_start(WebContext *c, int fd) {
                                 MHD_OPTION_NOTIFY_COMPLETED, web_request_completed, c,
                                 MHD_OPTION_NOTIFY_CONNECTION, web_connection_notify, c,
                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned) CONNECTIONS_MAX,
+                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) CONNECTION_IDLE_SEC,
                                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 128 * 1024, MHD_OPTION_END);
 }
 
