@@ -227,7 +227,7 @@ async function renderApp(svc) {
   sessionStorage.removeItem("notice");
   view(el("h1", {}, svc), text ? el("p", { id: "notice" }, text) : null,
     el("h2", {}, "Instances"),
-    rows.length ? table(["Instance", "State", "Port", "Version", "CPU", "Memory", "Memory now", ""], rows, { id: "instances-table" })
+    rows.length ? table(["Instance", "State", "Port", "Version", "CPU", "Memory", "Memory (recent)", ""], rows, { id: "instances-table" })
                 : el("p", { class: "empty" }, "No instances."),
     el("h2", {}, "Start an instance"), startForm(svc, params.parameters),
     el("h2", {}, "Scale"), scaleForm(svc, stats.instances.length),
@@ -297,6 +297,7 @@ async function route() {
     else if (page === "nodes") await renderNodes();
     else await renderApps(arg);
   } catch (e) {
+    view(el("p", { class: "empty" }, "Nothing to show: see above."));
     showError(e);
   }
 }
