@@ -53,12 +53,7 @@ int web_authenticate(WebRequest *r, NapError *e) {
 
 /* Not signed in, or a forged request: 401, with the error's name. */
 enum MHD_Result web_respond_unauthenticated(WebRequest *r, const NapError *e) {
-        if (e->kind != NAP_ERROR_PERMISSION_DENIED)
-                return web_respond_error(r, e);
-        return web_respond_json(r, 401,
-                                json_pack("{s:s, s:s}", "error", "io.nap.Manager.PermissionDenied", "message",
-                                          e->message),
-                                NULL);
+        return web_respond_error_status(r, e->kind == NAP_ERROR_PERMISSION_DENIED ? 401 : web_error_status(e->kind), e);
 }
 
 static json_t *session_json(WebRequest *r, const char *session) {
@@ -211,30 +206,41 @@ json_t *web_call(WebRequest *r, const char *method, json_t *args, NapError *e) {
         return forward(r->context, m, args, e);
 }
 
-enum MHD_Result web_route_call(WebRequest *r) {
+/* A POST of the API: signed in (with the CSRF token), the body's object
+ * handed to fn, whose reply (a new reference) goes back as
+ * {"parameters": …}, or its error as web_respond_error(). */
+typedef json_t *(*WebPostFn)(WebRequest *r, json_t *args, NapError *e);
+
+static enum MHD_Result respond_post(WebRequest *r, WebPostFn fn) {
         NapError e = NAP_ERROR_NULL;
         json_auto_t *args = NULL;
         if (web_authenticate(r, &e) < 0)
                 return web_respond_unauthenticated(r, &e);
         if (web_body_object(r->body, r->body_size, &args, &e) < 0)
                 return web_respond_error(r, &e);
-        json_t *reply = web_call(r, r->method, args, &e);
+        json_t *reply = fn(r, args, &e);
         if (!reply)
                 return web_respond_error(r, &e);
         return web_respond_json(r, 200, json_pack("{s:o}", "parameters", reply), NULL);
 }
 
+static json_t *call_method(WebRequest *r, json_t *args, NapError *e) {
+        return web_call(r, r->method, args, e);
+}
+
+enum MHD_Result web_route_call(WebRequest *r) {
+        return respond_post(r, call_method);
+}
+
+static json_t *stats(WebRequest *r, json_t *args, NapError *e) {
+        json_t *reply = web_call(r, "ListInstances", args, e);
+        if (reply && web_stats_add(r->context, json_object_get(reply, "instances"), e) < 0)
+                return json_decref(reply), NULL;
+        return reply;
+}
+
 enum MHD_Result web_route_stats(WebRequest *r) {
-        NapError e = NAP_ERROR_NULL;
-        json_auto_t *args = NULL;
-        if (web_authenticate(r, &e) < 0)
-                return web_respond_unauthenticated(r, &e);
-        if (web_body_object(r->body, r->body_size, &args, &e) < 0)
-                return web_respond_error(r, &e);
-        json_auto_t *reply = web_call(r, "ListInstances", args, &e);
-        if (!reply || web_stats_add(r->context, json_object_get(reply, "instances"), &e) < 0)
-                return web_respond_error(r, &e);
-        return web_respond_json(r, 200, json_pack("{s:O}", "parameters", reply), NULL);
+        return respond_post(r, stats);
 }
 
 /* An app's deploys. io.nap.Manager has no method for them (napctl history
@@ -263,14 +269,5 @@ static json_t *history(WebRequest *r, json_t *args, NapError *e) {
 }
 
 enum MHD_Result web_route_history(WebRequest *r) {
-        NapError e = NAP_ERROR_NULL;
-        json_auto_t *args = NULL;
-        if (web_authenticate(r, &e) < 0)
-                return web_respond_unauthenticated(r, &e);
-        if (web_body_object(r->body, r->body_size, &args, &e) < 0)
-                return web_respond_error(r, &e);
-        json_t *reply = history(r, args, &e);
-        if (!reply)
-                return web_respond_error(r, &e);
-        return web_respond_json(r, 200, json_pack("{s:o}", "parameters", reply), NULL);
+        return respond_post(r, history);
 }

@@ -85,13 +85,17 @@ unsigned web_error_status(NapErrorKind k) {
         }
 }
 
-enum MHD_Result web_respond_error(WebRequest *r, const NapError *e) {
+enum MHD_Result web_respond_error_status(WebRequest *r, unsigned status, const NapError *e) {
         char name[128];
         snprintf(name, sizeof name, "io.nap.Manager.%s", nap_error_kind_to_string(e->kind) ?: "Internal");
-        return web_respond_json(r, web_error_status(e->kind),
+        return web_respond_json(r, status,
                                 json_pack("{s:s, s:s, s:s*}", "error", name, "message", e->message, "parameter",
                                           e->parameter[0] ? e->parameter : NULL),
                                 NULL);
+}
+
+enum MHD_Result web_respond_error(WebRequest *r, const NapError *e) {
+        return web_respond_error_status(r, web_error_status(e->kind), e);
 }
 
 /* ---- routing ----------------------------------------------------------- */
@@ -125,16 +129,10 @@ static enum MHD_Result respond_route(WebRequest *r) {
                 return web_route_follow(r);
         case WEB_ROUTE_BAD_METHOD:
                 nap_error_set(&e, NAP_ERROR_INVALID_PARAMETER, -EINVAL, "This path does not take that HTTP method");
-                return web_respond_json(r, 405,
-                                        json_pack("{s:s, s:s}", "error", "io.nap.Manager.InvalidParameter", "message",
-                                                  e.message),
-                                        NULL);
+                return web_respond_error_status(r, 405, &e);
         default:
                 nap_error_set(&e, NAP_ERROR_NOT_AVAILABLE, -ENOENT, "Nothing here");
-                return web_respond_json(r, 404,
-                                        json_pack("{s:s, s:s}", "error", "io.nap.Manager.NotAvailable", "message",
-                                                  e.message),
-                                        NULL);
+                return web_respond_error_status(r, 404, &e);
         }
 }
 
@@ -186,10 +184,7 @@ enum MHD_Result web_handle(void *cls, struct MHD_Connection *connection, const c
                 NapError e = NAP_ERROR_NULL;
                 nap_error_set(&e, NAP_ERROR_INVALID_PARAMETER, -E2BIG, "The request is larger than %u bytes",
                               WEB_BODY_MAX);
-                return web_respond_json(r, 413,
-                                        json_pack("{s:s, s:s}", "error", "io.nap.Manager.InvalidParameter", "message",
-                                                  e.message),
-                                        NULL);
+                return web_respond_error_status(r, 413, &e);
         }
         return respond_route(r);
 }

@@ -57,6 +57,8 @@ enum MHD_Result web_respond_json(WebRequest *r, unsigned status, json_t *body, c
 /* {"error": "io.nap.Manager.<Kind>", "message": …, "parameter"?: …} with
  * the status that kind maps to (web_error_status()). */
 enum MHD_Result web_respond_error(WebRequest *r, const NapError *e);
+/* The same with another status (404 and 405 of a path, 413). */
+enum MHD_Result web_respond_error_status(WebRequest *r, unsigned status, const NapError *e);
 unsigned web_error_status(NapErrorKind k);
 /* For a failed web_authenticate(): not signed in or a forged request is
  * 401 (PermissionDenied); anything else as web_respond_error(). */
