@@ -208,6 +208,31 @@ assert_eq "a follow with bad lines: 400" 400 "$STATUS"
 web GET "/api/follow?instance=$INSTANCE"
 assert_eq "a follow without a session: 401" 401 "$STATUS"
 
+web_as "$COOKIE_A" "$CSRF_A" POST /api/call/StartCommon '{"service":"alice_hello","params":{"no such":"x"}}'
+assert_eq "a bad parameter: 400 InvalidParameter" "400 io.nap.Manager.InvalidParameter" "$STATUS $(jq -r .error <<<"$BODY")"
+assert_eq "... and no instance made" 1 "$(napctl_instances alice_hello)"
+
+# ------------------------------------------------------------- root sees all
+
+nap web token root
+web_signin "$OUT"
+COOKIE_R=$COOKIE CSRF_R=$CSRF
+assert_eq "root signs in, as root" "200 true" "$STATUS $(jq -r .admin <<<"$BODY")"
+web_as "$COOKIE_R" "$CSRF_R" POST /api/call/ListApps '{"user":"bob"}'
+assert_eq "root lists bob's apps" "200 bob_hello" "$STATUS $(jq -r '.parameters.apps[0].service' <<<"$BODY")"
+web_as "$COOKIE_R" "$CSRF_R" POST /api/history '{"service":"bob_hello"}'
+assert_eq "... and reads bob's history" 200 "$STATUS"
+
+# ------------------------------------------------------------- nap-managerd away
+
+timeout 30 systemctl --user stop nap-managerd.socket nap-managerd.service
+web_as "$COOKIE_A" "$CSRF_A" POST /api/call/ListApps '{"user":"alice"}'
+assert_eq "nap-managerd not listening: 503 NotAvailable" "503 io.nap.Manager.NotAvailable" "$STATUS $(jq -r .error <<<"$BODY")"
+assert_contains "... saying where it looked" "$(jq -r .message <<<"$BODY")" "nap/io.nap.Manager"
+timeout 30 systemctl --user start nap-managerd.socket
+web_as "$COOKIE_A" "$CSRF_A" POST /api/call/ListApps '{"user":"alice"}'
+assert_eq "... and back with it" 200 "$STATUS"
+
 # ------------------------------------------------------------- idle exit, sessions kept
 
 if wait_until 20 sh -c '! systemctl --user -q is-active nap-web.service'; then ok "nap-web exits when idle"; else fail "nap-web exits when idle"; fi
