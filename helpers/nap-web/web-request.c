@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 #include <string.h>
+#include <strings.h>
 
 #include "base/macro.h"
 #include "web-request.h"
@@ -80,6 +81,16 @@ int web_body_object(const char *body, size_t n, json_t **ret, NapError *e) {
         }
         *ret = j;
         return 0;
+}
+
+bool web_content_type_is_json(const char *type) {
+        static const char json[] = "application/json";
+        if (!type || strncasecmp(type, json, strlen(json)) != 0)
+                return false;
+        type += strlen(json);
+        while (*type == ' ' || *type == '\t')
+                type++;
+        return *type == '\0' || *type == ';';
 }
 
 int web_query_uint(const char *s, unsigned max, unsigned def, unsigned *ret) {

@@ -47,6 +47,10 @@ bool web_route_mutates(WebRoute r);
  * WEB_BODY_MAX bytes; empty: {}. NAP_ERROR_INVALID_PARAMETER otherwise. */
 int web_body_object(const char *body, size_t n, json_t **ret, NapError *e);
 
+/* Whether a Content-Type header value is application/json (parameters
+ * such as "; charset=utf-8" allowed, case of the type ignored). */
+bool web_content_type_is_json(const char *type);
+
 /* A decimal number from 0 to max in a query ("lines"); NULL or "": def.
  * -EINVAL for anything else. */
 int web_query_uint(const char *s, unsigned max, unsigned def, unsigned *ret);

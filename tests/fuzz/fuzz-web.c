@@ -8,7 +8,8 @@
  *   1  a call's JSON body: an object, or refused
  *   2  a number of a query: within its bound, and printed back the same
  *   3  a session cookie value: accepted ones print back byte for byte
- *   4  the user part of a typed token: empty or a valid user name
+ *   4  the user part of a typed token: empty or a valid user name; the
+ *      same bytes as a Content-Type: JSON only when they say so
  *   5  the sign-in rate limit driven by the bytes: never over its limits
  * Never crashes, leaks or reads past size. */
 
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "../../helpers/nap-web/web-request.h"
 #include "model/web-auth.h"
@@ -68,6 +70,8 @@ static void fuzz_session(const char *s) {
 
 static void fuzz_token_user(const char *s) {
         char user[NAP_USER_MAX + 1];
+        if (web_content_type_is_json(s) && strncasecmp(s, "application/json", 16) != 0)
+                abort();
         web_token_user(s, user);
         if (user[0] && (!nap_user_is_valid(user) || strncmp(s, user, strlen(user)) != 0 || s[strlen(user)] != '.'))
                 abort();

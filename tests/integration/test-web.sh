@@ -100,6 +100,9 @@ head -c 70000 /dev/zero | tr '\0' ' ' >"$NAP_TEST_DIR/big"
 web POST /api/signin "" --data-binary @"$NAP_TEST_DIR/big"
 assert_eq "a body over 64 KiB: 413" 413 "$STATUS"
 
+web POST /api/signin "" --data-binary "{\"token\":\"$TOKEN_A\"}" -H 'Content-Type: text/plain'
+assert_eq "a sign-in that is not application/json (what another site's form can send): 400" 400 "$STATUS"
+assert_not_contains "... and no cookie" "$HEADERS" "set-cookie"
 web_signin "$TOKEN_A"
 COOKIE_A=$COOKIE CSRF_A=$CSRF
 assert_eq "alice signs in" 200 "$STATUS"
@@ -140,6 +143,8 @@ web_as "$COOKIE_A" "$CSRF_A" POST /api/call/ListInstances '{"service":"bob_hello
 assert_eq "alice listing bob's instances: 403" 403 "$STATUS"
 web_as "$COOKIE_A" "$CSRF_A" POST /api/call/ListApps '{"user":"bob"}'
 assert_eq "alice listing bob's apps: 403" 403 "$STATUS"
+web_as "$COOKIE_A" "$CSRF_A" POST /api/call/ListApps "" --data-binary '{"user":"alice"}' -H 'Content-Type: application/x-www-form-urlencoded'
+assert_eq "a call sent as form data: 400" 400 "$STATUS"
 web_as "$COOKIE_A" "$CSRF_A" POST /api/stats '{"service":"bob_hello"}'
 assert_eq "alice's stats of bob's app: 403" 403 "$STATUS"
 web_as "$COOKIE_A" "$CSRF_A" POST /api/call/StopApp '{"instance":"bob_hello_common@1"}'

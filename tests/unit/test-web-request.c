@@ -60,6 +60,17 @@ static void test_query_uint(void **state) {
                 assert_int_equal(web_query_uint(bad[i], 100, 10, &v), -EINVAL);
 }
 
+static void test_content_type(void **state) {
+        assert_true(web_content_type_is_json("application/json"));
+        assert_true(web_content_type_is_json("Application/JSON; charset=utf-8"));
+        assert_true(web_content_type_is_json("application/json ;charset=utf-8"));
+        assert_false(web_content_type_is_json("application/jsonx"));
+        assert_false(web_content_type_is_json("text/plain"));
+        assert_false(web_content_type_is_json("application/x-www-form-urlencoded"));
+        assert_false(web_content_type_is_json(""));
+        assert_false(web_content_type_is_json(NULL));
+}
+
 static void test_token_user(void **state) {
         char u[NAP_USER_MAX + 1];
         web_token_user("alice.abc", u);
@@ -92,7 +103,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_routes),     cmocka_unit_test(test_body),
                 cmocka_unit_test(test_query_uint), cmocka_unit_test(test_token_user),
-                cmocka_unit_test(test_rate_limit),
+                cmocka_unit_test(test_rate_limit), cmocka_unit_test(test_content_type),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
