@@ -213,6 +213,13 @@ assert_eq "a follow with bad lines: 400" 400 "$STATUS"
 web GET "/api/follow?instance=$INSTANCE"
 assert_eq "a follow without a session: 401" 401 "$STATUS"
 
+web_as "$COOKIE_A" "$CSRF_A" POST /api/call/SetConfig '{"service":"alice_hello","set":{"GREETING_STYLE":"loud"}}'
+assert_eq "alice sets a variable of her app" "200 true" "$STATUS $(jq -r .parameters.changed <<<"$BODY")"
+web_as "$COOKIE_A" "$CSRF_A" POST /api/call/GetConfig '{"service":"alice_hello"}'
+assert_eq "... and reads it back" loud "$(jq -r .parameters.config.GREETING_STYLE <<<"$BODY")"
+web_as "$COOKIE_A" "$CSRF_A" POST /api/call/ListInstances '{"service":"alice_hello"}'
+NEW_URL=$(jq -r '.parameters.instances[0].url' <<<"$BODY")
+assert_contains "... which the restarted instance has" "$(http_get "$NEW_URL/env" 5)" '"GREETING_STYLE": "loud"'
 web_as "$COOKIE_A" "$CSRF_A" POST /api/call/StartCommon '{"service":"alice_hello","params":{"no such":"x"}}'
 assert_eq "a bad parameter: 400 InvalidParameter" "400 io.nap.Manager.InvalidParameter" "$STATUS $(jq -r .error <<<"$BODY")"
 assert_eq "... and no instance made" 1 "$(napctl_instances alice_hello)"
