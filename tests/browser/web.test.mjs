@@ -8,6 +8,7 @@
 //   TOKEN_ALICE, TOKEN_BOB   tokens from napctl web token
 //   ARTIFACTS    where the screenshots go
 //   CHROMIUM     the browser (default /usr/bin/chromium)
+//   HAVE_ETCD    1 when nap has etcd: endpoints and a node "h1" to show
 // Prints TAP lines ("ok - …", "not ok - …", "# …"); the shell counts them.
 // Every wait is for something on the page, bounded.
 
@@ -84,6 +85,12 @@ async function alice(browser) {
     const text = await (await fetch(url)).text();
     return text.includes("hello-from-chromium") || Promise.reject(new Error(text));
   });
+  if (process.env.HAVE_ETCD === "1")
+    await check("the instance's endpoint, published in etcd, on the app's page", async () => {
+      const port = new URL(url).port;
+      await page.waitForFunction((p) => Array.from(document.querySelectorAll("#endpoints-table td"))
+        .some((td) => td.textContent.endsWith(":" + p)), WAIT, port);
+    });
   await shot(page, "app");
 
   const [instance] = await rowsOf(page, "active");
@@ -119,7 +126,16 @@ async function alice(browser) {
   await shot(page, "app-scaled");
 
   await page.goto(`${URL_BASE}/#/nodes`);
-  await page.waitForFunction(() => document.querySelector("#nodes-table, .empty") || !document.getElementById("error").hidden, WAIT);
+  if (process.env.HAVE_ETCD === "1")
+    await check("the nodes page shows the node root applied, with its capacity bars", async () => {
+      await page.waitForSelector("#nodes-table tbody tr", WAIT);
+      const cells = await page.$$eval("#nodes-table tbody tr td", (t) => t.map((x) => x.textContent));
+      const bars = await page.$$eval("#nodes-table .bar > div", (b) => b.map((x) => x.style.width));
+      return (cells[0] === "h1" && bars.length === 3 && bars.every((w) => w.endsWith("%"))) ||
+        Promise.reject(new Error(JSON.stringify({ cells, bars })));
+    });
+  else
+    await page.waitForFunction(() => document.querySelector("#nodes-table, .empty") || !document.getElementById("error").hidden, WAIT);
   await shot(page, "nodes");
   await context.close();
   return instance;

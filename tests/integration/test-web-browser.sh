@@ -12,6 +12,8 @@
 #   bob sees only his app, is refused alice's app page in words, and
 #   his forged calls (his CSRF token on alice's instance; no CSRF token)
 #   are refused; alice's instances are as she left them.
+# With etcd (when installed): the instance's endpoint, published by its
+# sidecar, on the app's page; a node root applied on the nodes page.
 # Screenshots of each main page: BUILD/tests/browser-artifacts/*.png.
 #
 #   NAPCTL=build/cli/napctl NAP_GENERATOR=build/generators/nap-generator \
@@ -19,8 +21,12 @@
 # Needs root, node, chromium and npm ci in tests/browser; exits 77 otherwise.
 
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../etcd-lib.sh"
 
 nap_napctl_env
+# The sidecars run this build's nap-discovery.
+[ -n "${NAP_SANDBOX_INSIDE:-}" ] || [ ! -x "${NAP_DISCOVERY:-}" ] ||
+        export NAP_DISCOVERY_BINARY=$(realpath "$NAP_DISCOVERY")
 BROWSER_DIR=$NAP_SOURCE_ROOT/tests/browser
 [ -x /usr/bin/chromium ] || skip_all "/usr/bin/chromium not found (scripts/install-deps installs it)"
 command -v node >/dev/null || skip_all "node not found"
@@ -30,6 +36,12 @@ nap_sandbox_start
 nap_need jq git curl
 nap_users_setup || { echo "Bail out! cannot set up the test users"; exit 1; }
 chmod 0711 "$XDG_RUNTIME_DIR"
+HAVE_ETCD=
+if [ -x "$ETCD_BIN" ]; then
+        trap 'nap__rc=$?; etcd_stop; (exit $nap__rc); nap_sandbox_stop' EXIT
+        etcd_start "$NAP_TEST_DIR/etcd" && echo "Etcd=$ETCD_URL" >>"$NAP_CONFIG" && HAVE_ETCD=1
+fi
+[ -n "$HAVE_ETCD" ] || log "no etcd ($ETCD_BIN): endpoints and nodes are not shown"
 . "$(dirname "$0")/napctl-lib.sh"
 . "$(dirname "$0")/web-lib.sh"
 
@@ -48,6 +60,7 @@ expect_ok "root deploys alice_hello" deploy-app alice_hello "$HELLO"
 expect_ok "root deploys bob_hello" deploy-app bob_hello "$HELLO"
 PORT=$(free_port) || { echo "Bail out! no free port"; exit 1; }
 nap_web_install "127.0.0.1:$PORT" || { echo "Bail out! cannot install nap-web"; exit 1; }
+[ -z "$HAVE_ETCD" ] || expect_ok "root applies a node" node apply h1 127.0.0.1 --cpu=2 --memory=1G --storage=10G
 nap web token alice
 TOKEN_ALICE=$OUT
 nap web token bob
@@ -56,7 +69,7 @@ TOKEN_BOB=$OUT
 ARTIFACTS=$NAP_BUILD_ROOT/tests/browser-artifacts
 rm -rf "$ARTIFACTS"
 START=$(now_ms)
-HOME=$NAP_TEST_DIR/home WEB_URL=$WEB_URL TOKEN_ALICE=$TOKEN_ALICE TOKEN_BOB=$TOKEN_BOB ARTIFACTS=$ARTIFACTS \
+HAVE_ETCD=$HAVE_ETCD HOME=$NAP_TEST_DIR/home WEB_URL=$WEB_URL TOKEN_ALICE=$TOKEN_ALICE TOKEN_BOB=$TOKEN_BOB ARTIFACTS=$ARTIFACTS \
         timeout 240 node "$BROWSER_DIR/web.test.mjs" >"$NAP_TEST_DIR/browser.out" 2>&1
 log "the browser's part took $(($(now_ms) - START)) ms"
 while IFS= read -r line; do

@@ -272,12 +272,16 @@ function renderLog(instance) {
 
 async function renderNodes() {
   const { nodes } = await call("ListNodes", {});
-  const bar = (used, cap) => el("div", { class: "bar", title: `${used} of ${cap}` },
-    el("div", { style: null, dataset: { share: cap ? Math.round((100 * used) / cap) : 0 } }));
+  const bytes = (b) => (b >= 1073741824 ? (b / 1073741824).toFixed(1) + " GiB" : (b / 1048576).toFixed(0) + " MiB");
+  const cores = (m) => `${Number((m / 1000).toFixed(2))} CPU`;
+  const bar = (used, cap, unit) => el("div", { class: "usage" },
+    el("div", { class: "bar" }, el("div", { dataset: { share: cap ? Math.round((100 * used) / cap) : 0 } })),
+    el("span", { class: "hint" }, `${unit(used)} of ${unit(cap)} reserved`));
   const rows = nodes.map((n) => el("tr", {}, el("td", {}, n.name), el("td", {}, n.address),
     el("td", {}, el("span", { class: "badge " + (n.ready ? "ok" : "bad") }, n.ready ? "Ready" : "NotReady")),
-    el("td", {}, bar(n.used_cpu_milli_core, n.cpu_milli_core)), el("td", {}, bar(n.used_memory_bytes, n.memory_bytes)),
-    el("td", {}, bar(n.used_storage_bytes, n.storage_bytes))));
+    el("td", {}, bar(n.used_cpu_milli_core, n.cpu_milli_core, cores)),
+    el("td", {}, bar(n.used_memory_bytes, n.memory_bytes, bytes)),
+    el("td", {}, bar(n.used_storage_bytes, n.storage_bytes, bytes))));
   view(el("h1", {}, "Nodes"), nodes.length ? table(["Node", "Address", "Status", "CPU", "Memory", "Storage"], rows, { id: "nodes-table" })
                                             : el("p", { class: "empty" }, "No nodes registered."));
   // Widths through the DOM, not style attributes: the page's CSP has no 'unsafe-inline'.
