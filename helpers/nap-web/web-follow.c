@@ -91,7 +91,10 @@ static ssize_t follow_read(void *cls, uint64_t pos, char *buf, size_t max) {
                         f->ended = true;
                         continue;
                 }
-                if (varlink_wait(f->link, KEEPALIVE_USEC) == 0)
+                r = varlink_wait(f->link, KEEPALIVE_USEC);
+                if (r < 0)
+                        f->ended = true;
+                else if (r == 0)
                         follow_append(f, ": still following\n\n", "", "");
         }
 }
