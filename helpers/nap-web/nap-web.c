@@ -152,16 +152,6 @@ static void help(void) {
                IDLE_TIMEOUT_DEFAULT_SEC, SESSION_DEFAULT_SEC, NAP_CONFIG_DEFAULT_PATH);
 }
 
-static int parse_seconds(const char *s, long long min, long long max, long long *ret) {
-        char *end;
-        errno = 0;
-        long long v = strtoll(s, &end, 10);
-        if (errno != 0 || end == s || *end || *s < '0' || *s > '9' || v < min || v > max)
-                return -EINVAL;
-        *ret = v;
-        return 0;
-}
-
 enum { ARG_VERSION = 0x100, ARG_IDLE_TIMEOUT, ARG_SESSION, ARG_SECURE_COOKIES, ARG_MANAGER };
 
 /* 1: exit 0 now (help, version); 0: go on; < 0: usage error. */
@@ -184,12 +174,12 @@ static int parse_argv(int argc, char *argv[]) {
                         printf("nap-web %s\n", NAP_VERSION);
                         return 1;
                 case ARG_IDLE_TIMEOUT:
-                        if (parse_seconds(optarg, 0, IDLE_TIMEOUT_MAX_SEC, &arg_idle_sec) < 0)
+                        if (daemon_parse_seconds(optarg, 0, IDLE_TIMEOUT_MAX_SEC, &arg_idle_sec) < 0)
                                 return log_error_errno(EINVAL, "--idle-timeout= takes seconds from 0 to %u, not '%s'",
                                                        IDLE_TIMEOUT_MAX_SEC, optarg);
                         break;
                 case ARG_SESSION:
-                        if (parse_seconds(optarg, 60, 30 * 86400, &arg_session_sec) < 0)
+                        if (daemon_parse_seconds(optarg, 60, 30 * 86400, &arg_session_sec) < 0)
                                 return log_error_errno(EINVAL, "--session= takes seconds from 60 to %u, not '%s'",
                                                        30 * 86400, optarg);
                         break;
