@@ -21,6 +21,7 @@
 #include "verb-mpi.h"
 #include "verb-nodes.h"
 #include "verb-rollback.h"
+#include "verb-web.h"
 
 static bool arg_json = false;
 static bool arg_follow = false;
@@ -386,6 +387,18 @@ static int verb_history_local(Caller *c, char **args, NapError *e) {
         return r < 0 ? r : verb_history(ctx, args, arg_json, e);
 }
 
+static int verb_web_token_local(Caller *c, char **args, NapError *e) {
+        NapContext *ctx;
+        int r = caller_context(c, &ctx, e);
+        return r < 0 ? r : verb_web_token(ctx, args, arg_json, e);
+}
+
+static int verb_web_revoke_local(Caller *c, char **args, NapError *e) {
+        NapContext *ctx;
+        int r = caller_context(c, &ctx, e);
+        return r < 0 ? r : verb_web_revoke(ctx, args, arg_json, e);
+}
+
 static const Verb verbs[] = {
         { "deploy-app", "USER_APP URL", 2, 2, .run = verb_deploy_app, .help = "Fetch an app (git URL or path) without running it" },
         { "list-services", "USER", 1, 1, .run = verb_list_services, .help = "List the apps a user has deployed" },
@@ -416,6 +429,8 @@ static const Verb verbs[] = {
         { "status", "[USER]", 0, 1, .run_app = verb_status, .help = "Every app: instances, version, health, ports" },
         { "recover", "", 0, 0, .run = verb_recover, .help = "Finish or undo operations cut short by a crash (root)" },
         { "keys", "add|list|remove ...", 1, 3, .run = verb_keys_local, .local = true, .help = "Manage who may git push (root)" },
+        { "web token", "[USER]", 0, 1, .run = verb_web_token_local, .local = true, .help = "Make USER's nap-web sign-in token (replaces the old one)" },
+        { "web revoke", "[USER]", 0, 1, .run = verb_web_revoke_local, .local = true, .help = "Remove USER's nap-web token, ending their sessions" },
         { "nodes", "", 0, 0, .run_node = verb_nodes, .help = "List the cluster's nodes, their status and usage" },
         { "node show", "NAME", 1, 1, .run_node = verb_node_show, .help = "Show a node and what is reserved on it" },
         { "node apply", "NAME ADDRESS", 2, 2, .run_node = verb_node_apply, .options = OPT_COMPUTE | OPT_STORAGE | OPT_LABELS, .help = "Write a node's record: --cpu --memory --storage [--labels] (root)" },

@@ -75,3 +75,9 @@ typedef struct NapUnitExit {
 
 void nap_unit_exit_clear(NapUnitExit *x);
 int nap_systemd_get_unit_exit(sd_bus *bus, const char *unit, NapUnitExit *ret, NapError *e);
+
+/* What systemd's accounting says a unit used: CPU time (ns) and memory
+ * (bytes) now, each UINT64_MAX when not known (no accounting, not
+ * running, not loaded). */
+int nap_systemd_get_unit_accounting(sd_bus *bus, const char *unit, uint64_t *ret_cpu_nsec, uint64_t *ret_memory,
+                                    NapError *e);

@@ -85,11 +85,36 @@ static void test_incremental(void **state) {
         assert_memory_equal(whole, parts, SHA256_DIGEST_SIZE);
 }
 
+static void assert_hmac(const void *key, size_t key_size, const char *data, const char *expected) {
+        uint8_t d[SHA256_DIGEST_SIZE];
+        char b[2 * SHA256_DIGEST_SIZE + 1];
+        hmac_sha256(key, key_size, data, strlen(data), d);
+        assert_string_equal(hex(d, b), expected);
+}
+
+/* RFC 4231 test cases 1, 2, 6 and 7: a short key, a text key, and keys
+ * longer than a block (hashed first). */
+static void test_hmac_rfc4231(void **state) {
+        uint8_t k20[20], k131[131];
+        memset(k20, 0x0b, sizeof k20);
+        memset(k131, 0xaa, sizeof k131);
+        assert_hmac(k20, sizeof k20, "Hi There", "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+        assert_hmac("Jefe", 4, "what do ya want for nothing?",
+                    "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+        assert_hmac(k131, sizeof k131, "Test Using Larger Than Block-Size Key - Hash Key First",
+                    "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+        assert_hmac(k131, sizeof k131,
+                    "This is a test using a larger than block-size key and a larger than block-size data. The key "
+                    "needs to be hashed before being used by the HMAC algorithm.",
+                    "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_nist_vectors),
                 cmocka_unit_test(test_padding_boundaries),
                 cmocka_unit_test(test_incremental),
+                cmocka_unit_test(test_hmac_rfc4231),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
