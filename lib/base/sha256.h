@@ -24,3 +24,8 @@ void sha256_final(Sha256 *s, uint8_t out[static SHA256_DIGEST_SIZE]);
 
 /* The three in one. */
 void sha256(const void *p, size_t n, uint8_t out[static SHA256_DIGEST_SIZE]);
+
+/* HMAC-SHA256 (RFC 2104): the queue signs the callbacks it delivers with
+ * a per-owner secret (lib/cluster/callback.h). A key longer than the
+ * block (64 bytes) is hashed first, as RFC 2104 says. */
+void hmac_sha256(const void *key, size_t key_size, const void *p, size_t n, uint8_t out[static SHA256_DIGEST_SIZE]);
