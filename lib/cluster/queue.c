@@ -311,7 +311,7 @@ static json_t *history_to_json(const NapJob *j) {
 
 int nap_job_to_json(const NapJob *j, char **ret) {
         json_auto_t *o = json_pack(
-                "{s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:I, s:I, s:I, s:o, s:o, s:{s:s, s:s, s:i, s:I, s:s?}}", "type",
+                "{s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:I, s:I, s:I, s:o, s:o, s:{s:s, s:s, s:i, s:I, s:s*}}", "type",
                 j->type, "request_id", j->request_id, "owner", j->owner, "data", j->data ?: "{}", "callback",
                 j->callback ?: "", "priority", (json_int_t) j->priority, "status", nap_job_status_to_string(j->status),
                 "created", (json_int_t) j->created_usec, "updated", (json_int_t) j->updated_usec, "deleted",
@@ -833,4 +833,112 @@ int nap_queue_cancel(EtcdClient *c, const char *prefix, const char *type, const 
 int nap_queue_done(EtcdClient *c, const char *prefix, const char *type, const char *request_id, const char *owner,
                    NapJob *ret, NapError *e) {
         return queue_end(c, prefix, type, request_id, owner, NAP_JOB_DONE, ret, e);
+}
+
+/* ---- routes ----------------------------------------------------------- */
+
+static int no_route(NapError *e, const char *path) {
+        return nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, -ENOENT, "No such resource: %.200s", path);
+}
+
+static int bad_method(NapError *e, const char *method, const char *path) {
+        return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EOPNOTSUPP, "%.16s is not allowed on %.200s", method,
+                             path);
+}
+
+/* The segments of path after /v1/: at most 3, "" for a trailing slash. */
+static int split_path(const char *path, char seg[3][NAP_REQUEST_ID_MAX + 2], size_t *ret_n) {
+        const char *p = startswith(path, "/v1/");
+        size_t n = 0;
+        if (!p)
+                return -ENOENT;
+        while (n < 3) {
+                const char *slash = strchr(p, '/');
+                size_t len = slash ? (size_t) (slash - p) : strlen(p);
+                if (len > NAP_REQUEST_ID_MAX + 1)
+                        return -ENOENT;
+                memcpy(seg[n], p, len);
+                seg[n++][len] = 0;
+                if (!slash)
+                        break;
+                p = slash + 1;
+        }
+        if (n == 3 && strchr(p, '/'))
+                return -ENOENT;
+        if (n > 1 && seg[n - 1][0] == 0)
+                n--; /* a trailing slash */
+        *ret_n = n;
+        return 0;
+}
+
+static int route_special(const char *method, const char *path, const char *name, size_t n, NapQueueRoute *ret,
+                         NapError *e) {
+        if (n == 1 && streq(name, "_secret"))
+                return streq(method, "GET") ? (ret->op = NAP_QUEUE_OP_SECRET, 0) : bad_method(e, method, path);
+        if (n == 1 && streq(name, "_tokens"))
+                return streq(method, "POST") ? (ret->op = NAP_QUEUE_OP_TOKEN, 0) : bad_method(e, method, path);
+        return no_route(e, path);
+}
+
+static int route_job(const char *method, const char *path, const char *action, NapQueueRoute *ret, NapError *e) {
+        struct {
+                const char *method, *action;
+                NapQueueOp op;
+        } table[] = {
+                { "GET", NULL, NAP_QUEUE_OP_GET },        { "POST", NULL, NAP_QUEUE_OP_MOVE },
+                { "DELETE", NULL, NAP_QUEUE_OP_CANCEL },  { "POST", "done", NAP_QUEUE_OP_DONE },
+                { "GET", "history", NAP_QUEUE_OP_HISTORY },
+        };
+        bool path_known = false;
+        for (size_t i = 0; i < ELEMENTSOF(table); i++) {
+                if (!(table[i].action == action || streq_ptr(table[i].action, action)))
+                        continue;
+                path_known = true;
+                if (streq(table[i].method, method)) {
+                        ret->op = table[i].op;
+                        return 0;
+                }
+        }
+        return path_known ? bad_method(e, method, path) : no_route(e, path);
+}
+
+int nap_queue_route_parse(const char *method, const char *path, NapQueueRoute *ret, NapError *e) {
+        char seg[3][NAP_REQUEST_ID_MAX + 2];
+        size_t n = 0;
+        NapQueueRoute r = {};
+        if (split_path(path, seg, &n) < 0 || seg[0][0] == 0)
+                return no_route(e, path);
+        int k = seg[0][0] == '_' ? route_special(method, path, seg[0], n, &r, e) : nap_queue_type_check(seg[0], e);
+        if (k < 0 || seg[0][0] == '_') {
+                if (k >= 0)
+                        *ret = r;
+                return k;
+        }
+        snprintf(r.type, sizeof r.type, "%.*s", NAP_QUEUE_TYPE_MAX, seg[0]);
+        if (n == 1) {
+                if (!streq(method, "GET") && !streq(method, "POST"))
+                        return bad_method(e, method, path);
+                r.op = streq(method, "GET") ? NAP_QUEUE_OP_LIST : NAP_QUEUE_OP_CREATE;
+                *ret = r;
+                return 0;
+        }
+        if ((k = nap_request_id_check(seg[1], e)) < 0)
+                return k;
+        snprintf(r.request_id, sizeof r.request_id, "%.*s", NAP_REQUEST_ID_MAX, seg[1]);
+        if ((k = route_job(method, path, n == 3 ? seg[2] : NULL, &r, e)) < 0)
+                return k;
+        *ret = r;
+        return 0;
+}
+
+int nap_queue_count_parse(const char *name, const char *s, size_t *ret, NapError *e) {
+        char *end = NULL;
+        if (!s || !isdigit((unsigned char) s[0]) || strlen(s) > 7)
+                return invalid(e, name, "%s must be a number from 0 to 1000000", name);
+        errno = 0;
+        unsigned long v = strtoul(s, &end, 10);
+        if (errno != 0 || *end || v > 1000000)
+                return invalid(e, name, "%s must be a number from 0 to 1000000", name);
+        *ret = v;
+        return 0;
 }

@@ -211,3 +211,33 @@ int nap_queue_update(EtcdClient *c, const char *prefix, const char *type, const 
                      nap_job_change_fn f, void *userdata, NapJob *ret, NapError *e);
 /* Adds an event to the history and sets updated. */
 int nap_job_set_status(NapJob *j, NapJobStatus s, uint64_t now_usec);
+
+/* ---- the HTTP API's routes (helpers/nap-queued, napctl queue) ---------- */
+
+typedef enum NapQueueOp {
+        NAP_QUEUE_OP_LIST,    /* GET    /v1/TYPE/ */
+        NAP_QUEUE_OP_CREATE,  /* POST   /v1/TYPE/ */
+        NAP_QUEUE_OP_GET,     /* GET    /v1/TYPE/ID[/] */
+        NAP_QUEUE_OP_MOVE,    /* POST   /v1/TYPE/ID[/]       {"priority": N} */
+        NAP_QUEUE_OP_CANCEL,  /* DELETE /v1/TYPE/ID[/] */
+        NAP_QUEUE_OP_DONE,    /* POST   /v1/TYPE/ID/done */
+        NAP_QUEUE_OP_HISTORY, /* GET    /v1/TYPE/ID/history */
+        NAP_QUEUE_OP_SECRET,  /* GET    /v1/_secret          the caller's HMAC secret */
+        NAP_QUEUE_OP_TOKEN,   /* POST   /v1/_tokens/         {"owner_id"}: root only */
+        _NAP_QUEUE_OP_MAX,
+        _NAP_QUEUE_OP_INVALID = -EINVAL,
+} NapQueueOp;
+
+typedef struct NapQueueRoute {
+        NapQueueOp op;
+        char type[NAP_QUEUE_TYPE_MAX + 1];
+        char request_id[NAP_REQUEST_ID_MAX + 1];
+} NapQueueRoute;
+
+/* method and path (no query) into a route: -ENOENT for a path that is no
+ * route (HTTP 404), -EOPNOTSUPP for a method the path does not take
+ * (405); the type and request_id checked (InvalidName, InvalidParameter
+ * "request_id"). Pure. */
+int nap_queue_route_parse(const char *method, const char *path, NapQueueRoute *ret, NapError *e);
+/* ?limit= and ?offset=: a decimal number, at most 1000000. */
+int nap_queue_count_parse(const char *name, const char *s, size_t *ret, NapError *e);

@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* nap-queued's HTTP front (libmicrohttpd): seed 003's API and what nap
+ * adds, each request a thin adapter onto lib/cluster/queue.h. One
+ * HttpFront per listening socket, each with its own thread and its own
+ * etcd client. Who calls: on a Unix socket the peer's uid (SO_PEERCRED;
+ * root may act for any owner), on TCP a bearer token (nap_queue_token_*),
+ * and nobody without one. */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cluster/queue.h"
+
+typedef struct HttpFront HttpFront;
+
+typedef struct HttpSettings {
+        char *const *etcd;   /* endpoints */
+        const char *prefix;  /* ClusterPrefix= */
+        char *const *types;  /* the queues served */
+        /* Called from the front's thread at the start and end of every
+         * request (nap-queued's idle accounting). */
+        void (*activity)(int delta, void *userdata);
+        void *userdata;
+} HttpSettings;
+
+/* fd: a listening stream socket, Unix or TCP (told apart here); taken. */
+int http_front_start(int fd, const HttpSettings *s, HttpFront **ret);
+HttpFront *http_front_stop(HttpFront *f);
