@@ -370,8 +370,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 HttpFront *http_front_stop(HttpFront *f) {
         if (!f)
                 return NULL;
-        if (f->daemon)
+        if (f->daemon) {
+                /* the listening socket is systemd's too: taken back from
+                 * libmicrohttpd, which would shut it down (and the .socket
+                 * unit with it), and left open until exit */
+                (void) MHD_quiesce_daemon(f->daemon);
                 MHD_stop_daemon(f->daemon);
+        }
         etcd_client_free(f->etcd);
         free(f);
         return NULL;
@@ -390,7 +395,7 @@ int http_front_start(int fd, const HttpSettings *s, HttpFront **ret) {
         f->tcp = sa.ss_family != AF_UNIX;
         if (etcd_client_new(s->etcd, &f->etcd, &e) < 0)
                 return http_front_stop(f), log_error_errno(e.errnum, "%s", e.message);
-        f->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, 0, NULL, NULL, on_request, f,
+        f->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC, 0, NULL, NULL, on_request, f,
                                      MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, f,
                                      MHD_OPTION_CONNECTION_TIMEOUT, 60U, MHD_OPTION_CONNECTION_LIMIT, 256U,
                                      MHD_OPTION_END);

@@ -6,14 +6,16 @@ X-Nap-Delivery, X-Nap-Attempt, X-Nap-Signature, the body) and answers 200,
 or 500 to the first FAIL requests of each delivery id. It writes its port
 to PORTFILE once listening.
 
-    queue-receiver.py LOG PORTFILE [FAIL]
+    queue-receiver.py LOG PORTFILE [FAIL [PORT]]
 """
 import http.server
 import json
+import os
 import sys
 
 LOG, PORTFILE = sys.argv[1], sys.argv[2]
 FAIL = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+PORT = int(sys.argv[4]) if len(sys.argv) > 4 else 0
 seen = {}
 
 
@@ -38,9 +40,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+server = http.server.ThreadingHTTPServer(("127.0.0.1", PORT), Handler)
 with open(PORTFILE + ".tmp", "w") as f:
     f.write(str(server.server_address[1]))
-import os
 os.rename(PORTFILE + ".tmp", PORTFILE)
 server.serve_forever()
