@@ -97,7 +97,7 @@ int nap_queue_type_check(const char *s, NapError *e) {
         return 0;
 }
 
-int nap_request_id_check(const char *s, NapError *e) {
+int nap_job_request_id_check(const char *s, NapError *e) {
         if (!s || !*s || strlen(s) > NAP_REQUEST_ID_MAX || !all_of(s, "_.@-", true) || streq(s, ".") ||
             streq(s, ".."))
                 return invalid(e, "request_id", "request_id must be 1 to %d of [A-Za-z0-9_.@-] (no '/')",
@@ -201,7 +201,7 @@ int nap_job_request_parse(const char *body, size_t size, NapJob *ret, NapError *
         if (r >= 0)
                 r = string_field(o, "request_id", NAP_REQUEST_ID_MAX, &request_id, e);
         if (r >= 0)
-                r = nap_request_id_check(request_id, e);
+                r = nap_job_request_id_check(request_id, e);
         if (r >= 0)
                 r = string_field(o, "owner_id", NAP_USER_MAX, &owner, e);
         if (r >= 0 && !nap_user_is_valid(owner))
@@ -392,7 +392,7 @@ static int job_from_object(json_t *o, NapJob *j, NapError *e) {
                         &priority, "status", &status, "created", &created, "updated", &updated, "deleted", &deleted,
                         "instances", &instances, "history", &history, "delivery", &delivery) < 0)
                 return damaged(e, "a field is missing or mistyped");
-        if (nap_queue_type_check(type, NULL) < 0 || nap_request_id_check(rid, NULL) < 0 || !nap_user_is_valid(owner) ||
+        if (nap_queue_type_check(type, NULL) < 0 || nap_job_request_id_check(rid, NULL) < 0 || !nap_user_is_valid(owner) ||
             nap_job_status_from_string(status) < 0)
                 return damaged(e, "type, request_id, owner or status");
         snprintf(j->type, sizeof j->type, "%s", type);
@@ -691,7 +691,7 @@ int nap_queue_get(EtcdClient *c, const char *prefix, const char *type, const cha
         EtcdKeyValue kv = {};
         int r = nap_queue_type_check(type, e);
         if (r >= 0)
-                r = nap_request_id_check(request_id, e);
+                r = nap_job_request_id_check(request_id, e);
         if (r < 0)
                 return r;
         if (!(k = nap_key_job(prefix, type, request_id)))
@@ -922,7 +922,7 @@ int nap_queue_route_parse(const char *method, const char *path, NapQueueRoute *r
                 *ret = r;
                 return 0;
         }
-        if ((k = nap_request_id_check(seg[1], e)) < 0)
+        if ((k = nap_job_request_id_check(seg[1], e)) < 0)
                 return k;
         snprintf(r.request_id, sizeof r.request_id, "%.*s", NAP_REQUEST_ID_MAX, seg[1]);
         if ((k = route_job(method, path, n == 3 ? seg[2] : NULL, &r, e)) < 0)

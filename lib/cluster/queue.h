@@ -121,7 +121,7 @@ void nap_job_array_free(NapJob *l, size_t n);
 /* ---- outside input: pure, fuzzed (tests/fuzz/fuzz-queue.c) ------------- */
 
 int nap_queue_type_check(const char *s, NapError *e);
-int nap_request_id_check(const char *s, NapError *e);
+int nap_job_request_id_check(const char *s, NapError *e);
 /* http:// or https://, a host, no spaces or control characters. */
 int nap_callback_check(const char *s, NapError *e);
 
