@@ -150,8 +150,9 @@ static const char *arg(const Call *c, const char *name) {
 }
 
 static int filter_parse(const Call *c, NapJobFilter *f, NapError *e) {
-        const char *status = arg(c, "status"), *limit = arg(c, "limit"), *offset = arg(c, "offset");
-        int r = owner_for(c->caller, arg(c, "owner_id"), &f->owner, e);
+        const char *status = arg(c, "status"), *limit = arg(c, "limit"), *offset = arg(c, "offset"),
+                   *owner = arg(c, "owner_id");
+        int r = owner_for(c->caller, isempty(owner) ? NULL : owner, &f->owner, e);
         f->status = _NAP_JOB_STATUS_INVALID;
         if (r >= 0 && status && *status) {
                 /* the seed's README says "queue" once for queued */

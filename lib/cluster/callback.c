@@ -5,9 +5,9 @@
 #include <string.h>
 
 #include "base/clock.h"
-#include "base/dlopen.h"
 #include "base/sha256.h"
 #include "base/strv.h"
+#include "clients/http.h"
 #include "cluster/callback.h"
 
 static int oom(NapError *e) {
@@ -34,53 +34,22 @@ static uint64_t backoff(const NapCallbackOptions *o, unsigned n) {
         return MIN(d, max);
 }
 
-static size_t discard(char *p, size_t size, size_t n, void *userdata) {
-        return size * n;
-}
-
-DEFINE_TRIVIAL_CLEANUP_FUNC(CURL *, sym_curl_easy_cleanup);
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct curl_slist *, sym_curl_slist_free_all);
-
-static struct curl_slist *headers_for(const NapJob *j, const char *signature) {
-        char delivery[sizeof j->delivery_id + 32], attempt[48], sig[128];
+/* 0 delivered; < 0 not, with the reason in e. */
+static int post(const NapCallbackOptions *o, const NapJob *j, const char *body, const char *secret, NapError *e) {
+        char signature[7 + 65], delivery[sizeof j->delivery_id + 32], attempt[48], sig[128];
+        NapHttpAnswer a = {};
+        nap_callback_signature(secret, body, strlen(body), signature);
         snprintf(delivery, sizeof delivery, "X-Nap-Delivery: %s", j->delivery_id);
         snprintf(attempt, sizeof attempt, "X-Nap-Attempt: %u", j->attempts + 1);
         snprintf(sig, sizeof sig, "X-Nap-Signature: %s", signature);
-        struct curl_slist *l = NULL;
-        const char *const all[] = { "Content-Type: application/json", "Expect:", delivery, attempt, sig };
-        for (size_t i = 0; i < ELEMENTSOF(all); i++) {
-                struct curl_slist *n = sym_curl_slist_append(l, all[i]);
-                if (!n)
-                        return sym_curl_slist_free_all(l), NULL;
-                l = n;
-        }
-        return l;
-}
-
-/* 0 delivered; < 0 not, with the reason in e. */
-static int post(const NapCallbackOptions *o, const NapJob *j, const char *body, const char *secret, NapError *e) {
-        char signature[7 + 65], errbuf[CURL_ERROR_SIZE] = "";
-        long status = 0;
-        nap_callback_signature(secret, body, strlen(body), signature);
-        _cleanup_(sym_curl_easy_cleanupp) CURL *h = sym_curl_easy_init();
-        _cleanup_(sym_curl_slist_free_allp) struct curl_slist *headers = h ? headers_for(j, signature) : NULL;
-        long ms = (long) ((o->timeout_usec ?: 10 * USEC_PER_SEC) / 1000);
-        if (!h || !headers)
-                return oom(e);
-        if (sym_curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
-            sym_curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
-            sym_curl_easy_setopt(h, CURLOPT_URL, j->callback) != CURLE_OK ||
-            sym_curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers) != CURLE_OK ||
-            sym_curl_easy_setopt(h, CURLOPT_POSTFIELDS, body) != CURLE_OK ||
-            sym_curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf) != CURLE_OK ||
-            sym_curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard) != CURLE_OK ||
-            sym_curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, ms) != CURLE_OK ||
-            sym_curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, ms) != CURLE_OK)
-                return nap_error_set(e, NAP_ERROR_INTERNAL, -EIO, "Cannot set up libcurl");
-        CURLcode code = sym_curl_easy_perform(h);
-        if (code != CURLE_OK)
-                return nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, -EIO, "%s", *errbuf ? errbuf : sym_curl_easy_strerror(code));
-        (void) sym_curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+        char *headers[] = { (char *) "Content-Type: application/json", delivery, attempt, sig, NULL };
+        NapHttpRequest q = { .method = "POST", .url = j->callback, .body = body, .body_size = strlen(body),
+                             .headers = headers, .timeout_usec = o->timeout_usec };
+        int r = nap_http_request(&q, &a, e);
+        long status = a.status;
+        nap_http_answer_done(&a);
+        if (r < 0)
+                return r;
         if (status < 200 || status > 299)
                 return nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, -EIO, "The callback answered HTTP %ld", status);
         return 0;
@@ -175,12 +144,9 @@ int nap_callbacks_deliver(EtcdClient *c, const char *prefix, const NapCallbackOp
         _cleanup_free_ char *dir = nap_key_deliveries(prefix);
         uint64_t next = 0;
         unsigned delivered = 0;
-        int r = nap_dlopen_libcurl(e);
-        if (r < 0)
-                return r;
         if (!dir)
                 return oom(e);
-        r = etcd_range_prefix(c, dir, 0, true, &range, e);
+        int r = etcd_range_prefix(c, dir, 0, true, &range, e);
         for (size_t i = 0; r >= 0 && i < range.n_kvs; i++) {
                 r = deliver_key(c, prefix, o, range.kvs[i].key, dir, &next, e);
                 delivered += r > 0;

@@ -40,12 +40,17 @@ printf 'Etcd=%s\n' "$ETCD_URL" >>"$NAP_CONFIG"
 etcdq() { ETCDCTL_API=3 timeout 10 etcdctl --endpoints="$ETCD_URL" "$@" 2>/dev/null; }
 
 SOCK=$XDG_RUNTIME_DIR/nap/queue
+TPORT=$(etcd_free_port)
+export NAP_QUEUE_SOCKET=$SOCK
 queued_install() {
         local dir=$XDG_RUNTIME_DIR/systemd/user bin=$NAP_TEST_DIR/bin/nap-queued
         mkdir -p "$NAP_TEST_DIR/bin" "$dir/nap-queued.service.d" && cp "$NAP_BUILD_ROOT/helpers/nap-queued" "$bin" &&
                 cp "$NAP_BUILD_ROOT/units/nap-queued.service" "$NAP_BUILD_ROOT/units/nap-queued.socket" "$dir/" || return 1
         printf '[Service]\nExecStart=\nExecStart=%s --idle-timeout=3 --callback-backoff-ms=100 --callback-attempts=6\nEnvironment=NAP_CONFIG=%s\nRestart=no\n' \
                 "$bin" "$NAP_CONFIG" >"$dir/nap-queued.service.d/50-test.conf"
+        # and TCP, where a bearer token is needed
+        mkdir -p "$dir/nap-queued.socket.d" &&
+                printf '[Socket]\nListenStream=127.0.0.1:%s\n' "$TPORT" >"$dir/nap-queued.socket.d/50-tcp.conf"
         timeout 30 systemctl --user daemon-reload && timeout 30 systemctl --user start nap-queued.socket
 }
 queued_state() { timeout 30 systemctl --user show -P ActiveState nap-queued.service 2>&1; }
@@ -272,6 +277,50 @@ assert_eq "four attempts: 500, 500, 500, 200" "1:500 2:500 3:500 4:200" \
         "$(jq -r '"\(.attempt):\(.answered)"' "$NAP_TEST_DIR/recv/flaky.log" | tr '\n' ' ' | sed 's/ $//')"
 assert_eq "one delivery id on all of them" 1 "$(jq -r .delivery "$NAP_TEST_DIR/recv/flaky.log" | sort -u | grep -c .)"
 assert_eq "CallbackAttempts 4" 4 "$(q GET /v1/vm/retry/ | sed -n 2p | jq -r .data.CallbackAttempts)"
+
+# ============================================================ napctl
+log "napctl queue"
+NQ() { timeout 30 "$NAPCTL" "$@" 2>&1; }
+OUT=$(NQ queue submit vm n1 "http://127.0.0.1:$MAIN/n1" 1,1024,1 --owner=y --json)
+assert_eq "submit: queued (no room left)" "n1 queued y" "$(printf '%s' "$OUT" | jq -r '"\(.RequestID) \(.Status) \(.OwnerID)"')"
+NQ queue submit vm n2 "http://127.0.0.1:$MAIN/n2" 1,1024,1 2,512,0 --owner=y >/dev/null
+assert_eq "list --status=queued" "n1 n2" "$(NQ queue list vm --status=queued | awk '{print $1}' | tr '\n' ' ' | sed 's/ $//')"
+NQ queue move vm n2 first >/dev/null
+assert_eq "move first" "n2,n1" "$(ids '?status=queued')"
+NQ queue submit vm n3 "http://127.0.0.1:$MAIN/n3" 1,1,0 --owner=y >/dev/null
+NQ queue move vm n2 after:n1 >/dev/null
+assert_eq "move after:n1 (between: the mean)" "n1,n2,n3" "$(ids '?status=queued')"
+NQ queue move vm n1 last >/dev/null
+assert_eq "move last" "n2,n3,n1" "$(ids '?status=queued')"
+assert_eq "show --json" "n2 2" "$(NQ --json queue show vm n2 | jq -r '"\(.RequestID) \(.Data | fromjson | .instances | length)"')"
+NQ queue show vm nope >/dev/null
+assert_eq "show of no job: exit 4" 4 "$?"
+OUT=$(NQ queue submit vm n4 ftp://x 1,1,1 --owner=y)
+assert_eq "submit refused: exit 2, nap-queued's reason" "2" "$?"
+assert_contains "the reason" "$OUT" "callback must be an http:// or https:// URL"
+OUT=$(NQ queue submit vm n4 http://x/n4 1,x,1 --owner=y)
+assert_contains "a bad instance: said, nothing sent" "$OUT" "An instance is VCPU,MEMORY_MIB,DISK_GIB"
+for n in n1 n2 n3; do NQ queue cancel vm $n >/dev/null; done
+assert_eq "cancel" "" "$(ids '?status=queued')"
+assert_eq "history" "queued cancelled" "$(NQ queue history vm n1 | awk '{print $2}' | tr '\n' ' ' | sed 's/ $//')"
+assert_eq "secret: the owner's signing secret" "$SECRET" "$(NQ queue secret y)"
+
+# ============================================================ TCP
+log "TCP: bearer tokens"
+T=http://127.0.0.1:$TPORT
+tcp() { curl -s --max-time 20 -w '\n%{http_code}' "$@" 2>/dev/null | tail -n 1; }
+assert_eq "no token: 401" 401 "$(tcp "$T/v1/vm/")"
+assert_eq "no token, no anonymous write: 401" 401 "$(tcp -X POST --data-binary "$(job t1 y http://h/t1)" "$T/v1/vm/")"
+assert_eq "a made-up token: 403" 403 "$(tcp -H 'Authorization: Bearer nope' "$T/v1/vm/")"
+TOKEN=$(NQ queue token y)
+assert_match "napctl queue token makes one" "$TOKEN" '^[0-9a-f]{64}$'
+check "only its hash is kept in etcd" test -z "$(etcdq get --prefix /nap/queue/tokens/ | grep -F "$TOKEN")"
+assert_eq "with it: y's jobs" 200 "$(tcp -H "Authorization: Bearer $TOKEN" "$T/v1/vm/?owner_id=y")"
+assert_eq "not another owner's" 403 "$(tcp -H "Authorization: Bearer $TOKEN" "$T/v1/vm/?owner_id=x")"
+assert_eq "submitting for y" 200 "$(tcp -H "Authorization: Bearer $TOKEN" -X POST --data-binary "$(job t1 y "http://127.0.0.1:$MAIN/t1" 64)" "$T/v1/vm/")"
+assert_eq "not for x" 403 "$(tcp -H "Authorization: Bearer $TOKEN" -X POST --data-binary "$(job t2 x http://h/t2 64)" "$T/v1/vm/")"
+assert_eq "no token making over TCP" 403 "$(tcp -H "Authorization: Bearer $TOKEN" -X POST --data-binary '{"owner_id":"y"}' "$T/v1/_tokens/")"
+q DELETE /v1/vm/t1 >/dev/null
 
 # ============================================================ idle exit
 log "idle exit only when nothing waits"
