@@ -58,7 +58,8 @@ static int queue_call(Caller *c, const char *method, const char *path, json_t *b
         if ((body && !text) || asprintf(&url, "http://localhost/v1/%s", path) < 0)
                 return nap_error_errno(e, -ENOMEM, "Out of memory");
         NapHttpRequest q = { .method = method, .url = url, .unix_socket = sock, .body = text,
-                             .body_size = text ? strlen(text) : 0, .headers = headers, .timeout_usec = 60000000 };
+                             .body_size = text ? strlen(text) : 0, .headers = headers, .timeout_usec = 60000000,
+                             .max_answer = 256 * 1024 * 1024 };
         r = nap_http_request(&q, &a, e);
         if (r < 0) {
                 nap_error_prefix(e, "nap-queued on %s", sock);

@@ -77,7 +77,10 @@ static void on_activity(int delta, void *userdata) {
 static int etcd_open(const Work *w, EtcdClient **ret) {
         NapError e = NAP_ERROR_NULL;
         int r = etcd_client_new(w->config->etcd, ret, &e);
-        return r < 0 ? log_error_errno(r, "%s", e.message) : 0;
+        if (r < 0)
+                return log_error_errno(r, "%s", e.message);
+        (*ret)->max_response_size = QUEUE_ETCD_RESPONSE_MAX;
+        return 0;
 }
 
 /* ---- admission -------------------------------------------------------- */

@@ -396,6 +396,7 @@ int http_front_start(int fd, const HttpSettings *s, HttpFront **ret) {
         f->tcp = sa.ss_family != AF_UNIX;
         if (etcd_client_new(s->etcd, &f->etcd, &e) < 0)
                 return http_front_stop(f), log_error_errno(e.errnum, "%s", e.message);
+        f->etcd->max_response_size = QUEUE_ETCD_RESPONSE_MAX;
         f->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC, 0, NULL, NULL, on_request, f,
                                      MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, f,
                                      MHD_OPTION_CONNECTION_TIMEOUT, 60U, MHD_OPTION_CONNECTION_LIMIT, 256U,

@@ -13,6 +13,10 @@
 
 #include "cluster/queue.h"
 
+/* A queue of 100,000 jobs is ~100 MB of etcd's answer (base64 JSON):
+ * nap-queued's etcd clients read that much, not etcd.h's 4 MiB. */
+#define QUEUE_ETCD_RESPONSE_MAX ((size_t) 256 * 1024 * 1024)
+
 typedef struct HttpFront HttpFront;
 
 typedef struct HttpSettings {
