@@ -75,7 +75,7 @@ static int mark_running(Admitted *a, const NapJob *j, NapError *e) {
                 return oom(e);
         a->delivery_key = dk;
         NapJob now = {};
-        int r = nap_queue_update(a->etcd, a->prefix, j->type, j->request_id, NULL, change_admitted, a, &now, e);
+        int r = nap_queue_update_job(a->etcd, a->prefix, j, change_admitted, a, &now, e);
         bool admitted = r >= 0 && now.status == NAP_JOB_RUNNING;
         nap_job_done(&now);
         return r < 0 ? r : admitted;

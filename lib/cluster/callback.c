@@ -95,7 +95,7 @@ static int attempt(EtcdClient *c, const char *prefix, const NapCallbackOptions *
         int delivered = post(o, j, body, secret, &why) >= 0;
         Outcome x = { .options = o, .delivery_id = j->delivery_id, .error = delivered ? NULL : why.message,
                       .delivery_key = dk };
-        r = nap_queue_update(c, prefix, j->type, j->request_id, NULL, change_outcome, &x, NULL, e);
+        r = nap_queue_update_job(c, prefix, j, change_outcome, &x, NULL, e);
         return r < 0 ? r : delivered;
 }
 

@@ -709,44 +709,72 @@ int nap_queue_get(EtcdClient *c, const char *prefix, const char *type, const cha
         return r < 0 ? r : 0;
 }
 
-int nap_queue_update(EtcdClient *c, const char *prefix, const char *type, const char *request_id, const char *owner,
-                     nap_job_change_fn f, void *userdata, NapJob *ret, NapError *e) {
+int nap_job_copy(const NapJob *j, NapJob *ret) {
+        NapJob x = *j;
+        x.data = x.callback = x.delivery_error = NULL;
+        x.history = NULL;
+        if ((j->data && !(x.data = strdup(j->data))) || (j->callback && !(x.callback = strdup(j->callback))) ||
+            (j->delivery_error && !(x.delivery_error = strdup(j->delivery_error))) ||
+            !(x.history = calloc(j->n_history ?: 1, sizeof *x.history)))
+                return nap_job_done(&x), -ENOMEM;
+        memcpy(x.history, j->history, j->n_history * sizeof *x.history);
+        *ret = x;
+        return 0;
+}
+
+/* One round of an update: 1 written (or nothing to write), 0 the job
+ * changed meanwhile. j: the job as read; taken. */
+static int update_once(EtcdClient *c, const char *k, NapJob *j, nap_job_change_fn f, void *userdata, NapJob *ret,
+                       NapError *e) {
+        _cleanup_free_ char *value = NULL;
+        EtcdTxnOp ops[1 + NAP_JOB_EXTRA_OPS_MAX] = {};
+        size_t n_extra = 0;
+        int64_t revision = 0;
+        int r = f(j, ops + 1, &n_extra, userdata, e);
+        if (r == 0 && nap_job_to_json(j, &value) < 0)
+                r = oom(e);
+        if (r == 0) {
+                const EtcdTxnCompare cmp = { .key = k, .target = ETCD_COMPARE_MOD_REVISION, .revision = j->revision };
+                ops[0] = (EtcdTxnOp) { .type = ETCD_TXN_PUT, .key = k, .value = value, .value_size = strlen(value) };
+                r = etcd_txn(c, &cmp, 1, ops, 1 + n_extra, &revision, e);
+                if (r == 0)
+                        return nap_job_done(j), 0;
+                j->revision = revision;
+        }
+        if (r >= 0 && ret)
+                *ret = *j;
+        else
+                nap_job_done(j);
+        return r < 0 ? r : 1;
+}
+
+static int update(EtcdClient *c, const char *prefix, const char *type, const char *request_id, const char *owner,
+                  const NapJob *known, nap_job_change_fn f, void *userdata, NapJob *ret, NapError *e) {
         _cleanup_free_ char *k = nap_key_job(prefix, type, request_id);
         if (!k)
                 return oom(e);
         for (unsigned n = 0; n < NAP_INVENTORY_RETRIES; n++) {
-                _cleanup_free_ char *value = NULL;
-                EtcdTxnOp ops[1 + NAP_JOB_EXTRA_OPS_MAX] = {};
-                size_t n_extra = 0;
                 NapJob j = {};
-                int64_t revision = 0;
-                int r = nap_queue_get(c, prefix, type, request_id, owner, &j, e);
+                /* the caller's copy first: one read less when it is current */
+                int r = n == 0 && known ? (nap_job_copy(known, &j) < 0 ? oom(e) : 0)
+                                        : nap_queue_get(c, prefix, type, request_id, owner, &j, e);
                 if (r >= 0)
-                        r = f(&j, ops + 1, &n_extra, userdata, e);
-                if (r == 0 && nap_job_to_json(&j, &value) < 0)
-                        r = oom(e);
-                if (r == 0) {
-                        const EtcdTxnCompare cmp = { .key = k, .target = ETCD_COMPARE_MOD_REVISION,
-                                                     .revision = j.revision };
-                        ops[0] = (EtcdTxnOp) { .type = ETCD_TXN_PUT, .key = k, .value = value,
-                                               .value_size = strlen(value) };
-                        r = etcd_txn(c, &cmp, 1, ops, 1 + n_extra, &revision, e);
-                        if (r == 0) {
-                                nap_job_done(&j);
-                                continue; /* changed meanwhile: again */
-                        }
-                        j.revision = revision;
-                        r = r < 0 ? r : 0;
-                } else if (r > 0)
-                        r = 0;
-                if (r >= 0 && ret)
-                        *ret = j;
-                else
-                        nap_job_done(&j);
-                return r;
+                        r = update_once(c, k, &j, f, userdata, ret, e);
+                if (r != 0)
+                        return r < 0 ? r : 0;
         }
         return nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, -EBUSY, "The job %s changed %d times while updating it; try again",
                              request_id, NAP_INVENTORY_RETRIES);
+}
+
+int nap_queue_update(EtcdClient *c, const char *prefix, const char *type, const char *request_id, const char *owner,
+                     nap_job_change_fn f, void *userdata, NapJob *ret, NapError *e) {
+        return update(c, prefix, type, request_id, owner, NULL, f, userdata, ret, e);
+}
+
+int nap_queue_update_job(EtcdClient *c, const char *prefix, const NapJob *known, nap_job_change_fn f, void *userdata,
+                         NapJob *ret, NapError *e) {
+        return update(c, prefix, known->type, known->request_id, NULL, known, f, userdata, ret, e);
 }
 
 static int change_priority(NapJob *j, EtcdTxnOp *extra, size_t *n_extra, void *userdata, NapError *e) {

@@ -209,6 +209,12 @@ typedef int (*nap_job_change_fn)(NapJob *j, EtcdTxnOp *extra, size_t *n_extra, v
 #define NAP_JOB_EXTRA_OPS_MAX 4
 int nap_queue_update(EtcdClient *c, const char *prefix, const char *type, const char *request_id, const char *owner,
                      nap_job_change_fn f, void *userdata, NapJob *ret, NapError *e);
+/* The same, starting from known (a job just read, with its revision):
+ * no read when it is still current. */
+int nap_queue_update_job(EtcdClient *c, const char *prefix, const NapJob *known, nap_job_change_fn f, void *userdata,
+                         NapJob *ret, NapError *e);
+/* A deep copy. */
+int nap_job_copy(const NapJob *j, NapJob *ret);
 /* Adds an event to the history and sets updated. */
 int nap_job_set_status(NapJob *j, NapJobStatus s, uint64_t now_usec);
 

@@ -13,8 +13,9 @@
 #   admission: five jobs, two hosts' worth of capacity: the first four in
 #     priority order, when the nodes join (the watch, not a poll); the
 #     callbacks signed, one each
-#   restart of nap-queued (SIGKILL) and of etcd mid-queue and mid-delivery:
-#     nothing lost, nothing admitted twice, the delivery resumed
+#   restart of nap-queued (SIGKILL) and of an etcd member (of a real
+#     3-member cluster on loopback) mid-queue and mid-delivery: nothing
+#     lost, nothing admitted twice, the delivery resumed
 #   release: the next job admitted within a second, its callback once
 #   a receiver failing 3 times: 4 attempts, one delivery id
 #   idle exit only when nothing waits; the socket starts it again
@@ -30,12 +31,26 @@ nap_users_setup || { echo "Bail out! cannot set up the test users"; exit 1; }
 chmod 0711 "$XDG_RUNTIME_DIR" # other uids reach the socket
 RECEIVER=$NAP_SOURCE_ROOT/tests/integration/queue-receiver.py
 PIDS=()
-trap 'nap__rc=$?; for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; etcd_stop; (exit $nap__rc); nap_sandbox_stop' EXIT
+trap 'nap__rc=$?; for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; for m in 1 2 3; do member_stop $m; done; (exit $nap__rc); nap_sandbox_stop' EXIT
 
-# etcd on ports kept for its restart
-CPORT=$(etcd_free_port) PPORT=$(etcd_free_port)
+# A 3-member etcd cluster on loopback ports, kept for restarts.
+declare -A CP PP EPID
+for m in 1 2 3; do CP[$m]=$(etcd_free_port) PP[$m]=$(etcd_free_port); done
+CLUSTER="m1=http://127.0.0.1:${PP[1]},m2=http://127.0.0.1:${PP[2]},m3=http://127.0.0.1:${PP[3]}"
+ETCD_URL="http://127.0.0.1:${CP[1]},http://127.0.0.1:${CP[2]},http://127.0.0.1:${CP[3]}"
+member_start() {
+        local u=http://127.0.0.1:${CP[$1]} p=http://127.0.0.1:${PP[$1]}
+        "$ETCD_BIN" --name "m$1" --data-dir "$NAP_TEST_DIR/etcd/m$1" --listen-client-urls "$u" \
+                --advertise-client-urls "$u" --listen-peer-urls "$p" --initial-advertise-peer-urls "$p" \
+                --initial-cluster "$CLUSTER" --initial-cluster-state new >>"$NAP_TEST_DIR/etcd/m$1.log" 2>&1 &
+        EPID[$1]=$!
+}
+member_stop() { [ -n "${EPID[$1]:-}" ] && kill "${EPID[$1]}" 2>/dev/null && wait "${EPID[$1]}" 2>/dev/null; EPID[$1]=; }
+member_healthy() { curl -sf --max-time 1 "http://127.0.0.1:${CP[$1]}/health" | grep -q '"health":"true"'; }
 mkdir -p "$NAP_TEST_DIR/etcd"
-etcd_start_on "$NAP_TEST_DIR/etcd" "$CPORT" "$PPORT" || { echo "Bail out! etcd did not start"; exit 1; }
+for m in 1 2 3; do member_start $m; done
+wait_until 30 member_healthy 1 && wait_until 10 member_healthy 2 && wait_until 10 member_healthy 3 ||
+        { echo "Bail out! the etcd cluster did not start"; exit 1; }
 printf 'Etcd=%s\n' "$ETCD_URL" >>"$NAP_CONFIG"
 etcdq() { ETCDCTL_API=3 timeout 10 etcdctl --endpoints="$ETCD_URL" "$@" 2>/dev/null; }
 
@@ -221,7 +236,7 @@ assert_eq "its body is the job, running, with placements" "j5 running 1" \
 assert_eq "CallbackStatus delivered" "delivered 1" "$(q GET /v1/vm/j5/ | sed -n 2p | jq -r '"\(.data.CallbackStatus) \(.data.CallbackAttempts)"')"
 
 # ========================================================= restarts
-log "restart nap-queued and etcd mid-queue and mid-delivery"
+log "restart nap-queued and an etcd member mid-queue and mid-delivery"
 DEAD=$(etcd_free_port)
 q POST /v1/vm/ "$(job late y "http://127.0.0.1:$DEAD/late")" >/dev/null # behind j4: queued
 q DELETE /v1/vm/j2 >/dev/null                                        # frees one slot: j4 admitted
@@ -233,8 +248,7 @@ wait_until 5 test "$(q GET /v1/vm/late/ | sed -n 2p | jq -r .data.CallbackAttemp
 q POST /v1/vm/ "$(job waits y "http://127.0.0.1:$MAIN/waits")" >/dev/null # no room: waits
 BEFORE=$(etcdq get --prefix /nap/reservations/ --keys-only | grep -c .)
 timeout 30 systemctl --user kill -s SIGKILL nap-queued.service
-etcd_stop
-etcd_start_on "$NAP_TEST_DIR/etcd" "$CPORT" "$PPORT" || { echo "Bail out! etcd did not restart"; exit 1; }
+member_stop 1 # the first endpoint: nap-queued fails over to the others
 wait_until 10 test "$(queued_state)" != active
 check "nap-queued is down" test "$(queued_state)" != active
 receiver late 0 "$DEAD" || { echo "Bail out! the late receiver did not start"; exit 1; }
@@ -247,6 +261,8 @@ assert_eq "same delivery id as before the restart" "$(q GET /v1/vm/late/ | sed -
         "$(jq -r .delivery "$NAP_TEST_DIR/recv/late.log")"
 assert_eq "nothing admitted twice: the reservations as before" "$BEFORE" \
         "$(etcdq get --prefix /nap/reservations/ --keys-only | grep -c .)"
+member_start 1
+check "the member rejoins" wait_until 15 member_healthy 1
 assert_eq "no callback twice" "1 1 1 1 1" "$(for j in j5 j1 j2 j3 j4; do got main "/$j\$"; done | tr '\n' ' ' | sed 's/ $//')"
 
 # ============================================================ release
