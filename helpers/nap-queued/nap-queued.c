@@ -56,6 +56,9 @@ typedef struct Work {
         unsigned waiting;           /* queued jobs after the last admission pass */
         uint64_t next_delivery;     /* CLOCK_REALTIME; 0: nothing pending */
         bool admit_failed, deliver_failed;
+        NapJobIndex *index;         /* every job, kept by the watch */
+        bool index_ok;              /* loaded, and every event applied since */
+        int64_t index_revision;     /* the index has seen every change up to it */
         atomic_int requests;        /* in progress */
         _Atomic uint64_t last_request; /* CLOCK_MONOTONIC */
         NapConfig *config;
@@ -166,10 +169,62 @@ static void *delivery_thread(void *userdata) {
         return NULL;
 }
 
+/* ---- the index of the jobs ------------------------------------------- */
+
+#define INDEX_WAIT_USEC (2 * USEC_PER_SEC)
+
+static int index_list(void *userdata, const char *type, const NapJobFilter *f, int64_t min_revision, NapJob **ret,
+                      size_t *ret_n, size_t *ret_total, NapError *e) {
+        Work *w = userdata;
+        uint64_t until = realtime_usec() + INDEX_WAIT_USEC;
+        struct timespec ts = { .tv_sec = (time_t) (until / USEC_PER_SEC), .tv_nsec = (long) (until % USEC_PER_SEC) * 1000 };
+        int r = 0;
+        pthread_mutex_lock(&w->lock);
+        while (w->index_ok && w->index_revision < min_revision && r == 0)
+                r = pthread_cond_timedwait(&w->cond, &w->lock, &ts);
+        r = w->index_ok && w->index_revision >= min_revision
+                    ? nap_job_index_list(w->index, type, f, ret, ret_n, ret_total, e)
+                    : -EAGAIN;
+        pthread_mutex_unlock(&w->lock);
+        return r;
+}
+
+/* Reads every job again; the watch goes on from *next. */
+static void index_load(Work *w, EtcdClient *etcd, int64_t *next) {
+        NapError e = NAP_ERROR_NULL;
+        int64_t revision = 0;
+        pthread_mutex_lock(&w->lock);
+        int r = nap_job_index_load(w->index, etcd, &revision, &e);
+        w->index_ok = r >= 0;
+        if (r >= 0)
+                w->index_revision = revision;
+        pthread_mutex_unlock(&w->lock);
+        if (r < 0)
+                log_debug("Loading the jobs: %s", e.message);
+        else
+                *next = revision + 1;
+}
+
 /* ---- the watch and the idle exit -------------------------------------- */
 
 static int on_watch_event(const EtcdEvent *event, void *userdata) {
-        work_mark_due(userdata);
+        Work *w = userdata;
+        pthread_mutex_lock(&w->lock);
+        if (w->index_ok && nap_job_index_apply(w->index, event) < 0)
+                w->index_ok = false; /* loaded again by the watch loop */
+        w->index_revision = MAX(w->index_revision, event->kv.mod_revision);
+        w->admit_due = w->deliver_due = true;
+        pthread_cond_broadcast(&w->cond);
+        pthread_mutex_unlock(&w->lock);
+        return 0;
+}
+
+static int on_watch_sync(int64_t revision, void *userdata) {
+        Work *w = userdata;
+        pthread_mutex_lock(&w->lock);
+        w->index_revision = MAX(w->index_revision, revision);
+        pthread_cond_broadcast(&w->cond);
+        pthread_mutex_unlock(&w->lock);
         return 0;
 }
 
@@ -192,11 +247,20 @@ static void watch_loop(Work *w) {
                 return;
         while (!stop_requested && !work_idle(w)) {
                 NapError e = NAP_ERROR_NULL;
+                if (!w->index_ok) /* only this thread sets it true */
+                        index_load(w, etcd, &next);
                 EtcdWatchOptions o = { .prefix = true, .start_revision = next, .duration_usec = WATCH_CHUNK_USEC,
-                                       .cancel = &stop_requested, .on_event = on_watch_event, .userdata = w };
+                                       .cancel = &stop_requested, .on_event = on_watch_event,
+                                       .on_sync = on_watch_sync, .userdata = w };
                 int r = etcd_watch(etcd, dir, &o, &next, &e);
-                if (r == -ERANGE)
-                        next = 0; /* compacted past us: look at everything again */
+                if (r == -ERANGE) {
+                        /* compacted past us: look at everything again */
+                        pthread_mutex_lock(&w->lock);
+                        w->index_ok = false;
+                        pthread_mutex_unlock(&w->lock);
+                        next = 0;
+                        work_mark_due(w);
+                }
                 if (r < 0) {
                         log_debug("Watching %s: %s", dir, e.message);
                         work_mark_due(w); /* etcd back later: whatever changed is seen by the passes */
@@ -230,7 +294,7 @@ static int listen_unix(const char *path) {
 
 static int fronts_start(Work *w, HttpFront **fronts, size_t max, size_t *ret_n) {
         HttpSettings s = { .etcd = w->config->etcd, .prefix = w->config->cluster_prefix, .types = arg_types,
-                           .activity = on_activity, .userdata = w };
+                           .activity = on_activity, .list = index_list, .userdata = w };
         int n = sd_listen_fds(true);
         if (n < 0)
                 return log_error_errno(n, "Socket activation failed: %m");
@@ -269,6 +333,8 @@ static int run(void) {
                 return log_error_errno(r, "%s", e.message);
         Work w = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER, .admit_due = true,
                    .deliver_due = true, .config = config };
+        if (nap_job_index_new(config->cluster_prefix, &w.index) < 0)
+                return log_error_errno(ENOMEM, "Out of memory");
         atomic_store(&w.last_request, monotonic_usec());
         r = fronts_start(&w, fronts, ELEMENTSOF(fronts), &n_fronts);
         if (r >= 0 && (pthread_create(&admit, NULL, admission_thread, &w) != 0 ||
@@ -287,6 +353,7 @@ static int run(void) {
         }
         for (size_t i = 0; i < n_fronts; i++)
                 http_front_stop(fronts[i]);
+        nap_job_index_free(w.index);
         return r;
 }
 

@@ -15,6 +15,7 @@ struct HttpFront {
         bool tcp;
         EtcdClient *etcd; /* used by the front's one thread only */
         HttpSettings settings;
+        int64_t written;  /* the revision of this front's last write: a list shows it */
 };
 
 /* One request: its body as it arrives, bounded. */
@@ -172,9 +173,12 @@ static enum MHD_Result op_list(const Call *c, NapError *e) {
         NapJobFilter f = {};
         NapJob *l = NULL;
         size_t n = 0, total = 0;
+        const HttpSettings *s = &c->front->settings;
         int r = filter_parse(c, &f, e);
         if (r >= 0)
-                r = nap_queue_list(c->front->etcd, c->front->settings.prefix, c->route->type, &f, &l, &n, &total, e);
+                r = s->list ? s->list(s->userdata, c->route->type, &f, c->front->written, &l, &n, &total, e) : -EAGAIN;
+        if (r == -EAGAIN)
+                r = nap_queue_list(c->front->etcd, s->prefix, c->route->type, &f, &l, &n, &total, e);
         if (r < 0)
                 return send_error(c->conn, e);
         json_t *data = json_array();
@@ -191,6 +195,7 @@ static enum MHD_Result op_list(const Call *c, NapError *e) {
 static enum MHD_Result send_job(const Call *c, int r, NapJob *j, bool empty, const NapError *e) {
         if (r < 0)
                 return send_error(c->conn, e);
+        c->front->written = MAX(c->front->written, j->revision);
         json_t *data = empty ? json_object() : nap_job_to_wire(j);
         nap_job_done(j);
         return send_data(c->conn, data);

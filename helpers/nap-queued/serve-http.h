@@ -26,6 +26,11 @@ typedef struct HttpSettings {
         /* Called from the front's thread at the start and end of every
          * request (nap-queued's idle accounting). */
         void (*activity)(int delta, void *userdata);
+        /* Lists from nap-queued's index of the jobs once it has seen
+         * min_revision (this front's last write); -EAGAIN: not now, read
+         * etcd instead. */
+        int (*list)(void *userdata, const char *type, const NapJobFilter *f, int64_t min_revision, NapJob **ret,
+                    size_t *ret_n, size_t *ret_total, NapError *e);
         void *userdata;
 } HttpSettings;
 

@@ -637,48 +637,178 @@ static int job_from_kv(const EtcdKeyValue *kv, NapJob *ret, NapError *e) {
         return 0;
 }
 
-static int compare_jobs(const void *a, const void *b) {
-        return nap_job_compare(a, b);
+static int compare_job_ptrs(const void *a, const void *b) {
+        return nap_job_compare(*(NapJob *const *) a, *(NapJob *const *) b);
 }
 
 static bool job_passes(const NapJob *j, const NapJobFilter *f) {
         return (!f->owner || streq(j->owner, f->owner)) && (f->status < 0 || j->status == f->status);
 }
 
+/* The page f asks for of the n jobs at ptrs (those passing f), in queue
+ * order, copied into *ret. */
+static int page_of(NapJob **ptrs, size_t n, const NapJobFilter *f, NapJob **ret, size_t *ret_n, size_t *ret_total,
+                   NapError *e) {
+        qsort(ptrs, n, sizeof *ptrs, compare_job_ptrs);
+        size_t from = MIN(f->offset, n), count = f->limit > 0 ? MIN(f->limit, n - from) : n - from;
+        NapJob *l = calloc(count ?: 1, sizeof *l);
+        if (!l)
+                return oom(e);
+        for (size_t i = 0; i < count; i++)
+                if (nap_job_copy(ptrs[from + i], l + i) < 0)
+                        return nap_job_array_free(l, i), oom(e);
+        *ret = l;
+        *ret_n = count;
+        if (ret_total)
+                *ret_total = n;
+        return 0;
+}
+
 int nap_queue_list(EtcdClient *c, const char *prefix, const char *type, const NapJobFilter *f, NapJob **ret,
                    size_t *ret_n, size_t *ret_total, NapError *e) {
         _cleanup_(etcd_range_done) EtcdRange range = {};
         _cleanup_free_ char *dir = nap_key_jobs(prefix, type);
+        _cleanup_free_ NapJob **ptrs = NULL;
         NapJob *l = NULL;
-        size_t n = 0;
+        size_t n = 0, k = 0;
         int r = nap_queue_type_check(type, e);
         if (r < 0)
                 return r;
         if (!dir)
                 return oom(e);
         r = etcd_range_prefix(c, dir, 0, false, &range, e);
-        if (r >= 0 && !(l = calloc(range.n_kvs ?: 1, sizeof *l)))
+        if (r >= 0 && (!(l = calloc(range.n_kvs ?: 1, sizeof *l)) || !(ptrs = calloc(range.n_kvs ?: 1, sizeof *ptrs))))
                 r = oom(e);
         /* a damaged job is left out, as a damaged node is */
         for (size_t i = 0; r >= 0 && i < range.n_kvs; i++)
-                if (job_from_kv(range.kvs + i, l + n, NULL) >= 0 && !job_passes(l + n, f))
-                        nap_job_done(l + n);
-                else
-                        n += l[n].data != NULL;
-        if (r < 0)
-                return nap_job_array_free(l, n), r;
-        qsort(l, n, sizeof *l, compare_jobs);
-        size_t from = MIN(f->offset, n), count = f->limit > 0 ? MIN(f->limit, n - from) : n - from;
-        for (size_t i = 0; i < from; i++)
-                nap_job_done(l + i);
-        for (size_t i = from + count; i < n; i++)
-                nap_job_done(l + i);
-        memmove(l, l + from, count * sizeof *l);
-        *ret = l;
-        *ret_n = count;
-        if (ret_total)
-                *ret_total = n;
+                if (job_from_kv(range.kvs + i, l + n, NULL) >= 0) {
+                        if (job_passes(l + n, f))
+                                ptrs[k++] = l + n;
+                        n++;
+                }
+        if (r >= 0)
+                r = page_of(ptrs, k, f, ret, ret_n, ret_total, e);
+        nap_job_array_free(l, n);
+        return r;
+}
+
+/* ---- an index of the jobs in memory, kept by a watch ------------------- */
+
+struct NapJobIndex {
+        char *dir;      /* PREFIX/queue/jobs/ */
+        json_t *where;  /* key → position in jobs */
+        NapJob *jobs;
+        char **keys;
+        size_t n, allocated;
+};
+
+NapJobIndex *nap_job_index_free(NapJobIndex *x) {
+        if (!x)
+                return NULL;
+        for (size_t i = 0; i < x->n; i++) {
+                nap_job_done(x->jobs + i);
+                free(x->keys[i]);
+        }
+        free(x->jobs);
+        free(x->keys);
+        json_decref(x->where);
+        free(x->dir);
+        free(x);
+        return NULL;
+}
+
+int nap_job_index_new(const char *prefix, NapJobIndex **ret) {
+        NapJobIndex *x = calloc(1, sizeof *x);
+        if (!x || !(x->where = json_object()) || asprintf(&x->dir, "%s/queue/jobs/", prefix) < 0)
+                return nap_job_index_free(x), -ENOMEM;
+        *ret = x;
         return 0;
+}
+
+static void index_remove(NapJobIndex *x, const char *k) {
+        json_t *at = json_object_get(x->where, k);
+        if (!at)
+                return;
+        size_t i = (size_t) json_integer_value(at), last = x->n - 1;
+        (void) json_object_del(x->where, k); /* k may be keys[i]: before it goes */
+        nap_job_done(x->jobs + i);
+        free(x->keys[i]);
+        if (i != last) {
+                x->jobs[i] = x->jobs[last];
+                x->keys[i] = x->keys[last];
+                (void) json_object_set_new(x->where, x->keys[i], json_integer((json_int_t) i));
+        }
+        x->n--;
+}
+
+static int index_put(NapJobIndex *x, const EtcdKeyValue *kv) {
+        NapJob j = {};
+        if (job_from_kv(kv, &j, NULL) < 0) {
+                index_remove(x, kv->key); /* damaged: left out */
+                return 0;
+        }
+        json_t *at = json_object_get(x->where, kv->key);
+        if (at) {
+                size_t i = (size_t) json_integer_value(at);
+                nap_job_done(x->jobs + i);
+                x->jobs[i] = j;
+                return 0;
+        }
+        if (x->n == x->allocated) {
+                size_t a = MAX(x->allocated * 2, (size_t) 64);
+                NapJob *jobs = reallocarray(x->jobs, a, sizeof *jobs);
+                if (jobs)
+                        x->jobs = jobs;
+                char **keys = jobs ? reallocarray(x->keys, a, sizeof *keys) : NULL;
+                if (!keys)
+                        return nap_job_done(&j), -ENOMEM;
+                x->keys = keys;
+                x->allocated = a;
+        }
+        if (!(x->keys[x->n] = strdup(kv->key)) ||
+            json_object_set_new(x->where, kv->key, json_integer((json_int_t) x->n)) < 0)
+                return free(x->keys[x->n]), nap_job_done(&j), -ENOMEM;
+        x->jobs[x->n++] = j;
+        return 0;
+}
+
+int nap_job_index_load(NapJobIndex *x, EtcdClient *c, int64_t *ret_revision, NapError *e) {
+        _cleanup_(etcd_range_done) EtcdRange range = {};
+        int r = etcd_range_prefix(c, x->dir, 0, false, &range, e);
+        if (r < 0)
+                return r;
+        while (x->n > 0)
+                index_remove(x, x->keys[x->n - 1]);
+        for (size_t i = 0; i < range.n_kvs; i++)
+                if (index_put(x, range.kvs + i) < 0)
+                        return oom(e);
+        *ret_revision = range.revision;
+        return 0;
+}
+
+int nap_job_index_apply(NapJobIndex *x, const EtcdEvent *ev) {
+        if (!startswith(ev->kv.key, x->dir))
+                return 0;
+        if (ev->type == ETCD_EVENT_DELETE) {
+                index_remove(x, ev->kv.key);
+                return 0;
+        }
+        return index_put(x, &ev->kv);
+}
+
+int nap_job_index_list(const NapJobIndex *x, const char *type, const NapJobFilter *f, NapJob **ret, size_t *ret_n,
+                       size_t *ret_total, NapError *e) {
+        _cleanup_free_ NapJob **ptrs = calloc(x->n ?: 1, sizeof *ptrs);
+        size_t k = 0;
+        int r = nap_queue_type_check(type, e);
+        if (r < 0)
+                return r;
+        if (!ptrs)
+                return oom(e);
+        for (size_t i = 0; i < x->n; i++)
+                if (streq(x->jobs[i].type, type) && job_passes(x->jobs + i, f))
+                        ptrs[k++] = x->jobs + i;
+        return page_of(ptrs, k, f, ret, ret_n, ret_total, e);
 }
 
 static int no_such_job(NapError *e, const char *type, const char *request_id) {

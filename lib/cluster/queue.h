@@ -175,6 +175,23 @@ int nap_queue_create(EtcdClient *c, const char *prefix, NapJob *j, NapError *e);
  * the filter (before offset and limit). */
 int nap_queue_list(EtcdClient *c, const char *prefix, const char *type, const NapJobFilter *f, NapJob **ret,
                    size_t *ret_n, size_t *ret_total, NapError *e);
+/* The jobs of every type in memory, kept current by a watch of
+ * ClusterPrefix= (nap-queued's): a list of 10,000 jobs without reading
+ * them all from etcd each time. Not locked: its user locks. */
+typedef struct NapJobIndex NapJobIndex;
+
+int nap_job_index_new(const char *prefix, NapJobIndex **ret);
+NapJobIndex *nap_job_index_free(NapJobIndex *x);
+/* Every job, read again; ret_revision: the store revision read at (watch
+ * from the one after). */
+int nap_job_index_load(NapJobIndex *x, EtcdClient *c, int64_t *ret_revision, NapError *e);
+/* One event of the watch: job keys are applied, the others ignored.
+ * -ENOMEM: the index is incomplete (load it again). */
+int nap_job_index_apply(NapJobIndex *x, const EtcdEvent *ev);
+/* nap_queue_list() from the index. */
+int nap_job_index_list(const NapJobIndex *x, const char *type, const NapJobFilter *f, NapJob **ret, size_t *ret_n,
+                       size_t *ret_total, NapError *e);
+
 /* owner NULL: anyone's (root); else NoSuchJob for another owner's job too,
  * so that one owner cannot learn of another's. */
 int nap_queue_get(EtcdClient *c, const char *prefix, const char *type, const char *request_id, const char *owner,

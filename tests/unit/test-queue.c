@@ -228,6 +228,58 @@ static void test_reservation_name(void **state) {
         assert_int_equal(nap_reservation_name_check(name, NULL, NULL), 0);
 }
 
+/* A watch event putting job rid of type with priority (value as stored). */
+static void index_put(NapJobIndex *x, const char *type, const char *rid, int64_t priority, int64_t revision) {
+        NapJob j = {};
+        char key[128], *json = NULL;
+        assert_int_equal(nap_job_request_parse(BODY(SEED_BODY), &j, NULL), 0);
+        snprintf(j.type, sizeof j.type, "%s", type);
+        snprintf(j.request_id, sizeof j.request_id, "%s", rid);
+        j.priority = priority;
+        assert_int_equal(nap_job_to_json(&j, &json), 0);
+        snprintf(key, sizeof key, "/nap/queue/jobs/%s/%s", type, rid);
+        EtcdEvent ev = { .type = ETCD_EVENT_PUT,
+                         .kv = { .key = key, .value = json, .value_size = strlen(json), .create_revision = revision,
+                                 .mod_revision = revision } };
+        assert_int_equal(nap_job_index_apply(x, &ev), 0);
+        free(json);
+        nap_job_done(&j);
+}
+
+static const char *index_ids(NapJobIndex *x, const char *type, size_t offset, size_t limit, char *buf) {
+        NapJobFilter f = { .status = _NAP_JOB_STATUS_INVALID, .offset = offset, .limit = limit };
+        NapJob *l = NULL;
+        size_t n = 0, total = 0;
+        assert_int_equal(nap_job_index_list(x, type, &f, &l, &n, &total, NULL), 0);
+        buf[0] = 0;
+        for (size_t i = 0; i < n; i++)
+                strcat(strcat(buf, i ? "," : ""), l[i].request_id);
+        nap_job_array_free(l, n);
+        return buf;
+}
+
+static void test_index(void **state) {
+        NapJobIndex *x = NULL;
+        char buf[256], key[] = "/nap/queue/jobs/vm/b";
+        assert_int_equal(nap_job_index_new("/nap", &x), 0);
+        index_put(x, "vm", "a", 5, 10);
+        index_put(x, "vm", "b", 3, 11);
+        index_put(x, "vm", "c", 4, 12);
+        index_put(x, "kube", "k", 1, 13);
+        assert_string_equal(index_ids(x, "vm", 0, 0, buf), "b,c,a");
+        assert_string_equal(index_ids(x, "vm", 1, 1, buf), "c");
+        assert_string_equal(index_ids(x, "kube", 0, 0, buf), "k");
+        index_put(x, "vm", "b", 9, 14); /* moved last */
+        assert_string_equal(index_ids(x, "vm", 0, 0, buf), "c,a,b");
+        EtcdEvent del = { .type = ETCD_EVENT_DELETE, .kv = { .key = key, .value = (char *) "" } };
+        assert_int_equal(nap_job_index_apply(x, &del), 0);
+        assert_string_equal(index_ids(x, "vm", 0, 0, buf), "c,a");
+        EtcdEvent other = { .type = ETCD_EVENT_PUT, .kv = { .key = (char *) "/nap/usage/h1", .value = (char *) "{}" } };
+        assert_int_equal(nap_job_index_apply(x, &other), 0);
+        assert_string_equal(index_ids(x, "vm", 0, 0, buf), "c,a");
+        nap_job_index_free(x);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_request_seed_readme),
@@ -244,6 +296,7 @@ int main(void) {
                 cmocka_unit_test(test_tables),
                 cmocka_unit_test(test_signature),
                 cmocka_unit_test(test_reservation_name),
+                cmocka_unit_test(test_index),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
