@@ -49,8 +49,10 @@ static int release_placed(const Admitted *a) {
 static int change_admitted(NapJob *j, EtcdTxnOp *extra, size_t *n_extra, void *userdata, NapError *e) {
         Admitted *a = userdata;
         uint64_t now = realtime_usec();
+        if (j->status == NAP_JOB_RUNNING)
+                return 1; /* admitted meanwhile (another host): the reservations are its own */
         if (j->status != NAP_JOB_QUEUED) {
-                /* cancelled while being placed: what was reserved goes */
+                /* cancelled or done while being placed: what was reserved goes */
                 release_placed(a);
                 return 1;
         }

@@ -521,12 +521,13 @@ int nap_queue_secret(EtcdClient *c, const char *prefix, const char *owner, char 
         EtcdKeyValue old = {};
         if (!k)
                 return oom(e);
-        int r = random_hex(32, &fresh, e);
-        if (r >= 0)
+        /* read first: made once per owner, read on every callback */
+        int r = etcd_get(c, k, &old, e);
+        if (r == 0 && (r = random_hex(32, &fresh, e)) >= 0)
                 r = etcd_create(c, k, fresh, strlen(fresh), 0, &old, e);
         if (r < 0)
                 return r;
-        if (r > 0) {
+        if (fresh && r > 0) {
                 *ret = TAKE_PTR(fresh);
                 return 0;
         }
