@@ -106,14 +106,57 @@ static bool wait_due(Work *w, bool *due, uint64_t until_realtime) {
         return go;
 }
 
-static void admit_types(Work *w, EtcdClient *etcd) {
+static int index_list(void *userdata, const char *type, const NapJobFilter *f, int64_t min_revision, NapJob **ret,
+                      size_t *ret_n, size_t *ret_total, NapError *e);
+
+#define ADMIT_PAGE 32
+
+/* One pass over a type, its queued jobs read from the index a page at a
+ * time (each page once the index has seen the admissions before it);
+ * from etcd when the index cannot say. */
+static int admit_type(Work *w, EtcdClient *etcd, const char *type, unsigned *ret_admitted, unsigned *ret_waiting,
+                      NapError *e) {
+        _cleanup_(nap_placer_freep) NapPlacer *p = NULL;
         NapAdmitOptions o = { .backfill = arg_backfill, .policy = NAP_POLICY_SPREAD };
+        const char *prefix = w->config->cluster_prefix;
+        size_t offset = 0, total = 0;
+        unsigned all = 0;
+        int64_t revision = 0;
+        for (;;) {
+                NapJobFilter f = { .status = NAP_JOB_QUEUED, .offset = offset, .limit = ADMIT_PAGE };
+                NapJob *l = NULL;
+                size_t n = 0;
+                unsigned admitted = 0, more = 0;
+                bool blocked = false;
+                int r = index_list(w, type, &f, revision, &l, &n, &total, e);
+                if (r == -EAGAIN) {
+                        r = nap_queue_admit(etcd, prefix, type, &o, &more, ret_waiting, e);
+                        *ret_admitted = all + more;
+                        return r;
+                }
+                if (r >= 0)
+                        r = nap_queue_admit_jobs(etcd, prefix, &p, l, n, &o, &admitted, &blocked, &revision, e);
+                nap_job_array_free(l, n);
+                if (r < 0)
+                        return r;
+                all += admitted;
+                total -= admitted;
+                if (blocked || n < ADMIT_PAGE)
+                        break;
+                offset += n - admitted; /* backfill: those that did not fit stay, skipped */
+        }
+        *ret_admitted = all;
+        *ret_waiting = (unsigned) total;
+        return 0;
+}
+
+static void admit_types(Work *w, EtcdClient *etcd) {
         unsigned waiting = 0, total = 0;
         bool failed = false;
         STRV_FOREACH(t, arg_types) {
                 NapError e = NAP_ERROR_NULL;
                 unsigned admitted = 0, left = 0;
-                if (nap_queue_admit(etcd, w->config->cluster_prefix, *t, &o, &admitted, &left, &e) < 0) {
+                if (admit_type(w, etcd, *t, &admitted, &left, &e) < 0) {
                         log_warning("Admission in the %s queue failed: %s", *t, e.message);
                         failed = true;
                         continue;

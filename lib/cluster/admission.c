@@ -71,7 +71,7 @@ static int change_admitted(NapJob *j, EtcdTxnOp *extra, size_t *n_extra, void *u
         return 0;
 }
 
-static int mark_running(Admitted *a, const NapJob *j, NapError *e) {
+static int mark_running(Admitted *a, const NapJob *j, int64_t *revision, NapError *e) {
         _cleanup_free_ char *dk = nap_key_delivery(a->prefix, j->type, j->request_id);
         if (!dk)
                 return oom(e);
@@ -79,6 +79,8 @@ static int mark_running(Admitted *a, const NapJob *j, NapError *e) {
         NapJob now = {};
         int r = nap_queue_update_job(a->etcd, a->prefix, j, change_admitted, a, &now, e);
         bool admitted = r >= 0 && now.status == NAP_JOB_RUNNING;
+        if (r >= 0)
+                *revision = MAX(*revision, now.revision);
         nap_job_done(&now);
         return r < 0 ? r : admitted;
 }
@@ -108,7 +110,7 @@ static int find_placed(EtcdClient *c, const char *prefix, NapReservation *rs, un
 
 /* 1 admitted, 0 does not fit now. */
 static int admit_one(EtcdClient *c, const char *prefix, NapPlacer *p, const NapJob *j, const NapAdmitOptions *o,
-                     NapError *e) {
+                     int64_t *revision, NapError *e) {
         NapReservation rs[2 * NAP_JOB_INSTANCES_MAX];
         bool with_previous[2 * NAP_JOB_INSTANCES_MAX];
         unsigned n = job_reservations(j, rs, with_previous);
@@ -122,7 +124,28 @@ static int admit_one(EtcdClient *c, const char *prefix, NapPlacer *p, const NapJ
                 if (r < 0 && e)
                         *e = e2;
         }
-        return r < 0 ? r : mark_running(&a, j, e);
+        return r < 0 ? r : mark_running(&a, j, revision, e);
+}
+
+int nap_queue_admit_jobs(EtcdClient *c, const char *prefix, NapPlacer **placer, const NapJob *jobs, size_t n,
+                         const NapAdmitOptions *o, unsigned *ret_admitted, bool *ret_blocked, int64_t *ret_revision,
+                         NapError *e) {
+        unsigned admitted = 0;
+        bool blocked = false;
+        int r = 0;
+        for (size_t i = 0; r >= 0 && !blocked && i < n; i++) {
+                if (!*placer && (r = nap_placer_new(c, prefix, placer, e)) < 0)
+                        break;
+                r = admit_one(c, prefix, *placer, jobs + i, o, ret_revision, e);
+                blocked = r == 0 && !o->backfill;
+                admitted += r > 0;
+        }
+        if (r < 0)
+                return r;
+        *ret_admitted = admitted;
+        if (ret_blocked)
+                *ret_blocked = blocked;
+        return 0;
 }
 
 int nap_queue_admit(EtcdClient *c, const char *prefix, const char *type, const NapAdmitOptions *o,
@@ -132,15 +155,10 @@ int nap_queue_admit(EtcdClient *c, const char *prefix, const char *type, const N
         NapJob *l = NULL;
         size_t n = 0;
         unsigned admitted = 0;
+        int64_t revision = 0;
         int r = nap_queue_list(c, prefix, type, &f, &l, &n, NULL, e);
-        if (r >= 0 && n > 0)
-                r = nap_placer_new(c, prefix, &p, e);
-        for (size_t i = 0; r >= 0 && i < n; i++) {
-                r = admit_one(c, prefix, p, l + i, o, e);
-                if (r == 0 && !o->backfill)
-                        break;
-                admitted += r > 0;
-        }
+        if (r >= 0)
+                r = nap_queue_admit_jobs(c, prefix, &p, l, n, o, &admitted, NULL, &revision, e);
         nap_job_array_free(l, n);
         if (r < 0)
                 return r;

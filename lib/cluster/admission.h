@@ -32,7 +32,17 @@ typedef struct NapAdmitOptions {
         NapPolicy policy;
 } NapAdmitOptions;
 
-/* One pass over type's queue. ret_admitted, ret_waiting (optional): the
- * jobs admitted, and those still queued after it. */
+/* Admits from jobs (queued ones of one type, in queue order, as read by
+ * the caller: nap-queued reads them from its index), as a pass does.
+ * *placer: the inventory as read, made on first need and kept for the
+ * next call. ret_blocked (optional): strict priority stopped at a job
+ * that does not fit. ret_revision: raised to the store revision of the
+ * last write. */
+int nap_queue_admit_jobs(EtcdClient *c, const char *prefix, NapPlacer **placer, const NapJob *jobs, size_t n,
+                         const NapAdmitOptions *o, unsigned *ret_admitted, bool *ret_blocked, int64_t *ret_revision,
+                         NapError *e);
+
+/* One pass over type's queue, read from etcd. ret_admitted, ret_waiting
+ * (optional): the jobs admitted, and those still queued after it. */
 int nap_queue_admit(EtcdClient *c, const char *prefix, const char *type, const NapAdmitOptions *o,
                     unsigned *ret_admitted, unsigned *ret_waiting, NapError *e);
