@@ -82,6 +82,40 @@ static int change_outcome(NapJob *j, EtcdTxnOp *extra, size_t *n_extra, void *us
         return 0;
 }
 
+typedef struct Claim {
+        const char *delivery_id;
+        uint64_t until_usec; /* when another host may attempt it */
+        bool claimed;
+} Claim;
+
+static int change_claim(NapJob *j, EtcdTxnOp *extra, size_t *n_extra, void *userdata, NapError *e) {
+        Claim *x = userdata;
+        x->claimed = j->delivery == NAP_DELIVERY_PENDING && streq(j->delivery_id, x->delivery_id) &&
+                     j->next_attempt_usec <= realtime_usec();
+        if (!x->claimed)
+                return 1; /* delivered, ended, or being attempted by another host */
+        j->next_attempt_usec = x->until_usec;
+        return 0;
+}
+
+/* Marks a due delivery as being attempted (its next attempt moved past
+ * this one's timeout) in one CAS, so that of the hosts seeing it due only
+ * one POSTs it; a host dying mid-attempt leaves it to the others once the
+ * claim expires. 1 claimed, with the job as written in ret. */
+static int claim(EtcdClient *c, const char *prefix, const NapCallbackOptions *o, const NapJob *j, NapJob *ret,
+                 NapError *e) {
+        Claim x = { .delivery_id = j->delivery_id,
+                    .until_usec = realtime_usec() + (o->timeout_usec ?: 10 * USEC_PER_SEC) + USEC_PER_SEC };
+        NapJob current = {};
+        int r = nap_queue_update_job(c, prefix, j, change_claim, &x, &current, e);
+        if (r < 0 || !x.claimed) {
+                nap_job_done(&current);
+                return r < 0 ? r : 0;
+        }
+        *ret = current;
+        return 1;
+}
+
 /* Attempts one job's delivery; 1 delivered. */
 static int attempt(EtcdClient *c, const char *prefix, const NapCallbackOptions *o, const NapJob *j, NapError *e) {
         _cleanup_free_ char *body = NULL, *secret = NULL, *dk = nap_key_delivery(prefix, j->type, j->request_id);
@@ -128,7 +162,11 @@ static int deliver_key(EtcdClient *c, const char *prefix, const NapCallbackOptio
                 nap_job_done(&j);
                 return 0;
         }
-        r = attempt(c, prefix, o, &j, e);
+        NapJob mine = {};
+        r = claim(c, prefix, o, &j, &mine, e);
+        if (r > 0) /* else another host's attempt: its outcome wakes the watch, or a look after backoff */
+                r = attempt(c, prefix, o, &mine, e);
+        nap_job_done(&mine);
         if (r == 0 && j.attempts + 1 < max_attempts(o)) {
                 uint64_t due = now + backoff(o, j.attempts + 1);
                 if (*next == 0 || due < *next)

@@ -20,7 +20,9 @@
  * reason. Redirects are not followed. Every outcome is written to the job
  * in etcd before the next attempt, so a restart resumes where it stopped:
  * at least once (an attempt that reached the receiver just before a crash
- * is made again, with the same delivery id). Nothing here logs. */
+ * is made again, with the same delivery id). Hosts sharing the queue
+ * claim an attempt first (a CAS on the job): one POST per attempt, not
+ * one per host. Nothing here logs. */
 
 #include "cluster/queue.h"
 

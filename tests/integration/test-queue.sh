@@ -22,6 +22,7 @@
 
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/../etcd-lib.sh"
+. "$(dirname "$0")/queue-lib.sh"
 
 nap_napctl_env
 [ -n "${NAP_SANDBOX_INSIDE:-}" ] || [ -x "$ETCD_BIN" ] || skip_all "no $ETCD_BIN (Debian's etcd-server)"
@@ -29,8 +30,6 @@ nap_sandbox_enter "$@"
 nap_sandbox_start
 nap_users_setup || { echo "Bail out! cannot set up the test users"; exit 1; }
 chmod 0711 "$XDG_RUNTIME_DIR" # other uids reach the socket
-RECEIVER=$NAP_SOURCE_ROOT/tests/integration/queue-receiver.py
-PIDS=()
 trap 'nap__rc=$?; for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; for m in 1 2 3; do member_stop $m; done; (exit $nap__rc); nap_sandbox_stop' EXIT
 
 # A 3-member etcd cluster on loopback ports, kept for restarts.
@@ -71,23 +70,6 @@ queued_install() {
 queued_state() { timeout 30 systemctl --user show -P ActiveState nap-queued.service 2>&1; }
 queued_install || { echo "Bail out! cannot install nap-queued"; exit 1; }
 
-# q [-u UID] METHOD PATH [BODY]: the HTTP status on the first line (000:
-# no answer), the body on the second
-q() {
-        local as=() out
-        if [ "$1" = -u ]; then as=(setpriv --reuid="$2" --regid="$2" --clear-groups); shift 2; fi
-        local m=$1 path=$2 body=${3-}
-        local args=(-s --max-time 20 --unix-socket "$SOCK" -X "$m" -w '\n%{http_code}')
-        [ -n "$body" ] && args+=(-H 'Content-Type: application/json' --data-binary "$body")
-        out=$("${as[@]}" curl "${args[@]}" "http://queue$path" 2>/dev/null)
-        printf '%s\n%s\n' "${out##*$'\n'}" "${out%$'\n'*}"
-}
-code() { printf '%s\n' "$1" | head -n 1; }
-body() { printf '%s\n' "$1" | sed -n 2p; }
-jqb() { body "$1" | jq -r "$2" 2>&1; }
-ids() { q GET "/v1/vm/${1-}" | sed -n 2p | jq -r '[.data[].RequestID] | join(",")'; }
-# job JSON for request_id $1 owner $2 callback $3 and VCPU $4
-job() { printf '{"request_id":"%s","owner_id":"%s","data":{"instances":[{"VCPU":%s,"Memory":1024,"Disk":1}],"project":"project id"},"callback":"%s"}' "$1" "$2" "${4:-1}" "$3"; }
 snapshot() { etcdq get --prefix /nap/queue/ -w json | jq -c '[.kvs[]? | [.key, .mod_revision]]' | sha256sum; }
 
 # ============================================================= the README
@@ -182,29 +164,12 @@ assert_eq "cancelled jobs stay, DeletedAt set" "cancelled true" \
 
 # ============================================================== admission
 log "admission: five jobs, two hosts' worth of capacity"
-mkdir -p "$NAP_TEST_DIR/recv"
-receiver() { # NAME FAIL [PORT]: starts one, sets RPORT
-        rm -f "$NAP_TEST_DIR/recv/$1.port"
-        python3 "$RECEIVER" "$NAP_TEST_DIR/recv/$1.log" "$NAP_TEST_DIR/recv/$1.port" "$2" ${3:-} &
-        PIDS+=($!)
-        wait_until 10 test -s "$NAP_TEST_DIR/recv/$1.port" || return 1
-        RPORT=$(cat "$NAP_TEST_DIR/recv/$1.port")
-}
-got() { # RECEIVER [PATH]: how many POSTs it received (for PATH)
-        [ -e "$NAP_TEST_DIR/recv/$1.log" ] || { echo 0; return; }
-        jq -r .path "$NAP_TEST_DIR/recv/$1.log" | grep -c "${2:-.}"
-}
 receiver main 0 || { echo "Bail out! the receiver did not start"; exit 1; }
 MAIN=$RPORT
 for i in 1 2 3 4 5; do q POST /v1/vm/ "$(job "j$i" y "http://127.0.0.1:$MAIN/j$i")" >/dev/null; done
 assert_eq "no node yet: all five queued" "j1,j2,j3,j4,j5" "$(ids '?status=queued')"
 MIN=$(prio j1)
 q POST /v1/vm/j5 "{\"priority\": $((MIN - 1))}" >/dev/null
-agent() { # NAME: a real nap-node agent, 2 CPUs and 2 GiB
-        sed "/^Etcd=/a Node=$1\nCPU=2\nMemory=2G\nStorage=100G\nNodeTTL=3" "$NAP_CONFIG" >"$NAP_TEST_DIR/$1.conf"
-        NAP_CONFIG=$NAP_TEST_DIR/$1.conf "$NAP_BUILD_ROOT/helpers/nap-node" >>"$NAP_TEST_DIR/$1.log" 2>&1 &
-        PIDS+=($!)
-}
 agent h1
 agent h2
 wait_until 15 test "$(ids '?status=running' | tr ',' '\n' | grep -c .)" -ge 4
