@@ -20,6 +20,7 @@
 #include "verb-lifecycle.h"
 #include "verb-mpi.h"
 #include "verb-nodes.h"
+#include "verb-queue.h"
 #include "verb-rollback.h"
 #include "verb-web.h"
 
@@ -33,6 +34,7 @@ static const char *arg_request_id = NULL;
 static bool arg_no_block = false;
 static NapRolloutOptions arg_rollout = {}; /* --batch=, --drain= */
 static bool arg_yes = false;
+static QueueOptions arg_queue = {};
 
 /* Options only some verbs take; any other verb refuses them. */
 enum {
@@ -49,6 +51,8 @@ enum {
         OPT_YES = 1 << 10,
         OPT_BATCH = 1 << 11,
         OPT_DRAIN = 1 << 12,
+        OPT_OWNER = 1 << 13,
+        OPT_STATUS = 1 << 14,
         OPT_ROLLOUT = OPT_BATCH | OPT_DRAIN,
         OPT_COMPUTE = OPT_CPU | OPT_MEMORY,
         OPT_SCHEDULE = OPT_LABELS | OPT_POLICY | OPT_COUNT,
@@ -63,6 +67,7 @@ static const struct {
         { OPT_COUNT, "--count=" },     { OPT_FORCE, "--force" },   { OPT_REQUEST_ID, "--request-id=" },
         { OPT_NO_BLOCK, "--no-block" }, { OPT_YES, "--yes" },
         { OPT_BATCH, "--batch=" },     { OPT_DRAIN, "--drain=" },
+        { OPT_OWNER, "--owner=" },     { OPT_STATUS, "--status=" },
 };
 
 /* A verb; "node show": the sub-verb show of node. */
@@ -76,6 +81,7 @@ typedef struct Verb {
         unsigned options;    /* OPT_* it takes */
         node_verb_fn run_node; /* instead of run: verb-nodes.h */
         lifecycle_verb_fn run_app; /* instead of run: verb-lifecycle.h */
+        queue_verb_fn run_queue; /* instead of run: verb-queue.h */
 } Verb;
 
 /* ---- verbs over io.nap.Manager ---------------------------------------- */
@@ -441,6 +447,15 @@ static const Verb verbs[] = {
         { "release storage", "NODE NAME", 2, 2, .run_node = verb_release_storage, .help = "Release a storage reservation" },
         { "schedule compute", "NAME", 1, 1, .run_node = verb_schedule_compute, .options = OPT_COMPUTE | OPT_SCHEDULE, .help = "Reserve --cpu/--memory on the best node(s)" },
         { "schedule storage", "NAME", 1, 1, .run_node = verb_schedule_storage, .options = OPT_STORAGE | OPT_SCHEDULE, .help = "Reserve --storage on the best node(s)" },
+        { "queue list", "TYPE", 1, 1, .run_queue = verb_queue_list, .options = OPT_OWNER | OPT_STATUS, .help = "List a resource queue's jobs in order (--owner, --status)" },
+        { "queue show", "TYPE ID", 2, 2, .run_queue = verb_queue_show, .help = "Show a job: status, placements, callback" },
+        { "queue submit", "TYPE ID CALLBACK VCPU,MIB,GIB...", 4, 19, .run_queue = verb_queue_submit, .options = OPT_OWNER, .help = "Queue a job of instances; CALLBACK is POSTed when admitted" },
+        { "queue move", "TYPE ID first|last|after:ID|N", 3, 3, .run_queue = verb_queue_move, .help = "Reorder a queued job" },
+        { "queue cancel", "TYPE ID", 2, 2, .run_queue = verb_queue_cancel, .help = "Cancel a job (a running one's reservations are freed)" },
+        { "queue done", "TYPE ID", 2, 2, .run_queue = verb_queue_done, .help = "End a running job, freeing its reservations" },
+        { "queue history", "TYPE ID", 2, 2, .run_queue = verb_queue_history, .help = "Show a job's status history" },
+        { "queue token", "OWNER", 1, 1, .run_queue = verb_queue_token, .help = "Make a bearer token for the queue over TCP (root)" },
+        { "queue secret", "[OWNER]", 0, 1, .run_queue = verb_queue_secret, .help = "Show the secret signing an owner's callbacks" },
 };
 
 /* ---- main ------------------------------------------------------------- */
@@ -479,6 +494,9 @@ static void help(void) {
                "     --policy=spread|binpack  schedule: the least (default) or most loaded node\n"
                "     --count=N                schedule: N reservations NAME.1 ... NAME.N (1 to 32)\n"
                "     --force                  node delete: drop its reservations too\n"
+               "\nOptions of the queue commands (nap-queued(8); its socket: $NAP_QUEUE_SOCKET):\n"
+               "     --owner=USER             list: only USER's jobs; submit: for USER (root)\n"
+               "     --status=STATUS          list: queued, running, done or cancelled\n"
                "\nConfiguration: %s, or the file in $NAP_CONFIG.\n"
                "See napctl(1), nap-managerd(8), nap.conf(5) and nap.profile(5).\n",
                NAP_CONFIG_DEFAULT_PATH);
@@ -503,6 +521,8 @@ enum {
         ARG_YES,
         ARG_BATCH,
         ARG_DRAIN,
+        ARG_OWNER,
+        ARG_STATUS,
 };
 
 static int parse_lines(const char *s) {
@@ -605,6 +625,10 @@ static int parse_option(int ch) {
                 return parse_batch(optarg);
         case ARG_DRAIN:
                 return parse_drain(optarg);
+        case ARG_OWNER:
+                return node_option(OPT_OWNER, &arg_queue.owner);
+        case ARG_STATUS:
+                return node_option(OPT_STATUS, &arg_queue.status);
         case ARG_FORCE:
                 arg_node.force = true;
                 arg_given |= OPT_FORCE;
@@ -634,6 +658,8 @@ static int parse_argv(int argc, char *argv[]) {
                 { "yes", no_argument, NULL, ARG_YES },
                 { "batch", required_argument, NULL, ARG_BATCH },
                 { "drain", required_argument, NULL, ARG_DRAIN },
+                { "owner", required_argument, NULL, ARG_OWNER },
+                { "status", required_argument, NULL, ARG_STATUS },
                 {},
         };
         for (int ch; (ch = getopt_long(argc, argv, "hfn:", options, NULL)) >= 0;) {
@@ -732,6 +758,7 @@ static int exit_status(const NapError *e) {
         case NAP_ERROR_NO_SUCH_INSTANCE:
         case NAP_ERROR_NO_SUCH_NODE:
         case NAP_ERROR_NO_SUCH_RESERVATION:
+        case NAP_ERROR_NO_SUCH_JOB:
                 return 4;
         default:
                 return 1;
@@ -801,7 +828,9 @@ int main(int argc, char *argv[]) {
         arg_caller.warn = warn_config;
         arg_node.json = arg_json;
         LifecycleOptions lifecycle = { .json = arg_json, .yes = arg_yes, .no_block = arg_no_block };
-        r = v->run_node  ? v->run_node(&arg_caller, args, &arg_node, &e)
+        arg_queue.json = arg_json;
+        r = v->run_queue ? v->run_queue(&arg_caller, args, &arg_queue, &e)
+            : v->run_node  ? v->run_node(&arg_caller, args, &arg_node, &e)
             : v->run_app ? v->run_app(&arg_caller, args, &lifecycle, &e)
                          : v->run(&arg_caller, args, &e);
         if (r < 0 && !nap_error_is_set(&e))

@@ -28,5 +28,7 @@ void sha256_final(Sha256 *s, uint8_t out[static SHA256_DIGEST_SIZE]);
 /* The three in one. */
 void sha256(const void *p, size_t n, uint8_t out[static SHA256_DIGEST_SIZE]);
 
-/* HMAC-SHA-256 of p with key (any length). */
+/* HMAC-SHA-256 (RFC 2104) of p with key (any length: a key longer than the
+ * block, 64 bytes, is hashed first). nap-web signs its cookies with it,
+ * the queue its callbacks (lib/cluster/callback.h). */
 void hmac_sha256(const void *key, size_t key_size, const void *p, size_t n, uint8_t out[static SHA256_DIGEST_SIZE]);
