@@ -166,6 +166,8 @@ static int adopt_fetched_tree(const char *tree, const char *old_tree, const char
         r = refuse_symlinked_profile(tree, e);
         if (r >= 0)
                 r = ops_load_profile_in(tree, ret_profile, e);
+        if (r >= 0 && ops_tree_is_dockerfile_app(tree))
+                r = ops_container_check(e); /* a Dockerfile app needs podman here */
         if (r < 0)
                 return r;
         r = deploy_meta_write(tree, old_tree, url, commit);

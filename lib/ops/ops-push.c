@@ -378,7 +378,10 @@ static int start_instance(Rollout *ro, const NapManifest *m, NapError *e) {
         char unit[NAP_UNIT_NAME_MAX];
         nap_instance_unit_name(&m->instance, unit);
         (void) nap_systemd_reset_failed_unit(ro->bus, unit);
-        return nap_systemd_start_unit(ro->bus, unit, e);
+        int r = ops_container_build(ro->c, m, &ro->o, e); /* a container's image first */
+        if (r >= 0 && (r = nap_systemd_start_unit(ro->bus, unit, e)) < 0)
+                ops_container_explain(ro->c, m, e);
+        return r;
 }
 
 /* Clients stop finding the batch's old instances: their sidecars revoke
@@ -809,6 +812,8 @@ static int fill_instances(Rollout *ro, NapError *e) {
 static void after_success(Rollout *ro, const char *url) {
         if (ro->ret->deploy.changed)
                 ro->ret->deploy.publish = nap_publish_url(ro->c, &ro->s, url, &ro->ret->deploy.publish_error);
+        if (ro->ret->deploy.changed && ops_tree_is_dockerfile_app(ro->service_dir))
+                (void) ops_container_prune(ro->c, &ro->s, ro->ret->deploy.commit, ro->ret->previous, &ro->o);
 }
 
 static void after_failure(Rollout *ro, NapError *e) {

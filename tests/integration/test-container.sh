@@ -1,0 +1,204 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# Issue 17: Dockerfile apps for real. A Dockerfile app (tests/apps/
+# container-app: FROM scratch with the host's static busybox serving
+# www/ on $PORT) is pushed with real git into a bare repository whose
+# post-receive hook is nap-receive, built by its build unit with the real
+# podman and runc, and run by its run unit in the sandboxed systemd user
+# manager (lib.sh), with the instance's port published. Asserts what the
+# pusher sees, what answers over HTTP, the journal of both units, the
+# images in podman's store, the manager's "Reloading." lines, and the
+# run unit's systemd-analyze exposure (printed).
+#
+# Why the user manager of the sandbox and not a system one: podman runs
+# there as root (the sandbox's manager is root's), which is what nap's
+# system scope gives it too; rootless podman (subuids, slirp4netns) is not
+# what nap runs. podman's storage is a tmpfs mounted over
+# /var/lib/containers (and its CNI state over /var/lib/cni) inside the
+# sandbox's mount namespace: nothing is left on the host. podman reads
+# nap's own containers.conf (conf/containers.conf, installed as a
+# containers.conf.d drop-in) through CONTAINERS_CONF in the manager's
+# environment, which its units inherit.
+#
+#   NAPCTL=build/cli/napctl NAP_GENERATOR=build/generators/nap-generator \
+#   NAP_BUILD_ROOT=build tests/integration/test-container.sh
+# Needs root, podman, runc and busybox-static (scripts/install-deps).
+
+. "$(dirname "$0")/lib.sh"
+
+SRC=${NAP_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+BUSYBOX=/bin/busybox
+if [ -z "${NAP_SANDBOX_INSIDE:-}" ]; then
+        nap_napctl_env
+        NAP_RECEIVE=${NAP_RECEIVE:-$NAP_BUILD_ROOT/helpers/nap-receive}
+        [ -x "$NAP_RECEIVE" ] || { echo "Bail out! $NAP_RECEIVE is not built"; exit 1; }
+        for t in podman runc git jq curl systemd-analyze; do
+                command -v "$t" >/dev/null || [ -x "/usr/sbin/$t" ] || skip_all "$t is not installed (scripts/install-deps)"
+        done
+        file -L "$BUSYBOX" 2>/dev/null | grep -q 'statically linked' ||
+                skip_all "$BUSYBOX is not a static busybox (Debian's busybox-static)"
+        export NAP_RECEIVE=$(realpath "$NAP_RECEIVE") CONTAINERS_CONF=$SRC/conf/containers.conf
+fi
+nap_sandbox_enter "$@"
+# podman's store and CNI state: the sandbox's own, gone with it.
+mkdir -p /var/lib/containers /var/lib/cni &&
+        mount -t tmpfs -o mode=0700 tmpfs /var/lib/containers &&
+        mount -t tmpfs -o mode=0755 tmpfs /var/lib/cni || { echo "Bail out! cannot mount podman's store"; exit 1; }
+nap_sandbox_start
+. "$(dirname "$0")/napctl-lib.sh"
+
+SVC=alice_box
+APP=$NAP_TEST_DIR/app
+BARE=$NAP_ROOT/git/alice/box.git
+TREE=$NAP_ROOT/services/alice/$SVC
+export NAP_RECEIVE_TIMEOUT=20
+
+# ------------------------------------------------------------------ helpers
+
+# push: git push of APP's main; sets POUT, PRC, URL (the first bare
+# "remote: http://…" line) and MS (wall time).
+push() {
+        local t0
+        t0=$(now_ms)
+        PRC=0
+        POUT=$(cd "$APP" && timeout 180 git push -q origin main 2>&1) || PRC=$?
+        MS=$(($(now_ms) - t0))
+        URL=$(printf '%s\n' "$POUT" | sed -nE 's|^remote: (http://[0-9.]+:[0-9]+)[[:space:]]*$|\1|p' | head -n 1)
+}
+push_diag() { diag "git push: rc=$PRC" "$POUT"; }
+
+# commit MESSAGE: everything in APP; prints the new commit.
+commit() {
+        git -C "$APP" add -A && git -C "$APP" commit -q -m "$1" && git -C "$APP" rev-parse HEAD
+}
+
+page() { curl -sS --max-time 3 "$1/" 2>/dev/null; }
+images() { podman images --noheading --format '{{.Repository}}:{{.Tag}}' --filter "reference=localhost/nap/$SVC" | sort; }
+tag_of() { echo "localhost/nap/$SVC:${1:0:12}"; }
+instance_unit() { # the app's only running instance's unit
+        systemctl --user list-units --no-legend --plain --state=running "${SVC}_common@*.service" | awk '{ print $1 }'
+}
+unit_log() { journalctl --no-pager -q -o cat --user-unit "$1" 2>/dev/null; }
+
+# ------------------------------------------------------ the app, first push
+
+git init -q --bare -b main "$BARE" &&
+        printf '#!/bin/sh\nexec %s alice box\n' "$NAP_RECEIVE" >"$BARE/hooks/post-receive" &&
+        chmod 0755 "$BARE/hooks/post-receive" || { echo "Bail out! cannot make the bare repository"; exit 1; }
+# The static busybox is copied in here, never committed to nap's tree.
+cp -r "$SRC/tests/apps/container-app" "$APP" && cp "$BUSYBOX" "$APP/busybox" &&
+        echo "box v1" >"$APP/www/index.html" && make_repo "$APP" >/dev/null &&
+        git -C "$APP" branch -q -M main && git -C "$APP" remote add origin "$BARE" ||
+        { echo "Bail out! cannot make the app's repository"; exit 1; }
+V1=$(git -C "$APP" rev-parse HEAD)
+
+push
+log "first push: ${MS} ms; it printed:"
+printf '%s\n' "$POUT" | sed 's/^/#   /'
+if [ "$PRC" -eq 0 ]; then ok "the first push of a Dockerfile app succeeds"; else fail "the first push of a Dockerfile app succeeds"; push_diag; fi
+assert_contains "the push shows the build's steps" "$POUT" "build: STEP 2/5: COPY busybox /bin/busybox"
+assert_contains "the push names the image it built" "$POUT" "image $(tag_of "$V1") built in"
+assert_eq "the instance answers with the pushed page" "box v1" "$(page "$URL")"
+UNIT1=$(instance_unit)
+I1=${UNIT1%.service}
+BUILD1=${SVC}_build@${I1##*@}.service
+assert_match "the instance runs as a podman container (conmon is its main process)" \
+        "$(ps -o comm= -p "$(systemctl --user show -P MainPID "$UNIT1")" 2>/dev/null)" '^conmon$'
+assert_eq "podman's store holds the image, tagged by app and commit" "$(tag_of "$V1")" "$(images)"
+assert_contains "the build unit's journal has the build's output" "$(unit_log "$BUILD1")" \
+        "Successfully tagged $(tag_of "$V1")"
+assert_contains "the instance's journal has the container's output (with \$PORT passed in)" \
+        "$(unit_log "$UNIT1")" "container app: serving /www on port ${URL##*:}"
+nap get-journal "$I1"
+assert_contains "napctl get-journal shows the container's output" "$OUT" "container app: serving /www"
+
+# The run unit as systemd-analyze scores it (the generator's file).
+EXPOSURE=$(systemd-analyze --user security --offline=yes \
+        "$XDG_RUNTIME_DIR/systemd/user/$UNIT1" 2>/dev/null | sed -n 's/^→ Overall exposure level for .*: \([0-9.]*\) .*/\1/p')
+log "exposure of the container run unit (systemd-analyze security): $EXPOSURE"
+check "the run unit's exposure is at most 6.5 (got $EXPOSURE)" \
+        python3 -c 'import sys; sys.exit(not (sys.argv[1] and float(sys.argv[1]) <= 6.5))' "$EXPOSURE"
+
+# -------------------------------------------------------- a second push
+
+cursor=$(cursor_now)
+echo "box v2" >"$APP/www/index.html"
+V2=$(commit "v2")
+push
+log "second push: ${MS} ms"
+if [ "$PRC" -eq 0 ]; then ok "a second push succeeds"; else fail "a second push succeeds"; push_diag; fi
+assert_eq "the new version answers" "box v2" "$(page "$URL")"
+V2_URL=$URL
+assert_eq "podman's store holds both images" "$(printf '%s\n' "$(tag_of "$V1")" "$(tag_of "$V2")" | sort)" "$(images)"
+check "the second push reloaded the manager at most once ($(reloads_since "$cursor"))" \
+        test "$(reloads_since "$cursor")" -le 1
+UNIT2=$(instance_unit)
+check "the old container is gone (only one runs)" test "$(podman ps -q | wc -l)" -eq 1
+
+# ------------------------------------------------ a build that fails
+
+cp "$APP/Dockerfile" "$NAP_TEST_DIR/Dockerfile.good"
+echo 'COPY no-such-file /nowhere' >>"$APP/Dockerfile"
+commit "broken" >/dev/null
+push
+log "failing push: ${MS} ms; it printed:"
+printf '%s\n' "$POUT" | sed 's/^/#   /'
+# (git push itself succeeds: a post-receive hook cannot refuse a push.)
+assert_contains "a push whose image does not build says the deploy failed" "$POUT" "remote: nap: "
+assert_contains "the push says the build failed" "$POUT" "the image build failed"
+assert_contains "the push shows the build log's last lines" "$POUT" "no-such-file"
+assert_contains "the push says the previous version keeps running" "$POUT" "the previous version (${V2:0:12}) keeps running"
+assert_eq "the previous version keeps serving" "box v2" "$(page "$V2_URL")"
+assert_eq "its instance is the same unit" "$UNIT2" "$(instance_unit)"
+
+# ---------------------------------------- a third push: old images pruned
+
+cp "$NAP_TEST_DIR/Dockerfile.good" "$APP/Dockerfile"
+echo "box v3" >"$APP/www/index.html"
+V3=$(commit "v3")
+push
+log "third push: ${MS} ms"
+if [ "$PRC" -eq 0 ]; then ok "a push after the failed one succeeds"; else fail "a push after the failed one succeeds"; push_diag; fi
+assert_eq "v3 answers" "box v3" "$(page "$URL")"
+assert_eq "the oldest image is pruned: the deployed one and the previous one are kept" \
+        "$(printf '%s\n' "$(tag_of "$V2")" "$(tag_of "$V3")" | sort)" "$(images)"
+assert_contains "the push says it pruned" "$POUT" "1 old image of $SVC pruned"
+
+# ------------------------------------------------ rollback, stop, start, remove
+
+nap rollback "$SVC"
+ROLLBACK_URL=$(printf '%s\n' "$OUT" | sed -nE 's|^(http://[0-9.]+:[0-9]+).*$|\1|p' | head -n 1)
+if [ "$RC" -eq 0 ]; then ok "rollback"; else fail "rollback"; nap_diag rollback; fi
+I=$(instance_unit)
+I=${I%.service}
+PORT=$(jq -r .port "$NAP_INSTANCES/$I.json")
+assert_eq "rollback: the previous version answers (its image was kept)" "box v2" "$(page "http://127.0.0.1:$PORT")"
+
+expect_ok "stop-app" stop-app "$I"
+check "stop-app: the container is gone" test -z "$(podman ps -q)"
+check "stop-app: nothing answers" http_refused "http://127.0.0.1:$PORT/"
+expect_ok "start-app" start-app "$I"
+assert_eq "start-app: it answers again" "box v2" "$(page "http://127.0.0.1:$PORT")"
+expect_ok "restart-app" restart-app "$I"
+assert_eq "restart-app: it answers again" "box v2" "$(page "http://127.0.0.1:$PORT")"
+expect_ok "scale to 2" scale "$SVC" 2
+check "scale: two containers run" test "$(podman ps -q | wc -l)" -eq 2
+expect_ok "remove-instance" remove-instance "$I"
+check "remove-instance: one container is left" test "$(podman ps -q | wc -l)" -eq 1
+check "remove-instance: nothing answers on its port" http_refused "http://127.0.0.1:$PORT/"
+
+# ------------------------------------------------ what the host lacks
+
+# podman made unusable inside this mount namespace only: a start says so
+# by name and makes nothing.
+before=$(ls "$NAP_INSTANCES" | wc -l)
+touch "$NAP_TEST_DIR/no-podman" && chmod 0644 "$NAP_TEST_DIR/no-podman" &&
+        mount --bind "$NAP_TEST_DIR/no-podman" /usr/bin/podman
+nap --no-helper start-common "$SVC" # in this process: this mount namespace's view
+umount /usr/bin/podman
+check "without podman start-common fails" test "$RC" -ne 0
+assert_contains "... saying podman is not installed" "$ERR" "podman is not installed"
+assert_eq "... and making no instance" "$before" "$(ls "$NAP_INSTANCES" | wc -l)"
+
+nap_summary
