@@ -38,7 +38,7 @@ static const char *const runtime_paths[] = {
         "/usr/bin/runc", "/usr/sbin/runc", "/usr/local/bin/runc", "/usr/bin/crun", "/usr/local/bin/crun",
 };
 
-int ops_container_check(NapError *e) {
+static int check_binaries(NapError *e) {
         if (access(NAP_PODMAN_BINARY, X_OK) < 0)
                 return nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, -ENOENT,
                                      "podman is not installed (%s: %s); a Dockerfile app needs it "
@@ -49,6 +49,29 @@ int ops_container_check(NapError *e) {
         return nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, -ENOENT,
                              "the container runtime cannot run here: neither runc nor crun is installed "
                              "(nap-generator(8), CONTAINERS)");
+}
+
+/* A line "containers:START:COUNT" in file (/etc/subuid, /etc/subgid):
+ * the ids --userns=auto hands out to the containers of the system scope. */
+static bool has_containers_range(const char *file) {
+        _cleanup_free_ char *text = NULL;
+        if (read_full_file(file, 1024 * 1024, &text, NULL) < 0)
+                return false;
+        for (const char *l = text; l; l = strchr(l, '\n'), l = l ? l + 1 : NULL)
+                if (startswith(l, "containers:"))
+                        return true;
+        return false;
+}
+
+int ops_container_check(NapScope scope, NapError *e) {
+        static const char *const id_files[] = { "/etc/subuid", "/etc/subgid" };
+        for (size_t i = 0; scope == NAP_SCOPE_SYSTEM && i < ELEMENTSOF(id_files); i++)
+                if (!has_containers_range(id_files[i]))
+                        return nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, -ENOENT,
+                                             "the container runtime cannot run here: %s has no range for user "
+                                             "'containers', which podman --userns=auto needs (nap-generator(8), "
+                                             "CONTAINERS)", id_files[i]);
+        return check_binaries(e);
 }
 
 /* ---- the build's log ----------------------------------------------------- */
@@ -197,6 +220,7 @@ void ops_container_explain(NapContext *c, const NapManifest *m, NapError *e) {
                 return;
         for (size_t i = n; i > 0; i--)
                 if (is_runtime_error(l[i - 1].message)) {
+                        *e = NAP_ERROR_NULL; /* the cause replaces "the job failed" */
                         nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, -EPERM,
                                       "the container runtime cannot run here: %.300s (nap-generator(8), CONTAINERS)",
                                       l[i - 1].message);

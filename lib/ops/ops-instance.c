@@ -146,7 +146,7 @@ int ops_create_instance(NapContext *c, const NapService *s, const NapProfile *p,
         _cleanup_free_ char *service_dir = NULL;
         int r = ops_service_dir_checked(c, s, &service_dir, e);
         if (r >= 0 && ops_tree_is_dockerfile_app(service_dir))
-                r = ops_container_check(e); /* before anything of the instance exists */
+                r = ops_container_check(c->scope, e); /* before anything of the instance exists */
         if (r < 0)
                 return r;
         m->instance = (NapInstance) { .service = *s, .kind = NAP_KIND_COMMON };

@@ -135,10 +135,12 @@ int ops_units_load(NapContext *c, const NapInstance *i, NapError *e);
 
 /* ---- Dockerfile apps (ops-container.c; nap-generator(8), CONTAINERS) --- */
 
-/* podman and an OCI runtime (runc or crun) are installed: NotAvailable
- * "podman is not installed" or "the container runtime cannot run here"
- * otherwise. Before a Dockerfile app is deployed or gets an instance. */
-int ops_container_check(NapError *e);
+/* podman and an OCI runtime (runc or crun) are installed, and in system
+ * scope /etc/subuid and /etc/subgid have the "containers" ranges that
+ * --userns=auto takes ids from: NotAvailable "podman is not installed" or
+ * "the container runtime cannot run here: …" otherwise. Before a
+ * Dockerfile app is deployed or gets an instance. */
+int ops_container_check(NapScope scope, NapError *e);
 /* Before a container instance's run unit starts: its build unit
  * (USER_APP_build@N.service, podman build into m's tag) started and
  * waited for, the build's steps as progress lines (o may be NULL); when it
