@@ -65,6 +65,13 @@ static bool has_containers_range(const char *file) {
 
 int ops_container_check(NapScope scope, NapError *e) {
         static const char *const id_files[] = { "/etc/subuid", "/etc/subgid" };
+        /* Rootless podman needs newuidmap (setuid), which the run unit's
+         * seccomp filters would stop: a user manager not running as root
+         * implies NoNewPrivileges= with them. Not verified either. */
+        if (scope == NAP_SCOPE_USER && geteuid() != 0)
+                return nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, -EPERM,
+                                     "the container runtime cannot run here: Dockerfile apps run in the system "
+                                     "manager or in root's user manager, not rootless (nap-generator(8), CONTAINERS)");
         for (size_t i = 0; scope == NAP_SCOPE_SYSTEM && i < ELEMENTSOF(id_files); i++)
                 if (!has_containers_range(id_files[i]))
                         return nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, -ENOENT,

@@ -135,9 +135,10 @@ int ops_units_load(NapContext *c, const NapInstance *i, NapError *e);
 
 /* ---- Dockerfile apps (ops-container.c; nap-generator(8), CONTAINERS) --- */
 
-/* podman and an OCI runtime (runc or crun) are installed, and in system
+/* podman and an OCI runtime (runc or crun) are installed, in system
  * scope /etc/subuid and /etc/subgid have the "containers" ranges that
- * --userns=auto takes ids from: NotAvailable "podman is not installed" or
+ * --userns=auto takes ids from, in user scope the manager is root's (no
+ * rootless podman): NotAvailable "podman is not installed" or
  * "the container runtime cannot run here: …" otherwise. Before a
  * Dockerfile app is deployed or gets an instance. */
 int ops_container_check(NapScope scope, NapError *e);
