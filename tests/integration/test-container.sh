@@ -38,7 +38,14 @@ if [ -z "${NAP_SANDBOX_INSIDE:-}" ]; then
         done
         { LC_ALL=C ldd "$BUSYBOX" 2>&1 || :; } | grep -q 'not a dynamic executable' ||
                 skip_all "$BUSYBOX is not a static busybox (Debian's busybox-static)"
+        [ -x /usr/bin/etcd ] && command -v etcdctl >/dev/null || skip_all "etcd and etcdctl (etcd-server, etcd-client) are needed"
+        NAP_DISCOVERY=$(realpath "${NAP_DISCOVERY:-$NAP_BUILD_ROOT/helpers/nap-discovery}") ||
+                { echo "Bail out! set NAP_DISCOVERY"; exit 1; }
+        # The manager's environment reaches the generator and the units:
+        # sidecars run this build's nap-discovery, podman reads nap's
+        # containers.conf.
         export NAP_RECEIVE=$(realpath "$NAP_RECEIVE") CONTAINERS_CONF=$SRC/conf/containers.conf
+        export NAP_DISCOVERY NAP_DISCOVERY_BINARY=$NAP_DISCOVERY
 fi
 nap_sandbox_enter "$@"
 # podman's store and CNI state: the sandbox's own, gone with it.
@@ -47,6 +54,12 @@ mkdir -p /var/lib/containers /var/lib/cni &&
         mount -t tmpfs -o mode=0755 tmpfs /var/lib/cni || { echo "Bail out! cannot mount podman's store"; exit 1; }
 nap_sandbox_start
 . "$(dirname "$0")/napctl-lib.sh"
+. "$NAP_SOURCE_ROOT/tests/etcd-lib.sh"
+# With Etcd=, each instance's discovery sidecar publishes it once it
+# answers, and a push waits for that before the old instance goes.
+etcd_start "$NAP_TEST_DIR/etcd-run" || { echo "Bail out! etcd did not start"; exit 1; }
+printf 'Etcd=%s\nDiscoveryTTL=3\n' "$ETCD_URL" >>"$NAP_CONFIG"
+timeout 60 systemctl --user daemon-reload
 
 SVC=alice_box
 APP=$NAP_TEST_DIR/app
@@ -113,6 +126,8 @@ assert_contains "the build unit's journal has the build's output" "$(unit_log "$
         "Successfully tagged $(tag_of "$V1")"
 assert_contains "the instance's journal has the container's output (with \$PORT passed in)" \
         "$(unit_log "$UNIT1")" "container app: serving /www on port ${URL##*:}"
+endpoints() { ETCDCTL_API=3 timeout 5 etcdctl --endpoints="$ETCD_URL" get --prefix "/services/$SVC/" 2>/dev/null; }
+assert_contains "the discovery sidecar published the container's endpoint" "$(endpoints)" ":${URL##*:}"
 nap get-journal "$I1"
 assert_contains "napctl get-journal shows the container's output" "$OUT" "container app: serving /www"
 
@@ -126,12 +141,15 @@ check "the run unit's exposure is at most 7.0 (got $EXPOSURE; 10.0 unhardened)" 
 # -------------------------------------------------------- a second push
 
 cursor=$(cursor_now)
+PORT1=${URL##*:}
 echo "box v2" >"$APP/www/index.html"
 V2=$(commit "v2")
 push
 log "second push: ${MS} ms"
 if deployed; then ok "a second push deploys"; else fail "a second push deploys"; push_diag; fi
 assert_eq "the new version answers" "box v2" "$(page "$URL")"
+assert_contains "etcd lists the new container's endpoint" "$(endpoints)" ":${URL##*:}"
+assert_not_contains "... and no longer the old one's" "$(endpoints)" ":$PORT1"
 V2_URL=$URL
 assert_eq "podman's store holds both images" "$(printf '%s\n' "$(tag_of "$V1")" "$(tag_of "$V2")" | sort)" "$(images)"
 check "the second push reloaded the manager at most once ($(reloads_since "$cursor"))" \
