@@ -182,6 +182,21 @@ static int build_failed(NapContext *c, const char *name, const char *unit, const
                              tail[0] ? tail : "it logged nothing");
 }
 
+/* The start job was given up on (the wait for a job is bounded, a build
+ * may take 15 minutes) while the build goes on. */
+static bool build_still_running(sd_bus *bus, const char *unit) {
+        NapUnitStatus u = {};
+        bool running = nap_systemd_get_unit_status(bus, unit, &u, NULL) >= 0 && streq_ptr(u.active_state, "activating");
+        nap_unit_status_clear(&u);
+        return running;
+}
+
+static int build_outlasted(const char *name, const char *unit, const NapRolloutOptions *o, NapError *e) {
+        ops_progress(o, "%s: the image build goes on in %s", name, unit);
+        return nap_error_set(e, NAP_ERROR_UNIT_FAILED, -ETIMEDOUT,
+                             "the image build did not finish while nap waited; it goes on (journalctl -u %s)", unit);
+}
+
 int ops_container_build(NapContext *c, const NapManifest *m, const NapRolloutOptions *o, NapError *e) {
         char name[NAP_UNIT_NAME_MAX], unit[NAP_UNIT_NAME_MAX];
         sd_bus *bus;
@@ -196,7 +211,8 @@ int ops_container_build(NapContext *c, const NapManifest *m, const NapRolloutOpt
         ops_progress(o, "%s: building image %s (%s)", name, m->image.tag, unit);
         uint64_t start = monotonic_usec();
         if (nap_systemd_start_unit(bus, unit, NULL) < 0)
-                return build_failed(c, name, unit, o, e);
+                return build_still_running(bus, unit) ? build_outlasted(name, unit, o, e)
+                                                      : build_failed(c, name, unit, o, e);
         report_build(c, name, unit, m, monotonic_usec() - start, o);
         return 0;
 }
