@@ -64,7 +64,6 @@ timeout 60 systemctl --user daemon-reload
 SVC=alice_box
 APP=$NAP_TEST_DIR/app
 BARE=$NAP_ROOT/git/alice/box.git
-TREE=$NAP_ROOT/services/alice/$SVC
 export NAP_RECEIVE_TIMEOUT=20
 
 # ------------------------------------------------------------------ helpers
