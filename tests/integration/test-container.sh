@@ -44,7 +44,8 @@ if [ -z "${NAP_SANDBOX_INSIDE:-}" ]; then
         # The manager's environment reaches the generator and the units:
         # sidecars run this build's nap-discovery, podman reads nap's
         # containers.conf.
-        export NAP_RECEIVE=$(realpath "$NAP_RECEIVE") CONTAINERS_CONF=$SRC/conf/containers.conf
+        NAP_RECEIVE=$(realpath "$NAP_RECEIVE")
+        export NAP_RECEIVE CONTAINERS_CONF=$SRC/conf/containers.conf
         export NAP_DISCOVERY NAP_DISCOVERY_BINARY=$NAP_DISCOVERY
 fi
 nap_sandbox_enter "$@"
@@ -187,7 +188,6 @@ assert_contains "the push says it pruned" "$POUT" "1 old image of $SVC pruned"
 # ------------------------------------------------ rollback, stop, start, remove
 
 nap rollback "$SVC"
-ROLLBACK_URL=$(printf '%s\n' "$OUT" | sed -nE 's|^(http://[0-9.]+:[0-9]+).*$|\1|p' | head -n 1)
 if [ "$RC" -eq 0 ]; then ok "rollback"; else fail "rollback"; nap_diag rollback; fi
 I=$(instance_unit)
 I=${I%.service}
