@@ -25,6 +25,17 @@
 #   NAP_BUILD_ROOT=build tests/integration/test-container.sh
 # Needs root, podman, runc and busybox-static (scripts/install-deps).
 
+# podman's port forwarding is iptables rules and a bridge in the network
+# namespace it runs in; a sandbox killed before its containers were
+# removed would leave them behind, forwarding a port to nowhere. So the
+# whole test runs in a network namespace of its own (loopback only),
+# which takes them along when it ends.
+if [ -z "${NAP_SANDBOX_INSIDE:-}" ] && [ -z "${NAP_CONTAINER_NETNS:-}" ] && [ "$(id -u)" -eq 0 ]; then
+        export NAP_CONTAINER_NETNS=1
+        # shellcheck disable=SC2016
+        exec unshare --net -- bash -c 'ip link set lo up && exec bash "$0" "$@"' "$0" "$@"
+fi
+
 . "$(dirname "$0")/lib.sh"
 
 SRC=${NAP_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
