@@ -337,11 +337,15 @@ static char *tag_of(const NapService *s, const char *commit) {
 int ops_container_prune(NapContext *c, const NapService *s, const char *keep, const char *keep_too,
                         const NapRolloutOptions *o) {
         char name[NAP_SERVICE_NAME_MAX];
-        _cleanup_free_ char *reference = strdup_printf("reference=localhost/nap/%s", nap_service_name(s, name));
+        /* podman's reference filter matches other apps' names that begin
+         * with this one's too (alice_box: alice_boxes): only this app's
+         * repository, to the ':', is pruned. */
+        _cleanup_free_ char *repository = strdup_printf(NAP_IMAGE_REPOSITORY "%s:", nap_service_name(s, name));
+        _cleanup_free_ char *reference = strdup_printf("reference=" NAP_IMAGE_REPOSITORY "%s", name);
         _cleanup_free_ char *kept = tag_of(s, keep), *kept_too = tag_of(s, keep_too), *out = NULL;
         _cleanup_strv_free_ char **tags = NULL;
         unsigned removed = 0;
-        if (!reference)
+        if (!repository || !reference)
                 return -ENOMEM;
         int r = run_podman((char *const[]) { (char *) "podman", (char *) "images", (char *) "--noheading",
                                              (char *) "--format", (char *) "{{.Repository}}:{{.Tag}}",
@@ -353,7 +357,7 @@ int ops_container_prune(NapContext *c, const NapService *s, const char *keep, co
                 return r;
         }
         STRV_FOREACH(t, tags)
-                if (!isempty(*t) && !streq_ptr(*t, kept) && !streq_ptr(*t, kept_too) &&
+                if (startswith(*t, repository) && !streq_ptr(*t, kept) && !streq_ptr(*t, kept_too) &&
                     run_podman((char *const[]) { (char *) "podman", (char *) "rmi", *t, NULL }, NULL) >= 0)
                         removed++;
         if (removed > 0)

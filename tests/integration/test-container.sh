@@ -98,8 +98,10 @@ commit() {
 }
 
 page() { curl -sS --max-time 3 "$1/" 2>/dev/null; }
-images() { podman images --noheading --format '{{.Repository}}:{{.Tag}}' --filter "reference=localhost/nap/$SVC" | sort; }
-tag_of() { echo "localhost/nap/$SVC:${1:0:12}"; }
+images() { # [SERVICE]: its images in podman's store (default: SVC's), by name
+        podman images --noheading --format '{{.Repository}}:{{.Tag}}' | sed -n "\|^localhost/nap/${1:-$SVC}:|p" | sort
+}
+tag_of() { echo "localhost/nap/${2:-$SVC}:${1:0:12}"; } # COMMIT [SERVICE]
 instance_unit() { # the app's only running instance's unit
         systemctl --user list-units --no-legend --plain --state=running "${SVC}_common@*.service" | awk '{ print $1 }'
 }
@@ -123,6 +125,15 @@ printf '%s\n' "$POUT" | sed 's/^/#   /'
 # (A post-receive hook cannot refuse a push: git push succeeds either
 # way, and what nap did is in its "remote: nap: " lines.)
 deployed() { [ "$PRC" -eq 0 ] && [ -n "$URL" ] && ! grep -q "remote: nap: deploying $SVC failed" <<<"$POUT"; }
+# push_version PAGE WHAT: APP's page made PAGE, committed and pushed (V:
+# the commit); checks that WHAT (the push) deploys.
+push_version() {
+        echo "$1" >"$APP/www/index.html"
+        V=$(commit "$1")
+        push
+        log "$2: ${MS} ms"
+        if deployed; then ok "$2 deploys"; else fail "$2 deploys"; push_diag; fi
+}
 if deployed; then ok "the first push of a Dockerfile app deploys it"; else fail "the first push of a Dockerfile app deploys it"; push_diag; fi
 assert_contains "the push shows the build's steps" "$POUT" "build: STEP 2/5: COPY busybox /bin/busybox"
 assert_contains "the push names the image it built" "$POUT" "image $(tag_of "$V1") built in"
@@ -153,11 +164,8 @@ check "the run unit's exposure is at most 7.0 (got $EXPOSURE; 10.0 unhardened)" 
 
 cursor=$(cursor_now)
 PORT1=${URL##*:}
-echo "box v2" >"$APP/www/index.html"
-V2=$(commit "v2")
-push
-log "second push: ${MS} ms"
-if deployed; then ok "a second push deploys"; else fail "a second push deploys"; push_diag; fi
+push_version "box v2" "a second push"
+V2=$V
 assert_eq "the new version answers" "box v2" "$(page "$URL")"
 assert_contains "etcd lists the new container's endpoint" "$(endpoints)" ":${URL##*:}"
 assert_not_contains "... and no longer the old one's" "$(endpoints)" ":$PORT1"
@@ -167,6 +175,18 @@ check "the second push reloaded the manager at most once ($(reloads_since "$curs
         test "$(reloads_since "$cursor")" -le 1
 UNIT2=$(instance_unit)
 check "the old container is gone (only one runs)" test "$(podman ps -q | wc -l)" -eq 1
+
+# ------------------------------------ deploy-app, then start-common
+
+# The other way to deploy: the app's tree fetched by deploy-app, its
+# image built by the start, before the run unit starts. (Its name begins
+# with SVC's: pruning SVC's images must leave its own alone.)
+DEP=${SVC}dep
+expect_ok "deploy-app of a Dockerfile app" deploy-app "$DEP" "file://$APP"
+if start_instance "$DEP" ""; then ok "start-common builds its image and starts it"; else fail "start-common builds its image and starts it"; nap_diag start-common "$DEP"; fi
+assert_eq "... the image tagged by app and commit" "$(tag_of "$V2" "$DEP")" "$(images "$DEP")"
+assert_eq "... and it answers with the deployed page" "box v2" "$(page "$URL")"
+expect_ok "its instance removed" remove-instance "$INST"
 
 # ------------------------------------------------ a build that fails
 
@@ -186,15 +206,13 @@ assert_eq "its instance is the same unit" "$UNIT2" "$(instance_unit)"
 # ---------------------------------------- a third push: old images pruned
 
 cp "$NAP_TEST_DIR/Dockerfile.good" "$APP/Dockerfile"
-echo "box v3" >"$APP/www/index.html"
-V3=$(commit "v3")
-push
-log "third push: ${MS} ms"
-if deployed; then ok "a push after the failed one deploys"; else fail "a push after the failed one deploys"; push_diag; fi
+push_version "box v3" "a push after the failed one"
+V3=$V
 assert_eq "v3 answers" "box v3" "$(page "$URL")"
 assert_eq "the oldest image is pruned: the deployed one and the previous one are kept" \
         "$(printf '%s\n' "$(tag_of "$V2")" "$(tag_of "$V3")" | sort)" "$(images)"
 assert_contains "the push says it pruned" "$POUT" "1 old image of $SVC pruned"
+assert_eq "... and no image of $DEP, whose name begins with $SVC" "$(tag_of "$V2" "$DEP")" "$(images "$DEP")"
 
 # ------------------------------------------------ rollback, stop, start, remove
 
