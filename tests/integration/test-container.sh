@@ -25,20 +25,13 @@
 #   NAP_BUILD_ROOT=build tests/integration/test-container.sh
 # Needs root, podman, runc and busybox-static (scripts/install-deps).
 
-# podman's port forwarding is iptables rules and a bridge in the network
-# namespace it runs in; a sandbox killed before its containers were
-# removed would leave them behind, forwarding a port to nowhere. So the
-# whole test runs in a network namespace of its own (loopback only),
-# which takes them along when it ends.
-if [ -z "${NAP_SANDBOX_INSIDE:-}" ] && [ -z "${NAP_CONTAINER_NETNS:-}" ] && [ "$(id -u)" -eq 0 ]; then
-        export NAP_CONTAINER_NETNS=1
-        # shellcheck disable=SC2016
-        exec unshare --net -- bash -c 'ip link set lo up && exec bash "$0" "$@"' "$0" "$@"
-fi
-
 . "$(dirname "$0")/lib.sh"
 
 SRC=${NAP_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+. "$SRC/tests/podman-lib.sh"
+# The whole test in a network namespace of its own: podman's bridge and
+# port forwarding go with it (tests/podman-lib.sh).
+podman_netns_enter "$@"
 BUSYBOX=/bin/busybox
 if [ -z "${NAP_SANDBOX_INSIDE:-}" ]; then
         nap_napctl_env
@@ -60,10 +53,7 @@ if [ -z "${NAP_SANDBOX_INSIDE:-}" ]; then
         export NAP_DISCOVERY NAP_DISCOVERY_BINARY=$NAP_DISCOVERY
 fi
 nap_sandbox_enter "$@"
-# podman's store and CNI state: the sandbox's own, gone with it.
-mkdir -p /var/lib/containers /var/lib/cni &&
-        mount -t tmpfs -o mode=0700 tmpfs /var/lib/containers &&
-        mount -t tmpfs -o mode=0755 tmpfs /var/lib/cni || { echo "Bail out! cannot mount podman's store"; exit 1; }
+podman_store_mount || { echo "Bail out! cannot mount podman's store"; exit 1; }
 nap_sandbox_start
 . "$(dirname "$0")/napctl-lib.sh"
 . "$NAP_SOURCE_ROOT/tests/etcd-lib.sh"
