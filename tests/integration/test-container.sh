@@ -9,14 +9,18 @@
 # manager (lib.sh), with the instance's port published. Asserts what the
 # pusher sees, what answers over HTTP, the journal of both units, the
 # images in podman's store, the manager's "Reloading." lines, and the
-# run unit's systemd-analyze exposure (printed).
+# run unit's systemd-analyze exposure (printed). A second app of the same
+# tree, deployed with napctl deploy-app and started with start-common,
+# gets its image built by the start; its images survive the pruning of the
+# first app's, whose name begins its own.
 #
 # Why the user manager of the sandbox and not a system one: podman runs
 # there as root (the sandbox's manager is root's), which is what nap's
 # system scope gives it too; rootless podman (subuids, slirp4netns) is not
 # what nap runs. podman's storage is a tmpfs mounted over
 # /var/lib/containers (and its CNI state over /var/lib/cni) inside the
-# sandbox's mount namespace: nothing is left on the host. podman reads
+# sandbox's mount namespace, and the whole test runs in a network
+# namespace of its own (tests/podman-lib.sh): nothing is left on the host. podman reads
 # nap's own containers.conf (conf/containers.conf, installed as a
 # containers.conf.d drop-in) through CONTAINERS_CONF in the manager's
 # environment, which its units inherit.
