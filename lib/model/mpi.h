@@ -79,9 +79,14 @@ NapMpiState nap_mpi_state_from_string(const char *s) _pure_;
  *   {"version":1, "user":"alice", "app":"sim", "job":3, "ranks":4,
  *    "argv":["./hello","hi"], "params":{"greeting":"hi"}, "commit":"<40 hex>",
  *    "state":"failed", "result":"exit-code", "exit_status":9,
- *    "started":USEC, "finished":USEC}
+ *    "started":USEC, "finished":USEC, "cpu":"500m:1", "memory":"64M:64M",
+ *    "node":"n1"}
  * commit, result, exit_status and finished are absent while unknown;
- * params holds the values used (np not among them). Strict parsing. */
+ * params holds the values used (np not among them). cpu and memory are
+ * what each rank asked for ("REQUEST:LIMIT", resources.h; absent: not
+ * asked), node where the job's reservation is held (absent: none; the
+ * reservation is named as the master instance and holds ranks times the
+ * rank's request). Strict parsing. */
 typedef struct NapMpiJob {
         NapService service;
         unsigned number, ranks;
@@ -92,6 +97,8 @@ typedef struct NapMpiJob {
         char *result;        /* the master's Result= ("success", "exit-code", "signal", …); NULL: running */
         int exit_status;     /* the master's exit status; -1: unknown */
         uint64_t start_usec, end_usec;
+        NapCompute rank;     /* each rank's request and limits; all 0: none */
+        char *node;          /* the node holding the job's reservation; NULL: none */
 } NapMpiJob;
 
 void nap_mpi_job_done(NapMpiJob *j);
