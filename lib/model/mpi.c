@@ -310,12 +310,17 @@ int nap_mpi_job_list(const NapConfig *c, const NapService *s, unsigned **ret, si
         return 0;
 }
 
-int nap_mpi_next_job_number(const NapConfig *c, const NapService *s, unsigned *ret, NapError *e) {
-        _cleanup_free_ char *dir = nap_mpi_jobs_dir(c, s), *counter = NULL, *text = NULL;
+static char *counter_path(const NapConfig *c, const NapService *s) {
+        _cleanup_free_ char *dir = nap_mpi_jobs_dir(c, s);
+        return dir ? path_join(dir, "last", NULL) : NULL;
+}
+
+int nap_mpi_peek_job_number(const NapConfig *c, const NapService *s, unsigned *ret, NapError *e) {
+        _cleanup_free_ char *counter = counter_path(c, s), *text = NULL;
         _cleanup_free_ unsigned *l = NULL;
         unsigned max = 0;
         size_t n = 0;
-        if (!dir || !(counter = path_join(dir, "last", NULL)))
+        if (!counter)
                 return nap_error_errno(e, -ENOMEM, "Failed to allocate a job number");
         int r = read_full_file(counter, 32, &text, NULL);
         if (r >= 0) {
@@ -332,15 +337,18 @@ int nap_mpi_next_job_number(const NapConfig *c, const NapService *s, unsigned *r
         if (max >= NAP_MPI_JOB_MAX)
                 return nap_error_set(e, NAP_ERROR_INTERNAL, -ERANGE, "MPI job numbers of %s_%s are exhausted", s->user,
                                      s->app);
-        char buf[16];
-        int k = snprintf(buf, sizeof buf, "%u\n", max + 1);
-        r = mkdir_p(dir, 0755);
-        if (r >= 0)
-                r = write_file_atomic(counter, buf, k, 0644);
-        if (r < 0)
-                return nap_error_errno(e, r, "Failed to record the job number in %s", counter);
         *ret = max + 1;
         return 0;
+}
+
+int nap_mpi_record_job_number(const NapConfig *c, const NapService *s, unsigned job, NapError *e) {
+        _cleanup_free_ char *dir = nap_mpi_jobs_dir(c, s), *counter = counter_path(c, s);
+        char buf[16];
+        int k = snprintf(buf, sizeof buf, "%u\n", job);
+        int r = dir && counter ? mkdir_p(dir, 0755) : -ENOMEM;
+        if (r >= 0)
+                r = write_file_atomic(counter, buf, k, 0644);
+        return r < 0 ? nap_error_errno(e, r, "Failed to record the job number in %s", strempty(counter)) : 0;
 }
 
 /* ---- command lines ------------------------------------------------------ */

@@ -115,9 +115,12 @@ int nap_mpi_job_save(const NapConfig *c, const NapMpiJob *j, NapError *e);
 int nap_mpi_job_load(const NapConfig *c, const NapService *s, unsigned job, NapMpiJob *ret, NapError *e);
 /* The numbers of the app's job records, ascending. */
 int nap_mpi_job_list(const NapConfig *c, const NapService *s, unsigned **ret, size_t *ret_n, NapError *e);
-/* 1 + the largest of the counter and the records, recorded: never reused.
- * Under the app's lock. */
-int nap_mpi_next_job_number(const NapConfig *c, const NapService *s, unsigned *ret, NapError *e);
+/* The next job's number: 1 + the largest of the counter and the records;
+ * recorded (then never reused) once the job is sure to be made: a job
+ * refused before leaves no trace, not even its number. Under the app's
+ * lock. */
+int nap_mpi_peek_job_number(const NapConfig *c, const NapService *s, unsigned *ret, NapError *e);
+int nap_mpi_record_job_number(const NapConfig *c, const NapService *s, unsigned job, NapError *e);
 
 /* argv of the master and of a slave (nap-mpi(8)'s command lines). */
 char **nap_mpi_master_argv(const char *binary, unsigned ranks, char *const *program);

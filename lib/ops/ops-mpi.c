@@ -531,9 +531,10 @@ static int start_master(NapContext *c, const NapMpiJob *job, NapError *e) {
 }
 
 /* The job's number, its intent (with the node its reservation goes to),
- * then the reservation, before anything of the job exists. */
+ * then the reservation, before anything of the job exists; the number is
+ * recorded once it fits (a refused job leaves nothing behind). */
 static int begin_job(NapContext *c, NapMpiJob *job, NapIntent *in, NapError *e) {
-        int r = nap_mpi_next_job_number(c->config, &job->service, &job->number, e);
+        int r = nap_mpi_peek_job_number(c->config, &job->service, &job->number, e);
         if (r < 0)
                 return r;
         *in = (NapIntent) { .operation = NAP_INTENT_START_MPI, .service = job->service, .number = job->number };
@@ -544,7 +545,7 @@ static int begin_job(NapContext *c, NapMpiJob *job, NapIntent *in, NapError *e) 
                 r = ops_mpi_reserve(c, &job->service, job->number, job->ranks, &job->rank, &job->node, e);
         if (r >= 0)
                 nap_debug_point("start-mpi:reserved");
-        return r;
+        return r < 0 ? r : nap_mpi_record_job_number(c->config, &job->service, job->number, e);
 }
 
 /* Under the lock, after the checks: number, reservation, tree, record,
