@@ -219,10 +219,15 @@ static NapCompute rank_compute(const NapProfile *p, const NapCompute *given) {
         return c;
 }
 
-/* "cpu 500m, memory 64M" (what is asked), into buf. */
-static const char *compute_format(uint64_t cpu_milli, uint64_t memory, char *buf, size_t size) {
+/* "cpu 500m, memory 64M" into buf; with only_asked, what is 0 is left
+ * out ("cpu 500m"). */
+static const char *compute_format(uint64_t cpu_milli, uint64_t memory, bool only_asked, char *buf, size_t size) {
         char cpu[NAP_AMOUNT_STRING_MAX], mem[NAP_AMOUNT_STRING_MAX];
-        snprintf(buf, size, "cpu %s, memory %s", nap_cpu_format(cpu_milli, cpu), nap_bytes_format_human(memory, mem));
+        bool both = !only_asked || (cpu_milli > 0 && memory > 0);
+        snprintf(buf, size, "%s%s%s%s%s", cpu_milli > 0 || !only_asked ? "cpu " : "",
+                 cpu_milli > 0 || !only_asked ? nap_cpu_format(cpu_milli, cpu) : "", both ? ", " : "",
+                 memory > 0 || !only_asked ? "memory " : "",
+                 memory > 0 || !only_asked ? nap_bytes_format_human(memory, mem) : "");
         return buf;
 }
 
@@ -240,12 +245,12 @@ static int does_not_fit(NapContext *c, unsigned ranks, const NapCompute *rank, N
         uint64_t free_cpu = cap->cpu_milli > i.usage.cpu_milli ? cap->cpu_milli - i.usage.cpu_milli : 0;
         uint64_t free_mem = cap->memory > i.usage.memory ? cap->memory - i.usage.memory : 0;
         return nap_error_set(e, NAP_ERROR_INSUFFICIENT_RESOURCES, -ENOSPC,
-                             "%u ranks of %s (%s) do not fit on node %s: %s free of %s", ranks,
-                             compute_format(rank->request_cpu_milli, rank->request_memory, asked, sizeof asked),
-                             compute_format(rank->request_cpu_milli * ranks, rank->request_memory * ranks, total,
+                             "%u ranks of %s (%s in all) do not fit on node %s: it has %s free of %s", ranks,
+                             compute_format(rank->request_cpu_milli, rank->request_memory, true, asked, sizeof asked),
+                             compute_format(rank->request_cpu_milli * ranks, rank->request_memory * ranks, true, total,
                                             sizeof total),
-                             node, compute_format(free_cpu, free_mem, free_, sizeof free_),
-                             compute_format(cap->cpu_milli, cap->memory, whole, sizeof whole));
+                             node, compute_format(free_cpu, free_mem, false, free_, sizeof free_),
+                             compute_format(cap->cpu_milli, cap->memory, false, whole, sizeof whole));
 }
 
 int ops_mpi_reserve(NapContext *c, const NapService *s, unsigned job, unsigned ranks, const NapCompute *rank,
