@@ -124,12 +124,13 @@ assert_eq "a job holds 1200m of h1's 2000m" "1200 268435456" "$(usage)"
 RECORDS=$(ls "$JOBS" | sort | tr '\n' ' ')
 COUNTER=$(cat "$JOBS/last")
 UNITS=$(ls "$RT" | sort | tr '\n' ' ')
-nap start-mpi --cpu=500m $SVC 'np=2'
+nap --json start-mpi --cpu=500m $SVC 'np=2'
 check "2 ranks of 500m more are refused" test "$RC" -ne 0
 assert_contains "with InsufficientResources" "$ERR" "InsufficientResources"
+nap start-mpi --cpu=500m $SVC 'np=2'
 assert_contains "saying what is asked and what is free" "$ERR" \
         "2 ranks of cpu 500m (cpu 1 in all) do not fit on node h1: it has cpu 800m, memory 768M free of cpu 2, memory 1G"
-nap start-mpi --memory=512M $SVC 'np=2'
+nap --json start-mpi --memory=512M $SVC 'np=2'
 assert_contains "memory too: 2 × 512M > 768M free" "$ERR" "InsufficientResources"
 assert_eq "nothing changed: h1's usage" "1200 268435456" "$(usage)"
 assert_eq "... its reservations" "/nap/reservations/h1/compute/${SVC}_mpi_master@$J4" "$(keys /nap/reservations/)"
