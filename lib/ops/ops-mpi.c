@@ -180,6 +180,10 @@ static int job_compute(const NapCompute *rank, unsigned ranks, NapCompute *ret, 
         const uint64_t *from[] = { &rank->request_cpu_milli, &rank->limit_cpu_milli, &rank->request_memory,
                                    &rank->limit_memory };
         uint64_t *to[] = { &ret->request_cpu_milli, &ret->limit_cpu_milli, &ret->request_memory, &ret->limit_memory };
+        if (ranks == 0 || ranks > NAP_MPI_RANKS_LIMIT)
+                return nap_error_parameter(e, nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -ERANGE,
+                                                            "A job has 1 to %u ranks", NAP_MPI_RANKS_LIMIT),
+                                           NAP_MPI_RANKS_PARAM);
         for (size_t k = 0; k < ELEMENTSOF(from); k++) {
                 if (*from[k] > UINT64_MAX / ranks)
                         return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -ERANGE,
