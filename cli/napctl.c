@@ -430,7 +430,7 @@ static const Verb verbs[] = {
         { "config get", "USER_APP [KEY]", 1, 2, .run_app = verb_config_get, .help = "Show the app's environment (KEY=VALUE), or one value" },
         { "restart", "INSTANCE|USER_APP", 1, 1, .run_app = verb_restart, .options = OPT_NO_BLOCK, .help = "Restart an instance, or all of an app's one by one" },
         { "destroy-app", "USER_APP --yes", 1, 1, .run_app = verb_destroy_app, .options = OPT_YES, .help = "Remove an app and everything of it from this host" },
-        { "start-mpi", "USER_APP [k=v,k=v]", 1, 2, .run_app = verb_start_mpi, .options = OPT_NO_BLOCK, .help = "Start an MPI job (np=N ranks), wait for its end, show its result (--no-block)" },
+        { "start-mpi", "USER_APP [k=v,k=v]", 1, 2, .run_app = verb_start_mpi, .options = OPT_COMPUTE | OPT_NO_BLOCK, .help = "Start an MPI job (np=N ranks, each --cpu, --memory), wait for its end, show its result (--no-block)" },
         { "mpi-job", "USER_APP JOB", 2, 2, .run_app = verb_mpi_job, .help = "Show an MPI job's result and its units" },
         { "status", "[USER]", 0, 1, .run_app = verb_status, .help = "Every app: instances, version, health, ports" },
         { "recover", "", 0, 0, .run = verb_recover, .help = "Finish or undo operations cut short by a crash (root)" },
@@ -827,7 +827,8 @@ int main(int argc, char *argv[]) {
         char **args = argv + optind + verb_words(v);
         arg_caller.warn = warn_config;
         arg_node.json = arg_json;
-        LifecycleOptions lifecycle = { .json = arg_json, .yes = arg_yes, .no_block = arg_no_block };
+        LifecycleOptions lifecycle = { .json = arg_json, .yes = arg_yes, .no_block = arg_no_block,
+                                       .cpu = arg_node.cpu, .memory = arg_node.memory };
         arg_queue.json = arg_json;
         r = v->run_queue ? v->run_queue(&arg_caller, args, &arg_queue, &e)
             : v->run_node  ? v->run_node(&arg_caller, args, &arg_node, &e)

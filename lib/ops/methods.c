@@ -471,8 +471,10 @@ static json_t *job_instances_json(NapContext *c, const NapMpiJob *job, NapError 
 static json_t *run_start_mpi(NapContext *c, json_t *args, NapError *e) {
         const char *service = nap_arg_string(args, "service", e);
         _cleanup_(nap_params_freep) NapParams *p = NULL;
+        NapCompute rank;
         NapMpiJob job = {};
-        if (!service || params_from_args(args, &p, e) < 0 || nap_start_mpi(c, service, p, &job, e) < 0)
+        if (!service || params_from_args(args, &p, e) < 0 || resources_from_args(args, &rank, e) < 0 ||
+            nap_start_mpi(c, service, p, &rank, &job, e) < 0)
                 return NULL;
         json_t *a = job_instances_json(c, &job, e);
         nap_mpi_job_done(&job);
@@ -558,7 +560,8 @@ static const NapMethod methods[] = {
         { .name = "StartMpi", .owns = NAP_OWNER_SERVICE, .owner = "service", .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_WORKER,
           .parameter = "params", .call = run_start_mpi,
           .bus = { { .in = FIELDS("service", "paramsString:params") },
-                   { .member = "StartMpiWithParams", .in = FIELDS("service", "params") } } },
+                   { .member = "StartMpiWithParams", .in = FIELDS("service", "params") },
+                   { .member = "StartMpiWithResources", .in = FIELDS("service", "params", "cpu", "memory") } } },
         { .name = "GetMpiJob", .owns = NAP_OWNER_SERVICE, .owner = "service", .access = NAP_ACCESS_READ, .run = NAP_METHOD_WORKER,
           .parameter = "job", .call = run_get_mpi_job },
         { .name = "RemoveInstance", .owns = NAP_OWNER_INSTANCE, .owner = "instance", .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_WORKER,

@@ -96,6 +96,9 @@ int ops_instance_info_from_manifest(const NapConfig *c, const NapManifest *m, Na
  * released again (nothing reserved, or released already: 0). */
 int ops_reserve_instance(NapContext *c, NapManifest *m, NapError *e);
 int ops_release_instance(NapContext *c, const NapManifest *m, NapError *e);
+/* The node a reservation of request would be held on, into buf (what an
+ * intent records before reserving); "" when nothing would be reserved. */
+int ops_reservation_node(NapContext *c, const NapCompute *request, char *buf, size_t size, NapError *e);
 
 /* ops-lifecycle.c: the app's configuration (napctl config), for a new or
  * rebuilt instance's manifest: NULL when none is set. */

@@ -350,6 +350,10 @@ assert_error "too many journal lines: InvalidParameter" $ERR_PREFIX.InvalidParam
 assert_error "a URL that cannot be fetched: FetchFailed" $ERR_PREFIX.FetchFailed DeployApp string:alice_other \
         "string:file://$T/nothing-here"
 assert_error "StartMpi of an app that is not MPI: InvalidProfile (test-mpi.sh runs jobs)" $ERR_PREFIX.InvalidProfile StartMpi string:$SVC string:
+assert_error "StartMpiWithResources of it too (test-mpi-resources.sh runs jobs)" $ERR_PREFIX.InvalidProfile \
+        StartMpiWithResources string:$SVC dict:string:string:np,2 string:500m string:64M
+assert_error "StartMpiWithResources with a bad cpu: InvalidParameter" $ERR_PREFIX.InvalidParameter \
+        StartMpiWithResources string:$SVC dict:string:string:np,2 string:lots string:
 assert_error "ListEndpoints without Etcd=: NotAvailable" $ERR_PREFIX.NotAvailable ListEndpoints string:$SVC
 assert_error "wrong argument types are refused by sd-bus: InvalidArgs" org.freedesktop.DBus.Error.InvalidArgs \
         ListServices uint32:5
