@@ -18,7 +18,6 @@ static const struct {
         { "POST", "/api/signout", WEB_ROUTE_SIGNOUT },
         { "GET", "/api/session", WEB_ROUTE_SESSION },
         { "POST", "/api/stats", WEB_ROUTE_STATS },
-        { "POST", "/api/history", WEB_ROUTE_HISTORY },
         { "GET", "/api/follow", WEB_ROUTE_FOLLOW },
 };
 
@@ -58,8 +57,8 @@ WebRoute web_route_parse(const char *http_method, const char *path, char ret_nam
 
 bool web_route_mutates(WebRoute r) {
         /* A sign-in has no session yet: the rate limit and the token guard
-         * it. Stats and history are reads, but POSTs: the CSRF token costs nothing. */
-        return r == WEB_ROUTE_SIGNOUT || r == WEB_ROUTE_CALL || r == WEB_ROUTE_STATS || r == WEB_ROUTE_HISTORY;
+         * it. Stats is a read, but a POST: the CSRF token costs nothing. */
+        return r == WEB_ROUTE_SIGNOUT || r == WEB_ROUTE_CALL || r == WEB_ROUTE_STATS;
 }
 
 int web_body_object(const char *body, size_t n, json_t **ret, NapError *e) {

@@ -123,8 +123,6 @@ static enum MHD_Result respond_route(WebRequest *r) {
                 return web_route_call(r);
         case WEB_ROUTE_STATS:
                 return web_route_stats(r);
-        case WEB_ROUTE_HISTORY:
-                return web_route_history(r);
         case WEB_ROUTE_FOLLOW:
                 return web_route_follow(r);
         case WEB_ROUTE_BAD_METHOD:

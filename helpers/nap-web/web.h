@@ -73,7 +73,6 @@ enum MHD_Result web_route_signout(WebRequest *r);
 enum MHD_Result web_route_session(WebRequest *r);
 enum MHD_Result web_route_call(WebRequest *r);
 enum MHD_Result web_route_stats(WebRequest *r);
-enum MHD_Result web_route_history(WebRequest *r);
 
 /* The call of an io.nap.Manager method for r's user: authorized with the
  * registry's own nap_method_authorize() for r->uid, then forwarded to

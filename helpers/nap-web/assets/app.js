@@ -60,6 +60,7 @@ function showError(e) {
 
 // Runs an action from a button: disabled meanwhile, errors shown, then a refresh.
 async function act(button, fn) {
+  clearTimeout(state.timer); // no refresh of the page while it works
   showError(null);
   if (button) button.disabled = true;
   try { await fn(); } catch (e) { showError(e); }
@@ -173,14 +174,27 @@ function endpointsSection(endpoints) {
                { id: "endpoints-table" });
 }
 
-// io.nap.Manager has no rollback method yet: the page shows the napctl
-// command that does it.
+// Rollback of io.nap.Manager: the earlier deploy's commit, after a
+// confirmation; the button says it works meanwhile, the result comes as a
+// notice, an error as the same named error as everywhere.
+function rollbackButton(svc, d) {
+  return el("button", { type: "button", class: "secondary", dataset: { action: "Rollback" }, onclick: (ev) => {
+    if (!confirm(`Roll ${svc} back to ${short(d.commit)}? Its instances are replaced one batch at a time.`)) return;
+    ev.target.textContent = "Rolling back…";
+    act(ev.target, async () => {
+      const r = await call("Rollback", { service: svc, commit: d.commit });
+      notice(r.changed ? `Rolled back ${svc} to ${short(r.commit)} (was ${short(r.previous)})`
+                       : `${svc} is already at ${short(r.commit)} (unchanged)`);
+    });
+  } }, "Roll back");
+}
+
 function historySection(svc, deploys) {
   if (deploys instanceof Error) return el("p", { class: "empty" }, `${words(deploys.name)}: ${deploys.message}`);
   if (!deploys.length) return el("p", { class: "empty" }, "No deploys recorded.");
-  return table(["Commit", "Deployed", "From", "Roll back to it"], deploys.map((d, k) => el("tr", { dataset: { commit: d.commit } },
+  return table(["Commit", "Deployed", "From", ""], deploys.map((d, k) => el("tr", { dataset: { commit: d.commit } },
     el("td", {}, short(d.commit), k === 0 ? " (deployed)" : ""), el("td", {}, new Date(d.time / 1000).toLocaleString()),
-    el("td", {}, d.url), el("td", {}, k === 0 ? "" : el("code", {}, `napctl rollback ${svc} ${short(d.commit)}`)))),
+    el("td", {}, d.url), el("td", { class: "actions" }, k === 0 || d.commit === deploys[0].commit ? "" : rollbackButton(svc, d)))),
     { id: "history-table" });
 }
 
@@ -220,7 +234,7 @@ async function renderApp(svc) {
   const [stats, params, config, endpoints, deploys] = await Promise.all([
     request("POST", "/api/stats", { service: svc }).then((r) => r.parameters), call("GetParameters", { service: svc }),
     call("GetConfig", { service: svc }), settle(call("ListEndpoints", { service: svc }).then((r) => r.endpoints)),
-    settle(request("POST", "/api/history", { service: svc }).then((r) => r.parameters.deploys))]);
+    settle(call("History", { service: svc }).then((r) => r.deploys))]);
   sample(stats.instances);
   const rows = stats.instances.map((i) => instanceRow(svc, i, stats.commits));
   const text = sessionStorage.getItem("notice");
