@@ -17,6 +17,8 @@
 
 #include "../common/daemon.h"
 #include "../common/log.h"
+#include "base/strv.h"
+#include "cluster/queue.h"
 #include "nap-config.h"
 #include "ops/methods.h"
 #include "web-server.h"
@@ -35,6 +37,8 @@ static long long arg_idle_sec = IDLE_TIMEOUT_DEFAULT_SEC;
 static long long arg_session_sec = SESSION_DEFAULT_SEC;
 static bool arg_secure_cookies = false;
 static const char *arg_manager = NULL;
+/* the queue page's queues: nap-queued's --types= default */
+static const char *arg_queue_types = "vm,kube";
 
 static void warn_config(void *userdata, const char *message) {
         log_warning("%s", message);
@@ -65,12 +69,16 @@ static int context_init(WebContext *c) {
         r = nap_web_key_load(c->config, &c->key, &e);
         if (r < 0)
                 return log_error_errno(r, "%s", e.message);
+        c->queue_types = strv_split(arg_queue_types, ',');
+        if (!c->queue_types)
+                return log_error_errno(ENOMEM, "Out of memory");
         return manager_address(c->config, &c->manager_address);
 }
 
 static void context_done(WebContext *c) {
         nap_config_free(c->config);
         free(c->manager_address);
+        strv_free(c->queue_types);
         pthread_mutex_destroy(&c->limit_lock);
 }
 
@@ -147,12 +155,28 @@ static void help(void) {
                "     --secure-cookies    Mark the session cookie Secure (behind a TLS proxy)\n"
                "     --manager=PATH      nap-managerd's varlink socket (default: the one of\n"
                "                         Scope= in nap.conf)\n"
+               "     --queue-types=T1,T2 The resource queues the queue page lists\n"
+               "                         (default: vm,kube, as nap-queued's --types=)\n"
                "\nConfiguration: %s, or the file in $NAP_CONFIG.\n"
                "See nap-web(8).\n",
                IDLE_TIMEOUT_DEFAULT_SEC, SESSION_DEFAULT_SEC, NAP_CONFIG_DEFAULT_PATH);
 }
 
-enum { ARG_VERSION = 0x100, ARG_IDLE_TIMEOUT, ARG_SESSION, ARG_SECURE_COOKIES, ARG_MANAGER };
+enum { ARG_VERSION = 0x100, ARG_IDLE_TIMEOUT, ARG_SESSION, ARG_SECURE_COOKIES, ARG_MANAGER, ARG_QUEUE_TYPES };
+
+/* T1,T2: each a queue type nap-queued could serve. */
+static int queue_types_check(const char *s) {
+        NapError e = NAP_ERROR_NULL;
+        _cleanup_strv_free_ char **l = strv_split(s, ',');
+        if (!l)
+                return log_error_errno(ENOMEM, "Out of memory");
+        if (!l[0])
+                return log_error_errno(EINVAL, "--queue-types= needs at least one type");
+        STRV_FOREACH(t, l)
+                if (nap_queue_type_check(*t, &e) < 0)
+                        return log_error_errno(EINVAL, "--queue-types=: %s", e.message);
+        return 0;
+}
 
 /* 1: exit 0 now (help, version); 0: go on; < 0: usage error. */
 static int parse_argv(int argc, char *argv[]) {
@@ -163,6 +187,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "session", required_argument, NULL, ARG_SESSION },
                 { "secure-cookies", no_argument, NULL, ARG_SECURE_COOKIES },
                 { "manager", required_argument, NULL, ARG_MANAGER },
+                { "queue-types", required_argument, NULL, ARG_QUEUE_TYPES },
                 {},
         };
         for (int ch; (ch = getopt_long(argc, argv, "h", options, NULL)) >= 0;)
@@ -190,6 +215,11 @@ static int parse_argv(int argc, char *argv[]) {
                         if (optarg[0] != '/')
                                 return log_error_errno(EINVAL, "--manager= takes an absolute path");
                         arg_manager = optarg;
+                        break;
+                case ARG_QUEUE_TYPES:
+                        if (queue_types_check(optarg) < 0)
+                                return -EINVAL;
+                        arg_queue_types = optarg;
                         break;
                 default:
                         return -EINVAL;

@@ -221,12 +221,7 @@ json_t *web_call(WebRequest *r, const char *method, json_t *args, NapError *e) {
         return forward(r->context, m, args, e);
 }
 
-/* A POST of the API: signed in (with the CSRF token), the body's object
- * handed to fn, whose reply (a new reference) goes back as
- * {"parameters": …}, or its error as web_respond_error(). */
-typedef json_t *(*WebPostFn)(WebRequest *r, json_t *args, NapError *e);
-
-static enum MHD_Result respond_post(WebRequest *r, WebPostFn fn) {
+enum MHD_Result web_respond_post(WebRequest *r, WebPostFn fn) {
         NapError e = NAP_ERROR_NULL;
         json_auto_t *args = NULL;
         if (web_authenticate(r, &e) < 0)
@@ -244,7 +239,7 @@ static json_t *call_method(WebRequest *r, json_t *args, NapError *e) {
 }
 
 enum MHD_Result web_route_call(WebRequest *r) {
-        return respond_post(r, call_method);
+        return web_respond_post(r, call_method);
 }
 
 static json_t *stats(WebRequest *r, json_t *args, NapError *e) {
@@ -255,5 +250,5 @@ static json_t *stats(WebRequest *r, json_t *args, NapError *e) {
 }
 
 enum MHD_Result web_route_stats(WebRequest *r) {
-        return respond_post(r, stats);
+        return web_respond_post(r, stats);
 }

@@ -19,6 +19,9 @@ static const struct {
         { "GET", "/api/session", WEB_ROUTE_SESSION },
         { "POST", "/api/stats", WEB_ROUTE_STATS },
         { "GET", "/api/follow", WEB_ROUTE_FOLLOW },
+        { "POST", "/api/queue/list", WEB_ROUTE_QUEUE_LIST },
+        { "POST", "/api/queue/cancel", WEB_ROUTE_QUEUE_CANCEL },
+        { "POST", "/api/queue/move", WEB_ROUTE_QUEUE_MOVE },
 };
 
 static bool method_name_is_valid(const char *s) {
@@ -57,8 +60,10 @@ WebRoute web_route_parse(const char *http_method, const char *path, char ret_nam
 
 bool web_route_mutates(WebRoute r) {
         /* A sign-in has no session yet: the rate limit and the token guard
-         * it. Stats is a read, but a POST: the CSRF token costs nothing. */
-        return r == WEB_ROUTE_SIGNOUT || r == WEB_ROUTE_CALL || r == WEB_ROUTE_STATS;
+         * it. Stats and the queue's list are reads, but POSTs: the CSRF
+         * token costs nothing. */
+        return r == WEB_ROUTE_SIGNOUT || r == WEB_ROUTE_CALL || r == WEB_ROUTE_STATS || r == WEB_ROUTE_QUEUE_LIST ||
+               r == WEB_ROUTE_QUEUE_CANCEL || r == WEB_ROUTE_QUEUE_MOVE;
 }
 
 int web_body_object(const char *body, size_t n, json_t **ret, NapError *e) {
