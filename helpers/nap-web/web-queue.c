@@ -1,26 +1,33 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
-/* The signed-in user's jobs in the resource queue (lib/cluster/queue.h),
- * and cancel and move up/down of one of them.
+/* The signed-in user's jobs in the resource queue, and cancel and move
+ * up/down of one of them, through nap-queued's API on its Unix socket
+ * (lib/cluster/queue-client.h), as napctl queue does.
  *
- * nap-web calls queue.h over etcd itself, with the signed-in user as the
- * owner of every call (root: every owner), rather than nap-queued's Unix
- * socket: nap-queued takes the owner from the socket's peer uid, which
- * for nap-web is root's (nap-web runs as root), and root there acts on
- * any owner's job. Through queue.h the owner goes into the very
- * read-modify-CAS that changes the job (nap_queue_move(),
- * nap_queue_cancel(): another owner's job is NoSuchJob), as nap-queued
- * passes its caller's, so nap-web acts for alice exactly as nap-queued
- * does for alice's uid, and no operation exists twice.
- * docs/ARCHITECTURE.md "nap-web", nap-web(8) QUEUE. */
+ * nap-queued takes a Unix caller's owner from the peer uid, and nap-web's
+ * is root's, for whom nap-queued acts on any owner's job. So nap-web
+ * authorizes first, as it does before forwarding a method to
+ * nap-managerd: a list names the signed-in user as owner_id; a cancel or
+ * move first reads the job and goes on only if the user owns it (another
+ * owner's job is NoSuchJob, nap-queued's own answer to that owner). A
+ * job's owner never changes and its request_id is never reused (a job
+ * stays in the queue's history after it ends), so the job read is the
+ * job changed. Root signed in acts for every owner, as on the socket.
+ * Why not lib/cluster/queue.h over etcd from here: nap-web has no network
+ * (PrivateNetwork=, AF_UNIX only in nap-web.service), and nap-queued is
+ * the one program that changes the queue (its index answers a list
+ * without reading every job from etcd). docs/ARCHITECTURE.md "nap-web". */
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "base/strv.h"
+#include "cluster/queue-client.h"
 #include "cluster/queue.h"
 #include "web.h"
 
-/* ---- arguments and etcd ------------------------------------------------ */
+/* ---- arguments --------------------------------------------------------- */
 
 static const char *string_arg(json_t *args, const char *name, NapError *e) {
         const char *s = json_string_value(json_object_get(args, name));
@@ -30,57 +37,42 @@ static const char *string_arg(json_t *args, const char *name, NapError *e) {
         return s;
 }
 
-/* The owner the calls act for: the signed-in user, or NULL (anyone) for root. */
-static const char *owner_of(const WebRequest *r) {
-        return r->uid == 0 ? NULL : r->user;
+/* type and request_id of the body, checked as nap-queued checks them. */
+static int job_args(json_t *args, const char **ret_type, const char **ret_id, NapError *e) {
+        *ret_type = string_arg(args, "type", e);
+        *ret_id = *ret_type ? string_arg(args, "request_id", e) : NULL;
+        if (!*ret_id)
+                return -EINVAL;
+        int r = nap_queue_type_check(*ret_type, e);
+        return r < 0 ? r : nap_job_request_id_check(*ret_id, e);
 }
 
-static int queue_etcd(WebRequest *r, EtcdClient **ret, NapError *e) {
-        if (!r->context->config->etcd || !r->context->config->etcd[0])
-                return nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, -EOPNOTSUPP,
-                                     "The resource queue lives in etcd, and nap.conf sets no Etcd=");
-        return etcd_client_new(r->context->config->etcd, ret, e);
+static json_t *queue_call(WebRequest *r, const char *method, json_t *body, NapError *e, const char *fmt, ...)
+        _printf_(5, 6);
+static json_t *queue_call(WebRequest *r, const char *method, json_t *body, NapError *e, const char *fmt, ...) {
+        _cleanup_free_ char *path = NULL;
+        json_t *data = NULL;
+        va_list ap;
+        va_start(ap, fmt);
+        int k = vasprintf(&path, fmt, ap);
+        va_end(ap);
+        if (k < 0)
+                return json_decref(body), nap_error_errno(e, -ENOMEM, "Out of memory"), NULL;
+        return nap_queue_client_call(r->context->queue_address, method, path, body, &data, e) < 0 ? NULL : data;
 }
 
 /* ---- the list ---------------------------------------------------------- */
 
-/* One job as nap-queued's API shows it, with its place among the queued
- * jobs of its type (1 first; 0 once it has left the queue). */
-static json_t *job_json(const NapJob *j, size_t place) {
-        json_t *o = nap_job_to_wire(j);
-        if (o && json_object_set_new(o, "Place", json_integer((json_int_t) place)) < 0)
-                return json_decref(o), NULL;
-        return o;
-}
-
-/* The owner's jobs of one type, in queue order, appended to a. */
-static int list_type(EtcdClient *etcd, const char *prefix, const char *type, const char *owner, json_t *a,
-                     NapError *e) {
-        NapJobFilter f = { .status = _NAP_JOB_STATUS_INVALID };
-        NapJob *l = NULL;
-        size_t n = 0, total, queued = 0;
-        int r = nap_queue_list(etcd, prefix, type, &f, &l, &n, &total, e);
-        for (size_t i = 0; r >= 0 && i < n; i++) {
-                queued += l[i].status == NAP_JOB_QUEUED;
-                if (owner && !streq(l[i].owner, owner))
-                        continue;
-                if (json_array_append_new(a, job_json(l + i, l[i].status == NAP_JOB_QUEUED ? queued : 0)) < 0)
-                        r = nap_error_errno(e, -ENOMEM, "Failed to list the jobs");
-        }
-        nap_job_array_free(l, n);
-        return r;
-}
-
 static json_t *queue_list(WebRequest *r, json_t *args, NapError *e) {
-        _cleanup_(etcd_client_freep) EtcdClient *etcd = NULL;
         json_auto_t *a = json_array();
         if (!a)
-                return nap_error_errno(e, -ENOMEM, "Failed to list the jobs"), NULL;
-        if (queue_etcd(r, &etcd, e) < 0)
-                return NULL;
-        STRV_FOREACH(t, r->context->queue_types)
-                if (list_type(etcd, r->context->config->cluster_prefix, *t, owner_of(r), a, e) < 0)
-                        return NULL;
+                return nap_error_errno(e, -ENOMEM, "Out of memory"), NULL;
+        STRV_FOREACH(t, r->context->queue_types) {
+                /* root: every owner's (owner_id empty) */
+                json_auto_t *l = queue_call(r, "GET", NULL, e, "%s/?owner_id=%s", *t, r->uid == 0 ? "" : r->user);
+                if (!l || json_array_extend(a, l) < 0)
+                        return l ? nap_error_errno(e, -ENOMEM, "Out of memory"), NULL : NULL;
+        }
         return json_pack("{s:O}", "jobs", a);
 }
 
@@ -88,90 +80,86 @@ enum MHD_Result web_route_queue_list(WebRequest *r) {
         return web_respond_post(r, queue_list);
 }
 
-/* ---- cancel ------------------------------------------------------------ */
+/* ---- cancel and move: the user's own job only --------------------------- */
+
+/* The job, when the signed-in user may act on it (theirs, or root). */
+static json_t *own_job(WebRequest *r, const char *type, const char *id, NapError *e) {
+        json_t *j = queue_call(r, "GET", NULL, e, "%s/%s", type, id);
+        if (j && r->uid != 0 && !streq_ptr(json_string_value(json_object_get(j, "OwnerID")), r->user)) {
+                json_decref(j);
+                return nap_error_set(e, NAP_ERROR_NO_SUCH_JOB, -ENOENT, "The %s queue has no job %s", type, id), NULL;
+        }
+        return j;
+}
 
 static json_t *queue_cancel(WebRequest *r, json_t *args, NapError *e) {
-        _cleanup_(etcd_client_freep) EtcdClient *etcd = NULL;
-        const char *type = string_arg(args, "type", e), *id = type ? string_arg(args, "request_id", e) : NULL;
-        NapJob j = {};
-        if (!id || queue_etcd(r, &etcd, e) < 0 ||
-            nap_queue_cancel(etcd, r->context->config->cluster_prefix, type, id, owner_of(r), &j, e) < 0)
+        const char *type, *id;
+        if (job_args(args, &type, &id, e) < 0)
                 return NULL;
-        json_t *o = json_pack("{s:o}", "job", job_json(&j, 0));
-        nap_job_done(&j);
-        return o;
+        json_auto_t *j = own_job(r, type, id, e);
+        json_t *done = j ? queue_call(r, "DELETE", NULL, e, "%s/%s", type, id) : NULL;
+        return done ? json_pack("{s:o}", "job", done) : NULL;
 }
 
 enum MHD_Result web_route_queue_cancel(WebRequest *r) {
         return web_respond_post(r, queue_cancel);
 }
 
-/* ---- move up or down --------------------------------------------------- */
+static int64_t priority_at(json_t *l, size_t i) {
+        return json_integer_value(json_object_get(json_array_get(l, i), "Priority"));
+}
 
-/* The priority that puts the job at index i of the queued jobs l one
- * place up (up) or down: between the two jobs it passes and the next, or
- * past the end by one. -ERANGE: already first or last, or no integer
- * between. */
-static int priority_moved(const NapJob *l, size_t n, size_t i, bool up, int64_t *ret) {
+/* The priority that moves the job at index i of the queued jobs l (in
+ * queue order, every owner's) one place up or down: between the job it
+ * passes and the one beyond, or past the end by one (the seed's rules,
+ * nap_queue_priority_between()). -ERANGE: first or last already. */
+static int priority_moved(json_t *l, size_t i, bool up, int64_t *ret) {
+        size_t n = json_array_size(l);
         if (up ? i == 0 : i + 1 >= n)
                 return -ERANGE;
         size_t passed = up ? i - 1 : i + 1;
-        bool at_end = up ? passed == 0 : passed + 1 == n;
-        if (at_end) {
-                int64_t p = l[passed].priority;
+        int64_t p = priority_at(l, passed);
+        if (up ? passed == 0 : passed + 1 == n) {
                 if (up ? p == INT64_MIN : p == INT64_MAX)
                         return -ERANGE;
                 *ret = up ? p - 1 : p + 1;
                 return 0;
         }
-        return nap_queue_priority_between(l[passed].priority, l[up ? passed - 1 : passed + 1].priority, ret);
+        return nap_queue_priority_between(p, priority_at(l, up ? passed - 1 : passed + 1), ret);
 }
 
-/* The new priority of the job: read from the whole queue of its type
- * (whoever's the neighbours are; only the number leaves this function). */
-static int move_priority(EtcdClient *etcd, const char *prefix, const char *type, const char *id, bool up,
-                         int64_t *ret, NapError *e) {
-        NapJobFilter f = { .status = NAP_JOB_QUEUED };
-        NapJob *l = NULL;
-        size_t n = 0, total, i;
-        int r = nap_queue_list(etcd, prefix, type, &f, &l, &n, &total, e);
-        if (r < 0)
-                return r;
-        for (i = 0; i < n && !streq(l[i].request_id, id); i++)
-                ;
+/* Whose the neighbours are does not leave this function: only the number. */
+static int move_priority(WebRequest *r, const char *type, const char *id, bool up, int64_t *ret, NapError *e) {
+        json_auto_t *l = queue_call(r, "GET", NULL, e, "%s/?status=queued", type);
+        size_t i, n = json_array_size(l);
+        if (!l)
+                return -EIO;
+        for (i = 0; i < n; i++)
+                if (streq_ptr(json_string_value(json_object_get(json_array_get(l, i), "RequestID")), id))
+                        break;
         if (i == n)
-                r = nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -ENOENT,
-                                  "The %s queue has no queued job %s (it may have been admitted or cancelled)", type, id);
-        else if (priority_moved(l, n, i, up, ret) < 0)
-                r = nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -ERANGE, "The job is already %s of the %s queue",
-                                  up ? "at the front" : "at the back", type);
-        nap_job_array_free(l, n);
-        return r;
+                return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -ENOENT,
+                                     "Job %s has left the %s queue (admitted or cancelled)", id, type);
+        if (priority_moved(l, i, up, ret) < 0)
+                return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -ERANGE, "Job %s is %s of the %s queue already",
+                                     id, up ? "at the front" : "at the back", type);
+        return 0;
 }
 
 static json_t *queue_move(WebRequest *r, json_t *args, NapError *e) {
-        _cleanup_(etcd_client_freep) EtcdClient *etcd = NULL;
-        const char *type = string_arg(args, "type", e), *id = type ? string_arg(args, "request_id", e) : NULL;
-        const char *direction = id ? string_arg(args, "direction", e) : NULL;
-        const char *prefix = r->context->config->cluster_prefix;
-        NapJob j = {};
+        const char *type, *id, *direction;
         int64_t priority;
-        if (!direction)
+        if (job_args(args, &type, &id, e) < 0 || !(direction = string_arg(args, "direction", e)))
                 return NULL;
         if (!streq(direction, "up") && !streq(direction, "down"))
                 return nap_error_parameter(e, nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL,
                                                             "direction must be \"up\" or \"down\""), "direction"), NULL;
-        /* The owner is checked by nap_queue_get() first, so that another
-         * owner's job is NoSuchJob here too, not "no queued job". */
-        if (queue_etcd(r, &etcd, e) < 0 || nap_queue_get(etcd, prefix, type, id, owner_of(r), &j, e) < 0)
+        json_auto_t *j = own_job(r, type, id, e);
+        if (!j || move_priority(r, type, id, streq(direction, "up"), &priority, e) < 0)
                 return NULL;
-        nap_job_done(&j);
-        if (move_priority(etcd, prefix, type, id, streq(direction, "up"), &priority, e) < 0 ||
-            nap_queue_move(etcd, prefix, type, id, owner_of(r), priority, &j, e) < 0)
-                return NULL;
-        json_t *o = json_pack("{s:o}", "job", job_json(&j, 0));
-        nap_job_done(&j);
-        return o;
+        json_t *moved = queue_call(r, "POST", json_pack("{s:I}", "priority", (json_int_t) priority), e, "%s/%s", type,
+                                   id);
+        return moved ? json_pack("{s:o}", "job", moved) : NULL;
 }
 
 enum MHD_Result web_route_queue_move(WebRequest *r) {

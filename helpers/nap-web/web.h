@@ -22,7 +22,9 @@ typedef struct WebContext {
         NapConfig *config;
         NapWebKey key;
         char *manager_address;   /* nap-managerd's varlink socket */
+        char *queue_address;     /* nap-queued's Unix socket (web-queue.c) */
         char **queue_types;      /* --queue-types=: the queues the queue page lists */
+        char *node;              /* this host's node name (nap_config_node()), NULL if none */
         bool secure_cookies;     /* --secure-cookies: behind a TLS proxy */
         uint64_t session_sec;    /* a session's lifetime */
         pthread_mutex_t limit_lock;

@@ -179,6 +179,18 @@ web_as "$COOKIE_A" "$CSRF_A" POST /api/call/History '{}'
 assert_eq "history without an app: 400" 400 "$STATUS"
 web_as "$COOKIE_A" "$CSRF_A" POST /api/history '{"service":"alice_hello"}'
 assert_eq "the old /api/history is gone (History is a method)" 404 "$STATUS"
+# The queue (no nap-queued here: test-web-browser.sh lists, moves and cancels jobs)
+web_as "$COOKIE_A" "" POST /api/queue/list '{}'
+assert_eq "the queue without the CSRF token: 401" 401 "$STATUS"
+web_as "$COOKIE_A" "$CSRF_A" POST /api/queue/list '{}'
+assert_eq "the queue without nap-queued: 503 NotAvailable" "503 io.nap.Manager.NotAvailable" "$STATUS $(jq -r .error <<<"$BODY")"
+assert_contains "... saying where it looked" "$(jq -r .message <<<"$BODY")" "nap-queued on"
+web_as "$COOKIE_A" "$CSRF_A" POST /api/queue/move '{"type":"vm","request_id":"j1","direction":"sideways"}'
+assert_eq "a move neither up nor down: 400 on direction" "400 direction" "$STATUS $(jq -r .parameter <<<"$BODY")"
+web_as "$COOKIE_A" "$CSRF_A" POST /api/queue/cancel '{"type":"vm"}'
+assert_eq "a cancel without request_id: 400 on request_id" "400 request_id" "$STATUS $(jq -r .parameter <<<"$BODY")"
+web_as "$COOKIE_A" "$CSRF_A" GET /api/queue/list
+assert_eq "GET of a queue route: 405" 405 "$STATUS"
 web_as "$COOKIE_A" "$CSRF_A" POST /api/call/NoSuchMethod '{}'
 assert_eq "an unknown method: 503 NotAvailable" "503 io.nap.Manager.NotAvailable" "$STATUS $(jq -r .error <<<"$BODY")"
 web_as "$COOKIE_A" "$CSRF_A" POST /api/call/no-such '{}'
@@ -202,6 +214,9 @@ known() { local v; v=$(systemctl --user show -P "$1" "$2"); case $v in '' | '[no
 UNIT=$(jq -r '.parameters.instances[0].unit' <<<"$BODY")
 assert_eq "... memory as systemd has it" "$(known MemoryCurrent "$UNIT")" "$(jq -r '.parameters.instances[0].memory_bytes | if . == null then "null" else type end' <<<"$BODY")"
 assert_eq "... CPU time as systemd has it" "$(known CPUUsageNSec "$UNIT")" "$(jq -r '.parameters.instances[0].cpu_nsec | if . == null then "null" else type end' <<<"$BODY")"
+NODE=$(sed -n 's/^Node=//p' "$NAP_CONFIG" | tail -n 1)
+[ -n "$NODE" ] || NODE=$(hostname | cut -d. -f1 | tr 'A-Z' 'a-z')
+assert_eq "... on this host's node (Node=, or the host name)" "$NODE" "$(jq -r '.parameters.instances[0].node' <<<"$BODY")"
 
 # The log, live: a line the app prints after the follow began arrives.
 curl -sS -N --max-time 20 "${WEB_CURL[@]}" -H "Cookie: nap_session=$COOKIE_A" \

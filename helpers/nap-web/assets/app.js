@@ -123,7 +123,7 @@ function instanceRow(svc, i, commits) {
   const button = (label, method, cls) => el("button", { type: "button", class: cls || "secondary", dataset: { action: method },
     onclick: (ev) => act(ev.target, () => call(method, { instance: i.instance })) }, label);
   return el("tr", { dataset: { instance: i.instance, state: i.active_state } },
-    el("td", {}, i.instance), el("td", {}, stateBadge(i)), el("td", { class: "num" }, i.port),
+    el("td", {}, i.instance), el("td", {}, stateBadge(i)), el("td", { class: "node" }, i.node || "-"), el("td", { class: "num" }, i.port),
     el("td", {}, short(commits[i.instance])), el("td", { class: "num" }, seconds(i.cpu_nsec)),
     el("td", { class: "num" }, mib(i.memory_bytes)), el("td", {}, plot(i.instance)),
     el("td", { class: "actions" }, button("Start", "StartApp"), button("Stop", "StopApp"), button("Restart", "RestartApp"),
@@ -241,7 +241,7 @@ async function renderApp(svc) {
   sessionStorage.removeItem("notice");
   view(el("h1", {}, svc), text ? el("p", { id: "notice" }, text) : null,
     el("h2", {}, "Instances"),
-    rows.length ? table(["Instance", "State", "Port", "Version", "CPU", "Memory", "Memory (recent)", ""], rows, { id: "instances-table" })
+    rows.length ? table(["Instance", "State", "Node", "Port", "Version", "CPU", "Memory", "Memory (recent)", ""], rows, { id: "instances-table" })
                 : el("p", { class: "empty" }, "No instances."),
     el("h2", {}, "Start an instance"), startForm(svc, params.parameters),
     el("h2", {}, "Scale"), scaleForm(svc, stats.instances.length),
@@ -302,6 +302,42 @@ async function renderNodes() {
   for (const d of document.querySelectorAll(".bar > div")) d.style.width = d.dataset.share + "%";
 }
 
+// The signed-in user's jobs in the resource queue (root: everyone's), by
+// nap-web's /api/queue/* (nap-queued's API, authorized for the user by
+// nap-web), in queue order per type.
+function jobSize(j) {
+  let data = {};
+  try { data = JSON.parse(j.Data); } catch (e) { /* shown as "-" */ }
+  const l = Array.isArray(data.instances) ? data.instances : [];
+  return l.map((i) => `${i.VCPU} CPU, ${i.Memory} MiB, ${i.Disk} GiB`).join("; ") || "-";
+}
+
+function jobRow(j) {
+  const job = { type: j.Type, request_id: j.RequestID };
+  const button = (label, action, fn, cls) => el("button", { type: "button", class: cls || "secondary", dataset: { action },
+    onclick: (ev) => act(ev.target, fn) }, label);
+  const queued = j.Status === "queued", live = queued || j.Status === "running";
+  const cls = j.Status === "running" ? "ok" : queued ? "idle" : "bad";
+  return el("tr", { dataset: { job: `${j.Type}/${j.RequestID}`, status: j.Status } },
+    el("td", {}, j.Type), el("td", {}, j.RequestID), state.admin ? el("td", {}, j.OwnerID) : null,
+    el("td", {}, el("span", { class: "badge " + cls }, j.Status)), el("td", { class: "num" }, j.Priority), el("td", {}, jobSize(j)),
+    el("td", {}, j.Placements.map((p) => p.Node).join(", ") || "-"),
+    el("td", { class: "actions" },
+      queued ? button("Up", "move-up", () => request("POST", "/api/queue/move", { ...job, direction: "up" })) : null,
+      queued ? button("Down", "move-down", () => request("POST", "/api/queue/move", { ...job, direction: "down" })) : null,
+      live ? button("Cancel", "cancel", () => confirm(`Cancel ${j.Type} job ${j.RequestID}?`) &&
+        request("POST", "/api/queue/cancel", job), "danger") : null));
+}
+
+async function renderQueue() {
+  const { jobs } = (await request("POST", "/api/queue/list", {})).parameters;
+  const headers = ["Type", "Request", ...(state.admin ? ["Owner"] : []), "Status", "Priority", "Instances", "Placed on", ""];
+  view(el("h1", {}, state.admin ? "The resource queue" : `Jobs of ${state.user} in the resource queue`),
+       jobs.length ? table(headers, jobs.map(jobRow), { id: "queue-table" })
+                   : el("p", { class: "empty" }, "No jobs. Submit one with napctl queue submit."));
+  state.timer = setTimeout(() => { if (location.hash === "#/queue") route(); }, 5000);
+}
+
 // ---- routing and the session -------------------------------------------
 
 async function route() {
@@ -313,6 +349,7 @@ async function route() {
     if (page === "app") await renderApp(arg);
     else if (page === "log") renderLog(arg);
     else if (page === "nodes") await renderNodes();
+    else if (page === "queue") await renderQueue();
     else await renderApps(arg);
   } catch (e) {
     view(el("p", { class: "empty" }, "Nothing to show: see above."));
