@@ -87,7 +87,7 @@ queued_install() {
 submit_as_alice() { # REQUEST_ID: the HTTP status
         setpriv --reuid=$ALICE_UID --regid=$ALICE_UID --clear-groups curl -s -o /dev/null -w '%{http_code}' \
                 --max-time 20 --unix-socket "$QUEUE_SOCK" -H 'Content-Type: application/json' --data-binary \
-                "{\"request_id\":\"$1\",\"data\":{\"instances\":[{\"VCPU\":1,\"Memory\":512,\"Disk\":1}]},\"callback\":\"http://127.0.0.1:9/$1\"}" \
+                "{\"request_id\":\"$1\",\"owner_id\":\"alice\",\"data\":{\"instances\":[{\"VCPU\":1,\"Memory\":512,\"Disk\":1}]},\"callback\":\"http://127.0.0.1:9/$1\"}" \
                 http://queue/v1/vm/
 }
 if [ -n "$HAVE_ETCD" ]; then
