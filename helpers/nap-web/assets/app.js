@@ -1,7 +1,8 @@
 // nap-web's page: plain JavaScript, no framework, no build step. Every
-// action is a call of an io.nap.Manager method (POST /api/call/METHOD),
-// which nap-web authorizes for the signed-in user and nap-managerd runs;
-// the same methods napctl calls. Text from the server only ever goes into
+// action on an app is a call of an io.nap.Manager method (POST
+// /api/call/METHOD), which nap-web authorizes for the signed-in user and
+// nap-managerd runs; the same methods napctl calls. The queue page's
+// actions go to nap-queued the same way (/api/queue/*, as napctl queue). Text from the server only ever goes into
 // textContent, never into HTML.
 "use strict";
 
