@@ -375,10 +375,8 @@ static int verb_keys_local(Caller *c, char **args, NapError *e) {
         return r < 0 ? r : verb_keys(ctx, args, arg_json, e);
 }
 
-static int verb_rollback_local(Caller *c, char **args, NapError *e) {
-        NapContext *ctx;
-        int r = caller_context(c, &ctx, e);
-        return r < 0 ? r : verb_rollback(ctx, args, arg_json, &arg_rollout, e);
+static int verb_rollback_call(Caller *c, char **args, NapError *e) {
+        return verb_rollback(c, args, arg_json, &arg_rollout, e);
 }
 
 static int verb_refresh_instances_local(Caller *c, char **args, NapError *e) {
@@ -387,10 +385,8 @@ static int verb_refresh_instances_local(Caller *c, char **args, NapError *e) {
         return r < 0 ? r : verb_refresh_instances(ctx, args, arg_json, &arg_rollout, e);
 }
 
-static int verb_history_local(Caller *c, char **args, NapError *e) {
-        NapContext *ctx;
-        int r = caller_context(c, &ctx, e);
-        return r < 0 ? r : verb_history(ctx, args, arg_json, e);
+static int verb_history_call(Caller *c, char **args, NapError *e) {
+        return verb_history(c, args, arg_json, e);
 }
 
 static int verb_web_token_local(Caller *c, char **args, NapError *e) {
@@ -421,9 +417,9 @@ static const Verb verbs[] = {
         { "get-service-url", "USER_APP", 1, 2, .run = verb_get_service_url, .help = "Show the URL an app was deployed from" },
         { "get-port", "INSTANCE", 1, 1, .run = verb_get_port, .help = "Show the port of an instance" },
         { "endpoints", "USER_APP", 1, 1, .run = verb_endpoints, .help = "List an app's live endpoints (from etcd)" },
-        { "rollback", "USER_APP [COMMIT]", 1, 2, .run = verb_rollback_local, .local = true, .options = OPT_ROLLOUT, .help = "Redeploy an earlier commit and replace the instances (--batch, --drain)" },
+        { "rollback", "USER_APP [COMMIT]", 1, 2, .run = verb_rollback_call, .options = OPT_ROLLOUT, .help = "Redeploy an earlier commit and replace the instances (--batch, --drain)" },
         { "refresh-instances", "USER_APP", 1, 1, .run = verb_refresh_instances_local, .local = true, .options = OPT_ROLLOUT, .help = "Replace every instance from the deployed tree, without downtime (--batch, --drain)" },
-        { "history", "USER_APP", 1, 1, .run = verb_history_local, .local = true, .help = "List an app's deploys, newest first" },
+        { "history", "USER_APP", 1, 1, .run = verb_history_call, .help = "List an app's deploys, newest first" },
         { "scale", "USER_APP N [K=V...]", 2, 66, .run_app = verb_scale, .help = "Start or remove instances until the app has N" },
         { "config set", "USER_APP K=V...", 2, 65, .run_app = verb_config_set, .help = "Set variables of every instance's environment, restart them" },
         { "config unset", "USER_APP KEY...", 2, 65, .run_app = verb_config_unset, .help = "Remove variables of the app's environment, restart" },
