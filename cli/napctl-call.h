@@ -25,8 +25,6 @@
 #include "ops/methods.h"
 #include "protocol/varlink.h"
 
-#define NAP_MANAGER_SOCKET_NAME "nap/io.nap.Manager" /* below /run or $XDG_RUNTIME_DIR */
-
 /* Calls that change something run to their end in the helper whatever
  * napctl does: wait for them (a deploy may fetch for minutes). */
 #define WRITE_TIMEOUT VARLINK_TIMEOUT_INFINITY

@@ -18,8 +18,11 @@
 #include "napctl-output.h"
 #include "verb-keys.h"
 #include "verb-lifecycle.h"
+#include "verb-mpi.h"
 #include "verb-nodes.h"
+#include "verb-queue.h"
 #include "verb-rollback.h"
+#include "verb-web.h"
 
 static bool arg_json = false;
 static bool arg_follow = false;
@@ -32,6 +35,7 @@ static const char *arg_on_node = NULL; /* start-common --node= */
 static bool arg_no_block = false;
 static NapRolloutOptions arg_rollout = {}; /* --batch=, --drain= */
 static bool arg_yes = false;
+static QueueOptions arg_queue = {};
 
 /* Options only some verbs take; any other verb refuses them. */
 enum {
@@ -48,7 +52,9 @@ enum {
         OPT_YES = 1 << 10,
         OPT_BATCH = 1 << 11,
         OPT_DRAIN = 1 << 12,
-        OPT_NODE = 1 << 13,
+        OPT_OWNER = 1 << 13,
+        OPT_STATUS = 1 << 14,
+        OPT_NODE = 1 << 15,
         OPT_ROLLOUT = OPT_BATCH | OPT_DRAIN,
         OPT_COMPUTE = OPT_CPU | OPT_MEMORY,
         OPT_SCHEDULE = OPT_LABELS | OPT_POLICY | OPT_COUNT,
@@ -62,7 +68,8 @@ static const struct {
         { OPT_STORAGE, "--storage=" }, { OPT_LABELS, "--labels=" }, { OPT_POLICY, "--policy=" },
         { OPT_COUNT, "--count=" },     { OPT_FORCE, "--force" },   { OPT_REQUEST_ID, "--request-id=" },
         { OPT_NO_BLOCK, "--no-block" }, { OPT_YES, "--yes" },
-        { OPT_BATCH, "--batch=" },     { OPT_DRAIN, "--drain=" },   { OPT_NODE, "--node=" },
+        { OPT_BATCH, "--batch=" },     { OPT_DRAIN, "--drain=" },
+        { OPT_OWNER, "--owner=" },     { OPT_STATUS, "--status=" }, { OPT_NODE, "--node=" },
 };
 
 /* A verb; "node show": the sub-verb show of node. */
@@ -76,6 +83,7 @@ typedef struct Verb {
         unsigned options;    /* OPT_* it takes */
         node_verb_fn run_node; /* instead of run: verb-nodes.h */
         lifecycle_verb_fn run_app; /* instead of run: verb-lifecycle.h */
+        queue_verb_fn run_queue; /* instead of run: verb-queue.h */
 } Verb;
 
 /* ---- verbs over io.nap.Manager ---------------------------------------- */
@@ -370,10 +378,8 @@ static int verb_keys_local(Caller *c, char **args, NapError *e) {
         return r < 0 ? r : verb_keys(ctx, args, arg_json, e);
 }
 
-static int verb_rollback_local(Caller *c, char **args, NapError *e) {
-        NapContext *ctx;
-        int r = caller_context(c, &ctx, e);
-        return r < 0 ? r : verb_rollback(ctx, args, arg_json, &arg_rollout, e);
+static int verb_rollback_call(Caller *c, char **args, NapError *e) {
+        return verb_rollback(c, args, arg_json, &arg_rollout, e);
 }
 
 static int verb_refresh_instances_local(Caller *c, char **args, NapError *e) {
@@ -382,10 +388,20 @@ static int verb_refresh_instances_local(Caller *c, char **args, NapError *e) {
         return r < 0 ? r : verb_refresh_instances(ctx, args, arg_json, &arg_rollout, e);
 }
 
-static int verb_history_local(Caller *c, char **args, NapError *e) {
+static int verb_history_call(Caller *c, char **args, NapError *e) {
+        return verb_history(c, args, arg_json, e);
+}
+
+static int verb_web_token_local(Caller *c, char **args, NapError *e) {
         NapContext *ctx;
         int r = caller_context(c, &ctx, e);
-        return r < 0 ? r : verb_history(ctx, args, arg_json, e);
+        return r < 0 ? r : verb_web_token(ctx, args, arg_json, e);
+}
+
+static int verb_web_revoke_local(Caller *c, char **args, NapError *e) {
+        NapContext *ctx;
+        int r = caller_context(c, &ctx, e);
+        return r < 0 ? r : verb_web_revoke(ctx, args, arg_json, e);
 }
 
 static const Verb verbs[] = {
@@ -404,18 +420,22 @@ static const Verb verbs[] = {
         { "get-service-url", "USER_APP", 1, 2, .run = verb_get_service_url, .help = "Show the URL an app was deployed from" },
         { "get-port", "INSTANCE", 1, 1, .run = verb_get_port, .help = "Show the port of an instance" },
         { "endpoints", "USER_APP", 1, 1, .run = verb_endpoints, .help = "List an app's live endpoints (from etcd)" },
-        { "rollback", "USER_APP [COMMIT]", 1, 2, .run = verb_rollback_local, .local = true, .options = OPT_ROLLOUT, .help = "Redeploy an earlier commit and replace the instances (--batch, --drain)" },
+        { "rollback", "USER_APP [COMMIT]", 1, 2, .run = verb_rollback_call, .options = OPT_ROLLOUT, .help = "Redeploy an earlier commit and replace the instances (--batch, --drain)" },
         { "refresh-instances", "USER_APP", 1, 1, .run = verb_refresh_instances_local, .local = true, .options = OPT_ROLLOUT, .help = "Replace every instance from the deployed tree, without downtime (--batch, --drain)" },
-        { "history", "USER_APP", 1, 1, .run = verb_history_local, .local = true, .help = "List an app's deploys, newest first" },
+        { "history", "USER_APP", 1, 1, .run = verb_history_call, .help = "List an app's deploys, newest first" },
         { "scale", "USER_APP N [K=V...]", 2, 66, .run_app = verb_scale, .help = "Start or remove instances until the app has N" },
         { "config set", "USER_APP K=V...", 2, 65, .run_app = verb_config_set, .help = "Set variables of every instance's environment, restart them" },
         { "config unset", "USER_APP KEY...", 2, 65, .run_app = verb_config_unset, .help = "Remove variables of the app's environment, restart" },
         { "config get", "USER_APP [KEY]", 1, 2, .run_app = verb_config_get, .help = "Show the app's environment (KEY=VALUE), or one value" },
         { "restart", "INSTANCE|USER_APP", 1, 1, .run_app = verb_restart, .options = OPT_NO_BLOCK, .help = "Restart an instance, or all of an app's one by one" },
         { "destroy-app", "USER_APP --yes", 1, 1, .run_app = verb_destroy_app, .options = OPT_YES, .help = "Remove an app and everything of it from this host" },
+        { "start-mpi", "USER_APP [k=v,k=v]", 1, 2, .run_app = verb_start_mpi, .options = OPT_COMPUTE | OPT_NO_BLOCK, .help = "Start an MPI job (np=N ranks, each --cpu, --memory), wait for its end, show its result (--no-block)" },
+        { "mpi-job", "USER_APP JOB", 2, 2, .run_app = verb_mpi_job, .help = "Show an MPI job's result and its units" },
         { "status", "[USER]", 0, 1, .run_app = verb_status, .help = "Every app: instances, version, health, ports" },
         { "recover", "", 0, 0, .run = verb_recover, .help = "Finish or undo operations cut short by a crash (root)" },
         { "keys", "add|list|remove ...", 1, 3, .run = verb_keys_local, .local = true, .help = "Manage who may git push (root)" },
+        { "web token", "[USER]", 0, 1, .run = verb_web_token_local, .local = true, .help = "Make USER's nap-web sign-in token (replaces the old one)" },
+        { "web revoke", "[USER]", 0, 1, .run = verb_web_revoke_local, .local = true, .help = "Remove USER's nap-web token, ending their sessions" },
         { "nodes", "", 0, 0, .run_node = verb_nodes, .help = "List the cluster's nodes, their status and usage" },
         { "node show", "NAME", 1, 1, .run_node = verb_node_show, .help = "Show a node and what is reserved on it" },
         { "node apply", "NAME ADDRESS", 2, 2, .run_node = verb_node_apply, .options = OPT_COMPUTE | OPT_STORAGE | OPT_LABELS, .help = "Write a node's record: --cpu --memory --storage [--labels] (root)" },
@@ -426,6 +446,15 @@ static const Verb verbs[] = {
         { "release storage", "NODE NAME", 2, 2, .run_node = verb_release_storage, .help = "Release a storage reservation" },
         { "schedule compute", "NAME", 1, 1, .run_node = verb_schedule_compute, .options = OPT_COMPUTE | OPT_SCHEDULE, .help = "Reserve --cpu/--memory on the best node(s)" },
         { "schedule storage", "NAME", 1, 1, .run_node = verb_schedule_storage, .options = OPT_STORAGE | OPT_SCHEDULE, .help = "Reserve --storage on the best node(s)" },
+        { "queue list", "TYPE", 1, 1, .run_queue = verb_queue_list, .options = OPT_OWNER | OPT_STATUS, .help = "List a resource queue's jobs in order (--owner, --status)" },
+        { "queue show", "TYPE ID", 2, 2, .run_queue = verb_queue_show, .help = "Show a job: status, placements, callback" },
+        { "queue submit", "TYPE ID CALLBACK VCPU,MIB,GIB...", 4, 19, .run_queue = verb_queue_submit, .options = OPT_OWNER, .help = "Queue a job of instances; CALLBACK is POSTed when admitted" },
+        { "queue move", "TYPE ID first|last|after:ID|N", 3, 3, .run_queue = verb_queue_move, .help = "Reorder a queued job" },
+        { "queue cancel", "TYPE ID", 2, 2, .run_queue = verb_queue_cancel, .help = "Cancel a job (a running one's reservations are freed)" },
+        { "queue done", "TYPE ID", 2, 2, .run_queue = verb_queue_done, .help = "End a running job, freeing its reservations" },
+        { "queue history", "TYPE ID", 2, 2, .run_queue = verb_queue_history, .help = "Show a job's status history" },
+        { "queue token", "OWNER", 1, 1, .run_queue = verb_queue_token, .help = "Make a bearer token for the queue over TCP (root)" },
+        { "queue secret", "[OWNER]", 0, 1, .run_queue = verb_queue_secret, .help = "Show the secret signing an owner's callbacks" },
 };
 
 /* ---- main ------------------------------------------------------------- */
@@ -466,6 +495,9 @@ static void help(void) {
                "     --policy=spread|binpack  schedule: the least (default) or most loaded node\n"
                "     --count=N                schedule: N reservations NAME.1 ... NAME.N (1 to 32)\n"
                "     --force                  node delete: drop its reservations too\n"
+               "\nOptions of the queue commands (nap-queued(8); its socket: $NAP_QUEUE_SOCKET):\n"
+               "     --owner=USER             list: only USER's jobs; submit: for USER (root)\n"
+               "     --status=STATUS          list: queued, running, done or cancelled\n"
                "\nConfiguration: %s, or the file in $NAP_CONFIG.\n"
                "See napctl(1), nap-managerd(8), nap.conf(5) and nap.profile(5).\n",
                NAP_CONFIG_DEFAULT_PATH);
@@ -490,6 +522,8 @@ enum {
         ARG_YES,
         ARG_BATCH,
         ARG_DRAIN,
+        ARG_OWNER,
+        ARG_STATUS,
         ARG_NODE,
 };
 
@@ -597,6 +631,10 @@ static int parse_option(int ch) {
                 return parse_batch(optarg);
         case ARG_DRAIN:
                 return parse_drain(optarg);
+        case ARG_OWNER:
+                return node_option(OPT_OWNER, &arg_queue.owner);
+        case ARG_STATUS:
+                return node_option(OPT_STATUS, &arg_queue.status);
         case ARG_FORCE:
                 arg_node.force = true;
                 arg_given |= OPT_FORCE;
@@ -626,6 +664,8 @@ static int parse_argv(int argc, char *argv[]) {
                 { "yes", no_argument, NULL, ARG_YES },
                 { "batch", required_argument, NULL, ARG_BATCH },
                 { "drain", required_argument, NULL, ARG_DRAIN },
+                { "owner", required_argument, NULL, ARG_OWNER },
+                { "status", required_argument, NULL, ARG_STATUS },
                 { "node", required_argument, NULL, ARG_NODE },
                 {},
         };
@@ -725,6 +765,7 @@ static int exit_status(const NapError *e) {
         case NAP_ERROR_NO_SUCH_INSTANCE:
         case NAP_ERROR_NO_SUCH_NODE:
         case NAP_ERROR_NO_SUCH_RESERVATION:
+        case NAP_ERROR_NO_SUCH_JOB:
                 return 4;
         default:
                 return 1;
@@ -793,8 +834,11 @@ int main(int argc, char *argv[]) {
         char **args = argv + optind + verb_words(v);
         arg_caller.warn = warn_config;
         arg_node.json = arg_json;
-        LifecycleOptions lifecycle = { .json = arg_json, .yes = arg_yes, .no_block = arg_no_block };
-        r = v->run_node  ? v->run_node(&arg_caller, args, &arg_node, &e)
+        LifecycleOptions lifecycle = { .json = arg_json, .yes = arg_yes, .no_block = arg_no_block,
+                                       .cpu = arg_node.cpu, .memory = arg_node.memory };
+        arg_queue.json = arg_json;
+        r = v->run_queue ? v->run_queue(&arg_caller, args, &arg_queue, &e)
+            : v->run_node  ? v->run_node(&arg_caller, args, &arg_node, &e)
             : v->run_app ? v->run_app(&arg_caller, args, &lifecycle, &e)
                          : v->run(&arg_caller, args, &e);
         if (r < 0 && !nap_error_is_set(&e))

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdlib.h>
 
 #include "daemon.h"
 #include "log.h"
@@ -16,5 +17,15 @@ int daemon_signals_setup(bool children) {
         if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
                 return log_error_errno(errno, "Failed to block signals: %m");
         (void) signal(SIGPIPE, SIG_IGN);
+        return 0;
+}
+
+int daemon_parse_seconds(const char *s, long long min, long long max, long long *ret) {
+        char *end;
+        errno = 0;
+        long long v = strtoll(s, &end, 10);
+        if (errno != 0 || end == s || *end || *s < '0' || *s > '9' || v < min || v > max)
+                return -EINVAL;
+        *ret = v;
         return 0;
 }

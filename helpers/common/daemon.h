@@ -9,3 +9,7 @@
  * through sd-event's signal sources; SIGPIPE is ignored, so that a peer
  * hanging up is an EPIPE and not the end. Logs and returns < 0 on failure. */
 int daemon_signals_setup(bool children);
+
+/* An option's whole seconds: decimal digits only, from min to max.
+ * -EINVAL otherwise (the caller names the option in its error). */
+int daemon_parse_seconds(const char *s, long long min, long long max, long long *ret);

@@ -5,7 +5,7 @@
  * Asking systemd (ListUnitsByPatterns) and reading the manifests on every
  * call costs a bus round trip and a directory scan: ~200 µs a call. The
  * daemon keeps instead
- *   - the states of the *_common@*.service units, listed once and then kept
+ *   - the states of the instances' units (common@, mpi_master@, mpi_slave@), listed once and then kept
  *     fresh from the manager's signals (Subscribe; PropertiesChanged of
  *     org.freedesktop.systemd1.Unit; UnitRemoved; UnitNew has that one
  *     unit listed; Reloading makes it list all again), on a connection of
@@ -38,7 +38,7 @@
 #define SYSTEMD_PATH "/org/freedesktop/systemd1"
 #define SYSTEMD_MANAGER "org.freedesktop.systemd1.Manager"
 #define UNIT_PATH_PREFIX "/org/freedesktop/systemd1/unit"
-#define UNITS_PATTERN "*_common@*.service"
+#define UNITS_PATTERN "*_[cm][op][mi]*@*.service" /* common@, mpi_master@, mpi_slave@ */
 /* What listing may take before the waiting calls fail: sd-bus's default;
  * a manager that busy is reported, not waited for. */
 #define LIST_TIMEOUT_USEC (25 * UINT64_C(1000000))
@@ -158,7 +158,7 @@ static void answer_waiters(InstanceCache *cache, const NapError *error) {
 
 static bool unit_is_ours(const char *unit, char service[static NAP_UNIT_NAME_MAX]) {
         NapInstance i;
-        if (!endswith(unit, ".service") || !strstr(unit, "_common@") || nap_instance_parse(unit, &i, NULL) < 0)
+        if (!endswith(unit, ".service") || nap_instance_parse(unit, &i, NULL) < 0) /* instances of every kind */
                 return false;
         nap_service_name(&i.service, service);
         return true;

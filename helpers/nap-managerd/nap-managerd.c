@@ -340,16 +340,6 @@ static void help(void) {
                IDLE_TIMEOUT_DEFAULT_SEC, NAP_CONFIG_DEFAULT_PATH);
 }
 
-static int parse_seconds(const char *s, long long *ret) {
-        char *end;
-        errno = 0;
-        long long v = strtoll(s, &end, 10);
-        if (errno != 0 || end == s || *end || v < 0 || v > IDLE_TIMEOUT_MAX_SEC)
-                return -EINVAL;
-        *ret = v;
-        return 0;
-}
-
 enum { ARG_VERSION = 0x100, ARG_LISTEN, ARG_IDLE_TIMEOUT, ARG_USER, ARG_SYSTEM, ARG_BUS, ARG_NO_BUS };
 
 /* 1: exit 0 now (help, version); 0: go on; < 0: usage error. */
@@ -379,7 +369,7 @@ static int parse_argv(int argc, char *argv[]) {
                         arg_listen = optarg;
                         break;
                 case ARG_IDLE_TIMEOUT:
-                        if (parse_seconds(optarg, &arg_idle_sec) < 0)
+                        if (daemon_parse_seconds(optarg, 0, IDLE_TIMEOUT_MAX_SEC, &arg_idle_sec) < 0)
                                 return log_error_errno(EINVAL, "--idle-timeout= takes seconds from 0 to %u, not '%s'",
                                                        IDLE_TIMEOUT_MAX_SEC, optarg);
                         break;

@@ -27,6 +27,8 @@ static const char *const error_kind_table[_NAP_ERROR_KIND_MAX] = {
         [NAP_ERROR_INSUFFICIENT_RESOURCES] = "InsufficientResources",
         [NAP_ERROR_NODE_IN_USE] = "NodeInUse",
         [NAP_ERROR_TOO_MANY_CONNECTIONS] = "TooManyConnections",
+        [NAP_ERROR_NO_SUCH_JOB] = "NoSuchJob",
+        [NAP_ERROR_JOB_EXISTS] = "JobExists",
 };
 
 const char *nap_error_kind_to_string(NapErrorKind k) {

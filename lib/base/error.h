@@ -33,6 +33,8 @@ typedef enum NapErrorKind {
         NAP_ERROR_INSUFFICIENT_RESOURCES, /* the request fits no node (or not the one asked for) */
         NAP_ERROR_NODE_IN_USE,        /* a node with reservations cannot go */
         NAP_ERROR_TOO_MANY_CONNECTIONS, /* nap-managerd's connection limit: a refused connection is told so */
+        NAP_ERROR_NO_SUCH_JOB,        /* the resource queue has no such job (for this owner) */
+        NAP_ERROR_JOB_EXISTS,         /* the queue holds that request_id or callback already */
         _NAP_ERROR_KIND_MAX,
         _NAP_ERROR_KIND_INVALID = -EINVAL,
 } NapErrorKind;

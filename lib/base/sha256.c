@@ -116,3 +116,26 @@ void sha256(const void *p, size_t n, uint8_t out[static SHA256_DIGEST_SIZE]) {
         sha256_update(&s, p, n);
         sha256_final(&s, out);
 }
+
+void hmac_sha256(const void *key, size_t key_size, const void *p, size_t n, uint8_t out[static SHA256_DIGEST_SIZE]) {
+        uint8_t k[64] = {}, pad[64], inner[SHA256_DIGEST_SIZE];
+        Sha256 s;
+
+        assert(key || key_size == 0);
+        if (key_size > sizeof k)
+                sha256(key, key_size, k);
+        else if (key_size > 0)
+                memcpy(k, key, key_size);
+        for (size_t i = 0; i < sizeof pad; i++)
+                pad[i] = k[i] ^ 0x36;
+        sha256_init(&s);
+        sha256_update(&s, pad, sizeof pad);
+        sha256_update(&s, p, n);
+        sha256_final(&s, inner);
+        for (size_t i = 0; i < sizeof pad; i++)
+                pad[i] = k[i] ^ 0x5c;
+        sha256_init(&s);
+        sha256_update(&s, pad, sizeof pad);
+        sha256_update(&s, inner, sizeof inner);
+        sha256_final(&s, out);
+}

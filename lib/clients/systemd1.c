@@ -500,3 +500,76 @@ int nap_systemd_get_unit_status(sd_bus *bus, const char *unit, NapUnitStatus *re
         *ret = s;
         return 0;
 }
+
+void nap_unit_exit_clear(NapUnitExit *x) {
+        if (!x)
+                return;
+        free(x->active_state);
+        free(x->result);
+        *x = (NapUnitExit) {};
+}
+
+int nap_systemd_get_unit_exit(sd_bus *bus, const char *unit, NapUnitExit *ret, NapError *e) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_free_ char *path = NULL;
+        assert(ret);
+        int r = load_unit(bus, unit, &path, e);
+        if (r < 0)
+                return r;
+        NapUnitExit x = {};
+        int32_t code = 0, status = 0;
+        (void) ((r = get_unit_property(bus, path, "ActiveState", &x.active_state, &error)) < 0 ||
+                (r = sd_bus_get_property_string(bus, SYSTEMD_DEST, path, "org.freedesktop.systemd1.Service",
+                                                "Result", &error, &x.result)) < 0 ||
+                (r = sd_bus_get_property_trivial(bus, SYSTEMD_DEST, path, "org.freedesktop.systemd1.Service",
+                                                 "ExecMainCode", &error, 'i', &code)) < 0 ||
+                (r = sd_bus_get_property_trivial(bus, SYSTEMD_DEST, path, "org.freedesktop.systemd1.Service",
+                                                 "ExecMainStatus", &error, 'i', &status)) < 0 ||
+                (r = sd_bus_get_property_trivial(bus, SYSTEMD_DEST, path, "org.freedesktop.systemd1.Service",
+                                                 "ExecMainStartTimestamp", &error, 't', &x.start_usec)) < 0 ||
+                (r = sd_bus_get_property_trivial(bus, SYSTEMD_DEST, path, "org.freedesktop.systemd1.Service",
+                                                 "ExecMainExitTimestamp", &error, 't', &x.exit_usec)) < 0);
+        if (r < 0) {
+                nap_unit_exit_clear(&x);
+                return bus_fail(e, &error, r, NAP_ERROR_INTERNAL, "Failed to read how unit '%s' ended", unit);
+        }
+        x.code = code;
+        x.status = status;
+        *ret = x;
+        return 0;
+}
+
+/* systemd's "not known" for an accounting property. */
+static uint64_t accounting_value(sd_bus *bus, const char *path, const char *property) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        uint64_t v = UINT64_MAX;
+        if (sd_bus_get_property_trivial(bus, SYSTEMD_DEST, path, "org.freedesktop.systemd1.Service", property, &error,
+                                        't', &v) < 0)
+                return UINT64_MAX;
+        return v;
+}
+
+int nap_systemd_get_unit_accounting(sd_bus *bus, const char *unit, uint64_t *ret_cpu_nsec, uint64_t *ret_memory,
+                                    NapError *e) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *path;
+
+        *ret_cpu_nsec = *ret_memory = UINT64_MAX;
+        if (!bus || isempty(unit))
+                return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL, "No unit given");
+        /* GetUnit, not LoadUnit: a unit the manager does not hold has used
+         * nothing, and asking must not load it. */
+        int r = sd_bus_call_method(bus, SYSTEMD_DEST, SYSTEMD_PATH, MANAGER_IFACE, "GetUnit", &error, &reply, "s",
+                                   unit);
+        if (r < 0 && sd_bus_error_has_name(&error, "org.freedesktop.systemd1.NoSuchUnit"))
+                return 0;
+        if (r < 0)
+                return bus_fail(e, &error, r, NAP_ERROR_INTERNAL, "Failed to find unit '%s'", unit);
+        r = sd_bus_message_read(reply, "o", &path);
+        if (r < 0)
+                return nap_error_errno(e, r, "Failed to parse the GetUnit reply for unit '%s'", unit);
+        *ret_cpu_nsec = accounting_value(bus, path, "CPUUsageNSec");
+        *ret_memory = accounting_value(bus, path, "MemoryCurrent");
+        return 0;
+}

@@ -60,3 +60,24 @@ int nap_systemd_list_units_reply(sd_bus_message *reply, const char *pattern, Nap
 int nap_systemd_load_unit_current(sd_bus *bus, const char *unit, NapError *e);
 /* Status of one unit (loaded on demand by the manager). */
 int nap_systemd_get_unit_status(sd_bus *bus, const char *unit, NapUnitStatus *ret, NapError *e);
+
+/* How a service's main process ended, for a job's result (MPI masters):
+ * its ActiveState, Result= ("success", "exit-code", "signal", …),
+ * ExecMainCode (CLD_EXITED, CLD_KILLED, CLD_DUMPED; 0: never ran),
+ * ExecMainStatus (exit status or signal) and the main process's start and
+ * exit times (CLOCK_REALTIME µs; 0: none). */
+typedef struct NapUnitExit {
+        char *active_state;
+        char *result;
+        int code, status;
+        uint64_t start_usec, exit_usec;
+} NapUnitExit;
+
+void nap_unit_exit_clear(NapUnitExit *x);
+int nap_systemd_get_unit_exit(sd_bus *bus, const char *unit, NapUnitExit *ret, NapError *e);
+
+/* What systemd's accounting says a unit used: CPU time (ns) and memory
+ * (bytes) now, each UINT64_MAX when not known (no accounting, not
+ * running, not loaded). */
+int nap_systemd_get_unit_accounting(sd_bus *bus, const char *unit, uint64_t *ret_cpu_nsec, uint64_t *ret_memory,
+                                    NapError *e);

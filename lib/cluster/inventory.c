@@ -652,15 +652,27 @@ static ssize_t node_index(const NapPlacer *p, const char *name) {
         return -1;
 }
 
-/* Picks a node for each of the count placements, adding each to the
- * view's usage so the next one sees it. */
-static int pick_all(NapPlacer *p, const NapReservation *r, unsigned count, NapPolicy policy, char *const *selector,
-                    NapReservation *ret, NapError *e) {
-        for (unsigned i = 0; i < count; i++) {
-                placement_name(r, count, i, ret + i);
+/* The node of ret[i]: the one of ret[i - 1] when it goes with it (an
+ * instance's disk beside its cpu and memory), else the best by policy. */
+static ssize_t pick_one(NapPlacer *p, const NapReservation *ret, unsigned i, const bool *with_previous,
+                        NapPolicy policy, char *const *selector, NapError *e) {
+        if (!with_previous || i == 0 || !with_previous[i]) {
                 ssize_t k = nap_schedule_pick(p->nodes, p->n, ret + i, policy, selector);
+                return k < 0 ? nothing_fits(p, ret + i, selector, e) : k;
+        }
+        ssize_t k = node_index(p, ret[i - 1].node);
+        int r = check_fits(p->nodes + k, ret + i, e);
+        return r < 0 ? r : k;
+}
+
+/* Picks a node for each of the count placements (ret: their names and
+ * amounts), adding each to the view's usage so the next one sees it. */
+static int pick_all(NapPlacer *p, unsigned count, const bool *with_previous, NapPolicy policy,
+                    char *const *selector, NapReservation *ret, NapError *e) {
+        for (unsigned i = 0; i < count; i++) {
+                ssize_t k = pick_one(p, ret, i, with_previous, policy, selector, e);
                 if (k < 0)
-                        return nothing_fits(p, ret + i, selector, e);
+                        return (int) k;
                 snprintf(ret[i].node, sizeof ret[i].node, "%s", p->nodes[k].node.name);
                 nap_usage_add(&p->nodes[k].usage, ret + i);
         }
@@ -763,9 +775,10 @@ static void restore_usage(NapPlacer *p, const NapUsage *saved) {
                 p->nodes[i].usage = saved[i];
 }
 
-/* One round: 1 placed (ret filled), 0 lost (the touched nodes read again). */
-static int place_once(NapPlacer *p, const NapReservation *r, unsigned count, NapPolicy policy, char *const *selector,
-                      NapReservation *ret, NapError *e) {
+/* One round: 1 placed (ret's nodes filled), 0 lost (the touched nodes
+ * read again). */
+static int place_once(NapPlacer *p, unsigned count, const bool *with_previous, NapPolicy policy,
+                      char *const *selector, NapReservation *ret, NapError *e) {
         _cleanup_free_ NapUsage *saved = malloc((p->n ?: 1) * sizeof *saved);
         PlaceTxn *t = NULL;
         int64_t revision = 0;
@@ -773,7 +786,7 @@ static int place_once(NapPlacer *p, const NapReservation *r, unsigned count, Nap
                 return oom(e);
         for (size_t i = 0; i < p->n; i++)
                 saved[i] = p->nodes[i].usage;
-        int k = pick_all(p, r, count, policy, selector, ret, e);
+        int k = pick_all(p, count, with_previous, policy, selector, ret, e);
         if (k >= 0 && (k = place_txn_build(p, ret, count, &t)) < 0)
                 k = oom(e);
         if (k >= 0)
@@ -790,6 +803,26 @@ static int place_once(NapPlacer *p, const NapReservation *r, unsigned count, Nap
         return k;
 }
 
+/* Places the count reservations at rs (names and amounts checked), their
+ * nodes filled in rs: all in one txn, retried on conflict. */
+static int place_checked(NapPlacer *p, NapReservation *rs, unsigned count, const bool *with_previous,
+                         NapPolicy policy, char *const *selector, NapError *e) {
+        if (count == 0 || count > NAP_SCHEDULE_BATCH_MAX)
+                return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL, "Between 1 and %u placements at once",
+                                     NAP_SCHEDULE_BATCH_MAX);
+        if (policy < 0 || policy >= _NAP_POLICY_MAX)
+                return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL, "Unknown placement policy");
+        uint64_t now = realtime_usec();
+        for (unsigned i = 0; i < count; i++)
+                rs[i].created_usec = now;
+        for (unsigned n = 0; n < NAP_INVENTORY_RETRIES; n++) {
+                int k = place_once(p, count, with_previous, policy, selector, rs, e);
+                if (k != 0)
+                        return k < 0 ? k : 0;
+        }
+        return too_busy(e, "The placement");
+}
+
 int nap_placer_place(NapPlacer *p, const NapReservation *r, unsigned count, NapPolicy policy, char *const *selector,
                      NapReservation **ret, NapError *e) {
         NapReservation proto = *r;
@@ -798,25 +831,28 @@ int nap_placer_place(NapPlacer *p, const NapReservation *r, unsigned count, NapP
         int k = reservation_check_amounts(&proto, e);
         if (k < 0)
                 return k;
-        if (count == 0 || count > NAP_SCHEDULE_BATCH_MAX)
-                return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL, "Between 1 and %u placements at once",
-                                     NAP_SCHEDULE_BATCH_MAX);
-        if (policy < 0 || policy >= _NAP_POLICY_MAX)
-                return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL, "Unknown placement policy");
-        _cleanup_free_ NapReservation *placed = calloc(count, sizeof *placed);
+        _cleanup_free_ NapReservation *placed = calloc(count ?: 1, sizeof *placed);
         if (!placed)
                 return oom(e);
-        proto.created_usec = realtime_usec();
-        for (unsigned n = 0; n < NAP_INVENTORY_RETRIES; n++) {
-                k = place_once(p, &proto, count, policy, selector, placed, e);
-                if (k > 0) {
-                        *ret = TAKE_PTR(placed);
-                        return 0;
-                }
+        for (unsigned i = 0; i < count && i < NAP_SCHEDULE_BATCH_MAX; i++)
+                placement_name(&proto, count, i, placed + i);
+        k = place_checked(p, placed, count, NULL, policy, selector, e);
+        if (k < 0)
+                return k;
+        *ret = TAKE_PTR(placed);
+        return 0;
+}
+
+int nap_placer_place_each(NapPlacer *p, NapReservation *rs, unsigned count, const bool *with_previous,
+                          NapPolicy policy, char *const *selector, NapError *e) {
+        assert(p);
+        assert(rs || count == 0);
+        for (unsigned i = 0; i < count; i++) {
+                int k = reservation_check_amounts(rs + i, e);
                 if (k < 0)
                         return k;
         }
-        return too_busy(e, "The placement");
+        return place_checked(p, rs, count, with_previous, policy, selector, e);
 }
 
 int nap_schedule(EtcdClient *c, const char *prefix, const NapReservation *r, unsigned count, NapPolicy policy,

@@ -121,6 +121,15 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(NapPlacer *, nap_placer_free);
 int nap_placer_place(NapPlacer *p, const NapReservation *r, unsigned count, NapPolicy policy, char *const *selector,
                      NapReservation **ret, NapError *e);
 
+/* Places count reservations of their own names and amounts (rs[i].node
+ * is filled in) in one txn, all or none, as nap_placer_place(): the
+ * queue admits a job of instances of different sizes so.
+ * with_previous (optional): with_previous[i] puts rs[i] on the node of
+ * rs[i - 1] (an instance's disk beside its cpu and memory), refused when
+ * it does not fit there. */
+int nap_placer_place_each(NapPlacer *p, NapReservation *rs, unsigned count, const bool *with_previous,
+                          NapPolicy policy, char *const *selector, NapError *e);
+
 /* Places count reservations like r (names r->name when count is 1, else
  * r->name.1 … r->name.count) on nodes picked as above, each seeing the
  * ones before it, and reserves them all in one txn: all or none. ret:

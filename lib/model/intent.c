@@ -16,6 +16,7 @@ static const char *const operation_table[_NAP_INTENT_OPERATION_MAX] = {
         [NAP_INTENT_DEPLOY] = "deploy",
         [NAP_INTENT_ROLLOUT] = "rollout",
         [NAP_INTENT_DESTROY_APP] = "destroy-app",
+        [NAP_INTENT_START_MPI] = "start-mpi",
 };
 
 const char *nap_intent_operation_to_string(NapIntentOperation o) {

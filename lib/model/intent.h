@@ -19,6 +19,8 @@
  *    "previous":{"commit":"<40 hex>", "url":"/srv/git/alice/web.git"},
  *    "instances":[1,2,3], "running":[1,3], "added":[4,5], "number":6, "node":"N"}
  *   {"version":1, "operation":"destroy-app", ...}
+ *   {"version":1, "operation":"start-mpi", ..., "number":J, "node":"N"}
+ *                                        (J: the job; N: where its reservation is held)
  * "request" (a client's request id, nap_request_id_is_valid()) and
  * "node" (where a compute reservation is held) are optional; a rollout's
  * "commit" is absent for a refresh, "previous" when nothing was deployed.
@@ -53,6 +55,7 @@ typedef enum NapIntentOperation {
         NAP_INTENT_DEPLOY,
         NAP_INTENT_ROLLOUT,
         NAP_INTENT_DESTROY_APP,
+        NAP_INTENT_START_MPI,
         _NAP_INTENT_OPERATION_MAX,
         _NAP_INTENT_OPERATION_INVALID = -EINVAL,
 } NapIntentOperation;
@@ -64,7 +67,7 @@ typedef struct NapIntent {
         NapIntentOperation operation;
         NapService service;
         uint64_t time_usec;
-        unsigned number;                               /* start-common, remove-instance */
+        unsigned number;                               /* start-common, remove-instance; start-mpi: the job */
         char request[NAP_REQUEST_ID_MAX + 1];          /* "": none */
         char node[64];                                 /* "": nothing reserved */
         char commit[NAP_COMMIT_HEX_LEN + 1];           /* rollout; "": a refresh */

@@ -19,8 +19,10 @@ NapKind nap_kind_from_string(const char *s) {
         return string_table_lookup(kind_table, ELEMENTSOF(kind_table), s);
 }
 
+/* Every kind: an MPI master carries its job's number (several jobs of one
+ * app may run at once), a slave job * 1000 + rank (model/mpi.h). */
 bool nap_kind_has_number(NapKind k) {
-        return k == NAP_KIND_COMMON || k == NAP_KIND_MPI_SLAVE;
+        return k >= 0 && k < _NAP_KIND_MAX;
 }
 
 /* [a-z][a-z0-9-]{0,max-1} */
@@ -176,7 +178,7 @@ int nap_instance_parse(const char *s, NapInstance *ret, NapError *e) {
         return 0;
 invalid:
         return nap_error_set(e, NAP_ERROR_INVALID_NAME, -EINVAL,
-                             "Invalid instance name '%s': expected USER_APP_common@N, USER_APP_mpi_master or USER_APP_mpi_slave@N",
+                             "Invalid instance name '%s': expected USER_APP_common@N, USER_APP_mpi_master@N or USER_APP_mpi_slave@N",
                              shown(s, b));
 }
 

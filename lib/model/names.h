@@ -5,7 +5,7 @@
  *   user     [a-z][a-z0-9-]{0,31}
  *   app      [a-z][a-z0-9-]{0,47}
  *   service  USER_APP
- *   instance USER_APP_common@N, USER_APP_mpi_master, USER_APP_mpi_slave@N
+ *   instance USER_APP_common@N, USER_APP_mpi_master@N, USER_APP_mpi_slave@N
  *            (an optional ".service" suffix is accepted), N = 1..999999999
  *            written without leading zeros.
  * '_' is the separator and appears in neither user nor app, so a name

@@ -53,6 +53,12 @@ struct NapProfile {
         char **defaults; /* NAP_PARAMS_MAX slots parallel to params; NULL: none */
         bool uses_port;
         char *health_path; /* HealthPath=; NULL: none */
+        /* Procfile of an MPI app: the "mpi:" and "build:" processes, each
+         * a profile of its own (no words here then); MpiRanks=, MpiRanksMax=,
+         * MpiCpu=, MpiMemory= */
+        NapProfile *mpi, *build;
+        unsigned mpi_ranks, mpi_ranks_max; /* 0: not given */
+        NapCompute mpi_rank;               /* all 0: not given */
 };
 
 struct NapParams {
@@ -215,6 +221,8 @@ NapProfile *nap_profile_free(NapProfile *p) {
         free(p->defaults);
         strv_free(p->params);
         free(p->health_path);
+        nap_profile_free(p->mpi);
+        nap_profile_free(p->build);
         free(p);
         return NULL;
 }
@@ -591,19 +599,19 @@ static bool lex_line_is_empty(const Lexer *l) {
 #define HEALTH_PATH_KEY "HealthPath="
 
 /* Whether the current line (after leading blanks) is "HealthPath=…". */
-static bool lex_line_is_health_path(const Lexer *l) {
-        size_t i = l->pos, n = strlen(HEALTH_PATH_KEY);
+/* Whether the current line is "KEY=…" (blanks before KEY allowed). */
+static bool lex_line_has_key(const Lexer *l, const char *key) {
+        size_t i = l->pos, n = strlen(key);
         while (i < l->size && (l->text[i] == ' ' || l->text[i] == '\t'))
                 i++;
-        return l->size - i >= n && strneq(l->text + i, HEALTH_PATH_KEY, n);
+        return l->size - i >= n && strneq(l->text + i, key, n);
 }
 
-/* "HealthPath=PATH": PATH with blanks around it stripped, checked, once. */
-static int lex_health_path(Lexer *l) {
-        char b[72];
-        unsigned line = l->line;
+/* The value of the current "KEY=VALUE" line, blanks around it stripped,
+ * as text[*ret_start..*ret_end); the line consumed. */
+static void lex_key_value(Lexer *l, const char *key, size_t *ret_start, size_t *ret_end) {
         lex_skip_blanks(l);
-        lex_advance(l, strlen(HEALTH_PATH_KEY));
+        lex_advance(l, strlen(key));
         const char *nl = memchr(l->text + l->pos, '\n', l->size - l->pos);
         size_t start = l->pos, end = nl ? (size_t) (nl - l->text) : l->size;
         while (start < end && (l->text[start] == ' ' || l->text[start] == '\t'))
@@ -611,6 +619,16 @@ static int lex_health_path(Lexer *l) {
         while (end > start && strchr(" \t\r", l->text[end - 1]))
                 end--;
         lex_skip_line(l);
+        *ret_start = start;
+        *ret_end = end;
+}
+
+/* "HealthPath=PATH": PATH with blanks around it stripped, checked, once. */
+static int lex_health_path(Lexer *l) {
+        char b[72];
+        unsigned line = l->line;
+        size_t start, end;
+        lex_key_value(l, HEALTH_PATH_KEY, &start, &end);
         if (l->profile->health_path)
                 return lex_error(l, -EINVAL, line, 0, "HealthPath= given twice");
         _cleanup_free_ char *v = strndup(l->text + start, end - start);
@@ -630,7 +648,7 @@ static int lex_other_line(Lexer *l) {
                 lex_skip_line(l);
                 return 1;
         }
-        if (!lex_line_is_health_path(l))
+        if (!lex_line_has_key(l, HEALTH_PATH_KEY))
                 return 0;
         int r = lex_health_path(l);
         return r < 0 ? r : 1;
@@ -670,37 +688,187 @@ static size_t procfile_type_length(const Lexer *l) {
         return i < l->size && l->text[i] == ':' ? i - l->pos : 0;
 }
 
+/* ---- MPI apps (Procfile only) ---- */
+
+#define MPI_RANKS_KEY "MpiRanks="
+#define MPI_RANKS_MAX_KEY "MpiRanksMax="
+#define MPI_CPU_KEY "MpiCpu="
+#define MPI_MEMORY_KEY "MpiMemory="
+
+/* Whether the current line (after leading blanks) starts with key. */
+/* "KEY=N": N decimal 1..NAP_MPI_RANKS_LIMIT, blanks around it stripped, once. */
+static int lex_ranks(Lexer *l, const char *key, unsigned *ret) {
+        char b[72];
+        unsigned line = l->line;
+        size_t start, end;
+        lex_key_value(l, key, &start, &end);
+        if (*ret != 0)
+                return lex_error(l, -EINVAL, line, 0, "%s given twice", key);
+        unsigned v = 0;
+        size_t i = start;
+        for (; i < end && i - start < 5 && l->text[i] >= '0' && l->text[i] <= '9'; i++)
+                v = v * 10 + (unsigned) (l->text[i] - '0');
+        if (i == start || i != end || l->text[start] == '0' || v > NAP_MPI_RANKS_LIMIT)
+                return lex_error(l, -EINVAL, line, 0, "%s must be a number of ranks, 1 to %u, not '%s'", key,
+                                 NAP_MPI_RANKS_LIMIT, shown(l->text + start, end - start, b));
+        *ret = v;
+        return 0;
+}
+
+typedef int (*AmountParseFn)(const char *s, uint64_t *ret_request, uint64_t *ret_limit, NapError *e);
+
+/* "KEY=REQUEST[:LIMIT]" (resources.h), blanks around it stripped, once. */
+static int lex_amount(Lexer *l, const char *key, AmountParseFn parse, uint64_t *request, uint64_t *limit) {
+        char b[72];
+        unsigned line = l->line;
+        size_t start, end;
+        lex_key_value(l, key, &start, &end);
+        if (*request != 0)
+                return lex_error(l, -EINVAL, line, 0, "%s given twice", key);
+        _cleanup_free_ char *v = strndup(l->text + start, end - start);
+        NapError why = NAP_ERROR_NULL;
+        if (!v)
+                return -ENOMEM;
+        if (parse(v, request, limit, &why) < 0)
+                return lex_error(l, -EINVAL, line, 0, "%s '%s': %s", key, shown(l->text + start, end - start, b),
+                                 why.message);
+        return 0;
+}
+
+/* 1 if the current line was MpiRanks=, MpiRanksMax=, MpiCpu= or
+ * MpiMemory= (consumed). */
+static int lex_mpi_setting(Lexer *l) {
+        NapCompute *c = &l->profile->mpi_rank;
+        if (lex_line_has_key(l, MPI_CPU_KEY))
+                return lex_amount(l, MPI_CPU_KEY, nap_cpu_amount_parse, &c->request_cpu_milli, &c->limit_cpu_milli) ?: 1;
+        if (lex_line_has_key(l, MPI_MEMORY_KEY))
+                return lex_amount(l, MPI_MEMORY_KEY, nap_bytes_amount_parse, &c->request_memory, &c->limit_memory) ?: 1;
+        if (lex_line_has_key(l, MPI_RANKS_KEY))
+                return lex_ranks(l, MPI_RANKS_KEY, &l->profile->mpi_ranks) ?: 1;
+        if (lex_line_has_key(l, MPI_RANKS_MAX_KEY))
+                return lex_ranks(l, MPI_RANKS_MAX_KEY, &l->profile->mpi_ranks_max) ?: 1;
+        return 0;
+}
+
+/* The command of "TYPE: COMMAND" (TYPE consumed) into a profile of its
+ * own, *slot: the mpi and build processes. */
+static int lex_process(Lexer *l, const char *type, NapProfile **slot) {
+        unsigned line = l->line;
+        if (*slot)
+                return lex_error(l, -EINVAL, line, 0, "second '%s' process", type);
+        NapProfile *outer = l->profile;
+        int r = profile_new(slot);
+        if (r < 0)
+                return r;
+        l->profile = *slot;
+        r = lex_command(l);
+        l->profile = outer;
+        if (r == 0)
+                return lex_error(l, -EINVAL, line, 0, "the %s process has no command", type);
+        return r < 0 ? r : 0;
+}
+
+/* The build runs once per deploy, before any job: nothing to fill in. */
+static int check_build(Lexer *l) {
+        const NapProfile *b = l->profile->build;
+        if (b && (b->params[0] || b->uses_port))
+                return nap_error_set(l->e, NAP_ERROR_INVALID_PROFILE, -EINVAL,
+                                     "the build process takes no parameters and no port");
+        return 0;
+}
+
+/* An MPI app: "mpi:" and no "web:"; np is the rank count, not a parameter;
+ * 1 <= MpiRanks= <= MpiRanksMax=. */
+static int check_mpi(Lexer *l, bool web) {
+        NapProfile *p = l->profile;
+        if (!p->mpi) {
+                if (p->mpi_ranks || p->mpi_ranks_max || !nap_compute_is_empty(&p->mpi_rank))
+                        return nap_error_set(l->e, NAP_ERROR_INVALID_PROFILE, -EINVAL,
+                                             "MpiRanks=, MpiRanksMax=, MpiCpu= and MpiMemory= need an mpi process");
+                return 0;
+        }
+        if (web)
+                return nap_error_set(l->e, NAP_ERROR_INVALID_PROFILE, -EINVAL,
+                                     "a Procfile has a web or an mpi process, not both");
+        if (p->mpi->uses_port)
+                return nap_error_set(l->e, NAP_ERROR_INVALID_PROFILE, -EINVAL,
+                                     "the mpi process has no port ({port}, $PORT): its ranks talk MPI");
+        if (profile_param_index(p->mpi, NAP_MPI_RANKS_PARAM) >= 0)
+                return nap_error_set(l->e, NAP_ERROR_INVALID_PROFILE, -EINVAL,
+                                     "'" NAP_MPI_RANKS_PARAM "' is the number of ranks, not a placeholder");
+        if (!p->mpi_ranks_max)
+                p->mpi_ranks_max = MAX(NAP_MPI_RANKS_MAX_DEFAULT, p->mpi_ranks);
+        if (!p->mpi_ranks)
+                p->mpi_ranks = MIN(NAP_MPI_RANKS_DEFAULT, p->mpi_ranks_max);
+        if (p->mpi_ranks > p->mpi_ranks_max)
+                return nap_error_set(l->e, NAP_ERROR_INVALID_PROFILE, -EINVAL,
+                                     "MpiRanks=%u is above MpiRanksMax=%u", p->mpi_ranks, p->mpi_ranks_max);
+        return check_build(l);
+}
+
+/* The web process's command into the profile itself. */
+static int lex_web(Lexer *l) {
+        unsigned line = l->line;
+        int r = lex_command(l);
+        if (r == 0)
+                return lex_error(l, -EINVAL, line, 0, "the web process has no command");
+        return r < 0 ? r : 0;
+}
+
+/* Whether a line starts with "mpi:" (after blanks): only then is "build:"
+ * nap's; in other Procfiles it stays a process type nap ignores. */
+static bool procfile_has_mpi(const Lexer *l) {
+        for (size_t i = 0; i < l->size;) {
+                while (i < l->size && (l->text[i] == ' ' || l->text[i] == '\t'))
+                        i++;
+                if (l->size - i >= 4 && strneq(l->text + i, "mpi:", 4))
+                        return true;
+                const char *nl = memchr(l->text + i, '\n', l->size - i);
+                i = nl ? (size_t) (nl - l->text) + 1 : l->size;
+        }
+        return false;
+}
+
+/* One "TYPE: COMMAND" line. */
+static int lex_procfile_line(Lexer *l, bool mpi, bool *web) {
+        size_t n = procfile_type_length(l);
+        if (n == 0)
+                return lex_error(l, -EINVAL, l->line, 0, "expected 'TYPE: COMMAND'");
+        const char *type = l->text + l->pos;
+        if (n == 3 && strneq(type, "web", 3)) {
+                if (*web)
+                        return lex_error(l, -EINVAL, l->line, 0, "second 'web' process");
+                lex_advance(l, 4);
+                *web = true;
+                return lex_web(l);
+        }
+        if (n == 3 && strneq(type, "mpi", 3))
+                return lex_advance(l, 4), lex_process(l, "mpi", &l->profile->mpi);
+        if (mpi && n == 5 && strneq(type, "build", 5))
+                return lex_advance(l, 6), lex_process(l, "build", &l->profile->build);
+        lex_skip_line(l); /* other process types are not nap's */
+        return 0;
+}
+
 static int parse_procfile(Lexer *l) {
-        bool have = false;
+        bool web = false, mpi = procfile_has_mpi(l);
 
         while (!lex_at_end(l)) {
                 int r = lex_other_line(l);
+                if (r == 0)
+                        r = lex_mpi_setting(l);
                 if (r < 0)
                         return r;
                 if (r > 0)
                         continue;
                 lex_skip_blanks(l);
-                size_t n = procfile_type_length(l);
-                if (n == 0)
-                        return lex_error(l, -EINVAL, l->line, 0, "expected 'TYPE: COMMAND'");
-                if (n != 3 || !strneq(l->text + l->pos, "web", 3)) {
-                        lex_skip_line(l); /* other process types are not nap's */
-                        continue;
-                }
-                if (have)
-                        return lex_error(l, -EINVAL, l->line, 0, "second 'web' process");
-                unsigned line = l->line;
-                lex_advance(l, 4);
-                r = lex_command(l);
+                r = lex_procfile_line(l, mpi, &web);
                 if (r < 0)
                         return r;
-                if (r == 0)
-                        return lex_error(l, -EINVAL, line, 0, "the web process has no command");
-                have = true;
         }
-        if (!have)
+        if (!web && !l->profile->mpi)
                 return nap_error_set(l->e, NAP_ERROR_INVALID_PROFILE, -EINVAL, "Procfile has no web process");
-        return 0;
+        return check_mpi(l, web);
 }
 
 /* Whole-file checks before lexing: size, NUL bytes, UTF-8. */
@@ -750,6 +918,36 @@ int nap_profile_parse(const char *text, size_t size, NapProfileFormat format, Na
                 return r;
         *ret = TAKE_PTR(p);
         return 0;
+}
+
+bool nap_profile_is_mpi(const NapProfile *p) {
+        assert(p);
+        return p->mpi;
+}
+
+const NapProfile *nap_profile_mpi(const NapProfile *p) {
+        assert(p);
+        return p->mpi;
+}
+
+const NapProfile *nap_profile_build(const NapProfile *p) {
+        assert(p);
+        return p->build;
+}
+
+unsigned nap_profile_mpi_ranks(const NapProfile *p) {
+        assert(p);
+        return p->mpi_ranks;
+}
+
+unsigned nap_profile_mpi_ranks_max(const NapProfile *p) {
+        assert(p);
+        return p->mpi_ranks_max;
+}
+
+const NapCompute *nap_profile_mpi_rank_compute(const NapProfile *p) {
+        assert(p);
+        return &p->mpi_rank;
 }
 
 char *const *nap_profile_parameters(const NapProfile *p) {
@@ -995,6 +1193,9 @@ int nap_profile_substitute(const NapProfile *p, const NapParams *params, unsigne
 
         assert(p);
 
+        if (p->mpi)
+                return nap_error_set(e, NAP_ERROR_INVALID_PROFILE, -EINVAL,
+                                     "This is an MPI app (its Procfile has an mpi process): start it with start-mpi");
         r = check_param_keys(p, params, e);
         if (r < 0)
                 return r;

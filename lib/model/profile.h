@@ -23,6 +23,19 @@
  * must pass nap_health_path_is_valid(); without the line, nap.conf's
  * HealthPath= applies.
  *
+ * MPI apps (Procfile only; nap.profile(5), MPI APPS): an "mpi: COMMAND"
+ * process instead of "web:" makes the app an MPI app, started by
+ * start-mpi only (nap_profile_substitute() of the app refuses it); its
+ * command is a profile of its own (nap_profile_mpi()), with placeholders
+ * but no "np": the rank count comes from the params' np=, else
+ * "MpiRanks=N" (default NAP_MPI_RANKS_DEFAULT), at most "MpiRanksMax=N"
+ * (default NAP_MPI_RANKS_MAX_DEFAULT), both 1..NAP_MPI_RANKS_LIMIT. An
+ * optional "build: COMMAND" (no placeholders, no port) is run once per
+ * deploy before the first job. "MpiCpu=REQUEST[:LIMIT]" and
+ * "MpiMemory=REQUEST[:LIMIT]" (resources.h) are what each rank asks for
+ * when start-mpi is not told. "build:" in a Procfile without "mpi:" is
+ * another process type, not nap's, as before.
+ *
  * Values are substituted into words after splitting, so a value is always
  * exactly (part of) one argument, never re-split or interpreted; a value
  * with a control character (newline, tab, NUL, …) is refused. */
@@ -31,6 +44,7 @@
 #include <stddef.h>
 
 #include "base/error.h"
+#include "model/resources.h"
 
 #define NAP_PROFILE_MAX_SIZE (64 * 1024)
 #define NAP_PARAM_NAME_MAX 64
@@ -38,6 +52,12 @@
 #define NAP_PARAMS_MAX 64
 #define NAP_HEALTH_PATH_MAX 255
 #define NAP_HEALTH_PATH_DEFAULT "/"
+
+#define NAP_MPI_RANKS_PARAM "np"
+#define NAP_MPI_RANKS_DEFAULT 2U
+#define NAP_MPI_RANKS_MAX_DEFAULT 64U
+/* Rank r of job j runs in slave instance j * 1000 + r (model/mpi.h). */
+#define NAP_MPI_RANKS_LIMIT 1000U
 
 typedef enum NapProfileFormat {
         NAP_PROFILE_FORMAT_PROFILE,
@@ -64,6 +84,18 @@ bool nap_health_path_is_valid(const char *s) _pure_;
 
 /* The profile's HealthPath=, or NULL when it has none. Borrowed. */
 const char *nap_profile_health_path(const NapProfile *p);
+
+/* An MPI app's Procfile: its mpi process (a profile of the command:
+ * parameters, defaults, substitution), its build process (NULL: none) and
+ * rank counts. Borrowed. NULL/0 for other apps. */
+bool nap_profile_is_mpi(const NapProfile *p) _pure_;
+const NapProfile *nap_profile_mpi(const NapProfile *p) _pure_;
+const NapProfile *nap_profile_build(const NapProfile *p) _pure_;
+unsigned nap_profile_mpi_ranks(const NapProfile *p) _pure_;     /* the default */
+unsigned nap_profile_mpi_ranks_max(const NapProfile *p) _pure_;
+/* MpiCpu= and MpiMemory= (limits filled in as the requests when not
+ * given); all 0 when neither. Borrowed. */
+const NapCompute *nap_profile_mpi_rank_compute(const NapProfile *p) _pure_;
 
 /* Placeholder names in first-appearance order, once each, without "port".
  * Borrowed: valid as long as p. Never NULL (an empty strv when none). */

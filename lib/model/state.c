@@ -25,6 +25,18 @@ char *nap_state_user_services_dir(const NapConfig *c, const char *user) {
         return path_join(c->root, "services", user, NULL);
 }
 
+char *nap_state_web_tokens_dir(const NapConfig *c) {
+        return path_join(c->root, "web", "tokens", NULL);
+}
+
+char *nap_state_web_token_file(const NapConfig *c, const char *user) {
+        return path_join(c->root, "web", "tokens", user, NULL);
+}
+
+char *nap_state_web_key_file(const NapConfig *c) {
+        return path_join(c->root, "web", "session.key", NULL);
+}
+
 /* ROOT/services/USER/NAME */
 static char *user_services_file(const NapConfig *c, const char *user, const char *name) {
         _cleanup_free_ char *dir = nap_state_user_services_dir(c, user);

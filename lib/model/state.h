@@ -20,6 +20,8 @@
  *   ROOT/cluster/realized/USER_APP_common@N   an instance nap-node made from
  *                                       its node's assignment (written before
  *                                       the instance, removed after it)
+ *   ROOT/web/tokens/USER                the sha256 of USER's nap-web token (web-auth.h)
+ *   ROOT/web/session.key                the key nap-web signs session cookies with
  * Locks and counters live beside the tree, not inside it, so a redeploy
  * that swaps the tree keeps them. Every path of this layout is made here.
  * NULL from a path function means out of memory. */
@@ -61,6 +63,12 @@ char *nap_state_service_counter_file(const NapConfig *c, const NapService *s);
 int nap_state_list_users(const NapConfig *c, char ***ret, NapError *e);
 /* ROOT/git/USER/APP.git. */
 char *nap_state_git_repo_dir(const NapConfig *c, const NapService *s);
+
+/* ROOT/web/tokens and ROOT/web/tokens/USER: nap-web's sign-in tokens,
+ * hashed (lib/model/web-auth.h); ROOT/web/session.key: its cookie key. */
+char *nap_state_web_tokens_dir(const NapConfig *c);
+char *nap_state_web_token_file(const NapConfig *c, const char *user);
+char *nap_state_web_key_file(const NapConfig *c);
 
 /* ROOT/apps/USER: the user's instance trees. */
 char *nap_state_user_apps_dir(const NapConfig *c, const char *user);

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "base/fileio.h"
+#include "model/mpi.h"
 #include "model/unit-files.h"
 #include "model/unit.h"
 
@@ -63,12 +64,20 @@ static int render(render_fn fn, const NapManifest *m, const NapUnitFiles *o, cha
         return 0;
 }
 
+static bool kind_is_mpi(NapKind k) {
+        return k == NAP_KIND_MPI_MASTER || k == NAP_KIND_MPI_SLAVE;
+}
+
+/* MPI kinds have templates of their own (model/mpi.h). */
 static int render_template(FILE *f, const NapManifest *m, const NapUnitFiles *o) {
+        if (kind_is_mpi(m->instance.kind))
+                return nap_mpi_write_template(f, &m->instance.service, m->instance.kind, o->scope, o->config);
         return nap_unit_write_template(f, &m->instance.service, m->instance.kind, o->scope, o->config);
 }
 
 static int render_dropin(FILE *f, const NapManifest *m, const NapUnitFiles *o) {
-        return nap_unit_write_instance_dropin(f, m, o->scope, o->config);
+        int r = nap_unit_write_instance_dropin(f, m, o->scope, o->config);
+        return r >= 0 ? nap_mpi_write_dropin_extra(f, m) : r;
 }
 
 static int render_container_run(FILE *f, const NapManifest *m, const NapUnitFiles *o) {

@@ -25,6 +25,8 @@
 #include "protocol/varlink-idl.h"
 
 #define NAP_MANAGER_INTERFACE "io.nap.Manager"
+/* nap-managerd's varlink socket, below /run or $XDG_RUNTIME_DIR (nap-managerd.socket). */
+#define NAP_MANAGER_SOCKET_NAME "nap/io.nap.Manager"
 
 typedef enum NapMethodRun {
         /* In the caller's loop: reads small files of STATE only. */

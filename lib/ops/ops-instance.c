@@ -170,6 +170,8 @@ int ops_create_instance_numbered(NapContext *c, const NapService *s, const NapPr
                                  unsigned number, NapIntent *intent, NapManifest *m, NapError *e) {
         _cleanup_free_ char *service_dir = NULL;
         int r = ops_service_dir_checked(c, s, &service_dir, e);
+        if (r >= 0 && ops_tree_is_dockerfile_app(service_dir))
+                r = ops_container_check(c->scope, e); /* before anything of the instance exists */
         if (r < 0)
                 return r;
         m->instance = (NapInstance) { .service = *s, .kind = NAP_KIND_COMMON };
@@ -307,7 +309,9 @@ static int start_common_locked(NapContext *c, const NapService *s, const NapProf
         if (r >= 0)
                 r = ops_units_load(c, &m->instance, e);
         if (r >= 0)
-                r = start_unit_reporting(c, &m->instance, e);
+                r = ops_container_build(c, m, NULL, e); /* a container's image first */
+        if (r >= 0 && (r = start_unit_reporting(c, &m->instance, e)) < 0)
+                ops_container_explain(c, m, e);
         if (r >= 0)
                 nap_debug_point("start-common:started");
         if (r >= 0 && in->request[0])
@@ -438,7 +442,8 @@ int nap_list_instances_pattern(const char *service, char **ret, NapError *e) {
         int r = nap_service_parse(service, &s, e);
         if (r < 0)
                 return r;
-        *ret = strdup_printf("%s_%s_common@*.service", s.user, s.app);
+        /* common@ and MPI jobs' mpi_master@/mpi_slave@, not sidecars or builds */
+        *ret = strdup_printf("%s_%s_[cm][op][mi]*@*.service", s.user, s.app);
         return *ret ? 0 : nap_error_errno(e, -ENOMEM, "Failed to list instances");
 }
 

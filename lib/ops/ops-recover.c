@@ -13,6 +13,8 @@
  *   rollout          back to the version deployed before, or on to the new
  *                    one once an old instance was removed (ops-push.c)
  *   destroy-app      finished: whatever is left of the app goes
+ *   start-mpi        undone: the job's units, manifests and tree go, its
+ *                    record says "stopped" (ops-mpi.c)
  * and in every case what only a live operation uses (SERVICE_DIR.deploy-*,
  * instance trees' .tmp and .next) is removed. nap_recover() does this for
  * every app with an intent: nap-managerd at start, nap-recover.service at
@@ -164,6 +166,8 @@ static int recover_intent(NapContext *c, const NapIntent *in, NapError *e) {
                 return recover_rollout(c, in, e);
         case NAP_INTENT_DESTROY_APP:
                 return ops_destroy_app_locked(c, &in->service, e);
+        case NAP_INTENT_START_MPI:
+                return ops_mpi_recover(c, in, e);
         default:
                 return 0; /* deploy: the sweep is all */
         }

@@ -7,7 +7,11 @@
  *  - with a value for every parameter and a port, substitution succeeds
  *    and no argument holds a control character;
  *  - format(argv) parses back to a profile without parameters whose
- *    substitution gives argv again (the round trip napctl cat relies on). */
+ *    substitution gives argv again (the round trip napctl cat relies on);
+ *  - an MPI app (Procfile "mpi:"): all of that for its mpi process, which
+ *    has no "np" and no port; 1 <= MpiRanks= <= MpiRanksMax= <= the
+ *    limit; a build process without parameters substitutes to a command;
+ *    the app itself refuses to substitute (start-mpi only). */
 
 #include <stdint.h>
 
@@ -70,6 +74,25 @@ static void check_substitution(const NapProfile *p) {
         check_round_trip(argv);
 }
 
+static void check_mpi(const NapProfile *p) {
+        const NapProfile *mpi = nap_profile_mpi(p), *build = nap_profile_build(p);
+        unsigned ranks = nap_profile_mpi_ranks(p), max = nap_profile_mpi_ranks_max(p);
+        if (ranks < 1 || ranks > max || max > NAP_MPI_RANKS_LIMIT)
+                abort();
+        if (nap_profile_substitute(p, NULL, 8080, NULL, NULL, NULL) != -EINVAL)
+                abort();
+        check_names(mpi);
+        if (strv_contains(nap_profile_parameters(mpi), NAP_MPI_RANKS_PARAM))
+                abort();
+        check_substitution(mpi);
+        if (!build)
+                return;
+        _cleanup_strv_free_ char **argv = NULL;
+        int r = nap_profile_substitute(build, NULL, 0, &argv, NULL, NULL);
+        if (r != -ENOMEM && (r < 0 || nap_profile_parameters(build)[0] || !argv[0]))
+                abort();
+}
+
 static void one(const uint8_t *data, size_t size, NapProfileFormat format) {
         _cleanup_(nap_profile_freep) NapProfile *p = NULL;
         NapError e = NAP_ERROR_NULL;
@@ -78,6 +101,10 @@ static void one(const uint8_t *data, size_t size, NapProfileFormat format) {
         if (r < 0) {
                 if (r != -ENOMEM && (e.kind != NAP_ERROR_INVALID_PROFILE || !e.message[0] || p))
                         abort();
+                return;
+        }
+        if (nap_profile_is_mpi(p)) {
+                check_mpi(p);
                 return;
         }
         check_names(p);

@@ -227,8 +227,7 @@ varlink_assert_reply "a negative line count: InvalidParameter lines" '"\(.error)
 varlink_call_out $M.DeployApp "{\"service\":\"alice_other\",\"url\":\"file://$T/nothing-here\"}"
 varlink_assert_error "a URL that cannot be fetched: FetchFailed" "$M.FetchFailed"
 varlink_call_out $M.StartMpi "{\"service\":\"$SVC\"}"
-varlink_assert_reply "StartMpi: NotAvailable (MPI comes later), with a reason" \
-        '"\(.error) \(.parameters.message | startswith("Not available yet"))"' "$M.NotAvailable true"
+varlink_assert_error "StartMpi of an app that is not MPI: InvalidProfile (test-mpi.sh runs jobs)" "$M.InvalidProfile"
 varlink_call_out $M.ListEndpoints "{\"service\":\"$SVC\"}"
 varlink_assert_error "ListEndpoints without Etcd=: NotAvailable" "$M.NotAvailable"
 

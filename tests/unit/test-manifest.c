@@ -123,14 +123,14 @@ static void test_apply_profile(void **state) {
 static void test_parse_kinds(void **state) {
         _cleanup_(nap_manifest_freep) NapManifest *m = NULL;
         NapError e = NAP_ERROR_NULL;
-        const char *master = "{\"version\":1,\"user\":\"alice\",\"app\":\"sim\",\"kind\":\"mpi_master\",\"number\":0,"
+        const char *master = "{\"version\":1,\"user\":\"alice\",\"app\":\"sim\",\"kind\":\"mpi_master\",\"number\":7,"
                 GOOD_ARGV GOOD_DIR GOOD_TAIL "}";
 
         assert_int_equal(parse(master, &m, &e), 0);
         assert_int_equal(m->instance.kind, NAP_KIND_MPI_MASTER);
-        assert_int_equal(m->instance.number, 0);
-        assert_refused("{\"version\":1,\"user\":\"alice\",\"app\":\"sim\",\"kind\":\"mpi_master\",\"number\":1,"
-                       GOOD_ARGV GOOD_DIR GOOD_TAIL "}", "must be 0 for kind 'mpi_master'");
+        assert_int_equal(m->instance.number, 7); /* its job's number */
+        assert_refused("{\"version\":1,\"user\":\"alice\",\"app\":\"sim\",\"kind\":\"mpi_master\",\"number\":0,"
+                       GOOD_ARGV GOOD_DIR GOOD_TAIL "}", "must be 1..999999999 for kind 'mpi_master'");
         assert_refused(GOOD_HEAD GOOD_ARGV GOOD_DIR GOOD_TAIL ",\"kind\":\"batch\"}", "Not valid JSON");
         assert_refused("{\"version\":1,\"user\":\"alice\",\"app\":\"web\",\"kind\":\"batch\",\"number\":1,"
                        GOOD_ARGV GOOD_DIR GOOD_TAIL "}", "Key 'kind' must be");
@@ -264,7 +264,7 @@ static void test_refuse_image(void **state) {
         assert_refused(WITH_IMAGE("{" IMAGE_CTX ",\"tag\":\"A:1\"}"), "Key 'image.tag' is not a valid image name");
         assert_refused(WITH_IMAGE("{" IMAGE_CTX ",\"tag\":\"a:1\",\"tag\":\"b:1\"}"), "Not valid JSON");
         /* Only common instances run containers; without one argv is needed. */
-        assert_refused("{\"version\":1,\"user\":\"alice\",\"app\":\"sim\",\"kind\":\"mpi_master\",\"number\":0,"
+        assert_refused("{\"version\":1,\"user\":\"alice\",\"app\":\"sim\",\"kind\":\"mpi_master\",\"number\":1,"
                        GOOD_ARGV GOOD_DIR GOOD_TAIL ",\"image\":{" IMAGE_CTX ",\"tag\":\"a:1\"}}",
                        "Key 'image' is only valid for kind 'common'");
         assert_refused(GOOD_HEAD "\"argv\":[]," GOOD_DIR GOOD_TAIL "}", "Key 'argv' must not be empty");
@@ -485,9 +485,9 @@ static void test_path(void **state) {
         _cleanup_free_ char *p = nap_manifest_path("/etc/nap/instances", &i);
         assert_string_equal(p, "/etc/nap/instances/bob_api_common@12.json");
         i.kind = NAP_KIND_MPI_MASTER;
-        i.number = 0;
+        i.number = 3;
         _cleanup_free_ char *q = nap_manifest_path("/x", &i);
-        assert_string_equal(q, "/x/bob_api_mpi_master.json");
+        assert_string_equal(q, "/x/bob_api_mpi_master@3.json");
 }
 
 static void test_save_load(void **state) {

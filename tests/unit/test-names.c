@@ -31,7 +31,7 @@ static void test_kind_strings(void **state) {
         assert_int_equal(nap_kind_from_string(""), -EINVAL);
         assert_int_equal(nap_kind_from_string(NULL), -EINVAL);
         assert_true(nap_kind_has_number(NAP_KIND_COMMON));
-        assert_false(nap_kind_has_number(NAP_KIND_MPI_MASTER));
+        assert_true(nap_kind_has_number(NAP_KIND_MPI_MASTER)); /* its job */
         assert_true(nap_kind_has_number(NAP_KIND_MPI_SLAVE));
 }
 
@@ -173,12 +173,14 @@ static void test_instance_parse(void **state) {
         assert_string_equal(nap_instance_unit_name(&i, buf), "alice_web_common@3.service");
         assert_string_equal(nap_instance_template_name(&i, buf), "alice_web_common@.service");
 
-        assert_int_equal(nap_instance_parse("bob_sim_mpi_master.service", &i, NULL), 0);
+        /* a master per job: the job's number */
+        assert_int_equal(nap_instance_parse("bob_sim_mpi_master@4.service", &i, NULL), 0);
         assert_int_equal(i.kind, NAP_KIND_MPI_MASTER);
-        assert_int_equal(i.number, 0);
-        assert_string_equal(nap_instance_name(&i, buf), "bob_sim_mpi_master");
-        assert_string_equal(nap_instance_unit_name(&i, buf), "bob_sim_mpi_master.service");
-        assert_string_equal(nap_instance_template_name(&i, buf), "bob_sim_mpi_master.service");
+        assert_int_equal(i.number, 4);
+        assert_string_equal(nap_instance_name(&i, buf), "bob_sim_mpi_master@4");
+        assert_string_equal(nap_instance_unit_name(&i, buf), "bob_sim_mpi_master@4.service");
+        assert_string_equal(nap_instance_template_name(&i, buf), "bob_sim_mpi_master@.service");
+        assert_int_equal(nap_instance_parse("bob_sim_mpi_master.service", &i, NULL), -EINVAL);
 
         assert_int_equal(nap_instance_parse("bob_sim_mpi_slave@999999999.service", &i, NULL), 0);
         assert_int_equal(i.kind, NAP_KIND_MPI_SLAVE);
@@ -190,7 +192,7 @@ static void test_instance_parse_bad(void **state) {
         static const char *const bad[] = {
                 "alice_web_common", "alice_web_common@", "alice_web_common@0", "alice_web_common@01",
                 "alice_web_common@1000000000", "alice_web_common@-1", "alice_web_common@+1", "alice_web_common@1x",
-                "alice_web_common@1@2", "alice_web_mpi_master@1", "alice_web_mpi_slave", "alice_web_foo@1",
+                "alice_web_common@1@2", "alice_web_mpi_master", "alice_web_mpi_slave", "alice_web_foo@1",
                 "alice_web_Common@1", "alice_web", "alice", "", ".service", "alice_web_common@1.service.service",
                 "alice_web_common@1.socket", "Alice_web_common@1", "alice_We_common@1", "al/ce_web_common@1",
                 "alice_../_common@1", "_web_common@1", "alice__common@1", "alice_web_common@1\n",
@@ -207,7 +209,7 @@ static void test_instance_parse_bad(void **state) {
         NapError e = NAP_ERROR_NULL;
         assert_int_equal(nap_instance_parse("alice_web", &i, &e), -EINVAL);
         assert_string_equal(e.message, "Invalid instance name 'alice_web': expected USER_APP_common@N, "
-                                       "USER_APP_mpi_master or USER_APP_mpi_slave@N");
+                                       "USER_APP_mpi_master@N or USER_APP_mpi_slave@N");
         _cleanup_free_ char *huge = repeat('a', 300);
         assert_int_equal(nap_instance_parse(huge, &i, NULL), -EINVAL);
         assert_int_equal(nap_instance_parse(NULL, &i, NULL), -EINVAL);
@@ -223,7 +225,7 @@ static void test_instance_longest(void **state) {
 }
 
 static void test_instance_round_trip(void **state) {
-        static const char *const names[] = { "a_b_common@1", "x-1_y-2_mpi_master", "u_app_mpi_slave@42" };
+        static const char *const names[] = { "a_b_common@1", "x-1_y-2_mpi_master@1", "u_app_mpi_slave@42" };
         for (size_t k = 0; k < ELEMENTSOF(names); k++) {
                 NapInstance i;
                 char buf[NAP_UNIT_NAME_MAX], unit[NAP_UNIT_NAME_MAX];

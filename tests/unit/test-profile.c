@@ -43,6 +43,69 @@ static void fails(const char *text, const char *message) {
 }
 
 
+static void procfile_fails(const char *text, const char *message) {
+        fails_as_n(text, strlen(text), NAP_PROFILE_FORMAT_PROCFILE, message);
+}
+
+/* MPI apps: "mpi:" and "build:" processes, MpiRanks=, MpiRanksMax=,
+ * MpiCpu=, MpiMemory=. */
+static void test_mpi_procfile(void **state) {
+        _cleanup_(nap_profile_freep) NapProfile *p = parse_as(
+                "build: mpicc.mpich -O2 -o hello hello.c\nmpi: ./hello {greeting=hi} {n}\nMpiRanks=3\nMpiRanksMax=8\n"
+                "MpiCpu= 250m:1 \nMpiMemory=64M\n",
+                NAP_PROFILE_FORMAT_PROCFILE);
+        _cleanup_(nap_profile_freep) NapProfile *defaults = parse_as("mpi: ./hello\n", NAP_PROFILE_FORMAT_PROCFILE);
+        _cleanup_(nap_profile_freep) NapProfile *web = parse_as("build: make\nweb: ./serve\n", NAP_PROFILE_FORMAT_PROCFILE);
+        _cleanup_(nap_params_freep) NapParams *params = NULL;
+        _cleanup_strv_free_ char **argv = NULL, **build = NULL;
+        NapError e = NAP_ERROR_NULL;
+
+        assert_true(nap_profile_is_mpi(p));
+        assert_int_equal(nap_profile_mpi_ranks(p), 3);
+        assert_int_equal(nap_profile_mpi_ranks_max(p), 8);
+        assert_int_equal(nap_profile_mpi_rank_compute(p)->request_cpu_milli, 250);
+        assert_int_equal(nap_profile_mpi_rank_compute(p)->limit_cpu_milli, 1000);
+        assert_int_equal(nap_profile_mpi_rank_compute(p)->request_memory, 64 << 20);
+        assert_int_equal(nap_profile_mpi_rank_compute(p)->limit_memory, 64 << 20); /* as the request */
+        assert_int_equal(nap_params_parse("n=5", 3, &params, NULL), 0);
+        assert_int_equal(nap_profile_substitute(nap_profile_mpi(p), params, 0, &argv, NULL, &e), 0);
+        assert_string_equal(argv[0], "./hello");
+        assert_string_equal(argv[1], "hi");
+        assert_string_equal(argv[2], "5");
+        assert_int_equal(nap_profile_substitute(nap_profile_build(p), NULL, 0, &build, NULL, &e), 0);
+        assert_string_equal(build[3], "hello");
+        /* the app itself does not start as a common instance */
+        assert_int_equal(nap_profile_substitute(p, params, 20000, NULL, NULL, &e), -EINVAL);
+        assert_int_equal(e.kind, NAP_ERROR_INVALID_PROFILE);
+
+        assert_int_equal(nap_profile_mpi_ranks(defaults), NAP_MPI_RANKS_DEFAULT);
+        assert_true(nap_compute_is_empty(nap_profile_mpi_rank_compute(defaults)));
+        assert_int_equal(nap_profile_mpi_ranks_max(defaults), NAP_MPI_RANKS_MAX_DEFAULT);
+        assert_null(nap_profile_build(defaults));
+        /* "build:" without "mpi:": another process type, as before */
+        assert_false(nap_profile_is_mpi(web));
+        assert_null(nap_profile_build(web));
+        nap_profile_free(parse_as("build: echo {\nweb: ./serve\n", NAP_PROFILE_FORMAT_PROCFILE)); /* not even read */
+
+        procfile_fails("mpi: a\nweb: b\n", "a Procfile has a web or an mpi process, not both");
+        procfile_fails("mpi: a\nmpi: b\n", "Procfile:2: second 'mpi' process");
+        procfile_fails("mpi:\n", "Procfile:1: the mpi process has no command");
+        procfile_fails("mpi: a {np}\n", "'np' is the number of ranks, not a placeholder");
+        procfile_fails("mpi: a {port}\n", "the mpi process has no port ({port}, $PORT): its ranks talk MPI");
+        procfile_fails("mpi: a\nbuild: make {x}\n", "the build process takes no parameters and no port");
+        procfile_fails("mpi: a\nMpiRanks=0\n", "Procfile:2: MpiRanks= must be a number of ranks, 1 to 1000, not '0'");
+        procfile_fails("mpi: a\nMpiRanksMax=1001\n", "Procfile:2: MpiRanksMax= must be a number of ranks, 1 to 1000, not '1001'");
+        procfile_fails("mpi: a\nMpiRanks=2x\n", "Procfile:2: MpiRanks= must be a number of ranks, 1 to 1000, not '2x'");
+        procfile_fails("mpi: a\nMpiRanks=2\nMpiRanks=3\n", "Procfile:3: MpiRanks= given twice");
+        procfile_fails("mpi: a\nMpiRanks=9\nMpiRanksMax=8\n", "MpiRanks=9 is above MpiRanksMax=8");
+        procfile_fails("web: a\nMpiRanks=2\n", "MpiRanks=, MpiRanksMax=, MpiCpu= and MpiMemory= need an mpi process");
+        procfile_fails("web: a\nMpiCpu=1\n", "MpiRanks=, MpiRanksMax=, MpiCpu= and MpiMemory= need an mpi process");
+        procfile_fails("mpi: a\nMpiCpu=0\n", "Procfile:2: MpiCpu= '0': Invalid CPU amount '0': must be more than 0 and at most 1024 CPUs");
+        procfile_fails("mpi: a\nMpiCpu=1:500m\n", "Procfile:2: MpiCpu= '1:500m': Invalid CPU amount '1:500m': the limit (after ':') is below the request");
+        procfile_fails("mpi: a\nMpiMemory=64Q\n", "Procfile:2: MpiMemory= '64Q': Invalid size amount '64Q': expected bytes, or a number with K, M, G or T (powers of 1024)");
+        procfile_fails("mpi: a\nMpiMemory=64M\nMpiMemory=1G\n", "Procfile:3: MpiMemory= given twice");
+}
+
 /* HealthPath=: before or after the command, in a profile and a Procfile;
  * the command is unchanged by it. */
 static void test_health_path(void **state) {
@@ -591,6 +654,7 @@ static void test_format_empty(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_words_plain),
+                cmocka_unit_test(test_mpi_procfile),
                 cmocka_unit_test(test_comments_and_blank_lines),
                 cmocka_unit_test(test_no_trailing_newline),
                 cmocka_unit_test(test_continuation),

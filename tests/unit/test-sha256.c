@@ -85,11 +85,45 @@ static void test_incremental(void **state) {
         assert_memory_equal(whole, parts, SHA256_DIGEST_SIZE);
 }
 
+/* RFC 4231 test cases 1, 2, 3, 4, 6 and 7 (case 5 truncates the output). */
+static void assert_hmac(const char *key_hex, const void *data, size_t n, const char *expected) {
+        uint8_t key[256], d[SHA256_DIGEST_SIZE];
+        char b[2 * SHA256_DIGEST_SIZE + 1];
+        size_t k = strlen(key_hex) / 2;
+        for (size_t i = 0; i < k; i++)
+                assert_int_equal(sscanf(key_hex + 2 * i, "%2hhx", key + i), 1);
+        hmac_sha256(key, k, data, n, d);
+        assert_string_equal(hex(d, b), expected);
+}
+
+static void test_hmac_rfc4231(void **state) {
+        uint8_t dd[50], cd[50];
+        char aa[131 * 2 + 1] = "";
+        memset(dd, 0xdd, sizeof dd);
+        memset(cd, 0xcd, sizeof cd);
+        for (size_t i = 0; i < 131; i++)
+                memcpy(aa + 2 * i, "aa", 3);
+        assert_hmac("0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b", "Hi There", 8,
+                    "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+        assert_hmac("4a656665", "what do ya want for nothing?", 28,
+                    "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+        assert_hmac("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", dd, sizeof dd,
+                    "773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe");
+        assert_hmac("0102030405060708090a0b0c0d0e0f10111213141516171819", cd, sizeof cd,
+                    "82558a389a443c0ea4cc819899f2083a85f0faa3e578f8077a2e3ff46729665b");
+        assert_hmac(aa, "Test Using Larger Than Block-Size Key - Hash Key First", 54,
+                    "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+        const char *m7 = "This is a test using a larger than block-size key and a larger than block-size data. "
+                         "The key needs to be hashed before being used by the HMAC algorithm.";
+        assert_hmac(aa, m7, strlen(m7), "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_nist_vectors),
                 cmocka_unit_test(test_padding_boundaries),
                 cmocka_unit_test(test_incremental),
+                cmocka_unit_test(test_hmac_rfc4231),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
