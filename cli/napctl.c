@@ -31,6 +31,7 @@ static Caller arg_caller = { .scope = -1 };
 static NodeOptions arg_node = {};
 static unsigned arg_given = 0; /* the options below that were given */
 static const char *arg_request_id = NULL;
+static const char *arg_on_node = NULL; /* start-common --node= */
 static bool arg_no_block = false;
 static NapRolloutOptions arg_rollout = {}; /* --batch=, --drain= */
 static bool arg_yes = false;
@@ -53,6 +54,7 @@ enum {
         OPT_DRAIN = 1 << 12,
         OPT_OWNER = 1 << 13,
         OPT_STATUS = 1 << 14,
+        OPT_NODE = 1 << 15,
         OPT_ROLLOUT = OPT_BATCH | OPT_DRAIN,
         OPT_COMPUTE = OPT_CPU | OPT_MEMORY,
         OPT_SCHEDULE = OPT_LABELS | OPT_POLICY | OPT_COUNT,
@@ -67,7 +69,7 @@ static const struct {
         { OPT_COUNT, "--count=" },     { OPT_FORCE, "--force" },   { OPT_REQUEST_ID, "--request-id=" },
         { OPT_NO_BLOCK, "--no-block" }, { OPT_YES, "--yes" },
         { OPT_BATCH, "--batch=" },     { OPT_DRAIN, "--drain=" },
-        { OPT_OWNER, "--owner=" },     { OPT_STATUS, "--status=" },
+        { OPT_OWNER, "--owner=" },     { OPT_STATUS, "--status=" }, { OPT_NODE, "--node=" },
 };
 
 /* A verb; "node show": the sub-verb show of node. */
@@ -169,9 +171,10 @@ static int verb_start_common(Caller *c, char **args, NapError *e) {
          * again: the helper answers with the instance it made. */
         if (r >= 0)
                 r = caller_call_retrying(c, "StartCommon",
-                                         json_pack("{s:s, s:s*, s:s*, s:s*, s:s, s:b}", "service", args[0], "paramsString",
-                                                   args[1], "cpu", arg_node.cpu, "memory", arg_node.memory,
-                                                   "requestId", id, "noBlock", arg_no_block),
+                                         json_pack("{s:s, s:s*, s:s*, s:s*, s:s, s:b, s:s*}", "service", args[0],
+                                                   "paramsString", args[1], "cpu", arg_node.cpu, "memory",
+                                                   arg_node.memory, "requestId", id, "noBlock", arg_no_block, "node",
+                                                   arg_on_node),
                                          WRITE_TIMEOUT, &reply, e);
         if (r < 0)
                 return r;
@@ -405,7 +408,7 @@ static const Verb verbs[] = {
         { "deploy-app", "USER_APP URL", 2, 2, .run = verb_deploy_app, .help = "Fetch an app (git URL or path) without running it" },
         { "list-services", "USER", 1, 1, .run = verb_list_services, .help = "List the apps a user has deployed" },
         { "get-parameters", "USER_APP", 1, 1, .run = verb_get_parameters, .help = "List the {parameters} of an app's profile" },
-        { "start-common", "USER_APP [k=v,k=v]", 1, 2, .run = verb_start_common, .options = OPT_COMPUTE | OPT_REQUEST_ID | OPT_NO_BLOCK, .help = "Start a new instance and wait until it answers (--cpu, --memory, --request-id, --no-block)" },
+        { "start-common", "USER_APP [k=v,k=v]", 1, 2, .run = verb_start_common, .options = OPT_COMPUTE | OPT_REQUEST_ID | OPT_NO_BLOCK | OPT_NODE, .help = "Start a new instance and wait until it answers (--cpu, --memory, --request-id, --no-block, --node)" },
         { "list-instances", "USER_APP", 1, 1, .run = verb_list_instances, .help = "List an app's instances and their state" },
         { "get-instances-num", "USER_APP", 1, 1, .run = verb_get_instances_num, .help = "Count an app's instances" },
         { "start-app", "INSTANCE", 1, 1, .run = verb_start_app, .options = OPT_NO_BLOCK, .help = "Start an instance (and at boot), wait until it answers" },
@@ -475,6 +478,8 @@ static void help(void) {
                "  -f --follow          get-journal: print new lines as they come, until interrupted\n"
                "     --no-block        start-common, start-app, restart-app, restart INSTANCE:\n"
                "                       return once systemd started it, without waiting for an answer\n"
+               "     --node=NODE       start-common: on that node of the cluster (its nap-node\n"
+               "                       starts it; Etcd= needed)\n"
                "     --yes             destroy-app: yes, remove the app for good\n"
                "     --batch=N|P%%      rollback, refresh-instances: instances replaced at once\n"
                "                       (RolloutBatch= in nap.conf by default)\n"
@@ -519,6 +524,7 @@ enum {
         ARG_DRAIN,
         ARG_OWNER,
         ARG_STATUS,
+        ARG_NODE,
 };
 
 static int parse_lines(const char *s) {
@@ -617,6 +623,10 @@ static int parse_option(int ch) {
                 arg_given |= OPT_REQUEST_ID;
                 arg_request_id = optarg;
                 return 0;
+        case ARG_NODE:
+                arg_given |= OPT_NODE;
+                arg_on_node = optarg;
+                return 0;
         case ARG_BATCH:
                 return parse_batch(optarg);
         case ARG_DRAIN:
@@ -656,6 +666,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "drain", required_argument, NULL, ARG_DRAIN },
                 { "owner", required_argument, NULL, ARG_OWNER },
                 { "status", required_argument, NULL, ARG_STATUS },
+                { "node", required_argument, NULL, ARG_NODE },
                 {},
         };
         for (int ch; (ch = getopt_long(argc, argv, "hfn:", options, NULL)) >= 0;) {

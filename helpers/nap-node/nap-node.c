@@ -13,6 +13,10 @@
  * cluster, whatever its size (agent_turn_to_look()). SIGTERM: the clean
  * stop, in seed 004's order: the record goes, then the membership.
  *
+ * It also makes the node's assignments (cluster apps) real on this host:
+ * realize.h, in a thread of its own that gets the membership lease for its
+ * reports.
+ *
  * Type=notify with a watchdog: WATCHDOG=1 on every round of the loop, so
  * a hung agent (not an unreachable etcd: that is reported in STATUS=) is
  * restarted by systemd. */
@@ -28,6 +32,7 @@
 #include "cluster/host.h"
 #include "cluster/inventory.h"
 #include "nap-config.h"
+#include "realize.h"
 
 #define ROUND_USEC (1 * USEC_PER_SEC)
 #define ETCD_CONNECT_TIMEOUT_USEC (1 * USEC_PER_SEC)
@@ -41,6 +46,7 @@ typedef struct Agent {
         EtcdClient *etcd;
         NapNode node;
         int64_t lease;          /* 0: not registered */
+        Realizer *realizer;     /* this node's assignments, made real */
         uint64_t keepalive_due; /* CLOCK_MONOTONIC */
         unsigned members;       /* Ready nodes at the last look for departures */
         char status[160];
@@ -70,6 +76,12 @@ static void agent_renewed(Agent *a) {
         agent_status(a, "Registered node %s (%s), Ready", a->node.name, a->node.address);
 }
 
+/* The realizer's reports go on the membership lease. */
+static void agent_set_lease(Agent *a, int64_t lease) {
+        a->lease = lease;
+        realizer_set_lease(a->realizer, lease);
+}
+
 static int agent_register(Agent *a) {
         NapError e = NAP_ERROR_NULL;
         int64_t lease = 0, granted = 0;
@@ -80,7 +92,7 @@ static int agent_register(Agent *a) {
                 agent_status(a, "Not registered: %s", e.message);
                 return r;
         }
-        a->lease = lease;
+        agent_set_lease(a, lease);
         agent_renewed(a);
         (void) sd_notify(false, "READY=1");
         return 0;
@@ -95,7 +107,7 @@ static void agent_keepalive(Agent *a) {
         if (r == -ENOENT) {
                 /* expired while etcd was out of reach, or wiped: again */
                 agent_status(a, "Membership lease lost; registering again");
-                a->lease = 0;
+                agent_set_lease(a, 0);
                 (void) agent_register(a);
                 return;
         }
@@ -144,6 +156,7 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
         Agent *a = userdata;
         NapError e = NAP_ERROR_NULL;
         (void) sd_notify(false, "STOPPING=1");
+        a->realizer = realizer_stop(a->realizer); /* a start under way first answers or fails */
         if (a->lease != 0 && nap_node_deregister(a->etcd, a->config->cluster_prefix, a->node.name, a->lease, &e) < 0)
                 log_warning("Leaving the cluster failed (the membership lapses within %u s): %s",
                             a->config->node_ttl, e.message);
@@ -153,6 +166,7 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 }
 
 static void agent_done(Agent *a) {
+        a->realizer = realizer_stop(a->realizer);
         a->round = sd_event_source_disable_unref(a->round);
         a->event = sd_event_unref(a->event);
         a->etcd = etcd_client_free(a->etcd);
@@ -179,7 +193,7 @@ static int agent_setup(Agent *a) {
                 return log_error_errno(r, "%s", e.message);
         a->etcd->connect_timeout_usec = ETCD_CONNECT_TIMEOUT_USEC;
         a->etcd->timeout_usec = ETCD_TIMEOUT_USEC;
-        return 0;
+        return realizer_start(a->config, a->node.name, &a->realizer);
 }
 
 static int agent_event(Agent *a) {
@@ -213,7 +227,8 @@ static int run(void) {
 static void help(void) {
         printf("nap-node [OPTIONS...]\n\n"
                "Register this host as a node of nap's cluster in etcd and keep it Ready\n"
-               "while running; leave the cluster on SIGTERM. Normally started by\n"
+               "while running; run the instances assigned to this node in etcd and\n"
+               "report their state; leave the cluster on SIGTERM. Normally started by\n"
                "nap-node.service.\n\n"
                "  -h --help     Show this help\n"
                "     --version  Show the version\n"

@@ -54,12 +54,11 @@ int nap_reservation_name_check(const char *s, char *ret_user, NapError *e) {
 
 /* ---- JSON helpers ----------------------------------------------------- */
 
-static int bad_value(NapError *e, const char *what, const char *field) {
+int nap_cluster_json_damaged(NapError *e, const char *what, const char *field) {
         return nap_error_set(e, NAP_ERROR_INTERNAL, -EBADMSG, "A %s in etcd is damaged: field '%s'", what, field);
 }
 
-/* A JSON integer field, 0 ≤ v ≤ max. */
-static int get_u64(json_t *o, const char *field, uint64_t max, uint64_t *ret) {
+int nap_cluster_json_u64(json_t *o, const char *field, uint64_t max, uint64_t *ret) {
         json_t *v = json_object_get(o, field);
         if (!json_is_integer(v) || json_integer_value(v) < 0 || (uint64_t) json_integer_value(v) > max)
                 return -EBADMSG;
@@ -67,19 +66,19 @@ static int get_u64(json_t *o, const char *field, uint64_t max, uint64_t *ret) {
         return 0;
 }
 
-static const char *get_string(json_t *o, const char *field, size_t max) {
+const char *nap_cluster_json_string(json_t *o, const char *field, size_t max) {
         const char *s = json_string_value(json_object_get(o, field));
         return s && strlen(s) <= max && strlen(s) == json_string_length(json_object_get(o, field)) ? s : NULL;
 }
 
-static int load(const char *text, size_t size, json_t **ret, const char *what, NapError *e) {
+int nap_cluster_json_load(const char *text, size_t size, json_t **ret, const char *what, NapError *e) {
         if (!text || size > NAP_CLUSTER_VALUE_MAX)
-                return bad_value(e, what, "(size)");
+                return nap_cluster_json_damaged(e, what, "(size)");
         *ret = json_loadb(text, size, JSON_REJECT_DUPLICATES, NULL);
-        return json_is_object(*ret) ? 0 : bad_value(e, what, "(not a JSON object)");
+        return json_is_object(*ret) ? 0 : nap_cluster_json_damaged(e, what, "(not a JSON object)");
 }
 
-static int dump(json_t *o, char **ret) {
+int nap_cluster_json_dump(json_t *o, char **ret) {
         if (!o)
                 return -ENOMEM;
         *ret = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
@@ -176,7 +175,8 @@ int nap_node_to_json(const NapNode *n, char **ret) {
         json_t *labels = nap_labels_json(n->labels);
         if (!labels)
                 return -ENOMEM;
-        return dump(json_pack("{s:s, s:s, s:s, s:s, s:{s:I, s:I, s:I}, s:o, s:s, s:I}", "name", n->name, "address",
+        return nap_cluster_json_dump(
+                json_pack("{s:s, s:s, s:s, s:s, s:{s:I, s:I, s:I}, s:o, s:s, s:I}", "name", n->name, "address",
                               n->address ?: "", "machine_id", n->machine_id, "boot_id", n->boot_id, "capacity",
                               "cpu_milli", (json_int_t) n->capacity.cpu_milli, "memory",
                               (json_int_t) n->capacity.memory, "storage", (json_int_t) n->capacity.storage, "labels",
@@ -192,11 +192,11 @@ static int id128_copy(char dst[static 33], const char *s) {
 }
 
 static int capacity_from_json(json_t *c, NapCapacity *ret) {
-        int r = get_u64(c, "cpu_milli", NAP_CPU_MILLI_MAX, &ret->cpu_milli);
+        int r = nap_cluster_json_u64(c, "cpu_milli", NAP_CPU_MILLI_MAX, &ret->cpu_milli);
         if (r >= 0)
-                r = get_u64(c, "memory", NAP_BYTES_MAX, &ret->memory);
+                r = nap_cluster_json_u64(c, "memory", NAP_BYTES_MAX, &ret->memory);
         if (r >= 0)
-                r = get_u64(c, "storage", NAP_BYTES_MAX, &ret->storage);
+                r = nap_cluster_json_u64(c, "storage", NAP_BYTES_MAX, &ret->storage);
         return r;
 }
 
@@ -206,33 +206,34 @@ int nap_node_from_json(const char *text, size_t size, NapNode *ret, NapError *e)
         const char *name, *field = "name";
 
         assert(ret);
-        int r = load(text, size, &o, "node record", e);
+        int r = nap_cluster_json_load(text, size, &o, "node record", e);
         if (r < 0)
                 return r;
-        name = get_string(o, "name", NAP_NODE_NAME_MAX);
+        name = nap_cluster_json_string(o, "name", NAP_NODE_NAME_MAX);
         r = name && nap_node_name_check(name, NULL) >= 0 ? 0 : -EBADMSG;
         if (r >= 0) {
                 memcpy(n.name, name, strlen(name) + 1);
                 field = "address";
-                n.address = get_string(o, "address", 255) ? strdup(get_string(o, "address", 255)) : NULL;
+                const char *address = nap_cluster_json_string(o, "address", 255);
+                n.address = address ? strdup(address) : NULL;
                 r = n.address ? 0 : -EBADMSG;
         }
-        if (r >= 0 && (field = "machine_id", r = id128_copy(n.machine_id, get_string(o, field, 32))) >= 0)
-                field = "boot_id", r = id128_copy(n.boot_id, get_string(o, field, 32));
+        if (r >= 0 && (field = "machine_id", r = id128_copy(n.machine_id, nap_cluster_json_string(o, field, 32))) >= 0)
+                field = "boot_id", r = id128_copy(n.boot_id, nap_cluster_json_string(o, field, 32));
         if (r >= 0)
                 field = "capacity", r = capacity_from_json(json_object_get(o, field), &n.capacity);
         if (r >= 0)
                 field = "labels", r = labels_from_json(json_object_get(o, field), &n.labels);
-        if (r >= 0 && (field = "version", !get_string(o, field, 64)))
+        if (r >= 0 && (field = "version", !nap_cluster_json_string(o, field, 64)))
                 r = -EBADMSG;
-        if (r >= 0 && !(n.version = strdup(get_string(o, field, 64))))
+        if (r >= 0 && !(n.version = strdup(nap_cluster_json_string(o, field, 64))))
                 r = -ENOMEM;
         if (r >= 0)
-                field = "registered", r = get_u64(o, field, UINT64_MAX >> 1, &n.registered_usec);
+                field = "registered", r = nap_cluster_json_u64(o, field, UINT64_MAX >> 1, &n.registered_usec);
         if (r < 0) {
                 nap_node_done(&n);
                 return r == -ENOMEM ? nap_error_errno(e, r, "Failed to read a node record")
-                                    : bad_value(e, "node record", field);
+                                    : nap_cluster_json_damaged(e, "node record", field);
         }
         *ret = n;
         return 0;
@@ -243,7 +244,7 @@ int nap_node_from_json(const char *text, size_t size, NapNode *ret, NapError *e)
 int nap_usage_to_json(const NapUsage *u, char **ret) {
         assert(u);
         assert(ret);
-        return dump(json_pack("{s:I, s:I, s:I}", "cpu_milli", (json_int_t) u->cpu_milli, "memory",
+        return nap_cluster_json_dump(json_pack("{s:I, s:I, s:I}", "cpu_milli", (json_int_t) u->cpu_milli, "memory",
                               (json_int_t) u->memory, "storage", (json_int_t) u->storage),
                     ret);
 }
@@ -252,14 +253,14 @@ int nap_usage_from_json(const char *text, size_t size, NapUsage *ret, NapError *
         json_auto_t *o = NULL;
         NapCapacity c = {};
         assert(ret);
-        int r = load(text, size, &o, "usage record", e);
+        int r = nap_cluster_json_load(text, size, &o, "usage record", e);
         if (r < 0)
                 return r;
         /* The sums of requests: each at most a maximum, and there can be
          * many; anything up to 2^62 is a plausible total. */
         r = capacity_from_json(o, &c);
         if (r < 0)
-                return bad_value(e, "usage record", "cpu_milli/memory/storage");
+                return nap_cluster_json_damaged(e, "usage record", "cpu_milli/memory/storage");
         *ret = (NapUsage) { .cpu_milli = c.cpu_milli, .memory = c.memory, .storage = c.storage };
         return 0;
 }
@@ -292,11 +293,12 @@ int nap_reservation_to_json(const NapReservation *r, char **ret) {
         assert(r);
         assert(ret);
         if (r->kind == NAP_RESERVATION_STORAGE)
-                return dump(json_pack("{s:I, s:I, s:I}", "request_bytes", (json_int_t) r->storage.request_bytes,
-                                      "limit_bytes", (json_int_t) r->storage.limit_bytes, "created",
-                                      (json_int_t) r->created_usec),
+                return nap_cluster_json_dump(json_pack("{s:I, s:I, s:I}", "request_bytes",
+                                                       (json_int_t) r->storage.request_bytes, "limit_bytes",
+                                                       (json_int_t) r->storage.limit_bytes, "created",
+                                                       (json_int_t) r->created_usec),
                             ret);
-        return dump(json_pack("{s:I, s:I, s:I, s:I, s:I}", "request_cpu_milli",
+        return nap_cluster_json_dump(json_pack("{s:I, s:I, s:I, s:I, s:I}", "request_cpu_milli",
                               (json_int_t) r->compute.request_cpu_milli, "limit_cpu_milli",
                               (json_int_t) r->compute.limit_cpu_milli, "request_memory",
                               (json_int_t) r->compute.request_memory, "limit_memory",
@@ -304,34 +306,34 @@ int nap_reservation_to_json(const NapReservation *r, char **ret) {
                     ret);
 }
 
-static int compute_from_json(json_t *o, NapCompute *c) {
-        int r = get_u64(o, "request_cpu_milli", NAP_CPU_MILLI_MAX, &c->request_cpu_milli);
+int nap_compute_from_json(json_t *o, NapCompute *c) {
+        int r = nap_cluster_json_u64(o, "request_cpu_milli", NAP_CPU_MILLI_MAX, &c->request_cpu_milli);
         if (r >= 0)
-                r = get_u64(o, "limit_cpu_milli", NAP_CPU_MILLI_MAX, &c->limit_cpu_milli);
+                r = nap_cluster_json_u64(o, "limit_cpu_milli", NAP_CPU_MILLI_MAX, &c->limit_cpu_milli);
         if (r >= 0)
-                r = get_u64(o, "request_memory", NAP_BYTES_MAX, &c->request_memory);
+                r = nap_cluster_json_u64(o, "request_memory", NAP_BYTES_MAX, &c->request_memory);
         if (r >= 0)
-                r = get_u64(o, "limit_memory", NAP_BYTES_MAX, &c->limit_memory);
+                r = nap_cluster_json_u64(o, "limit_memory", NAP_BYTES_MAX, &c->limit_memory);
         return r;
 }
 
 static int storage_from_json(json_t *o, NapStorage *s) {
-        int r = get_u64(o, "request_bytes", NAP_BYTES_MAX, &s->request_bytes);
-        return r < 0 ? r : get_u64(o, "limit_bytes", NAP_BYTES_MAX, &s->limit_bytes);
+        int r = nap_cluster_json_u64(o, "request_bytes", NAP_BYTES_MAX, &s->request_bytes);
+        return r < 0 ? r : nap_cluster_json_u64(o, "limit_bytes", NAP_BYTES_MAX, &s->limit_bytes);
 }
 
 /* ret->kind says which fields to read; name and node are left alone. */
 int nap_reservation_from_json(const char *text, size_t size, NapReservation *ret, NapError *e) {
         json_auto_t *o = NULL;
         assert(ret);
-        int r = load(text, size, &o, "reservation", e);
+        int r = nap_cluster_json_load(text, size, &o, "reservation", e);
         if (r < 0)
                 return r;
         r = ret->kind == NAP_RESERVATION_STORAGE ? storage_from_json(o, &ret->storage)
-                                                 : compute_from_json(o, &ret->compute);
+                                                 : nap_compute_from_json(o, &ret->compute);
         if (r >= 0)
-                r = get_u64(o, "created", UINT64_MAX >> 1, &ret->created_usec);
-        return r < 0 ? bad_value(e, "reservation", "(requests, limits or created)") : 0;
+                r = nap_cluster_json_u64(o, "created", UINT64_MAX >> 1, &ret->created_usec);
+        return r < 0 ? nap_cluster_json_damaged(e, "reservation", "(requests, limits or created)") : 0;
 }
 
 bool nap_reservation_same(const NapReservation *a, const NapReservation *b) {
@@ -352,19 +354,20 @@ void nap_node_status_done(NapNodeStatus *s) {
 int nap_node_status_to_json(const NapNodeStatus *s, char **ret) {
         assert(s);
         assert(ret);
-        return dump(json_pack("{s:s, s:I}", "reason", s->reason ?: "", "since", (json_int_t) s->since_usec), ret);
+        return nap_cluster_json_dump(
+                json_pack("{s:s, s:I}", "reason", s->reason ?: "", "since", (json_int_t) s->since_usec), ret);
 }
 
 int nap_node_status_from_json(const char *text, size_t size, NapNodeStatus *ret, NapError *e) {
         json_auto_t *o = NULL;
         NapNodeStatus s = {};
         assert(ret);
-        int r = load(text, size, &o, "node status", e);
+        int r = nap_cluster_json_load(text, size, &o, "node status", e);
         if (r < 0)
                 return r;
-        const char *reason = get_string(o, "reason", 256);
-        if (!reason || get_u64(o, "since", UINT64_MAX >> 1, &s.since_usec) < 0)
-                return bad_value(e, "node status", "reason/since");
+        const char *reason = nap_cluster_json_string(o, "reason", 256);
+        if (!reason || nap_cluster_json_u64(o, "since", UINT64_MAX >> 1, &s.since_usec) < 0)
+                return nap_cluster_json_damaged(e, "node status", "reason/since");
         if (!(s.reason = strdup(reason)))
                 return nap_error_errno(e, -ENOMEM, "Failed to read a node status");
         *ret = s;

@@ -123,6 +123,22 @@ void nap_node_status_done(NapNodeStatus *s);
 int nap_node_status_to_json(const NapNodeStatus *s, char **ret);
 int nap_node_status_from_json(const char *text, size_t size, NapNodeStatus *ret, NapError *e);
 
+/* The strict reading and writing of the cluster's JSON values, shared by
+ * every record under ClusterPrefix= (lib/cluster/assignment.c too): load
+ * refuses anything but an object, duplicate keys and values larger than
+ * NAP_CLUSTER_VALUE_MAX; dump takes o (compact, keys sorted); damaged sets
+ * "A WHAT in etcd is damaged: field 'FIELD'" (-EBADMSG). u64: an integer
+ * 0 ≤ v ≤ max, else -EBADMSG; string: at most max bytes and no NUL, else
+ * NULL. */
+int nap_cluster_json_load(const char *text, size_t size, json_t **ret, const char *what, NapError *e);
+int nap_cluster_json_dump(json_t *o, char **ret);
+int nap_cluster_json_damaged(NapError *e, const char *what, const char *field);
+int nap_cluster_json_u64(json_t *o, const char *field, uint64_t max, uint64_t *ret);
+const char *nap_cluster_json_string(json_t *o, const char *field, size_t max);
+/* A compute request's four fields of o (a reservation's, an assignment's
+ * "resources"), each within its maximum. */
+int nap_compute_from_json(json_t *o, NapCompute *c);
+
 /* The keys, malloc'ed; node and reservation names checked already. */
 char *nap_key_node(const char *prefix, const char *node);
 char *nap_key_nodes(const char *prefix);      /* PREFIX/nodes/ */

@@ -12,6 +12,15 @@
 #include "model/manifest.h"
 #include "model/state.h"
 
+char *nap_state_cluster_realized_dir(const NapConfig *c) {
+        return path_join(c->root, "cluster", "realized", NULL);
+}
+
+char *nap_state_cluster_realized_mark(const NapConfig *c, const NapInstance *i) {
+        char name[NAP_UNIT_NAME_MAX];
+        return path_join(c->root, "cluster", "realized", nap_instance_name(i, name), NULL);
+}
+
 char *nap_state_user_services_dir(const NapConfig *c, const char *user) {
         return path_join(c->root, "services", user, NULL);
 }

@@ -17,6 +17,9 @@
  *   ROOT/.ports.lock                    serialises port allocation
  *   ROOT/ports/PORT -> MANIFEST         the manifest a port was given to
  *   INSTANCES/USER_APP_common@N.json    manifests (manifest.h)
+ *   ROOT/cluster/realized/USER_APP_common@N   an instance nap-node made from
+ *                                       its node's assignment (written before
+ *                                       the instance, removed after it)
  *   ROOT/web/tokens/USER                the sha256 of USER's nap-web token (web-auth.h)
  *   ROOT/web/session.key                the key nap-web signs session cookies with
  * Locks and counters live beside the tree, not inside it, so a redeploy
@@ -31,6 +34,12 @@
 /* The directory in a tree that is nap's, not the app's: a deploy replaces
  * whatever the repository has there, and instances do not get a copy. */
 #define NAP_STATE_META_DIR_NAME ".nap"
+
+/* ROOT/cluster/realized: nap-node's marks of the instances it made from
+ * assignments (docs/ARCHITECTURE.md "Cluster apps"). */
+char *nap_state_cluster_realized_dir(const NapConfig *c);
+/* ROOT/cluster/realized/USER_APP_common@N: i was made from an assignment. */
+char *nap_state_cluster_realized_mark(const NapConfig *c, const NapInstance *i);
 
 /* ROOT/services/USER: the user's deployed trees, locks and counters. */
 char *nap_state_user_services_dir(const NapConfig *c, const char *user);

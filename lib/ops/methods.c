@@ -288,7 +288,8 @@ static json_t *run_start_common(NapContext *c, json_t *args, NapError *e) {
         _cleanup_(nap_params_freep) NapParams *p = NULL;
         NapInstanceInfo i = {};
         NapStartOptions o = { .request_id = json_string_value(json_object_get(args, "requestId")),
-                              .no_block = json_is_true(json_object_get(args, "noBlock")) };
+                              .no_block = json_is_true(json_object_get(args, "noBlock")),
+                              .node = json_string_value(json_object_get(args, "node")) };
         if (!service || params_from_args(args, &p, e) < 0 || resources_from_args(args, &o.resources, e) < 0 ||
             nap_start_common(c, service, p, &o, &i, e) < 0)
                 return NULL;

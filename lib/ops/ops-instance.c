@@ -68,12 +68,16 @@ static int create_instance_tree(NapContext *c, const char *service_dir, const Na
         return 0;
 }
 
+char *ops_http_url(const char *host, unsigned port) {
+        /* An IPv6 literal needs brackets in a URL. */
+        return strchr(host, ':') ? strdup_printf("http://[%s]:%u", host, port) : strdup_printf("http://%s:%u", host, port);
+}
+
 static char *instance_url(const NapConfig *c, unsigned port) {
         _cleanup_free_ char *host = NULL;
         if (nap_config_host(c, &host) < 0)
                 return NULL;
-        /* An IPv6 literal needs brackets in a URL. */
-        return strchr(host, ':') ? strdup_printf("http://[%s]:%u", host, port) : strdup_printf("http://%s:%u", host, port);
+        return ops_http_url(host, port);
 }
 
 int ops_instance_info_from_manifest(const NapConfig *c, const NapManifest *m, NapInstanceInfo *ret) {
@@ -140,9 +144,30 @@ static int begin_start_intent(NapContext *c, NapIntent *in, const NapManifest *m
         return ops_intent_begin(c, in, e);
 }
 
+/* A number given by the caller: one this host has no instance (manifest
+ * or tree) of. */
+static int take_number(NapContext *c, NapInstance *i, unsigned number, NapError *e) {
+        char name[NAP_UNIT_NAME_MAX];
+        i->number = number;
+        _cleanup_free_ char *manifest = nap_manifest_path(c->config->instances_dir, i);
+        _cleanup_free_ char *dir = nap_state_instance_dir(c->config, i);
+        if (!manifest || !dir)
+                return nap_error_errno(e, -ENOMEM, "Failed to create instance");
+        if (number > NAP_INSTANCE_NUMBER_MAX || access(manifest, F_OK) >= 0 || access(dir, F_OK) >= 0)
+                return nap_error_parameter(e, nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EEXIST,
+                                                            "Instance %s exists on this host already",
+                                                            nap_instance_name(i, name)), "number");
+        return 0;
+}
+
 /* Under the app's lock: number, (intent), port, tree, manifest. */
 int ops_create_instance(NapContext *c, const NapService *s, const NapProfile *p, const NapParams *params,
                         NapIntent *intent, NapManifest *m, NapError *e) {
+        return ops_create_instance_numbered(c, s, p, params, 0, intent, m, e);
+}
+
+int ops_create_instance_numbered(NapContext *c, const NapService *s, const NapProfile *p, const NapParams *params,
+                                 unsigned number, NapIntent *intent, NapManifest *m, NapError *e) {
         _cleanup_free_ char *service_dir = NULL;
         int r = ops_service_dir_checked(c, s, &service_dir, e);
         if (r >= 0 && ops_tree_is_dockerfile_app(service_dir))
@@ -150,7 +175,8 @@ int ops_create_instance(NapContext *c, const NapService *s, const NapProfile *p,
         if (r < 0)
                 return r;
         m->instance = (NapInstance) { .service = *s, .kind = NAP_KIND_COMMON };
-        r = nap_state_next_instance_number(c->config, s, &m->instance.number, e);
+        r = number > 0 ? take_number(c, &m->instance, number, e)
+                       : nap_state_next_instance_number(c->config, s, &m->instance.number, e);
         if (r >= 0 && intent)
                 r = begin_start_intent(c, intent, m, e);
         if (r < 0)
@@ -272,12 +298,12 @@ static int wait_answering(NapContext *c, const NapManifest *m, bool no_block, ui
 /* Under the app's lock, intent recorded: create (units installed), load
  * (no reload but in ops_units_load()'s one case), start, record. */
 static int start_common_locked(NapContext *c, const NapService *s, const NapProfile *p, const NapParams *params,
-                               NapIntent *in, NapManifest *m, NapError *e) {
+                               unsigned number, NapIntent *in, NapManifest *m, NapError *e) {
         char name[NAP_UNIT_NAME_MAX];
         sd_bus *bus;
         int r = ops_context_bus(c, &bus, e);
         if (r >= 0)
-                r = ops_create_instance(c, s, p, params, in, m, e);
+                r = ops_create_instance_numbered(c, s, p, params, number, in, m, e);
         if (r >= 0)
                 nap_debug_point("start-common:manifest");
         if (r >= 0)
@@ -303,6 +329,8 @@ int nap_start_common(NapContext *c, const char *service, const NapParams *params
                 r = nap_request_id_check(opts.request_id, e);
         if (r >= 0 && !nap_compute_is_empty(&opts.resources))
                 r = nap_compute_check(&opts.resources, e);
+        if (r >= 0 && opts.node && opts.number == 0)
+                return ops_start_common_on_node(c, &in.service, params, &opts, ret, e);
         if (r >= 0)
                 r = ops_load_service_profile(c, &in.service, &p, e);
         if (r >= 0)
@@ -327,7 +355,7 @@ int nap_start_common(NapContext *c, const char *service, const NapParams *params
                         return r < 0 ? r : 0;
         }
         if (r >= 0)
-                r = start_common_locked(c, &in.service, p, params, &in, m, e);
+                r = start_common_locked(c, &in.service, p, params, opts.number, &in, m, e);
         /* Done or failed whole (a failed start leaves the instance, as a
          * failed `systemctl start` leaves the unit): nothing to recover. */
         if (in.time_usec > 0)
@@ -617,6 +645,8 @@ int nap_remove_instance(NapContext *c, const char *instance, NapError *e) {
         _cleanup_close_ int lock = -1;
         sd_bus *bus;
         int r = open_instance_locked(c, instance, &m, &bus, &lock, e);
+        if (r >= 0)
+                r = ops_unassign_if_realized(c, &m->instance, e); /* a cluster app's: not made again */
         if (r < 0)
                 return r;
         NapIntent in = { .operation = NAP_INTENT_REMOVE_INSTANCE, .service = m->instance.service,

@@ -87,9 +87,15 @@ int ops_check_params(const NapProfile *p, const NapParams *params, NapError *e);
 /* intent (may be NULL): recorded once the number is known. */
 int ops_create_instance(NapContext *c, const NapService *s, const NapProfile *p, const NapParams *params,
                         NapIntent *intent, NapManifest *m, NapError *e);
+/* The same with a given number (0: the next free one), which must be free
+ * on this host. */
+int ops_create_instance_numbered(NapContext *c, const NapService *s, const NapProfile *p, const NapParams *params,
+                                 unsigned number, NapIntent *intent, NapManifest *m, NapError *e);
 /* Writes to (which must not be live) the instance tree: a copy of from
  * without .nap/ and .git/, with the instance's profile for argv. */
 int ops_instance_tree_build(const char *from, const NapInstance *i, char *const *argv, const char *to);
+/* "http://HOST:PORT" ([HOST] for an IPv6 literal); NULL: out of memory. */
+char *ops_http_url(const char *host, unsigned port);
 int ops_instance_info_from_manifest(const NapConfig *c, const NapManifest *m, NapInstanceInfo *ret);
 /* ops-resources.c: the instance's compute request reserved on this node
  * (Etcd= set and resources given; m->reservation = the node), and
@@ -99,6 +105,17 @@ int ops_release_instance(NapContext *c, const NapManifest *m, NapError *e);
 /* The node a reservation of request would be held on, into buf (what an
  * intent records before reserving); "" when nothing would be reserved. */
 int ops_reservation_node(NapContext *c, const NapCompute *request, char *buf, size_t size, NapError *e);
+
+/* ops-cluster.c: start-common on o->node through an assignment
+ * (lib/cluster/assignment.h), waiting (unless o->no_block) until that
+ * node reports the instance running. */
+int ops_start_common_on_node(NapContext *c, const NapService *s, const NapParams *params, const NapStartOptions *o,
+                             NapInstanceInfo *ret, NapError *e);
+/* An instance nap-node made from this node's assignment (its mark is
+ * there): the assignment goes, so that it is not made again; 0 for any
+ * other instance. Before the instance is removed: a failure changes
+ * nothing. */
+int ops_unassign_if_realized(NapContext *c, const NapInstance *i, NapError *e);
 
 /* ops-lifecycle.c: the app's configuration (napctl config), for a new or
  * rebuilt instance's manifest: NULL when none is set. */

@@ -117,6 +117,15 @@ typedef struct NapStartOptions {
          * app to answer */
         bool no_block;
         uint64_t answer_timeout_usec; /* 0: NAP_START_ANSWER_TIMEOUT_USEC_DEFAULT */
+        /* 0: the app's next free number; else this one (a cluster app's
+         * number from its assignment, lib/cluster/assignment.h), which
+         * must not exist on this host: InvalidParameter if it does */
+        unsigned number;
+        /* NULL: on this host; else on that node of the cluster (Etcd=): an
+         * assignment its nap-node realizes, waited for until the node
+         * reports it (docs/ARCHITECTURE.md "Cluster apps"); NoSuchNode when
+         * there is no such node */
+        const char *node;
 } NapStartOptions;
 
 /* Below D-Bus's default call timeout (25 s): a D-Bus client hears why. */

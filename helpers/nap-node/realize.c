@@ -1,0 +1,389 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* The node's assignments made real on this host: realize.h says what and
+ * why in a thread. Only this file's thread touches its context and etcd
+ * client; the lease is the one value shared with nap-node's loop. */
+
+#include <dirent.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "../common/log.h"
+#include "base/clock.h"
+#include "base/fileio.h"
+#include "cluster/assignment.h"
+#include "model/manifest.h"
+#include "model/state.h"
+#include "ops/ops.h"
+#include "realize.h"
+
+#define RETRY_USEC (2ULL * 1000000ULL)
+#define ETCD_CONNECT_TIMEOUT_USEC (1ULL * 1000000ULL)
+#define ETCD_TIMEOUT_USEC (5ULL * 1000000ULL)
+
+struct Realizer {
+        const NapConfig *config;
+        char node[NAP_NODE_NAME_MAX + 1];
+        pthread_t thread;
+        volatile sig_atomic_t stop;
+        /* stop, or a new lease: the watch (or pause) ends, a pass begins */
+        volatile sig_atomic_t interrupt;
+        int64_t lease; /* __atomic: written by the loop, read by the thread */
+        /* the thread's own */
+        NapContext *context;
+        EtcdClient *etcd;
+        char *marks;   /* ROOT/cluster/realized */
+        NapObserved *observed; /* the reports as the pass began */
+        size_t n_observed;
+        int64_t pass_lease;    /* the lease of the last pass */
+};
+
+static int64_t lease_of(Realizer *r) {
+        return __atomic_load_n(&r->lease, __ATOMIC_ACQUIRE);
+}
+
+/* Reports on a new lease are all made again (the old one's vanish with
+ * it), at once. */
+void realizer_set_lease(Realizer *r, int64_t lease) {
+        if (!r || __atomic_exchange_n(&r->lease, lease, __ATOMIC_ACQ_REL) == lease)
+                return;
+        r->interrupt = 1;
+}
+
+/* Sleeps up to usec, less when interrupted. */
+static void pause_usec(Realizer *r, uint64_t usec) {
+        for (uint64_t t = 0; t < usec && !r->interrupt; t += 100000)
+                (void) usleep(100000);
+}
+
+/* ---- reports ---------------------------------------------------------- */
+
+static bool assigned(const NapAssignment *l, size_t n, const NapInstance *i) {
+        for (size_t k = 0; k < n; k++)
+                if (l[k].instance.number == i->number &&
+                    memcmp(&l[k].instance.service, &i->service, sizeof i->service) == 0)
+                        return true;
+        return false;
+}
+
+static const NapObserved *last_report(const Realizer *r, const NapInstance *i) {
+        for (size_t k = 0; k < r->n_observed; k++)
+                if (r->observed[k].instance.number == i->number &&
+                    memcmp(&r->observed[k].instance.service, &i->service, sizeof i->service) == 0)
+                        return r->observed + k;
+        return NULL;
+}
+
+static bool same_report(const NapObserved *a, const NapObserved *b) {
+        return a && a->state == b->state && a->port == b->port && a->generation == b->generation &&
+               streq(a->commit, b->commit) && streq(strempty(a->reason), strempty(b->reason));
+}
+
+/* What the host sees of an assignment, to etcd on the membership lease
+ * (not when it says what the last report said already). */
+static void report(Realizer *r, const NapAssignment *a, NapObservedState state, unsigned port, const char *commit,
+                   const char *reason) {
+        char name[NAP_UNIT_NAME_MAX];
+        NapError e = NAP_ERROR_NULL;
+        NapObserved o = { .instance = a->instance, .state = state, .port = port, .generation = a->generation,
+                          .time_usec = realtime_usec(), .reason = (char *) reason };
+        snprintf(o.node, sizeof o.node, "%s", r->node);
+        if (commit && nap_commit_is_valid(commit))
+                snprintf(o.commit, sizeof o.commit, "%s", commit);
+        int64_t lease = lease_of(r);
+        if (lease == 0 || same_report(last_report(r, &a->instance), &o))
+                return;
+        if (nap_observed_put(r->etcd, r->config->cluster_prefix, &o, lease, &e) < 0)
+                log_warning("Reporting %s as %s failed: %s", nap_instance_name(&a->instance, name),
+                            nap_observed_state_to_string(state), e.message);
+}
+
+/* ---- marks ------------------------------------------------------------ */
+
+static char *mark_path(const Realizer *r, const NapInstance *i) {
+        return nap_state_cluster_realized_mark(r->config, i);
+}
+
+static bool is_marked(const Realizer *r, const NapInstance *i) {
+        _cleanup_free_ char *p = mark_path(r, i);
+        return p && access(p, F_OK) >= 0;
+}
+
+static int mark(const Realizer *r, const NapInstance *i) {
+        _cleanup_free_ char *p = mark_path(r, i);
+        int k = p ? mkdir_p(r->marks, 0755) : -ENOMEM;
+        return k < 0 ? k : write_file_atomic(p, "", 0, 0644);
+}
+
+static void unmark(const Realizer *r, const NapInstance *i) {
+        _cleanup_free_ char *p = mark_path(r, i);
+        if (p)
+                (void) unlink(p);
+}
+
+/* ---- one assignment --------------------------------------------------- */
+
+static bool has_manifest(const Realizer *r, const NapInstance *i) {
+        _cleanup_free_ char *p = nap_manifest_path(r->config->instances_dir, i);
+        return p && access(p, F_OK) >= 0;
+}
+
+/* The local instance as nap lists it (manifest and unit state); 0 if
+ * none (the app not deployed here included). */
+static int local_instance(Realizer *r, const NapInstance *i, NapInstanceInfo *ret, NapError *e) {
+        char service[NAP_SERVICE_NAME_MAX];
+        NapInstanceInfo *l = NULL;
+        size_t n = 0;
+        int k = nap_list_instances(r->context, nap_service_name(&i->service, service), &l, &n, e);
+        if (k < 0)
+                return e->kind == NAP_ERROR_NO_SUCH_SERVICE ? 0 : k;
+        k = 0;
+        for (size_t j = 0; j < n && k == 0; j++)
+                if (l[j].number == i->number) {
+                        *ret = l[j];
+                        l[j] = (NapInstanceInfo) {};
+                        k = 1;
+                }
+        nap_instance_info_array_free(l, n);
+        return k;
+}
+
+/* The assignment's commit against the tree deployed here (trees do not
+ * travel yet): NULL if they agree, else why not. */
+static char *commit_mismatch(Realizer *r, const NapAssignment *a) {
+        char service[NAP_SERVICE_NAME_MAX];
+        NapServiceInfo *l = NULL;
+        size_t n = 0;
+        char *why = NULL;
+        if (isempty(a->commit))
+                return NULL;
+        nap_service_name(&a->instance.service, service);
+        if (nap_list_services(r->context, a->instance.service.user, &l, &n, NULL) < 0)
+                return NULL; /* the start says why */
+        for (size_t j = 0; j < n && !why; j++)
+                if (streq(l[j].name, service) && !streq_ptr(l[j].commit, a->commit))
+                        why = strdup_printf("%s is deployed here at %s, assigned at %s", service,
+                                            l[j].commit ?: "an unknown commit", a->commit);
+        nap_service_info_array_free(l, n);
+        return why;
+}
+
+/* A new instance: marked first (so a crash leaves it ours), then the
+ * start-common path with the assignment's number, waiting until it
+ * answers. */
+static void realize_new(Realizer *r, const NapAssignment *a) {
+        char name[NAP_UNIT_NAME_MAX], service[NAP_SERVICE_NAME_MAX];
+        _cleanup_free_ char *mismatch = commit_mismatch(r, a);
+        NapStartOptions o = { .number = a->instance.number, .resources = a->resources };
+        NapInstanceInfo info = {};
+        NapError e = NAP_ERROR_NULL;
+        nap_instance_name(&a->instance, name);
+        if (mismatch)
+                return report(r, a, NAP_OBSERVED_FAILED, 0, NULL, mismatch);
+        int k = mark(r, &a->instance);
+        if (k < 0)
+                return (void) log_error_errno(k, "Failed to mark %s as the cluster's: %m", name);
+        report(r, a, NAP_OBSERVED_ACTIVATING, 0, NULL, NULL);
+        k = nap_start_common(r->context, nap_service_name(&a->instance.service, service), a->params, &o, &info, &e);
+        if (k < 0) {
+                log_warning("Realizing %s failed: %s", name, e.message);
+                report(r, a, NAP_OBSERVED_FAILED, 0, NULL, e.message);
+        } else {
+                log_info("Realized %s on port %u", name, info.port);
+                report(r, a, NAP_OBSERVED_ACTIVE, info.port, info.commit, NULL);
+        }
+        nap_instance_info_clear(&info);
+}
+
+/* An instance made before: reported as systemd sees it; started again
+ * when it is enabled and inactive (a start cut short). */
+static void realize_existing(Realizer *r, const NapAssignment *a) {
+        char name[NAP_UNIT_NAME_MAX];
+        NapInstanceInfo info = {};
+        NapError e = NAP_ERROR_NULL;
+        nap_instance_name(&a->instance, name);
+        int k = local_instance(r, &a->instance, &info, &e);
+        if (k > 0 && a->enabled && streq(info.active_state, "inactive")) {
+                k = nap_start_app(r->context, name, false, &e);
+                if (k >= 0)
+                        log_info("Started %s again", name);
+                k = k < 0 ? k : local_instance(r, &a->instance, &info, &e);
+        }
+        if (k < 0)
+                report(r, a, NAP_OBSERVED_FAILED, 0, NULL, e.message);
+        else if (k > 0 && streq(info.active_state, "active"))
+                report(r, a, NAP_OBSERVED_ACTIVE, info.port, info.commit, NULL);
+        else if (k > 0 && streq(info.active_state, "activating"))
+                report(r, a, NAP_OBSERVED_ACTIVATING, info.port, info.commit, NULL);
+        else
+                report(r, a, NAP_OBSERVED_FAILED, info.port, info.commit, "its unit is not running");
+        nap_instance_info_clear(&info);
+}
+
+static void realize(Realizer *r, const NapAssignment *a) {
+        if (!has_manifest(r, &a->instance))
+                return realize_new(r, a);
+        if (!is_marked(r, &a->instance))
+                return report(r, a, NAP_OBSERVED_FAILED, 0, NULL,
+                              "an instance of that number exists on this host and was not made from an assignment");
+        realize_existing(r, a);
+}
+
+/* A marked instance no longer assigned here: stopped and removed, its
+ * report withdrawn, then its mark. */
+static void unrealize(Realizer *r, const NapInstance *i) {
+        char name[NAP_UNIT_NAME_MAX];
+        NapError e = NAP_ERROR_NULL;
+        int k = nap_remove_instance(r->context, nap_instance_name(i, name), &e);
+        if (k < 0 && e.kind != NAP_ERROR_NO_SUCH_INSTANCE && e.kind != NAP_ERROR_NO_SUCH_SERVICE)
+                return (void) log_warning("Removing %s, no longer assigned here, failed: %s", name, e.message);
+        if (k >= 0)
+                log_info("Removed %s: no longer assigned to this node", name);
+        if (nap_observed_delete(r->etcd, r->config->cluster_prefix, r->node, i, &e) < 0)
+                return (void) log_warning("Withdrawing the report of %s failed: %s", name, e.message);
+        unmark(r, i);
+}
+
+/* ---- a pass ----------------------------------------------------------- */
+
+/* Reports of instances neither assigned nor marked here (one that could
+ * not even start) go. */
+static void withdraw_unassigned_reports(Realizer *r, const NapAssignment *l, size_t n) {
+        NapError e = NAP_ERROR_NULL;
+        for (size_t k = 0; k < r->n_observed; k++)
+                if (!assigned(l, n, &r->observed[k].instance) && !is_marked(r, &r->observed[k].instance) &&
+                    nap_observed_delete(r->etcd, r->config->cluster_prefix, r->node, &r->observed[k].instance, &e) < 0)
+                        log_warning("Withdrawing a report failed: %s", e.message);
+}
+
+static void unrealize_unassigned(Realizer *r, const NapAssignment *l, size_t n) {
+        _cleanup_closedir_ DIR *d = opendir(r->marks);
+        struct dirent *de;
+        NapInstance i;
+        while (d && (de = readdir(d)))
+                if (nap_instance_parse(de->d_name, &i, NULL) >= 0 && !assigned(l, n, &i))
+                        unrealize(r, &i);
+}
+
+static void observed_reset(Realizer *r) {
+        nap_observed_array_free(r->observed, r->n_observed);
+        r->observed = NULL;
+        r->n_observed = 0;
+}
+
+/* One pass, on lease (reports of an earlier lease are not trusted: they
+ * may be gone); the revision the assignments were read at. */
+static int pass(Realizer *r, int64_t lease, int64_t *ret_revision) {
+        NapAssignment *l = NULL;
+        size_t n = 0;
+        unsigned damaged = 0;
+        NapError e = NAP_ERROR_NULL;
+        int k = nap_assignments_list(r->etcd, r->config->cluster_prefix, r->node, &l, &n, ret_revision, &damaged, &e);
+        if (k < 0)
+                return log_warning_errno(k, "Reading this node's assignments failed: %s", e.message);
+        if (damaged > 0)
+                log_warning("%u damaged assignment(s) of this node left alone", damaged);
+        observed_reset(r);
+        (void) nap_observed_list(r->etcd, r->config->cluster_prefix, r->node, &r->observed, &r->n_observed, NULL);
+        unrealize_unassigned(r, l, n);
+        withdraw_unassigned_reports(r, l, n);
+        if (lease != r->pass_lease)
+                observed_reset(r);
+        r->pass_lease = lease;
+        for (size_t j = 0; j < n && !r->stop; j++)
+                realize(r, l + j);
+        nap_assignment_array_free(l, n);
+        return 0;
+}
+
+static int on_change(const EtcdEvent *event, void *userdata) {
+        return 1; /* any change: the next pass reads them all */
+}
+
+static void wait_for_change(Realizer *r, int64_t revision) {
+        NapError e = NAP_ERROR_NULL;
+        _cleanup_free_ char *dir = nap_key_assignments(r->config->cluster_prefix, r->node);
+        EtcdWatchOptions o = { .prefix = true, .start_revision = revision + 1, .duration_usec = REALIZE_RESYNC_USEC,
+                               .cancel = &r->interrupt, .on_event = on_change };
+        int k = dir ? etcd_watch(r->etcd, dir, &o, NULL, &e) : -ENOMEM;
+        if (k < 0) {
+                log_debug("Watching this node's assignments failed: %s", e.message);
+                pause_usec(r, RETRY_USEC);
+        }
+}
+
+/* Passes run while registered: the node's reports need its lease, and a
+ * host that comes back must not act on assignments before it is a member
+ * again. */
+static void *realizer_main(void *userdata) {
+        Realizer *r = userdata;
+        while (!r->stop) {
+                int64_t revision = 0, lease = lease_of(r);
+                r->interrupt = r->stop;
+                if (lease == 0) {
+                        pause_usec(r, REALIZE_RESYNC_USEC);
+                        continue;
+                }
+                if (pass(r, lease, &revision) < 0) {
+                        pause_usec(r, RETRY_USEC);
+                        continue;
+                }
+                wait_for_change(r, revision);
+        }
+        return NULL;
+}
+
+/* ---- life ------------------------------------------------------------- */
+
+static void realizer_free(Realizer *r) {
+        if (!r)
+                return;
+        observed_reset(r);
+        nap_context_free(r->context);
+        etcd_client_free(r->etcd);
+        free(r->marks);
+        free(r);
+}
+
+static void warn_config(void *userdata, const char *message) {
+        log_debug("%s", message);
+}
+
+int realizer_start(const NapConfig *config, const char *node, Realizer **ret) {
+        Realizer *r = calloc(1, sizeof *r);
+        NapError e = NAP_ERROR_NULL;
+        if (!r)
+                return log_error_errno(-ENOMEM, "Out of memory");
+        r->config = config;
+        snprintf(r->node, sizeof r->node, "%s", node);
+        /* its own context (nap.conf read again) and etcd client: a thread's */
+        int k = nap_context_new(&r->context, -1, warn_config, NULL, &e);
+        if (k >= 0)
+                k = etcd_client_new(config->etcd, &r->etcd, &e);
+        if (k >= 0 && !(r->marks = nap_state_cluster_realized_dir(config)))
+                k = nap_error_errno(&e, -ENOMEM, "Out of memory");
+        if (k < 0) {
+                realizer_free(r);
+                return log_error_errno(k, "Cannot realize assignments: %s", e.message);
+        }
+        r->etcd->connect_timeout_usec = ETCD_CONNECT_TIMEOUT_USEC;
+        r->etcd->timeout_usec = ETCD_TIMEOUT_USEC;
+        k = -pthread_create(&r->thread, NULL, realizer_main, r);
+        if (k < 0) {
+                realizer_free(r);
+                return log_error_errno(k, "Failed to start the realizing thread: %m");
+        }
+        *ret = r;
+        return 0;
+}
+
+Realizer *realizer_stop(Realizer *r) {
+        if (!r)
+                return NULL;
+        r->stop = r->interrupt = 1;
+        (void) pthread_join(r->thread, NULL);
+        realizer_free(r);
+        return NULL;
+}

@@ -1,0 +1,598 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "base/fileio.h"
+#include "cluster/assignment.h"
+#include "cluster/inventory.h"
+
+static int oom(NapError *e) {
+        return nap_error_errno(e, -ENOMEM, "Out of memory");
+}
+
+/* ---- the records ------------------------------------------------------ */
+
+void nap_assignment_done(NapAssignment *a) {
+        if (!a)
+                return;
+        nap_params_free(a->params);
+        *a = (NapAssignment) {};
+}
+
+void nap_assignment_array_free(NapAssignment *l, size_t n) {
+        for (size_t i = 0; l && i < n; i++)
+                nap_assignment_done(l + i);
+        free(l);
+}
+
+static json_t *params_json(const NapParams *p) {
+        json_t *o = json_object();
+        for (size_t i = 0; o && i < nap_params_size(p); i++)
+                if (json_object_set_new(o, nap_params_key(p, i), json_string(nap_params_value(p, i))) < 0)
+                        o = (json_decref(o), NULL);
+        return o;
+}
+
+static json_t *compute_json(const NapCompute *c) {
+        return json_pack("{s:I, s:I, s:I, s:I}", "request_cpu_milli", (json_int_t) c->request_cpu_milli,
+                         "limit_cpu_milli", (json_int_t) c->limit_cpu_milli, "request_memory",
+                         (json_int_t) c->request_memory, "limit_memory", (json_int_t) c->limit_memory);
+}
+
+int nap_assignment_to_json(const NapAssignment *a, char **ret) {
+        char name[NAP_SERVICE_NAME_MAX];
+        assert(a);
+        assert(ret);
+        json_t *params = params_json(a->params), *resources = compute_json(&a->resources);
+        if (!params || !resources) {
+                json_decref(params);
+                json_decref(resources);
+                return -ENOMEM;
+        }
+        return nap_cluster_json_dump(
+                json_pack("{s:s, s:I, s:s, s:o, s:I, s:s, s:o, s:b, s:s, s:I, s:I}", "app",
+                          nap_service_name(&a->instance.service, name), "number", (json_int_t) a->instance.number,
+                          "node", a->node, "params", params, "port", (json_int_t) a->port, "commit", a->commit,
+                          "resources", resources, "enabled", a->enabled, "request", a->request, "generation",
+                          (json_int_t) a->generation, "created", (json_int_t) a->created_usec),
+                ret);
+}
+
+/* A short string field into buf (its size), checked by ok. */
+static int string_field(json_t *o, const char *field, char *buf, size_t size, bool (*ok)(const char *s)) {
+        const char *s = nap_cluster_json_string(o, field, size - 1);
+        if (!s || !ok(s))
+                return -EBADMSG;
+        memcpy(buf, s, strlen(s) + 1);
+        return 0;
+}
+
+static bool node_ok(const char *s) {
+        return nap_node_name_check(s, NULL) >= 0;
+}
+
+static bool commit_ok(const char *s) {
+        return isempty(s) || nap_commit_is_valid(s);
+}
+
+static bool request_ok(const char *s) {
+        return isempty(s) || nap_request_id_is_valid(s);
+}
+
+static int instance_fields(json_t *o, NapInstance *ret) {
+        uint64_t number;
+        const char *app = nap_cluster_json_string(o, "app", NAP_SERVICE_NAME_MAX);
+        *ret = (NapInstance) { .kind = NAP_KIND_COMMON };
+        if (!app || nap_service_parse(app, &ret->service, NULL) < 0 ||
+            nap_cluster_json_u64(o, "number", NAP_INSTANCE_NUMBER_MAX, &number) < 0 || number == 0)
+                return -EBADMSG;
+        ret->number = (unsigned) number;
+        return 0;
+}
+
+static int port_field(json_t *o, unsigned *ret) {
+        uint64_t port;
+        int r = nap_cluster_json_u64(o, "port", 65535, &port);
+        *ret = (unsigned) port;
+        return r;
+}
+
+static int params_from_json(json_t *o, NapParams **ret) {
+        _cleanup_(nap_params_freep) NapParams *p = NULL;
+        const char *k;
+        json_t *v;
+        if (!json_is_object(o) || nap_params_new(&p) < 0)
+                return -EBADMSG;
+        json_object_foreach(o, k, v)
+                if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v) ||
+                    nap_params_set(p, k, json_string_value(v), NULL) < 0)
+                        return -EBADMSG;
+        *ret = TAKE_PTR(p);
+        return 0;
+}
+
+/* Each step names the field it reads, so that an error says which. */
+static int assignment_fields(json_t *o, NapAssignment *a, const char **field) {
+        int r = (*field = "app/number", instance_fields(o, &a->instance));
+        if (r >= 0)
+                r = (*field = "node", string_field(o, *field, a->node, sizeof a->node, node_ok));
+        if (r >= 0)
+                r = (*field = "params", params_from_json(json_object_get(o, *field), &a->params));
+        if (r >= 0)
+                r = (*field = "port", port_field(o, &a->port));
+        if (r >= 0)
+                r = (*field = "commit", string_field(o, *field, a->commit, sizeof a->commit, commit_ok));
+        if (r >= 0)
+                r = (*field = "resources", nap_compute_from_json(json_object_get(o, *field), &a->resources));
+        if (r >= 0 && (*field = "enabled", !json_is_boolean(json_object_get(o, *field))))
+                r = -EBADMSG;
+        if (r >= 0)
+                a->enabled = json_is_true(json_object_get(o, *field));
+        if (r >= 0)
+                r = (*field = "request", string_field(o, *field, a->request, sizeof a->request, request_ok));
+        if (r >= 0)
+                r = (*field = "generation", nap_cluster_json_u64(o, *field, UINT64_MAX >> 1, &a->generation));
+        if (r >= 0)
+                r = (*field = "created", nap_cluster_json_u64(o, *field, UINT64_MAX >> 1, &a->created_usec));
+        return r;
+}
+
+int nap_assignment_from_json(const char *text, size_t size, NapAssignment *ret, NapError *e) {
+        json_auto_t *o = NULL;
+        NapAssignment a = {};
+        const char *field = NULL;
+        assert(ret);
+        int r = nap_cluster_json_load(text, size, &o, "assignment", e);
+        if (r < 0)
+                return r;
+        r = assignment_fields(o, &a, &field);
+        if (r < 0) {
+                nap_assignment_done(&a);
+                return nap_cluster_json_damaged(e, "assignment", field);
+        }
+        *ret = a;
+        return 0;
+}
+
+static const char *const observed_state_table[_NAP_OBSERVED_STATE_MAX] = {
+        [NAP_OBSERVED_ACTIVATING] = "activating",
+        [NAP_OBSERVED_ACTIVE] = "active",
+        [NAP_OBSERVED_FAILED] = "failed",
+};
+
+const char *nap_observed_state_to_string(NapObservedState s) {
+        return s >= 0 && s < _NAP_OBSERVED_STATE_MAX ? observed_state_table[s] : NULL;
+}
+
+NapObservedState nap_observed_state_from_string(const char *s) {
+        return string_table_lookup(observed_state_table, ELEMENTSOF(observed_state_table), s);
+}
+
+void nap_observed_done(NapObserved *o) {
+        if (!o)
+                return;
+        free(o->reason);
+        *o = (NapObserved) {};
+}
+
+void nap_observed_array_free(NapObserved *l, size_t n) {
+        for (size_t i = 0; l && i < n; i++)
+                nap_observed_done(l + i);
+        free(l);
+}
+
+int nap_observed_to_json(const NapObserved *o, char **ret) {
+        char name[NAP_SERVICE_NAME_MAX];
+        assert(o);
+        assert(ret);
+        const char *state = nap_observed_state_to_string(o->state);
+        if (!state)
+                return -EINVAL;
+        return nap_cluster_json_dump(
+                json_pack("{s:s, s:I, s:s, s:s, s:I, s:s, s:s, s:I, s:I}", "app",
+                          nap_service_name(&o->instance.service, name), "number", (json_int_t) o->instance.number,
+                          "node", o->node, "state", state, "port", (json_int_t) o->port, "commit", o->commit,
+                          "reason", strempty(o->reason), "generation", (json_int_t) o->generation, "time",
+                          (json_int_t) o->time_usec),
+                ret);
+}
+
+static int reason_field(json_t *o, char **ret) {
+        const char *s = nap_cluster_json_string(o, "reason", NAP_OBSERVED_REASON_MAX);
+        if (!s)
+                return -EBADMSG;
+        if (isempty(s))
+                return 0;
+        *ret = strdup(s);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int observed_fields(json_t *j, NapObserved *o, const char **field) {
+        int r = (*field = "app/number", instance_fields(j, &o->instance));
+        if (r >= 0)
+                r = (*field = "node", string_field(j, *field, o->node, sizeof o->node, node_ok));
+        if (r >= 0 && (*field = "state",
+                       (o->state = nap_observed_state_from_string(nap_cluster_json_string(j, "state", 16))) < 0))
+                r = -EBADMSG;
+        if (r >= 0)
+                r = (*field = "port", port_field(j, &o->port));
+        if (r >= 0)
+                r = (*field = "commit", string_field(j, *field, o->commit, sizeof o->commit, commit_ok));
+        if (r >= 0)
+                r = (*field = "reason", reason_field(j, &o->reason));
+        if (r >= 0)
+                r = (*field = "generation", nap_cluster_json_u64(j, *field, UINT64_MAX >> 1, &o->generation));
+        if (r >= 0)
+                r = (*field = "time", nap_cluster_json_u64(j, *field, UINT64_MAX >> 1, &o->time_usec));
+        return r;
+}
+
+int nap_observed_from_json(const char *text, size_t size, NapObserved *ret, NapError *e) {
+        json_auto_t *j = NULL;
+        NapObserved o = {};
+        const char *field = NULL;
+        assert(ret);
+        int r = nap_cluster_json_load(text, size, &j, "observed state", e);
+        if (r < 0)
+                return r;
+        r = observed_fields(j, &o, &field);
+        if (r < 0) {
+                nap_observed_done(&o);
+                return r == -ENOMEM ? oom(e) : nap_cluster_json_damaged(e, "observed state", field);
+        }
+        *ret = o;
+        return 0;
+}
+
+/* ---- keys ------------------------------------------------------------- */
+
+static char *key_instance(const char *prefix, const char *dir, const char *node, const NapInstance *i) {
+        char name[NAP_UNIT_NAME_MAX];
+        return strdup_printf("%s/%s/%s/%s", prefix, dir, node, nap_instance_name(i, name));
+}
+
+char *nap_key_assignment(const char *prefix, const char *node, const NapInstance *i) {
+        return key_instance(prefix, "assignments", node, i);
+}
+
+char *nap_key_assignments(const char *prefix, const char *node) {
+        return strdup_printf("%s/assignments/%s/", prefix, node);
+}
+
+char *nap_key_counter(const char *prefix, const NapService *s) {
+        char name[NAP_SERVICE_NAME_MAX];
+        return strdup_printf("%s/counters/%s", prefix, nap_service_name(s, name));
+}
+
+char *nap_key_request(const char *prefix, const NapService *s, const char *request) {
+        char name[NAP_SERVICE_NAME_MAX];
+        return strdup_printf("%s/requests/%s/%s", prefix, nap_service_name(s, name), request);
+}
+
+char *nap_key_observed(const char *prefix, const char *node, const NapInstance *i) {
+        return key_instance(prefix, "observed", node, i);
+}
+
+char *nap_key_observeds(const char *prefix, const char *node) {
+        return strdup_printf("%s/observed/%s/", prefix, node);
+}
+
+/* ---- creating --------------------------------------------------------- */
+
+static int invalid(NapError *e, const char *what) {
+        return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL, "Invalid %s for an assignment", what);
+}
+
+static int assignment_check(const NapAssignment *a, NapError *e) {
+        NapCompute c = a->resources;
+        NapService s;
+        int r = nap_service_from_parts(a->instance.service.user, a->instance.service.app, &s, e);
+        if (r >= 0)
+                r = nap_node_name_check(a->node, e);
+        if (r >= 0 && !commit_ok(a->commit))
+                r = invalid(e, "commit (40 lowercase hex digits, or none)");
+        if (r >= 0 && a->port > 65535)
+                r = invalid(e, "port (1-65535, or 0: the host picks)");
+        if (r >= 0 && !isempty(a->request))
+                r = nap_request_id_check(a->request, e);
+        if (r >= 0 && !nap_compute_is_empty(&c))
+                r = nap_compute_check(&c, e);
+        return r;
+}
+
+/* The counter's value (0 when absent or damaged: a damaged counter must
+ * not stop an app; the txn's compare still guards it). */
+static unsigned counter_value(const EtcdKeyValue *kv) {
+        unsigned n = 0;
+        return kv->create_revision > 0 && nap_instance_number_parse(kv->value, &n) >= 0 ? n : 0;
+}
+
+enum { READ_COUNTER, READ_NODE, READ_REQUEST, _READ_MAX };
+
+typedef struct CreateRead {
+        char *keys[_READ_MAX + 1];
+        EtcdKeyValue kvs[_READ_MAX];
+} CreateRead;
+
+static void create_read_done(CreateRead *x) {
+        for (size_t i = 0; i < _READ_MAX; i++) {
+                free(x->keys[i]);
+                etcd_key_value_done(x->kvs + i);
+        }
+}
+
+static int create_read(EtcdClient *c, const char *prefix, const NapAssignment *a, CreateRead *x, NapError *e) {
+        x->keys[READ_COUNTER] = nap_key_counter(prefix, &a->instance.service);
+        x->keys[READ_NODE] = nap_key_node(prefix, a->node);
+        /* without a request id, the counter once more: the list has no hole */
+        x->keys[READ_REQUEST] = isempty(a->request) ? nap_key_counter(prefix, &a->instance.service)
+                                                    : nap_key_request(prefix, &a->instance.service, a->request);
+        for (size_t i = 0; i < _READ_MAX; i++)
+                if (!x->keys[i])
+                        return oom(e);
+        int r = etcd_get_many(c, x->keys, x->kvs, NULL, e);
+        if (r >= 0 && x->kvs[READ_NODE].create_revision == 0)
+                r = nap_error_set(e, NAP_ERROR_NO_SUCH_NODE, -ENOENT, "No node %s", a->node);
+        return r;
+}
+
+/* A request id seen before: the number of the instance it made. */
+static int create_replayed(const CreateRead *x, NapAssignment *a, NapError *e) {
+        NapInstance i;
+        const EtcdKeyValue *req = x->kvs + READ_REQUEST;
+        if (isempty(a->request) || req->create_revision == 0)
+                return 0;
+        if (nap_instance_parse(req->value, &i, NULL) < 0 ||
+            !streq(i.service.user, a->instance.service.user) || !streq(i.service.app, a->instance.service.app))
+                return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EEXIST,
+                                     "Request id %s was used for %.80s already", a->request, req->value);
+        a->instance.number = i.number;
+        return 1;
+}
+
+/* One txn: counter + 1, the assignment, the request; 1 won, 0 lost. */
+static int create_txn(EtcdClient *c, const char *prefix, const CreateRead *x, NapAssignment *a, NapError *e) {
+        char counter[16], name[NAP_UNIT_NAME_MAX];
+        _cleanup_free_ char *value = NULL, *key = NULL;
+        a->instance.number = counter_value(x->kvs + READ_COUNTER) + 1;
+        if (a->instance.number > NAP_INSTANCE_NUMBER_MAX)
+                return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -ERANGE, "The app's instance numbers are used up");
+        snprintf(counter, sizeof counter, "%u", a->instance.number);
+        if (!(key = nap_key_assignment(prefix, a->node, &a->instance)) || nap_assignment_to_json(a, &value) < 0)
+                return oom(e);
+        const EtcdTxnCompare cmp[] = {
+                { .key = x->keys[READ_COUNTER], .target = ETCD_COMPARE_MOD_REVISION,
+                  .revision = x->kvs[READ_COUNTER].mod_revision },
+                { .key = x->keys[READ_NODE], .target = ETCD_COMPARE_MOD_REVISION,
+                  .revision = x->kvs[READ_NODE].mod_revision },
+                { .key = x->keys[READ_REQUEST], .target = ETCD_COMPARE_MOD_REVISION,
+                  .revision = x->kvs[READ_REQUEST].mod_revision },
+        };
+        const EtcdTxnOp ops[] = {
+                { .type = ETCD_TXN_PUT, .key = x->keys[READ_COUNTER], .value = counter, .value_size = strlen(counter) },
+                { .type = ETCD_TXN_PUT, .key = key, .value = value, .value_size = strlen(value) },
+                { .type = ETCD_TXN_PUT, .key = x->keys[READ_REQUEST], .value = nap_instance_name(&a->instance, name),
+                  .value_size = strlen(name) },
+        };
+        int64_t revision = 0;
+        /* without a request id the third op would put the counter twice */
+        int r = etcd_txn(c, cmp, ELEMENTSOF(cmp), ops, isempty(a->request) ? 2 : 3, &revision, e);
+        if (r > 0)
+                a->mod_revision = revision;
+        return r;
+}
+
+int nap_assignment_create(EtcdClient *c, const char *prefix, NapAssignment *a, NapError *e) {
+        assert(c);
+        assert(a);
+        int r = assignment_check(a, e);
+        if (r < 0)
+                return r;
+        a->instance.kind = NAP_KIND_COMMON;
+        a->generation = 1;
+        a->created_usec = realtime_usec();
+        for (unsigned n = 0; n < NAP_INVENTORY_RETRIES; n++) {
+                _cleanup_(create_read_done) CreateRead x = {};
+                r = create_read(c, prefix, a, &x, e);
+                if (r >= 0)
+                        r = create_replayed(&x, a, e);
+                if (r != 0)
+                        return r < 0 ? r : 0;
+                r = create_txn(c, prefix, &x, a, e);
+                if (r != 0)
+                        return r;
+        }
+        return nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, -EBUSY,
+                             "Creating the assignment lost to other writers %u times; try again",
+                             NAP_INVENTORY_RETRIES);
+}
+
+/* ---- reading and deleting --------------------------------------------- */
+
+/* The record under key, checked against it: NULL-named or other fields
+ * than the key says are damage. */
+static int assignment_from_kv(const EtcdKeyValue *kv, const char *node, NapAssignment *ret) {
+        char name[NAP_UNIT_NAME_MAX];
+        const char *slash = strrchr(kv->key, '/');
+        int r = nap_assignment_from_json(kv->value, kv->value_size, ret, NULL);
+        if (r < 0)
+                return r;
+        if (!slash || !streq(slash + 1, nap_instance_name(&ret->instance, name)) || !streq(ret->node, node)) {
+                nap_assignment_done(ret);
+                return -EBADMSG;
+        }
+        ret->mod_revision = kv->mod_revision;
+        return 0;
+}
+
+int nap_assignments_list(EtcdClient *c, const char *prefix, const char *node, NapAssignment **ret,
+                         size_t *ret_n, int64_t *ret_revision, unsigned *ret_damaged, NapError *e) {
+        _cleanup_(etcd_range_done) EtcdRange range = {};
+        _cleanup_free_ char *dir = nap_key_assignments(prefix, node);
+        NapAssignment *l = NULL;
+        size_t n = 0;
+        assert(c);
+        assert(ret);
+        assert(ret_n);
+        int r = nap_node_name_check(node, e);
+        if (r >= 0)
+                r = dir ? etcd_range_prefix(c, dir, 0, false, &range, e) : oom(e);
+        if (r >= 0 && !(l = calloc(range.n_kvs ?: 1, sizeof *l)))
+                r = oom(e);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < range.n_kvs; i++)
+                n += assignment_from_kv(range.kvs + i, node, l + n) >= 0;
+        if (ret_damaged)
+                *ret_damaged = (unsigned) (range.n_kvs - n);
+        if (ret_revision)
+                *ret_revision = range.revision;
+        *ret = l;
+        *ret_n = n;
+        return 0;
+}
+
+/* One try: 1 deleted, 0 changed meanwhile (look again). */
+static int delete_once(EtcdClient *c, const char *prefix, const char *node, const NapInstance *i, const char *key,
+                       NapError *e) {
+        char name[NAP_UNIT_NAME_MAX];
+        _cleanup_free_ char *request = NULL;
+        EtcdKeyValue kv = {};
+        NapAssignment a = {};
+        int r = etcd_get(c, key, &kv, e);
+        if (r == 0)
+                return nap_error_set(e, NAP_ERROR_NO_SUCH_INSTANCE, -ENOENT, "No assignment of %s to node %s",
+                                     nap_instance_name(i, name), node);
+        if (r < 0)
+                return r;
+        /* its request key goes with it; a damaged record just goes */
+        if (nap_assignment_from_json(kv.value, kv.value_size, &a, NULL) >= 0 && !isempty(a.request))
+                request = nap_key_request(prefix, &i->service, a.request);
+        const EtcdTxnCompare cmp = { .key = key, .target = ETCD_COMPARE_MOD_REVISION, .revision = kv.mod_revision };
+        const EtcdTxnOp ops[] = { { .type = ETCD_TXN_DELETE, .key = key },
+                                  { .type = ETCD_TXN_DELETE, .key = request } };
+        r = etcd_txn(c, &cmp, 1, ops, request ? 2 : 1, NULL, e);
+        etcd_key_value_done(&kv);
+        nap_assignment_done(&a);
+        return r;
+}
+
+int nap_assignment_delete(EtcdClient *c, const char *prefix, const char *node, const NapInstance *i, NapError *e) {
+        _cleanup_free_ char *key = nap_key_assignment(prefix, node, i);
+        assert(c);
+        int r = nap_node_name_check(node, e);
+        if (r < 0)
+                return r;
+        if (!key)
+                return oom(e);
+        for (unsigned n = 0; n < NAP_INVENTORY_RETRIES; n++)
+                if ((r = delete_once(c, prefix, node, i, key, e)) != 0)
+                        return r < 0 ? r : 0;
+        return nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, -EBUSY,
+                             "Deleting the assignment lost to other writers %u times; try again",
+                             NAP_INVENTORY_RETRIES);
+}
+
+/* ---- observed state --------------------------------------------------- */
+
+int nap_observed_put(EtcdClient *c, const char *prefix, const NapObserved *o, int64_t lease, NapError *e) {
+        _cleanup_free_ char *key = nap_key_observed(prefix, o->node, &o->instance), *value = NULL;
+        assert(c);
+        if (!key || nap_observed_to_json(o, &value) < 0)
+                return oom(e);
+        return etcd_put(c, key, value, strlen(value), lease, NULL, e);
+}
+
+int nap_observed_delete(EtcdClient *c, const char *prefix, const char *node, const NapInstance *i, NapError *e) {
+        _cleanup_free_ char *key = nap_key_observed(prefix, node, i);
+        assert(c);
+        return key ? etcd_delete(c, key, false, NULL, e) : oom(e);
+}
+
+int nap_observed_list(EtcdClient *c, const char *prefix, const char *node, NapObserved **ret, size_t *ret_n,
+                      NapError *e) {
+        _cleanup_(etcd_range_done) EtcdRange range = {};
+        _cleanup_free_ char *dir = nap_key_observeds(prefix, node);
+        NapObserved *l = NULL;
+        size_t n = 0;
+        assert(c);
+        assert(ret);
+        assert(ret_n);
+        int r = nap_node_name_check(node, e);
+        if (r >= 0)
+                r = dir ? etcd_range_prefix(c, dir, 0, false, &range, e) : oom(e);
+        if (r >= 0 && !(l = calloc(range.n_kvs ?: 1, sizeof *l)))
+                r = oom(e);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < range.n_kvs; i++)
+                n += nap_observed_from_json(range.kvs[i].value, range.kvs[i].value_size, l + n, NULL) >= 0;
+        *ret = l;
+        *ret_n = n;
+        return 0;
+}
+
+/* A report that ends the wait: final, and of the generation waited for. */
+static bool observed_settled(const NapObserved *o, uint64_t generation) {
+        return o->generation >= generation && o->state != NAP_OBSERVED_ACTIVATING;
+}
+
+typedef struct ObservedWait {
+        uint64_t generation;
+        NapObserved last;  /* the last report seen; state -1: none */
+} ObservedWait;
+
+/* 1: settled (in w->last); 0: not yet. Damaged reports are not settled. */
+static int observed_take(ObservedWait *w, const char *value, size_t size) {
+        NapObserved o = {};
+        if (nap_observed_from_json(value, size, &o, NULL) < 0)
+                return 0;
+        nap_observed_done(&w->last);
+        w->last = o;
+        return observed_settled(&o, w->generation);
+}
+
+static int on_observed(const EtcdEvent *event, void *userdata) {
+        return event->type == ETCD_EVENT_PUT ? observed_take(userdata, event->kv.value, event->kv.value_size) : 0;
+}
+
+static int observed_wait_timeout(const ObservedWait *w, const char *node, const NapInstance *i,
+                                 uint64_t timeout_usec, NapError *e) {
+        char name[NAP_UNIT_NAME_MAX];
+        const char *state = w->last.state >= 0 ? nap_observed_state_to_string(w->last.state) : NULL;
+        return nap_error_set(e, NAP_ERROR_UNIT_FAILED, -ETIMEDOUT, "Node %s did not report %s running within %" PRIu64
+                             " s (last reported: %s)", node, nap_instance_name(i, name), timeout_usec / 1000000,
+                             state ?: "nothing");
+}
+
+int nap_observed_wait(EtcdClient *c, const char *prefix, const char *node, const NapInstance *i,
+                      uint64_t generation, uint64_t timeout_usec, NapObserved *ret, NapError *e) {
+        _cleanup_free_ char *key = nap_key_observed(prefix, node, i);
+        char *keys[] = { key, NULL };
+        ObservedWait w = { .generation = generation, .last.state = _NAP_OBSERVED_STATE_INVALID };
+        EtcdKeyValue kv = {};
+        int64_t revision = 0;
+        uint64_t deadline = monotonic_usec() + timeout_usec;
+        assert(c);
+        assert(ret);
+        int r = key ? etcd_get_many(c, keys, &kv, &revision, e) : oom(e);
+        if (r > 0)
+                r = observed_take(&w, kv.value, kv.value_size);
+        etcd_key_value_done(&kv);
+        while (r == 0 && monotonic_usec() < deadline) {
+                EtcdWatchOptions o = { .start_revision = revision + 1, .duration_usec = deadline - monotonic_usec(),
+                                       .on_event = on_observed, .userdata = &w };
+                r = etcd_watch(c, key, &o, &revision, e);
+                revision = revision > 0 ? revision - 1 : revision; /* one past the last seen: from there */
+        }
+        if (r == 0)
+                r = observed_wait_timeout(&w, node, i, timeout_usec, e);
+        if (r < 0)
+                return nap_observed_done(&w.last), r;
+        *ret = w.last;
+        return 0;
+}

@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Cluster apps (docs/ARCHITECTURE.md "Cluster apps"): the desired state,
+ * one assignment per instance, and what the assigned host reports back.
+ * Under ClusterPrefix= (PREFIX):
+ *
+ *   PREFIX/assignments/NODE/INSTANCE   an instance the node must run
+ *                                      (NapAssignment), durable
+ *   PREFIX/counters/USER_APP           the app's last instance number:
+ *                                      advanced with each new assignment,
+ *                                      in the same txn, never lowered
+ *   PREFIX/requests/USER_APP/ID        the instance a request id made (a
+ *                                      retried create finds it)
+ *   PREFIX/observed/NODE/INSTANCE      the host's report (NapObserved), on
+ *                                      its membership lease: it vanishes
+ *                                      with the host
+ *
+ * INSTANCE is USER_APP_common@N. Values are JSON, parsed strictly (unknown
+ * fields ignored, missing or mistyped ones refused: anything with access
+ * to etcd can write there). Nothing here logs. */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "clients/etcd.h"
+#include "model/intent.h"
+#include "model/names.h"
+#include "model/node.h"
+#include "model/profile.h"
+#include "model/resources.h"
+
+typedef struct NapAssignment {
+        NapInstance instance;                  /* common, numbered */
+        char node[NAP_NODE_NAME_MAX + 1];
+        NapParams *params;                     /* never NULL once parsed */
+        unsigned port;                         /* 0: the host picks one */
+        char commit[NAP_COMMIT_HEX_LEN + 1];   /* "": what the host deployed */
+        NapCompute resources;                  /* all 0: none */
+        bool enabled;
+        char request[NAP_REQUEST_ID_MAX + 1];  /* "": none */
+        uint64_t generation;                   /* + 1 on every move (fencing) */
+        uint64_t created_usec;
+        int64_t mod_revision;                  /* as read from etcd; 0: not read */
+} NapAssignment;
+
+void nap_assignment_done(NapAssignment *a);
+void nap_assignment_array_free(NapAssignment *l, size_t n);
+
+/* The value (the key holds node and instance too; so does the value, for
+ * whoever reads it alone). */
+int nap_assignment_to_json(const NapAssignment *a, char **ret);
+/* Strict: a damaged record is NAP_ERROR_INTERNAL naming the field
+ * (-EBADMSG). mod_revision is left 0. */
+int nap_assignment_from_json(const char *text, size_t size, NapAssignment *ret, NapError *e);
+
+typedef enum NapObservedState {
+        NAP_OBSERVED_ACTIVATING, /* being realized, or started and not answering yet */
+        NAP_OBSERVED_ACTIVE,     /* running and answered */
+        NAP_OBSERVED_FAILED,     /* could not be realized, or its unit failed: reason says why */
+        _NAP_OBSERVED_STATE_MAX,
+        _NAP_OBSERVED_STATE_INVALID = -EINVAL,
+} NapObservedState;
+
+const char *nap_observed_state_to_string(NapObservedState s) _pure_;
+NapObservedState nap_observed_state_from_string(const char *s) _pure_;
+
+#define NAP_OBSERVED_REASON_MAX 1024U
+
+typedef struct NapObserved {
+        NapInstance instance;
+        char node[NAP_NODE_NAME_MAX + 1];
+        NapObservedState state;
+        unsigned port;                         /* 0: none yet */
+        char commit[NAP_COMMIT_HEX_LEN + 1];   /* "": unknown */
+        char *reason;                          /* NULL: none */
+        uint64_t generation;                   /* of the assignment realized */
+        uint64_t time_usec;
+} NapObserved;
+
+void nap_observed_done(NapObserved *o);
+void nap_observed_array_free(NapObserved *l, size_t n);
+int nap_observed_to_json(const NapObserved *o, char **ret);
+int nap_observed_from_json(const char *text, size_t size, NapObserved *ret, NapError *e);
+
+/* Keys, malloc'ed (NULL: out of memory); names checked already. */
+char *nap_key_assignment(const char *prefix, const char *node, const NapInstance *i);
+char *nap_key_assignments(const char *prefix, const char *node); /* PREFIX/assignments/NODE/ */
+char *nap_key_counter(const char *prefix, const NapService *s);
+char *nap_key_request(const char *prefix, const NapService *s, const char *request);
+char *nap_key_observed(const char *prefix, const char *node, const NapInstance *i);
+char *nap_key_observeds(const char *prefix, const char *node);   /* PREFIX/observed/NODE/ */
+
+/* a: instance.service, node, params, port, commit, resources, enabled,
+ * request (the number is ignored). The number is the app's counter + 1,
+ * written with the assignment in one txn that compares the counter's,
+ * the node record's and (with a request id) the request key's revisions;
+ * a lost race is tried again. Sets a's number, generation (1), created
+ * and mod_revision. Returns 1: created; 0: the request id made it
+ * already (a retry: a's number set to that instance's, nothing written).
+ * NoSuchNode without the node's record; InvalidName / InvalidParameter
+ * for a bad name, node, commit, port or request id. */
+int nap_assignment_create(EtcdClient *c, const char *prefix, NapAssignment *a, NapError *e);
+/* The node's assignments by key, and the store revision they were read
+ * at (a watch goes on from revision + 1). A record that is damaged or
+ * whose value disagrees with its key is left out, as a damaged manifest
+ * is (ret_damaged, optional: how many). */
+int nap_assignments_list(EtcdClient *c, const char *prefix, const char *node, NapAssignment **ret,
+                         size_t *ret_n, int64_t *ret_revision, unsigned *ret_damaged, NapError *e);
+/* The assignment and its request key go (the counter stays: numbers are
+ * never reused). NoSuchInstance when there is none. */
+int nap_assignment_delete(EtcdClient *c, const char *prefix, const char *node, const NapInstance *i,
+                          NapError *e);
+
+/* The report, on lease (0: none), replacing the last one. */
+int nap_observed_put(EtcdClient *c, const char *prefix, const NapObserved *o, int64_t lease, NapError *e);
+/* Gone already is fine. */
+int nap_observed_delete(EtcdClient *c, const char *prefix, const char *node, const NapInstance *i, NapError *e);
+/* Until node reports instance i, at generation or later, active or
+ * failed (a watch on its key, from the revision first read): 0 and *ret
+ * filled, whichever it is. UnitFailed (-ETIMEDOUT) when timeout_usec
+ * passes first, naming the last state seen. What start-common on another
+ * node waits for. */
+int nap_observed_wait(EtcdClient *c, const char *prefix, const char *node, const NapInstance *i,
+                      uint64_t generation, uint64_t timeout_usec, NapObserved *ret, NapError *e);
+/* The node's reports by key; damaged ones left out. */
+int nap_observed_list(EtcdClient *c, const char *prefix, const char *node, NapObserved **ret, size_t *ret_n,
+                      NapError *e);

@@ -1,0 +1,386 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* lib/cluster/assignment: the records' JSON (format, strict parse, named
+ * errors), and create / list / delete against a real etcd: cluster-unique
+ * numbers from the app's counter, a retried request making nothing new,
+ * concurrent creators never sharing a number. */
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <pthread.h>
+
+#include "base/clock.h"
+#include "cluster/assignment.h"
+#include "cluster/inventory.h"
+#include "test-etcd-server.h"
+
+#define PREFIX "/test-nap"
+#define COMMIT "0123456789abcdef0123456789abcdef01234567"
+
+static EtcdClient *etcd;
+
+static NapAssignment make(const char *service, const char *node) {
+        NapAssignment a = { .enabled = true, .resources = { 100, 200, 1 << 20, 2 << 20 } };
+        assert_int_equal(nap_service_parse(service, &a.instance.service, NULL), 0);
+        a.instance.kind = NAP_KIND_COMMON;
+        snprintf(a.node, sizeof a.node, "%s", node);
+        snprintf(a.commit, sizeof a.commit, "%s", COMMIT);
+        assert_int_equal(nap_params_new(&a.params), 0);
+        assert_int_equal(nap_params_set(a.params, "greeting", "hi, there", NULL), 0);
+        return a;
+}
+
+static void test_assignment_round_trip(void **state) {
+        NapAssignment a = make("alice_web", "h2"), b = {};
+        _cleanup_free_ char *json = NULL, *again = NULL;
+        a.instance.number = 7;
+        a.port = 20105;
+        a.generation = 3;
+        a.created_usec = 1234;
+        snprintf(a.request, sizeof a.request, "req-1");
+        assert_int_equal(nap_assignment_to_json(&a, &json), 0);
+        print_message("%s\n", json);
+        assert_int_equal(nap_assignment_from_json(json, strlen(json), &b, NULL), 0);
+        assert_string_equal(b.instance.service.user, "alice");
+        assert_string_equal(b.instance.service.app, "web");
+        assert_int_equal(b.instance.number, 7);
+        assert_int_equal(b.instance.kind, NAP_KIND_COMMON);
+        assert_string_equal(b.node, "h2");
+        assert_string_equal(nap_params_get(b.params, "greeting"), "hi, there");
+        assert_int_equal(b.port, 20105);
+        assert_string_equal(b.commit, COMMIT);
+        assert_memory_equal(&a.resources, &b.resources, sizeof a.resources);
+        assert_true(b.enabled);
+        assert_string_equal(b.request, "req-1");
+        assert_int_equal(b.generation, 3);
+        assert_int_equal(b.created_usec, 1234);
+        assert_int_equal(nap_assignment_to_json(&b, &again), 0);
+        assert_string_equal(json, again);
+        nap_assignment_done(&a);
+        nap_assignment_done(&b);
+}
+
+/* Each damage is refused with the field named. */
+static void test_assignment_damaged(void **state) {
+        static const struct {
+                const char *json, *field;
+        } bad[] = {
+                { "[]", "(not a JSON object)" },
+                { "{", "(not a JSON object)" },
+                { "{\"app\":\"alice\",\"number\":1}", "app/number" },
+                { "{\"app\":\"alice_web\",\"number\":0}", "app/number" },
+                { "{\"app\":\"alice_web\",\"number\":1,\"node\":\"H2\"}", "node" },
+                { "{\"app\":\"alice_web\",\"number\":1,\"node\":\"h2\",\"params\":{\"a\":1}}", "params" },
+                { "{\"app\":\"alice_web\",\"number\":1,\"node\":\"h2\",\"params\":{},\"port\":70000}", "port" },
+                { "{\"app\":\"alice_web\",\"number\":1,\"node\":\"h2\",\"params\":{},\"port\":0,\"commit\":\"abc\"}",
+                  "commit" },
+                { "{\"app\":\"alice_web\",\"number\":1,\"node\":\"h2\",\"params\":{},\"port\":0,\"commit\":\"\","
+                  "\"resources\":{}}",
+                  "resources" },
+                { "{\"app\":\"alice_web\",\"number\":1,\"node\":\"h2\",\"params\":{},\"port\":0,\"commit\":\"\","
+                  "\"resources\":{\"request_cpu_milli\":0,\"limit_cpu_milli\":0,\"request_memory\":0,"
+                  "\"limit_memory\":0},\"enabled\":1}",
+                  "enabled" },
+                { "{\"app\":\"alice_web\",\"number\":1,\"node\":\"h2\",\"params\":{},\"port\":0,\"commit\":\"\","
+                  "\"resources\":{\"request_cpu_milli\":0,\"limit_cpu_milli\":0,\"request_memory\":0,"
+                  "\"limit_memory\":0},\"enabled\":true,\"request\":\".x\"}",
+                  "request" },
+                { "{\"app\":\"alice_web\",\"number\":1,\"node\":\"h2\",\"params\":{},\"port\":0,\"commit\":\"\","
+                  "\"resources\":{\"request_cpu_milli\":0,\"limit_cpu_milli\":0,\"request_memory\":0,"
+                  "\"limit_memory\":0},\"enabled\":true,\"request\":\"\",\"generation\":-1}",
+                  "generation" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                NapAssignment a = {};
+                NapError e = NAP_ERROR_NULL;
+                char want[128];
+                print_message("%s\n", bad[i].json);
+                assert_int_equal(nap_assignment_from_json(bad[i].json, strlen(bad[i].json), &a, &e), -EBADMSG);
+                assert_int_equal(e.kind, NAP_ERROR_INTERNAL);
+                snprintf(want, sizeof want, "field '%s'", bad[i].field);
+                assert_non_null(strstr(e.message, want));
+                assert_null(a.params);
+        }
+}
+
+static void test_observed_round_trip(void **state) {
+        NapObserved o = { .state = NAP_OBSERVED_FAILED, .port = 20201, .generation = 2, .time_usec = 99 }, b = {};
+        _cleanup_free_ char *json = NULL;
+        assert_int_equal(nap_instance_parse("bob_api_common@12", &o.instance, NULL), 0);
+        snprintf(o.node, sizeof o.node, "h3");
+        o.reason = strdup("its last log lines: boom");
+        assert_int_equal(nap_observed_to_json(&o, &json), 0);
+        assert_int_equal(nap_observed_from_json(json, strlen(json), &b, NULL), 0);
+        assert_int_equal(b.instance.number, 12);
+        assert_int_equal(b.state, NAP_OBSERVED_FAILED);
+        assert_int_equal(b.port, 20201);
+        assert_string_equal(b.reason, "its last log lines: boom");
+        assert_string_equal(b.commit, "");
+        nap_observed_done(&b);
+
+        NapError e = NAP_ERROR_NULL;
+        const char *bad = "{\"app\":\"bob_api\",\"number\":12,\"node\":\"h3\",\"state\":\"sleeping\"}";
+        assert_int_equal(nap_observed_from_json(bad, strlen(bad), &b, &e), -EBADMSG);
+        assert_non_null(strstr(e.message, "field 'state'"));
+        for (NapObservedState s = 0; s < _NAP_OBSERVED_STATE_MAX; s++)
+                assert_int_equal(nap_observed_state_from_string(nap_observed_state_to_string(s)), s);
+        nap_observed_done(&o);
+}
+
+static void test_keys(void **state) {
+        NapInstance i;
+        assert_int_equal(nap_instance_parse("alice_web_common@3", &i, NULL), 0);
+        _cleanup_free_ char *a = nap_key_assignment("/nap", "h1", &i), *d = nap_key_assignments("/nap", "h1"),
+                            *c = nap_key_counter("/nap", &i.service), *o = nap_key_observed("/nap", "h1", &i),
+                            *r = nap_key_request("/nap", &i.service, "x1");
+        assert_string_equal(a, "/nap/assignments/h1/alice_web_common@3");
+        assert_string_equal(d, "/nap/assignments/h1/");
+        assert_string_equal(c, "/nap/counters/alice_web");
+        assert_string_equal(o, "/nap/observed/h1/alice_web_common@3");
+        assert_string_equal(r, "/nap/requests/alice_web/x1");
+}
+
+/* ---- against etcd ----------------------------------------------------- */
+
+static void join(const char *name) {
+        NapNode n = { .capacity = { 2000, 1 << 30, 1 << 30 }, .registered_usec = realtime_usec() };
+        snprintf(n.name, sizeof n.name, "%s", name);
+        memset(n.machine_id, 'a', 32);
+        memset(n.boot_id, 'b', 32);
+        n.address = strdup("10.0.0.1");
+        n.version = strdup("test");
+        assert_int_equal(nap_node_apply(etcd, PREFIX, &n, NULL), 0);
+        nap_node_done(&n);
+}
+
+static void wipe(void) {
+        assert_int_equal(etcd_delete(etcd, PREFIX "/", true, NULL, NULL), 0);
+}
+
+static size_t count(const char *node) {
+        NapAssignment *l = NULL;
+        size_t n = 0;
+        assert_int_equal(nap_assignments_list(etcd, PREFIX, node, &l, &n, NULL, NULL, NULL), 0);
+        nap_assignment_array_free(l, n);
+        return n;
+}
+
+static void test_create_list_delete(void **state) {
+        REQUIRE_ETCD();
+        wipe();
+        join("h1");
+        join("h2");
+        NapAssignment a = make("alice_web", "h2"), b = make("alice_web", "h1"), c = make("bob_web", "h1");
+        assert_int_equal(nap_assignment_create(etcd, PREFIX, &a, NULL), 1);
+        assert_int_equal(nap_assignment_create(etcd, PREFIX, &b, NULL), 1);
+        assert_int_equal(nap_assignment_create(etcd, PREFIX, &c, NULL), 1);
+        assert_int_equal(a.instance.number, 1);
+        assert_int_equal(b.instance.number, 2); /* the app's numbers, across nodes */
+        assert_int_equal(c.instance.number, 1); /* another app counts on its own */
+
+        NapAssignment *l = NULL;
+        size_t n = 0;
+        int64_t revision = 0;
+        assert_int_equal(nap_assignments_list(etcd, PREFIX, "h2", &l, &n, &revision, NULL, NULL), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(l[0].instance.number, 1);
+        assert_string_equal(nap_params_get(l[0].params, "greeting"), "hi, there");
+        assert_int_equal(l[0].mod_revision, a.mod_revision);
+        assert_true(revision >= a.mod_revision);
+        nap_assignment_array_free(l, n);
+
+        /* deleted: gone, and the number is not given again */
+        NapError e = NAP_ERROR_NULL;
+        assert_int_equal(nap_assignment_delete(etcd, PREFIX, "h2", &a.instance, NULL), 0);
+        assert_int_equal(count("h2"), 0);
+        assert_int_equal(nap_assignment_delete(etcd, PREFIX, "h2", &a.instance, &e), -ENOENT);
+        assert_int_equal(e.kind, NAP_ERROR_NO_SUCH_INSTANCE);
+        nap_assignment_done(&a);
+        a = make("alice_web", "h2");
+        assert_int_equal(nap_assignment_create(etcd, PREFIX, &a, NULL), 1);
+        assert_int_equal(a.instance.number, 3);
+        nap_assignment_done(&a);
+        nap_assignment_done(&b);
+        nap_assignment_done(&c);
+}
+
+static void test_create_retried_and_refused(void **state) {
+        REQUIRE_ETCD();
+        wipe();
+        join("h1");
+        NapAssignment a = make("alice_web", "h1"), retry = make("alice_web", "h1");
+        snprintf(a.request, sizeof a.request, "r-42");
+        snprintf(retry.request, sizeof retry.request, "r-42");
+        assert_int_equal(nap_assignment_create(etcd, PREFIX, &a, NULL), 1);
+        assert_int_equal(nap_assignment_create(etcd, PREFIX, &retry, NULL), 0);
+        assert_int_equal(retry.instance.number, a.instance.number);
+        assert_int_equal(count("h1"), 1);
+
+        /* bad input: a named error, nothing written */
+        NapError e = NAP_ERROR_NULL;
+        NapAssignment bad = make("alice_web", "h9");
+        assert_int_equal(nap_assignment_create(etcd, PREFIX, &bad, &e), -ENOENT);
+        assert_int_equal(e.kind, NAP_ERROR_NO_SUCH_NODE);
+        snprintf(bad.node, sizeof bad.node, "h1");
+        snprintf(bad.commit, sizeof bad.commit, "not-a-commit");
+        e = NAP_ERROR_NULL;
+        assert_int_equal(nap_assignment_create(etcd, PREFIX, &bad, &e), -EINVAL);
+        assert_int_equal(e.kind, NAP_ERROR_INVALID_PARAMETER);
+        snprintf(bad.commit, sizeof bad.commit, "%s", "");
+        snprintf(bad.request, sizeof bad.request, "../x");
+        e = NAP_ERROR_NULL;
+        assert_int_equal(nap_assignment_create(etcd, PREFIX, &bad, &e), -EINVAL);
+        assert_int_equal(e.kind, NAP_ERROR_INVALID_PARAMETER);
+        assert_int_equal(count("h1"), 1);
+        nap_assignment_done(&a);
+        nap_assignment_done(&retry);
+        nap_assignment_done(&bad);
+}
+
+#define RACERS 4
+#define PER_RACER 10
+
+static void *racer(void *userdata) {
+        EtcdClient *c = client_for(shared_etcd.url);
+        unsigned *numbers = userdata;
+        for (unsigned i = 0; i < PER_RACER; i++) {
+                NapAssignment a = make("alice_web", i % 2 ? "h1" : "h2");
+                NapError e = NAP_ERROR_NULL;
+                if (nap_assignment_create(c, PREFIX, &a, &e) != 1)
+                        fail_msg("%s", e.message);
+                numbers[i] = a.instance.number;
+                nap_assignment_done(&a);
+        }
+        etcd_client_free(c);
+        return NULL;
+}
+
+static void test_concurrent_creators_never_share_a_number(void **state) {
+        REQUIRE_ETCD();
+        wipe();
+        join("h1");
+        join("h2");
+        pthread_t t[RACERS];
+        unsigned numbers[RACERS][PER_RACER] = {};
+        for (size_t i = 0; i < RACERS; i++)
+                assert_int_equal(pthread_create(t + i, NULL, racer, numbers[i]), 0);
+        for (size_t i = 0; i < RACERS; i++)
+                assert_int_equal(pthread_join(t[i], NULL), 0);
+        bool seen[RACERS * PER_RACER + 1] = {};
+        for (size_t i = 0; i < RACERS; i++)
+                for (size_t j = 0; j < PER_RACER; j++) {
+                        unsigned k = numbers[i][j];
+                        assert_true(k >= 1 && k <= RACERS * PER_RACER);
+                        assert_false(seen[k]);
+                        seen[k] = true;
+                }
+        assert_int_equal(count("h1") + count("h2"), RACERS * PER_RACER);
+}
+
+static void test_observed_on_a_lease(void **state) {
+        REQUIRE_ETCD();
+        wipe();
+        NapObserved o = { .state = NAP_OBSERVED_ACTIVE, .port = 20201, .generation = 1 };
+        assert_int_equal(nap_instance_parse("alice_web_common@1", &o.instance, NULL), 0);
+        snprintf(o.node, sizeof o.node, "h1");
+        int64_t lease = 0, ttl = 0;
+        assert_int_equal(etcd_lease_grant(etcd, 30, &lease, &ttl, NULL), 0);
+        assert_int_equal(nap_observed_put(etcd, PREFIX, &o, lease, NULL), 0);
+        NapObserved *l = NULL;
+        size_t n = 0;
+        assert_int_equal(nap_observed_list(etcd, PREFIX, "h1", &l, &n, NULL), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(l[0].port, 20201);
+        nap_observed_array_free(l, n);
+        /* the host gone (its lease revoked): its reports go with it */
+        assert_int_equal(etcd_lease_revoke(etcd, lease, NULL), 0);
+        assert_int_equal(nap_observed_list(etcd, PREFIX, "h1", &l, &n, NULL), 0);
+        assert_int_equal(n, 0);
+        nap_observed_array_free(l, n);
+}
+
+/* A host reporting: activating, then (after a while) active. */
+static void *reporter(void *userdata) {
+        const NapObserved *o = userdata;
+        EtcdClient *c = client_for(shared_etcd.url);
+        NapObserved activating = *o;
+        activating.state = NAP_OBSERVED_ACTIVATING;
+        (void) usleep(200000);
+        if (nap_observed_put(c, PREFIX, &activating, 0, NULL) < 0)
+                fail();
+        (void) usleep(200000);
+        if (nap_observed_put(c, PREFIX, o, 0, NULL) < 0)
+                fail();
+        etcd_client_free(c);
+        return NULL;
+}
+
+static void test_observed_wait(void **state) {
+        REQUIRE_ETCD();
+        wipe();
+        NapObserved o = { .state = NAP_OBSERVED_ACTIVE, .port = 20207, .generation = 2 }, got = {};
+        assert_int_equal(nap_instance_parse("alice_web_common@5", &o.instance, NULL), 0);
+        snprintf(o.node, sizeof o.node, "h2");
+
+        /* a report of the generation before does not count */
+        NapObserved stale = o;
+        stale.generation = 1;
+        assert_int_equal(nap_observed_put(etcd, PREFIX, &stale, 0, NULL), 0);
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, reporter, &o), 0);
+        NapError e = NAP_ERROR_NULL;
+        int r = nap_observed_wait(etcd, PREFIX, "h2", &o.instance, 2, 10 * USEC_PER_SEC, &got, &e);
+        assert_int_equal(pthread_join(t, NULL), 0);
+        if (r < 0)
+                fail_msg("%s", e.message);
+        assert_int_equal(got.state, NAP_OBSERVED_ACTIVE);
+        assert_int_equal(got.port, 20207);
+        assert_int_equal(got.generation, 2);
+        nap_observed_done(&got);
+
+        /* settled already: at once */
+        assert_int_equal(nap_observed_wait(etcd, PREFIX, "h2", &o.instance, 2, USEC_PER_SEC, &got, NULL), 0);
+        nap_observed_done(&got);
+
+        /* nothing comes: UnitFailed, on time, saying what was last seen */
+        uint64_t t0 = monotonic_usec();
+        e = NAP_ERROR_NULL;
+        assert_int_equal(nap_observed_wait(etcd, PREFIX, "h2", &o.instance, 3, USEC_PER_SEC, &got, &e), -ETIMEDOUT);
+        assert_true(monotonic_usec() - t0 < 3 * USEC_PER_SEC);
+        assert_int_equal(e.kind, NAP_ERROR_UNIT_FAILED);
+        print_message("%s\n", e.message);
+        assert_non_null(strstr(e.message, "last reported: active"));
+}
+
+static int group_setup(void **state) {
+        have_etcd = access(ETCD_BINARY, X_OK) == 0;
+        if (have_etcd) {
+                test_etcd_start(&shared_etcd);
+                etcd = client_for(shared_etcd.url);
+        }
+        return 0;
+}
+
+static int group_teardown(void **state) {
+        etcd = etcd_client_free(etcd);
+        test_etcd_destroy(&shared_etcd);
+        return 0;
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_assignment_round_trip),
+                cmocka_unit_test(test_assignment_damaged),
+                cmocka_unit_test(test_observed_round_trip),
+                cmocka_unit_test(test_keys),
+                cmocka_unit_test(test_create_list_delete),
+                cmocka_unit_test(test_create_retried_and_refused),
+                cmocka_unit_test(test_concurrent_creators_never_share_a_number),
+                cmocka_unit_test(test_observed_on_a_lease),
+                cmocka_unit_test(test_observed_wait),
+        };
+        return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
