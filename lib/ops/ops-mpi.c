@@ -388,8 +388,9 @@ static bool exited_zero(const NapUnitExit *x) {
 }
 
 /* Until the unit settles (failed, inactive, or active after a clean exit:
- * RemainAfterExit=yes), the job runs: a master whose main process failed
- * is still "active" or "deactivating" for a moment. */
+ * a master written before ExecStopPost=, with RemainAfterExit=yes), the
+ * job runs: a master whose main process ended is "deactivating" while its
+ * ExecStopPost= records the end. */
 static bool unit_still_runs(const NapUnitExit *x) {
         return nap_unit_state_is_running(x->active_state) && !exited_zero(x);
 }
