@@ -130,7 +130,9 @@ log "a --no-block job nobody looks at: recorded and released as it ends"
 start_job $SVC 'np=2,sleep=2' --cpu=500m --memory=64M || { fail "start-mpi --no-block --cpu --memory"; nap_diag start-mpi; }
 JN=$JOB
 assert_eq "while it runs, h1's usage holds 2 × the request" "1000 134217728" "$(usage)"
+T0=$(now_ms)
 check "with no napctl call, h1's usage is none within 10 s of its 2 s run" usage_none_within 12
+diag "released $(($(now_ms) - T0)) ms after the check began (the job sleeps 2 s)"
 assert_eq "... no reservation is left" "" "$(keys /nap/reservations/)"
 assert_eq "its record (as the master's ExecStopPost= wrote it): succeeded, exit status 0, success" \
         "succeeded 0 success" "$(record "$JN" '"\(.state) \(.exit_status) \(.result)"')"
@@ -147,7 +149,9 @@ JF=$JOB
 assert_eq "it holds 2 × 500m" "1000 0" "$(usage)"
 check "its rank 1 runs" wait_until 30 test "$(prop "$(slave $SVC "$JF" 1)" ActiveState)" = active
 timeout 10 systemctl --user kill -s KILL "$(slave $SVC "$JF" 1).service"
+T0=$(now_ms)
 check "with no napctl call, h1's usage is none within 10 s of the kill" usage_none_within 10
+diag "released $(($(now_ms) - T0)) ms after the kill"
 assert_eq "its record: failed" failed "$(record "$JF" .state)"
 check "... with an exit status and a result that is not success" \
         test "$(record "$JF" .exit_status)" -gt 0 -a "$(record "$JF" .result)" != success
