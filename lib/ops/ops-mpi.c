@@ -390,9 +390,11 @@ static bool exited_zero(const NapUnitExit *x) {
 /* Until the unit settles (failed, inactive, or active after a clean exit:
  * a master written before ExecStopPost=, with RemainAfterExit=yes), the
  * job runs: a master whose main process ended is "deactivating" while its
- * ExecStopPost= records the end. */
+ * ExecStopPost= records the end (read here, it would be taken for a
+ * stop). */
 static bool unit_still_runs(const NapUnitExit *x) {
-        return nap_unit_state_is_running(x->active_state) && !exited_zero(x);
+        return (nap_unit_state_is_running(x->active_state) && !exited_zero(x)) ||
+               streq_ptr(x->active_state, "deactivating");
 }
 
 /* What the settled master's unit says of the job. */
