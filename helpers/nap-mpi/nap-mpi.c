@@ -366,8 +366,9 @@ static int job_ended_main(int argc, char **argv) {
         if (r >= 0)
                 r = nap_mpi_job_ended(c, argv[2], job, &x, &e);
         if (r < 0)
-                return log_error("Failed to record the end of job %u of %s: %s", job, argv[2],
-                                 e.message[0] ? e.message : strerror(-r)), 1;
+                return log_error("Failed to record the end of job %u of %s or to release its reservation "
+                                 "(its next query or collection will): %s",
+                                 job, argv[2], e.message[0] ? e.message : strerror(-r)), 1;
         return 0;
 }
 

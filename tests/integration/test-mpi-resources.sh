@@ -15,6 +15,8 @@
 #     its end and releases its reservation as it ends (no napctl call:
 #     h1's usage watched in etcd); a job whose rank fails the same way,
 #     recorded as failed
+#   etcd down as a job ends: the master's stop does not fail, the end is
+#     recorded, and the next mpi-job releases
 #   stop-app of the master: released too
 #   a job that does not fit: InsufficientResources saying what is free,
 #     and nothing changed (no record, no job number, no unit, no key)
@@ -243,5 +245,25 @@ check "the intent is gone" test ! -e "$NAP_ROOT/intents/$SVC.intent"
 assert_eq "the cut-short job's reservation was released, the new one's too" "0 0" "$(usage)"
 assert_eq "no reservation of job $KJ is left" "" "$(keys "/nap/names/compute/${SVC}_mpi_master@$KJ")"
 check "no manifest of job $KJ" bash -c "! ls $NAP_INSTANCES | grep -q '${SVC}_mpi_[a-z]*@$KJ\$'"
+
+# ------------------------------------------------------------ etcd down
+log "etcd down as a job ends: its stop does not fail, its end is recorded, the release comes later"
+start_job $SVC 'np=2,sleep=2' --cpu=500m || fail "start-mpi --no-block --cpu"
+JD=$JOB
+assert_eq "it holds 2 × 500m" "1000 0" "$(usage)"
+CPORT=${ETCD_URL##*:}
+etcd_stop
+settled() { case $(prop "${SVC}_mpi_master@$JD" ActiveState) in inactive | failed) true ;; *) false ;; esac; }
+check "the job ends while etcd is down" wait_until 20 settled
+assert_eq "its master stopped cleanly all the same" "inactive success" \
+        "$(prop "${SVC}_mpi_master@$JD" ActiveState) $(prop "${SVC}_mpi_master@$JD" Result)"
+assert_eq "its end is recorded (ExecStopPost=)" "succeeded 0" "$(record "$JD" '"\(.state) \(.exit_status)"')"
+said_why() { timeout 10 journalctl --no-pager -q -o cat | grep -qF "$1"; } # the sandbox's journald
+check "the journal says why nothing was released" wait_until 10 said_why \
+        "Failed to record the end of job $JD of $SVC or to release its reservation (its next query or collection will): etcd"
+etcd_start_on "$NAP_TEST_DIR/etcd" "$CPORT" "$(etcd_free_port)" || { echo "Bail out! etcd did not restart"; exit 1; }
+assert_eq "etcd back: the reservation is still held" "1000 0" "$(usage)"
+assert_eq "mpi-job of the job" succeeded "$(job_field $SVC "$JD" state)"
+check "... releases it" usage_none_within 10
 
 nap_summary
