@@ -12,7 +12,13 @@
  *   nap-mpi slave RANK WATCHDOG_SEC
  *     in USER_APP_mpi_slave@N.service: waits for .nap-mpi/proxy-RANK,
  *     takes it (unlinks it: how the master sees it taken) and execs it.
- * Both run in the job's tree (WorkingDirectory=). */
+ * Both run in the job's tree (WorkingDirectory=).
+ *   nap-mpi job-ended USER_APP JOB
+ *     the master's ExecStopPost=+ (outside its sandbox, as nap): records
+ *     the job's end from $SERVICE_RESULT, $EXIT_CODE and $EXIT_STATUS and
+ *     releases its reservation (nap_mpi_job_ended()), within
+ *     JOB_ENDED_SEC, under the master's TimeoutStopSec=: a stop never
+ *     waits on etcd. */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -29,10 +35,19 @@
 #include "base/fileio.h"
 #include "base/strv.h"
 #include "../common/log.h"
+#include "base/clock.h"
 #include "model/mpi.h"
+#include "clients/etcd.h"
+#include "ops/ops-mpi.h"
+#include "ops/publish.h"
 
 #define LINE_MAX_BYTES (64 * 1024)
 #define WATCHDOG_EXIT 124
+/* job-ended: its whole run, and each etcd request's share of it (the
+ * master's TimeoutStopSec= is 3 s: a timeout would fail the unit). */
+#define JOB_ENDED_SEC 2U
+#define JOB_ENDED_ETCD_CONNECT_USEC (300ULL * 1000ULL)
+#define JOB_ENDED_ETCD_TIMEOUT_USEC (700ULL * 1000ULL)
 
 static uint64_t now_usec(void) {
         struct timespec ts;
@@ -300,12 +315,72 @@ static int slave_main(int argc, char **argv) {
         return log_error_errno(-errno, "Failed to run %s: %m", words[0]), 1;
 }
 
+/* ---- job-ended ---------------------------------------------------------- */
+
+/* "TERM" (as systemd's $EXIT_STATUS names a signal) or a number. */
+static int signal_or_status(const char *s, int *ret) {
+        unsigned v;
+        for (int sig = 1; sig < NSIG; sig++) {
+                const char *name = sigabbrev_np(sig);
+                if (name && streq(name, s))
+                        return *ret = sig, 0;
+        }
+        return parse_count(s, 255, &v) < 0 ? -EINVAL : (*ret = (int) v, 0);
+}
+
+/* What systemd passes to ExecStopPost=, as nap_systemd_get_unit_exit()
+ * would read it from the settled unit. No $EXIT_CODE: the main process
+ * never ran. */
+static int unit_exit_from_env(NapUnitExit *x) {
+        const char *result = getenv("SERVICE_RESULT"), *code = getenv("EXIT_CODE"), *status = getenv("EXIT_STATUS");
+        static const char *const codes[] = { [CLD_EXITED] = "exited", [CLD_KILLED] = "killed", [CLD_DUMPED] = "dumped" };
+        if (isempty(result))
+                return -EINVAL;
+        *x = (NapUnitExit) { .result = (char *) result, .exit_usec = realtime_usec(), .status = -1,
+                             .active_state = (char *) (streq(result, "success") ? "inactive" : "failed") };
+        for (int k = CLD_EXITED; code && k <= CLD_DUMPED; k++)
+                if (codes[k] && streq(code, codes[k]))
+                        x->code = k;
+        if (x->code > 0 && (!status || signal_or_status(status, &x->status) < 0))
+                return -EINVAL;
+        return 0;
+}
+
+static int job_ended_main(int argc, char **argv) {
+        _cleanup_(nap_context_freep) NapContext *c = NULL;
+        NapError e = NAP_ERROR_NULL;
+        NapUnitExit x;
+        EtcdClient *etcd;
+        unsigned job;
+        if (argc != 4 || nap_instance_number_parse(argv[3], &job) < 0)
+                return log_error("Usage: nap-mpi " NAP_MPI_JOB_ENDED_VERB " USER_APP JOB"), 2;
+        if (unit_exit_from_env(&x) < 0)
+                return log_error("No $SERVICE_RESULT, $EXIT_CODE, $EXIT_STATUS: only a master's ExecStopPost= "
+                                 "runs this."), 2;
+        (void) alarm(JOB_ENDED_SEC); /* SIGALRM ends it: whatever is left, the lazy paths do */
+        int r = nap_context_new(&c, -1, NULL, NULL, &e);
+        if (r >= 0 && nap_context_etcd(c, &etcd, NULL) >= 0) {
+                etcd->connect_timeout_usec = JOB_ENDED_ETCD_CONNECT_USEC;
+                etcd->timeout_usec = JOB_ENDED_ETCD_TIMEOUT_USEC;
+        }
+        if (r >= 0)
+                r = nap_mpi_job_ended(c, argv[2], job, &x, &e);
+        if (r < 0)
+                return log_error("Failed to record the end of job %u of %s or to release its reservation "
+                                 "(its next query or collection will): %s",
+                                 job, argv[2], e.message[0] ? e.message : strerror(-r)), 1;
+        return 0;
+}
+
 int main(int argc, char **argv) {
         log_setup();
         if (argc >= 2 && streq(argv[1], "master"))
                 return master_main(argc, argv);
         if (argc >= 2 && streq(argv[1], "slave"))
                 return slave_main(argc, argv);
-        log_error("Usage: nap-mpi master RANKS WATCHDOG_SEC -- PROGRAM [ARG...] | nap-mpi slave RANK WATCHDOG_SEC");
+        if (argc >= 2 && streq(argv[1], NAP_MPI_JOB_ENDED_VERB))
+                return job_ended_main(argc, argv);
+        log_error("Usage: nap-mpi master RANKS WATCHDOG_SEC -- PROGRAM [ARG...] | nap-mpi slave RANK WATCHDOG_SEC | "
+                  "nap-mpi " NAP_MPI_JOB_ENDED_VERB " USER_APP JOB");
         return 2;
 }

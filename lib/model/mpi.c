@@ -419,13 +419,12 @@ int nap_mpi_write_template(FILE *f, const NapService *s, NapKind kind, NapScope 
         else
                 fprintf(f, "Description=nap app %s, MPI rank slot %%i (mpi_slave)\n", name);
         fprintf(f, "SourcePath=%s\n", source);
-        /* No Restart=: a rank cannot rejoin a running job. The master
-         * stays active (exited) after success, so its status stays
-         * readable; mpiexec whose proxies never connected ignores SIGTERM:
-         * a short stop timeout, then SIGKILL. */
+        /* No Restart=: a rank cannot rejoin a running job. No
+         * RemainAfterExit=: the master's ExecStopPost= (its drop-in) must
+         * run when the job ends, successful or not, to record it.
+         * mpiexec whose proxies never connected ignores SIGTERM: a short
+         * stop timeout, then SIGKILL. */
         fputs("\n[Service]\nType=exec\nTimeoutStopSec=3s\n", f);
-        if (kind == NAP_KIND_MPI_MASTER)
-                fputs("RemainAfterExit=yes\n", f);
         write_sandbox(f, s, scope);
         return ferror(f) ? -EIO : 0;
 }
@@ -433,6 +432,27 @@ int nap_mpi_write_template(FILE *f, const NapService *s, NapKind kind, NapScope 
 static void master_unit_name(const NapService *s, unsigned job, char *buf) {
         NapInstance i = { .service = *s, .kind = NAP_KIND_MPI_MASTER, .number = job };
         nap_instance_unit_name(&i, buf);
+}
+
+/* The master's ExecStopPost=: "nap-mpi job-ended USER_APP J" (the
+ * nap-mpi its ExecStart= runs) records the job's end as it happens, with
+ * $SERVICE_RESULT, $EXIT_CODE and $EXIT_STATUS. "+": outside the sandbox
+ * and the app's identity (it writes nap's state and releases the job's
+ * reservation); "-": its failure never fails the job (the lazy paths of
+ * ops-mpi.c record and release then). */
+static int write_job_ended(FILE *f, const NapManifest *m) {
+        char name[NAP_SERVICE_NAME_MAX], job[16];
+        _cleanup_free_ char *exec = NULL;
+        if (strv_length(m->argv) == 0)
+                return -EINVAL;
+        snprintf(job, sizeof job, "%u", m->instance.number);
+        nap_service_name(&m->instance.service, name);
+        char *argv[] = { m->argv[0], (char *) NAP_MPI_JOB_ENDED_VERB, name, job, NULL };
+        int r = unit_format_exec(argv, &exec);
+        if (r < 0)
+                return r;
+        fprintf(f, "\n[Service]\nExecStopPost=-+%s\n", exec);
+        return ferror(f) ? -EIO : 0;
 }
 
 int nap_mpi_write_dropin_extra(FILE *f, const NapManifest *m) {
@@ -460,7 +480,7 @@ int nap_mpi_write_dropin_extra(FILE *f, const NapManifest *m) {
                                       .number = nap_mpi_slave_number(i->number, r) };
                 fprintf(f, "Wants=%s\n", nap_instance_unit_name(&slave, unit));
         }
-        return ferror(f) ? -EIO : 0;
+        return write_job_ended(f, m);
 }
 
 const char *nap_mpi_build_unit_name(const NapService *s, char *buf) {

@@ -51,6 +51,8 @@
 #define NAP_MPIEXEC_BINARY "/usr/bin/mpiexec.mpich"
 #define NAP_MPI_BINARY_DEFAULT NAP_LIBEXECDIR "/nap-mpi"
 #define NAP_MPI_PROXY_DIR ".nap-mpi"
+/* nap-mpi's mode the master's ExecStopPost= runs (mpi.c). */
+#define NAP_MPI_JOB_ENDED_VERB "job-ended"
 
 static inline unsigned nap_mpi_slave_number(unsigned job, unsigned rank) {
         return job * NAP_MPI_SLAVE_STRIDE + rank;

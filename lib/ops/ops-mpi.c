@@ -285,13 +285,14 @@ int ops_mpi_release(NapContext *c, const NapService *s, unsigned job, const char
 }
 
 /* The reservation the master's manifest records, released (a job that
- * ended); best effort: its collection releases it otherwise. */
-static void release_ended_job(NapContext *c, const NapMpiJob *job) {
+ * ended); released already, or the job collected (no manifest): 0. */
+static int release_ended_job(NapContext *c, const NapMpiJob *job, NapError *e) {
         NapInstance i = master_of(&job->service, job->number);
         _cleanup_free_ char *path = nap_manifest_path(c->config->instances_dir, &i);
         _cleanup_(nap_manifest_freep) NapManifest *m = NULL;
-        if (path && nap_manifest_load(path, &m, NULL) >= 0)
-                (void) ops_release_instance(c, m, NULL);
+        if (!path)
+                return nap_error_errno(e, -ENOMEM, "Failed to release job %u", job->number);
+        return nap_manifest_load(path, &m, NULL) < 0 ? 0 : ops_release_instance(c, m, e);
 }
 
 /* ---- units ---------------------------------------------------------------- */
@@ -387,10 +388,13 @@ static bool exited_zero(const NapUnitExit *x) {
 }
 
 /* Until the unit settles (failed, inactive, or active after a clean exit:
- * RemainAfterExit=yes), the job runs: a master whose main process failed
- * is still "active" or "deactivating" for a moment. */
+ * a master written before ExecStopPost=, with RemainAfterExit=yes), the
+ * job runs: a master whose main process ended is "deactivating" while its
+ * ExecStopPost= records the end (read here, it would be taken for a
+ * stop). */
 static bool unit_still_runs(const NapUnitExit *x) {
-        return nap_unit_state_is_running(x->active_state) && !exited_zero(x);
+        return (nap_unit_state_is_running(x->active_state) && !exited_zero(x)) ||
+               streq_ptr(x->active_state, "deactivating");
 }
 
 /* What the settled master's unit says of the job. */
@@ -404,7 +408,16 @@ static void job_result_from_unit(NapMpiJob *job, const NapUnitExit *x) {
         job->result = strdup(x->result ?: "success");
 }
 
-/* A running job whose master is done: its result recorded. */
+/* A running job's end recorded (the one path for it, whoever sees the
+ * end first); release_ended_job() follows. */
+static int record_end(NapContext *c, NapMpiJob *job, const NapUnitExit *x, NapError *e) {
+        job_result_from_unit(job, x);
+        return nap_mpi_job_save(c->config, job, e);
+}
+
+/* A running job whose master is done and whose ExecStopPost= did not
+ * record it (failed, or cut short): its result recorded from the unit;
+ * its reservation released, best effort (see nap_get_mpi_job()). */
 static int update_job(NapContext *c, NapMpiJob *job, NapError *e) {
         char unit[NAP_UNIT_NAME_MAX];
         NapInstance i = master_of(&job->service, job->number);
@@ -415,13 +428,26 @@ static int update_job(NapContext *c, NapMpiJob *job, NapError *e) {
         int r = ops_context_bus(c, &bus, e);
         if (r >= 0)
                 r = nap_systemd_get_unit_exit(bus, nap_instance_unit_name(&i, unit), &x, e);
-        if (r < 0 || unit_still_runs(&x))
-                return nap_unit_exit_clear(&x), r;
-        job_result_from_unit(job, &x);
+        if (r >= 0 && !unit_still_runs(&x)) {
+                r = record_end(c, job, &x, e);
+                if (r >= 0)
+                        (void) release_ended_job(c, job, NULL);
+        }
         nap_unit_exit_clear(&x);
-        r = nap_mpi_job_save(c->config, job, e);
+        return r;
+}
+
+int nap_mpi_job_ended(NapContext *c, const char *service, unsigned job, const NapUnitExit *x, NapError *e) {
+        NapMpiJob j = {};
+        NapService s;
+        int r = nap_service_parse(service, &s, e);
         if (r >= 0)
-                release_ended_job(c, job);
+                r = nap_mpi_job_load(c->config, &s, job, &j, e);
+        if (r >= 0)
+                r = j.state == NAP_MPI_RUNNING ? record_end(c, &j, x, e) : 0;
+        if (r >= 0)
+                r = release_ended_job(c, &j, e);
+        nap_mpi_job_done(&j);
         return r;
 }
 
@@ -638,7 +664,8 @@ int nap_get_mpi_job(NapContext *c, const char *service, unsigned job, NapMpiJob 
                         r = nap_mpi_job_load(c->config, &s, job, &j, e);
                 if (r >= 0)
                         r = update_job(c, &j, e);
-        }
+        } else if (r >= 0) /* ended; its ExecStopPost= may have found etcd down */
+                (void) release_ended_job(c, &j, NULL);
         if (r < 0)
                 return nap_mpi_job_done(&j), r;
         *ret = j;

@@ -5,6 +5,7 @@
  * app's side, napctl(1) start-mpi the user's). Placing slaves on other
  * hosts of the cluster is not done here (issue 15). */
 
+#include "clients/systemd1.h"
 #include "model/mpi.h"
 #include "ops/ops.h"
 
@@ -42,11 +43,26 @@ int ops_mpi_reserve(NapContext *c, const NapService *s, unsigned job, unsigned r
 /* Releases it again; released already, or node NULL/"": 0. */
 int ops_mpi_release(NapContext *c, const NapService *s, unsigned job, const char *node, NapError *e);
 
-/* A job's record; a job that ended since is recorded first (its result,
- * exit status and times from the master's unit) and its reservation
- * released. NoSuchInstance when the
- * app never had that job. */
+/* A job's record. Its master's ExecStopPost= records its end as it
+ * happens (nap_mpi_job_ended()); a job that ended without that is
+ * recorded here (its result, exit status and times from the master's
+ * unit). The reservation of an ended job that was not collected yet is
+ * released (again: released already is a no-op). NoSuchInstance when
+ * the app never had that job. */
 int nap_get_mpi_job(NapContext *c, const char *service, unsigned job, NapMpiJob *ret, NapError *e);
+
+/* The end of a job as its master's ExecStopPost= sees it (x: from
+ * $SERVICE_RESULT, $EXIT_CODE, $EXIT_STATUS; active_state "failed" when
+ * the result is not "success"): recorded as nap_get_mpi_job() would,
+ * then its reservation released. Idempotent: a job recorded already
+ * (by a query, a stop, recovery) keeps its record, and a reservation
+ * released already is not released again. Takes no lock: the master is
+ * in its stop-post phase, and the other writers of a running job's
+ * record wait for it to settle (queries) or stop it first (stop,
+ * recovery). The record written and the release failed (etcd
+ * unreachable): that error; a later query or the job's collection
+ * releases it. */
+int nap_mpi_job_ended(NapContext *c, const char *service, unsigned job, const NapUnitExit *x, NapError *e);
 
 /* The job's master and slaves as list-instances shows them (state from
  * systemd); none once the job was collected. */

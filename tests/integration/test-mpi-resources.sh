@@ -11,6 +11,12 @@
 #     etcd holds ranks × the request while the job runs, as one
 #     reservation named as the master; the job record says what was asked
 #     and where; nothing is held once the job's end is recorded
+#   a --no-block job nobody looks at: its master's ExecStopPost= records
+#     its end and releases its reservation as it ends (no napctl call:
+#     h1's usage watched in etcd); a job whose rank fails the same way,
+#     recorded as failed
+#   etcd down as a job ends: the master's stop does not fail, the end is
+#     recorded, and the next mpi-job releases
 #   stop-app of the master: released too
 #   a job that does not fit: InsufficientResources saying what is free,
 #     and nothing changed (no record, no job number, no unit, no key)
@@ -56,6 +62,27 @@ usage() {
         [ -n "$v" ] && jq -r '"\(.cpu_milli) \(.memory)"' <<<"$v" || echo "0 0"
 }
 usage_is() { [ "$(usage)" = "$1" ]; }
+# usage_none_within SECONDS: true once h1's usage is none (0, or no key),
+# waiting on etcd's watch of it from the revision read (no change lost
+# between the read and the watch), at most SECONDS.
+usage_none_within() {
+        local rev line watcher found=1
+        rev=$(etcdctl_ get -w json /nap/usage/h1 | jq -r .header.revision)
+        [ -n "$rev" ] || return 1
+        usage_is "0 0" && return 0
+        while read -r line; do
+                case $line in
+                DELETE) found=0 ;;
+                '{'*) [ "$(jq -r '"\(.cpu_milli) \(.memory)"' <<<"$line")" = "0 0" ] && found=0 ;;
+                esac
+                [ "$found" -eq 0 ] && break
+        done < <(ETCDCTL_API=3 exec timeout "$1" etcdctl --endpoints="$ETCD_URL" watch --rev=$((rev + 1)) \
+                /nap/usage/h1 2>/dev/null)
+        watcher=$!
+        kill "$watcher" 2>/dev/null
+        return $found
+}
+record() { jq -r "$2" "$JOBS/$1.json" 2>/dev/null; } # JOB FILTER: its record as is (no napctl call)
 prop() { timeout 10 systemctl --user show -P "$2" "$1.service" 2>/dev/null; } # UNIT PROPERTY
 job_field() { timeout 30 "$NAPCTL" --user --json mpi-job "$1" "$2" 2>/dev/null | jq -r ".job.$3"; } # SVC JOB FIELD
 job_ended() { [ "$(job_field "$1" "$2" state)" != running ]; }
@@ -100,6 +127,36 @@ check "the job ends" wait_until 30 job_ended $SVC "$J1"
 assert_eq "it succeeded" succeeded "$(job_field $SVC "$J1" state)"
 assert_eq "once its end is recorded, h1's usage is back to 0" "0 0" "$(usage)"
 assert_eq "... and no reservation or name is left" "" "$(keys /nap/reservations/)$(keys /nap/names/)"
+
+log "a --no-block job nobody looks at: recorded and released as it ends"
+start_job $SVC 'np=2,sleep=2' --cpu=500m --memory=64M || { fail "start-mpi --no-block --cpu --memory"; nap_diag start-mpi; }
+JN=$JOB
+assert_eq "while it runs, h1's usage holds 2 × the request" "1000 134217728" "$(usage)"
+T0=$(now_ms)
+check "with no napctl call, h1's usage is none within 10 s of its 2 s run" usage_none_within 12
+diag "released $(($(now_ms) - T0)) ms after the check began (the job sleeps 2 s)"
+assert_eq "... no reservation is left" "" "$(keys /nap/reservations/)"
+assert_eq "its record (as the master's ExecStopPost= wrote it): succeeded, exit status 0, success" \
+        "succeeded 0 success" "$(record "$JN" '"\(.state) \(.exit_status) \(.result)"')"
+check "... with its end after its start" test "$(record "$JN" .finished)" -gt "$(record "$JN" .started)"
+assert_eq "... the master stopped cleanly (its ExecStopPost= did not fail it)" "inactive success" \
+        "$(prop "${SVC}_mpi_master@$JN" ActiveState) $(prop "${SVC}_mpi_master@$JN" Result)"
+assert_eq "mpi-job later says the same" "succeeded 0" \
+        "$(job_field $SVC "$JN" state) $(job_field $SVC "$JN" exitStatus)"
+assert_eq "... and releases nothing twice" "0 0" "$(usage)"
+
+log "a --no-block job whose rank fails: recorded as failed and released"
+start_job $SVC 'np=2,sleep=30' --cpu=500m || fail "start-mpi --no-block --cpu"
+JF=$JOB
+assert_eq "it holds 2 × 500m" "1000 0" "$(usage)"
+check "its rank 1 runs" wait_until 30 test "$(prop "$(slave $SVC "$JF" 1)" ActiveState)" = active
+timeout 10 systemctl --user kill -s KILL "$(slave $SVC "$JF" 1).service"
+T0=$(now_ms)
+check "with no napctl call, h1's usage is none within 10 s of the kill" usage_none_within 10
+diag "released $(($(now_ms) - T0)) ms after the kill"
+assert_eq "its record: failed" failed "$(record "$JF" .state)"
+check "... with an exit status and a result that is not success" \
+        test "$(record "$JF" .exit_status)" -gt 0 -a "$(record "$JF" .result)" != success
 
 log "napctl start-mpi --cpu --memory waits, and the job's end releases"
 nap start-mpi --cpu=250m:1 --memory=32M $SVC 'np=3'
@@ -188,5 +245,25 @@ check "the intent is gone" test ! -e "$NAP_ROOT/intents/$SVC.intent"
 assert_eq "the cut-short job's reservation was released, the new one's too" "0 0" "$(usage)"
 assert_eq "no reservation of job $KJ is left" "" "$(keys "/nap/names/compute/${SVC}_mpi_master@$KJ")"
 check "no manifest of job $KJ" bash -c "! ls $NAP_INSTANCES | grep -q '${SVC}_mpi_[a-z]*@$KJ\$'"
+
+# ------------------------------------------------------------ etcd down
+log "etcd down as a job ends: its stop does not fail, its end is recorded, the release comes later"
+start_job $SVC 'np=2,sleep=2' --cpu=500m || fail "start-mpi --no-block --cpu"
+JD=$JOB
+assert_eq "it holds 2 × 500m" "1000 0" "$(usage)"
+CPORT=${ETCD_URL##*:}
+etcd_stop
+settled() { case $(prop "${SVC}_mpi_master@$JD" ActiveState) in inactive | failed) true ;; *) false ;; esac; }
+check "the job ends while etcd is down" wait_until 20 settled
+assert_eq "its master stopped cleanly all the same" "inactive success" \
+        "$(prop "${SVC}_mpi_master@$JD" ActiveState) $(prop "${SVC}_mpi_master@$JD" Result)"
+assert_eq "its end is recorded (ExecStopPost=)" "succeeded 0" "$(record "$JD" '"\(.state) \(.exit_status)"')"
+said_why() { timeout 10 journalctl --no-pager -q -o cat | grep -qF "$1"; } # the sandbox's journald
+check "the journal says why nothing was released" wait_until 10 said_why \
+        "Failed to record the end of job $JD of $SVC or to release its reservation (its next query or collection will): etcd"
+etcd_start_on "$NAP_TEST_DIR/etcd" "$CPORT" "$(etcd_free_port)" || { echo "Bail out! etcd did not restart"; exit 1; }
+assert_eq "etcd back: the reservation is still held" "1000 0" "$(usage)"
+assert_eq "mpi-job of the job" succeeded "$(job_field $SVC "$JD" state)"
+check "... releases it" usage_none_within 10
 
 nap_summary

@@ -111,16 +111,19 @@ static int dropin(FILE *f, void *m) {
         return nap_mpi_write_dropin_extra(f, m);
 }
 
-/* A master Wants= every slave of its job; a slave BindsTo= its master. */
+/* A master Wants= every slave of its job and records its end
+ * (ExecStopPost=, by the nap-mpi it runs); a slave BindsTo= its master. */
 static void test_dropins(void **state) {
-        NapManifest m = { .instance = { .kind = NAP_KIND_MPI_MASTER, .number = 2 } };
+        char *argv[] = { (char *) "/usr/lib/nap/nap-mpi", (char *) "master", NULL };
+        NapManifest m = { .instance = { .kind = NAP_KIND_MPI_MASTER, .number = 2 }, .argv = argv };
         int r;
         assert_int_equal(nap_service_from_parts("alice", "sim", &m.instance.service, NULL), 0);
         assert_int_equal(nap_params_parse("np=3", 4, &m.params, NULL), 0);
         _cleanup_free_ char *master = render(dropin, &m, &r);
         assert_int_equal(r, 0);
         assert_string_equal(master, "\n[Unit]\nWants=alice_sim_mpi_slave@2000.service\n"
-                                    "Wants=alice_sim_mpi_slave@2001.service\nWants=alice_sim_mpi_slave@2002.service\n");
+                                    "Wants=alice_sim_mpi_slave@2001.service\nWants=alice_sim_mpi_slave@2002.service\n"
+                                    "\n[Service]\nExecStopPost=-+\"/usr/lib/nap/nap-mpi\" \"job-ended\" \"alice_sim\" \"2\"\n");
         nap_params_free(m.params);
         m.params = NULL;
         _cleanup_free_ char *none = render(dropin, &m, &r);
@@ -143,7 +146,7 @@ static void test_templates(void **state) {
         _cleanup_free_ char *t = render(master_template, &c, &r);
         assert_int_equal(r, 0);
         assert_non_null(strstr(t, "Description=nap app alice_sim, MPI job %i (mpi_master)\n"));
-        assert_non_null(strstr(t, "RemainAfterExit=yes\n"));
+        assert_null(strstr(t, "RemainAfterExit=")); /* its ExecStopPost= runs after a success too */
         assert_null(strstr(t, "Restart="));
         assert_null(strstr(t, "PrivateTmp=")); /* ranks share memory across units */
 }
