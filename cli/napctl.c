@@ -8,6 +8,7 @@
  * method in the interface and always run in this process. */
 
 #include <getopt.h>
+#include <signal.h>
 #include <jansson.h>
 #include <unistd.h>
 
@@ -32,6 +33,7 @@ static NodeOptions arg_node = {};
 static unsigned arg_given = 0; /* the options below that were given */
 static const char *arg_request_id = NULL;
 static bool arg_no_block = false;
+static bool arg_wait_in_queue = false;
 static NapRolloutOptions arg_rollout = {}; /* --batch=, --drain= */
 static bool arg_yes = false;
 static QueueOptions arg_queue = {};
@@ -53,6 +55,7 @@ enum {
         OPT_DRAIN = 1 << 12,
         OPT_OWNER = 1 << 13,
         OPT_STATUS = 1 << 14,
+        OPT_QUEUE = 1 << 15,
         OPT_ROLLOUT = OPT_BATCH | OPT_DRAIN,
         OPT_COMPUTE = OPT_CPU | OPT_MEMORY,
         OPT_SCHEDULE = OPT_LABELS | OPT_POLICY | OPT_COUNT,
@@ -67,7 +70,7 @@ static const struct {
         { OPT_COUNT, "--count=" },     { OPT_FORCE, "--force" },   { OPT_REQUEST_ID, "--request-id=" },
         { OPT_NO_BLOCK, "--no-block" }, { OPT_YES, "--yes" },
         { OPT_BATCH, "--batch=" },     { OPT_DRAIN, "--drain=" },
-        { OPT_OWNER, "--owner=" },     { OPT_STATUS, "--status=" },
+        { OPT_OWNER, "--owner=" },     { OPT_STATUS, "--status=" }, { OPT_QUEUE, "--queue" },
 };
 
 /* A verb; "node show": the sub-verb show of node. */
@@ -158,6 +161,52 @@ static json_t *instance_json(json_t *i) {
                             "argv", "params", NULL);
 }
 
+static int start_common_call(Caller *c, char **args, const char *id, json_t **reply, NapError *e) {
+        /* With a request id, a call whose answer was lost is safe to send
+         * again: the helper answers with the instance it made. */
+        return caller_call_retrying(c, "StartCommon",
+                                    json_pack("{s:s, s:s*, s:s*, s:s*, s:s, s:b, s:b}", "service", args[0], "paramsString",
+                                              args[1], "cpu", arg_node.cpu, "memory", arg_node.memory, "requestId", id,
+                                              "noBlock", arg_no_block, "queue", arg_wait_in_queue),
+                                    WRITE_TIMEOUT, reply, e);
+}
+
+static volatile sig_atomic_t queue_interrupted = 0;
+
+static void on_queue_interrupt(int sig) {
+        (void) sig;
+        queue_interrupted = 1;
+}
+
+/* Queued: say so, then (unless --no-block) wait for the admission (a
+ * watch of the job in etcd); Ctrl-C cancels the job. 1: still queued
+ * (--no-block), 0: admitted, call again. */
+static int wait_queued(Caller *c, const char *service, const char *id, json_t *queued, NapError *e) {
+        NapContext *ctx;
+        NapService s;
+        fprintf(arg_json ? stderr : stdout, "Queued: job %s (id %" JSON_INTEGER_FORMAT "), position %" JSON_INTEGER_FORMAT
+                "; request id %s\n", json_str(queued, "job"), json_integer_value(json_object_get(queued, "id")),
+                json_integer_value(json_object_get(queued, "position")), id);
+        fflush(stdout);
+        if (arg_no_block) {
+                if (arg_json)
+                        output_json(json_pack("{s:O}", "queued", queued));
+                return 1;
+        }
+        int r = nap_service_parse(service, &s, e);
+        if (r >= 0)
+                r = caller_context(c, &ctx, e);
+        if (r < 0)
+                return r;
+        struct sigaction sa = { .sa_handler = on_queue_interrupt }, old_int, old_term;
+        sigaction(SIGINT, &sa, &old_int);
+        sigaction(SIGTERM, &sa, &old_term);
+        r = nap_queued_start_wait(ctx, s.user, id, &queue_interrupted, e);
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGTERM, &old_term, NULL);
+        return r;
+}
+
 static int verb_start_common(Caller *c, char **args, NapError *e) {
         json_auto_t *reply = NULL;
         char id[CALLER_REQUEST_ID_MAX];
@@ -165,14 +214,16 @@ static int verb_start_common(Caller *c, char **args, NapError *e) {
         int r = options_compute(&arg_node, &checked, e);
         if (r >= 0)
                 r = caller_request_id(arg_request_id, id, e);
-        /* With a request id, a call whose answer was lost is safe to send
-         * again: the helper answers with the instance it made. */
         if (r >= 0)
-                r = caller_call_retrying(c, "StartCommon",
-                                         json_pack("{s:s, s:s*, s:s*, s:s*, s:s, s:b}", "service", args[0], "paramsString",
-                                                   args[1], "cpu", arg_node.cpu, "memory", arg_node.memory,
-                                                   "requestId", id, "noBlock", arg_no_block),
-                                         WRITE_TIMEOUT, &reply, e);
+                r = start_common_call(c, args, id, &reply, e);
+        if (r >= 0 && json_object_get(reply, "queued")) {
+                r = wait_queued(c, args[0], id, json_object_get(reply, "queued"), e);
+                if (r > 0)
+                        return 0;
+                json_decref(TAKE_PTR(reply));
+                if (r >= 0) /* admitted: the same call again starts it on the job's reservation */
+                        r = start_common_call(c, args, id, &reply, e);
+        }
         if (r < 0)
                 return r;
         json_t *i = json_object_get(reply, "instance");
@@ -409,7 +460,7 @@ static const Verb verbs[] = {
         { "deploy-app", "USER_APP URL", 2, 2, .run = verb_deploy_app, .help = "Fetch an app (git URL or path) without running it" },
         { "list-services", "USER", 1, 1, .run = verb_list_services, .help = "List the apps a user has deployed" },
         { "get-parameters", "USER_APP", 1, 1, .run = verb_get_parameters, .help = "List the {parameters} of an app's profile" },
-        { "start-common", "USER_APP [k=v,k=v]", 1, 2, .run = verb_start_common, .options = OPT_COMPUTE | OPT_REQUEST_ID | OPT_NO_BLOCK, .help = "Start a new instance and wait until it answers (--cpu, --memory, --request-id, --no-block)" },
+        { "start-common", "USER_APP [k=v,k=v]", 1, 2, .run = verb_start_common, .options = OPT_COMPUTE | OPT_REQUEST_ID | OPT_NO_BLOCK | OPT_QUEUE, .help = "Start a new instance and wait until it answers (--cpu, --memory, --request-id, --no-block, --queue)" },
         { "list-instances", "USER_APP", 1, 1, .run = verb_list_instances, .help = "List an app's instances and their state" },
         { "get-instances-num", "USER_APP", 1, 1, .run = verb_get_instances_num, .help = "Count an app's instances" },
         { "start-app", "INSTANCE", 1, 1, .run = verb_start_app, .options = OPT_NO_BLOCK, .help = "Start an instance (and at boot), wait until it answers" },
@@ -479,6 +530,9 @@ static void help(void) {
                "  -f --follow          get-journal: print new lines as they come, until interrupted\n"
                "     --no-block        start-common, start-app, restart-app, restart INSTANCE:\n"
                "                       return once systemd started it, without waiting for an answer\n"
+               "                       (start-common --queue: once the start is queued)\n"
+               "     --queue           start-common with --cpu/--memory: when they do not fit now,\n"
+               "                       wait in the resource queue (Ctrl-C cancels), then start\n"
                "     --yes             destroy-app: yes, remove the app for good\n"
                "     --batch=N|P%%      rollback, refresh-instances: instances replaced at once\n"
                "                       (RolloutBatch= in nap.conf by default)\n"
@@ -519,6 +573,7 @@ enum {
         ARG_REQUEST_ID,
         ARG_NO_BLOCK,
         ARG_YES,
+        ARG_QUEUE,
         ARG_BATCH,
         ARG_DRAIN,
         ARG_OWNER,
@@ -613,6 +668,10 @@ static int parse_option(int ch) {
                 arg_given |= OPT_NO_BLOCK;
                 arg_no_block = true;
                 return 0;
+        case ARG_QUEUE:
+                arg_given |= OPT_QUEUE;
+                arg_wait_in_queue = true;
+                return 0;
         case ARG_YES:
                 arg_given |= OPT_YES;
                 arg_yes = true;
@@ -656,6 +715,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "request-id", required_argument, NULL, ARG_REQUEST_ID },
                 { "no-block", no_argument, NULL, ARG_NO_BLOCK },
                 { "yes", no_argument, NULL, ARG_YES },
+                { "queue", no_argument, NULL, ARG_QUEUE },
                 { "batch", required_argument, NULL, ARG_BATCH },
                 { "drain", required_argument, NULL, ARG_DRAIN },
                 { "owner", required_argument, NULL, ARG_OWNER },
