@@ -12,6 +12,7 @@
 #include <jansson.h>
 #include <unistd.h>
 
+#include "cluster/queue.h"
 #include "model/names.h"
 #include "model/resources.h"
 #include "nap-config.h"
@@ -188,6 +189,9 @@ static int wait_queued(Caller *c, const char *service, const char *id, json_t *q
                 "; request id %s\n", json_str(queued, "job"), json_integer_value(json_object_get(queued, "id")),
                 json_integer_value(json_object_get(queued, "position")), id);
         fflush(stdout);
+        NapError why = NAP_ERROR_NULL;
+        if (queue_wake(c, NAP_QUEUE_TYPE_START, json_str(queued, "job"), &why) < 0)
+                fprintf(stderr, "napctl: warning: %s: nothing admits the start until nap-queued runs\n", why.message);
         if (arg_no_block) {
                 if (arg_json)
                         output_json(json_pack("{s:O}", "queued", queued));

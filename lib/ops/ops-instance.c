@@ -437,6 +437,7 @@ static int take_admitted(NapContext *c, EtcdClient *etcd, const NapJob *j, NapIn
         char name[NAP_UNIT_NAME_MAX];
         NapReservation held;
         NapInstance i = { .service = in->service, .kind = NAP_KIND_COMMON };
+        nap_debug_point("start-common:admitted");
         int r = nap_job_internal_reservation(j, &held, e);
         if (r >= 0)
                 r = nap_state_next_instance_number(c->config, &in->service, &i.number, e);
