@@ -440,6 +440,9 @@ static int set_types(const char *s) {
         STRV_FOREACH(t, arg_types)
                 if (nap_queue_type_check(*t, NULL) < 0)
                         return log_error_errno(EINVAL, "Not a queue type ([a-z0-9][a-z0-9-]{0,31}): %s", *t);
+        /* nap's own queued starts (start-common --queue) are always served */
+        if (!strv_contains(arg_types, NAP_QUEUE_TYPE_START) && strv_extend(&arg_types, NAP_QUEUE_TYPE_START) < 0)
+                return log_error_errno(ENOMEM, "Out of memory");
         return 0;
 }
 
