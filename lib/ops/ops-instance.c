@@ -154,8 +154,11 @@ int ops_create_instance(NapContext *c, const NapService *s, const NapProfile *p,
         int r = ops_service_dir_checked(c, s, &service_dir, e);
         if (r < 0)
                 return r;
-        m->instance = (NapInstance) { .service = *s, .kind = NAP_KIND_COMMON };
-        r = nap_state_next_instance_number(c->config, s, &m->instance.number, e);
+        /* m's number, when set, was picked by the caller under this lock
+         * (a queued start's hand-over named its reservation after it) */
+        m->instance = (NapInstance) { .service = *s, .kind = NAP_KIND_COMMON, .number = m->instance.number };
+        if (m->instance.number == 0)
+                r = nap_state_next_instance_number(c->config, s, &m->instance.number, e);
         if (r >= 0 && intent)
                 r = begin_start_intent(c, intent, m, e);
         if (r < 0)
@@ -363,19 +366,31 @@ static int check_fits_node(EtcdClient *etcd, const char *prefix, const char *nod
         return 0;
 }
 
+static json_t *params_json(const NapParams *p) {
+        json_t *o = json_object();
+        for (size_t k = 0; o && p && k < nap_params_size(p); k++)
+                if (json_object_set_new(o, nap_params_key(p, k), json_string(nap_params_value(p, k))) < 0)
+                        return json_decref(o), NULL;
+        return o;
+}
+
 /* data: the queue's view of the request (whole CPUs and MiB, rounded up)
- * and nap's: the node, the app, the request id, the exact reservation. */
-static char *queued_job_data(const NapService *s, const char *request, const char *node, const NapCompute *r) {
+ * and nap's: the node, the app, its parameters, the request id, the exact
+ * reservation, and whether its client left (--no-block: nap-queued
+ * starts it once admitted). */
+static char *queued_job_data(const NapService *s, const NapParams *params, const char *request, const char *node,
+                             const NapCompute *r, bool detached) {
         NapReservation res = { .kind = NAP_RESERVATION_COMPUTE, .compute = *r };
         char service[NAP_SERVICE_NAME_MAX];
         _cleanup_free_ char *stored = NULL;
         if (nap_reservation_to_json(&res, &stored) < 0)
                 return NULL;
-        json_auto_t *j = json_pack("{s:[{s:I, s:I, s:i}], s:{s:s, s:s, s:s, s:o?}}", "instances", "VCPU",
+        json_auto_t *j = json_pack("{s:[{s:I, s:I, s:i}], s:{s:s, s:s, s:s, s:o?, s:o?, s:b}}", "instances", "VCPU",
                                    (json_int_t) MAX((r->request_cpu_milli + 999) / 1000, 1), "Memory",
                                    (json_int_t) MAX((r->request_memory + (1 << 20) - 1) >> 20, 1), "Disk", 0, "nap",
                                    "node", node, "service", nap_service_name(s, service), "request", request,
-                                   "reservation", json_loads(stored, 0, NULL));
+                                   "reservation", json_loads(stored, 0, NULL), "params", params_json(params),
+                                   "detached", detached);
         return j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 }
 
@@ -404,8 +419,8 @@ static int queued_answer(EtcdClient *etcd, const char *prefix, const NapJob *j, 
 }
 
 /* The request did not fit: a job for it, unless it never could. */
-static int enqueue_start(NapContext *c, EtcdClient *etcd, const NapService *s, const char *request,
-                         const NapCompute *res, NapQueuedStart *ret, NapError *e) {
+static int enqueue_start(NapContext *c, EtcdClient *etcd, const NapService *s, const NapParams *params,
+                         const char *request, const NapCompute *res, bool detached, NapQueuedStart *ret, NapError *e) {
         _cleanup_(nap_job_done) NapJob j = {};
         _cleanup_free_ char *node = NULL;
         const char *prefix = c->config->cluster_prefix;
@@ -417,7 +432,7 @@ static int enqueue_start(NapContext *c, EtcdClient *etcd, const NapService *s, c
         snprintf(j.type, sizeof j.type, NAP_QUEUE_TYPE_START);
         snprintf(j.owner, sizeof j.owner, "%s", s->user);
         queued_job_name(s->user, request, j.request_id);
-        j.data = queued_job_data(s, request, node, res);
+        j.data = queued_job_data(s, params, request, node, res, detached);
         j.callback = strdup_printf(NAP_CALLBACK_INTERNAL_PREFIX "start-common/%s", j.request_id);
         if (!j.data || !j.callback)
                 return nap_error_errno(e, -ENOMEM, "Failed to queue the start");
@@ -450,7 +465,8 @@ static int take_admitted(NapContext *c, EtcdClient *etcd, const NapJob *j, NapIn
                 r = nap_queue_hand_over(etcd, c->config->cluster_prefix, j, nap_instance_name(&i, name), &held, e);
         if (r >= 0)
                 nap_debug_point("start-common:handed-over");
-        m->resources = held.compute; /* as queued: ops_reserve_instance() finds it held */
+        m->instance.number = i.number; /* ops_create_instance() makes this one */
+        m->resources = held.compute;   /* as queued: ops_reserve_instance() finds it held */
         return r;
 }
 
@@ -458,7 +474,7 @@ static int take_admitted(NapContext *c, EtcdClient *etcd, const NapJob *j, NapIn
  * queue; a job queued before: where it stands, or, admitted, start on its
  * reservation. 0 started, 1 queued. */
 static int start_queued_locked(NapContext *c, const NapService *s, const NapProfile *p, const NapParams *params,
-                               NapIntent *in, NapManifest *m, NapQueuedStart *ret, NapError *e) {
+                               NapIntent *in, NapManifest *m, const NapStartOptions *o, NapError *e) {
         _cleanup_(nap_job_done) NapJob j = {};
         NapError why = NAP_ERROR_NULL;
         EtcdClient *etcd;
@@ -469,7 +485,7 @@ static int start_queued_locked(NapContext *c, const NapService *s, const NapProf
         if (r < 0 && why.kind != NAP_ERROR_NO_SUCH_JOB)
                 return pass_error(e, &why, r);
         if (r >= 0 && j.status == NAP_JOB_QUEUED)
-                return queued_answer(etcd, c->config->cluster_prefix, &j, ret, e);
+                return queued_answer(etcd, c->config->cluster_prefix, &j, o->queued, e);
         if (r >= 0 && j.status != NAP_JOB_RUNNING)
                 return nap_error_set(e, NAP_ERROR_NO_SUCH_JOB, -ENOENT, "The queued start %s was %s without an instance",
                                      in->request, nap_job_status_to_string(j.status));
@@ -483,7 +499,7 @@ static int start_queued_locked(NapContext *c, const NapService *s, const NapProf
                 return r < 0 ? pass_error(e, &why, r) : 0;
         ops_intent_end(c, s); /* nothing of it was made: the reservation is the first step */
         in->time_usec = 0;
-        return enqueue_start(c, etcd, s, in->request, &m->resources, ret, e);
+        return enqueue_start(c, etcd, s, params, in->request, &m->resources, o->no_block, o->queued, e);
 }
 
 static int job_event(const EtcdEvent *ev, void *userdata) {
@@ -568,7 +584,7 @@ int nap_start_common(NapContext *c, const char *service, const NapParams *params
                         return r < 0 ? r : 0;
         }
         if (r >= 0)
-                r = opts.queue ? start_queued_locked(c, &in.service, p, params, &in, m, opts.queued, e)
+                r = opts.queue ? start_queued_locked(c, &in.service, p, params, &in, m, &opts, e)
                                : start_common_locked(c, &in.service, p, params, &in, m, e);
         /* Done or failed whole (a failed start leaves the instance, as a
          * failed `systemctl start` leaves the unit): nothing to recover. */

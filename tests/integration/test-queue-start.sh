@@ -10,8 +10,8 @@
 #     removed, it starts within seconds and answers; the reservation is
 #     the instance's (named as it), released by remove-instance
 #   Ctrl-C while waiting cancels the job
-#   --no-block returns the job at once; the next start-common with the
-#     same request id (once admitted) starts it
+#   --no-block returns the job at once; once admitted nap-queued starts
+#     it (through nap-managerd); the same call again answers with it
 #   SIGKILL of the waiting napctl: the job is admitted all the same, and
 #     the next start with its request id starts the instance
 #   SIGKILL of the starter at admission (before the hand-over): the job
@@ -151,7 +151,7 @@ nap start-common $SVC --cpu=1 --queue --no-block --request-id=nb1
 assert_match "asked again: still queued, the same job" "$OUT" "^Queued: job $NBJOB "
 
 # ==================================================== SIGKILL of the waiter
-log "SIGKILL of the waiting napctl"
+log "SIGKILL of the waiting napctl; nap-queued starts the --no-block one"
 bg_start killed --cpu=1 --queue --request-id=kill1
 K=$BG
 wait_until 30 queued_in killed || diag "$(cat "$NAP_TEST_DIR/killed.out")"
@@ -159,23 +159,40 @@ KJOB=$(job_of "$NAP_TEST_DIR/killed.out")
 assert_match "queued behind nb1" "$(cat "$NAP_TEST_DIR/killed.out")" "position 2"
 kill -9 "$K"
 wait "$K" 2>/dev/null
+job_done() { [ "$(job_status "$1")" = done ]; }
+T0=$(now_ms)
 expect_ok "remove the running instance" remove-instance "$INST2"
-check "nb1 is admitted (first in line)" wait_until 10 job_running "$NBJOB"
+check "nb1 (--no-block) is admitted and started by nap-queued" wait_until 20 job_done "$NBJOB"
+T1=$(now_ms)
+diag "remove-instance until nap-queued started the --no-block instance: $((T1 - T0)) ms"
 assert_eq "kill1 still waits" "queued" "$(job_status "$KJOB")"
 nap start-common $SVC --cpu=1 --queue --request-id=nb1
-if started; then ok "nb1: the same call again starts it"; else fail "nb1: the same call again starts it"; nap_diag; fi
+if started; then ok "nb1: the same call again answers with its instance"; else fail "nb1: the same call again answers with its instance"; nap_diag; fi
 INST3=${OUT%% *}
+assert_eq "nb1's reservation is its instance's" "$INST3 " "$(reservations)"
+check "and it answers" wait_until 20 curl -sf --max-time 2 -o /dev/null "${OUT#* }/"
 expect_ok "remove it" remove-instance "$INST3"
 check "kill1 (its waiter killed) is admitted all the same" wait_until 10 job_running "$KJOB"
+sleep 1
+assert_eq "kill1 is not started by anyone else (its client waits for it)" "running" "$(job_status "$KJOB")"
 nap start-common $SVC --cpu=1 --queue --request-id=kill1
 if started; then ok "kill1: the next start finishes it"; else fail "kill1: the next start finishes it"; nap_diag; fi
 INST4=${OUT%% *}
 assert_eq "kill1's reservation is its instance's" "$INST4 " "$(reservations)"
 
 # =================================================== SIGKILL of the starter
+# queued_killed NAME: a blocking start-common queued, its napctl killed (so
+# that nothing starts it once admitted); sets SJOB
+queued_killed() {
+        bg_start "$1" --cpu=1 --queue --request-id="$1"
+        local pid=$BG
+        wait_until 30 queued_in "$1" || diag "$(cat "$NAP_TEST_DIR/$1.out")"
+        kill -9 "$pid"
+        wait "$pid" 2>/dev/null
+        SJOB=$(job_of "$NAP_TEST_DIR/$1.out")
+}
 log "SIGKILL of the starter at admission"
-nap start-common $SVC --cpu=1 --queue --no-block --request-id=s1
-SJOB=$(printf '%s\n' "$OUT" | sed -n 's/^Queued: job \([^ ]*\) .*/\1/p')
+queued_killed s1
 expect_ok "remove kill1's instance" remove-instance "$INST4"
 check "s1 admitted" wait_until 10 job_running "$SJOB"
 N0=$(instances)
@@ -189,12 +206,14 @@ if kill_at start-common:admitted "starter before the hand-over" \
         assert_eq "its reservation is the instance's" "$INST5 " "$(reservations)"
         expect_ok "remove it" remove-instance "$INST5"
 fi
-nap start-common $SVC --cpu=1 --queue --no-block --request-id=s2
-SJOB2=$(printf '%s\n' "$OUT" | sed -n 's/^Queued: job \([^ ]*\) .*/\1/p')
-check "s2 admitted" wait_until 10 job_running "$SJOB2"
+nap start-common $SVC --cpu=1 --request-id=s2fill
+INST6=${OUT%% *}
+queued_killed s2
+expect_ok "remove the filler" remove-instance "$INST6"
+check "s2 admitted" wait_until 10 job_running "$SJOB"
 if kill_at start-common:handed-over "starter after the hand-over" \
         timeout 60 "$NAPCTL" --user --no-helper start-common $SVC --cpu=1 --queue --request-id=s2; then
-        assert_eq "the job is done (handed over)" "done" "$(job_status "$SJOB2")"
+        assert_eq "the job is done (handed over)" "done" "$(job_status "$SJOB")"
         expect_ok "recover" recover
         assert_eq "recovery released the instance's reservation: nothing leaks" "" "$(reservations)"
         assert_eq "the node's usage is 0" "0" "$(usage_cpu)"
