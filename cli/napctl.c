@@ -179,10 +179,7 @@ static void on_queue_interrupt(int sig) {
         queue_interrupted = 1;
 }
 
-/* Queued: say so, then (unless --no-block) wait for the admission (a
- * watch of the job in etcd); Ctrl-C cancels the job. 1: still queued
- * (--no-block), 0: admitted, call again. */
-static int wait_queued(Caller *c, const char *service, const char *id, json_t *queued, NapError *e) {
+static int wait_queued_watch(Caller *c, const char *service, const char *id, json_t *queued, NapError *e) {
         NapContext *ctx;
         NapService s;
         fprintf(arg_json ? stderr : stdout, "Queued: job %s (id %" JSON_INTEGER_FORMAT "), position %" JSON_INTEGER_FORMAT
@@ -200,12 +197,18 @@ static int wait_queued(Caller *c, const char *service, const char *id, json_t *q
         int r = nap_service_parse(service, &s, e);
         if (r >= 0)
                 r = caller_context(c, &ctx, e);
-        if (r < 0)
-                return r;
+        return r < 0 ? r : nap_queued_start_wait(ctx, s.user, id, &queue_interrupted, e);
+}
+
+/* Queued: say so, then (unless --no-block) wait for the admission (a
+ * watch of the job in etcd); Ctrl-C cancels the job. 1: still queued
+ * (--no-block), 0: admitted, call again. */
+static int wait_queued(Caller *c, const char *service, const char *id, json_t *queued, NapError *e) {
         struct sigaction sa = { .sa_handler = on_queue_interrupt }, old_int, old_term;
+        /* from here on an interrupt cancels the job (the watch sees the flag) */
         sigaction(SIGINT, &sa, &old_int);
         sigaction(SIGTERM, &sa, &old_term);
-        r = nap_queued_start_wait(ctx, s.user, id, &queue_interrupted, e);
+        int r = wait_queued_watch(c, service, id, queued, e);
         sigaction(SIGINT, &old_int, NULL);
         sigaction(SIGTERM, &old_term, NULL);
         return r;

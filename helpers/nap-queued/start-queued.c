@@ -11,8 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "../common/log.h"
 #include "cluster/queue.h"
-#include "common/log.h"
 #include "ops/methods.h"
 #include "protocol/varlink.h"
 #include "start-queued.h"

@@ -1115,7 +1115,7 @@ int nap_job_internal_reservation(const NapJob *j, NapReservation *ret, NapError 
         json_t *res = json_object_get(nap, "reservation");
         _cleanup_free_ char *text = json_is_object(res) ? json_dumps(res, JSON_COMPACT) : NULL;
         NapReservation r = { .kind = NAP_RESERVATION_COMPUTE };
-        if (!nap_callback_is_internal(j->callback) || !node || strlen(node) > NAP_NODE_NAME_MAX || !text ||
+        if (!nap_callback_is_internal(j->callback) || !node || nap_node_name_check(node, NULL) < 0 || !text ||
             nap_reservation_from_json(text, strlen(text), &r, e) < 0)
                 return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL,
                                      "Job %s is not one of nap's own starts with a reservation", j->request_id);

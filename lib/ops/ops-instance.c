@@ -470,6 +470,24 @@ static int take_admitted(NapContext *c, EtcdClient *etcd, const NapJob *j, NapIn
         return r;
 }
 
+/* 1 when a queued start waits for this host's node. */
+static int node_has_waiting(NapContext *c, EtcdClient *etcd, NapError *e) {
+        _cleanup_free_ char *node = NULL;
+        NapJobFilter f = { .status = NAP_JOB_QUEUED };
+        NapJob *l = NULL;
+        size_t n = 0;
+        bool waiting = false;
+        int r = nap_config_node(c->config, &node, e);
+        if (r >= 0)
+                r = nap_queue_list(etcd, c->config->cluster_prefix, NAP_QUEUE_TYPE_START, &f, &l, &n, NULL, e);
+        for (size_t i = 0; r >= 0 && i < n && !waiting; i++) {
+                NapReservation held;
+                waiting = nap_job_internal_reservation(l + i, &held, NULL) >= 0 && streq(held.node, node);
+        }
+        nap_job_array_free(l, n);
+        return r < 0 ? r : waiting;
+}
+
 /* Under the lock, request id not seen before: start now if it fits, else
  * queue; a job queued before: where it stands, or, admitted, start on its
  * reservation. 0 started, 1 queued. */
@@ -493,12 +511,16 @@ static int start_queued_locked(NapContext *c, const NapService *s, const NapProf
                 r = take_admitted(c, etcd, &j, in, m, e);
                 return r < 0 ? r : start_common_locked(c, s, p, params, in, m, e);
         }
+        r = node_has_waiting(c, etcd, e);
+        if (r != 0) /* head of line per node: behind those already waiting for it */
+                return r < 0 ? r : enqueue_start(c, etcd, s, params, in->request, &m->resources, o->no_block, o->queued, e);
         why = NAP_ERROR_NULL;
         r = start_common_locked(c, s, p, params, in, m, &why);
         if (r >= 0 || why.kind != NAP_ERROR_INSUFFICIENT_RESOURCES)
                 return r < 0 ? pass_error(e, &why, r) : 0;
-        ops_intent_end(c, s); /* nothing of it was made: the reservation is the first step */
+        ops_intent_end(c, s); /* no tree, no manifest yet: the reservation comes first */
         in->time_usec = 0;
+        m->instance.number = 0; /* the next try picks its own */
         return enqueue_start(c, etcd, s, params, in->request, &m->resources, o->no_block, o->queued, e);
 }
 
