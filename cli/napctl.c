@@ -433,10 +433,8 @@ static int verb_keys_local(Caller *c, char **args, NapError *e) {
         return r < 0 ? r : verb_keys(ctx, args, arg_json, e);
 }
 
-static int verb_rollback_local(Caller *c, char **args, NapError *e) {
-        NapContext *ctx;
-        int r = caller_context(c, &ctx, e);
-        return r < 0 ? r : verb_rollback(ctx, args, arg_json, &arg_rollout, e);
+static int verb_rollback_call(Caller *c, char **args, NapError *e) {
+        return verb_rollback(c, args, arg_json, &arg_rollout, e);
 }
 
 static int verb_refresh_instances_local(Caller *c, char **args, NapError *e) {
@@ -445,10 +443,8 @@ static int verb_refresh_instances_local(Caller *c, char **args, NapError *e) {
         return r < 0 ? r : verb_refresh_instances(ctx, args, arg_json, &arg_rollout, e);
 }
 
-static int verb_history_local(Caller *c, char **args, NapError *e) {
-        NapContext *ctx;
-        int r = caller_context(c, &ctx, e);
-        return r < 0 ? r : verb_history(ctx, args, arg_json, e);
+static int verb_history_call(Caller *c, char **args, NapError *e) {
+        return verb_history(c, args, arg_json, e);
 }
 
 static int verb_web_token_local(Caller *c, char **args, NapError *e) {
@@ -479,16 +475,16 @@ static const Verb verbs[] = {
         { "get-service-url", "USER_APP", 1, 2, .run = verb_get_service_url, .help = "Show the URL an app was deployed from" },
         { "get-port", "INSTANCE", 1, 1, .run = verb_get_port, .help = "Show the port of an instance" },
         { "endpoints", "USER_APP", 1, 1, .run = verb_endpoints, .help = "List an app's live endpoints (from etcd)" },
-        { "rollback", "USER_APP [COMMIT]", 1, 2, .run = verb_rollback_local, .local = true, .options = OPT_ROLLOUT, .help = "Redeploy an earlier commit and replace the instances (--batch, --drain)" },
+        { "rollback", "USER_APP [COMMIT]", 1, 2, .run = verb_rollback_call, .options = OPT_ROLLOUT, .help = "Redeploy an earlier commit and replace the instances (--batch, --drain)" },
         { "refresh-instances", "USER_APP", 1, 1, .run = verb_refresh_instances_local, .local = true, .options = OPT_ROLLOUT, .help = "Replace every instance from the deployed tree, without downtime (--batch, --drain)" },
-        { "history", "USER_APP", 1, 1, .run = verb_history_local, .local = true, .help = "List an app's deploys, newest first" },
+        { "history", "USER_APP", 1, 1, .run = verb_history_call, .help = "List an app's deploys, newest first" },
         { "scale", "USER_APP N [K=V...]", 2, 66, .run_app = verb_scale, .help = "Start or remove instances until the app has N" },
         { "config set", "USER_APP K=V...", 2, 65, .run_app = verb_config_set, .help = "Set variables of every instance's environment, restart them" },
         { "config unset", "USER_APP KEY...", 2, 65, .run_app = verb_config_unset, .help = "Remove variables of the app's environment, restart" },
         { "config get", "USER_APP [KEY]", 1, 2, .run_app = verb_config_get, .help = "Show the app's environment (KEY=VALUE), or one value" },
         { "restart", "INSTANCE|USER_APP", 1, 1, .run_app = verb_restart, .options = OPT_NO_BLOCK, .help = "Restart an instance, or all of an app's one by one" },
         { "destroy-app", "USER_APP --yes", 1, 1, .run_app = verb_destroy_app, .options = OPT_YES, .help = "Remove an app and everything of it from this host" },
-        { "start-mpi", "USER_APP [k=v,k=v]", 1, 2, .run_app = verb_start_mpi, .options = OPT_NO_BLOCK, .help = "Start an MPI job (np=N ranks), wait for its end, show its result (--no-block)" },
+        { "start-mpi", "USER_APP [k=v,k=v]", 1, 2, .run_app = verb_start_mpi, .options = OPT_COMPUTE | OPT_NO_BLOCK, .help = "Start an MPI job (np=N ranks, each --cpu, --memory), wait for its end, show its result (--no-block)" },
         { "mpi-job", "USER_APP JOB", 2, 2, .run_app = verb_mpi_job, .help = "Show an MPI job's result and its units" },
         { "status", "[USER]", 0, 1, .run_app = verb_status, .help = "Every app: instances, version, health, ports" },
         { "recover", "", 0, 0, .run = verb_recover, .help = "Finish or undo operations cut short by a crash (root)" },
@@ -894,7 +890,8 @@ int main(int argc, char *argv[]) {
         char **args = argv + optind + verb_words(v);
         arg_caller.warn = warn_config;
         arg_node.json = arg_json;
-        LifecycleOptions lifecycle = { .json = arg_json, .yes = arg_yes, .no_block = arg_no_block };
+        LifecycleOptions lifecycle = { .json = arg_json, .yes = arg_yes, .no_block = arg_no_block,
+                                       .cpu = arg_node.cpu, .memory = arg_node.memory };
         arg_queue.json = arg_json;
         r = v->run_queue ? v->run_queue(&arg_caller, args, &arg_queue, &e)
             : v->run_node  ? v->run_node(&arg_caller, args, &arg_node, &e)

@@ -25,6 +25,7 @@ typedef struct LifecycleOptions {
         bool json;
         bool yes;      /* destroy-app: the user means it */
         bool no_block; /* restart INSTANCE: as restart-app --no-block */
+        const char *cpu, *memory; /* start-mpi: a rank's --cpu=, --memory=; NULL: not given */
 } LifecycleOptions;
 
 typedef int (*lifecycle_verb_fn)(Caller *c, char **args, const LifecycleOptions *o, NapError *e);

@@ -10,6 +10,7 @@
 #include "model/mpi.h"
 #include "napctl-output.h"
 #include "verb-mpi.h"
+#include "verb-nodes.h"
 
 /* How often a waiting start-mpi asks for the job's state. */
 #define POLL_NSEC (10 * 1000 * 1000L)
@@ -83,9 +84,15 @@ static int wait_job(Caller *c, const char *service, unsigned job, json_t **ret, 
 
 int verb_start_mpi(Caller *c, char **args, const LifecycleOptions *o, NapError *e) {
         json_auto_t *reply = NULL, *done = NULL;
+        NodeOptions compute = { .cpu = o->cpu, .memory = o->memory };
+        NapCompute checked; /* --cpu=/--memory= checked here: bad input goes nowhere */
         unsigned job = 0;
-        int r = caller_call(c, "StartMpi", json_pack("{s:s, s:s*}", "service", args[0], "paramsString", args[1]),
-                            WRITE_TIMEOUT, &reply, e);
+        int r = options_compute(&compute, &checked, e);
+        if (r >= 0)
+                r = caller_call(c, "StartMpi",
+                                json_pack("{s:s, s:s*, s:s*, s:s*}", "service", args[0], "paramsString", args[1], "cpu",
+                                          o->cpu, "memory", o->memory),
+                                WRITE_TIMEOUT, &reply, e);
         if (r >= 0)
                 r = job_of_reply(reply, &job, e);
         if (r < 0)

@@ -7,12 +7,10 @@
 #include <unistd.h>
 
 #include "base/strv.h"
-#include "clients/http.h"
+#include "cluster/queue-client.h"
 #include "cluster/queue.h"
 #include "napctl-output.h"
 #include "verb-queue.h"
-
-#define QUEUE_SOCKET_NAME "nap/queue" /* below /run or $XDG_RUNTIME_DIR */
 
 static int queue_socket(Caller *c, char **ret, NapError *e) {
         const char *env = secure_getenv("NAP_QUEUE_SOCKET"), *runtime = "/run";
@@ -26,48 +24,19 @@ static int queue_socket(Caller *c, char **ret, NapError *e) {
                 if (user && isempty(runtime = secure_getenv("XDG_RUNTIME_DIR")))
                         return nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, -ENXIO,
                                              "$XDG_RUNTIME_DIR is not set: give the queue's socket in $NAP_QUEUE_SOCKET");
-                if (asprintf(ret, "%s/%s", runtime, QUEUE_SOCKET_NAME) < 0)
+                if (asprintf(ret, "%s/%s", runtime, NAP_QUEUE_SOCKET_NAME) < 0)
                         *ret = NULL;
         }
         return *ret ? 0 : nap_error_errno(e, -ENOMEM, "Out of memory");
 }
 
-/* The answer's "data" (a new reference), or its error into e. */
-static int answer_data(const NapHttpAnswer *a, json_t **ret, NapError *e) {
-        json_auto_t *o = json_loadb(a->body, a->size, 0, NULL);
-        if (!json_is_object(o))
-                return nap_error_set(e, NAP_ERROR_INTERNAL, -EBADMSG, "nap-queued answered HTTP %ld without JSON",
-                                     a->status);
-        if (!json_is_true(json_object_get(o, "ok"))) {
-                NapErrorKind k = nap_error_kind_from_string(json_str(o, "kind"));
-                return nap_error_set(e, k < 0 ? NAP_ERROR_INTERNAL : k, -EIO, "%s", json_str(o, "error"));
-        }
-        *ret = json_incref(json_object_get(o, "data"));
-        return 0;
-}
-
 /* One request to nap-queued: path below /v1/, body (taken) or NULL. */
 static int queue_call(Caller *c, const char *method, const char *path, json_t *body, json_t **ret, NapError *e) {
-        _cleanup_free_ char *sock = NULL, *url = NULL, *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-        char *headers[] = { (char *) "Content-Type: application/json", NULL };
-        NapHttpAnswer a = {};
-        json_decref(body);
+        _cleanup_free_ char *sock = NULL;
         int r = queue_socket(c, &sock, e);
         if (r < 0)
-                return r;
-        if ((body && !text) || asprintf(&url, "http://localhost/v1/%s", path) < 0)
-                return nap_error_errno(e, -ENOMEM, "Out of memory");
-        NapHttpRequest q = { .method = method, .url = url, .unix_socket = sock, .body = text,
-                             .body_size = text ? strlen(text) : 0, .headers = headers, .timeout_usec = 60000000,
-                             .max_answer = 256 * 1024 * 1024 };
-        r = nap_http_request(&q, &a, e);
-        if (r < 0) {
-                nap_error_prefix(e, "nap-queued on %s", sock);
-                return r;
-        }
-        r = answer_data(&a, ret, e);
-        nap_http_answer_done(&a);
-        return r;
+                return json_decref(body), r;
+        return nap_queue_client_call(sock, method, path, body, ret, e);
 }
 
 static int path_of(char **ret, const char *fmt, ...) _printf_(2, 3);

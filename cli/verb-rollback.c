@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
-/* napctl rollback, refresh-instances and history: thin adapters over
- * lib/ops/ops.h. */
+/* napctl rollback and history: the methods Rollback and History
+ * (caller_call(): nap-managerd, or in this process with --no-helper);
+ * refresh-instances: lib/ops/ops.h in this process. */
 
 #include <jansson.h>
 
@@ -23,34 +24,66 @@ static json_t *instances_json(const NapRolloutResult *res) {
         return a;
 }
 
-static void print_rollback(const char *service, const NapRolloutResult *res) {
-        if (res->deploy.changed)
-                printf("Rolled back %s to %.12s (was %.12s)\n", service, res->deploy.commit, res->previous);
+/* The reply's instances as napctl has always shown them. */
+static json_t *reply_instances_json(json_t *reply) {
+        json_t *a = json_array(), *i;
+        size_t k;
+        json_array_foreach(json_object_get(reply, "instances"), k, i)
+                if (!a || json_array_append_new(a, json_pack("{s:O, s:O?, s:O, s:O?}", "instance",
+                                                             json_object_get(i, "instance"), "url",
+                                                             json_object_get(i, "url"), "port",
+                                                             json_object_get(i, "port"), "active_state",
+                                                             json_object_get(i, "active_state"))) < 0)
+                        return json_decref(a), NULL;
+        return a;
+}
+
+static void print_rollback(const char *service, json_t *reply) {
+        json_t *i;
+        size_t k;
+        if (json_is_true(json_object_get(reply, "changed")))
+                printf("Rolled back %s to %.12s (was %.12s)\n", service, json_str(reply, "commit"),
+                       json_str(reply, "previous"));
         else
-                printf("%s is already at %.12s (unchanged)\n", service, res->deploy.commit);
-        for (size_t i = 0; i < res->n_instances; i++)
-                printf("%s %s %s\n", res->instances[i].name, res->instances[i].url,
-                       strempty(res->instances[i].active_state));
+                printf("%s is already at %.12s (unchanged)\n", service, json_str(reply, "commit"));
+        json_array_foreach(json_object_get(reply, "instances"), k, i)
+                printf("%s %s %s\n", json_str(i, "instance"), json_str(i, "url"), json_str(i, "active_state"));
+}
+
+/* --batch= and --drain= as the Rollback method takes them; defaults left out. */
+static json_t *rollback_args(char **args, const NapRolloutOptions *o) {
+        json_t *p = json_pack("{s:s, s:s?}", "service", args[0], "commit", args[1]);
+        char batch[16];
+        if (p && o->batch.value > 0) {
+                snprintf(batch, sizeof batch, "%u%s", o->batch.value, o->batch.percent ? "%" : "");
+                if (json_object_set_new(p, "batch", json_string(batch)) < 0)
+                        return json_decref(p), NULL;
+        }
+        if (p && o->drain_usec > 0 &&
+            json_object_set_new(p, "drainSec", json_integer(o->drain_usec == NAP_ROLLOUT_NO_DRAIN
+                                                                    ? 0 : (json_int_t) (o->drain_usec / 1000000))) < 0)
+                return json_decref(p), NULL;
+        return p;
+}
+
+int verb_rollback(Caller *c, char **args, bool json, const NapRolloutOptions *options, NapError *e) {
+        json_auto_t *reply = NULL;
+        int r = caller_call(c, "Rollback", rollback_args(args, options), WRITE_TIMEOUT, &reply, e);
+        if (r < 0)
+                return r;
+        if (json)
+                return output_json(json_pack("{s:s, s:O, s:O, s:O, s:o}", "service", args[0], "commit",
+                                             json_object_get(reply, "commit"), "previous",
+                                             json_object_get(reply, "previous"), "changed",
+                                             json_object_get(reply, "changed"), "instances",
+                                             reply_instances_json(reply)));
+        print_rollback(args[0], reply);
+        return 0;
 }
 
 static json_t *result_json(const char *service, const NapRolloutResult *res) {
         return json_pack("{s:s, s:s, s:s, s:b, s:o}", "service", service, "commit", res->deploy.commit, "previous",
                          res->previous, "changed", res->deploy.changed, "instances", instances_json(res));
-}
-
-int verb_rollback(NapContext *c, char **args, bool json, const NapRolloutOptions *options, NapError *e) {
-        NapRolloutOptions o = *options;
-        NapRolloutResult res;
-        o.progress = json ? NULL : on_progress;
-        int r = nap_rollback(c, args[0], args[1], &o, &res, e);
-        if (r < 0)
-                return r;
-        if (json)
-                r = output_json(result_json(args[0], &res));
-        else
-                print_rollback(args[0], &res);
-        nap_rollout_result_done(&res);
-        return r;
 }
 
 static void print_refreshed(const char *service, const NapRolloutResult *res) {
@@ -75,21 +108,19 @@ int verb_refresh_instances(NapContext *c, char **args, bool json, const NapRollo
         return r;
 }
 
-int verb_history(NapContext *c, char **args, bool json, NapError *e) {
-        NapDeployRecord *l;
-        size_t n;
+int verb_history(Caller *c, char **args, bool json, NapError *e) {
+        json_auto_t *reply = NULL;
+        json_t *d, *deploys;
+        size_t i;
         char b[32];
-        int r = nap_deploy_history(c, args[0], &l, &n, e);
+        int r = caller_call(c, "History", json_pack("{s:s}", "service", args[0]), READ_TIMEOUT, &reply, e);
         if (r < 0)
                 return r;
-        json_t *a = json ? json_array() : NULL;
-        for (size_t i = 0; i < n; i++)
-                if (a)
-                        json_array_append_new(a, json_pack("{s:s, s:s, s:I}", "commit", l[i].commit, "url", l[i].url,
-                                                           "time", (json_int_t) l[i].time_usec));
-                else
-                        printf("%.12s %s %s%s\n", l[i].commit, output_time(l[i].time_usec, b), l[i].url,
-                               i == 0 ? " (deployed)" : "");
-        nap_deploy_record_array_free(l, n);
-        return a ? output_json(a) : 0;
+        deploys = json_object_get(reply, "deploys");
+        if (json)
+                return output_json(json_copy(deploys));
+        json_array_foreach(deploys, i, d)
+                printf("%.12s %s %s%s\n", json_str(d, "commit"), output_time((uint64_t) json_int(d, "time"), b),
+                       json_str(d, "url"), i == 0 ? " (deployed)" : "");
+        return 0;
 }

@@ -17,6 +17,9 @@
 
 #include "../common/daemon.h"
 #include "../common/log.h"
+#include "base/strv.h"
+#include "cluster/queue-client.h"
+#include "cluster/queue.h"
 #include "nap-config.h"
 #include "ops/methods.h"
 #include "web-server.h"
@@ -35,22 +38,26 @@ static long long arg_idle_sec = IDLE_TIMEOUT_DEFAULT_SEC;
 static long long arg_session_sec = SESSION_DEFAULT_SEC;
 static bool arg_secure_cookies = false;
 static const char *arg_manager = NULL;
+static const char *arg_queue = NULL;
+/* the queue page's queues: nap-queued's --types= default */
+static const char *arg_queue_types = "vm,kube";
 
 static void warn_config(void *userdata, const char *message) {
         log_warning("%s", message);
 }
 
-/* nap-managerd's socket: --manager=, else the one of Scope=. */
-static int manager_address(const NapConfig *config, char **ret) {
+/* A socket of nap's: given (--manager=, --queue=), else name below the
+ * runtime directory of Scope=. */
+static int runtime_socket(const NapConfig *config, const char *given, const char *name, char **ret) {
         const char *runtime = "/run";
-        if (arg_manager)
-                return (*ret = strdup(arg_manager)) ? 0 : log_error_errno(ENOMEM, "Out of memory");
+        if (given)
+                return (*ret = strdup(given)) ? 0 : log_error_errno(ENOMEM, "Out of memory");
         if (config->scope == NAP_SCOPE_USER) {
                 runtime = getenv("XDG_RUNTIME_DIR");
                 if (isempty(runtime) || runtime[0] != '/')
-                        return log_error_errno(ENXIO, "Scope=user and $XDG_RUNTIME_DIR is not set: give --manager=");
+                        return log_error_errno(ENXIO, "Scope=user and $XDG_RUNTIME_DIR is not set: give --manager= and --queue=");
         }
-        return asprintf(ret, "%s/" NAP_MANAGER_SOCKET_NAME, runtime) < 0 ? log_error_errno(ENOMEM, "Out of memory") : 0;
+        return asprintf(ret, "%s/%s", runtime, name) < 0 ? log_error_errno(ENOMEM, "Out of memory") : 0;
 }
 
 static int context_init(WebContext *c) {
@@ -65,12 +72,21 @@ static int context_init(WebContext *c) {
         r = nap_web_key_load(c->config, &c->key, &e);
         if (r < 0)
                 return log_error_errno(r, "%s", e.message);
-        return manager_address(c->config, &c->manager_address);
+        /* no valid node name (a host name that is none, no Node=): no node shown */
+        (void) nap_config_node(c->config, &c->node, &e);
+        c->queue_types = strv_split(arg_queue_types, ',');
+        if (!c->queue_types)
+                return log_error_errno(ENOMEM, "Out of memory");
+        r = runtime_socket(c->config, arg_manager, NAP_MANAGER_SOCKET_NAME, &c->manager_address);
+        return r < 0 ? r : runtime_socket(c->config, arg_queue, NAP_QUEUE_SOCKET_NAME, &c->queue_address);
 }
 
 static void context_done(WebContext *c) {
         nap_config_free(c->config);
         free(c->manager_address);
+        free(c->queue_address);
+        strv_free(c->queue_types);
+        free(c->node);
         pthread_mutex_destroy(&c->limit_lock);
 }
 
@@ -147,12 +163,29 @@ static void help(void) {
                "     --secure-cookies    Mark the session cookie Secure (behind a TLS proxy)\n"
                "     --manager=PATH      nap-managerd's varlink socket (default: the one of\n"
                "                         Scope= in nap.conf)\n"
+               "     --queue=PATH        nap-queued's socket (default: the one of Scope=)\n"
+               "     --queue-types=T1,T2 The resource queues the queue page lists\n"
+               "                         (default: vm,kube, as nap-queued's --types=)\n"
                "\nConfiguration: %s, or the file in $NAP_CONFIG.\n"
                "See nap-web(8).\n",
                IDLE_TIMEOUT_DEFAULT_SEC, SESSION_DEFAULT_SEC, NAP_CONFIG_DEFAULT_PATH);
 }
 
-enum { ARG_VERSION = 0x100, ARG_IDLE_TIMEOUT, ARG_SESSION, ARG_SECURE_COOKIES, ARG_MANAGER };
+enum { ARG_VERSION = 0x100, ARG_IDLE_TIMEOUT, ARG_SESSION, ARG_SECURE_COOKIES, ARG_MANAGER, ARG_QUEUE, ARG_QUEUE_TYPES };
+
+/* T1,T2: each a queue type nap-queued could serve. */
+static int queue_types_check(const char *s) {
+        NapError e = NAP_ERROR_NULL;
+        _cleanup_strv_free_ char **l = strv_split(s, ',');
+        if (!l)
+                return log_error_errno(ENOMEM, "Out of memory");
+        if (!l[0])
+                return log_error_errno(EINVAL, "--queue-types= needs at least one type");
+        STRV_FOREACH(t, l)
+                if (nap_queue_type_check(*t, &e) < 0)
+                        return log_error_errno(EINVAL, "--queue-types=: %s", e.message);
+        return 0;
+}
 
 /* 1: exit 0 now (help, version); 0: go on; < 0: usage error. */
 static int parse_argv(int argc, char *argv[]) {
@@ -163,6 +196,8 @@ static int parse_argv(int argc, char *argv[]) {
                 { "session", required_argument, NULL, ARG_SESSION },
                 { "secure-cookies", no_argument, NULL, ARG_SECURE_COOKIES },
                 { "manager", required_argument, NULL, ARG_MANAGER },
+                { "queue", required_argument, NULL, ARG_QUEUE },
+                { "queue-types", required_argument, NULL, ARG_QUEUE_TYPES },
                 {},
         };
         for (int ch; (ch = getopt_long(argc, argv, "h", options, NULL)) >= 0;)
@@ -190,6 +225,16 @@ static int parse_argv(int argc, char *argv[]) {
                         if (optarg[0] != '/')
                                 return log_error_errno(EINVAL, "--manager= takes an absolute path");
                         arg_manager = optarg;
+                        break;
+                case ARG_QUEUE:
+                        if (optarg[0] != '/')
+                                return log_error_errno(EINVAL, "--queue= takes an absolute path");
+                        arg_queue = optarg;
+                        break;
+                case ARG_QUEUE_TYPES:
+                        if (queue_types_check(optarg) < 0)
+                                return -EINVAL;
+                        arg_queue_types = optarg;
                         break;
                 default:
                         return -EINVAL;

@@ -221,12 +221,7 @@ json_t *web_call(WebRequest *r, const char *method, json_t *args, NapError *e) {
         return forward(r->context, m, args, e);
 }
 
-/* A POST of the API: signed in (with the CSRF token), the body's object
- * handed to fn, whose reply (a new reference) goes back as
- * {"parameters": …}, or its error as web_respond_error(). */
-typedef json_t *(*WebPostFn)(WebRequest *r, json_t *args, NapError *e);
-
-static enum MHD_Result respond_post(WebRequest *r, WebPostFn fn) {
+enum MHD_Result web_respond_post(WebRequest *r, WebPostFn fn) {
         NapError e = NAP_ERROR_NULL;
         json_auto_t *args = NULL;
         if (web_authenticate(r, &e) < 0)
@@ -244,7 +239,7 @@ static json_t *call_method(WebRequest *r, json_t *args, NapError *e) {
 }
 
 enum MHD_Result web_route_call(WebRequest *r) {
-        return respond_post(r, call_method);
+        return web_respond_post(r, call_method);
 }
 
 static json_t *stats(WebRequest *r, json_t *args, NapError *e) {
@@ -255,34 +250,5 @@ static json_t *stats(WebRequest *r, json_t *args, NapError *e) {
 }
 
 enum MHD_Result web_route_stats(WebRequest *r) {
-        return respond_post(r, stats);
-}
-
-/* An app's deploys. io.nap.Manager has no method for them (napctl history
- * reads them in its own process, as here): authorized as a read of the
- * app by the check nap_method_authorize() applies to an app's methods. */
-static json_t *history(WebRequest *r, json_t *args, NapError *e) {
-        _cleanup_(nap_context_freep) NapContext *ctx = NULL;
-        NapDeployRecord *l = NULL;
-        size_t n = 0;
-        const char *service = json_string_value(json_object_get(args, "service"));
-        if (!service)
-                return nap_error_parameter(e, nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL,
-                                                            "Give the app as {\"service\": \"USER_APP\"}"),
-                                           "service"), NULL;
-        if (nap_auth_check_service(r->uid, service, NAP_ACCESS_READ, e) < 0 ||
-            nap_context_new(&ctx, r->context->config->scope, NULL, NULL, e) < 0 ||
-            nap_deploy_history(ctx, service, &l, &n, e) < 0)
-                return NULL;
-        json_t *a = json_array();
-        for (size_t i = 0; a && i < n; i++)
-                if (json_array_append_new(a, json_pack("{s:s, s:s, s:I}", "commit", l[i].commit, "url", l[i].url,
-                                                       "time", (json_int_t) l[i].time_usec)) < 0)
-                        a = (json_decref(a), NULL);
-        nap_deploy_record_array_free(l, n);
-        return a ? json_pack("{s:o}", "deploys", a) : (nap_error_errno(e, -ENOMEM, "Failed to read the history"), NULL);
-}
-
-enum MHD_Result web_route_history(WebRequest *r) {
-        return respond_post(r, history);
+        return web_respond_post(r, stats);
 }

@@ -18,8 +18,10 @@ static const struct {
         { "POST", "/api/signout", WEB_ROUTE_SIGNOUT },
         { "GET", "/api/session", WEB_ROUTE_SESSION },
         { "POST", "/api/stats", WEB_ROUTE_STATS },
-        { "POST", "/api/history", WEB_ROUTE_HISTORY },
         { "GET", "/api/follow", WEB_ROUTE_FOLLOW },
+        { "POST", "/api/queue/list", WEB_ROUTE_QUEUE_LIST },
+        { "POST", "/api/queue/cancel", WEB_ROUTE_QUEUE_CANCEL },
+        { "POST", "/api/queue/move", WEB_ROUTE_QUEUE_MOVE },
 };
 
 static bool method_name_is_valid(const char *s) {
@@ -58,8 +60,10 @@ WebRoute web_route_parse(const char *http_method, const char *path, char ret_nam
 
 bool web_route_mutates(WebRoute r) {
         /* A sign-in has no session yet: the rate limit and the token guard
-         * it. Stats and history are reads, but POSTs: the CSRF token costs nothing. */
-        return r == WEB_ROUTE_SIGNOUT || r == WEB_ROUTE_CALL || r == WEB_ROUTE_STATS || r == WEB_ROUTE_HISTORY;
+         * it. Stats and the queue's list are reads, but POSTs: the CSRF
+         * token costs nothing. */
+        return r == WEB_ROUTE_SIGNOUT || r == WEB_ROUTE_CALL || r == WEB_ROUTE_STATS || r == WEB_ROUTE_QUEUE_LIST ||
+               r == WEB_ROUTE_QUEUE_CANCEL || r == WEB_ROUTE_QUEUE_MOVE;
 }
 
 int web_body_object(const char *body, size_t n, json_t **ret, NapError *e) {

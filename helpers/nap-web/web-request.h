@@ -23,8 +23,10 @@ typedef enum WebRoute {
         WEB_ROUTE_SESSION,   /* GET /api/session */
         WEB_ROUTE_CALL,      /* POST /api/call/METHOD {arguments} */
         WEB_ROUTE_STATS,     /* POST /api/stats {"service"} */
-        WEB_ROUTE_HISTORY,   /* POST /api/history {"service"} */
         WEB_ROUTE_FOLLOW,    /* GET /api/follow?instance=&lines= (server-sent events) */
+        WEB_ROUTE_QUEUE_LIST,   /* POST /api/queue/list {}: the user's jobs (web-queue.c) */
+        WEB_ROUTE_QUEUE_CANCEL, /* POST /api/queue/cancel {"type", "request_id"} */
+        WEB_ROUTE_QUEUE_MOVE,   /* POST /api/queue/move {"type", "request_id", "direction": "up"|"down"} */
         WEB_ROUTE_NOT_FOUND,
         WEB_ROUTE_BAD_METHOD, /* a path we know, with another HTTP method */
         _WEB_ROUTE_MAX,

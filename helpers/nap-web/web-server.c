@@ -68,8 +68,10 @@ unsigned web_error_status(NapErrorKind k) {
         case NAP_ERROR_NO_SUCH_INSTANCE:
         case NAP_ERROR_NO_SUCH_NODE:
         case NAP_ERROR_NO_SUCH_RESERVATION:
+        case NAP_ERROR_NO_SUCH_JOB:
                 return 404;
         case NAP_ERROR_RESERVATION_EXISTS:
+        case NAP_ERROR_JOB_EXISTS:
         case NAP_ERROR_NODE_IN_USE:
         case NAP_ERROR_INSUFFICIENT_RESOURCES:
         case NAP_ERROR_NO_FREE_PORT:
@@ -123,10 +125,14 @@ static enum MHD_Result respond_route(WebRequest *r) {
                 return web_route_call(r);
         case WEB_ROUTE_STATS:
                 return web_route_stats(r);
-        case WEB_ROUTE_HISTORY:
-                return web_route_history(r);
         case WEB_ROUTE_FOLLOW:
                 return web_route_follow(r);
+        case WEB_ROUTE_QUEUE_LIST:
+                return web_route_queue_list(r);
+        case WEB_ROUTE_QUEUE_CANCEL:
+                return web_route_queue_cancel(r);
+        case WEB_ROUTE_QUEUE_MOVE:
+                return web_route_queue_move(r);
         case WEB_ROUTE_BAD_METHOD:
                 nap_error_set(&e, NAP_ERROR_INVALID_PARAMETER, -EINVAL, "This path does not take that HTTP method");
                 return web_respond_error_status(r, 405, &e);

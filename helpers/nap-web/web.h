@@ -22,6 +22,9 @@ typedef struct WebContext {
         NapConfig *config;
         NapWebKey key;
         char *manager_address;   /* nap-managerd's varlink socket */
+        char *queue_address;     /* nap-queued's Unix socket (web-queue.c) */
+        char **queue_types;      /* --queue-types=: the queues the queue page lists */
+        char *node;              /* this host's node name (nap_config_node()), NULL if none */
         bool secure_cookies;     /* --secure-cookies: behind a TLS proxy */
         uint64_t session_sec;    /* a session's lifetime */
         pthread_mutex_t limit_lock;
@@ -73,7 +76,16 @@ enum MHD_Result web_route_signout(WebRequest *r);
 enum MHD_Result web_route_session(WebRequest *r);
 enum MHD_Result web_route_call(WebRequest *r);
 enum MHD_Result web_route_stats(WebRequest *r);
-enum MHD_Result web_route_history(WebRequest *r);
+/* A POST of the API: signed in (with the CSRF token), the body's object
+ * handed to fn, whose reply (a new reference) goes back as
+ * {"parameters": …}, or its error as web_respond_error(). */
+typedef json_t *(*WebPostFn)(WebRequest *r, json_t *args, NapError *e);
+enum MHD_Result web_respond_post(WebRequest *r, WebPostFn fn);
+
+/* ---- the resource queue (web-queue.c) ---- */
+enum MHD_Result web_route_queue_list(WebRequest *r);
+enum MHD_Result web_route_queue_cancel(WebRequest *r);
+enum MHD_Result web_route_queue_move(WebRequest *r);
 
 /* The call of an io.nap.Manager method for r's user: authorized with the
  * registry's own nap_method_authorize() for r->uid, then forwarded to

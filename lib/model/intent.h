@@ -19,7 +19,8 @@
  *    "previous":{"commit":"<40 hex>", "url":"/srv/git/alice/web.git"},
  *    "instances":[1,2,3], "running":[1,3], "added":[4,5], "number":6, "node":"N"}
  *   {"version":1, "operation":"destroy-app", ...}
- *   {"version":1, "operation":"start-mpi", ..., "number":J}   (J: the job)
+ *   {"version":1, "operation":"start-mpi", ..., "number":J, "node":"N"}
+ *                                        (J: the job; N: where its reservation is held)
  * "request" (a client's request id, nap_request_id_is_valid()) and
  * "node" (where a compute reservation is held) are optional; a rollout's
  * "commit" is absent for a refresh, "previous" when nothing was deployed.

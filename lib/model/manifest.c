@@ -530,8 +530,8 @@ int nap_manifest_image_tag(const NapInstance *i, const char *commit, char **ret)
         assert(ret);
 
         nap_service_name(&i->service, name);
-        _cleanup_free_ char *t = commit ? strdup_printf("localhost/nap/%s:%.12s", name, commit)
-                                        : strdup_printf("localhost/nap/%s:instance-%u", name, i->number);
+        _cleanup_free_ char *t = commit ? strdup_printf(NAP_IMAGE_REPOSITORY "%s:%.12s", name, commit)
+                                        : strdup_printf(NAP_IMAGE_REPOSITORY "%s:instance-%u", name, i->number);
         if (!t)
                 return -ENOMEM;
         if (!nap_image_name_is_valid(t))

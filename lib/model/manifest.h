@@ -95,6 +95,8 @@ static inline bool nap_manifest_has_image(const NapManifest *m) {
  * each [a-z0-9]+ joined by '.', '_', "__" or runs of '-', and TAG is
  * [a-z0-9_][a-z0-9_.-]{0,127}. No registry port, no digest. */
 bool nap_image_name_is_valid(const char *s) _pure_;
+/* Where the images nap builds are: NAP_IMAGE_REPOSITORY "USER_APP". */
+#define NAP_IMAGE_REPOSITORY "localhost/nap/"
 /* The image of a Dockerfile instance: "localhost/nap/USER_APP:C" with C the
  * first 12 digits of commit, or "instance-N" without a commit (instances of
  * one commit share an image; others never do). -EINVAL when USER_APP

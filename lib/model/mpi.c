@@ -10,6 +10,7 @@
 #include "base/fileio.h"
 #include "base/strv.h"
 #include "model/mpi.h"
+#include "model/node.h"
 #include "model/state.h"
 #include "model/unit.h"
 
@@ -40,6 +41,7 @@ void nap_mpi_job_done(NapMpiJob *j) {
         nap_params_free(j->params);
         free(j->commit);
         free(j->result);
+        free(j->node);
         *j = (NapMpiJob) {};
 }
 
@@ -97,9 +99,22 @@ static int job_strings_set(NapMpiJob *j, const char *commit, const char *result,
         return 0;
 }
 
+/* The rank's amounts ("REQUEST:LIMIT", either absent) and the node. */
+static int job_resources_set(NapMpiJob *j, const char *cpu, const char *memory, const char *node, NapError *e) {
+        NapCompute *c = &j->rank;
+        if ((cpu && nap_cpu_amount_parse(cpu, &c->request_cpu_milli, &c->limit_cpu_milli, NULL) < 0) ||
+            (memory && nap_bytes_amount_parse(memory, &c->request_memory, &c->limit_memory, NULL) < 0))
+                return damaged(e, "bad cpu or memory");
+        if (node && nap_node_name_check(node, NULL) < 0)
+                return damaged(e, "bad node");
+        if (node && !(j->node = strdup(node)))
+                return nap_error_errno(e, -ENOMEM, "Failed to read an MPI job record");
+        return 0;
+}
+
 int nap_mpi_job_parse(const char *text, size_t size, NapMpiJob *ret, NapError *e) {
         json_int_t version, number, ranks, status = -1, started = 0, finished = 0;
-        const char *user, *app, *state, *commit = NULL, *result = NULL;
+        const char *user, *app, *state, *commit = NULL, *result = NULL, *cpu = NULL, *memory = NULL, *node = NULL;
         json_t *argv, *params = NULL;
         json_error_t jerr;
         NapMpiJob j = { .exit_status = -1 };
@@ -108,10 +123,11 @@ int nap_mpi_job_parse(const char *text, size_t size, NapMpiJob *ret, NapError *e
                 return damaged(e, "too large");
         json_auto_t *root = json_loadb(text, size, JSON_REJECT_DUPLICATES, NULL);
         if (!root || json_unpack_ex(root, &jerr, JSON_STRICT,
-                                    "{s:I, s:s, s:s, s:I, s:I, s:o, s?o, s?s, s:s, s?s, s?I, s:I, s?I}", "version",
-                                    &version, "user", &user, "app", &app, "job", &number, "ranks", &ranks, "argv",
-                                    &argv, "params", &params, "commit", &commit, "state", &state, "result", &result,
-                                    "exit_status", &status, "started", &started, "finished", &finished) < 0)
+                                    "{s:I, s:s, s:s, s:I, s:I, s:o, s?o, s?s, s:s, s?s, s?I, s:I, s?I, s?s, s?s, s?s}",
+                                    "version", &version, "user", &user, "app", &app, "job", &number, "ranks", &ranks,
+                                    "argv", &argv, "params", &params, "commit", &commit, "state", &state, "result",
+                                    &result, "exit_status", &status, "started", &started, "finished", &finished, "cpu",
+                                    &cpu, "memory", &memory, "node", &node) < 0)
                 return damaged(e, root ? jerr.text : "not valid JSON");
         int r = job_fields_check(&j, version, number, ranks, status, started, finished, state, e);
         if (r >= 0 && nap_service_from_parts(user, app, &j.service, NULL) < 0)
@@ -122,6 +138,8 @@ int nap_mpi_job_parse(const char *text, size_t size, NapMpiJob *ret, NapError *e
                 r = params_from_json(params, &j.params, e);
         if (r >= 0)
                 r = job_strings_set(&j, commit, result, e);
+        if (r >= 0)
+                r = job_resources_set(&j, cpu, memory, node, e);
         if (r < 0) {
                 nap_mpi_job_done(&j);
                 return r;
@@ -146,6 +164,30 @@ static json_t *strv_to_json(char *const *l) {
         return a;
 }
 
+/* "REQUEST:LIMIT" into buf; NULL when nothing was asked. */
+static const char *amount_format(uint64_t request, uint64_t limit, const char *(*format)(uint64_t, char *),
+                                 char *buf) {
+        char a[NAP_AMOUNT_STRING_MAX], b[NAP_AMOUNT_STRING_MAX];
+        if (request == 0)
+                return NULL;
+        snprintf(buf, 2 * NAP_AMOUNT_STRING_MAX + 1, "%s:%s", format(request, a), format(limit, b));
+        return buf;
+}
+
+static int job_resources_to_json(json_t *o, const NapMpiJob *j) {
+        char cpu[2 * NAP_AMOUNT_STRING_MAX + 1], memory[2 * NAP_AMOUNT_STRING_MAX + 1];
+        const char *values[] = {
+                amount_format(j->rank.request_cpu_milli, j->rank.limit_cpu_milli, nap_cpu_format, cpu),
+                amount_format(j->rank.request_memory, j->rank.limit_memory, nap_bytes_format, memory),
+                j->node,
+        };
+        const char *keys[] = { "cpu", "memory", "node" };
+        for (size_t k = 0; k < ELEMENTSOF(keys); k++)
+                if (values[k] && json_object_set_new(o, keys[k], json_string(values[k])) < 0)
+                        return -ENOMEM;
+        return 0;
+}
+
 char *nap_mpi_job_format(const NapMpiJob *j) {
         assert(j);
         json_auto_t *o = json_pack("{s:i, s:s, s:s, s:I, s:I, s:o, s:o, s:s, s:I}", "version", 1, "user",
@@ -156,7 +198,8 @@ char *nap_mpi_job_format(const NapMpiJob *j) {
         if (!o || (j->commit && json_object_set_new(o, "commit", json_string(j->commit)) < 0) ||
             (j->result && json_object_set_new(o, "result", json_string(j->result)) < 0) ||
             (j->exit_status >= 0 && json_object_set_new(o, "exit_status", json_integer(j->exit_status)) < 0) ||
-            (j->end_usec > 0 && json_object_set_new(o, "finished", json_integer((json_int_t) j->end_usec)) < 0))
+            (j->end_usec > 0 && json_object_set_new(o, "finished", json_integer((json_int_t) j->end_usec)) < 0) ||
+            job_resources_to_json(o, j) < 0)
                 return NULL;
         char *s = json_dumps(o, JSON_SORT_KEYS | JSON_INDENT(2));
         char *t = s ? strdup_printf("%s\n", s) : NULL;
@@ -267,12 +310,17 @@ int nap_mpi_job_list(const NapConfig *c, const NapService *s, unsigned **ret, si
         return 0;
 }
 
-int nap_mpi_next_job_number(const NapConfig *c, const NapService *s, unsigned *ret, NapError *e) {
-        _cleanup_free_ char *dir = nap_mpi_jobs_dir(c, s), *counter = NULL, *text = NULL;
+static char *counter_path(const NapConfig *c, const NapService *s) {
+        _cleanup_free_ char *dir = nap_mpi_jobs_dir(c, s);
+        return dir ? path_join(dir, "last", NULL) : NULL;
+}
+
+int nap_mpi_peek_job_number(const NapConfig *c, const NapService *s, unsigned *ret, NapError *e) {
+        _cleanup_free_ char *counter = counter_path(c, s), *text = NULL;
         _cleanup_free_ unsigned *l = NULL;
         unsigned max = 0;
         size_t n = 0;
-        if (!dir || !(counter = path_join(dir, "last", NULL)))
+        if (!counter)
                 return nap_error_errno(e, -ENOMEM, "Failed to allocate a job number");
         int r = read_full_file(counter, 32, &text, NULL);
         if (r >= 0) {
@@ -289,15 +337,18 @@ int nap_mpi_next_job_number(const NapConfig *c, const NapService *s, unsigned *r
         if (max >= NAP_MPI_JOB_MAX)
                 return nap_error_set(e, NAP_ERROR_INTERNAL, -ERANGE, "MPI job numbers of %s_%s are exhausted", s->user,
                                      s->app);
-        char buf[16];
-        int k = snprintf(buf, sizeof buf, "%u\n", max + 1);
-        r = mkdir_p(dir, 0755);
-        if (r >= 0)
-                r = write_file_atomic(counter, buf, k, 0644);
-        if (r < 0)
-                return nap_error_errno(e, r, "Failed to record the job number in %s", counter);
         *ret = max + 1;
         return 0;
+}
+
+int nap_mpi_record_job_number(const NapConfig *c, const NapService *s, unsigned job, NapError *e) {
+        _cleanup_free_ char *dir = nap_mpi_jobs_dir(c, s), *counter = counter_path(c, s);
+        char buf[16];
+        int k = snprintf(buf, sizeof buf, "%u\n", job);
+        int r = dir && counter ? mkdir_p(dir, 0755) : -ENOMEM;
+        if (r >= 0)
+                r = write_file_atomic(counter, buf, k, 0644);
+        return r < 0 ? nap_error_errno(e, r, "Failed to record the job number in %s", strempty(counter)) : 0;
 }
 
 /* ---- command lines ------------------------------------------------------ */

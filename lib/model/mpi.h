@@ -79,9 +79,14 @@ NapMpiState nap_mpi_state_from_string(const char *s) _pure_;
  *   {"version":1, "user":"alice", "app":"sim", "job":3, "ranks":4,
  *    "argv":["./hello","hi"], "params":{"greeting":"hi"}, "commit":"<40 hex>",
  *    "state":"failed", "result":"exit-code", "exit_status":9,
- *    "started":USEC, "finished":USEC}
+ *    "started":USEC, "finished":USEC, "cpu":"500m:1", "memory":"64M:64M",
+ *    "node":"n1"}
  * commit, result, exit_status and finished are absent while unknown;
- * params holds the values used (np not among them). Strict parsing. */
+ * params holds the values used (np not among them). cpu and memory are
+ * what each rank asked for ("REQUEST:LIMIT", resources.h; absent: not
+ * asked), node where the job's reservation is held (absent: none; the
+ * reservation is named as the master instance and holds ranks times the
+ * rank's request). Strict parsing. */
 typedef struct NapMpiJob {
         NapService service;
         unsigned number, ranks;
@@ -92,6 +97,8 @@ typedef struct NapMpiJob {
         char *result;        /* the master's Result= ("success", "exit-code", "signal", …); NULL: running */
         int exit_status;     /* the master's exit status; -1: unknown */
         uint64_t start_usec, end_usec;
+        NapCompute rank;     /* each rank's request and limits; all 0: none */
+        char *node;          /* the node holding the job's reservation; NULL: none */
 } NapMpiJob;
 
 void nap_mpi_job_done(NapMpiJob *j);
@@ -108,9 +115,12 @@ int nap_mpi_job_save(const NapConfig *c, const NapMpiJob *j, NapError *e);
 int nap_mpi_job_load(const NapConfig *c, const NapService *s, unsigned job, NapMpiJob *ret, NapError *e);
 /* The numbers of the app's job records, ascending. */
 int nap_mpi_job_list(const NapConfig *c, const NapService *s, unsigned **ret, size_t *ret_n, NapError *e);
-/* 1 + the largest of the counter and the records, recorded: never reused.
- * Under the app's lock. */
-int nap_mpi_next_job_number(const NapConfig *c, const NapService *s, unsigned *ret, NapError *e);
+/* The next job's number: 1 + the largest of the counter and the records;
+ * recorded (then never reused) once the job is sure to be made: a job
+ * refused before leaves no trace, not even its number. Under the app's
+ * lock. */
+int nap_mpi_peek_job_number(const NapConfig *c, const NapService *s, unsigned *ret, NapError *e);
+int nap_mpi_record_job_number(const NapConfig *c, const NapService *s, unsigned job, NapError *e);
 
 /* argv of the master and of a slave (nap-mpi(8)'s command lines). */
 char **nap_mpi_master_argv(const char *binary, unsigned ranks, char *const *program);

@@ -54,9 +54,11 @@ struct NapProfile {
         bool uses_port;
         char *health_path; /* HealthPath=; NULL: none */
         /* Procfile of an MPI app: the "mpi:" and "build:" processes, each
-         * a profile of its own (no words here then); MpiRanks=, MpiRanksMax= */
+         * a profile of its own (no words here then); MpiRanks=, MpiRanksMax=,
+         * MpiCpu=, MpiMemory= */
         NapProfile *mpi, *build;
         unsigned mpi_ranks, mpi_ranks_max; /* 0: not given */
+        NapCompute mpi_rank;               /* all 0: not given */
 };
 
 struct NapParams {
@@ -690,6 +692,8 @@ static size_t procfile_type_length(const Lexer *l) {
 
 #define MPI_RANKS_KEY "MpiRanks="
 #define MPI_RANKS_MAX_KEY "MpiRanksMax="
+#define MPI_CPU_KEY "MpiCpu="
+#define MPI_MEMORY_KEY "MpiMemory="
 
 /* Whether the current line (after leading blanks) starts with key. */
 /* "KEY=N": N decimal 1..NAP_MPI_RANKS_LIMIT, blanks around it stripped, once. */
@@ -711,8 +715,34 @@ static int lex_ranks(Lexer *l, const char *key, unsigned *ret) {
         return 0;
 }
 
-/* 1 if the current line was MpiRanks= or MpiRanksMax= (consumed). */
+typedef int (*AmountParseFn)(const char *s, uint64_t *ret_request, uint64_t *ret_limit, NapError *e);
+
+/* "KEY=REQUEST[:LIMIT]" (resources.h), blanks around it stripped, once. */
+static int lex_amount(Lexer *l, const char *key, AmountParseFn parse, uint64_t *request, uint64_t *limit) {
+        char b[72];
+        unsigned line = l->line;
+        size_t start, end;
+        lex_key_value(l, key, &start, &end);
+        if (*request != 0)
+                return lex_error(l, -EINVAL, line, 0, "%s given twice", key);
+        _cleanup_free_ char *v = strndup(l->text + start, end - start);
+        NapError why = NAP_ERROR_NULL;
+        if (!v)
+                return -ENOMEM;
+        if (parse(v, request, limit, &why) < 0)
+                return lex_error(l, -EINVAL, line, 0, "%s '%s': %s", key, shown(l->text + start, end - start, b),
+                                 why.message);
+        return 0;
+}
+
+/* 1 if the current line was MpiRanks=, MpiRanksMax=, MpiCpu= or
+ * MpiMemory= (consumed). */
 static int lex_mpi_setting(Lexer *l) {
+        NapCompute *c = &l->profile->mpi_rank;
+        if (lex_line_has_key(l, MPI_CPU_KEY))
+                return lex_amount(l, MPI_CPU_KEY, nap_cpu_amount_parse, &c->request_cpu_milli, &c->limit_cpu_milli) ?: 1;
+        if (lex_line_has_key(l, MPI_MEMORY_KEY))
+                return lex_amount(l, MPI_MEMORY_KEY, nap_bytes_amount_parse, &c->request_memory, &c->limit_memory) ?: 1;
         if (lex_line_has_key(l, MPI_RANKS_KEY))
                 return lex_ranks(l, MPI_RANKS_KEY, &l->profile->mpi_ranks) ?: 1;
         if (lex_line_has_key(l, MPI_RANKS_MAX_KEY))
@@ -752,9 +782,9 @@ static int check_build(Lexer *l) {
 static int check_mpi(Lexer *l, bool web) {
         NapProfile *p = l->profile;
         if (!p->mpi) {
-                if (p->mpi_ranks || p->mpi_ranks_max)
+                if (p->mpi_ranks || p->mpi_ranks_max || !nap_compute_is_empty(&p->mpi_rank))
                         return nap_error_set(l->e, NAP_ERROR_INVALID_PROFILE, -EINVAL,
-                                             "MpiRanks= and MpiRanksMax= need an mpi process");
+                                             "MpiRanks=, MpiRanksMax=, MpiCpu= and MpiMemory= need an mpi process");
                 return 0;
         }
         if (web)
@@ -913,6 +943,11 @@ unsigned nap_profile_mpi_ranks(const NapProfile *p) {
 unsigned nap_profile_mpi_ranks_max(const NapProfile *p) {
         assert(p);
         return p->mpi_ranks_max;
+}
+
+const NapCompute *nap_profile_mpi_rank_compute(const NapProfile *p) {
+        assert(p);
+        return &p->mpi_rank;
 }
 
 char *const *nap_profile_parameters(const NapProfile *p) {

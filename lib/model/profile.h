@@ -31,7 +31,9 @@
  * "MpiRanks=N" (default NAP_MPI_RANKS_DEFAULT), at most "MpiRanksMax=N"
  * (default NAP_MPI_RANKS_MAX_DEFAULT), both 1..NAP_MPI_RANKS_LIMIT. An
  * optional "build: COMMAND" (no placeholders, no port) is run once per
- * deploy before the first job. "build:" in a Procfile without "mpi:" is
+ * deploy before the first job. "MpiCpu=REQUEST[:LIMIT]" and
+ * "MpiMemory=REQUEST[:LIMIT]" (resources.h) are what each rank asks for
+ * when start-mpi is not told. "build:" in a Procfile without "mpi:" is
  * another process type, not nap's, as before.
  *
  * Values are substituted into words after splitting, so a value is always
@@ -42,6 +44,7 @@
 #include <stddef.h>
 
 #include "base/error.h"
+#include "model/resources.h"
 
 #define NAP_PROFILE_MAX_SIZE (64 * 1024)
 #define NAP_PARAM_NAME_MAX 64
@@ -90,6 +93,9 @@ const NapProfile *nap_profile_mpi(const NapProfile *p) _pure_;
 const NapProfile *nap_profile_build(const NapProfile *p) _pure_;
 unsigned nap_profile_mpi_ranks(const NapProfile *p) _pure_;     /* the default */
 unsigned nap_profile_mpi_ranks_max(const NapProfile *p) _pure_;
+/* MpiCpu= and MpiMemory= (limits filled in as the requests when not
+ * given); all 0 when neither. Borrowed. */
+const NapCompute *nap_profile_mpi_rank_compute(const NapProfile *p) _pure_;
 
 /* Placeholder names in first-appearance order, once each, without "port".
  * Borrowed: valid as long as p. Never NULL (an empty strv when none). */

@@ -710,6 +710,42 @@ static int write_container_exec(FILE *f, const NapManifest *m, NapScope scope) {
         return r < 0 ? r : write_exec_line(f, "ExecStopPost", "-", rm);
 }
 
+/* Hardening of a container's run unit: what podman, conmon and runc
+ * still work under (tests/integration/test-container.sh), far less than
+ * a native app's sandbox, because the unit is a container engine running
+ * as root: it mounts the image's layers, makes namespaces and cgroups
+ * (ProtectControlGroups=, RestrictNamespaces=, PrivateUsers= and
+ * @privileged would stop it), sets up the container's network with
+ * sysctls (ProtectKernelTunables=), needs devices (PrivateDevices=,
+ * DeviceAllow= and so ProtectClock=) and names the container's own UTS
+ * namespace (ProtectHostname='s filter refuses sethostname()). And no
+ * option that gives the unit a mount namespace of its own (ProtectSystem=,
+ * ProtectHome=, PrivateTmp=, ProtectKernelModules=, ProtectKernelLogs=):
+ * podman keeps each container's network namespace as a mount under
+ * /run/netns, which its other processes must see, and ProtectHome= hides
+ * the user manager's notify socket in /run/user. The container itself is
+ * where the app is confined (its namespaces, podman's capability set and
+ * seccomp profile, --userns=auto in system scope). What systemd still adds
+ * here reaches the container too, as it inherits the unit's bounding set
+ * and seccomp filters: no kernel modules, clock, reboot, raw I/O, swap,
+ * tracing, personality, realtime or setuid bits, no audit control. Not
+ * set: NoNewPrivileges= (on hosts with AppArmor it stops runc from
+ * applying the container's profile), MemoryDenyWriteExecute= (JIT
+ * runtimes in the image). nap-generator(8), CONTAINERS, has the exposure. */
+static const char *const container_sandbox[] = {
+        "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK",
+        "RestrictRealtime=yes",
+        "RestrictSUIDSGID=yes",
+        "LockPersonality=yes",
+        "KeyringMode=private",
+        "SystemCallArchitectures=native",
+        "SystemCallFilter=~@clock @cpu-emulation @debug @module @obsolete @raw-io @reboot @swap",
+        "SystemCallErrorNumber=EPERM",
+        "CapabilityBoundingSet=~CAP_SYS_MODULE CAP_SYS_BOOT CAP_SYS_TIME CAP_SYSLOG CAP_SYS_RAWIO CAP_SYS_PACCT "
+        "CAP_SYS_TTY_CONFIG CAP_MAC_ADMIN CAP_MAC_OVERRIDE CAP_WAKE_ALARM CAP_BLOCK_SUSPEND CAP_LEASE "
+        "CAP_AUDIT_CONTROL CAP_AUDIT_READ CAP_LINUX_IMMUTABLE CAP_IPC_LOCK",
+};
+
 /* The instance's own unit USER_APP_common@N.service, which systemd loads
  * instead of the template: an app sandbox does not fit around a container
  * engine (nap-generator(8), CONTAINERS), so nothing of the template
@@ -735,6 +771,8 @@ int nap_unit_write_container_run(FILE *f, const NapManifest *m, NapScope scope, 
 
         fputs("\n[Service]\nType=notify\nNotifyAccess=all\nEnvironment=PODMAN_SYSTEMD_UNIT=%n\n"
               "KillMode=mixed\nDelegate=yes\nSyslogIdentifier=%N\nRestart=on-failure\nRestartSec=2s\n", f);
+        for (size_t i = 0; i < ELEMENTSOF(container_sandbox); i++)
+                fprintf(f, "%s\n", container_sandbox[i]);
         r = write_container_exec(f, m, scope);
         if (r < 0)
                 return r;

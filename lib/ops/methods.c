@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include "base/clock.h"
 #include "base/strv.h"
 #include "io.nap.Manager.varlink.h"
 #include "model/environment.h"
@@ -461,6 +462,64 @@ static json_t *run_list_apps(NapContext *c, json_t *args, NapError *e) {
         return nap_reply(a ? json_pack("{s:o}", "apps", a) : NULL, e);
 }
 
+/* ---- deploy history and rollback (ops-push.c) ------------------------- */
+
+static json_t *run_history(NapContext *c, json_t *args, NapError *e) {
+        const char *service = nap_arg_string(args, "service", e);
+        NapDeployRecord *l = NULL;
+        size_t n = 0;
+        if (!service || nap_deploy_history(c, service, &l, &n, e) < 0)
+                return NULL;
+        json_t *a = json_array();
+        for (size_t i = 0; a && i < n; i++)
+                if (json_array_append_new(a, json_pack("{s:s, s:s, s:I}", "commit", l[i].commit, "url", l[i].url,
+                                                       "time", (json_int_t) l[i].time_usec)) < 0)
+                        a = (json_decref(a), NULL);
+        nap_deploy_record_array_free(l, n);
+        return nap_reply(a ? json_pack("{s:o}", "deploys", a) : NULL, e);
+}
+
+/* batch ("N" or "P%") and drainSec (0: none); absent or null: nap.conf's. */
+static int rollout_options_from_args(json_t *args, NapRolloutOptions *ret, NapError *e) {
+        json_t *batch = json_object_get(args, "batch"), *drain = json_object_get(args, "drainSec");
+        *ret = (NapRolloutOptions) {};
+        if (json_is_string(batch) && nap_rollout_batch_parse(json_string_value(batch), &ret->batch) < 0)
+                return nap_error_parameter(e, nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL,
+                                                            "batch must be a number of instances (1 to %u) or a "
+                                                            "percentage (1%% to 100%%)", NAP_ROLLOUT_BATCH_MAX),
+                                           "batch");
+        if (drain && !json_is_null(drain) &&
+            (!json_is_integer(drain) || json_integer_value(drain) < 0 ||
+             json_integer_value(drain) > NAP_ROLLOUT_DRAIN_SEC_MAX))
+                return nap_error_parameter(e, nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -ERANGE,
+                                                            "drainSec must be 0 to %u seconds",
+                                                            NAP_ROLLOUT_DRAIN_SEC_MAX), "drainSec");
+        if (json_is_integer(drain))
+                ret->drain_usec = json_integer_value(drain) > 0 ? (uint64_t) json_integer_value(drain) * USEC_PER_SEC
+                                                                : NAP_ROLLOUT_NO_DRAIN;
+        return 0;
+}
+
+static json_t *run_rollback(NapContext *c, json_t *args, NapError *e) {
+        const char *service = nap_arg_string(args, "service", e);
+        const char *commit = json_string_value(json_object_get(args, "commit"));
+        NapRolloutOptions o;
+        NapRolloutResult res;
+        if (!service || rollout_options_from_args(args, &o, e) < 0)
+                return NULL;
+        if (nap_rollback(c, service, isempty(commit) ? NULL : commit, &o, &res, e) < 0) {
+                /* the only argument nap_rollback() itself can refuse */
+                if (e->kind == NAP_ERROR_INVALID_PARAMETER && !e->parameter[0])
+                        nap_error_parameter(e, 0, "commit");
+                return NULL;
+        }
+        json_t *j = json_pack("{s:s, s:s, s:s, s:b, s:o}", "service", service, "commit", res.deploy.commit,
+                              "previous", res.previous, "changed", res.deploy.changed, "instances",
+                              rollout_instances_json(&res));
+        nap_rollout_result_done(&res);
+        return nap_reply(j, e);
+}
+
 /* ---- MPI jobs (ops-mpi.c) ------------------------------------------------ */
 
 /* The job's master and slaves as list-instances shows them. */
@@ -477,8 +536,10 @@ static json_t *job_instances_json(NapContext *c, const NapMpiJob *job, NapError 
 static json_t *run_start_mpi(NapContext *c, json_t *args, NapError *e) {
         const char *service = nap_arg_string(args, "service", e);
         _cleanup_(nap_params_freep) NapParams *p = NULL;
+        NapCompute rank;
         NapMpiJob job = {};
-        if (!service || params_from_args(args, &p, e) < 0 || nap_start_mpi(c, service, p, &job, e) < 0)
+        if (!service || params_from_args(args, &p, e) < 0 || resources_from_args(args, &rank, e) < 0 ||
+            nap_start_mpi(c, service, p, &rank, &job, e) < 0)
                 return NULL;
         json_t *a = job_instances_json(c, &job, e);
         nap_mpi_job_done(&job);
@@ -569,7 +630,8 @@ static const NapMethod methods[] = {
         { .name = "StartMpi", .owns = NAP_OWNER_SERVICE, .owner = "service", .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_WORKER,
           .parameter = "params", .call = run_start_mpi,
           .bus = { { .in = FIELDS("service", "paramsString:params") },
-                   { .member = "StartMpiWithParams", .in = FIELDS("service", "params") } } },
+                   { .member = "StartMpiWithParams", .in = FIELDS("service", "params") },
+                   { .member = "StartMpiWithResources", .in = FIELDS("service", "params", "cpu", "memory") } } },
         { .name = "GetMpiJob", .owns = NAP_OWNER_SERVICE, .owner = "service", .access = NAP_ACCESS_READ, .run = NAP_METHOD_WORKER,
           .parameter = "job", .call = run_get_mpi_job },
         { .name = "RemoveInstance", .owns = NAP_OWNER_INSTANCE, .owner = "instance", .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_WORKER,
@@ -590,6 +652,11 @@ static const NapMethod methods[] = {
         /* asks systemd and knocks on every running instance's port */
         { .name = "ListApps", .owns = NAP_OWNER_USER, .owner = "user", .access = NAP_ACCESS_READ, .run = NAP_METHOD_WORKER,
           .call = run_list_apps },
+        { .name = "History", .owns = NAP_OWNER_SERVICE, .owner = "service", .access = NAP_ACCESS_READ, .run = NAP_METHOD_INLINE,
+          .call = run_history },
+        /* D-Bus: the commit ("": the one before), nap.conf's batch and drain */
+        { .name = "Rollback", .owns = NAP_OWNER_SERVICE, .owner = "service", .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_WORKER,
+          .parameter = "commit", .call = run_rollback, .bus = { { .in = FIELDS("service", "commit") } } },
         /* The inventory: reading it is for every local user, nodes are
          * root's, a reservation its name's user's. All talk to etcd. */
         { .name = "ListNodes", .owns = NAP_OWNER_NONE, .access = NAP_ACCESS_READ, .run = NAP_METHOD_WORKER,

@@ -154,8 +154,8 @@ static int fetch_tree(NapContext *c, const char *url, const char *commit, const 
 
 /* A fetched tree made nap's: .nap/ replaced by the deploy's metadata (the
  * history continuing old_tree's), once its profile is checked (returned). */
-static int adopt_fetched_tree(const char *tree, const char *old_tree, const char *url, const char *commit,
-                              NapProfile **ret_profile, NapError *e) {
+static int adopt_fetched_tree(NapScope scope, const char *tree, const char *old_tree, const char *url,
+                              const char *commit, NapProfile **ret_profile, NapError *e) {
         _cleanup_free_ char *meta = nap_state_meta_dir(tree);
         if (!meta)
                 return nap_error_errno(e, -ENOMEM, "Failed to deploy");
@@ -166,6 +166,8 @@ static int adopt_fetched_tree(const char *tree, const char *old_tree, const char
         r = refuse_symlinked_profile(tree, e);
         if (r >= 0)
                 r = ops_load_profile_in(tree, ret_profile, e);
+        if (r >= 0 && ops_tree_is_dockerfile_app(tree))
+                r = ops_container_check(scope, e); /* a Dockerfile app needs podman here */
         if (r < 0)
                 return r;
         r = deploy_meta_write(tree, old_tree, url, commit);
@@ -181,7 +183,7 @@ static int stage_tree(NapContext *c, const char *staging, const char *dir, const
         if (!tree)
                 return nap_error_errno(e, -ENOMEM, "Failed to deploy");
         int r = fetch_tree(c, url, NULL, tree, ret->commit, e);
-        return r < 0 ? r : adopt_fetched_tree(tree, dir, url, ret->commit, &p, e);
+        return r < 0 ? r : adopt_fetched_tree(c->scope, tree, dir, url, ret->commit, &p, e);
 }
 
 /* Puts STAGING/tree at dir: exchanged atomically with an existing tree
@@ -351,5 +353,5 @@ int ops_stage_commit(NapContext *c, const char *staging, const char *old_tree, c
         int r = validate_url(url, e);
         if (r >= 0)
                 r = fetch_tree(c, url, commit, tree, fetched, e);
-        return r < 0 ? r : adopt_fetched_tree(tree, old_tree, url, commit, ret_profile, e);
+        return r < 0 ? r : adopt_fetched_tree(c->scope, tree, old_tree, url, commit, ret_profile, e);
 }

@@ -152,6 +152,8 @@ int ops_create_instance(NapContext *c, const NapService *s, const NapProfile *p,
                         NapIntent *intent, NapManifest *m, NapError *e) {
         _cleanup_free_ char *service_dir = NULL;
         int r = ops_service_dir_checked(c, s, &service_dir, e);
+        if (r >= 0 && ops_tree_is_dockerfile_app(service_dir))
+                r = ops_container_check(c->scope, e); /* before anything of the instance exists */
         if (r < 0)
                 return r;
         /* m's number, when set, was picked by the caller under this lock
@@ -291,7 +293,9 @@ static int start_common_locked(NapContext *c, const NapService *s, const NapProf
         if (r >= 0)
                 r = ops_units_load(c, &m->instance, e);
         if (r >= 0)
-                r = start_unit_reporting(c, &m->instance, e);
+                r = ops_container_build(c, m, NULL, e); /* a container's image first */
+        if (r >= 0 && (r = start_unit_reporting(c, &m->instance, e)) < 0)
+                ops_container_explain(c, m, e);
         if (r >= 0)
                 nap_debug_point("start-common:started");
         if (r >= 0 && in->request[0])

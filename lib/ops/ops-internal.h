@@ -96,6 +96,9 @@ int ops_instance_info_from_manifest(const NapConfig *c, const NapManifest *m, Na
  * released again (nothing reserved, or released already: 0). */
 int ops_reserve_instance(NapContext *c, NapManifest *m, NapError *e);
 int ops_release_instance(NapContext *c, const NapManifest *m, NapError *e);
+/* The node a reservation of request would be held on, into buf (what an
+ * intent records before reserving); "" when nothing would be reserved. */
+int ops_reservation_node(NapContext *c, const NapCompute *request, char *buf, size_t size, NapError *e);
 
 /* ops-lifecycle.c: the app's configuration (napctl config), for a new or
  * rebuilt instance's manifest: NULL when none is set. */
@@ -132,3 +135,30 @@ int ops_units_uninstall(NapContext *c, const NapInstance *i, NapError *e);
  * daemon-reload only when that did not give the manager the current files
  * (the name was loaded before, as not-found or from an older drop-in). */
 int ops_units_load(NapContext *c, const NapInstance *i, NapError *e);
+
+/* ---- Dockerfile apps (ops-container.c; nap-generator(8), CONTAINERS) --- */
+
+/* podman and an OCI runtime (runc or crun) are installed, in system
+ * scope /etc/subuid and /etc/subgid have the "containers" ranges that
+ * --userns=auto takes ids from, in user scope the manager is root's (no
+ * rootless podman): NotAvailable "podman is not installed" or
+ * "the container runtime cannot run here: …" otherwise. Before a
+ * Dockerfile app is deployed or gets an instance. */
+int ops_container_check(NapScope scope, NapError *e);
+/* Before a container instance's run unit starts: its build unit
+ * (USER_APP_build@N.service, podman build into m's tag) started and
+ * waited for, the build's steps as progress lines (o may be NULL); when it
+ * fails, UnitFailed "the image build failed (UNIT): its last log lines",
+ * and its last lines as progress. Nothing (0) for other instances. */
+int ops_container_build(NapContext *c, const NapManifest *m, const NapRolloutOptions *o, NapError *e);
+/* After a container instance's start failed with e: when its log shows
+ * podman's OCI runtime refusing to create the container, e becomes
+ * NotAvailable "the container runtime cannot run here: LINE". */
+void ops_container_explain(NapContext *c, const NapManifest *m, NapError *e);
+/* Removes the app's images but those of commits keep and keep_too (the
+ * deployed one and the previous one, for a rollback; either may be NULL
+ * or ""). Best effort: the number removed, or an error said in a
+ * progress line too (in system scope nap-managerd runs podman without
+ * the capabilities it needs: nap-generator(8)). */
+int ops_container_prune(NapContext *c, const NapService *s, const char *keep, const char *keep_too,
+                        const NapRolloutOptions *o);

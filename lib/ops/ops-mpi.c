@@ -11,11 +11,13 @@
 #include "base/debug-point.h"
 #include "base/fileio.h"
 #include "base/strv.h"
+#include "cluster/inventory.h"
 #include "clients/systemd1.h"
 #include "model/state.h"
 #include "model/unit-files.h"
 #include "ops/ops-internal.h"
 #include "ops/ops-mpi.h"
+#include "ops/publish.h"
 
 #define BUILT_STAMP ".nap-mpi-built"
 
@@ -171,6 +173,127 @@ static int built_tree(NapContext *c, const NapService *s, const NapProfile *p, c
         return 0;
 }
 
+/* ---- resources ------------------------------------------------------------ */
+
+/* What a job of ranks ranks holds: ranks times a rank's request and limit. */
+static int job_compute(const NapCompute *rank, unsigned ranks, NapCompute *ret, NapError *e) {
+        const uint64_t *from[] = { &rank->request_cpu_milli, &rank->limit_cpu_milli, &rank->request_memory,
+                                   &rank->limit_memory };
+        uint64_t *to[] = { &ret->request_cpu_milli, &ret->limit_cpu_milli, &ret->request_memory, &ret->limit_memory };
+        if (ranks == 0 || ranks > NAP_MPI_RANKS_LIMIT)
+                return nap_error_parameter(e, nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -ERANGE,
+                                                            "A job has 1 to %u ranks", NAP_MPI_RANKS_LIMIT),
+                                           NAP_MPI_RANKS_PARAM);
+        for (size_t k = 0; k < ELEMENTSOF(from); k++) {
+                if (*from[k] > UINT64_MAX / ranks)
+                        return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -ERANGE,
+                                             "%u ranks of this request are more than any node has", ranks);
+                *to[k] = *from[k] * ranks;
+        }
+        NapError why = NAP_ERROR_NULL;
+        NapCompute checked = *ret;
+        if (nap_compute_check(&checked, &why) < 0)
+                return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -ERANGE, "%u ranks of this request: %s", ranks,
+                                     why.message);
+        return 0;
+}
+
+/* A rank's request checked (limits as requests when not given), and the
+ * job's total within range. */
+static int check_rank_compute(NapCompute *rank, unsigned ranks, NapError *e) {
+        NapCompute total;
+        if (nap_compute_is_empty(rank))
+                return 0;
+        int r = nap_compute_check(rank, e);
+        return r < 0 ? r : job_compute(rank, ranks, &total, e);
+}
+
+/* A rank's request: cpu and memory each as given, else the profile's
+ * MpiCpu=/MpiMemory=. */
+static NapCompute rank_compute(const NapProfile *p, const NapCompute *given) {
+        NapCompute c = *nap_profile_mpi_rank_compute(p);
+        if (given && given->request_cpu_milli > 0) {
+                c.request_cpu_milli = given->request_cpu_milli;
+                c.limit_cpu_milli = given->limit_cpu_milli;
+        }
+        if (given && given->request_memory > 0) {
+                c.request_memory = given->request_memory;
+                c.limit_memory = given->limit_memory;
+        }
+        return c;
+}
+
+/* "cpu 500m, memory 64M" into buf; with only_asked, what is 0 is left
+ * out ("cpu 500m"). */
+static const char *compute_format(uint64_t cpu_milli, uint64_t memory, bool only_asked, char *buf, size_t size) {
+        char cpu[NAP_AMOUNT_STRING_MAX], mem[NAP_AMOUNT_STRING_MAX];
+        bool both = !only_asked || (cpu_milli > 0 && memory > 0);
+        snprintf(buf, size, "%s%s%s%s%s", cpu_milli > 0 || !only_asked ? "cpu " : "",
+                 cpu_milli > 0 || !only_asked ? nap_cpu_format(cpu_milli, cpu) : "", both ? ", " : "",
+                 memory > 0 || !only_asked ? "memory " : "",
+                 memory > 0 || !only_asked ? nap_bytes_format_human(memory, mem) : "");
+        return buf;
+}
+
+/* InsufficientResources as a user reads it: what the job asked, what the
+ * node has free; 0 (e untouched) when the node cannot be read. */
+static int does_not_fit(NapContext *c, unsigned ranks, const NapCompute *rank, NapError *e) {
+        _cleanup_(nap_node_info_done) NapNodeInfo i = {};
+        _cleanup_free_ char *node = NULL;
+        char asked[96], total[96], free_[96], whole[96];
+        EtcdClient *etcd;
+        if (nap_config_node(c->config, &node, NULL) < 0 || nap_context_etcd(c, &etcd, NULL) < 0 ||
+            nap_node_get(etcd, c->config->cluster_prefix, node, &i, NULL) < 0)
+                return 0;
+        const NapCapacity *cap = &i.node.capacity;
+        uint64_t free_cpu = cap->cpu_milli > i.usage.cpu_milli ? cap->cpu_milli - i.usage.cpu_milli : 0;
+        uint64_t free_mem = cap->memory > i.usage.memory ? cap->memory - i.usage.memory : 0;
+        return nap_error_set(e, NAP_ERROR_INSUFFICIENT_RESOURCES, -ENOSPC,
+                             "%u ranks of %s (%s in all) do not fit on node %s: it has %s free of %s", ranks,
+                             compute_format(rank->request_cpu_milli, rank->request_memory, true, asked, sizeof asked),
+                             compute_format(rank->request_cpu_milli * ranks, rank->request_memory * ranks, true, total,
+                                            sizeof total),
+                             node, compute_format(free_cpu, free_mem, false, free_, sizeof free_),
+                             compute_format(cap->cpu_milli, cap->memory, false, whole, sizeof whole));
+}
+
+int ops_mpi_reserve(NapContext *c, const NapService *s, unsigned job, unsigned ranks, const NapCompute *rank,
+                    char **ret_node, NapError *e) {
+        NapManifest m = { .instance = master_of(s, job) };
+        NapError why = NAP_ERROR_NULL;
+        *ret_node = NULL;
+        if (nap_compute_is_empty(rank))
+                return 0;
+        int r = job_compute(rank, ranks, &m.resources, e);
+        if (r >= 0)
+                r = nap_compute_check(&m.resources, e);
+        if (r < 0)
+                return r;
+        r = ops_reserve_instance(c, &m, &why);
+        if (r >= 0) {
+                *ret_node = m.reservation; /* NULL: no inventory (Etcd= unset) */
+                return 0;
+        }
+        if (why.kind == NAP_ERROR_INSUFFICIENT_RESOURCES && does_not_fit(c, ranks, rank, e) < 0)
+                return -ENOSPC;
+        return nap_error_set(e, why.kind, r, "%s", why.message);
+}
+
+int ops_mpi_release(NapContext *c, const NapService *s, unsigned job, const char *node, NapError *e) {
+        NapManifest m = { .instance = master_of(s, job), .reservation = (char *) node };
+        return node && *node ? ops_release_instance(c, &m, e) : 0;
+}
+
+/* The reservation the master's manifest records, released (a job that
+ * ended); best effort: its collection releases it otherwise. */
+static void release_ended_job(NapContext *c, const NapMpiJob *job) {
+        NapInstance i = master_of(&job->service, job->number);
+        _cleanup_free_ char *path = nap_manifest_path(c->config->instances_dir, &i);
+        _cleanup_(nap_manifest_freep) NapManifest *m = NULL;
+        if (path && nap_manifest_load(path, &m, NULL) >= 0)
+                (void) ops_release_instance(c, m, NULL);
+}
+
 /* ---- units ---------------------------------------------------------------- */
 
 /* Writes and installs one instance of the job; loaded once all are
@@ -193,7 +316,9 @@ static int new_manifest(const NapInstance *i, const char *tree, char **argv, uns
 }
 
 /* The master: port, the one mpiexec listens on for its proxies; np in its
- * params (its drop-in Wants= that many slaves); the app's configuration. */
+ * params (its drop-in Wants= that many slaves); the app's configuration;
+ * the job's reservation (named as the master: its removal releases it),
+ * but no limits of its own (mpiexec is light; the ranks are the slaves). */
 static int write_master(NapContext *c, const NapMpiJob *job, const char *tree, unsigned port, NapError *e) {
         _cleanup_(nap_manifest_freep) NapManifest *m = NULL;
         _cleanup_strv_free_ char **argv = nap_mpi_master_argv(nap_mpi_binary(), job->ranks, job->argv);
@@ -209,14 +334,16 @@ static int write_master(NapContext *c, const NapMpiJob *job, const char *tree, u
                 r = nap_params_set(m->params, nap_params_key(job->params, k), nap_params_value(job->params, k), e);
         if (r >= 0)
                 r = nap_params_set(m->params, NAP_MPI_RANKS_PARAM, np, e);
-        if (r >= 0 && job->commit && !(m->commit = strdup(job->commit)))
+        if (r >= 0 && ((job->commit && !(m->commit = strdup(job->commit))) ||
+                       (job->node && !(m->reservation = strdup(job->node)))))
                 r = nap_error_errno(e, -ENOMEM, "Failed to make the job's master");
         if (r >= 0)
                 r = ops_app_environment(c, &job->service, &m->environment, e);
         return r < 0 ? r : write_instance(c, m, e);
 }
 
-/* A slave's PORT is its master's: where its proxy connects. */
+/* A slave's PORT is its master's: where its proxy connects. Its limits
+ * are a rank's (CPUQuota=, MemoryMax=, … in its drop-in). */
 static int write_slaves(NapContext *c, const NapMpiJob *job, const char *tree, unsigned port, NapError *e) {
         for (unsigned rank = 0; rank < job->ranks; rank++) {
                 _cleanup_(nap_manifest_freep) NapManifest *m = NULL;
@@ -225,6 +352,7 @@ static int write_slaves(NapContext *c, const NapMpiJob *job, const char *tree, u
                 int r = argv ? new_manifest(&i, tree, argv, port, &m) : -ENOMEM;
                 if (r < 0)
                         return nap_error_errno(e, r, "Failed to make the job's slaves");
+                m->resources = job->rank;
                 r = write_instance(c, m, e);
                 if (r < 0)
                         return r;
@@ -291,7 +419,10 @@ static int update_job(NapContext *c, NapMpiJob *job, NapError *e) {
                 return nap_unit_exit_clear(&x), r;
         job_result_from_unit(job, &x);
         nap_unit_exit_clear(&x);
-        return nap_mpi_job_save(c->config, job, e);
+        r = nap_mpi_job_save(c->config, job, e);
+        if (r >= 0)
+                release_ended_job(c, job);
+        return r;
 }
 
 /* The job's instances that have a manifest (only those: an instance dir
@@ -337,11 +468,16 @@ static int collect_finished(NapContext *c, const NapService *s, NapError *e) {
         return r;
 }
 
+/* The job's units go (the master's releases the reservation it records),
+ * then the reservation the intent names, which a start cut short before
+ * the master's manifest was written holds without any manifest. */
 int ops_mpi_recover(NapContext *c, const NapIntent *in, NapError *e) {
         NapMpiJob j = {};
         NapError ignored = NAP_ERROR_NULL;
         bool known = nap_mpi_job_load(c->config, &in->service, in->number, &j, &ignored) >= 0;
         int r = remove_job_units(c, &in->service, in->number, known ? j.ranks : NAP_MPI_RANKS_LIMIT, e);
+        if (r >= 0)
+                r = ops_mpi_release(c, &in->service, in->number, in->node, e);
         if (r >= 0 && known && j.state == NAP_MPI_RUNNING) {
                 j.state = NAP_MPI_STOPPED;
                 j.end_usec = realtime_usec();
@@ -354,8 +490,8 @@ int ops_mpi_recover(NapContext *c, const NapIntent *in, NapError *e) {
 /* ---- start ---------------------------------------------------------------- */
 
 /* Everything checked, nothing changed yet: the job to start. */
-static int prepare_job(NapContext *c, const NapService *s, const NapParams *params, NapMpiJob *job,
-                       NapProfile **ret_profile, NapError *e) {
+static int prepare_job(NapContext *c, const NapService *s, const NapParams *params, const NapCompute *rank,
+                       NapMpiJob *job, NapProfile **ret_profile, NapError *e) {
         _cleanup_(nap_profile_freep) NapProfile *p = NULL;
         char name[NAP_SERVICE_NAME_MAX];
         int r = ops_load_service_profile(c, s, &p, e);
@@ -366,6 +502,9 @@ static int prepare_job(NapContext *c, const NapService *s, const NapParams *para
                                      "%s is not an MPI app: its Procfile has no mpi process (nap.profile(5))",
                                      nap_service_name(s, name));
         r = split_params(p, params, &job->ranks, &job->params, e);
+        job->rank = rank_compute(p, rank);
+        if (r >= 0)
+                r = check_rank_compute(&job->rank, job->ranks, e);
         if (r >= 0) /* the mpi process has no {port} (profile.h) */
                 r = nap_profile_substitute(nap_profile_mpi(p), job->params, 0, NULL, NULL, e);
         if (r < 0)
@@ -400,14 +539,30 @@ static int start_master(NapContext *c, const NapMpiJob *job, NapError *e) {
         return r;
 }
 
-/* Under the lock, after the checks: number, tree, manifests, units,
- * record, start. */
-static int create_job(NapContext *c, const NapProfile *p, const char *from, NapMpiJob *job, NapError *e) {
-        _cleanup_free_ char *tree = NULL;
-        int r = nap_mpi_next_job_number(c->config, &job->service, &job->number, e);
-        NapIntent in = { .operation = NAP_INTENT_START_MPI, .service = job->service, .number = job->number };
+/* The job's number, its intent (with the node its reservation goes to),
+ * then the reservation, before anything of the job exists; the number is
+ * recorded once it fits (a refused job leaves nothing behind). */
+static int begin_job(NapContext *c, NapMpiJob *job, NapIntent *in, NapError *e) {
+        int r = nap_mpi_peek_job_number(c->config, &job->service, &job->number, e);
+        if (r < 0)
+                return r;
+        *in = (NapIntent) { .operation = NAP_INTENT_START_MPI, .service = job->service, .number = job->number };
+        r = ops_reservation_node(c, &job->rank, in->node, sizeof in->node, e);
         if (r >= 0)
-                r = ops_intent_begin(c, &in, e);
+                r = ops_intent_begin(c, in, e);
+        if (r >= 0)
+                r = ops_mpi_reserve(c, &job->service, job->number, job->ranks, &job->rank, &job->node, e);
+        if (r >= 0)
+                nap_debug_point("start-mpi:reserved");
+        return r < 0 ? r : nap_mpi_record_job_number(c->config, &job->service, job->number, e);
+}
+
+/* Under the lock, after the checks: number, reservation, tree, record,
+ * manifests, units, start. */
+static int create_job(NapContext *c, const NapProfile *p, const char *from, NapMpiJob *job, NapIntent *in,
+                      NapError *e) {
+        _cleanup_free_ char *tree = NULL;
+        int r = begin_job(c, job, in, e);
         if (r < 0)
                 return r;
         if (!(tree = nap_mpi_job_tree(c->config, &job->service, job->number)))
@@ -432,26 +587,26 @@ static int create_job(NapContext *c, const NapProfile *p, const char *from, NapM
         return start_master(c, job, e);
 }
 
-int nap_start_mpi(NapContext *c, const char *service, const NapParams *params, NapMpiJob *ret, NapError *e) {
+int nap_start_mpi(NapContext *c, const char *service, const NapParams *params, const NapCompute *rank, NapMpiJob *ret,
+                  NapError *e) {
         _cleanup_(nap_profile_freep) NapProfile *p = NULL;
         _cleanup_free_ char *from = NULL;
         _cleanup_close_ int lock = -1;
         NapMpiJob job = {};
+        NapIntent in = {};
         NapService s;
         int r = nap_service_parse(service, &s, e);
         if (r >= 0)
                 r = ops_lock_service(c, &s, &lock, e);
         if (r >= 0)
-                r = prepare_job(c, &s, params, &job, &p, e);
+                r = prepare_job(c, &s, params, rank, &job, &p, e);
         if (r >= 0)
                 r = built_tree(c, &s, p, &from, e);
         if (r >= 0) {
-                r = create_job(c, p, from, &job, e);
-                if (r < 0 && job.number > 0) { /* undone, as recovery would */
-                        NapIntent in = { .operation = NAP_INTENT_START_MPI, .service = s, .number = job.number };
+                r = create_job(c, p, from, &job, &in, e);
+                if (r < 0 && in.time_usec > 0) /* undone, as recovery would */
                         (void) ops_mpi_recover(c, &in, NULL);
-                }
-                if (job.number > 0)
+                if (in.time_usec > 0)
                         ops_intent_end(c, &s);
         }
         /* after the new job started, so that it does not wait for this;

@@ -378,7 +378,10 @@ static int start_instance(Rollout *ro, const NapManifest *m, NapError *e) {
         char unit[NAP_UNIT_NAME_MAX];
         nap_instance_unit_name(&m->instance, unit);
         (void) nap_systemd_reset_failed_unit(ro->bus, unit);
-        return nap_systemd_start_unit(ro->bus, unit, e);
+        int r = ops_container_build(ro->c, m, &ro->o, e); /* a container's image first */
+        if (r >= 0 && (r = nap_systemd_start_unit(ro->bus, unit, e)) < 0)
+                ops_container_explain(ro->c, m, e);
+        return r;
 }
 
 /* Clients stop finding the batch's old instances: their sidecars revoke
@@ -479,6 +482,13 @@ static int make_units_known(Rollout *ro, Step *from, Step *to, NapError *e) {
         return r;
 }
 
+static Step *first_started(Step *from, Step *to) {
+        for (Step *st = from; st < to; st++)
+                if (starts_new(st))
+                        return st;
+        return NULL;
+}
+
 /* New instances for the batch [from, to), started (those whose old one
  * ran), answering and published. A step that has its new instance already
  * (a recovery going on) gets it started and waited for again. */
@@ -497,8 +507,11 @@ static int start_batch(Rollout *ro, const NapProfile *p, Step *from, Step *to, N
                         char unit[NAP_UNIT_NAME_MAX];
                         (void) nap_systemd_reset_failed_unit(ro->bus, nap_instance_unit_name(&st->new->instance, unit));
                 }
-        if (r >= 0)
-                r = batch_jobs(ro, from, to, true, starts_new, nap_systemd_start_units, e);
+        Step *first = first_started(from, to);
+        if (r >= 0 && first) /* a container's image, built before the batch's units start */
+                r = ops_container_build(ro->c, first->new, &ro->o, e);
+        if (r >= 0 && (r = batch_jobs(ro, from, to, true, starts_new, nap_systemd_start_units, e)) < 0 && first)
+                ops_container_explain(ro->c, first->new, e);
         for (Step *st = from; r >= 0 && st < to; st++)
                 if (st->running)
                         r = wait_instance(ro, st->new, e);
@@ -809,6 +822,8 @@ static int fill_instances(Rollout *ro, NapError *e) {
 static void after_success(Rollout *ro, const char *url) {
         if (ro->ret->deploy.changed)
                 ro->ret->deploy.publish = nap_publish_url(ro->c, &ro->s, url, &ro->ret->deploy.publish_error);
+        if (ro->ret->deploy.changed && ops_tree_is_dockerfile_app(ro->service_dir))
+                (void) ops_container_prune(ro->c, &ro->s, ro->ret->deploy.commit, ro->ret->previous, &ro->o);
 }
 
 static void after_failure(Rollout *ro, NapError *e) {

@@ -53,3 +53,14 @@ int ops_release_instance(NapContext *c, const NapManifest *m, NapError *e) {
                 return 0;
         return nap_error_set(e, why.kind, k, "%s", why.message);
 }
+
+int ops_reservation_node(NapContext *c, const NapCompute *request, char *buf, size_t size, NapError *e) {
+        _cleanup_free_ char *node = NULL;
+        buf[0] = 0;
+        if (nap_compute_is_empty(request) || !c->config->etcd)
+                return 0;
+        int k = nap_config_node(c->config, &node, e);
+        if (k >= 0)
+                snprintf(buf, size, "%s", node);
+        return k;
+}

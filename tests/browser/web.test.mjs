@@ -8,7 +8,10 @@
 //   TOKEN_ALICE, TOKEN_BOB   tokens from napctl web token
 //   ARTIFACTS    where the screenshots go
 //   CHROMIUM     the browser (default /usr/bin/chromium)
-//   HAVE_ETCD    1 when nap has etcd: endpoints and a node "h1" to show
+//   HAVE_ETCD    1 when nap has etcd: endpoints and a node "h1" to show,
+//                and alice's queued jobs web-job-1 and web-job-2 (vm)
+//   COMMIT_FIRST alice_hello's first deploy (the second one is deployed)
+//   NODE         this host's node name, which each instance shows
 // Prints TAP lines ("ok - …", "not ok - …", "# …"); the shell counts them.
 // Every wait is for something on the page, bounded.
 
@@ -16,7 +19,7 @@ import puppeteer from "puppeteer-core";
 import { mkdirSync } from "node:fs";
 
 const env = (k) => { if (!process.env[k]) throw new Error(`${k} is not set`); return process.env[k]; };
-const URL_BASE = env("WEB_URL"), ARTIFACTS = env("ARTIFACTS");
+const URL_BASE = env("WEB_URL"), ARTIFACTS = env("ARTIFACTS"), env_node = env("NODE");
 const WAIT = { timeout: 30000 };
 let failed = 0;
 
@@ -71,14 +74,27 @@ async function alice(browser) {
 
   await page.click('#apps-table tr[data-service="alice_hello"] a');
   await page.waitForSelector("#start-form", WAIT);
-  let url;
+  await check("roll back to the first deploy with the button beside it, after a confirmation", async () => {
+    const first = env("COMMIT_FIRST");
+    await page.waitForSelector(`#history-table tr[data-commit="${first}"] button[data-action="Rollback"]`, WAIT);
+    let asked = "";
+    page.once("dialog", (d) => { asked = d.message(); d.accept(); });
+    await page.click(`#history-table tr[data-commit="${first}"] button[data-action="Rollback"]`);
+    await page.waitForFunction((c) => { const n = document.getElementById("notice");
+      return n && n.textContent.startsWith(`Rolled back alice_hello to ${c}`); }, { timeout: 60000 }, first.slice(0, 12));
+    const deployed = await page.$eval("#history-table tbody tr", (r) => r.dataset.commit);
+    return (asked.includes(first.slice(0, 12)) && deployed === first) || Promise.reject(new Error(JSON.stringify({ asked, deployed })));
+  });
+  await page.reload({ waitUntil: "domcontentloaded" }); // the notice goes
+  await page.waitForSelector("#start-form", WAIT);
+  let url, started;
   await check("start-common through the parameter form", async () => {
     const fields = await page.$$eval("#start-form input", (l) => l.map((i) => i.name));
     if (fields.join() !== "greeting") throw new Error(`form fields: ${fields}`);
     await page.type("#param-greeting", "hello-from-chromium");
     await page.click("#start-submit");
     await page.waitForSelector("#notice", WAIT);
-    url = (await page.$eval("#notice", (n) => n.textContent)).match(/http:\/\/\S+/)[0];
+    [, started, url] = (await page.$eval("#notice", (n) => n.textContent)).match(/^Started (\S+): (http:\/\/\S+)/);
     await page.waitForSelector('#instances-table tr[data-state="active"]', WAIT);
   });
   await check("the new instance answers with the greeting from the form", async () => {
@@ -91,9 +107,13 @@ async function alice(browser) {
       await page.waitForFunction((p) => Array.from(document.querySelectorAll("#endpoints-table td"))
         .some((td) => td.textContent.endsWith(":" + p)), WAIT, port);
     });
+  await check("each instance shows its node: this host's", async () => {
+    const nodes = await page.$$eval("#instances-table td.node", (l) => l.map((td) => td.textContent));
+    return (nodes.length > 0 && nodes.every((n) => n === env_node)) || Promise.reject(new Error(JSON.stringify(nodes)));
+  });
   await shot(page, "app");
 
-  const [instance] = await rowsOf(page, "active");
+  const instance = started;
   await page.click(`#instances-table tr[data-instance="${instance}"] a.log-link`);
   await page.waitForSelector("#log-lines", WAIT);
   await check("a line the app prints appears in the live log", async () => {
@@ -124,6 +144,26 @@ async function alice(browser) {
                                !document.querySelector("#scale-submit").disabled, { timeout: 60000 });
   });
   await shot(page, "app-scaled");
+
+  if (process.env.HAVE_ETCD === "1") {
+    await page.goto(`${URL_BASE}/#/queue`);
+    const order = () => page.$$eval("#queue-table tbody tr", (l) => l.map((r) => `${r.dataset.job}:${r.dataset.status}`).join(" "));
+    await check("the queue page shows alice's queued jobs, in queue order", async () => {
+      await page.waitForSelector('#queue-table tr[data-job="vm/web-job-2"]', WAIT);
+      const o = await order();
+      return o === "vm/web-job-1:queued vm/web-job-2:queued" || Promise.reject(new Error(o));
+    });
+    await shot(page, "queue");
+    await check("move job 1 down: job 2 comes first", async () => {
+      await page.click('#queue-table tr[data-job="vm/web-job-1"] button[data-action="move-down"]');
+      await page.waitForFunction(() => document.querySelector("#queue-table tbody tr")?.dataset.job === "vm/web-job-2", WAIT);
+    });
+    await check("cancel job 1, after a confirmation", async () => {
+      page.once("dialog", (d) => d.accept());
+      await page.click('#queue-table tr[data-job="vm/web-job-1"] button[data-action="cancel"]');
+      await page.waitForSelector('#queue-table tr[data-job="vm/web-job-1"][data-status="cancelled"]', WAIT);
+    });
+  }
 
   await page.goto(`${URL_BASE}/#/nodes`);
   if (process.env.HAVE_ETCD === "1")
@@ -157,6 +197,18 @@ async function bob(browser, aliceInstance) {
     return /^Permission denied: .*io\.nap\.Manager\.PermissionDenied/.test(text) || Promise.reject(new Error(text));
   });
   await shot(page, "denied");
+  if (process.env.HAVE_ETCD === "1")
+    await check("bob's queue page shows none of alice's jobs", async () => {
+      await page.goto(`${URL_BASE}/#/queue`);
+      await page.waitForSelector("#queue-table, #view p.empty", WAIT);
+      return (await page.$('#queue-table tr[data-job^="vm/web-job"]')) === null;
+    });
+  await check("bob's forged cancel of alice's job: NoSuchJob, as nap-queued tells another owner", async () => {
+    if (process.env.HAVE_ETCD !== "1") return true;
+    const c = await page.evaluate(async () => (await (await fetch("/api/session")).json()).csrf);
+    const r = await pageFetch(page, "/api/queue/cancel", { type: "vm", request_id: "web-job-2" }, { "X-CSRF-Token": c });
+    return (r.status === 404 && r.body.error === "io.nap.Manager.NoSuchJob") || Promise.reject(new Error(JSON.stringify(r)));
+  });
   const csrf = await page.evaluate(async () => (await (await fetch("/api/session")).json()).csrf);
   await check("bob's forged StopApp of alice's instance, with his CSRF token: 403", async () => {
     const r = await pageFetch(page, "/api/call/StopApp", { instance: aliceInstance.replace(/@\d+$/, "@2") }, { "X-CSRF-Token": csrf });

@@ -283,9 +283,9 @@ check "push: the new version answers" greeting_is salut
 assert_eq "push: it is recorded" "$CW" "$(jq -r .commit "$WTREE/.nap/deploy.json" 2>&1)"
 
 # ================================================================ rollback
-# napctl rollback runs the rollout in napctl's own process: killed there.
+# napctl --no-helper rollback runs the Rollback method in its own process: killed there.
 log "rollback killed with the old commit swapped in"
-if kill_at rollout:swapped "rollback: napctl" timeout 120 "$NAPCTL" --user rollback $WSVC "$CW1"; then
+if kill_at rollout:swapped "rollback: napctl" timeout 120 "$NAPCTL" --user --no-helper rollback $WSVC "$CW1"; then
         expect_ok "rollback: napctl recover" recover
         assert_eq "rollback: the version deployed before the rollback is recorded" "$CW" \
                 "$(jq -r .commit "$WTREE/.nap/deploy.json" 2>&1)"

@@ -327,6 +327,10 @@ assert_bus "GetConfig gives it exactly" '.data[0].GREETING_X' 'a "b" 50% $c'
 bcall ListApps s alice
 assert_bus "ListApps: both apps, instances and running" '.data[0] | map("\(.[0]) \(.[3]) \(.[4])") | join(";")' \
         "alice_cfg 0 0;$SVC 2 2"
+bcall History s alice_cfg
+assert_bus "History: one deploy, its commit" '"\(.type) \(.data[0] | length) \(.data[0][0][0])"' "a(sst) 1 $COMMIT"
+assert_error "Rollback with no earlier deploy: InvalidParameter" $ERR_PREFIX.InvalidParameter \
+        Rollback string:alice_cfg string:
 bcall Scale 'sua{ss}u' alice_cfg 0 0 0
 assert_bus "Scale to what it has: nothing started or removed" '"\(.data[0]) \(.data[1]) \(.data[2] | length)"' "0 0 0"
 assert_error "SetConfig of PORT: InvalidParameter" $ERR_PREFIX.InvalidParameter \
@@ -350,6 +354,10 @@ assert_error "too many journal lines: InvalidParameter" $ERR_PREFIX.InvalidParam
 assert_error "a URL that cannot be fetched: FetchFailed" $ERR_PREFIX.FetchFailed DeployApp string:alice_other \
         "string:file://$T/nothing-here"
 assert_error "StartMpi of an app that is not MPI: InvalidProfile (test-mpi.sh runs jobs)" $ERR_PREFIX.InvalidProfile StartMpi string:$SVC string:
+assert_error "StartMpiWithResources of it too (test-mpi-resources.sh runs jobs)" $ERR_PREFIX.InvalidProfile \
+        StartMpiWithResources string:$SVC dict:string:string:np,2 string:500m string:64M
+assert_error "StartMpiWithResources with a bad cpu: InvalidParameter" $ERR_PREFIX.InvalidParameter \
+        StartMpiWithResources string:$SVC dict:string:string:np,2 string:lots string:
 assert_error "ListEndpoints without Etcd=: NotAvailable" $ERR_PREFIX.NotAvailable ListEndpoints string:$SVC
 assert_error "wrong argument types are refused by sd-bus: InvalidArgs" org.freedesktop.DBus.Error.InvalidArgs \
         ListServices uint32:5

@@ -86,6 +86,7 @@ assert_contains "bus activation goes through systemd" "$(cat "$dbusdir/services/
 check "the varlink interface description is installed" \
         test -s "$dest$prefix/$(option datadir)/varlink/io.nap.Manager.varlink"
 check "nap.conf is installed" test -f "$etc/nap/nap.conf"
+check "podman's settings for Dockerfile apps are installed as a containers.conf.d drop-in" test -f "$etc/containers/containers.conf.d/50-nap.conf"
 if [ "$(option man)" != disabled ]; then
         for page in man1/napctl.1 man5/nap.conf.5 man5/nap.profile.5 man7/io.nap.Manager.7 \
                 man8/nap-generator.8 man8/nap-managerd.8 man8/nap-discovery.8; do

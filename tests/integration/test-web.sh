@@ -16,6 +16,8 @@
 #   - alice's calls authorized for alice's uid by the registry: her app
 #     yes, bob's app no (read and write), unknown methods, invalid names
 #     and arguments as the named errors of io.nap.Manager;
+#   - History and Rollback (another user's app, bad commits and batches
+#     refused, changing nothing; a rollback's new instance answers);
 #   - start-common through the API: the instance answers; its CPU and
 #     memory from systemd; its log followed as server-sent events;
 #   - socket activation and idle exit, a session kept across restarts
@@ -167,14 +169,28 @@ assert_eq "alice lists her apps" 200 "$STATUS"
 assert_eq "... alice_hello, deployed" alice_hello "$(jq -r '.parameters.apps[0].service' <<<"$BODY")"
 web_as "$COOKIE_A" "$CSRF_A" POST /api/call/GetParameters '{"service":"alice_hello"}'
 assert_eq "the parameters of her app" '["greeting"]' "$(jq -c '.parameters.parameters' <<<"$BODY")"
-web_as "$COOKIE_A" "$CSRF_A" POST /api/history '{"service":"alice_hello"}'
+web_as "$COOKIE_A" "$CSRF_A" POST /api/call/History '{"service":"alice_hello"}'
 assert_eq "her app's deploy history" "200 $(git -C "$HELLO" rev-parse HEAD)" "$STATUS $(jq -r '.parameters.deploys[0].commit' <<<"$BODY")"
-web_as "$COOKIE_A" "$CSRF_A" POST /api/history '{"service":"bob_hello"}'
+web_as "$COOKIE_A" "$CSRF_A" POST /api/call/History '{"service":"bob_hello"}'
 assert_eq "bob's app's history: 403" 403 "$STATUS"
-web_as "$COOKIE_A" "" POST /api/history '{"service":"alice_hello"}'
+web_as "$COOKIE_A" "" POST /api/call/History '{"service":"alice_hello"}'
 assert_eq "history without the CSRF token: 401" 401 "$STATUS"
-web_as "$COOKIE_A" "$CSRF_A" POST /api/history '{}'
+web_as "$COOKIE_A" "$CSRF_A" POST /api/call/History '{}'
 assert_eq "history without an app: 400" 400 "$STATUS"
+web_as "$COOKIE_A" "$CSRF_A" POST /api/history '{"service":"alice_hello"}'
+assert_eq "the old /api/history is gone (History is a method)" 404 "$STATUS"
+# The queue (no nap-queued here: test-web-browser.sh lists, moves and cancels jobs)
+web_as "$COOKIE_A" "" POST /api/queue/list '{}'
+assert_eq "the queue without the CSRF token: 401" 401 "$STATUS"
+web_as "$COOKIE_A" "$CSRF_A" POST /api/queue/list '{}'
+assert_eq "the queue without nap-queued: 503 NotAvailable" "503 io.nap.Manager.NotAvailable" "$STATUS $(jq -r .error <<<"$BODY")"
+assert_contains "... saying where it looked" "$(jq -r .message <<<"$BODY")" "nap-queued on"
+web_as "$COOKIE_A" "$CSRF_A" POST /api/queue/move '{"type":"vm","request_id":"j1","direction":"sideways"}'
+assert_eq "a move neither up nor down: 400 on direction" "400 direction" "$STATUS $(jq -r .parameter <<<"$BODY")"
+web_as "$COOKIE_A" "$CSRF_A" POST /api/queue/cancel '{"type":"vm"}'
+assert_eq "a cancel without request_id: 400 on request_id" "400 request_id" "$STATUS $(jq -r .parameter <<<"$BODY")"
+web_as "$COOKIE_A" "$CSRF_A" GET /api/queue/list
+assert_eq "GET of a queue route: 405" 405 "$STATUS"
 web_as "$COOKIE_A" "$CSRF_A" POST /api/call/NoSuchMethod '{}'
 assert_eq "an unknown method: 503 NotAvailable" "503 io.nap.Manager.NotAvailable" "$STATUS $(jq -r .error <<<"$BODY")"
 web_as "$COOKIE_A" "$CSRF_A" POST /api/call/no-such '{}'
@@ -198,6 +214,9 @@ known() { local v; v=$(systemctl --user show -P "$1" "$2"); case $v in '' | '[no
 UNIT=$(jq -r '.parameters.instances[0].unit' <<<"$BODY")
 assert_eq "... memory as systemd has it" "$(known MemoryCurrent "$UNIT")" "$(jq -r '.parameters.instances[0].memory_bytes | if . == null then "null" else type end' <<<"$BODY")"
 assert_eq "... CPU time as systemd has it" "$(known CPUUsageNSec "$UNIT")" "$(jq -r '.parameters.instances[0].cpu_nsec | if . == null then "null" else type end' <<<"$BODY")"
+NODE=$(sed -n 's/^Node=//p' "$NAP_CONFIG" | tail -n 1)
+[ -n "$NODE" ] || NODE=$(hostname | cut -d. -f1 | tr 'A-Z' 'a-z')
+assert_eq "... on this host's node (Node=, or the host name)" "$NODE" "$(jq -r '.parameters.instances[0].node' <<<"$BODY")"
 
 # The log, live: a line the app prints after the follow began arrives.
 curl -sS -N --max-time 20 "${WEB_CURL[@]}" -H "Cookie: nap_session=$COOKIE_A" \
@@ -224,6 +243,31 @@ web_as "$COOKIE_A" "$CSRF_A" POST /api/call/StartCommon '{"service":"alice_hello
 assert_eq "a bad parameter: 400 InvalidParameter" "400 io.nap.Manager.InvalidParameter" "$STATUS $(jq -r .error <<<"$BODY")"
 assert_eq "... and no instance made" 1 "$(napctl_instances alice_hello)"
 
+# Rollback: a second deploy, then back to the first through the API.
+C1=$(git -C "$HELLO" rev-parse HEAD)
+git -C "$HELLO" -c user.name=nap -c user.email=nap@localhost commit -q --allow-empty -m "second" && C2=$(git -C "$HELLO" rev-parse HEAD)
+expect_ok "root deploys a second commit of alice_hello" deploy-app alice_hello "$HELLO"
+web_as "$COOKIE_A" "$CSRF_A" POST /api/call/History '{"service":"alice_hello"}'
+assert_eq "the history has both, newest first" "200 $C2 $C1" "$STATUS $(jq -r '[.parameters.deploys[].commit] | join(" ")' <<<"$BODY")"
+web_as "$COOKIE_A" "$CSRF_A" POST /api/call/Rollback '{"service":"bob_hello"}'
+assert_eq "alice rolling back bob's app: 403" "403 io.nap.Manager.PermissionDenied" "$STATUS $(jq -r .error <<<"$BODY")"
+web_as "$COOKIE_A" "" POST /api/call/Rollback '{"service":"alice_hello"}'
+assert_eq "a rollback without the CSRF token: 401" 401 "$STATUS"
+web_as "$COOKIE_A" "$CSRF_A" POST /api/call/Rollback '{"service":"alice_hello","commit":"not-hex"}'
+assert_eq "a rollback to no commit: 400 InvalidParameter on commit" "400 io.nap.Manager.InvalidParameter commit" \
+        "$STATUS $(jq -r '"\(.error) \(.parameter)"' <<<"$BODY")"
+web_as "$COOKIE_A" "$CSRF_A" POST /api/call/Rollback '{"service":"alice_hello","commit":"0000000"}'
+assert_eq "a rollback to a commit not in the history: 400" "400 io.nap.Manager.InvalidParameter" "$STATUS $(jq -r .error <<<"$BODY")"
+web_as "$COOKIE_A" "$CSRF_A" POST /api/call/Rollback '{"service":"alice_hello","batch":"0%"}'
+assert_eq "a rollback with a bad batch: 400 on batch" "400 batch" "$STATUS $(jq -r .parameter <<<"$BODY")"
+assert_eq "... nothing changed: the second commit is still deployed" "$C2" "$(jq -r .commit "$NAP_ROOT/services/alice/alice_hello/.nap/deploy.json" 2>&1)"
+web_as "$COOKIE_A" "$CSRF_A" POST /api/call/Rollback "{\"service\":\"alice_hello\",\"commit\":\"${C1:0:10}\",\"drainSec\":0}"
+assert_eq "alice rolls her app back to the first commit" "200 true $C1 $C2" \
+        "$STATUS $(jq -r '.parameters | "\(.changed) \(.commit) \(.previous)"' <<<"$BODY")"
+ROLLED_URL=$(jq -r '.parameters.instances[0].url' <<<"$BODY")
+assert_contains "... its new instance answers" "$(http_get "$ROLLED_URL" 5)" "from-the-web"
+assert_eq "... one instance, as before" 1 "$(napctl_instances alice_hello)"
+
 # ------------------------------------------------------------- root sees all
 
 nap web token root
@@ -232,7 +276,7 @@ COOKIE_R=$COOKIE CSRF_R=$CSRF
 assert_eq "root signs in, as root" "200 true" "$STATUS $(jq -r .admin <<<"$BODY")"
 web_as "$COOKIE_R" "$CSRF_R" POST /api/call/ListApps '{"user":"bob"}'
 assert_eq "root lists bob's apps" "200 bob_hello" "$STATUS $(jq -r '.parameters.apps[0].service' <<<"$BODY")"
-web_as "$COOKIE_R" "$CSRF_R" POST /api/history '{"service":"bob_hello"}'
+web_as "$COOKIE_R" "$CSRF_R" POST /api/call/History '{"service":"bob_hello"}'
 assert_eq "... and reads bob's history" 200 "$STATUS"
 
 # ------------------------------------------------------------- nap-managerd away

@@ -153,6 +153,9 @@ static const char *const published[][3] = {
         /* issue 13: MPI jobs */
         { "StartMpiWithParams", "sa{ss}", "a(ssuusbssasa{ss})" },
         { "GetMpiJob", "su", "(ususisttasa{ss}s)a(ssuusbssasa{ss})" },
+        /* issue 16: deploy history and rollback */
+        { "History", "s", "a(sst)" },
+        { "Rollback", "ss", "sssba(ssuusbssasa{ss})" },
 };
 
 static void test_bus_members_keep_the_published_signatures(void **state) {

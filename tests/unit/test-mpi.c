@@ -15,7 +15,7 @@
 static const char record[] =
         "{\"version\":1,\"user\":\"alice\",\"app\":\"sim\",\"job\":3,\"ranks\":4,\"argv\":[\"./hello\",\"hi\"],"
         "\"params\":{\"greeting\":\"hi\"},\"state\":\"failed\",\"result\":\"exit-code\",\"exit_status\":9,"
-        "\"started\":10,\"finished\":20}";
+        "\"started\":10,\"finished\":20,\"cpu\":\"500m:1\",\"memory\":\"64M:64M\",\"node\":\"n1\"}";
 
 static void test_state_strings(void **state) {
         for (NapMpiState s = 0; s < _NAP_MPI_STATE_MAX; s++) {
@@ -43,6 +43,10 @@ static void test_record_round_trip(void **state) {
         assert_int_equal(j.exit_status, 9);
         assert_string_equal(j.result, "exit-code");
         assert_string_equal(nap_params_get(j.params, "greeting"), "hi");
+        assert_int_equal(j.rank.request_cpu_milli, 500);
+        assert_int_equal(j.rank.limit_cpu_milli, 1000);
+        assert_int_equal(j.rank.request_memory, 64 << 20);
+        assert_string_equal(j.node, "n1");
         _cleanup_free_ char *text = nap_mpi_job_format(&j);
         assert_non_null(text);
         assert_int_equal(nap_mpi_job_parse(text, strlen(text), &again, &e), 0);
@@ -76,6 +80,12 @@ static void test_record_refused(void **state) {
                 "\"state\":\"running\",\"started\":1,\"extra\":1}", "Damaged");
         refused("{\"version\":1,\"user\":\"alice\",\"app\":\"sim\",\"job\":1,\"ranks\":1,\"argv\":[\"a\"],"
                 "\"params\":{\"g\":\"a\\nb\"},\"state\":\"running\",\"started\":1}", "bad params");
+        refused("{\"version\":1,\"user\":\"alice\",\"app\":\"sim\",\"job\":1,\"ranks\":1,\"argv\":[\"a\"],"
+                "\"state\":\"running\",\"started\":1,\"cpu\":\"0\"}", "bad cpu or memory");
+        refused("{\"version\":1,\"user\":\"alice\",\"app\":\"sim\",\"job\":1,\"ranks\":1,\"argv\":[\"a\"],"
+                "\"state\":\"running\",\"started\":1,\"memory\":\"2M:1M\"}", "bad cpu or memory");
+        refused("{\"version\":1,\"user\":\"alice\",\"app\":\"sim\",\"job\":1,\"ranks\":1,\"argv\":[\"a\"],"
+                "\"state\":\"running\",\"started\":1,\"node\":\"Bad_Node\"}", "bad node");
 }
 
 static void test_argv(void **state) {

@@ -47,10 +47,12 @@ static void procfile_fails(const char *text, const char *message) {
         fails_as_n(text, strlen(text), NAP_PROFILE_FORMAT_PROCFILE, message);
 }
 
-/* MPI apps: "mpi:" and "build:" processes, MpiRanks=, MpiRanksMax=. */
+/* MPI apps: "mpi:" and "build:" processes, MpiRanks=, MpiRanksMax=,
+ * MpiCpu=, MpiMemory=. */
 static void test_mpi_procfile(void **state) {
         _cleanup_(nap_profile_freep) NapProfile *p = parse_as(
-                "build: mpicc.mpich -O2 -o hello hello.c\nmpi: ./hello {greeting=hi} {n}\nMpiRanks=3\nMpiRanksMax=8\n",
+                "build: mpicc.mpich -O2 -o hello hello.c\nmpi: ./hello {greeting=hi} {n}\nMpiRanks=3\nMpiRanksMax=8\n"
+                "MpiCpu= 250m:1 \nMpiMemory=64M\n",
                 NAP_PROFILE_FORMAT_PROCFILE);
         _cleanup_(nap_profile_freep) NapProfile *defaults = parse_as("mpi: ./hello\n", NAP_PROFILE_FORMAT_PROCFILE);
         _cleanup_(nap_profile_freep) NapProfile *web = parse_as("build: make\nweb: ./serve\n", NAP_PROFILE_FORMAT_PROCFILE);
@@ -61,6 +63,10 @@ static void test_mpi_procfile(void **state) {
         assert_true(nap_profile_is_mpi(p));
         assert_int_equal(nap_profile_mpi_ranks(p), 3);
         assert_int_equal(nap_profile_mpi_ranks_max(p), 8);
+        assert_int_equal(nap_profile_mpi_rank_compute(p)->request_cpu_milli, 250);
+        assert_int_equal(nap_profile_mpi_rank_compute(p)->limit_cpu_milli, 1000);
+        assert_int_equal(nap_profile_mpi_rank_compute(p)->request_memory, 64 << 20);
+        assert_int_equal(nap_profile_mpi_rank_compute(p)->limit_memory, 64 << 20); /* as the request */
         assert_int_equal(nap_params_parse("n=5", 3, &params, NULL), 0);
         assert_int_equal(nap_profile_substitute(nap_profile_mpi(p), params, 0, &argv, NULL, &e), 0);
         assert_string_equal(argv[0], "./hello");
@@ -73,6 +79,7 @@ static void test_mpi_procfile(void **state) {
         assert_int_equal(e.kind, NAP_ERROR_INVALID_PROFILE);
 
         assert_int_equal(nap_profile_mpi_ranks(defaults), NAP_MPI_RANKS_DEFAULT);
+        assert_true(nap_compute_is_empty(nap_profile_mpi_rank_compute(defaults)));
         assert_int_equal(nap_profile_mpi_ranks_max(defaults), NAP_MPI_RANKS_MAX_DEFAULT);
         assert_null(nap_profile_build(defaults));
         /* "build:" without "mpi:": another process type, as before */
@@ -91,7 +98,12 @@ static void test_mpi_procfile(void **state) {
         procfile_fails("mpi: a\nMpiRanks=2x\n", "Procfile:2: MpiRanks= must be a number of ranks, 1 to 1000, not '2x'");
         procfile_fails("mpi: a\nMpiRanks=2\nMpiRanks=3\n", "Procfile:3: MpiRanks= given twice");
         procfile_fails("mpi: a\nMpiRanks=9\nMpiRanksMax=8\n", "MpiRanks=9 is above MpiRanksMax=8");
-        procfile_fails("web: a\nMpiRanks=2\n", "MpiRanks= and MpiRanksMax= need an mpi process");
+        procfile_fails("web: a\nMpiRanks=2\n", "MpiRanks=, MpiRanksMax=, MpiCpu= and MpiMemory= need an mpi process");
+        procfile_fails("web: a\nMpiCpu=1\n", "MpiRanks=, MpiRanksMax=, MpiCpu= and MpiMemory= need an mpi process");
+        procfile_fails("mpi: a\nMpiCpu=0\n", "Procfile:2: MpiCpu= '0': Invalid CPU amount '0': must be more than 0 and at most 1024 CPUs");
+        procfile_fails("mpi: a\nMpiCpu=1:500m\n", "Procfile:2: MpiCpu= '1:500m': Invalid CPU amount '1:500m': the limit (after ':') is below the request");
+        procfile_fails("mpi: a\nMpiMemory=64Q\n", "Procfile:2: MpiMemory= '64Q': Invalid size amount '64Q': expected bytes, or a number with K, M, G or T (powers of 1024)");
+        procfile_fails("mpi: a\nMpiMemory=64M\nMpiMemory=1G\n", "Procfile:3: MpiMemory= given twice");
 }
 
 /* HealthPath=: before or after the command, in a profile and a Procfile;

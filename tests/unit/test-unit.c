@@ -475,6 +475,17 @@ static const char container_run_system[] =
         "SyslogIdentifier=%N\n"
         "Restart=on-failure\n"
         "RestartSec=2s\n"
+        "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK\n"
+        "RestrictRealtime=yes\n"
+        "RestrictSUIDSGID=yes\n"
+        "LockPersonality=yes\n"
+        "KeyringMode=private\n"
+        "SystemCallArchitectures=native\n"
+        "SystemCallFilter=~@clock @cpu-emulation @debug @module @obsolete @raw-io @reboot @swap\n"
+        "SystemCallErrorNumber=EPERM\n"
+        "CapabilityBoundingSet=~CAP_SYS_MODULE CAP_SYS_BOOT CAP_SYS_TIME CAP_SYSLOG CAP_SYS_RAWIO CAP_SYS_PACCT "
+        "CAP_SYS_TTY_CONFIG CAP_MAC_ADMIN CAP_MAC_OVERRIDE CAP_WAKE_ALARM CAP_BLOCK_SUSPEND CAP_LEASE "
+        "CAP_AUDIT_CONTROL CAP_AUDIT_READ CAP_LINUX_IMMUTABLE CAP_IPC_LOCK\n"
         "ExecStart=\"/usr/bin/podman\" \"run\" \"--name\" \"alice_web_4\" \"--replace\" \"--rm\" "
         "\"--cgroups=split\" \"--sdnotify=conmon\" \"-d\" \"--log-driver=passthrough\" \"--pull=never\" "
         "\"--publish\" \"20004:20004\" \"--env\" \"PORT=20004\" \"--userns=auto\" "
@@ -513,7 +524,7 @@ static void test_container_system(void **state) {
         assert_string_equal(build, container_build_system);
 }
 
-/* Rootless podman: no user namespace of nap's choosing, no
+/* Root's user manager: no user namespace of nap's choosing, no
  * network-online.target; an etcd sidecar is wanted by instance name. */
 static void test_container_user_etcd(void **state) {
         _cleanup_(nap_manifest_freep) NapManifest *m = container("/home/alice/t", NULL);

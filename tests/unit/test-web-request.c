@@ -30,6 +30,17 @@ static void test_routes(void **state) {
         assert_true(web_route_mutates(WEB_ROUTE_CALL));
         assert_true(web_route_mutates(WEB_ROUTE_SIGNOUT));
         assert_false(web_route_mutates(WEB_ROUTE_FOLLOW));
+        /* the queue page's routes: POSTs, all with the CSRF token */
+        assert_int_equal(web_route_parse("POST", "/api/queue/list", name), WEB_ROUTE_QUEUE_LIST);
+        assert_int_equal(web_route_parse("POST", "/api/queue/cancel", name), WEB_ROUTE_QUEUE_CANCEL);
+        assert_int_equal(web_route_parse("POST", "/api/queue/move", name), WEB_ROUTE_QUEUE_MOVE);
+        assert_int_equal(web_route_parse("GET", "/api/queue/list", name), WEB_ROUTE_BAD_METHOD);
+        assert_int_equal(web_route_parse("POST", "/api/queue/", name), WEB_ROUTE_NOT_FOUND);
+        assert_true(web_route_mutates(WEB_ROUTE_QUEUE_LIST));
+        assert_true(web_route_mutates(WEB_ROUTE_QUEUE_CANCEL));
+        assert_true(web_route_mutates(WEB_ROUTE_QUEUE_MOVE));
+        /* History is a method now */
+        assert_int_equal(web_route_parse("POST", "/api/history", name), WEB_ROUTE_NOT_FOUND);
 }
 
 static void test_body(void **state) {

@@ -1,7 +1,8 @@
 // nap-web's page: plain JavaScript, no framework, no build step. Every
-// action is a call of an io.nap.Manager method (POST /api/call/METHOD),
-// which nap-web authorizes for the signed-in user and nap-managerd runs;
-// the same methods napctl calls. Text from the server only ever goes into
+// action on an app is a call of an io.nap.Manager method (POST
+// /api/call/METHOD), which nap-web authorizes for the signed-in user and
+// nap-managerd runs; the same methods napctl calls. The queue page's
+// actions go to nap-queued the same way (/api/queue/*, as napctl queue). Text from the server only ever goes into
 // textContent, never into HTML.
 "use strict";
 
@@ -60,6 +61,7 @@ function showError(e) {
 
 // Runs an action from a button: disabled meanwhile, errors shown, then a refresh.
 async function act(button, fn) {
+  clearTimeout(state.timer); // no refresh of the page while it works
   showError(null);
   if (button) button.disabled = true;
   try { await fn(); } catch (e) { showError(e); }
@@ -122,7 +124,7 @@ function instanceRow(svc, i, commits) {
   const button = (label, method, cls) => el("button", { type: "button", class: cls || "secondary", dataset: { action: method },
     onclick: (ev) => act(ev.target, () => call(method, { instance: i.instance })) }, label);
   return el("tr", { dataset: { instance: i.instance, state: i.active_state } },
-    el("td", {}, i.instance), el("td", {}, stateBadge(i)), el("td", { class: "num" }, i.port),
+    el("td", {}, i.instance), el("td", {}, stateBadge(i)), el("td", { class: "node" }, i.node || "-"), el("td", { class: "num" }, i.port),
     el("td", {}, short(commits[i.instance])), el("td", { class: "num" }, seconds(i.cpu_nsec)),
     el("td", { class: "num" }, mib(i.memory_bytes)), el("td", {}, plot(i.instance)),
     el("td", { class: "actions" }, button("Start", "StartApp"), button("Stop", "StopApp"), button("Restart", "RestartApp"),
@@ -173,14 +175,27 @@ function endpointsSection(endpoints) {
                { id: "endpoints-table" });
 }
 
-// io.nap.Manager has no rollback method yet: the page shows the napctl
-// command that does it.
+// Rollback of io.nap.Manager: the earlier deploy's commit, after a
+// confirmation; the button says it works meanwhile, the result comes as a
+// notice, an error as the same named error as everywhere.
+function rollbackButton(svc, d) {
+  return el("button", { type: "button", class: "secondary", dataset: { action: "Rollback" }, onclick: (ev) => {
+    if (!confirm(`Roll ${svc} back to ${short(d.commit)}? Its instances are replaced one batch at a time.`)) return;
+    ev.target.textContent = "Rolling back…";
+    act(ev.target, async () => {
+      const r = await call("Rollback", { service: svc, commit: d.commit });
+      notice(r.changed ? `Rolled back ${svc} to ${short(r.commit)} (was ${short(r.previous)})`
+                       : `${svc} is already at ${short(r.commit)} (unchanged)`);
+    });
+  } }, "Roll back");
+}
+
 function historySection(svc, deploys) {
   if (deploys instanceof Error) return el("p", { class: "empty" }, `${words(deploys.name)}: ${deploys.message}`);
   if (!deploys.length) return el("p", { class: "empty" }, "No deploys recorded.");
-  return table(["Commit", "Deployed", "From", "Roll back to it"], deploys.map((d, k) => el("tr", { dataset: { commit: d.commit } },
+  return table(["Commit", "Deployed", "From", ""], deploys.map((d, k) => el("tr", { dataset: { commit: d.commit } },
     el("td", {}, short(d.commit), k === 0 ? " (deployed)" : ""), el("td", {}, new Date(d.time / 1000).toLocaleString()),
-    el("td", {}, d.url), el("td", {}, k === 0 ? "" : el("code", {}, `napctl rollback ${svc} ${short(d.commit)}`)))),
+    el("td", {}, d.url), el("td", { class: "actions" }, k === 0 || d.commit === deploys[0].commit ? "" : rollbackButton(svc, d)))),
     { id: "history-table" });
 }
 
@@ -220,14 +235,14 @@ async function renderApp(svc) {
   const [stats, params, config, endpoints, deploys] = await Promise.all([
     request("POST", "/api/stats", { service: svc }).then((r) => r.parameters), call("GetParameters", { service: svc }),
     call("GetConfig", { service: svc }), settle(call("ListEndpoints", { service: svc }).then((r) => r.endpoints)),
-    settle(request("POST", "/api/history", { service: svc }).then((r) => r.parameters.deploys))]);
+    settle(call("History", { service: svc }).then((r) => r.deploys))]);
   sample(stats.instances);
   const rows = stats.instances.map((i) => instanceRow(svc, i, stats.commits));
   const text = sessionStorage.getItem("notice");
   sessionStorage.removeItem("notice");
   view(el("h1", {}, svc), text ? el("p", { id: "notice" }, text) : null,
     el("h2", {}, "Instances"),
-    rows.length ? table(["Instance", "State", "Port", "Version", "CPU", "Memory", "Memory (recent)", ""], rows, { id: "instances-table" })
+    rows.length ? table(["Instance", "State", "Node", "Port", "Version", "CPU", "Memory", "Memory (recent)", ""], rows, { id: "instances-table" })
                 : el("p", { class: "empty" }, "No instances."),
     el("h2", {}, "Start an instance"), startForm(svc, params.parameters),
     el("h2", {}, "Scale"), scaleForm(svc, stats.instances.length),
@@ -288,6 +303,42 @@ async function renderNodes() {
   for (const d of document.querySelectorAll(".bar > div")) d.style.width = d.dataset.share + "%";
 }
 
+// The signed-in user's jobs in the resource queue (root: everyone's), by
+// nap-web's /api/queue/* (nap-queued's API, authorized for the user by
+// nap-web), in queue order per type.
+function jobSize(j) {
+  let data = {};
+  try { data = JSON.parse(j.Data); } catch (e) { /* shown as "-" */ }
+  const l = Array.isArray(data.instances) ? data.instances : [];
+  return l.map((i) => `${i.VCPU} CPU, ${i.Memory} MiB, ${i.Disk} GiB`).join("; ") || "-";
+}
+
+function jobRow(j) {
+  const job = { type: j.Type, request_id: j.RequestID };
+  const button = (label, action, fn, cls) => el("button", { type: "button", class: cls || "secondary", dataset: { action },
+    onclick: (ev) => act(ev.target, fn) }, label);
+  const queued = j.Status === "queued", live = queued || j.Status === "running";
+  const cls = j.Status === "running" ? "ok" : queued ? "idle" : "bad";
+  return el("tr", { dataset: { job: `${j.Type}/${j.RequestID}`, status: j.Status } },
+    el("td", {}, j.Type), el("td", {}, j.RequestID), state.admin ? el("td", {}, j.OwnerID) : null,
+    el("td", {}, el("span", { class: "badge " + cls }, j.Status)), el("td", { class: "num" }, j.Priority), el("td", {}, jobSize(j)),
+    el("td", {}, j.Placements.map((p) => p.Node).join(", ") || "-"),
+    el("td", { class: "actions" },
+      queued ? button("Up", "move-up", () => request("POST", "/api/queue/move", { ...job, direction: "up" })) : null,
+      queued ? button("Down", "move-down", () => request("POST", "/api/queue/move", { ...job, direction: "down" })) : null,
+      live ? button("Cancel", "cancel", () => confirm(`Cancel ${j.Type} job ${j.RequestID}?`) &&
+        request("POST", "/api/queue/cancel", job), "danger") : null));
+}
+
+async function renderQueue() {
+  const { jobs } = (await request("POST", "/api/queue/list", {})).parameters;
+  const headers = ["Type", "Request", ...(state.admin ? ["Owner"] : []), "Status", "Priority", "Instances", "Placed on", ""];
+  view(el("h1", {}, state.admin ? "The resource queue" : `Jobs of ${state.user} in the resource queue`),
+       jobs.length ? table(headers, jobs.map(jobRow), { id: "queue-table" })
+                   : el("p", { class: "empty" }, "No jobs. Submit one with napctl queue submit."));
+  state.timer = setTimeout(() => { if (location.hash === "#/queue") route(); }, 5000);
+}
+
 // ---- routing and the session -------------------------------------------
 
 async function route() {
@@ -299,6 +350,7 @@ async function route() {
     if (page === "app") await renderApp(arg);
     else if (page === "log") renderLog(arg);
     else if (page === "nodes") await renderNodes();
+    else if (page === "queue") await renderQueue();
     else await renderApps(arg);
   } catch (e) {
     view(el("p", { class: "empty" }, "Nothing to show: see above."));
