@@ -182,13 +182,15 @@ static void on_queue_interrupt(int sig) {
 static int wait_queued_watch(Caller *c, const char *service, const char *id, json_t *queued, NapError *e) {
         NapContext *ctx;
         NapService s;
+        /* first: once "Queued" is shown, nap-queued runs (a client killed
+         * after it still has its job admitted) */
+        NapError why = NAP_ERROR_NULL;
+        if (queue_wake(c, NAP_QUEUE_TYPE_START, json_str(queued, "job"), &why) < 0)
+                fprintf(stderr, "napctl: warning: %s: nothing admits the start until nap-queued runs\n", why.message);
         fprintf(arg_json ? stderr : stdout, "Queued: job %s (id %" JSON_INTEGER_FORMAT "), position %" JSON_INTEGER_FORMAT
                 "; request id %s\n", json_str(queued, "job"), json_integer_value(json_object_get(queued, "id")),
                 json_integer_value(json_object_get(queued, "position")), id);
         fflush(stdout);
-        NapError why = NAP_ERROR_NULL;
-        if (queue_wake(c, NAP_QUEUE_TYPE_START, json_str(queued, "job"), &why) < 0)
-                fprintf(stderr, "napctl: warning: %s: nothing admits the start until nap-queued runs\n", why.message);
         if (arg_no_block) {
                 if (arg_json)
                         output_json(json_pack("{s:O}", "queued", queued));

@@ -98,6 +98,12 @@ assert_contains "larger than the node: RequestTooLarge" "$ERR" '"error":"io.nap.
 assert_eq "nothing queued" "" "$(etcdq get --prefix --keys-only /nap/queue/jobs/)"
 nap --json start-common $SVC --queue
 assert_contains "nothing to wait for: InvalidParameter" "$ERR" 'queue needs cpu or memory'
+R=$(curl -s --max-time 20 --unix-socket "$SOCK" -w '\n%{http_code}' -H 'Content-Type: application/json' --data-binary \
+        '{"request_id":"x","owner_id":"alice","data":{"instances":[{"VCPU":1,"Memory":1,"Disk":0}]},"callback":"http://127.0.0.1:1/x"}' \
+        http://queue/v1/nap-start/ 2>&1)
+assert_eq "a job in nap's own queue over HTTP: 403" "403" "${R##*$'\n'}"
+assert_contains "PermissionDenied, said why" "$R" "nap's own"
+assert_eq "nothing queued" "" "$(etcdq get --prefix --keys-only /nap/queue/jobs/)"
 RC=0
 NAP_CONFIG=$NAP_TEST_DIR/no-etcd.conf timeout 60 "$NAPCTL" --user --no-helper --json start-common $SVC --cpu=1 --queue \
         >"$NAP_TEST_DIR/out" 2>"$NAP_TEST_DIR/err" || RC=$?
