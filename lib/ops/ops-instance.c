@@ -305,6 +305,13 @@ static int start_common_locked(NapContext *c, const NapService *s, const NapProf
 
 /* ---- start-common --queue: nap's own jobs in the resource queue -------- */
 
+static int queue_configured(const NapContext *c, NapError *e) {
+        if (!c->config->etcd)
+                return nap_error_set(e, NAP_ERROR_QUEUE_NOT_CONFIGURED, -EOPNOTSUPP,
+                                     "No resource queue on this host: nap.conf has no Etcd=");
+        return 0;
+}
+
 /* A queued start needs something to wait for, a queue, and a request id
  * (its job's name: the second call, once admitted, finds the job by it). */
 static int check_queue_options(NapContext *c, const NapStartOptions *o, NapError *e) {
@@ -316,10 +323,7 @@ static int check_queue_options(NapContext *c, const NapStartOptions *o, NapError
                 return nap_error_parameter(e, nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL,
                                                             "queue needs a request id (the job is found by it)"),
                                            "requestId");
-        if (!c->config->etcd)
-                return nap_error_set(e, NAP_ERROR_QUEUE_NOT_CONFIGURED, -EOPNOTSUPP,
-                                     "No resource queue on this host: nap.conf has no Etcd=");
-        return 0;
+        return queue_configured(c, e);
 }
 
 static int pass_error(NapError *e, const NapError *why, int r) {
@@ -332,18 +336,20 @@ static int pass_error(NapError *e, const NapError *why, int r) {
  * StartCommon's per user, so USER.HEX (the hash of USER/ID). */
 static void queued_job_name(const char *user, const char *request, char ret[static 65]) {
         uint8_t h[SHA256_DIGEST_SIZE];
-        _cleanup_free_ char *text = strdup_printf("%s/%s", user, request);
+        Sha256 x;
+        sha256_init(&x);
+        sha256_update(&x, user, strlen(user));
+        sha256_update(&x, "/", 1);
+        sha256_update(&x, request, strlen(request));
+        sha256_final(&x, h);
         int n = snprintf(ret, 65, "%s.", user);
-        sha256(text ?: "", text ? strlen(text) : 0, h);
         for (size_t i = 0; i < 12 && n + 2 < 65; i++)
                 n += snprintf(ret + n, 65 - n, "%02x", h[i]);
 }
 
 static int queue_etcd(NapContext *c, EtcdClient **ret, NapError *e) {
-        if (!c->config->etcd)
-                return nap_error_set(e, NAP_ERROR_QUEUE_NOT_CONFIGURED, -EOPNOTSUPP,
-                                     "No resource queue on this host: nap.conf has no Etcd=");
-        return nap_context_etcd(c, ret, e);
+        int r = queue_configured(c, e);
+        return r < 0 ? r : nap_context_etcd(c, ret, e);
 }
 
 /* The job of a queued start; NoSuchJob when there is none. */
