@@ -8,9 +8,11 @@
  * method in the interface and always run in this process. */
 
 #include <getopt.h>
+#include <signal.h>
 #include <jansson.h>
 #include <unistd.h>
 
+#include "cluster/queue.h"
 #include "model/names.h"
 #include "model/resources.h"
 #include "nap-config.h"
@@ -33,6 +35,7 @@ static unsigned arg_given = 0; /* the options below that were given */
 static const char *arg_request_id = NULL;
 static const char *arg_on_node = NULL; /* start-common --node= */
 static bool arg_no_block = false;
+static bool arg_wait_in_queue = false;
 static NapRolloutOptions arg_rollout = {}; /* --batch=, --drain= */
 static bool arg_yes = false;
 static QueueOptions arg_queue = {};
@@ -55,6 +58,7 @@ enum {
         OPT_OWNER = 1 << 13,
         OPT_STATUS = 1 << 14,
         OPT_NODE = 1 << 15,
+        OPT_QUEUE = 1 << 16,
         OPT_ROLLOUT = OPT_BATCH | OPT_DRAIN,
         OPT_COMPUTE = OPT_CPU | OPT_MEMORY,
         OPT_SCHEDULE = OPT_LABELS | OPT_POLICY | OPT_COUNT,
@@ -70,6 +74,7 @@ static const struct {
         { OPT_NO_BLOCK, "--no-block" }, { OPT_YES, "--yes" },
         { OPT_BATCH, "--batch=" },     { OPT_DRAIN, "--drain=" },
         { OPT_OWNER, "--owner=" },     { OPT_STATUS, "--status=" }, { OPT_NODE, "--node=" },
+        { OPT_QUEUE, "--queue" },
 };
 
 /* A verb; "node show": the sub-verb show of node. */
@@ -160,6 +165,61 @@ static json_t *instance_json(json_t *i) {
                             "argv", "params", NULL);
 }
 
+static int start_common_call(Caller *c, char **args, const char *id, json_t **reply, NapError *e) {
+        /* With a request id, a call whose answer was lost is safe to send
+         * again: the helper answers with the instance it made. */
+        return caller_call_retrying(c, "StartCommon",
+                                    json_pack("{s:s, s:s*, s:s*, s:s*, s:s, s:b, s:b, s:s*}", "service", args[0],
+                                              "paramsString", args[1], "cpu", arg_node.cpu, "memory", arg_node.memory,
+                                              "requestId", id, "noBlock", arg_no_block, "queue", arg_wait_in_queue,
+                                              "node", arg_on_node),
+                                    WRITE_TIMEOUT, reply, e);
+}
+
+static volatile sig_atomic_t queue_interrupted = 0;
+
+static void on_queue_interrupt(int sig) {
+        (void) sig;
+        queue_interrupted = 1;
+}
+
+static int wait_queued_watch(Caller *c, const char *service, const char *id, json_t *queued, NapError *e) {
+        NapContext *ctx;
+        NapService s;
+        /* first: once "Queued" is shown, nap-queued runs (a client killed
+         * after it still has its job admitted) */
+        NapError why = NAP_ERROR_NULL;
+        if (queue_wake(c, NAP_QUEUE_TYPE_START, json_str(queued, "job"), &why) < 0)
+                fprintf(stderr, "napctl: warning: %s: nothing admits the start until nap-queued runs\n", why.message);
+        fprintf(arg_json ? stderr : stdout, "Queued: job %s (id %" JSON_INTEGER_FORMAT "), position %" JSON_INTEGER_FORMAT
+                "; request id %s\n", json_str(queued, "job"), json_integer_value(json_object_get(queued, "id")),
+                json_integer_value(json_object_get(queued, "position")), id);
+        fflush(stdout);
+        if (arg_no_block) {
+                if (arg_json)
+                        output_json(json_pack("{s:O}", "queued", queued));
+                return 1;
+        }
+        int r = nap_service_parse(service, &s, e);
+        if (r >= 0)
+                r = caller_context(c, &ctx, e);
+        return r < 0 ? r : nap_queued_start_wait(ctx, s.user, id, &queue_interrupted, e);
+}
+
+/* Queued: say so, then (unless --no-block) wait for the admission (a
+ * watch of the job in etcd); Ctrl-C cancels the job. 1: still queued
+ * (--no-block), 0: admitted, call again. */
+static int wait_queued(Caller *c, const char *service, const char *id, json_t *queued, NapError *e) {
+        struct sigaction sa = { .sa_handler = on_queue_interrupt }, old_int, old_term;
+        /* from here on an interrupt cancels the job (the watch sees the flag) */
+        sigaction(SIGINT, &sa, &old_int);
+        sigaction(SIGTERM, &sa, &old_term);
+        int r = wait_queued_watch(c, service, id, queued, e);
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGTERM, &old_term, NULL);
+        return r;
+}
+
 static int verb_start_common(Caller *c, char **args, NapError *e) {
         json_auto_t *reply = NULL;
         char id[CALLER_REQUEST_ID_MAX];
@@ -167,15 +227,16 @@ static int verb_start_common(Caller *c, char **args, NapError *e) {
         int r = options_compute(&arg_node, &checked, e);
         if (r >= 0)
                 r = caller_request_id(arg_request_id, id, e);
-        /* With a request id, a call whose answer was lost is safe to send
-         * again: the helper answers with the instance it made. */
         if (r >= 0)
-                r = caller_call_retrying(c, "StartCommon",
-                                         json_pack("{s:s, s:s*, s:s*, s:s*, s:s, s:b, s:s*}", "service", args[0],
-                                                   "paramsString", args[1], "cpu", arg_node.cpu, "memory",
-                                                   arg_node.memory, "requestId", id, "noBlock", arg_no_block, "node",
-                                                   arg_on_node),
-                                         WRITE_TIMEOUT, &reply, e);
+                r = start_common_call(c, args, id, &reply, e);
+        if (r >= 0 && json_object_get(reply, "queued")) {
+                r = wait_queued(c, args[0], id, json_object_get(reply, "queued"), e);
+                if (r > 0)
+                        return 0;
+                json_decref(TAKE_PTR(reply));
+                if (r >= 0) /* admitted: the same call again starts it on the job's reservation */
+                        r = start_common_call(c, args, id, &reply, e);
+        }
         if (r < 0)
                 return r;
         json_t *i = json_object_get(reply, "instance");
@@ -408,7 +469,7 @@ static const Verb verbs[] = {
         { "deploy-app", "USER_APP URL", 2, 2, .run = verb_deploy_app, .help = "Fetch an app (git URL or path) without running it" },
         { "list-services", "USER", 1, 1, .run = verb_list_services, .help = "List the apps a user has deployed" },
         { "get-parameters", "USER_APP", 1, 1, .run = verb_get_parameters, .help = "List the {parameters} of an app's profile" },
-        { "start-common", "USER_APP [k=v,k=v]", 1, 2, .run = verb_start_common, .options = OPT_COMPUTE | OPT_REQUEST_ID | OPT_NO_BLOCK | OPT_NODE, .help = "Start a new instance and wait until it answers (--cpu, --memory, --request-id, --no-block, --node)" },
+        { "start-common", "USER_APP [k=v,k=v]", 1, 2, .run = verb_start_common, .options = OPT_COMPUTE | OPT_REQUEST_ID | OPT_NO_BLOCK | OPT_NODE | OPT_QUEUE, .help = "Start a new instance and wait until it answers (--cpu, --memory, --request-id, --no-block, --node, --queue)" },
         { "list-instances", "USER_APP", 1, 1, .run = verb_list_instances, .help = "List an app's instances and their state" },
         { "get-instances-num", "USER_APP", 1, 1, .run = verb_get_instances_num, .help = "Count an app's instances" },
         { "start-app", "INSTANCE", 1, 1, .run = verb_start_app, .options = OPT_NO_BLOCK, .help = "Start an instance (and at boot), wait until it answers" },
@@ -478,6 +539,9 @@ static void help(void) {
                "  -f --follow          get-journal: print new lines as they come, until interrupted\n"
                "     --no-block        start-common, start-app, restart-app, restart INSTANCE:\n"
                "                       return once systemd started it, without waiting for an answer\n"
+               "                       (start-common --queue: once the start is queued)\n"
+               "     --queue           start-common with --cpu/--memory: when they do not fit now,\n"
+               "                       wait in the resource queue (Ctrl-C cancels), then start\n"
                "     --node=NODE       start-common: on that node of the cluster (its nap-node\n"
                "                       starts it; Etcd= needed)\n"
                "     --yes             destroy-app: yes, remove the app for good\n"
@@ -520,6 +584,7 @@ enum {
         ARG_REQUEST_ID,
         ARG_NO_BLOCK,
         ARG_YES,
+        ARG_QUEUE,
         ARG_BATCH,
         ARG_DRAIN,
         ARG_OWNER,
@@ -615,6 +680,10 @@ static int parse_option(int ch) {
                 arg_given |= OPT_NO_BLOCK;
                 arg_no_block = true;
                 return 0;
+        case ARG_QUEUE:
+                arg_given |= OPT_QUEUE;
+                arg_wait_in_queue = true;
+                return 0;
         case ARG_YES:
                 arg_given |= OPT_YES;
                 arg_yes = true;
@@ -662,6 +731,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "request-id", required_argument, NULL, ARG_REQUEST_ID },
                 { "no-block", no_argument, NULL, ARG_NO_BLOCK },
                 { "yes", no_argument, NULL, ARG_YES },
+                { "queue", no_argument, NULL, ARG_QUEUE },
                 { "batch", required_argument, NULL, ARG_BATCH },
                 { "drain", required_argument, NULL, ARG_DRAIN },
                 { "owner", required_argument, NULL, ARG_OWNER },

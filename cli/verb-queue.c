@@ -285,3 +285,11 @@ int verb_queue_secret(Caller *c, char **args, const QueueOptions *o, NapError *e
         json_decref(data);
         return 0;
 }
+
+int queue_wake(Caller *c, const char *type, const char *id, NapError *e) {
+        _cleanup_free_ char *path = NULL;
+        json_auto_t *data = NULL;
+        if (path_of(&path, "%s/%s/", type, id) < 0)
+                return nap_error_errno(e, -ENOMEM, "Out of memory");
+        return queue_call(c, "GET", path, NULL, &data, e);
+}

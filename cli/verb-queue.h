@@ -37,3 +37,8 @@ int verb_queue_done(Caller *c, char **args, const QueueOptions *o, NapError *e);
 int verb_queue_history(Caller *c, char **args, const QueueOptions *o, NapError *e);
 int verb_queue_token(Caller *c, char **args, const QueueOptions *o, NapError *e);
 int verb_queue_secret(Caller *c, char **args, const QueueOptions *o, NapError *e);
+
+/* Asks nap-queued for a job: what a job made without it (start-common
+ * --queue writes to etcd itself) needs, so that a nap-queued that exited
+ * idle is socket-activated and admits it. */
+int queue_wake(Caller *c, const char *type, const char *id, NapError *e);

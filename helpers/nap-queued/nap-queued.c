@@ -36,6 +36,7 @@
 #include "cluster/callback.h"
 #include "model/config.h"
 #include "nap-config.h"
+#include "start-queued.h"
 #include "serve-http.h"
 
 #define WATCH_CHUNK_USEC (1 * USEC_PER_SEC)
@@ -203,6 +204,15 @@ static void *delivery_thread(void *userdata) {
                         log_warning("Delivering callbacks failed: %s", e.message);
                 else if (delivered > 0)
                         log_info("Delivered %u callback(s)", delivered);
+                unsigned started = 0;
+                NapError why = NAP_ERROR_NULL;
+                int k = queued_starts_run(etcd, w->config, &started, &why);
+                if (k < 0)
+                        log_warning("Starting queued instances failed: %s", why.message);
+                else if (started > 0)
+                        log_info("Started %u queued instance(s)", started);
+                if (r >= 0 && k < 0)
+                        r = k; /* tried again after RETRY_USEC */
                 pthread_mutex_lock(&w->lock);
                 w->deliver_failed = r < 0;
                 w->next_delivery = r < 0 ? realtime_usec() + RETRY_USEC : next;
@@ -440,6 +450,9 @@ static int set_types(const char *s) {
         STRV_FOREACH(t, arg_types)
                 if (nap_queue_type_check(*t, NULL) < 0)
                         return log_error_errno(EINVAL, "Not a queue type ([a-z0-9][a-z0-9-]{0,31}): %s", *t);
+        /* nap's own queued starts (start-common --queue) are always served */
+        if (!strv_contains(arg_types, NAP_QUEUE_TYPE_START) && strv_extend(&arg_types, NAP_QUEUE_TYPE_START) < 0)
+                return log_error_errno(ENOMEM, "Out of memory");
         return 0;
 }
 

@@ -205,6 +205,11 @@ static enum MHD_Result op_create(const Call *c, NapError *e) {
         NapJob j = {};
         const char *owner = NULL;
         int r = nap_job_request_parse(c->request->body, c->request->size, &j, e);
+        /* nap's own starts are made by nap only (start-common --queue):
+         * another job there could hold the line for them */
+        if (r >= 0 && streq(c->route->type, NAP_QUEUE_TYPE_START))
+                r = nap_error_set(e, NAP_ERROR_PERMISSION_DENIED, -EPERM,
+                                  "The %s queue is nap's own: napctl start-common --queue adds to it", NAP_QUEUE_TYPE_START);
         if (r >= 0)
                 r = owner_for(c->caller, j.owner, &owner, e);
         if (r >= 0) {

@@ -29,6 +29,8 @@ static const char *const error_kind_table[_NAP_ERROR_KIND_MAX] = {
         [NAP_ERROR_TOO_MANY_CONNECTIONS] = "TooManyConnections",
         [NAP_ERROR_NO_SUCH_JOB] = "NoSuchJob",
         [NAP_ERROR_JOB_EXISTS] = "JobExists",
+        [NAP_ERROR_QUEUE_NOT_CONFIGURED] = "QueueNotConfigured",
+        [NAP_ERROR_REQUEST_TOO_LARGE] = "RequestTooLarge",
 };
 
 const char *nap_error_kind_to_string(NapErrorKind k) {

@@ -35,6 +35,8 @@ typedef enum NapErrorKind {
         NAP_ERROR_TOO_MANY_CONNECTIONS, /* nap-managerd's connection limit: a refused connection is told so */
         NAP_ERROR_NO_SUCH_JOB,        /* the resource queue has no such job (for this owner) */
         NAP_ERROR_JOB_EXISTS,         /* the queue holds that request_id or callback already */
+        NAP_ERROR_QUEUE_NOT_CONFIGURED, /* a queued start without Etcd= (no queue) */
+        NAP_ERROR_REQUEST_TOO_LARGE,  /* a request larger than the node it must run on: it would wait forever */
         _NAP_ERROR_KIND_MAX,
         _NAP_ERROR_KIND_INVALID = -EINVAL,
 } NapErrorKind;

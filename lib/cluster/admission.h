@@ -46,3 +46,11 @@ int nap_queue_admit_jobs(EtcdClient *c, const char *prefix, NapPlacer **placer, 
  * (optional): the jobs admitted, and those still queued after it. */
 int nap_queue_admit(EtcdClient *c, const char *prefix, const char *type, const NapAdmitOptions *o,
                     unsigned *ret_admitted, unsigned *ret_waiting, NapError *e);
+
+/* nap's own start (queue.h: NAP_QUEUE_TYPE_START), admitted: its
+ * reservation becomes the instance's, named name, and the job is done, in
+ * one txn (the node's usage does not change: the same request, renamed).
+ * The instance then holds and releases it as any other (lib/ops). ret:
+ * the reservation under its new name. */
+int nap_queue_hand_over(EtcdClient *c, const char *prefix, const NapJob *j, const char *name, NapReservation *ret,
+                        NapError *e);

@@ -100,7 +100,7 @@ int nap_queue_type_check(const char *s, NapError *e) {
 int nap_job_request_id_check(const char *s, NapError *e) {
         if (!s || !*s || strlen(s) > NAP_REQUEST_ID_MAX || !all_of(s, "_.@-", true) || streq(s, ".") ||
             streq(s, ".."))
-                return invalid(e, "request_id", "request_id must be 1 to %d of [A-Za-z0-9_.@-] (no '/')",
+                return invalid(e, "request_id", "request_id must be 1 to %u of [A-Za-z0-9_.@-] (no '/')",
                                NAP_REQUEST_ID_MAX);
         return 0;
 }
@@ -1083,7 +1083,7 @@ int nap_queue_route_parse(const char *method, const char *path, NapQueueRoute *r
         }
         if ((k = nap_job_request_id_check(seg[1], e)) < 0)
                 return k;
-        snprintf(r.request_id, sizeof r.request_id, "%.*s", NAP_REQUEST_ID_MAX, seg[1]);
+        snprintf(r.request_id, sizeof r.request_id, "%.*s", (int) NAP_REQUEST_ID_MAX, seg[1]);
         if ((k = route_job(method, path, n == 3 ? seg[2] : NULL, &r, e)) < 0)
                 return k;
         *ret = r;
@@ -1099,5 +1099,29 @@ int nap_queue_count_parse(const char *name, const char *s, size_t *ret, NapError
         if (errno != 0 || *end || v > 1000000)
                 return invalid(e, name, "%s must be a number from 0 to 1000000", name);
         *ret = v;
+        return 0;
+}
+
+/* ---- nap's own jobs ---------------------------------------------------- */
+
+bool nap_callback_is_internal(const char *callback) {
+        return callback && startswith(callback, NAP_CALLBACK_INTERNAL_PREFIX);
+}
+
+int nap_job_internal_reservation(const NapJob *j, NapReservation *ret, NapError *e) {
+        json_auto_t *data = j->data ? json_loads(j->data, 0, NULL) : NULL;
+        json_t *nap = json_object_get(data, "nap");
+        const char *node = json_string_value(json_object_get(nap, "node"));
+        json_t *res = json_object_get(nap, "reservation");
+        _cleanup_free_ char *text = json_is_object(res) ? json_dumps(res, JSON_COMPACT) : NULL;
+        NapReservation r = { .kind = NAP_RESERVATION_COMPUTE };
+        if (!nap_callback_is_internal(j->callback) || !node || nap_node_name_check(node, NULL) < 0 || !text ||
+            nap_reservation_from_json(text, strlen(text), &r, e) < 0)
+                return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL,
+                                     "Job %s is not one of nap's own starts with a reservation", j->request_id);
+        r.kind = NAP_RESERVATION_COMPUTE;
+        snprintf(r.node, sizeof r.node, "%s", node);
+        nap_job_reservation_name(j, 0, r.name);
+        *ret = r;
         return 0;
 }

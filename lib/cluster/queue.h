@@ -49,7 +49,7 @@
 #include "model/node.h"
 
 #define NAP_QUEUE_TYPE_MAX 32
-#define NAP_REQUEST_ID_MAX 64
+#define NAP_REQUEST_ID_MAX 64U /* as model/intent.h: the same limit, the same token */
 #define NAP_CALLBACK_MAX 2048
 #define NAP_JOB_DATA_MAX (16 * 1024)
 #define NAP_JOB_INSTANCES_MAX 16
@@ -234,6 +234,28 @@ int nap_queue_update_job(EtcdClient *c, const char *prefix, const NapJob *known,
 int nap_job_copy(const NapJob *j, NapJob *ret);
 /* Adds an event to the history and sets updated. */
 int nap_job_set_status(NapJob *j, NapJobStatus s, uint64_t now_usec);
+
+/* ---- nap's own jobs: start-common --queue ----------------------------- */
+
+/* A StartCommon that does not fit now waits in the queue as a job of type
+ * NAP_QUEUE_TYPE_START whose callback is internal: "nap:start-common/
+ * REQUEST_ID". nap_callback_check() refuses that scheme, so no client of
+ * the HTTP API can make such a job; nothing POSTs it: its admission is
+ * waited for by the caller (a watch of the job) and acted on by whoever
+ * calls StartCommon again with the same request id (lib/ops). Its data:
+ *   {"instances":[{"VCPU":C,"Memory":M,"Disk":0}],
+ *    "nap":{"node":NODE,"service":"USER_APP","request":ID,
+ *           "reservation":{…the compute reservation's stored form…}}}
+ * instances[] says the request in the queue's units (rounded up); the
+ * admission reserves data.nap.reservation exactly, on data.nap.node (the
+ * instance runs on the host that asked), not through the placer. */
+#define NAP_QUEUE_TYPE_START "nap-start"
+#define NAP_CALLBACK_INTERNAL_PREFIX "nap:"
+
+bool nap_callback_is_internal(const char *callback) _pure_;
+/* The pinned reservation of an internal job (its name set, node from
+ * data.nap.node); -EINVAL when the data does not say one. */
+int nap_job_internal_reservation(const NapJob *j, NapReservation *ret, NapError *e);
 
 /* ---- the HTTP API's routes (helpers/nap-queued, napctl queue) ---------- */
 

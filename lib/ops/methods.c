@@ -287,12 +287,18 @@ static json_t *run_start_common(NapContext *c, json_t *args, NapError *e) {
         const char *service = nap_arg_string(args, "service", e);
         _cleanup_(nap_params_freep) NapParams *p = NULL;
         NapInstanceInfo i = {};
+        NapQueuedStart q = {};
         NapStartOptions o = { .request_id = json_string_value(json_object_get(args, "requestId")),
                               .no_block = json_is_true(json_object_get(args, "noBlock")),
-                              .node = json_string_value(json_object_get(args, "node")) };
+                              .node = json_string_value(json_object_get(args, "node")),
+                              .queue = json_is_true(json_object_get(args, "queue")), .queued = &q };
+        int r = -EINVAL;
         if (!service || params_from_args(args, &p, e) < 0 || resources_from_args(args, &o.resources, e) < 0 ||
-            nap_start_common(c, service, p, &o, &i, e) < 0)
+            (r = nap_start_common(c, service, p, &o, &i, e)) < 0)
                 return NULL;
+        if (r > 0) /* waiting in the queue: no instance yet */
+                return nap_reply(json_pack("{s:s, s:{s:s, s:I, s:i}}", "etcd", "none", "queued", "job", q.job, "id",
+                                           (json_int_t) q.id, "position", (int) q.position), e);
         json_t *j = json_instance(&i);
         const char *etcd = nap_publish_to_string(i.publish);
         nap_instance_info_clear(&i);
@@ -610,11 +616,16 @@ static const NapMethod methods[] = {
           .call = run_get_parameters },
         { .name = "StartCommon", .owns = NAP_OWNER_SERVICE, .owner = "service", .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_WORKER,
           .parameter = "params", .call = run_start_common,
-          .bus = { { .in = FIELDS("service", "paramsString:params") },
-                   { .member = "StartCommonWithParams", .in = FIELDS("service", "params") },
-                   { .member = "StartCommonWithResources", .in = FIELDS("service", "params", "cpu", "memory") },
+          .bus = { { .in = FIELDS("service", "paramsString:params"), .out = FIELDS("instance", "etcd") },
+                   { .member = "StartCommonWithParams", .in = FIELDS("service", "params"),
+                     .out = FIELDS("instance", "etcd") },
+                   { .member = "StartCommonWithResources", .in = FIELDS("service", "params", "cpu", "memory"),
+                     .out = FIELDS("instance", "etcd") },
                    { .member = "StartCommonWithRequestId",
-                     .in = FIELDS("service", "params", "cpu", "memory", "requestId") } } },
+                     .in = FIELDS("service", "params", "cpu", "memory", "requestId"), .out = FIELDS("instance", "etcd") },
+                   { .member = "StartCommonQueued",
+                     .in = FIELDS("service", "params", "cpu", "memory", "requestId", "queue"),
+                     .out = FIELDS("instance", "etcd", "queued") } } },
         { .name = "Recover", .owns = NAP_OWNER_NONE, .access = NAP_ACCESS_ADMIN, .run = NAP_METHOD_WORKER,
           .call = run_recover },
         { .name = "StartMpi", .owns = NAP_OWNER_SERVICE, .owner = "service", .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_WORKER,
@@ -687,6 +698,8 @@ const BusJsonInt nap_bus_ints[] = {
         /* an app's lifecycle */
         { "before", 'u' }, { "after", 'u' }, { "limit", 'u' }, { "running", 'u' }, { "answering", 'u' }, { "ports", 'u' },
         { "keysChecked", 'u' }, { "keysWritten", 'u' },
+        /* a queued start */
+        { "id", 'x' }, { "position", 'u' },
         /* MPI jobs */
         { "job", 'u' }, { "ranks", 'u' }, { "exitStatus", 'i' }, { "started", 't' }, { "finished", 't' },
         { "since", 't' },    { "registered", 't' }, { "created", 't' }, { "count", 'u' },

@@ -5,8 +5,15 @@
 
 #include <stdio.h>
 
+#include <inttypes.h>
+#include <jansson.h>
+
 #include "base/debug-point.h"
 #include "base/fileio.h"
+#include "base/sha256.h"
+#include "cluster/admission.h"
+#include "cluster/inventory.h"
+#include "cluster/queue.h"
 #include "model/manifest.h"
 #include "ops/ops-internal.h"
 #include "ops/publish.h"
@@ -174,9 +181,15 @@ int ops_create_instance_numbered(NapContext *c, const NapService *s, const NapPr
                 r = ops_container_check(c->scope, e); /* before anything of the instance exists */
         if (r < 0)
                 return r;
-        m->instance = (NapInstance) { .service = *s, .kind = NAP_KIND_COMMON };
-        r = number > 0 ? take_number(c, &m->instance, number, e)
-                       : nap_state_next_instance_number(c->config, s, &m->instance.number, e);
+        /* m's number, when set, was picked by the caller under this lock
+         * (a queued start's hand-over named its reservation after it);
+         * number, when given, is a cluster app's from its assignment */
+        unsigned preset = m->instance.number;
+        m->instance = (NapInstance) { .service = *s, .kind = NAP_KIND_COMMON, .number = preset };
+        if (number > 0)
+                r = take_number(c, &m->instance, number, e);
+        else if (preset == 0)
+                r = nap_state_next_instance_number(c->config, s, &m->instance.number, e);
         if (r >= 0 && intent)
                 r = begin_start_intent(c, intent, m, e);
         if (r < 0)
@@ -319,6 +332,283 @@ static int start_common_locked(NapContext *c, const NapService *s, const NapProf
         return r;
 }
 
+/* ---- start-common --queue: nap's own jobs in the resource queue -------- */
+
+static int queue_configured(const NapContext *c, NapError *e) {
+        if (!c->config->etcd)
+                return nap_error_set(e, NAP_ERROR_QUEUE_NOT_CONFIGURED, -EOPNOTSUPP,
+                                     "No resource queue on this host: nap.conf has no Etcd=");
+        return 0;
+}
+
+/* A queued start needs something to wait for, a queue, and a request id
+ * (its job's name: the second call, once admitted, finds the job by it). */
+static int check_queue_options(NapContext *c, const NapStartOptions *o, NapError *e) {
+        if (nap_compute_is_empty(&o->resources))
+                return nap_error_parameter(e, nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL,
+                                                            "queue needs cpu or memory: there is nothing to wait for"),
+                                           "queue");
+        if (!o->request_id)
+                return nap_error_parameter(e, nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL,
+                                                            "queue needs a request id (the job is found by it)"),
+                                           "requestId");
+        return queue_configured(c, e);
+}
+
+static int pass_error(NapError *e, const NapError *why, int r) {
+        if (e)
+                *e = *why;
+        return r;
+}
+
+/* The job's request_id: the queue's ids have no ':' and are per type, a
+ * StartCommon's per user, so USER.HEX (the hash of USER/ID). */
+static void queued_job_name(const char *user, const char *request, char ret[static 65]) {
+        uint8_t h[SHA256_DIGEST_SIZE];
+        Sha256 x;
+        sha256_init(&x);
+        sha256_update(&x, user, strlen(user));
+        sha256_update(&x, "/", 1);
+        sha256_update(&x, request, strlen(request));
+        sha256_final(&x, h);
+        int n = snprintf(ret, 65, "%s.", user);
+        for (size_t i = 0; i < 12 && n + 2 < 65; i++)
+                n += snprintf(ret + n, 65 - n, "%02x", h[i]);
+}
+
+static int queue_etcd(NapContext *c, EtcdClient **ret, NapError *e) {
+        int r = queue_configured(c, e);
+        return r < 0 ? r : nap_context_etcd(c, ret, e);
+}
+
+/* The job of a queued start; NoSuchJob when there is none. */
+static int queued_job_get(NapContext *c, EtcdClient *etcd, const char *user, const char *request, NapJob *ret,
+                          NapError *e) {
+        char name[65];
+        queued_job_name(user, request, name);
+        return nap_queue_get(etcd, c->config->cluster_prefix, NAP_QUEUE_TYPE_START, name, user, ret, e);
+}
+
+/* RequestTooLarge when the request exceeds the node's whole capacity: it
+ * could never be admitted there. */
+static int check_fits_node(EtcdClient *etcd, const char *prefix, const char *node, const NapCompute *r, NapError *e) {
+        _cleanup_(nap_node_info_done) NapNodeInfo i = {};
+        int k = nap_node_get(etcd, prefix, node, &i, e);
+        if (k < 0)
+                return k;
+        if (r->request_cpu_milli > i.node.capacity.cpu_milli || r->request_memory > i.node.capacity.memory)
+                return nap_error_set(e, NAP_ERROR_REQUEST_TOO_LARGE, -E2BIG,
+                                     "The request (cpu_milli=%" PRIu64 ", memory=%" PRIu64 ") is larger than node %s "
+                                     "(cpu_milli=%" PRIu64 ", memory=%" PRIu64 "): it would wait forever",
+                                     r->request_cpu_milli, r->request_memory, node, i.node.capacity.cpu_milli,
+                                     i.node.capacity.memory);
+        return 0;
+}
+
+static json_t *params_json(const NapParams *p) {
+        json_t *o = json_object();
+        for (size_t k = 0; o && p && k < nap_params_size(p); k++)
+                if (json_object_set_new(o, nap_params_key(p, k), json_string(nap_params_value(p, k))) < 0)
+                        return json_decref(o), NULL;
+        return o;
+}
+
+/* data: the queue's view of the request (whole CPUs and MiB, rounded up)
+ * and nap's: the node, the app, its parameters, the request id, the exact
+ * reservation, and whether its client left (--no-block: nap-queued
+ * starts it once admitted). */
+static char *queued_job_data(const NapService *s, const NapParams *params, const char *request, const char *node,
+                             const NapCompute *r, bool detached) {
+        NapReservation res = { .kind = NAP_RESERVATION_COMPUTE, .compute = *r };
+        char service[NAP_SERVICE_NAME_MAX];
+        _cleanup_free_ char *stored = NULL;
+        if (nap_reservation_to_json(&res, &stored) < 0)
+                return NULL;
+        json_auto_t *j = json_pack("{s:[{s:I, s:I, s:i}], s:{s:s, s:s, s:s, s:o?, s:o?, s:b}}", "instances", "VCPU",
+                                   (json_int_t) MAX((r->request_cpu_milli + 999) / 1000, 1), "Memory",
+                                   (json_int_t) MAX((r->request_memory + (1 << 20) - 1) >> 20, 1), "Disk", 0, "nap",
+                                   "node", node, "service", nap_service_name(s, service), "request", request,
+                                   "reservation", json_loads(stored, 0, NULL), "params", params_json(params),
+                                   "detached", detached);
+        return j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+}
+
+static int queued_position(EtcdClient *etcd, const char *prefix, const NapJob *j, unsigned *ret, NapError *e) {
+        NapJobFilter f = { .status = NAP_JOB_QUEUED };
+        NapJob *l = NULL;
+        size_t n = 0;
+        int r = nap_queue_list(etcd, prefix, NAP_QUEUE_TYPE_START, &f, &l, &n, NULL, e);
+        *ret = 0;
+        for (size_t i = 0; r >= 0 && i < n && *ret == 0; i++)
+                if (streq(l[i].request_id, j->request_id))
+                        *ret = i + 1;
+        nap_job_array_free(l, n);
+        return r;
+}
+
+static int queued_answer(EtcdClient *etcd, const char *prefix, const NapJob *j, NapQueuedStart *ret, NapError *e) {
+        NapQueuedStart q = { .id = j->id };
+        snprintf(q.job, sizeof q.job, "%s", j->request_id);
+        int r = j->status == NAP_JOB_QUEUED ? queued_position(etcd, prefix, j, &q.position, e) : 0;
+        if (r < 0)
+                return r;
+        if (ret)
+                *ret = q;
+        return 1;
+}
+
+/* The request did not fit: a job for it, unless it never could. */
+static int enqueue_start(NapContext *c, EtcdClient *etcd, const NapService *s, const NapParams *params,
+                         const char *request, const NapCompute *res, bool detached, NapQueuedStart *ret, NapError *e) {
+        _cleanup_(nap_job_done) NapJob j = {};
+        _cleanup_free_ char *node = NULL;
+        const char *prefix = c->config->cluster_prefix;
+        int r = nap_config_node(c->config, &node, e);
+        if (r >= 0)
+                r = check_fits_node(etcd, prefix, node, res, e);
+        if (r < 0)
+                return r;
+        snprintf(j.type, sizeof j.type, NAP_QUEUE_TYPE_START);
+        snprintf(j.owner, sizeof j.owner, "%s", s->user);
+        queued_job_name(s->user, request, j.request_id);
+        j.data = queued_job_data(s, params, request, node, res, detached);
+        j.callback = strdup_printf(NAP_CALLBACK_INTERNAL_PREFIX "start-common/%s", j.request_id);
+        if (!j.data || !j.callback)
+                return nap_error_errno(e, -ENOMEM, "Failed to queue the start");
+        if (nap_job_request_id_check(j.request_id, NULL) < 0)
+                return nap_error_parameter(e, nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL,
+                                                            "Request id %s cannot name a job", request), "requestId");
+        r = nap_queue_create(etcd, prefix, &j, e);
+        nap_debug_point("start-common:queued");
+        return r < 0 ? r : queued_answer(etcd, prefix, &j, ret, e);
+}
+
+/* Admitted: the number the instance will have, an intent naming it and
+ * its node (recovery releases the reservation if we die before its
+ * manifest), then the job's reservation renamed to the instance's. */
+static int take_admitted(NapContext *c, EtcdClient *etcd, const NapJob *j, NapIntent *in, NapManifest *m,
+                         NapError *e) {
+        char name[NAP_UNIT_NAME_MAX];
+        NapReservation held;
+        NapInstance i = { .service = in->service, .kind = NAP_KIND_COMMON };
+        nap_debug_point("start-common:admitted");
+        int r = nap_job_internal_reservation(j, &held, e);
+        if (r >= 0)
+                r = nap_state_next_instance_number(c->config, &in->service, &i.number, e);
+        if (r < 0)
+                return r;
+        in->number = i.number;
+        snprintf(in->node, sizeof in->node, "%s", held.node);
+        r = ops_intent_begin(c, in, e);
+        if (r >= 0)
+                r = nap_queue_hand_over(etcd, c->config->cluster_prefix, j, nap_instance_name(&i, name), &held, e);
+        if (r >= 0)
+                nap_debug_point("start-common:handed-over");
+        m->instance.number = i.number; /* ops_create_instance() makes this one */
+        m->resources = held.compute;   /* as queued: ops_reserve_instance() finds it held */
+        return r;
+}
+
+/* 1 when a queued start waits for this host's node. */
+static int node_has_waiting(NapContext *c, EtcdClient *etcd, NapError *e) {
+        _cleanup_free_ char *node = NULL;
+        NapJobFilter f = { .status = NAP_JOB_QUEUED };
+        NapJob *l = NULL;
+        size_t n = 0;
+        bool waiting = false;
+        int r = nap_config_node(c->config, &node, e);
+        if (r >= 0)
+                r = nap_queue_list(etcd, c->config->cluster_prefix, NAP_QUEUE_TYPE_START, &f, &l, &n, NULL, e);
+        for (size_t i = 0; r >= 0 && i < n && !waiting; i++) {
+                NapReservation held;
+                waiting = nap_job_internal_reservation(l + i, &held, NULL) >= 0 && streq(held.node, node);
+        }
+        nap_job_array_free(l, n);
+        return r < 0 ? r : waiting;
+}
+
+/* Under the lock, request id not seen before: start now if it fits, else
+ * queue; a job queued before: where it stands, or, admitted, start on its
+ * reservation. 0 started, 1 queued. */
+static int start_queued_locked(NapContext *c, const NapService *s, const NapProfile *p, const NapParams *params,
+                               NapIntent *in, NapManifest *m, const NapStartOptions *o, NapError *e) {
+        _cleanup_(nap_job_done) NapJob j = {};
+        NapError why = NAP_ERROR_NULL;
+        EtcdClient *etcd;
+        int r = queue_etcd(c, &etcd, e);
+        if (r < 0)
+                return r;
+        r = queued_job_get(c, etcd, s->user, in->request, &j, &why);
+        if (r < 0 && why.kind != NAP_ERROR_NO_SUCH_JOB)
+                return pass_error(e, &why, r);
+        if (r >= 0 && j.status == NAP_JOB_QUEUED)
+                return queued_answer(etcd, c->config->cluster_prefix, &j, o->queued, e);
+        if (r >= 0 && j.status != NAP_JOB_RUNNING)
+                return nap_error_set(e, NAP_ERROR_NO_SUCH_JOB, -ENOENT, "The queued start %s was %s without an instance",
+                                     in->request, nap_job_status_to_string(j.status));
+        if (r >= 0) {
+                r = take_admitted(c, etcd, &j, in, m, e);
+                return r < 0 ? r : start_common_locked(c, s, p, params, 0, in, m, e);
+        }
+        r = node_has_waiting(c, etcd, e);
+        if (r != 0) /* head of line per node: behind those already waiting for it */
+                return r < 0 ? r : enqueue_start(c, etcd, s, params, in->request, &m->resources, o->no_block, o->queued, e);
+        why = NAP_ERROR_NULL;
+        r = start_common_locked(c, s, p, params, 0, in, m, &why);
+        if (r >= 0 || why.kind != NAP_ERROR_INSUFFICIENT_RESOURCES)
+                return r < 0 ? pass_error(e, &why, r) : 0;
+        ops_intent_end(c, s); /* no tree, no manifest yet: the reservation comes first */
+        in->time_usec = 0;
+        m->instance.number = 0; /* the next try picks its own */
+        return enqueue_start(c, etcd, s, params, in->request, &m->resources, o->no_block, o->queued, e);
+}
+
+static int job_event(const EtcdEvent *ev, void *userdata) {
+        NapJob j = {};
+        bool left = ev->type == ETCD_EVENT_DELETE ||
+                    nap_job_from_json(ev->kv.value, ev->kv.value_size, &j, NULL) < 0 || j.status != NAP_JOB_QUEUED;
+        nap_job_done(&j);
+        (void) userdata;
+        return left; /* it left the queue: the watch ends */
+}
+
+int nap_queued_start_wait(NapContext *c, const char *user, const char *request_id,
+                          const volatile sig_atomic_t *cancel, NapError *e) {
+        _cleanup_(nap_job_done) NapJob j = {};
+        _cleanup_free_ char *key = NULL;
+        EtcdClient *etcd;
+        int r = queue_etcd(c, &etcd, e);
+        if (r >= 0)
+                r = queued_job_get(c, etcd, user, request_id, &j, e);
+        if (r >= 0 && j.status == NAP_JOB_QUEUED) {
+                EtcdWatchOptions o = { .start_revision = j.revision + 1, .cancel = cancel, .on_event = job_event };
+                if (!(key = nap_key_job(c->config->cluster_prefix, j.type, j.request_id)))
+                        return nap_error_errno(e, -ENOMEM, "Failed to wait for the queue");
+                r = etcd_watch(etcd, key, &o, NULL, e);
+                if (r == 0 && cancel && *cancel)
+                        return nap_queued_start_cancel(c, user, request_id, e) < 0 ? -ECANCELED
+                               : nap_error_set(e, NAP_ERROR_NO_SUCH_JOB, -ECANCELED, "Cancelled: job %s left the queue",
+                                               j.request_id);
+                nap_job_done(&j);
+                if (r >= 0)
+                        r = queued_job_get(c, etcd, user, request_id, &j, e);
+        }
+        if (r >= 0 && j.status == NAP_JOB_CANCELLED)
+                return nap_error_set(e, NAP_ERROR_NO_SUCH_JOB, -ECANCELED, "Job %s was cancelled", j.request_id);
+        return r < 0 ? r : 0;
+}
+
+int nap_queued_start_cancel(NapContext *c, const char *user, const char *request_id, NapError *e) {
+        _cleanup_(nap_job_done) NapJob j = {};
+        char name[65];
+        EtcdClient *etcd;
+        int r = queue_etcd(c, &etcd, e);
+        if (r < 0)
+                return r;
+        queued_job_name(user, request_id, name);
+        return nap_queue_cancel(etcd, c->config->cluster_prefix, NAP_QUEUE_TYPE_START, name, user, &j, e);
+}
+
 int nap_start_common(NapContext *c, const char *service, const NapParams *params, const NapStartOptions *o,
                      NapInstanceInfo *ret, NapError *e) {
         NapStartOptions opts = o ? *o : (NapStartOptions) {};
@@ -329,8 +619,14 @@ int nap_start_common(NapContext *c, const char *service, const NapParams *params
                 r = nap_request_id_check(opts.request_id, e);
         if (r >= 0 && !nap_compute_is_empty(&opts.resources))
                 r = nap_compute_check(&opts.resources, e);
+        if (r >= 0 && opts.node && opts.queue)
+                r = nap_error_parameter(e, nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL,
+                                                         "A start on a given node cannot wait in the queue (yet)"),
+                                        "queue");
         if (r >= 0 && opts.node && opts.number == 0)
                 return ops_start_common_on_node(c, &in.service, params, &opts, ret, e);
+        if (r >= 0 && opts.queue)
+                r = check_queue_options(c, &opts, e);
         if (r >= 0)
                 r = ops_load_service_profile(c, &in.service, &p, e);
         if (r >= 0)
@@ -355,12 +651,15 @@ int nap_start_common(NapContext *c, const char *service, const NapParams *params
                         return r < 0 ? r : 0;
         }
         if (r >= 0)
-                r = start_common_locked(c, &in.service, p, params, opts.number, &in, m, e);
+                r = opts.queue ? start_queued_locked(c, &in.service, p, params, &in, m, &opts, e)
+                               : start_common_locked(c, &in.service, p, params, opts.number, &in, m, e);
         /* Done or failed whole (a failed start leaves the instance, as a
          * failed `systemctl start` leaves the unit): nothing to recover. */
         if (in.time_usec > 0)
                 ops_intent_end(c, &in.service);
         lock = safe_close(lock); /* the app is free while we wait for it to answer */
+        if (r > 0)
+                return 1; /* queued */
         if (r >= 0)
                 r = wait_answering(c, m, opts.no_block, opts.answer_timeout_usec, e);
         if (r < 0)

@@ -6,6 +6,7 @@
  * Each validates its arguments first (nothing changes on bad input),
  * returns 0 or a negative errno, and fills e with a named error. */
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -126,7 +127,32 @@ typedef struct NapStartOptions {
          * reports it (docs/ARCHITECTURE.md "Cluster apps"); NoSuchNode when
          * there is no such node */
         const char *node;
+        /* with resources and Etcd=: when they do not fit now, wait in the
+         * resource queue (a job, lib/cluster/queue.h, nap's own jobs)
+         * instead of failing: nap_start_common() returns 1 and fills
+         * *queued; called again with the same request id once the job is
+         * admitted, it starts the instance on the job's reservation */
+        bool queue;
+        struct NapQueuedStart *queued;
 } NapStartOptions;
+
+/* A start waiting in the queue: its job (type nap-start) and where it
+ * stands (1: next for its node; 0: admitted, not yet started). */
+typedef struct NapQueuedStart {
+        char job[65];
+        int64_t id;
+        unsigned position;
+} NapQueuedStart;
+
+/* Waits (an etcd watch of the job, not a poll) until the queued start
+ * request of user leaves the queue: 0 when admitted (call StartCommon
+ * again), NoSuchJob when it was cancelled; *cancel set (SIGINT): the job
+ * is cancelled and -ECANCELED returned. */
+int nap_queued_start_wait(NapContext *c, const char *user, const char *request_id,
+                          const volatile sig_atomic_t *cancel, NapError *e);
+/* Cancels the queued start (its job leaves the queue; an admitted one's
+ * reservation is freed). */
+int nap_queued_start_cancel(NapContext *c, const char *user, const char *request_id, NapError *e);
 
 /* Below D-Bus's default call timeout (25 s): a D-Bus client hears why. */
 #define NAP_START_ANSWER_TIMEOUT_USEC_DEFAULT (20ULL * 1000ULL * 1000ULL)

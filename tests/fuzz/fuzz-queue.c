@@ -30,6 +30,10 @@ static void round_trip(NapJob *j) {
         same_job(j, &again);
         json_decref(nap_job_to_wire(&again));
         json_decref(nap_job_history_to_wire(&again));
+        /* a stored job's data as nap's own start (admission reads it so) */
+        NapReservation r;
+        if (nap_job_internal_reservation(&again, &r, NULL) >= 0 && (!r.node[0] || !nap_callback_is_internal(again.callback)))
+                abort();
         nap_job_done(&again);
 }
 
