@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "napctl-call.h"
+#include "base/hex.h"
 #include "model/intent.h"
 
 void caller_done(Caller *c) {
@@ -210,8 +211,7 @@ int caller_request_id(const char *given, char ret[static CALLER_REQUEST_ID_MAX],
         if (getrandom(bytes, sizeof bytes, 0) != (ssize_t) sizeof bytes)
                 return nap_error_errno(e, -errno, "Failed to make a request id");
         int k = snprintf(ret, CALLER_REQUEST_ID_MAX, "napctl-");
-        for (size_t i = 0; i < sizeof bytes; i++)
-                k += snprintf(ret + k, CALLER_REQUEST_ID_MAX - k, "%02x", bytes[i]);
+        hex_encode(bytes, sizeof bytes, ret + k);
         return 0;
 }
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "base/hex.h"
 #include "base/sha256.h"
 #include "base/strv.h"
 #include "clients/http.h"
@@ -18,8 +19,7 @@ void nap_callback_signature(const char *secret, const char *body, size_t size, c
         uint8_t d[SHA256_DIGEST_SIZE];
         hmac_sha256(secret, strlen(secret), body, size, d);
         memcpy(ret, "sha256=", 7);
-        for (size_t i = 0; i < sizeof d; i++)
-                sprintf(ret + 7 + 2 * i, "%02x", d[i]);
+        hex_encode(d, sizeof d, ret + 7);
 }
 
 static unsigned max_attempts(const NapCallbackOptions *o) {

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "base/clock.h"
+#include "base/hex.h"
 #include "base/json-parse.h"
 #include "base/sha256.h"
 #include "base/strv.h"
@@ -489,16 +490,11 @@ char *nap_key_delivery(const char *prefix, const char *type, const char *request
         return key("%s/queue/deliveries/%s/%s", prefix, type, request_id);
 }
 
-static void hex(const uint8_t *d, size_t n, char *buf) {
-        for (size_t i = 0; i < n; i++)
-                sprintf(buf + 2 * i, "%02x", d[i]);
-}
-
 static char *key_hashed(const char *prefix, const char *dir, const char *s) {
         uint8_t d[SHA256_DIGEST_SIZE];
         char h[2 * SHA256_DIGEST_SIZE + 1];
         sha256(s, strlen(s), d);
-        hex(d, sizeof d, h);
+        hex_encode(d, sizeof d, h);
         return key("%s/queue/%s/%s", prefix, dir, h);
 }
 
@@ -512,7 +508,7 @@ static int random_hex(size_t bytes, char **ret, NapError *e) {
         *ret = malloc(2 * bytes + 1);
         if (!*ret)
                 return oom(e);
-        hex(b, bytes, *ret);
+        hex_encode(b, bytes, *ret);
         return 0;
 }
 

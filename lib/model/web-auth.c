@@ -9,20 +9,12 @@
 #include <unistd.h>
 
 #include "base/fileio.h"
+#include "base/hex.h"
 #include "base/sha256.h"
 #include "model/state.h"
 #include "model/web-auth.h"
 
 #define TOKEN_FILE_MAX 256
-
-static void hex(const uint8_t *p, size_t n, char *out) {
-        static const char digits[] = "0123456789abcdef";
-        for (size_t i = 0; i < n; i++) {
-                out[2 * i] = digits[p[i] >> 4];
-                out[2 * i + 1] = digits[p[i] & 15];
-        }
-        out[2 * n] = '\0';
-}
 
 static bool is_lower_hex(const char *s, size_t n) {
         for (size_t i = 0; i < n; i++)
@@ -51,7 +43,7 @@ static int random_bytes(void *p, size_t n) {
 static void token_hash(const char *token, char out[static NAP_WEB_SECRET_HEX + 1]) {
         uint8_t d[SHA256_DIGEST_SIZE];
         sha256(token, strlen(token), d);
-        hex(d, sizeof d, out);
+        hex_encode(d, sizeof d, out);
 }
 
 /* ---- tokens ------------------------------------------------------------ */
@@ -65,7 +57,7 @@ static int user_checked(const char *user, NapError *e) {
 
 int nap_web_token_create(const NapConfig *c, const char *user, char ret[static NAP_WEB_TOKEN_MAX], NapError *e) {
         uint8_t secret[NAP_WEB_SECRET_HEX / 2];
-        char token[NAP_WEB_TOKEN_MAX], hash[NAP_WEB_SECRET_HEX + 2];
+        char token[NAP_WEB_TOKEN_MAX], hash[NAP_WEB_SECRET_HEX + 1];
         int r = user_checked(user, e);
         if (r < 0)
                 return r;
@@ -76,12 +68,12 @@ int nap_web_token_create(const NapConfig *c, const char *user, char ret[static N
         if (r < 0)
                 return nap_error_errno(e, r, "Failed to make a token");
         int k = snprintf(token, sizeof token, "%s.", user);
-        hex(secret, sizeof secret, token + k);
+        hex_encode(secret, sizeof secret, token + k);
         token_hash(token, hash);
-        strcat(hash, "\n");
+        hash[NAP_WEB_SECRET_HEX] = '\n'; /* the file's one line, its NUL not written */
         r = mkdir_p(dir, 0700);
         if (r >= 0)
-                r = write_file_atomic(path, hash, strlen(hash), 0600);
+                r = write_file_atomic(path, hash, sizeof hash, 0600);
         if (r < 0)
                 return nap_error_errno(e, r, "Failed to write %s", path);
         memcpy(ret, token, sizeof token);
@@ -189,7 +181,7 @@ static void mac(const NapWebKey *k, const char *label, const char *text, char ou
         m[nl] = '\n';
         memcpy(m + nl + 1, text, nt);
         hmac_sha256(k->bytes, sizeof k->bytes, m, nl + 1 + nt, d);
-        hex(d, sizeof d, out);
+        hex_encode(d, sizeof d, out);
 }
 
 int nap_web_session_parse(const char *value, NapWebSession *ret) {

@@ -10,6 +10,7 @@
 
 #include "base/debug-point.h"
 #include "base/fileio.h"
+#include "base/hex.h"
 #include "base/sha256.h"
 #include "cluster/admission.h"
 #include "cluster/inventory.h"
@@ -372,8 +373,8 @@ static void queued_job_name(const char *user, const char *request, char ret[stat
         sha256_update(&x, request, strlen(request));
         sha256_final(&x, h);
         int n = snprintf(ret, 65, "%s.", user);
-        for (size_t i = 0; i < 12 && n + 2 < 65; i++)
-                n += snprintf(ret + n, 65 - n, "%02x", h[i]);
+        if (n >= 0 && n + 2 * 12 < 65) /* a valid user name leaves room */
+                hex_encode(h, 12, ret + n);
 }
 
 static int queue_etcd(NapContext *c, EtcdClient **ret, NapError *e) {

@@ -9,12 +9,11 @@
 #include <cmocka.h>
 
 #include "base/macro.h"
+#include "base/hex.h"
 #include "base/sha256.h"
 
 static const char *hex(const uint8_t d[static SHA256_DIGEST_SIZE], char buf[static 2 * SHA256_DIGEST_SIZE + 1]) {
-        for (size_t i = 0; i < SHA256_DIGEST_SIZE; i++)
-                snprintf(buf + 2 * i, 3, "%02x", d[i]);
-        return buf;
+        return hex_encode(d, SHA256_DIGEST_SIZE, buf);
 }
 
 static void assert_digest(const void *p, size_t n, const char *expected) {
