@@ -20,7 +20,6 @@
 #define PREFIX "/test-nap"
 #define COMMIT "0123456789abcdef0123456789abcdef01234567"
 
-static EtcdClient *etcd;
 
 static NapAssignment make(const char *service, const char *node) {
         NapAssignment a = { .enabled = true, .resources = { 100, 200, 1 << 20, 2 << 20 } };
@@ -355,21 +354,6 @@ static void test_observed_wait(void **state) {
         assert_non_null(strstr(e.message, "last reported: active"));
 }
 
-static int group_setup(void **state) {
-        have_etcd = access(ETCD_BINARY, X_OK) == 0;
-        if (have_etcd) {
-                test_etcd_start(&shared_etcd);
-                etcd = client_for(shared_etcd.url);
-        }
-        return 0;
-}
-
-static int group_teardown(void **state) {
-        etcd = etcd_client_free(etcd);
-        test_etcd_destroy(&shared_etcd);
-        return 0;
-}
-
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_assignment_round_trip),
@@ -382,5 +366,5 @@ int main(void) {
                 cmocka_unit_test(test_observed_on_a_lease),
                 cmocka_unit_test(test_observed_wait),
         };
-        return cmocka_run_group_tests(tests, group_setup, group_teardown);
+        return cmocka_run_group_tests(tests, shared_etcd_group_setup, shared_etcd_group_teardown);
 }

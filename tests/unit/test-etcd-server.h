@@ -158,3 +158,23 @@ static EtcdClient *client_for(const char *url) {
         assert_int_equal(etcd_client_new(endpoints, &c, &e), 0);
         return c;
 }
+
+/* ---- a cmocka group sharing one etcd ------------------------------------ */
+
+/* A client of shared_etcd, made by the group's set-up (NULL without etcd). */
+static EtcdClient *etcd;
+
+static int shared_etcd_group_setup(void **state) {
+        have_etcd = access(ETCD_BINARY, X_OK) == 0;
+        if (have_etcd) {
+                test_etcd_start(&shared_etcd);
+                etcd = client_for(shared_etcd.url);
+        }
+        return 0;
+}
+
+static int shared_etcd_group_teardown(void **state) {
+        etcd = etcd_client_free(etcd);
+        test_etcd_destroy(&shared_etcd);
+        return 0;
+}

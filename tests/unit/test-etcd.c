@@ -44,18 +44,6 @@ static int hung_listener(char url[static 64]) {
         return fd;
 }
 
-static int group_setup(void **state) {
-        have_etcd = access(ETCD_BINARY, X_OK) == 0;
-        if (have_etcd)
-                test_etcd_start(&shared_etcd);
-        return 0;
-}
-
-static int group_teardown(void **state) {
-        test_etcd_destroy(&shared_etcd);
-        return 0;
-}
-
 /* ---- pure parts --------------------------------------------------------- */
 
 static void check_base64(const char *plain, size_t n, const char *encoded) {
@@ -1098,5 +1086,5 @@ int main(void) {
                 cmocka_unit_test(test_etcd_stopped),
         };
         int r = cmocka_run_group_tests_name("etcd-pure", pure, NULL, NULL);
-        return r + cmocka_run_group_tests_name("etcd-live", live, group_setup, group_teardown);
+        return r + cmocka_run_group_tests_name("etcd-live", live, shared_etcd_group_setup, shared_etcd_group_teardown);
 }

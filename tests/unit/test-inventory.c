@@ -21,7 +21,6 @@
 #define PREFIX "/test-nap"
 #define GIB (UINT64_C(1) << 30)
 
-static EtcdClient *etcd;
 
 static NapNode make_node(const char *name, uint64_t cpu_milli, uint64_t memory, const char *labels) {
         NapNode n = { .capacity = { cpu_milli, memory, 100 * GIB }, .registered_usec = realtime_usec() };
@@ -309,21 +308,6 @@ static void test_delete_node(void **state) {
         assert_int_equal(e.kind, NAP_ERROR_NO_SUCH_NODE);
 }
 
-static int group_setup(void **state) {
-        have_etcd = access(ETCD_BINARY, X_OK) == 0;
-        if (have_etcd) {
-                test_etcd_start(&shared_etcd);
-                etcd = client_for(shared_etcd.url);
-        }
-        return 0;
-}
-
-static int group_teardown(void **state) {
-        etcd = etcd_client_free(etcd);
-        test_etcd_destroy(&shared_etcd);
-        return 0;
-}
-
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_register_ready_and_leave),
@@ -334,5 +318,5 @@ int main(void) {
                 cmocka_unit_test(test_schedule_spreads_and_batches),
                 cmocka_unit_test(test_delete_node),
         };
-        return cmocka_run_group_tests(tests, group_setup, group_teardown);
+        return cmocka_run_group_tests(tests, shared_etcd_group_setup, shared_etcd_group_teardown);
 }
