@@ -71,11 +71,14 @@ skip_all() {
         exit 77
 }
 
+# The checks below return 1 when they fail, so that a caller can add its
+# own diagnostics (check ... || diag ...); a failure is counted either way.
+
 # check DESCRIPTION CMD...: ok when CMD succeeds.
 check() {
         local what=$1
         shift
-        if "$@"; then ok "$what"; else fail "$what"; fi
+        if "$@"; then ok "$what"; else fail "$what"; return 1; fi
 }
 
 # assert_eq DESCRIPTION EXPECTED GOT
@@ -85,6 +88,7 @@ assert_eq() {
         else
                 fail "$1"
                 diag "expected: $(printf '%q' "$2")" "got:      $(printf '%q' "$3")"
+                return 1
         fi
 }
 
@@ -95,6 +99,7 @@ assert_contains() {
         *)
                 fail "$1"
                 diag "expected to contain: $(printf '%q' "$3")" "in: $2"
+                return 1
                 ;;
         esac
 }
@@ -104,6 +109,7 @@ assert_not_contains() {
         *"$3"*)
                 fail "$1"
                 diag "expected not to contain: $(printf '%q' "$3")" "in: $2"
+                return 1
                 ;;
         *) ok "$1" ;;
         esac
@@ -116,6 +122,7 @@ assert_match() {
         else
                 fail "$1"
                 diag "expected to match: $3" "got: $(printf '%q' "$2")"
+                return 1
         fi
 }
 
