@@ -415,6 +415,25 @@ static int record_end(NapContext *c, NapMpiJob *job, const NapUnitExit *x, NapEr
         return nap_mpi_job_save(c->config, job, e);
 }
 
+/* Whether the master's ExecStopPost= recorded the end since *job was
+ * read: it runs before the unit settles, so once the unit is seen settled
+ * its record is on disk. Then *job becomes that record. (A master that
+ * settled without RemainAfterExit= may be unloaded already, and a unit
+ * loaded again says nothing of how it ended: reading it would take a
+ * success for a stop.) */
+static bool recorded_meanwhile(NapContext *c, NapMpiJob *job) {
+        NapMpiJob now = {};
+        NapError ignored = NAP_ERROR_NULL;
+        if (nap_mpi_job_load(c->config, &job->service, job->number, &now, &ignored) < 0 ||
+            now.state == NAP_MPI_RUNNING) {
+                nap_mpi_job_done(&now);
+                return false;
+        }
+        nap_mpi_job_done(job);
+        *job = now;
+        return true;
+}
+
 /* A running job whose master is done and whose ExecStopPost= did not
  * record it (failed, or cut short): its result recorded from the unit;
  * its reservation released, best effort (see nap_get_mpi_job()). */
@@ -428,7 +447,7 @@ static int update_job(NapContext *c, NapMpiJob *job, NapError *e) {
         int r = ops_context_bus(c, &bus, e);
         if (r >= 0)
                 r = nap_systemd_get_unit_exit(bus, nap_instance_unit_name(&i, unit), &x, e);
-        if (r >= 0 && !unit_still_runs(&x)) {
+        if (r >= 0 && !unit_still_runs(&x) && !recorded_meanwhile(c, job)) {
                 r = record_end(c, job, &x, e);
                 if (r >= 0)
                         (void) release_ended_job(c, job, NULL);
