@@ -5,10 +5,14 @@
  * etcd (lib/cluster/assignment.h) that the node's nap-node realizes, and
  * its report waited for. */
 
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/strv.h"
+#include "clients/gitshell.h"
 #include "cluster/assignment.h"
 #include "cluster/inventory.h"
 #include "model/state.h"
@@ -34,6 +38,18 @@ static int assignment_for(const NapService *s, const NapParams *params, const Na
         if (o->request_id)
                 snprintf(ret->request, sizeof ret->request, "%s", o->request_id);
         return copy_params(params, &ret->params) < 0 ? nap_error_errno(e, -ENOMEM, "Failed to start") : 0;
+}
+
+/* An assignment without a commit gets the one the cluster's last deploy
+ * recorded (none recorded: "", whatever the host deployed). */
+static int assignment_commit(EtcdClient *etcd, const char *prefix, NapAssignment *a, NapError *e) {
+        _cleanup_(nap_app_source_done) NapAppSource src = {};
+        if (a->commit[0])
+                return 0;
+        int r = nap_app_source_get(etcd, prefix, &a->instance.service, &src, e);
+        if (r > 0)
+                memcpy(a->commit, src.commit, sizeof a->commit);
+        return r < 0 ? r : 0;
 }
 
 /* The answer: the instance as its node reported it (argv stays the
@@ -93,6 +109,8 @@ int ops_start_common_on_node(NapContext *c, const NapService *s, const NapParams
         if (r >= 0)
                 r = assignment_for(s, params, o, &a, e);
         if (r >= 0)
+                r = assignment_commit(etcd, prefix, &a, e);
+        if (r >= 0)
                 r = nap_assignment_create(etcd, prefix, &a, e);
         if (r >= 0)
                 r = wait_reported(etcd, prefix, &a, o, &report, e);
@@ -118,4 +136,57 @@ int ops_unassign_if_realized(NapContext *c, const NapInstance *i, NapError *e) {
         if (r < 0 && gone.kind != NAP_ERROR_NO_SUCH_INSTANCE) /* not assigned (any more): nothing to undo */
                 return nap_error_set(e, gone.kind, r, "%s", gone.message);
         return 0;
+}
+
+/* ---- app sources: trees reach hosts ----------------------------------- */
+
+/* The app's repository that git pushes go to on this host? */
+static bool is_push_repository(NapContext *c, const NapService *s, const char *url) {
+        _cleanup_free_ char *repo = nap_git_repo_path(c->config, s);
+        char a[PATH_MAX], b[PATH_MAX];
+        return repo && realpath(repo, a) && realpath(url, b) && streq(a, b);
+}
+
+/* 1 and *ret_node (this host's node name) when this host is a node of the
+ * cluster (Etcd= and its node's record in etcd), 0 when it is not. */
+static int cluster_node(NapContext *c, EtcdClient **ret_etcd, char **ret_node, NapError *e) {
+        _cleanup_(nap_node_info_done) NapNodeInfo info = {};
+        _cleanup_free_ char *node = NULL;
+        NapError none = NAP_ERROR_NULL;
+        if (!c->config->etcd || nap_config_node(c->config, &node, NULL) < 0)
+                return 0;
+        int r = nap_context_etcd(c, ret_etcd, e);
+        if (r >= 0)
+                r = nap_node_get(*ret_etcd, c->config->cluster_prefix, node, &info, &none);
+        if (r < 0 && none.kind == NAP_ERROR_NO_SUCH_NODE)
+                return 0;
+        if (r < 0)
+                return nap_error_is_set(e) ? r : nap_error_set(e, none.kind, r, "%s", none.message);
+        *ret_node = TAKE_PTR(node);
+        return 1;
+}
+
+int ops_record_app_source(NapContext *c, const NapService *s, const char *url, const char *commit, NapError *e) {
+        _cleanup_(nap_app_source_done) NapAppSource src = { .service = *s, .time_usec = realtime_usec() };
+        _cleanup_free_ char *node = NULL;
+        EtcdClient *etcd;
+        int r = cluster_node(c, &etcd, &node, e);
+        if (r <= 0)
+                return r;
+        src.url = strdup(url);
+        if (!src.url)
+                return nap_error_errno(e, -ENOMEM, "Failed to record the app's source");
+        snprintf(src.commit, sizeof src.commit, "%s", commit);
+        snprintf(src.node, sizeof src.node, "%s", node);
+        src.pushed = url[0] == '/' && is_push_repository(c, s, url);
+        r = nap_app_source_put(etcd, c->config->cluster_prefix, &src, e);
+        return r < 0 ? r : 1;
+}
+
+void ops_publish_app_source(NapContext *c, const NapService *s, const char *url, NapDeployResult *d) {
+        NapError e = NAP_ERROR_NULL;
+        if (ops_record_app_source(c, s, url, d->commit, &e) >= 0 || d->publish == NAP_PUBLISH_PENDING)
+                return;
+        d->publish = NAP_PUBLISH_PENDING;
+        nap_error_set(&d->publish_error, e.kind, -e.errnum, "The app's source for the cluster: %s", e.message);
 }

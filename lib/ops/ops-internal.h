@@ -116,6 +116,14 @@ int ops_start_common_on_node(NapContext *c, const NapService *s, const NapParams
  * other instance. Before the instance is removed: a failure changes
  * nothing. */
 int ops_unassign_if_realized(NapContext *c, const NapInstance *i, NapError *e);
+/* PREFIX/apps/USER_APP := url at commit, when this host is a node of the
+ * cluster (Etcd= and its node record): 1 written, 0 not a node (nothing
+ * to do), < 0 etcd failed. A URL that is this host's push repository of
+ * the app is recorded as pushed. */
+int ops_record_app_source(NapContext *c, const NapService *s, const char *url, const char *commit, NapError *e);
+/* The same after a deploy of d->commit: a failure makes d's publish
+ * pending, with why (the next deploy writes it again). */
+void ops_publish_app_source(NapContext *c, const NapService *s, const char *url, NapDeployResult *d);
 
 /* ops-lifecycle.c: the app's configuration (napctl config), for a new or
  * rebuilt instance's manifest: NULL when none is set. */

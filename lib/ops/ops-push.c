@@ -822,6 +822,8 @@ static int fill_instances(Rollout *ro, NapError *e) {
 static void after_success(Rollout *ro, const char *url) {
         if (ro->ret->deploy.changed)
                 ro->ret->deploy.publish = nap_publish_url(ro->c, &ro->s, url, &ro->ret->deploy.publish_error);
+        if (url) /* unchanged too: catches up a record that was pending */
+                ops_publish_app_source(ro->c, &ro->s, url, &ro->ret->deploy);
         if (ro->ret->deploy.changed && ops_tree_is_dockerfile_app(ro->service_dir))
                 (void) ops_container_prune(ro->c, &ro->s, ro->ret->deploy.commit, ro->ret->previous, &ro->o);
 }
