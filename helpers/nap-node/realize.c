@@ -224,8 +224,10 @@ static void realize_new(Realizer *r, const NapAssignment *a) {
         NapInstanceInfo info = {};
         NapError e = NAP_ERROR_NULL;
         nap_instance_name(&a->instance, name);
-        if (missing)
+        if (missing) {
+                log_warning("Cannot realize %s: %s", name, missing);
                 return report(r, a, NAP_OBSERVED_FAILED, 0, NULL, missing);
+        }
         int k = mark(r, &a->instance);
         if (k < 0)
                 return (void) log_error_errno(k, "Failed to mark %s as the cluster's: %m", name);
