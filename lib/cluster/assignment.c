@@ -723,3 +723,45 @@ int nap_app_source_get(EtcdClient *c, const char *prefix, const NapService *s, N
         etcd_key_value_done(&kv);
         return r;
 }
+
+/* ---- every node's (shared with the operations from any host) ---------- */
+
+/* The node a key under dir (PREFIX/assignments/ or PREFIX/observed/)
+ * names, into node: "" when the key is not NODE/INSTANCE. */
+static void node_of_key(const char *key, size_t dir_len, char node[static NAP_NODE_NAME_MAX + 1]) {
+        const char *rest = key + dir_len, *slash = strchr(rest, '/');
+        size_t len = slash ? (size_t) (slash - rest) : 0;
+        node[0] = 0;
+        if (len > 0 && len <= NAP_NODE_NAME_MAX) {
+                memcpy(node, rest, len);
+                node[len] = 0;
+        }
+}
+
+int nap_assignments_list_all(EtcdClient *c, const char *prefix, NapAssignment **ret, size_t *ret_n,
+                             int64_t *ret_revision, unsigned *ret_damaged, NapError *e) {
+        _cleanup_(etcd_range_done) EtcdRange range = {};
+        _cleanup_free_ char *dir = strdup_printf("%s/assignments/", prefix);
+        char node[NAP_NODE_NAME_MAX + 1];
+        NapAssignment *l = NULL;
+        size_t n = 0;
+        assert(c);
+        assert(ret);
+        assert(ret_n);
+        int r = dir ? etcd_range_prefix(c, dir, 0, false, &range, e) : oom(e);
+        if (r >= 0 && !(l = calloc(range.n_kvs ?: 1, sizeof *l)))
+                r = oom(e);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < range.n_kvs; i++) {
+                node_of_key(range.kvs[i].key, strlen(dir), node);
+                n += assignment_from_kv(range.kvs + i, node, l + n) >= 0;
+        }
+        if (ret_damaged)
+                *ret_damaged = (unsigned) (range.n_kvs - n);
+        if (ret_revision)
+                *ret_revision = range.revision;
+        *ret = l;
+        *ret_n = n;
+        return 0;
+}

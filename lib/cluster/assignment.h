@@ -153,3 +153,10 @@ int nap_app_source_put(EtcdClient *c, const char *prefix, const NapAppSource *s,
 /* 1 and *ret filled; 0 none recorded; < 0 etcd failed or the record is
  * damaged (NAP_ERROR_INTERNAL naming the field). */
 int nap_app_source_get(EtcdClient *c, const char *prefix, const NapService *s, NapAppSource *ret, NapError *e);
+
+/* ---- every node's (shared with the operations from any host) ---------- */
+
+/* Every node's assignments (one range read of PREFIX/assignments/), as
+ * nap_assignments_list() reads one node's. */
+int nap_assignments_list_all(EtcdClient *c, const char *prefix, NapAssignment **ret, size_t *ret_n,
+                             int64_t *ret_revision, unsigned *ret_damaged, NapError *e);

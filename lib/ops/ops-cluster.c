@@ -23,7 +23,7 @@
  * moment more to come. */
 #define NODE_REPORT_MARGIN_USEC (4ULL * 1000ULL * 1000ULL)
 
-static int copy_params(const NapParams *from, NapParams **ret) {
+int ops_copy_params(const NapParams *from, NapParams **ret) {
         int r = nap_params_new(ret);
         for (size_t i = 0; r >= 0 && i < nap_params_size(from); i++)
                 r = nap_params_set(*ret, nap_params_key(from, i), nap_params_value(from, i), NULL);
@@ -37,7 +37,7 @@ static int assignment_for(const NapService *s, const NapParams *params, const Na
         snprintf(ret->node, sizeof ret->node, "%s", o->node);
         if (o->request_id)
                 snprintf(ret->request, sizeof ret->request, "%s", o->request_id);
-        return copy_params(params, &ret->params) < 0 ? nap_error_errno(e, -ENOMEM, "Failed to start") : 0;
+        return ops_copy_params(params, &ret->params) < 0 ? nap_error_errno(e, -ENOMEM, "Failed to start") : 0;
 }
 
 /* An assignment without a commit gets the one the cluster's last deploy
@@ -70,7 +70,7 @@ static int info_from_report(const NapAssignment *a, const NapObserved *o, const 
                 .publish = NAP_PUBLISH_DONE, /* the node's sidecar publishes it */
         };
         if (!ret->name || !ret->unit || (o->port > 0 && !ret->url) || !ret->active_state || !ret->sub_state ||
-            copy_params(a->params, &ret->params) < 0) {
+            ops_copy_params(a->params, &ret->params) < 0) {
                 nap_instance_info_clear(ret);
                 return -ENOMEM;
         }
@@ -119,13 +119,16 @@ int ops_start_common_on_node(NapContext *c, const NapService *s, const NapParams
         return r < 0 ? r : 0;
 }
 
+bool ops_instance_is_realized(NapContext *c, const NapInstance *i) {
+        _cleanup_free_ char *mark = nap_state_cluster_realized_mark(c->config, i);
+        return mark && access(mark, F_OK) >= 0;
+}
+
 int ops_unassign_if_realized(NapContext *c, const NapInstance *i, NapError *e) {
-        _cleanup_free_ char *mark = nap_state_cluster_realized_mark(c->config, i), *node = NULL;
+        _cleanup_free_ char *node = NULL;
         EtcdClient *etcd;
         NapError gone = NAP_ERROR_NULL;
-        if (!mark)
-                return nap_error_errno(e, -ENOMEM, "Failed to remove the instance");
-        if (access(mark, F_OK) < 0)
+        if (!ops_instance_is_realized(c, i))
                 return 0; /* this host's own */
         int r = nap_config_node(c->config, &node, e);
         if (r >= 0)
@@ -147,9 +150,7 @@ static bool is_push_repository(NapContext *c, const NapService *s, const char *u
         return repo && realpath(repo, a) && realpath(url, b) && streq(a, b);
 }
 
-/* 1 and *ret_node (this host's node name) when this host is a node of the
- * cluster (Etcd= and its node's record in etcd), 0 when it is not. */
-static int cluster_node(NapContext *c, EtcdClient **ret_etcd, char **ret_node, NapError *e) {
+int ops_cluster_node(NapContext *c, EtcdClient **ret_etcd, char **ret_node, NapError *e) {
         _cleanup_(nap_node_info_done) NapNodeInfo info = {};
         _cleanup_free_ char *node = NULL;
         NapError none = NAP_ERROR_NULL;
@@ -170,7 +171,7 @@ int ops_record_app_source(NapContext *c, const NapService *s, const char *url, c
         _cleanup_(nap_app_source_done) NapAppSource src = { .service = *s, .time_usec = realtime_usec() };
         _cleanup_free_ char *node = NULL;
         EtcdClient *etcd;
-        int r = cluster_node(c, &etcd, &node, e);
+        int r = ops_cluster_node(c, &etcd, &node, e);
         if (r <= 0)
                 return r;
         src.url = strdup(url);

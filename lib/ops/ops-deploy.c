@@ -248,6 +248,35 @@ static int deploy_locked(NapContext *c, const NapService *s, const char *url, bo
         return r;
 }
 
+static void deployed_before(NapContext *c, const NapService *s, DeployMeta *ret) {
+        _cleanup_free_ char *dir = nap_state_service_dir(c->config, s);
+        if (dir)
+                ops_deploy_meta_read(dir, ret);
+}
+
+/* The cluster's instances moved to the commit deployed, with the app's
+ * lock released (every node's nap-node, this one's too, takes it to make
+ * an instance). When they cannot, this host's tree and the cluster's
+ * record go back to what was deployed before, and the deploy fails. */
+static int deploy_to_cluster(NapContext *c, const NapService *s, const DeployMeta *before, NapDeployResult *ret,
+                             NapError *e) {
+        _cleanup_close_ int lock = -1;
+        NapDeployResult back = {};
+        NapError ignored = NAP_ERROR_NULL;
+        char b[96];
+        int r = ops_cluster_rollout(c, s, ret->commit, NULL, e);
+        if (r >= 0 || !ret->changed || !before->url || !before->commit || !nap_commit_is_valid(before->commit))
+                return r < 0 ? r : 0;
+        memcpy(back.commit, before->commit, sizeof back.commit);
+        if (ops_lock_service_to_deploy(c, s, &lock, &ignored) >= 0 &&
+            deploy_locked(c, s, before->url, true, &back, &ignored) >= 0) {
+                ops_publish_app_source(c, s, before->url, &back);
+                snprintf(b, sizeof b, "; %.12s is deployed again, here and on every node", before->commit);
+                ops_error_append(e, b);
+        }
+        return r;
+}
+
 int nap_deploy_app(NapContext *c, const char *service, const char *url, NapDeployResult *ret, NapError *e) {
         NapService s;
         int r = nap_service_parse(service, &s, e);
@@ -264,13 +293,19 @@ int nap_deploy_app(NapContext *c, const char *service, const char *url, NapDeplo
         if (r < 0)
                 return r;
         _cleanup_close_ int lock = -1;
+        _cleanup_(ops_deploy_meta_clear) DeployMeta before = {};
         r = ops_lock_service_to_deploy(c, &s, &lock, e);
-        if (r >= 0)
+        if (r >= 0) {
+                deployed_before(c, &s, &before);
                 r = deploy_locked(c, &s, url, false, ret, e);
+        }
         if (r >= 0) /* unchanged too: catches up a write that was pending */
                 ret->publish = nap_publish_url(c, &s, url, &ret->publish_error);
         if (r >= 0)
                 ops_publish_app_source(c, &s, url, ret);
+        lock = safe_close(lock);
+        if (r >= 0) /* unchanged too: catches up a rollout cut short */
+                r = deploy_to_cluster(c, &s, &before, ret, e);
         return r;
 }
 

@@ -63,7 +63,7 @@ typedef struct Rollout {
         sd_bus *bus;           /* the context's; set once needed */
 } Rollout;
 
-static void error_append(NapError *e, const char *s) {
+void ops_error_append(NapError *e, const char *s) {
         size_t l = strlen(e->message);
         if (nap_error_is_set(e))
                 snprintf(e->message + l, sizeof e->message - l, "%s", s);
@@ -103,13 +103,15 @@ static int add_step(Rollout *ro, unsigned number, NapManifest *m) {
         return 0;
 }
 
-/* The app's common instances, from their manifests, by number. */
+/* The app's common instances, from their manifests, by number; not
+ * those nap-node made from an assignment (the cluster's rollout replaces
+ * them through their assignments). */
 static int load_steps(Rollout *ro, NapError *e) {
         NapManifest **l = NULL;
         size_t n = 0;
         int r = nap_state_load_service_manifests(ro->c->config, &ro->s, &l, &n, e);
         for (size_t i = 0; r >= 0 && i < n; i++) {
-                if (l[i]->instance.kind != NAP_KIND_COMMON)
+                if (l[i]->instance.kind != NAP_KIND_COMMON || ops_instance_is_realized(ro->c, &l[i]->instance))
                         continue;
                 r = add_step(ro, l[i]->instance.number, l[i]);
                 if (r < 0)
@@ -836,7 +838,7 @@ static void after_failure(Rollout *ro, NapError *e) {
         else
                 snprintf(b, sizeof b, ro->had_tree ? "; the new instances were removed, the previous version keeps running"
                                                    : "; nothing was deployed");
-        error_append(e, b);
+        ops_error_append(e, b);
 }
 
 /* Lock held by the caller. url NULL: a refresh. */
@@ -858,6 +860,57 @@ static int rollout(NapContext *c, const NapService *s, const char *url, const ch
         return r;
 }
 
+/* ---- the cluster follows ----------------------------------------------- */
+
+/* Where commit was deployed from, by the app's history; NULL if unknown. */
+static char *url_of(NapContext *c, const NapService *s, const char *commit) {
+        _cleanup_free_ char *dir = nap_state_service_dir(c->config, s);
+        NapDeployRecord *l = NULL;
+        size_t n = 0;
+        char *url = NULL;
+        if (dir)
+                ops_history_read(dir, &l, &n);
+        for (size_t i = 0; i < n && !url; i++)
+                if (streq(l[i].commit, commit))
+                        url = strdup(l[i].url);
+        nap_deploy_record_array_free(l, n);
+        return url;
+}
+
+/* This host back at previous (its instances rolled, the source recorded
+ * again), under the app's lock. */
+static void roll_back_here(NapContext *c, const NapService *s, const NapRolloutOptions *o, const char *previous,
+                           NapError *e) {
+        _cleanup_free_ char *url = url_of(c, s, previous);
+        _cleanup_close_ int lock = -1;
+        NapRolloutResult res = {};
+        NapError ignored = NAP_ERROR_NULL;
+        char b[96];
+        if (!url || ops_lock_service(c, s, &lock, &ignored) < 0 || rollout(c, s, url, previous, o, &res, &ignored) < 0)
+                return;
+        snprintf(b, sizeof b, "; %.12s is deployed again, here and on every node", previous);
+        ops_error_append(e, b);
+        nap_rollout_result_done(&res);
+}
+
+/* After a deploy here, with the app's lock released (every node's
+ * nap-node, this one's too, takes it to make an instance): the cluster's
+ * instances follow; when they cannot, this host goes back to the commit
+ * before. */
+static int roll_cluster(NapContext *c, const NapService *s, const NapRolloutOptions *o, NapRolloutResult *ret,
+                        NapError *e) {
+        char previous[NAP_COMMIT_HEX_LEN + 1];
+        int r = ops_cluster_rollout(c, s, ret->deploy.commit, o, e);
+        if (r >= 0)
+                return 0;
+        memcpy(previous, ret->previous, sizeof previous);
+        bool back = ret->deploy.changed && previous[0];
+        nap_rollout_result_done(ret);
+        if (back)
+                roll_back_here(c, s, o, previous, e);
+        return r;
+}
+
 int nap_deploy_commit(NapContext *c, const char *service, const char *repo, const char *rev,
                       const NapRolloutOptions *o, NapRolloutResult *ret, NapError *e) {
         char commit[NAP_COMMIT_HEX_LEN + 1];
@@ -875,7 +928,10 @@ int nap_deploy_commit(NapContext *c, const char *service, const char *repo, cons
          * the branch's tip whichever hook runs last. */
         if (r >= 0)
                 r = nap_repo_resolve(repo, rev, commit, e);
-        return r < 0 ? r : rollout(c, &s, repo, commit, o, ret, e);
+        if (r >= 0)
+                r = rollout(c, &s, repo, commit, o, ret, e);
+        lock = safe_close(lock);
+        return r < 0 ? r : roll_cluster(c, &s, o, ret, e);
 }
 
 /* The history entry a rollback goes to. */
@@ -932,7 +988,8 @@ int nap_rollback(NapContext *c, const char *service, const char *commit, const N
         if (r >= 0)
                 r = rollout(c, &s, to->url, to->commit, o, ret, e);
         nap_deploy_record_array_free(l, n);
-        return r;
+        lock = safe_close(lock);
+        return r < 0 ? r : roll_cluster(c, &s, o, ret, e);
 }
 
 int nap_refresh_instances(NapContext *c, const char *service, const NapRolloutOptions *o, NapRolloutResult *ret,

@@ -17,6 +17,12 @@
 #   staging directory, no intent, no instance, no mark); the source back,
 #   h3 realizes the same assignment on its next pass
 #   a damaged source record: failed, the field named
+#   rolling deploys: an app with an instance on each host, a new commit
+#   deployed on h1: every host's instance is replaced by one at the new
+#   commit (start new, then the old one withdrawn), at most one reload per
+#   host; a version that fails on h3 only: the deploy fails naming h3, the
+#   instances already rolled on h1 and h2 are replaced back, h3's old one
+#   never stopped, the record and h1's tree back at the previous commit
 #
 #   NAPCTL=build/cli/napctl NAP_GENERATOR=build/generators/nap-generator \
 #   NAP_BUILD_ROOT=build tests/integration/test-cluster-trees.sh
@@ -148,6 +154,102 @@ fi
 log "source back → active: $(($(now_ms) - T0)) ms (passes every 10 s)"
 assert_eq "at the deployed commit" "$GONE" "$(observed h3 alice_gone_common@1 | jq -r .commit)"
 
+# ======================================== rolling deploys across hosts
+# reload_mark N / reloads_since N MARK: host N's user manager's reloads
+# ("Reloading." in its journal) after the mark
+reload_mark() {
+        nap_cluster_exec "$1" journalctl --no-pager -q -n 0 --show-cursor 2>/dev/null | sed -n 's/^-- cursor: //p'
+}
+reloads_since() {
+        nap_cluster_exec "$1" journalctl --no-pager -q -o short --after-cursor "$2" 2>/dev/null |
+                grep -cE ' systemd\[[0-9]+\]: Reloading\.$'
+}
+roll_assignments() { # "NODE NUMBER COMMIT" of each of alice_roll's assignments, in key order
+        nap_cluster_etcdctl get --prefix --print-value-only /nap/assignments/ |
+                jq -r 'select(.app == "alice_roll") | "\(.node) \(.number) \(.commit)"'
+}
+roll_nodes_at() { # COMMIT: the nodes of alice_roll's assignments, if all are at COMMIT (else all of them)
+        local l
+        l=$(roll_assignments)
+        if awk -v c="$1" '$3 != c { bad = 1 } END { exit bad }' <<<"$l"; then
+                awk '{ print $1 }' <<<"$l" | tr '\n' ' '
+        else
+                echo "not all at $1: $l"
+        fi
+}
+# every_roll_instance_answers COMMIT GREETING: each of alice_roll's
+# assignments reported active at COMMIT on its node, answering GREETING
+every_roll_instance_answers() {
+        local node number commit report port
+        while read -r node number commit; do
+                report=$(observed "$node" "alice_roll_common@$number")
+                [ "$(jq -r '"\(.state) \(.commit)"' <<<"$report")" = "active $1" ] || return 1
+                port=$(jq -r .port <<<"$report")
+                [ "$(answer_from 1 "http://$(nap_cluster_ip "${node#h}"):$port/")" = \
+                        "$2 from alice_roll_$number on port $port" ] || return 1
+        done < <(roll_assignments)
+}
+old_instances_gone() { # NUMBER...: no host runs alice_roll_common@NUMBER
+        local n i
+        for n in 1 2 3; do
+                for i in "$@"; do
+                        [ -z "$(instances_on "$n" alice_roll | grep -x "alice_roll_common@$i")" ] || return 1
+                done
+        done
+}
+
+log "rolling deploys: alice_roll on every host, then a new commit deployed on h1"
+R1=$(app_repo roll r1)
+check "alice_roll deployed on h1" quiet napctl_on 1 deploy-app alice_roll "$NAP_CLUSTER_DIR/repos/roll"
+for n in 1 2 3; do
+        check "an instance of it on h$n" quiet napctl_on 1 start-common --node=h$n alice_roll
+done
+assert_eq "one on each host, at the first commit" "h1 h2 h3 " "$(roll_nodes_at "$R1")"
+check "each answers as the first commit does" every_roll_instance_answers "$R1" r1
+OLD=$(roll_assignments | awk '{ print $2 }' | tr '\n' ' ')
+R2=$(app_commit roll r2)
+for n in 1 2 3; do MARK[$n]=$(reload_mark "$n"); done
+T0=$(now_ms)
+out=$(napctl_on 1 deploy-app alice_roll "$NAP_CLUSTER_DIR/repos/roll" 2>&1)
+rc=$?
+log "deploy-app of r2 rolling 3 instances on 3 hosts: $(($(now_ms) - T0)) ms"
+assert_eq "the deploy succeeds" "0" "$rc" || diag "$out"
+assert_eq "every assignment moved to the new commit, on the same hosts" "h1 h2 h3 " "$(roll_nodes_at "$R2")"
+check "each host runs and reports the new commit, answering as it does" every_roll_instance_answers "$R2" r2
+# shellcheck disable=SC2086
+check "the old instances are gone from every host" wait_until 30 old_instances_gone $OLD
+for n in 1 2 3; do
+        r=$(reloads_since "$n" "${MARK[$n]}")
+        check "h$n's manager reloaded at most once ($r)" test "$r" -le 1
+done
+assert_eq "the source record at the new commit" "$R2" "$(etcd_value /nap/apps/alice_roll | jq -r .commit)"
+
+log "a version that fails on h3 only"
+sed -i 's/^import time$/import time\nif os.uname().nodename == "h3":\n    sys.exit("this version fails on h3")/' \
+        "$NAP_CLUSTER_DIR/repos/roll/server.py"
+R3=$(app_commit roll r3)
+BEFORE=$(roll_assignments | awk '{ print $2 }' | tr '\n' ' ')
+T0=$(now_ms)
+out=$(napctl_on 1 deploy-app alice_roll "$NAP_CLUSTER_DIR/repos/roll" 2>&1)
+rc=$?
+log "deploy-app of a version failing on h3, rolled back: $(($(now_ms) - T0)) ms"
+check "the deploy fails" test "$rc" -ne 0
+assert_contains "naming the host and why" "$out" "Node h3 could not run alice_roll_common@"
+assert_contains "and that the previous commit is back" "$out" "${R2:0:12} is deployed again, here and on every node"
+assert_eq "every assignment is back at the previous commit, on the same hosts" "h1 h2 h3 " "$(roll_nodes_at "$R2")"
+check "each answers as the previous commit does" wait_until 30 every_roll_instance_answers "$R2" r2 ||
+        diag "R3=$R3" "$(roll_assignments)" "$(nap_cluster_etcdctl get --prefix --print-value-only /nap/observed/)"
+assert_eq "h3's instance was never replaced" "$(awk '{ print $3 }' <<<"$BEFORE")" \
+        "$(roll_assignments | awk '$1 == "h3" { print $2 }')"
+assert_eq "the source record back at the previous commit" "$R2" "$(etcd_value /nap/apps/alice_roll | jq -r .commit)"
+assert_eq "h1's tree back at it" "$R2" "$(services_on 1 | awk '$1 == "alice_roll" { print $2 }')"
+assert_eq "no assignment at the failed commit is left" "" "$(roll_assignments | grep -F " $R3")"
+
+log "the reload count can fail"
+mark=$(reload_mark 1)
+nap_cluster_systemctl 1 daemon-reload
+assert_eq "a daemon-reload on h1 is counted" 1 "$(reloads_since 1 "$mark")"
+
 # ============================================== a damaged source record
 log "a damaged source record"
 check "alice_trees's record damaged in etcd" \
@@ -155,7 +257,7 @@ check "alice_trees's record damaged in etcd" \
 out=$(nap_cluster_exec 1 "$NAPCTL_COPY" --user --no-helper start-common --node=h2 alice_trees 2>&1)
 check "start-common refuses" test $? -ne 0
 assert_contains "naming the field" "$out" "field 'url'"
-assert_eq "and assigns nothing" "" "$(nap_cluster_etcdctl get --prefix --keys-only /nap/assignments/h2/)"
+assert_eq "and assigns nothing" "" "$(nap_cluster_etcdctl get --prefix --keys-only /nap/assignments/h2/alice_trees)"
 
 log "wall time: $(($(now_ms) - T_START)) ms"
 nap_summary
