@@ -63,6 +63,31 @@ static void test_assignment_round_trip(void **state) {
 }
 
 /* Each damage is refused with the field named. */
+/* A record refused as damaged, naming field, keeping nothing. */
+static void assert_refused_by_field(const char *json, const char *field, int (*parse)(const char *, NapError *)) {
+        NapError e = NAP_ERROR_NULL;
+        char want[128];
+        print_message("%s\n", json);
+        assert_int_equal(parse(json, &e), -EBADMSG);
+        assert_int_equal(e.kind, NAP_ERROR_INTERNAL);
+        snprintf(want, sizeof want, "field '%s'", field);
+        assert_non_null(strstr(e.message, want));
+}
+
+static int parse_assignment(const char *json, NapError *e) {
+        NapAssignment a = {};
+        int r = nap_assignment_from_json(json, strlen(json), &a, e);
+        assert_null(a.params);
+        return r;
+}
+
+static int parse_app_source(const char *json, NapError *e) {
+        NapAppSource s = {};
+        int r = nap_app_source_from_json(json, strlen(json), &s, e);
+        assert_null(s.url);
+        return r;
+}
+
 static void test_assignment_damaged(void **state) {
         static const struct {
                 const char *json, *field;
@@ -92,17 +117,8 @@ static void test_assignment_damaged(void **state) {
                   "\"limit_memory\":0},\"enabled\":true,\"request\":\"\",\"generation\":-1}",
                   "generation" },
         };
-        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
-                NapAssignment a = {};
-                NapError e = NAP_ERROR_NULL;
-                char want[128];
-                print_message("%s\n", bad[i].json);
-                assert_int_equal(nap_assignment_from_json(bad[i].json, strlen(bad[i].json), &a, &e), -EBADMSG);
-                assert_int_equal(e.kind, NAP_ERROR_INTERNAL);
-                snprintf(want, sizeof want, "field '%s'", bad[i].field);
-                assert_non_null(strstr(e.message, want));
-                assert_null(a.params);
-        }
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                assert_refused_by_field(bad[i].json, bad[i].field, parse_assignment);
 }
 
 static void test_observed_round_trip(void **state) {
@@ -400,17 +416,8 @@ static void test_app_source_damaged(void **state) {
                   "\"node\":\"h1\",\"time\":\"now\"}",
                   "time" },
         };
-        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
-                NapAppSource s = {};
-                NapError e = NAP_ERROR_NULL;
-                char want[128];
-                print_message("%s\n", bad[i].json);
-                assert_int_equal(nap_app_source_from_json(bad[i].json, strlen(bad[i].json), &s, &e), -EBADMSG);
-                assert_int_equal(e.kind, NAP_ERROR_INTERNAL);
-                snprintf(want, sizeof want, "field '%s'", bad[i].field);
-                assert_non_null(strstr(e.message, want));
-                assert_null(s.url);
-        }
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                assert_refused_by_field(bad[i].json, bad[i].field, parse_app_source);
 }
 
 static void test_app_source_put_get(void **state) {
