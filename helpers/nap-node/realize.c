@@ -13,6 +13,7 @@
 #include "../common/log.h"
 #include "base/clock.h"
 #include "base/fileio.h"
+#include "clients/gitshell.h"
 #include "cluster/assignment.h"
 #include "model/manifest.h"
 #include "model/state.h"
@@ -191,13 +192,16 @@ static char *fetch_commit(Realizer *r, const NapAssignment *a, const char *have)
         if (k == 0)
                 return strdup_printf("%s, assigned at %s; no deploy of it is recorded in the cluster", here ?: service,
                                      a->commit);
-        if (src.pushed && !streq(src.node, r->node))
-                return strdup_printf("%s, assigned at %s; it was pushed to %s, and pushed repositories do not "
-                                     "reach other hosts yet", here ?: service, a->commit, src.node);
-        log_info("Fetching %s at %s from %s", service, a->commit, src.url);
-        if (nap_deploy_app_at(r->context, service, src.url, a->commit, &res, &e) < 0)
-                return strdup_printf("Cannot get %s at %s from %.200s: %.500s", service, a->commit, src.url,
-                                     e.message);
+        /* a pushed app: this host's copy of the repository (nap-git-shell --replica) */
+        _cleanup_free_ char *replica = src.pushed ? nap_git_repo_path(r->config, &a->instance.service) : NULL;
+        const char *url = replica ?: src.url;
+        if (src.pushed && (!replica || access(replica, F_OK) < 0))
+                return strdup_printf("%s, assigned at %s; it was pushed to %s, and its repository was not copied "
+                                     "here (ReplicaKey= on %s, nap-git-shell --replica here)", here ?: service,
+                                     a->commit, src.node, src.node);
+        log_info("Fetching %s at %s from %s", service, a->commit, url);
+        if (nap_deploy_app_at(r->context, service, url, a->commit, &res, &e) < 0)
+                return strdup_printf("Cannot get %s at %s from %.200s: %.500s", service, a->commit, url, e.message);
         log_info("Deployed %s at %s for its assignments", service, a->commit);
         return NULL;
 }

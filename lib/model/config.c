@@ -31,6 +31,8 @@
 #define DEFAULT_DISCOVERY_TTL 60u
 #define DEFAULT_ETCD_PREFIX "/services"
 #define DEFAULT_AUTHORIZED_KEYS "/var/lib/nap/.ssh/authorized_keys"
+#define DEFAULT_REPLICA_KNOWN_HOSTS "/var/lib/nap/.ssh/known_hosts"
+#define DEFAULT_REPLICA_USER "nap"
 #define ETCD_PREFIX_MAX 128
 #define DISCOVERY_TTL_MIN 2u
 #define DISCOVERY_TTL_MAX 3600u
@@ -75,6 +77,9 @@ NapConfig *nap_config_free(NapConfig *c) {
         free(c->etcd_prefix);
         free(c->health_path);
         free(c->authorized_keys);
+        free(c->replica_key);
+        free(c->replica_known_hosts);
+        free(c->replica_user);
         free(c->cluster_prefix);
         free(c->node);
         strv_free(c->labels);
@@ -93,10 +98,12 @@ int nap_config_new_default(NapConfig **ret) {
         c->instances_dir = strdup(DEFAULT_INSTANCES);
         c->etcd_prefix = strdup(DEFAULT_ETCD_PREFIX);
         c->authorized_keys = strdup(DEFAULT_AUTHORIZED_KEYS);
+        c->replica_known_hosts = strdup(DEFAULT_REPLICA_KNOWN_HOSTS);
+        c->replica_user = strdup(DEFAULT_REPLICA_USER);
         c->cluster_prefix = strdup(DEFAULT_CLUSTER_PREFIX);
         c->health_path = strdup(NAP_HEALTH_PATH_DEFAULT);
         if (!c->root || !c->instances_dir || !c->etcd_prefix || !c->authorized_keys || !c->cluster_prefix ||
-            !c->health_path)
+            !c->health_path || !c->replica_known_hosts || !c->replica_user)
                 return -ENOMEM;
         c->node_ttl = DEFAULT_NODE_TTL;
         c->scope = NAP_SCOPE_SYSTEM;
@@ -207,6 +214,21 @@ static int parse_instances(Parser *p, const char *v) {
 
 static int parse_authorized_keys(Parser *p, const char *v) {
         return parse_path(p, v, &p->config->authorized_keys, DEFAULT_AUTHORIZED_KEYS);
+}
+
+static int parse_replica_key(Parser *p, const char *v) {
+        return *v ? parse_path(p, v, &p->config->replica_key, NULL) : replace_string(&p->config->replica_key, NULL);
+}
+
+static int parse_replica_known_hosts(Parser *p, const char *v) {
+        return parse_path(p, v, &p->config->replica_known_hosts, DEFAULT_REPLICA_KNOWN_HOSTS);
+}
+
+static int parse_replica_user(Parser *p, const char *v) {
+        char b[72];
+        if (*v && !nap_user_is_valid(v))
+                return bad_value(p, -EINVAL, "invalid ReplicaUser= '%s': expected a user name", shown(v, b));
+        return replace_string(&p->config->replica_user, *v ? v : DEFAULT_REPLICA_USER);
 }
 
 static int parse_scope(Parser *p, const char *v) {
@@ -488,6 +510,9 @@ static const KeyParser key_table[] = {
         { "HealthPath",   parse_health_path   },
         { "HealthCheckSec", parse_health_check_sec },
         { "AuthorizedKeys", parse_authorized_keys },
+        { "ReplicaKey",   parse_replica_key   },
+        { "ReplicaKnownHosts", parse_replica_known_hosts },
+        { "ReplicaUser",  parse_replica_user  },
         { "ClusterPrefix", parse_cluster_prefix },
         { "Node",         parse_node          },
         { "Labels",       parse_labels        },

@@ -86,6 +86,9 @@ typedef struct NapConfig {
         char *health_path;   /* "/": nap_health_path_is_valid() (model/profile.h) */
         unsigned health_check_sec;
         char *authorized_keys; /* edited by napctl keys (lib/model/authkeys.h) */
+        char *replica_key;   /* ssh key pushes to the other nodes' repositories use; NULL: none */
+        char *replica_known_hosts; /* their host keys */
+        char *replica_user;  /* the account nap-git-shell --replica serves on them */
         char *cluster_prefix; /* "/nap": PREFIX/nodes/…, see lib/model/node.h */
         char *node;          /* NULL: the host name at the time of use */
         char **labels;       /* sorted "key=value" strv */

@@ -22,8 +22,14 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 
+#include "base/fileio.h"
+#include "base/spawn.h"
+#include "base/strv.h"
 #include "cluster/assignment.h"
+#include "cluster/inventory.h"
 #include "ops/ops-internal.h"
 #include "ops/publish.h"
 
@@ -190,4 +196,92 @@ int ops_cluster_rollout(NapContext *c, const NapService *s, const char *commit, 
                 return r;
         r = roll(&cr, commit, e);
         return r < 0 ? r : (int) cr.n_old;
+}
+
+/* ---- pushed repositories reach every node --------------------------------- */
+
+#define REPLICATE_TIMEOUT_USEC (120ULL * 1000ULL * 1000ULL)
+#define REPLICATE_OUTPUT_MAX (16U * 1024U)
+
+/* git's environment: ours, and ssh with the replica key, trusting only the
+ * known host keys, never asking. */
+static char **replica_environment(const NapConfig *config) {
+        extern char **environ;
+        char **env = strv_copy(environ);
+        char *ssh = strdup_printf("GIT_SSH_COMMAND=ssh -i '%s' -o BatchMode=yes -o IdentitiesOnly=yes "
+                                  "-o StrictHostKeyChecking=yes -o UserKnownHostsFile='%s' -o ConnectTimeout=5",
+                                  config->replica_key, config->replica_known_hosts);
+        if (!env || !ssh || strv_consume(&env, ssh) < 0)
+                return strv_free(env);
+        return env;
+}
+
+/* The last line git said, for an error. */
+static const char *last_line(char *out) {
+        size_t n = out ? strlen(out) : 0;
+        while (n > 0 && out[n - 1] == '\n')
+                out[--n] = 0;
+        char *nl = out ? strrchr(out, '\n') : NULL;
+        return nl ? nl + 1 : out && *out ? out : "no message";
+}
+
+/* Every branch of repo pushed to node's repository of the app
+ * (nap-git-shell --replica there). */
+static int replicate_to(NapContext *c, const NapService *s, const char *repo, const NapNode *node, char **env,
+                        NapError *e) {
+        char name[NAP_SERVICE_NAME_MAX];
+        bool v6 = strchr(node->address, ':');
+        _cleanup_free_ char *out = NULL;
+        _cleanup_free_ char *url = strdup_printf("ssh://%s@%s%s%s/%s.git", c->config->replica_user, v6 ? "[" : "",
+                                                 node->address, v6 ? "]" : "", nap_service_name(s, name));
+        if (!url)
+                return nap_error_errno(e, -ENOMEM, "Failed to replicate");
+        char *argv[] = { (char *) "git", (char *) "-C", (char *) repo, (char *) "push", (char *) "--force",
+                         (char *) "--quiet", url, (char *) "+refs/heads/*:refs/heads/*", NULL };
+        int r = nap_spawn_capture(NULL, argv, env, STDERR_FILENO, REPLICATE_OUTPUT_MAX, REPLICATE_TIMEOUT_USEC, &out);
+        if (r < 0)
+                return nap_error_set(e, NAP_ERROR_INTERNAL, r, "Pushing %s's repository to %s failed: %.300s", name,
+                                     node->name, r == -EIO ? last_line(out) : strerror(-r));
+        return 0;
+}
+
+static int replica_config_check(const NapConfig *config, NapError *e) {
+        if (!config->replica_key)
+                return nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, -ENOKEY,
+                                     "No ReplicaKey= in nap.conf: pushed repositories are not copied to other nodes");
+        if (strchr(config->replica_key, '\'') || strchr(config->replica_known_hosts, '\''))
+                return nap_error_set(e, NAP_ERROR_INVALID_CONFIG, -EINVAL,
+                                     "ReplicaKey= and ReplicaKnownHosts= must not contain a quote");
+        return 0;
+}
+
+int ops_replicate_push(NapContext *c, const NapService *s, const char *repo, const NapRolloutOptions *o,
+                       NapError *e) {
+        NapRolloutOptions opts = o ? *o : (NapRolloutOptions) {};
+        ClusterRollout progress_to = { .o = opts };
+        _cleanup_free_ char *self = NULL;
+        _cleanup_strv_free_ char **env = NULL;
+        NapNodeInfo *l = NULL;
+        size_t n = 0;
+        unsigned done = 0;
+        EtcdClient *etcd;
+        int r = ops_cluster_node(c, &etcd, &self, e);
+        if (r <= 0)
+                return r;
+        r = replica_config_check(c->config, e);
+        if (r >= 0)
+                r = nap_nodes_list(etcd, c->config->cluster_prefix, &l, &n, e);
+        if (r >= 0 && !(env = replica_environment(c->config)))
+                r = nap_error_errno(e, -ENOMEM, "Failed to replicate");
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                NapError why = NAP_ERROR_NULL;
+                if (!l[i].ready || streq(l[i].node.name, self))
+                        continue;
+                if (replicate_to(c, s, repo, &l[i].node, env, &why) < 0)
+                        progress(&progress_to, "%s", why.message);
+                else
+                        done++;
+        }
+        nap_node_info_array_free(l, n);
+        return r < 0 ? r : (int) done;
 }

@@ -141,6 +141,12 @@ void ops_publish_app_source(NapContext *c, const NapService *s, const char *url,
  * is not a node or nothing is at another commit. */
 int ops_cluster_rollout(NapContext *c, const NapService *s, const char *commit, const NapRolloutOptions *o,
                         NapError *e);
+/* A push's repository copied to every other Ready node (git push over ssh
+ * with ReplicaKey= to nap-git-shell --replica): the number of nodes it
+ * reached (one that cannot be reached is said through o->progress); 0 when
+ * this host is not a node; NotAvailable without ReplicaKey=. */
+int ops_replicate_push(NapContext *c, const NapService *s, const char *repo, const NapRolloutOptions *o,
+                       NapError *e);
 
 /* ops-lifecycle.c: the app's configuration (napctl config), for a new or
  * rebuilt instance's manifest: NULL when none is set. */

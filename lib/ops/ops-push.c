@@ -911,6 +911,15 @@ static int roll_cluster(NapContext *c, const NapService *s, const NapRolloutOpti
         return r;
 }
 
+/* The pushed repository to the other nodes, before their instances roll
+ * (they fetch the commit from their copy); what fails is said, and the
+ * rollout then fails on the nodes it did not reach. */
+static void replicate(NapContext *c, const NapService *s, const char *repo, const NapRolloutOptions *o) {
+        NapError e = NAP_ERROR_NULL;
+        if (ops_replicate_push(c, s, repo, o, &e) < 0 && o && o->progress)
+                o->progress(o->userdata, e.message);
+}
+
 int nap_deploy_commit(NapContext *c, const char *service, const char *repo, const char *rev,
                       const NapRolloutOptions *o, NapRolloutResult *ret, NapError *e) {
         char commit[NAP_COMMIT_HEX_LEN + 1];
@@ -931,6 +940,8 @@ int nap_deploy_commit(NapContext *c, const char *service, const char *repo, cons
         if (r >= 0)
                 r = rollout(c, &s, repo, commit, o, ret, e);
         lock = safe_close(lock);
+        if (r >= 0)
+                replicate(c, &s, repo, o);
         return r < 0 ? r : roll_cluster(c, &s, o, ret, e);
 }
 
