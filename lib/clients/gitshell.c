@@ -165,9 +165,10 @@ int nap_git_command_parse(const char *s, size_t size, NapGitCommand *ret, NapErr
         return 0;
 }
 
-/* USER_APP or USER_APP.git → the service. */
+/* USER_APP, USER_APP.git, /USER_APP or /USER_APP.git → the service. */
 static int service_from_path(const char *path, NapService *ret) {
         char name[NAP_SERVICE_NAME_MAX];
+        path = startswith(path, "/") ?: path;
         size_t n = strlen(path);
         if (n > 4 && streq(path + n - 4, ".git"))
                 n -= 4;
@@ -192,7 +193,7 @@ int nap_git_replica_command_parse(const char *s, size_t size, NapService *ret, N
                                      "a replica only receives pushes (git-receive-pack 'USER_APP')");
         if (unquote(arg, path, sizeof path) < 0 || service_from_path(path, ret) < 0)
                 return nap_error_set(e, NAP_ERROR_INVALID_NAME, -EINVAL,
-                                     "%s is not an app's repository: USER_APP or USER_APP.git expected",
+                                     "%s is not an app's repository: USER_APP or /USER_APP.git expected",
                                      shown(arg, strlen(arg), b));
         return 0;
 }

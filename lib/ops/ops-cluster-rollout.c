@@ -216,13 +216,12 @@ static char **replica_environment(const NapConfig *config) {
         return env;
 }
 
-/* The last line git said, for an error. */
-static const char *last_line(char *out) {
-        size_t n = out ? strlen(out) : 0;
-        while (n > 0 && out[n - 1] == '\n')
-                out[--n] = 0;
-        char *nl = out ? strrchr(out, '\n') : NULL;
-        return nl ? nl + 1 : out && *out ? out : "no message";
+/* The first line git (or ssh) said, the one that says why. */
+static const char *first_line(char *out) {
+        if (!out || !*out)
+                return "no message";
+        out[strcspn(out, "\n")] = 0;
+        return out;
 }
 
 /* Every branch of repo pushed to node's repository of the app
@@ -241,7 +240,7 @@ static int replicate_to(NapContext *c, const NapService *s, const char *repo, co
         int r = nap_spawn_capture(NULL, argv, env, STDERR_FILENO, REPLICATE_OUTPUT_MAX, REPLICATE_TIMEOUT_USEC, &out);
         if (r < 0)
                 return nap_error_set(e, NAP_ERROR_INTERNAL, r, "Pushing %s's repository to %s failed: %.300s", name,
-                                     node->name, r == -EIO ? last_line(out) : strerror(-r));
+                                     node->name, r == -EIO ? first_line(out) : strerror(-r));
         return 0;
 }
 
@@ -259,6 +258,7 @@ int ops_replicate_push(NapContext *c, const NapService *s, const char *repo, con
                        NapError *e) {
         NapRolloutOptions opts = o ? *o : (NapRolloutOptions) {};
         ClusterRollout progress_to = { .o = opts };
+        char name[NAP_SERVICE_NAME_MAX];
         _cleanup_free_ char *self = NULL;
         _cleanup_strv_free_ char **env = NULL;
         NapNodeInfo *l = NULL;
@@ -283,5 +283,7 @@ int ops_replicate_push(NapContext *c, const NapService *s, const char *repo, con
                         done++;
         }
         nap_node_info_array_free(l, n);
+        if (done > 0)
+                progress(&progress_to, "copied %s's repository to %u other node(s)", nap_service_name(s, name), done);
         return r < 0 ? r : (int) done;
 }

@@ -24,6 +24,11 @@
 #   instances already rolled on h1 and h2 are replaced back, h3's old one
 #   never stopped, the record and h1's tree back at the previous commit
 #
+#   pushed apps: sshd on every host; a git push to h1 deploys there and
+#   copies the repository to h2 and h3 (nap-git-shell --replica, not
+#   deployed there); start-common --node=h2 runs it from h2's copy; a
+#   second push reaches h2's copy and rolls h2's instance
+#
 #   NAPCTL=build/cli/napctl NAP_GENERATOR=build/generators/nap-generator \
 #   NAP_BUILD_ROOT=build tests/integration/test-cluster-trees.sh
 
@@ -249,6 +254,101 @@ log "the reload count can fail"
 mark=$(reload_mark 1)
 nap_cluster_systemctl 1 daemon-reload
 assert_eq "a daemon-reload on h1 is counted" 1 "$(reloads_since 1 "$mark")"
+
+# ============================================================ pushed apps
+# Each host runs a real sshd on its address, port 22, for root (nap's
+# account here: the hosts' managers are root's) with forced commands only:
+# alice's key runs nap-git-shell alice, the other hosts' replica keys
+# nap-git-shell --replica. The test pushes to h1 as alice.
+SSHD_BIN=/usr/sbin/sshd
+sshd_listening() { # N
+        nap_cluster_exec "$1" ss -Htln 2>/dev/null | grep -q "$(nap_cluster_ip "$1"):22 "
+}
+# setup_ssh: keys, authorized_keys, known_hosts, nap.conf's Replica*= and
+# sshd on every host
+setup_ssh() {
+        local n m d
+        GIT_SHELL=$(nap_cluster_copy_bin "$NAP_BUILD_ROOT/helpers/nap-git-shell") &&
+                RECEIVE=$(nap_cluster_copy_bin "$NAP_BUILD_ROOT/helpers/nap-receive") &&
+                mkdir -p /run/sshd "$NAP_CLUSTER_DIR/ssh" &&
+                ssh-keygen -q -t ed25519 -N '' -C alice -f "$NAP_CLUSTER_DIR/ssh/alice" || return 1
+        for n in 1 2 3; do
+                d=$(nap_cluster_dir "$n")/ssh
+                mkdir -p "$d" && ssh-keygen -q -t ed25519 -N '' -C "h$n" -f "$d/host" &&
+                        ssh-keygen -q -t ed25519 -N '' -C "nap@h$n" -f "$d/replica" || return 1
+                echo "$(nap_cluster_ip "$n") $(cut -d' ' -f1,2 "$d/host.pub")" >>"$NAP_CLUSTER_DIR/ssh/known_hosts"
+        done
+        for n in 1 2 3; do
+                d=$(nap_cluster_dir "$n")/ssh
+                echo "command=\"$GIT_SHELL alice\",restrict $(cat "$NAP_CLUSTER_DIR/ssh/alice.pub")" >"$d/authorized_keys"
+                for m in 1 2 3; do
+                        [ "$m" = "$n" ] || echo "command=\"$GIT_SHELL --replica\",restrict $(cat "$(nap_cluster_dir "$m")/ssh/replica.pub")"
+                done >>"$d/authorized_keys"
+                printf 'ReplicaKey=%s\nReplicaKnownHosts=%s\nReplicaUser=root\n' "$d/replica" \
+                        "$NAP_CLUSTER_DIR/ssh/known_hosts" >>"$(nap_cluster_config "$n")"
+                cat >"$d/sshd_config" <<EOF_SSHD
+ListenAddress $(nap_cluster_ip "$n"):22
+HostKey $d/host
+PidFile $d/sshd.pid
+AuthorizedKeysFile $d/authorized_keys
+AuthenticationMethods publickey
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+PermitRootLogin forced-commands-only
+AllowUsers root
+StrictModes no
+PermitUserEnvironment no
+UseDNS no
+LogLevel VERBOSE
+SetEnv "NAP_CONFIG=$(nap_cluster_config "$n")" "NAP_RECEIVE_BINARY=$RECEIVE" "XDG_RUNTIME_DIR=/run/user/0" "HOME=$d" "NAP_DISCOVERY_BINARY=${NAP_DISCOVERY_BINARY:-}"
+EOF_SSHD
+                "$SSHD_BIN" -t -f "$d/sshd_config" || return 1
+                nap_cluster_exec_in_cgroup "$n" "$SSHD_BIN" -D -E "$d/sshd.log" -f "$d/sshd_config" </dev/null &
+                wait_until 20 sshd_listening "$n" || return 1
+        done
+}
+push_to_h1() { # REPO: its main pushed to h1 as alice; git's output
+        GIT_SSH_COMMAND="ssh -i $NAP_CLUSTER_DIR/ssh/alice -o BatchMode=yes -o IdentitiesOnly=yes -o UserKnownHostsFile=$NAP_CLUSTER_DIR/ssh/known_hosts -o StrictHostKeyChecking=yes" \
+                git -C "$1" push "ssh://root@$(nap_cluster_ip 1)/pushed" main 2>&1
+}
+replica_tip() { # N: host N's alice/pushed.git main
+        git -C "$(nap_cluster_dir "$1")/root/git/alice/pushed.git" rev-parse main 2>/dev/null
+}
+
+log "pushed apps: the repository reaches every host"
+if ! check "sshd on every host, keys and known hosts" setup_ssh; then
+        for n in 1 2 3; do diag "$(tail -n 20 "$(nap_cluster_dir "$n")/ssh/sshd.log" 2>/dev/null)"; done
+fi
+P1=$(app_repo pushed p1) && git -C "$NAP_CLUSTER_DIR/repos/pushed" branch -M main
+out=$(push_to_h1 "$NAP_CLUSTER_DIR/repos/pushed")
+check "git push to h1 deploys there" grep -q "nap: deployed alice_pushed at ${P1:0:12}" <<<"$out" || diag "$out"
+check "and says it copied the repository to the two other hosts" \
+        grep -q "nap: copied alice_pushed's repository to 2 other node(s)" <<<"$out"
+assert_eq "the source record: pushed to h1" "$P1 h1 true" \
+        "$(etcd_value /nap/apps/alice_pushed | jq -r '"\(.commit) \(.node) \(.pushed)"')"
+assert_eq "h2 has a copy of the repository at the pushed commit" "$P1" "$(replica_tip 2)"
+assert_eq "h3 too" "$P1" "$(replica_tip 3)"
+assert_eq "the copy did not deploy on h2" "" "$(services_on 2 | grep alice_pushed)"
+out=$(napctl_on 1 start-common --node=h2 alice_pushed 2>&1)
+if ! assert_match "start-common --node=h2: h2 deploys from its copy and runs it" "$out" \
+        "^alice_pushed_common@[0-9]* http://$(nap_cluster_ip 2 | sed 's/\./\\./g'):202[0-9][0-9]\$"; then
+        diag "$(nap_cluster_exec 2 journalctl --no-pager -q --user-unit nap-node.service -n 20 -o cat)"
+fi
+num=${out%% *}
+assert_eq "it answers as the pushed commit does" "p1 from alice_pushed_${num##*@} on port ${out##*:}" \
+        "$(answer_from 1 "${out#* }/")"
+P2=$(app_commit pushed p2)
+out=$(push_to_h1 "$NAP_CLUSTER_DIR/repos/pushed")
+check "a second push deploys" grep -q "nap: deployed alice_pushed at ${P2:0:12}" <<<"$out" || diag "$out"
+assert_eq "and reaches h2's copy" "$P2" "$(replica_tip 2)"
+pushed_on_h2() { # the "COMMIT GREETING" h2's instance of alice_pushed reports and answers
+        local a report
+        a=$(nap_cluster_etcdctl get --prefix --print-value-only /nap/assignments/h2/alice_pushed_ | jq -r .number)
+        report=$(observed h2 "alice_pushed_common@$a")
+        echo "$(jq -r .commit <<<"$report") $(answer_from 1 "http://$(nap_cluster_ip 2):$(jq -r .port <<<"$report")/" | cut -d' ' -f1)"
+}
+assert_eq "h2's instance rolled to it" "$P2 p2" "$(pushed_on_h2)"
 
 # ============================================== a damaged source record
 log "a damaged source record"
