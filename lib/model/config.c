@@ -227,7 +227,7 @@ static int parse_replica_known_hosts(Parser *p, const char *v) {
 static int parse_replica_user(Parser *p, const char *v) {
         char b[72];
         if (*v && !nap_user_is_valid(v))
-                return bad_value(p, -EINVAL, "invalid ReplicaUser= '%s': expected a user name", shown(v, b));
+                return bad_value(p, -EINVAL, "invalid user name '%s'", shown(v, b));
         return replace_string(&p->config->replica_user, *v ? v : DEFAULT_REPLICA_USER);
 }
 

@@ -404,6 +404,24 @@ static void test_authorized_keys(void **state) {
               "nap.conf:2: AuthorizedKeys=: not an absolute, normalized path: '/var/lib/nap/../../etc/x'");
 }
 
+static void test_replica(void **state) {
+        _cleanup_(nap_config_freep) NapConfig *d = parse_ok("", NULL);
+        assert_null(d->replica_key);
+        assert_string_equal(d->replica_known_hosts, "/var/lib/nap/.ssh/known_hosts");
+        assert_string_equal(d->replica_user, "nap");
+        _cleanup_(nap_config_freep) NapConfig *c = parse_ok(
+                "[Nap]\nReplicaKey=/var/lib/nap/.ssh/replica\nReplicaKnownHosts=/etc/nap/known_hosts\nReplicaUser=git\n",
+                NULL);
+        assert_string_equal(c->replica_key, "/var/lib/nap/.ssh/replica");
+        assert_string_equal(c->replica_known_hosts, "/etc/nap/known_hosts");
+        assert_string_equal(c->replica_user, "git");
+        _cleanup_(nap_config_freep) NapConfig *e = parse_ok("[Nap]\nReplicaKey=/x\nReplicaKey=\nReplicaUser=\n", NULL);
+        assert_null(e->replica_key);
+        assert_string_equal(e->replica_user, "nap");
+        fails("[Nap]\nReplicaKey=key\n", "nap.conf:2: ReplicaKey=: not an absolute, normalized path: 'key'");
+        fails("[Nap]\nReplicaUser=Root!\n", "nap.conf:2: ReplicaUser=: invalid user name 'Root!'");
+}
+
 static void test_etcd(void **state) {
         _cleanup_(nap_config_freep) NapConfig *c =
                 parse_ok("[Nap]\nEtcd=https://etcd-1.example.com:2379/,http://10.1.2.3,http://[fe80::1]\n", NULL);
@@ -560,6 +578,7 @@ int main(void) {
                 cmocka_unit_test(test_cluster),
                 cmocka_unit_test(test_etcd_prefix),
                 cmocka_unit_test(test_authorized_keys),
+                cmocka_unit_test(test_replica),
                 cmocka_unit_test(test_etcd),
                 cmocka_unit_test(test_long_values_are_cut_in_messages),
                 cmocka_unit_test(test_load_from_env),
