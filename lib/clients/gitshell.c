@@ -127,10 +127,10 @@ static int refuse_argument(const char *arg, NapError *e) {
                              why);
 }
 
-/* The checks every command gets: into cmd, its verb, and where its
- * argument starts. */
+/* The checks every command gets: into cmd, its verb, where its argument
+ * starts, and the argument unquoted into path ("" when it cannot be). */
 static int split_command(const char *s, size_t size, char cmd[static NAP_GIT_COMMAND_MAX + 1], NapGitVerb *ret_verb,
-                         const char **ret_arg, NapError *e) {
+                         const char **ret_arg, char path[static NAP_GIT_COMMAND_MAX + 1], NapError *e) {
         assert(s || size == 0);
 
         if (size == 0)
@@ -147,7 +147,11 @@ static int split_command(const char *s, size_t size, char cmd[static NAP_GIT_COM
         memcpy(cmd, s, size);
         cmd[size] = 0;
         *ret_arg = skip_command(cmd, ret_verb);
-        return *ret_arg ? 0 : refuse_command(cmd, size, e);
+        if (!*ret_arg)
+                return refuse_command(cmd, size, e);
+        if (unquote(*ret_arg, path, NAP_GIT_COMMAND_MAX + 1) < 0)
+                path[0] = 0;
+        return 0;
 }
 
 int nap_git_command_parse(const char *s, size_t size, NapGitCommand *ret, NapError *e) {
@@ -156,13 +160,12 @@ int nap_git_command_parse(const char *s, size_t size, NapGitCommand *ret, NapErr
         NapGitVerb verb;
 
         assert(ret);
-        int r = split_command(s, size, cmd, &verb, &arg, e);
-        if (r < 0)
-                return r;
-        if (unquote(arg, path, sizeof path) < 0 || app_from_path(path, ret->app) < 0)
-                return refuse_argument(arg, e);
-        ret->verb = verb;
-        return 0;
+        int r = split_command(s, size, cmd, &verb, &arg, path, e);
+        if (r >= 0 && app_from_path(path, ret->app) < 0)
+                r = refuse_argument(arg, e);
+        if (r >= 0)
+                ret->verb = verb;
+        return r;
 }
 
 /* USER_APP, USER_APP.git, /USER_APP or /USER_APP.git → the service. */
@@ -185,17 +188,15 @@ int nap_git_replica_command_parse(const char *s, size_t size, NapService *ret, N
         NapGitVerb verb;
 
         assert(ret);
-        int r = split_command(s, size, cmd, &verb, &arg, e);
-        if (r < 0)
-                return r;
-        if (verb != NAP_GIT_RECEIVE_PACK)
-                return nap_error_set(e, NAP_ERROR_PERMISSION_DENIED, -EPERM,
-                                     "a replica only receives pushes (git-receive-pack 'USER_APP')");
-        if (unquote(arg, path, sizeof path) < 0 || service_from_path(path, ret) < 0)
-                return nap_error_set(e, NAP_ERROR_INVALID_NAME, -EINVAL,
-                                     "%s is not an app's repository: USER_APP or /USER_APP.git expected",
-                                     shown(arg, strlen(arg), b));
-        return 0;
+        int r = split_command(s, size, cmd, &verb, &arg, path, e);
+        if (r >= 0 && verb != NAP_GIT_RECEIVE_PACK)
+                r = nap_error_set(e, NAP_ERROR_PERMISSION_DENIED, -EPERM,
+                                  "a replica only receives pushes (git-receive-pack 'USER_APP')");
+        if (r >= 0 && service_from_path(path, ret) < 0)
+                r = nap_error_set(e, NAP_ERROR_INVALID_NAME, -EINVAL,
+                                  "%s is not an app's repository: USER_APP or /USER_APP.git expected",
+                                  shown(arg, strlen(arg), b));
+        return r;
 }
 
 /* ---- the repository ---- */
