@@ -534,17 +534,28 @@ static json_t *job_instances_json(NapContext *c, const NapMpiJob *job, NapError 
         return a;
 }
 
+static json_t *json_mpi_job(const NapMpiJob *j);
+
 static json_t *run_start_mpi(NapContext *c, json_t *args, NapError *e) {
         const char *service = nap_arg_string(args, "service", e);
         _cleanup_(nap_params_freep) NapParams *p = NULL;
-        NapCompute rank;
+        NapQueuedStart q = {};
+        NapStartOptions o = { .request_id = json_string_value(json_object_get(args, "requestId")),
+                              .no_block = json_is_true(json_object_get(args, "noBlock")),
+                              .queue = json_is_true(json_object_get(args, "queue")), .queued = &q };
         NapMpiJob job = {};
-        if (!service || params_from_args(args, &p, e) < 0 || resources_from_args(args, &rank, e) < 0 ||
-            nap_start_mpi(c, service, p, &rank, &job, e) < 0)
+        int r = -EINVAL;
+        if (!service || params_from_args(args, &p, e) < 0 || resources_from_args(args, &o.resources, e) < 0 ||
+            (r = nap_start_mpi(c, service, p, &o, &job, e)) < 0)
                 return NULL;
-        json_t *a = job_instances_json(c, &job, e);
+        if (r > 0) /* waiting in the queue: no job yet */
+                return nap_reply(json_pack("{s:[], s:{s:s, s:I, s:i}}", "instances", "queued", "job", q.job, "id",
+                                           (json_int_t) q.id, "position", (int) q.position), e);
+        json_t *j = json_mpi_job(&job), *a = j ? job_instances_json(c, &job, e) : NULL;
         nap_mpi_job_done(&job);
-        return a ? nap_reply(json_pack("{s:o}", "instances", a), e) : NULL;
+        if (!a)
+                return json_decref(j), NULL;
+        return nap_reply(json_pack("{s:o, s:o}", "instances", a, "job", j), e);
 }
 
 static json_t *json_mpi_job(const NapMpiJob *j) {
@@ -630,9 +641,13 @@ static const NapMethod methods[] = {
           .call = run_recover },
         { .name = "StartMpi", .owns = NAP_OWNER_SERVICE, .owner = "service", .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_WORKER,
           .parameter = "params", .call = run_start_mpi,
-          .bus = { { .in = FIELDS("service", "paramsString:params") },
-                   { .member = "StartMpiWithParams", .in = FIELDS("service", "params") },
-                   { .member = "StartMpiWithResources", .in = FIELDS("service", "params", "cpu", "memory") } } },
+          .bus = { { .in = FIELDS("service", "paramsString:params"), .out = FIELDS("instances") },
+                   { .member = "StartMpiWithParams", .in = FIELDS("service", "params"), .out = FIELDS("instances") },
+                   { .member = "StartMpiWithResources", .in = FIELDS("service", "params", "cpu", "memory"),
+                     .out = FIELDS("instances") },
+                   { .member = "StartMpiQueued",
+                     .in = FIELDS("service", "params", "cpu", "memory", "requestId", "noBlock", "queue"),
+                     .out = FIELDS("instances", "job", "queued") } } },
         { .name = "GetMpiJob", .owns = NAP_OWNER_SERVICE, .owner = "service", .access = NAP_ACCESS_READ, .run = NAP_METHOD_WORKER,
           .parameter = "job", .call = run_get_mpi_job },
         { .name = "RemoveInstance", .owns = NAP_OWNER_INSTANCE, .owner = "instance", .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_WORKER,
