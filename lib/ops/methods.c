@@ -23,18 +23,10 @@ static json_t *json_strv(char *const *l) {
         return a;
 }
 
-static json_t *json_params(const NapParams *p) {
-        json_t *o = json_object();
-        for (size_t i = 0; o && p && i < nap_params_size(p); i++)
-                if (json_object_set_new(o, nap_params_key(p, i), json_string(nap_params_value(p, i))) < 0)
-                        return json_decref(o), NULL;
-        return o;
-}
-
 /* The Instance type. Units systemd lists without a manifest have no argv,
  * params or url: empty and null then. */
 static json_t *json_instance(const NapInstanceInfo *i) {
-        json_t *argv = json_strv(i->argv), *params = json_params(i->params);
+        json_t *argv = json_strv(i->argv), *params = nap_json_params(i->params);
         if (!argv || !params) {
                 json_decref(argv);
                 json_decref(params);
@@ -386,7 +378,7 @@ static json_t *run_get_config(NapContext *c, json_t *args, NapError *e) {
         _cleanup_(nap_params_freep) NapParams *p = NULL;
         if (!service || nap_app_config_get(c, service, &p, e) < 0)
                 return NULL;
-        return nap_reply(json_pack("{s:o}", "config", json_params(p)), e);
+        return nap_reply(json_pack("{s:o}", "config", nap_json_params(p)), e);
 }
 
 /* set (a map; absent or null: none) as checked variables, unset (an
@@ -565,7 +557,7 @@ static json_t *json_mpi_job(const NapMpiJob *j) {
                          "state", nap_mpi_state_to_string(j->state), "ranks", (json_int_t) j->ranks, "master",
                          nap_instance_name(&master, name), "exitStatus", j->exit_status, "result", strempty(j->result),
                          "started", (json_int_t) j->start_usec, "finished", (json_int_t) j->end_usec, "argv",
-                         json_strv(j->argv), "params", json_params(j->params), "commit", j->commit);
+                         json_strv(j->argv), "params", nap_json_params(j->params), "commit", j->commit);
 }
 
 static json_t *run_get_mpi_job(NapContext *c, json_t *args, NapError *e) {

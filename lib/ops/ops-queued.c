@@ -17,6 +17,7 @@
 #include "cluster/admission.h"
 #include "cluster/inventory.h"
 #include "cluster/queue.h"
+#include "ops/method-json.h"
 #include "ops/ops-internal.h"
 #include "ops/publish.h"
 
@@ -89,14 +90,6 @@ static int check_fits_node(EtcdClient *etcd, const char *prefix, const char *nod
         return 0;
 }
 
-static json_t *params_json(const NapParams *p) {
-        json_t *o = json_object();
-        for (size_t k = 0; o && p && k < nap_params_size(p); k++)
-                if (json_object_set_new(o, nap_params_key(p, k), json_string(nap_params_value(p, k))) < 0)
-                        return json_decref(o), NULL;
-        return o;
-}
-
 /* A compute request in the stored form of a reservation; NULL: none. */
 static json_t *compute_json(const NapCompute *c) {
         NapReservation res = { .kind = NAP_RESERVATION_COMPUTE, .compute = *c };
@@ -119,7 +112,7 @@ static char *queued_job_data(const OpsQueuedRequest *q, const char *node) {
                                    (json_int_t) MAX((r->request_memory + (1 << 20) - 1) >> 20, 1), "Disk", 0, "nap",
                                    "node", node, "method", q->method, "service", nap_service_name(q->service, service),
                                    "request", q->request, "reservation", compute_json(r), "rank",
-                                   q->rank ? compute_json(q->rank) : NULL, "params", params_json(q->params), "detached",
+                                   q->rank ? compute_json(q->rank) : NULL, "params", nap_json_params(q->params), "detached",
                                    q->detached);
         return j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 }

@@ -37,46 +37,17 @@ nap_need jq git mpiexec.mpich mpicc.mpich etcdctl curl
 PIDS=()
 trap 'nap__rc=$?; for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; etcd_stop; (exit $nap__rc); nap_sandbox_stop' EXIT
 
-etcd_start "$NAP_TEST_DIR/etcd" || { echo "Bail out! etcd did not start"; exit 1; }
-cp "$NAP_CONFIG" "$NAP_TEST_DIR/no-etcd.conf"
-cat >>"$NAP_CONFIG" <<EOF
-Etcd=$ETCD_URL
-Node=h1
-CPU=2
-Memory=1G
-Storage=10G
-NodeTTL=3
-EOF
+. "$(dirname "$0")/queue-lib.sh"
+queue_host_up 2
 . "$(dirname "$0")/napctl-lib.sh"
-etcdq() { ETCDCTL_API=3 timeout 10 etcdctl --endpoints="$ETCD_URL" "$@" 2>/dev/null; }
-
-"$NAP_BUILD_ROOT/helpers/nap-node" >>"$NAP_TEST_DIR/nap-node.log" 2>&1 &
-PIDS+=($!)
-SOCK=$XDG_RUNTIME_DIR/nap/queue
-export NAP_QUEUE_SOCKET=$SOCK
-queued_install() { # as in test-queue-start.sh
-        local dir=$XDG_RUNTIME_DIR/systemd/user bin=$NAP_TEST_DIR/bin/nap-queued
-        mkdir -p "$NAP_TEST_DIR/bin" "$dir/nap-queued.service.d" && cp "$NAP_BUILD_ROOT/helpers/nap-queued" "$bin" &&
-                cp "$NAP_BUILD_ROOT/units/nap-queued.service" "$NAP_BUILD_ROOT/units/nap-queued.socket" "$dir/" || return 1
-        printf '[Service]\nExecStart=\nExecStart=%s --idle-timeout=3\nEnvironment=NAP_CONFIG=%s\nRestart=no\n' \
-                "$bin" "$NAP_CONFIG" >"$dir/nap-queued.service.d/50-test.conf"
-        timeout 30 systemctl --user daemon-reload && timeout 30 systemctl --user start nap-queued.socket
-}
-queued_install || { echo "Bail out! cannot install nap-queued"; exit 1; }
-h1_ready() { etcdq get --keys-only /nap/members/h1 | grep -q h1; }
-wait_until 30 h1_ready || { echo "Bail out! node h1 is not Ready"; exit 1; }
 
 SVC=alice_sim
 JOBS=$NAP_ROOT/services/alice/.$SVC.mpi
 make_repo "$NAP_TEST_DIR/repos/sim" "$SRC"/tests/apps/mpi-hello/. || { echo "Bail out! cannot make the app's repository"; exit 1; }
 expect_ok "deploy-app of the MPI app" deploy-app $SVC "file://$NAP_TEST_DIR/repos/sim"
 
-job_of() { sed -n 's/^Queued: job \([^ ]*\) .*/\1/p' "$1" | head -n 1; }
-job_status() { etcdq get --print-value-only "/nap/queue/jobs/nap-start/$1" | jq -r .status 2>&1; }
 job_is() { [ "$(job_status "$1")" = "$2" ]; } # JOB STATUS
-usage_cpu() { etcdq get --print-value-only /nap/usage/h1 | jq -r .cpu_milli 2>&1; }
 usage_is() { [ "$(usage_cpu)" = "$1" ]; }
-reservations() { etcdq get --prefix --keys-only /nap/reservations/h1/ | grep . | sed 's|.*/||' | sort | tr '\n' ' '; }
 last_job() { cat "$JOBS/last" 2>/dev/null || echo 0; }
 prop() { timeout 10 systemctl --user show -P "$2" "$1.service" 2>/dev/null; } # UNIT PROPERTY
 slave() { echo "${SVC}_mpi_slave@$(($1 * 1000 + $2))"; }                     # JOB RANK
@@ -84,16 +55,28 @@ master() { echo "${SVC}_mpi_master@$1"; }
 job_state() { jq -r .state "$JOBS/$1.json" 2>/dev/null; } # its record as is (no napctl call)
 job_state_is() { [ "$(job_state "$1")" = "$2" ]; }
 unit_is() { [ "$(prop "$1" ActiveState)" = "$2" ]; } # UNIT STATE
-# bg_mpi NAME ARGS...: napctl start-mpi in the background, its output in
-# NAME.out, napctl's pid in BG (the sandbox's time limit bounds it)
-bg_mpi() {
+# queued_mpi NAME ARGS...: napctl start-mpi --queue --request-id=NAME ARGS
+# in the background, its output in NAME.out, napctl's pid in BG (the
+# sandbox's time limit bounds it); once it said it is queued, the queue's
+# job in QJOB (1 when it did not say so within 60 s)
+queued_mpi() {
         local name=$1
         shift
-        "$NAPCTL" --user start-mpi "$@" >"$NAP_TEST_DIR/$name.out" 2>&1 &
+        "$NAPCTL" --user start-mpi --queue --request-id="$name" "$@" >"$NAP_TEST_DIR/$name.out" 2>&1 &
         BG=$!
         PIDS+=($BG)
+        QJOB=
+        wait_until 60 queued_in "$name" || { diag "$(cat "$NAP_TEST_DIR/$name.out")"; return 1; }
+        QJOB=$(job_of "$NAP_TEST_DIR/$name.out")
 }
-queued_in() { grep -q '^Queued: job ' "$NAP_TEST_DIR/$1.out"; }
+# killed_waiting NAME ARGS...: queued_mpi, then its napctl SIGKILLed
+killed_waiting() {
+        queued_mpi "$@"
+        local r=$?
+        kill -9 "$BG"
+        wait "$BG" 2>/dev/null
+        return $r
+}
 # fill: a job of 2 ranks of 1 CPU that holds all of h1 until stopped; FILL
 fill() {
         FILL=
@@ -136,11 +119,10 @@ assert_eq "only the filler holds h1" "$(master "$FILL") " "$(reservations)"
 
 # ================================================================= waits
 log "a job that does not fit waits; the filler stopped, it runs to completion"
-bg_mpi wait "${SMALL[@]}" --queue --request-id=w1 $SVC 'np=2,sleep=3'
+check "queued, said so" queued_mpi w1 "${SMALL[@]}" $SVC 'np=2,sleep=3'
 W=$BG
-if wait_until 60 queued_in wait; then ok "queued, said so"; else fail "queued, said so"; diag "$(cat "$NAP_TEST_DIR/wait.out")"; fi
-assert_match "its position is shown" "$(cat "$NAP_TEST_DIR/wait.out")" "position 1"
-WJOB=$(job_of "$NAP_TEST_DIR/wait.out")
+WJOB=$QJOB
+assert_match "its position is shown" "$(cat "$NAP_TEST_DIR/w1.out")" "position 1"
 assert_eq "the queue's job waits" "queued" "$(job_status "$WJOB")"
 assert_eq "its data says what starts it" "StartMpi 1000 134217728" \
         "$(etcdq get --print-value-only "/nap/queue/jobs/nap-start/$WJOB" | jq -r '.data | fromjson | .nap |
@@ -161,8 +143,8 @@ assert_eq "h1 holds 2 × 500m" "1000" "$(usage_cpu)"
 WRC=0
 wait "$W" || WRC=$?
 assert_eq "the waiting start-mpi succeeds" 0 "$WRC"
-assert_match "it ran to completion" "$(cat "$NAP_TEST_DIR/wait.out")" "State: succeeded \(exit status 0, success\)"
-assert_match "... as job $WAITED" "$(cat "$NAP_TEST_DIR/wait.out")" "^Job $WAITED \("
+assert_match "it ran to completion" "$(cat "$NAP_TEST_DIR/w1.out")" "State: succeeded \(exit status 0, success\)"
+assert_match "... as job $WAITED" "$(cat "$NAP_TEST_DIR/w1.out")" "^Job $WAITED \("
 assert_eq "released at its end" "0" "$(usage_cpu)"
 nap --json start-mpi "${SMALL[@]}" --queue --request-id=w1 $SVC 'np=2,sleep=3'
 assert_eq "the same request id again: that job, not another" "$WAITED succeeded" \
@@ -194,12 +176,8 @@ check "and releases" wait_until 10 usage_is 0
 # ==================================================== SIGKILL of the waiter
 log "SIGKILL of the waiting napctl: the same call again starts the job"
 fill || { fail "a job fills h1"; nap_diag; }
-bg_mpi killed "${SMALL[@]}" --queue --request-id=k1 $SVC 'np=2,sleep=1'
-K=$BG
-wait_until 60 queued_in killed || diag "$(cat "$NAP_TEST_DIR/killed.out")"
-KJOB=$(job_of "$NAP_TEST_DIR/killed.out")
-kill -9 "$K"
-wait "$K" 2>/dev/null
+check "k1 queued, its napctl SIGKILLed" killed_waiting k1 "${SMALL[@]}" $SVC 'np=2,sleep=1'
+KJOB=$QJOB
 COUNTER=$(last_job)
 unfill
 check "k1 is admitted all the same" wait_until 30 job_is "$KJOB" running
@@ -216,24 +194,18 @@ assert_eq "nothing is held" "0" "$(usage_cpu)"
 # ================================================================= cancel
 log "Ctrl-C while waiting cancels the job"
 fill || { fail "a job fills h1"; nap_diag; }
-bg_mpi cancel "${SMALL[@]}" --queue --request-id=c1 $SVC 'np=2'
-C=$BG
-wait_until 60 queued_in cancel || diag "$(cat "$NAP_TEST_DIR/cancel.out")"
-CJOB=$(job_of "$NAP_TEST_DIR/cancel.out")
-kill -INT "$C"
+check "c1 queued" queued_mpi c1 "${SMALL[@]}" $SVC 'np=2'
+CJOB=$QJOB
+kill -INT "$BG"
 CRC=0
-wait "$C" || CRC=$?
+wait "$BG" || CRC=$?
 check "napctl exits non-zero ($CRC)" test "$CRC" -ne 0
 assert_eq "the job is cancelled" "cancelled" "$(job_status "$CJOB")"
 
 # =================================================== SIGKILL of the starter
 log "SIGKILL of the starter after the hand-over: recovery releases"
-bg_mpi s1 "${SMALL[@]}" --queue --request-id=s1 $SVC 'np=2'
-S=$BG
-wait_until 60 queued_in s1 || diag "$(cat "$NAP_TEST_DIR/s1.out")"
-SJOB=$(job_of "$NAP_TEST_DIR/s1.out")
-kill -9 "$S"
-wait "$S" 2>/dev/null
+check "s1 queued, its napctl SIGKILLed" killed_waiting s1 "${SMALL[@]}" $SVC 'np=2'
+SJOB=$QJOB
 unfill
 check "s1 admitted" wait_until 30 job_is "$SJOB" running
 SN=$(($(last_job) + 1))
