@@ -20,6 +20,8 @@
 #   the waiting napctl SIGKILLed: the job is admitted all the same, and
 #     the same call again starts it; it runs to completion
 #   Ctrl-C while waiting cancels the job
+#   one line per node: an instance (start-common --queue) that would fit
+#     waits behind an MPI job queued before it, and starts after it
 #   SIGKILL of the starter after the hand-over: recovery undoes the job
 #     and releases its reservation, nothing leaks
 
@@ -202,8 +204,35 @@ wait "$BG" || CRC=$?
 check "napctl exits non-zero ($CRC)" test "$CRC" -ne 0
 assert_eq "the job is cancelled" "cancelled" "$(job_status "$CJOB")"
 
+# ====================================================== one line per node
+log "an instance and an MPI job that wait for h1 wait in one line"
+unfill
+make_repo "$NAP_TEST_DIR/repos/hello" "$SRC"/tests/apps/hello/. || fail "the web app's repository"
+expect_ok "deploy-app of a web app" deploy-app alice_hello "file://$NAP_TEST_DIR/repos/hello"
+nap --json start-mpi --no-block --cpu=500m $SVC 'np=2,sleep=120'
+HALF=$(jq -r .job <<<"$OUT" 2>/dev/null)
+assert_eq "a job holds half of h1" "1000" "$(usage_cpu)"
+check "a job of 2 × 1 CPU waits" queued_mpi big --cpu=1 $SVC 'np=2,sleep=2'
+B=$BG
+BJOB=$QJOB
+BIG=$(($(last_job) + 1))
+nap start-common alice_hello --cpu=100m --queue --no-block --request-id=small1
+assert_match "an instance of 100m, which would fit, waits behind it" "$OUT" "^Queued: job alice\.[0-9a-f]+ .*position 2"
+SJOB=$(job_of "$NAP_TEST_DIR/out")
+nap stop-app "$(master "$HALF")"
+big_holds() { [ "$(reservations)" = "$(master "$BIG") " ]; }
+check "the half job stopped, the big one is admitted and holds h1" wait_until 30 big_holds
+assert_eq "the instance still waits (it does not fit now)" "queued" "$(job_status "$SJOB")"
+BRC=0
+wait "$B" || BRC=$?
+assert_eq "the big job ran to completion" "0 succeeded" "$BRC $(job_state "$BIG")"
+check "then the instance is admitted and started by nap-queued" wait_until 30 job_is "$SJOB" done
+assert_match "its reservation is its instance's" "$(reservations)" "^alice_hello_common@[0-9]+ $"
+
 # =================================================== SIGKILL of the starter
 log "SIGKILL of the starter after the hand-over: recovery releases"
+expect_ok "remove the instance" remove-instance "$(reservations | tr -d ' ')"
+fill || { fail "a job fills h1"; nap_diag; }
 check "s1 queued, its napctl SIGKILLed" killed_waiting s1 "${SMALL[@]}" $SVC 'np=2'
 SJOB=$QJOB
 unfill
