@@ -383,6 +383,8 @@ static int write_merged(FILE *f, const NapManifest *m, const char *unit_text, co
                 "# " NAP_UNIT_DROPIN_NAME " in one unit, for fleet or any service manager.\n"
                 "# It runs from the app's deployed tree (napctl deploy-app on each host).\n",
                 nap_instance_unit_name(&m->instance, name));
+        if (m->commit)
+                fprintf(f, "# The instance ran commit %s.\n", m->commit);
         STRV_FOREACH(h, headers) {
                 fprintf(f, "\n%s\n", *h);
                 write_section_lines(f, unit_text, *h);
@@ -418,8 +420,7 @@ static int export_sidecar(const NapUnitFiles *o, const NapManifest *m, NapUnitFi
         int r = render(render_exported_sidecar, m, o, &ret->text);
         if (r < 0)
                 return r;
-        snprintf(ret->name, sizeof ret->name, "%s_%s_discovery@%u.service", m->instance.service.user,
-                 m->instance.service.app, m->instance.number);
+        nap_unit_discovery_name(&m->instance, ret->name);
         return 0;
 }
 

@@ -437,6 +437,14 @@ const char *nap_unit_discovery_template_name(const NapService *s, char *buf) {
         return buf;
 }
 
+const char *nap_unit_discovery_name(const NapInstance *i, char *buf) {
+        assert(i);
+        assert(buf);
+
+        snprintf(buf, NAP_UNIT_NAME_MAX, "%s_%s_discovery@%u.service", i->service.user, i->service.app, i->number);
+        return buf;
+}
+
 bool nap_unit_exec_path_is_valid(const char *path) {
         return path_is_normalized(path);
 }
@@ -595,7 +603,7 @@ int nap_unit_write_discovery_template(FILE *f, const NapService *s, NapScope sco
 
 int nap_unit_write_discovery_exported(FILE *f, const NapManifest *m, NapScope scope, const NapConfig *c,
                                       const char *binary) {
-        char name[NAP_SERVICE_NAME_MAX], unit[NAP_UNIT_NAME_MAX];
+        char name[NAP_SERVICE_NAME_MAX], unit[NAP_UNIT_NAME_MAX], sidecar[NAP_UNIT_NAME_MAX];
         int r;
 
         assert(f);
@@ -606,6 +614,9 @@ int nap_unit_write_discovery_exported(FILE *f, const NapManifest *m, NapScope sc
         if (!nap_unit_exec_path_is_valid(binary) || m->instance.kind != NAP_KIND_COMMON)
                 return -EINVAL;
         nap_service_name(&m->instance.service, name);
+        fprintf(f, "# %s, exported by napctl export-units: the discovery sidecar\n"
+                "# of %s, given its port (it reads no manifest).\n\n",
+                nap_unit_discovery_name(&m->instance, sidecar), nap_instance_unit_name(&m->instance, unit));
         r = write_discovery_unit_section(f, name, c, true);
         if (r >= 0)
                 r = write_discovery_service_section(f, name, m, scope, c, binary);

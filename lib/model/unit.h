@@ -63,6 +63,8 @@ int nap_unit_write_exported_settings(FILE *f, const NapManifest *m, NapScope sco
 bool nap_unit_has_discovery(NapKind kind, const NapConfig *c) _pure_;
 /* "USER_APP_discovery@.service" into buf (NAP_UNIT_NAME_MAX bytes). */
 const char *nap_unit_discovery_template_name(const NapService *s, char *buf);
+/* "USER_APP_discovery@N.service", i's sidecar, into buf (NAP_UNIT_NAME_MAX bytes). */
+const char *nap_unit_discovery_name(const NapInstance *i, char *buf);
 /* The sidecar's template USER_APP_discovery@.service running binary (an
  * absolute path, nap_unit_exec_path_is_valid()) with the instance's name.
  * -EINVAL when a path cannot be written into the unit. */
