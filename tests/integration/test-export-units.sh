@@ -11,8 +11,8 @@
 # the exported files are installed as plain units of the user manager
 # (~/.config/systemd/user), started with systemctl, and the app answers on
 # each port while each sidecar publishes its endpoint in etcd without a
-# manifest to read. fleet itself is not in Debian 12 (apt-cache policy
-# fleet: no candidate), so `fleetctl submit` is not run: its input is
+# manifest to read. fleet itself is not in Debian 12 (apt-cache show
+# fleet: no packages found), so `fleetctl submit` is not run: its input is
 # these files, and systemd-analyze verify checks them.
 #
 #   NAPCTL=build/cli/napctl NAP_GENERATOR=build/generators/nap-generator \
@@ -49,6 +49,11 @@ ectl() {
 key_present() {
         local v
         v=$(ectl get --print-value-only "$1") && [ -n "$v" ]
+}
+# absent means etcd answered without it (an unreachable etcd is not "absent")
+key_absent() {
+        local v
+        v=$(ectl get --print-value-only "$1") && [ -z "$v" ]
 }
 unit_prop() { # UNIT PROPERTY
         timeout 30 systemctl --user show -P "$2" "$1" 2>&1
@@ -170,11 +175,13 @@ for i in "$I1" "$I2"; do
         [ "$RC" -eq 0 ] || { fail "remove-instance $i"; nap_diag remove-instance "$i"; }
 done
 timeout 60 systemctl --user daemon-reload
-check "no manifest of the app is left" test -z "$(ls "$NAP_INSTANCES" | grep "^${SVC}_")"
+check "no manifest of the app is left" test -z "$(find "$NAP_INSTANCES" -maxdepth 1 -name "${SVC}_*")"
 check "no instance tree is left" test ! -e "$NAP_ROOT/apps/alice/${SVC}_$N1"
 check "no runtime unit or drop-in of the app is left" \
-        test -z "$(ls "$XDG_RUNTIME_DIR/systemd/user" "$XDG_RUNTIME_DIR/systemd/generator" 2>/dev/null | grep "^${SVC}_")"
+        test -z "$(find "$XDG_RUNTIME_DIR/systemd/user" "$XDG_RUNTIME_DIR/systemd/generator" -maxdepth 1 -name "${SVC}_*" 2>/dev/null)"
 check "... nothing answers on the ports" eval "! answers $P1 && ! answers $P2"
+check "... and their endpoints are gone from etcd" wait_until 10 \
+        eval "key_absent /services/$SVC/127.0.0.1:$P1 && key_absent /services/$SVC/127.0.0.1:$P2"
 
 # systemd-analyze verify: the files as the manager would load them (now
 # that nap's drop-ins are gone: a host where nap runs the same instance
