@@ -154,6 +154,10 @@ assert_eq "export again: exit 0" 0 "$RC"
 assert_eq "... every file unchanged" 4 "$(grep -c '^unchanged ' <<<"$OUT")"
 assert_eq "... not rewritten (inode, mtime)" "$before" "$(mtimes)"
 
+nap --no-helper export-units $SVC "$OUTDIR"
+assert_eq "the same export in napctl's own process (--no-helper): every file unchanged" 4 \
+        "$(grep -c '^unchanged ' <<<"$OUT")"
+
 echo '# an operator edited this' >>"$S1"
 rm -f "$OUTDIR/$D2"
 edited=$(cat "$S1")

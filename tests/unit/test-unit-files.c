@@ -201,6 +201,13 @@ static void test_export_merges_template_and_dropin(void **state) {
         assert_null(strstr(t, "nap-generator"));
         assert_non_null(strstr(t, "\n[Install]\nWantedBy=default.target\n"));
         nap_unit_file_clear(out);
+
+        /* system scope: the app's identity and the system's target */
+        o.scope = NAP_SCOPE_SYSTEM;
+        assert_int_equal(nap_unit_files_export(&o, f->m, TREE, out, &n), 0);
+        assert_non_null(strstr(out[0].text, "\nDynamicUser=yes\nUser=nap-alice\n"));
+        assert_non_null(strstr(out[0].text, "\n[Install]\nWantedBy=multi-user.target\n"));
+        nap_unit_file_clear(out);
 }
 
 static void test_export_sidecar_reads_no_manifest(void **state) {
