@@ -18,6 +18,7 @@
 #include "nap-config.h"
 #include "napctl-call.h"
 #include "napctl-output.h"
+#include "verb-export.h"
 #include "verb-keys.h"
 #include "verb-lifecycle.h"
 #include "verb-mpi.h"
@@ -405,6 +406,10 @@ static int verb_refresh_instances_local(Caller *c, char **args, NapError *e) {
         return r < 0 ? r : verb_refresh_instances(ctx, args, arg_json, &arg_rollout, e);
 }
 
+static int verb_export_units_call(Caller *c, char **args, NapError *e) {
+        return verb_export_units(c, args, arg_json, arg_node.force, e);
+}
+
 static int verb_history_call(Caller *c, char **args, NapError *e) {
         return verb_history(c, args, arg_json, e);
 }
@@ -437,6 +442,7 @@ static const Verb verbs[] = {
         { "get-service-url", "USER_APP", 1, 2, .run = verb_get_service_url, .help = "Show the URL an app was deployed from" },
         { "get-port", "INSTANCE", 1, 1, .run = verb_get_port, .help = "Show the port of an instance" },
         { "endpoints", "USER_APP", 1, 1, .run = verb_endpoints, .help = "List an app's live endpoints (from etcd)" },
+        { "export-units", "USER_APP DIR", 2, 2, .run = verb_export_units_call, .options = OPT_FORCE, .help = "Write the instances as whole units (and sidecars) for fleet into DIR (--force)" },
         { "rollback", "USER_APP [COMMIT]", 1, 2, .run = verb_rollback_call, .options = OPT_ROLLOUT, .help = "Redeploy an earlier commit and replace the instances (--batch, --drain)" },
         { "refresh-instances", "USER_APP", 1, 1, .run = verb_refresh_instances_local, .local = true, .options = OPT_ROLLOUT, .help = "Replace every instance from the deployed tree, without downtime (--batch, --drain)" },
         { "history", "USER_APP", 1, 1, .run = verb_history_call, .help = "List an app's deploys, newest first" },
@@ -514,7 +520,8 @@ static void help(void) {
                "                              with all of them\n"
                "     --policy=spread|binpack  schedule: the least (default) or most loaded node\n"
                "     --count=N                schedule: N reservations NAME.1 ... NAME.N (1 to 32)\n"
-               "     --force                  node delete: drop its reservations too\n"
+               "     --force                  node delete: drop its reservations too;\n"
+               "                              export-units: replace files of other contents\n"
                "\nOptions of the queue commands (nap-queued(8); its socket: $NAP_QUEUE_SOCKET):\n"
                "     --owner=USER             list: only USER's jobs; submit: for USER (root)\n"
                "     --status=STATUS          list: queued, running, done or cancelled\n"

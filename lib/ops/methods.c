@@ -23,6 +23,16 @@ static json_t *json_strv(char *const *l) {
         return a;
 }
 
+/* An array of one(item) for each of the n items of size bytes at items;
+ * NULL when one gives NULL, or out of memory. */
+static json_t *json_array_map(const void *items, size_t n, size_t size, json_t *(*one)(const void *item)) {
+        json_t *a = json_array();
+        for (size_t i = 0; a && i < n; i++)
+                if (json_array_append_new(a, one((const char *) items + i * size)) < 0)
+                        a = (json_decref(a), NULL);
+        return a;
+}
+
 /* The Instance type. Units systemd lists without a manifest have no argv,
  * params or url: empty and null then. */
 static json_t *json_instance(const NapInstanceInfo *i) {
@@ -560,6 +570,23 @@ static json_t *json_mpi_job(const NapMpiJob *j) {
                          json_strv(j->argv), "params", nap_json_params(j->params), "commit", j->commit);
 }
 
+/* An ExportedUnit; NULL when out of memory or the text is not UTF-8. */
+static json_t *json_exported_unit(const void *item) {
+        const NapExportedUnit *u = item;
+        return json_pack("{s:s, s:s, s:s}", "instance", u->instance, "name", u->file.name, "text", u->file.text);
+}
+
+static json_t *run_export_units(NapContext *c, json_t *args, NapError *e) {
+        const char *service = nap_arg_string(args, "service", e);
+        NapExportedUnit *l = NULL;
+        size_t n = 0;
+        if (!service || nap_export_units(c, service, &l, &n, e) < 0)
+                return NULL;
+        json_t *a = json_array_map(l, n, sizeof *l, json_exported_unit);
+        nap_exported_units_free(l, n);
+        return nap_reply(a ? json_pack("{s:o}", "units", a) : NULL, e);
+}
+
 static json_t *run_get_mpi_job(NapContext *c, json_t *args, NapError *e) {
         const char *service = nap_arg_string(args, "service", e);
         json_int_t number = json_integer_value(json_object_get(args, "job"));
@@ -646,6 +673,9 @@ static const NapMethod methods[] = {
           .call = run_remove_instance },
         { .name = "ListEndpoints", .owns = NAP_OWNER_SERVICE, .owner = "service", .access = NAP_ACCESS_READ, .run = NAP_METHOD_WORKER,
           .call = run_list_endpoints },
+        /* reads manifests and nap.conf only */
+        { .name = "ExportUnits", .owns = NAP_OWNER_SERVICE, .owner = "service", .access = NAP_ACCESS_READ, .run = NAP_METHOD_INLINE,
+          .call = run_export_units },
         /* An app as a whole: its owner's (or root's) to change. */
         { .name = "Scale", .owns = NAP_OWNER_SERVICE, .owner = "service", .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_WORKER,
           .parameter = "params", .call = run_scale, .bus = { { .in = FIELDS("service", "instances", "params", "limit") } } },
