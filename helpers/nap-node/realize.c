@@ -31,6 +31,10 @@ struct Realizer {
         /* stop, or a new lease: the watch (or pause) ends, a pass begins */
         volatile sig_atomic_t interrupt;
         int64_t lease; /* __atomic: written by the loop, read by the thread */
+        /* __atomic, fencing: the loop registers only once fenced; a lost
+         * lease has every cluster instance stopped first (stop_all) */
+        int fenced;
+        int stop_all;
         /* the thread's own */
         NapContext *context;
         EtcdClient *etcd;
@@ -47,9 +51,19 @@ static int64_t lease_of(Realizer *r) {
 /* Reports on a new lease are all made again (the old one's vanish with
  * it), at once. */
 void realizer_set_lease(Realizer *r, int64_t lease) {
-        if (!r || __atomic_exchange_n(&r->lease, lease, __ATOMIC_ACQ_REL) == lease)
+        if (!r)
+                return;
+        if (lease == 0 && lease_of(r) != 0) {
+                __atomic_store_n(&r->stop_all, 1, __ATOMIC_RELEASE);
+                __atomic_store_n(&r->fenced, 0, __ATOMIC_RELEASE);
+        }
+        if (__atomic_exchange_n(&r->lease, lease, __ATOMIC_ACQ_REL) == lease)
                 return;
         r->interrupt = 1;
+}
+
+bool realizer_fenced(Realizer *r) {
+        return r && __atomic_load_n(&r->fenced, __ATOMIC_ACQUIRE);
 }
 
 /* Sleeps up to usec, less when interrupted. */
@@ -292,7 +306,7 @@ static int pass(Realizer *r, int64_t lease, int64_t *ret_revision) {
         if (lease != r->pass_lease)
                 observed_reset(r);
         r->pass_lease = lease;
-        for (size_t j = 0; j < n && !r->stop; j++)
+        for (size_t j = 0; j < n && !r->stop && lease_of(r) == lease; j++)
                 realize(r, l + j);
         nap_assignment_array_free(l, n);
         return 0;
@@ -314,6 +328,48 @@ static void wait_for_change(Realizer *r, int64_t revision) {
         }
 }
 
+/* ---- fencing --------------------------------------------------------- */
+
+/* The lease was lost: the node may have been declared dead and its
+ * instances moved, so every cluster instance here stops now, without
+ * asking etcd (which may be out of reach). Still assigned ones are started
+ * again by the first pass after registering again. */
+static void stop_marked(Realizer *r) {
+        _cleanup_closedir_ DIR *d = opendir(r->marks);
+        struct dirent *de;
+        NapInstance i;
+        while (d && (de = readdir(d))) {
+                NapError e = NAP_ERROR_NULL;
+                if (nap_instance_parse(de->d_name, &i, NULL) < 0)
+                        continue;
+                if (nap_stop_app(r->context, de->d_name, &e) < 0)
+                        log_warning("Stopping %s (this node's membership is lost) failed: %s", de->d_name,
+                                    e.message);
+                else
+                        log_info("Stopped %s: this node's membership is lost, it may run elsewhere now",
+                                 de->d_name);
+        }
+}
+
+/* Before the node registers (at start, and after a lost lease): every
+ * marked instance no longer assigned here is stopped and removed, before
+ * anything is realized or reported. 0: fenced. */
+static int fence(Realizer *r) {
+        NapAssignment *l = NULL;
+        size_t n = 0;
+        NapError e = NAP_ERROR_NULL;
+        if (__atomic_exchange_n(&r->stop_all, 0, __ATOMIC_ACQ_REL))
+                stop_marked(r);
+        int k = nap_assignments_list(r->etcd, r->config->cluster_prefix, r->node, &l, &n, NULL, NULL, &e);
+        if (k < 0)
+                return log_debug_errno(k, "Fencing: reading this node's assignments failed: %s", e.message);
+        unrealize_unassigned(r, l, n);
+        nap_assignment_array_free(l, n);
+        __atomic_store_n(&r->fenced, 1, __ATOMIC_RELEASE);
+        log_debug("Fenced: every cluster instance here is assigned here");
+        return 0;
+}
+
 /* Passes run while registered: the node's reports need its lease, and a
  * host that comes back must not act on assignments before it is a member
  * again. */
@@ -323,7 +379,9 @@ static void *realizer_main(void *userdata) {
                 int64_t revision = 0, lease = lease_of(r);
                 r->interrupt = r->stop;
                 if (lease == 0) {
-                        pause_usec(r, REALIZE_RESYNC_USEC);
+                        if (!realizer_fenced(r) && fence(r) >= 0)
+                                continue;
+                        pause_usec(r, realizer_fenced(r) ? REALIZE_RESYNC_USEC : RETRY_USEC);
                         continue;
                 }
                 if (pass(r, lease, &revision) < 0) {
