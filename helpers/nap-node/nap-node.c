@@ -85,6 +85,7 @@ static uint64_t ttl_usec(const Agent *a) {
  * third of it. */
 static void agent_renewed(Agent *a, uint64_t sent) {
         a->renew_sent = sent;
+        realizer_renewed(a->realizer, sent + ttl_usec(a));
         a->keepalive_due = monotonic_usec() + ttl_usec(a) / 3;
         agent_status(a, "Registered node %s (%s), Ready%s", a->node.name, a->node.address,
                      reconciler_leads(a->reconciler) ? ", leads the reconciler" : "");
@@ -94,6 +95,8 @@ static void agent_renewed(Agent *a, uint64_t sent) {
  * membership lease. */
 static void agent_set_lease(Agent *a, int64_t lease) {
         a->lease = lease;
+        if (lease == 0)
+                realizer_renewed(a->realizer, 0);
         realizer_set_lease(a->realizer, lease);
         reconciler_set_lease(a->reconciler, lease);
 }

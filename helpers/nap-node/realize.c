@@ -35,6 +35,12 @@ struct Realizer {
          * lease has every cluster instance stopped first (stop_all) */
         int fenced;
         int stop_all;
+        /* __atomic, CLOCK_MONOTONIC: NodeTTL= after the last renewal that
+         * worked was sent; past it, the fence thread stops the cluster
+         * instances (0: not registered) */
+        uint64_t deadline;
+        pthread_t fence_thread;
+        NapContext *fence_context; /* the fence thread's own */
         /* the thread's own */
         NapContext *context;
         EtcdClient *etcd;
@@ -60,6 +66,11 @@ void realizer_set_lease(Realizer *r, int64_t lease) {
         if (__atomic_exchange_n(&r->lease, lease, __ATOMIC_ACQ_REL) == lease)
                 return;
         r->interrupt = 1;
+}
+
+void realizer_renewed(Realizer *r, uint64_t deadline) {
+        if (r)
+                __atomic_store_n(&r->deadline, deadline, __ATOMIC_RELEASE);
 }
 
 bool realizer_fenced(Realizer *r) {
@@ -334,7 +345,7 @@ static void wait_for_change(Realizer *r, int64_t revision) {
  * instances moved, so every cluster instance here stops now, without
  * asking etcd (which may be out of reach). Still assigned ones are started
  * again by the first pass after registering again. */
-static void stop_marked(Realizer *r) {
+static void stop_marked(Realizer *r, NapContext *context) {
         _cleanup_closedir_ DIR *d = opendir(r->marks);
         struct dirent *de;
         NapInstance i;
@@ -342,7 +353,7 @@ static void stop_marked(Realizer *r) {
                 NapError e = NAP_ERROR_NULL;
                 if (nap_instance_parse(de->d_name, &i, NULL) < 0)
                         continue;
-                if (nap_stop_app(r->context, de->d_name, &e) < 0)
+                if (nap_stop_app(context, de->d_name, &e) < 0)
                         log_warning("Stopping %s (this node's membership is lost) failed: %s", de->d_name,
                                     e.message);
                 else
@@ -359,7 +370,7 @@ static int fence(Realizer *r) {
         size_t n = 0;
         NapError e = NAP_ERROR_NULL;
         if (__atomic_exchange_n(&r->stop_all, 0, __ATOMIC_ACQ_REL))
-                stop_marked(r);
+                stop_marked(r, r->context);
         int k = nap_assignments_list(r->etcd, r->config->cluster_prefix, r->node, &l, &n, NULL, NULL, &e);
         if (k < 0)
                 return log_debug_errno(k, "Fencing: reading this node's assignments failed: %s", e.message);
@@ -368,6 +379,26 @@ static int fence(Realizer *r) {
         __atomic_store_n(&r->fenced, 1, __ATOMIC_RELEASE);
         log_debug("Fenced: every cluster instance here is assigned here");
         return 0;
+}
+
+/* The deadline kept on its own: the loop's keep-alive and this file's
+ * passes may block on an unreachable etcd for seconds, but the instances
+ * must stop once the membership may have expired, before the reconciler
+ * may move them (ReconcileGraceSec= after the last renewal). */
+static void *fence_main(void *userdata) {
+        Realizer *r = userdata;
+        uint64_t stopped_at = 0; /* the deadline acted on */
+        while (!r->stop) {
+                uint64_t deadline = __atomic_load_n(&r->deadline, __ATOMIC_ACQUIRE);
+                if (deadline != 0 && deadline != stopped_at && monotonic_usec() >= deadline) {
+                        log_warning("This node's membership was not renewed within NodeTTL=%u s: stopping its "
+                                    "cluster instances", r->config->node_ttl);
+                        stop_marked(r, r->fence_context);
+                        stopped_at = deadline;
+                }
+                (void) usleep(100000);
+        }
+        return NULL;
 }
 
 /* Passes run while registered: the node's reports need its lease, and a
@@ -400,6 +431,7 @@ static void realizer_free(Realizer *r) {
                 return;
         observed_reset(r);
         nap_context_free(r->context);
+        nap_context_free(r->fence_context);
         etcd_client_free(r->etcd);
         free(r->marks);
         free(r);
@@ -419,6 +451,8 @@ int realizer_start(const NapConfig *config, const char *node, Realizer **ret) {
         /* its own context (nap.conf read again) and etcd client: a thread's */
         int k = nap_context_new(&r->context, -1, warn_config, NULL, &e);
         if (k >= 0)
+                k = nap_context_new(&r->fence_context, -1, warn_config, NULL, &e);
+        if (k >= 0)
                 k = etcd_client_new(config->etcd, &r->etcd, &e);
         if (k >= 0 && !(r->marks = nap_state_cluster_realized_dir(config)))
                 k = nap_error_errno(&e, -ENOMEM, "Out of memory");
@@ -428,8 +462,15 @@ int realizer_start(const NapConfig *config, const char *node, Realizer **ret) {
         }
         r->etcd->connect_timeout_usec = ETCD_CONNECT_TIMEOUT_USEC;
         r->etcd->timeout_usec = ETCD_TIMEOUT_USEC;
+        k = -pthread_create(&r->fence_thread, NULL, fence_main, r);
+        if (k < 0) {
+                realizer_free(r);
+                return log_error_errno(k, "Failed to start the fencing thread: %m");
+        }
         k = -pthread_create(&r->thread, NULL, realizer_main, r);
         if (k < 0) {
+                r->stop = 1;
+                (void) pthread_join(r->fence_thread, NULL);
                 realizer_free(r);
                 return log_error_errno(k, "Failed to start the realizing thread: %m");
         }
@@ -442,6 +483,7 @@ Realizer *realizer_stop(Realizer *r) {
                 return NULL;
         r->stop = r->interrupt = 1;
         (void) pthread_join(r->thread, NULL);
+        (void) pthread_join(r->fence_thread, NULL);
         realizer_free(r);
         return NULL;
 }

@@ -38,6 +38,11 @@ void realizer_set_lease(Realizer *r, int64_t lease);
  * marked instance no longer assigned to this node has been stopped and
  * removed. The node registers only once this is true. */
 bool realizer_fenced(Realizer *r);
+/* The membership was renewed: it may expire at deadline (CLOCK_MONOTONIC:
+ * NodeTTL= after the renewal was sent). Past it without another renewal,
+ * a thread of its own stops every cluster instance here, whatever the
+ * other threads are blocked on (0: no deadline, not registered). */
+void realizer_renewed(Realizer *r, uint64_t deadline);
 /* Asks the thread to stop (within about a second, or once the instance
  * being started answers or fails) and waits for it. */
 Realizer *realizer_stop(Realizer *r);
