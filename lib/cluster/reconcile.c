@@ -84,16 +84,6 @@ int nap_leader_acquire(EtcdClient *c, const char *prefix, const char *node, int6
 
 /* ---- moving ----------------------------------------------------------- */
 
-/* The old node's reservation of the instance goes: none is fine. */
-static int release_old(EtcdClient *c, const char *prefix, const NapAssignment *a, NapError *e) {
-        char name[NAP_UNIT_NAME_MAX];
-        NapError why = NAP_ERROR_NULL;
-        int r = nap_release(c, prefix, NAP_RESERVATION_COMPUTE, a->node, nap_instance_name(&a->instance, name), &why);
-        if (r >= 0 || why.kind == NAP_ERROR_NO_SUCH_RESERVATION)
-                return 0;
-        return nap_error_set(e, why.kind, r, "%s", why.message);
-}
-
 int nap_reconcile_move(EtcdClient *c, const char *prefix, const NapAssignment *a, const NapNodeInfo *target,
                        int64_t leader_revision, NapError *e) {
         NapAssignment moved = *a;
@@ -106,9 +96,6 @@ int nap_reconcile_move(EtcdClient *c, const char *prefix, const NapAssignment *a
         moved.generation = a->generation + 1;
         if (!old_key || !new_key || !leader || !record || nap_assignment_to_json(&moved, &value) < 0)
                 return oom(e);
-        int r = release_old(c, prefix, a, e);
-        if (r < 0)
-                return r;
         const EtcdTxnCompare cmp[] = {
                 { .key = old_key, .target = ETCD_COMPARE_MOD_REVISION, .revision = a->mod_revision },
                 { .key = leader, .target = ETCD_COMPARE_CREATE_REVISION, .revision = leader_revision },
@@ -122,31 +109,7 @@ int nap_reconcile_move(EtcdClient *c, const char *prefix, const NapAssignment *a
         return etcd_txn(c, cmp, ELEMENTSOF(cmp), ops, ELEMENTSOF(ops), NULL, e);
 }
 
-/* The dead node's endpoints of the instance (host: its address) go; one
- * re-published meanwhile (another mod_revision) stays. */
-static int endpoints_remove(EtcdClient *c, const NapConfig *config, const NapAssignment *a, const char *host,
-                            unsigned *ret_removed, NapError *e) {
-        _cleanup_(etcd_range_done) EtcdRange range = {};
-        _cleanup_free_ char *dir = nap_key_endpoints(config, &a->instance.service);
-        char name[NAP_UNIT_NAME_MAX];
-        int r = dir ? etcd_range_prefix(c, dir, 0, false, &range, e) : oom(e);
-        nap_instance_name(&a->instance, name);
-        for (size_t i = 0; r >= 0 && i < range.n_kvs; i++) {
-                NapEndpoint ep = {};
-                if (nap_endpoint_parse(range.kvs[i].value, range.kvs[i].value_size, &ep, NULL) < 0)
-                        continue;
-                bool stale = streq_ptr(ep.host, host) && streq_ptr(ep.instance, name);
-                nap_endpoint_clear(&ep);
-                if (!stale)
-                        continue;
-                const EtcdTxnCompare cmp = { .key = range.kvs[i].key, .target = ETCD_COMPARE_MOD_REVISION,
-                                             .revision = range.kvs[i].mod_revision };
-                const EtcdTxnOp op = { .type = ETCD_TXN_DELETE, .key = range.kvs[i].key };
-                r = etcd_txn(c, &cmp, 1, &op, 1, NULL, e);
-                *ret_removed += r > 0;
-        }
-        return r < 0 ? r : 0;
-}
+/* ---- a round ---------------------------------------------------------- */
 
 typedef struct Round {
         EtcdClient *etcd;
@@ -154,8 +117,67 @@ typedef struct Round {
         int64_t leader_revision;
         NapNodeInfo *nodes;
         size_t n_nodes;
+        NapReservation *reservations; /* the dead node's being reconciled */
+        size_t n_reservations;
+        EtcdRange endpoints;          /* of the app endpoints_of points to */
+        const NapService *endpoints_of;
         NapReconcileStats stats;
 } Round;
+
+/* The dead node's reservation of the instance goes, before the move (the
+ * new node reserves the same name): gone meanwhile is fine. */
+static int release_old(EtcdClient *c, const char *prefix, const NapAssignment *a, NapError *e) {
+        char name[NAP_UNIT_NAME_MAX];
+        NapError why = NAP_ERROR_NULL;
+        int r = nap_release(c, prefix, NAP_RESERVATION_COMPUTE, a->node, nap_instance_name(&a->instance, name), &why);
+        if (r >= 0 || why.kind == NAP_ERROR_NO_SUCH_RESERVATION)
+                return 0;
+        return nap_error_set(e, why.kind, r, "%s", why.message);
+}
+
+/* The dead node's endpoints of the instance (host: its address) go; one
+ * re-published meanwhile (another mod_revision) stays. The app's
+ * endpoints are read once for all its instances on the node (assignments
+ * come in key order: by app). */
+static int endpoints_remove(Round *x, const NapAssignment *a, const char *host, NapError *e) {
+        char name[NAP_UNIT_NAME_MAX];
+        int r = 0;
+        if (!x->endpoints_of || memcmp(x->endpoints_of, &a->instance.service, sizeof a->instance.service) != 0) {
+                _cleanup_free_ char *dir = nap_key_endpoints(x->config, &a->instance.service);
+                etcd_range_done(&x->endpoints);
+                x->endpoints = (EtcdRange) {};
+                x->endpoints_of = &a->instance.service;
+                r = dir ? etcd_range_prefix(x->etcd, dir, 0, false, &x->endpoints, e) : oom(e);
+        }
+        nap_instance_name(&a->instance, name);
+        for (size_t i = 0; r >= 0 && i < x->endpoints.n_kvs; i++) {
+                const EtcdKeyValue *kv = x->endpoints.kvs + i;
+                NapEndpoint ep = {};
+                if (nap_endpoint_parse(kv->value, kv->value_size, &ep, NULL) < 0)
+                        continue;
+                bool stale = streq_ptr(ep.host, host) && streq_ptr(ep.instance, name);
+                nap_endpoint_clear(&ep);
+                if (!stale)
+                        continue;
+                const EtcdTxnCompare cmp = { .key = kv->key, .target = ETCD_COMPARE_MOD_REVISION,
+                                             .revision = kv->mod_revision };
+                const EtcdTxnOp op = { .type = ETCD_TXN_DELETE, .key = kv->key };
+                r = etcd_txn(x->etcd, &cmp, 1, &op, 1, NULL, e);
+                x->stats.endpoints += r > 0;
+        }
+        return r < 0 ? r : 0;
+}
+
+/* Whether the dead node holds a reservation named after the instance. */
+static bool reserved(const NapReservation *rs, size_t n, const NapAssignment *a) {
+        char name[NAP_UNIT_NAME_MAX];
+        nap_instance_name(&a->instance, name);
+        for (size_t i = 0; i < n; i++)
+                if (rs[i].kind == NAP_RESERVATION_COMPUTE && streq(rs[i].name, name))
+                        return true;
+        return false;
+}
+
 
 static int move_each(Round *x, const NapNodeInfo *dead, const NapAssignment *l, size_t n, const ssize_t *targets,
                      NapError *e) {
@@ -164,8 +186,12 @@ static int move_each(Round *x, const NapNodeInfo *dead, const NapAssignment *l, 
                         x->stats.no_room++;
                         continue;
                 }
-                int r = nap_reconcile_move(x->etcd, x->config->cluster_prefix, l + i, x->nodes + targets[i],
-                                           x->leader_revision, e);
+                int r = reserved(x->reservations, x->n_reservations, l + i)
+                                ? release_old(x->etcd, x->config->cluster_prefix, l + i, e)
+                                : 0;
+                if (r >= 0)
+                        r = nap_reconcile_move(x->etcd, x->config->cluster_prefix, l + i, x->nodes + targets[i],
+                                               x->leader_revision, e);
                 if (r < 0)
                         return r;
                 if (r == 0) {
@@ -173,9 +199,7 @@ static int move_each(Round *x, const NapNodeInfo *dead, const NapAssignment *l, 
                         continue;
                 }
                 x->stats.moved++;
-                r = dead->node.address ? endpoints_remove(x->etcd, x->config, l + i, dead->node.address,
-                                                          &x->stats.endpoints, e)
-                                       : 0;
+                r = dead->node.address ? endpoints_remove(x, l + i, dead->node.address, e) : 0;
                 if (r < 0)
                         return r;
         }
@@ -186,8 +210,11 @@ static int reconcile_node(Round *x, const NapNodeInfo *dead, NapError *e) {
         NapAssignment *l = NULL;
         size_t n = 0;
         int r = nap_assignments_list(x->etcd, x->config->cluster_prefix, dead->node.name, &l, &n, NULL, NULL, e);
+        if (r >= 0)
+                r = nap_reservations_list(x->etcd, x->config->cluster_prefix, dead->node.name, &x->reservations,
+                                          &x->n_reservations, e);
         if (r < 0)
-                return r;
+                return nap_assignment_array_free(l, n), r;
         _cleanup_free_ ssize_t *targets = calloc(n ?: 1, sizeof *targets);
         if (!targets)
                 r = oom(e);
@@ -196,6 +223,11 @@ static int reconcile_node(Round *x, const NapNodeInfo *dead, NapError *e) {
                 nap_reconcile_plan(x->nodes, x->n_nodes, l, n, targets);
                 r = move_each(x, dead, l, n, targets, e);
         }
+        etcd_range_done(&x->endpoints);
+        x->endpoints = (EtcdRange) {};
+        x->endpoints_of = NULL;
+        free(x->reservations);
+        x->reservations = NULL;
         nap_assignment_array_free(l, n);
         return r;
 }

@@ -67,8 +67,8 @@ int nap_leader_get(EtcdClient *c, const char *prefix, char ret[static NAP_NODE_N
 
 /* a (as read, its mod_revision set) to target (its record's mod_revision
  * as read) in one txn, guarded as above by leader_revision. 1: moved;
- * 0: something changed meanwhile (read again); a->node's reservation
- * released first either way. */
+ * 0: something changed meanwhile (read again). The old node's
+ * reservation is the caller's (nap_reconcile_round() releases it first). */
 int nap_reconcile_move(EtcdClient *c, const char *prefix, const NapAssignment *a, const NapNodeInfo *target,
                        int64_t leader_revision, NapError *e);
 
