@@ -13,6 +13,7 @@
 #include "../common/log.h"
 #include "base/clock.h"
 #include "base/fileio.h"
+#include "clients/systemd1.h"
 #include "cluster/assignment.h"
 #include "model/manifest.h"
 #include "model/state.h"
@@ -39,8 +40,9 @@ struct Realizer {
          * worked was sent; past it, the fence thread stops the cluster
          * instances (0: not registered) */
         uint64_t deadline;
+        int fence_stopped; /* __atomic: the fence thread stopped them */
         pthread_t fence_thread;
-        NapContext *fence_context; /* the fence thread's own */
+        sd_bus *fence_bus; /* the fence thread's own */
         /* the thread's own */
         NapContext *context;
         EtcdClient *etcd;
@@ -69,8 +71,12 @@ void realizer_set_lease(Realizer *r, int64_t lease) {
 }
 
 void realizer_renewed(Realizer *r, uint64_t deadline) {
-        if (r)
-                __atomic_store_n(&r->deadline, deadline, __ATOMIC_RELEASE);
+        if (!r)
+                return;
+        __atomic_store_n(&r->deadline, deadline, __ATOMIC_RELEASE);
+        /* stopped for a renewal that came late: started again now */
+        if (deadline != 0 && __atomic_exchange_n(&r->fence_stopped, 0, __ATOMIC_ACQ_REL))
+                r->interrupt = 1;
 }
 
 bool realizer_fenced(Realizer *r) {
@@ -345,7 +351,7 @@ static void wait_for_change(Realizer *r, int64_t revision) {
  * instances moved, so every cluster instance here stops now, without
  * asking etcd (which may be out of reach). Still assigned ones are started
  * again by the first pass after registering again. */
-static void stop_marked(Realizer *r, NapContext *context) {
+static void stop_marked(Realizer *r) {
         _cleanup_closedir_ DIR *d = opendir(r->marks);
         struct dirent *de;
         NapInstance i;
@@ -353,7 +359,7 @@ static void stop_marked(Realizer *r, NapContext *context) {
                 NapError e = NAP_ERROR_NULL;
                 if (nap_instance_parse(de->d_name, &i, NULL) < 0)
                         continue;
-                if (nap_stop_app(context, de->d_name, &e) < 0)
+                if (nap_stop_app(r->context, de->d_name, &e) < 0)
                         log_warning("Stopping %s (this node's membership is lost) failed: %s", de->d_name,
                                     e.message);
                 else
@@ -370,7 +376,7 @@ static int fence(Realizer *r) {
         size_t n = 0;
         NapError e = NAP_ERROR_NULL;
         if (__atomic_exchange_n(&r->stop_all, 0, __ATOMIC_ACQ_REL))
-                stop_marked(r, r->context);
+                stop_marked(r);
         int k = nap_assignments_list(r->etcd, r->config->cluster_prefix, r->node, &l, &n, NULL, NULL, &e);
         if (k < 0)
                 return log_debug_errno(k, "Fencing: reading this node's assignments failed: %s", e.message);
@@ -381,10 +387,36 @@ static int fence(Realizer *r) {
         return 0;
 }
 
+/* Every marked instance's unit stopped at once, straight through systemd
+ * (its sidecar is bound to it): no app lock, no manifest written, nothing
+ * that another thread may hold for seconds. */
+static void stop_marked_units(Realizer *r) {
+        _cleanup_closedir_ DIR *d = opendir(r->marks);
+        char units[64][NAP_UNIT_NAME_MAX], *l[64];
+        struct dirent *de;
+        NapError e = NAP_ERROR_NULL;
+        NapInstance i;
+        size_t n = 0;
+        while (d && (de = readdir(d))) {
+                if (nap_instance_parse(de->d_name, &i, NULL) < 0)
+                        continue;
+                l[n] = (char *) nap_instance_unit_name(&i, units[n]);
+                if (++n < ELEMENTSOF(units))
+                        continue;
+                if (nap_systemd_stop_units(r->fence_bus, l, n, &e) < 0)
+                        log_warning("Stopping cluster instances failed: %s", e.message);
+                n = 0;
+        }
+        if (n > 0 && nap_systemd_stop_units(r->fence_bus, l, n, &e) < 0)
+                log_warning("Stopping cluster instances failed: %s", e.message);
+}
+
 /* The deadline kept on its own: the loop's keep-alive and this file's
  * passes may block on an unreachable etcd for seconds, but the instances
  * must stop once the membership may have expired, before the reconciler
- * may move them (ReconcileGraceSec= after the last renewal). */
+ * may move them (ReconcileGraceSec= after the last renewal). A renewal
+ * after that (etcd was slow, not gone) has the next pass start them
+ * again at once. */
 static void *fence_main(void *userdata) {
         Realizer *r = userdata;
         uint64_t stopped_at = 0; /* the deadline acted on */
@@ -393,10 +425,11 @@ static void *fence_main(void *userdata) {
                 if (deadline != 0 && deadline != stopped_at && monotonic_usec() >= deadline) {
                         log_warning("This node's membership was not renewed within NodeTTL=%u s: stopping its "
                                     "cluster instances", r->config->node_ttl);
-                        stop_marked(r, r->fence_context);
+                        stop_marked_units(r);
                         stopped_at = deadline;
+                        __atomic_store_n(&r->fence_stopped, 1, __ATOMIC_RELEASE);
                 }
-                (void) usleep(100000);
+                (void) usleep(50000);
         }
         return NULL;
 }
@@ -431,7 +464,7 @@ static void realizer_free(Realizer *r) {
                 return;
         observed_reset(r);
         nap_context_free(r->context);
-        nap_context_free(r->fence_context);
+        sd_bus_flush_close_unref(r->fence_bus);
         etcd_client_free(r->etcd);
         free(r->marks);
         free(r);
@@ -451,7 +484,7 @@ int realizer_start(const NapConfig *config, const char *node, Realizer **ret) {
         /* its own context (nap.conf read again) and etcd client: a thread's */
         int k = nap_context_new(&r->context, -1, warn_config, NULL, &e);
         if (k >= 0)
-                k = nap_context_new(&r->fence_context, -1, warn_config, NULL, &e);
+                k = nap_systemd_open(config->scope, &r->fence_bus, &e);
         if (k >= 0)
                 k = etcd_client_new(config->etcd, &r->etcd, &e);
         if (k >= 0 && !(r->marks = nap_state_cluster_realized_dir(config)))

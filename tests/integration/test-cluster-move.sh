@@ -4,7 +4,7 @@
 # A dead host's instances move (docs/ARCHITECTURE.md "Cluster apps", the
 # reconciler and fencing), on three real hosts (cluster-lib.sh: a real
 # 3-member etcd cluster, a systemd user manager and nap-node each), with
-# NodeTTL=3 and ReconcileGraceSec=5 (2 s after a node's membership went):
+# NodeTTL=3 and ReconcileGraceSec=4 (1 s after a node's membership went):
 #
 #   two instances on h2 (start-common --node=h2 from h1); h2 killed hard:
 #   both answer on h1/h3 within NodeTTL + 5 s of the kill (measured and
@@ -33,7 +33,7 @@ nap_cluster_up 3
 log "3 hosts up in $NAP_CLUSTER_UP_MS ms"
 
 TTL=3
-GRACE=5
+GRACE=4
 TARGET_MS=$(((TTL + 5) * 1000))
 for n in 1 2 3; do
         printf 'CPU=2\nMemory=1G\nStorage=10G\nNodeTTL=%s\nReconcileGraceSec=%s\n' "$TTL" "$GRACE" \
@@ -219,8 +219,8 @@ gen=$(assignment "$C" | jq -r .generation)
 nap_cluster_host_kill 2
 noted() { nap_cluster_etcdctl get --print-value-only /nap/status/h2 | grep -q since; }
 check "h2 noted NotReady" wait_until 30 noted
-# the move is due GRACE - TTL = 2 s after h2 was noted: the leader dies 1.5 s in
-sleep 1.5
+# the move is due GRACE - TTL = 1 s after h2 was noted: the leader dies 0.7 s in
+sleep 0.7
 EL=$(nap_cluster_etcd_leader)
 check "the etcd leader is h$EL's member" test -n "$EL"
 check "killed" nap_cluster_etcd_kill "$EL"
