@@ -387,9 +387,12 @@ static int fence(Realizer *r) {
         return 0;
 }
 
-/* Every marked instance's unit stopped at once, straight through systemd
- * (its sidecar is bound to it): no app lock, no manifest written, nothing
- * that another thread may hold for seconds. */
+/* Every marked instance's processes sent SIGTERM (it must stop serving
+ * now, not after its sidecar, which stops first and may wait seconds on
+ * etcd to withdraw its key; SIGTERM is a clean exit, so Restart=on-failure
+ * does not start it again) and its unit stopped, straight through systemd (its sidecar
+ * is bound to it): no app lock, no manifest written, nothing that another
+ * thread may hold for seconds. */
 static void stop_marked_units(Realizer *r) {
         _cleanup_closedir_ DIR *d = opendir(r->marks);
         char units[64][NAP_UNIT_NAME_MAX], *l[64];
@@ -401,6 +404,9 @@ static void stop_marked_units(Realizer *r) {
                 if (nap_instance_parse(de->d_name, &i, NULL) < 0)
                         continue;
                 l[n] = (char *) nap_instance_unit_name(&i, units[n]);
+                int k = nap_systemd_kill_unit(r->fence_bus, l[n], SIGTERM);
+                if (k < 0)
+                        log_warning_errno(k, "Killing %s failed: %m", l[n]);
                 if (++n < ELEMENTSOF(units))
                         continue;
                 if (nap_systemd_stop_units(r->fence_bus, l, n, &e) < 0)
