@@ -40,11 +40,11 @@
 #include "cluster/host.h"
 #include "cluster/inventory.h"
 #include "nap-config.h"
+#include "node-etcd.h"
 #include "realize.h"
 #include "reconciler.h"
 
 #define ROUND_USEC (1 * USEC_PER_SEC)
-#define ETCD_CONNECT_TIMEOUT_USEC (1 * USEC_PER_SEC)
 #define ETCD_TIMEOUT_USEC (2 * USEC_PER_SEC)
 #define NOT_READY_REASON "membership lease expired (the node's agent stopped renewing it)"
 
@@ -222,11 +222,9 @@ static int agent_setup(Agent *a) {
         if (r >= 0)
                 r = nap_host_node(a->config, &a->node, &e);
         if (r >= 0)
-                r = etcd_client_new(a->config->etcd, &a->etcd, &e);
+                r = node_etcd_client(a->config, ETCD_TIMEOUT_USEC, &a->etcd, &e);
         if (r < 0)
                 return log_error_errno(r, "%s", e.message);
-        a->etcd->connect_timeout_usec = ETCD_CONNECT_TIMEOUT_USEC;
-        a->etcd->timeout_usec = ETCD_TIMEOUT_USEC;
         r = realizer_start(a->config, a->node.name, &a->realizer);
         return r < 0 ? r : reconciler_start(a->config, a->node.name, &a->reconciler);
 }

@@ -18,10 +18,10 @@
 #include "model/manifest.h"
 #include "model/state.h"
 #include "ops/ops.h"
+#include "node-etcd.h"
 #include "realize.h"
 
 #define RETRY_USEC (2ULL * 1000000ULL)
-#define ETCD_CONNECT_TIMEOUT_USEC (1ULL * 1000000ULL)
 #define ETCD_TIMEOUT_USEC (5ULL * 1000000ULL)
 
 struct Realizer {
@@ -492,15 +492,13 @@ int realizer_start(const NapConfig *config, const char *node, Realizer **ret) {
         if (k >= 0)
                 k = nap_systemd_open(config->scope, &r->fence_bus, &e);
         if (k >= 0)
-                k = etcd_client_new(config->etcd, &r->etcd, &e);
+                k = node_etcd_client(config, ETCD_TIMEOUT_USEC, &r->etcd, &e);
         if (k >= 0 && !(r->marks = nap_state_cluster_realized_dir(config)))
                 k = nap_error_errno(&e, -ENOMEM, "Out of memory");
         if (k < 0) {
                 realizer_free(r);
                 return log_error_errno(k, "Cannot realize assignments: %s", e.message);
         }
-        r->etcd->connect_timeout_usec = ETCD_CONNECT_TIMEOUT_USEC;
-        r->etcd->timeout_usec = ETCD_TIMEOUT_USEC;
         k = -pthread_create(&r->fence_thread, NULL, fence_main, r);
         if (k < 0) {
                 realizer_free(r);

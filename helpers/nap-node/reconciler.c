@@ -11,10 +11,10 @@
 #include "../common/log.h"
 #include "base/clock.h"
 #include "cluster/reconcile.h"
+#include "node-etcd.h"
 #include "reconciler.h"
 
 #define ROUND_MAX_USEC (500ULL * 1000ULL)
-#define ETCD_CONNECT_TIMEOUT_USEC (1ULL * 1000000ULL)
 #define ETCD_TIMEOUT_USEC (2ULL * 1000000ULL)
 
 struct Reconciler {
@@ -114,13 +114,11 @@ int reconciler_start(const NapConfig *config, const char *node, Reconciler **ret
                 return log_error_errno(-ENOMEM, "Out of memory");
         r->config = config;
         snprintf(r->node, sizeof r->node, "%s", node);
-        int k = etcd_client_new(config->etcd, &r->etcd, &e);
+        int k = node_etcd_client(config, ETCD_TIMEOUT_USEC, &r->etcd, &e);
         if (k < 0) {
                 reconciler_free(r);
                 return log_error_errno(k, "Cannot reconcile: %s", e.message);
         }
-        r->etcd->connect_timeout_usec = ETCD_CONNECT_TIMEOUT_USEC;
-        r->etcd->timeout_usec = ETCD_TIMEOUT_USEC;
         k = -pthread_create(&r->thread, NULL, reconciler_main, r);
         if (k < 0) {
                 reconciler_free(r);
