@@ -390,9 +390,9 @@ static int fence(Realizer *r) {
 /* Every marked instance's processes sent SIGTERM (it must stop serving
  * now, not after its sidecar, which stops first and may wait seconds on
  * etcd to withdraw its key; SIGTERM is a clean exit, so Restart=on-failure
- * does not start it again) and its unit stopped, straight through systemd (its sidecar
- * is bound to it): no app lock, no manifest written, nothing that another
- * thread may hold for seconds. */
+ * does not start it again), then its unit stopped (its sidecar with it),
+ * straight through systemd: no app lock, no manifest written, nothing
+ * that another thread may hold for seconds. */
 static void stop_marked_units(Realizer *r) {
         _cleanup_closedir_ DIR *d = opendir(r->marks);
         char units[64][NAP_UNIT_NAME_MAX], *l[64];
@@ -434,6 +434,9 @@ static void *fence_main(void *userdata) {
                         stop_marked_units(r);
                         stopped_at = deadline;
                         __atomic_store_n(&r->fence_stopped, 1, __ATOMIC_RELEASE);
+                        /* renewed while stopping them: started again now */
+                        if (__atomic_load_n(&r->deadline, __ATOMIC_ACQUIRE) != deadline)
+                                r->interrupt = 1;
                 }
                 (void) usleep(50000);
         }
