@@ -205,6 +205,13 @@ static int write_templates(NapUnitFiles *o, const NapManifest *m, const char *te
         return 0;
 }
 
+/* A cluster instance (nap-node's) is started by nap-node once the node is
+ * a member again, never at boot: it may have moved to another host
+ * meanwhile (fencing, docs/ARCHITECTURE.md "Cluster apps"). */
+static bool wanted_at_boot(const NapManifest *m) {
+        return m->enabled && !m->cluster;
+}
+
 /* USER_APP_common@N.service and USER_APP_build@N.service, enabled through
  * the former. The templates are written as for any instance: the sidecar's
  * is needed, and the app's keeps USER_APP_common@ a known template. */
@@ -224,7 +231,7 @@ static int write_container(NapUnitFiles *o, const NapManifest *m) {
                 r = write_unit_file(o, NULL, build, build_text);
         if (r >= 0)
                 r = write_unit_file(o, NULL, unit, run_text);
-        if (r >= 0 && m->enabled)
+        if (r >= 0 && wanted_at_boot(m))
                 r = write_wants(o, unit, unit);
         return r;
 }
@@ -248,7 +255,7 @@ static int write_instance(NapUnitFiles *o, const NapManifest *m) {
         r = mkdir_exist_ok(dropin_path);
         if (r >= 0)
                 r = write_unit_file(o, dropin_dir, NAP_UNIT_DROPIN_NAME, dropin_text);
-        if (r >= 0 && m->enabled)
+        if (r >= 0 && wanted_at_boot(m))
                 r = write_wants(o, unit, template);
         return r;
 }

@@ -212,6 +212,7 @@ int ops_create_instance_numbered(NapContext *c, const NapService *s, const NapPr
         m->commit = TAKE_PTR(meta.commit);
         ops_deploy_meta_clear(&meta);
         m->enabled = true;
+        m->cluster = number > 0; /* a cluster assignment's number: nap-node's, not started at boot */
         if (ops_tree_is_dockerfile_app(service_dir)) {
                 r = nap_manifest_set_image(m, m->directory, e); /* built and run by podman units */
                 if (r < 0)
