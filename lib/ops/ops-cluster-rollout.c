@@ -203,15 +203,19 @@ int ops_cluster_rollout(NapContext *c, const NapService *s, const char *commit, 
 #define REPLICATE_TIMEOUT_USEC (120ULL * 1000ULL * 1000ULL)
 #define REPLICATE_OUTPUT_MAX (16U * 1024U)
 
-/* git's environment: ours, and ssh with the replica key, trusting only the
+/* git's environment: ours (but where a hook's git would send it:
+ * GIT_DIR, GIT_SSH*), and ssh with the replica key, trusting only the
  * known host keys, never asking. */
 static char **replica_environment(const NapConfig *config) {
         extern char **environ;
-        char **env = strv_copy(environ);
+        char **env = NULL;
+        for (char **v = environ; v && *v; v++)
+                if (!startswith(*v, "GIT_DIR=") && !startswith(*v, "GIT_SSH") && strv_extend(&env, *v) < 0)
+                        return strv_free(env);
         char *ssh = strdup_printf("GIT_SSH_COMMAND=ssh -i '%s' -o BatchMode=yes -o IdentitiesOnly=yes "
                                   "-o StrictHostKeyChecking=yes -o UserKnownHostsFile='%s' -o ConnectTimeout=5",
                                   config->replica_key, config->replica_known_hosts);
-        if (!env || !ssh || strv_consume(&env, ssh) < 0)
+        if (!ssh || strv_consume(&env, ssh) < 0)
                 return strv_free(env);
         return env;
 }
