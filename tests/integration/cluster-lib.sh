@@ -602,15 +602,19 @@ nap_cluster_host_heal() {
         ip link set "$(nap_cluster_netns "$1")" up
 }
 
-# nap_cluster_hello_repo: the sample app (tests/apps/hello, answering on
-# every address, so that other hosts reach it) as a git repository at
-# $NAP_CLUSTER_DIR/repos/hello, committed as nap-test; its path on stdout.
+# nap_cluster_hello_repo [NAME [GREETING]]: the sample app (tests/apps/hello,
+# answering on every address, so that other hosts reach it; its greeting's
+# default GREETING, else hello) as a git repository at
+# $NAP_CLUSTER_DIR/repos/NAME (default hello), committed as nap-test; its
+# path on stdout.
 nap_cluster_hello_repo() {
-        local app=$NAP_CLUSTER_DIR/hello repo=$NAP_CLUSTER_DIR/repos/hello
+        local name=${1:-hello} greeting=${2:-hello}
+        local app=$NAP_CLUSTER_DIR/$name repo=$NAP_CLUSTER_DIR/repos/$name
         export GIT_AUTHOR_NAME=nap-test GIT_AUTHOR_EMAIL=nap-test@localhost GIT_CONFIG_NOSYSTEM=1
         export GIT_COMMITTER_NAME=nap-test GIT_COMMITTER_EMAIL=nap-test@localhost
         mkdir -p "$app" && cp "$NAP_SOURCE_ROOT"/tests/apps/hello/* "$app/" &&
-                sed -i 's/^python3 server.py .*/& --bind 0.0.0.0/' "$app/profile" &&
+                sed -i -e 's/^python3 server.py .*/& --bind 0.0.0.0/' -e "s/{greeting=hello}/{greeting=$greeting}/" \
+                        "$app/profile" &&
                 make_repo "$repo" "$app/." >/dev/null && echo "$repo"
 }
 

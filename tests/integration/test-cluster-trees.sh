@@ -36,10 +36,8 @@
 
 [ -n "${NAP_CLUSTER_INSIDE:-}" ] || nap_napctl_env
 nap_cluster_enter "$@"
-T_START=$(now_ms)
 nap_cluster_up 3
-log "3 hosts up in $NAP_CLUSTER_UP_MS ms"
-
+T_START=$(now_ms)
 for n in 1 2 3; do
         printf 'CPU=2\nMemory=1G\nStorage=10G\nNodeTTL=3\n' >>"$(nap_cluster_config "$n")"
 done
@@ -78,14 +76,11 @@ instances_on() { # N APP
 # --------------------------------------------------------------- the apps
 export GIT_AUTHOR_NAME=nap-test GIT_AUTHOR_EMAIL=nap-test@localhost
 export GIT_COMMITTER_NAME=nap-test GIT_COMMITTER_EMAIL=nap-test@localhost GIT_CONFIG_NOSYSTEM=1
-# app_repo NAME GREETING: a repository of the sample app listening on every
-# address, greeting GREETING by default; prints its commit
+# app_repo NAME GREETING: the sample app's repository (greeting GREETING
+# by default); prints its commit
 app_repo() {
-        local src=$NAP_CLUSTER_DIR/src-$1 repo=$NAP_CLUSTER_DIR/repos/$1
-        mkdir -p "$src" && cp "$NAP_SOURCE_ROOT"/tests/apps/hello/* "$src/" &&
-                sed -i "s/^python3 server.py .*/python3 server.py --port {port} --greeting {greeting=$2} --bind 0.0.0.0/" \
-                        "$src/profile" &&
-                make_repo "$repo" "$src/." >/dev/null && git -C "$repo" rev-parse HEAD
+        local repo
+        repo=$(nap_cluster_hello_repo "$1" "$2") && git -C "$repo" rev-parse HEAD
 }
 # app_commit NAME GREETING: a new commit in NAME's repository; prints it
 app_commit() {
