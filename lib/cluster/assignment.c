@@ -596,3 +596,63 @@ int nap_observed_wait(EtcdClient *c, const char *prefix, const char *node, const
         *ret = w.last;
         return 0;
 }
+
+/* ---- every node's assignments (forwarding: finding an instance's node) -- */
+
+/* PREFIX/assignments/NODE/INSTANCE: NODE into node, "" if key is not one. */
+static void key_node(const char *key, size_t dir_len, char node[static NAP_NODE_NAME_MAX + 1]) {
+        const char *start = key + dir_len, *slash = strchr(start, '/');
+        size_t n = slash ? (size_t) (slash - start) : 0;
+        node[0] = 0;
+        if (n > 0 && n <= NAP_NODE_NAME_MAX) {
+                memcpy(node, start, n);
+                node[n] = 0;
+        }
+}
+
+int nap_assignments_list_all(EtcdClient *c, const char *prefix, NapAssignment **ret, size_t *ret_n,
+                             int64_t *ret_revision, unsigned *ret_damaged, NapError *e) {
+        _cleanup_(etcd_range_done) EtcdRange range = {};
+        _cleanup_free_ char *dir = strdup_printf("%s/assignments/", prefix);
+        char node[NAP_NODE_NAME_MAX + 1];
+        NapAssignment *l = NULL;
+        size_t n = 0;
+        assert(c);
+        assert(ret);
+        assert(ret_n);
+        int r = dir ? etcd_range_prefix(c, dir, 0, false, &range, e) : oom(e);
+        if (r >= 0 && !(l = calloc(range.n_kvs ?: 1, sizeof *l)))
+                r = oom(e);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < range.n_kvs; i++) {
+                key_node(range.kvs[i].key, strlen(dir), node);
+                n += assignment_from_kv(range.kvs + i, node, l + n) >= 0;
+        }
+        if (ret_damaged)
+                *ret_damaged = (unsigned) (range.n_kvs - n);
+        if (ret_revision)
+                *ret_revision = range.revision;
+        *ret = l;
+        *ret_n = n;
+        return 0;
+}
+
+int nap_assignment_find(EtcdClient *c, const char *prefix, const NapInstance *i, NapAssignment *ret, NapError *e) {
+        char name[NAP_UNIT_NAME_MAX], other[NAP_UNIT_NAME_MAX];
+        NapAssignment *l = NULL;
+        size_t n = 0;
+        int r = nap_assignments_list_all(c, prefix, &l, &n, NULL, NULL, e);
+        if (r < 0)
+                return r;
+        nap_instance_name(i, name);
+        r = 0;
+        for (size_t k = 0; k < n && r == 0; k++)
+                if (streq(nap_instance_name(&l[k].instance, other), name)) {
+                        *ret = l[k];
+                        l[k] = (NapAssignment) {};
+                        r = 1;
+                }
+        nap_assignment_array_free(l, n);
+        return r;
+}

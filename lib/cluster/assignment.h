@@ -126,3 +126,13 @@ int nap_observed_wait(EtcdClient *c, const char *prefix, const char *node, const
 /* The node's reports by key; damaged ones left out. */
 int nap_observed_list(EtcdClient *c, const char *prefix, const char *node, NapObserved **ret, size_t *ret_n,
                       NapError *e);
+
+/* ---- every node's assignments (forwarding: finding an instance's node) */
+
+/* The assignments of every node, in one range read of PREFIX/assignments/;
+ * damaged records are counted in *ret_damaged (optional) and left out. */
+int nap_assignments_list_all(EtcdClient *c, const char *prefix, NapAssignment **ret, size_t *ret_n,
+                             int64_t *ret_revision, unsigned *ret_damaged, NapError *e);
+/* The assignment of instance i, whichever node it is on: 1 and *ret, or 0
+ * when there is none. */
+int nap_assignment_find(EtcdClient *c, const char *prefix, const NapInstance *i, NapAssignment *ret, NapError *e);
