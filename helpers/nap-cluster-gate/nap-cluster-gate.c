@@ -136,6 +136,22 @@ static int gate_relay(Gate *g, NapError *e) {
         return nap_tls_relay(g->link, fd, NULL, e);
 }
 
+/* A refused handshake: the alert is out; what the peer sent meanwhile is
+ * read, so that closing does not reset the connection and lose the alert
+ * before the peer read it. */
+static void drain_peer(void) {
+        char buf[4096];
+        struct timeval tv = { .tv_sec = 2 };
+        (void) shutdown(STDIN_FILENO, SHUT_WR);
+        (void) setsockopt(STDIN_FILENO, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        for (size_t total = 0; total < 65536;) {
+                ssize_t n = read(STDIN_FILENO, buf, sizeof buf);
+                if (n <= 0)
+                        return;
+                total += (size_t) n;
+        }
+}
+
 static void gate_refuse(Gate *g, const NapError *e) {
         size_t size;
         _cleanup_free_ char *m = NULL;
@@ -143,6 +159,8 @@ static void gate_refuse(Gate *g, const NapError *e) {
                    g->node[0] ? (int) g->uid : -1, nap_error_kind_to_string(e->kind), e->message);
         if (g->link && (m = nap_forward_error_message(e, &size)))
                 (void) nap_tls_write(g->link, m, size, NULL);
+        if (!g->link)
+                drain_peer();
 }
 
 static const char *arg_forward = NULL;

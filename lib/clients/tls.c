@@ -230,14 +230,27 @@ int nap_tls_read_message(NapTlsLink *l, char *buf, size_t max, NapError *e) {
         }
 }
 
+/* With TLS 1.3 a client learns that the server refused its certificate
+ * only after its handshake ended: from the alert, which may wait unread
+ * behind a write that failed. */
+static int write_failed(NapTlsLink *l, NapError *e) {
+        char reason[256], c;
+        unsigned long err;
+        ERR_clear_error();
+        if (SSL_read(l->ssl, &c, 1) <= 0 && (err = ERR_peek_last_error()) != 0 &&
+            ERR_GET_REASON(err) >= SSL_AD_REASON_OFFSET)
+                return nap_error_set(e, NAP_ERROR_CLUSTER_AUTH_FAILED, -EACCES, "The other host refused TLS: %s",
+                                     tls_reason(l->ssl, reason, sizeof reason));
+        return nap_error_set(e, NAP_ERROR_NODE_UNREACHABLE, -EPIPE, "Writing to the other host failed: %s",
+                             tls_reason(l->ssl, reason, sizeof reason));
+}
+
 int nap_tls_write(NapTlsLink *l, const void *data, size_t size, NapError *e) {
-        char reason[256];
         for (const char *p = data; size > 0;) {
                 ERR_clear_error();
                 int n = SSL_write(l->ssl, p, (int) MIN(size, (size_t) INT_MAX));
                 if (n <= 0)
-                        return nap_error_set(e, NAP_ERROR_NODE_UNREACHABLE, -EPIPE, "Writing to the other host failed: %s",
-                                             tls_reason(l->ssl, reason, sizeof reason));
+                        return write_failed(l, e);
                 p += n;
                 size -= (size_t) n;
         }
