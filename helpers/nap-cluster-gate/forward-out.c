@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "base/socket-util.h"
 #include "clients/tls.h"
 #include "forward-out.h"
 #include "ops/forward.h"
@@ -91,7 +92,7 @@ static void reply_error(int fd, const NapError *e) {
         _cleanup_free_ char *m = nap_forward_error_message(e, &size);
         drain_call(fd);
         if (m)
-                (void) send(fd, m, size, MSG_NOSIGNAL);
+                (void) socket_send_all(fd, m, size);
 }
 
 static int forward_over_tls(const NapConfig *c, const NapForwardTarget *t, uid_t uid, int sock, int fd,

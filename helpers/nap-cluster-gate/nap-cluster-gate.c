@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "../common/log.h"
+#include "base/socket-util.h"
 #include "clients/tls.h"
 #include "forward-out.h"
 #include "nap-config.h"
@@ -84,19 +85,6 @@ static int connect_managerd(const NapConfig *c, NapError *e) {
         return fd;
 }
 
-static int send_all(int fd, const char *p, size_t size) {
-        while (size > 0) {
-                ssize_t n = send(fd, p, size, MSG_NOSIGNAL);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return -errno;
-                p += n;
-                size -= (size_t) n;
-        }
-        return 0;
-}
-
 /* TLS, the certificate's address, the header. */
 static int gate_admit(Gate *g, NapError *e) {
         _cleanup_(nap_tls_freep) NapTls *tls = NULL;
@@ -125,7 +113,7 @@ static int gate_relay(Gate *g, NapError *e) {
                 r = nap_forward_call_check(g->config, call, g->uid, &m, e);
         if (r >= 0)
                 r = fd = connect_managerd(g->config, e);
-        if (r >= 0 && (r = send_all(fd, call, strlen(call) + 1)) < 0)
+        if (r >= 0 && (r = socket_send_all(fd, call, strlen(call) + 1)) < 0)
                 nap_error_errno(e, r, "Failed to pass the call to nap-managerd");
         if (r < 0)
                 return r;

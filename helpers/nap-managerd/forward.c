@@ -15,6 +15,7 @@
 
 #include "../common/log.h"
 #include "forward.h"
+#include "link-list.h"
 #include "ops/forward.h"
 #include "worker.h"
 
@@ -28,33 +29,27 @@ struct Forwards {
         sd_event *event;
         NapContext *context;
         char gate[PATH_MAX]; /* nap-cluster-gate, in this program's directory */
-        Forward *list;
-        unsigned n;
+        LinkList list;
 };
 
 struct Forward {
+        LinkEntry entry; /* first: see link-list.h; its link is the caller's */
         Forwards *owner;
-        Forward *next, *prev;
-        Varlink *link;   /* the caller's */
         Varlink *remote; /* the relay process's end */
         pid_t pid;
 };
 
 static void forward_free(Forward *f) {
-        Forwards *o = f->owner;
-        if (f->prev)
-                f->prev->next = f->next;
-        else
-                o->list = f->next;
-        if (f->next)
-                f->next->prev = f->prev;
-        o->n--;
         /* its end of the pair closed, the relay ends its TLS connection */
         if (f->remote)
                 (void) varlink_close(f->remote);
         varlink_unref(f->remote);
-        varlink_unref(f->link);
+        link_list_remove(&f->owner->list, &f->entry);
         free(f);
+}
+
+static void forward_done(LinkEntry *entry) {
+        forward_free((Forward *) entry);
 }
 
 /* Replies, as the other host's nap-managerd (or its gate) sent them; a
@@ -64,18 +59,18 @@ static int on_remote_reply(Varlink *remote, json_t *parameters, const char *erro
         Forward *f = userdata;
         int r;
         if (error_id && startswith(error_id, "io.systemd."))
-                r = varlink_errorf(f->link, NAP_MANAGER_INTERFACE ".NodeUnreachable", "{s:s}", "message",
+                r = varlink_errorf(f->entry.link, NAP_MANAGER_INTERFACE ".NodeUnreachable", "{s:s}", "message",
                                    "The host running the instance stopped answering");
         else if (error_id)
-                r = varlink_error(f->link, error_id, parameters);
+                r = varlink_error(f->entry.link, error_id, parameters);
         else if (flags & VARLINK_REPLY_CONTINUES)
-                r = varlink_notify(f->link, parameters);
+                r = varlink_notify(f->entry.link, parameters);
         else
-                r = varlink_reply(f->link, parameters);
+                r = varlink_reply(f->entry.link, parameters);
         if (r == -ENOBUFS)
                 log_warning("A client following a log on another host does not read its replies; dropping it");
         if (r == -ENOBUFS)
-                (void) varlink_close(f->link);
+                (void) varlink_close(f->entry.link);
         if (r < 0 || !(flags & VARLINK_REPLY_CONTINUES))
                 forward_free(f);
         return 0;
@@ -140,17 +135,14 @@ int forwards_start(Forwards *o, Varlink *link, const NapMethod *m, json_t *args,
         int fds[2] = { -EBADF, -EBADF };
 
         assert(o);
-        if (o->n >= FORWARDS_MAX)
+        if (o->list.n >= FORWARDS_MAX)
                 return nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, -EBUSY,
                                      "Too many calls are being forwarded to other hosts; try again later");
         Forward *f = calloc(1, sizeof *f);
         if (!f)
                 return nap_error_errno(e, -ENOMEM, "Failed to forward the call");
-        *f = (Forward) { .owner = o, .link = varlink_ref(link), .next = o->list };
-        if (f->next)
-                f->next->prev = f;
-        o->list = f;
-        o->n++;
+        f->owner = o;
+        link_list_add(&o->list, &f->entry, link);
         int r = socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0 ? -errno : 0;
         if (r >= 0)
                 r = relay_start(o, f, uid, instance, fds);
@@ -169,11 +161,8 @@ int forwards_start(Forwards *o, Varlink *link, const NapMethod *m, json_t *args,
 }
 
 void forwards_drop(Forwards *o, Varlink *link) {
-        for (Forward *f = o ? o->list : NULL, *next; f; f = next) {
-                next = f->next;
-                if (f->link == link)
-                        forward_free(f);
-        }
+        if (o)
+                link_list_drop(&o->list, link, forward_done);
 }
 
 int forwards_new(sd_event *event, NapContext *context, Forwards **ret) {
@@ -195,8 +184,7 @@ int forwards_new(sd_event *event, NapContext *context, Forwards **ret) {
 Forwards *forwards_free(Forwards *o) {
         if (!o)
                 return NULL;
-        while (o->list)
-                forward_free(o->list);
+        link_list_drop(&o->list, NULL, forward_done);
         free(o);
         return NULL;
 }

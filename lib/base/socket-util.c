@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <errno.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -14,4 +15,17 @@ bool socket_is_connected_to_itself(int fd) {
             getpeername(fd, (struct sockaddr *) &peer, &pl) < 0)
                 return false;
         return ll == pl && memcmp(&local, &peer, ll) == 0;
+}
+
+int socket_send_all(int fd, const void *data, size_t size) {
+        for (const char *p = data; size > 0;) {
+                ssize_t n = send(fd, p, size, MSG_NOSIGNAL);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                p += n;
+                size -= (size_t) n;
+        }
+        return 0;
 }

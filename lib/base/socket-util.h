@@ -4,6 +4,7 @@
 /* Sockets. */
 
 #include <stdbool.h>
+#include <stddef.h>
 
 /* A TCP connect to a loopback port nothing listens on can still succeed:
  * when the kernel picks that same port as the connection's ephemeral
@@ -13,3 +14,7 @@
  * a probe that retries every 50 ms gets there. True for such a socket: a
  * probe must count it as refused. */
 bool socket_is_connected_to_itself(int fd);
+
+/* size bytes to a stream socket, all of them (MSG_NOSIGNAL: a peer gone is
+ * -EPIPE, not a signal). */
+int socket_send_all(int fd, const void *data, size_t size);

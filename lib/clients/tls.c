@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "base/socket-util.h"
 #include "clients/tls.h"
 
 #define TLS_BUFFER 16384U
@@ -257,19 +258,6 @@ int nap_tls_write(NapTlsLink *l, const void *data, size_t size, NapError *e) {
         return 0;
 }
 
-static int write_fd(int fd, const char *p, size_t size) {
-        while (size > 0) {
-                ssize_t n = send(fd, p, size, MSG_NOSIGNAL);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return -errno;
-                p += n;
-                size -= (size_t) n;
-        }
-        return 0;
-}
-
 /* TLS → fd: what is buffered, then one read. 0 at the end of TLS. */
 static int relay_in(NapTlsLink *l, int fd, size_t *received, NapError *e) {
         if (l->start == l->end) {
@@ -279,7 +267,7 @@ static int relay_in(NapTlsLink *l, int fd, size_t *received, NapError *e) {
                         return r;
         }
         *received += l->end - l->start;
-        int r = write_fd(fd, l->in + l->start, l->end - l->start);
+        int r = socket_send_all(fd, l->in + l->start, l->end - l->start);
         l->start = l->end = 0;
         return r < 0 ? nap_error_errno(e, r, "Failed to pass the answer on") : 1;
 }

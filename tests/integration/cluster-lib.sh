@@ -308,6 +308,18 @@ nap_cluster_managerd_install() {
                 nap_cluster_systemctl "$n" enable --now --quiet nap-managerd.socket
 }
 
+# nap_cluster_hello_repo: the sample app (tests/apps/hello), listening on
+# every address so that other hosts reach it, as a git repository at
+# $NAP_CLUSTER_DIR/repos/hello, for deploy-app on every host. Sets git's
+# identity for the script.
+nap_cluster_hello_repo() {
+        export GIT_AUTHOR_NAME=nap-test GIT_AUTHOR_EMAIL=nap-test@localhost
+        export GIT_COMMITTER_NAME=nap-test GIT_COMMITTER_EMAIL=nap-test@localhost GIT_CONFIG_NOSYSTEM=1
+        mkdir -p "$NAP_CLUSTER_DIR/hello" && cp "$NAP_SOURCE_ROOT"/tests/apps/hello/* "$NAP_CLUSTER_DIR/hello/" &&
+                sed -i 's/^python3 server.py .*/& --bind 0.0.0.0/' "$NAP_CLUSTER_DIR/hello/profile" &&
+                make_repo "$NAP_CLUSTER_DIR/repos/hello" "$NAP_CLUSTER_DIR/hello/." >/dev/null
+}
+
 # -------------------------------------------------------------------- etcd
 
 # nap_cluster_etcdctl ARGS...: etcdctl (v3 API) from the run's own network

@@ -74,12 +74,7 @@ mkdir -p "$PKI"
 chmod 0644 "$PKI"/*.crt
 
 # ------------------------------------------------------------- the hosts
-export GIT_AUTHOR_NAME=nap-test GIT_AUTHOR_EMAIL=nap-test@localhost
-export GIT_COMMITTER_NAME=nap-test GIT_COMMITTER_EMAIL=nap-test@localhost GIT_CONFIG_NOSYSTEM=1
-mkdir -p "$NAP_CLUSTER_DIR/hello" && cp "$NAP_SOURCE_ROOT"/tests/apps/hello/* "$NAP_CLUSTER_DIR/hello/" &&
-        sed -i 's/^python3 server.py .*/& --bind 0.0.0.0/' "$NAP_CLUSTER_DIR/hello/profile" &&
-        make_repo "$NAP_CLUSTER_DIR/repos/hello" "$NAP_CLUSTER_DIR/hello/." >/dev/null ||
-        { echo "Bail out! cannot make the app's repository"; exit 1; }
+nap_cluster_hello_repo || { echo "Bail out! cannot make the app's repository"; exit 1; }
 for n in 1 2 3; do
         printf 'CPU=2\nMemory=1G\nStorage=10G\nNodeTTL=3\nClusterCertificate=%s\nClusterKey=%s\nClusterCA=%s\n' \
                 "$PKI/h$n.crt" "$PKI/h$n.key" "$PKI/ca.crt" >>"$(nap_cluster_config "$n")"
