@@ -108,7 +108,7 @@ static int forward_over_tls(const NapConfig *c, const NapForwardTarget *t, uid_t
         if (r < 0)
                 return r;
         socket_timeouts(sock, 0); /* a follow waits as long as its log is quiet */
-        return nap_tls_relay(link, fd, received, e);
+        return nap_tls_relay(link, fd, NAP_TLS_RELAY_BOTH, received, e);
 }
 
 int forward_out(const NapConfig *c, uid_t uid, const char *instance, int fd, NapError *e) {

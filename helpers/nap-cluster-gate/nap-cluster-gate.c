@@ -121,7 +121,8 @@ static int gate_relay(Gate *g, NapError *e) {
                  m->name);
         struct timeval none = {};
         (void) setsockopt(STDIN_FILENO, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none);
-        return nap_tls_relay(g->link, fd, NULL, e);
+        /* nothing after the call: it was the one checked */
+        return nap_tls_relay(g->link, fd, NAP_TLS_RELAY_FROM_FD, NULL, e);
 }
 
 /* A refused handshake: the alert is out; what the peer sent meanwhile is

@@ -286,14 +286,24 @@ static int relay_out(NapTlsLink *l, int fd, NapError *e) {
         return r < 0 ? r : 1;
 }
 
-int nap_tls_relay(NapTlsLink *l, int fd, size_t *ret_received, NapError *e) {
+/* NAP_TLS_RELAY_FROM_FD: TLS may only end. */
+static int relay_in_refused(NapTlsLink *l, NapError *e) {
+        errno = 0;
+        int r = l->start < l->end ? 1 : fill(l, e);
+        if (r > 0)
+                return nap_error_set(e, NAP_ERROR_PERMISSION_DENIED, -EPROTO,
+                                     "The other host sent more after its call; one call per connection");
+        return r;
+}
+
+int nap_tls_relay(NapTlsLink *l, int fd, NapTlsRelay how, size_t *ret_received, NapError *e) {
         size_t received = 0;
         int r = 1;
 
         assert(l);
         /* what came with a message read before */
         if (l->start < l->end)
-                r = relay_in(l, fd, &received, e);
+                r = how == NAP_TLS_RELAY_BOTH ? relay_in(l, fd, &received, e) : relay_in_refused(l, e);
         while (r > 0) {
                 struct pollfd p[2] = { { .fd = fd, .events = POLLIN }, { .fd = l->fd, .events = POLLIN } };
                 if (SSL_pending(l->ssl) > 0)
@@ -303,7 +313,7 @@ int nap_tls_relay(NapTlsLink *l, int fd, size_t *ret_received, NapError *e) {
                         continue;
                 }
                 if (p[1].revents)
-                        r = relay_in(l, fd, &received, e);
+                        r = how == NAP_TLS_RELAY_BOTH ? relay_in(l, fd, &received, e) : relay_in_refused(l, e);
                 if (r > 0 && p[0].revents)
                         r = relay_out(l, fd, e);
         }

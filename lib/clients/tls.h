@@ -55,8 +55,13 @@ int nap_tls_read_message(NapTlsLink *l, char *buf, size_t max, NapError *e);
 /* size bytes, all of them. */
 int nap_tls_write(NapTlsLink *l, const void *data, size_t size, NapError *e);
 
-/* Copies bytes both ways between the TLS link and fd (a stream socket)
- * until either side ends; what one side ends, the other sees as an end
- * of its input (shutdown). *ret_received: bytes that came over TLS, so a
- * caller knows whether an error is still its to report. 0 at a clean end. */
-int nap_tls_relay(NapTlsLink *l, int fd, size_t *ret_received, NapError *e);
+typedef enum NapTlsRelay {
+        NAP_TLS_RELAY_BOTH,     /* bytes both ways */
+        NAP_TLS_RELAY_FROM_FD,  /* fd → TLS only: a byte over TLS ends it, as an error */
+} NapTlsRelay;
+
+/* Copies bytes between the TLS link and fd (a stream socket) until either
+ * side ends; what one side ends, the other sees as an end of its input
+ * (shutdown). *ret_received: bytes that came over TLS, so a caller knows
+ * whether an error is still its to report. 0 at a clean end. */
+int nap_tls_relay(NapTlsLink *l, int fd, NapTlsRelay how, size_t *ret_received, NapError *e);

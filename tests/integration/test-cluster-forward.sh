@@ -144,15 +144,15 @@ out=$(nap_cluster_exec 1 setpriv --reuid=65534 --regid=65534 --clear-groups \
         env XDG_RUNTIME_DIR=/run/user/0 timeout 30 "$NAPCTL_COPY" --user get-journal "$I" 2>&1)
 rc=$?
 assert_match "uid 65534 on h1: refused (PermissionDenied)" "$rc $out" "^1 .*(uid 65534|not .*alice)"
-# gate_call FROM CERT [EXTRA...]: the header (uid 65534, unless HEADER is
-# set) and CALL (default GetJournal of I) to h2's gate from host FROM with
-# CERT, through openssl s_client; prints what came back.
+# gate_call FROM CERT: the header (uid 65534, unless HEADER is set), CALL
+# (default GetJournal of I) and AFTER if set, to h2's gate from host FROM
+# with CERT, through openssl s_client; prints what came back.
 gate_call() {
         local from=$1 cert=$2 header=${HEADER:-'{"uid":65534,"node":"h1"}'}
         local call=${CALL:-"{\"method\":\"io.nap.Manager.GetJournal\",\"parameters\":{\"instance\":\"$I\"}}"}
         local auth=()
         [ -n "$cert" ] && auth=(-cert "$PKI/$cert.crt" -key "$PKI/$cert.key")
-        printf '%s\0%s\0' "$header" "$call" |
+        { printf '%s\0%s\0' "$header" "$call"; [ -z "${AFTER:-}" ] || printf '%s\0' "$AFTER"; } |
                 nap_cluster_exec "$from" timeout 20 openssl s_client -quiet -verify_return_error \
                         -connect "$(nap_cluster_ip 2):7475" -CAfile "$PKI/ca.crt" "${auth[@]}" 2>&1 | tr '\0' '\n'
 }
@@ -185,6 +185,12 @@ out=$(HEADER='{"uid":0,"node":"h1"}' CALL='{"method":"io.nap.Manager.StopApp","p
 assert_match "a method that is not forwarded (StopApp, even for root): refused" "$out" \
         'PermissionDenied.*Only GetJournal, CatApp and GetPort'
 check "and the instance still runs on h2" test "$(nap_cluster_systemctl 2 is-active "$I.service")" = active
+lines=$(gate_log 2 | wc -l)
+out=$(HEADER='{"uid":0,"node":"h1"}' AFTER='{"method":"io.nap.Manager.StopApp","parameters":{"instance":"'"$I"'"}}' \
+        gate_call 1 h1)
+check "a second call after a GetJournal (StopApp) is refused: one call per connection" \
+        wait_until 10 refused_since "$lines" "Refused $(nap_cluster_ip 1).*one call per connection"
+check "and the instance still runs" test "$(nap_cluster_systemctl 2 is-active "$I.service")" = active
 
 # h3 with a certificate of another CA
 sed -i "s|^ClusterCertificate=.*|ClusterCertificate=$PKI/rogue-h3.crt|; s|^ClusterKey=.*|ClusterKey=$PKI/rogue-h3.key|" \
