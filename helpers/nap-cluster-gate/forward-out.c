@@ -59,10 +59,14 @@ static int connect_gate(const NapConfig *c, const NapForwardTarget *t, NapError 
         for (struct addrinfo *a = ai; a && fd < 0; a = a->ai_next)
                 fd = connect_bounded(a);
         freeaddrinfo(ai);
+        /* a Ready node that refuses: its agent runs, its gate does not */
         if (fd < 0)
                 return nap_error_set(e, NAP_ERROR_NODE_UNREACHABLE, fd, "Node %s (%s, port %u) cannot be reached%s: %s",
                                      t->node, t->address, c->cluster_gate_port,
-                                     t->ready ? "" : ", and it is NotReady", strerror(-fd));
+                                     !t->ready              ? ", and it is NotReady" :
+                                     fd == -ECONNREFUSED    ? " (nothing listens there: is the host up, its nap-cluster-gate.socket enabled?)" :
+                                                              "",
+                                     strerror(-fd));
         return fd;
 }
 
@@ -118,7 +122,11 @@ int forward_out(const NapConfig *c, uid_t uid, const char *instance, int fd, Nap
 
         assert(c);
         assert(instance);
+        _cleanup_free_ char *self = NULL;
         int r = nap_forward_find(c, instance, &t, e);
+        if (r >= 0 && nap_config_node(c, &self, NULL) >= 0 && streq(self, t.node))
+                r = nap_error_set(e, NAP_ERROR_NO_SUCH_INSTANCE, -ENOENT,
+                                  "%s is assigned to this node (%s), and not made here yet", instance, t.node);
         if (r >= 0 && !nap_config_forwards(c))
                 r = nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, -ENOPKG, "%s runs on node %s", instance, t.node);
         if (r >= 0)
