@@ -41,8 +41,8 @@ static int connect_bounded(const struct addrinfo *ai) {
                 err = r == 0 ? ETIMEDOUT : r < 0 ? errno : err ?: EIO;
                 return close(fd), -err;
         }
-        int on = 1;
-        (void) setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+        socket_keepalive(fd, NAP_FORWARD_KEEPALIVE_IDLE_SEC, NAP_FORWARD_KEEPALIVE_INTERVAL_SEC,
+                         NAP_FORWARD_KEEPALIVE_COUNT);
         (void) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
         return fd;
 }

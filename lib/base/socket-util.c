@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -28,4 +29,12 @@ int socket_send_all(int fd, const void *data, size_t size) {
                 size -= (size_t) n;
         }
         return 0;
+}
+
+void socket_keepalive(int fd, unsigned idle_sec, unsigned interval_sec, unsigned count) {
+        int on = 1, idle = (int) idle_sec, interval = (int) interval_sec, n = (int) count;
+        (void) setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+        (void) setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+        (void) setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+        (void) setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &n, sizeof n);
 }

@@ -18,3 +18,9 @@ bool socket_is_connected_to_itself(int fd);
 /* size bytes to a stream socket, all of them (MSG_NOSIGNAL: a peer gone is
  * -EPIPE, not a signal). */
 int socket_send_all(int fd, const void *data, size_t size);
+
+/* TCP keepalive on fd: probes after idle_sec without traffic, every
+ * interval_sec, the connection given up after count unanswered (a peer
+ * that died without a word, as a host losing power, ends a quiet
+ * connection within idle_sec + interval_sec * count). Best effort. */
+void socket_keepalive(int fd, unsigned idle_sec, unsigned interval_sec, unsigned count);

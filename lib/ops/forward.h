@@ -26,6 +26,11 @@
 #include "ops/methods.h"
 
 #define NAP_FORWARD_HEADER_MAX 512U
+/* Either end of a quiet forwarded follow notices a host gone without a
+ * word within 30 + 10 * 3 s (TCP keepalive). */
+#define NAP_FORWARD_KEEPALIVE_IDLE_SEC 30U
+#define NAP_FORWARD_KEEPALIVE_INTERVAL_SEC 10U
+#define NAP_FORWARD_KEEPALIVE_COUNT 3U
 #define NAP_FORWARD_CALL_MAX (1024U * 1024U)
 
 /* GetJournal, CatApp, GetPort: what may be forwarded. */
