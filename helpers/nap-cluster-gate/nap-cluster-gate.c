@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
-/* nap-cluster-gate: one connection from another host's nap-managerd, on
- * standard input (nap-cluster-gate@.service, started per connection by
- * nap-cluster-gate.socket). Mutual TLS with the cluster's CA
+/* nap-cluster-gate: connections from other hosts' nap-managerd, on the
+ * listening socket of nap-cluster-gate.socket (a process forked for each,
+ * from one that has OpenSSL loaded and its sandbox set up already: a
+ * service started per connection cost ~50 ms), or one on standard input
+ * (inetd style, Accept=yes). Mutual TLS with the cluster's CA
  * (lib/clients/tls.h); the peer's certificate must name the address it
  * connects from; then a header asserting the caller's uid, and one call of
  * io.nap.Manager (GetJournal, CatApp or GetPort of an instance on this
@@ -19,6 +21,9 @@
 #include <arpa/inet.h>
 #include <getopt.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <sys/wait.h>
+#include <systemd/sd-daemon.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -33,6 +38,7 @@
 #include "ops/forward.h"
 
 #define GATE_TIMEOUT_SEC 10
+#define GATE_CONNECTIONS_MAX 64U /* each a process: a bound on what other hosts can start */
 
 typedef struct Gate {
         NapConfig *config;
@@ -188,11 +194,65 @@ static int run(void) {
         return r;
 }
 
+/* Children that ended, taken off n. */
+static unsigned reap(unsigned n) {
+        while (n > 0 && waitpid(-1, NULL, WNOHANG) > 0)
+                n--;
+        return n;
+}
+
+static void serve_connection(int listen_fd, int fd) {
+        pid_t pid = fork();
+        if (pid == 0) {
+                safe_close(listen_fd);
+                if (dup2(fd, STDIN_FILENO) < 0)
+                        _exit(EXIT_FAILURE);
+                safe_close(fd);
+                _exit(run() < 0 ? EXIT_FAILURE : EXIT_SUCCESS);
+        }
+        if (pid < 0)
+                log_warning_errno(errno, "Failed to fork for a connection, closing it: %m");
+        safe_close(fd);
+}
+
+/* Accepts until stopped; children are reaped at least once a second. */
+static int serve(int listen_fd) {
+        unsigned children = 0;
+        nap_tls_preload();
+        (void) sd_notify(false, "READY=1");
+        for (;;) {
+                struct pollfd p = { .fd = listen_fd, .events = POLLIN };
+                children = reap(children);
+                int r = poll(&p, children < GATE_CONNECTIONS_MAX ? 1 : 0, children < GATE_CONNECTIONS_MAX ? 1000 : 100);
+                if (r < 0 && errno != EINTR)
+                        return log_error_errno(errno, "poll() failed: %m");
+                if (r <= 0)
+                        continue;
+                int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+                if (fd < 0 && (errno == EINTR || errno == EAGAIN || errno == ECONNABORTED || errno == EMFILE ||
+                               errno == ENFILE || errno == ENOBUFS || errno == ENOMEM))
+                        continue;
+                if (fd < 0)
+                        return log_error_errno(errno, "accept() failed: %m");
+                serve_connection(listen_fd, fd);
+                children++;
+        }
+}
+
+/* nap-cluster-gate.socket's listening socket, if that is what we got. */
+static int listening_fd(void) {
+        int n = sd_listen_fds(true);
+        if (n == 1 && sd_is_socket(SD_LISTEN_FDS_START, AF_UNSPEC, SOCK_STREAM, 1) > 0)
+                return SD_LISTEN_FDS_START;
+        return -EBADF;
+}
+
 static void help(void) {
         printf("nap-cluster-gate [OPTIONS...]\n\n"
-               "Serve one connection of another host's nap-managerd on standard input: mutual\n"
-               "TLS with the cluster's CA, then GetJournal, CatApp or GetPort of an instance on\n"
-               "this host for the uid it asserts. Started by nap-cluster-gate.socket.\n\n"
+               "Serve other hosts' nap-managerd on the socket of nap-cluster-gate.socket, or one\n"
+               "connection on standard input: mutual TLS with the cluster's CA, then\n"
+               "GetJournal, CatApp or GetPort of an instance on this host for the uid it\n"
+               "asserts.\n\n"
                "  -h --help              Show this help\n"
                "     --version           Show the version\n"
                "     --forward=INSTANCE  The other end: relay the call on fd 3 about INSTANCE\n"
@@ -241,5 +301,6 @@ int main(int argc, char *argv[]) {
                 log_error("No arguments are taken, and --forward= goes with --uid= (see --help)");
                 return 2;
         }
-        return (arg_forward ? run_forward() : run()) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+        int fd = arg_forward ? -EBADF : listening_fd();
+        return (arg_forward ? run_forward() : fd >= 0 ? serve(fd) : run()) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

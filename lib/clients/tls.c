@@ -47,6 +47,10 @@ static const char *tls_reason(SSL *ssl, char *buf, size_t size) {
         return buf;
 }
 
+void nap_tls_preload(void) {
+        (void) OPENSSL_init_ssl(OPENSSL_INIT_LOAD_SSL_STRINGS | OPENSSL_INIT_LOAD_CRYPTO_STRINGS, NULL);
+}
+
 static int load_files(NapTls *t, const NapConfig *c, NapError *e) {
         char reason[256];
         const char *what = c->cluster_certificate;

@@ -27,6 +27,10 @@
 typedef struct NapTls NapTls;         /* certificates and settings, one per process side */
 typedef struct NapTlsLink NapTlsLink; /* one connection */
 
+/* Initializes OpenSSL (its configuration, providers: milliseconds): once,
+ * before forking a process per connection, so that each does not. */
+void nap_tls_preload(void);
+
 /* server: the gate's side. NAP_ERROR_NOT_AVAILABLE when nap.conf does
  * not set the three files, NAP_ERROR_INVALID_CONFIG when they do not load
  * (unreadable, not PEM, key and certificate do not match). */

@@ -40,7 +40,7 @@ NODE=$(nap_cluster_copy_bin "$NAP_BUILD_ROOT/helpers/nap-node") || { echo "Bail 
 GATE=$(nap_cluster_copy_bin "$NAP_BUILD_ROOT/helpers/nap-cluster-gate") || { echo "Bail out! cannot copy the gate"; exit 1; }
 NAPCTL_COPY=$(nap_cluster_copy_bin "$NAPCTL") || { echo "Bail out! cannot copy napctl"; exit 1; }
 NODE_UNIT=$(sed "s|^ExecStart=.*|ExecStart=$NODE|" "$NAP_BUILD_ROOT/units/nap-node.service")
-GATE_UNIT=$(sed "s|^ExecStart=.*|ExecStart=$GATE|" "$NAP_BUILD_ROOT/units/nap-cluster-gate@.service")
+GATE_UNIT=$(sed "s|^ExecStart=.*|ExecStart=$GATE|" "$NAP_BUILD_ROOT/units/nap-cluster-gate.service")
 GATE_SOCKET=$(cat "$NAP_BUILD_ROOT/units/nap-cluster-gate.socket")
 
 quiet() { "$@" >/dev/null 2>&1; }
@@ -81,11 +81,10 @@ for n in 1 2 3; do
         check "alice_hello deployed on h$n" quiet napctl_local "$n" deploy-app alice_hello "$NAP_CLUSTER_DIR/repos/hello"
         check "nap-node runs on h$n" nap_cluster_unit_install "$n" nap-node.service "$NODE_UNIT"
         check "nap-managerd installed on h$n" nap_cluster_managerd_install "$n"
-        check "nap-cluster-gate.socket listens on h$n" nap_cluster_unit_install "$n" nap-cluster-gate.socket "$GATE_SOCKET"
         mkdir -p "$(nap_cluster_dir "$n")/home/.config/systemd/user" &&
-                printf '%s\n' "$GATE_UNIT" >"$(nap_cluster_dir "$n")/home/.config/systemd/user/nap-cluster-gate@.service"
+                printf '%s\n' "$GATE_UNIT" >"$(nap_cluster_dir "$n")/home/.config/systemd/user/nap-cluster-gate.service"
+        check "nap-cluster-gate.socket listens on h$n" nap_cluster_unit_install "$n" nap-cluster-gate.socket "$GATE_SOCKET"
 done
-for n in 1 2 3; do nap_cluster_systemctl "$n" daemon-reload; done
 
 # ================================================= an instance on h2, from h1
 out=$(napctl_local 1 start-common --node=h2 alice_hello greeting=forwarded 2>&1)
@@ -105,7 +104,7 @@ assert_eq "h1's get-journal (JSON) is h2's, entry for entry" "$log_local" "$log_
 assert_eq "cat-app from h1 is h2's" "$(napctl_on 2 cat-app "$I" 2>&1)" "$(napctl_on 1 cat-app "$I" 2>&1)"
 assert_eq "get-port from h1 is h2's" "$(napctl_on 2 get-port "$I" 2>&1)" "$(napctl_on 1 get-port "$I" 2>&1)"
 gate_log() { # N: host N's gate log
-        nap_cluster_exec "$1" journalctl --no-pager -q --user-unit 'nap-cluster-gate@*' -o cat 2>&1
+        nap_cluster_exec "$1" journalctl --no-pager -q --user-unit nap-cluster-gate.service -o cat 2>&1
 }
 assert_match "h2's gate logged the caller, its node and certificate" "$(gate_log 2)" \
         "uid 0 on h1 \\(certificate 'h1', $(nap_cluster_ip 1 | sed 's/\./\\./g')\\) calls GetJournal"
@@ -125,15 +124,18 @@ assert_eq "the app on h2 answers a request for /$MARK (404)" 404 \
 if ! check "--follow on h1 sees the line it wrote after the follow began" wait_until 30 followed "$MARK"; then
         diag "$(cat "$FOLLOW_OUT")"
 fi
-gate_services() { # N: the gate's running instances on host N
-        nap_cluster_systemctl "$1" list-units --no-legend --state=running 'nap-cluster-gate@*' 2>/dev/null | grep -c .
+gate_connections() { # N: the gate's connections on host N (a process each)
+        local pid
+        pid=$(nap_cluster_unit_main_pid "$1" nap-cluster-gate.service)
+        [ "${pid:-0}" -gt 0 ] || { echo 0; return; }
+        pgrep -P "$pid" | wc -l
 }
-assert_eq "while it follows, h2 serves one gate connection" 1 "$(gate_services 2)"
+assert_eq "while it follows, h2's gate serves one connection" 1 "$(gate_connections 2)"
 kill "$FOLLOW_PID" 2>/dev/null
 wait "$FOLLOW_PID" 2>/dev/null
-no_gate() { [ "$(gate_services 2)" = 0 ]; }
+no_gate() { [ "$(gate_connections 2)" = 0 ]; }
 if ! check "the follow stopped on h1: h2's gate connection ends" wait_until 30 no_gate; then
-        diag "$(nap_cluster_systemctl 2 list-units --no-legend 'nap-cluster-gate@*' 2>&1)" "$(gate_log 2 | tail -5)"
+        diag "$(gate_connections 2) connection(s)" "$(gate_log 2 | tail -5)"
 fi
 
 # ============================================================== strangers
