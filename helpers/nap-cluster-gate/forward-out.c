@@ -41,7 +41,7 @@ static int connect_bounded(const struct addrinfo *ai) {
                 err = r == 0 ? ETIMEDOUT : r < 0 ? errno : err ?: EIO;
                 return close(fd), -err;
         }
-        socket_keepalive(fd, NAP_FORWARD_KEEPALIVE_IDLE_SEC, NAP_FORWARD_KEEPALIVE_INTERVAL_SEC,
+        socket_tcp_interactive(fd, NAP_FORWARD_KEEPALIVE_IDLE_SEC, NAP_FORWARD_KEEPALIVE_INTERVAL_SEC,
                          NAP_FORWARD_KEEPALIVE_COUNT);
         (void) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
         return fd;

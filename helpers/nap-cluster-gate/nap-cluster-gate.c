@@ -182,7 +182,7 @@ static int run(void) {
                 return log_error_errno(r, "Standard input is no TCP connection (start me from nap-cluster-gate.socket): %m");
         (void) setsockopt(STDIN_FILENO, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
         (void) setsockopt(STDIN_FILENO, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-        socket_keepalive(STDIN_FILENO, NAP_FORWARD_KEEPALIVE_IDLE_SEC, NAP_FORWARD_KEEPALIVE_INTERVAL_SEC,
+        socket_tcp_interactive(STDIN_FILENO, NAP_FORWARD_KEEPALIVE_IDLE_SEC, NAP_FORWARD_KEEPALIVE_INTERVAL_SEC,
                          NAP_FORWARD_KEEPALIVE_COUNT);
         r = nap_config_load(&g.config, warn_config, NULL, &e);
         if (r >= 0)

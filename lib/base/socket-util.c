@@ -31,8 +31,9 @@ int socket_send_all(int fd, const void *data, size_t size) {
         return 0;
 }
 
-void socket_keepalive(int fd, unsigned idle_sec, unsigned interval_sec, unsigned count) {
+void socket_tcp_interactive(int fd, unsigned idle_sec, unsigned interval_sec, unsigned count) {
         int on = 1, idle = (int) idle_sec, interval = (int) interval_sec, n = (int) count;
+        (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
         (void) setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
         (void) setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
         (void) setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);

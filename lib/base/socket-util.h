@@ -19,8 +19,11 @@ bool socket_is_connected_to_itself(int fd);
  * -EPIPE, not a signal). */
 int socket_send_all(int fd, const void *data, size_t size);
 
-/* TCP keepalive on fd: probes after idle_sec without traffic, every
- * interval_sec, the connection given up after count unanswered (a peer
- * that died without a word, as a host losing power, ends a quiet
- * connection within idle_sec + interval_sec * count). Best effort. */
-void socket_keepalive(int fd, unsigned idle_sec, unsigned interval_sec, unsigned count);
+/* A TCP connection of requests and answers: small writes sent at once
+ * (TCP_NODELAY: Nagle's algorithm would hold a message back until the
+ * peer's delayed ACK, 40 ms), and keepalive: probes after idle_sec without
+ * traffic, every interval_sec, the connection given up after count
+ * unanswered (a peer that died without a word, as a host losing power,
+ * ends a quiet connection within idle_sec + interval_sec * count). Best
+ * effort. */
+void socket_tcp_interactive(int fd, unsigned idle_sec, unsigned interval_sec, unsigned count);
