@@ -5,6 +5,9 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/un.h>
 
 /* A TCP connect to a loopback port nothing listens on can still succeed:
  * when the kernel picks that same port as the connection's ephemeral
@@ -27,3 +30,13 @@ int socket_send_all(int fd, const void *data, size_t size);
  * ends a quiet connection within idle_sec + interval_sec * count). Best
  * effort. */
 void socket_tcp_interactive(int fd, unsigned idle_sec, unsigned interval_sec, unsigned count);
+
+/* A Unix socket address: "/path", "unix:/path" or "@abstract". -EINVAL
+ * for anything else, -ENAMETOOLONG when it does not fit. */
+int socket_address_unix(const char *address, struct sockaddr_un *ret, socklen_t *ret_len);
+
+/* A listening stream socket on address (as above), flags added to
+ * socket()'s type (SOCK_CLOEXEC always): a socket left at a path by an
+ * earlier run is replaced (anything else there is not), the path's mode
+ * set to mode. The fd, or -errno. */
+int socket_listen_unix(const char *address, mode_t mode, int flags);

@@ -98,11 +98,15 @@ typedef struct NapConfig {
         unsigned node_ttl;
         char *cluster_certificate, *cluster_key, *cluster_ca; /* NULL: no forwarding */
         unsigned cluster_gate_port;
+        unsigned reconcile_grace_sec; /* 0: node_ttl + 5 (nap_config_reconcile_grace_sec()) */
         unsigned max_connections, max_connections_per_user; /* nap-managerd's varlink connections */
         NapRolloutBatch rollout_batch;
         unsigned rollout_drain_sec;
         char *path;          /* the file it came from, NULL for built-in defaults */
 } NapConfig;
+
+/* ReconcileGraceSec=, its default resolved: NodeTTL= + 5 s. */
+unsigned nap_config_reconcile_grace_sec(const NapConfig *c) _pure_;
 
 typedef void (*nap_warn_fn)(void *userdata, const char *message);
 

@@ -308,18 +308,6 @@ nap_cluster_managerd_install() {
                 nap_cluster_systemctl "$n" enable --now --quiet nap-managerd.socket
 }
 
-# nap_cluster_hello_repo: the sample app (tests/apps/hello), listening on
-# every address so that other hosts reach it, as a git repository at
-# $NAP_CLUSTER_DIR/repos/hello, for deploy-app on every host. Sets git's
-# identity for the script.
-nap_cluster_hello_repo() {
-        export GIT_AUTHOR_NAME=nap-test GIT_AUTHOR_EMAIL=nap-test@localhost
-        export GIT_COMMITTER_NAME=nap-test GIT_COMMITTER_EMAIL=nap-test@localhost GIT_CONFIG_NOSYSTEM=1
-        mkdir -p "$NAP_CLUSTER_DIR/hello" && cp "$NAP_SOURCE_ROOT"/tests/apps/hello/* "$NAP_CLUSTER_DIR/hello/" &&
-                sed -i 's/^python3 server.py .*/& --bind 0.0.0.0/' "$NAP_CLUSTER_DIR/hello/profile" &&
-                make_repo "$NAP_CLUSTER_DIR/repos/hello" "$NAP_CLUSTER_DIR/hello/." >/dev/null
-}
-
 # -------------------------------------------------------------------- etcd
 
 # nap_cluster_etcdctl ARGS...: etcdctl (v3 API) from the run's own network
@@ -363,6 +351,20 @@ nap_cluster_etcd_leader() {
         [ -n "$ep" ] || return 1
         ep=${ep#http://"$NAP_CLUSTER_NET".}
         echo $((${ep%%:*} - 10))
+}
+
+# nap_cluster_etcd_leader_off N: host N's member no longer leads the etcd
+# cluster (leadership moved to another member, etcdctl move-leader): a
+# test that kills host N then measures its own work, not also etcd's
+# election and the renewal of every lease that comes with it.
+nap_cluster_etcd_leader_off() {
+        local n=$1 leader to id
+        leader=$(nap_cluster_etcd_leader) || return 1
+        [ "$leader" = "$n" ] || return 0
+        to=$((n % NAP_CLUSTER_HOSTS + 1))
+        id=$(nap_cluster_etcdctl member list | awk -F', ' -v h="h$to" '$3 == h { print $1 }')
+        [ -n "$id" ] && nap_cluster_etcdctl move-leader "$id" >/dev/null &&
+                [ "$(nap_cluster_etcd_leader)" != "$n" ]
 }
 
 # nap_cluster_etcd_kill N: SIGKILL to host N's etcd member alone; returns
@@ -598,6 +600,18 @@ nap_cluster_host_isolate() {
 # nap_cluster_host_heal N: reconnects host N.
 nap_cluster_host_heal() {
         ip link set "$(nap_cluster_netns "$1")" up
+}
+
+# nap_cluster_hello_repo: the sample app (tests/apps/hello, answering on
+# every address, so that other hosts reach it) as a git repository at
+# $NAP_CLUSTER_DIR/repos/hello, committed as nap-test; its path on stdout.
+nap_cluster_hello_repo() {
+        local app=$NAP_CLUSTER_DIR/hello repo=$NAP_CLUSTER_DIR/repos/hello
+        export GIT_AUTHOR_NAME=nap-test GIT_AUTHOR_EMAIL=nap-test@localhost GIT_CONFIG_NOSYSTEM=1
+        export GIT_COMMITTER_NAME=nap-test GIT_COMMITTER_EMAIL=nap-test@localhost
+        mkdir -p "$app" && cp "$NAP_SOURCE_ROOT"/tests/apps/hello/* "$app/" &&
+                sed -i 's/^python3 server.py .*/& --bind 0.0.0.0/' "$app/profile" &&
+                make_repo "$repo" "$app/." >/dev/null && echo "$repo"
 }
 
 # ----------------------------------------------------------- up and down

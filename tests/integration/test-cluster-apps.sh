@@ -55,7 +55,7 @@ napctl_on() { # N ARGS...: napctl in host N, in process, with its nap.conf
 }
 
 # ------------------------------------------------------------- the app
-nap_cluster_hello_repo || { echo "Bail out! cannot make the app's repository"; exit 1; }
+nap_cluster_hello_repo >/dev/null || { echo "Bail out! cannot make the app's repository"; exit 1; }
 COMMIT=$(git -C "$NAP_CLUSTER_DIR/repos/hello" rev-parse HEAD)
 for n in 1 2 3; do
         check "alice_hello deployed on h$n" quiet napctl_on "$n" deploy-app alice_hello "$NAP_CLUSTER_DIR/repos/hello"

@@ -74,7 +74,7 @@ mkdir -p "$PKI"
 chmod 0644 "$PKI"/*.crt
 
 # ------------------------------------------------------------- the hosts
-nap_cluster_hello_repo || { echo "Bail out! cannot make the app's repository"; exit 1; }
+nap_cluster_hello_repo >/dev/null || { echo "Bail out! cannot make the app's repository"; exit 1; }
 for n in 1 2 3; do
         printf 'CPU=2\nMemory=1G\nStorage=10G\nNodeTTL=3\nClusterCertificate=%s\nClusterKey=%s\nClusterCA=%s\n' \
                 "$PKI/h$n.crt" "$PKI/h$n.key" "$PKI/ca.crt" >>"$(nap_cluster_config "$n")"
