@@ -22,6 +22,7 @@
 #include <getopt.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <systemd/sd-daemon.h>
 #include <stdio.h>
@@ -272,6 +273,8 @@ int main(int argc, char *argv[]) {
                 {},
         };
         log_setup();
+        /* a peer gone is an error of the write (EPIPE), not the end of us */
+        (void) signal(SIGPIPE, SIG_IGN);
         for (int c; (c = getopt_long(argc, argv, "h", options, NULL)) >= 0;)
                 switch (c) {
                 case 'h':
