@@ -765,3 +765,22 @@ int nap_assignments_list_all(EtcdClient *c, const char *prefix, NapAssignment **
         *ret_n = n;
         return 0;
 }
+
+int nap_assignment_find(EtcdClient *c, const char *prefix, const NapInstance *i, NapAssignment *ret, NapError *e) {
+        char name[NAP_UNIT_NAME_MAX], other[NAP_UNIT_NAME_MAX];
+        NapAssignment *l = NULL;
+        size_t n = 0;
+        int r = nap_assignments_list_all(c, prefix, &l, &n, NULL, NULL, e);
+        if (r < 0)
+                return r;
+        nap_instance_name(i, name);
+        r = 0;
+        for (size_t k = 0; k < n && r == 0; k++)
+                if (streq(nap_instance_name(&l[k].instance, other), name)) {
+                        *ret = l[k];
+                        l[k] = (NapAssignment) {};
+                        r = 1;
+                }
+        nap_assignment_array_free(l, n);
+        return r;
+}

@@ -160,3 +160,6 @@ int nap_app_source_get(EtcdClient *c, const char *prefix, const NapService *s, N
  * nap_assignments_list() reads one node's. */
 int nap_assignments_list_all(EtcdClient *c, const char *prefix, NapAssignment **ret, size_t *ret_n,
                              int64_t *ret_revision, unsigned *ret_damaged, NapError *e);
+/* The assignment of instance i, whichever node it is on: 1 and *ret, or 0
+ * when there is none. */
+int nap_assignment_find(EtcdClient *c, const char *prefix, const NapInstance *i, NapAssignment *ret, NapError *e);

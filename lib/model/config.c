@@ -55,6 +55,7 @@
 #define DEFAULT_MAX_CONNECTIONS 4096u
 #define DEFAULT_MAX_CONNECTIONS_PER_USER 1024u
 #define CONNECTIONS_MAX 65536u
+#define DEFAULT_CLUSTER_GATE_PORT 7475u
 
 static const char *const scope_table[_NAP_SCOPE_MAX] = {
         [NAP_SCOPE_SYSTEM] = "system",
@@ -85,6 +86,9 @@ NapConfig *nap_config_free(NapConfig *c) {
         free(c->cluster_prefix);
         free(c->node);
         strv_free(c->labels);
+        free(c->cluster_certificate);
+        free(c->cluster_key);
+        free(c->cluster_ca);
         free(c->path);
         free(c);
         return NULL;
@@ -108,6 +112,7 @@ int nap_config_new_default(NapConfig **ret) {
             !c->health_path || !c->replica_known_hosts || !c->replica_user)
                 return -ENOMEM;
         c->node_ttl = DEFAULT_NODE_TTL;
+        c->cluster_gate_port = DEFAULT_CLUSTER_GATE_PORT;
         c->scope = NAP_SCOPE_SYSTEM;
         c->port_min = DEFAULT_PORT_MIN;
         c->port_max = DEFAULT_PORT_MAX;
@@ -131,7 +136,7 @@ typedef struct Parser {
         nap_warn_fn warn;
         void *userdata;
         NapError *e;
-        unsigned seen;    /* bit per key of the table: given already */
+        uint64_t seen;    /* bit per key of the table: given already */
 } Parser;
 
 /* A value for a message: control characters hidden, long ones cut. */
@@ -312,6 +317,23 @@ static int parse_max_connections(Parser *p, const char *v) {
 static int parse_max_connections_per_user(Parser *p, const char *v) {
         return parse_count(p, v, "connections", DEFAULT_MAX_CONNECTIONS_PER_USER, 1, CONNECTIONS_MAX,
                            &p->config->max_connections_per_user);
+}
+
+/* Forwarding between hosts (nap-cluster-gate(8)): PEM files, no default. */
+static int parse_cluster_certificate(Parser *p, const char *v) {
+        return parse_path(p, v, &p->config->cluster_certificate, NULL);
+}
+
+static int parse_cluster_key(Parser *p, const char *v) {
+        return parse_path(p, v, &p->config->cluster_key, NULL);
+}
+
+static int parse_cluster_ca(Parser *p, const char *v) {
+        return parse_path(p, v, &p->config->cluster_ca, NULL);
+}
+
+static int parse_cluster_gate_port(Parser *p, const char *v) {
+        return parse_count(p, v, "port", DEFAULT_CLUSTER_GATE_PORT, 1, PORT_MAX, &p->config->cluster_gate_port);
 }
 
 static int parse_discovery_ttl(Parser *p, const char *v) {
@@ -536,7 +558,13 @@ static const KeyParser key_table[] = {
         { "MaxConnectionsPerUser", parse_max_connections_per_user },
         { "RolloutBatch", parse_rollout_batch },
         { "RolloutDrainSec", parse_rollout_drain_sec },
+        { "ClusterCertificate", parse_cluster_certificate },
+        { "ClusterKey",   parse_cluster_key   },
+        { "ClusterCA",    parse_cluster_ca    },
+        { "ClusterGatePort", parse_cluster_gate_port },
 };
+
+_Static_assert(ELEMENTSOF(key_table) <= 64, "Parser.seen has a bit per key");
 
 /* ---- lines ---- */
 
@@ -560,9 +588,9 @@ static int parse_assignment(Parser *p, char *line, bool in_nap) {
         for (size_t i = 0; i < ELEMENTSOF(key_table); i++) {
                 if (!streq(key_table[i].key, k))
                         continue;
-                if (p->seen & (1u << i))
+                if (p->seen & (UINT64_C(1) << i))
                         warn(p, "%s= is set again, the later value wins", k);
-                p->seen |= 1u << i;
+                p->seen |= UINT64_C(1) << i;
                 p->key = k;
                 int r = key_table[i].parse(p, v);
                 return r == -ENOMEM ? nap_error_errno(p->e, r, "%s:%u: %s=", p->origin, p->line, k) : r;
@@ -708,6 +736,10 @@ int nap_config_host(const NapConfig *c, char **ret) {
                 return -ENOMEM;
         *ret = s;
         return 0;
+}
+
+bool nap_config_forwards(const NapConfig *c) {
+        return c && c->cluster_certificate && c->cluster_key && c->cluster_ca && c->etcd;
 }
 
 int nap_config_node(const NapConfig *c, char **ret, NapError *e) {

@@ -55,12 +55,7 @@ napctl_on() { # N ARGS...: napctl in host N, in process, with its nap.conf
 }
 
 # ------------------------------------------------------------- the app
-export GIT_AUTHOR_NAME=nap-test GIT_AUTHOR_EMAIL=nap-test@localhost
-export GIT_COMMITTER_NAME=nap-test GIT_COMMITTER_EMAIL=nap-test@localhost GIT_CONFIG_NOSYSTEM=1
-mkdir -p "$NAP_CLUSTER_DIR/hello" && cp "$NAP_SOURCE_ROOT"/tests/apps/hello/* "$NAP_CLUSTER_DIR/hello/" &&
-        sed -i 's/^python3 server.py .*/& --bind 0.0.0.0/' "$NAP_CLUSTER_DIR/hello/profile" &&
-        make_repo "$NAP_CLUSTER_DIR/repos/hello" "$NAP_CLUSTER_DIR/hello/." >/dev/null ||
-        { echo "Bail out! cannot make the app's repository"; exit 1; }
+nap_cluster_hello_repo >/dev/null || { echo "Bail out! cannot make the app's repository"; exit 1; }
 COMMIT=$(git -C "$NAP_CLUSTER_DIR/repos/hello" rev-parse HEAD)
 for n in 1 2 3; do
         check "alice_hello deployed on h$n" quiet napctl_on "$n" deploy-app alice_hello "$NAP_CLUSTER_DIR/repos/hello"

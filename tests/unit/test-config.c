@@ -383,6 +383,30 @@ static void test_cluster(void **state) {
         assert_string_equal(node, "h1");
 }
 
+static void test_forwarding(void **state) {
+        _cleanup_(nap_config_freep) NapConfig *d = parse_ok("[Nap]\nEtcd=http://a:2379\n", NULL);
+        assert_null(d->cluster_certificate);
+        assert_int_equal(d->cluster_gate_port, 7475);
+        assert_false(nap_config_forwards(d));
+
+        _cleanup_(nap_config_freep) NapConfig *c = parse_ok(
+                "[Nap]\nEtcd=http://a:2379\nClusterCertificate=/etc/nap/h1.crt\nClusterKey=/etc/nap/h1.key\n"
+                "ClusterCA=/etc/nap/ca.crt\nClusterGatePort=8000\n",
+                NULL);
+        assert_string_equal(c->cluster_certificate, "/etc/nap/h1.crt");
+        assert_string_equal(c->cluster_key, "/etc/nap/h1.key");
+        assert_string_equal(c->cluster_ca, "/etc/nap/ca.crt");
+        assert_int_equal(c->cluster_gate_port, 8000);
+        assert_true(nap_config_forwards(c));
+        /* without Etcd= nothing finds an instance's node */
+        _cleanup_(nap_config_freep) NapConfig *n = parse_ok(
+                "[Nap]\nClusterCertificate=/a.crt\nClusterKey=/a.key\nClusterCA=/ca.crt\n", NULL);
+        assert_false(nap_config_forwards(n));
+
+        fails("[Nap]\nClusterCA=ca.crt\n", "nap.conf:2: ClusterCA=: not an absolute, normalized path: 'ca.crt'");
+        fails_range("[Nap]\nClusterGatePort=0\n", "nap.conf:2: ClusterGatePort=: 0 port is out of range 1..65535");
+}
+
 static void test_etcd_prefix(void **state) {
         _cleanup_(nap_config_freep) NapConfig *c = parse_ok("[Nap]\nEtcdPrefix=/nap/prod\n", NULL);
         assert_string_equal(c->etcd_prefix, "/nap/prod");
@@ -581,6 +605,7 @@ int main(void) {
                 cmocka_unit_test(test_rollout),
                 cmocka_unit_test(test_rollout_batch_size),
                 cmocka_unit_test(test_cluster),
+                cmocka_unit_test(test_forwarding),
                 cmocka_unit_test(test_etcd_prefix),
                 cmocka_unit_test(test_authorized_keys),
                 cmocka_unit_test(test_replica),
