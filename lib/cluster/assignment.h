@@ -132,8 +132,8 @@ int nap_observed_list(EtcdClient *c, const char *prefix, const char *node, NapOb
 /* PREFIX/apps/USER_APP, durable, written by every deploy on a host that is
  * a node of the cluster: the URL and commit a host that lacks the tree
  * fetches. A pushed app's url is the receiving host's bare repository;
- * other hosts cannot fetch from it (pushed repositories are not
- * replicated yet). */
+ * the push replicated it to every Ready node, and a host fetches the
+ * commit from its own replica. */
 typedef struct NapAppSource {
         NapService service;
         char *url;                             /* never NULL once parsed; at most NAP_URL_MAX */
