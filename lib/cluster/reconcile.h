@@ -78,12 +78,17 @@ typedef struct NapReconcileStats {
         unsigned lost;       /* not moved: changed meanwhile (the next round reads again) */
         unsigned no_room;    /* not moved: no Ready node with room */
         unsigned endpoints;  /* stale discovery endpoints removed */
+        unsigned rollouts;           /* rollouts of dead hosts stepped (cluster/rollout.h) */
+        unsigned rollouts_finished;  /* ... finished or rolled back */
+        unsigned rollouts_made;      /* replacements they made */
+        unsigned rollouts_withdrawn; /* assignments they withdrew */
 } NapReconcileStats;
 
 /* One round by the leader (config: ClusterPrefix=, EtcdPrefix= for the
  * endpoints, NodeTTL=, ReconcileGraceSec=): nodes whose membership went
- * are noted NotReady (nap_nodes_mark_not_ready()), and every due node's
- * assignments are moved. A move lost to a change is counted, not an
+ * are noted NotReady (nap_nodes_mark_not_ready()), every due node's
+ * assignments are moved, and a step is taken of every rollout whose
+ * deploying node is due (nap_cluster_rollout_step()). A move lost to a change is counted, not an
  * error. now_usec: CLOCK_REALTIME. */
 int nap_reconcile_round(EtcdClient *c, const NapConfig *config, int64_t leader_revision, uint64_t now_usec,
                         NapReconcileStats *ret, NapError *e);
