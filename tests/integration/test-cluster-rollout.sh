@@ -35,18 +35,10 @@ nap_cluster_up 3
 log "3 hosts up in $NAP_CLUSTER_UP_MS ms"
 TTL=3
 GRACE=5
-for n in 1 2 3; do
-        printf 'CPU=2\nMemory=1G\nStorage=10G\nNodeTTL=%s\nReconcileGraceSec=%s\nRolloutBatch=1\n' "$TTL" "$GRACE" \
-                >>"$(nap_cluster_config "$n")"
-done
-NODE=$(nap_cluster_copy_bin "$NAP_BUILD_ROOT/helpers/nap-node") || { echo "Bail out! cannot copy nap-node"; exit 1; }
-NAPCTL_COPY=$(nap_cluster_copy_bin "$NAPCTL") || { echo "Bail out! cannot copy napctl"; exit 1; }
-UNIT=$(sed "s|^ExecStart=.*|ExecStart=$NODE|" "$NAP_BUILD_ROOT/units/nap-node.service")
+nap_cluster_agents "$(printf 'CPU=2\nMemory=1G\nStorage=10G\nNodeTTL=%s\nReconcileGraceSec=%s\nRolloutBatch=1' \
+        "$TTL" "$GRACE")" || { echo "Bail out! cannot copy nap-node and napctl"; exit 1; }
 
 quiet() { "$@" >/dev/null 2>&1; }
-napctl_on() { # N ARGS...: napctl in host N, in process, with its nap.conf
-        nap_cluster_exec "$1" "$NAPCTL_COPY" --user --no-helper "${@:2}"
-}
 etcd_value() { # KEY
         nap_cluster_etcdctl get --print-value-only "$1"
 }
@@ -59,19 +51,8 @@ new_commit() { # GREETING: a new commit of the app answering GREETING
         sed -i "s/{greeting=[a-z0-9]*}/{greeting=$1}/" "$REPO/profile" &&
                 git -C "$REPO" commit -qam "greeting $1"
 }
-assignments() { # "NODE NUMBER COMMIT" of each of alice_roll's assignments, in key order
-        nap_cluster_etcdctl get --prefix --print-value-only /nap/assignments/ |
-                jq -r 'select(.app == "alice_roll") | "\(.node) \(.number) \(.commit)"'
-}
-nodes_at() { # COMMIT: the nodes of alice_roll's assignments if all are at COMMIT, else all of them
-        local l
-        l=$(assignments)
-        if awk -v c="$1" '$3 != c { bad = 1 } END { exit bad }' <<<"$l"; then
-                awk '{ print $1 }' <<<"$l" | tr '\n' ' '
-        else
-                echo "not all at $1: $l"
-        fi
-}
+assignments() { nap_cluster_assignments alice_roll; }
+nodes_at() { nap_cluster_nodes_at alice_roll "$1"; } # COMMIT
 # all_answer COMMIT GREETING: each assignment reported active at COMMIT on
 # its node, answering GREETING (asked from h2)
 all_answer() {
@@ -85,7 +66,7 @@ all_answer() {
         done < <(assignments)
 }
 running() { # N: alice_roll's instances host N runs, sorted, one line
-        napctl_on "$1" --json list-instances alice_roll 2>/dev/null | jq -r '.[].instance' | sort | tr '\n' ' '
+        nap_cluster_napctl "$1" --json list-instances alice_roll 2>/dev/null | jq -r '.[].instance' | sort | tr '\n' ' '
 }
 # assigned_only: h2 and h3 run exactly the instances assigned to them
 assigned_only() {
@@ -105,7 +86,7 @@ paused_at() { # POINT: h1's deploy stopped there
 deploy_killed_at() {
         : >"$PAUSE"
         nap_cluster_exec_in_cgroup 1 env NAP_DEBUG_PAUSE_AT="$1" NAP_DEBUG_PAUSE_FILE="$PAUSE" \
-                "$NAPCTL_COPY" --user --no-helper deploy-app alice_roll "$REPO" >"$NAP_CLUSTER_DIR/deploy.out" 2>&1 &
+                "$NAP_CLUSTER_NAPCTL" --user --no-helper deploy-app alice_roll "$REPO" >"$NAP_CLUSTER_DIR/deploy.out" 2>&1 &
         disown
         if ! check "h1's deploy reaches $1" wait_until 120 paused_at "$1"; then
                 diag "$(cat "$NAP_CLUSTER_DIR/deploy.out")" "$(assignments)"
@@ -117,15 +98,27 @@ deploy_killed_at() {
         KILLED=$(now_ms)
 }
 PAUSE=$NAP_CLUSTER_DIR/pause
+# done_in_time HOW: the leader has finished h1's rollout (its record gone),
+# HOW (finished, rolled back), within the grace and a few seconds of the kill
+done_in_time() {
+        local elapsed
+        if ! check "the rollout is $1 (its record gone)" wait_until 60 rollout_gone; then
+                diag "$(etcd_value /nap/rollouts/alice_roll)" "$(assignments)"
+        fi
+        elapsed=$(($(now_ms) - KILLED))
+        log "h1 killed → the reconciler's leader $1 its rollout: $elapsed ms (NodeTTL $TTL s, grace $GRACE s)"
+        check "within the grace and a few seconds ($elapsed ms ≤ $(((GRACE + 15) * 1000)))" \
+                test "$elapsed" -le $(((GRACE + 15) * 1000))
+}
 
 for n in 1 2 3; do
-        check "nap-node runs on h$n" nap_cluster_unit_install "$n" nap-node.service "$UNIT"
+        check "nap-node runs on h$n" nap_cluster_unit_install "$n" nap-node.service "$NAP_CLUSTER_NODE_UNIT"
         check "h$n is Ready" wait_until 60 ready "h$n"
 done
 R1=$(commit_of)
-check "alice_roll deployed on h1" quiet napctl_on 1 deploy-app alice_roll "$REPO"
+check "alice_roll deployed on h1" quiet nap_cluster_napctl 1 deploy-app alice_roll "$REPO"
 for n in 2 3; do
-        check "an instance of it on h$n" quiet napctl_on 1 start-common --node=h$n alice_roll
+        check "an instance of it on h$n" quiet nap_cluster_napctl 1 start-common --node=h$n alice_roll
 done
 assert_eq "one on h2, one on h3, at the first commit" "h2 h3 " "$(nodes_at "$R1")"
 check "each answers" wait_until 30 all_answer "$R1" r1
@@ -142,13 +135,7 @@ assert_eq "the rollout's record: rolling from h1, R1 to R2, the two old instance
                 <<<"$RECORD")"
 assert_eq "when h1 died, h2 ran both versions, h3 the old one" "2 1" \
         "$(assignments | awk '$1 == "h2" { h2++ } $1 == "h3" { h3++ } END { print h2, h3 }')"
-if ! check "the rollout is finished (its record gone)" wait_until 60 rollout_gone; then
-        diag "$(etcd_value /nap/rollouts/alice_roll)" "$(assignments)"
-fi
-ELAPSED=$(($(now_ms) - KILLED))
-log "h1 killed → the reconciler's leader finished its rollout: $ELAPSED ms (NodeTTL $TTL s, grace $GRACE s)"
-check "within the grace and a few seconds (${ELAPSED} ms ≤ $(((GRACE + 15) * 1000)))" \
-        test "$ELAPSED" -le $(((GRACE + 15) * 1000))
+done_in_time finished
 assert_eq "every assignment at the new commit, on h2 and h3" "h2 h3 " "$(nodes_at "$R2")"
 check "each answers as the new commit does" wait_until 30 all_answer "$R2" r2
 if ! check "h2 and h3 run exactly their assignments (the old instances gone)" wait_until 30 assigned_only; then
@@ -157,7 +144,7 @@ fi
 assert_eq "the app's record at the new commit" "$R2" "$(etcd_value /nap/apps/alice_roll | jq -r .commit)"
 AFTER=$(assignments)
 for i in 1 2; do
-        check "the deploy repeated from h2 ($i) succeeds" quiet napctl_on 2 deploy-app alice_roll "$REPO"
+        check "the deploy repeated from h2 ($i) succeeds" quiet nap_cluster_napctl 2 deploy-app alice_roll "$REPO"
         assert_eq "and changes nothing ($i)" "$AFTER" "$(assignments)"
         check "no rollout record ($i)" rollout_gone
 done
@@ -178,13 +165,7 @@ assert_eq "the rollout's record: rolling back from h1, R2 to R3" "rolling-back h
 assert_eq "when h1 died, h2 ran R3 only (its R2 instance withdrawn), h3 R2 and R3" \
         "$(printf 'h2 %s\nh3 %s\nh3 %s\n' "$R3" "$R2" "$R3" | sort | tr '\n' ' ')" \
         "$(assignments | awk '{ print $1, $3 }' | sort | tr '\n' ' ')"
-if ! check "the rollout is rolled back (its record gone)" wait_until 60 rollout_gone; then
-        diag "$(etcd_value /nap/rollouts/alice_roll)" "$(assignments)"
-fi
-ELAPSED=$(($(now_ms) - KILLED))
-log "h1 killed → the reconciler's leader rolled its rollout back: $ELAPSED ms"
-check "within the grace and a few seconds (${ELAPSED} ms ≤ $(((GRACE + 15) * 1000)))" \
-        test "$ELAPSED" -le $(((GRACE + 15) * 1000))
+done_in_time "rolled back"
 assert_eq "every assignment back at the previous commit, on h2 and h3" "h2 h3 " "$(nodes_at "$R2")"
 assert_eq "h3's instance was never replaced" "$(awk '$1 == "h3" { print $2 }' <<<"$BEFORE")" \
         "$(assignments | awk '$1 == "h3" { print $2 }')"
