@@ -166,13 +166,15 @@ int nap_assignment_find(EtcdClient *c, const char *prefix, const NapInstance *i,
 
 /* ---- guarded writes (rollouts the reconciler's leader finishes) ------- */
 
-/* nap_assignment_create(), its txn comparing guard too: a guard that no
- * longer holds loses every try (NotAvailable, -EBUSY). */
+/* nap_assignment_create(), its txn comparing the n_guard (at most 2)
+ * guards too: a guard that no longer holds loses every try (NotAvailable,
+ * -EBUSY). */
 int nap_assignment_create_guarded(EtcdClient *c, const char *prefix, NapAssignment *a, const EtcdTxnCompare *guard,
-                                  NapError *e);
+                                  size_t n_guard, NapError *e);
 /* a (as read: its mod_revision) and its request key deleted, comparing its
- * mod_revision and guard (optional). 1: deleted; 0: changed meanwhile. */
+ * mod_revision and the n_guard (at most 2) guards. 1: deleted; 0: changed
+ * meanwhile. */
 int nap_assignment_delete_guarded(EtcdClient *c, const char *prefix, const NapAssignment *a,
-                                  const EtcdTxnCompare *guard, NapError *e);
+                                  const EtcdTxnCompare *guard, size_t n_guard, NapError *e);
 /* A deep copy of a (a valid one: as read or created). */
 int nap_assignment_copy(const NapAssignment *a, NapAssignment *ret);

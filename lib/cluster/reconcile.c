@@ -46,6 +46,16 @@ size_t nap_reconcile_plan(NapNodeInfo *nodes, size_t n_nodes, const NapAssignmen
         return placed;
 }
 
+bool nap_reconcile_rollout_due(const NapClusterRollout *r, const NapNodeInfo *nodes, size_t n_nodes,
+                               uint64_t now_usec, uint64_t ttl_usec, uint64_t grace_usec) {
+        if (r->taken_over)
+                return true;
+        for (size_t i = 0; i < n_nodes; i++)
+                if (streq(nodes[i].node.name, r->node))
+                        return nap_reconcile_node_due(nodes + i, now_usec, ttl_usec, grace_usec);
+        return true; /* no record of it: gone */
+}
+
 /* ---- leadership ------------------------------------------------------- */
 
 static char *key_leader(const char *prefix) {
@@ -253,7 +263,7 @@ static int rollouts_step(Round *x, uint64_t now_usec, uint64_t ttl, uint64_t gra
         int r = leader ? nap_cluster_rollouts_list(x->etcd, x->config->cluster_prefix, &l, &n, NULL, e) : oom(e);
         for (size_t i = 0; r >= 0 && i < n; i++) {
                 NapClusterRolloutStep step = {};
-                if (!nap_cluster_rollout_orphaned(l + i, x->nodes, x->n_nodes, now_usec, ttl, grace))
+                if (!nap_reconcile_rollout_due(l + i, x->nodes, x->n_nodes, now_usec, ttl, grace))
                         continue;
                 r = nap_cluster_rollout_step(x->etcd, x->config->cluster_prefix, l + i, &guard, &step, e);
                 count_step(&x->stats, &step);

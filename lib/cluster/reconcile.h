@@ -37,6 +37,7 @@
 
 #include "cluster/assignment.h"
 #include "cluster/inventory.h"
+#include "cluster/rollout.h"
 
 /* ---- decisions (pure) ------------------------------------------------- */
 
@@ -51,6 +52,12 @@ bool nap_reconcile_node_due(const NapNodeInfo *n, uint64_t now_usec, uint64_t tt
  * when none has room. Returns how many were placed. */
 size_t nap_reconcile_plan(NapNodeInfo *nodes, size_t n_nodes, const NapAssignment *l, size_t n,
                           ssize_t *ret_targets);
+
+/* Whether the leader finishes a rollout (cluster/rollout.h): taken over
+ * already, or its deploying node is gone or due (nap_reconcile_node_due()'s
+ * rule: NotReady, since - ttl + grace passed). */
+bool nap_reconcile_rollout_due(const NapClusterRollout *r, const NapNodeInfo *nodes, size_t n_nodes,
+                               uint64_t now_usec, uint64_t ttl_usec, uint64_t grace_usec);
 
 /* ---- leadership ------------------------------------------------------- */
 

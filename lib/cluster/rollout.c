@@ -6,7 +6,6 @@
 
 #include "base/clock.h"
 #include "base/fileio.h"
-#include "cluster/reconcile.h"
 #include "cluster/rollout.h"
 
 static int oom(NapError *e) {
@@ -285,16 +284,6 @@ int nap_cluster_rollout_finish(EtcdClient *c, const char *prefix, const NapClust
         return etcd_txn(c, cmp, ELEMENTSOF(cmp) - !guard, &op, 1, NULL, e);
 }
 
-bool nap_cluster_rollout_orphaned(const NapClusterRollout *r, const NapNodeInfo *nodes, size_t n_nodes,
-                                  uint64_t now_usec, uint64_t ttl_usec, uint64_t grace_usec) {
-        if (r->taken_over)
-                return true;
-        for (size_t i = 0; i < n_nodes; i++)
-                if (streq(nodes[i].node.name, r->node))
-                        return nap_reconcile_node_due(nodes + i, now_usec, ttl_usec, grace_usec);
-        return true; /* no record of it: gone */
-}
-
 /* ---- the leader's step ------------------------------------------------ */
 
 typedef struct Step {
@@ -302,6 +291,8 @@ typedef struct Step {
         const char *prefix;
         NapClusterRollout *r;
         const EtcdTxnCompare *guard;
+        EtcdTxnCompare guards[2]; /* guard and the record's mod_revision: assignment writes */
+        char *record_key;
         NapAssignment *app; /* the app's assignments now, on every node */
         size_t n_app;
         NapClusterRolloutStep stats;
@@ -309,6 +300,7 @@ typedef struct Step {
 
 static void step_done(Step *x) {
         nap_assignment_array_free(x->app, x->n_app);
+        free(x->record_key);
 }
 
 static int read_app(Step *x, NapError *e) {
@@ -372,7 +364,7 @@ static int make(Step *x, const NapAssignment *old, const char *commit, NapError 
                 return oom(e);
         memcpy(a.commit, commit, sizeof a.commit);
         roll_request(a.request, old->instance.number, commit);
-        int r = nap_assignment_create_guarded(x->etcd, x->prefix, &a, x->guard, &why);
+        int r = nap_assignment_create_guarded(x->etcd, x->prefix, &a, x->guards, ELEMENTSOF(x->guards), &why);
         if (r < 0 && why.kind == NAP_ERROR_NOT_AVAILABLE) {
                 x->stats.lost++; /* the guard no longer holds */
                 return 0;
@@ -385,7 +377,7 @@ static int make(Step *x, const NapAssignment *old, const char *commit, NapError 
 }
 
 static int withdraw(Step *x, const NapAssignment *a, NapError *e) {
-        int r = nap_assignment_delete_guarded(x->etcd, x->prefix, a, x->guard, e);
+        int r = nap_assignment_delete_guarded(x->etcd, x->prefix, a, x->guards, ELEMENTSOF(x->guards), e);
         if (r < 0)
                 return r;
         if (r == 0)
@@ -463,7 +455,15 @@ static int recorded_commit(Step *x, char ret[static NAP_COMMIT_HEX_LEN + 1], Nap
         return 0;
 }
 
+/* Assignment writes compare the record as this step holds it too: a
+ * deploy that replaced it meanwhile is not undone. */
 static int step_each(Step *x, NapError *e) {
+        x->record_key = nap_key_cluster_rollout(x->prefix, &x->r->service);
+        if (!x->record_key)
+                return oom(e);
+        x->guards[0] = *x->guard;
+        x->guards[1] = (EtcdTxnCompare) { .key = x->record_key, .target = ETCD_COMPARE_MOD_REVISION,
+                                          .revision = x->r->mod_revision };
         for (size_t i = 0; i < x->r->n_old; i++) {
                 int r = x->r->phase == NAP_CLUSTER_ROLLOUT_ROLLING ? forward(x, x->r->old + i, e)
                                                                    : backward(x, x->r->old + i, e);
@@ -478,6 +478,7 @@ int nap_cluster_rollout_step(EtcdClient *c, const char *prefix, NapClusterRollou
         _cleanup_(step_done) Step x = { .etcd = c, .prefix = prefix, .r = r, .guard = guard };
         char recorded[NAP_COMMIT_HEX_LEN + 1];
         assert(c);
+        assert(guard);
         assert(ret);
         int k = recorded_commit(&x, recorded, e);
         if (k >= 0)

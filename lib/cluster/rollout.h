@@ -97,12 +97,6 @@ int nap_cluster_rollouts_list(EtcdClient *c, const char *prefix, NapClusterRollo
 int nap_cluster_rollout_finish(EtcdClient *c, const char *prefix, const NapClusterRollout *r,
                                const EtcdTxnCompare *guard, NapError *e);
 
-/* Whether the leader finishes it: taken over already, or its deploying
- * node is gone or due (nap_reconcile_node_due()'s rule: NotReady, since -
- * ttl + grace passed). */
-bool nap_cluster_rollout_orphaned(const NapClusterRollout *r, const NapNodeInfo *nodes, size_t n_nodes,
-                                  uint64_t now_usec, uint64_t ttl_usec, uint64_t grace_usec);
-
 typedef struct NapClusterRolloutStep {
         unsigned made;     /* replacements created */
         unsigned withdrawn;/* assignments deleted */
@@ -116,6 +110,8 @@ typedef struct NapClusterRolloutStep {
  * guard: taken over (and its phase decided) first, then for each old
  * assignment what is missing is made and what is replaced is withdrawn,
  * once its replacement is reported active; when nothing is left, the
- * rollout is finished. Never waits: the next round steps again. */
+ * rollout is finished. Every write compares guard (required) and the
+ * record's mod_revision as read. Never waits: the next round steps
+ * again. */
 int nap_cluster_rollout_step(EtcdClient *c, const char *prefix, NapClusterRollout *r, const EtcdTxnCompare *guard,
                              NapClusterRolloutStep *ret, NapError *e);

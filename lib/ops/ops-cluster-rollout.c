@@ -156,6 +156,15 @@ static int record_put(ClusterRollout *cr, NapError *e) {
         return r;
 }
 
+/* What the app's record goes back to: the commit deployed here before;
+ * for a deploy that changed nothing here (catching up a rollout cut
+ * short), the old instances' own. */
+static const char *previous_commit(const ClusterRollout *cr, const char *previous, const char *commit) {
+        if (nap_commit_is_valid(previous) && !streq(previous, commit))
+                return previous;
+        return nap_commit_is_valid(cr->old[0].commit) ? cr->old[0].commit : "";
+}
+
 /* Written before the first new assignment: the old assignments as read.
  * One left by an earlier run of this host, or taken over by the
  * reconciler, is replaced (this run covers every instance at another
@@ -177,7 +186,7 @@ static int record_begin(ClusterRollout *cr, const char *self, const char *previo
         *rec = (NapClusterRollout) { .service = cr->s, .phase = NAP_CLUSTER_ROLLOUT_ROLLING,
                                      .generation = generation, .mod_revision = revision };
         snprintf(rec->node, sizeof rec->node, "%s", self);
-        snprintf(rec->from, sizeof rec->from, "%s", nap_commit_is_valid(previous) ? previous : "");
+        snprintf(rec->from, sizeof rec->from, "%s", previous_commit(cr, previous, commit));
         memcpy(rec->to, commit, sizeof rec->to);
         if (!(rec->old = calloc(cr->n_old, sizeof *rec->old)))
                 return nap_error_errno(e, -ENOMEM, "Failed to roll out");

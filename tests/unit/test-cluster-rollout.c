@@ -147,18 +147,18 @@ static void test_orphaned(void **state) {
         snprintf(nodes[0].node.name, sizeof nodes[0].node.name, "h1");
         snprintf(nodes[1].node.name, sizeof nodes[1].node.name, "h2");
         /* its node Ready: its own */
-        assert_false(nap_cluster_rollout_orphaned(&r, nodes, 2, 1000 * SEC, 3 * SEC, 8 * SEC));
+        assert_false(nap_reconcile_rollout_due(&r, nodes, 2, 1000 * SEC, 3 * SEC, 8 * SEC));
         /* taken over: the leader's, whatever the node */
         r.taken_over = true;
-        assert_true(nap_cluster_rollout_orphaned(&r, nodes, 2, 1000 * SEC, 3 * SEC, 8 * SEC));
+        assert_true(nap_reconcile_rollout_due(&r, nodes, 2, 1000 * SEC, 3 * SEC, 8 * SEC));
         r.taken_over = false;
         /* NotReady: once the grace has passed (the reconciler's rule) */
         snprintf(r.node, sizeof r.node, "h2");
-        assert_false(nap_cluster_rollout_orphaned(&r, nodes, 2, 104 * SEC, 3 * SEC, 8 * SEC));
-        assert_true(nap_cluster_rollout_orphaned(&r, nodes, 2, 105 * SEC, 3 * SEC, 8 * SEC));
+        assert_false(nap_reconcile_rollout_due(&r, nodes, 2, 104 * SEC, 3 * SEC, 8 * SEC));
+        assert_true(nap_reconcile_rollout_due(&r, nodes, 2, 105 * SEC, 3 * SEC, 8 * SEC));
         /* no record of the node at all */
         snprintf(r.node, sizeof r.node, "h9");
-        assert_true(nap_cluster_rollout_orphaned(&r, nodes, 2, 0, 3 * SEC, 8 * SEC));
+        assert_true(nap_reconcile_rollout_due(&r, nodes, 2, 0, 3 * SEC, 8 * SEC));
 }
 
 /* ---- the leader's steps ------------------------------------------------ */
@@ -283,6 +283,20 @@ static void test_finish(void **state) {
         assert_int_equal(nap_reconcile_round(etcd, c, leader + 1000, now + 8 * SEC, &s, NULL), 0);
         assert_int_equal(s.rollouts_withdrawn, 0);
         assert_string_equal(assignments(), want);
+        /* the record replaced meanwhile (a deploy): a step from the one read before writes nothing */
+        NapClusterRollout stale = {}, fresh = {};
+        NapClusterRolloutStep step = {};
+        NapService s_web = web();
+        EtcdTxnCompare guard = nap_cluster_rollout_leader_guard(PREFIX "/leader", leader);
+        assert_int_equal(nap_cluster_rollout_get(etcd, PREFIX, &s_web, &stale, NULL), 1);
+        assert_int_equal(nap_cluster_rollout_get(etcd, PREFIX, &s_web, &fresh, NULL), 1);
+        assert_int_equal(nap_cluster_rollout_put(etcd, PREFIX, &fresh, NULL, NULL), 1);
+        assert_int_equal(nap_cluster_rollout_step(etcd, PREFIX, &stale, &guard, &step, NULL), 0);
+        assert_int_equal(step.withdrawn + step.made, 0);
+        assert_true(step.lost > 0);
+        assert_string_equal(assignments(), want);
+        nap_cluster_rollout_done(&stale);
+        nap_cluster_rollout_done(&fresh);
         /* active: old[1] withdrawn, then done: no record, the app's at TO */
         assert_int_equal(nap_reconcile_round(etcd, c, leader, now + 9 * SEC, &s, NULL), 0);
         assert_int_equal(s.rollouts_withdrawn, 1);
@@ -292,9 +306,8 @@ static void test_finish(void **state) {
         assert_int_equal(count(PREFIX "/rollouts/"), 0);
         assert_string_equal(recorded(), TO);
         /* the same step again, from the record as it was: nothing changes */
-        NapClusterRolloutStep step = {};
+        step = (NapClusterRolloutStep) {};
         r.taken_over = true;
-        EtcdTxnCompare guard = nap_cluster_rollout_leader_guard(PREFIX "/leader", leader);
         assert_int_equal(nap_cluster_rollout_step(etcd, PREFIX, &r, &guard, &step, NULL), 0);
         assert_false(step.finished);
         assert_int_equal(step.made + step.withdrawn, 0);
