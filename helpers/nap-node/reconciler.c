@@ -73,6 +73,9 @@ static void reconcile(Reconciler *r) {
         if (s.moved > 0 || s.no_room > 0 || s.lost > 0)
                 log_info("Reconciled %u dead node(s): %u instance(s) moved, %u without room, %u changed meanwhile, "
                          "%u stale endpoint(s) removed", s.nodes, s.moved, s.no_room, s.lost, s.endpoints);
+        if (s.rollouts_made > 0 || s.rollouts_withdrawn > 0 || s.rollouts_finished > 0)
+                log_info("Finishing %u rollout(s) of dead hosts: %u instance(s) made, %u withdrawn, %u done",
+                         s.rollouts, s.rollouts_made, s.rollouts_withdrawn, s.rollouts_finished);
         if (k < 0)
                 log_warning("Reconciling failed: %s", e.message);
         /* a lost move may mean a deposed leader: elect again next round */

@@ -316,6 +316,8 @@ enum { READ_COUNTER, READ_NODE, READ_REQUEST, _READ_MAX };
 typedef struct CreateRead {
         char *keys[_READ_MAX + 1];
         EtcdKeyValue kvs[_READ_MAX];
+        const EtcdTxnCompare *guard; /* n_guard of them, compared too */
+        size_t n_guard;
 } CreateRead;
 
 static void create_read_done(CreateRead *x) {
@@ -371,6 +373,8 @@ static int create_txn(EtcdClient *c, const char *prefix, const CreateRead *x, Na
                   .revision = x->kvs[READ_NODE].mod_revision },
                 { .key = x->keys[READ_REQUEST], .target = ETCD_COMPARE_MOD_REVISION,
                   .revision = x->kvs[READ_REQUEST].mod_revision },
+                x->n_guard > 0 ? x->guard[0] : (EtcdTxnCompare) {},
+                x->n_guard > 1 ? x->guard[1] : (EtcdTxnCompare) {},
         };
         const EtcdTxnOp ops[] = {
                 { .type = ETCD_TXN_PUT, .key = x->keys[READ_COUNTER], .value = counter, .value_size = strlen(counter) },
@@ -380,13 +384,15 @@ static int create_txn(EtcdClient *c, const char *prefix, const CreateRead *x, Na
         };
         int64_t revision = 0;
         /* without a request id the third op would put the counter twice */
-        int r = etcd_txn(c, cmp, ELEMENTSOF(cmp), ops, isempty(a->request) ? 2 : 3, &revision, e);
+        assert(x->n_guard <= 2);
+        int r = etcd_txn(c, cmp, 3 + x->n_guard, ops, isempty(a->request) ? 2 : 3, &revision, e);
         if (r > 0)
                 a->mod_revision = revision;
         return r;
 }
 
-int nap_assignment_create(EtcdClient *c, const char *prefix, NapAssignment *a, NapError *e) {
+static int assignment_create(EtcdClient *c, const char *prefix, NapAssignment *a, const EtcdTxnCompare *guard,
+                             size_t n_guard, NapError *e) {
         assert(c);
         assert(a);
         int r = assignment_check(a, e);
@@ -396,7 +402,7 @@ int nap_assignment_create(EtcdClient *c, const char *prefix, NapAssignment *a, N
         a->generation = 1;
         a->created_usec = realtime_usec();
         for (unsigned n = 0; n < NAP_INVENTORY_RETRIES; n++) {
-                _cleanup_(create_read_done) CreateRead x = {};
+                _cleanup_(create_read_done) CreateRead x = { .guard = guard, .n_guard = n_guard };
                 r = create_read(c, prefix, a, &x, e);
                 if (r >= 0)
                         r = create_replayed(&x, a, e);
@@ -409,6 +415,10 @@ int nap_assignment_create(EtcdClient *c, const char *prefix, NapAssignment *a, N
         return nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, -EBUSY,
                              "Creating the assignment lost to other writers %u times; try again",
                              NAP_INVENTORY_RETRIES);
+}
+
+int nap_assignment_create(EtcdClient *c, const char *prefix, NapAssignment *a, NapError *e) {
+        return assignment_create(c, prefix, a, NULL, 0, e);
 }
 
 /* ---- reading and deleting --------------------------------------------- */
@@ -783,4 +793,44 @@ int nap_assignment_find(EtcdClient *c, const char *prefix, const NapInstance *i,
                 }
         nap_assignment_array_free(l, n);
         return r;
+}
+
+/* ---- guarded writes (rollouts the reconciler's leader finishes) ------- */
+
+int nap_assignment_create_guarded(EtcdClient *c, const char *prefix, NapAssignment *a, const EtcdTxnCompare *guard,
+                                  size_t n_guard, NapError *e) {
+        return assignment_create(c, prefix, a, guard, n_guard, e);
+}
+
+int nap_assignment_delete_guarded(EtcdClient *c, const char *prefix, const NapAssignment *a,
+                                  const EtcdTxnCompare *guard, size_t n_guard, NapError *e) {
+        _cleanup_free_ char *key = nap_key_assignment(prefix, a->node, &a->instance),
+                            *request = isempty(a->request) ? NULL
+                                                           : nap_key_request(prefix, &a->instance.service, a->request);
+        assert(c);
+        assert(a->mod_revision > 0);
+        assert(n_guard <= 2);
+        if (!key || (!isempty(a->request) && !request))
+                return oom(e);
+        const EtcdTxnCompare cmp[] = {
+                { .key = key, .target = ETCD_COMPARE_MOD_REVISION, .revision = a->mod_revision },
+                n_guard > 0 ? guard[0] : (EtcdTxnCompare) {},
+                n_guard > 1 ? guard[1] : (EtcdTxnCompare) {},
+        };
+        const EtcdTxnOp ops[] = {
+                { .type = ETCD_TXN_DELETE, .key = key },
+                { .type = ETCD_TXN_DELETE, .key = request },
+        };
+        return etcd_txn(c, cmp, 1 + n_guard, ops, request ? 2 : 1, NULL, e);
+}
+
+int nap_assignment_copy(const NapAssignment *a, NapAssignment *ret) {
+        _cleanup_free_ char *text = NULL;
+        int r = nap_assignment_to_json(a, &text);
+        if (r < 0)
+                return r;
+        r = nap_assignment_from_json(text, strlen(text), ret, NULL);
+        if (r >= 0)
+                ret->mod_revision = a->mod_revision;
+        return r < 0 ? -ENOMEM : 0;
 }

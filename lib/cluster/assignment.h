@@ -163,3 +163,18 @@ int nap_assignments_list_all(EtcdClient *c, const char *prefix, NapAssignment **
 /* The assignment of instance i, whichever node it is on: 1 and *ret, or 0
  * when there is none. */
 int nap_assignment_find(EtcdClient *c, const char *prefix, const NapInstance *i, NapAssignment *ret, NapError *e);
+
+/* ---- guarded writes (rollouts the reconciler's leader finishes) ------- */
+
+/* nap_assignment_create(), its txn comparing the n_guard (at most 2)
+ * guards too: a guard that no longer holds loses every try (NotAvailable,
+ * -EBUSY). */
+int nap_assignment_create_guarded(EtcdClient *c, const char *prefix, NapAssignment *a, const EtcdTxnCompare *guard,
+                                  size_t n_guard, NapError *e);
+/* a (as read: its mod_revision) and its request key deleted, comparing its
+ * mod_revision and the n_guard (at most 2) guards. 1: deleted; 0: changed
+ * meanwhile. */
+int nap_assignment_delete_guarded(EtcdClient *c, const char *prefix, const NapAssignment *a,
+                                  const EtcdTxnCompare *guard, size_t n_guard, NapError *e);
+/* A deep copy of a (a valid one: as read or created). */
+int nap_assignment_copy(const NapAssignment *a, NapAssignment *ret);

@@ -5,6 +5,7 @@
 
 #include "base/fileio.h"
 #include "cluster/reconcile.h"
+#include "cluster/rollout.h"
 #include "model/endpoint.h"
 
 #define NOT_READY_REASON "membership lease expired (noted by the reconciler)"
@@ -43,6 +44,16 @@ size_t nap_reconcile_plan(NapNodeInfo *nodes, size_t n_nodes, const NapAssignmen
                 ret_targets[i] = k;
         }
         return placed;
+}
+
+bool nap_reconcile_rollout_due(const NapClusterRollout *r, const NapNodeInfo *nodes, size_t n_nodes,
+                               uint64_t now_usec, uint64_t ttl_usec, uint64_t grace_usec) {
+        if (r->taken_over)
+                return true;
+        for (size_t i = 0; i < n_nodes; i++)
+                if (streq(nodes[i].node.name, r->node))
+                        return nap_reconcile_node_due(nodes + i, now_usec, ttl_usec, grace_usec);
+        return true; /* no record of it: gone */
 }
 
 /* ---- leadership ------------------------------------------------------- */
@@ -232,6 +243,35 @@ static int reconcile_node(Round *x, const NapNodeInfo *dead, NapError *e) {
         return r;
 }
 
+/* ---- rollouts of dead hosts ------------------------------------------- */
+
+static void count_step(NapReconcileStats *s, const NapClusterRolloutStep *step) {
+        s->rollouts++;
+        s->rollouts_finished += step->finished;
+        s->rollouts_made += step->made;
+        s->rollouts_withdrawn += step->withdrawn;
+        s->lost += step->lost;
+}
+
+/* A step of every rollout whose deploying node is dead past the grace
+ * period (or that was taken over already). */
+static int rollouts_step(Round *x, uint64_t now_usec, uint64_t ttl, uint64_t grace, NapError *e) {
+        NapClusterRollout *l = NULL;
+        size_t n = 0;
+        _cleanup_free_ char *leader = key_leader(x->config->cluster_prefix);
+        EtcdTxnCompare guard = nap_cluster_rollout_leader_guard(leader, x->leader_revision);
+        int r = leader ? nap_cluster_rollouts_list(x->etcd, x->config->cluster_prefix, &l, &n, NULL, e) : oom(e);
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                NapClusterRolloutStep step = {};
+                if (!nap_reconcile_rollout_due(l + i, x->nodes, x->n_nodes, now_usec, ttl, grace))
+                        continue;
+                r = nap_cluster_rollout_step(x->etcd, x->config->cluster_prefix, l + i, &guard, &step, e);
+                count_step(&x->stats, &step);
+        }
+        nap_cluster_rollout_array_free(l, n);
+        return r;
+}
+
 int nap_reconcile_round(EtcdClient *c, const NapConfig *config, int64_t leader_revision, uint64_t now_usec,
                         NapReconcileStats *ret, NapError *e) {
         Round x = { .etcd = c, .config = config, .leader_revision = leader_revision };
@@ -245,6 +285,8 @@ int nap_reconcile_round(EtcdClient *c, const NapConfig *config, int64_t leader_r
         for (size_t i = 0; r >= 0 && i < x.n_nodes; i++)
                 if (nap_reconcile_node_due(x.nodes + i, now_usec, ttl, grace))
                         r = reconcile_node(&x, x.nodes + i, e);
+        if (r >= 0)
+                r = rollouts_step(&x, now_usec, ttl, grace, e);
         nap_node_info_array_free(x.nodes, x.n_nodes);
         *ret = x.stats;
         return r < 0 ? r : 0;

@@ -37,6 +37,7 @@
 
 #include "cluster/assignment.h"
 #include "cluster/inventory.h"
+#include "cluster/rollout.h"
 
 /* ---- decisions (pure) ------------------------------------------------- */
 
@@ -51,6 +52,12 @@ bool nap_reconcile_node_due(const NapNodeInfo *n, uint64_t now_usec, uint64_t tt
  * when none has room. Returns how many were placed. */
 size_t nap_reconcile_plan(NapNodeInfo *nodes, size_t n_nodes, const NapAssignment *l, size_t n,
                           ssize_t *ret_targets);
+
+/* Whether the leader finishes a rollout (cluster/rollout.h): taken over
+ * already, or its deploying node is gone or due (nap_reconcile_node_due()'s
+ * rule: NotReady, since - ttl + grace passed). */
+bool nap_reconcile_rollout_due(const NapClusterRollout *r, const NapNodeInfo *nodes, size_t n_nodes,
+                               uint64_t now_usec, uint64_t ttl_usec, uint64_t grace_usec);
 
 /* ---- leadership ------------------------------------------------------- */
 
@@ -78,12 +85,17 @@ typedef struct NapReconcileStats {
         unsigned lost;       /* not moved: changed meanwhile (the next round reads again) */
         unsigned no_room;    /* not moved: no Ready node with room */
         unsigned endpoints;  /* stale discovery endpoints removed */
+        unsigned rollouts;           /* rollouts of dead hosts stepped (cluster/rollout.h) */
+        unsigned rollouts_finished;  /* ... finished or rolled back */
+        unsigned rollouts_made;      /* replacements they made */
+        unsigned rollouts_withdrawn; /* assignments they withdrew */
 } NapReconcileStats;
 
 /* One round by the leader (config: ClusterPrefix=, EtcdPrefix= for the
  * endpoints, NodeTTL=, ReconcileGraceSec=): nodes whose membership went
- * are noted NotReady (nap_nodes_mark_not_ready()), and every due node's
- * assignments are moved. A move lost to a change is counted, not an
+ * are noted NotReady (nap_nodes_mark_not_ready()), every due node's
+ * assignments are moved, and a step is taken of every rollout whose
+ * deploying node is due (nap_cluster_rollout_step()). A move lost to a change is counted, not an
  * error. now_usec: CLOCK_REALTIME. */
 int nap_reconcile_round(EtcdClient *c, const NapConfig *config, int64_t leader_revision, uint64_t now_usec,
                         NapReconcileStats *ret, NapError *e);

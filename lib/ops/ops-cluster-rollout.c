@@ -18,18 +18,27 @@
  * own commit, as the host's rollout does. Each new assignment's request id
  * names the old instance and the commit ("roll:N:COMMIT"), so a rollout
  * run again after a crash finds the replacements it made instead of
- * making more. */
+ * making more.
+ *
+ * Its intent is cluster-wide (cluster/rollout.h, PREFIX/rollouts/USER_APP):
+ * written before the first new assignment, turned to rolling-back before
+ * the first replacement goes, deleted when done, so that the reconciler's
+ * leader finishes or undoes the rollout of a host that died meanwhile. A
+ * roll-back that could not replace every instance back hands its record
+ * over to the leader, which goes on trying. */
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "base/debug-point.h"
 #include "base/fileio.h"
 #include "base/spawn.h"
 #include "base/strv.h"
 #include "cluster/assignment.h"
 #include "cluster/inventory.h"
+#include "cluster/rollout.h"
 #include "ops/ops-internal.h"
 #include "ops/publish.h"
 
@@ -47,12 +56,14 @@ typedef struct ClusterRollout {
         size_t n_old;
         NapAssignment *new; /* new[k] replaces old[k] once made (number > 0) */
         NapAssignment *back; /* back[k] replaces new[k] when rolled back */
+        NapClusterRollout record; /* its intent in etcd */
 } ClusterRollout;
 
 static void cluster_rollout_done(ClusterRollout *cr) {
         nap_assignment_array_free(cr->old, cr->n_old);
         nap_assignment_array_free(cr->new, cr->n_old);
         nap_assignment_array_free(cr->back, cr->n_old);
+        nap_cluster_rollout_done(&cr->record);
 }
 
 static void progress(const ClusterRollout *cr, const char *fmt, ...) _printf_(2, 3);
@@ -131,6 +142,78 @@ static int start_batch(ClusterRollout *cr, const NapAssignment *from, NapAssignm
         return r;
 }
 
+/* ---- the intent: PREFIX/rollouts/USER_APP -------------------------------- */
+
+/* The record as this run wrote it, written again (phase changed): 1;
+ * 0 when it changed meanwhile (the reconciler's leader took it over). */
+static int record_put(ClusterRollout *cr, NapError *e) {
+        char name[NAP_SERVICE_NAME_MAX];
+        int r = nap_cluster_rollout_put(cr->etcd, cr->prefix, &cr->record, NULL, e);
+        if (r == 0)
+                nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, -EBUSY,
+                              "The rollout of %s was taken over by the cluster's reconciler",
+                              nap_service_name(&cr->s, name));
+        return r;
+}
+
+/* What the app's record goes back to: the commit deployed here before;
+ * for a deploy that changed nothing here (catching up a rollout cut
+ * short), the old instances' own. */
+static const char *previous_commit(const ClusterRollout *cr, const char *previous, const char *commit) {
+        if (nap_commit_is_valid(previous) && !streq(previous, commit))
+                return previous;
+        return nap_commit_is_valid(cr->old[0].commit) ? cr->old[0].commit : "";
+}
+
+/* Written before the first new assignment: the old assignments as read.
+ * One left by an earlier run of this host, or taken over by the
+ * reconciler, is replaced (this run covers every instance at another
+ * commit); another host's under way is refused. */
+static int record_begin(ClusterRollout *cr, const char *self, const char *previous, const char *commit,
+                        NapError *e) {
+        NapClusterRollout *rec = &cr->record;
+        char name[NAP_SERVICE_NAME_MAX];
+        int r = nap_cluster_rollout_get(cr->etcd, cr->prefix, &cr->s, rec, e);
+        if (r < 0)
+                return r;
+        if (r > 0 && !rec->taken_over && !streq(rec->node, self))
+                return nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, -EBUSY,
+                                     "A rollout of %s from %s is under way (%s/rollouts/%s); try again when it is done",
+                                     nap_service_name(&cr->s, name), rec->node, cr->prefix, name);
+        int64_t revision = rec->mod_revision;
+        uint64_t generation = rec->generation;
+        nap_cluster_rollout_done(rec);
+        *rec = (NapClusterRollout) { .service = cr->s, .phase = NAP_CLUSTER_ROLLOUT_ROLLING,
+                                     .generation = generation, .mod_revision = revision };
+        snprintf(rec->node, sizeof rec->node, "%s", self);
+        snprintf(rec->from, sizeof rec->from, "%s", previous_commit(cr, previous, commit));
+        memcpy(rec->to, commit, sizeof rec->to);
+        if (!(rec->old = calloc(cr->n_old, sizeof *rec->old)))
+                return nap_error_errno(e, -ENOMEM, "Failed to roll out");
+        for (; rec->n_old < cr->n_old; rec->n_old++)
+                if (nap_assignment_copy(cr->old + rec->n_old, rec->old + rec->n_old) < 0)
+                        return nap_error_errno(e, -ENOMEM, "Failed to roll out");
+        return record_put(cr, e) > 0 ? 0 : -EBUSY;
+}
+
+/* Done: the app's record at the commit it ended at, the intent gone. A
+ * failure is said: the reconciler's leader finishes it once this host is
+ * gone, or the next deploy replaces it. */
+static void record_finish(ClusterRollout *cr) {
+        NapError e = NAP_ERROR_NULL;
+        if (nap_cluster_rollout_finish(cr->etcd, cr->prefix, &cr->record, NULL, &e) <= 0)
+                progress(cr, "removing the rollout's record failed: %s",
+                         e.message[0] ? e.message : "it changed meanwhile");
+}
+
+/* Left to the reconciler's leader, which goes on rolling back. */
+static void record_hand_over(ClusterRollout *cr) {
+        NapError e = NAP_ERROR_NULL;
+        cr->record.taken_over = true;
+        if (record_put(cr, &e) <= 0)
+                progress(cr, "handing the rollout over to the reconciler failed: %s", e.message);
+}
+
 /* Deleted (if made): its node stops and removes it. Gone already is
  * fine. */
 static void withdraw(ClusterRollout *cr, const NapAssignment *a) {
@@ -152,17 +235,28 @@ static void withdraw(ClusterRollout *cr, const NapAssignment *a) {
 static void roll_back(ClusterRollout *cr, size_t begin, size_t end, NapError *e) {
         NapError why = NAP_ERROR_NULL;
         char b[NAP_ERROR_MESSAGE_MAX];
-        for (size_t k = begin; k < end; k++)
-                withdraw(cr, cr->new + k);
-        if (begin == 0)
-                return;
-        progress(cr, "replacing back the %zu instance(s) already rolled", begin);
-        if (start_batch(cr, cr->old, cr->back, 0, begin, NULL, &why) < 0) {
-                snprintf(b, sizeof b, "; replacing back the instances already rolled failed: %.400s", why.message);
+        cr->record.phase = NAP_CLUSTER_ROLLOUT_ROLLING_BACK;
+        if (record_put(cr, &why) <= 0) {
+                snprintf(b, sizeof b, "; not rolled back here: %.400s", why.message);
                 return ops_error_append(e, b);
         }
-        for (size_t k = 0; k < begin; k++)
+        nap_debug_point("cluster-rollout:rolling-back");
+        for (size_t k = begin; k < end; k++)
                 withdraw(cr, cr->new + k);
+        if (begin > 0) {
+                progress(cr, "replacing back the %zu instance(s) already rolled", begin);
+                if (start_batch(cr, cr->old, cr->back, 0, begin, NULL, &why) < 0) {
+                        snprintf(b, sizeof b,
+                                 "; replacing back the instances already rolled failed (the cluster's reconciler "
+                                 "goes on trying): %.400s",
+                                 why.message);
+                        ops_error_append(e, b);
+                        return record_hand_over(cr);
+                }
+                for (size_t k = 0; k < begin; k++)
+                        withdraw(cr, cr->new + k);
+        }
+        record_finish(cr);
 }
 
 static int roll(ClusterRollout *cr, const char *commit, NapError *e) {
@@ -177,14 +271,16 @@ static int roll(ClusterRollout *cr, const char *commit, NapError *e) {
                         roll_back(cr, begin, end, e);
                         return r;
                 }
+                nap_debug_point("cluster-rollout:batch-active");
                 for (size_t k = begin; k < end; k++)
                         withdraw(cr, cr->old + k);
         }
+        record_finish(cr);
         return 0;
 }
 
-int ops_cluster_rollout(NapContext *c, const NapService *s, const char *commit, const NapRolloutOptions *o,
-                        NapError *e) {
+int ops_cluster_rollout(NapContext *c, const NapService *s, const char *previous, const char *commit,
+                        const NapRolloutOptions *o, NapError *e) {
         _cleanup_(cluster_rollout_done) ClusterRollout cr = { .c = c, .prefix = c->config->cluster_prefix, .s = *s,
                                                               .o = o ? *o : (NapRolloutOptions) {} };
         _cleanup_free_ char *node = NULL;
@@ -193,6 +289,9 @@ int ops_cluster_rollout(NapContext *c, const NapService *s, const char *commit, 
                 return r;
         r = read_old(&cr, commit, e);
         if (r < 0 || cr.n_old == 0)
+                return r;
+        r = record_begin(&cr, node, previous, commit, e);
+        if (r < 0)
                 return r;
         r = roll(&cr, commit, e);
         return r < 0 ? r : (int) cr.n_old;

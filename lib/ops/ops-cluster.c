@@ -187,10 +187,10 @@ int ops_record_app_source(NapContext *c, const NapService *s, const char *url, c
         return r < 0 ? r : 1;
 }
 
-int ops_cluster_follow(NapContext *c, const NapService *s, const NapRolloutOptions *o, NapDeployResult *d,
-                       NapError *e) {
+int ops_cluster_follow(NapContext *c, const NapService *s, const char *previous, const NapRolloutOptions *o,
+                       NapDeployResult *d, NapError *e) {
         NapError unknown = NAP_ERROR_NULL;
-        int r = ops_cluster_rollout(c, s, d->commit, o, &unknown);
+        int r = ops_cluster_rollout(c, s, previous, d->commit, o, &unknown);
         if (r != -ENOTCONN)
                 return r < 0 ? nap_error_set(e, unknown.kind, r, "%s", unknown.message) : r;
         if (d->publish != NAP_PUBLISH_PENDING) {

@@ -139,14 +139,16 @@ void ops_publish_app_source(NapContext *c, const NapService *s, const char *url,
  * assignments at another commit) replaced by instances at commit, batch by
  * batch, start new then withdraw; rolled back on every node when one fails
  * (UnitFailed naming the node and why). The number rolled; 0 when this host
- * is not a node or nothing is at another commit. */
-int ops_cluster_rollout(NapContext *c, const NapService *s, const char *commit, const NapRolloutOptions *o,
-                        NapError *e);
+ * is not a node or nothing is at another commit. Its intent is
+ * PREFIX/rollouts/USER_APP (cluster/rollout.h); previous (NULL: none) is
+ * the commit deployed before, what the app's record goes back to. */
+int ops_cluster_rollout(NapContext *c, const NapService *s, const char *previous, const char *commit,
+                        const NapRolloutOptions *o, NapError *e);
 /* After a deploy of d->commit here: ops_cluster_rollout(). When etcd
  * cannot be reached nothing began: the deploy here stands and d's publish
  * is pending, with why (as the URL's is), instead of failing it. */
-int ops_cluster_follow(NapContext *c, const NapService *s, const NapRolloutOptions *o, NapDeployResult *d,
-                       NapError *e);
+int ops_cluster_follow(NapContext *c, const NapService *s, const char *previous, const NapRolloutOptions *o,
+                       NapDeployResult *d, NapError *e);
 /* A push's repository copied to every other Ready node (git push over ssh
  * with ReplicaKey= to nap-git-shell --replica): the number of nodes it
  * reached (one that cannot be reached is said through o->progress); 0 when

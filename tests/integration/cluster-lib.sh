@@ -291,6 +291,46 @@ nap_cluster_unit_main_pid() {
         nap_cluster_systemctl "$1" show -P MainPID "$2"
 }
 
+# nap_cluster_agents CONF: CONF (nap.conf lines) appended to every host's
+# nap.conf; the built nap-node and napctl copied where hosts see them.
+# Sets NAP_CLUSTER_NODE_UNIT (nap-node.service running the copy: install
+# it with nap_cluster_unit_install) and NAP_CLUSTER_NAPCTL (the copy, for
+# nap_cluster_napctl). Non-zero if a copy failed.
+nap_cluster_agents() {
+        local n node
+        for n in $(seq "$NAP_CLUSTER_HOSTS"); do
+                printf '%s\n' "$1" >>"$(nap_cluster_config "$n")" || return 1
+        done
+        node=$(nap_cluster_copy_bin "$NAP_BUILD_ROOT/helpers/nap-node") &&
+                NAP_CLUSTER_NAPCTL=$(nap_cluster_copy_bin "$NAPCTL") || return 1
+        NAP_CLUSTER_NODE_UNIT=$(sed "s|^ExecStart=.*|ExecStart=$node|" "$NAP_BUILD_ROOT/units/nap-node.service")
+}
+
+# nap_cluster_napctl N ARGS...: napctl (nap_cluster_agents' copy) in host
+# N, in process (--user --no-helper), with its nap.conf.
+nap_cluster_napctl() {
+        nap_cluster_exec "$1" "$NAP_CLUSTER_NAPCTL" --user --no-helper "${@:2}"
+}
+
+# nap_cluster_assignments APP: "NODE NUMBER COMMIT" of each of APP's
+# assignments (ClusterPrefix=/nap), in key order.
+nap_cluster_assignments() {
+        nap_cluster_etcdctl get --prefix --print-value-only /nap/assignments/ |
+                jq -r --arg app "$1" 'select(.app == $app) | "\(.node) \(.number) \(.commit)"'
+}
+
+# nap_cluster_nodes_at APP COMMIT: the nodes of APP's assignments, one
+# each, space-separated, if all are at COMMIT; else says which are not.
+nap_cluster_nodes_at() {
+        local l
+        l=$(nap_cluster_assignments "$1")
+        if awk -v c="$2" '$3 != c { bad = 1 } END { exit bad }' <<<"$l"; then
+                awk '{ print $1 }' <<<"$l" | tr '\n' ' '
+        else
+                echo "not all at $2: $l"
+        fi
+}
+
 # nap_cluster_managerd_install N: installs the built nap-managerd.socket
 # and .service (from $NAP_BUILD_ROOT/units, running the built
 # $NAP_MANAGERD, default $NAP_BUILD_ROOT/helpers/nap-managerd) in host N

@@ -165,17 +165,10 @@ reloads_since() {
                 grep -cE ' systemd\[[0-9]+\]: Reloading\.$'
 }
 roll_assignments() { # "NODE NUMBER COMMIT" of each of alice_roll's assignments, in key order
-        nap_cluster_etcdctl get --prefix --print-value-only /nap/assignments/ |
-                jq -r 'select(.app == "alice_roll") | "\(.node) \(.number) \(.commit)"'
+        nap_cluster_assignments alice_roll
 }
 roll_nodes_at() { # COMMIT: the nodes of alice_roll's assignments, if all are at COMMIT (else all of them)
-        local l
-        l=$(roll_assignments)
-        if awk -v c="$1" '$3 != c { bad = 1 } END { exit bad }' <<<"$l"; then
-                awk '{ print $1 }' <<<"$l" | tr '\n' ' '
-        else
-                echo "not all at $1: $l"
-        fi
+        nap_cluster_nodes_at alice_roll "$1"
 }
 # every_roll_instance_answers COMMIT GREETING: each of alice_roll's
 # assignments reported active at COMMIT on its node, answering GREETING

@@ -29,3 +29,12 @@ static int64_t join(const char *name, uint64_t cpu_milli, uint64_t memory, const
         return lease;
 }
 
+
+/* How many keys are under prefix. */
+static inline size_t count(const char *prefix) {
+        EtcdRange range = {};
+        assert_int_equal(etcd_range_prefix(etcd, prefix, 0, true, &range, NULL), 0);
+        size_t n = range.n_kvs;
+        etcd_range_done(&range);
+        return n;
+}

@@ -129,14 +129,6 @@ static NapAssignment dead_h2_with_one(const char *greeting) {
         return a;
 }
 
-static size_t count(const char *prefix) {
-        EtcdRange range = {};
-        assert_int_equal(etcd_range_prefix(etcd, prefix, 0, true, &range, NULL), 0);
-        size_t n = range.n_kvs;
-        etcd_range_done(&range);
-        return n;
-}
-
 static void test_move(void **state) {
         NapAssignment a = {}, *l = NULL;
         NapNodeInfo h1 = {};
