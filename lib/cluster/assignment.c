@@ -162,6 +162,7 @@ static const char *const observed_state_table[_NAP_OBSERVED_STATE_MAX] = {
         [NAP_OBSERVED_ACTIVATING] = "activating",
         [NAP_OBSERVED_ACTIVE] = "active",
         [NAP_OBSERVED_FAILED] = "failed",
+        [NAP_OBSERVED_INACTIVE] = "inactive",
 };
 
 const char *nap_observed_state_to_string(NapObservedState s) {
@@ -595,4 +596,121 @@ int nap_observed_wait(EtcdClient *c, const char *prefix, const char *node, const
                 return nap_observed_done(&w.last), r;
         *ret = w.last;
         return 0;
+}
+
+/* ---- every node's, and enabled (operations from any host) -------------- */
+
+/* The node a key under dir (PREFIX/assignments/ or PREFIX/observed/)
+ * names, into node: "" when the key is not NODE/INSTANCE. */
+static void node_of_key(const char *key, size_t dir_len, char node[static NAP_NODE_NAME_MAX + 1]) {
+        const char *rest = key + dir_len, *slash = strchr(rest, '/');
+        size_t len = slash ? (size_t) (slash - rest) : 0;
+        node[0] = 0;
+        if (len > 0 && len <= NAP_NODE_NAME_MAX) {
+                memcpy(node, rest, len);
+                node[len] = 0;
+        }
+}
+
+int nap_assignments_list_all(EtcdClient *c, const char *prefix, NapAssignment **ret, size_t *ret_n,
+                             int64_t *ret_revision, unsigned *ret_damaged, NapError *e) {
+        _cleanup_(etcd_range_done) EtcdRange range = {};
+        _cleanup_free_ char *dir = strdup_printf("%s/assignments/", prefix);
+        char node[NAP_NODE_NAME_MAX + 1];
+        NapAssignment *l = NULL;
+        size_t n = 0;
+        assert(c);
+        assert(ret);
+        assert(ret_n);
+        int r = dir ? etcd_range_prefix(c, dir, 0, false, &range, e) : oom(e);
+        if (r >= 0 && !(l = calloc(range.n_kvs ?: 1, sizeof *l)))
+                r = oom(e);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < range.n_kvs; i++) {
+                node_of_key(range.kvs[i].key, strlen(dir), node);
+                n += assignment_from_kv(range.kvs + i, node, l + n) >= 0;
+        }
+        if (ret_damaged)
+                *ret_damaged = (unsigned) (range.n_kvs - n);
+        if (ret_revision)
+                *ret_revision = range.revision;
+        *ret = l;
+        *ret_n = n;
+        return 0;
+}
+
+int nap_observed_list_all(EtcdClient *c, const char *prefix, NapObserved **ret, size_t *ret_n, NapError *e) {
+        _cleanup_(etcd_range_done) EtcdRange range = {};
+        _cleanup_free_ char *dir = strdup_printf("%s/observed/", prefix);
+        char node[NAP_NODE_NAME_MAX + 1];
+        NapObserved *l = NULL;
+        size_t n = 0;
+        assert(c);
+        assert(ret);
+        assert(ret_n);
+        int r = dir ? etcd_range_prefix(c, dir, 0, false, &range, e) : oom(e);
+        if (r >= 0 && !(l = calloc(range.n_kvs ?: 1, sizeof *l)))
+                r = oom(e);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < range.n_kvs; i++) {
+                node_of_key(range.kvs[i].key, strlen(dir), node);
+                if (nap_observed_from_json(range.kvs[i].value, range.kvs[i].value_size, l + n, NULL) < 0)
+                        continue;
+                if (streq(l[n].node, node)) /* a report under another node's name is damage */
+                        n++;
+                else
+                        nap_observed_done(l + n);
+        }
+        *ret = l;
+        *ret_n = n;
+        return 0;
+}
+
+/* One try: 1 written (or already so), 0 changed meanwhile. */
+static int set_enabled_once(EtcdClient *c, const char *key, bool enabled, NapAssignment *ret, NapError *e) {
+        _cleanup_free_ char *value = NULL;
+        char node[NAP_NODE_NAME_MAX + 1];
+        EtcdKeyValue kv = {};
+        NapAssignment a = {};
+        snprintf(node, sizeof node, "%s", ret->node);
+        int r = etcd_get(c, key, &kv, e);
+        if (r == 0)
+                return nap_error_set(e, NAP_ERROR_NO_SUCH_INSTANCE, -ENOENT, "No assignment %s", key);
+        if (r > 0 && assignment_from_kv(&kv, node, &a) < 0)
+                r = nap_error_set(e, NAP_ERROR_INTERNAL, -EBADMSG, "The assignment %s is damaged", key);
+        etcd_key_value_done(&kv);
+        if (r < 0)
+                return r;
+        if (a.enabled != enabled) {
+                a.enabled = enabled;
+                const EtcdTxnCompare cmp = { .key = key, .target = ETCD_COMPARE_MOD_REVISION, .revision = a.mod_revision };
+                r = nap_assignment_to_json(&a, &value) < 0 ? oom(e) : 0;
+                const EtcdTxnOp op = { .type = ETCD_TXN_PUT, .key = key, .value = value, .value_size = value ? strlen(value) : 0 };
+                if (r >= 0)
+                        r = etcd_txn(c, &cmp, 1, &op, 1, &a.mod_revision, e);
+        } else
+                r = 1;
+        if (r > 0) {
+                nap_assignment_done(ret);
+                *ret = a;
+        } else
+                nap_assignment_done(&a);
+        return r;
+}
+
+int nap_assignment_set_enabled(EtcdClient *c, const char *prefix, NapAssignment *a, bool enabled, NapError *e) {
+        _cleanup_free_ char *key = nap_key_assignment(prefix, a->node, &a->instance);
+        assert(c);
+        if (!key)
+                return oom(e);
+        for (unsigned n = 0; n < NAP_INVENTORY_RETRIES; n++) {
+                int r = set_enabled_once(c, key, enabled, a, e);
+                if (r != 0)
+                        return r < 0 ? r : 0;
+        }
+        return nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, -EBUSY,
+                             "Changing the assignment lost to other writers %u times; try again",
+                             NAP_INVENTORY_RETRIES);
 }

@@ -58,6 +58,7 @@ typedef enum NapObservedState {
         NAP_OBSERVED_ACTIVATING, /* being realized, or started and not answering yet */
         NAP_OBSERVED_ACTIVE,     /* running and answered */
         NAP_OBSERVED_FAILED,     /* could not be realized, or its unit failed: reason says why */
+        NAP_OBSERVED_INACTIVE,   /* stopped, as its assignment says (enabled false) */
         _NAP_OBSERVED_STATE_MAX,
         _NAP_OBSERVED_STATE_INVALID = -EINVAL,
 } NapObservedState;
@@ -126,3 +127,17 @@ int nap_observed_wait(EtcdClient *c, const char *prefix, const char *node, const
 /* The node's reports by key; damaged ones left out. */
 int nap_observed_list(EtcdClient *c, const char *prefix, const char *node, NapObserved **ret, size_t *ret_n,
                       NapError *e);
+
+/* ---- every node's, and enabled (operations from any host) -------------- */
+
+/* Every node's assignments (one range read of PREFIX/assignments/), as
+ * nap_assignments_list() reads one node's. */
+int nap_assignments_list_all(EtcdClient *c, const char *prefix, NapAssignment **ret, size_t *ret_n,
+                             int64_t *ret_revision, unsigned *ret_damaged, NapError *e);
+/* Every node's reports; damaged ones, and one under another node's key,
+ * left out. */
+int nap_observed_list_all(EtcdClient *c, const char *prefix, NapObserved **ret, size_t *ret_n, NapError *e);
+/* a (node and instance) enabled or not, read-modify-CAS on its
+ * mod_revision; *a becomes the record as written. Already so: nothing
+ * written. NoSuchInstance when it is not assigned (any more). */
+int nap_assignment_set_enabled(EtcdClient *c, const char *prefix, NapAssignment *a, bool enabled, NapError *e);

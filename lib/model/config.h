@@ -91,6 +91,7 @@ typedef struct NapConfig {
         char **labels;       /* sorted "key=value" strv */
         uint64_t cpu_milli, memory, storage; /* capacity; 0: detect */
         unsigned node_ttl;
+        bool cluster_apps;   /* start-common places in the cluster by default */
         unsigned max_connections, max_connections_per_user; /* nap-managerd's varlink connections */
         NapRolloutBatch rollout_batch;
         unsigned rollout_drain_sec;

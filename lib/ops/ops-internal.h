@@ -116,6 +116,18 @@ int ops_start_common_on_node(NapContext *c, const NapService *s, const NapParams
  * other instance. Before the instance is removed: a failure changes
  * nothing. */
 int ops_unassign_if_realized(NapContext *c, const NapInstance *i, NapError *e);
+/* With Etcd=: the local instances of s (*l, *n; this host's own get its
+ * node name) merged with the cluster's (assignments, their nodes'
+ * reports; a node not Ready: unknown/lost), the same from every host.
+ * etcd away: the local list alone. */
+int ops_cluster_instances(NapContext *c, const NapService *s, NapInstanceInfo **l, size_t *n, NapError *e);
+/* An instance assigned to another node, no copy here: its assignment
+ * deleted (the node removes it), 1. 0: the local path does it. */
+int ops_cluster_remove(NapContext *c, const NapInstance *i, NapError *e);
+/* A cluster instance's assignment enabled or not (its node starts or
+ * stops it); 1 when that node is another (nothing to do here), 0 when
+ * the local path acts (this host's, or not the cluster's). */
+int ops_cluster_set_enabled(NapContext *c, const NapInstance *i, bool enabled, NapError *e);
 
 /* ops-lifecycle.c: the app's configuration (napctl config), for a new or
  * rebuilt instance's manifest: NULL when none is set. */
