@@ -206,6 +206,68 @@ static void test_create_list_delete(void **state) {
         nap_assignment_done(&c);
 }
 
+/* Every node's in one read, and enabled changed by CAS. */
+static void test_list_all_and_enabled(void **state) {
+        REQUIRE_ETCD();
+        wipe();
+        join("h1");
+        join("h2");
+        NapAssignment a = make("alice_web", "h2"), b = make("alice_web", "h1");
+        assert_int_equal(nap_assignment_create(etcd, PREFIX, &a, NULL), 1);
+        assert_int_equal(nap_assignment_create(etcd, PREFIX, &b, NULL), 1);
+        /* a record under another node's key than its value says: damaged */
+        _cleanup_free_ char *value = NULL, *wrong = nap_key_assignment(PREFIX, "h1", &a.instance);
+        assert_int_equal(nap_assignment_to_json(&a, &value), 0);
+        assert_int_equal(etcd_put(etcd, wrong, value, strlen(value), 0, NULL, NULL), 0);
+
+        NapAssignment *l = NULL;
+        size_t n = 0;
+        unsigned damaged = 0;
+        assert_int_equal(nap_assignments_list_all(etcd, PREFIX, &l, &n, NULL, &damaged, NULL), 0);
+        assert_int_equal(n, 2);
+        assert_int_equal(damaged, 1);
+        assert_string_equal(l[0].node, "h1"); /* by key */
+        assert_int_equal(l[0].instance.number, 2);
+        assert_string_equal(l[1].node, "h2");
+        nap_assignment_array_free(l, n);
+        assert_int_equal(etcd_delete(etcd, wrong, false, NULL, NULL), 0);
+
+        int64_t before = a.mod_revision;
+        assert_int_equal(nap_assignment_set_enabled(etcd, PREFIX, &a, false, NULL), 0);
+        assert_false(a.enabled);
+        assert_true(a.mod_revision > before);
+        before = a.mod_revision;
+        assert_int_equal(nap_assignment_set_enabled(etcd, PREFIX, &a, false, NULL), 0); /* already: nothing written */
+        assert_int_equal(a.mod_revision, before);
+        assert_int_equal(nap_assignments_list(etcd, PREFIX, "h2", &l, &n, NULL, NULL, NULL), 0);
+        assert_int_equal(n, 1);
+        assert_false(l[0].enabled);
+        assert_int_equal(l[0].generation, 1); /* not a move */
+        nap_assignment_array_free(l, n);
+
+        NapError e = NAP_ERROR_NULL;
+        assert_int_equal(nap_assignment_delete(etcd, PREFIX, "h2", &a.instance, NULL), 0);
+        assert_int_equal(nap_assignment_set_enabled(etcd, PREFIX, &a, true, &e), -ENOENT);
+        assert_int_equal(e.kind, NAP_ERROR_NO_SUCH_INSTANCE);
+
+        /* reports of every node; one filed under another node's key is left out */
+        NapObserved o = { .state = NAP_OBSERVED_INACTIVE, .generation = 1, .instance = b.instance };
+        snprintf(o.node, sizeof o.node, "h1");
+        assert_int_equal(nap_observed_put(etcd, PREFIX, &o, 0, NULL), 0);
+        snprintf(o.node, sizeof o.node, "h2");
+        _cleanup_free_ char *json = NULL, *misfiled = nap_key_observed(PREFIX, "h9", &o.instance);
+        assert_int_equal(nap_observed_to_json(&o, &json), 0);
+        assert_int_equal(etcd_put(etcd, misfiled, json, strlen(json), 0, NULL, NULL), 0);
+        NapObserved *ol = NULL;
+        assert_int_equal(nap_observed_list_all(etcd, PREFIX, &ol, &n, NULL), 0);
+        assert_int_equal(n, 1);
+        assert_string_equal(ol[0].node, "h1");
+        assert_int_equal(ol[0].state, NAP_OBSERVED_INACTIVE);
+        nap_observed_array_free(ol, n);
+        nap_assignment_done(&a);
+        nap_assignment_done(&b);
+}
+
 static void test_create_retried_and_refused(void **state) {
         REQUIRE_ETCD();
         wipe();
@@ -361,6 +423,7 @@ int main(void) {
                 cmocka_unit_test(test_observed_round_trip),
                 cmocka_unit_test(test_keys),
                 cmocka_unit_test(test_create_list_delete),
+                cmocka_unit_test(test_list_all_and_enabled),
                 cmocka_unit_test(test_create_retried_and_refused),
                 cmocka_unit_test(test_concurrent_creators_never_share_a_number),
                 cmocka_unit_test(test_observed_on_a_lease),
