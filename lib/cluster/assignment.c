@@ -612,23 +612,33 @@ static void node_of_key(const char *key, size_t dir_len, char node[static NAP_NO
         }
 }
 
+/* The keys under PREFIX/WHAT/ (ret_dir_len: that prefix's length), and an
+ * array of as many elements of size, zeroed, for what they hold. */
+static int range_all(EtcdClient *c, const char *prefix, const char *what, size_t size, EtcdRange *range,
+                     size_t *ret_dir_len, void **ret, NapError *e) {
+        _cleanup_free_ char *dir = strdup_printf("%s/%s/", prefix, what);
+        assert(c);
+        int r = dir ? etcd_range_prefix(c, dir, 0, false, range, e) : oom(e);
+        if (r >= 0 && !(*ret = calloc(range->n_kvs ?: 1, size)))
+                r = oom(e);
+        if (r >= 0)
+                *ret_dir_len = strlen(dir);
+        return r;
+}
+
 int nap_assignments_list_all(EtcdClient *c, const char *prefix, NapAssignment **ret, size_t *ret_n,
                              int64_t *ret_revision, unsigned *ret_damaged, NapError *e) {
         _cleanup_(etcd_range_done) EtcdRange range = {};
-        _cleanup_free_ char *dir = strdup_printf("%s/assignments/", prefix);
         char node[NAP_NODE_NAME_MAX + 1];
         NapAssignment *l = NULL;
-        size_t n = 0;
-        assert(c);
+        size_t n = 0, dir_len = 0;
         assert(ret);
         assert(ret_n);
-        int r = dir ? etcd_range_prefix(c, dir, 0, false, &range, e) : oom(e);
-        if (r >= 0 && !(l = calloc(range.n_kvs ?: 1, sizeof *l)))
-                r = oom(e);
+        int r = range_all(c, prefix, "assignments", sizeof *l, &range, &dir_len, (void **) &l, e);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < range.n_kvs; i++) {
-                node_of_key(range.kvs[i].key, strlen(dir), node);
+                node_of_key(range.kvs[i].key, dir_len, node);
                 n += assignment_from_kv(range.kvs + i, node, l + n) >= 0;
         }
         if (ret_damaged)
@@ -642,20 +652,16 @@ int nap_assignments_list_all(EtcdClient *c, const char *prefix, NapAssignment **
 
 int nap_observed_list_all(EtcdClient *c, const char *prefix, NapObserved **ret, size_t *ret_n, NapError *e) {
         _cleanup_(etcd_range_done) EtcdRange range = {};
-        _cleanup_free_ char *dir = strdup_printf("%s/observed/", prefix);
         char node[NAP_NODE_NAME_MAX + 1];
         NapObserved *l = NULL;
-        size_t n = 0;
-        assert(c);
+        size_t n = 0, dir_len = 0;
         assert(ret);
         assert(ret_n);
-        int r = dir ? etcd_range_prefix(c, dir, 0, false, &range, e) : oom(e);
-        if (r >= 0 && !(l = calloc(range.n_kvs ?: 1, sizeof *l)))
-                r = oom(e);
+        int r = range_all(c, prefix, "observed", sizeof *l, &range, &dir_len, (void **) &l, e);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < range.n_kvs; i++) {
-                node_of_key(range.kvs[i].key, strlen(dir), node);
+                node_of_key(range.kvs[i].key, dir_len, node);
                 if (nap_observed_from_json(range.kvs[i].value, range.kvs[i].value_size, l + n, NULL) < 0)
                         continue;
                 if (streq(l[n].node, node)) /* a report under another node's name is damage */

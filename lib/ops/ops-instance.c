@@ -764,6 +764,19 @@ int nap_list_instances_pattern(const char *service, char **ret, NapError *e) {
         return *ret ? 0 : nap_error_errno(e, -ENOMEM, "Failed to list instances");
 }
 
+/* r < 0: list freed, r returned; else list sorted by number into *ret. */
+static int instances_hand_over(int r, NapInstanceInfo *list, size_t n, NapInstanceInfo **ret, size_t *ret_n) {
+        if (r < 0) {
+                nap_instance_info_array_free(list, n);
+                return r;
+        }
+        if (n > 0)
+                qsort(list, n, sizeof *list, instance_info_compare);
+        *ret = list;
+        *ret_n = n;
+        return 0;
+}
+
 int nap_list_instances_merge(NapContext *c, const char *service, const NapUnitStatus *units, size_t n_units,
                              NapInstanceInfo **ret, size_t *ret_n, NapError *e) {
         NapService s;
@@ -778,15 +791,7 @@ int nap_list_instances_merge(NapContext *c, const char *service, const NapUnitSt
         _cleanup_free_ char *dir = NULL;
         if (r >= 0 && n == 0)
                 r = ops_service_dir_checked(c, &s, &dir, e); /* nothing at all: say so */
-        if (r < 0) {
-                nap_instance_info_array_free(list, n);
-                return r;
-        }
-        if (n > 0)
-                qsort(list, n, sizeof *list, instance_info_compare);
-        *ret = list;
-        *ret_n = n;
-        return 0;
+        return instances_hand_over(r, list, n, ret, ret_n);
 }
 
 int nap_list_instances(NapContext *c, const char *service, NapInstanceInfo **ret, size_t *ret_n, NapError *e) {
@@ -823,15 +828,7 @@ int nap_list_instances_everywhere(NapContext *c, const char *service, NapInstanc
                         *e = NAP_ERROR_NULL;
         } else if (r >= 0)
                 r = ops_cluster_instances(c, &s, &list, &n, e);
-        if (r < 0) {
-                nap_instance_info_array_free(list, n);
-                return r;
-        }
-        if (n > 0)
-                qsort(list, n, sizeof *list, instance_info_compare);
-        *ret = list;
-        *ret_n = n;
-        return 0;
+        return instances_hand_over(r, list, n, ret, ret_n);
 }
 
 int nap_get_instances_num(NapContext *c, const char *service, unsigned *ret, NapError *e) {

@@ -308,6 +308,32 @@ nap_cluster_managerd_install() {
                 nap_cluster_systemctl "$n" enable --now --quiet nap-managerd.socket
 }
 
+# nap_cluster_apps_up N TTL: what the cluster-apps tests and benchmarks
+# share: nap_cluster_up N (logged); every host's nap.conf given CPU=2,
+# Memory=1G, Storage=10G and NodeTTL=TTL; the built nap-node and napctl
+# copied for the hosts (NAP_CLUSTER_NAPCTL: napctl's copy;
+# NAP_CLUSTER_NODE_UNIT: nap-node.service running the copy, for
+# nap_cluster_unit_install); the sample app (tests/apps/hello, listening
+# on every address) committed in $NAP_CLUSTER_DIR/repos/hello. Non-zero,
+# saying what, if any of it failed.
+nap_cluster_apps_up() {
+        local n node app=$NAP_CLUSTER_DIR/hello
+        nap_cluster_up "$1"
+        log "$1 hosts up in $NAP_CLUSTER_UP_MS ms"
+        for n in $(seq 1 "$NAP_CLUSTER_HOSTS"); do
+                printf 'CPU=2\nMemory=1G\nStorage=10G\nNodeTTL=%s\n' "$2" >>"$(nap_cluster_config "$n")" || return 1
+        done
+        node=$(nap_cluster_copy_bin "$NAP_BUILD_ROOT/helpers/nap-node") || { echo "cannot copy nap-node" >&2; return 1; }
+        NAP_CLUSTER_NAPCTL=$(nap_cluster_copy_bin "$NAPCTL") || { echo "cannot copy napctl" >&2; return 1; }
+        NAP_CLUSTER_NODE_UNIT=$(sed "s|^ExecStart=.*|ExecStart=$node|" "$NAP_BUILD_ROOT/units/nap-node.service")
+        export GIT_AUTHOR_NAME=nap-test GIT_AUTHOR_EMAIL=nap-test@localhost
+        export GIT_COMMITTER_NAME=nap-test GIT_COMMITTER_EMAIL=nap-test@localhost GIT_CONFIG_NOSYSTEM=1
+        mkdir -p "$app" && cp "$NAP_SOURCE_ROOT"/tests/apps/hello/* "$app/" &&
+                sed -i 's/^python3 server.py .*/& --bind 0.0.0.0/' "$app/profile" &&
+                make_repo "$NAP_CLUSTER_DIR/repos/hello" "$app/." >/dev/null ||
+                { echo "cannot make the app's repository" >&2; return 1; }
+}
+
 # -------------------------------------------------------------------- etcd
 
 # nap_cluster_etcdctl ARGS...: etcdctl (v3 API) from the run's own network

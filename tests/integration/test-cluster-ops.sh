@@ -30,16 +30,9 @@
 [ -n "${NAP_CLUSTER_INSIDE:-}" ] || nap_napctl_env
 nap_cluster_enter "$@"
 T_START=$(now_ms)
-nap_cluster_up 3
-log "3 hosts up in $NAP_CLUSTER_UP_MS ms"
-
 TTL=3
-for n in 1 2 3; do
-        printf 'CPU=2\nMemory=1G\nStorage=10G\nNodeTTL=%s\n' "$TTL" >>"$(nap_cluster_config "$n")"
-done
-NODE=$(nap_cluster_copy_bin "$NAP_BUILD_ROOT/helpers/nap-node") || { echo "Bail out! cannot copy nap-node"; exit 1; }
-NAPCTL_COPY=$(nap_cluster_copy_bin "$NAPCTL") || { echo "Bail out! cannot copy napctl"; exit 1; }
-UNIT=$(sed "s|^ExecStart=.*|ExecStart=$NODE|" "$NAP_BUILD_ROOT/units/nap-node.service")
+nap_cluster_apps_up 3 "$TTL" || { echo "Bail out! cannot prepare the hosts"; exit 1; }
+NAPCTL_COPY=$NAP_CLUSTER_NAPCTL UNIT=$NAP_CLUSTER_NODE_UNIT
 
 quiet() { # CMD...: CMD, its output dropped
         "$@" >/dev/null 2>&1
@@ -52,12 +45,6 @@ napctl_local() { # N ARGS...: napctl in host N, in process, with its nap.conf
 }
 
 # ------------------------------------------------------------- the app
-export GIT_AUTHOR_NAME=nap-test GIT_AUTHOR_EMAIL=nap-test@localhost
-export GIT_COMMITTER_NAME=nap-test GIT_COMMITTER_EMAIL=nap-test@localhost GIT_CONFIG_NOSYSTEM=1
-mkdir -p "$NAP_CLUSTER_DIR/hello" && cp "$NAP_SOURCE_ROOT"/tests/apps/hello/* "$NAP_CLUSTER_DIR/hello/" &&
-        sed -i 's/^python3 server.py .*/& --bind 0.0.0.0/' "$NAP_CLUSTER_DIR/hello/profile" &&
-        make_repo "$NAP_CLUSTER_DIR/repos/hello" "$NAP_CLUSTER_DIR/hello/." >/dev/null ||
-        { echo "Bail out! cannot make the app's repository"; exit 1; }
 for n in 1 2 3; do
         check "alice_hello deployed on h$n" quiet napctl_local "$n" deploy-app alice_hello "$NAP_CLUSTER_DIR/repos/hello"
         check "nap-node runs on h$n" nap_cluster_unit_install "$n" nap-node.service "$UNIT"
