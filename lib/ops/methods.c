@@ -304,6 +304,10 @@ static json_t *run_start_common(NapContext *c, json_t *args, NapError *e) {
         int r = -EINVAL;
         if (o.node && !*o.node) /* D-Bus: "" is none */
                 o.node = NULL;
+        /* ClusterApps=yes: a client's plain start is placed in the cluster
+         * (not scale's, nor nap-node's start of an assigned number) */
+        if (c->config->cluster_apps && !o.node && !o.queue)
+                o.cluster = true;
         if (!service || params_from_args(args, &p, e) < 0 || resources_from_args(args, &o.resources, e) < 0 ||
             (r = nap_start_common(c, service, p, &o, &i, e)) < 0)
                 return NULL;

@@ -312,7 +312,7 @@ int ops_cluster_instances(NapContext *c, const NapService *s, NapInstanceInfo **
         NapError away = NAP_ERROR_NULL;
         if (!c->config->etcd)
                 return 0;
-        if (nap_config_node(c->config, &node, e) < 0 || nap_context_etcd(c, &etcd, &away) < 0 ||
+        if (nap_config_node(c->config, &node, &away) < 0 || nap_context_etcd(c, &etcd, &away) < 0 ||
             cluster_view_read(etcd, c->config->cluster_prefix, &v, &away) < 0)
                 return name_own_instances(c, *l, *n) < 0 ? nap_error_errno(e, -ENOMEM, "Failed to list instances") : 0;
         int r = keep_own_instances(&v, node, *l, n);

@@ -610,10 +610,8 @@ int nap_queued_start_cancel(NapContext *c, const char *user, const char *request
         return nap_queue_cancel(etcd, c->config->cluster_prefix, NAP_QUEUE_TYPE_START, name, user, &j, e);
 }
 
-/* --node and --cluster exclude each other, and the queue; ClusterApps=yes
- * makes a start without them a cluster one (not a nap-node's start of
- * an assigned number). */
-static int check_cluster_options(NapContext *c, NapStartOptions *o, NapError *e) {
+/* --node and --cluster exclude each other, and the queue. */
+static int check_cluster_options(const NapStartOptions *o, NapError *e) {
         if (o->node && o->cluster)
                 return nap_error_parameter(e, nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL,
                                                             "node and cluster exclude each other: a start is "
@@ -624,8 +622,6 @@ static int check_cluster_options(NapContext *c, NapStartOptions *o, NapError *e)
                                                             "A start on a given node or placed in the cluster "
                                                             "cannot wait in the queue (yet)"),
                                            "queue");
-        if (c->config->cluster_apps && !o->node && !o->queue && o->number == 0)
-                o->cluster = true;
         return 0;
 }
 
@@ -640,7 +636,7 @@ int nap_start_common(NapContext *c, const char *service, const NapParams *params
         if (r >= 0 && !nap_compute_is_empty(&opts.resources))
                 r = nap_compute_check(&opts.resources, e);
         if (r >= 0)
-                r = check_cluster_options(c, &opts, e);
+                r = check_cluster_options(&opts, e);
         if (r >= 0 && (opts.node || opts.cluster) && opts.number == 0)
                 return ops_start_common_on_node(c, &in.service, params, &opts, ret, e);
         if (r >= 0 && opts.queue)

@@ -131,7 +131,7 @@ typedef struct NapStartOptions {
         /* placed in the cluster (Etcd=): on the Ready node with room that
          * holds the fewest instances (nap_schedule_pick_counted()), then as
          * with node; not with node. nap.conf's ClusterApps=yes makes it the
-         * default when node is NULL. */
+         * default of StartCommon (methods.c) without node or queue. */
         bool cluster;
         /* with resources and Etcd=: when they do not fit now, wait in the
          * resource queue (a job, lib/cluster/queue.h, nap's own jobs)
