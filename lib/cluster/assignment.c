@@ -537,15 +537,21 @@ int nap_observed_list(EtcdClient *c, const char *prefix, const char *node, NapOb
         return 0;
 }
 
-/* A report that ends the wait: final, and of the generation waited for. */
-static bool observed_settled(const NapObserved *o, uint64_t generation) {
-        return o->generation >= generation && o->state != NAP_OBSERVED_ACTIVATING;
-}
-
 typedef struct ObservedWait {
         uint64_t generation;
+        NapObservedState want; /* -1: any final state */
         NapObserved last;  /* the last report seen; state -1: none */
 } ObservedWait;
+
+/* A report that ends the wait: of the generation waited for, and the
+ * state wanted, or failed (or, wanting none, any but activating). */
+static bool observed_settled(const NapObserved *o, const ObservedWait *w) {
+        if (o->generation < w->generation)
+                return false;
+        if (w->want < 0)
+                return o->state != NAP_OBSERVED_ACTIVATING;
+        return o->state == w->want || o->state == NAP_OBSERVED_FAILED;
+}
 
 /* 1: settled (in w->last); 0: not yet. Damaged reports are not settled. */
 static int observed_take(ObservedWait *w, const char *value, size_t size) {
@@ -554,7 +560,7 @@ static int observed_take(ObservedWait *w, const char *value, size_t size) {
                 return 0;
         nap_observed_done(&w->last);
         w->last = o;
-        return observed_settled(&o, w->generation);
+        return observed_settled(&o, w);
 }
 
 static int on_observed(const EtcdEvent *event, void *userdata) {
@@ -565,16 +571,24 @@ static int observed_wait_timeout(const ObservedWait *w, const char *node, const 
                                  uint64_t timeout_usec, NapError *e) {
         char name[NAP_UNIT_NAME_MAX];
         const char *state = w->last.state >= 0 ? nap_observed_state_to_string(w->last.state) : NULL;
-        return nap_error_set(e, NAP_ERROR_UNIT_FAILED, -ETIMEDOUT, "Node %s did not report %s running within %" PRIu64
-                             " s (last reported: %s)", node, nap_instance_name(i, name), timeout_usec / 1000000,
+        return nap_error_set(e, NAP_ERROR_UNIT_FAILED, -ETIMEDOUT, "Node %s did not report %s %s within %" PRIu64
+                             " s (last reported: %s)", node, nap_instance_name(i, name),
+                             w->want < 0 ? "running" : nap_observed_state_to_string(w->want), timeout_usec / 1000000,
                              state ?: "nothing");
 }
 
 int nap_observed_wait(EtcdClient *c, const char *prefix, const char *node, const NapInstance *i,
                       uint64_t generation, uint64_t timeout_usec, NapObserved *ret, NapError *e) {
+        return nap_observed_wait_state(c, prefix, node, i, generation, _NAP_OBSERVED_STATE_INVALID, timeout_usec, ret,
+                                       e);
+}
+
+int nap_observed_wait_state(EtcdClient *c, const char *prefix, const char *node, const NapInstance *i,
+                            uint64_t generation, NapObservedState want, uint64_t timeout_usec, NapObserved *ret,
+                            NapError *e) {
         _cleanup_free_ char *key = nap_key_observed(prefix, node, i);
         char *keys[] = { key, NULL };
-        ObservedWait w = { .generation = generation, .last.state = _NAP_OBSERVED_STATE_INVALID };
+        ObservedWait w = { .generation = generation, .want = want, .last.state = _NAP_OBSERVED_STATE_INVALID };
         EtcdKeyValue kv = {};
         int64_t revision = 0;
         uint64_t deadline = monotonic_usec() + timeout_usec;

@@ -124,6 +124,12 @@ int nap_observed_delete(EtcdClient *c, const char *prefix, const char *node, con
  * node waits for. */
 int nap_observed_wait(EtcdClient *c, const char *prefix, const char *node, const NapInstance *i,
                       uint64_t generation, uint64_t timeout_usec, NapObserved *ret, NapError *e);
+/* As nap_observed_wait(), until the report says want (or failed): what
+ * stop-app (inactive) and start-app (active) of another node's instance
+ * wait for. */
+int nap_observed_wait_state(EtcdClient *c, const char *prefix, const char *node, const NapInstance *i,
+                            uint64_t generation, NapObservedState want, uint64_t timeout_usec, NapObserved *ret,
+                            NapError *e);
 /* The node's reports by key; damaged ones left out. */
 int nap_observed_list(EtcdClient *c, const char *prefix, const char *node, NapObserved **ret, size_t *ret_n,
                       NapError *e);

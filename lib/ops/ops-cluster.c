@@ -82,23 +82,34 @@ static int info_from_cluster(const NapAssignment *a, const NapObserved *o, const
         return 0;
 }
 
-/* Until the node reports it (not with no_block): UnitFailed with the
- * node's reason when it failed. */
-static int wait_reported(EtcdClient *etcd, const char *prefix, const NapAssignment *a, const NapStartOptions *o,
-                         NapObserved *ret, NapError *e) {
-        uint64_t timeout = (o->answer_timeout_usec ?: NAP_START_ANSWER_TIMEOUT_USEC_DEFAULT) + NODE_REPORT_MARGIN_USEC;
+/* Until a's node reports want (-1: any final state) at a's generation:
+ * UnitFailed with the node's reason when it reports failed. */
+static int wait_for_state(EtcdClient *etcd, const char *prefix, const NapAssignment *a, NapObservedState want,
+                          uint64_t timeout_usec, NapObserved *ret, NapError *e) {
         char name[NAP_UNIT_NAME_MAX];
-        if (o->no_block) {
-                *ret = (NapObserved) { .state = NAP_OBSERVED_ACTIVATING };
-                return 0;
-        }
-        int r = nap_observed_wait(etcd, prefix, a->node, &a->instance, a->generation, timeout, ret, e);
+        int r = nap_observed_wait_state(etcd, prefix, a->node, &a->instance, a->generation, want, timeout_usec, ret, e);
         if (r >= 0 && ret->state == NAP_OBSERVED_FAILED) {
-                r = nap_error_set(e, NAP_ERROR_UNIT_FAILED, -EIO, "Node %s could not start %s: %s", a->node,
+                r = nap_error_set(e, NAP_ERROR_UNIT_FAILED, -EIO, "Node %s could not %s %s: %s", a->node,
+                                  want == NAP_OBSERVED_INACTIVE ? "stop" : "start",
                                   nap_instance_name(&a->instance, name), strempty(ret->reason));
                 nap_observed_done(ret);
         }
         return r;
+}
+
+static uint64_t report_timeout(const NapStartOptions *o) {
+        return (o && o->answer_timeout_usec ? o->answer_timeout_usec : NAP_START_ANSWER_TIMEOUT_USEC_DEFAULT) +
+               NODE_REPORT_MARGIN_USEC;
+}
+
+/* Until the node reports it (not with no_block). */
+static int wait_reported(EtcdClient *etcd, const char *prefix, const NapAssignment *a, const NapStartOptions *o,
+                         NapObserved *ret, NapError *e) {
+        if (o->no_block) {
+                *ret = (NapObserved) { .state = NAP_OBSERVED_ACTIVATING };
+                return 0;
+        }
+        return wait_for_state(etcd, prefix, a, _NAP_OBSERVED_STATE_INVALID, report_timeout(o), ret, e);
 }
 
 /* The instances each node holds (counts[i] of nodes[i]), every app's. */
@@ -378,13 +389,30 @@ int ops_cluster_remove(NapContext *c, const NapInstance *i, NapError *e) {
         return r < 0 ? r : 1;
 }
 
-int ops_cluster_set_enabled(NapContext *c, const NapInstance *i, bool enabled, NapError *e) {
+/* Once a's node (when Ready: a dead one's instance waits for the
+ * reconciler) reports it stopped (inactive) or started (active). */
+static int wait_enabled_acted_on(EtcdClient *etcd, const char *prefix, const NapAssignment *a, NapError *e) {
+        _cleanup_(nap_node_info_done) NapNodeInfo node = {};
+        _cleanup_(nap_observed_done) NapObserved report = {};
+        int r = nap_node_get(etcd, prefix, a->node, &node, e);
+        if (r < 0 || !node.ready)
+                return r;
+        return wait_for_state(etcd, prefix, a, a->enabled ? NAP_OBSERVED_ACTIVE : NAP_OBSERVED_INACTIVE,
+                              report_timeout(NULL), &report, e);
+}
+
+int ops_cluster_set_enabled(NapContext *c, const NapInstance *i, bool enabled, bool wait, NapError *e) {
         _cleanup_(nap_assignment_done) NapAssignment a = {};
         EtcdClient *etcd;
         int r = find_assignment(c, i, &etcd, &a, e);
         if (r > 0)
                 r = nap_assignment_set_enabled(etcd, c->config->cluster_prefix, &a, enabled, e);
-        if (r < 0)
-                return r;
-        return a.node[0] ? elsewhere(c, &a, e) : 0;
+        if (r < 0 || !a.node[0])
+                return r < 0 ? r : 0;
+        r = elsewhere(c, &a, e);
+        if (r <= 0)
+                return r; /* this node's: the local path acts */
+        if (wait)
+                r = wait_enabled_acted_on(etcd, c->config->cluster_prefix, &a, e);
+        return r < 0 ? r : 1;
 }

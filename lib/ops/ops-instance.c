@@ -884,7 +884,7 @@ static int act_on_instance(NapContext *c, const char *instance, UnitAction actio
         /* a cluster instance's assignment says whether it runs; one of
          * another node is started or stopped there */
         if (r >= 0 && action != UNIT_RESTART)
-                r = ops_cluster_set_enabled(c, &i, action != UNIT_STOP, e);
+                r = ops_cluster_set_enabled(c, &i, action != UNIT_STOP, action == UNIT_STOP || !no_block, e);
         if (r != 0)
                 return r < 0 ? r : 0;
         r = open_instance_locked(c, instance, &m, &bus, &lock, e);

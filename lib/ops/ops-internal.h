@@ -125,9 +125,11 @@ int ops_cluster_instances(NapContext *c, const NapService *s, NapInstanceInfo **
  * deleted (the node removes it), 1. 0: the local path does it. */
 int ops_cluster_remove(NapContext *c, const NapInstance *i, NapError *e);
 /* A cluster instance's assignment enabled or not (its node starts or
- * stops it); 1 when that node is another (nothing to do here), 0 when
- * the local path acts (this host's, or not the cluster's). */
-int ops_cluster_set_enabled(NapContext *c, const NapInstance *i, bool enabled, NapError *e);
+ * stops it); 1 when that node is another (nothing to do here; with wait,
+ * once it reports the instance active or inactive, unless it is not
+ * Ready), 0 when the local path acts (this host's, or not the
+ * cluster's). */
+int ops_cluster_set_enabled(NapContext *c, const NapInstance *i, bool enabled, bool wait, NapError *e);
 
 /* ops-lifecycle.c: the app's configuration (napctl config), for a new or
  * rebuilt instance's manifest: NULL when none is set. */
