@@ -304,6 +304,8 @@ static json_t *run_start_common(NapContext *c, json_t *args, NapError *e) {
         int r = -EINVAL;
         if (o.node && !*o.node) /* D-Bus: "" is none */
                 o.node = NULL;
+        if (o.request_id && !*o.request_id)
+                o.request_id = NULL;
         /* ClusterApps=yes: a client's plain start is placed in the cluster
          * (not scale's, nor nap-node's start of an assigned number) */
         if (c->config->cluster_apps && !o.node && !o.queue)

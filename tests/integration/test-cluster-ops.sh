@@ -175,6 +175,37 @@ check "every host lists the five left" wait_until 30 gone_everywhere
 out=$(napctl_on 3 remove-instance alice_hello_common@4 2>&1)
 assert_contains "removing it again: NoSuchInstance, named" "$out" "alice_hello_common@4"
 
+# ========================================================== over D-Bus
+log "D-Bus on h2: StartCommonInCluster, ListInstancesWithNodes"
+bus_on() { # N ARGS...: busctl --user in host N, JSON output
+        nap_cluster_exec "$1" timeout 60 busctl --user --json=short --timeout=50 "${@:2}"
+}
+bus_call() { # N MEMBER SIGNATURE ARGS...: a call of io.nap.Manager1 in host N
+        bus_on "$1" call io.nap.Manager1 /io/nap/Manager1 io.nap.Manager1 "${@:2}"
+}
+bus_activation() { # N: io.nap.Manager1's activation file in host N, as a package installs it
+        nap_cluster_exec "$1" mkdir -p /run/user/0/dbus-1/services &&
+                cp "$NAP_SOURCE_ROOT/dbus/io.nap.Manager1.service" "$NAP_CLUSTER_DIR/io.nap.Manager1.service" &&
+                nap_cluster_exec "$1" cp "$NAP_CLUSTER_DIR/io.nap.Manager1.service" /run/user/0/dbus-1/services/ &&
+                bus_on "$1" call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus ReloadConfig >/dev/null
+}
+check "io.nap.Manager1 activatable on h2" bus_activation 2
+out=$(bus_call 2 StartCommonInCluster 'sa{ss}ssssb' alice_hello 1 greeting bus "" "" "" "" true 2>&1)
+BUS_URL=$(jq -r '.data[0][4]' <<<"$out" 2>/dev/null)
+BUS_NAME=$(jq -r '.data[0][0]' <<<"$out" 2>/dev/null)
+assert_eq "StartCommonInCluster: alice_hello_common@7, placed on h1 (it holds the fewest)" \
+        "alice_hello_common@7 $(nap_cluster_ip 1)" "$BUS_NAME $(sed 's|^http://||; s|:.*||' <<<"$BUS_URL")"
+assert_eq "which answers at its URL" "bus from alice_hello_7 on port ${BUS_URL##*:}" "$(answer_from 3 "$BUS_URL/")"
+out=$(bus_call 2 StartCommonInCluster 'sa{ss}ssssb' alice_hello 0 "" "" "" h2 true 2>&1)
+assert_contains "node and cluster over D-Bus: InvalidParameter" "$out" "exclude each other"
+bus_nodes() { # the nodes ListInstancesWithNodes names on host N, by instance number
+        bus_call "$1" ListInstancesWithNodes s alice_hello | jq -r '.data[2] | to_entries | sort_by(.key) | map(.value) | join(" ")'
+}
+check "io.nap.Manager1 activatable on h3" bus_activation 3
+assert_eq "ListInstancesWithNodes on h3: every instance's node" "h1 h2 h3 h2 h3 h1" "$(bus_nodes 3)"
+check "remove-instance alice_hello_common@7 from h2" quiet napctl_on 2 remove-instance alice_hello_common@7
+check "h1 removes it" wait_until 30 no_instance 1 alice_hello_common@7
+
 # ================================================== refused, by name
 log "bad input"
 before_n=$(assignments) before_c=$(counter)
@@ -200,8 +231,8 @@ log "ClusterApps=yes on h2"
 echo 'ClusterApps=yes' >>"$(nap_cluster_config 2)"
 out=$(napctl_local 2 start-common alice_hello greeting=default 2>&1)
 assert_match "a plain start-common on h2 is placed (h1 holds fewest: 1)" "$out" \
-        "^alice_hello_common@7 http://$(ip_re 1):201[0-9][0-9]\$"
-check "h1 reports it active" test "$(nap_cluster_etcdctl get --print-value-only /nap/observed/h1/alice_hello_common@7 | jq -r .state)" = active
+        "^alice_hello_common@8 http://$(ip_re 1):201[0-9][0-9]\$"
+check "h1 reports it active" test "$(nap_cluster_etcdctl get --print-value-only /nap/observed/h1/alice_hello_common@8 | jq -r .state)" = active
 
 # ================================================== a node dies
 log "h3 killed hard"
