@@ -167,6 +167,44 @@ static int check_startable(NapContext *c, const NapService *s, const NapParams *
         return r < 0 ? r : ops_check_params(p, params, e);
 }
 
+static bool same_instance(const NapInstance *a, const NapInstance *b) {
+        return a->number == b->number && streq(a->service.user, b->service.user) && streq(a->service.app, b->service.app);
+}
+
+/* i's assignment, whatever its node (one range read): 1 and *ret, 0 none. */
+static int assignment_of(EtcdClient *etcd, const char *prefix, const NapInstance *i, NapAssignment *ret, NapError *e) {
+        NapAssignment *l = NULL;
+        size_t n = 0;
+        int r = nap_assignments_list_all(etcd, prefix, &l, &n, NULL, NULL, e);
+        for (size_t k = 0; r == 0 && k < n; k++)
+                if (same_instance(&l[k].instance, i)) {
+                        *ret = l[k];
+                        l[k] = (NapAssignment) {};
+                        r = 1;
+                }
+        nap_assignment_array_free(l, n);
+        return r;
+}
+
+/* A retried request (its id made an instance already): that instance's
+ * assignment and node, wherever placement put it the first time. */
+static int replayed(EtcdClient *etcd, const char *prefix, NapAssignment *a, NapNodeInfo *node, NapError *e) {
+        char name[NAP_UNIT_NAME_MAX];
+        NapAssignment found = {};
+        int r = assignment_of(etcd, prefix, &a->instance, &found, e);
+        if (r == 0)
+                return nap_error_set(e, NAP_ERROR_NO_SUCH_INSTANCE, -ENOENT, "%s, which request %s made, is gone",
+                                     nap_instance_name(&a->instance, name), a->request);
+        if (r < 0)
+                return r;
+        nap_assignment_done(a);
+        *a = found;
+        if (streq(node->node.name, a->node))
+                return 0;
+        nap_node_info_done(node);
+        return nap_node_get(etcd, prefix, a->node, node, e);
+}
+
 int ops_start_common_on_node(NapContext *c, const NapService *s, const NapParams *params, const NapStartOptions *o,
                              NapInstanceInfo *ret, NapError *e) {
         const char *prefix = c->config->cluster_prefix;
@@ -183,6 +221,8 @@ int ops_start_common_on_node(NapContext *c, const NapService *s, const NapParams
                 r = assignment_for(s, params, o, node.node.name, &a, e);
         if (r >= 0)
                 r = nap_assignment_create(etcd, prefix, &a, e);
+        if (r == 0) /* a retry */
+                r = replayed(etcd, prefix, &a, &node, e);
         if (r >= 0)
                 r = wait_reported(etcd, prefix, &a, o, &report, e);
         if (r >= 0 && info_from_cluster(&a, &report, node.node.address, ret) < 0)
@@ -237,10 +277,6 @@ static int cluster_view_read(EtcdClient *etcd, const char *prefix, ClusterView *
         if (r < 0)
                 cluster_view_done(ret);
         return r;
-}
-
-static bool same_instance(const NapInstance *a, const NapInstance *b) {
-        return a->number == b->number && streq(a->service.user, b->service.user) && streq(a->service.app, b->service.app);
 }
 
 /* The node's report of a's instance, of a's generation or later. */
@@ -351,21 +387,10 @@ static bool own_instance(NapContext *c, const NapInstance *i) {
  * i this host's own). */
 static int find_assignment(NapContext *c, const NapInstance *i, EtcdClient **ret_etcd, NapAssignment *ret,
                            NapError *e) {
-        NapAssignment *l = NULL;
-        size_t n = 0;
         if (!c->config->etcd || own_instance(c, i))
                 return 0;
         int r = nap_context_etcd(c, ret_etcd, e);
-        if (r >= 0)
-                r = nap_assignments_list_all(*ret_etcd, c->config->cluster_prefix, &l, &n, NULL, NULL, e);
-        for (size_t k = 0; r == 0 && k < n; k++)
-                if (same_instance(&l[k].instance, i)) {
-                        *ret = l[k];
-                        l[k] = (NapAssignment) {};
-                        r = 1;
-                }
-        nap_assignment_array_free(l, n);
-        return r;
+        return r < 0 ? r : assignment_of(*ret_etcd, c->config->cluster_prefix, i, ret, e);
 }
 
 /* 1 when a's node is another host (this one acts on nothing itself). */

@@ -234,6 +234,15 @@ assert_match "a plain start-common on h2 is placed (h1 holds fewest: 1)" "$out" 
         "^alice_hello_common@8 http://$(ip_re 1):201[0-9][0-9]\$"
 check "h1 reports it active" test "$(nap_cluster_etcdctl get --print-value-only /nap/observed/h1/alice_hello_common@8 | jq -r .state)" = active
 
+# ====================================== a retried request is not a new one
+log "start-common --cluster retried with its request id"
+first=$(napctl_on 1 start-common --cluster --request-id=retry-1 alice_hello 2>&1)
+assert_match "placed on h1 (all hold two: the first name)" "$first" "^alice_hello_common@9 http://$(ip_re 1):"
+n_before=$(assignments)
+again=$(napctl_on 1 start-common --cluster --request-id=retry-1 alice_hello 2>&1)
+assert_eq "the same request again (placement would pick h2 now): the same instance, on h1" "$first" "$again"
+assert_eq "and no new assignment" "$n_before" "$(assignments)"
+
 # ================================================== a node dies
 log "h3 killed hard"
 check "h3 killed" nap_cluster_host_kill 3
@@ -245,8 +254,8 @@ lost_on() { # N: host N lists h3's instances unknown/lost
 }
 check "h1 lists h3's two instances as unknown/lost" wait_until 60 lost_on 1
 check "h2 too" lost_on 2
-assert_eq "none dropped: h1 and h2 list the same six" "$(list_json 1)" "$(list_json 2)"
-assert_eq "six" 6 "$(list_json 1 | jq length)"
+assert_eq "none dropped: h1 and h2 list the same seven" "$(list_json 1)" "$(list_json 2)"
+assert_eq "seven" 7 "$(list_json 1 | jq length)"
 
 log "wall time: $(($(now_ms) - T_START)) ms"
 nap_summary
