@@ -540,6 +540,7 @@ int nap_observed_list(EtcdClient *c, const char *prefix, const char *node, NapOb
 typedef struct ObservedWait {
         uint64_t generation;
         NapObservedState want; /* -1: any final state */
+        bool gone;             /* until the report is deleted instead */
         NapObserved last;  /* the last report seen; state -1: none */
 } ObservedWait;
 
@@ -564,13 +565,19 @@ static int observed_take(ObservedWait *w, const char *value, size_t size) {
 }
 
 static int on_observed(const EtcdEvent *event, void *userdata) {
-        return event->type == ETCD_EVENT_PUT ? observed_take(userdata, event->kv.value, event->kv.value_size) : 0;
+        ObservedWait *w = userdata;
+        if (w->gone)
+                return event->type == ETCD_EVENT_DELETE;
+        return event->type == ETCD_EVENT_PUT ? observed_take(w, event->kv.value, event->kv.value_size) : 0;
 }
 
 static int observed_wait_timeout(const ObservedWait *w, const char *node, const NapInstance *i,
                                  uint64_t timeout_usec, NapError *e) {
         char name[NAP_UNIT_NAME_MAX];
         const char *state = w->last.state >= 0 ? nap_observed_state_to_string(w->last.state) : NULL;
+        if (w->gone)
+                return nap_error_set(e, NAP_ERROR_UNIT_FAILED, -ETIMEDOUT, "Node %s did not remove %s within %" PRIu64
+                                     " s", node, nap_instance_name(i, name), timeout_usec / 1000000);
         return nap_error_set(e, NAP_ERROR_UNIT_FAILED, -ETIMEDOUT, "Node %s did not report %s %s within %" PRIu64
                              " s (last reported: %s)", node, nap_instance_name(i, name),
                              w->want < 0 ? "running" : nap_observed_state_to_string(w->want), timeout_usec / 1000000,
@@ -583,33 +590,50 @@ int nap_observed_wait(EtcdClient *c, const char *prefix, const char *node, const
                                        e);
 }
 
-int nap_observed_wait_state(EtcdClient *c, const char *prefix, const char *node, const NapInstance *i,
-                            uint64_t generation, NapObservedState want, uint64_t timeout_usec, NapObserved *ret,
-                            NapError *e) {
+/* Until w says the wait is over (1), or the time is up (UnitFailed). */
+static int observed_wait(EtcdClient *c, const char *prefix, const char *node, const NapInstance *i, ObservedWait *w,
+                         uint64_t timeout_usec, NapError *e) {
         _cleanup_free_ char *key = nap_key_observed(prefix, node, i);
         char *keys[] = { key, NULL };
-        ObservedWait w = { .generation = generation, .want = want, .last.state = _NAP_OBSERVED_STATE_INVALID };
         EtcdKeyValue kv = {};
         int64_t revision = 0;
         uint64_t deadline = monotonic_usec() + timeout_usec;
         assert(c);
-        assert(ret);
         int r = key ? etcd_get_many(c, keys, &kv, &revision, e) : oom(e);
-        if (r > 0)
-                r = observed_take(&w, kv.value, kv.value_size);
+        if (r >= 0 && w->gone)
+                r = r == 0; /* absent: gone already */
+        else if (r > 0)
+                r = observed_take(w, kv.value, kv.value_size);
         etcd_key_value_done(&kv);
         while (r == 0 && monotonic_usec() < deadline) {
                 EtcdWatchOptions o = { .start_revision = revision + 1, .duration_usec = deadline - monotonic_usec(),
-                                       .on_event = on_observed, .userdata = &w };
+                                       .on_event = on_observed, .userdata = w };
                 r = etcd_watch(c, key, &o, &revision, e);
                 revision = revision > 0 ? revision - 1 : revision; /* one past the last seen: from there */
         }
         if (r == 0)
-                r = observed_wait_timeout(&w, node, i, timeout_usec, e);
+                r = observed_wait_timeout(w, node, i, timeout_usec, e);
+        return r;
+}
+
+int nap_observed_wait_state(EtcdClient *c, const char *prefix, const char *node, const NapInstance *i,
+                            uint64_t generation, NapObservedState want, uint64_t timeout_usec, NapObserved *ret,
+                            NapError *e) {
+        ObservedWait w = { .generation = generation, .want = want, .last.state = _NAP_OBSERVED_STATE_INVALID };
+        assert(ret);
+        int r = observed_wait(c, prefix, node, i, &w, timeout_usec, e);
         if (r < 0)
                 return nap_observed_done(&w.last), r;
         *ret = w.last;
         return 0;
+}
+
+int nap_observed_wait_gone(EtcdClient *c, const char *prefix, const char *node, const NapInstance *i,
+                           uint64_t timeout_usec, NapError *e) {
+        ObservedWait w = { .gone = true, .last.state = _NAP_OBSERVED_STATE_INVALID };
+        int r = observed_wait(c, prefix, node, i, &w, timeout_usec, e);
+        nap_observed_done(&w.last);
+        return r < 0 ? r : 0;
 }
 
 /* ---- every node's, and enabled (operations from any host) -------------- */

@@ -130,6 +130,11 @@ int nap_observed_wait(EtcdClient *c, const char *prefix, const char *node, const
 int nap_observed_wait_state(EtcdClient *c, const char *prefix, const char *node, const NapInstance *i,
                             uint64_t generation, NapObservedState want, uint64_t timeout_usec, NapObserved *ret,
                             NapError *e);
+/* Until node's report of i is gone (withdrawn once the node removed the
+ * instance, or with its lease): 0, at once when there is none. UnitFailed
+ * (-ETIMEDOUT) when timeout_usec passes first. */
+int nap_observed_wait_gone(EtcdClient *c, const char *prefix, const char *node, const NapInstance *i,
+                           uint64_t timeout_usec, NapError *e);
 /* The node's reports by key; damaged ones left out. */
 int nap_observed_list(EtcdClient *c, const char *prefix, const char *node, NapObserved **ret, size_t *ret_n,
                       NapError *e);

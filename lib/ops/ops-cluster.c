@@ -411,6 +411,10 @@ int ops_cluster_remove(NapContext *c, const NapInstance *i, NapError *e) {
         if (r <= 0)
                 return r;
         r = nap_assignment_delete(etcd, c->config->cluster_prefix, a.node, i, e);
+        /* the node withdraws its report once it removed the instance (a
+         * dead node's went with its lease) */
+        if (r >= 0)
+                r = nap_observed_wait_gone(etcd, c->config->cluster_prefix, a.node, i, report_timeout(NULL), e);
         return r < 0 ? r : 1;
 }
 

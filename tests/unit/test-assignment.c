@@ -416,6 +416,59 @@ static void test_observed_wait(void **state) {
         assert_non_null(strstr(e.message, "last reported: active"));
 }
 
+/* A host removing an instance: its report withdrawn after a while. */
+static void *withdrawer(void *userdata) {
+        const NapObserved *o = userdata;
+        EtcdClient *c = client_for(shared_etcd.url);
+        (void) usleep(300000);
+        if (nap_observed_delete(c, PREFIX, o->node, &o->instance, NULL) < 0)
+                fail();
+        etcd_client_free(c);
+        return NULL;
+}
+
+/* stop-app / start-app (a state wanted) and remove-instance (the report
+ * gone) of another node's instance. */
+static void test_observed_wait_state_and_gone(void **state) {
+        REQUIRE_ETCD();
+        wipe();
+        NapObserved o = { .state = NAP_OBSERVED_ACTIVE, .port = 20207, .generation = 1 }, got = {};
+        assert_int_equal(nap_instance_parse("alice_web_common@6", &o.instance, NULL), 0);
+        snprintf(o.node, sizeof o.node, "h2");
+        assert_int_equal(nap_observed_put(etcd, PREFIX, &o, 0, NULL), 0);
+
+        /* active does not end a wait for inactive; failed does, whatever is wanted */
+        NapError e = NAP_ERROR_NULL;
+        assert_int_equal(nap_observed_wait_state(etcd, PREFIX, "h2", &o.instance, 1, NAP_OBSERVED_INACTIVE,
+                                                 USEC_PER_SEC, &got, &e), -ETIMEDOUT);
+        assert_non_null(strstr(e.message, "did not report alice_web_common@6 inactive"));
+        o.state = NAP_OBSERVED_FAILED;
+        assert_int_equal(nap_observed_put(etcd, PREFIX, &o, 0, NULL), 0);
+        assert_int_equal(nap_observed_wait_state(etcd, PREFIX, "h2", &o.instance, 1, NAP_OBSERVED_INACTIVE,
+                                                 USEC_PER_SEC, &got, NULL), 0);
+        assert_int_equal(got.state, NAP_OBSERVED_FAILED);
+        nap_observed_done(&got);
+
+        /* gone: waited for, by a watch */
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, withdrawer, &o), 0);
+        e = NAP_ERROR_NULL;
+        int r = nap_observed_wait_gone(etcd, PREFIX, "h2", &o.instance, 10 * USEC_PER_SEC, &e);
+        assert_int_equal(pthread_join(t, NULL), 0);
+        if (r < 0)
+                fail_msg("%s", e.message);
+        /* none: at once */
+        assert_int_equal(nap_observed_wait_gone(etcd, PREFIX, "h2", &o.instance, USEC_PER_SEC, NULL), 0);
+        /* one that stays: UnitFailed, on time */
+        assert_int_equal(nap_observed_put(etcd, PREFIX, &o, 0, NULL), 0);
+        uint64_t t0 = monotonic_usec();
+        e = NAP_ERROR_NULL;
+        assert_int_equal(nap_observed_wait_gone(etcd, PREFIX, "h2", &o.instance, USEC_PER_SEC, &e), -ETIMEDOUT);
+        assert_true(monotonic_usec() - t0 < 3 * USEC_PER_SEC);
+        assert_int_equal(e.kind, NAP_ERROR_UNIT_FAILED);
+        assert_non_null(strstr(e.message, "did not remove alice_web_common@6"));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_assignment_round_trip),
@@ -428,6 +481,7 @@ int main(void) {
                 cmocka_unit_test(test_concurrent_creators_never_share_a_number),
                 cmocka_unit_test(test_observed_on_a_lease),
                 cmocka_unit_test(test_observed_wait),
+                cmocka_unit_test(test_observed_wait_state_and_gone),
         };
         return cmocka_run_group_tests(tests, shared_etcd_group_setup, shared_etcd_group_teardown);
 }
