@@ -280,12 +280,13 @@ static int verb_list_instances(Caller *c, char **args, NapError *e) {
                 return r;
         json_t *a = arg_json ? json_array() : NULL;
         json_t *commits = json_object_get(reply, "commits"), *nodes = json_object_get(reply, "nodes");
-        /* NODE only in a cluster (Etcd=): a single host's columns stay */
+        /* NODE only in a cluster (Etcd=), before VERSION: a single host's
+         * columns stay, and VERSION stays the last */
         bool with_nodes = json_object_size(nodes) > 0;
         char b[13];
         if (!a)
-                printf(with_nodes ? "%-40s %-6s %-8s %-10s %-10s %-12s %s\n" : "%-40s %-6s %-8s %-10s %-10s %s\n",
-                       "INSTANCE", "PORT", "ENABLED", "ACTIVE", "SUB", "VERSION", "NODE");
+                printf(with_nodes ? "%-40s %-6s %-8s %-10s %-10s %-12s %s\n" : "%-40s %-6s %-8s %-10s %-10s %s%s\n",
+                       "INSTANCE", "PORT", "ENABLED", "ACTIVE", "SUB", with_nodes ? "NODE" : "", "VERSION");
         json_array_foreach(json_object_get(reply, "instances"), k, i) {
                 const char *commit = json_str(commits, json_str(i, "instance"));
                 const char *node = json_str(nodes, json_str(i, "instance"));
@@ -295,10 +296,11 @@ static int verb_list_instances(Caller *c, char **args, NapError *e) {
                         json_object_set_new(j, "node", *node ? json_string(node) : json_null());
                         json_array_append_new(a, j);
                 } else
-                        printf(with_nodes ? "%-40s %-6lld %-8s %-10s %-10s %-12s %s\n" : "%-40s %-6lld %-8s %-10s %-10s %s\n",
+                        printf(with_nodes ? "%-40s %-6lld %-8s %-10s %-10s %-12s %s\n" : "%-40s %-6lld %-8s %-10s %-10s %s%s\n",
                                json_str(i, "instance"), (long long) json_int(i, "port"),
                                json_is_true(json_object_get(i, "enabled")) ? "yes" : "no", json_str(i, "active_state"),
-                               json_str(i, "sub_state"), *commit ? short_commit(commit, b) : "-", *node ? node : "-");
+                               json_str(i, "sub_state"), with_nodes ? (*node ? node : "-") : "",
+                               *commit ? short_commit(commit, b) : "-");
         }
         return a ? output_json(a) : 0;
 }

@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
-/* Cluster apps (docs/ARCHITECTURE.md "Cluster apps"): start-common on a
- * node of the cluster, any node, this one included: an assignment made in
- * etcd (lib/cluster/assignment.h) that the node's nap-node realizes, and
- * its report waited for. */
+/* Cluster apps (docs/ARCHITECTURE.md "Cluster apps"), operations from any
+ * host: start-common on a node of the cluster, named or placed, any node,
+ * this one included (an assignment made in etcd, lib/cluster/assignment.h,
+ * that the node's nap-node realizes, and its report waited for); the
+ * cluster's instances of an app for list-instances; remove-instance,
+ * stop-app and start-app of another node's instance (its assignment
+ * deleted or changed, and the node's report waited for). */
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -308,6 +311,7 @@ static const NapAssignment *view_assignment(const ClusterView *v, const NapInsta
  * replaces them, the same from every host). */
 static int keep_own_instances(const ClusterView *v, const char *node, NapInstanceInfo *l, size_t *n) {
         size_t kept = 0;
+        int r = 0;
         for (size_t i = 0; i < *n; i++) {
                 NapInstance inst;
                 bool assigned = nap_instance_parse(l[i].name, &inst, NULL) >= 0 && view_assignment(v, &inst);
@@ -316,11 +320,11 @@ static int keep_own_instances(const ClusterView *v, const char *node, NapInstanc
                         continue;
                 }
                 if (!l[i].node && !(l[i].node = strdup(node)))
-                        return -ENOMEM;
+                        r = -ENOMEM;
                 l[kept++] = l[i];
         }
         *n = kept;
-        return 0;
+        return r;
 }
 
 /* The cluster's instances of s appended to *l. */
