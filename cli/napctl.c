@@ -18,6 +18,7 @@
 #include "nap-config.h"
 #include "napctl-call.h"
 #include "napctl-output.h"
+#include "verb-export.h"
 #include "verb-keys.h"
 #include "verb-lifecycle.h"
 #include "verb-mpi.h"
@@ -178,50 +179,6 @@ static int start_common_call(Caller *c, char **args, const char *id, json_t **re
                                     WRITE_TIMEOUT, reply, e);
 }
 
-static volatile sig_atomic_t queue_interrupted = 0;
-
-static void on_queue_interrupt(int sig) {
-        (void) sig;
-        queue_interrupted = 1;
-}
-
-static int wait_queued_watch(Caller *c, const char *service, const char *id, json_t *queued, NapError *e) {
-        NapContext *ctx;
-        NapService s;
-        /* first: once "Queued" is shown, nap-queued runs (a client killed
-         * after it still has its job admitted) */
-        NapError why = NAP_ERROR_NULL;
-        if (queue_wake(c, NAP_QUEUE_TYPE_START, json_str(queued, "job"), &why) < 0)
-                fprintf(stderr, "napctl: warning: %s: nothing admits the start until nap-queued runs\n", why.message);
-        fprintf(arg_json ? stderr : stdout, "Queued: job %s (id %" JSON_INTEGER_FORMAT "), position %" JSON_INTEGER_FORMAT
-                "; request id %s\n", json_str(queued, "job"), json_integer_value(json_object_get(queued, "id")),
-                json_integer_value(json_object_get(queued, "position")), id);
-        fflush(stdout);
-        if (arg_no_block) {
-                if (arg_json)
-                        output_json(json_pack("{s:O}", "queued", queued));
-                return 1;
-        }
-        int r = nap_service_parse(service, &s, e);
-        if (r >= 0)
-                r = caller_context(c, &ctx, e);
-        return r < 0 ? r : nap_queued_start_wait(ctx, s.user, id, &queue_interrupted, e);
-}
-
-/* Queued: say so, then (unless --no-block) wait for the admission (a
- * watch of the job in etcd); Ctrl-C cancels the job. 1: still queued
- * (--no-block), 0: admitted, call again. */
-static int wait_queued(Caller *c, const char *service, const char *id, json_t *queued, NapError *e) {
-        struct sigaction sa = { .sa_handler = on_queue_interrupt }, old_int, old_term;
-        /* from here on an interrupt cancels the job (the watch sees the flag) */
-        sigaction(SIGINT, &sa, &old_int);
-        sigaction(SIGTERM, &sa, &old_term);
-        int r = wait_queued_watch(c, service, id, queued, e);
-        sigaction(SIGINT, &old_int, NULL);
-        sigaction(SIGTERM, &old_term, NULL);
-        return r;
-}
-
 static int verb_start_common(Caller *c, char **args, NapError *e) {
         json_auto_t *reply = NULL;
         char id[CALLER_REQUEST_ID_MAX];
@@ -232,7 +189,7 @@ static int verb_start_common(Caller *c, char **args, NapError *e) {
         if (r >= 0)
                 r = start_common_call(c, args, id, &reply, e);
         if (r >= 0 && json_object_get(reply, "queued")) {
-                r = wait_queued(c, args[0], id, json_object_get(reply, "queued"), e);
+                r = queue_wait_start(c, args[0], id, json_object_get(reply, "queued"), arg_json, arg_no_block, e);
                 if (r > 0)
                         return 0;
                 json_decref(TAKE_PTR(reply));
@@ -458,6 +415,10 @@ static int verb_refresh_instances_local(Caller *c, char **args, NapError *e) {
         return r < 0 ? r : verb_refresh_instances(ctx, args, arg_json, &arg_rollout, e);
 }
 
+static int verb_export_units_call(Caller *c, char **args, NapError *e) {
+        return verb_export_units(c, args, arg_json, arg_node.force, e);
+}
+
 static int verb_history_call(Caller *c, char **args, NapError *e) {
         return verb_history(c, args, arg_json, e);
 }
@@ -490,6 +451,7 @@ static const Verb verbs[] = {
         { "get-service-url", "USER_APP", 1, 2, .run = verb_get_service_url, .help = "Show the URL an app was deployed from" },
         { "get-port", "INSTANCE", 1, 1, .run = verb_get_port, .help = "Show the port of an instance" },
         { "endpoints", "USER_APP", 1, 1, .run = verb_endpoints, .help = "List an app's live endpoints (from etcd)" },
+        { "export-units", "USER_APP DIR", 2, 2, .run = verb_export_units_call, .options = OPT_FORCE, .help = "Write the instances as whole units (and sidecars) for fleet into DIR (--force)" },
         { "rollback", "USER_APP [COMMIT]", 1, 2, .run = verb_rollback_call, .options = OPT_ROLLOUT, .help = "Redeploy an earlier commit and replace the instances (--batch, --drain)" },
         { "refresh-instances", "USER_APP", 1, 1, .run = verb_refresh_instances_local, .local = true, .options = OPT_ROLLOUT, .help = "Replace every instance from the deployed tree, without downtime (--batch, --drain)" },
         { "history", "USER_APP", 1, 1, .run = verb_history_call, .help = "List an app's deploys, newest first" },
@@ -499,7 +461,7 @@ static const Verb verbs[] = {
         { "config get", "USER_APP [KEY]", 1, 2, .run_app = verb_config_get, .help = "Show the app's environment (KEY=VALUE), or one value" },
         { "restart", "INSTANCE|USER_APP", 1, 1, .run_app = verb_restart, .options = OPT_NO_BLOCK, .help = "Restart an instance, or all of an app's one by one" },
         { "destroy-app", "USER_APP --yes", 1, 1, .run_app = verb_destroy_app, .options = OPT_YES, .help = "Remove an app and everything of it from this host" },
-        { "start-mpi", "USER_APP [k=v,k=v]", 1, 2, .run_app = verb_start_mpi, .options = OPT_COMPUTE | OPT_NO_BLOCK, .help = "Start an MPI job (np=N ranks, each --cpu, --memory), wait for its end, show its result (--no-block)" },
+        { "start-mpi", "USER_APP [k=v,k=v]", 1, 2, .run_app = verb_start_mpi, .options = OPT_COMPUTE | OPT_NO_BLOCK | OPT_REQUEST_ID | OPT_QUEUE, .help = "Start an MPI job (np=N ranks, each --cpu, --memory), wait for its end, show its result (--no-block, --request-id, --queue)" },
         { "mpi-job", "USER_APP JOB", 2, 2, .run_app = verb_mpi_job, .help = "Show an MPI job's result and its units" },
         { "status", "[USER]", 0, 1, .run_app = verb_status, .help = "Every app: instances, version, health, ports" },
         { "recover", "", 0, 0, .run = verb_recover, .help = "Finish or undo operations cut short by a crash (root)" },
@@ -548,9 +510,9 @@ static void help(void) {
                "  -f --follow          get-journal: print new lines as they come, until interrupted\n"
                "     --no-block        start-common, start-app, restart-app, restart INSTANCE:\n"
                "                       return once systemd started it, without waiting for an answer\n"
-               "                       (start-common --queue: once the start is queued)\n"
-               "     --queue           start-common with --cpu/--memory: when they do not fit now,\n"
-               "                       wait in the resource queue (Ctrl-C cancels), then start\n"
+               "                       (start-common, start-mpi --queue: once the start is queued)\n"
+               "     --queue           start-common, start-mpi with --cpu/--memory: when they do not\n"
+               "                       fit now, wait in the resource queue (Ctrl-C cancels), then start\n"
                "     --node=NODE       start-common: on that node of the cluster (its nap-node\n"
                "                       starts it; Etcd= needed)\n"
                "     --cluster         start-common: on the Ready node with room that holds the\n"
@@ -569,7 +531,8 @@ static void help(void) {
                "                              with all of them\n"
                "     --policy=spread|binpack  schedule: the least (default) or most loaded node\n"
                "     --count=N                schedule: N reservations NAME.1 ... NAME.N (1 to 32)\n"
-               "     --force                  node delete: drop its reservations too\n"
+               "     --force                  node delete: drop its reservations too;\n"
+               "                              export-units: replace files of other contents\n"
                "\nOptions of the queue commands (nap-queued(8); its socket: $NAP_QUEUE_SOCKET):\n"
                "     --owner=USER             list: only USER's jobs; submit: for USER (root)\n"
                "     --status=STATUS          list: queued, running, done or cancelled\n"
@@ -922,7 +885,8 @@ int main(int argc, char *argv[]) {
         arg_caller.warn = warn_config;
         arg_node.json = arg_json;
         LifecycleOptions lifecycle = { .json = arg_json, .yes = arg_yes, .no_block = arg_no_block,
-                                       .cpu = arg_node.cpu, .memory = arg_node.memory };
+                                       .cpu = arg_node.cpu, .memory = arg_node.memory,
+                                       .request_id = arg_request_id, .queue = arg_wait_in_queue };
         arg_queue.json = arg_json;
         r = v->run_queue ? v->run_queue(&arg_caller, args, &arg_queue, &e)
             : v->run_node  ? v->run_node(&arg_caller, args, &arg_node, &e)

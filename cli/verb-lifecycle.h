@@ -26,6 +26,8 @@ typedef struct LifecycleOptions {
         bool yes;      /* destroy-app: the user means it */
         bool no_block; /* restart INSTANCE: as restart-app --no-block */
         const char *cpu, *memory; /* start-mpi: a rank's --cpu=, --memory=; NULL: not given */
+        const char *request_id;   /* start-mpi: --request-id=; NULL: one is made */
+        bool queue;               /* start-mpi --queue */
 } LifecycleOptions;
 
 typedef int (*lifecycle_verb_fn)(Caller *c, char **args, const LifecycleOptions *o, NapError *e);

@@ -11,6 +11,7 @@
 #include "napctl-output.h"
 #include "verb-mpi.h"
 #include "verb-nodes.h"
+#include "verb-queue.h"
 
 /* How often a waiting start-mpi asks for the job's state. */
 #define POLL_NSEC (10 * 1000 * 1000L)
@@ -23,11 +24,10 @@ static void print_instances(json_t *instances) {
 }
 
 static int job_of_reply(json_t *reply, unsigned *ret, NapError *e) {
-        json_t *master = json_array_get(json_object_get(reply, "instances"), 0);
-        NapInstance i;
-        if (nap_instance_parse(json_str(master, "instance"), &i, e) < 0 || i.kind != NAP_KIND_MPI_MASTER)
-                return nap_error_set(e, NAP_ERROR_INTERNAL, -EBADMSG, "StartMpi answered without the job's master");
-        *ret = i.number;
+        json_t *number = json_object_get(json_object_get(reply, "job"), "number");
+        if (!json_is_integer(number) || json_integer_value(number) < 1)
+                return nap_error_set(e, NAP_ERROR_INTERNAL, -EBADMSG, "StartMpi answered without the job");
+        *ret = (unsigned) json_integer_value(number);
         return 0;
 }
 
@@ -82,6 +82,35 @@ static int wait_job(Caller *c, const char *service, unsigned job, json_t **ret, 
         }
 }
 
+static int start_mpi_call(Caller *c, char **args, const LifecycleOptions *o, const char *id, json_t **ret,
+                          NapError *e) {
+        /* with a request id, a call whose answer was lost is safe to send
+         * again: nap-managerd answers with the job the first one started */
+        return caller_call_retrying(c, "StartMpi",
+                                    json_pack("{s:s, s:s*, s:s*, s:s*, s:s, s:b, s:b}", "service", args[0],
+                                              "paramsString", args[1], "cpu", o->cpu, "memory", o->memory, "requestId",
+                                              id, "noBlock", o->no_block, "queue", o->queue),
+                                    WRITE_TIMEOUT, ret, e);
+}
+
+/* StartMpi, and with --queue, when the job waits: the wait for its
+ * admission, then the same call again. 1: still queued (--no-block). */
+static int start_mpi(Caller *c, char **args, const LifecycleOptions *o, json_t **ret, NapError *e) {
+        char id[CALLER_REQUEST_ID_MAX];
+        json_t *reply = NULL;
+        int r = caller_request_id(o->request_id, id, e);
+        if (r >= 0)
+                r = start_mpi_call(c, args, o, id, &reply, e);
+        if (r >= 0 && json_object_get(reply, "queued")) {
+                r = queue_wait_start(c, args[0], id, json_object_get(reply, "queued"), o->json, o->no_block, e);
+                json_decref(TAKE_PTR(reply));
+                if (r == 0) /* admitted: the same call again starts it on the job's reservation */
+                        r = start_mpi_call(c, args, o, id, &reply, e);
+        }
+        *ret = reply;
+        return r;
+}
+
 int verb_start_mpi(Caller *c, char **args, const LifecycleOptions *o, NapError *e) {
         json_auto_t *reply = NULL, *done = NULL;
         NodeOptions compute = { .cpu = o->cpu, .memory = o->memory };
@@ -89,10 +118,9 @@ int verb_start_mpi(Caller *c, char **args, const LifecycleOptions *o, NapError *
         unsigned job = 0;
         int r = options_compute(&compute, &checked, e);
         if (r >= 0)
-                r = caller_call(c, "StartMpi",
-                                json_pack("{s:s, s:s*, s:s*, s:s*}", "service", args[0], "paramsString", args[1], "cpu",
-                                          o->cpu, "memory", o->memory),
-                                WRITE_TIMEOUT, &reply, e);
+                r = start_mpi(c, args, o, &reply, e);
+        if (r > 0)
+                return 0; /* queued, said so */
         if (r >= 0)
                 r = job_of_reply(reply, &job, e);
         if (r < 0)

@@ -2,6 +2,7 @@
 
 #include <inttypes.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -292,4 +293,49 @@ int queue_wake(Caller *c, const char *type, const char *id, NapError *e) {
         if (path_of(&path, "%s/%s/", type, id) < 0)
                 return nap_error_errno(e, -ENOMEM, "Out of memory");
         return queue_call(c, "GET", path, NULL, &data, e);
+}
+
+/* ---- starts waiting in the queue (start-common --queue, start-mpi --queue) */
+
+static volatile sig_atomic_t queue_interrupted = 0;
+
+static void on_queue_interrupt(int sig) {
+        (void) sig;
+        queue_interrupted = 1;
+}
+
+static int wait_start_watch(Caller *c, const char *service, const char *id, json_t *queued, bool json, bool no_block,
+                            NapError *e) {
+        NapContext *ctx;
+        NapService s;
+        /* first: once "Queued" is shown, nap-queued runs (a client killed
+         * after it still has its job admitted) */
+        NapError why = NAP_ERROR_NULL;
+        if (queue_wake(c, NAP_QUEUE_TYPE_START, json_str(queued, "job"), &why) < 0)
+                fprintf(stderr, "napctl: warning: %s: nothing admits the start until nap-queued runs\n", why.message);
+        fprintf(json ? stderr : stdout, "Queued: job %s (id %" JSON_INTEGER_FORMAT "), position %" JSON_INTEGER_FORMAT
+                "; request id %s\n", json_str(queued, "job"), json_integer_value(json_object_get(queued, "id")),
+                json_integer_value(json_object_get(queued, "position")), id);
+        fflush(stdout);
+        if (no_block) {
+                if (json)
+                        output_json(json_pack("{s:O}", "queued", queued));
+                return 1;
+        }
+        int r = nap_service_parse(service, &s, e);
+        if (r >= 0)
+                r = caller_context(c, &ctx, e);
+        return r < 0 ? r : nap_queued_start_wait(ctx, s.user, id, &queue_interrupted, e);
+}
+
+int queue_wait_start(Caller *c, const char *service, const char *id, json_t *queued, bool json, bool no_block,
+                     NapError *e) {
+        struct sigaction sa = { .sa_handler = on_queue_interrupt }, old_int, old_term;
+        /* from here on an interrupt cancels the job (the watch sees the flag) */
+        sigaction(SIGINT, &sa, &old_int);
+        sigaction(SIGTERM, &sa, &old_term);
+        int r = wait_start_watch(c, service, id, queued, json, no_block, e);
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGTERM, &old_term, NULL);
+        return r;
 }

@@ -42,3 +42,12 @@ int verb_queue_secret(Caller *c, char **args, const QueueOptions *o, NapError *e
  * --queue writes to etcd itself) needs, so that a nap-queued that exited
  * idle is socket-activated and admits it. */
 int queue_wake(Caller *c, const char *type, const char *id, NapError *e);
+
+/* A start that StartCommon or StartMpi answered "queued": says so
+ * ("Queued: job J (id N), position P; request id ID"; with json on
+ * stderr, and with no_block the {"queued": …} answer on stdout) and,
+ * unless no_block, waits for the admission (a watch of the job in etcd);
+ * SIGINT or SIGTERM meanwhile cancels the job. 1: still queued
+ * (no_block), 0: admitted, call again with the same request id. */
+int queue_wait_start(Caller *c, const char *service, const char *id, json_t *queued, bool json, bool no_block,
+                     NapError *e);

@@ -31,6 +31,7 @@
 #include "model/manifest.h"
 #include "nap-config.h"
 #include "model/names.h"
+#include "model/profile.h"
 
 /* A request that takes longer than this is as good as failed: the loop
  * must keep probing and keeping the lease alive. */
@@ -42,6 +43,8 @@
 static DiscoveryCheck arg_probe = DISCOVERY_CHECK_HTTP;
 static uint64_t arg_probe_timeout_usec = PROBE_TIMEOUT_USEC_DEFAULT;
 static const char *arg_instance = NULL;
+static unsigned arg_port = 0;              /* --port=: no manifest is read */
+static const char *arg_health_path = NULL; /* --health-path= */
 
 typedef struct Context {
         NapConfig *config;
@@ -284,6 +287,15 @@ static void config_warn(void *userdata, const char *message) {
         log_warning("%s", message);
 }
 
+/* An exported sidecar (napctl export-units) runs where no manifest is:
+ * its unit gives the port, and the health path unless nap.conf's is
+ * meant. */
+static int load_instance_from_options(Context *c) {
+        c->port = arg_port;
+        c->health_path = strdup(arg_health_path ?: c->config->health_path);
+        return c->health_path ? 0 : log_error_errno(-ENOMEM, "Out of memory.");
+}
+
 static int load_instance(Context *c) {
         _cleanup_(nap_manifest_freep) NapManifest *m = NULL;
         _cleanup_free_ char *path = NULL;
@@ -303,6 +315,8 @@ static int load_instance(Context *c) {
         if (!c->config->etcd)
                 return log_error_errno(-EINVAL, "Etcd= is not set in %s: nowhere to publish %s.",
                                        c->config->path ?: "nap.conf", c->name);
+        if (arg_port > 0)
+                return load_instance_from_options(c);
 
         path = nap_manifest_path(c->config->instances_dir, &c->instance);
         if (!path)
@@ -400,7 +414,10 @@ static void help(void) {
                "     --version              Show the version\n"
                "     --probe=http|tcp       http: HEAD HealthPath= every HealthCheckSec=, TCP\n"
                "                            connects between (default); tcp: TCP connects only\n"
-               "     --probe-timeout=SEC    How long an answer may take (default: 1)\n");
+               "     --probe-timeout=SEC    How long an answer may take (default: 1)\n"
+               "     --port=PORT            The instance's port: read no manifest (exported units)\n"
+               "     --health-path=PATH     With --port=: the path HTTP checks ask for\n"
+               "                            (default: HealthPath= of nap.conf)\n");
 }
 
 static int parse_seconds(const char *s, uint64_t *ret) {
@@ -416,12 +433,14 @@ static int parse_seconds(const char *s, uint64_t *ret) {
 }
 
 static int parse_argv(int argc, char *argv[]) {
-        enum { ARG_VERSION = 0x100, ARG_PROBE, ARG_PROBE_TIMEOUT };
+        enum { ARG_VERSION = 0x100, ARG_PROBE, ARG_PROBE_TIMEOUT, ARG_PORT, ARG_HEALTH_PATH };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 { "probe", required_argument, NULL, ARG_PROBE },
                 { "probe-timeout", required_argument, NULL, ARG_PROBE_TIMEOUT },
+                { "port", required_argument, NULL, ARG_PORT },
+                { "health-path", required_argument, NULL, ARG_HEALTH_PATH },
                 {}
         };
         int o;
@@ -444,9 +463,22 @@ static int parse_argv(int argc, char *argv[]) {
                                 return log_error_errno(-EINVAL, "--probe-timeout= takes seconds (0.01…3600), not '%s'.",
                                                        optarg);
                         break;
+                case ARG_PORT:
+                        /* decimal as nap writes numbers, 1…65535 */
+                        if (nap_instance_number_parse(optarg, &arg_port) < 0 || arg_port > 65535)
+                                return log_error_errno(-EINVAL, "--port= takes a port (1…65535), not '%s'.", optarg);
+                        break;
+                case ARG_HEALTH_PATH:
+                        if (!nap_health_path_is_valid(optarg))
+                                return log_error_errno(-EINVAL, "--health-path= takes an absolute URL path, not '%s'.",
+                                                       optarg);
+                        arg_health_path = optarg;
+                        break;
                 default: /* '?': getopt said what */
                         return -EINVAL;
                 }
+        if (arg_health_path && arg_port == 0)
+                return log_error_errno(-EINVAL, "--health-path= needs --port=.");
         if (argc - optind != 1)
                 return log_error_errno(-EINVAL, "Expected one argument, the instance (USER_APP_common@N); see --help.");
         arg_instance = argv[optind];

@@ -15,7 +15,15 @@
  *
  * It also makes the node's assignments (cluster apps) real on this host:
  * realize.h, in a thread of its own that gets the membership lease for its
- * reports.
+ * reports; and runs for election as the cluster's reconciler, which moves
+ * a dead node's instances: reconciler.h, in another thread.
+ *
+ * Fencing: it registers only once the realizer has stopped and removed
+ * every cluster instance no longer assigned here (at start, and after a
+ * lost lease). A membership not renewed within NodeTTL= of the last
+ * renewal sent (etcd out of reach: a partition) counts as lost at once,
+ * without waiting to hear it from etcd: the node's cluster instances stop
+ * then, before the reconciler may move them (ReconcileGraceSec=).
  *
  * Type=notify with a watchdog: WATCHDOG=1 on every round of the loop, so
  * a hung agent (not an unreachable etcd: that is reported in STATUS=) is
@@ -32,10 +40,11 @@
 #include "cluster/host.h"
 #include "cluster/inventory.h"
 #include "nap-config.h"
+#include "node-etcd.h"
 #include "realize.h"
+#include "reconciler.h"
 
 #define ROUND_USEC (1 * USEC_PER_SEC)
-#define ETCD_CONNECT_TIMEOUT_USEC (1 * USEC_PER_SEC)
 #define ETCD_TIMEOUT_USEC (2 * USEC_PER_SEC)
 #define NOT_READY_REASON "membership lease expired (the node's agent stopped renewing it)"
 
@@ -47,7 +56,9 @@ typedef struct Agent {
         NapNode node;
         int64_t lease;          /* 0: not registered */
         Realizer *realizer;     /* this node's assignments, made real */
+        Reconciler *reconciler; /* the cluster's, if elected */
         uint64_t keepalive_due; /* CLOCK_MONOTONIC */
+        uint64_t renew_sent;    /* CLOCK_MONOTONIC: when the last renewal that worked was sent */
         unsigned members;       /* Ready nodes at the last look for departures */
         char status[160];
 } Agent;
@@ -70,21 +81,34 @@ static uint64_t ttl_usec(const Agent *a) {
         return (uint64_t) a->config->node_ttl * USEC_PER_SEC;
 }
 
-/* The membership is good for another TTL: renewed at a third of it. */
-static void agent_renewed(Agent *a) {
+/* The membership is good for another TTL from sent on: renewed at a
+ * third of it. */
+static void agent_renewed(Agent *a, uint64_t sent) {
+        a->renew_sent = sent;
+        realizer_renewed(a->realizer, sent + ttl_usec(a));
         a->keepalive_due = monotonic_usec() + ttl_usec(a) / 3;
-        agent_status(a, "Registered node %s (%s), Ready", a->node.name, a->node.address);
+        agent_status(a, "Registered node %s (%s), Ready%s", a->node.name, a->node.address,
+                     reconciler_leads(a->reconciler) ? ", leads the reconciler" : "");
 }
 
-/* The realizer's reports go on the membership lease. */
+/* The realizer's reports and the reconciler's leadership go on the
+ * membership lease. */
 static void agent_set_lease(Agent *a, int64_t lease) {
         a->lease = lease;
+        if (lease == 0)
+                realizer_renewed(a->realizer, 0);
         realizer_set_lease(a->realizer, lease);
+        reconciler_set_lease(a->reconciler, lease);
 }
 
 static int agent_register(Agent *a) {
         NapError e = NAP_ERROR_NULL;
         int64_t lease = 0, granted = 0;
+        uint64_t sent = monotonic_usec();
+        if (!realizer_fenced(a->realizer)) {
+                agent_status(a, "Not registered yet: stopping the cluster instances no longer assigned here first");
+                return -EAGAIN;
+        }
         int r = etcd_lease_grant(a->etcd, a->config->node_ttl, &lease, &granted, &e);
         if (r >= 0)
                 r = nap_node_register(a->etcd, a->config->cluster_prefix, &a->node, lease, &e);
@@ -93,7 +117,7 @@ static int agent_register(Agent *a) {
                 return r;
         }
         agent_set_lease(a, lease);
-        agent_renewed(a);
+        agent_renewed(a, sent);
         (void) sd_notify(false, "READY=1");
         return 0;
 }
@@ -101,9 +125,17 @@ static int agent_register(Agent *a) {
 static void agent_keepalive(Agent *a) {
         NapError e = NAP_ERROR_NULL;
         int64_t ttl = 0;
-        if (monotonic_usec() < a->keepalive_due)
+        uint64_t sent = monotonic_usec();
+        if (sent < a->keepalive_due)
                 return;
         int r = etcd_lease_keepalive(a->etcd, a->lease, &ttl, &e);
+        if (r < 0 && r != -ENOENT && monotonic_usec() >= a->renew_sent + ttl_usec(a)) {
+                /* etcd may have let it expire by now: as good as lost */
+                agent_status(a, "Membership not renewed within NodeTTL=%u s (%s): stopping this node's cluster "
+                             "instances; registering again once etcd answers", a->config->node_ttl, e.message);
+                agent_set_lease(a, 0);
+                return;
+        }
         if (r == -ENOENT) {
                 /* expired while etcd was out of reach, or wiped: again */
                 agent_status(a, "Membership lease lost; registering again");
@@ -115,7 +147,7 @@ static void agent_keepalive(Agent *a) {
                 agent_status(a, "Keeping the membership alive failed: %s", e.message);
                 return; /* again next round, while the TTL lasts */
         }
-        agent_renewed(a);
+        agent_renewed(a, sent);
 }
 
 /* Looking for departed nodes costs three reads of the inventory: every
@@ -156,6 +188,7 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
         Agent *a = userdata;
         NapError e = NAP_ERROR_NULL;
         (void) sd_notify(false, "STOPPING=1");
+        a->reconciler = reconciler_stop(a->reconciler);
         a->realizer = realizer_stop(a->realizer); /* a start under way first answers or fails */
         if (a->lease != 0 && nap_node_deregister(a->etcd, a->config->cluster_prefix, a->node.name, a->lease, &e) < 0)
                 log_warning("Leaving the cluster failed (the membership lapses within %u s): %s",
@@ -166,6 +199,7 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 }
 
 static void agent_done(Agent *a) {
+        a->reconciler = reconciler_stop(a->reconciler);
         a->realizer = realizer_stop(a->realizer);
         a->round = sd_event_source_disable_unref(a->round);
         a->event = sd_event_unref(a->event);
@@ -188,12 +222,11 @@ static int agent_setup(Agent *a) {
         if (r >= 0)
                 r = nap_host_node(a->config, &a->node, &e);
         if (r >= 0)
-                r = etcd_client_new(a->config->etcd, &a->etcd, &e);
+                r = node_etcd_client(a->config, ETCD_TIMEOUT_USEC, &a->etcd, &e);
         if (r < 0)
                 return log_error_errno(r, "%s", e.message);
-        a->etcd->connect_timeout_usec = ETCD_CONNECT_TIMEOUT_USEC;
-        a->etcd->timeout_usec = ETCD_TIMEOUT_USEC;
-        return realizer_start(a->config, a->node.name, &a->realizer);
+        r = realizer_start(a->config, a->node.name, &a->realizer);
+        return r < 0 ? r : reconciler_start(a->config, a->node.name, &a->reconciler);
 }
 
 static int agent_event(Agent *a) {
@@ -233,7 +266,7 @@ static void help(void) {
                "  -h --help     Show this help\n"
                "     --version  Show the version\n"
                "\nConfiguration: %s, or the file in $NAP_CONFIG (Etcd=, Node=, Labels=,\n"
-               "CPU=, Memory=, Storage=, NodeTTL=, ClusterPrefix=). See nap-node(8).\n",
+               "CPU=, Memory=, Storage=, NodeTTL=, ReconcileGraceSec=, ClusterPrefix=).\nSee nap-node(8).\n",
                NAP_CONFIG_DEFAULT_PATH);
 }
 

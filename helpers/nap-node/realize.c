@@ -13,14 +13,15 @@
 #include "../common/log.h"
 #include "base/clock.h"
 #include "base/fileio.h"
+#include "clients/systemd1.h"
 #include "cluster/assignment.h"
 #include "model/manifest.h"
 #include "model/state.h"
 #include "ops/ops.h"
+#include "node-etcd.h"
 #include "realize.h"
 
 #define RETRY_USEC (2ULL * 1000000ULL)
-#define ETCD_CONNECT_TIMEOUT_USEC (1ULL * 1000000ULL)
 #define ETCD_TIMEOUT_USEC (5ULL * 1000000ULL)
 
 struct Realizer {
@@ -31,6 +32,17 @@ struct Realizer {
         /* stop, or a new lease: the watch (or pause) ends, a pass begins */
         volatile sig_atomic_t interrupt;
         int64_t lease; /* __atomic: written by the loop, read by the thread */
+        /* __atomic, fencing: the loop registers only once fenced; a lost
+         * lease has every cluster instance stopped first (stop_all) */
+        int fenced;
+        int stop_all;
+        /* __atomic, CLOCK_MONOTONIC: NodeTTL= after the last renewal that
+         * worked was sent; past it, the fence thread stops the cluster
+         * instances (0: not registered) */
+        uint64_t deadline;
+        int fence_stopped; /* __atomic: the fence thread stopped them */
+        pthread_t fence_thread;
+        sd_bus *fence_bus; /* the fence thread's own */
         /* the thread's own */
         NapContext *context;
         EtcdClient *etcd;
@@ -47,9 +59,28 @@ static int64_t lease_of(Realizer *r) {
 /* Reports on a new lease are all made again (the old one's vanish with
  * it), at once. */
 void realizer_set_lease(Realizer *r, int64_t lease) {
-        if (!r || __atomic_exchange_n(&r->lease, lease, __ATOMIC_ACQ_REL) == lease)
+        if (!r)
+                return;
+        if (lease == 0 && lease_of(r) != 0) {
+                __atomic_store_n(&r->stop_all, 1, __ATOMIC_RELEASE);
+                __atomic_store_n(&r->fenced, 0, __ATOMIC_RELEASE);
+        }
+        if (__atomic_exchange_n(&r->lease, lease, __ATOMIC_ACQ_REL) == lease)
                 return;
         r->interrupt = 1;
+}
+
+void realizer_renewed(Realizer *r, uint64_t deadline) {
+        if (!r)
+                return;
+        __atomic_store_n(&r->deadline, deadline, __ATOMIC_RELEASE);
+        /* stopped for a renewal that came late: started again now */
+        if (deadline != 0 && __atomic_exchange_n(&r->fence_stopped, 0, __ATOMIC_ACQ_REL))
+                r->interrupt = 1;
+}
+
+bool realizer_fenced(Realizer *r) {
+        return r && __atomic_load_n(&r->fenced, __ATOMIC_ACQUIRE);
 }
 
 /* Sleeps up to usec, less when interrupted. */
@@ -318,7 +349,7 @@ static int pass(Realizer *r, int64_t lease, int64_t *ret_revision) {
         if (lease != r->pass_lease)
                 observed_reset(r);
         r->pass_lease = lease;
-        for (size_t j = 0; j < n && !r->stop; j++)
+        for (size_t j = 0; j < n && !r->stop && lease_of(r) == lease; j++)
                 realize(r, l + j);
         nap_assignment_array_free(l, n);
         return 0;
@@ -340,6 +371,104 @@ static void wait_for_change(Realizer *r, int64_t revision) {
         }
 }
 
+/* ---- fencing --------------------------------------------------------- */
+
+/* The lease was lost: the node may have been declared dead and its
+ * instances moved, so every cluster instance here stops now, without
+ * asking etcd (which may be out of reach). Still assigned ones are started
+ * again by the first pass after registering again. */
+static void stop_marked(Realizer *r) {
+        _cleanup_closedir_ DIR *d = opendir(r->marks);
+        struct dirent *de;
+        NapInstance i;
+        while (d && (de = readdir(d))) {
+                NapError e = NAP_ERROR_NULL;
+                if (nap_instance_parse(de->d_name, &i, NULL) < 0)
+                        continue;
+                if (nap_stop_app(r->context, de->d_name, &e) < 0)
+                        log_warning("Stopping %s (this node's membership is lost) failed: %s", de->d_name,
+                                    e.message);
+                else
+                        log_info("Stopped %s: this node's membership is lost, it may run elsewhere now",
+                                 de->d_name);
+        }
+}
+
+/* Before the node registers (at start, and after a lost lease): every
+ * marked instance no longer assigned here is stopped and removed, before
+ * anything is realized or reported. 0: fenced. */
+static int fence(Realizer *r) {
+        NapAssignment *l = NULL;
+        size_t n = 0;
+        NapError e = NAP_ERROR_NULL;
+        if (__atomic_exchange_n(&r->stop_all, 0, __ATOMIC_ACQ_REL))
+                stop_marked(r);
+        int k = nap_assignments_list(r->etcd, r->config->cluster_prefix, r->node, &l, &n, NULL, NULL, &e);
+        if (k < 0)
+                return log_debug_errno(k, "Fencing: reading this node's assignments failed: %s", e.message);
+        unrealize_unassigned(r, l, n);
+        nap_assignment_array_free(l, n);
+        __atomic_store_n(&r->fenced, 1, __ATOMIC_RELEASE);
+        log_debug("Fenced: every cluster instance here is assigned here");
+        return 0;
+}
+
+/* Every marked instance's processes sent SIGTERM (it must stop serving
+ * now, not after its sidecar, which stops first and may wait seconds on
+ * etcd to withdraw its key; SIGTERM is a clean exit, so Restart=on-failure
+ * does not start it again), then its unit stopped (its sidecar with it),
+ * straight through systemd: no app lock, no manifest written, nothing
+ * that another thread may hold for seconds. */
+static void stop_marked_units(Realizer *r) {
+        _cleanup_closedir_ DIR *d = opendir(r->marks);
+        char units[64][NAP_UNIT_NAME_MAX], *l[64];
+        struct dirent *de;
+        NapError e = NAP_ERROR_NULL;
+        NapInstance i;
+        size_t n = 0;
+        while (d && (de = readdir(d))) {
+                if (nap_instance_parse(de->d_name, &i, NULL) < 0)
+                        continue;
+                l[n] = (char *) nap_instance_unit_name(&i, units[n]);
+                int k = nap_systemd_kill_unit(r->fence_bus, l[n], SIGTERM);
+                if (k < 0)
+                        log_warning_errno(k, "Killing %s failed: %m", l[n]);
+                if (++n < ELEMENTSOF(units))
+                        continue;
+                if (nap_systemd_stop_units(r->fence_bus, l, n, &e) < 0)
+                        log_warning("Stopping cluster instances failed: %s", e.message);
+                n = 0;
+        }
+        if (n > 0 && nap_systemd_stop_units(r->fence_bus, l, n, &e) < 0)
+                log_warning("Stopping cluster instances failed: %s", e.message);
+}
+
+/* The deadline kept on its own: the loop's keep-alive and this file's
+ * passes may block on an unreachable etcd for seconds, but the instances
+ * must stop once the membership may have expired, before the reconciler
+ * may move them (ReconcileGraceSec= after the last renewal). A renewal
+ * after that (etcd was slow, not gone) has the next pass start them
+ * again at once. */
+static void *fence_main(void *userdata) {
+        Realizer *r = userdata;
+        uint64_t stopped_at = 0; /* the deadline acted on */
+        while (!r->stop) {
+                uint64_t deadline = __atomic_load_n(&r->deadline, __ATOMIC_ACQUIRE);
+                if (deadline != 0 && deadline != stopped_at && monotonic_usec() >= deadline) {
+                        log_warning("This node's membership was not renewed within NodeTTL=%u s: stopping its "
+                                    "cluster instances", r->config->node_ttl);
+                        stop_marked_units(r);
+                        stopped_at = deadline;
+                        __atomic_store_n(&r->fence_stopped, 1, __ATOMIC_RELEASE);
+                        /* renewed while stopping them: started again now */
+                        if (__atomic_load_n(&r->deadline, __ATOMIC_ACQUIRE) != deadline)
+                                r->interrupt = 1;
+                }
+                (void) usleep(50000);
+        }
+        return NULL;
+}
+
 /* Passes run while registered: the node's reports need its lease, and a
  * host that comes back must not act on assignments before it is a member
  * again. */
@@ -349,7 +478,9 @@ static void *realizer_main(void *userdata) {
                 int64_t revision = 0, lease = lease_of(r);
                 r->interrupt = r->stop;
                 if (lease == 0) {
-                        pause_usec(r, REALIZE_RESYNC_USEC);
+                        if (!realizer_fenced(r) && fence(r) >= 0)
+                                continue;
+                        pause_usec(r, realizer_fenced(r) ? REALIZE_RESYNC_USEC : RETRY_USEC);
                         continue;
                 }
                 if (pass(r, lease, &revision) < 0) {
@@ -368,6 +499,7 @@ static void realizer_free(Realizer *r) {
                 return;
         observed_reset(r);
         nap_context_free(r->context);
+        sd_bus_flush_close_unref(r->fence_bus);
         etcd_client_free(r->etcd);
         free(r->marks);
         free(r);
@@ -387,17 +519,26 @@ int realizer_start(const NapConfig *config, const char *node, Realizer **ret) {
         /* its own context (nap.conf read again) and etcd client: a thread's */
         int k = nap_context_new(&r->context, -1, warn_config, NULL, &e);
         if (k >= 0)
-                k = etcd_client_new(config->etcd, &r->etcd, &e);
+                r->context->node_agent = true; /* acts on this host's instances, not on assignments */
+        if (k >= 0)
+                k = nap_systemd_open(config->scope, &r->fence_bus, &e);
+        if (k >= 0)
+                k = node_etcd_client(config, ETCD_TIMEOUT_USEC, &r->etcd, &e);
         if (k >= 0 && !(r->marks = nap_state_cluster_realized_dir(config)))
                 k = nap_error_errno(&e, -ENOMEM, "Out of memory");
         if (k < 0) {
                 realizer_free(r);
                 return log_error_errno(k, "Cannot realize assignments: %s", e.message);
         }
-        r->etcd->connect_timeout_usec = ETCD_CONNECT_TIMEOUT_USEC;
-        r->etcd->timeout_usec = ETCD_TIMEOUT_USEC;
+        k = -pthread_create(&r->fence_thread, NULL, fence_main, r);
+        if (k < 0) {
+                realizer_free(r);
+                return log_error_errno(k, "Failed to start the fencing thread: %m");
+        }
         k = -pthread_create(&r->thread, NULL, realizer_main, r);
         if (k < 0) {
+                r->stop = 1;
+                (void) pthread_join(r->fence_thread, NULL);
                 realizer_free(r);
                 return log_error_errno(k, "Failed to start the realizing thread: %m");
         }
@@ -410,6 +551,7 @@ Realizer *realizer_stop(Realizer *r) {
                 return NULL;
         r->stop = r->interrupt = 1;
         (void) pthread_join(r->thread, NULL);
+        (void) pthread_join(r->fence_thread, NULL);
         realizer_free(r);
         return NULL;
 }

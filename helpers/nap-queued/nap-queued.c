@@ -31,6 +31,7 @@
 
 #include "../common/log.h"
 #include "base/clock.h"
+#include "base/socket-util.h"
 #include "base/strv.h"
 #include "cluster/admission.h"
 #include "cluster/callback.h"
@@ -330,19 +331,8 @@ static void on_stop_signal(int sig) {
 }
 
 static int listen_unix(const char *path) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        if (strlen(path) >= sizeof sa.sun_path)
-                return log_error_errno(ENAMETOOLONG, "Socket path too long: %s", path);
-        memcpy(sa.sun_path, path, strlen(path) + 1);
-        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        (void) unlink(path);
-        if (fd < 0 || bind(fd, (struct sockaddr *) &sa, sizeof sa) < 0 || chmod(path, 0666) < 0 || listen(fd, 128) < 0) {
-                int r = log_error_errno(errno, "Cannot listen on %s: %m", path);
-                if (fd >= 0)
-                        close(fd);
-                return r;
-        }
-        return fd;
+        int fd = socket_listen_unix(path, 0666, 0);
+        return fd < 0 ? log_error_errno(fd, "Cannot listen on %s: %m", path) : fd;
 }
 
 static int fronts_start(Work *w, HttpFront **fronts, size_t max, size_t *ret_n) {

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 /* nap's own queued starts whose client left (start-common --queue
- * --no-block): once admitted, this host's nap-queued asks its nap-managerd
- * to start them (StartCommon with the job's request id, as the client
+ * --no-block, start-mpi --queue --no-block): once admitted, this host's
+ * nap-queued asks its nap-managerd to start them (StartCommon or StartMpi,
+ * as data.nap.method says, with the job's request id, as the client
  * would: the call is idempotent by that id, and nap-managerd hands the
- * job's reservation over to the instance). A start that fails is tried
+ * job's reservation over to the instance or MPI job). A start that fails is tried
  * again on the next pass; one that succeeded leaves the job done. */
 
 #include <inttypes.h>
@@ -40,25 +41,47 @@ static json_t *detached_start(const NapJob *j, const char *node, json_t **ret_da
         return nap;
 }
 
+/* "REQUEST" or "REQUEST:LIMIT" as StartCommon and StartMpi take them. */
+static void amount_format(uint64_t request, uint64_t limit, const char *unit, char *buf, size_t size) {
+        if (request == 0)
+                buf[0] = 0;
+        else if (limit > request)
+                snprintf(buf, size, "%" PRIu64 "%s:%" PRIu64 "%s", request, unit, limit, unit);
+        else
+                snprintf(buf, size, "%" PRIu64 "%s", request, unit);
+}
+
+/* The method the start was queued by (data.nap.method, StartCommon when
+ * absent), its arguments: what a rank asks (StartMpi: data.nap.rank) or
+ * the instance (data.nap.reservation). */
+static json_t *start_args(json_t *nap, const char **ret_method, NapError *e) {
+        const char *method = json_string_value(json_object_get(nap, "method")) ?: "StartCommon";
+        bool mpi = streq(method, "StartMpi");
+        NapReservation r = { .kind = NAP_RESERVATION_COMPUTE };
+        _cleanup_free_ char *text = json_dumps(json_object_get(nap, mpi ? "rank" : "reservation"), JSON_COMPACT);
+        char cpu[48], memory[48];
+        if (!mpi && !streq(method, "StartCommon"))
+                return nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL, "Unknown start method %.32s", method), NULL;
+        if (!text || nap_reservation_from_json(text, strlen(text), &r, e) < 0)
+                return NULL;
+        amount_format(r.compute.request_cpu_milli, r.compute.limit_cpu_milli, "m", cpu, sizeof cpu);
+        amount_format(r.compute.request_memory, r.compute.limit_memory, "", memory, sizeof memory);
+        *ret_method = method;
+        return json_pack("{s:O, s:O, s:s, s:s, s:O, s:b, s:b}", "service", json_object_get(nap, "service"), "params",
+                         json_object_get(nap, "params") ?: json_null(), "cpu", cpu, "memory", memory, "requestId",
+                         json_object_get(nap, "request"), "queue", 1, "noBlock", 1);
+}
+
 static int start_one(const char *address, json_t *nap, NapError *e) {
         _cleanup_(varlink_unrefp) Varlink *v = NULL;
-        NapReservation r = { .kind = NAP_RESERVATION_COMPUTE };
-        json_t *res = json_object_get(nap, "reservation"), *reply = NULL;
-        _cleanup_free_ char *text = json_dumps(res, JSON_COMPACT);
-        char cpu[32] = "", memory[32] = "";
-        const char *error = NULL;
-        if (!text || nap_reservation_from_json(text, strlen(text), &r, e) < 0)
+        _cleanup_free_ char *full = NULL;
+        const char *method = NULL, *error = NULL;
+        json_t *reply = NULL, *args = start_args(nap, &method, e);
+        if (!args)
                 return -EINVAL;
-        if (r.compute.request_cpu_milli > 0)
-                snprintf(cpu, sizeof cpu, "%" PRIu64 "m", r.compute.request_cpu_milli);
-        if (r.compute.request_memory > 0)
-                snprintf(memory, sizeof memory, "%" PRIu64, r.compute.request_memory);
-        json_t *args = json_pack("{s:O, s:O, s:s, s:s, s:O, s:b, s:b}", "service", json_object_get(nap, "service"),
-                                 "params", json_object_get(nap, "params") ?: json_null(), "cpu", cpu, "memory", memory,
-                                 "requestId", json_object_get(nap, "request"), "queue", 1, "noBlock", 1);
-        int k = args ? varlink_connect_address(&v, address) : -ENOMEM;
+        int k = asprintf(&full, "io.nap.Manager.%s", method) < 0 ? -ENOMEM : varlink_connect_address(&v, address);
         if (k >= 0)
-                k = varlink_call(v, "io.nap.Manager.StartCommon", args, &reply, &error);
+                k = varlink_call(v, full, args, &reply, &error);
         json_decref(args);
         if (k >= 0 && error)
                 k = nap_error_set(e, NAP_ERROR_INTERNAL, -EIO, "%s: %s", error,

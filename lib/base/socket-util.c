@@ -1,9 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <errno.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "base/macro.h"
 #include "base/socket-util.h"
 
 bool socket_is_connected_to_itself(int fd) {
@@ -14,4 +19,49 @@ bool socket_is_connected_to_itself(int fd) {
             getpeername(fd, (struct sockaddr *) &peer, &pl) < 0)
                 return false;
         return ll == pl && memcmp(&local, &peer, ll) == 0;
+}
+
+int socket_address_unix(const char *address, struct sockaddr_un *ret, socklen_t *ret_len) {
+        const char *p = strncmp(address, "unix:", 5) == 0 ? address + 5 : address;
+        size_t n = strlen(p);
+
+        *ret = (struct sockaddr_un) { .sun_family = AF_UNIX };
+        if (p[0] == '@') {
+                if (n < 2 || n > sizeof ret->sun_path)
+                        return -EINVAL;
+                memcpy(ret->sun_path + 1, p + 1, n - 1);
+                *ret_len = offsetof(struct sockaddr_un, sun_path) + n;
+                return 0;
+        }
+        if (p[0] != '/')
+                return -EINVAL;
+        if (n >= sizeof ret->sun_path)
+                return -ENAMETOOLONG;
+        memcpy(ret->sun_path, p, n + 1);
+        *ret_len = offsetof(struct sockaddr_un, sun_path) + n + 1;
+        return 0;
+}
+
+static void unlink_stale_socket(const char *path) {
+        struct stat st;
+
+        if (lstat(path, &st) >= 0 && S_ISSOCK(st.st_mode))
+                (void) unlink(path);
+}
+
+int socket_listen_unix(const char *address, mode_t mode, int flags) {
+        struct sockaddr_un sa;
+        socklen_t len;
+        int r = socket_address_unix(address, &sa, &len);
+        if (r < 0)
+                return r;
+        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | flags, 0);
+        if (fd < 0)
+                return -errno;
+        if (sa.sun_path[0])
+                unlink_stale_socket(sa.sun_path);
+        if (bind(fd, (const struct sockaddr *) &sa, len) < 0 ||
+            (sa.sun_path[0] && chmod(sa.sun_path, mode & 07777) < 0) || listen(fd, SOMAXCONN) < 0)
+                return -errno;
+        return TAKE_FD(fd);
 }

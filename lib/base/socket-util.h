@@ -4,6 +4,9 @@
 /* Sockets. */
 
 #include <stdbool.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/un.h>
 
 /* A TCP connect to a loopback port nothing listens on can still succeed:
  * when the kernel picks that same port as the connection's ephemeral
@@ -13,3 +16,13 @@
  * a probe that retries every 50 ms gets there. True for such a socket: a
  * probe must count it as refused. */
 bool socket_is_connected_to_itself(int fd);
+
+/* A Unix socket address: "/path", "unix:/path" or "@abstract". -EINVAL
+ * for anything else, -ENAMETOOLONG when it does not fit. */
+int socket_address_unix(const char *address, struct sockaddr_un *ret, socklen_t *ret_len);
+
+/* A listening stream socket on address (as above), flags added to
+ * socket()'s type (SOCK_CLOEXEC always): a socket left at a path by an
+ * earlier run is replaced (anything else there is not), the path's mode
+ * set to mode. The fd, or -errno. */
+int socket_listen_unix(const char *address, mode_t mode, int flags);

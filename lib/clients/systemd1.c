@@ -295,6 +295,19 @@ int nap_systemd_restart_unit(sd_bus *bus, const char *unit, NapError *e) {
         return units_jobs(bus, "RestartUnit", (char *const[]) { (char *) unit }, 1, e);
 }
 
+int nap_systemd_kill_unit(sd_bus *bus, const char *unit, int signo) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        if (!bus || isempty(unit))
+                return -EINVAL;
+        int r = sd_bus_call_method(bus, SYSTEMD_DEST, SYSTEMD_PATH, MANAGER_IFACE, "KillUnit", &error, NULL, "ssi",
+                                   unit, "all", signo);
+        /* not loaded or not running: nothing to kill */
+        if (r < 0 && (sd_bus_error_has_name(&error, "org.freedesktop.systemd1.NoSuchUnit") ||
+                      sd_bus_error_has_name(&error, "org.freedesktop.systemd1.UnitInactive")))
+                return 0;
+        return r < 0 ? r : 0;
+}
+
 int nap_systemd_reset_failed_unit(sd_bus *bus, const char *unit) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         int r;

@@ -41,6 +41,10 @@ int nap_systemd_restart_unit(sd_bus *bus, const char *unit, NapError *e);
 int nap_systemd_start_units(sd_bus *bus, char *const *units, size_t n, NapError *e);
 int nap_systemd_stop_units(sd_bus *bus, char *const *units, size_t n, NapError *e);
 int nap_systemd_reset_failed_unit(sd_bus *bus, const char *unit);
+/* KillUnit(unit, "all", signo), returning at once: the unit's processes
+ * get the signal now, whatever jobs are queued before its stop (a
+ * sidecar ordered after it stops first). Not loaded or not running: 0. */
+int nap_systemd_kill_unit(sd_bus *bus, const char *unit, int signo);
 /* ListUnitsByPatterns(states=[], patterns=[pattern]). */
 int nap_systemd_list_units(sd_bus *bus, const char *pattern, NapUnitStatus **ret, size_t *ret_n, NapError *e);
 /* The same without waiting, for a bus attached to an event loop: callback

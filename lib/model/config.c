@@ -45,6 +45,8 @@
 #define DEFAULT_NODE_TTL 10u
 #define NODE_TTL_MIN 2u
 #define NODE_TTL_MAX 600u
+#define RECONCILE_GRACE_SEC_MAX 3600u
+#define RECONCILE_GRACE_MARGIN_SEC 5u
 /* sd-varlink's defaults for its services. A quarter of the whole for one
  * uid: one greedy user leaves three quarters to the others, and one uid
  * still has room for hundreds of clients (a web console, a CI pool, the
@@ -367,6 +369,15 @@ static int parse_node_ttl(Parser *p, const char *v) {
         return parse_seconds(p, v, DEFAULT_NODE_TTL, NODE_TTL_MIN, NODE_TTL_MAX, &p->config->node_ttl);
 }
 
+/* 0 (the default): NodeTTL= + 5 s, whatever order the two come in. */
+static int parse_reconcile_grace_sec(Parser *p, const char *v) {
+        return parse_seconds(p, v, 0, 0, RECONCILE_GRACE_SEC_MAX, &p->config->reconcile_grace_sec);
+}
+
+unsigned nap_config_reconcile_grace_sec(const NapConfig *c) {
+        return c->reconcile_grace_sec > 0 ? c->reconcile_grace_sec : c->node_ttl + RECONCILE_GRACE_MARGIN_SEC;
+}
+
 /* A key prefix in etcd: an absolute key path, no trailing '/'. */
 static int parse_prefix(Parser *p, const char *v, const char *def, char **dst) {
         char b[72];
@@ -509,6 +520,7 @@ static const KeyParser key_table[] = {
         { "Memory",       parse_memory        },
         { "Storage",      parse_storage       },
         { "NodeTTL",      parse_node_ttl      },
+        { "ReconcileGraceSec", parse_reconcile_grace_sec },
         { "ClusterApps",  parse_cluster_apps  },
         { "MaxConnections", parse_max_connections },
         { "MaxConnectionsPerUser", parse_max_connections_per_user },

@@ -91,12 +91,16 @@ typedef struct NapConfig {
         char **labels;       /* sorted "key=value" strv */
         uint64_t cpu_milli, memory, storage; /* capacity; 0: detect */
         unsigned node_ttl;
+        unsigned reconcile_grace_sec; /* 0: node_ttl + 5 (nap_config_reconcile_grace_sec()) */
         bool cluster_apps;   /* start-common places in the cluster by default */
         unsigned max_connections, max_connections_per_user; /* nap-managerd's varlink connections */
         NapRolloutBatch rollout_batch;
         unsigned rollout_drain_sec;
         char *path;          /* the file it came from, NULL for built-in defaults */
 } NapConfig;
+
+/* ReconcileGraceSec=, its default resolved: NodeTTL= + 5 s. */
+unsigned nap_config_reconcile_grace_sec(const NapConfig *c) _pure_;
 
 typedef void (*nap_warn_fn)(void *userdata, const char *message);
 

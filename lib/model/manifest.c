@@ -100,6 +100,11 @@ static int parse_enabled(const char *key, json_t *v, ManifestParse *p, NapError 
         return 0;
 }
 
+static int parse_cluster(const char *key, json_t *v, ManifestParse *p, NapError *e) {
+        p->m->cluster = json_is_true(v);
+        return 0;
+}
+
 static int parse_params(const char *key, json_t *v, ManifestParse *p, NapError *e) {
         const char *k;
         json_t *w;
@@ -234,6 +239,7 @@ static const struct {
         { "directory", JSON_STRING,  true,  parse_directory },
         { "port",      JSON_INTEGER, true,  parse_port      },
         { "enabled",   JSON_TRUE,    true,  parse_enabled   }, /* JSON_TRUE: any boolean */
+        { "cluster",   JSON_TRUE,    false, parse_cluster   },
         { "params",    JSON_OBJECT,  false, parse_params    },
         { "commit",    JSON_STRING,  false, parse_commit    },
         { "image",     JSON_OBJECT,  false, parse_image     },
@@ -426,6 +432,8 @@ char *nap_manifest_format(const NapManifest *m) {
         r |= set_new(o, "directory", json_string(m->directory));
         r |= set_new(o, "port", json_integer(m->port));
         r |= set_new(o, "enabled", json_boolean(m->enabled));
+        if (m->cluster)
+                r |= set_new(o, "cluster", json_true());
         if (m->params)
                 r |= set_new(o, "params", params_to_json(m->params));
         if (m->commit)

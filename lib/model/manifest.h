@@ -60,6 +60,10 @@ typedef struct NapManifest {
         char *directory;
         unsigned port;
         bool enabled;
+        /* made from a cluster assignment (nap-node): never started at boot,
+         * enabled or not; nap-node starts it once the node is a member
+         * again and it is still assigned here (fencing) */
+        bool cluster;
         NapParams *params; /* may be NULL */
         char *commit;      /* may be NULL */
         NapManifestImage image;

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "base/fileio.h"
+#include "base/strv.h"
 #include "model/mpi.h"
 #include "model/unit-files.h"
 #include "model/unit.h"
@@ -204,6 +205,13 @@ static int write_templates(NapUnitFiles *o, const NapManifest *m, const char *te
         return 0;
 }
 
+/* A cluster instance (nap-node's) is started by nap-node once the node is
+ * a member again, never at boot: it may have moved to another host
+ * meanwhile (fencing, docs/ARCHITECTURE.md "Cluster apps"). */
+static bool wanted_at_boot(const NapManifest *m) {
+        return m->enabled && !m->cluster;
+}
+
 /* USER_APP_common@N.service and USER_APP_build@N.service, enabled through
  * the former. The templates are written as for any instance: the sidecar's
  * is needed, and the app's keeps USER_APP_common@ a known template. */
@@ -223,7 +231,7 @@ static int write_container(NapUnitFiles *o, const NapManifest *m) {
                 r = write_unit_file(o, NULL, build, build_text);
         if (r >= 0)
                 r = write_unit_file(o, NULL, unit, run_text);
-        if (r >= 0 && m->enabled)
+        if (r >= 0 && wanted_at_boot(m))
                 r = write_wants(o, unit, unit);
         return r;
 }
@@ -247,7 +255,7 @@ static int write_instance(NapUnitFiles *o, const NapManifest *m) {
         r = mkdir_exist_ok(dropin_path);
         if (r >= 0)
                 r = write_unit_file(o, dropin_dir, NAP_UNIT_DROPIN_NAME, dropin_text);
-        if (r >= 0 && m->enabled)
+        if (r >= 0 && wanted_at_boot(m))
                 r = write_wants(o, unit, template);
         return r;
 }
@@ -311,4 +319,145 @@ int nap_unit_files_remove(const NapUnitFiles *o, const NapInstance *i, bool temp
         if (r >= 0)
                 r = unlink_in(o->dir, nap_unit_discovery_template_name(&i->service, sidecar), 0);
         return r;
+}
+
+/* ---- exporting ---------------------------------------------------------- */
+
+/* fleet (and an operator's own systemd) gets whole units: the template and
+ * the instance's drop-in merged as systemd merges them, each section's
+ * lines of the unit first, then the drop-in's (later assignments win, lists
+ * add up), so the merged unit means what the two files meant. */
+
+typedef struct ExportInput {
+        const NapUnitFiles *o;
+        const NapManifest *m; /* directory: the tree it runs from */
+} ExportInput;
+
+static int render_exported_settings(FILE *f, const NapManifest *m, const NapUnitFiles *o) {
+        return nap_unit_write_exported_settings(f, m, o->scope, o->config);
+}
+
+static int render_exported_sidecar(FILE *f, const NapManifest *m, const NapUnitFiles *o) {
+        return nap_unit_write_discovery_exported(f, m, o->scope, o->config, o->discovery_binary);
+}
+
+/* Whether a line of a rendered unit is left out of an exported one:
+ * comments (the generator's header) and SourcePath=, a manifest that is
+ * not on another host. */
+static bool line_is_dropped(const char *line, size_t n) {
+        return n == 0 || line[0] == '#' || line[0] == ';' || strneq(line, "SourcePath=", strlen("SourcePath="));
+}
+
+/* The section headers of text ("[Unit]"…) not in *headers yet, added. */
+static int collect_headers(const char *text, char ***headers) {
+        for (const char *l = text; *l;) {
+                size_t n = strcspn(l, "\n");
+                if (l[0] == '[') {
+                        _cleanup_free_ char *h = strndup(l, n);
+                        if (!h)
+                                return -ENOMEM;
+                        if (!strv_contains(*headers, h) && strv_consume(headers, TAKE_PTR(h)) < 0)
+                                return -ENOMEM;
+                }
+                l += n + (l[n] == '\n');
+        }
+        return 0;
+}
+
+/* The lines of text's section header, without the header. */
+static void write_section_lines(FILE *f, const char *text, const char *header) {
+        bool in = false;
+        for (const char *l = text; *l;) {
+                size_t n = strcspn(l, "\n");
+                if (l[0] == '[')
+                        in = strlen(header) == n && strneq(l, header, n);
+                else if (in && !line_is_dropped(l, n))
+                        fprintf(f, "%.*s\n", (int) n, l);
+                l += n + (l[n] == '\n');
+        }
+}
+
+static int write_merged(FILE *f, const NapManifest *m, const char *unit_text, const char *dropin_text,
+                        NapScope scope) {
+        _cleanup_strv_free_ char **headers = NULL;
+        char name[NAP_UNIT_NAME_MAX];
+        int r = collect_headers(unit_text, &headers);
+        if (r >= 0)
+                r = collect_headers(dropin_text, &headers);
+        if (r < 0)
+                return r;
+        fprintf(f, "# %s, exported by napctl export-units: its template and its\n"
+                "# " NAP_UNIT_DROPIN_NAME " in one unit, for fleet or any service manager.\n"
+                "# It runs from the app's deployed tree (napctl deploy-app on each host).\n",
+                nap_instance_unit_name(&m->instance, name));
+        if (m->commit)
+                fprintf(f, "# The instance ran commit %s.\n", m->commit);
+        STRV_FOREACH(h, headers) {
+                fprintf(f, "\n%s\n", *h);
+                write_section_lines(f, unit_text, *h);
+                write_section_lines(f, dropin_text, *h);
+        }
+        /* systemctl enable works on an operator's host; fleet ignores it */
+        fprintf(f, "\n[Install]\nWantedBy=%s\n", scope == NAP_SCOPE_USER ? "default.target" : "multi-user.target");
+        return ferror(f) ? -EIO : 0;
+}
+
+static int export_unit(const NapUnitFiles *o, const NapManifest *m, NapUnitFile *ret) {
+        _cleanup_free_ char *unit_text = NULL, *dropin_text = NULL, *buf = NULL;
+        size_t size;
+        int r = render(render_template, m, o, &unit_text);
+        if (r >= 0)
+                r = render(render_exported_settings, m, o, &dropin_text);
+        if (r < 0)
+                return r;
+        FILE *f = open_memstream(&buf, &size);
+        if (!f)
+                return -ENOMEM;
+        r = write_merged(f, m, unit_text, dropin_text, o->scope);
+        if (fclose(f) != 0 && r >= 0)
+                r = -ENOMEM;
+        if (r < 0)
+                return r;
+        nap_instance_unit_name(&m->instance, ret->name);
+        ret->text = TAKE_PTR(buf);
+        return 0;
+}
+
+static int export_sidecar(const NapUnitFiles *o, const NapManifest *m, NapUnitFile *ret) {
+        int r = render(render_exported_sidecar, m, o, &ret->text);
+        if (r < 0)
+                return r;
+        nap_unit_discovery_name(&m->instance, ret->name);
+        return 0;
+}
+
+int nap_unit_files_export(const NapUnitFiles *o, const NapManifest *m, const char *tree,
+                          NapUnitFile ret[static NAP_UNIT_FILES_EXPORT_MAX], size_t *ret_n) {
+        assert(o);
+        assert(m);
+        assert(tree);
+        assert(ret_n);
+
+        if (nap_manifest_has_image(m) || m->instance.kind != NAP_KIND_COMMON)
+                return -EOPNOTSUPP;
+        NapManifest in_tree = *m;
+        in_tree.directory = (char *) tree;
+        ret[0] = ret[1] = (NapUnitFile) {};
+        *ret_n = 0;
+        int r = export_unit(o, &in_tree, ret);
+        if (r >= 0 && nap_unit_has_discovery(m->instance.kind, o->config))
+                r = export_sidecar(o, &in_tree, ret + 1);
+        if (r < 0) {
+                nap_unit_file_clear(ret);
+                return r;
+        }
+        *ret_n = ret[1].text ? 2 : 1;
+        return 0;
+}
+
+void nap_unit_file_clear(NapUnitFile *f) {
+        if (!f)
+                return;
+        free(f->text);
+        *f = (NapUnitFile) {};
 }

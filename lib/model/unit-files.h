@@ -45,6 +45,23 @@ bool nap_unit_files_has_instance(const NapUnitFiles *o, const NapInstance *i);
  * with templates, its app's templates too (its last instance went). */
 int nap_unit_files_remove(const NapUnitFiles *o, const NapInstance *i, bool templates);
 
+/* An instance's self-contained units, for fleet (napctl export-units,
+ * docs/ARCHITECTURE.md "Cluster apps"): USER_APP_common@N.service, its
+ * template and its drop-in merged, running from tree (the app's deployed
+ * tree, the same path on every host: ROOT/services/USER/USER_APP) with
+ * [Install], and with Etcd= its sidecar USER_APP_discovery@N.service,
+ * which reads no manifest and says [X-Fleet] MachineOf= the instance's
+ * unit. o->dir is not used. -EOPNOTSUPP for a container instance or
+ * another kind than common; -EINVAL as nap_unit_files_write(). */
+#define NAP_UNIT_FILES_EXPORT_MAX 2
+typedef struct NapUnitFile {
+        char name[NAP_UNIT_NAME_MAX];
+        char *text;
+} NapUnitFile;
+int nap_unit_files_export(const NapUnitFiles *o, const NapManifest *m, const char *tree,
+                          NapUnitFile ret[static NAP_UNIT_FILES_EXPORT_MAX], size_t *ret_n);
+void nap_unit_file_clear(NapUnitFile *f);
+
 /* The manager's runtime unit dir: /run/systemd/system for the system
  * manager, $XDG_RUNTIME_DIR/systemd/user for a user manager (-ENXIO when
  * $XDG_RUNTIME_DIR is not set). A tmpfs: empty at every boot. */

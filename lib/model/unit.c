@@ -367,11 +367,11 @@ static int write_environment(FILE *f, const NapParams *env) {
         return r;
 }
 
-int nap_unit_write_instance_dropin(FILE *f, const NapManifest *m, NapScope scope, const NapConfig *c) {
-        assert(f);
-        assert(m);
-        assert(c);
-
+/* The instance's settings: where it runs, what, with which PORT and
+ * configuration, its tree's access and its resources. exported: for
+ * nap_unit_write_exported_settings(), without the manifest's path and
+ * with the tree read-only. */
+static int write_instance_settings(FILE *f, const NapManifest *m, NapScope scope, const NapConfig *c, bool exported) {
         _cleanup_free_ char *manifest = nap_manifest_path(c->instances_dir, &m->instance);
         _cleanup_free_ char *source = NULL, *workdir = NULL, *quoted = NULL, *exec = NULL;
         int r;
@@ -389,16 +389,36 @@ int nap_unit_write_instance_dropin(FILE *f, const NapManifest *m, NapScope scope
         if (r < 0)
                 return r;
 
-        fprintf(f, GENERATED_HEADER "\n[Unit]\nSourcePath=%s\nRequiresMountsFor=%s\n", source, quoted);
+        if (exported)
+                fprintf(f, "[Unit]\nRequiresMountsFor=%s\n", quoted);
+        else
+                fprintf(f, GENERATED_HEADER "\n[Unit]\nSourcePath=%s\nRequiresMountsFor=%s\n", source, quoted);
         fprintf(f, "\n[Service]\nWorkingDirectory=%s\nEnvironment=PORT=%u\n", workdir, m->port);
         r = write_environment(f, m->environment);
         if (r >= 0)
-                r = write_tree_access(f, m, scope, quoted);
+                /* as in system scope: read-only, bound in if hidden */
+                r = write_tree_access(f, m, exported ? NAP_SCOPE_SYSTEM : scope, quoted);
         if (r < 0)
                 return r;
         fprintf(f, "ExecStart=%s\n", exec);
         write_resources(f, &m->resources);
         return ferror(f) ? -EIO : 0;
+}
+
+int nap_unit_write_instance_dropin(FILE *f, const NapManifest *m, NapScope scope, const NapConfig *c) {
+        assert(f);
+        assert(m);
+        assert(c);
+
+        return write_instance_settings(f, m, scope, c, false);
+}
+
+int nap_unit_write_exported_settings(FILE *f, const NapManifest *m, NapScope scope, const NapConfig *c) {
+        assert(f);
+        assert(m);
+        assert(c);
+
+        return write_instance_settings(f, m, scope, c, true);
 }
 
 bool nap_unit_has_discovery(NapKind kind, const NapConfig *c) {
@@ -414,6 +434,14 @@ const char *nap_unit_discovery_template_name(const NapService *s, char *buf) {
         assert(buf);
 
         snprintf(buf, NAP_UNIT_NAME_MAX, "%s_discovery@.service", nap_service_name(s, name));
+        return buf;
+}
+
+const char *nap_unit_discovery_name(const NapInstance *i, char *buf) {
+        assert(i);
+        assert(buf);
+
+        snprintf(buf, NAP_UNIT_NAME_MAX, "%s_%s_discovery@%u.service", i->service.user, i->service.app, i->number);
         return buf;
 }
 
@@ -438,7 +466,8 @@ static unsigned discovery_watchdog_sec(const NapConfig *c) {
         return MAX(c->discovery_ttl / 2, 15u);
 }
 
-static int write_discovery_unit_section(FILE *f, const char *name, const NapConfig *c) {
+/* exported: no manifest's path (nap_unit_write_discovery_exported()). */
+static int write_discovery_unit_section(FILE *f, const char *name, const NapConfig *c, bool exported) {
         _cleanup_free_ char *source = NULL, *instances = unit_quote_word(c->instances_dir), *config = NULL;
         const char *pinned = pinned_config(c);
         int r;
@@ -449,14 +478,20 @@ static int write_discovery_unit_section(FILE *f, const char *name, const NapConf
         if (r < 0)
                 return r;
 
-        fprintf(f, GENERATED_HEADER "\n[Unit]\nDescription=nap app %s, discovery for common instance %%i\n"
-                "SourcePath=%s\n", name, source);
+        if (!exported)
+                fprintf(f, GENERATED_HEADER "\n");
+        fprintf(f, "[Unit]\nDescription=nap app %s, discovery for common instance %%i\n", name);
+        if (!exported)
+                fprintf(f, "SourcePath=%s\n", source);
         /* BindsTo= and After=: never running without the app, stopped when
          * it stops, even when it dies; PartOf=: restarted with it. */
         fprintf(f, "BindsTo=%1$s_common@%%i.service\nAfter=%1$s_common@%%i.service\n"
                 "PartOf=%1$s_common@%%i.service\n", name);
         /* It reads the manifest of its instance (and the configuration). */
-        fprintf(f, "RequiresMountsFor=%s%s%s\n", instances, config ? " " : "", strempty(config));
+        if (!exported)
+                fprintf(f, "RequiresMountsFor=%s%s%s\n", instances, config ? " " : "", strempty(config));
+        else if (config)
+                fprintf(f, "RequiresMountsFor=%s\n", config);
         /* Never give up while the app runs: RestartSec= bounds the rate. */
         fputs("StartLimitIntervalSec=0\n", f);
         return 0;
@@ -492,12 +527,21 @@ static int write_read_only_binds(FILE *f, const char *const *paths, size_t n, Na
 }
 
 /* "BINARY USER_APP_common@%i": the argument is the instance's name, where
- * %i expands and nothing else needs quoting in a valid service name. */
-static int format_discovery_exec(const char *name, const char *binary, char **ret) {
-        _cleanup_free_ char *argv0 = unit_quote_exec_word(binary), *words = NULL;
+ * %i expands and nothing else needs quoting in a valid service name. An
+ * exported sidecar (m set) is given the port and health path too, so
+ * that it reads no manifest. */
+static int format_discovery_exec(const char *name, const NapManifest *m, const char *binary, char **ret) {
+        _cleanup_free_ char *argv0 = unit_quote_exec_word(binary), *words = NULL, *option = NULL, *health = NULL;
         if (!argv0)
                 return negative_errno();
-        words = strdup_printf("%s \"%s_common@%%i\"", argv0, name);
+        if (m && m->health_path && (!(option = strdup_printf("--health-path=%s", m->health_path)) ||
+                                    !(health = unit_quote_exec_word(option))))
+                return option ? negative_errno() : -ENOMEM;
+        if (m)
+                words = strdup_printf("%s --port=%u%s%s \"%s_common@%%i\"", argv0, m->port, health ? " " : "",
+                                      strempty(health), name);
+        else
+                words = strdup_printf("%s \"%s_common@%%i\"", argv0, name);
         return words ? exec_with_program(binary, binary, words, ret) : -ENOMEM;
 }
 
@@ -506,11 +550,11 @@ static int format_discovery_exec(const char *name, const char *binary, char **re
  * take as long as they take: no start timeout, a restart would not help.
  * Stopping revokes the lease, one request; if that hangs, the lease still
  * expires after DiscoveryTTL=. */
-static int write_discovery_service_section(FILE *f, const char *name, NapScope scope, const NapConfig *c,
-                                           const char *binary) {
+static int write_discovery_service_section(FILE *f, const char *name, const NapManifest *m, NapScope scope,
+                                           const NapConfig *c, const char *binary) {
         _cleanup_free_ char *exec = NULL, *env = NULL, *env_q = NULL;
         const char *pinned = pinned_config(c);
-        int r = format_discovery_exec(name, binary, &exec);
+        int r = format_discovery_exec(name, m, binary, &exec);
         if (r < 0)
                 return r;
         if (pinned && (!(env = strdup_printf("NAP_CONFIG=%s", pinned)) || !(env_q = unit_quote_word(env))))
@@ -527,8 +571,10 @@ static int write_discovery_service_section(FILE *f, const char *name, NapScope s
                 fputs("DynamicUser=yes\nUser=" NAP_UNIT_DISCOVERY_USER "\n", f);
         /* It needs no JIT, and writes nothing anywhere. */
         write_sandbox(f, false);
-        /* A build tree's nap-discovery (tests) may be in such a place too. */
-        return write_read_only_binds(f, (const char *const[]) { c->instances_dir, pinned, binary }, 3, scope);
+        /* A build tree's nap-discovery (tests) may be in such a place too.
+         * An exported one reads no manifest. */
+        return write_read_only_binds(f, (const char *const[]) { m ? NULL : c->instances_dir, pinned, binary }, 3,
+                                     scope);
 }
 
 int nap_unit_write_discovery_template(FILE *f, const NapService *s, NapScope scope, const NapConfig *c,
@@ -544,14 +590,41 @@ int nap_unit_write_discovery_template(FILE *f, const NapService *s, NapScope sco
         if (!nap_unit_exec_path_is_valid(binary))
                 return -EINVAL;
         nap_service_name(s, name);
-        r = write_discovery_unit_section(f, name, c);
+        r = write_discovery_unit_section(f, name, c, false);
         if (r >= 0)
-                r = write_discovery_service_section(f, name, scope, c, binary);
+                r = write_discovery_service_section(f, name, NULL, scope, c, binary);
         if (r < 0)
                 return r;
         /* fleet(1) schedules the sidecar on the machine of its app; systemd
          * ignores X- sections. */
         fprintf(f, "\n[X-Fleet]\nMachineOf=%s_common@%%i.service\n", name);
+        return ferror(f) ? -EIO : 0;
+}
+
+int nap_unit_write_discovery_exported(FILE *f, const NapManifest *m, NapScope scope, const NapConfig *c,
+                                      const char *binary) {
+        char name[NAP_SERVICE_NAME_MAX], unit[NAP_UNIT_NAME_MAX], sidecar[NAP_UNIT_NAME_MAX];
+        int r;
+
+        assert(f);
+        assert(m);
+        assert(c);
+        assert(binary);
+
+        if (!nap_unit_exec_path_is_valid(binary) || m->instance.kind != NAP_KIND_COMMON)
+                return -EINVAL;
+        nap_service_name(&m->instance.service, name);
+        fprintf(f, "# %s, exported by napctl export-units: the discovery sidecar\n"
+                "# of %s, given its port (it reads no manifest).\n\n",
+                nap_unit_discovery_name(&m->instance, sidecar), nap_instance_unit_name(&m->instance, unit));
+        r = write_discovery_unit_section(f, name, c, true);
+        if (r >= 0)
+                r = write_discovery_service_section(f, name, m, scope, c, binary);
+        if (r < 0)
+                return r;
+        /* The unit's name as written: fleet's specifiers in [X-Fleet] were
+         * never documented for every version. */
+        fprintf(f, "\n[X-Fleet]\nMachineOf=%s\n", nap_instance_unit_name(&m->instance, unit));
         return ferror(f) ? -EIO : 0;
 }
 

@@ -46,6 +46,10 @@ int nap_unit_write_template(FILE *f, const NapService *s, NapKind kind, NapScope
  * -EINVAL for a container instance (nap_manifest_has_image()): it gets the
  * two units below instead. */
 int nap_unit_write_instance_dropin(FILE *f, const NapManifest *m, NapScope scope, const NapConfig *c);
+/* The same settings for an exported unit (model/unit-export.h): no
+ * SourcePath= (the manifest is not on another host) and m->directory
+ * read-only in either scope. */
+int nap_unit_write_exported_settings(FILE *f, const NapManifest *m, NapScope scope, const NapConfig *c);
 
 /* The discovery sidecar (nap-discovery(8)): one per common instance, only
  * when Etcd= is set. It publishes the instance's endpoint in etcd on a
@@ -59,10 +63,19 @@ int nap_unit_write_instance_dropin(FILE *f, const NapManifest *m, NapScope scope
 bool nap_unit_has_discovery(NapKind kind, const NapConfig *c) _pure_;
 /* "USER_APP_discovery@.service" into buf (NAP_UNIT_NAME_MAX bytes). */
 const char *nap_unit_discovery_template_name(const NapService *s, char *buf);
+/* "USER_APP_discovery@N.service", i's sidecar, into buf (NAP_UNIT_NAME_MAX bytes). */
+const char *nap_unit_discovery_name(const NapInstance *i, char *buf);
 /* The sidecar's template USER_APP_discovery@.service running binary (an
  * absolute path, nap_unit_exec_path_is_valid()) with the instance's name.
  * -EINVAL when a path cannot be written into the unit. */
 int nap_unit_write_discovery_template(FILE *f, const NapService *s, NapScope scope, const NapConfig *c,
+                                      const char *binary);
+/* An exported sidecar USER_APP_discovery@N.service (model/unit-export.h):
+ * the template's text, but nap-discovery is given m's port and health path
+ * (--port=, --health-path=) and reads no manifest, and [X-Fleet] names
+ * MachineOf= the instance's unit as written. -EINVAL as above, or for an
+ * instance not of kind common. */
+int nap_unit_write_discovery_exported(FILE *f, const NapManifest *m, NapScope scope, const NapConfig *c,
                                       const char *binary);
 /* An absolute, normalized path (no "//", ".", ".." or trailing '/') without
  * control characters, shorter than PATH_MAX: what may be written as a

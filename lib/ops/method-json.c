@@ -15,3 +15,11 @@ json_t *nap_reply(json_t *reply, NapError *e) {
                 nap_error_errno(e, -ENOMEM, "Failed to build the reply");
         return reply;
 }
+
+json_t *nap_json_params(const NapParams *p) {
+        json_t *o = json_object();
+        for (size_t i = 0; o && p && i < nap_params_size(p); i++)
+                if (json_object_set_new(o, nap_params_key(p, i), json_string(nap_params_value(p, i))) < 0)
+                        return json_decref(o), NULL;
+        return o;
+}

@@ -23,18 +23,20 @@ static json_t *json_strv(char *const *l) {
         return a;
 }
 
-static json_t *json_params(const NapParams *p) {
-        json_t *o = json_object();
-        for (size_t i = 0; o && p && i < nap_params_size(p); i++)
-                if (json_object_set_new(o, nap_params_key(p, i), json_string(nap_params_value(p, i))) < 0)
-                        return json_decref(o), NULL;
-        return o;
+/* An array of one(item) for each of the n items of size bytes at items;
+ * NULL when one gives NULL, or out of memory. */
+static json_t *json_array_map(const void *items, size_t n, size_t size, json_t *(*one)(const void *item)) {
+        json_t *a = json_array();
+        for (size_t i = 0; a && i < n; i++)
+                if (json_array_append_new(a, one((const char *) items + i * size)) < 0)
+                        a = (json_decref(a), NULL);
+        return a;
 }
 
 /* The Instance type. Units systemd lists without a manifest have no argv,
  * params or url: empty and null then. */
 static json_t *json_instance(const NapInstanceInfo *i) {
-        json_t *argv = json_strv(i->argv), *params = json_params(i->params);
+        json_t *argv = json_strv(i->argv), *params = nap_json_params(i->params);
         if (!argv || !params) {
                 json_decref(argv);
                 json_decref(params);
@@ -403,7 +405,7 @@ static json_t *run_get_config(NapContext *c, json_t *args, NapError *e) {
         _cleanup_(nap_params_freep) NapParams *p = NULL;
         if (!service || nap_app_config_get(c, service, &p, e) < 0)
                 return NULL;
-        return nap_reply(json_pack("{s:o}", "config", json_params(p)), e);
+        return nap_reply(json_pack("{s:o}", "config", nap_json_params(p)), e);
 }
 
 /* set (a map; absent or null: none) as checked variables, unset (an
@@ -551,17 +553,28 @@ static json_t *job_instances_json(NapContext *c, const NapMpiJob *job, NapError 
         return a;
 }
 
+static json_t *json_mpi_job(const NapMpiJob *j);
+
 static json_t *run_start_mpi(NapContext *c, json_t *args, NapError *e) {
         const char *service = nap_arg_string(args, "service", e);
         _cleanup_(nap_params_freep) NapParams *p = NULL;
-        NapCompute rank;
+        NapQueuedStart q = {};
+        NapStartOptions o = { .request_id = json_string_value(json_object_get(args, "requestId")),
+                              .no_block = json_is_true(json_object_get(args, "noBlock")),
+                              .queue = json_is_true(json_object_get(args, "queue")), .queued = &q };
         NapMpiJob job = {};
-        if (!service || params_from_args(args, &p, e) < 0 || resources_from_args(args, &rank, e) < 0 ||
-            nap_start_mpi(c, service, p, &rank, &job, e) < 0)
+        int r = -EINVAL;
+        if (!service || params_from_args(args, &p, e) < 0 || resources_from_args(args, &o.resources, e) < 0 ||
+            (r = nap_start_mpi(c, service, p, &o, &job, e)) < 0)
                 return NULL;
-        json_t *a = job_instances_json(c, &job, e);
+        if (r > 0) /* waiting in the queue: no job yet */
+                return nap_reply(json_pack("{s:[], s:{s:s, s:I, s:i}}", "instances", "queued", "job", q.job, "id",
+                                           (json_int_t) q.id, "position", (int) q.position), e);
+        json_t *j = json_mpi_job(&job), *a = j ? job_instances_json(c, &job, e) : NULL;
         nap_mpi_job_done(&job);
-        return a ? nap_reply(json_pack("{s:o}", "instances", a), e) : NULL;
+        if (!a)
+                return json_decref(j), NULL;
+        return nap_reply(json_pack("{s:o, s:o}", "instances", a, "job", j), e);
 }
 
 static json_t *json_mpi_job(const NapMpiJob *j) {
@@ -571,7 +584,24 @@ static json_t *json_mpi_job(const NapMpiJob *j) {
                          "state", nap_mpi_state_to_string(j->state), "ranks", (json_int_t) j->ranks, "master",
                          nap_instance_name(&master, name), "exitStatus", j->exit_status, "result", strempty(j->result),
                          "started", (json_int_t) j->start_usec, "finished", (json_int_t) j->end_usec, "argv",
-                         json_strv(j->argv), "params", json_params(j->params), "commit", j->commit);
+                         json_strv(j->argv), "params", nap_json_params(j->params), "commit", j->commit);
+}
+
+/* An ExportedUnit; NULL when out of memory or the text is not UTF-8. */
+static json_t *json_exported_unit(const void *item) {
+        const NapExportedUnit *u = item;
+        return json_pack("{s:s, s:s, s:s}", "instance", u->instance, "name", u->file.name, "text", u->file.text);
+}
+
+static json_t *run_export_units(NapContext *c, json_t *args, NapError *e) {
+        const char *service = nap_arg_string(args, "service", e);
+        NapExportedUnit *l = NULL;
+        size_t n = 0;
+        if (!service || nap_export_units(c, service, &l, &n, e) < 0)
+                return NULL;
+        json_t *a = json_array_map(l, n, sizeof *l, json_exported_unit);
+        nap_exported_units_free(l, n);
+        return nap_reply(a ? json_pack("{s:o}", "units", a) : NULL, e);
 }
 
 static json_t *run_get_mpi_job(NapContext *c, json_t *args, NapError *e) {
@@ -651,15 +681,22 @@ static const NapMethod methods[] = {
           .call = run_recover },
         { .name = "StartMpi", .owns = NAP_OWNER_SERVICE, .owner = "service", .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_WORKER,
           .parameter = "params", .call = run_start_mpi,
-          .bus = { { .in = FIELDS("service", "paramsString:params") },
-                   { .member = "StartMpiWithParams", .in = FIELDS("service", "params") },
-                   { .member = "StartMpiWithResources", .in = FIELDS("service", "params", "cpu", "memory") } } },
+          .bus = { { .in = FIELDS("service", "paramsString:params"), .out = FIELDS("instances") },
+                   { .member = "StartMpiWithParams", .in = FIELDS("service", "params"), .out = FIELDS("instances") },
+                   { .member = "StartMpiWithResources", .in = FIELDS("service", "params", "cpu", "memory"),
+                     .out = FIELDS("instances") },
+                   { .member = "StartMpiQueued",
+                     .in = FIELDS("service", "params", "cpu", "memory", "requestId", "noBlock", "queue"),
+                     .out = FIELDS("instances", "job", "queued") } } },
         { .name = "GetMpiJob", .owns = NAP_OWNER_SERVICE, .owner = "service", .access = NAP_ACCESS_READ, .run = NAP_METHOD_WORKER,
           .parameter = "job", .call = run_get_mpi_job },
         { .name = "RemoveInstance", .owns = NAP_OWNER_INSTANCE, .owner = "instance", .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_WORKER,
           .call = run_remove_instance },
         { .name = "ListEndpoints", .owns = NAP_OWNER_SERVICE, .owner = "service", .access = NAP_ACCESS_READ, .run = NAP_METHOD_WORKER,
           .call = run_list_endpoints },
+        /* reads manifests and nap.conf only */
+        { .name = "ExportUnits", .owns = NAP_OWNER_SERVICE, .owner = "service", .access = NAP_ACCESS_READ, .run = NAP_METHOD_INLINE,
+          .call = run_export_units },
         /* An app as a whole: its owner's (or root's) to change. */
         { .name = "Scale", .owns = NAP_OWNER_SERVICE, .owner = "service", .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_WORKER,
           .parameter = "params", .call = run_scale, .bus = { { .in = FIELDS("service", "instances", "params", "limit") } } },

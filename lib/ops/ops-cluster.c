@@ -391,7 +391,7 @@ static bool own_instance(NapContext *c, const NapInstance *i) {
  * i this host's own). */
 static int find_assignment(NapContext *c, const NapInstance *i, EtcdClient **ret_etcd, NapAssignment *ret,
                            NapError *e) {
-        if (!c->config->etcd || own_instance(c, i))
+        if (!c->config->etcd || c->node_agent || own_instance(c, i))
                 return 0;
         int r = nap_context_etcd(c, ret_etcd, e);
         return r < 0 ? r : assignment_of(*ret_etcd, c->config->cluster_prefix, i, ret, e);

@@ -10,9 +10,6 @@
 
 #include "base/debug-point.h"
 #include "base/fileio.h"
-#include "base/hex.h"
-#include "base/sha256.h"
-#include "cluster/admission.h"
 #include "cluster/inventory.h"
 #include "cluster/queue.h"
 #include "model/manifest.h"
@@ -215,6 +212,7 @@ int ops_create_instance_numbered(NapContext *c, const NapService *s, const NapPr
         m->commit = TAKE_PTR(meta.commit);
         ops_deploy_meta_clear(&meta);
         m->enabled = true;
+        m->cluster = number > 0; /* a cluster assignment's number: nap-node's, not started at boot */
         if (ops_tree_is_dockerfile_app(service_dir)) {
                 r = nap_manifest_set_image(m, m->directory, e); /* built and run by podman units */
                 if (r < 0)
@@ -272,23 +270,32 @@ static int describe_instance(NapContext *c, const NapManifest *m, NapInstanceInf
         return r;
 }
 
-/* A request id seen before (under the lock, after recovery finished any
- * start it was cut short in): 1 and the instance it made, 0 if new. */
-static int replay_request(NapContext *c, const NapService *s, const char *request_id, NapInstanceInfo *ret,
-                          NapError *e) {
+int ops_request_replayed(NapContext *c, const NapService *s, const char *request_id, NapKind kind, NapInstance *ret,
+                         NapError *e) {
         _cleanup_free_ char *instance = NULL;
-        _cleanup_(nap_manifest_freep) NapManifest *m = NULL;
-        NapInstance i;
         int r = nap_request_lookup(c->config, s->user, request_id, &instance);
         if (r < 0)
                 return nap_error_errno(e, r, "Failed to look up request %s", request_id);
         if (r == 0)
                 return 0;
-        if (nap_instance_parse(instance, &i, NULL) < 0 || !streq(i.service.app, s->app))
+        if (nap_instance_parse(instance, ret, NULL) < 0 || !streq(ret->service.app, s->app) || ret->kind != kind)
                 return nap_error_parameter(e, nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EEXIST,
                                                             "Request id %s was used for %s already", request_id,
                                                             instance), "requestId");
-        r = ops_load_instance(c, instance, &m, e);
+        return 1;
+}
+
+/* A request id seen before (under the lock, after recovery finished any
+ * start it was cut short in): 1 and the instance it made, 0 if new. */
+static int replay_request(NapContext *c, const NapService *s, const char *request_id, NapInstanceInfo *ret,
+                          NapError *e) {
+        _cleanup_(nap_manifest_freep) NapManifest *m = NULL;
+        char name[NAP_UNIT_NAME_MAX];
+        NapInstance i;
+        int r = ops_request_replayed(c, s, request_id, NAP_KIND_COMMON, &i, e);
+        if (r <= 0)
+                return r;
+        r = ops_load_instance(c, nap_instance_name(&i, name), &m, e);
         if (r < 0)
                 return r;
         r = describe_instance(c, m, ret, e);
@@ -333,281 +340,58 @@ static int start_common_locked(NapContext *c, const NapService *s, const NapProf
         return r;
 }
 
-/* ---- start-common --queue: nap's own jobs in the resource queue -------- */
+/* ---- start-common --queue (ops-queued.c) -------------------------------- */
 
-static int queue_configured(const NapContext *c, NapError *e) {
-        if (!c->config->etcd)
-                return nap_error_set(e, NAP_ERROR_QUEUE_NOT_CONFIGURED, -EOPNOTSUPP,
-                                     "No resource queue on this host: nap.conf has no Etcd=");
-        return 0;
-}
+typedef struct CommonStart {
+        const NapService *service;
+        const NapProfile *profile;
+        const NapParams *params;
+        NapIntent *intent;
+        NapManifest *manifest;
+} CommonStart;
 
-/* A queued start needs something to wait for, a queue, and a request id
- * (its job's name: the second call, once admitted, finds the job by it). */
-static int check_queue_options(NapContext *c, const NapStartOptions *o, NapError *e) {
-        if (nap_compute_is_empty(&o->resources))
-                return nap_error_parameter(e, nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL,
-                                                            "queue needs cpu or memory: there is nothing to wait for"),
-                                           "queue");
-        if (!o->request_id)
-                return nap_error_parameter(e, nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL,
-                                                            "queue needs a request id (the job is found by it)"),
-                                           "requestId");
-        return queue_configured(c, e);
-}
-
-static int pass_error(NapError *e, const NapError *why, int r) {
-        if (e)
-                *e = *why;
-        return r;
-}
-
-/* The job's request_id: the queue's ids have no ':' and are per type, a
- * StartCommon's per user, so USER.HEX (the hash of USER/ID). */
-static void queued_job_name(const char *user, const char *request, char ret[static 65]) {
-        uint8_t h[SHA256_DIGEST_SIZE];
-        Sha256 x;
-        sha256_init(&x);
-        sha256_update(&x, user, strlen(user));
-        sha256_update(&x, "/", 1);
-        sha256_update(&x, request, strlen(request));
-        sha256_final(&x, h);
-        int n = snprintf(ret, 65, "%s.", user);
-        if (n >= 0 && n + 2 * 12 < 65) /* a valid user name leaves room */
-                hex_encode(h, 12, ret + n);
-}
-
-static int queue_etcd(NapContext *c, EtcdClient **ret, NapError *e) {
-        int r = queue_configured(c, e);
-        return r < 0 ? r : nap_context_etcd(c, ret, e);
-}
-
-/* The job of a queued start; NoSuchJob when there is none. */
-static int queued_job_get(NapContext *c, EtcdClient *etcd, const char *user, const char *request, NapJob *ret,
-                          NapError *e) {
-        char name[65];
-        queued_job_name(user, request, name);
-        return nap_queue_get(etcd, c->config->cluster_prefix, NAP_QUEUE_TYPE_START, name, user, ret, e);
-}
-
-/* RequestTooLarge when the request exceeds the node's whole capacity: it
- * could never be admitted there. */
-static int check_fits_node(EtcdClient *etcd, const char *prefix, const char *node, const NapCompute *r, NapError *e) {
-        _cleanup_(nap_node_info_done) NapNodeInfo i = {};
-        int k = nap_node_get(etcd, prefix, node, &i, e);
-        if (k < 0)
-                return k;
-        if (r->request_cpu_milli > i.node.capacity.cpu_milli || r->request_memory > i.node.capacity.memory)
-                return nap_error_set(e, NAP_ERROR_REQUEST_TOO_LARGE, -E2BIG,
-                                     "The request (cpu_milli=%" PRIu64 ", memory=%" PRIu64 ") is larger than node %s "
-                                     "(cpu_milli=%" PRIu64 ", memory=%" PRIu64 "): it would wait forever",
-                                     r->request_cpu_milli, r->request_memory, node, i.node.capacity.cpu_milli,
-                                     i.node.capacity.memory);
-        return 0;
-}
-
-static json_t *params_json(const NapParams *p) {
-        json_t *o = json_object();
-        for (size_t k = 0; o && p && k < nap_params_size(p); k++)
-                if (json_object_set_new(o, nap_params_key(p, k), json_string(nap_params_value(p, k))) < 0)
-                        return json_decref(o), NULL;
-        return o;
-}
-
-/* data: the queue's view of the request (whole CPUs and MiB, rounded up)
- * and nap's: the node, the app, its parameters, the request id, the exact
- * reservation, and whether its client left (--no-block: nap-queued
- * starts it once admitted). */
-static char *queued_job_data(const NapService *s, const NapParams *params, const char *request, const char *node,
-                             const NapCompute *r, bool detached) {
-        NapReservation res = { .kind = NAP_RESERVATION_COMPUTE, .compute = *r };
-        char service[NAP_SERVICE_NAME_MAX];
-        _cleanup_free_ char *stored = NULL;
-        if (nap_reservation_to_json(&res, &stored) < 0)
-                return NULL;
-        json_auto_t *j = json_pack("{s:[{s:I, s:I, s:i}], s:{s:s, s:s, s:s, s:o?, s:o?, s:b}}", "instances", "VCPU",
-                                   (json_int_t) MAX((r->request_cpu_milli + 999) / 1000, 1), "Memory",
-                                   (json_int_t) MAX((r->request_memory + (1 << 20) - 1) >> 20, 1), "Disk", 0, "nap",
-                                   "node", node, "service", nap_service_name(s, service), "request", request,
-                                   "reservation", json_loads(stored, 0, NULL), "params", params_json(params),
-                                   "detached", detached);
-        return j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-}
-
-static int queued_position(EtcdClient *etcd, const char *prefix, const NapJob *j, unsigned *ret, NapError *e) {
-        NapJobFilter f = { .status = NAP_JOB_QUEUED };
-        NapJob *l = NULL;
-        size_t n = 0;
-        int r = nap_queue_list(etcd, prefix, NAP_QUEUE_TYPE_START, &f, &l, &n, NULL, e);
-        *ret = 0;
-        for (size_t i = 0; r >= 0 && i < n && *ret == 0; i++)
-                if (streq(l[i].request_id, j->request_id))
-                        *ret = i + 1;
-        nap_job_array_free(l, n);
-        return r;
-}
-
-static int queued_answer(EtcdClient *etcd, const char *prefix, const NapJob *j, NapQueuedStart *ret, NapError *e) {
-        NapQueuedStart q = { .id = j->id };
-        snprintf(q.job, sizeof q.job, "%s", j->request_id);
-        int r = j->status == NAP_JOB_QUEUED ? queued_position(etcd, prefix, j, &q.position, e) : 0;
-        if (r < 0)
-                return r;
-        if (ret)
-                *ret = q;
-        return 1;
-}
-
-/* The request did not fit: a job for it, unless it never could. */
-static int enqueue_start(NapContext *c, EtcdClient *etcd, const NapService *s, const NapParams *params,
-                         const char *request, const NapCompute *res, bool detached, NapQueuedStart *ret, NapError *e) {
-        _cleanup_(nap_job_done) NapJob j = {};
-        _cleanup_free_ char *node = NULL;
-        const char *prefix = c->config->cluster_prefix;
-        int r = nap_config_node(c->config, &node, e);
-        if (r >= 0)
-                r = check_fits_node(etcd, prefix, node, res, e);
-        if (r < 0)
-                return r;
-        snprintf(j.type, sizeof j.type, NAP_QUEUE_TYPE_START);
-        snprintf(j.owner, sizeof j.owner, "%s", s->user);
-        queued_job_name(s->user, request, j.request_id);
-        j.data = queued_job_data(s, params, request, node, res, detached);
-        j.callback = strdup_printf(NAP_CALLBACK_INTERNAL_PREFIX "start-common/%s", j.request_id);
-        if (!j.data || !j.callback)
-                return nap_error_errno(e, -ENOMEM, "Failed to queue the start");
-        if (nap_job_request_id_check(j.request_id, NULL) < 0)
-                return nap_error_parameter(e, nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL,
-                                                            "Request id %s cannot name a job", request), "requestId");
-        r = nap_queue_create(etcd, prefix, &j, e);
-        nap_debug_point("start-common:queued");
-        return r < 0 ? r : queued_answer(etcd, prefix, &j, ret, e);
-}
-
-/* Admitted: the number the instance will have, an intent naming it and
- * its node (recovery releases the reservation if we die before its
- * manifest), then the job's reservation renamed to the instance's. */
-static int take_admitted(NapContext *c, EtcdClient *etcd, const NapJob *j, NapIntent *in, NapManifest *m,
-                         NapError *e) {
-        char name[NAP_UNIT_NAME_MAX];
-        NapReservation held;
-        NapInstance i = { .service = in->service, .kind = NAP_KIND_COMMON };
-        nap_debug_point("start-common:admitted");
-        int r = nap_job_internal_reservation(j, &held, e);
-        if (r >= 0)
-                r = nap_state_next_instance_number(c->config, &in->service, &i.number, e);
-        if (r < 0)
-                return r;
-        in->number = i.number;
-        snprintf(in->node, sizeof in->node, "%s", held.node);
-        r = ops_intent_begin(c, in, e);
-        if (r >= 0)
-                r = nap_queue_hand_over(etcd, c->config->cluster_prefix, j, nap_instance_name(&i, name), &held, e);
-        if (r >= 0)
-                nap_debug_point("start-common:handed-over");
-        m->instance.number = i.number; /* ops_create_instance() makes this one */
-        m->resources = held.compute;   /* as queued: ops_reserve_instance() finds it held */
-        return r;
-}
-
-/* 1 when a queued start waits for this host's node. */
-static int node_has_waiting(NapContext *c, EtcdClient *etcd, NapError *e) {
-        _cleanup_free_ char *node = NULL;
-        NapJobFilter f = { .status = NAP_JOB_QUEUED };
-        NapJob *l = NULL;
-        size_t n = 0;
-        bool waiting = false;
-        int r = nap_config_node(c->config, &node, e);
-        if (r >= 0)
-                r = nap_queue_list(etcd, c->config->cluster_prefix, NAP_QUEUE_TYPE_START, &f, &l, &n, NULL, e);
-        for (size_t i = 0; r >= 0 && i < n && !waiting; i++) {
-                NapReservation held;
-                waiting = nap_job_internal_reservation(l + i, &held, NULL) >= 0 && streq(held.node, node);
+/* Does not fit: nothing of it exists yet (the reservation comes before
+ * the tree and the manifest), so the intent goes and the next try picks
+ * its own number. */
+static int start_common_now(NapContext *c, void *userdata, NapError *e) {
+        CommonStart *s = userdata;
+        NapError why = NAP_ERROR_NULL;
+        int r = start_common_locked(c, s->service, s->profile, s->params, 0, s->intent, s->manifest, &why);
+        if (r < 0 && why.kind == NAP_ERROR_INSUFFICIENT_RESOURCES) {
+                ops_intent_end(c, s->service);
+                s->intent->time_usec = 0;
+                s->manifest->instance.number = 0;
         }
-        nap_job_array_free(l, n);
-        return r < 0 ? r : waiting;
+        if (r < 0 && e)
+                *e = why;
+        return r;
 }
 
-/* Under the lock, request id not seen before: start now if it fits, else
- * queue; a job queued before: where it stands, or, admitted, start on its
- * reservation. 0 started, 1 queued. */
+/* Admitted: the number the instance will have, the hand-over to it
+ * (recovery releases the reservation if we die before its manifest),
+ * then the ordinary start, which finds its reservation held. */
+static int start_common_admitted(NapContext *c, const NapJob *j, void *userdata, NapError *e) {
+        CommonStart *s = userdata;
+        NapInstance i = { .service = *s->service, .kind = NAP_KIND_COMMON };
+        NapReservation held;
+        int r = nap_state_next_instance_number(c->config, s->service, &i.number, e);
+        if (r >= 0)
+                r = ops_queued_take(c, j, s->intent, &i, &held, e);
+        if (r < 0)
+                return r;
+        s->manifest->instance.number = i.number; /* ops_create_instance() makes this one */
+        s->manifest->resources = held.compute;   /* as queued: ops_reserve_instance() finds it held */
+        return start_common_locked(c, s->service, s->profile, s->params, 0, s->intent, s->manifest, e);
+}
+
 static int start_queued_locked(NapContext *c, const NapService *s, const NapProfile *p, const NapParams *params,
                                NapIntent *in, NapManifest *m, const NapStartOptions *o, NapError *e) {
-        _cleanup_(nap_job_done) NapJob j = {};
-        NapError why = NAP_ERROR_NULL;
-        EtcdClient *etcd;
-        int r = queue_etcd(c, &etcd, e);
-        if (r < 0)
-                return r;
-        r = queued_job_get(c, etcd, s->user, in->request, &j, &why);
-        if (r < 0 && why.kind != NAP_ERROR_NO_SUCH_JOB)
-                return pass_error(e, &why, r);
-        if (r >= 0 && j.status == NAP_JOB_QUEUED)
-                return queued_answer(etcd, c->config->cluster_prefix, &j, o->queued, e);
-        if (r >= 0 && j.status != NAP_JOB_RUNNING)
-                return nap_error_set(e, NAP_ERROR_NO_SUCH_JOB, -ENOENT, "The queued start %s was %s without an instance",
-                                     in->request, nap_job_status_to_string(j.status));
-        if (r >= 0) {
-                r = take_admitted(c, etcd, &j, in, m, e);
-                return r < 0 ? r : start_common_locked(c, s, p, params, 0, in, m, e);
-        }
-        r = node_has_waiting(c, etcd, e);
-        if (r != 0) /* head of line per node: behind those already waiting for it */
-                return r < 0 ? r : enqueue_start(c, etcd, s, params, in->request, &m->resources, o->no_block, o->queued, e);
-        why = NAP_ERROR_NULL;
-        r = start_common_locked(c, s, p, params, 0, in, m, &why);
-        if (r >= 0 || why.kind != NAP_ERROR_INSUFFICIENT_RESOURCES)
-                return r < 0 ? pass_error(e, &why, r) : 0;
-        ops_intent_end(c, s); /* no tree, no manifest yet: the reservation comes first */
-        in->time_usec = 0;
-        m->instance.number = 0; /* the next try picks its own */
-        return enqueue_start(c, etcd, s, params, in->request, &m->resources, o->no_block, o->queued, e);
-}
-
-static int job_event(const EtcdEvent *ev, void *userdata) {
-        NapJob j = {};
-        bool left = ev->type == ETCD_EVENT_DELETE ||
-                    nap_job_from_json(ev->kv.value, ev->kv.value_size, &j, NULL) < 0 || j.status != NAP_JOB_QUEUED;
-        nap_job_done(&j);
-        (void) userdata;
-        return left; /* it left the queue: the watch ends */
-}
-
-int nap_queued_start_wait(NapContext *c, const char *user, const char *request_id,
-                          const volatile sig_atomic_t *cancel, NapError *e) {
-        _cleanup_(nap_job_done) NapJob j = {};
-        _cleanup_free_ char *key = NULL;
-        EtcdClient *etcd;
-        int r = queue_etcd(c, &etcd, e);
-        if (r >= 0)
-                r = queued_job_get(c, etcd, user, request_id, &j, e);
-        if (r >= 0 && j.status == NAP_JOB_QUEUED) {
-                EtcdWatchOptions o = { .start_revision = j.revision + 1, .cancel = cancel, .on_event = job_event };
-                if (!(key = nap_key_job(c->config->cluster_prefix, j.type, j.request_id)))
-                        return nap_error_errno(e, -ENOMEM, "Failed to wait for the queue");
-                r = etcd_watch(etcd, key, &o, NULL, e);
-                if (r == 0 && cancel && *cancel)
-                        return nap_queued_start_cancel(c, user, request_id, e) < 0 ? -ECANCELED
-                               : nap_error_set(e, NAP_ERROR_NO_SUCH_JOB, -ECANCELED, "Cancelled: job %s left the queue",
-                                               j.request_id);
-                nap_job_done(&j);
-                if (r >= 0)
-                        r = queued_job_get(c, etcd, user, request_id, &j, e);
-        }
-        if (r >= 0 && j.status == NAP_JOB_CANCELLED)
-                return nap_error_set(e, NAP_ERROR_NO_SUCH_JOB, -ECANCELED, "Job %s was cancelled", j.request_id);
-        return r < 0 ? r : 0;
-}
-
-int nap_queued_start_cancel(NapContext *c, const char *user, const char *request_id, NapError *e) {
-        _cleanup_(nap_job_done) NapJob j = {};
-        char name[65];
-        EtcdClient *etcd;
-        int r = queue_etcd(c, &etcd, e);
-        if (r < 0)
-                return r;
-        queued_job_name(user, request_id, name);
-        return nap_queue_cancel(etcd, c->config->cluster_prefix, NAP_QUEUE_TYPE_START, name, user, &j, e);
+        CommonStart start = { .service = s, .profile = p, .params = params, .intent = in, .manifest = m };
+        OpsQueuedRequest q = { .kind = "start-common", .method = "StartCommon", .service = s, .params = params,
+                               .request = in->request, .reservation = m->resources, .detached = o->no_block };
+        OpsQueuedStarter starter = { .start_now = start_common_now, .start_admitted = start_common_admitted,
+                                     .userdata = &start };
+        return ops_queued_start(c, &q, &starter, o->queued, e);
 }
 
 /* --node and --cluster exclude each other, and the queue. */
@@ -640,7 +424,7 @@ int nap_start_common(NapContext *c, const char *service, const NapParams *params
         if (r >= 0 && (opts.node || opts.cluster) && opts.number == 0)
                 return ops_start_common_on_node(c, &in.service, params, &opts, ret, e);
         if (r >= 0 && opts.queue)
-                r = check_queue_options(c, &opts, e);
+                r = ops_queued_check(c, &opts.resources, opts.request_id, e);
         if (r >= 0)
                 r = ops_load_service_profile(c, &in.service, &p, e);
         if (r >= 0)

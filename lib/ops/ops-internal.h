@@ -5,6 +5,7 @@
 
 #include "model/intent.h"
 #include "model/manifest.h"
+#include "model/node.h"
 #include "ops/ops.h"
 
 /* The service manager's bus, opened on first use. */
@@ -193,3 +194,60 @@ void ops_container_explain(NapContext *c, const NapManifest *m, NapError *e);
  * the capabilities it needs: nap-generator(8)). */
 int ops_container_prune(NapContext *c, const NapService *s, const char *keep, const char *keep_too,
                         const NapRolloutOptions *o);
+
+/* ---- starts that wait in the resource queue (ops-queued.c) ------------- */
+
+typedef struct NapJob NapJob; /* cluster/queue.h */
+
+/* A start that waits in nap's own queue when it does not fit now
+ * (start-common --queue, start-mpi --queue): one job of type nap-start
+ * per request id, its callback internal (nap:KIND/JOB), pinned to this
+ * host's node, admitted there with exactly reservation. */
+typedef struct OpsQueuedRequest {
+        const char *kind;   /* "start-common" or "start-mpi": the callback's, and the crash tests' points */
+        const char *method; /* what nap-queued calls once a detached start is admitted: "StartCommon", "StartMpi" */
+        const NapService *service;
+        const NapParams *params; /* ... with these */
+        const char *request;     /* the caller's request id */
+        NapCompute reservation;  /* all the start reserves, as one reservation */
+        const NapCompute *rank;  /* start-mpi: a rank's request (... and this); else NULL */
+        bool detached;           /* --no-block: nap-queued starts it once admitted */
+} OpsQueuedRequest;
+
+/* The start itself, each under the app's lock. start_now: as without the
+ * queue; when it fails with InsufficientResources it must leave nothing
+ * behind (no intent), and the request is queued. start_admitted: the
+ * job j was admitted: start on its reservation (ops_queued_take() first). */
+typedef struct OpsQueuedStarter {
+        int (*start_now)(NapContext *c, void *userdata, NapError *e);
+        int (*start_admitted)(NapContext *c, const NapJob *j, void *userdata, NapError *e);
+        void *userdata;
+} OpsQueuedStarter;
+
+/* A queued start needs something to wait for, a request id (its job's
+ * name: the call once admitted finds the job by it), and a queue
+ * (QueueNotConfigured without Etcd=). */
+int ops_queued_check(NapContext *c, const NapCompute *request, const char *request_id, NapError *e);
+/* Under the app's lock, the request id not seen before: a job queued
+ * before answers where it stands (1, *ret) or, admitted, is started
+ * (s->start_admitted()); InvalidParameter when it was queued by another
+ * kind of start, NoSuchJob when it was cancelled or done. Without a job:
+ * behind the jobs already waiting for this node, or when s->start_now()
+ * does not fit, the request is queued (1, *ret; RequestTooLarge when it
+ * is larger than the node); else 0, started. */
+int ops_queued_start(NapContext *c, const OpsQueuedRequest *q, const OpsQueuedStarter *s, NapQueuedStart *ret,
+                     NapError *e);
+/* Admitted job j taken by owner (the instance the start makes, its
+ * number picked under the lock): the intent in (operation and service
+ * set) begun with owner's number and the job's node, then, in one etcd
+ * txn, the job's reservation renamed to owner's and the job done
+ * (nap_queue_hand_over()). *ret: the reservation owner now holds. */
+int ops_queued_take(NapContext *c, const NapJob *j, NapIntent *in, const NapInstance *owner,
+                    NapReservation *ret, NapError *e);
+
+/* A start's request id seen before (under the app's lock, after recovery
+ * finished any start it was cut short in; ops-instance.c): 1 and the
+ * instance it made (of kind: a common instance, an MPI job's master), 0
+ * if new; InvalidParameter when it made something else. */
+int ops_request_replayed(NapContext *c, const NapService *s, const char *request_id, NapKind kind, NapInstance *ret,
+                         NapError *e);

@@ -12,6 +12,7 @@
 #include "base/fileio.h"
 #include "base/strv.h"
 #include "cluster/inventory.h"
+#include "cluster/queue.h"
 #include "clients/systemd1.h"
 #include "model/state.h"
 #include "model/unit-files.h"
@@ -257,6 +258,13 @@ static int does_not_fit(NapContext *c, unsigned ranks, const NapCompute *rank, N
                              compute_format(cap->cpu_milli, cap->memory, false, whole, sizeof whole));
 }
 
+/* What the job reserves, as the inventory stores it (limits 0 become
+ * the requests). */
+static int job_total(const NapCompute *rank, unsigned ranks, NapCompute *ret, NapError *e) {
+        int r = job_compute(rank, ranks, ret, e);
+        return r < 0 ? r : nap_compute_check(ret, e);
+}
+
 int ops_mpi_reserve(NapContext *c, const NapService *s, unsigned job, unsigned ranks, const NapCompute *rank,
                     char **ret_node, NapError *e) {
         NapManifest m = { .instance = master_of(s, job) };
@@ -264,9 +272,7 @@ int ops_mpi_reserve(NapContext *c, const NapService *s, unsigned job, unsigned r
         *ret_node = NULL;
         if (nap_compute_is_empty(rank))
                 return 0;
-        int r = job_compute(rank, ranks, &m.resources, e);
-        if (r >= 0)
-                r = nap_compute_check(&m.resources, e);
+        int r = job_total(rank, ranks, &m.resources, e);
         if (r < 0)
                 return r;
         r = ops_reserve_instance(c, &m, &why);
@@ -591,7 +597,9 @@ static int begin_job(NapContext *c, NapMpiJob *job, NapIntent *in, NapError *e) 
         int r = nap_mpi_peek_job_number(c->config, &job->service, &job->number, e);
         if (r < 0)
                 return r;
-        *in = (NapIntent) { .operation = NAP_INTENT_START_MPI, .service = job->service, .number = job->number };
+        in->operation = NAP_INTENT_START_MPI; /* written again after a queued job's hand-over: the same */
+        in->service = job->service;
+        in->number = job->number;
         r = ops_reservation_node(c, &job->rank, in->node, sizeof in->node, e);
         if (r >= 0)
                 r = ops_intent_begin(c, in, e);
@@ -632,33 +640,128 @@ static int create_job(NapContext *c, const NapProfile *p, const char *from, NapM
         return start_master(c, job, e);
 }
 
-int nap_start_mpi(NapContext *c, const char *service, const NapParams *params, const NapCompute *rank, NapMpiJob *ret,
-                  NapError *e) {
+/* A job being started, under the app's lock, everything checked. */
+typedef struct JobStart {
+        const NapProfile *profile;
+        const NapParams *params; /* as given (np among them): a detached queued start's */
+        const char *from;        /* the tree it is copied from */
+        const char *request;     /* the request id, or NULL */
+        NapMpiJob *job;
+} JobStart;
+
+static bool same_compute(const NapCompute *a, const NapCompute *b) {
+        return a->request_cpu_milli == b->request_cpu_milli && a->limit_cpu_milli == b->limit_cpu_milli &&
+               a->request_memory == b->request_memory && a->limit_memory == b->limit_memory;
+}
+
+/* The admitted queue job j becomes this job: the request it queued
+ * (InvalidParameter, nothing changed, when this one asks another), its
+ * number, then the hand-over of its reservation to the job's master. */
+static int take_admitted(NapContext *c, const JobStart *st, const NapJob *j, NapIntent *in, NapError *e) {
+        NapReservation queued, held;
+        NapCompute total;
+        NapMpiJob *job = st->job;
+        int r = nap_job_internal_reservation(j, &queued, e);
+        if (r >= 0)
+                r = job_total(&job->rank, job->ranks, &total, e);
+        if (r >= 0 && !same_compute(&total, &queued.compute))
+                r = nap_error_parameter(e, nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EEXIST,
+                                                         "Request id %s was queued for another request (np or a "
+                                                         "rank's cpu or memory)", st->request), "requestId");
+        if (r >= 0)
+                r = nap_mpi_peek_job_number(c->config, &job->service, &job->number, e);
+        if (r < 0)
+                return r;
+        NapInstance master = master_of(&job->service, job->number);
+        return ops_queued_take(c, j, in, &master, &held, e);
+}
+
+/* Number, reservation (a queued job's: handed over first), tree, record,
+ * manifests, units, start, the request id recorded; undone whole when
+ * anything fails, as recovery would. */
+static int start_job(NapContext *c, const JobStart *st, const NapJob *admitted, NapError *e) {
+        char name[NAP_UNIT_NAME_MAX];
+        NapIntent in = { .operation = NAP_INTENT_START_MPI, .service = st->job->service };
+        int r = admitted ? take_admitted(c, st, admitted, &in, e) : 0;
+        if (r >= 0)
+                r = create_job(c, st->profile, st->from, st->job, &in, e);
+        if (r >= 0 && st->request) {
+                NapInstance master = master_of(&st->job->service, st->job->number);
+                r = nap_request_record(c->config, st->job->service.user, st->request,
+                                       nap_instance_name(&master, name), e);
+        }
+        if (r < 0 && in.time_usec > 0)
+                (void) ops_mpi_recover(c, &in, NULL);
+        if (in.time_usec > 0)
+                ops_intent_end(c, &st->job->service);
+        return r;
+}
+
+static int start_job_now(NapContext *c, void *userdata, NapError *e) {
+        return start_job(c, userdata, NULL, e);
+}
+
+static int start_job_admitted(NapContext *c, const NapJob *j, void *userdata, NapError *e) {
+        return start_job(c, userdata, j, e);
+}
+
+/* start-mpi --queue: started now, or a job of the queue (1). */
+static int start_queued(NapContext *c, const JobStart *st, const NapStartOptions *o, NapError *e) {
+        OpsQueuedRequest q = { .kind = "start-mpi", .method = "StartMpi", .service = &st->job->service,
+                               .params = st->params, .request = o->request_id, .rank = &st->job->rank,
+                               .detached = o->no_block };
+        OpsQueuedStarter s = { .start_now = start_job_now, .start_admitted = start_job_admitted,
+                               .userdata = (void *) st };
+        int r = job_total(&st->job->rank, st->job->ranks, &q.reservation, e);
+        return r < 0 ? r : ops_queued_start(c, &q, &s, o->queued, e);
+}
+
+/* A request id seen before: 1 and the job it started, as it is now. */
+static int replay_request(NapContext *c, const NapService *s, const char *request_id, NapMpiJob *ret, NapError *e) {
+        NapInstance master;
+        int r = ops_request_replayed(c, s, request_id, NAP_KIND_MPI_MASTER, &master, e);
+        if (r <= 0)
+                return r;
+        r = nap_mpi_job_load(c->config, s, master.number, ret, e);
+        if (r >= 0)
+                r = update_job(c, ret, e); /* ended since? (nothing when not running) */
+        return r < 0 ? r : 1;
+}
+
+int nap_start_mpi(NapContext *c, const char *service, const NapParams *params, const NapStartOptions *o,
+                  NapMpiJob *ret, NapError *e) {
+        NapStartOptions opts = o ? *o : (NapStartOptions) {};
         _cleanup_(nap_profile_freep) NapProfile *p = NULL;
         _cleanup_free_ char *from = NULL;
         _cleanup_close_ int lock = -1;
         NapMpiJob job = {};
-        NapIntent in = {};
         NapService s;
         int r = nap_service_parse(service, &s, e);
+        if (r >= 0 && opts.request_id)
+                r = nap_request_id_check(opts.request_id, e);
         if (r >= 0)
                 r = ops_lock_service(c, &s, &lock, e);
+        if (r >= 0 && opts.request_id)
+                r = replay_request(c, &s, opts.request_id, &job, e);
+        if (r > 0) {
+                *ret = job;
+                return 0;
+        }
         if (r >= 0)
-                r = prepare_job(c, &s, params, rank, &job, &p, e);
+                r = prepare_job(c, &s, params, &opts.resources, &job, &p, e);
+        if (r >= 0 && opts.queue)
+                r = ops_queued_check(c, &job.rank, opts.request_id, e);
         if (r >= 0)
                 r = built_tree(c, &s, p, &from, e);
         if (r >= 0) {
-                r = create_job(c, p, from, &job, &in, e);
-                if (r < 0 && in.time_usec > 0) /* undone, as recovery would */
-                        (void) ops_mpi_recover(c, &in, NULL);
-                if (in.time_usec > 0)
-                        ops_intent_end(c, &s);
+                JobStart st = { .profile = p, .params = params, .from = from, .request = opts.request_id, .job = &job };
+                r = opts.queue ? start_queued(c, &st, &opts, e) : start_job(c, &st, NULL, e);
         }
         /* after the new job started, so that it does not wait for this;
          * a leftover that cannot go now goes with the next job */
-        if (r >= 0)
+        if (r == 0)
                 (void) collect_finished(c, &s, NULL);
-        if (r < 0)
+        if (r != 0) /* failed, or queued: no job yet */
                 return nap_mpi_job_done(&job), r;
         *ret = job;
         return 0;

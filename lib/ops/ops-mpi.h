@@ -15,8 +15,8 @@
  * start-common); the app built first when this deploy was not yet
  * (its build process, in USER_APP_mpi_build.service: UnitFailed with its
  * last log lines when it fails); then a new job number (never reused),
- * the job's reservation (rank: each rank's request and limits, NULL or
- * empty: none, else the profile's MpiCpu=/MpiMemory=; see
+ * the job's reservation (o->resources: each rank's request and limits,
+ * empty: the profile's MpiCpu=/MpiMemory=, else none; see
  * ops_mpi_reserve()), the job's tree, the master's and slaves' manifests
  * and units (no reload; each slave with a rank's limits), the record, and
  * the master started (which pulls in its slaves).
@@ -25,9 +25,17 @@
  * input or when the job does not fit. Finished jobs of the app are
  * collected once it runs (their units, manifests and trees, their
  * reservations; their records stay). Crash-safe (intent "start-mpi",
- * with the reservation's node: undone by recovery, reservation too). */
-int nap_start_mpi(NapContext *c, const char *service, const NapParams *params, const NapCompute *rank, NapMpiJob *ret,
-                  NapError *e);
+ * with the reservation's node: undone by recovery, reservation too).
+ * Of o (NULL: none) also: request_id: a second call with the same id
+ * answers with the job the first one started (as it is now) instead of
+ * starting another. queue (with a request id, a rank's request and
+ * Etcd=): a job that does not fit now waits in the resource queue (a job
+ * of type nap-start, as start-common's: ops-queued.c): 1 and *o->queued;
+ * called again with the same id once admitted, it starts the job on the
+ * job's reservation (no_block: nap-queued makes that call).
+ * o->number, node and answer_timeout_usec are not used. */
+int nap_start_mpi(NapContext *c, const char *service, const NapParams *params, const NapStartOptions *o,
+                  NapMpiJob *ret, NapError *e);
 
 /* The reservation step of a job, for whoever starts jobs (start-mpi;
  * the queue): ranks times rank's request (and limits) reserved on this

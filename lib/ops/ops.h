@@ -18,6 +18,7 @@
 #include "model/names.h"
 #include "model/profile.h"
 #include "model/resources.h"
+#include "model/unit-files.h"
 #include "clients/systemd1.h"
 #include "model/endpoint.h"
 
@@ -29,6 +30,10 @@ typedef struct NapContext {
         sd_bus *bus;       /* opened on first use */
         EtcdClient *etcd;  /* made on first use, when Etcd= is set */
         char *fetch_socket; /* nap-fetch.socket's path: fetches go there; NULL: in this process */
+        /* nap-node's realizer: stop, start and remove act on this host's
+         * instances only, never on their assignments (it carries them
+         * out; fencing stops them without etcd) */
+        bool node_agent;
 } NapContext;
 
 /* Whether a write to etcd happened (lib/ops/publish.h). */
@@ -220,6 +225,22 @@ int nap_get_port(NapContext *c, const char *instance, unsigned *ret, NapSource *
 /* The live endpoints of an app, from etcd (needs Etcd=). Values that do not
  * parse are left out. */
 int nap_list_endpoints(NapContext *c, const char *service, NapEndpointList *ret, NapError *e);
+
+/* ---- fleet export (lib/ops/ops-export.c) --------------------------------- */
+
+/* One file of an exported instance (model/unit-files.h,
+ * nap_unit_files_export()): USER_APP_common@N.service, or its sidecar. */
+typedef struct NapExportedUnit {
+        char instance[NAP_UNIT_NAME_MAX]; /* USER_APP_common@N */
+        NapUnitFile file;
+} NapExportedUnit;
+
+/* The self-contained units of every common instance of the app (none:
+ * an empty list), by number, each instance's unit before its sidecar.
+ * NoSuchService when the app is not deployed; NotAvailable for a
+ * container instance. Writes nothing. */
+int nap_export_units(NapContext *c, const char *service, NapExportedUnit **ret, size_t *ret_n, NapError *e);
+void nap_exported_units_free(NapExportedUnit *l, size_t n);
 
 /* ---- push deploys and rollback (lib/ops/ops-push.c) ------------------------ */
 

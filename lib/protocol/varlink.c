@@ -14,6 +14,7 @@
 #include "base/clock.h"
 #include "base/json-dump.h"
 #include "base/json-parse.h"
+#include "base/socket-util.h"
 #include "protocol/varlink.h"
 
 #define READ_CHUNK (64U * 1024U)
@@ -191,31 +192,6 @@ static int socket_prepare(int fd) {
 }
 
 /* "/path", "@abstract", either with an optional "unix:" prefix. */
-static int sockaddr_from_address(const char *address, struct sockaddr_un *ret, socklen_t *ret_len) {
-        assert(address);
-        assert(ret);
-        assert(ret_len);
-
-        const char *p = startswith(address, "unix:") ?: address;
-        size_t n = strlen(p);
-
-        *ret = (struct sockaddr_un) { .sun_family = AF_UNIX };
-        if (p[0] == '@') {
-                if (n < 2 || n > sizeof ret->sun_path)
-                        return -EINVAL;
-                memcpy(ret->sun_path + 1, p + 1, n - 1);
-                *ret_len = offsetof(struct sockaddr_un, sun_path) + n;
-                return 0;
-        }
-        if (p[0] != '/')
-                return -EINVAL;
-        if (n >= sizeof ret->sun_path)
-                return -ENAMETOOLONG;
-        memcpy(ret->sun_path, p, n + 1);
-        *ret_len = offsetof(struct sockaddr_un, sun_path) + n + 1;
-        return 0;
-}
-
 /* Waits for events on fd until deadline: 1 ready, 0 timeout. */
 static int fd_wait(int fd, short events, uint64_t deadline, short *ret_revents) {
         struct pollfd p = { .fd = fd, .events = events };
@@ -1295,7 +1271,7 @@ int varlink_connect_address(Varlink **ret, const char *address) {
 
         if (!ret || !address)
                 return -EINVAL;
-        r = sockaddr_from_address(address, &sa, &len);
+        r = socket_address_unix(address, &sa, &len);
         if (r < 0)
                 return r;
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -1824,36 +1800,13 @@ int varlink_server_listen_fd(VarlinkServer *s, int fd) {
 }
 
 /* Only a socket is replaced: never remove a file put there by mistake. */
-static void unlink_stale_socket(const char *path) {
-        struct stat st;
-
-        if (lstat(path, &st) >= 0 && S_ISSOCK(st.st_mode))
-                (void) unlink(path);
-}
-
 int varlink_server_listen_address(VarlinkServer *s, const char *address, mode_t mode) {
-        _cleanup_close_ int fd = -1;
-        struct sockaddr_un sa;
-        socklen_t len;
-        int r;
-
         if (!s || !address)
                 return -EINVAL;
-        r = sockaddr_from_address(address, &sa, &len);
-        if (r < 0)
-                return r;
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        _cleanup_close_ int fd = socket_listen_unix(address, mode, SOCK_NONBLOCK);
         if (fd < 0)
-                return -errno;
-        if (sa.sun_path[0])
-                unlink_stale_socket(sa.sun_path);
-        if (bind(fd, (const struct sockaddr *) &sa, len) < 0)
-                return -errno;
-        if (sa.sun_path[0] && chmod(sa.sun_path, mode & 07777) < 0)
-                return -errno;
-        if (listen(fd, SOMAXCONN) < 0)
-                return -errno;
-        r = varlink_server_listen_fd(s, fd);
+                return fd;
+        int r = varlink_server_listen_fd(s, fd);
         if (r >= 0)
                 TAKE_FD(fd);
         return r;

@@ -379,6 +379,20 @@ nap_cluster_etcd_leader() {
         echo $((${ep%%:*} - 10))
 }
 
+# nap_cluster_etcd_leader_off N: host N's member no longer leads the etcd
+# cluster (leadership moved to another member, etcdctl move-leader): a
+# test that kills host N then measures its own work, not also etcd's
+# election and the renewal of every lease that comes with it.
+nap_cluster_etcd_leader_off() {
+        local n=$1 leader to id
+        leader=$(nap_cluster_etcd_leader) || return 1
+        [ "$leader" = "$n" ] || return 0
+        to=$((n % NAP_CLUSTER_HOSTS + 1))
+        id=$(nap_cluster_etcdctl member list | awk -F', ' -v h="h$to" '$3 == h { print $1 }')
+        [ -n "$id" ] && nap_cluster_etcdctl move-leader "$id" >/dev/null &&
+                [ "$(nap_cluster_etcd_leader)" != "$n" ]
+}
+
 # nap_cluster_etcd_kill N: SIGKILL to host N's etcd member alone; returns
 # once its unit is no longer active. The host stays up.
 nap_cluster_etcd_kill() {
@@ -612,6 +626,18 @@ nap_cluster_host_isolate() {
 # nap_cluster_host_heal N: reconnects host N.
 nap_cluster_host_heal() {
         ip link set "$(nap_cluster_netns "$1")" up
+}
+
+# nap_cluster_hello_repo: the sample app (tests/apps/hello, answering on
+# every address, so that other hosts reach it) as a git repository at
+# $NAP_CLUSTER_DIR/repos/hello, committed as nap-test; its path on stdout.
+nap_cluster_hello_repo() {
+        local app=$NAP_CLUSTER_DIR/hello repo=$NAP_CLUSTER_DIR/repos/hello
+        export GIT_AUTHOR_NAME=nap-test GIT_AUTHOR_EMAIL=nap-test@localhost GIT_CONFIG_NOSYSTEM=1
+        export GIT_COMMITTER_NAME=nap-test GIT_COMMITTER_EMAIL=nap-test@localhost
+        mkdir -p "$app" && cp "$NAP_SOURCE_ROOT"/tests/apps/hello/* "$app/" &&
+                sed -i 's/^python3 server.py .*/& --bind 0.0.0.0/' "$app/profile" &&
+                make_repo "$repo" "$app/." >/dev/null && echo "$repo"
 }
 
 # ----------------------------------------------------------- up and down

@@ -43,3 +43,47 @@ agent() { # NAME: a real nap-node agent, 2 CPUs and 2 GiB
         NAP_CONFIG=$NAP_TEST_DIR/$1.conf "$NAP_BUILD_ROOT/helpers/nap-node" >>"$NAP_TEST_DIR/$1.log" 2>&1 &
         PIDS+=($!)
 }
+
+# ---- nap's own starts in the queue (test-queue-start.sh, test-mpi-queue.sh):
+# a real etcd, this host as node h1 of a real nap-node agent, nap-queued
+# socket-activated by the sandbox's user manager (after etcd-lib.sh)
+
+etcdq() { ETCDCTL_API=3 timeout 10 etcdctl --endpoints="$ETCD_URL" "$@" 2>/dev/null; }
+
+# queued_install [OPTION...]: nap-queued as a user service of the
+# sandbox's manager, from this build, with OPTIONs, exiting after 3 s idle
+# (so that its socket activation is used); its socket started. Drop-ins
+# of nap-queued.socket written before it apply.
+queued_install() {
+        local dir=$XDG_RUNTIME_DIR/systemd/user bin=$NAP_TEST_DIR/bin/nap-queued
+        mkdir -p "$NAP_TEST_DIR/bin" "$dir/nap-queued.service.d" && cp "$NAP_BUILD_ROOT/helpers/nap-queued" "$bin" &&
+                cp "$NAP_BUILD_ROOT/units/nap-queued.service" "$NAP_BUILD_ROOT/units/nap-queued.socket" "$dir/" || return 1
+        printf '[Service]\nExecStart=\nExecStart=%s --idle-timeout=3%s\nEnvironment=NAP_CONFIG=%s\nRestart=no\n' \
+                "$bin" "${*:+ $*}" "$NAP_CONFIG" >"$dir/nap-queued.service.d/50-test.conf"
+        timeout 30 systemctl --user daemon-reload && timeout 30 systemctl --user start nap-queued.socket
+}
+
+h1_ready() { etcdq get --keys-only /nap/members/h1 | grep -q h1; }
+
+# queue_host_up CPUS: etcd started; nap.conf kept as it is in
+# $NAP_TEST_DIR/no-etcd.conf, then given Etcd= and node h1 (CPUS CPUs,
+# 1 GiB); nap-node running (its pid in PIDS); nap-queued's socket
+# listening (SOCK, $NAP_QUEUE_SOCKET); h1 Ready. Bails out otherwise.
+queue_host_up() {
+        etcd_start "$NAP_TEST_DIR/etcd" || { echo "Bail out! etcd did not start"; exit 1; }
+        cp "$NAP_CONFIG" "$NAP_TEST_DIR/no-etcd.conf"
+        printf 'Etcd=%s\nNode=h1\nCPU=%s\nMemory=1G\nStorage=10G\nNodeTTL=3\n' "$ETCD_URL" "$1" >>"$NAP_CONFIG"
+        "$NAP_BUILD_ROOT/helpers/nap-node" >>"$NAP_TEST_DIR/nap-node.log" 2>&1 &
+        PIDS+=($!)
+        SOCK=$XDG_RUNTIME_DIR/nap/queue
+        export NAP_QUEUE_SOCKET=$SOCK
+        queued_install || { echo "Bail out! cannot install nap-queued"; exit 1; }
+        wait_until 30 h1_ready || { echo "Bail out! node h1 is not Ready"; exit 1; }
+}
+
+# The queue's view of nap's own starts.
+job_of() { sed -n 's/^Queued: job \([^ ]*\) .*/\1/p' "$1" | head -n 1; } # FILE: the job napctl said
+job_status() { etcdq get --print-value-only "/nap/queue/jobs/nap-start/$1" | jq -r .status 2>&1; }
+usage_cpu() { etcdq get --print-value-only /nap/usage/h1 | jq -r .cpu_milli 2>&1; }
+reservations() { etcdq get --prefix --keys-only /nap/reservations/h1/ | grep . | sed 's|.*/||' | sort | tr '\n' ' '; }
+queued_in() { grep -q '^Queued: job ' "$NAP_TEST_DIR/$1.out"; } # NAME: NAME.out says it was queued

@@ -358,6 +358,10 @@ assert_error "StartMpiWithResources of it too (test-mpi-resources.sh runs jobs)"
         StartMpiWithResources string:$SVC dict:string:string:np,2 string:500m string:64M
 assert_error "StartMpiWithResources with a bad cpu: InvalidParameter" $ERR_PREFIX.InvalidParameter \
         StartMpiWithResources string:$SVC dict:string:string:np,2 string:lots string:
+assert_error "StartMpiQueued of it: InvalidProfile (test-mpi-queue.sh queues jobs)" $ERR_PREFIX.InvalidProfile \
+        StartMpiQueued string:$SVC dict:string:string:np,2 string:500m string: string:q1 boolean:false boolean:true
+assert_error "StartMpiQueued with a request id that is none: InvalidParameter" $ERR_PREFIX.InvalidParameter \
+        StartMpiQueued string:$SVC dict:string:string:np,2 string:500m string: string:a/b boolean:false boolean:true
 assert_error "ListEndpoints without Etcd=: NotAvailable" $ERR_PREFIX.NotAvailable ListEndpoints string:$SVC
 assert_error "wrong argument types are refused by sd-bus: InvalidArgs" org.freedesktop.DBus.Error.InvalidArgs \
         ListServices uint32:5

@@ -30,46 +30,16 @@ nap_sandbox_start
 PIDS=()
 trap 'nap__rc=$?; for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; etcd_stop; (exit $nap__rc); nap_sandbox_stop' EXIT
 
-etcd_start "$NAP_TEST_DIR/etcd" || { echo "Bail out! etcd did not start"; exit 1; }
-cp "$NAP_CONFIG" "$NAP_TEST_DIR/no-etcd.conf"
-cat >>"$NAP_CONFIG" <<EOF
-Etcd=$ETCD_URL
-Node=h1
-CPU=1
-Memory=1G
-Storage=10G
-NodeTTL=3
-EOF
+. "$(dirname "$0")/queue-lib.sh"
+queue_host_up 1 # room for one instance of one CPU
 . "$(dirname "$0")/napctl-lib.sh"
-etcdq() { ETCDCTL_API=3 timeout 10 etcdctl --endpoints="$ETCD_URL" "$@" 2>/dev/null; }
-
-# the agent of node h1 and nap-queued, as in test-queue.sh
-"$NAP_BUILD_ROOT/helpers/nap-node" >>"$NAP_TEST_DIR/nap-node.log" 2>&1 &
-PIDS+=($!)
-SOCK=$XDG_RUNTIME_DIR/nap/queue
-export NAP_QUEUE_SOCKET=$SOCK
-queued_install() {
-        local dir=$XDG_RUNTIME_DIR/systemd/user bin=$NAP_TEST_DIR/bin/nap-queued
-        mkdir -p "$NAP_TEST_DIR/bin" "$dir/nap-queued.service.d" && cp "$NAP_BUILD_ROOT/helpers/nap-queued" "$bin" &&
-                cp "$NAP_BUILD_ROOT/units/nap-queued.service" "$NAP_BUILD_ROOT/units/nap-queued.socket" "$dir/" || return 1
-        printf '[Service]\nExecStart=\nExecStart=%s --idle-timeout=3\nEnvironment=NAP_CONFIG=%s\nRestart=no\n' \
-                "$bin" "$NAP_CONFIG" >"$dir/nap-queued.service.d/50-test.conf"
-        timeout 30 systemctl --user daemon-reload && timeout 30 systemctl --user start nap-queued.socket
-}
-queued_install || { echo "Bail out! cannot install nap-queued"; exit 1; }
-h1_ready() { etcdq get --keys-only /nap/members/h1 | grep -q h1; }
-wait_until 30 h1_ready || { echo "Bail out! node h1 is not Ready"; exit 1; }
 
 HELLO=$NAP_TEST_DIR/repos/hello
 make_repo "$HELLO" "$SRC"/tests/apps/hello/. || { echo "Bail out! cannot make the app's repository"; exit 1; }
 SVC=alice_hello
 expect_ok "deploy-app" deploy-app $SVC "file://$HELLO"
 
-job_of() { sed -n 's/^Queued: job \([^ ]*\) .*/\1/p' "$1" | head -n 1; }
-job_status() { etcdq get --print-value-only "/nap/queue/jobs/nap-start/$1" | jq -r .status 2>&1; }
 job_running() { [ "$(job_status "$1")" = running ]; }
-usage_cpu() { etcdq get --print-value-only /nap/usage/h1 | jq -r .cpu_milli 2>&1; }
-reservations() { etcdq get --prefix --keys-only /nap/reservations/h1/ | grep . | sed 's|.*/||' | sort | tr '\n' ' '; }
 instances() { ls "$NAP_INSTANCES" 2>/dev/null | grep -c "^${SVC}_common@"; }
 # bg_start NAME ARGS...: napctl start-common in the background, its output
 # in NAME.out, its pid (napctl's own: the test signals it) in BG; the
@@ -81,7 +51,6 @@ bg_start() {
         BG=$!
         PIDS+=($BG)
 }
-queued_in() { grep -q '^Queued: job ' "$NAP_TEST_DIR/$1.out"; }
 started() { [[ $OUT =~ ^(${SVC}_common@[0-9]+)\ http ]]; }
 
 # ============================================================== fits now

@@ -51,24 +51,14 @@ for m in 1 2 3; do member_start $m; done
 wait_until 30 member_healthy 1 && wait_until 10 member_healthy 2 && wait_until 10 member_healthy 3 ||
         { echo "Bail out! the etcd cluster did not start"; exit 1; }
 printf 'Etcd=%s\n' "$ETCD_URL" >>"$NAP_CONFIG"
-etcdq() { ETCDCTL_API=3 timeout 10 etcdctl --endpoints="$ETCD_URL" "$@" 2>/dev/null; }
-
 SOCK=$XDG_RUNTIME_DIR/nap/queue
 TPORT=$(etcd_free_port)
 export NAP_QUEUE_SOCKET=$SOCK
-queued_install() {
-        local dir=$XDG_RUNTIME_DIR/systemd/user bin=$NAP_TEST_DIR/bin/nap-queued
-        mkdir -p "$NAP_TEST_DIR/bin" "$dir/nap-queued.service.d" && cp "$NAP_BUILD_ROOT/helpers/nap-queued" "$bin" &&
-                cp "$NAP_BUILD_ROOT/units/nap-queued.service" "$NAP_BUILD_ROOT/units/nap-queued.socket" "$dir/" || return 1
-        printf '[Service]\nExecStart=\nExecStart=%s --idle-timeout=3 --callback-backoff-ms=100 --callback-attempts=6\nEnvironment=NAP_CONFIG=%s\nRestart=no\n' \
-                "$bin" "$NAP_CONFIG" >"$dir/nap-queued.service.d/50-test.conf"
-        # and TCP, where a bearer token is needed
-        mkdir -p "$dir/nap-queued.socket.d" &&
-                printf '[Socket]\nListenStream=127.0.0.1:%s\n' "$TPORT" >"$dir/nap-queued.socket.d/50-tcp.conf"
-        timeout 30 systemctl --user daemon-reload && timeout 30 systemctl --user start nap-queued.socket
-}
+# and TCP, where a bearer token is needed
+mkdir -p "$XDG_RUNTIME_DIR/systemd/user/nap-queued.socket.d" &&
+        printf '[Socket]\nListenStream=127.0.0.1:%s\n' "$TPORT" >"$XDG_RUNTIME_DIR/systemd/user/nap-queued.socket.d/50-tcp.conf"
 queued_state() { timeout 30 systemctl --user show -P ActiveState nap-queued.service 2>&1; }
-queued_install || { echo "Bail out! cannot install nap-queued"; exit 1; }
+queued_install --callback-backoff-ms=100 --callback-attempts=6 || { echo "Bail out! cannot install nap-queued"; exit 1; }
 
 snapshot() { etcdq get --prefix /nap/queue/ -w json | jq -c '[.kvs[]? | [.key, .mod_revision]]' | sha256sum; }
 

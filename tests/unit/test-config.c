@@ -67,6 +67,7 @@ static void assert_defaults(const NapConfig *c) {
         assert_null(c->labels);
         assert_int_equal(c->cpu_milli + c->memory + c->storage, 0);
         assert_int_equal(c->node_ttl, 10);
+        assert_int_equal(nap_config_reconcile_grace_sec(c), 15); /* NodeTTL + 5 */
         assert_int_equal(c->discovery_ttl, 60);
         assert_string_equal(c->health_path, "/");
         assert_int_equal(c->health_check_sec, 30);
@@ -363,6 +364,10 @@ static void test_cluster(void **state) {
         assert_int_equal(c->memory, UINT64_C(2) << 30);
         assert_int_equal(c->storage, UINT64_C(10) << 30);
         assert_int_equal(c->node_ttl, 5);
+        assert_int_equal(nap_config_reconcile_grace_sec(c), 10); /* follows NodeTTL= */
+        _cleanup_(nap_config_freep) NapConfig *g = parse_ok("[Nap]\nReconcileGraceSec=7\nNodeTTL=3\n", NULL);
+        assert_int_equal(nap_config_reconcile_grace_sec(g), 7);
+        fails_range("[Nap]\nReconcileGraceSec=3601\n", "nap.conf:2: ReconcileGraceSec=: 3601 seconds is out of range 0..3600");
         assert_false(c->cluster_apps); /* by default */
         _cleanup_(nap_config_freep) NapConfig *apps = parse_ok("[Nap]\nClusterApps=yes\n", NULL);
         assert_true(apps->cluster_apps);

@@ -155,6 +155,8 @@ static const char *const published[][3] = {
         /* issue 13: MPI jobs */
         { "StartMpiWithParams", "sa{ss}", "a(ssuusbssasa{ss})" },
         { "GetMpiJob", "su", "(ususisttasa{ss}s)a(ssuusbssasa{ss})" },
+        /* issue 14: start-mpi --queue */
+        { "StartMpiQueued", "sa{ss}sssbb", "a(ssuusbssasa{ss})(ususisttasa{ss}s)(sxu)" },
         /* issue 16: deploy history and rollback */
         { "History", "s", "a(sst)" },
         { "Rollback", "ss", "sssba(ssuusbssasa{ss})" },

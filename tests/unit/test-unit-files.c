@@ -166,6 +166,84 @@ static void test_discovery_binary(void **state) {
         assert_int_equal(unsetenv("NAP_DISCOVERY_BINARY"), 0);
 }
 
+/* ---- export ------------------------------------------------------------- */
+
+#define TREE "/srv/nap/services/alice/alice_web"
+
+static size_t count(const char *text, const char *s) {
+        size_t n = 0;
+        for (const char *p = text; (p = strstr(p, s)); p += strlen(s))
+                n++;
+        return n;
+}
+
+static void test_export_merges_template_and_dropin(void **state) {
+        Fixture *f = *state;
+        NapUnitFiles o = files(f, false);
+        NapUnitFile out[NAP_UNIT_FILES_EXPORT_MAX];
+        size_t n = 99;
+
+        assert_int_equal(nap_unit_files_export(&o, f->m, TREE, out, &n), 0);
+        assert_int_equal(n, 1); /* no Etcd=: no sidecar */
+        const char *t = out[0].text;
+        assert_string_equal(out[0].name, "alice_web_common@4.service");
+        assert_int_equal(count(t, "\n[Unit]\n"), 1);
+        assert_int_equal(count(t, "\n[Service]\n"), 1);
+        assert_non_null(strstr(t, "\nWorkingDirectory=" TREE "\n"));
+        assert_non_null(strstr(t, "\nEnvironment=PORT=20004\n"));
+        assert_non_null(strstr(t, "\nExecStart=\"python3\" \"server.py\"\n"));
+        assert_non_null(strstr(t, "\nRequiresMountsFor=\"" TREE "\"\n"));
+        /* the template's, before the drop-in's, as systemd applies them */
+        assert_non_null(strstr(t, "\nNoNewPrivileges=yes\n"));
+        assert_true(strstr(t, "\nType=exec\n") < strstr(t, "\nWorkingDirectory="));
+        assert_null(strstr(t, "SourcePath="));
+        assert_null(strstr(t, "ReadWritePaths="));
+        assert_null(strstr(t, "nap-generator"));
+        assert_non_null(strstr(t, "\n[Install]\nWantedBy=default.target\n"));
+        nap_unit_file_clear(out);
+
+        /* system scope: the app's identity and the system's target */
+        o.scope = NAP_SCOPE_SYSTEM;
+        assert_int_equal(nap_unit_files_export(&o, f->m, TREE, out, &n), 0);
+        assert_non_null(strstr(out[0].text, "\nDynamicUser=yes\nUser=nap-alice\n"));
+        assert_non_null(strstr(out[0].text, "\n[Install]\nWantedBy=multi-user.target\n"));
+        nap_unit_file_clear(out);
+}
+
+static void test_export_sidecar_reads_no_manifest(void **state) {
+        Fixture *f = *state;
+        NapUnitFiles o = files(f, false);
+        NapUnitFile out[NAP_UNIT_FILES_EXPORT_MAX];
+        size_t n = 0;
+
+        f->config->etcd = strv_split("http://127.0.0.1:2379", ',');
+        f->m->health_path = strdup("/healthz");
+        assert_int_equal(nap_unit_files_export(&o, f->m, TREE, out, &n), 0);
+        assert_int_equal(n, 2);
+        assert_string_equal(out[1].name, "alice_web_discovery@4.service");
+        const char *t = out[1].text;
+        assert_non_null(strstr(t, "\n[X-Fleet]\nMachineOf=alice_web_common@4.service\n"));
+        assert_non_null(strstr(t, " --port=20004 \"--health-path=/healthz\" \"alice_web_common@%i\"\n"));
+        assert_non_null(strstr(t, "\nBindsTo=alice_web_common@%i.service\n"));
+        assert_null(strstr(t, f->config->instances_dir));
+        assert_null(strstr(t, "SourcePath="));
+        assert_non_null(strstr(out[0].text, "\nWants=alice_web_discovery@%i.service\n"));
+        nap_unit_file_clear(out);
+        nap_unit_file_clear(out + 1);
+}
+
+static void test_export_refuses_containers(void **state) {
+        Fixture *f = *state;
+        NapUnitFiles o = files(f, false);
+        NapUnitFile out[NAP_UNIT_FILES_EXPORT_MAX];
+        size_t n = 0;
+
+        f->m->image = (NapManifestImage) { .context = strdup(TREE), .tag = strdup("localhost/nap/alice_web:1") };
+        assert_int_equal(nap_unit_files_export(&o, f->m, TREE, out, &n), -EOPNOTSUPP);
+        assert_int_equal(n, 0);
+        assert_null(out[0].text);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_runtime_writes_instance_and_template_without_wants, setup, teardown),
@@ -174,6 +252,9 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_remove_keeps_templates_unless_asked, setup, teardown),
                 cmocka_unit_test(test_runtime_dir_by_scope),
                 cmocka_unit_test(test_discovery_binary),
+                cmocka_unit_test_setup_teardown(test_export_merges_template_and_dropin, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_export_sidecar_reads_no_manifest, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_export_refuses_containers, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
