@@ -449,3 +449,20 @@ int ops_cluster_set_enabled(NapContext *c, const NapInstance *i, bool enabled, b
                 r = wait_enabled_acted_on(etcd, c->config->cluster_prefix, &a, e);
         return r < 0 ? r : 1;
 }
+
+int ops_cluster_port(NapContext *c, const NapInstance *i, unsigned *ret) {
+        _cleanup_(nap_assignment_done) NapAssignment a = {};
+        NapObserved *l = NULL;
+        EtcdClient *etcd;
+        size_t n = 0;
+        unsigned port = 0;
+        if (find_assignment(c, i, &etcd, &a, NULL) <= 0 ||
+            nap_observed_list(etcd, c->config->cluster_prefix, a.node, &l, &n, NULL) < 0)
+                return 0;
+        for (size_t k = 0; k < n; k++)
+                if (same_instance(&l[k].instance, i) && l[k].generation >= a.generation)
+                        port = l[k].port;
+        nap_observed_array_free(l, n);
+        *ret = port;
+        return port > 0;
+}

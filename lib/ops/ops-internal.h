@@ -131,6 +131,9 @@ int ops_cluster_remove(NapContext *c, const NapInstance *i, NapError *e);
  * Ready), 0 when the local path acts (this host's, or not the
  * cluster's). */
 int ops_cluster_set_enabled(NapContext *c, const NapInstance *i, bool enabled, bool wait, NapError *e);
+/* The port i's node reports for it: 1 and *ret; 0 when there is none (no
+ * Etcd=, etcd away, not assigned, not reported yet). */
+int ops_cluster_port(NapContext *c, const NapInstance *i, unsigned *ret);
 
 /* ops-lifecycle.c: the app's configuration (napctl config), for a new or
  * rebuilt instance's manifest: NULL when none is set. */

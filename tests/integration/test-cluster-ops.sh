@@ -136,6 +136,11 @@ for n in 1 2 3; do
 done
 assert_eq "get-port on h1 of h2's alice_hello_common@2: its port" "${URL[2]##*:}" \
         "$(napctl_on 1 get-port alice_hello_common@2 2>&1)"
+assert_eq "the seed's port key of alice_hello_common@2 holds it" "${URL[2]##*:}" \
+        "$(nap_cluster_etcdctl get --print-value-only /services/port/alice/hello/2)"
+check "that key deleted" quiet nap_cluster_etcdctl del /services/port/alice/hello/2
+assert_eq "get-port on h3 without it: the port h2 reports" "${URL[2]##*:}" \
+        "$(napctl_on 3 get-port alice_hello_common@2 2>&1)"
 
 # =================================== stop-app / start-app from h3
 log "stop-app and start-app from h3 of h1's and h2's instances"
