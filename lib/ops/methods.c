@@ -642,8 +642,9 @@ static const NapMethod methods[] = {
         { .name = "GetInstancesNum", .owns = NAP_OWNER_SERVICE, .owner = "service", .access = NAP_ACCESS_READ, .run = NAP_METHOD_CACHED,
           .call = run_get_instances_num, .from_instances = instances_num_reply,
           .bus = { { .out = FIELDS("instances") } } },
-        /* commits came later: the published member stays as it was, and a
-         * second one carries them */
+        /* commits came later, then nodes: the published members stay as
+         * they were, and a new one carries each. CACHED: with Etcd= set
+         * the dispatcher runs it in a worker (the cluster's instances) */
         { .name = "ListInstances", .owns = NAP_OWNER_SERVICE, .owner = "service", .access = NAP_ACCESS_READ, .run = NAP_METHOD_CACHED,
           .call = run_list_instances, .from_instances = instances_reply,
           .bus = { { .out = FIELDS("instances") }, { .member = "ListInstancesWithCommits", .out = FIELDS("instances", "commits") },
