@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
-/* nap-git-shell USER: the forced command of the nap account's
+/* nap-git-shell USER | --replica: the forced command of the nap account's
  * authorized_keys (nap-git-shell(8)). sshd runs it for every login with
  * one of USER's keys, whatever the client asked for; the client's command
  * is in $SSH_ORIGINAL_COMMAND. Only a push or a clone of one of USER's
@@ -70,14 +70,38 @@ static int serve(const char *user, const NapGitCommand *cmd) {
         return 127;
 }
 
+/* Another node's push of a repository it received (nap-git-shell
+ * --replica, the forced command of the nodes' replica keys): into the same
+ * repository here, whose hook then only notes it (NAP_RECEIVE_REPLICA):
+ * the pushing node deploys, and rolls the cluster's instances. */
+static int serve_replica(void) {
+        _cleanup_(nap_config_freep) NapConfig *config = NULL;
+        _cleanup_free_ char *path = NULL;
+        NapError e = NAP_ERROR_NULL;
+        NapService s;
+        const char *cmd = getenv("SSH_ORIGINAL_COMMAND");
+
+        if (nap_git_replica_command_parse(cmd, cmd ? strlen(cmd) : 0, &s, &e) < 0 ||
+            nap_config_load(&config, NULL, NULL, &e) < 0 || nap_git_repo_ensure(config, &s, receive_binary(), &e) < 0)
+                return refuse("(replica)", "%s", e.message);
+        if (!(path = nap_git_repo_path(config, &s)) || setenv("NAP_RECEIVE_REPLICA", "1", 1) < 0)
+                return refuse("(replica)", "out of memory");
+        char *argv[] = { (char *) "git", (char *) "receive-pack", path, NULL };
+        execvp("git", argv);
+        refuse("(replica)", "Failed to run git receive-pack: %m");
+        return 127;
+}
+
 int main(int argc, char *argv[]) {
         NapError e = NAP_ERROR_NULL;
         NapGitCommand cmd;
 
+        if (argc == 2 && streq(argv[1], "--replica"))
+                return serve_replica();
         if (argc != 2 || !nap_user_is_valid(argv[1]))
                 return refuse(argc > 1 && nap_user_is_valid(argv[1]) ? argv[1] : NULL,
-                              "usage: nap-git-shell USER (the forced command of an authorized_keys line, "
-                              "written by napctl keys add)");
+                              "usage: nap-git-shell USER | --replica (the forced command of an authorized_keys "
+                              "line, written by napctl keys add)");
         const char *s = getenv("SSH_ORIGINAL_COMMAND");
         if (nap_git_command_parse(s, s ? strlen(s) : 0, &cmd, &e) < 0)
                 return refuse(argv[1], "%s", e.message);

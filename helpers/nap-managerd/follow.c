@@ -12,6 +12,7 @@
 
 #include "../common/log.h"
 #include "follow.h"
+#include "link-list.h"
 #include "ops/journal-stream.h"
 
 #define FOLLOWS_MAX 64U /* each holds an open journal: one fd per journal file */
@@ -21,41 +22,35 @@ typedef struct Follow Follow;
 struct Follows {
         sd_event *event;
         NapContext *context;
-        Follow *list;
-        unsigned n;
+        LinkList list;
 };
 
 struct Follow {
+        LinkEntry entry; /* first: see link-list.h */
         Follows *owner;
-        Follow *next, *prev;
-        Varlink *link;
         NapJournalStream *stream;
 };
 
 /* Safe from within the stream's callbacks (journal-stream.h). */
 static void follow_free(Follow *f) {
-        Follows *o = f->owner;
-        if (f->prev)
-                f->prev->next = f->next;
-        else
-                o->list = f->next;
-        if (f->next)
-                f->next->prev = f->prev;
-        o->n--;
         nap_journal_stream_free(f->stream);
-        varlink_unref(f->link);
+        link_list_remove(&f->owner->list, &f->entry);
         free(f);
+}
+
+static void follow_done(LinkEntry *entry) {
+        follow_free((Follow *) entry);
 }
 
 static int follow_reply(json_t *reply, void *userdata) {
         Follow *f = userdata;
-        return varlink_notify(f->link, reply);
+        return varlink_notify(f->entry.link, reply);
 }
 
 /* A follow that cannot go on. */
 static void follow_end(int r, void *userdata) {
         Follow *f = userdata;
-        _cleanup_(varlink_unrefp) Varlink *link = varlink_ref(f->link);
+        _cleanup_(varlink_unrefp) Varlink *link = varlink_ref(f->entry.link);
 
         follow_free(f);
         if (r == -ENOTCONN)
@@ -75,7 +70,7 @@ int follows_start(Follows *o, Varlink *link, json_t *args, NapError *e) {
         size_t lines;
 
         assert(o);
-        if (o->n >= FOLLOWS_MAX)
+        if (o->list.n >= FOLLOWS_MAX)
                 return nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, -EBUSY,
                                      "Too many logs are being followed; try again later");
         Follow *f = calloc(1, sizeof *f);
@@ -87,20 +82,14 @@ int follows_start(Follows *o, Varlink *link, json_t *args, NapError *e) {
                                            &f->stream, e);
         if (r < 0)
                 return free(f), r;
-        *f = (Follow) { .owner = o, .link = varlink_ref(link), .stream = f->stream, .next = o->list };
-        if (f->next)
-                f->next->prev = f;
-        o->list = f;
-        o->n++;
+        f->owner = o;
+        link_list_add(&o->list, &f->entry, link);
         return 0; /* replies come from the stream, on later iterations of the loop */
 }
 
 void follows_drop(Follows *o, Varlink *link) {
-        for (Follow *f = o ? o->list : NULL, *next; f; f = next) {
-                next = f->next;
-                if (f->link == link)
-                        follow_free(f);
-        }
+        if (o)
+                link_list_drop(&o->list, link, follow_done);
 }
 
 int follows_new(sd_event *event, NapContext *context, Follows **ret) {
@@ -116,8 +105,7 @@ int follows_new(sd_event *event, NapContext *context, Follows **ret) {
 Follows *follows_free(Follows *o) {
         if (!o)
                 return NULL;
-        while (o->list)
-                follow_free(o->list);
+        link_list_drop(&o->list, NULL, follow_done);
         free(o);
         return NULL;
 }

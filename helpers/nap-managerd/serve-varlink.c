@@ -8,6 +8,7 @@
 
 #include "../common/log.h"
 #include "follow.h"
+#include "forward.h"
 #include "nap-config.h"
 #include "serve-varlink.h"
 
@@ -20,6 +21,7 @@ struct VarlinkFront {
         VarlinkServer *server;
         Dispatcher *dispatcher;
         Follows *follows;
+        Forwards *forwards;
         unsigned n_connections;
         VarlinkFrontChanged changed;
         void *userdata;
@@ -117,6 +119,17 @@ static int stream(VarlinkFront *f, Varlink *link, const NapMethod *method, json_
         return 0; /* the replies come from the follow */
 }
 
+/* An instance on another host: authorized here as any call, then relayed
+ * to that host, which authorizes the caller's uid again (lib/ops/forward.h). */
+static int forward(VarlinkFront *f, Varlink *link, const NapMethod *method, json_t *args, bool more, uid_t uid) {
+        NapError e = NAP_ERROR_NULL;
+        if (nap_method_authorize(method, uid, args, &e) >= 0)
+                (void) forwards_start(f->forwards, link, method, args, more && method->streams, uid, &e);
+        if (nap_error_is_set(&e))
+                return reply_error(link, method, args, nap_error_kind_to_string(e.kind), e.message, e.parameter);
+        return 0; /* the replies come from the other host */
+}
+
 static int on_call(Varlink *link, json_t *args, VarlinkMethodFlags flags, void *userdata) {
         VarlinkFront *f = userdata;
         const char *name = varlink_get_current_method(link);
@@ -129,6 +142,8 @@ static int on_call(Varlink *link, json_t *args, VarlinkMethodFlags flags, void *
                 return reply_error(link, method, args, "PermissionDenied", "The caller's credentials are not known",
                                    NULL);
         log_debug("uid %u calls %s", (unsigned) uid, method->name);
+        if (!(flags & VARLINK_METHOD_ONEWAY) && forwards_wanted(f->forwards, method, args))
+                return forward(f, link, method, args, flags & VARLINK_METHOD_MORE, uid);
         if (method->streams && (flags & VARLINK_METHOD_MORE))
                 return stream(f, link, method, args, uid);
         Call *c = calloc(1, sizeof *c);
@@ -153,6 +168,7 @@ static int on_connect(VarlinkServer *s, Varlink *link, void *userdata) {
 static void on_disconnect(VarlinkServer *s, Varlink *link, void *userdata) {
         VarlinkFront *f = userdata;
         follows_drop(f->follows, link);
+        forwards_drop(f->forwards, link);
         if (f->n_connections > 0)
                 f->n_connections--;
         f->changed(f->userdata);
@@ -266,6 +282,8 @@ int varlink_front_new(sd_event *event, Dispatcher *dispatcher, const char *addre
         if (!nap_manager_idl())
                 return log_error_errno(EBADMSG, "The built-in " INTERFACE " interface does not parse");
         r = follows_new(event, dispatcher_context(dispatcher), &f->follows);
+        if (r >= 0)
+                r = forwards_new(event, dispatcher_context(dispatcher), &f->forwards);
         if (r < 0)
                 return log_error_errno(ENOMEM, "Out of memory");
         r = server_new(f, event);
@@ -284,6 +302,7 @@ VarlinkFront *varlink_front_free(VarlinkFront *f) {
         if (!f)
                 return NULL;
         follows_free(f->follows);
+        f->forwards = forwards_free(f->forwards);
         if (f->server)
                 (void) varlink_server_shutdown(f->server);
         varlink_server_unref(f->server);

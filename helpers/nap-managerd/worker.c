@@ -56,7 +56,10 @@ static Worker *worker_free(Worker *w) {
 
 /* ---- the child -------------------------------------------------------- */
 
-static void close_all_but(int keep) {
+void worker_child_setup(int keep) {
+        sigset_t none;
+        sigemptyset(&none);
+        (void) sigprocmask(SIG_SETMASK, &none, NULL);
         /* keep is moved to 3 first, so one range covers everything else;
          * close-on-exec still, should anything below exec a helper. */
         if (keep != 3 && dup3(keep, 3, O_CLOEXEC) < 0)
@@ -83,10 +86,7 @@ static int write_all(int fd, const char *p, size_t n) {
  * listening socket and the clients' connections are closed first, so a
  * long worker never keeps them open behind the daemon's back. */
 _Noreturn static void worker_child(WorkerPool *p, Worker *w, int fd) {
-        sigset_t none;
-        sigemptyset(&none);
-        (void) sigprocmask(SIG_SETMASK, &none, NULL);
-        close_all_but(fd);
+        worker_child_setup(fd);
         /* The daemon's own connection to the service manager (ListInstances
          * from the loop) belongs to the parent: this one opens its own. */
         p->context->bus = NULL;

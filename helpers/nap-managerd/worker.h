@@ -44,6 +44,10 @@ int worker_pool_submit(WorkerPool *p, const NapMethod *method, json_t *args, Wor
 void worker_pool_shut_down(WorkerPool *p);
 /* Calls running or waiting for a slot. */
 unsigned worker_pool_calls(const WorkerPool *p);
+/* In a process just forked from the daemon: signals unblocked, every file
+ * closed but keep, which becomes fd 3. */
+void worker_child_setup(int keep);
+
 /* Every pending done() is called with NULL; running workers are left to
  * finish on their own. */
 WorkerPool *worker_pool_free(WorkerPool *p);

@@ -13,6 +13,7 @@
 #include "../common/log.h"
 #include "base/clock.h"
 #include "base/fileio.h"
+#include "clients/gitshell.h"
 #include "clients/systemd1.h"
 #include "cluster/assignment.h"
 #include "model/manifest.h"
@@ -181,38 +182,87 @@ static int local_instance(Realizer *r, const NapInstance *i, NapInstanceInfo *re
         return k;
 }
 
-/* The assignment's commit against the tree deployed here (trees do not
- * travel yet): NULL if they agree, else why not. */
-static char *commit_mismatch(Realizer *r, const NapAssignment *a) {
+/* ---- the tree at the assignment's commit ------------------------------ */
+
+/* The commit of the app's tree deployed here into buf: "" when there is
+ * none; "?" when its commit is unknown. */
+static void deployed_commit(Realizer *r, const NapService *s, char buf[static NAP_COMMIT_HEX_LEN + 1]) {
         char service[NAP_SERVICE_NAME_MAX];
         NapServiceInfo *l = NULL;
         size_t n = 0;
-        char *why = NULL;
+        buf[0] = 0;
+        nap_service_name(s, service);
+        if (nap_list_services(r->context, s->user, &l, &n, NULL) < 0)
+                return;
+        for (size_t j = 0; j < n; j++)
+                if (streq(l[j].name, service))
+                        snprintf(buf, NAP_COMMIT_HEX_LEN + 1, "%s", l[j].commit ?: "?");
+        nap_service_info_array_free(l, n);
+}
+
+static char *what_is_here(const char *service, const char *have) {
+        if (!have[0])
+                return strdup_printf("%s is not deployed here", service);
+        return strdup_printf("%s is deployed here at %s", service, streq(have, "?") ? "an unknown commit" : have);
+}
+
+/* The assignment's commit fetched from where the cluster's last deploy
+ * recorded the app comes from, and deployed here (the app's tree only:
+ * instances have trees of their own): NULL when done, else why not. A
+ * failed fetch leaves nothing (the deploy's staging and intent). */
+static char *fetch_commit(Realizer *r, const NapAssignment *a, const char *have) {
+        char service[NAP_SERVICE_NAME_MAX];
+        _cleanup_(nap_app_source_done) NapAppSource src = {};
+        _cleanup_free_ char *here = what_is_here(nap_service_name(&a->instance.service, service), have);
+        NapDeployResult res = {};
+        NapError e = NAP_ERROR_NULL;
+        int k = nap_app_source_get(r->etcd, r->config->cluster_prefix, &a->instance.service, &src, &e);
+        if (k < 0)
+                return strdup_printf("%s, assigned at %s; reading where it comes from failed: %.500s", here ?: service,
+                                     a->commit, e.message);
+        if (k == 0)
+                return strdup_printf("%s, assigned at %s; no deploy of it is recorded in the cluster", here ?: service,
+                                     a->commit);
+        /* a pushed app: this host's copy of the repository (nap-git-shell --replica) */
+        _cleanup_free_ char *replica = src.pushed ? nap_git_repo_path(r->config, &a->instance.service) : NULL;
+        const char *url = replica ?: src.url;
+        if (src.pushed && (!replica || access(replica, F_OK) < 0))
+                return strdup_printf("%s, assigned at %s; it was pushed to %s, and its repository was not copied "
+                                     "here (ReplicaKey= on %s, nap-git-shell --replica here)", here ?: service,
+                                     a->commit, src.node, src.node);
+        log_info("Fetching %s at %s from %s", service, a->commit, url);
+        if (nap_deploy_app_at(r->context, service, url, a->commit, &res, &e) < 0)
+                return strdup_printf("Cannot get %s at %s from %.200s: %.500s", service, a->commit, url, e.message);
+        log_info("Deployed %s at %s for its assignments", service, a->commit);
+        return NULL;
+}
+
+/* The assignment's commit deployed here, fetched when it is not: NULL
+ * when it is there (or the assignment names none), else why not. */
+static char *tree_at_commit(Realizer *r, const NapAssignment *a) {
+        char have[NAP_COMMIT_HEX_LEN + 1];
         if (isempty(a->commit))
                 return NULL;
-        nap_service_name(&a->instance.service, service);
-        if (nap_list_services(r->context, a->instance.service.user, &l, &n, NULL) < 0)
-                return NULL; /* the start says why */
-        for (size_t j = 0; j < n && !why; j++)
-                if (streq(l[j].name, service) && !streq_ptr(l[j].commit, a->commit))
-                        why = strdup_printf("%s is deployed here at %s, assigned at %s", service,
-                                            l[j].commit ?: "an unknown commit", a->commit);
-        nap_service_info_array_free(l, n);
-        return why;
+        deployed_commit(r, &a->instance.service, have);
+        return streq(have, a->commit) ? NULL : fetch_commit(r, a, have);
 }
+
+/* ---- one new instance ------------------------------------------------- */
 
 /* A new instance: marked first (so a crash leaves it ours), then the
  * start-common path with the assignment's number, waiting until it
  * answers. */
 static void realize_new(Realizer *r, const NapAssignment *a) {
         char name[NAP_UNIT_NAME_MAX], service[NAP_SERVICE_NAME_MAX];
-        _cleanup_free_ char *mismatch = commit_mismatch(r, a);
+        _cleanup_free_ char *missing = tree_at_commit(r, a);
         NapStartOptions o = { .number = a->instance.number, .resources = a->resources };
         NapInstanceInfo info = {};
         NapError e = NAP_ERROR_NULL;
         nap_instance_name(&a->instance, name);
-        if (mismatch)
-                return report(r, a, NAP_OBSERVED_FAILED, 0, NULL, mismatch);
+        if (missing) {
+                log_warning("Cannot realize %s: %s", name, missing);
+                return report(r, a, NAP_OBSERVED_FAILED, 0, NULL, missing);
+        }
         int k = mark(r, &a->instance);
         if (k < 0)
                 return (void) log_error_errno(k, "Failed to mark %s as the cluster's: %m", name);

@@ -176,6 +176,10 @@ int main(int argc, char *argv[]) {
         }
         if (!p.ref[0])
                 return 0;
+        if (secure_getenv("NAP_RECEIVE_REPLICA")) { /* nap-git-shell --replica: the pushing node deploys */
+                printf("nap: %s replicated here; not deployed by this push\n", service);
+                return 0;
+        }
         if (p.deleted) {
                 printf("nap: %s was deleted; %s stays deployed as it is\n", p.ref, service);
                 return 0;

@@ -79,6 +79,9 @@ unsigned web_error_status(NapErrorKind k) {
         case NAP_ERROR_NOT_AVAILABLE:
         case NAP_ERROR_TOO_MANY_CONNECTIONS:
                 return 503;
+        case NAP_ERROR_NODE_UNREACHABLE:
+        case NAP_ERROR_CLUSTER_AUTH_FAILED:
+                return 502;
         case NAP_ERROR_FETCH_FAILED:
         case NAP_ERROR_UNIT_FAILED:
                 return 502;

@@ -31,6 +31,8 @@ static const char *const error_kind_table[_NAP_ERROR_KIND_MAX] = {
         [NAP_ERROR_JOB_EXISTS] = "JobExists",
         [NAP_ERROR_QUEUE_NOT_CONFIGURED] = "QueueNotConfigured",
         [NAP_ERROR_REQUEST_TOO_LARGE] = "RequestTooLarge",
+        [NAP_ERROR_NODE_UNREACHABLE] = "NodeUnreachable",
+        [NAP_ERROR_CLUSTER_AUTH_FAILED] = "ClusterAuthFailed",
 };
 
 const char *nap_error_kind_to_string(NapErrorKind k) {

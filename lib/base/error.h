@@ -37,6 +37,8 @@ typedef enum NapErrorKind {
         NAP_ERROR_JOB_EXISTS,         /* the queue holds that request_id or callback already */
         NAP_ERROR_QUEUE_NOT_CONFIGURED, /* a queued start without Etcd= (no queue) */
         NAP_ERROR_REQUEST_TOO_LARGE,  /* a request larger than the node it must run on: it would wait forever */
+        NAP_ERROR_NODE_UNREACHABLE,   /* a call forwarded to another host: that host cannot be reached */
+        NAP_ERROR_CLUSTER_AUTH_FAILED, /* ... its gate refused this host's certificate, or the other way round */
         _NAP_ERROR_KIND_MAX,
         _NAP_ERROR_KIND_INVALID = -EINVAL,
 } NapErrorKind;

@@ -4,6 +4,7 @@
 /* Sockets. */
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/un.h>
@@ -16,6 +17,19 @@
  * a probe that retries every 50 ms gets there. True for such a socket: a
  * probe must count it as refused. */
 bool socket_is_connected_to_itself(int fd);
+
+/* size bytes to a stream socket, all of them (MSG_NOSIGNAL: a peer gone is
+ * -EPIPE, not a signal). */
+int socket_send_all(int fd, const void *data, size_t size);
+
+/* A TCP connection of requests and answers: small writes sent at once
+ * (TCP_NODELAY: Nagle's algorithm would hold a message back until the
+ * peer's delayed ACK, 40 ms), and keepalive: probes after idle_sec without
+ * traffic, every interval_sec, the connection given up after count
+ * unanswered (a peer that died without a word, as a host losing power,
+ * ends a quiet connection within idle_sec + interval_sec * count). Best
+ * effort. */
+void socket_tcp_interactive(int fd, unsigned idle_sec, unsigned interval_sec, unsigned count);
 
 /* A Unix socket address: "/path", "unix:/path" or "@abstract". -EINVAL
  * for anything else, -ENAMETOOLONG when it does not fit. */

@@ -127,12 +127,11 @@ static int refuse_argument(const char *arg, NapError *e) {
                              why);
 }
 
-int nap_git_command_parse(const char *s, size_t size, NapGitCommand *ret, NapError *e) {
-        char path[NAP_GIT_COMMAND_MAX + 1];
-        NapGitVerb verb;
-
+/* The checks every command gets: into cmd, its verb, where its argument
+ * starts, and the argument unquoted into path ("" when it cannot be). */
+static int split_command(const char *s, size_t size, char cmd[static NAP_GIT_COMMAND_MAX + 1], NapGitVerb *ret_verb,
+                         const char **ret_arg, char path[static NAP_GIT_COMMAND_MAX + 1], NapError *e) {
         assert(s || size == 0);
-        assert(ret);
 
         if (size == 0)
                 return nap_error_set(e, NAP_ERROR_PERMISSION_DENIED, -EPERM,
@@ -145,16 +144,59 @@ int nap_git_command_parse(const char *s, size_t size, NapGitCommand *ret, NapErr
                 return nap_error_set(e, NAP_ERROR_PERMISSION_DENIED, -EPERM,
                                      "command refused: it contains control characters");
 
-        char cmd[NAP_GIT_COMMAND_MAX + 1];
         memcpy(cmd, s, size);
         cmd[size] = 0;
-        const char *arg = skip_command(cmd, &verb);
-        if (!arg)
+        *ret_arg = skip_command(cmd, ret_verb);
+        if (!*ret_arg)
                 return refuse_command(cmd, size, e);
-        if (unquote(arg, path, sizeof path) < 0 || app_from_path(path, ret->app) < 0)
-                return refuse_argument(arg, e);
-        ret->verb = verb;
+        if (unquote(*ret_arg, path, NAP_GIT_COMMAND_MAX + 1) < 0)
+                path[0] = 0;
         return 0;
+}
+
+int nap_git_command_parse(const char *s, size_t size, NapGitCommand *ret, NapError *e) {
+        char cmd[NAP_GIT_COMMAND_MAX + 1], path[NAP_GIT_COMMAND_MAX + 1];
+        const char *arg;
+        NapGitVerb verb;
+
+        assert(ret);
+        int r = split_command(s, size, cmd, &verb, &arg, path, e);
+        if (r >= 0 && app_from_path(path, ret->app) < 0)
+                r = refuse_argument(arg, e);
+        if (r >= 0)
+                ret->verb = verb;
+        return r;
+}
+
+/* USER_APP, USER_APP.git, /USER_APP or /USER_APP.git → the service. */
+static int service_from_path(const char *path, NapService *ret) {
+        char name[NAP_SERVICE_NAME_MAX];
+        path = startswith(path, "/") ?: path;
+        size_t n = strlen(path);
+        if (n > 4 && streq(path + n - 4, ".git"))
+                n -= 4;
+        if (n == 0 || n >= sizeof name)
+                return -EINVAL;
+        memcpy(name, path, n);
+        name[n] = 0;
+        return nap_service_parse(name, ret, NULL);
+}
+
+int nap_git_replica_command_parse(const char *s, size_t size, NapService *ret, NapError *e) {
+        char cmd[NAP_GIT_COMMAND_MAX + 1], path[NAP_GIT_COMMAND_MAX + 1], b[SHOWN_MAX + 4];
+        const char *arg;
+        NapGitVerb verb;
+
+        assert(ret);
+        int r = split_command(s, size, cmd, &verb, &arg, path, e);
+        if (r >= 0 && verb != NAP_GIT_RECEIVE_PACK)
+                r = nap_error_set(e, NAP_ERROR_PERMISSION_DENIED, -EPERM,
+                                  "a replica only receives pushes (git-receive-pack 'USER_APP')");
+        if (r >= 0 && service_from_path(path, ret) < 0)
+                r = nap_error_set(e, NAP_ERROR_INVALID_NAME, -EINVAL,
+                                  "%s is not an app's repository: USER_APP or /USER_APP.git expected",
+                                  shown(arg, strlen(arg), b));
+        return r;
 }
 
 /* ---- the repository ---- */

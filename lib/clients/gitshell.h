@@ -58,6 +58,12 @@ typedef struct NapGitCommand {
  * and never echo control characters. */
 int nap_git_command_parse(const char *s, size_t size, NapGitCommand *ret, NapError *e);
 
+/* nap-git-shell --replica: the forced command of another node's replica
+ * key. Only "git-receive-pack 'USER_APP'" (or USER_APP.git, with or
+ * without a leading '/', quoted or bare): the push of one app's repository from the node that received it.
+ * Refusals as nap_git_command_parse()'s; an upload-pack is
+ * NAP_ERROR_PERMISSION_DENIED. */
+int nap_git_replica_command_parse(const char *s, size_t size, NapService *ret, NapError *e);
 /* ROOT/git/USER/APP.git; NULL on OOM. */
 char *nap_git_repo_path(const NapConfig *c, const NapService *s);
 

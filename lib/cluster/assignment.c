@@ -636,7 +636,134 @@ int nap_observed_wait_gone(EtcdClient *c, const char *prefix, const char *node, 
         return r < 0 ? r : 0;
 }
 
-/* ---- every node's, and enabled (operations from any host) -------------- */
+/* ---- app sources (trees reach hosts) ---------------------------------- */
+
+void nap_app_source_done(NapAppSource *s) {
+        if (!s)
+                return;
+        free(s->url);
+        *s = (NapAppSource) {};
+}
+
+static bool url_ok(const char *s) {
+        if (isempty(s))
+                return false;
+        for (const char *p = s; *p; p++)
+                if ((unsigned char) *p < 0x20 || *p == 0x7f)
+                        return false;
+        return true;
+}
+
+static bool source_commit_ok(const char *s) {
+        return nap_commit_is_valid(s);
+}
+
+int nap_app_source_to_json(const NapAppSource *s, char **ret) {
+        char name[NAP_SERVICE_NAME_MAX];
+        assert(s);
+        assert(ret);
+        return nap_cluster_json_dump(json_pack("{s:s, s:s, s:s, s:b, s:s, s:I}", "app",
+                                               nap_service_name(&s->service, name), "url", s->url, "commit",
+                                               s->commit, "pushed", s->pushed, "node", s->node, "time",
+                                               (json_int_t) s->time_usec),
+                                     ret);
+}
+
+static int url_field(json_t *o, char **ret) {
+        const char *s = nap_cluster_json_string(o, "url", NAP_URL_MAX);
+        if (!s || !url_ok(s))
+                return -EBADMSG;
+        *ret = strdup(s);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int source_fields(json_t *o, NapAppSource *s, const char **field) {
+        const char *app = (*field = "app", nap_cluster_json_string(o, "app", NAP_SERVICE_NAME_MAX));
+        int r = app && nap_service_parse(app, &s->service, NULL) >= 0 ? 0 : -EBADMSG;
+        if (r >= 0)
+                r = (*field = "url", url_field(o, &s->url));
+        if (r >= 0)
+                r = (*field = "commit", string_field(o, *field, s->commit, sizeof s->commit, source_commit_ok));
+        if (r >= 0 && (*field = "pushed", !json_is_boolean(json_object_get(o, *field))))
+                r = -EBADMSG;
+        if (r >= 0)
+                s->pushed = json_is_true(json_object_get(o, *field));
+        if (r >= 0)
+                r = (*field = "node", string_field(o, *field, s->node, sizeof s->node, node_ok));
+        if (r >= 0)
+                r = (*field = "time", nap_cluster_json_u64(o, *field, UINT64_MAX >> 1, &s->time_usec));
+        return r;
+}
+
+int nap_app_source_from_json(const char *text, size_t size, NapAppSource *ret, NapError *e) {
+        json_auto_t *o = NULL;
+        NapAppSource s = {};
+        const char *field = NULL;
+        assert(ret);
+        int r = nap_cluster_json_load(text, size, &o, "app source", e);
+        if (r < 0)
+                return r;
+        r = source_fields(o, &s, &field);
+        if (r < 0) {
+                nap_app_source_done(&s);
+                return r == -ENOMEM ? oom(e) : nap_cluster_json_damaged(e, "app source", field);
+        }
+        *ret = s;
+        return 0;
+}
+
+char *nap_key_app_source(const char *prefix, const NapService *s) {
+        char name[NAP_SERVICE_NAME_MAX];
+        return strdup_printf("%s/apps/%s", prefix, nap_service_name(s, name));
+}
+
+static int app_source_check(const NapAppSource *s, NapError *e) {
+        NapService checked;
+        int r = nap_service_from_parts(s->service.user, s->service.app, &checked, e);
+        if (r >= 0 && (!url_ok(s->url) || strlen(s->url) > NAP_URL_MAX))
+                r = nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL,
+                                  "Invalid URL for an app source (1 to %u bytes, no control characters)", NAP_URL_MAX);
+        if (r >= 0 && !nap_commit_is_valid(s->commit))
+                r = nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL,
+                                  "Invalid commit for an app source (40 lowercase hex digits)");
+        if (r >= 0)
+                r = nap_node_name_check(s->node, e);
+        return r;
+}
+
+int nap_app_source_put(EtcdClient *c, const char *prefix, const NapAppSource *s, NapError *e) {
+        _cleanup_free_ char *key = NULL, *value = NULL;
+        assert(c);
+        assert(s);
+        int r = app_source_check(s, e);
+        if (r < 0)
+                return r;
+        key = nap_key_app_source(prefix, &s->service);
+        if (!key || nap_app_source_to_json(s, &value) < 0)
+                return oom(e);
+        return etcd_put(c, key, value, strlen(value), 0, NULL, e);
+}
+
+int nap_app_source_get(EtcdClient *c, const char *prefix, const NapService *s, NapAppSource *ret, NapError *e) {
+        _cleanup_free_ char *key = nap_key_app_source(prefix, s);
+        EtcdKeyValue kv = {};
+        assert(c);
+        assert(ret);
+        *ret = (NapAppSource) {};
+        int r = key ? etcd_get(c, key, &kv, e) : oom(e);
+        if (r > 0) {
+                r = nap_app_source_from_json(kv.value, kv.value_size, ret, e);
+                if (r >= 0 && memcmp(&ret->service, s, sizeof *s) != 0) {
+                        nap_app_source_done(ret);
+                        r = nap_cluster_json_damaged(e, "app source", "app (not the key's)");
+                }
+                r = r < 0 ? r : 1;
+        }
+        etcd_key_value_done(&kv);
+        return r;
+}
+
+/* ---- every node's (shared with the operations from any host) ---------- */
 
 /* The node a key under dir (PREFIX/assignments/ or PREFIX/observed/)
  * names, into node: "" when the key is not NODE/INSTANCE. */
@@ -757,4 +884,23 @@ int nap_assignment_set_enabled(EtcdClient *c, const char *prefix, NapAssignment 
         return nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, -EBUSY,
                              "Changing the assignment lost to other writers %u times; try again",
                              NAP_INVENTORY_RETRIES);
+}
+
+int nap_assignment_find(EtcdClient *c, const char *prefix, const NapInstance *i, NapAssignment *ret, NapError *e) {
+        char name[NAP_UNIT_NAME_MAX], other[NAP_UNIT_NAME_MAX];
+        NapAssignment *l = NULL;
+        size_t n = 0;
+        int r = nap_assignments_list_all(c, prefix, &l, &n, NULL, NULL, e);
+        if (r < 0)
+                return r;
+        nap_instance_name(i, name);
+        r = 0;
+        for (size_t k = 0; k < n && r == 0; k++)
+                if (streq(nap_instance_name(&l[k].instance, other), name)) {
+                        *ret = l[k];
+                        l[k] = (NapAssignment) {};
+                        r = 1;
+                }
+        nap_assignment_array_free(l, n);
+        return r;
 }

@@ -139,7 +139,34 @@ int nap_observed_wait_gone(EtcdClient *c, const char *prefix, const char *node, 
 int nap_observed_list(EtcdClient *c, const char *prefix, const char *node, NapObserved **ret, size_t *ret_n,
                       NapError *e);
 
-/* ---- every node's, and enabled (operations from any host) -------------- */
+/* ---- app sources: where a cluster app's tree comes from (trees) ------- */
+
+/* PREFIX/apps/USER_APP, durable, written by every deploy on a host that is
+ * a node of the cluster: the URL and commit a host that lacks the tree
+ * fetches. A pushed app's url is the receiving host's bare repository;
+ * the push replicated it to every Ready node, and a host fetches the
+ * commit from its own replica. */
+typedef struct NapAppSource {
+        NapService service;
+        char *url;                             /* never NULL once parsed; at most NAP_URL_MAX */
+        char commit[NAP_COMMIT_HEX_LEN + 1];   /* always a commit */
+        bool pushed;                           /* from a git push to node */
+        char node[NAP_NODE_NAME_MAX + 1];      /* the host that deployed it */
+        uint64_t time_usec;
+} NapAppSource;
+
+void nap_app_source_done(NapAppSource *s);
+int nap_app_source_to_json(const NapAppSource *s, char **ret);
+/* Strict, as nap_assignment_from_json(). */
+int nap_app_source_from_json(const char *text, size_t size, NapAppSource *ret, NapError *e);
+char *nap_key_app_source(const char *prefix, const NapService *s);
+/* InvalidParameter for a bad url, commit or node; replaces the last one. */
+int nap_app_source_put(EtcdClient *c, const char *prefix, const NapAppSource *s, NapError *e);
+/* 1 and *ret filled; 0 none recorded; < 0 etcd failed or the record is
+ * damaged (NAP_ERROR_INTERNAL naming the field). */
+int nap_app_source_get(EtcdClient *c, const char *prefix, const NapService *s, NapAppSource *ret, NapError *e);
+
+/* ---- every node's (shared with the operations from any host) ---------- */
 
 /* Every node's assignments (one range read of PREFIX/assignments/), as
  * nap_assignments_list() reads one node's. */
@@ -152,3 +179,6 @@ int nap_observed_list_all(EtcdClient *c, const char *prefix, NapObserved **ret, 
  * mod_revision; *a becomes the record as written. Already so: nothing
  * written. NoSuchInstance when it is not assigned (any more). */
 int nap_assignment_set_enabled(EtcdClient *c, const char *prefix, NapAssignment *a, bool enabled, NapError *e);
+/* The assignment of instance i, whichever node it is on: 1 and *ret, or 0
+ * when there is none. */
+int nap_assignment_find(EtcdClient *c, const char *prefix, const NapInstance *i, NapAssignment *ret, NapError *e);

@@ -32,6 +32,8 @@
 #define DEFAULT_DISCOVERY_TTL 60u
 #define DEFAULT_ETCD_PREFIX "/services"
 #define DEFAULT_AUTHORIZED_KEYS "/var/lib/nap/.ssh/authorized_keys"
+#define DEFAULT_REPLICA_KNOWN_HOSTS "/var/lib/nap/.ssh/known_hosts"
+#define DEFAULT_REPLICA_USER "nap"
 #define ETCD_PREFIX_MAX 128
 #define DISCOVERY_TTL_MIN 2u
 #define DISCOVERY_TTL_MAX 3600u
@@ -54,6 +56,7 @@
 #define DEFAULT_MAX_CONNECTIONS 4096u
 #define DEFAULT_MAX_CONNECTIONS_PER_USER 1024u
 #define CONNECTIONS_MAX 65536u
+#define DEFAULT_CLUSTER_GATE_PORT 7475u
 
 static const char *const scope_table[_NAP_SCOPE_MAX] = {
         [NAP_SCOPE_SYSTEM] = "system",
@@ -78,9 +81,15 @@ NapConfig *nap_config_free(NapConfig *c) {
         free(c->etcd_prefix);
         free(c->health_path);
         free(c->authorized_keys);
+        free(c->replica_key);
+        free(c->replica_known_hosts);
+        free(c->replica_user);
         free(c->cluster_prefix);
         free(c->node);
         strv_free(c->labels);
+        free(c->cluster_certificate);
+        free(c->cluster_key);
+        free(c->cluster_ca);
         free(c->path);
         free(c);
         return NULL;
@@ -96,12 +105,15 @@ int nap_config_new_default(NapConfig **ret) {
         c->instances_dir = strdup(DEFAULT_INSTANCES);
         c->etcd_prefix = strdup(DEFAULT_ETCD_PREFIX);
         c->authorized_keys = strdup(DEFAULT_AUTHORIZED_KEYS);
+        c->replica_known_hosts = strdup(DEFAULT_REPLICA_KNOWN_HOSTS);
+        c->replica_user = strdup(DEFAULT_REPLICA_USER);
         c->cluster_prefix = strdup(DEFAULT_CLUSTER_PREFIX);
         c->health_path = strdup(NAP_HEALTH_PATH_DEFAULT);
         if (!c->root || !c->instances_dir || !c->etcd_prefix || !c->authorized_keys || !c->cluster_prefix ||
-            !c->health_path)
+            !c->health_path || !c->replica_known_hosts || !c->replica_user)
                 return -ENOMEM;
         c->node_ttl = DEFAULT_NODE_TTL;
+        c->cluster_gate_port = DEFAULT_CLUSTER_GATE_PORT;
         c->scope = NAP_SCOPE_SYSTEM;
         c->port_min = DEFAULT_PORT_MIN;
         c->port_max = DEFAULT_PORT_MAX;
@@ -125,7 +137,7 @@ typedef struct Parser {
         nap_warn_fn warn;
         void *userdata;
         NapError *e;
-        unsigned seen;    /* bit per key of the table: given already */
+        uint64_t seen;    /* bit per key of the table: given already */
 } Parser;
 
 /* A value for a message: control characters hidden, long ones cut. */
@@ -212,6 +224,21 @@ static int parse_authorized_keys(Parser *p, const char *v) {
         return parse_path(p, v, &p->config->authorized_keys, DEFAULT_AUTHORIZED_KEYS);
 }
 
+static int parse_replica_key(Parser *p, const char *v) {
+        return *v ? parse_path(p, v, &p->config->replica_key, NULL) : replace_string(&p->config->replica_key, NULL);
+}
+
+static int parse_replica_known_hosts(Parser *p, const char *v) {
+        return parse_path(p, v, &p->config->replica_known_hosts, DEFAULT_REPLICA_KNOWN_HOSTS);
+}
+
+static int parse_replica_user(Parser *p, const char *v) {
+        char b[72];
+        if (*v && !nap_user_is_valid(v))
+                return bad_value(p, -EINVAL, "invalid user name '%s'", shown(v, b));
+        return replace_string(&p->config->replica_user, *v ? v : DEFAULT_REPLICA_USER);
+}
+
 static int parse_scope(Parser *p, const char *v) {
         char b[72];
         NapScope s = *v ? nap_scope_from_string(v) : NAP_SCOPE_SYSTEM;
@@ -291,6 +318,23 @@ static int parse_max_connections(Parser *p, const char *v) {
 static int parse_max_connections_per_user(Parser *p, const char *v) {
         return parse_count(p, v, "connections", DEFAULT_MAX_CONNECTIONS_PER_USER, 1, CONNECTIONS_MAX,
                            &p->config->max_connections_per_user);
+}
+
+/* Forwarding between hosts (nap-cluster-gate(8)): PEM files, no default. */
+static int parse_cluster_certificate(Parser *p, const char *v) {
+        return parse_path(p, v, &p->config->cluster_certificate, NULL);
+}
+
+static int parse_cluster_key(Parser *p, const char *v) {
+        return parse_path(p, v, &p->config->cluster_key, NULL);
+}
+
+static int parse_cluster_ca(Parser *p, const char *v) {
+        return parse_path(p, v, &p->config->cluster_ca, NULL);
+}
+
+static int parse_cluster_gate_port(Parser *p, const char *v) {
+        return parse_count(p, v, "port", DEFAULT_CLUSTER_GATE_PORT, 1, PORT_MAX, &p->config->cluster_gate_port);
 }
 
 static int parse_discovery_ttl(Parser *p, const char *v) {
@@ -513,6 +557,9 @@ static const KeyParser key_table[] = {
         { "HealthPath",   parse_health_path   },
         { "HealthCheckSec", parse_health_check_sec },
         { "AuthorizedKeys", parse_authorized_keys },
+        { "ReplicaKey",   parse_replica_key   },
+        { "ReplicaKnownHosts", parse_replica_known_hosts },
+        { "ReplicaUser",  parse_replica_user  },
         { "ClusterPrefix", parse_cluster_prefix },
         { "Node",         parse_node          },
         { "Labels",       parse_labels        },
@@ -526,7 +573,13 @@ static const KeyParser key_table[] = {
         { "MaxConnectionsPerUser", parse_max_connections_per_user },
         { "RolloutBatch", parse_rollout_batch },
         { "RolloutDrainSec", parse_rollout_drain_sec },
+        { "ClusterCertificate", parse_cluster_certificate },
+        { "ClusterKey",   parse_cluster_key   },
+        { "ClusterCA",    parse_cluster_ca    },
+        { "ClusterGatePort", parse_cluster_gate_port },
 };
+
+_Static_assert(ELEMENTSOF(key_table) <= 64, "Parser.seen has a bit per key");
 
 /* ---- lines ---- */
 
@@ -550,9 +603,9 @@ static int parse_assignment(Parser *p, char *line, bool in_nap) {
         for (size_t i = 0; i < ELEMENTSOF(key_table); i++) {
                 if (!streq(key_table[i].key, k))
                         continue;
-                if (p->seen & (1u << i))
+                if (p->seen & (UINT64_C(1) << i))
                         warn(p, "%s= is set again, the later value wins", k);
-                p->seen |= 1u << i;
+                p->seen |= UINT64_C(1) << i;
                 p->key = k;
                 int r = key_table[i].parse(p, v);
                 return r == -ENOMEM ? nap_error_errno(p->e, r, "%s:%u: %s=", p->origin, p->line, k) : r;
@@ -698,6 +751,10 @@ int nap_config_host(const NapConfig *c, char **ret) {
                 return -ENOMEM;
         *ret = s;
         return 0;
+}
+
+bool nap_config_forwards(const NapConfig *c) {
+        return c && c->cluster_certificate && c->cluster_key && c->cluster_ca && c->etcd;
 }
 
 int nap_config_node(const NapConfig *c, char **ret, NapError *e) {

@@ -23,6 +23,11 @@
  *   Memory=        capacity: bytes, K/M/G/T              default: physical memory
  *   Storage=       capacity: bytes, K/M/G/T              default: Root='s file system
  *   NodeTTL=       membership lease, seconds, 2..600     default 10
+ * Forwarding to other hosts (nap-cluster-gate(8)); off unless all three:
+ *   ClusterCertificate= this host's certificate (PEM)    default none
+ *   ClusterKey=    its private key (PEM)                 default none
+ *   ClusterCA=     the cluster's CA certificate (PEM)    default none
+ *   ClusterGatePort= TCP port of every host's gate       default 7475
  * Rollouts (push, rollback, refresh-instances: lib/ops/ops-push.c):
  *   RolloutBatch=     instances replaced at once: N, or P% of them (at
  *                     least 1), 1..20000 or 1%..100%   default 25%
@@ -86,11 +91,16 @@ typedef struct NapConfig {
         char *health_path;   /* "/": nap_health_path_is_valid() (model/profile.h) */
         unsigned health_check_sec;
         char *authorized_keys; /* edited by napctl keys (lib/model/authkeys.h) */
+        char *replica_key;   /* ssh key pushes to the other nodes' repositories use; NULL: none */
+        char *replica_known_hosts; /* their host keys */
+        char *replica_user;  /* the account nap-git-shell --replica serves on them */
         char *cluster_prefix; /* "/nap": PREFIX/nodes/…, see lib/model/node.h */
         char *node;          /* NULL: the host name at the time of use */
         char **labels;       /* sorted "key=value" strv */
         uint64_t cpu_milli, memory, storage; /* capacity; 0: detect */
         unsigned node_ttl;
+        char *cluster_certificate, *cluster_key, *cluster_ca; /* NULL: no forwarding */
+        unsigned cluster_gate_port;
         unsigned reconcile_grace_sec; /* 0: node_ttl + 5 (nap_config_reconcile_grace_sec()) */
         bool cluster_apps;   /* start-common places in the cluster by default */
         unsigned max_connections, max_connections_per_user; /* nap-managerd's varlink connections */
@@ -121,6 +131,9 @@ int nap_config_load(NapConfig **ret, nap_warn_fn warn, void *userdata, NapError 
  * case) when it makes a valid node name; else -EINVAL, and Node= must be
  * set. */
 int nap_config_node(const NapConfig *c, char **ret, NapError *e);
+/* Whether calls may be forwarded to other hosts: ClusterCertificate=,
+ * ClusterKey=, ClusterCA= and Etcd= set. */
+bool nap_config_forwards(const NapConfig *c) _pure_;
 
 /* The host to publish: Host= or gethostname(). malloc'ed. */
 int nap_config_host(const NapConfig *c, char **ret);

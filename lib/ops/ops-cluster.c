@@ -9,10 +9,14 @@
  * deleted or changed, and the node's report waited for). */
 
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/strv.h"
+#include "clients/gitshell.h"
 #include "cluster/assignment.h"
 #include "cluster/inventory.h"
 #include "model/state.h"
@@ -23,7 +27,7 @@
  * moment more to come. */
 #define NODE_REPORT_MARGIN_USEC (4ULL * 1000ULL * 1000ULL)
 
-static int copy_params(const NapParams *from, NapParams **ret) {
+int ops_copy_params(const NapParams *from, NapParams **ret) {
         int r = nap_params_new(ret);
         for (size_t i = 0; r >= 0 && i < nap_params_size(from); i++)
                 r = nap_params_set(*ret, nap_params_key(from, i), nap_params_value(from, i), NULL);
@@ -37,7 +41,19 @@ static int assignment_for(const NapService *s, const NapParams *params, const Na
         snprintf(ret->node, sizeof ret->node, "%s", node);
         if (o->request_id)
                 snprintf(ret->request, sizeof ret->request, "%s", o->request_id);
-        return copy_params(params, &ret->params) < 0 ? nap_error_errno(e, -ENOMEM, "Failed to start") : 0;
+        return ops_copy_params(params, &ret->params) < 0 ? nap_error_errno(e, -ENOMEM, "Failed to start") : 0;
+}
+
+/* An assignment without a commit gets the one the cluster's last deploy
+ * recorded (none recorded: "", whatever the host deployed). */
+static int assignment_commit(EtcdClient *etcd, const char *prefix, NapAssignment *a, NapError *e) {
+        _cleanup_(nap_app_source_done) NapAppSource src = {};
+        if (a->commit[0])
+                return 0;
+        int r = nap_app_source_get(etcd, prefix, &a->instance.service, &src, e);
+        if (r > 0)
+                memcpy(a->commit, src.commit, sizeof a->commit);
+        return r < 0 ? r : 0;
 }
 
 /* systemd's words for a cluster instance: from its node's report, or
@@ -78,7 +94,7 @@ static int info_from_cluster(const NapAssignment *a, const NapObserved *o, const
                 .publish = NAP_PUBLISH_DONE, /* the node's sidecar publishes it */
         };
         if (!ret->name || !ret->unit || (port > 0 && !ret->url) || !ret->active_state || !ret->sub_state ||
-            (o && !isempty(o->commit) && !ret->commit) || !ret->node || copy_params(a->params, &ret->params) < 0) {
+            (o && !isempty(o->commit) && !ret->commit) || !ret->node || ops_copy_params(a->params, &ret->params) < 0) {
                 nap_instance_info_clear(ret);
                 return -ENOMEM;
         }
@@ -162,31 +178,29 @@ static int target_node(EtcdClient *etcd, const char *prefix, const NapStartOptio
         return place(etcd, prefix, &o->resources, ret, e);
 }
 
-/* What this host can check before anything is written: the app deployed
- * here (trees do not travel yet) and its parameters. */
-static int check_startable(NapContext *c, const NapService *s, const NapParams *params, NapError *e) {
+/* What can be checked before anything is written: an app deployed here
+ * has its parameters checked against its profile; one that is not must
+ * have been deployed in the cluster (its source recorded: the node
+ * fetches its tree), else NoSuchService. */
+static int check_startable(NapContext *c, EtcdClient *etcd, const NapService *s, const NapParams *params,
+                           NapError *e) {
         _cleanup_(nap_profile_freep) NapProfile *p = NULL;
-        int r = ops_load_service_profile(c, s, &p, e);
-        return r < 0 ? r : ops_check_params(p, params, e);
+        _cleanup_(nap_app_source_done) NapAppSource src = {};
+        NapError here = NAP_ERROR_NULL;
+        int r = ops_load_service_profile(c, s, &p, &here);
+        if (r >= 0)
+                return ops_check_params(p, params, e);
+        if (here.kind == NAP_ERROR_NO_SUCH_SERVICE)
+                r = nap_app_source_get(etcd, c->config->cluster_prefix, s, &src, e);
+        if (r > 0)
+                return 0;
+        if (r < 0 && nap_error_is_set(e))
+                return r; /* etcd failed */
+        return nap_error_set(e, here.kind, -(here.errnum ?: ENOENT), "%s", here.message);
 }
 
 static bool same_instance(const NapInstance *a, const NapInstance *b) {
         return a->number == b->number && streq(a->service.user, b->service.user) && streq(a->service.app, b->service.app);
-}
-
-/* i's assignment, whatever its node (one range read): 1 and *ret, 0 none. */
-static int assignment_of(EtcdClient *etcd, const char *prefix, const NapInstance *i, NapAssignment *ret, NapError *e) {
-        NapAssignment *l = NULL;
-        size_t n = 0;
-        int r = nap_assignments_list_all(etcd, prefix, &l, &n, NULL, NULL, e);
-        for (size_t k = 0; r == 0 && k < n; k++)
-                if (same_instance(&l[k].instance, i)) {
-                        *ret = l[k];
-                        l[k] = (NapAssignment) {};
-                        r = 1;
-                }
-        nap_assignment_array_free(l, n);
-        return r;
 }
 
 /* A retried request (its id made an instance already): that instance's
@@ -194,7 +208,7 @@ static int assignment_of(EtcdClient *etcd, const char *prefix, const NapInstance
 static int replayed(EtcdClient *etcd, const char *prefix, NapAssignment *a, NapNodeInfo *node, NapError *e) {
         char name[NAP_UNIT_NAME_MAX];
         NapAssignment found = {};
-        int r = assignment_of(etcd, prefix, &a->instance, &found, e);
+        int r = nap_assignment_find(etcd, prefix, &a->instance, &found, e);
         if (r == 0)
                 return nap_error_set(e, NAP_ERROR_NO_SUCH_INSTANCE, -ENOENT, "%s, which request %s made, is gone",
                                      nap_instance_name(&a->instance, name), a->request);
@@ -215,13 +229,15 @@ int ops_start_common_on_node(NapContext *c, const NapService *s, const NapParams
         _cleanup_(nap_node_info_done) NapNodeInfo node = {};
         _cleanup_(nap_observed_done) NapObserved report = {};
         EtcdClient *etcd;
-        int r = check_startable(c, s, params, e);
+        int r = nap_context_etcd(c, &etcd, e);
         if (r >= 0)
-                r = nap_context_etcd(c, &etcd, e);
+                r = check_startable(c, etcd, s, params, e);
         if (r >= 0)
                 r = target_node(etcd, prefix, o, &node, e);
         if (r >= 0)
                 r = assignment_for(s, params, o, node.node.name, &a, e);
+        if (r >= 0)
+                r = assignment_commit(etcd, prefix, &a, e);
         if (r >= 0)
                 r = nap_assignment_create(etcd, prefix, &a, e);
         if (r == 0) /* a retry */
@@ -233,13 +249,16 @@ int ops_start_common_on_node(NapContext *c, const NapService *s, const NapParams
         return r < 0 ? r : 0;
 }
 
+bool ops_instance_is_realized(NapContext *c, const NapInstance *i) {
+        _cleanup_free_ char *mark = nap_state_cluster_realized_mark(c->config, i);
+        return mark && access(mark, F_OK) >= 0;
+}
+
 int ops_unassign_if_realized(NapContext *c, const NapInstance *i, NapError *e) {
-        _cleanup_free_ char *mark = nap_state_cluster_realized_mark(c->config, i), *node = NULL;
+        _cleanup_free_ char *node = NULL;
         EtcdClient *etcd;
         NapError gone = NAP_ERROR_NULL;
-        if (!mark)
-                return nap_error_errno(e, -ENOMEM, "Failed to remove the instance");
-        if (access(mark, F_OK) < 0)
+        if (!ops_instance_is_realized(c, i))
                 return 0; /* this host's own */
         int r = nap_config_node(c->config, &node, e);
         if (r >= 0)
@@ -394,7 +413,7 @@ static int find_assignment(NapContext *c, const NapInstance *i, EtcdClient **ret
         if (!c->config->etcd || c->node_agent || own_instance(c, i))
                 return 0;
         int r = nap_context_etcd(c, ret_etcd, e);
-        return r < 0 ? r : assignment_of(*ret_etcd, c->config->cluster_prefix, i, ret, e);
+        return r < 0 ? r : nap_assignment_find(*ret_etcd, c->config->cluster_prefix, i, ret, e);
 }
 
 /* 1 when a's node is another host (this one acts on nothing itself). */
@@ -465,4 +484,55 @@ int ops_cluster_port(NapContext *c, const NapInstance *i, unsigned *ret) {
         nap_observed_array_free(l, n);
         *ret = port;
         return port > 0;
+}
+
+/* ---- app sources: trees reach hosts ----------------------------------- */
+
+/* The app's repository that git pushes go to on this host? */
+static bool is_push_repository(NapContext *c, const NapService *s, const char *url) {
+        _cleanup_free_ char *repo = nap_git_repo_path(c->config, s);
+        char a[PATH_MAX], b[PATH_MAX];
+        return repo && realpath(repo, a) && realpath(url, b) && streq(a, b);
+}
+
+int ops_cluster_node(NapContext *c, EtcdClient **ret_etcd, char **ret_node, NapError *e) {
+        _cleanup_(nap_node_info_done) NapNodeInfo info = {};
+        _cleanup_free_ char *node = NULL;
+        NapError none = NAP_ERROR_NULL;
+        if (!c->config->etcd || nap_config_node(c->config, &node, NULL) < 0)
+                return 0;
+        int r = nap_context_etcd(c, ret_etcd, e);
+        if (r >= 0)
+                r = nap_node_get(*ret_etcd, c->config->cluster_prefix, node, &info, &none);
+        if (r < 0 && none.kind == NAP_ERROR_NO_SUCH_NODE)
+                return 0;
+        if (r < 0)
+                return nap_error_is_set(e) ? r : nap_error_set(e, none.kind, r, "%s", none.message);
+        *ret_node = TAKE_PTR(node);
+        return 1;
+}
+
+int ops_record_app_source(NapContext *c, const NapService *s, const char *url, const char *commit, NapError *e) {
+        _cleanup_(nap_app_source_done) NapAppSource src = { .service = *s, .time_usec = realtime_usec() };
+        _cleanup_free_ char *node = NULL;
+        EtcdClient *etcd;
+        int r = ops_cluster_node(c, &etcd, &node, e);
+        if (r <= 0)
+                return r;
+        src.url = strdup(url);
+        if (!src.url)
+                return nap_error_errno(e, -ENOMEM, "Failed to record the app's source");
+        snprintf(src.commit, sizeof src.commit, "%s", commit);
+        snprintf(src.node, sizeof src.node, "%s", node);
+        src.pushed = url[0] == '/' && is_push_repository(c, s, url);
+        r = nap_app_source_put(etcd, c->config->cluster_prefix, &src, e);
+        return r < 0 ? r : 1;
+}
+
+void ops_publish_app_source(NapContext *c, const NapService *s, const char *url, NapDeployResult *d) {
+        NapError e = NAP_ERROR_NULL;
+        if (ops_record_app_source(c, s, url, d->commit, &e) >= 0 || d->publish == NAP_PUBLISH_PENDING)
+                return;
+        d->publish = NAP_PUBLISH_PENDING;
+        nap_error_set(&d->publish_error, e.kind, -e.errnum, "The app's source for the cluster: %s", e.message);
 }

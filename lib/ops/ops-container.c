@@ -16,6 +16,7 @@
 
 #include "base/clock.h"
 #include "base/fileio.h"
+#include "base/spawn.h"
 #include "base/strv.h"
 #include "clients/journal.h"
 #include "clients/systemd1.h"
@@ -254,75 +255,12 @@ void ops_container_explain(NapContext *c, const NapManifest *m, NapError *e) {
 
 /* ---- pruning ------------------------------------------------------------------ */
 
-/* Reads fd to its end into a NUL-terminated buffer of at most
- * PODMAN_OUTPUT_MAX bytes, until the deadline. */
-static int read_output(int fd, uint64_t deadline, char **ret) {
-        _cleanup_free_ char *buf = malloc(PODMAN_OUTPUT_MAX + 1);
-        size_t n = 0;
-        if (!buf)
-                return -ENOMEM;
-        for (;;) {
-                uint64_t now = monotonic_usec();
-                struct pollfd p = { .fd = fd, .events = POLLIN };
-                if (now >= deadline)
-                        return -ETIMEDOUT;
-                int k = poll(&p, 1, (int) ((deadline - now) / 1000) + 1);
-                if (k < 0 && errno != EINTR)
-                        return -errno;
-                if (k <= 0)
-                        continue;
-                ssize_t got = read(fd, buf + n, PODMAN_OUTPUT_MAX - n);
-                if (got < 0 && errno != EINTR)
-                        return -errno;
-                if (got == 0)
-                        break;
-                n += got > 0 ? (size_t) got : 0;
-                if (n == PODMAN_OUTPUT_MAX)
-                        return -EFBIG;
-        }
-        buf[n] = 0;
-        *ret = TAKE_PTR(buf);
-        return 0;
-}
-
 /* podman ARGV... (no shell), stdout returned (ret may be NULL), stderr
  * discarded; killed after PODMAN_TIMEOUT_USEC. -EIO when it exits
  * non-zero. */
 static int run_podman(char *const *argv, char **ret) {
-        int pipefd[2];
-        posix_spawn_file_actions_t fa;
-        pid_t pid;
-        if (pipe2(pipefd, O_CLOEXEC) < 0)
-                return -errno;
-        int r = -posix_spawn_file_actions_init(&fa);
-        if (r >= 0)
-                r = -posix_spawn_file_actions_adddup2(&fa, pipefd[1], STDOUT_FILENO);
-        if (r >= 0)
-                r = -posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
-        if (r >= 0)
-                r = -posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-        if (r >= 0)
-                r = -posix_spawn(&pid, NAP_PODMAN_BINARY, &fa, NULL, argv, environ);
-        (void) posix_spawn_file_actions_destroy(&fa);
-        safe_close(pipefd[1]);
-        if (r < 0) {
-                safe_close(pipefd[0]);
-                return r;
-        }
-        _cleanup_free_ char *out = NULL;
-        r = read_output(pipefd[0], monotonic_usec() + PODMAN_TIMEOUT_USEC, &out);
-        safe_close(pipefd[0]);
-        if (r < 0)
-                (void) kill(pid, SIGKILL);
-        int status;
-        while (waitpid(pid, &status, 0) < 0)
-                if (errno != EINTR)
-                        return -errno;
-        if (r >= 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
-                r = -EIO;
-        if (r >= 0 && ret)
-                *ret = TAKE_PTR(out);
-        return r;
+        return nap_spawn_capture(NAP_PODMAN_BINARY, argv, NULL, STDOUT_FILENO, PODMAN_OUTPUT_MAX, PODMAN_TIMEOUT_USEC,
+                                 ret);
 }
 
 /* The image of app s built from commit: the tag start_common gives it. */

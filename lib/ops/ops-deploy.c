@@ -174,15 +174,16 @@ static int adopt_fetched_tree(NapScope scope, const char *tree, const char *old_
         return r < 0 ? nap_error_errno(e, r, "Failed to record deploy metadata") : 0;
 }
 
-/* Fetches url into STAGING/tree, checks it can run, records where it came
- * from. The deployed tree is not touched. */
-static int stage_tree(NapContext *c, const char *staging, const char *dir, const char *url, NapDeployResult *ret,
-                      NapError *e) {
+/* Fetches url (at commit; NULL: its default branch) into STAGING/tree,
+ * checks it can run, records where it came from. The deployed tree is not
+ * touched. */
+static int stage_tree(NapContext *c, const char *staging, const char *dir, const char *url, const char *commit,
+                      NapDeployResult *ret, NapError *e) {
         _cleanup_free_ char *tree = nap_state_staging_tree(staging);
         _cleanup_(nap_profile_freep) NapProfile *p = NULL;
         if (!tree)
                 return nap_error_errno(e, -ENOMEM, "Failed to deploy");
-        int r = fetch_tree(c, url, NULL, tree, ret->commit, e);
+        int r = fetch_tree(c, url, commit, tree, ret->commit, e);
         return r < 0 ? r : adopt_fetched_tree(c->scope, tree, dir, url, ret->commit, &p, e);
 }
 
@@ -212,7 +213,11 @@ int ops_create_staging(NapContext *c, const NapService *s, char **ret, NapError 
         return 0;
 }
 
-static int deploy_locked(NapContext *c, const NapService *s, const char *url, NapDeployResult *ret, NapError *e) {
+/* ret->commit: the commit to deploy; exact: fetch that one, not the
+ * default branch (which it was when asked). */
+static int deploy_locked(NapContext *c, const NapService *s, const char *url, bool exact, NapDeployResult *ret,
+                         NapError *e) {
+        char commit[NAP_COMMIT_HEX_LEN + 1];
         _cleanup_free_ char *dir = nap_state_service_dir(c->config, s), *staging = NULL;
         if (!dir)
                 return nap_error_errno(e, -ENOMEM, "Failed to deploy");
@@ -229,8 +234,9 @@ static int deploy_locked(NapContext *c, const NapService *s, const char *url, Na
         int r = ops_intent_begin(c, &in, e);
         if (r >= 0)
                 r = ops_create_staging(c, s, &staging, e);
+        memcpy(commit, ret->commit, sizeof commit);
         if (r >= 0)
-                r = stage_tree(c, staging, dir, url, ret, e);
+                r = stage_tree(c, staging, dir, url, exact ? commit : NULL, ret, e);
         if (r >= 0)
                 nap_debug_point("deploy:staged");
         if (r >= 0)
@@ -239,6 +245,35 @@ static int deploy_locked(NapContext *c, const NapService *s, const char *url, Na
                 (void) rm_rf(staging);
         ops_intent_end(c, s);
         ret->changed = r >= 0;
+        return r;
+}
+
+static void deployed_before(NapContext *c, const NapService *s, DeployMeta *ret) {
+        _cleanup_free_ char *dir = nap_state_service_dir(c->config, s);
+        if (dir)
+                ops_deploy_meta_read(dir, ret);
+}
+
+/* The cluster's instances moved to the commit deployed, with the app's
+ * lock released (every node's nap-node, this one's too, takes it to make
+ * an instance). When they cannot, this host's tree and the cluster's
+ * record go back to what was deployed before, and the deploy fails. */
+static int deploy_to_cluster(NapContext *c, const NapService *s, const DeployMeta *before, NapDeployResult *ret,
+                             NapError *e) {
+        _cleanup_close_ int lock = -1;
+        NapDeployResult back = {};
+        NapError ignored = NAP_ERROR_NULL;
+        char b[96];
+        int r = ops_cluster_rollout(c, s, ret->commit, NULL, e);
+        if (r >= 0 || !ret->changed || !before->url || !before->commit || !nap_commit_is_valid(before->commit))
+                return r < 0 ? r : 0;
+        memcpy(back.commit, before->commit, sizeof back.commit);
+        if (ops_lock_service_to_deploy(c, s, &lock, &ignored) >= 0 &&
+            deploy_locked(c, s, before->url, true, &back, &ignored) >= 0) {
+                ops_publish_app_source(c, s, before->url, &back);
+                snprintf(b, sizeof b, "; %.12s is deployed again, here and on every node", before->commit);
+                ops_error_append(e, b);
+        }
         return r;
 }
 
@@ -258,12 +293,41 @@ int nap_deploy_app(NapContext *c, const char *service, const char *url, NapDeplo
         if (r < 0)
                 return r;
         _cleanup_close_ int lock = -1;
+        _cleanup_(ops_deploy_meta_clear) DeployMeta before = {};
         r = ops_lock_service_to_deploy(c, &s, &lock, e);
-        if (r >= 0)
-                r = deploy_locked(c, &s, url, ret, e);
+        if (r >= 0) {
+                deployed_before(c, &s, &before);
+                r = deploy_locked(c, &s, url, false, ret, e);
+        }
         if (r >= 0) /* unchanged too: catches up a write that was pending */
                 ret->publish = nap_publish_url(c, &s, url, &ret->publish_error);
+        if (r >= 0)
+                ops_publish_app_source(c, &s, url, ret);
+        lock = safe_close(lock);
+        if (r >= 0) /* unchanged too: catches up a rollout cut short */
+                r = deploy_to_cluster(c, &s, &before, ret, e);
         return r;
+}
+
+int nap_deploy_app_at(NapContext *c, const char *service, const char *url, const char *commit,
+                      NapDeployResult *ret, NapError *e) {
+        _cleanup_close_ int lock = -1;
+        NapService s;
+        *ret = (NapDeployResult) {};
+        int r = nap_service_parse(service, &s, e);
+        if (r >= 0)
+                r = validate_url(url, e);
+        if (r >= 0 && !nap_commit_is_valid(commit))
+                r = nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL,
+                                  "'%.64s' is not a commit: 40 lowercase hex digits", strempty(commit));
+        if (r >= 0 && c->fetch_socket)
+                r = refuse_private_tmp(url, e);
+        if (r >= 0)
+                r = ops_lock_service_to_deploy(c, &s, &lock, e);
+        if (r < 0)
+                return r;
+        memcpy(ret->commit, commit, sizeof ret->commit);
+        return deploy_locked(c, &s, url, true, ret, e);
 }
 
 static int service_info_fill(const NapConfig *c, const char *name, const NapService *s, NapServiceInfo *ret) {

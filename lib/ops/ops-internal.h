@@ -134,6 +134,37 @@ int ops_cluster_set_enabled(NapContext *c, const NapInstance *i, bool enabled, b
 /* The port i's node reports for it: 1 and *ret; 0 when there is none (no
  * Etcd=, etcd away, not assigned, not reported yet). */
 int ops_cluster_port(NapContext *c, const NapInstance *i, unsigned *ret);
+/* nap-node made it from an assignment (its mark is there). */
+bool ops_instance_is_realized(NapContext *c, const NapInstance *i);
+/* s appended to e's message when e is set (ops-push.c). */
+void ops_error_append(NapError *e, const char *s);
+/* A copy of from (out of memory: < 0). */
+int ops_copy_params(const NapParams *from, NapParams **ret);
+/* 1, the context's etcd client and this host's node name when this host
+ * is a node of the cluster (Etcd= and its node's record in etcd); 0 when
+ * it is not. */
+int ops_cluster_node(NapContext *c, EtcdClient **ret_etcd, char **ret_node, NapError *e);
+/* PREFIX/apps/USER_APP := url at commit, when this host is a node of the
+ * cluster (Etcd= and its node record): 1 written, 0 not a node (nothing
+ * to do), < 0 etcd failed. A URL that is this host's push repository of
+ * the app is recorded as pushed. */
+int ops_record_app_source(NapContext *c, const NapService *s, const char *url, const char *commit, NapError *e);
+/* The same after a deploy of d->commit: a failure makes d's publish
+ * pending, with why (the next deploy writes it again). */
+void ops_publish_app_source(NapContext *c, const NapService *s, const char *url, NapDeployResult *d);
+/* ops-cluster-rollout.c: the cluster's instances of the app (every node's
+ * assignments at another commit) replaced by instances at commit, batch by
+ * batch, start new then withdraw; rolled back on every node when one fails
+ * (UnitFailed naming the node and why). The number rolled; 0 when this host
+ * is not a node or nothing is at another commit. */
+int ops_cluster_rollout(NapContext *c, const NapService *s, const char *commit, const NapRolloutOptions *o,
+                        NapError *e);
+/* A push's repository copied to every other Ready node (git push over ssh
+ * with ReplicaKey= to nap-git-shell --replica): the number of nodes it
+ * reached (one that cannot be reached is said through o->progress); 0 when
+ * this host is not a node; NotAvailable without ReplicaKey=. */
+int ops_replicate_push(NapContext *c, const NapService *s, const char *repo, const NapRolloutOptions *o,
+                       NapError *e);
 
 /* ops-lifecycle.c: the app's configuration (napctl config), for a new or
  * rebuilt instance's manifest: NULL when none is set. */

@@ -63,7 +63,7 @@ typedef struct Rollout {
         sd_bus *bus;           /* the context's; set once needed */
 } Rollout;
 
-static void error_append(NapError *e, const char *s) {
+void ops_error_append(NapError *e, const char *s) {
         size_t l = strlen(e->message);
         if (nap_error_is_set(e))
                 snprintf(e->message + l, sizeof e->message - l, "%s", s);
@@ -103,13 +103,15 @@ static int add_step(Rollout *ro, unsigned number, NapManifest *m) {
         return 0;
 }
 
-/* The app's common instances, from their manifests, by number. */
+/* The app's common instances, from their manifests, by number; not
+ * those nap-node made from an assignment (the cluster's rollout replaces
+ * them through their assignments). */
 static int load_steps(Rollout *ro, NapError *e) {
         NapManifest **l = NULL;
         size_t n = 0;
         int r = nap_state_load_service_manifests(ro->c->config, &ro->s, &l, &n, e);
         for (size_t i = 0; r >= 0 && i < n; i++) {
-                if (l[i]->instance.kind != NAP_KIND_COMMON)
+                if (l[i]->instance.kind != NAP_KIND_COMMON || ops_instance_is_realized(ro->c, &l[i]->instance))
                         continue;
                 r = add_step(ro, l[i]->instance.number, l[i]);
                 if (r < 0)
@@ -822,6 +824,8 @@ static int fill_instances(Rollout *ro, NapError *e) {
 static void after_success(Rollout *ro, const char *url) {
         if (ro->ret->deploy.changed)
                 ro->ret->deploy.publish = nap_publish_url(ro->c, &ro->s, url, &ro->ret->deploy.publish_error);
+        if (url) /* unchanged too: catches up a record that was pending */
+                ops_publish_app_source(ro->c, &ro->s, url, &ro->ret->deploy);
         if (ro->ret->deploy.changed && ops_tree_is_dockerfile_app(ro->service_dir))
                 (void) ops_container_prune(ro->c, &ro->s, ro->ret->deploy.commit, ro->ret->previous, &ro->o);
 }
@@ -834,7 +838,7 @@ static void after_failure(Rollout *ro, NapError *e) {
         else
                 snprintf(b, sizeof b, ro->had_tree ? "; the new instances were removed, the previous version keeps running"
                                                    : "; nothing was deployed");
-        error_append(e, b);
+        ops_error_append(e, b);
 }
 
 /* Lock held by the caller. url NULL: a refresh. */
@@ -856,6 +860,66 @@ static int rollout(NapContext *c, const NapService *s, const char *url, const ch
         return r;
 }
 
+/* ---- the cluster follows ----------------------------------------------- */
+
+/* Where commit was deployed from, by the app's history; NULL if unknown. */
+static char *url_of(NapContext *c, const NapService *s, const char *commit) {
+        _cleanup_free_ char *dir = nap_state_service_dir(c->config, s);
+        NapDeployRecord *l = NULL;
+        size_t n = 0;
+        char *url = NULL;
+        if (dir)
+                ops_history_read(dir, &l, &n);
+        for (size_t i = 0; i < n && !url; i++)
+                if (streq(l[i].commit, commit))
+                        url = strdup(l[i].url);
+        nap_deploy_record_array_free(l, n);
+        return url;
+}
+
+/* This host back at previous (its instances rolled, the source recorded
+ * again), under the app's lock. */
+static void roll_back_here(NapContext *c, const NapService *s, const NapRolloutOptions *o, const char *previous,
+                           NapError *e) {
+        _cleanup_free_ char *url = url_of(c, s, previous);
+        _cleanup_close_ int lock = -1;
+        NapRolloutResult res = {};
+        NapError ignored = NAP_ERROR_NULL;
+        char b[96];
+        if (!url || ops_lock_service(c, s, &lock, &ignored) < 0 || rollout(c, s, url, previous, o, &res, &ignored) < 0)
+                return;
+        snprintf(b, sizeof b, "; %.12s is deployed again, here and on every node", previous);
+        ops_error_append(e, b);
+        nap_rollout_result_done(&res);
+}
+
+/* After a deploy here, with the app's lock released (every node's
+ * nap-node, this one's too, takes it to make an instance): the cluster's
+ * instances follow; when they cannot, this host goes back to the commit
+ * before. */
+static int roll_cluster(NapContext *c, const NapService *s, const NapRolloutOptions *o, NapRolloutResult *ret,
+                        NapError *e) {
+        char previous[NAP_COMMIT_HEX_LEN + 1];
+        int r = ops_cluster_rollout(c, s, ret->deploy.commit, o, e);
+        if (r >= 0)
+                return 0;
+        memcpy(previous, ret->previous, sizeof previous);
+        bool back = ret->deploy.changed && previous[0];
+        nap_rollout_result_done(ret);
+        if (back)
+                roll_back_here(c, s, o, previous, e);
+        return r;
+}
+
+/* The pushed repository to the other nodes, before their instances roll
+ * (they fetch the commit from their copy); what fails is said, and the
+ * rollout then fails on the nodes it did not reach. */
+static void replicate(NapContext *c, const NapService *s, const char *repo, const NapRolloutOptions *o) {
+        NapError e = NAP_ERROR_NULL;
+        if (ops_replicate_push(c, s, repo, o, &e) < 0 && o && o->progress)
+                o->progress(o->userdata, e.message);
+}
+
 int nap_deploy_commit(NapContext *c, const char *service, const char *repo, const char *rev,
                       const NapRolloutOptions *o, NapRolloutResult *ret, NapError *e) {
         char commit[NAP_COMMIT_HEX_LEN + 1];
@@ -873,7 +937,12 @@ int nap_deploy_commit(NapContext *c, const char *service, const char *repo, cons
          * the branch's tip whichever hook runs last. */
         if (r >= 0)
                 r = nap_repo_resolve(repo, rev, commit, e);
-        return r < 0 ? r : rollout(c, &s, repo, commit, o, ret, e);
+        if (r >= 0)
+                r = rollout(c, &s, repo, commit, o, ret, e);
+        lock = safe_close(lock);
+        if (r >= 0)
+                replicate(c, &s, repo, o);
+        return r < 0 ? r : roll_cluster(c, &s, o, ret, e);
 }
 
 /* The history entry a rollback goes to. */
@@ -930,7 +999,8 @@ int nap_rollback(NapContext *c, const char *service, const char *commit, const N
         if (r >= 0)
                 r = rollout(c, &s, to->url, to->commit, o, ret, e);
         nap_deploy_record_array_free(l, n);
-        return r;
+        lock = safe_close(lock);
+        return r < 0 ? r : roll_cluster(c, &s, o, ret, e);
 }
 
 int nap_refresh_instances(NapContext *c, const char *service, const NapRolloutOptions *o, NapRolloutResult *ret,

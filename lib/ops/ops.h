@@ -108,6 +108,11 @@ void nap_instance_info_clear(NapInstanceInfo *i);
 void nap_instance_info_array_free(NapInstanceInfo *a, size_t n);
 
 int nap_deploy_app(NapContext *c, const char *service, const char *url, NapDeployResult *ret, NapError *e);
+/* url's commit (not its branch's tip) deployed as nap_deploy_app() does,
+ * without publishing or recording it: how a node of the cluster gets the
+ * tree an assignment names (docs/ARCHITECTURE.md "Trees reach hosts"). */
+int nap_deploy_app_at(NapContext *c, const char *service, const char *url, const char *commit,
+                      NapDeployResult *ret, NapError *e);
 int nap_list_services(NapContext *c, const char *user, NapServiceInfo **ret, size_t *ret_n, NapError *e);
 /* Placeholders of the deployed app's profile, first-appearance order. */
 int nap_get_parameters(NapContext *c, const char *service, char ***ret, NapError *e);

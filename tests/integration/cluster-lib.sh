@@ -313,11 +313,10 @@ nap_cluster_managerd_install() {
 # Memory=1G, Storage=10G and NodeTTL=TTL; the built nap-node and napctl
 # copied for the hosts (NAP_CLUSTER_NAPCTL: napctl's copy;
 # NAP_CLUSTER_NODE_UNIT: nap-node.service running the copy, for
-# nap_cluster_unit_install); the sample app (tests/apps/hello, listening
-# on every address) committed in $NAP_CLUSTER_DIR/repos/hello. Non-zero,
-# saying what, if any of it failed.
+# nap_cluster_unit_install); the sample app in $NAP_CLUSTER_DIR/repos/hello
+# (nap_cluster_hello_repo). Non-zero, saying what, if any of it failed.
 nap_cluster_apps_up() {
-        local n node app=$NAP_CLUSTER_DIR/hello
+        local n node
         nap_cluster_up "$1"
         log "$1 hosts up in $NAP_CLUSTER_UP_MS ms"
         for n in $(seq 1 "$NAP_CLUSTER_HOSTS"); do
@@ -326,12 +325,7 @@ nap_cluster_apps_up() {
         node=$(nap_cluster_copy_bin "$NAP_BUILD_ROOT/helpers/nap-node") || { echo "cannot copy nap-node" >&2; return 1; }
         NAP_CLUSTER_NAPCTL=$(nap_cluster_copy_bin "$NAPCTL") || { echo "cannot copy napctl" >&2; return 1; }
         NAP_CLUSTER_NODE_UNIT=$(sed "s|^ExecStart=.*|ExecStart=$node|" "$NAP_BUILD_ROOT/units/nap-node.service")
-        export GIT_AUTHOR_NAME=nap-test GIT_AUTHOR_EMAIL=nap-test@localhost
-        export GIT_COMMITTER_NAME=nap-test GIT_COMMITTER_EMAIL=nap-test@localhost GIT_CONFIG_NOSYSTEM=1
-        mkdir -p "$app" && cp "$NAP_SOURCE_ROOT"/tests/apps/hello/* "$app/" &&
-                sed -i 's/^python3 server.py .*/& --bind 0.0.0.0/' "$app/profile" &&
-                make_repo "$NAP_CLUSTER_DIR/repos/hello" "$app/." >/dev/null ||
-                { echo "cannot make the app's repository" >&2; return 1; }
+        nap_cluster_hello_repo >/dev/null || { echo "cannot make the app's repository" >&2; return 1; }
 }
 
 # -------------------------------------------------------------------- etcd
@@ -628,15 +622,19 @@ nap_cluster_host_heal() {
         ip link set "$(nap_cluster_netns "$1")" up
 }
 
-# nap_cluster_hello_repo: the sample app (tests/apps/hello, answering on
-# every address, so that other hosts reach it) as a git repository at
-# $NAP_CLUSTER_DIR/repos/hello, committed as nap-test; its path on stdout.
+# nap_cluster_hello_repo [NAME [GREETING]]: the sample app (tests/apps/hello,
+# answering on every address, so that other hosts reach it; its greeting's
+# default GREETING, else hello) as a git repository at
+# $NAP_CLUSTER_DIR/repos/NAME (default hello), committed as nap-test; its
+# path on stdout.
 nap_cluster_hello_repo() {
-        local app=$NAP_CLUSTER_DIR/hello repo=$NAP_CLUSTER_DIR/repos/hello
+        local name=${1:-hello} greeting=${2:-hello}
+        local app=$NAP_CLUSTER_DIR/$name repo=$NAP_CLUSTER_DIR/repos/$name
         export GIT_AUTHOR_NAME=nap-test GIT_AUTHOR_EMAIL=nap-test@localhost GIT_CONFIG_NOSYSTEM=1
         export GIT_COMMITTER_NAME=nap-test GIT_COMMITTER_EMAIL=nap-test@localhost
         mkdir -p "$app" && cp "$NAP_SOURCE_ROOT"/tests/apps/hello/* "$app/" &&
-                sed -i 's/^python3 server.py .*/& --bind 0.0.0.0/' "$app/profile" &&
+                sed -i -e 's/^python3 server.py .*/& --bind 0.0.0.0/' -e "s/{greeting=hello}/{greeting=$greeting}/" \
+                        "$app/profile" &&
                 make_repo "$repo" "$app/." >/dev/null && echo "$repo"
 }
 

@@ -4,7 +4,7 @@
 # Operations from any host on cluster apps (docs/ARCHITECTURE.md "Cluster
 # apps"), on three real hosts (cluster-lib.sh), each running the built
 # nap-node and nap-managerd under its own systemd, the sample app deployed
-# on each (trees do not travel yet):
+# on each:
 #
 #   six start-common --cluster from h1 (through its nap-managerd): placed
 #   two on each host (equal loads: the node holding the fewest instances),

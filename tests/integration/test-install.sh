@@ -39,7 +39,7 @@ check "the user generator is a link to it" test -L "$usergen/nap-generator"
 assert_eq "the link points at the system generator" "${sysgen#"$dest"}/nap-generator" "$(readlink "$usergen/nap-generator")"
 check "napctl is installed" test -x "$dest$prefix/bin/napctl"
 libexec=$dest$prefix/$(option libexecdir)/nap
-for helper in nap-managerd nap-discovery; do
+for helper in nap-managerd nap-discovery nap-cluster-gate; do
         check "$helper is installed in libexec/nap (only systemd starts it)" test -x "$libexec/$helper"
 done
 if [ "$prefix" = /usr ]; then
@@ -49,7 +49,7 @@ else
         sysunits=$dest$prefix/lib/systemd/system
         userunits=$dest$prefix/lib/systemd/user
 fi
-for u in nap-managerd.socket nap-managerd.service; do
+for u in nap-managerd.socket nap-managerd.service nap-cluster-gate.socket nap-cluster-gate.service; do
         check "$u is installed for the system manager" test -s "$sysunits/$u"
         check "$u is installed for user managers" test -s "$userunits/$u"
 done
@@ -71,6 +71,10 @@ if command -v systemd-analyze >/dev/null; then
                 test -s "$sysunits/nap-fetch@.service.d/50-system.conf" -a ! -e "$userunits/nap-fetch@.service.d"
         score=$(exposure "$sysunits/nap-fetch@.service")
         check "nap-fetch@.service's exposure in the system manager is at most 1.5 (got $score)" at_most "$score" 1.5
+        check "nap-cluster-gate.service.d/50-system.conf is installed for the system manager only" \
+                test -s "$sysunits/nap-cluster-gate.service.d/50-system.conf" -a ! -e "$userunits/nap-cluster-gate.service.d"
+        score=$(exposure "$sysunits/nap-cluster-gate.service")
+        check "nap-cluster-gate.service's exposure in the system manager is at most 2.0 (got $score)" at_most "$score" 2.0
         score=$(exposure "$sysunits/nap-managerd.service")
         check "nap-managerd.service's exposure in the system manager is at most 2.4 (got $score)" at_most "$score" 2.4
 fi

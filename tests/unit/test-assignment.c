@@ -63,6 +63,31 @@ static void test_assignment_round_trip(void **state) {
 }
 
 /* Each damage is refused with the field named. */
+/* A record refused as damaged, naming field, keeping nothing. */
+static void assert_refused_by_field(const char *json, const char *field, int (*parse)(const char *, NapError *)) {
+        NapError e = NAP_ERROR_NULL;
+        char want[128];
+        print_message("%s\n", json);
+        assert_int_equal(parse(json, &e), -EBADMSG);
+        assert_int_equal(e.kind, NAP_ERROR_INTERNAL);
+        snprintf(want, sizeof want, "field '%s'", field);
+        assert_non_null(strstr(e.message, want));
+}
+
+static int parse_assignment(const char *json, NapError *e) {
+        NapAssignment a = {};
+        int r = nap_assignment_from_json(json, strlen(json), &a, e);
+        assert_null(a.params);
+        return r;
+}
+
+static int parse_app_source(const char *json, NapError *e) {
+        NapAppSource s = {};
+        int r = nap_app_source_from_json(json, strlen(json), &s, e);
+        assert_null(s.url);
+        return r;
+}
+
 static void test_assignment_damaged(void **state) {
         static const struct {
                 const char *json, *field;
@@ -92,17 +117,8 @@ static void test_assignment_damaged(void **state) {
                   "\"limit_memory\":0},\"enabled\":true,\"request\":\"\",\"generation\":-1}",
                   "generation" },
         };
-        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
-                NapAssignment a = {};
-                NapError e = NAP_ERROR_NULL;
-                char want[128];
-                print_message("%s\n", bad[i].json);
-                assert_int_equal(nap_assignment_from_json(bad[i].json, strlen(bad[i].json), &a, &e), -EBADMSG);
-                assert_int_equal(e.kind, NAP_ERROR_INTERNAL);
-                snprintf(want, sizeof want, "field '%s'", bad[i].field);
-                assert_non_null(strstr(e.message, want));
-                assert_null(a.params);
-        }
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                assert_refused_by_field(bad[i].json, bad[i].field, parse_assignment);
 }
 
 static void test_observed_round_trip(void **state) {
@@ -469,6 +485,87 @@ static void test_observed_wait_state_and_gone(void **state) {
         assert_non_null(strstr(e.message, "did not remove alice_web_common@6"));
 }
 
+/* ---- app sources ------------------------------------------------------- */
+
+static NapAppSource make_source(const char *service, const char *url) {
+        NapAppSource s = { .time_usec = 42 };
+        assert_int_equal(nap_service_parse(service, &s.service, NULL), 0);
+        s.url = strdup(url);
+        assert_non_null(s.url);
+        snprintf(s.commit, sizeof s.commit, "%s", COMMIT);
+        snprintf(s.node, sizeof s.node, "h1");
+        return s;
+}
+
+static void test_app_source_round_trip(void **state) {
+        NapAppSource s = make_source("alice_web", "https://git.example.com/alice/web.git"), back = {};
+        _cleanup_free_ char *json = NULL;
+        s.pushed = true;
+        assert_int_equal(nap_app_source_to_json(&s, &json), 0);
+        assert_string_equal(json, "{\"app\":\"alice_web\",\"commit\":\"" COMMIT "\",\"node\":\"h1\",\"pushed\":true,"
+                                  "\"time\":42,\"url\":\"https://git.example.com/alice/web.git\"}");
+        assert_int_equal(nap_app_source_from_json(json, strlen(json), &back, NULL), 0);
+        assert_string_equal(back.service.user, "alice");
+        assert_string_equal(back.url, s.url);
+        assert_string_equal(back.commit, COMMIT);
+        assert_true(back.pushed);
+        assert_int_equal(back.time_usec, 42);
+        nap_app_source_done(&s);
+        nap_app_source_done(&back);
+}
+
+static void test_app_source_damaged(void **state) {
+        static const struct {
+                const char *json, *field;
+        } bad[] = {
+                { "[]", "(not a JSON object)" },
+                { "{\"app\":\"alice\"}", "app" },
+                { "{\"app\":\"alice_web\",\"url\":\"\"}", "url" },
+                { "{\"app\":\"alice_web\",\"url\":\"a\\nb\"}", "url" },
+                { "{\"app\":\"alice_web\",\"url\":\"/r\",\"commit\":\"\"}", "commit" },
+                { "{\"app\":\"alice_web\",\"url\":\"/r\",\"commit\":\"" COMMIT "\",\"pushed\":0}", "pushed" },
+                { "{\"app\":\"alice_web\",\"url\":\"/r\",\"commit\":\"" COMMIT "\",\"pushed\":false,"
+                  "\"node\":\"-x\"}",
+                  "node" },
+                { "{\"app\":\"alice_web\",\"url\":\"/r\",\"commit\":\"" COMMIT "\",\"pushed\":false,"
+                  "\"node\":\"h1\",\"time\":\"now\"}",
+                  "time" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                assert_refused_by_field(bad[i].json, bad[i].field, parse_app_source);
+}
+
+static void test_app_source_put_get(void **state) {
+        REQUIRE_ETCD();
+        wipe();
+        NapService web, other;
+        NapAppSource s = make_source("alice_web", "/srv/git/web"), got = {};
+        NapError e = NAP_ERROR_NULL;
+        assert_int_equal(nap_service_parse("alice_web", &web, NULL), 0);
+        assert_int_equal(nap_service_parse("alice_other", &other, NULL), 0);
+        assert_int_equal(nap_app_source_get(etcd, PREFIX, &web, &got, NULL), 0);
+        assert_int_equal(nap_app_source_put(etcd, PREFIX, &s, NULL), 0);
+        assert_int_equal(nap_app_source_get(etcd, PREFIX, &web, &got, NULL), 1);
+        assert_string_equal(got.url, "/srv/git/web");
+        assert_string_equal(got.commit, COMMIT);
+        nap_app_source_done(&got);
+
+        /* refused: nothing written */
+        s.commit[0] = 0;
+        assert_int_equal(nap_app_source_put(etcd, PREFIX, &s, &e), -EINVAL);
+        assert_int_equal(e.kind, NAP_ERROR_INVALID_PARAMETER);
+
+        /* a record under another app's key is damaged, not taken */
+        _cleanup_free_ char *key = nap_key_app_source(PREFIX, &other), *value = NULL;
+        snprintf(s.commit, sizeof s.commit, "%s", COMMIT);
+        assert_int_equal(nap_app_source_to_json(&s, &value), 0);
+        assert_int_equal(etcd_put(etcd, key, value, strlen(value), 0, NULL, NULL), 0);
+        e = NAP_ERROR_NULL;
+        assert_int_equal(nap_app_source_get(etcd, PREFIX, &other, &got, &e), -EBADMSG);
+        assert_null(got.url);
+        nap_app_source_done(&s);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_assignment_round_trip),
@@ -482,6 +579,9 @@ int main(void) {
                 cmocka_unit_test(test_observed_on_a_lease),
                 cmocka_unit_test(test_observed_wait),
                 cmocka_unit_test(test_observed_wait_state_and_gone),
+                cmocka_unit_test(test_app_source_round_trip),
+                cmocka_unit_test(test_app_source_damaged),
+                cmocka_unit_test(test_app_source_put_get),
         };
         return cmocka_run_group_tests(tests, shared_etcd_group_setup, shared_etcd_group_teardown);
 }

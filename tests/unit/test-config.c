@@ -389,6 +389,30 @@ static void test_cluster(void **state) {
         assert_string_equal(node, "h1");
 }
 
+static void test_forwarding(void **state) {
+        _cleanup_(nap_config_freep) NapConfig *d = parse_ok("[Nap]\nEtcd=http://a:2379\n", NULL);
+        assert_null(d->cluster_certificate);
+        assert_int_equal(d->cluster_gate_port, 7475);
+        assert_false(nap_config_forwards(d));
+
+        _cleanup_(nap_config_freep) NapConfig *c = parse_ok(
+                "[Nap]\nEtcd=http://a:2379\nClusterCertificate=/etc/nap/h1.crt\nClusterKey=/etc/nap/h1.key\n"
+                "ClusterCA=/etc/nap/ca.crt\nClusterGatePort=8000\n",
+                NULL);
+        assert_string_equal(c->cluster_certificate, "/etc/nap/h1.crt");
+        assert_string_equal(c->cluster_key, "/etc/nap/h1.key");
+        assert_string_equal(c->cluster_ca, "/etc/nap/ca.crt");
+        assert_int_equal(c->cluster_gate_port, 8000);
+        assert_true(nap_config_forwards(c));
+        /* without Etcd= nothing finds an instance's node */
+        _cleanup_(nap_config_freep) NapConfig *n = parse_ok(
+                "[Nap]\nClusterCertificate=/a.crt\nClusterKey=/a.key\nClusterCA=/ca.crt\n", NULL);
+        assert_false(nap_config_forwards(n));
+
+        fails("[Nap]\nClusterCA=ca.crt\n", "nap.conf:2: ClusterCA=: not an absolute, normalized path: 'ca.crt'");
+        fails_range("[Nap]\nClusterGatePort=0\n", "nap.conf:2: ClusterGatePort=: 0 port is out of range 1..65535");
+}
+
 static void test_etcd_prefix(void **state) {
         _cleanup_(nap_config_freep) NapConfig *c = parse_ok("[Nap]\nEtcdPrefix=/nap/prod\n", NULL);
         assert_string_equal(c->etcd_prefix, "/nap/prod");
@@ -413,6 +437,24 @@ static void test_authorized_keys(void **state) {
               "nap.conf:2: AuthorizedKeys=: not an absolute, normalized path: '.ssh/authorized_keys'");
         fails("[Nap]\nAuthorizedKeys=/var/lib/nap/../../etc/x\n",
               "nap.conf:2: AuthorizedKeys=: not an absolute, normalized path: '/var/lib/nap/../../etc/x'");
+}
+
+static void test_replica(void **state) {
+        _cleanup_(nap_config_freep) NapConfig *d = parse_ok("", NULL);
+        assert_null(d->replica_key);
+        assert_string_equal(d->replica_known_hosts, "/var/lib/nap/.ssh/known_hosts");
+        assert_string_equal(d->replica_user, "nap");
+        _cleanup_(nap_config_freep) NapConfig *c = parse_ok(
+                "[Nap]\nReplicaKey=/var/lib/nap/.ssh/replica\nReplicaKnownHosts=/etc/nap/known_hosts\nReplicaUser=git\n",
+                NULL);
+        assert_string_equal(c->replica_key, "/var/lib/nap/.ssh/replica");
+        assert_string_equal(c->replica_known_hosts, "/etc/nap/known_hosts");
+        assert_string_equal(c->replica_user, "git");
+        _cleanup_(nap_config_freep) NapConfig *e = parse_ok("[Nap]\nReplicaKey=/x\nReplicaKey=\nReplicaUser=\n", NULL);
+        assert_null(e->replica_key);
+        assert_string_equal(e->replica_user, "nap");
+        fails("[Nap]\nReplicaKey=key\n", "nap.conf:2: ReplicaKey=: not an absolute, normalized path: 'key'");
+        fails("[Nap]\nReplicaUser=Root!\n", "nap.conf:2: ReplicaUser=: invalid user name 'Root!'");
 }
 
 static void test_etcd(void **state) {
@@ -569,8 +611,10 @@ int main(void) {
                 cmocka_unit_test(test_rollout),
                 cmocka_unit_test(test_rollout_batch_size),
                 cmocka_unit_test(test_cluster),
+                cmocka_unit_test(test_forwarding),
                 cmocka_unit_test(test_etcd_prefix),
                 cmocka_unit_test(test_authorized_keys),
+                cmocka_unit_test(test_replica),
                 cmocka_unit_test(test_etcd),
                 cmocka_unit_test(test_long_values_are_cut_in_messages),
                 cmocka_unit_test(test_load_from_env),

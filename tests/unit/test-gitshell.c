@@ -137,6 +137,35 @@ static void test_refused_arguments(void **state) {
         }
 }
 
+static void test_replica_commands(void **state) {
+        static const char *const ok[] = { "git-receive-pack 'alice_hello'", "git-receive-pack '/alice_hello.git'",
+                                          "git receive-pack alice_hello.git" };
+        static const struct {
+                const char *cmd;
+                NapErrorKind kind;
+        } bad[] = {
+                { "git-upload-pack 'alice_hello'", NAP_ERROR_PERMISSION_DENIED }, /* replicas only receive */
+                { "", NAP_ERROR_PERMISSION_DENIED },
+                { "sh -c id", NAP_ERROR_PERMISSION_DENIED },
+                { "git-receive-pack 'hello'", NAP_ERROR_INVALID_NAME },          /* no user */
+                { "git-receive-pack '../bob_x'", NAP_ERROR_INVALID_NAME },
+                { "git-receive-pack '/alice_hello.git' x", NAP_ERROR_INVALID_NAME },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(ok); i++) {
+                NapService s = {};
+                assert_int_equal(nap_git_replica_command_parse(ok[i], strlen(ok[i]), &s, NULL), 0);
+                assert_string_equal(s.user, "alice");
+                assert_string_equal(s.app, "hello");
+        }
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                NapService s = {};
+                NapError e = NAP_ERROR_NULL;
+                print_message("%s\n", bad[i].cmd);
+                assert_true(nap_git_replica_command_parse(bad[i].cmd, strlen(bad[i].cmd), &s, &e) < 0);
+                assert_int_equal(e.kind, bad[i].kind);
+        }
+}
+
 static void test_hook_text(void **state) {
         NapService s = { .user = "alice", .app = "web" };
         NapError e = NAP_ERROR_NULL;
@@ -330,6 +359,7 @@ int main(void) {
                 cmocka_unit_test(test_forms_git_sends),
                 cmocka_unit_test(test_refused_commands),
                 cmocka_unit_test(test_refused_arguments),
+                cmocka_unit_test(test_replica_commands),
                 cmocka_unit_test(test_hook_text),
                 cmocka_unit_test_setup_teardown(test_repo_path, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_repo_created, setup, teardown),
