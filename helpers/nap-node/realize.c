@@ -476,6 +476,10 @@ static void stop_marked_units(Realizer *r) {
         NapError e = NAP_ERROR_NULL;
         NapInstance i;
         size_t n = 0;
+        if (!r->fence_bus && nap_systemd_open(r->config->scope, &r->fence_bus, &e) < 0) {
+                log_error("Cannot stop the cluster instances: %s", e.message);
+                return;
+        }
         while (d && (de = readdir(d))) {
                 if (nap_instance_parse(de->d_name, &i, NULL) < 0)
                         continue;
@@ -570,8 +574,12 @@ int realizer_start(const NapConfig *config, const char *node, Realizer **ret) {
         int k = nap_context_new(&r->context, -1, warn_config, NULL, &e);
         if (k >= 0)
                 r->context->node_agent = true; /* acts on this host's instances, not on assignments */
-        if (k >= 0)
-                k = nap_systemd_open(config->scope, &r->fence_bus, &e);
+        /* the fence's connection is made now, so that fencing does not wait
+         * on a connect; without a manager yet, when it must fence */
+        if (k >= 0 && nap_systemd_open(config->scope, &r->fence_bus, &e) < 0) {
+                log_warning("No connection to systemd yet (tried again when fencing): %s", e.message);
+                e = NAP_ERROR_NULL;
+        }
         if (k >= 0)
                 k = node_etcd_client(config, ETCD_TIMEOUT_USEC, &r->etcd, &e);
         if (k >= 0 && !(r->marks = nap_state_cluster_realized_dir(config)))

@@ -506,6 +506,9 @@ int ops_cluster_node(NapContext *c, EtcdClient **ret_etcd, char **ret_node, NapE
                 r = nap_node_get(*ret_etcd, c->config->cluster_prefix, node, &info, &none);
         if (r < 0 && none.kind == NAP_ERROR_NO_SUCH_NODE)
                 return 0;
+        if (r < 0 && none.kind == NAP_ERROR_NOT_AVAILABLE)
+                return nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, -ENOTCONN,
+                                     "Whether this host is a node of a cluster is not known: %s", none.message);
         if (r < 0)
                 return nap_error_is_set(e) ? r : nap_error_set(e, none.kind, r, "%s", none.message);
         *ret_node = TAKE_PTR(node);
@@ -527,6 +530,21 @@ int ops_record_app_source(NapContext *c, const NapService *s, const char *url, c
         src.pushed = url[0] == '/' && is_push_repository(c, s, url);
         r = nap_app_source_put(etcd, c->config->cluster_prefix, &src, e);
         return r < 0 ? r : 1;
+}
+
+int ops_cluster_follow(NapContext *c, const NapService *s, const NapRolloutOptions *o, NapDeployResult *d,
+                       NapError *e) {
+        NapError unknown = NAP_ERROR_NULL;
+        int r = ops_cluster_rollout(c, s, d->commit, o, &unknown);
+        if (r != -ENOTCONN)
+                return r < 0 ? nap_error_set(e, unknown.kind, r, "%s", unknown.message) : r;
+        if (d->publish != NAP_PUBLISH_PENDING) {
+                d->publish = NAP_PUBLISH_PENDING;
+                nap_error_set(&d->publish_error, unknown.kind, -ENOTCONN,
+                              "The cluster's instances were not rolled (deploy again once etcd answers): %s",
+                              unknown.message);
+        }
+        return 0;
 }
 
 void ops_publish_app_source(NapContext *c, const NapService *s, const char *url, NapDeployResult *d) {

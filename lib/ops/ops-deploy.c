@@ -264,7 +264,7 @@ static int deploy_to_cluster(NapContext *c, const NapService *s, const DeployMet
         NapDeployResult back = {};
         NapError ignored = NAP_ERROR_NULL;
         char b[96];
-        int r = ops_cluster_rollout(c, s, ret->commit, NULL, e);
+        int r = ops_cluster_follow(c, s, NULL, ret, e);
         if (r >= 0 || !ret->changed || !before->url || !before->commit || !nap_commit_is_valid(before->commit))
                 return r < 0 ? r : 0;
         memcpy(back.commit, before->commit, sizeof back.commit);

@@ -142,7 +142,7 @@ void ops_error_append(NapError *e, const char *s);
 int ops_copy_params(const NapParams *from, NapParams **ret);
 /* 1, the context's etcd client and this host's node name when this host
  * is a node of the cluster (Etcd= and its node's record in etcd); 0 when
- * it is not. */
+ * it is not; NotAvailable (-ENOTCONN) when etcd cannot be reached to tell. */
 int ops_cluster_node(NapContext *c, EtcdClient **ret_etcd, char **ret_node, NapError *e);
 /* PREFIX/apps/USER_APP := url at commit, when this host is a node of the
  * cluster (Etcd= and its node record): 1 written, 0 not a node (nothing
@@ -159,6 +159,11 @@ void ops_publish_app_source(NapContext *c, const NapService *s, const char *url,
  * is not a node or nothing is at another commit. */
 int ops_cluster_rollout(NapContext *c, const NapService *s, const char *commit, const NapRolloutOptions *o,
                         NapError *e);
+/* After a deploy of d->commit here: ops_cluster_rollout(). When etcd
+ * cannot be reached nothing began: the deploy here stands and d's publish
+ * is pending, with why (as the URL's is), instead of failing it. */
+int ops_cluster_follow(NapContext *c, const NapService *s, const NapRolloutOptions *o, NapDeployResult *d,
+                       NapError *e);
 /* A push's repository copied to every other Ready node (git push over ssh
  * with ReplicaKey= to nap-git-shell --replica): the number of nodes it
  * reached (one that cannot be reached is said through o->progress); 0 when

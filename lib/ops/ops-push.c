@@ -900,7 +900,7 @@ static void roll_back_here(NapContext *c, const NapService *s, const NapRolloutO
 static int roll_cluster(NapContext *c, const NapService *s, const NapRolloutOptions *o, NapRolloutResult *ret,
                         NapError *e) {
         char previous[NAP_COMMIT_HEX_LEN + 1];
-        int r = ops_cluster_rollout(c, s, ret->deploy.commit, o, e);
+        int r = ops_cluster_follow(c, s, o, &ret->deploy, e);
         if (r >= 0)
                 return 0;
         memcpy(previous, ret->previous, sizeof previous);

@@ -99,7 +99,7 @@ start_job() { # SVC PARAMS [OPTIONS...]: start-mpi --no-block; sets JOB
 log "this host's node"
 NAP_CONFIG=$NAP_CONFIG "$NAP_BUILD_ROOT/helpers/nap-node" >>"$NAP_TEST_DIR/nap-node.log" 2>&1 &
 AGENT=$!
-check "nap-node registers h1" wait_until 30 test -n "$(keys /nap/members/h1)"
+check "nap-node registers h1" wait_until 30 keys /nap/members/h1
 REPO=$NAP_TEST_DIR/repos/sim
 make_repo "$REPO" "$SRC"/tests/apps/mpi-hello/. || { echo "Bail out! cannot make the app's repository"; exit 1; }
 expect_ok "deploy-app of the MPI app" deploy-app $SVC "file://$REPO"
