@@ -35,6 +35,7 @@ static NodeOptions arg_node = {};
 static unsigned arg_given = 0; /* the options below that were given */
 static const char *arg_request_id = NULL;
 static const char *arg_on_node = NULL; /* start-common --node= */
+static bool arg_cluster = false;       /* start-common --cluster */
 static bool arg_no_block = false;
 static bool arg_wait_in_queue = false;
 static NapRolloutOptions arg_rollout = {}; /* --batch=, --drain= */
@@ -60,6 +61,7 @@ enum {
         OPT_STATUS = 1 << 14,
         OPT_NODE = 1 << 15,
         OPT_QUEUE = 1 << 16,
+        OPT_CLUSTER = 1 << 17,
         OPT_ROLLOUT = OPT_BATCH | OPT_DRAIN,
         OPT_COMPUTE = OPT_CPU | OPT_MEMORY,
         OPT_SCHEDULE = OPT_LABELS | OPT_POLICY | OPT_COUNT,
@@ -75,7 +77,7 @@ static const struct {
         { OPT_NO_BLOCK, "--no-block" }, { OPT_YES, "--yes" },
         { OPT_BATCH, "--batch=" },     { OPT_DRAIN, "--drain=" },
         { OPT_OWNER, "--owner=" },     { OPT_STATUS, "--status=" }, { OPT_NODE, "--node=" },
-        { OPT_QUEUE, "--queue" },
+        { OPT_QUEUE, "--queue" },      { OPT_CLUSTER, "--cluster" },
 };
 
 /* A verb; "node show": the sub-verb show of node. */
@@ -170,10 +172,10 @@ static int start_common_call(Caller *c, char **args, const char *id, json_t **re
         /* With a request id, a call whose answer was lost is safe to send
          * again: the helper answers with the instance it made. */
         return caller_call_retrying(c, "StartCommon",
-                                    json_pack("{s:s, s:s*, s:s*, s:s*, s:s, s:b, s:b, s:s*}", "service", args[0],
+                                    json_pack("{s:s, s:s*, s:s*, s:s*, s:s, s:b, s:b, s:s*, s:b}", "service", args[0],
                                               "paramsString", args[1], "cpu", arg_node.cpu, "memory", arg_node.memory,
                                               "requestId", id, "noBlock", arg_no_block, "queue", arg_wait_in_queue,
-                                              "node", arg_on_node),
+                                              "node", arg_on_node, "cluster", arg_cluster),
                                     WRITE_TIMEOUT, reply, e);
 }
 
@@ -234,20 +236,27 @@ static int verb_list_instances(Caller *c, char **args, NapError *e) {
         if (r < 0)
                 return r;
         json_t *a = arg_json ? json_array() : NULL;
-        json_t *commits = json_object_get(reply, "commits");
+        json_t *commits = json_object_get(reply, "commits"), *nodes = json_object_get(reply, "nodes");
+        /* NODE only in a cluster (Etcd=), before VERSION: a single host's
+         * columns stay, and VERSION stays the last */
+        bool with_nodes = json_object_size(nodes) > 0;
         char b[13];
         if (!a)
-                printf("%-40s %-6s %-8s %-10s %-10s %s\n", "INSTANCE", "PORT", "ENABLED", "ACTIVE", "SUB", "VERSION");
+                printf(with_nodes ? "%-40s %-6s %-8s %-10s %-10s %-12s %s\n" : "%-40s %-6s %-8s %-10s %-10s %s%s\n",
+                       "INSTANCE", "PORT", "ENABLED", "ACTIVE", "SUB", with_nodes ? "NODE" : "", "VERSION");
         json_array_foreach(json_object_get(reply, "instances"), k, i) {
                 const char *commit = json_str(commits, json_str(i, "instance"));
+                const char *node = json_str(nodes, json_str(i, "instance"));
                 if (a) {
                         json_t *j = instance_json(i);
                         json_object_set_new(j, "commit", *commit ? json_string(commit) : json_null());
+                        json_object_set_new(j, "node", *node ? json_string(node) : json_null());
                         json_array_append_new(a, j);
                 } else
-                        printf("%-40s %-6lld %-8s %-10s %-10s %s\n", json_str(i, "instance"),
-                               (long long) json_int(i, "port"), json_is_true(json_object_get(i, "enabled")) ? "yes" : "no",
-                               json_str(i, "active_state"), json_str(i, "sub_state"),
+                        printf(with_nodes ? "%-40s %-6lld %-8s %-10s %-10s %-12s %s\n" : "%-40s %-6lld %-8s %-10s %-10s %s%s\n",
+                               json_str(i, "instance"), (long long) json_int(i, "port"),
+                               json_is_true(json_object_get(i, "enabled")) ? "yes" : "no", json_str(i, "active_state"),
+                               json_str(i, "sub_state"), with_nodes ? (*node ? node : "-") : "",
                                *commit ? short_commit(commit, b) : "-");
         }
         return a ? output_json(a) : 0;
@@ -430,7 +439,7 @@ static const Verb verbs[] = {
         { "deploy-app", "USER_APP URL", 2, 2, .run = verb_deploy_app, .help = "Fetch an app (git URL or path) without running it" },
         { "list-services", "USER", 1, 1, .run = verb_list_services, .help = "List the apps a user has deployed" },
         { "get-parameters", "USER_APP", 1, 1, .run = verb_get_parameters, .help = "List the {parameters} of an app's profile" },
-        { "start-common", "USER_APP [k=v,k=v]", 1, 2, .run = verb_start_common, .options = OPT_COMPUTE | OPT_REQUEST_ID | OPT_NO_BLOCK | OPT_NODE | OPT_QUEUE, .help = "Start a new instance and wait until it answers (--cpu, --memory, --request-id, --no-block, --node, --queue)" },
+        { "start-common", "USER_APP [k=v,k=v]", 1, 2, .run = verb_start_common, .options = OPT_COMPUTE | OPT_REQUEST_ID | OPT_NO_BLOCK | OPT_NODE | OPT_QUEUE | OPT_CLUSTER, .help = "Start a new instance and wait until it answers (--cpu, --memory, --request-id, --no-block, --node, --cluster, --queue)" },
         { "list-instances", "USER_APP", 1, 1, .run = verb_list_instances, .help = "List an app's instances and their state" },
         { "get-instances-num", "USER_APP", 1, 1, .run = verb_get_instances_num, .help = "Count an app's instances" },
         { "start-app", "INSTANCE", 1, 1, .run = verb_start_app, .options = OPT_NO_BLOCK, .help = "Start an instance (and at boot), wait until it answers" },
@@ -506,6 +515,8 @@ static void help(void) {
                "                       fit now, wait in the resource queue (Ctrl-C cancels), then start\n"
                "     --node=NODE       start-common: on that node of the cluster (its nap-node\n"
                "                       starts it; Etcd= needed)\n"
+               "     --cluster         start-common: on the Ready node with room that holds the\n"
+               "                       fewest instances (ClusterApps=yes in nap.conf by default)\n"
                "     --yes             destroy-app: yes, remove the app for good\n"
                "     --batch=N|P%%      rollback, refresh-instances: instances replaced at once\n"
                "                       (RolloutBatch= in nap.conf by default)\n"
@@ -553,6 +564,7 @@ enum {
         ARG_OWNER,
         ARG_STATUS,
         ARG_NODE,
+        ARG_CLUSTER,
 };
 
 static int parse_lines(const char *s) {
@@ -659,6 +671,10 @@ static int parse_option(int ch) {
                 arg_given |= OPT_NODE;
                 arg_on_node = optarg;
                 return 0;
+        case ARG_CLUSTER:
+                arg_given |= OPT_CLUSTER;
+                arg_cluster = true;
+                return 0;
         case ARG_BATCH:
                 return parse_batch(optarg);
         case ARG_DRAIN:
@@ -700,6 +716,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "owner", required_argument, NULL, ARG_OWNER },
                 { "status", required_argument, NULL, ARG_STATUS },
                 { "node", required_argument, NULL, ARG_NODE },
+                { "cluster", no_argument, NULL, ARG_CLUSTER },
                 {},
         };
         for (int ch; (ch = getopt_long(argc, argv, "hfn:", options, NULL)) >= 0;) {

@@ -278,6 +278,28 @@ static void realize_new(Realizer *r, const NapAssignment *a) {
         nap_instance_info_clear(&info);
 }
 
+/* ---- enabled=false: stopped, kept ------------------------------------ */
+
+/* A disabled assignment's instance: stopped (and not started at boot),
+ * kept, reported inactive; a failed stop is reported failed. info is
+ * consumed. */
+static void realize_disabled(Realizer *r, const NapAssignment *a, NapInstanceInfo *info) {
+        char name[NAP_UNIT_NAME_MAX];
+        NapError e = NAP_ERROR_NULL;
+        int k = 0;
+        nap_instance_name(&a->instance, name);
+        if (!streq(info->active_state, "inactive") && !streq(info->active_state, "failed")) {
+                k = nap_stop_app(r->context, name, &e);
+                if (k >= 0)
+                        log_info("Stopped %s: its assignment is disabled", name);
+        }
+        if (k < 0)
+                report(r, a, NAP_OBSERVED_FAILED, info->port, info->commit, e.message);
+        else
+                report(r, a, NAP_OBSERVED_INACTIVE, info->port, info->commit, NULL);
+        nap_instance_info_clear(info);
+}
+
 /* An instance made before: reported as systemd sees it; started again
  * when it is enabled and inactive (a start cut short). */
 static void realize_existing(Realizer *r, const NapAssignment *a) {
@@ -292,6 +314,8 @@ static void realize_existing(Realizer *r, const NapAssignment *a) {
                         log_info("Started %s again", name);
                 k = k < 0 ? k : local_instance(r, &a->instance, &info, &e);
         }
+        if (k > 0 && !a->enabled)
+                return realize_disabled(r, a, &info);
         if (k < 0)
                 report(r, a, NAP_OBSERVED_FAILED, 0, NULL, e.message);
         else if (k > 0 && streq(info.active_state, "active"))
@@ -304,6 +328,8 @@ static void realize_existing(Realizer *r, const NapAssignment *a) {
 }
 
 static void realize(Realizer *r, const NapAssignment *a) {
+        if (!has_manifest(r, &a->instance) && !a->enabled)
+                return report(r, a, NAP_OBSERVED_INACTIVE, 0, NULL, NULL); /* made when enabled */
         if (!has_manifest(r, &a->instance))
                 return realize_new(r, a);
         if (!is_marked(r, &a->instance))
@@ -546,6 +572,8 @@ int realizer_start(const NapConfig *config, const char *node, Realizer **ret) {
         snprintf(r->node, sizeof r->node, "%s", node);
         /* its own context (nap.conf read again) and etcd client: a thread's */
         int k = nap_context_new(&r->context, -1, warn_config, NULL, &e);
+        if (k >= 0)
+                r->context->node_agent = true; /* acts on this host's instances, not on assignments */
         /* the fence's connection is made now, so that fencing does not wait
          * on a connect; without a manager yet, when it must fence */
         if (k >= 0 && nap_systemd_open(config->scope, &r->fence_bus, &e) < 0) {

@@ -162,6 +162,7 @@ static const char *const observed_state_table[_NAP_OBSERVED_STATE_MAX] = {
         [NAP_OBSERVED_ACTIVATING] = "activating",
         [NAP_OBSERVED_ACTIVE] = "active",
         [NAP_OBSERVED_FAILED] = "failed",
+        [NAP_OBSERVED_INACTIVE] = "inactive",
 };
 
 const char *nap_observed_state_to_string(NapObservedState s) {
@@ -546,15 +547,22 @@ int nap_observed_list(EtcdClient *c, const char *prefix, const char *node, NapOb
         return 0;
 }
 
-/* A report that ends the wait: final, and of the generation waited for. */
-static bool observed_settled(const NapObserved *o, uint64_t generation) {
-        return o->generation >= generation && o->state != NAP_OBSERVED_ACTIVATING;
-}
-
 typedef struct ObservedWait {
         uint64_t generation;
+        NapObservedState want; /* -1: any final state */
+        bool gone;             /* until the report is deleted instead */
         NapObserved last;  /* the last report seen; state -1: none */
 } ObservedWait;
+
+/* A report that ends the wait: of the generation waited for, and the
+ * state wanted, or failed (or, wanting none, any but activating). */
+static bool observed_settled(const NapObserved *o, const ObservedWait *w) {
+        if (o->generation < w->generation)
+                return false;
+        if (w->want < 0)
+                return o->state != NAP_OBSERVED_ACTIVATING;
+        return o->state == w->want || o->state == NAP_OBSERVED_FAILED;
+}
 
 /* 1: settled (in w->last); 0: not yet. Damaged reports are not settled. */
 static int observed_take(ObservedWait *w, const char *value, size_t size) {
@@ -563,48 +571,79 @@ static int observed_take(ObservedWait *w, const char *value, size_t size) {
                 return 0;
         nap_observed_done(&w->last);
         w->last = o;
-        return observed_settled(&o, w->generation);
+        return observed_settled(&o, w);
 }
 
 static int on_observed(const EtcdEvent *event, void *userdata) {
-        return event->type == ETCD_EVENT_PUT ? observed_take(userdata, event->kv.value, event->kv.value_size) : 0;
+        ObservedWait *w = userdata;
+        if (w->gone)
+                return event->type == ETCD_EVENT_DELETE;
+        return event->type == ETCD_EVENT_PUT ? observed_take(w, event->kv.value, event->kv.value_size) : 0;
 }
 
 static int observed_wait_timeout(const ObservedWait *w, const char *node, const NapInstance *i,
                                  uint64_t timeout_usec, NapError *e) {
         char name[NAP_UNIT_NAME_MAX];
         const char *state = w->last.state >= 0 ? nap_observed_state_to_string(w->last.state) : NULL;
-        return nap_error_set(e, NAP_ERROR_UNIT_FAILED, -ETIMEDOUT, "Node %s did not report %s running within %" PRIu64
-                             " s (last reported: %s)", node, nap_instance_name(i, name), timeout_usec / 1000000,
+        if (w->gone)
+                return nap_error_set(e, NAP_ERROR_UNIT_FAILED, -ETIMEDOUT, "Node %s did not remove %s within %" PRIu64
+                                     " s", node, nap_instance_name(i, name), timeout_usec / 1000000);
+        return nap_error_set(e, NAP_ERROR_UNIT_FAILED, -ETIMEDOUT, "Node %s did not report %s %s within %" PRIu64
+                             " s (last reported: %s)", node, nap_instance_name(i, name),
+                             w->want < 0 ? "running" : nap_observed_state_to_string(w->want), timeout_usec / 1000000,
                              state ?: "nothing");
 }
 
 int nap_observed_wait(EtcdClient *c, const char *prefix, const char *node, const NapInstance *i,
                       uint64_t generation, uint64_t timeout_usec, NapObserved *ret, NapError *e) {
+        return nap_observed_wait_state(c, prefix, node, i, generation, _NAP_OBSERVED_STATE_INVALID, timeout_usec, ret,
+                                       e);
+}
+
+/* Until w says the wait is over (1), or the time is up (UnitFailed). */
+static int observed_wait(EtcdClient *c, const char *prefix, const char *node, const NapInstance *i, ObservedWait *w,
+                         uint64_t timeout_usec, NapError *e) {
         _cleanup_free_ char *key = nap_key_observed(prefix, node, i);
         char *keys[] = { key, NULL };
-        ObservedWait w = { .generation = generation, .last.state = _NAP_OBSERVED_STATE_INVALID };
         EtcdKeyValue kv = {};
         int64_t revision = 0;
         uint64_t deadline = monotonic_usec() + timeout_usec;
         assert(c);
-        assert(ret);
         int r = key ? etcd_get_many(c, keys, &kv, &revision, e) : oom(e);
-        if (r > 0)
-                r = observed_take(&w, kv.value, kv.value_size);
+        if (r >= 0 && w->gone)
+                r = r == 0; /* absent: gone already */
+        else if (r > 0)
+                r = observed_take(w, kv.value, kv.value_size);
         etcd_key_value_done(&kv);
         while (r == 0 && monotonic_usec() < deadline) {
                 EtcdWatchOptions o = { .start_revision = revision + 1, .duration_usec = deadline - monotonic_usec(),
-                                       .on_event = on_observed, .userdata = &w };
+                                       .on_event = on_observed, .userdata = w };
                 r = etcd_watch(c, key, &o, &revision, e);
                 revision = revision > 0 ? revision - 1 : revision; /* one past the last seen: from there */
         }
         if (r == 0)
-                r = observed_wait_timeout(&w, node, i, timeout_usec, e);
+                r = observed_wait_timeout(w, node, i, timeout_usec, e);
+        return r;
+}
+
+int nap_observed_wait_state(EtcdClient *c, const char *prefix, const char *node, const NapInstance *i,
+                            uint64_t generation, NapObservedState want, uint64_t timeout_usec, NapObserved *ret,
+                            NapError *e) {
+        ObservedWait w = { .generation = generation, .want = want, .last.state = _NAP_OBSERVED_STATE_INVALID };
+        assert(ret);
+        int r = observed_wait(c, prefix, node, i, &w, timeout_usec, e);
         if (r < 0)
                 return nap_observed_done(&w.last), r;
         *ret = w.last;
         return 0;
+}
+
+int nap_observed_wait_gone(EtcdClient *c, const char *prefix, const char *node, const NapInstance *i,
+                           uint64_t timeout_usec, NapError *e) {
+        ObservedWait w = { .gone = true, .last.state = _NAP_OBSERVED_STATE_INVALID };
+        int r = observed_wait(c, prefix, node, i, &w, timeout_usec, e);
+        nap_observed_done(&w.last);
+        return r < 0 ? r : 0;
 }
 
 /* ---- app sources (trees reach hosts) ---------------------------------- */
@@ -748,23 +787,33 @@ static void node_of_key(const char *key, size_t dir_len, char node[static NAP_NO
         }
 }
 
+/* The keys under PREFIX/WHAT/ (ret_dir_len: that prefix's length), and an
+ * array of as many elements of size, zeroed, for what they hold. */
+static int range_all(EtcdClient *c, const char *prefix, const char *what, size_t size, EtcdRange *range,
+                     size_t *ret_dir_len, void **ret, NapError *e) {
+        _cleanup_free_ char *dir = strdup_printf("%s/%s/", prefix, what);
+        assert(c);
+        int r = dir ? etcd_range_prefix(c, dir, 0, false, range, e) : oom(e);
+        if (r >= 0 && !(*ret = calloc(range->n_kvs ?: 1, size)))
+                r = oom(e);
+        if (r >= 0)
+                *ret_dir_len = strlen(dir);
+        return r;
+}
+
 int nap_assignments_list_all(EtcdClient *c, const char *prefix, NapAssignment **ret, size_t *ret_n,
                              int64_t *ret_revision, unsigned *ret_damaged, NapError *e) {
         _cleanup_(etcd_range_done) EtcdRange range = {};
-        _cleanup_free_ char *dir = strdup_printf("%s/assignments/", prefix);
         char node[NAP_NODE_NAME_MAX + 1];
         NapAssignment *l = NULL;
-        size_t n = 0;
-        assert(c);
+        size_t n = 0, dir_len = 0;
         assert(ret);
         assert(ret_n);
-        int r = dir ? etcd_range_prefix(c, dir, 0, false, &range, e) : oom(e);
-        if (r >= 0 && !(l = calloc(range.n_kvs ?: 1, sizeof *l)))
-                r = oom(e);
+        int r = range_all(c, prefix, "assignments", sizeof *l, &range, &dir_len, (void **) &l, e);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < range.n_kvs; i++) {
-                node_of_key(range.kvs[i].key, strlen(dir), node);
+                node_of_key(range.kvs[i].key, dir_len, node);
                 n += assignment_from_kv(range.kvs + i, node, l + n) >= 0;
         }
         if (ret_damaged)
@@ -774,6 +823,77 @@ int nap_assignments_list_all(EtcdClient *c, const char *prefix, NapAssignment **
         *ret = l;
         *ret_n = n;
         return 0;
+}
+
+int nap_observed_list_all(EtcdClient *c, const char *prefix, NapObserved **ret, size_t *ret_n, NapError *e) {
+        _cleanup_(etcd_range_done) EtcdRange range = {};
+        char node[NAP_NODE_NAME_MAX + 1];
+        NapObserved *l = NULL;
+        size_t n = 0, dir_len = 0;
+        assert(ret);
+        assert(ret_n);
+        int r = range_all(c, prefix, "observed", sizeof *l, &range, &dir_len, (void **) &l, e);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < range.n_kvs; i++) {
+                node_of_key(range.kvs[i].key, dir_len, node);
+                if (nap_observed_from_json(range.kvs[i].value, range.kvs[i].value_size, l + n, NULL) < 0)
+                        continue;
+                if (streq(l[n].node, node)) /* a report under another node's name is damage */
+                        n++;
+                else
+                        nap_observed_done(l + n);
+        }
+        *ret = l;
+        *ret_n = n;
+        return 0;
+}
+
+/* One try: 1 written (or already so), 0 changed meanwhile. */
+static int set_enabled_once(EtcdClient *c, const char *key, bool enabled, NapAssignment *ret, NapError *e) {
+        _cleanup_free_ char *value = NULL;
+        char node[NAP_NODE_NAME_MAX + 1];
+        EtcdKeyValue kv = {};
+        NapAssignment a = {};
+        snprintf(node, sizeof node, "%s", ret->node);
+        int r = etcd_get(c, key, &kv, e);
+        if (r == 0)
+                return nap_error_set(e, NAP_ERROR_NO_SUCH_INSTANCE, -ENOENT, "No assignment %s", key);
+        if (r > 0 && assignment_from_kv(&kv, node, &a) < 0)
+                r = nap_error_set(e, NAP_ERROR_INTERNAL, -EBADMSG, "The assignment %s is damaged", key);
+        etcd_key_value_done(&kv);
+        if (r < 0)
+                return r;
+        if (a.enabled != enabled) {
+                a.enabled = enabled;
+                const EtcdTxnCompare cmp = { .key = key, .target = ETCD_COMPARE_MOD_REVISION, .revision = a.mod_revision };
+                r = nap_assignment_to_json(&a, &value) < 0 ? oom(e) : 0;
+                const EtcdTxnOp op = { .type = ETCD_TXN_PUT, .key = key, .value = value, .value_size = value ? strlen(value) : 0 };
+                if (r >= 0)
+                        r = etcd_txn(c, &cmp, 1, &op, 1, &a.mod_revision, e);
+        } else
+                r = 1;
+        if (r > 0) {
+                nap_assignment_done(ret);
+                *ret = a;
+        } else
+                nap_assignment_done(&a);
+        return r;
+}
+
+int nap_assignment_set_enabled(EtcdClient *c, const char *prefix, NapAssignment *a, bool enabled, NapError *e) {
+        _cleanup_free_ char *key = nap_key_assignment(prefix, a->node, &a->instance);
+        assert(c);
+        if (!key)
+                return oom(e);
+        for (unsigned n = 0; n < NAP_INVENTORY_RETRIES; n++) {
+                int r = set_enabled_once(c, key, enabled, a, e);
+                if (r != 0)
+                        return r < 0 ? r : 0;
+        }
+        return nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, -EBUSY,
+                             "Changing the assignment lost to other writers %u times; try again",
+                             NAP_INVENTORY_RETRIES);
 }
 
 int nap_assignment_find(EtcdClient *c, const char *prefix, const NapInstance *i, NapAssignment *ret, NapError *e) {

@@ -58,6 +58,7 @@ typedef enum NapObservedState {
         NAP_OBSERVED_ACTIVATING, /* being realized, or started and not answering yet */
         NAP_OBSERVED_ACTIVE,     /* running and answered */
         NAP_OBSERVED_FAILED,     /* could not be realized, or its unit failed: reason says why */
+        NAP_OBSERVED_INACTIVE,   /* stopped, as its assignment says (enabled false) */
         _NAP_OBSERVED_STATE_MAX,
         _NAP_OBSERVED_STATE_INVALID = -EINVAL,
 } NapObservedState;
@@ -123,6 +124,17 @@ int nap_observed_delete(EtcdClient *c, const char *prefix, const char *node, con
  * node waits for. */
 int nap_observed_wait(EtcdClient *c, const char *prefix, const char *node, const NapInstance *i,
                       uint64_t generation, uint64_t timeout_usec, NapObserved *ret, NapError *e);
+/* As nap_observed_wait(), until the report says want (or failed): what
+ * stop-app (inactive) and start-app (active) of another node's instance
+ * wait for. */
+int nap_observed_wait_state(EtcdClient *c, const char *prefix, const char *node, const NapInstance *i,
+                            uint64_t generation, NapObservedState want, uint64_t timeout_usec, NapObserved *ret,
+                            NapError *e);
+/* Until node's report of i is gone (withdrawn once the node removed the
+ * instance, or with its lease): 0, at once when there is none. UnitFailed
+ * (-ETIMEDOUT) when timeout_usec passes first. */
+int nap_observed_wait_gone(EtcdClient *c, const char *prefix, const char *node, const NapInstance *i,
+                           uint64_t timeout_usec, NapError *e);
 /* The node's reports by key; damaged ones left out. */
 int nap_observed_list(EtcdClient *c, const char *prefix, const char *node, NapObserved **ret, size_t *ret_n,
                       NapError *e);
@@ -160,6 +172,13 @@ int nap_app_source_get(EtcdClient *c, const char *prefix, const NapService *s, N
  * nap_assignments_list() reads one node's. */
 int nap_assignments_list_all(EtcdClient *c, const char *prefix, NapAssignment **ret, size_t *ret_n,
                              int64_t *ret_revision, unsigned *ret_damaged, NapError *e);
+/* Every node's reports; damaged ones, and one under another node's key,
+ * left out. */
+int nap_observed_list_all(EtcdClient *c, const char *prefix, NapObserved **ret, size_t *ret_n, NapError *e);
+/* a (node and instance) enabled or not, read-modify-CAS on its
+ * mod_revision; *a becomes the record as written. Already so: nothing
+ * written. NoSuchInstance when it is not assigned (any more). */
+int nap_assignment_set_enabled(EtcdClient *c, const char *prefix, NapAssignment *a, bool enabled, NapError *e);
 /* The assignment of instance i, whichever node it is on: 1 and *ret, or 0
  * when there is none. */
 int nap_assignment_find(EtcdClient *c, const char *prefix, const NapInstance *i, NapAssignment *ret, NapError *e);

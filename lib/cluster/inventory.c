@@ -574,8 +574,21 @@ static double load_with(const NapNodeInfo *i, const NapReservation *r) {
                    share(i->usage.memory, r->compute.request_memory, c->memory));
 }
 
-ssize_t nap_schedule_pick(const NapNodeInfo *nodes, size_t n, const NapReservation *r, NapPolicy policy,
-                          char *const *selector) {
+/* Whether node i beats best: by load, then (with counts) by fewer
+ * instances, then by the name that sorts first. */
+static bool beats(const NapNodeInfo *nodes, size_t i, ssize_t best, double load, double best_load, NapPolicy policy,
+                  const unsigned *counts) {
+        if (best < 0 || (policy == NAP_POLICY_BINPACK ? load > best_load : load < best_load))
+                return true;
+        if (load != best_load)
+                return false;
+        if (counts && counts[i] != counts[best])
+                return counts[i] < counts[best];
+        return strcmp(nodes[i].node.name, nodes[best].node.name) < 0;
+}
+
+ssize_t nap_schedule_pick_counted(const NapNodeInfo *nodes, size_t n, const NapReservation *r, NapPolicy policy,
+                                  char *const *selector, const unsigned *counts) {
         ssize_t best = -1;
         double best_load = 0;
         assert(r);
@@ -584,15 +597,17 @@ ssize_t nap_schedule_pick(const NapNodeInfo *nodes, size_t n, const NapReservati
                     check_fits(nodes + i, r, NULL) < 0)
                         continue;
                 double load = load_with(nodes + i, r);
-                bool better = policy == NAP_POLICY_BINPACK ? load > best_load : load < best_load;
-                /* equal loads: the name that sorts first */
-                if (best < 0 || better ||
-                    (load == best_load && strcmp(nodes[i].node.name, nodes[best].node.name) < 0)) {
+                if (beats(nodes, i, best, load, best_load, policy, counts)) {
                         best = (ssize_t) i;
                         best_load = load;
                 }
         }
         return best;
+}
+
+ssize_t nap_schedule_pick(const NapNodeInfo *nodes, size_t n, const NapReservation *r, NapPolicy policy,
+                          char *const *selector) {
+        return nap_schedule_pick_counted(nodes, n, r, policy, selector, NULL);
 }
 
 struct NapPlacer {

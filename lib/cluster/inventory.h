@@ -106,6 +106,12 @@ NapPolicy nap_policy_from_string(const char *s) _pure_;
  * sorts first. -1 when none fits. Pure: the nodes as read. */
 ssize_t nap_schedule_pick(const NapNodeInfo *nodes, size_t n, const NapReservation *r, NapPolicy policy,
                           char *const *selector);
+/* As nap_schedule_pick(), with counts[i] (optional) the instances node i
+ * holds already: equal loads go to the node with fewer, then by name.
+ * Instances that request nothing weigh nothing, so without counts they
+ * would all go to the first name (cluster apps' placement). */
+ssize_t nap_schedule_pick_counted(const NapNodeInfo *nodes, size_t n, const NapReservation *r, NapPolicy policy,
+                                  char *const *selector, const unsigned *counts);
 
 /* A placer keeps the inventory it read and places many requests without
  * reading it again: only a node whose txn lost is read again (the queue

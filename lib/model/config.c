@@ -15,6 +15,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <strings.h>
 
 #include "model/config.h"
 #include "base/fileio.h"
@@ -395,6 +396,19 @@ static int parse_rollout_drain_sec(Parser *p, const char *v) {
                              &p->config->rollout_drain_sec);
 }
 
+/* yes/no as systemd takes them; empty: the default (no). */
+static int parse_cluster_apps(Parser *p, const char *v) {
+        static const char *const yes[] = { "1", "yes", "true", "on" }, *const no[] = { "", "0", "no", "false", "off" };
+        char b[72];
+        for (size_t i = 0; i < ELEMENTSOF(yes); i++)
+                if (strcasecmp(v, yes[i]) == 0)
+                        return (p->config->cluster_apps = true), 0;
+        for (size_t i = 0; i < ELEMENTSOF(no); i++)
+                if (strcasecmp(v, no[i]) == 0)
+                        return (p->config->cluster_apps = false), 0;
+        return bad_value(p, -EINVAL, "expected yes or no, got '%s'", shown(v, b));
+}
+
 static int parse_node_ttl(Parser *p, const char *v) {
         return parse_seconds(p, v, DEFAULT_NODE_TTL, NODE_TTL_MIN, NODE_TTL_MAX, &p->config->node_ttl);
 }
@@ -554,6 +568,7 @@ static const KeyParser key_table[] = {
         { "Storage",      parse_storage       },
         { "NodeTTL",      parse_node_ttl      },
         { "ReconcileGraceSec", parse_reconcile_grace_sec },
+        { "ClusterApps",  parse_cluster_apps  },
         { "MaxConnections", parse_max_connections },
         { "MaxConnectionsPerUser", parse_max_connections_per_user },
         { "RolloutBatch", parse_rollout_batch },

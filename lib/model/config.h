@@ -102,6 +102,7 @@ typedef struct NapConfig {
         char *cluster_certificate, *cluster_key, *cluster_ca; /* NULL: no forwarding */
         unsigned cluster_gate_port;
         unsigned reconcile_grace_sec; /* 0: node_ttl + 5 (nap_config_reconcile_grace_sec()) */
+        bool cluster_apps;   /* start-common places in the cluster by default */
         unsigned max_connections, max_connections_per_user; /* nap-managerd's varlink connections */
         NapRolloutBatch rollout_batch;
         unsigned rollout_drain_sec;

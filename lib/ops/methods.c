@@ -89,11 +89,13 @@ static json_t *run_list_services(NapContext *c, json_t *args, NapError *e) {
 
 /* ---- ListInstances and GetInstancesNum -------------------------------- */
 
-/* An Instance, and its commit under "commit" (null: unknown), which the
- * replies take out (Instance was published on D-Bus without it). */
+/* An Instance, its commit under "commit" and its node under "node" (null:
+ * unknown), which the replies take out (Instance was published on D-Bus
+ * without them). */
 static json_t *json_instance_with_commit(const NapInstanceInfo *i) {
         json_t *j = json_instance(i);
-        if (j && json_object_set_new(j, "commit", i->commit ? json_string(i->commit) : json_null()) < 0)
+        if (j && (json_object_set_new(j, "commit", i->commit ? json_string(i->commit) : json_null()) < 0 ||
+                  json_object_set_new(j, "node", i->node ? json_string(i->node) : json_null()) < 0))
                 return json_decref(j), NULL;
         return j;
 }
@@ -106,27 +108,33 @@ json_t *nap_instances_json(const NapInstanceInfo *l, size_t n) {
         return a;
 }
 
+/* field of instance i, when a string, into by_name under the instance's
+ * name; taken out of copy. */
+static int split_field(json_t *i, json_t *copy, const char *field, json_t *by_name) {
+        json_t *v = json_object_get(i, field);
+        (void) json_object_del(copy, field);
+        return json_is_string(v) ? json_object_set(by_name, json_string_value(json_object_get(i, "instance")), v) : 0;
+}
+
 /* Instances (what nap_instances_json() made) as the interface has them:
- * the Instance objects, and their commits by name. instances is borrowed
- * (nap-managerd's cache keeps it). */
-static int instances_split(json_t *instances, json_t **ret_instances, json_t **ret_commits) {
-        json_auto_t *a = json_array(), *commits = json_object();
+ * the Instance objects, and their commits and nodes by name. instances is
+ * borrowed (nap-managerd's cache keeps it). */
+static int instances_split(json_t *instances, json_t **ret_instances, json_t **ret_commits, json_t **ret_nodes) {
+        json_auto_t *a = json_array(), *commits = json_object(), *nodes = json_object();
         json_t *i;
         size_t k;
-        if (!a || !commits)
+        if (!a || !commits || !nodes)
                 return -ENOMEM;
         json_array_foreach(instances, k, i) {
                 json_t *copy = json_copy(i);
-                json_t *commit = json_object_get(i, "commit");
                 if (!copy || json_array_append_new(a, copy) < 0)
                         return -ENOMEM;
-                (void) json_object_del(copy, "commit");
-                if (json_is_string(commit) &&
-                    json_object_set(commits, json_string_value(json_object_get(i, "instance")), commit) < 0)
+                if (split_field(i, copy, "commit", commits) < 0 || split_field(i, copy, "node", nodes) < 0)
                         return -ENOMEM;
         }
         *ret_instances = TAKE_PTR(a);
         *ret_commits = TAKE_PTR(commits);
+        *ret_nodes = TAKE_PTR(nodes);
         return 0;
 }
 
@@ -136,10 +144,10 @@ static json_t *instances_num_reply(const char *service, json_t *instances, NapEr
 }
 
 static json_t *instances_reply(const char *service, json_t *instances, NapError *e) {
-        json_t *a, *commits;
-        if (instances_split(instances, &a, &commits) < 0)
+        json_t *a, *commits, *nodes;
+        if (instances_split(instances, &a, &commits, &nodes) < 0)
                 return nap_reply(NULL, e);
-        return nap_reply(json_pack("{s:o, s:o}", "instances", a, "commits", commits), e);
+        return nap_reply(json_pack("{s:o, s:o, s:o}", "instances", a, "commits", commits, "nodes", nodes), e);
 }
 
 /* In-process (napctl --no-helper): asks systemd and reads the manifests
@@ -148,7 +156,7 @@ static json_t *run_instances(NapContext *c, json_t *args, NapInstancesReplyFn re
         const char *service = nap_arg_string(args, "service", e);
         NapInstanceInfo *l = NULL;
         size_t n = 0;
-        if (!service || nap_list_instances(c, service, &l, &n, e) < 0)
+        if (!service || nap_list_instances_everywhere(c, service, &l, &n, e) < 0)
                 return NULL;
         json_auto_t *a = nap_reply(nap_instances_json(l, n), e);
         nap_instance_info_array_free(l, n);
@@ -293,8 +301,17 @@ static json_t *run_start_common(NapContext *c, json_t *args, NapError *e) {
         NapStartOptions o = { .request_id = json_string_value(json_object_get(args, "requestId")),
                               .no_block = json_is_true(json_object_get(args, "noBlock")),
                               .node = json_string_value(json_object_get(args, "node")),
+                              .cluster = json_is_true(json_object_get(args, "cluster")),
                               .queue = json_is_true(json_object_get(args, "queue")), .queued = &q };
         int r = -EINVAL;
+        if (o.node && !*o.node) /* D-Bus: "" is none */
+                o.node = NULL;
+        if (o.request_id && !*o.request_id)
+                o.request_id = NULL;
+        /* ClusterApps=yes: a client's plain start is placed in the cluster
+         * (not scale's, nor nap-node's start of an assigned number) */
+        if (c->config->cluster_apps && !o.node && !o.queue)
+                o.cluster = true;
         if (!service || params_from_args(args, &p, e) < 0 || resources_from_args(args, &o.resources, e) < 0 ||
             (r = nap_start_common(c, service, p, &o, &i, e)) < 0)
                 return NULL;
@@ -625,11 +642,13 @@ static const NapMethod methods[] = {
         { .name = "GetInstancesNum", .owns = NAP_OWNER_SERVICE, .owner = "service", .access = NAP_ACCESS_READ, .run = NAP_METHOD_CACHED,
           .call = run_get_instances_num, .from_instances = instances_num_reply,
           .bus = { { .out = FIELDS("instances") } } },
-        /* commits came later: the published member stays as it was, and a
-         * second one carries them */
+        /* commits came later, then nodes: the published members stay as
+         * they were, and a new one carries each. CACHED: with Etcd= set
+         * the dispatcher runs it in a worker (the cluster's instances) */
         { .name = "ListInstances", .owns = NAP_OWNER_SERVICE, .owner = "service", .access = NAP_ACCESS_READ, .run = NAP_METHOD_CACHED,
           .call = run_list_instances, .from_instances = instances_reply,
-          .bus = { { .out = FIELDS("instances") }, { .member = "ListInstancesWithCommits" } } },
+          .bus = { { .out = FIELDS("instances") }, { .member = "ListInstancesWithCommits", .out = FIELDS("instances", "commits") },
+                   { .member = "ListInstancesWithNodes" } } },
         { .name = "GetPort", .owns = NAP_OWNER_INSTANCE, .owner = "instance", .access = NAP_ACCESS_READ, .run = NAP_METHOD_WORKER,
           .call = run_get_port },
         { .name = "GetJournal", .owns = NAP_OWNER_INSTANCE, .owner = "instance", .access = NAP_ACCESS_READ, .run = NAP_METHOD_WORKER,
@@ -655,7 +674,10 @@ static const NapMethod methods[] = {
                      .in = FIELDS("service", "params", "cpu", "memory", "requestId"), .out = FIELDS("instance", "etcd") },
                    { .member = "StartCommonQueued",
                      .in = FIELDS("service", "params", "cpu", "memory", "requestId", "queue"),
-                     .out = FIELDS("instance", "etcd", "queued") } } },
+                     .out = FIELDS("instance", "etcd", "queued") },
+                   { .member = "StartCommonInCluster",
+                     .in = FIELDS("service", "params", "cpu", "memory", "requestId", "node", "cluster"),
+                     .out = FIELDS("instance", "etcd") } } },
         { .name = "Recover", .owns = NAP_OWNER_NONE, .access = NAP_ACCESS_ADMIN, .run = NAP_METHOD_WORKER,
           .call = run_recover },
         { .name = "StartMpi", .owns = NAP_OWNER_SERVICE, .owner = "service", .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_WORKER,

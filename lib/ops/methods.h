@@ -55,7 +55,7 @@ typedef struct NapBusMember {
         const char *const *out;
 } NapBusMember;
 
-#define NAP_BUS_MEMBERS_MAX 5
+#define NAP_BUS_MEMBERS_MAX 6
 
 /* What the owner argument names, and so whose it is (lib/model/auth.h). */
 typedef enum NapOwner {

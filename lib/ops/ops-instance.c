@@ -394,6 +394,21 @@ static int start_queued_locked(NapContext *c, const NapService *s, const NapProf
         return ops_queued_start(c, &q, &starter, o->queued, e);
 }
 
+/* --node and --cluster exclude each other, and the queue. */
+static int check_cluster_options(const NapStartOptions *o, NapError *e) {
+        if (o->node && o->cluster)
+                return nap_error_parameter(e, nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL,
+                                                            "node and cluster exclude each other: a start is "
+                                                            "either on the node named or placed in the cluster"),
+                                           "cluster");
+        if ((o->node || o->cluster) && o->queue)
+                return nap_error_parameter(e, nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL,
+                                                            "A start on a given node or placed in the cluster "
+                                                            "cannot wait in the queue (yet)"),
+                                           "queue");
+        return 0;
+}
+
 int nap_start_common(NapContext *c, const char *service, const NapParams *params, const NapStartOptions *o,
                      NapInstanceInfo *ret, NapError *e) {
         NapStartOptions opts = o ? *o : (NapStartOptions) {};
@@ -404,11 +419,9 @@ int nap_start_common(NapContext *c, const char *service, const NapParams *params
                 r = nap_request_id_check(opts.request_id, e);
         if (r >= 0 && !nap_compute_is_empty(&opts.resources))
                 r = nap_compute_check(&opts.resources, e);
-        if (r >= 0 && opts.node && opts.queue)
-                r = nap_error_parameter(e, nap_error_set(e, NAP_ERROR_INVALID_PARAMETER, -EINVAL,
-                                                         "A start on a given node cannot wait in the queue (yet)"),
-                                        "queue");
-        if (r >= 0 && opts.node && opts.number == 0)
+        if (r >= 0)
+                r = check_cluster_options(&opts, e);
+        if (r >= 0 && (opts.node || opts.cluster) && opts.number == 0)
                 return ops_start_common_on_node(c, &in.service, params, &opts, ret, e);
         if (r >= 0 && opts.queue)
                 r = ops_queued_check(c, &opts.resources, opts.request_id, e);
@@ -531,6 +544,19 @@ int nap_list_instances_pattern(const char *service, char **ret, NapError *e) {
         return *ret ? 0 : nap_error_errno(e, -ENOMEM, "Failed to list instances");
 }
 
+/* r < 0: list freed, r returned; else list sorted by number into *ret. */
+static int instances_hand_over(int r, NapInstanceInfo *list, size_t n, NapInstanceInfo **ret, size_t *ret_n) {
+        if (r < 0) {
+                nap_instance_info_array_free(list, n);
+                return r;
+        }
+        if (n > 0)
+                qsort(list, n, sizeof *list, instance_info_compare);
+        *ret = list;
+        *ret_n = n;
+        return 0;
+}
+
 int nap_list_instances_merge(NapContext *c, const char *service, const NapUnitStatus *units, size_t n_units,
                              NapInstanceInfo **ret, size_t *ret_n, NapError *e) {
         NapService s;
@@ -545,15 +571,7 @@ int nap_list_instances_merge(NapContext *c, const char *service, const NapUnitSt
         _cleanup_free_ char *dir = NULL;
         if (r >= 0 && n == 0)
                 r = ops_service_dir_checked(c, &s, &dir, e); /* nothing at all: say so */
-        if (r < 0) {
-                nap_instance_info_array_free(list, n);
-                return r;
-        }
-        if (n > 0)
-                qsort(list, n, sizeof *list, instance_info_compare);
-        *ret = list;
-        *ret_n = n;
-        return 0;
+        return instances_hand_over(r, list, n, ret, ret_n);
 }
 
 int nap_list_instances(NapContext *c, const char *service, NapInstanceInfo **ret, size_t *ret_n, NapError *e) {
@@ -572,10 +590,31 @@ int nap_list_instances(NapContext *c, const char *service, NapInstanceInfo **ret
         return r;
 }
 
+int nap_list_instances_everywhere(NapContext *c, const char *service, NapInstanceInfo **ret, size_t *ret_n,
+                                  NapError *e) {
+        NapInstanceInfo *list = NULL;
+        size_t n = 0;
+        NapService s;
+        int r = nap_service_parse(service, &s, e);
+        if (r >= 0)
+                r = nap_list_instances(c, service, &list, &n, e);
+        /* not deployed here: the cluster may still run it elsewhere */
+        if (r < 0 && c->config->etcd && e->kind == NAP_ERROR_NO_SUCH_SERVICE && nap_service_parse(service, &s, NULL) >= 0) {
+                NapError none = NAP_ERROR_NULL;
+                r = ops_cluster_instances(c, &s, &list, &n, &none);
+                if (r >= 0 && n == 0)
+                        r = -ENOENT; /* nothing anywhere: the error stands */
+                else if (r >= 0)
+                        *e = NAP_ERROR_NULL;
+        } else if (r >= 0)
+                r = ops_cluster_instances(c, &s, &list, &n, e);
+        return instances_hand_over(r, list, n, ret, ret_n);
+}
+
 int nap_get_instances_num(NapContext *c, const char *service, unsigned *ret, NapError *e) {
         NapInstanceInfo *list;
         size_t n;
-        int r = nap_list_instances(c, service, &list, &n, e);
+        int r = nap_list_instances_everywhere(c, service, &list, &n, e);
         if (r < 0)
                 return r;
         nap_instance_info_array_free(list, n);
@@ -624,7 +663,15 @@ static int act_on_instance(NapContext *c, const char *instance, UnitAction actio
         _cleanup_close_ int lock = -1;
         char unit[NAP_UNIT_NAME_MAX];
         sd_bus *bus;
-        int r = open_instance_locked(c, instance, &m, &bus, &lock, e);
+        NapInstance i;
+        int r = nap_instance_parse(instance, &i, e);
+        /* a cluster instance's assignment says whether it runs; one of
+         * another node is started or stopped there */
+        if (r >= 0 && action != UNIT_RESTART)
+                r = ops_cluster_set_enabled(c, &i, action != UNIT_STOP, action == UNIT_STOP || !no_block, e);
+        if (r != 0)
+                return r < 0 ? r : 0;
+        r = open_instance_locked(c, instance, &m, &bus, &lock, e);
         if (r >= 0)
                 r = set_enabled(c, m, action != UNIT_STOP, e);
         if (r < 0)
@@ -728,7 +775,13 @@ int nap_remove_instance(NapContext *c, const char *instance, NapError *e) {
         _cleanup_(nap_manifest_freep) NapManifest *m = NULL;
         _cleanup_close_ int lock = -1;
         sd_bus *bus;
-        int r = open_instance_locked(c, instance, &m, &bus, &lock, e);
+        NapInstance i;
+        int r = nap_instance_parse(instance, &i, e);
+        if (r >= 0)
+                r = ops_cluster_remove(c, &i, e); /* assigned to another node: that one removes it */
+        if (r != 0)
+                return r < 0 ? r : 0;
+        r = open_instance_locked(c, instance, &m, &bus, &lock, e);
         if (r >= 0)
                 r = ops_unassign_if_realized(c, &m->instance, e); /* a cluster app's: not made again */
         if (r < 0)

@@ -116,6 +116,7 @@ void nap_instance_info_clear(NapInstanceInfo *i) {
         strv_free(i->argv);
         nap_params_free(i->params);
         free(i->commit);
+        free(i->node);
         *i = (NapInstanceInfo) {};
 }
 

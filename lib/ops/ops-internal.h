@@ -117,6 +117,23 @@ int ops_start_common_on_node(NapContext *c, const NapService *s, const NapParams
  * other instance. Before the instance is removed: a failure changes
  * nothing. */
 int ops_unassign_if_realized(NapContext *c, const NapInstance *i, NapError *e);
+/* With Etcd=: the local instances of s (*l, *n; this host's own get its
+ * node name) merged with the cluster's (assignments, their nodes'
+ * reports; a node not Ready: unknown/lost), the same from every host.
+ * etcd away: the local list alone. */
+int ops_cluster_instances(NapContext *c, const NapService *s, NapInstanceInfo **l, size_t *n, NapError *e);
+/* An instance assigned to another node, no copy here: its assignment
+ * deleted (the node removes it), 1. 0: the local path does it. */
+int ops_cluster_remove(NapContext *c, const NapInstance *i, NapError *e);
+/* A cluster instance's assignment enabled or not (its node starts or
+ * stops it); 1 when that node is another (nothing to do here; with wait,
+ * once it reports the instance active or inactive, unless it is not
+ * Ready), 0 when the local path acts (this host's, or not the
+ * cluster's). */
+int ops_cluster_set_enabled(NapContext *c, const NapInstance *i, bool enabled, bool wait, NapError *e);
+/* The port i's node reports for it: 1 and *ret; 0 when there is none (no
+ * Etcd=, etcd away, not assigned, not reported yet). */
+int ops_cluster_port(NapContext *c, const NapInstance *i, unsigned *ret);
 /* nap-node made it from an assignment (its mark is there). */
 bool ops_instance_is_realized(NapContext *c, const NapInstance *i);
 /* s appended to e's message when e is set (ops-push.c). */

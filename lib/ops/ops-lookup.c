@@ -72,6 +72,14 @@ int nap_get_port(NapContext *c, const char *instance, unsigned *ret, NapSource *
         }
         _cleanup_(nap_manifest_freep) NapManifest *m = NULL;
         r = ops_load_instance(c, instance, &m, e);
+        /* not here: another node's, as it reported it (the seed's key
+         * not written yet) */
+        if (r < 0 && e && e->kind == NAP_ERROR_NO_SUCH_INSTANCE && ops_cluster_port(c, &i, &port) > 0) {
+                *e = NAP_ERROR_NULL;
+                *ret = port;
+                *ret_source = NAP_SOURCE_ETCD;
+                return 0;
+        }
         if (r < 0)
                 return r;
         *ret = m->port;

@@ -30,6 +30,10 @@ typedef struct NapContext {
         sd_bus *bus;       /* opened on first use */
         EtcdClient *etcd;  /* made on first use, when Etcd= is set */
         char *fetch_socket; /* nap-fetch.socket's path: fetches go there; NULL: in this process */
+        /* nap-node's realizer: stop, start and remove act on this host's
+         * instances only, never on their assignments (it carries them
+         * out; fencing stops them without etcd) */
+        bool node_agent;
 } NapContext;
 
 /* Whether a write to etcd happened (lib/ops/publish.h). */
@@ -80,6 +84,7 @@ typedef struct NapInstanceInfo {
         NapParams *params;
         NapPublish publish;  /* start-common: the port in etcd */
         char *commit;        /* the commit its tree was built from; NULL if unknown */
+        char *node;          /* the cluster node it runs on; NULL: no Etcd= (this host) */
 } NapInstanceInfo;
 
 /* Where a looked-up value came from. */
@@ -133,6 +138,11 @@ typedef struct NapStartOptions {
          * reports it (docs/ARCHITECTURE.md "Cluster apps"); NoSuchNode when
          * there is no such node */
         const char *node;
+        /* placed in the cluster (Etcd=): on the Ready node with room that
+         * holds the fewest instances (nap_schedule_pick_counted()), then as
+         * with node; not with node. nap.conf's ClusterApps=yes makes it the
+         * default of StartCommon (methods.c) without node or queue. */
+        bool cluster;
         /* with resources and Etcd=: when they do not fit now, wait in the
          * resource queue (a job, lib/cluster/queue.h, nap's own jobs)
          * instead of failing: nap_start_common() returns 1 and fills
@@ -172,6 +182,10 @@ int nap_start_common(NapContext *c, const char *service, const NapParams *params
                      NapInstanceInfo *ret, NapError *e);
 /* Instances with a manifest, merged with systemd's view (ListUnitsByPatterns). */
 int nap_list_instances(NapContext *c, const char *service, NapInstanceInfo **ret, size_t *ret_n, NapError *e);
+/* With Etcd=: this host's instances and the cluster's of every node, the
+ * same from every host (node set on each); without: nap_list_instances(). */
+int nap_list_instances_everywhere(NapContext *c, const char *service, NapInstanceInfo **ret, size_t *ret_n,
+                                  NapError *e);
 int nap_get_instances_num(NapContext *c, const char *service, unsigned *ret, NapError *e);
 /* nap_list_instances() in two steps, for a caller that asks systemd itself
  * (nap-managerd, without blocking its loop): the unit pattern to give

@@ -348,6 +348,26 @@ nap_cluster_managerd_install() {
                 nap_cluster_systemctl "$n" enable --now --quiet nap-managerd.socket
 }
 
+# nap_cluster_apps_up N TTL: what the cluster-apps tests and benchmarks
+# share: nap_cluster_up N (logged); every host's nap.conf given CPU=2,
+# Memory=1G, Storage=10G and NodeTTL=TTL; the built nap-node and napctl
+# copied for the hosts (NAP_CLUSTER_NAPCTL: napctl's copy;
+# NAP_CLUSTER_NODE_UNIT: nap-node.service running the copy, for
+# nap_cluster_unit_install); the sample app in $NAP_CLUSTER_DIR/repos/hello
+# (nap_cluster_hello_repo). Non-zero, saying what, if any of it failed.
+nap_cluster_apps_up() {
+        local n node
+        nap_cluster_up "$1"
+        log "$1 hosts up in $NAP_CLUSTER_UP_MS ms"
+        for n in $(seq 1 "$NAP_CLUSTER_HOSTS"); do
+                printf 'CPU=2\nMemory=1G\nStorage=10G\nNodeTTL=%s\n' "$2" >>"$(nap_cluster_config "$n")" || return 1
+        done
+        node=$(nap_cluster_copy_bin "$NAP_BUILD_ROOT/helpers/nap-node") || { echo "cannot copy nap-node" >&2; return 1; }
+        NAP_CLUSTER_NAPCTL=$(nap_cluster_copy_bin "$NAPCTL") || { echo "cannot copy napctl" >&2; return 1; }
+        NAP_CLUSTER_NODE_UNIT=$(sed "s|^ExecStart=.*|ExecStart=$node|" "$NAP_BUILD_ROOT/units/nap-node.service")
+        nap_cluster_hello_repo >/dev/null || { echo "cannot make the app's repository" >&2; return 1; }
+}
+
 # -------------------------------------------------------------------- etcd
 
 # nap_cluster_etcdctl ARGS...: etcdctl (v3 API) from the run's own network

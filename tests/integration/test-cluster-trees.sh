@@ -69,8 +69,9 @@ answer_from() { # N URL
 services_on() { # N: alice's apps deployed on host N and their commits ("APP COMMIT" lines)
         napctl_on "$1" --json list-services alice 2>/dev/null | jq -r '.[] | "\(.service) \(.commit)"' 2>&1
 }
-instances_on() { # N APP
-        napctl_on "$1" --json list-instances "$2" 2>/dev/null | jq -r '.[].instance' 2>&1
+instances_on() { # N APP: the instances host N runs (list-instances lists every node's)
+        napctl_on "$1" --json list-instances "$2" 2>/dev/null |
+                jq -r --arg node "h$1" '.[] | select(.node == $node and .active_state != "failed") | .instance' 2>&1
 }
 
 # --------------------------------------------------------------- the apps

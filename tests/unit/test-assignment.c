@@ -222,6 +222,68 @@ static void test_create_list_delete(void **state) {
         nap_assignment_done(&c);
 }
 
+/* Every node's in one read, and enabled changed by CAS. */
+static void test_list_all_and_enabled(void **state) {
+        REQUIRE_ETCD();
+        wipe();
+        join("h1");
+        join("h2");
+        NapAssignment a = make("alice_web", "h2"), b = make("alice_web", "h1");
+        assert_int_equal(nap_assignment_create(etcd, PREFIX, &a, NULL), 1);
+        assert_int_equal(nap_assignment_create(etcd, PREFIX, &b, NULL), 1);
+        /* a record under another node's key than its value says: damaged */
+        _cleanup_free_ char *value = NULL, *wrong = nap_key_assignment(PREFIX, "h1", &a.instance);
+        assert_int_equal(nap_assignment_to_json(&a, &value), 0);
+        assert_int_equal(etcd_put(etcd, wrong, value, strlen(value), 0, NULL, NULL), 0);
+
+        NapAssignment *l = NULL;
+        size_t n = 0;
+        unsigned damaged = 0;
+        assert_int_equal(nap_assignments_list_all(etcd, PREFIX, &l, &n, NULL, &damaged, NULL), 0);
+        assert_int_equal(n, 2);
+        assert_int_equal(damaged, 1);
+        assert_string_equal(l[0].node, "h1"); /* by key */
+        assert_int_equal(l[0].instance.number, 2);
+        assert_string_equal(l[1].node, "h2");
+        nap_assignment_array_free(l, n);
+        assert_int_equal(etcd_delete(etcd, wrong, false, NULL, NULL), 0);
+
+        int64_t before = a.mod_revision;
+        assert_int_equal(nap_assignment_set_enabled(etcd, PREFIX, &a, false, NULL), 0);
+        assert_false(a.enabled);
+        assert_true(a.mod_revision > before);
+        before = a.mod_revision;
+        assert_int_equal(nap_assignment_set_enabled(etcd, PREFIX, &a, false, NULL), 0); /* already: nothing written */
+        assert_int_equal(a.mod_revision, before);
+        assert_int_equal(nap_assignments_list(etcd, PREFIX, "h2", &l, &n, NULL, NULL, NULL), 0);
+        assert_int_equal(n, 1);
+        assert_false(l[0].enabled);
+        assert_int_equal(l[0].generation, 1); /* not a move */
+        nap_assignment_array_free(l, n);
+
+        NapError e = NAP_ERROR_NULL;
+        assert_int_equal(nap_assignment_delete(etcd, PREFIX, "h2", &a.instance, NULL), 0);
+        assert_int_equal(nap_assignment_set_enabled(etcd, PREFIX, &a, true, &e), -ENOENT);
+        assert_int_equal(e.kind, NAP_ERROR_NO_SUCH_INSTANCE);
+
+        /* reports of every node; one filed under another node's key is left out */
+        NapObserved o = { .state = NAP_OBSERVED_INACTIVE, .generation = 1, .instance = b.instance };
+        snprintf(o.node, sizeof o.node, "h1");
+        assert_int_equal(nap_observed_put(etcd, PREFIX, &o, 0, NULL), 0);
+        snprintf(o.node, sizeof o.node, "h2");
+        _cleanup_free_ char *json = NULL, *misfiled = nap_key_observed(PREFIX, "h9", &o.instance);
+        assert_int_equal(nap_observed_to_json(&o, &json), 0);
+        assert_int_equal(etcd_put(etcd, misfiled, json, strlen(json), 0, NULL, NULL), 0);
+        NapObserved *ol = NULL;
+        assert_int_equal(nap_observed_list_all(etcd, PREFIX, &ol, &n, NULL), 0);
+        assert_int_equal(n, 1);
+        assert_string_equal(ol[0].node, "h1");
+        assert_int_equal(ol[0].state, NAP_OBSERVED_INACTIVE);
+        nap_observed_array_free(ol, n);
+        nap_assignment_done(&a);
+        nap_assignment_done(&b);
+}
+
 static void test_create_retried_and_refused(void **state) {
         REQUIRE_ETCD();
         wipe();
@@ -370,6 +432,59 @@ static void test_observed_wait(void **state) {
         assert_non_null(strstr(e.message, "last reported: active"));
 }
 
+/* A host removing an instance: its report withdrawn after a while. */
+static void *withdrawer(void *userdata) {
+        const NapObserved *o = userdata;
+        EtcdClient *c = client_for(shared_etcd.url);
+        (void) usleep(300000);
+        if (nap_observed_delete(c, PREFIX, o->node, &o->instance, NULL) < 0)
+                fail();
+        etcd_client_free(c);
+        return NULL;
+}
+
+/* stop-app / start-app (a state wanted) and remove-instance (the report
+ * gone) of another node's instance. */
+static void test_observed_wait_state_and_gone(void **state) {
+        REQUIRE_ETCD();
+        wipe();
+        NapObserved o = { .state = NAP_OBSERVED_ACTIVE, .port = 20207, .generation = 1 }, got = {};
+        assert_int_equal(nap_instance_parse("alice_web_common@6", &o.instance, NULL), 0);
+        snprintf(o.node, sizeof o.node, "h2");
+        assert_int_equal(nap_observed_put(etcd, PREFIX, &o, 0, NULL), 0);
+
+        /* active does not end a wait for inactive; failed does, whatever is wanted */
+        NapError e = NAP_ERROR_NULL;
+        assert_int_equal(nap_observed_wait_state(etcd, PREFIX, "h2", &o.instance, 1, NAP_OBSERVED_INACTIVE,
+                                                 USEC_PER_SEC, &got, &e), -ETIMEDOUT);
+        assert_non_null(strstr(e.message, "did not report alice_web_common@6 inactive"));
+        o.state = NAP_OBSERVED_FAILED;
+        assert_int_equal(nap_observed_put(etcd, PREFIX, &o, 0, NULL), 0);
+        assert_int_equal(nap_observed_wait_state(etcd, PREFIX, "h2", &o.instance, 1, NAP_OBSERVED_INACTIVE,
+                                                 USEC_PER_SEC, &got, NULL), 0);
+        assert_int_equal(got.state, NAP_OBSERVED_FAILED);
+        nap_observed_done(&got);
+
+        /* gone: waited for, by a watch */
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, withdrawer, &o), 0);
+        e = NAP_ERROR_NULL;
+        int r = nap_observed_wait_gone(etcd, PREFIX, "h2", &o.instance, 10 * USEC_PER_SEC, &e);
+        assert_int_equal(pthread_join(t, NULL), 0);
+        if (r < 0)
+                fail_msg("%s", e.message);
+        /* none: at once */
+        assert_int_equal(nap_observed_wait_gone(etcd, PREFIX, "h2", &o.instance, USEC_PER_SEC, NULL), 0);
+        /* one that stays: UnitFailed, on time */
+        assert_int_equal(nap_observed_put(etcd, PREFIX, &o, 0, NULL), 0);
+        uint64_t t0 = monotonic_usec();
+        e = NAP_ERROR_NULL;
+        assert_int_equal(nap_observed_wait_gone(etcd, PREFIX, "h2", &o.instance, USEC_PER_SEC, &e), -ETIMEDOUT);
+        assert_true(monotonic_usec() - t0 < 3 * USEC_PER_SEC);
+        assert_int_equal(e.kind, NAP_ERROR_UNIT_FAILED);
+        assert_non_null(strstr(e.message, "did not remove alice_web_common@6"));
+}
+
 /* ---- app sources ------------------------------------------------------- */
 
 static NapAppSource make_source(const char *service, const char *url) {
@@ -458,10 +573,12 @@ int main(void) {
                 cmocka_unit_test(test_observed_round_trip),
                 cmocka_unit_test(test_keys),
                 cmocka_unit_test(test_create_list_delete),
+                cmocka_unit_test(test_list_all_and_enabled),
                 cmocka_unit_test(test_create_retried_and_refused),
                 cmocka_unit_test(test_concurrent_creators_never_share_a_number),
                 cmocka_unit_test(test_observed_on_a_lease),
                 cmocka_unit_test(test_observed_wait),
+                cmocka_unit_test(test_observed_wait_state_and_gone),
                 cmocka_unit_test(test_app_source_round_trip),
                 cmocka_unit_test(test_app_source_damaged),
                 cmocka_unit_test(test_app_source_put_get),

@@ -368,6 +368,12 @@ static void test_cluster(void **state) {
         _cleanup_(nap_config_freep) NapConfig *g = parse_ok("[Nap]\nReconcileGraceSec=7\nNodeTTL=3\n", NULL);
         assert_int_equal(nap_config_reconcile_grace_sec(g), 7);
         fails_range("[Nap]\nReconcileGraceSec=3601\n", "nap.conf:2: ReconcileGraceSec=: 3601 seconds is out of range 0..3600");
+        assert_false(c->cluster_apps); /* by default */
+        _cleanup_(nap_config_freep) NapConfig *apps = parse_ok("[Nap]\nClusterApps=yes\n", NULL);
+        assert_true(apps->cluster_apps);
+        _cleanup_(nap_config_freep) NapConfig *off = parse_ok("[Nap]\nClusterApps=yes\nClusterApps=off\n", NULL);
+        assert_false(off->cluster_apps);
+        fails("[Nap]\nClusterApps=maybe\n", "nap.conf:2: ClusterApps=: expected yes or no, got 'maybe'");
         fails("[Nap]\nNode=H/1\n", "nap.conf:2: Node=: Invalid node name 'H/1': expected a DNS label (a-z, 0-9, '-', at most 63)");
         fails("[Nap]\nCPU=0\n", "nap.conf:2: CPU=: Invalid CPU amount '0': must be more than 0 and at most 1024 CPUs");
         fails("[Nap]\nMemory=lots\n",

@@ -144,6 +144,8 @@ static const char *const published[][3] = {
         { "ListEndpoints", "s", "a(suss)" },
         /* issue 12: an app's lifecycle */
         { "ListInstancesWithCommits", "s", "a(ssuusbssasa{ss})a{ss}" },
+        { "ListInstancesWithNodes", "s", "a(ssuusbssasa{ss})a{ss}a{ss}" },
+        { "StartCommonInCluster", "sa{ss}ssssb", "(ssuusbssasa{ss})s" },
         { "Scale", "sua{ss}u", "uuasas" },
         { "GetConfig", "s", "a{ss}" },
         { "SetConfig", "sa{ss}as", "bba(ssuusbssasa{ss})" },
@@ -195,7 +197,8 @@ static void test_bus_member_fields_name_the_wire(void **state) {
         assert_non_null(nap_method_bus_member(l, 0));
         assert_null(nap_method_bus_member(l, 1));
         assert_non_null(nap_method_bus_member(nap_method_find("StartCommon"), 4)); /* StartCommonQueued */
-        assert_null(nap_method_bus_member(nap_method_find("StartCommon"), 5));
+        assert_non_null(nap_method_bus_member(nap_method_find("StartCommon"), 5)); /* StartCommonInCluster */
+        assert_null(nap_method_bus_member(nap_method_find("StartCommon"), 6));
 }
 
 /* A started bus on one end of a socketpair: enough to build messages. */

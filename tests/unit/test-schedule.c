@@ -72,6 +72,29 @@ static void test_not_ready_and_labels(void **state) {
         free_nodes(n, 3);
 }
 
+/* Requests of nothing weigh nothing: the node holding the fewest
+ * instances, then the name (cluster apps' placement). */
+static void test_counts_break_ties(void **state) {
+        NapNodeInfo n[] = {
+                node("h1", 4000, 8 * GIB, 0, 0, true, ""),
+                node("h2", 4000, 8 * GIB, 0, 0, true, ""),
+                node("h3", 4000, 8 * GIB, 0, 0, true, ""),
+        };
+        NapReservation none = compute(0, 0), some = compute(500, GIB);
+        unsigned counts[] = { 2, 1, 1 };
+        assert_int_equal(nap_schedule_pick(n, 3, &none, NAP_POLICY_SPREAD, NULL), 0);
+        assert_int_equal(nap_schedule_pick_counted(n, 3, &none, NAP_POLICY_SPREAD, NULL, counts), 1);
+        counts[1] = 3;
+        assert_int_equal(nap_schedule_pick_counted(n, 3, &none, NAP_POLICY_SPREAD, NULL, counts), 2);
+        /* the load first: h1 less loaded wins over fewer instances */
+        n[1].usage.cpu_milli = n[2].usage.cpu_milli = 1000;
+        assert_int_equal(nap_schedule_pick_counted(n, 3, &some, NAP_POLICY_SPREAD, NULL, counts), 0);
+        /* NotReady ones are never picked, however empty */
+        n[0].ready = false;
+        assert_int_equal(nap_schedule_pick_counted(n, 3, &some, NAP_POLICY_SPREAD, NULL, counts), 2);
+        free_nodes(n, 3);
+}
+
 static void test_ties_go_to_the_first_name(void **state) {
         /* in any order of the array */
         NapNodeInfo n[] = {
@@ -107,6 +130,7 @@ int main(void) {
                 cmocka_unit_test(test_exact_fit_passes_and_more_does_not),
                 cmocka_unit_test(test_not_ready_and_labels),
                 cmocka_unit_test(test_ties_go_to_the_first_name),
+                cmocka_unit_test(test_counts_break_ties),
                 cmocka_unit_test(test_storage),
                 cmocka_unit_test(test_policy_names),
         };
