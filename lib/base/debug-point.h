@@ -5,7 +5,9 @@
  * process, to kill it there for real (tests/integration/test-crash.sh):
  * with $NAP_DEBUG_PAUSE_AT set to a point's name, the process that
  * reaches it appends "NAME PID\n" to $NAP_DEBUG_PAUSE_FILE (if set) and
- * waits there until it is killed. Unset (always, outside such tests): one
+ * waits there until it is killed, or until SIGUSR1 makes it go on (a
+ * fault test acting on something else at a known step: an etcd member
+ * killed while a start is between two writes). Unset (always, outside such tests): one
  * getenv() per process, nothing else. The names are in nap-managerd(8),
  * CRASH SAFETY. */
 

@@ -600,27 +600,68 @@ int nap_observed_wait(EtcdClient *c, const char *prefix, const char *node, const
                                        e);
 }
 
-/* Until w says the wait is over (1), or the time is up (UnitFailed). */
-static int observed_wait(EtcdClient *c, const char *prefix, const char *node, const NapInstance *i, ObservedWait *w,
-                         uint64_t timeout_usec, NapError *e) {
-        _cleanup_free_ char *key = nap_key_observed(prefix, node, i);
+/* A wait that lost its etcd member (killed, or without a leader during an
+ * election) tries again this often, on whichever member answers. */
+#define OBSERVED_AWAY_RETRY_USEC (250ULL * 1000ULL)
+
+/* The report as it is now: 1 settled, 0 not yet; *revision the read's. */
+static int observed_read(EtcdClient *c, char *key, ObservedWait *w, int64_t *revision, NapError *e) {
         char *keys[] = { key, NULL };
         EtcdKeyValue kv = {};
-        int64_t revision = 0;
-        uint64_t deadline = monotonic_usec() + timeout_usec;
-        assert(c);
-        int r = key ? etcd_get_many(c, keys, &kv, &revision, e) : oom(e);
+        int r = etcd_get_many(c, keys, &kv, revision, e);
         if (r >= 0 && w->gone)
                 r = r == 0; /* absent: gone already */
         else if (r > 0)
                 r = observed_take(w, kv.value, kv.value_size);
         etcd_key_value_done(&kv);
+        return r;
+}
+
+/* The read first, then watches from its revision; 1 settled, 0 not yet. */
+static int observed_step(EtcdClient *c, char *key, ObservedWait *w, int64_t *revision, uint64_t deadline,
+                         NapError *e) {
+        if (*revision == 0)
+                return observed_read(c, key, w, revision, e);
+        EtcdWatchOptions o = { .start_revision = *revision + 1, .duration_usec = deadline - monotonic_usec(),
+                               .on_event = on_observed, .userdata = w };
+        int r = etcd_watch(c, key, &o, revision, e);
+        *revision = *revision > 0 ? *revision - 1 : *revision; /* one past the last seen: from there */
+        return r;
+}
+
+static void observed_pause(uint64_t deadline) {
+        uint64_t now = monotonic_usec(), usec = MIN(OBSERVED_AWAY_RETRY_USEC, deadline > now ? deadline - now : 0);
+        struct timespec ts = { .tv_sec = (time_t) (usec / USEC_PER_SEC), .tv_nsec = (long) (usec % USEC_PER_SEC) * 1000 };
+        (void) nanosleep(&ts, NULL);
+}
+
+/* Until w says the wait is over (1), or the time is up (UnitFailed; or
+ * NotAvailable when etcd did not answer at the end). An etcd member lost
+ * meanwhile does not end the wait: the report is read or watched again
+ * from where it was, on another member. */
+static int observed_wait(EtcdClient *c, const char *prefix, const char *node, const NapInstance *i, ObservedWait *w,
+                         uint64_t timeout_usec, NapError *e) {
+        _cleanup_free_ char *key = nap_key_observed(prefix, node, i);
+        NapError away = NAP_ERROR_NULL;
+        int64_t revision = 0;
+        uint64_t deadline = monotonic_usec() + timeout_usec;
+        int r = 0;
+        assert(c);
+        if (!key)
+                return oom(e);
         while (r == 0 && monotonic_usec() < deadline) {
-                EtcdWatchOptions o = { .start_revision = revision + 1, .duration_usec = deadline - monotonic_usec(),
-                                       .on_event = on_observed, .userdata = w };
-                r = etcd_watch(c, key, &o, &revision, e);
-                revision = revision > 0 ? revision - 1 : revision; /* one past the last seen: from there */
+                NapError le = NAP_ERROR_NULL;
+                r = observed_step(c, key, w, &revision, deadline, &le);
+                if (r < 0 && le.kind != NAP_ERROR_NOT_AVAILABLE)
+                        return nap_error_set(e, le.kind, r, "%s", le.message);
+                away = r < 0 ? le : NAP_ERROR_NULL;
+                if (r < 0) {
+                        r = 0;
+                        observed_pause(deadline);
+                }
         }
+        if (r == 0 && nap_error_is_set(&away))
+                return nap_error_set(e, away.kind, -away.errnum, "%s", away.message);
         if (r == 0)
                 r = observed_wait_timeout(w, node, i, timeout_usec, e);
         return r;

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "base/clock.h"
+#include "base/debug-point.h"
 #include "base/strv.h"
 #include "clients/gitshell.h"
 #include "cluster/assignment.h"
@@ -239,9 +240,13 @@ int ops_start_common_on_node(NapContext *c, const NapService *s, const NapParams
         if (r >= 0)
                 r = assignment_commit(etcd, prefix, &a, e);
         if (r >= 0)
+                nap_debug_point("cluster-start:placed");
+        if (r >= 0)
                 r = nap_assignment_create(etcd, prefix, &a, e);
         if (r == 0) /* a retry */
                 r = replayed(etcd, prefix, &a, &node, e);
+        if (r >= 0)
+                nap_debug_point("cluster-start:assigned");
         if (r >= 0)
                 r = wait_reported(etcd, prefix, &a, o, &report, e);
         if (r >= 0 && info_from_cluster(&a, &report, node.node.address, ret) < 0)
