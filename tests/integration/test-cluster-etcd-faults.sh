@@ -1,0 +1,192 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# etcd's leader killed during a cluster start-common (docs/ARCHITECTURE.md
+# "Cluster apps"), on three real hosts (cluster-lib.sh) running the built
+# nap-node, the sample app deployed on each. For each case the leader is
+# first moved to h1's member (the first of every host's Etcd= endpoints,
+# so the member the caller talks to), a start-common from h2 (napctl in
+# process) is stopped at a named point (NAP_DEBUG_PAUSE_AT), h1's etcd
+# member alone is SIGKILLed (the host stays up), and the start goes on
+# during the election:
+#
+#   cluster-start:placed    the node picked, the assignment's txn not sent
+#   cluster-start:assigned  the txn done, the node's report waited for
+#                           (the wait's watch on the killed member: it
+#                           must go on on another, and the call answer)
+#
+# with --cluster and with --node=h3. Then: the call answered with an
+# instance that serves, or failed with a named error; the same call again
+# with the same --request-id (h1's member still down: two of three hold
+# the quorum) answers with one instance that serves, the first call's if
+# it answered; exactly one instance more in the cluster (assignments,
+# reports and active units on every host all count one more, and the
+# request's key names it); the app's counter moved by exactly one and the
+# number is the new one (never reused); nothing half-made (every
+# assignment reported active at its generation, every reservation of an
+# instance held by the node it is assigned to). h1's member started again:
+# every member healthy, three started, one leader.
+#
+#   NAPCTL=build/cli/napctl NAP_GENERATOR=build/generators/nap-generator \
+#   NAP_BUILD_ROOT=build tests/integration/test-cluster-etcd-faults.sh
+
+. "$(dirname "$0")/cluster-lib.sh"
+
+[ -n "${NAP_CLUSTER_INSIDE:-}" ] || nap_napctl_env
+nap_cluster_enter "$@"
+T_START=$(now_ms)
+# long enough that the election (1 s timeout, longer on a loaded machine)
+# never lets a membership lapse: the instances stay up throughout
+TTL=10
+nap_cluster_apps_up 3 "$TTL" || { echo "Bail out! cannot prepare the hosts"; exit 1; }
+NAPCTL_COPY=$NAP_CLUSTER_NAPCTL UNIT=$NAP_CLUSTER_NODE_UNIT
+PAUSED=$NAP_CLUSTER_DIR/paused
+OUT=$NAP_CLUSTER_DIR/start.out ERR=$NAP_CLUSTER_DIR/start.err
+
+quiet() { # CMD...: CMD, its output dropped
+        "$@" >/dev/null 2>&1
+}
+napctl_local() { # N ARGS...: napctl in host N, in process, with its nap.conf
+        nap_cluster_exec "$1" "$NAPCTL_COPY" --user --no-helper "${@:2}"
+}
+
+for n in 1 2 3; do
+        check "alice_hello deployed on h$n" quiet napctl_local "$n" deploy-app alice_hello "$NAP_CLUSTER_DIR/repos/hello"
+        check "nap-node runs on h$n" nap_cluster_unit_install "$n" nap-node.service "$UNIT"
+done
+
+# ---------------------------------------------------------- helpers
+etcd_get() { # KEY: its value ("" if none)
+        nap_cluster_etcdctl get --print-value-only "$1"
+}
+counter() { # the app's last number (0: none yet)
+        local c
+        c=$(etcd_get /nap/counters/alice_hello)
+        echo "${c:-0}"
+}
+assignments_json() { # every assignment of alice_hello, one JSON value a line
+        nap_cluster_etcdctl get --prefix --print-value-only /nap/assignments/ | jq -c 'select(.app == "alice_hello")'
+}
+assignments_n() {
+        assignments_json | grep -c .
+}
+assigned_for() { # REQUEST: "NODE NUMBER" of each assignment the request made
+        assignments_json | jq -r --arg r "$1" 'select(.request == $r) | "\(.node) \(.number)"'
+}
+reports_active_n() { # the reports of alice_hello's instances that say active at their assignment's generation
+        local a n=0 node name gen
+        while read -r a; do
+                node=$(jq -r .node <<<"$a") name=alice_hello_common@$(jq -r .number <<<"$a") gen=$(jq -r .generation <<<"$a")
+                etcd_get "/nap/observed/$node/$name" |
+                        jq -e --argjson g "$gen" '.state == "active" and .generation >= $g' >/dev/null && n=$((n + 1))
+        done < <(assignments_json)
+        echo "$n"
+}
+units_active_n() { # alice_hello's instances whose unit is active, on all hosts together
+        local n total=0 k
+        for n in 1 2 3; do
+                k=$(nap_cluster_systemctl "$n" list-units --plain --no-legend --state=active 'alice_hello_common@*.service' |
+                        grep -c .)
+                total=$((total + k))
+        done
+        echo "$total"
+}
+# every reservation of an instance of alice_hello held by the node it is
+# assigned to; the ones that are not, as "NODE NAME", on stdout
+orphan_reservations() {
+        local key node name
+        while read -r key; do
+                [ -n "$key" ] || continue
+                node=$(cut -d/ -f4 <<<"$key") name=${key##*/}
+                [ -n "$(etcd_get "/nap/assignments/$node/$name")" ] || echo "$node $name"
+        done < <(nap_cluster_etcdctl get --prefix --keys-only /nap/reservations/ | grep '/alice_hello_common@')
+}
+settled() { # N: N assignments, each reported active, N units active
+        [ "$(assignments_n)" = "$1" ] && [ "$(reports_active_n)" = "$1" ] && [ "$(units_active_n)" = "$1" ]
+}
+leader_to() { # N: host N's member leads (moved there if not)
+        local id
+        [ "$(nap_cluster_etcd_leader)" = "$1" ] && return 0
+        id=$(nap_cluster_etcdctl member list | awk -F', ' -v h="h$1" '$3 == h { print $1 }')
+        [ -n "$id" ] && nap_cluster_etcdctl move-leader "$id" >/dev/null 2>&1
+        [ "$(nap_cluster_etcd_leader)" = "$1" ]
+}
+started_members() {
+        nap_cluster_etcdctl member list | awk -F', ' '$2 == "started"' | grep -c .
+}
+answers() { # N URL: host N gets the instance's page from URL
+        nap_cluster_exec "$1" curl -sf --max-time 3 "$2/" | grep -q '^hello from alice_hello_'
+}
+named_error() { # FILE: napctl --json's error object, with its name
+        jq -e -r 'select(.error | test("^io\\.nap\\.[A-Za-z.]+$")) | .error' "$1" 2>/dev/null | head -n 1
+}
+
+# ================================================= the leader killed
+# start_with_leader_killed POINT REQUEST ARGS...: start-common ARGS from h2,
+# stopped at POINT, h1's member (the leader) killed, and the start resumed
+start_with_leader_killed() {
+        local point=$1 request=$2 pid
+        : >"$PAUSED"
+        nap_cluster_exec 2 env NAP_DEBUG_PAUSE_AT="$point" NAP_DEBUG_PAUSE_FILE="$PAUSED" \
+                "$NAPCTL_COPY" --user --no-helper --json start-common --request-id="$request" "${@:3}" \
+                alice_hello >"$OUT" 2>"$ERR" &
+        START_PID=$!
+        if ! check "h2's start ($*) reaches $point" wait_until 120 paused_at "$point"; then
+                diag "$(cat "$OUT" "$ERR")"
+                return 1
+        fi
+        pid=$(paused_pid "$point")
+        check "h1's member killed (the leader, h2's start's member)" nap_cluster_etcd_kill 1
+        check "the start resumed" kill -USR1 "$pid"
+        START_RC=0
+        wait "$START_PID" || START_RC=$?
+}
+
+# leader_killed_case POINT REQUEST ARGS...: one case, checked
+leader_killed_case() {
+        local point=$1 request=$2 before_n before_c first="" again url name number k
+        log "the etcd leader killed at $point: start-common ${*:3} from h2"
+        check "h1's member leads" wait_until 60 leader_to 1
+        before_n=$(assignments_n) before_c=$(counter)
+        start_with_leader_killed "$@" || return 1
+        # after the txn only the wait for the node's report is left, and
+        # it goes on on another member: the call must answer
+        [ "$point" != cluster-start:assigned ] ||
+                assert_eq "the assignment was written before the kill: the call answered ($(cat "$ERR"))" 0 "$START_RC"
+        if [ "$START_RC" = 0 ]; then
+                first=$(jq -r '"\(.instance) \(.url)"' "$OUT")
+                ok "the call answered: $first"
+                check "which serves (from h3)" wait_until 30 answers 3 "${first#* }"
+        else
+                k=$(named_error "$ERR")
+                assert_match "the call failed with a named error (exit $START_RC: $(cat "$ERR"))" "$k" '^io\.nap\.'
+        fi
+        again=$(napctl_local 2 --json start-common --request-id="$request" "${@:3}" alice_hello 2>&1 |
+                jq -r '"\(.instance) \(.url)"')
+        assert_match "the same call again (h1's member down): an instance and its URL" "$again" \
+                '^alice_hello_common@[0-9]+ http://'
+        [ -z "$first" ] || assert_eq "the first call's instance" "$first" "$again"
+        name=${again%% *} url=${again#* } number=${name##*@}
+        check "it serves (from h1)" wait_until 30 answers 1 "$url"
+        assert_eq "one assignment made by the request" 1 "$(assigned_for "$request" | grep -c .)"
+        assert_eq "the request's key names it" "$name" "$(etcd_get "/nap/requests/alice_hello/$request")"
+        assert_eq "its number is the counter's next: never reused" "$((before_c + 1))" "$number"
+        assert_eq "the counter moved by one" "$((before_c + 1))" "$(counter)"
+        if ! check "one instance more: assignments, active reports and active units all $((before_n + 1))" \
+                wait_until 60 settled $((before_n + 1)); then
+                diag "assignments $(assignments_n), reports $(reports_active_n), units $(units_active_n)"
+        fi
+        assert_eq "no reservation without its assignment" "" "$(orphan_reservations)"
+        check "h1's member started again, healthy" nap_cluster_etcd_start 1 120
+        check "every member healthy" wait_until 60 nap_cluster_etcd_all_healthy
+        assert_eq "three members started" 3 "$(started_members)"
+        check "one leader" nap_cluster_etcd_leader
+}
+
+leader_killed_case cluster-start:placed placed-cluster --cluster
+leader_killed_case cluster-start:assigned assigned-node --node=h3
+leader_killed_case cluster-start:assigned assigned-cluster --cluster
+leader_killed_case cluster-start:placed placed-node --node=h1
+
+log "wall time: $(($(now_ms) - T_START)) ms"
+nap_summary
