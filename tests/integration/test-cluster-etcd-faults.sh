@@ -101,6 +101,9 @@ orphan_reservations() {
                 [ -n "$(etcd_get "/nap/assignments/$node/$name")" ] || echo "$node $name"
         done < <(nap_cluster_etcdctl get --prefix --keys-only /nap/reservations/ | grep '/alice_hello_common@')
 }
+reservations_n() { # the reservations of alice_hello's instances, on every node
+        nap_cluster_etcdctl get --prefix --keys-only /nap/reservations/ | grep -c '/alice_hello_common@'
+}
 settled() { # N: N assignments, each reported active, N units active
         [ "$(assignments_n)" = "$1" ] && [ "$(reports_active_n)" = "$1" ] && [ "$(units_active_n)" = "$1" ]
 }
@@ -138,8 +141,11 @@ start_with_leader_killed() {
         pid=$(paused_pid "$point")
         check "h1's member killed (the leader, h2's start's member)" nap_cluster_etcd_kill 1
         check "the start resumed" kill -USR1 "$pid"
+        local t0
+        t0=$(now_ms)
         START_RC=0
         wait "$START_PID" || START_RC=$?
+        START_MS=$(($(now_ms) - t0))
 }
 
 # leader_killed_case POINT REQUEST ARGS...: one case, checked
@@ -153,6 +159,8 @@ leader_killed_case() {
         # it goes on on another member: the call must answer
         [ "$point" != cluster-start:assigned ] ||
                 assert_eq "the assignment was written before the kill: the call answered ($(cat "$ERR"))" 0 "$START_RC"
+        log "from the resume to the call's end: $START_MS ms (exit $START_RC; undisturbed start from h2:" \
+                "$BASE_MS ms, ratio $(awk -v a="$START_MS" -v b="$BASE_MS" 'BEGIN { printf "%.1f", a / b }'))"
         if [ "$START_RC" = 0 ]; then
                 first=$(jq -r '"\(.instance) \(.url)"' "$OUT")
                 ok "the call answered: $first"
@@ -176,6 +184,7 @@ leader_killed_case() {
                 wait_until 60 settled $((before_n + 1)); then
                 diag "assignments $(assignments_n), reports $(reports_active_n), units $(units_active_n)"
         fi
+        assert_eq "one reservation per instance" "$((before_n + 1))" "$(reservations_n)"
         assert_eq "no reservation without its assignment" "" "$(orphan_reservations)"
         check "h1's member started again, healthy" nap_cluster_etcd_start 1 120
         check "every member healthy" wait_until 60 nap_cluster_etcd_all_healthy
@@ -183,10 +192,17 @@ leader_killed_case() {
         check "one leader" nap_cluster_etcd_leader
 }
 
-leader_killed_case cluster-start:placed placed-cluster --cluster
-leader_killed_case cluster-start:assigned assigned-node --node=h3
-leader_killed_case cluster-start:assigned assigned-cluster --cluster
-leader_killed_case cluster-start:placed placed-node --node=h1
+# the baseline of the timings: a start from h2 with every member up
+T0=$(now_ms)
+out=$(napctl_local 2 start-common --cluster --cpu=100m --memory=32M --request-id=baseline alice_hello 2>&1)
+BASE_MS=$(($(now_ms) - T0))
+assert_match "an undisturbed start-common --cluster from h2 ($BASE_MS ms)" "$out" '^alice_hello_common@1 http://'
+
+# each start requests resources: its node reserves them when it realizes it
+leader_killed_case cluster-start:placed placed-cluster --cluster --cpu=100m --memory=32M
+leader_killed_case cluster-start:assigned assigned-node --node=h3 --cpu=100m --memory=32M
+leader_killed_case cluster-start:assigned assigned-cluster --cluster --cpu=100m --memory=32M
+leader_killed_case cluster-start:placed placed-node --node=h1 --cpu=100m --memory=32M
 
 log "wall time: $(($(now_ms) - T_START)) ms"
 nap_summary
