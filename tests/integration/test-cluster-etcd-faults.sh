@@ -11,11 +11,14 @@
 # during the election:
 #
 #   cluster-start:placed    the node picked, the assignment's txn not sent
-#   cluster-start:assigned  the txn done, the node's report waited for
-#                           (the wait's watch on the killed member: it
-#                           must go on on another, and the call answer)
+#   cluster-start:assigned  the txn done, the node's report not yet
+#                           waited for; and once more, the kill during
+#                           that wait, while it watches on h1's member
+#                           (the node's nap-node held with SIGSTOP until
+#                           then): the wait must go on on another member,
+#                           and the call answer
 #
-# with --cluster and with --node=h3. Then: the call answered with an
+# with --cluster and with --node. Then: the call answered with an
 # instance that serves, or failed with a named error; the same call again
 # with the same --request-id (h1's member still down: two of three hold
 # the quorum) answers with one instance that serves, the first call's if
@@ -125,11 +128,24 @@ named_error() { # FILE: napctl --json's error object, with its name
 }
 
 # ================================================= the leader killed
+watching_on_h1() { # PID: the process holds two connections to h1's member: its requests' and a watch's
+        [ "$(nap_cluster_exec 2 ss -Htnp state established dst "$(nap_cluster_ip 1):2379" |
+                grep -c "pid=$1,")" -ge 2 ]
+}
+nap_node_signal() { # N SIGNAL: SIGNAL to host N's nap-node
+        nap_cluster_systemctl "$1" kill --signal="$2" nap-node.service
+}
+
 # start_with_leader_killed POINT REQUEST ARGS...: start-common ARGS from h2,
-# stopped at POINT, h1's member (the leader) killed, and the start resumed
+# stopped at POINT, h1's member (the leader) killed, and the start resumed.
+# With HELD=N (host N the start's node), the kill lands during the wait
+# for the report instead: N's nap-node stopped (SIGSTOP) before the start,
+# the start resumed, h1's member killed once the start watches on it, and
+# N's nap-node let go on (SIGCONT).
 start_with_leader_killed() {
-        local point=$1 request=$2 pid
+        local point=$1 request=$2 pid t0
         : >"$PAUSED"
+        [ -z "${HELD:-}" ] || check "h$HELD's nap-node held (SIGSTOP)" nap_node_signal "$HELD" STOP
         nap_cluster_exec 2 env NAP_DEBUG_PAUSE_AT="$point" NAP_DEBUG_PAUSE_FILE="$PAUSED" \
                 "$NAPCTL_COPY" --user --no-helper --json start-common --request-id="$request" "${@:3}" \
                 alice_hello >"$OUT" 2>"$ERR" &
@@ -139,10 +155,17 @@ start_with_leader_killed() {
                 return 1
         fi
         pid=$(paused_pid "$point")
-        check "h1's member killed (the leader, h2's start's member)" nap_cluster_etcd_kill 1
-        check "the start resumed" kill -USR1 "$pid"
-        local t0
-        t0=$(now_ms)
+        if [ -n "${HELD:-}" ]; then
+                check "the start resumed" kill -USR1 "$pid"
+                t0=$(now_ms)
+                check "it waits for h$HELD's report on a watch on h1's member" wait_until 60 watching_on_h1 "$pid"
+                check "h1's member killed (the leader, the one the start watches)" nap_cluster_etcd_kill 1
+                check "h$HELD's nap-node let go on (SIGCONT)" nap_node_signal "$HELD" CONT
+        else
+                check "h1's member killed (the leader, h2's start's member)" nap_cluster_etcd_kill 1
+                check "the start resumed" kill -USR1 "$pid"
+                t0=$(now_ms)
+        fi
         START_RC=0
         wait "$START_PID" || START_RC=$?
         START_MS=$(($(now_ms) - t0))
@@ -151,7 +174,7 @@ start_with_leader_killed() {
 # leader_killed_case POINT REQUEST ARGS...: one case, checked
 leader_killed_case() {
         local point=$1 request=$2 before_n before_c first="" again url name number k
-        log "the etcd leader killed at $point: start-common ${*:3} from h2"
+        log "the etcd leader killed at $point${HELD:+ (during the wait)}: start-common ${*:3} from h2"
         check "h1's member leads" wait_until 60 leader_to 1
         before_n=$(assignments_n) before_c=$(counter)
         start_with_leader_killed "$@" || return 1
@@ -203,6 +226,7 @@ leader_killed_case cluster-start:placed placed-cluster --cluster --cpu=100m --me
 leader_killed_case cluster-start:assigned assigned-node --node=h3 --cpu=100m --memory=32M
 leader_killed_case cluster-start:assigned assigned-cluster --cluster --cpu=100m --memory=32M
 leader_killed_case cluster-start:placed placed-node --node=h1 --cpu=100m --memory=32M
+HELD=3 leader_killed_case cluster-start:assigned in-wait-node --node=h3 --cpu=100m --memory=32M
 
 log "wall time: $(($(now_ms) - T_START)) ms"
 nap_summary
