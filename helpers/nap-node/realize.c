@@ -5,9 +5,11 @@
  * client; the lease is the one value shared with nap-node's loop. */
 
 #include <dirent.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "../common/log.h"
@@ -143,10 +145,20 @@ static bool is_marked(const Realizer *r, const NapInstance *i) {
         return p && access(p, F_OK) >= 0;
 }
 
-static int mark(const Realizer *r, const NapInstance *i) {
+/* The mark holds the assignment's last restart this host carried out
+ * (empty: none), so that each restart is done once, not on every pass. */
+static int mark(const Realizer *r, const NapInstance *i, uint64_t restart) {
         _cleanup_free_ char *p = mark_path(r, i);
+        char text[24] = "";
         int k = p ? mkdir_p(r->marks, 0755) : -ENOMEM;
-        return k < 0 ? k : write_file_atomic(p, "", 0, 0644);
+        if (restart > 0)
+                snprintf(text, sizeof text, "%" PRIu64, restart);
+        return k < 0 ? k : write_file_atomic(p, text, strlen(text), 0644);
+}
+
+static uint64_t restart_done(const Realizer *r, const NapInstance *i) {
+        _cleanup_free_ char *p = mark_path(r, i), *text = NULL;
+        return p && read_full_file(p, 32, &text, NULL) >= 0 ? strtoull(text, NULL, 10) : 0;
 }
 
 static void unmark(const Realizer *r, const NapInstance *i) {
@@ -263,7 +275,7 @@ static void realize_new(Realizer *r, const NapAssignment *a) {
                 log_warning("Cannot realize %s: %s", name, missing);
                 return report(r, a, NAP_OBSERVED_FAILED, 0, NULL, missing);
         }
-        int k = mark(r, &a->instance);
+        int k = mark(r, &a->instance, a->restart); /* new: restarted already */
         if (k < 0)
                 return (void) log_error_errno(k, "Failed to mark %s as the cluster's: %m", name);
         report(r, a, NAP_OBSERVED_ACTIVATING, 0, NULL, NULL);
@@ -300,20 +312,35 @@ static void realize_disabled(Realizer *r, const NapAssignment *a, NapInstanceInf
         nap_instance_info_clear(info);
 }
 
-/* An instance made before: reported as systemd sees it; started again
- * when it is enabled and inactive (a start cut short). */
-static void realize_existing(Realizer *r, const NapAssignment *a) {
+/* An enabled instance restarted as its assignment asks (restart-app from
+ * another host), or started again when inactive (a start cut short). The
+ * restart is marked done after it: a crash between the two repeats it. */
+static int start_or_restart(Realizer *r, const NapAssignment *a, NapInstanceInfo *info, NapError *e) {
         char name[NAP_UNIT_NAME_MAX];
+        bool restart = a->restart > restart_done(r, &a->instance);
+        nap_instance_name(&a->instance, name);
+        if (!restart && !streq(info->active_state, "inactive"))
+                return 1;
+        int k = restart ? nap_restart_app(r->context, name, false, e) : nap_start_app(r->context, name, false, e);
+        if (k >= 0)
+                log_info("%s %s", restart ? "Restarted" : "Started again", name);
+        /* tried: not again on the next pass, whatever came of it (a failed
+         * one is reported failed, as a failed restart-app here says) */
+        int m = restart ? mark(r, &a->instance, a->restart) : 0;
+        if (k >= 0 && m < 0)
+                k = nap_error_errno(e, m, "Failed to mark the restart of %s", name);
+        nap_instance_info_clear(info);
+        return k < 0 ? k : local_instance(r, &a->instance, info, e);
+}
+
+/* An instance made before: reported as systemd sees it; restarted or
+ * started again when enabled (start_or_restart()). */
+static void realize_existing(Realizer *r, const NapAssignment *a) {
         NapInstanceInfo info = {};
         NapError e = NAP_ERROR_NULL;
-        nap_instance_name(&a->instance, name);
         int k = local_instance(r, &a->instance, &info, &e);
-        if (k > 0 && a->enabled && streq(info.active_state, "inactive")) {
-                k = nap_start_app(r->context, name, false, &e);
-                if (k >= 0)
-                        log_info("Started %s again", name);
-                k = k < 0 ? k : local_instance(r, &a->instance, &info, &e);
-        }
+        if (k > 0 && a->enabled)
+                k = start_or_restart(r, a, &info, &e);
         if (k > 0 && !a->enabled)
                 return realize_disabled(r, a, &info);
         if (k < 0)

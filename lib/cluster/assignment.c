@@ -54,11 +54,12 @@ int nap_assignment_to_json(const NapAssignment *a, char **ret) {
                 return -ENOMEM;
         }
         return nap_cluster_json_dump(
-                json_pack("{s:s, s:I, s:s, s:o, s:I, s:s, s:o, s:b, s:s, s:I, s:I}", "app",
+                json_pack("{s:s, s:I, s:s, s:o, s:I, s:s, s:o, s:b, s:s, s:I, s:I, s:I}", "app",
                           nap_service_name(&a->instance.service, name), "number", (json_int_t) a->instance.number,
                           "node", a->node, "params", params, "port", (json_int_t) a->port, "commit", a->commit,
                           "resources", resources, "enabled", a->enabled, "request", a->request, "generation",
-                          (json_int_t) a->generation, "created", (json_int_t) a->created_usec),
+                          (json_int_t) a->generation, "restart", (json_int_t) a->restart, "created",
+                          (json_int_t) a->created_usec),
                 ret);
 }
 
@@ -136,6 +137,8 @@ static int assignment_fields(json_t *o, NapAssignment *a, const char **field) {
                 r = (*field = "request", string_field(o, *field, a->request, sizeof a->request, request_ok));
         if (r >= 0)
                 r = (*field = "generation", nap_cluster_json_u64(o, *field, UINT64_MAX >> 1, &a->generation));
+        if (r >= 0 && json_object_get(o, "restart")) /* absent: written before restarts were */
+                r = (*field = "restart", nap_cluster_json_u64(o, *field, a->generation, &a->restart));
         if (r >= 0)
                 r = (*field = "created", nap_cluster_json_u64(o, *field, UINT64_MAX >> 1, &a->created_usec));
         return r;
@@ -890,8 +893,24 @@ int nap_observed_list_all(EtcdClient *c, const char *prefix, NapObserved **ret, 
         return 0;
 }
 
+/* What a change does to an assignment: true if it changed anything. */
+typedef bool (*AssignmentChange)(NapAssignment *a, bool enabled);
+
+static bool change_enabled(NapAssignment *a, bool enabled) {
+        bool changed = a->enabled != enabled;
+        a->enabled = enabled;
+        return changed;
+}
+
+static bool change_restart(NapAssignment *a, bool enabled) {
+        a->enabled = enabled;
+        a->restart = ++a->generation;
+        return true;
+}
+
 /* One try: 1 written (or already so), 0 changed meanwhile. */
-static int set_enabled_once(EtcdClient *c, const char *key, bool enabled, NapAssignment *ret, NapError *e) {
+static int change_once(EtcdClient *c, const char *key, AssignmentChange change, bool enabled, NapAssignment *ret,
+                       NapError *e) {
         _cleanup_free_ char *value = NULL;
         char node[NAP_NODE_NAME_MAX + 1];
         EtcdKeyValue kv = {};
@@ -905,8 +924,7 @@ static int set_enabled_once(EtcdClient *c, const char *key, bool enabled, NapAss
         etcd_key_value_done(&kv);
         if (r < 0)
                 return r;
-        if (a.enabled != enabled) {
-                a.enabled = enabled;
+        if (change(&a, enabled)) {
                 const EtcdTxnCompare cmp = { .key = key, .target = ETCD_COMPARE_MOD_REVISION, .revision = a.mod_revision };
                 r = nap_assignment_to_json(&a, &value) < 0 ? oom(e) : 0;
                 const EtcdTxnOp op = { .type = ETCD_TXN_PUT, .key = key, .value = value, .value_size = value ? strlen(value) : 0 };
@@ -922,19 +940,28 @@ static int set_enabled_once(EtcdClient *c, const char *key, bool enabled, NapAss
         return r;
 }
 
-int nap_assignment_set_enabled(EtcdClient *c, const char *prefix, NapAssignment *a, bool enabled, NapError *e) {
+static int change_assignment(EtcdClient *c, const char *prefix, NapAssignment *a, AssignmentChange change,
+                             bool enabled, NapError *e) {
         _cleanup_free_ char *key = nap_key_assignment(prefix, a->node, &a->instance);
         assert(c);
         if (!key)
                 return oom(e);
         for (unsigned n = 0; n < NAP_INVENTORY_RETRIES; n++) {
-                int r = set_enabled_once(c, key, enabled, a, e);
+                int r = change_once(c, key, change, enabled, a, e);
                 if (r != 0)
                         return r < 0 ? r : 0;
         }
         return nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, -EBUSY,
                              "Changing the assignment lost to other writers %u times; try again",
                              NAP_INVENTORY_RETRIES);
+}
+
+int nap_assignment_set_enabled(EtcdClient *c, const char *prefix, NapAssignment *a, bool enabled, NapError *e) {
+        return change_assignment(c, prefix, a, change_enabled, enabled, e);
+}
+
+int nap_assignment_restart(EtcdClient *c, const char *prefix, NapAssignment *a, NapError *e) {
+        return change_assignment(c, prefix, a, change_restart, true, e);
 }
 
 int nap_assignment_find(EtcdClient *c, const char *prefix, const NapInstance *i, NapAssignment *ret, NapError *e) {

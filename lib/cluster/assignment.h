@@ -39,7 +39,8 @@ typedef struct NapAssignment {
         NapCompute resources;                  /* all 0: none */
         bool enabled;
         char request[NAP_REQUEST_ID_MAX + 1];  /* "": none */
-        uint64_t generation;                   /* + 1 on every move (fencing) */
+        uint64_t generation;                   /* + 1 on every move (fencing) and restart */
+        uint64_t restart;                      /* the generation a restart was asked at; 0: never */
         uint64_t created_usec;
         int64_t mod_revision;                  /* as read from etcd; 0: not read */
 } NapAssignment;
@@ -179,6 +180,10 @@ int nap_observed_list_all(EtcdClient *c, const char *prefix, NapObserved **ret, 
  * mod_revision; *a becomes the record as written. Already so: nothing
  * written. NoSuchInstance when it is not assigned (any more). */
 int nap_assignment_set_enabled(EtcdClient *c, const char *prefix, NapAssignment *a, bool enabled, NapError *e);
+/* a (node and instance) restarted by its node: generation + 1, restart
+ * set to it, enabled (a restart leaves an instance running), read-modify-
+ * CAS as nap_assignment_set_enabled(); *a as written. */
+int nap_assignment_restart(EtcdClient *c, const char *prefix, NapAssignment *a, NapError *e);
 /* The assignment of instance i, whichever node it is on: 1 and *ret, or 0
  * when there is none. */
 int nap_assignment_find(EtcdClient *c, const char *prefix, const NapInstance *i, NapAssignment *ret, NapError *e);

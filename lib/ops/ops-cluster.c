@@ -5,8 +5,8 @@
  * this one included (an assignment made in etcd, lib/cluster/assignment.h,
  * that the node's nap-node realizes, and its report waited for); the
  * cluster's instances of an app for list-instances; remove-instance,
- * stop-app and start-app of another node's instance (its assignment
- * deleted or changed, and the node's report waited for). */
+ * stop-app, start-app and restart-app of another node's instance (its
+ * assignment deleted or changed, and the node's report waited for). */
 
 #include <inttypes.h>
 #include <limits.h>
@@ -470,6 +470,20 @@ int ops_cluster_set_enabled(NapContext *c, const NapInstance *i, bool enabled, b
         if (r <= 0)
                 return r; /* this node's: the local path acts */
         if (wait)
+                r = wait_enabled_acted_on(etcd, c->config->cluster_prefix, &a, e);
+        return r < 0 ? r : 1;
+}
+
+int ops_cluster_restart(NapContext *c, const NapInstance *i, bool no_block, NapError *e) {
+        _cleanup_(nap_assignment_done) NapAssignment a = {};
+        EtcdClient *etcd;
+        int r = find_assignment(c, i, &etcd, &a, e);
+        if (r > 0)
+                r = elsewhere(c, &a, e);
+        if (r <= 0)
+                return r; /* this host's: the local path restarts it */
+        r = nap_assignment_restart(etcd, c->config->cluster_prefix, &a, e);
+        if (r >= 0 && !no_block)
                 r = wait_enabled_acted_on(etcd, c->config->cluster_prefix, &a, e);
         return r < 0 ? r : 1;
 }

@@ -666,9 +666,11 @@ static int act_on_instance(NapContext *c, const char *instance, UnitAction actio
         NapInstance i;
         int r = nap_instance_parse(instance, &i, e);
         /* a cluster instance's assignment says whether it runs; one of
-         * another node is started or stopped there */
+         * another node is started, stopped or restarted there */
         if (r >= 0 && action != UNIT_RESTART)
                 r = ops_cluster_set_enabled(c, &i, action != UNIT_STOP, action == UNIT_STOP || !no_block, e);
+        else if (r >= 0)
+                r = ops_cluster_restart(c, &i, no_block, e);
         if (r != 0)
                 return r < 0 ? r : 0;
         r = open_instance_locked(c, instance, &m, &bus, &lock, e);

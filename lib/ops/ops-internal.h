@@ -131,6 +131,11 @@ int ops_cluster_remove(NapContext *c, const NapInstance *i, NapError *e);
  * Ready), 0 when the local path acts (this host's, or not the
  * cluster's). */
 int ops_cluster_set_enabled(NapContext *c, const NapInstance *i, bool enabled, bool wait, NapError *e);
+/* A cluster instance of another node restarted there (its assignment's
+ * restart, lib/cluster/assignment.h; unless no_block, once that node
+ * reports it active again, when it is Ready): 1; 0 when the local path
+ * acts. */
+int ops_cluster_restart(NapContext *c, const NapInstance *i, bool no_block, NapError *e);
 /* The port i's node reports for it: 1 and *ret; 0 when there is none (no
  * Etcd=, etcd away, not assigned, not reported yet). */
 int ops_cluster_port(NapContext *c, const NapInstance *i, unsigned *ret);
