@@ -30,6 +30,12 @@
 # instance held by the node it is assigned to). h1's member started again:
 # every member healthy, three started, one leader.
 #
+# Then restart-app from h1 of an instance on h3, twice: each time the
+# assignment's generation + 1 with the restart asked at it, h3's report
+# active at that generation by the time restart-app returns, a new main
+# PID, the instance answering; h3's nap-node restarted does not restart it
+# again; an unknown instance is NoSuchInstance.
+#
 #   NAPCTL=build/cli/napctl NAP_GENERATOR=build/generators/nap-generator \
 #   NAP_BUILD_ROOT=build tests/integration/test-cluster-etcd-faults.sh
 
@@ -227,6 +233,50 @@ leader_killed_case cluster-start:assigned assigned-node --node=h3 --cpu=100m --m
 leader_killed_case cluster-start:assigned assigned-cluster --cluster --cpu=100m --memory=32M
 leader_killed_case cluster-start:placed placed-node --node=h1 --cpu=100m --memory=32M
 HELD=3 leader_killed_case cluster-start:assigned in-wait-node --node=h3 --cpu=100m --memory=32M
+
+# ======================================= restart-app from any host
+log "restart-app from h1 of an instance on h3"
+I=$(assignments_json | jq -r 'select(.node == "h3") | "alice_hello_common@\(.number)"' | head -n 1)
+main_pid() { # the main PID of $I's unit on h3
+        nap_cluster_unit_main_pid 3 "$I.service"
+}
+assignment_of_i() { # FIELD of $I's assignment
+        etcd_get "/nap/assignments/h3/$I" | jq -r ".$1"
+}
+report_of_i() { # "STATE GENERATION" of h3's report of $I
+        etcd_get "/nap/observed/h3/$I" | jq -r '"\(.state) \(.generation)"'
+}
+restarted_once() { # BEFORE_PID GENERATION: restart-app of $I from h1, checked
+        local out pid
+        out=$(napctl_local 1 restart-app "$I" 2>&1)
+        assert_eq "restart-app $I (on h3) from h1 ($out)" 0 $?
+        assert_eq "its assignment's generation is $2" "$2" "$(assignment_of_i generation)"
+        assert_eq "and the restart asked at it" "$2" "$(assignment_of_i restart)"
+        assert_eq "h3 reported it active at that generation by the time restart-app returned" "active $2" \
+                "$(report_of_i)"
+        pid=$(main_pid)
+        check "h3 restarted its unit (main PID $1 -> $pid)" test -n "$pid" -a "$pid" != 0 -a "$pid" != "$1"
+        URL_I=$(nap_cluster_exec 1 "$NAPCTL_COPY" --user --no-helper --json list-instances alice_hello |
+                jq -r --arg i "$I" '.[] | select(.instance == $i) | .url')
+        check "it answers at its URL" wait_until 30 answers 1 "$URL_I"
+}
+if [ -n "$I" ]; then
+        GEN=$(assignment_of_i generation) PID0=$(main_pid)
+        restarted_once "$PID0" $((GEN + 1))
+        PID1=$(main_pid)
+        restarted_once "$PID1" $((GEN + 2))
+        PID2=$(main_pid)
+        check "h3's nap-node restarted" nap_cluster_systemctl 3 restart nap-node.service
+        # a start on h3 realized: h3's first pass, over $I too, is done by then
+        check "then a start-common --node=h3 from h1 (h3's realizer passed over $I)" \
+                quiet napctl_local 1 start-common --node=h3 --request-id=after-restart alice_hello
+        assert_eq "a restart done once is not done again: the same main PID" "$PID2" "$(main_pid)"
+        out=$(napctl_local 1 restart-app alice_hello_common@999 2>&1)
+        assert_eq "restart-app of an instance nowhere: NoSuchInstance (exit 4)" 4 $?
+        assert_eq "nothing else changed: h3's report" "active $((GEN + 2))" "$(report_of_i)"
+else
+        fail "an instance on h3 to restart"
+fi
 
 log "wall time: $(($(now_ms) - T_START)) ms"
 nap_summary
