@@ -38,6 +38,7 @@ static void test_assignment_round_trip(void **state) {
         a.instance.number = 7;
         a.port = 20105;
         a.generation = 3;
+        a.restart = 2;
         a.created_usec = 1234;
         snprintf(a.request, sizeof a.request, "req-1");
         assert_int_equal(nap_assignment_to_json(&a, &json), 0);
@@ -55,6 +56,7 @@ static void test_assignment_round_trip(void **state) {
         assert_true(b.enabled);
         assert_string_equal(b.request, "req-1");
         assert_int_equal(b.generation, 3);
+        assert_int_equal(b.restart, 2);
         assert_int_equal(b.created_usec, 1234);
         assert_int_equal(nap_assignment_to_json(&b, &again), 0);
         assert_string_equal(json, again);
@@ -116,6 +118,11 @@ static void test_assignment_damaged(void **state) {
                   "\"resources\":{\"request_cpu_milli\":0,\"limit_cpu_milli\":0,\"request_memory\":0,"
                   "\"limit_memory\":0},\"enabled\":true,\"request\":\"\",\"generation\":-1}",
                   "generation" },
+                /* a restart asked at a generation the record never had */
+                { "{\"app\":\"alice_web\",\"number\":1,\"node\":\"h2\",\"params\":{},\"port\":0,\"commit\":\"\","
+                  "\"resources\":{\"request_cpu_milli\":0,\"limit_cpu_milli\":0,\"request_memory\":0,"
+                  "\"limit_memory\":0},\"enabled\":true,\"request\":\"\",\"generation\":2,\"restart\":3}",
+                  "restart" },
         };
         for (size_t i = 0; i < ELEMENTSOF(bad); i++)
                 assert_refused_by_field(bad[i].json, bad[i].field, parse_assignment);
@@ -261,9 +268,30 @@ static void test_list_all_and_enabled(void **state) {
         assert_int_equal(l[0].generation, 1); /* not a move */
         nap_assignment_array_free(l, n);
 
+        /* a restart: a new generation, the restart asked at it, enabled
+         * again (a restart leaves it running); each one another */
+        before = a.mod_revision;
+        assert_int_equal(nap_assignment_restart(etcd, PREFIX, &a, NULL), 0);
+        assert_true(a.enabled);
+        assert_int_equal(a.generation, 2);
+        assert_int_equal(a.restart, 2);
+        assert_true(a.mod_revision > before);
+        assert_int_equal(nap_assignment_restart(etcd, PREFIX, &a, NULL), 0);
+        assert_int_equal(a.generation, 3);
+        assert_int_equal(a.restart, 3);
+        assert_int_equal(nap_assignments_list(etcd, PREFIX, "h2", &l, &n, NULL, NULL, NULL), 0);
+        assert_int_equal(n, 1);
+        assert_true(l[0].enabled);
+        assert_int_equal(l[0].generation, 3);
+        assert_int_equal(l[0].restart, 3);
+        nap_assignment_array_free(l, n);
+
         NapError e = NAP_ERROR_NULL;
         assert_int_equal(nap_assignment_delete(etcd, PREFIX, "h2", &a.instance, NULL), 0);
         assert_int_equal(nap_assignment_set_enabled(etcd, PREFIX, &a, true, &e), -ENOENT);
+        assert_int_equal(e.kind, NAP_ERROR_NO_SUCH_INSTANCE);
+        e = NAP_ERROR_NULL;
+        assert_int_equal(nap_assignment_restart(etcd, PREFIX, &a, &e), -ENOENT);
         assert_int_equal(e.kind, NAP_ERROR_NO_SUCH_INSTANCE);
 
         /* reports of every node; one filed under another node's key is left out */
