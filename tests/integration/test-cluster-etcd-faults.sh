@@ -48,19 +48,15 @@ T_START=$(now_ms)
 # never lets a membership lapse: the instances stay up throughout
 TTL=10
 nap_cluster_apps_up 3 "$TTL" || { echo "Bail out! cannot prepare the hosts"; exit 1; }
-NAPCTL_COPY=$NAP_CLUSTER_NAPCTL UNIT=$NAP_CLUSTER_NODE_UNIT
+UNIT=$NAP_CLUSTER_NODE_UNIT
 PAUSED=$NAP_CLUSTER_DIR/paused
 OUT=$NAP_CLUSTER_DIR/start.out ERR=$NAP_CLUSTER_DIR/start.err
 
-quiet() { # CMD...: CMD, its output dropped
-        "$@" >/dev/null 2>&1
+deploy_on() { # N: the sample app deployed on host N (napctl in process)
+        nap_cluster_napctl "$1" deploy-app alice_hello "$NAP_CLUSTER_DIR/repos/hello" >/dev/null 2>&1
 }
-napctl_local() { # N ARGS...: napctl in host N, in process, with its nap.conf
-        nap_cluster_exec "$1" "$NAPCTL_COPY" --user --no-helper "${@:2}"
-}
-
 for n in 1 2 3; do
-        check "alice_hello deployed on h$n" quiet napctl_local "$n" deploy-app alice_hello "$NAP_CLUSTER_DIR/repos/hello"
+        check "alice_hello deployed on h$n" deploy_on "$n"
         check "nap-node runs on h$n" nap_cluster_unit_install "$n" nap-node.service "$UNIT"
 done
 
@@ -153,7 +149,7 @@ start_with_leader_killed() {
         : >"$PAUSED"
         [ -z "${HELD:-}" ] || check "h$HELD's nap-node held (SIGSTOP)" nap_node_signal "$HELD" STOP
         nap_cluster_exec 2 env NAP_DEBUG_PAUSE_AT="$point" NAP_DEBUG_PAUSE_FILE="$PAUSED" \
-                "$NAPCTL_COPY" --user --no-helper --json start-common --request-id="$request" "${@:3}" \
+                "$NAP_CLUSTER_NAPCTL" --user --no-helper --json start-common --request-id="$request" "${@:3}" \
                 alice_hello >"$OUT" 2>"$ERR" &
         START_PID=$!
         if ! check "h2's start ($*) reaches $point" wait_until 120 paused_at "$point"; then
@@ -198,7 +194,7 @@ leader_killed_case() {
                 k=$(named_error "$ERR")
                 assert_match "the call failed with a named error (exit $START_RC: $(cat "$ERR"))" "$k" '^io\.nap\.'
         fi
-        again=$(napctl_local 2 --json start-common --request-id="$request" "${@:3}" alice_hello 2>&1 |
+        again=$(nap_cluster_napctl 2 --json start-common --request-id="$request" "${@:3}" alice_hello 2>&1 |
                 jq -r '"\(.instance) \(.url)"')
         assert_match "the same call again (h1's member down): an instance and its URL" "$again" \
                 '^alice_hello_common@[0-9]+ http://'
@@ -223,7 +219,7 @@ leader_killed_case() {
 
 # the baseline of the timings: a start from h2 with every member up
 T0=$(now_ms)
-out=$(napctl_local 2 start-common --cluster --cpu=100m --memory=32M --request-id=baseline alice_hello 2>&1)
+out=$(nap_cluster_napctl 2 start-common --cluster --cpu=100m --memory=32M --request-id=baseline alice_hello 2>&1)
 BASE_MS=$(($(now_ms) - T0))
 assert_match "an undisturbed start-common --cluster from h2 ($BASE_MS ms)" "$out" '^alice_hello_common@1 http://'
 
@@ -246,9 +242,12 @@ assignment_of_i() { # FIELD of $I's assignment
 report_of_i() { # "STATE GENERATION" of h3's report of $I
         etcd_get "/nap/observed/h3/$I" | jq -r '"\(.state) \(.generation)"'
 }
+started_on_h3() {
+        nap_cluster_napctl 1 start-common --node=h3 --request-id=after-restart alice_hello >/dev/null 2>&1
+}
 restarted_once() { # BEFORE_PID GENERATION: restart-app of $I from h1, checked
         local out pid
-        out=$(napctl_local 1 restart-app "$I" 2>&1)
+        out=$(nap_cluster_napctl 1 restart-app "$I" 2>&1)
         assert_eq "restart-app $I (on h3) from h1 ($out)" 0 $?
         assert_eq "its assignment's generation is $2" "$2" "$(assignment_of_i generation)"
         assert_eq "and the restart asked at it" "$2" "$(assignment_of_i restart)"
@@ -256,7 +255,7 @@ restarted_once() { # BEFORE_PID GENERATION: restart-app of $I from h1, checked
                 "$(report_of_i)"
         pid=$(main_pid)
         check "h3 restarted its unit (main PID $1 -> $pid)" test -n "$pid" -a "$pid" != 0 -a "$pid" != "$1"
-        URL_I=$(nap_cluster_exec 1 "$NAPCTL_COPY" --user --no-helper --json list-instances alice_hello |
+        URL_I=$(nap_cluster_napctl 1 --json list-instances alice_hello |
                 jq -r --arg i "$I" '.[] | select(.instance == $i) | .url')
         check "it answers at its URL" wait_until 30 answers 1 "$URL_I"
 }
@@ -268,10 +267,9 @@ if [ -n "$I" ]; then
         PID2=$(main_pid)
         check "h3's nap-node restarted" nap_cluster_systemctl 3 restart nap-node.service
         # a start on h3 realized: h3's first pass, over $I too, is done by then
-        check "then a start-common --node=h3 from h1 (h3's realizer passed over $I)" \
-                quiet napctl_local 1 start-common --node=h3 --request-id=after-restart alice_hello
+        check "then a start-common --node=h3 from h1 (h3's realizer passed over $I)" started_on_h3
         assert_eq "a restart done once is not done again: the same main PID" "$PID2" "$(main_pid)"
-        out=$(napctl_local 1 restart-app alice_hello_common@999 2>&1)
+        out=$(nap_cluster_napctl 1 restart-app alice_hello_common@999 2>&1)
         assert_eq "restart-app of an instance nowhere: NoSuchInstance (exit 4)" 4 $?
         assert_eq "nothing else changed: h3's report" "active $((GEN + 2))" "$(report_of_i)"
 else
