@@ -80,7 +80,7 @@ if command -v systemd-analyze >/dev/null; then
                 check "$unit's exposure in a user manager is at most $user (got $score)" at_most "$score" "$user"
         done <<-EOF
 	nap-managerd.service 2.0 3.9
-	nap-node.service 1.8 3.6
+	nap-node.service 1.7 3.6
 	nap-cluster-gate.service 1.0 2.8
 	nap-fetch@.service 1.2 3.5
 	EOF
