@@ -81,7 +81,7 @@ static json_t *run_list_services(NapContext *c, json_t *args, NapError *e) {
         const char *user = nap_arg_string(args, "user", e);
         NapServiceInfo *l = NULL;
         size_t n = 0;
-        if (!user || nap_list_services(c, user, &l, &n, e) < 0)
+        if (!user || nap_list_services_in_cluster(c, user, &l, &n, e) < 0)
                 return NULL;
         json_t *a = json_array_map(l, n, sizeof *l, json_service);
         nap_service_info_array_free(l, n);
@@ -635,7 +635,7 @@ static const NapMethod methods[] = {
         { .name = "DeployApp", .owns = NAP_OWNER_SERVICE, .owner = "service", .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_WORKER,
           .parameter = "url", .call = run_deploy_app,
           .bus = { { .out = FIELDS("commit", "changed", "etcd", "etcdError:etcd_error") } } },
-        { .name = "ListServices", .owns = NAP_OWNER_USER, .owner = "user", .access = NAP_ACCESS_READ, .run = NAP_METHOD_INLINE,
+        { .name = "ListServices", .owns = NAP_OWNER_USER, .owner = "user", .access = NAP_ACCESS_READ, .run = NAP_METHOD_INLINE_OR_CLUSTER,
           .call = run_list_services },
         /* GetServiceUrl, GetPort and ListEndpoints ask etcd first: seconds
          * of timeouts when it is down, so in a worker too. */
