@@ -20,6 +20,10 @@
  *   USER_APP_build@N.service    (podman build, required by the former)
  *   TARGET.wants/USER_APP_common@N.service -> ../USER_APP_common@N.service
  *
+ * and, whatever the manifests, nap-node's writable paths under its
+ * ProtectSystem=strict, from nap.conf (nap-node(8)):
+ *   nap-node.service.d/50-nap-paths.conf   ReadWritePaths=-ROOT -INSTANCES
+ *
  * A broken manifest is skipped with a logged reason and every other one is
  * still generated. Like systemd's own generators (fstab-generator), the exit
  * status is then 1: systemd logs that the generator failed and keeps its
@@ -36,6 +40,7 @@
 #include "model/config.h"
 #include "base/fileio.h"
 #include "model/manifest.h"
+#include "model/unit.h"
 #include "base/strv.h"
 #include "model/unit-files.h"
 
@@ -178,6 +183,30 @@ static int generate(NapUnitFiles *o) {
         return failed;
 }
 
+/* nap-node.service confines itself with ProtectSystem=strict; what it
+ * must write, Root= and Instances=, is in nap.conf, which only this
+ * generator reads at boot and at every reload: it hands the two on as a
+ * drop-in ("-": either may not exist yet). The unit's own ReadWritePaths=
+ * has the defaults and the runtime unit dir. */
+static int write_node_paths(const char *dir, const NapConfig *c) {
+        _cleanup_free_ char *root = strdup_printf("-%s", c->root);
+        _cleanup_free_ char *instances = strdup_printf("-%s", c->instances_dir);
+        _cleanup_free_ char *root_word = root ? unit_quote_word(root) : NULL;
+        _cleanup_free_ char *instances_word = instances ? unit_quote_word(instances) : NULL;
+        _cleanup_free_ char *dropin = path_join(dir, "nap-node.service.d", NULL);
+        _cleanup_free_ char *path = dropin ? path_join(dropin, "50-nap-paths.conf", NULL) : NULL;
+
+        if (!root_word || !instances_word)
+                return root && instances && errno == EINVAL ? -EINVAL : -ENOMEM;
+        _cleanup_free_ char *text = strdup_printf("# Written by nap-generator from nap.conf: what nap-node "
+                                                  "writes (nap-node(8))\n[Service]\nReadWritePaths=%s %s\n",
+                                                  root_word, instances_word);
+        if (!path || !text)
+                return -ENOMEM;
+        int r = mkdir_p(dropin, 0755);
+        return r < 0 ? r : write_file_atomic(path, text, strlen(text), 0644);
+}
+
 static int parse_argv(int argc, char *argv[], bool *ret_kmsg, const char **ret_dir) {
         int i = 1;
         *ret_kmsg = true;
@@ -213,6 +242,11 @@ int main(int argc, char *argv[]) {
         NapUnitFiles o = { .dir = dir, .config = config, .scope = pick_scope(config),
                            .discovery_binary = pick_discovery_binary() };
         int r = generate(&o);
+        int paths = write_node_paths(dir, config);
+        if (paths < 0)
+                log_error("Cannot write nap-node.service's ReadWritePaths= drop-in: %s",
+                          paths == -EINVAL ? "Root= or Instances= cannot be written in a unit file"
+                                           : strerror(-paths));
         safe_close(log_fd);
-        return r == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return r == 0 && paths >= 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

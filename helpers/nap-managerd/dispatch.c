@@ -82,6 +82,10 @@ void dispatcher_call(Dispatcher *d, const NapMethod *m, uid_t uid, json_t *args,
                 return answer_inline(d, m, args, done, userdata);
         case NAP_METHOD_WORKER:
                 return submit(d, m, args, done, userdata);
+        case NAP_METHOD_INLINE_OR_CLUSTER:
+                if (d->context->config->etcd)
+                        return submit(d, m, args, done, userdata);
+                return answer_inline(d, m, args, done, userdata);
         case NAP_METHOD_CACHED:
                 /* in a cluster the instances of other hosts come from
                  * etcd, which the loop must not wait for */

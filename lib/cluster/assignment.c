@@ -817,6 +817,50 @@ int nap_app_source_get(EtcdClient *c, const char *prefix, const NapService *s, N
         return r;
 }
 
+void nap_app_source_array_free(NapAppSource *l, size_t n) {
+        for (size_t i = 0; l && i < n; i++)
+                nap_app_source_done(l + i);
+        free(l);
+}
+
+/* kv's record, when it parses and its app is the key's. */
+static int app_source_from_kv(const char *prefix, const EtcdKeyValue *kv, NapAppSource *ret) {
+        _cleanup_free_ char *key = NULL;
+        int r = nap_app_source_from_json(kv->value, kv->value_size, ret, NULL);
+        if (r < 0)
+                return r;
+        key = nap_key_app_source(prefix, &ret->service);
+        if (!key || !streq(key, kv->key)) {
+                nap_app_source_done(ret);
+                return -EBADMSG;
+        }
+        return 0;
+}
+
+int nap_app_sources_list(EtcdClient *c, const char *prefix, const char *user, NapAppSource **ret, size_t *ret_n,
+                         NapError *e) {
+        _cleanup_(etcd_range_done) EtcdRange range = {};
+        _cleanup_free_ char *dir = NULL;
+        NapAppSource *l = NULL;
+        size_t n = 0;
+        assert(c);
+        assert(ret);
+        assert(ret_n);
+        if (!nap_user_is_valid(user))
+                return nap_service_from_parts(user, "x", &(NapService) {}, e);
+        dir = strdup_printf("%s/apps/%s_", prefix, user);
+        int r = dir ? etcd_range_prefix(c, dir, 0, false, &range, e) : oom(e);
+        if (r >= 0 && !(l = calloc(range.n_kvs ?: 1, sizeof *l)))
+                r = oom(e);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < range.n_kvs; i++)
+                n += app_source_from_kv(prefix, range.kvs + i, l + n) >= 0;
+        *ret = l;
+        *ret_n = n;
+        return 0;
+}
+
 /* ---- every node's (shared with the operations from any host) ---------- */
 
 /* The node a key under dir (PREFIX/assignments/ or PREFIX/observed/)

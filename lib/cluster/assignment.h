@@ -166,6 +166,12 @@ int nap_app_source_put(EtcdClient *c, const char *prefix, const NapAppSource *s,
 /* 1 and *ret filled; 0 none recorded; < 0 etcd failed or the record is
  * damaged (NAP_ERROR_INTERNAL naming the field). */
 int nap_app_source_get(EtcdClient *c, const char *prefix, const NapService *s, NapAppSource *ret, NapError *e);
+void nap_app_source_array_free(NapAppSource *l, size_t n);
+/* Every app of user recorded in the cluster (one range read of
+ * PREFIX/apps/USER_: a user name has no '_'), by key; a damaged record,
+ * or one whose value disagrees with its key, is left out. */
+int nap_app_sources_list(EtcdClient *c, const char *prefix, const char *user, NapAppSource **ret, size_t *ret_n,
+                         NapError *e);
 
 /* ---- every node's (shared with the operations from any host) ---------- */
 

@@ -71,18 +71,19 @@ static json_t *run_deploy_app(NapContext *c, json_t *args, NapError *e) {
                    e);
 }
 
+static json_t *json_service(const void *item) {
+        const NapServiceInfo *i = item;
+        return json_pack("{s:s, s:s, s:s?, s:s?, s:I}", "service", i->name, "app", i->app, "url", i->url, "commit",
+                         i->commit, "deployed", (json_int_t) i->deployed_usec);
+}
+
 static json_t *run_list_services(NapContext *c, json_t *args, NapError *e) {
         const char *user = nap_arg_string(args, "user", e);
         NapServiceInfo *l = NULL;
         size_t n = 0;
-        if (!user || nap_list_services(c, user, &l, &n, e) < 0)
+        if (!user || nap_list_services_in_cluster(c, user, &l, &n, e) < 0)
                 return NULL;
-        json_t *a = json_array();
-        for (size_t i = 0; a && i < n; i++)
-                if (json_array_append_new(a, json_pack("{s:s, s:s, s:s?, s:s?, s:I}", "service", l[i].name, "app",
-                                                       l[i].app, "url", l[i].url, "commit", l[i].commit, "deployed",
-                                                       (json_int_t) l[i].deployed_usec)) < 0)
-                        a = (json_decref(a), NULL);
+        json_t *a = json_array_map(l, n, sizeof *l, json_service);
         nap_service_info_array_free(l, n);
         return nap_reply(a ? json_pack("{s:o}", "services", a) : NULL, e);
 }
@@ -342,17 +343,18 @@ static json_t *run_get_port(NapContext *c, json_t *args, NapError *e) {
         return nap_reply(json_pack("{s:I, s:s}", "port", (json_int_t) port, "source", nap_source_to_string(source)), e);
 }
 
+static json_t *json_endpoint(const void *item) {
+        const NapEndpoint *p = item;
+        return json_pack("{s:s, s:I, s:s, s:s}", "host", p->host, "port", (json_int_t) p->port, "instance",
+                         p->instance, "unit", p->unit);
+}
+
 static json_t *run_list_endpoints(NapContext *c, json_t *args, NapError *e) {
         const char *service = nap_arg_string(args, "service", e);
         NapEndpointList l = {};
         if (!service || nap_list_endpoints(c, service, &l, e) < 0)
                 return NULL;
-        json_t *a = json_array();
-        for (size_t i = 0; a && i < l.n; i++)
-                if (json_array_append_new(a, json_pack("{s:s, s:I, s:s, s:s}", "host", l.items[i].host, "port",
-                                                       (json_int_t) l.items[i].port, "instance",
-                                                       l.items[i].instance, "unit", l.items[i].unit)) < 0)
-                        a = (json_decref(a), NULL);
+        json_t *a = json_array_map(l.items, l.n, sizeof *l.items, json_endpoint);
         nap_endpoint_list_done(&l);
         return nap_reply(a ? json_pack("{s:o}", "endpoints", a) : NULL, e);
 }
@@ -633,7 +635,7 @@ static const NapMethod methods[] = {
         { .name = "DeployApp", .owns = NAP_OWNER_SERVICE, .owner = "service", .access = NAP_ACCESS_WRITE, .run = NAP_METHOD_WORKER,
           .parameter = "url", .call = run_deploy_app,
           .bus = { { .out = FIELDS("commit", "changed", "etcd", "etcdError:etcd_error") } } },
-        { .name = "ListServices", .owns = NAP_OWNER_USER, .owner = "user", .access = NAP_ACCESS_READ, .run = NAP_METHOD_INLINE,
+        { .name = "ListServices", .owns = NAP_OWNER_USER, .owner = "user", .access = NAP_ACCESS_READ, .run = NAP_METHOD_INLINE_OR_CLUSTER,
           .call = run_list_services },
         /* GetServiceUrl, GetPort and ListEndpoints ask etcd first: seconds
          * of timeouts when it is down, so in a worker too. */

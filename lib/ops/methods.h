@@ -34,6 +34,9 @@ typedef enum NapMethodRun {
         /* May wait (systemd jobs, git, etcd, a long log): nap-managerd
          * runs it in a forked worker. */
         NAP_METHOD_WORKER,
+        /* As INLINE on a host of its own; with Etcd= (the cluster's view
+         * comes from etcd, which the loop must not wait for) as WORKER. */
+        NAP_METHOD_INLINE_OR_CLUSTER,
         /* nap-managerd answers it from its cache of systemd's unit states
          * and the manifests, through from_instances; napctl --no-helper
          * runs call. */

@@ -551,6 +551,44 @@ int ops_record_app_source(NapContext *c, const NapService *s, const char *url, c
         return r < 0 ? r : 1;
 }
 
+static bool has_service(const NapServiceInfo *l, size_t n, const char *name) {
+        for (size_t i = 0; i < n; i++)
+                if (streq(l[i].name, name))
+                        return true;
+        return false;
+}
+
+static int service_info_from_source(const NapAppSource *src, NapServiceInfo *ret) {
+        char name[NAP_SERVICE_NAME_MAX];
+        *ret = (NapServiceInfo) { .name = strdup(nap_service_name(&src->service, name)),
+                                  .app = strdup(src->service.app), .url = strdup(src->url),
+                                  .commit = strdup(src->commit), .deployed_usec = src->time_usec };
+        return ret->name && ret->app && ret->url && ret->commit ? 0 : -ENOMEM;
+}
+
+int ops_cluster_services(NapContext *c, const char *user, NapServiceInfo **list, size_t *n) {
+        _cleanup_free_ char *node = NULL;
+        NapAppSource *src = NULL;
+        size_t n_src = 0;
+        EtcdClient *etcd;
+        int r = 0;
+        if (ops_cluster_node(c, &etcd, &node, NULL) <= 0 ||
+            nap_app_sources_list(etcd, c->config->cluster_prefix, user, &src, &n_src, NULL) < 0)
+                return 0;
+        for (size_t i = 0; r >= 0 && i < n_src; i++) {
+                char name[NAP_SERVICE_NAME_MAX];
+                if (has_service(*list, *n, nap_service_name(&src[i].service, name)))
+                        continue;
+                NapServiceInfo *l = reallocarray(*list, *n + 1, sizeof **list);
+                if (!l)
+                        r = -ENOMEM;
+                else
+                        r = service_info_from_source(src + i, (*list = l) + (*n)++); /* freed with the list */
+        }
+        nap_app_source_array_free(src, n_src);
+        return r;
+}
+
 int ops_cluster_follow(NapContext *c, const NapService *s, const char *previous, const NapRolloutOptions *o,
                        NapDeployResult *d, NapError *e) {
         NapError unknown = NAP_ERROR_NULL;

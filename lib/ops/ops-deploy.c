@@ -379,6 +379,18 @@ int nap_list_services(NapContext *c, const char *user, NapServiceInfo **ret, siz
         return 0;
 }
 
+int nap_list_services_in_cluster(NapContext *c, const char *user, NapServiceInfo **ret, size_t *ret_n,
+                                 NapError *e) {
+        int r = nap_list_services(c, user, ret, ret_n, e);
+        if (r >= 0 && ops_cluster_services(c, user, ret, ret_n) < 0) {
+                nap_service_info_array_free(*ret, *ret_n);
+                return nap_error_errno(e, -ENOMEM, "Failed to list apps");
+        }
+        if (r >= 0 && *ret_n > 0)
+                qsort(*ret, *ret_n, sizeof **ret, service_info_compare);
+        return r;
+}
+
 int nap_get_parameters(NapContext *c, const char *service, char ***ret, NapError *e) {
         NapService s;
         _cleanup_(nap_profile_freep) NapProfile *p = NULL;

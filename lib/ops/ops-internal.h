@@ -166,6 +166,11 @@ void ops_publish_app_source(NapContext *c, const NapService *s, const char *url,
  * the commit deployed before, what the app's record goes back to. */
 int ops_cluster_rollout(NapContext *c, const NapService *s, const char *previous, const char *commit,
                         const NapRolloutOptions *o, NapError *e);
+/* The apps of user the cluster records (PREFIX/apps/) that *list (n
+ * entries, this host's) lacks, appended: the cluster's list is the same
+ * from every host. Nothing when this host is not a node, or etcd does not
+ * answer (this host's list stands). < 0 only when out of memory. */
+int ops_cluster_services(NapContext *c, const char *user, NapServiceInfo **list, size_t *n);
 /* After a deploy of d->commit here: ops_cluster_rollout(). When etcd
  * cannot be reached nothing began: the deploy here stands and d's publish
  * is pending, with why (as the URL's is), instead of failing it. */

@@ -114,6 +114,11 @@ int nap_deploy_app(NapContext *c, const char *service, const char *url, NapDeplo
 int nap_deploy_app_at(NapContext *c, const char *service, const char *url, const char *commit,
                       NapDeployResult *ret, NapError *e);
 int nap_list_services(NapContext *c, const char *user, NapServiceInfo **ret, size_t *ret_n, NapError *e);
+/* The same, and on a node of a cluster the apps of user its other hosts
+ * deployed (their records in etcd: url, commit, time), by name: the same
+ * list from every host (ListServices). */
+int nap_list_services_in_cluster(NapContext *c, const char *user, NapServiceInfo **ret, size_t *ret_n,
+                                 NapError *e);
 /* Placeholders of the deployed app's profile, first-appearance order. */
 int nap_get_parameters(NapContext *c, const char *service, char ***ret, NapError *e);
 /* How start-common starts the instance. */

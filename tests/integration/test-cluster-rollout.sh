@@ -65,8 +65,10 @@ all_answer() {
                         "$2 from alice_roll_$number on port $port" ] || return 1
         done < <(assignments)
 }
-running() { # N: alice_roll's instances host N runs, sorted, one line
-        nap_cluster_napctl "$1" --json list-instances alice_roll 2>/dev/null | jq -r '.[].instance' | sort | tr '\n' ' '
+running() { # N: alice_roll's instances host N runs, sorted, one line (list-instances lists every node's)
+        nap_cluster_napctl "$1" --json list-instances alice_roll 2>/dev/null |
+                jq -r --arg node "h$1" '.[] | select(.node == $node and .active_state != "failed") | .instance' |
+                sort | tr '\n' ' '
 }
 # assigned_only: h2 and h3 run exactly the instances assigned to them
 assigned_only() {
@@ -118,7 +120,7 @@ done
 R1=$(commit_of)
 check "alice_roll deployed on h1" quiet nap_cluster_napctl 1 deploy-app alice_roll "$REPO"
 for n in 2 3; do
-        check "an instance of it on h$n" quiet nap_cluster_napctl 1 start-common --node=h$n alice_roll
+        check "an instance of it on h$n" nap_cluster_napctl 1 start-common --node=h$n alice_roll
 done
 assert_eq "one on h2, one on h3, at the first commit" "h2 h3 " "$(nodes_at "$R1")"
 check "each answers" wait_until 30 all_answer "$R1" r1

@@ -66,8 +66,12 @@ observed_is() { # NODE INSTANCE STATE
 answer_from() { # N URL
         nap_cluster_exec "$1" curl -sf --max-time 3 "$2"
 }
-services_on() { # N: alice's apps deployed on host N and their commits ("APP COMMIT" lines)
-        napctl_on "$1" --json list-services alice 2>/dev/null | jq -r '.[] | "\(.service) \(.commit)"' 2>&1
+services_on() { # N: alice's apps deployed on host N and their commits ("APP COMMIT" lines), from its
+        # state (list-services lists the cluster's apps from every host)
+        local d
+        for d in "$(nap_cluster_dir "$1")"/root/services/alice/alice_*/; do
+                [ -f "$d.nap/deploy.json" ] && echo "$(basename "$d") $(jq -r .commit "$d.nap/deploy.json")"
+        done
 }
 instances_on() { # N APP: the instances host N runs (list-instances lists every node's)
         napctl_on "$1" --json list-instances "$2" 2>/dev/null |
@@ -111,6 +115,8 @@ assert_eq "the deploy records the app's source in etcd" \
 C2=$(app_commit trees v2)
 check "the repository's tip is a newer commit" test -n "$C2" -a "$C2" != "$C1"
 assert_eq "h3 has no app deployed" "" "$(services_on 3)"
+assert_eq "list-services on h3 lists it all the same, at the deployed commit" "alice_trees $C1" \
+        "$(napctl_on 3 --json list-services alice | jq -r '.[] | select(.service == "alice_trees") | "\(.service) \(.commit)"')"
 
 T0=$(now_ms)
 out=$(napctl_on 1 start-common --node=h3 alice_trees 2>&1)

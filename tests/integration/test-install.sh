@@ -59,24 +59,31 @@ for u in nap-recover.service nap-recover.timer; do
 done
 assert_contains "nap-recover.service runs the installed napctl" "$(cat "$sysunits/nap-recover.service" 2>&1)" \
         "ExecStart=$prefix/bin/napctl --system recover"
-# The installed units as the system manager reads them, drop-ins included:
-# their systemd-analyze exposure score, at most what nap promises.
+# The installed units' systemd-analyze exposure scores, at most what nap
+# promises: as the system manager reads them (drop-ins included) and as a
+# user manager does (no drop-in; systemd-analyze rates both as root's).
+# nap-managerd's and nap-node's are above issue 11's 1.5 (system) / 2.0
+# (user): see nap-managerd(8), SECURITY, for what keeps them there.
 exposure() {
         systemd-analyze security --offline=yes "$1" 2>/dev/null |
                 sed -n 's/^→ Overall exposure level for .*: \([0-9.]*\) .*/\1/p'
 }
 at_most() { python3 -c 'import sys; sys.exit(not (sys.argv[1] and float(sys.argv[1]) <= float(sys.argv[2])))' "$1" "$2"; }
 if command -v systemd-analyze >/dev/null; then
-        check "nap-fetch@.service.d/50-system.conf is installed for the system manager only" \
-                test -s "$sysunits/nap-fetch@.service.d/50-system.conf" -a ! -e "$userunits/nap-fetch@.service.d"
-        score=$(exposure "$sysunits/nap-fetch@.service")
-        check "nap-fetch@.service's exposure in the system manager is at most 1.5 (got $score)" at_most "$score" 1.5
-        check "nap-cluster-gate.service.d/50-system.conf is installed for the system manager only" \
-                test -s "$sysunits/nap-cluster-gate.service.d/50-system.conf" -a ! -e "$userunits/nap-cluster-gate.service.d"
-        score=$(exposure "$sysunits/nap-cluster-gate.service")
-        check "nap-cluster-gate.service's exposure in the system manager is at most 2.0 (got $score)" at_most "$score" 2.0
-        score=$(exposure "$sysunits/nap-managerd.service")
-        check "nap-managerd.service's exposure in the system manager is at most 2.4 (got $score)" at_most "$score" 2.4
+        # UNIT SYSTEM-TARGET USER-TARGET
+        while read -r unit system user; do
+                check "$unit.d/50-system.conf is installed for the system manager only" \
+                        test -s "$sysunits/$unit.d/50-system.conf" -a ! -e "$userunits/$unit.d"
+                score=$(exposure "$sysunits/$unit")
+                check "$unit's exposure in the system manager is at most $system (got $score)" at_most "$score" "$system"
+                score=$(exposure "$userunits/$unit")
+                check "$unit's exposure in a user manager is at most $user (got $score)" at_most "$score" "$user"
+        done <<-EOF
+	nap-managerd.service 2.0 3.9
+	nap-node.service 1.7 3.6
+	nap-cluster-gate.service 1.0 2.8
+	nap-fetch@.service 1.2 3.5
+	EOF
 fi
 assert_contains "nap-managerd.service runs the installed helper" "$(cat "$sysunits/nap-managerd.service")" \
         "ExecStart=$prefix/$(option libexecdir)/nap/nap-managerd"

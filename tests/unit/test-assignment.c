@@ -13,6 +13,7 @@
 #include <pthread.h>
 
 #include "base/clock.h"
+#include "base/fileio.h"
 #include "cluster/assignment.h"
 #include "cluster/inventory.h"
 #include "test-etcd-server.h"
@@ -594,6 +595,42 @@ static void test_app_source_put_get(void **state) {
         nap_app_source_done(&s);
 }
 
+static void test_app_sources_list(void **state) {
+        REQUIRE_ETCD();
+        wipe();
+        NapAppSource a = make_source("alice_web", "/srv/git/web"), b = make_source("alice_api", "/srv/git/api"),
+                     al = make_source("al_web", "/srv/git/al"), *l = NULL;
+        size_t n = 9;
+        NapError e = NAP_ERROR_NULL;
+        assert_int_equal(nap_app_sources_list(etcd, PREFIX, "alice", &l, &n, NULL), 0);
+        assert_int_equal(n, 0);
+        nap_app_source_array_free(l, n);
+        assert_int_equal(nap_app_source_put(etcd, PREFIX, &a, NULL), 0);
+        assert_int_equal(nap_app_source_put(etcd, PREFIX, &b, NULL), 0);
+        assert_int_equal(nap_app_source_put(etcd, PREFIX, &al, NULL), 0); /* user "al": not alice's */
+
+        /* a damaged record and one under another app's key are left out */
+        _cleanup_free_ char *bad = strdup_printf("%s/apps/alice_bad", PREFIX), *moved = NULL, *value = NULL;
+        NapService other;
+        assert_int_equal(etcd_put(etcd, bad, "{", 1, 0, NULL, NULL), 0);
+        assert_int_equal(nap_service_parse("alice_other", &other, NULL), 0);
+        moved = nap_key_app_source(PREFIX, &other);
+        assert_int_equal(nap_app_source_to_json(&a, &value), 0);
+        assert_int_equal(etcd_put(etcd, moved, value, strlen(value), 0, NULL, NULL), 0);
+
+        assert_int_equal(nap_app_sources_list(etcd, PREFIX, "alice", &l, &n, NULL), 0);
+        assert_int_equal(n, 2); /* by key: api, web */
+        assert_string_equal(l[0].url, "/srv/git/api");
+        assert_string_equal(l[1].url, "/srv/git/web");
+        nap_app_source_array_free(l, n);
+
+        assert_int_equal(nap_app_sources_list(etcd, PREFIX, "Alice_", &l, &n, &e), -EINVAL);
+        assert_int_equal(e.kind, NAP_ERROR_INVALID_NAME);
+        nap_app_source_done(&a);
+        nap_app_source_done(&b);
+        nap_app_source_done(&al);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_assignment_round_trip),
@@ -610,6 +647,7 @@ int main(void) {
                 cmocka_unit_test(test_app_source_round_trip),
                 cmocka_unit_test(test_app_source_damaged),
                 cmocka_unit_test(test_app_source_put_get),
+                cmocka_unit_test(test_app_sources_list),
         };
         return cmocka_run_group_tests(tests, shared_etcd_group_setup, shared_etcd_group_teardown);
 }
