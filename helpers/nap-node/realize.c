@@ -156,9 +156,16 @@ static int mark(const Realizer *r, const NapInstance *i, uint64_t restart) {
         return k < 0 ? k : write_file_atomic(p, text, strlen(text), 0644);
 }
 
+/* The restart the mark says was done; 0 (none) when it is empty or not a
+ * number: a damaged mark costs at most one restart more. */
 static uint64_t restart_done(const Realizer *r, const NapInstance *i) {
         _cleanup_free_ char *p = mark_path(r, i), *text = NULL;
-        return p && read_full_file(p, 32, &text, NULL) >= 0 ? strtoull(text, NULL, 10) : 0;
+        char *end = NULL;
+        if (!p || read_full_file(p, 32, &text, NULL) < 0 || !text || text[0] < '0' || text[0] > '9')
+                return 0;
+        errno = 0;
+        unsigned long long v = strtoull(text, &end, 10);
+        return errno == 0 && *end == '\0' ? (uint64_t) v : 0;
 }
 
 static void unmark(const Realizer *r, const NapInstance *i) {
