@@ -30,7 +30,8 @@
 # instance held by the node it is assigned to). h1's member started again:
 # every member healthy, three started, one leader.
 #
-# Then restart-app from h1 of an instance on h3, twice: each time the
+# Then restart-app of an instance on h3, from h1 in process and from h2
+# through its nap-managerd (the method RestartApp): each time the
 # assignment's generation + 1 with the restart asked at it, h3's report
 # active at that generation by the time restart-app returns, a new main
 # PID, the instance answering; h3's nap-node restarted does not restart it
@@ -231,7 +232,7 @@ leader_killed_case cluster-start:placed placed-node --node=h1 --cpu=100m --memor
 HELD=3 leader_killed_case cluster-start:assigned in-wait-node --node=h3 --cpu=100m --memory=32M
 
 # ======================================= restart-app from any host
-log "restart-app from h1 of an instance on h3"
+log "restart-app of an instance on h3 from h1 and h2"
 I=$(assignments_json | jq -r 'select(.node == "h3") | "alice_hello_common@\(.number)"' | head -n 1)
 main_pid() { # the main PID of $I's unit on h3
         nap_cluster_unit_main_pid 3 "$I.service"
@@ -245,10 +246,15 @@ report_of_i() { # "STATE GENERATION" of h3's report of $I
 started_on_h3() {
         nap_cluster_napctl 1 start-common --node=h3 --request-id=after-restart alice_hello >/dev/null 2>&1
 }
-restarted_once() { # BEFORE_PID GENERATION: restart-app of $I from h1, checked
+through_managerd() { # N ARGS...: napctl in host N through its nap-managerd (varlink)
+        nap_cluster_exec "$1" "$NAP_CLUSTER_NAPCTL" --user "${@:2}"
+}
+# restarted_once BEFORE_PID GENERATION HOW N: restart-app of $I from host
+# N (HOW: nap_cluster_napctl, in process, or through_managerd), checked
+restarted_once() {
         local out pid
-        out=$(nap_cluster_napctl 1 restart-app "$I" 2>&1)
-        assert_eq "restart-app $I (on h3) from h1 ($out)" 0 $?
+        out=$("$3" "$4" restart-app "$I" 2>&1)
+        assert_eq "restart-app $I (on h3) from h$4 by $3 ($out)" 0 $?
         assert_eq "its assignment's generation is $2" "$2" "$(assignment_of_i generation)"
         assert_eq "and the restart asked at it" "$2" "$(assignment_of_i restart)"
         assert_eq "h3 reported it active at that generation by the time restart-app returned" "active $2" \
@@ -261,9 +267,10 @@ restarted_once() { # BEFORE_PID GENERATION: restart-app of $I from h1, checked
 }
 if [ -n "$I" ]; then
         GEN=$(assignment_of_i generation) PID0=$(main_pid)
-        restarted_once "$PID0" $((GEN + 1))
+        restarted_once "$PID0" $((GEN + 1)) nap_cluster_napctl 1
         PID1=$(main_pid)
-        restarted_once "$PID1" $((GEN + 2))
+        check "nap-managerd installed on h2" nap_cluster_managerd_install 2
+        restarted_once "$PID1" $((GEN + 2)) through_managerd 2
         PID2=$(main_pid)
         check "h3's nap-node restarted" nap_cluster_systemctl 3 restart nap-node.service
         # a start on h3 realized: h3's first pass, over $I too, is done by then
