@@ -130,8 +130,10 @@ SVC=alice_web
 make_app web || { echo "Bail out! cannot make the app's repository"; exit 1; }
 push nap main
 if [ "$PRC" -eq 0 ]; then ok "the first push deploys one instance"; else fail "the first push deploys one instance"; diag "$POUT"; fi
-check "its endpoint is published in etcd" wait_until 20 \
-        test -n "$(ETCDCTL_API=3 timeout 5 etcdctl --endpoints="$ETCD_URL" get --prefix --keys-only "/services/$SVC/")"
+endpoint_published() { # asked again at every try (a "$(…)" argument would be expanded once)
+        [ -n "$(ETCDCTL_API=3 timeout 5 etcdctl --endpoints="$ETCD_URL" get --prefix --keys-only "/services/$SVC/")" ]
+}
+check "its endpoint is published in etcd" wait_until 20 endpoint_published
 
 log "a push of a new commit while a client loops"
 C2=$(set_greeting bonjour)
