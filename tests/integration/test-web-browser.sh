@@ -49,11 +49,15 @@ fi
 . "$(dirname "$0")/napctl-lib.sh"
 . "$(dirname "$0")/web-lib.sh"
 
-free_port() {
-        local p
-        for _ in $(seq 50); do
-                p=$((40000 + $(od -An -N2 -tu2 /dev/urandom) % 20000))
-                tcp_listening "$p" || { echo "$p"; return 0; }
+# nap-web on a TCP port the kernel hands out as free (etcd_free_port); a
+# port taken between choosing and binding it (an ephemeral port some
+# connection picked) fails the socket unit: choose again, three times.
+web_install_on_free_port() {
+        local attempt
+        for attempt in 1 2 3; do
+                nap_web_install "127.0.0.1:$(etcd_free_port)" && return 0
+                log "nap-web.socket did not listen (attempt $attempt); choosing another port"
+                timeout 30 systemctl --user reset-failed nap-web.socket 2>/dev/null
         done
         return 1
 }
@@ -67,8 +71,7 @@ git -C "$HELLO" -c user.name=nap -c user.email=nap@localhost commit -q --allow-e
         { echo "Bail out! cannot commit"; exit 1; }
 expect_ok "root deploys a second commit of alice_hello" deploy-app alice_hello "$HELLO"
 expect_ok "root deploys bob_hello" deploy-app bob_hello "$HELLO"
-PORT=$(free_port) || { echo "Bail out! no free port"; exit 1; }
-nap_web_install "127.0.0.1:$PORT" || { echo "Bail out! cannot install nap-web"; exit 1; }
+web_install_on_free_port || { echo "Bail out! cannot install nap-web"; exit 1; }
 [ -z "$HAVE_ETCD" ] || expect_ok "root applies a node" node apply h1 127.0.0.1 --cpu=2 --memory=1G --storage=10G
 
 # The queue: nap-queued socket-activated, two jobs alice submits on its
