@@ -1,9 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 #include <errno.h>
-#include <fcntl.h>
-#include <netdb.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +8,7 @@
 #include <unistd.h>
 
 #include "base/socket-util.h"
+#include "base/tcp.h"
 #include "clients/tls.h"
 #include "forward-out.h"
 #include "ops/forward.h"
@@ -25,40 +23,17 @@ static void socket_timeouts(int fd, unsigned sec) {
         (void) setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
-/* A non-blocking connect, waited for at most FORWARD_CONNECT_TIMEOUT_SEC. */
-static int connect_bounded(const struct addrinfo *ai) {
-        int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), err = 0;
-        socklen_t n = sizeof err;
-        if (fd < 0)
-                return -errno;
-        if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS) {
-                err = errno;
-                return close(fd), -err;
-        }
-        struct pollfd p = { .fd = fd, .events = POLLOUT };
-        int r = poll(&p, 1, FORWARD_CONNECT_TIMEOUT_SEC * 1000);
-        if (r <= 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &n) < 0 || err != 0) {
-                err = r == 0 ? ETIMEDOUT : r < 0 ? errno : err ?: EIO;
-                return close(fd), -err;
-        }
-        socket_tcp_interactive(fd, NAP_FORWARD_KEEPALIVE_IDLE_SEC, NAP_FORWARD_KEEPALIVE_INTERVAL_SEC,
-                         NAP_FORWARD_KEEPALIVE_COUNT);
-        (void) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-        return fd;
-}
-
+/* At most FORWARD_CONNECT_TIMEOUT_SEC; through nap-connect(8) when
+ * nap-managerd, whose child this is, has no network of its own. */
 static int connect_gate(const NapConfig *c, const NapForwardTarget *t, NapError *e) {
-        struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV }, *ai = NULL;
-        char port[8];
-        snprintf(port, sizeof port, "%u", c->cluster_gate_port);
-        int r = getaddrinfo(t->address, port, &hints, &ai), fd = -EHOSTUNREACH;
-        if (r != 0)
+        int fd = tcp_connect(t->address, c->cluster_gate_port, FORWARD_CONNECT_TIMEOUT_SEC * 1000ULL * 1000ULL);
+        if (fd == -ENXIO)
                 return nap_error_set(e, NAP_ERROR_NODE_UNREACHABLE, -EHOSTUNREACH,
-                                     "Node %s cannot be reached: its address %s does not resolve (%s)", t->node,
-                                     t->address, gai_strerror(r));
-        for (struct addrinfo *a = ai; a && fd < 0; a = a->ai_next)
-                fd = connect_bounded(a);
-        freeaddrinfo(ai);
+                                     "Node %s cannot be reached: its address %s does not resolve", t->node, t->address);
+        if (fd == -ENOTCONN)
+                return nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, fd,
+                                     "Node %s cannot be reached from here: nap-connect is not reachable at %s "
+                                     "(is nap-connect.socket listening?)", t->node, tcp_broker_socket() ?: "-");
         /* a Ready node that refuses: its agent runs, its gate does not */
         if (fd < 0)
                 return nap_error_set(e, NAP_ERROR_NODE_UNREACHABLE, fd, "Node %s (%s, port %u) cannot be reached%s: %s",
@@ -67,6 +42,8 @@ static int connect_gate(const NapConfig *c, const NapForwardTarget *t, NapError 
                                      fd == -ECONNREFUSED    ? " (nothing listens there: is the host up, its nap-cluster-gate.socket enabled?)" :
                                                               "",
                                      strerror(-fd));
+        socket_tcp_interactive(fd, NAP_FORWARD_KEEPALIVE_IDLE_SEC, NAP_FORWARD_KEEPALIVE_INTERVAL_SEC,
+                               NAP_FORWARD_KEEPALIVE_COUNT);
         return fd;
 }
 

@@ -19,6 +19,7 @@
 
 #include "../common/log.h"
 #include "base/fileio.h"
+#include "base/socket-util.h"
 #include "clients/fetch-commit.h"
 #include "clients/fetch-worker.h"
 #include "clients/fetch.h"
@@ -44,20 +45,7 @@ static int read_request_line(char *buf, size_t size) {
 static int send_line(json_t *j, int fd_to_pass) {
         _cleanup_free_ char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
         _cleanup_free_ char *line = text ? strdup_printf("%s\n", text) : NULL;
-        union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int))]; } control = {};
-        if (!line)
-                return -ENOMEM;
-        struct iovec io = { .iov_base = line, .iov_len = strlen(line) };
-        struct msghdr m = { .msg_iov = &io, .msg_iovlen = 1 };
-        if (fd_to_pass >= 0) {
-                m.msg_control = &control;
-                m.msg_controllen = sizeof control;
-                struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-                *c = (struct cmsghdr) { .cmsg_level = SOL_SOCKET, .cmsg_type = SCM_RIGHTS,
-                                        .cmsg_len = CMSG_LEN(sizeof(int)) };
-                memcpy(CMSG_DATA(c), &fd_to_pass, sizeof(int));
-        }
-        return sendmsg(STDOUT_FILENO, &m, MSG_NOSIGNAL) == (ssize_t) io.iov_len ? 0 : -errno;
+        return line ? socket_send_with_fd(STDOUT_FILENO, line, strlen(line), fd_to_pass) : -ENOMEM;
 }
 
 static int answer_error(const NapError *e) {

@@ -61,9 +61,14 @@
         X(curl_easy_perform)                            \
         X(curl_easy_setopt)                             \
         X(curl_easy_strerror)                           \
+        X(curl_free)                                    \
         X(curl_global_init)                             \
         X(curl_slist_append)                            \
-        X(curl_slist_free_all)
+        X(curl_slist_free_all)                          \
+        X(curl_url)                                     \
+        X(curl_url_cleanup)                             \
+        X(curl_url_get)                                 \
+        X(curl_url_set)
 
 #define NAP_DLSYM_PROTOTYPE(symbol) extern typeof(symbol) *sym_##symbol;
 NAP_LIBGIT2_SYMBOLS(NAP_DLSYM_PROTOTYPE)

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <netinet/tcp.h>
 #include <stddef.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/macro.h"
 #include "base/socket-util.h"
 
@@ -87,4 +89,66 @@ int socket_listen_unix(const char *address, mode_t mode, int flags) {
             (sa.sun_path[0] && chmod(sa.sun_path, mode & 07777) < 0) || listen(fd, SOMAXCONN) < 0)
                 return -errno;
         return TAKE_FD(fd);
+}
+
+int socket_send_with_fd(int fd, const void *data, size_t size, int fd_to_pass) {
+        union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int))]; } control = {};
+        struct iovec io = { .iov_base = (void *) data, .iov_len = size };
+        struct msghdr m = { .msg_iov = &io, .msg_iovlen = 1 };
+        if (fd_to_pass >= 0) {
+                m.msg_control = &control;
+                m.msg_controllen = sizeof control;
+                struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+                *c = (struct cmsghdr) { .cmsg_level = SOL_SOCKET, .cmsg_type = SCM_RIGHTS,
+                                        .cmsg_len = CMSG_LEN(sizeof(int)) };
+                memcpy(CMSG_DATA(c), &fd_to_pass, sizeof(int));
+        }
+        ssize_t n = sendmsg(fd, &m, MSG_NOSIGNAL);
+        return n == (ssize_t) size ? 0 : n < 0 ? -errno : -EIO;
+}
+
+/* The fds that came with a message: the first kept in *ret_fd, others closed. */
+static void take_fds(struct msghdr *m, int *ret_fd) {
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
+                if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+                        continue;
+                size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                for (size_t i = 0; i < n; i++) {
+                        int passed;
+                        memcpy(&passed, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+                        if (*ret_fd < 0)
+                                *ret_fd = passed;
+                        else
+                                (void) close(passed);
+                }
+        }
+}
+
+int socket_receive_line(int fd, char *buf, size_t size, uint64_t deadline, int *ret_fd) {
+        size_t have = 0;
+        *ret_fd = -1;
+        buf[0] = 0;
+        while (!memchr(buf, '\n', have)) {
+                union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int) * 4)]; } control;
+                struct iovec io = { .iov_base = buf + have, .iov_len = size - 1 - have };
+                struct msghdr m = { .msg_iov = &io, .msg_iovlen = 1, .msg_control = &control,
+                                    .msg_controllen = sizeof control };
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+                uint64_t now = monotonic_usec();
+                if (have == size - 1)
+                        return -EMSGSIZE;
+                if (now >= deadline || poll(&p, 1, (int) ((deadline - now) / 1000 + 1)) == 0)
+                        return -ETIMEDOUT;
+                ssize_t n = recvmsg(fd, &m, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+                if (n < 0 && (errno == EINTR || errno == EAGAIN))
+                        continue;
+                if (n <= 0)
+                        return n < 0 ? -errno : -ECONNRESET;
+                take_fds(&m, ret_fd);
+                have += (size_t) n;
+                buf[have] = 0;
+        }
+        char *end = strchr(buf, '\n');
+        *end = 0;
+        return (int) (end - buf);
 }

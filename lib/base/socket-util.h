@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/un.h>
@@ -40,3 +41,15 @@ int socket_address_unix(const char *address, struct sockaddr_un *ret, socklen_t 
  * earlier run is replaced (anything else there is not), the path's mode
  * set to mode. The fd, or -errno. */
 int socket_listen_unix(const char *address, mode_t mode, int flags);
+
+/* size bytes to a stream socket in one message, with fd_to_pass attached
+ * (SCM_RIGHTS) unless it is negative. 0, or -errno (a short send too). */
+int socket_send_with_fd(int fd, const void *data, size_t size, int fd_to_pass);
+
+/* One line from a stream socket, up to its '\n', into buf (the '\n'
+ * replaced by NUL), and the first fd that came with it (SCM_RIGHTS; more
+ * are closed) in *ret_fd, or -1. Waits until deadline (CLOCK_MONOTONIC,
+ * µs). The line's length, or -ETIMEDOUT, -ECONNRESET (the peer hung up
+ * before a whole line), -EMSGSIZE (no '\n' within size - 1 bytes), -errno.
+ * Bytes after the '\n' are not expected (a reply, then the end). */
+int socket_receive_line(int fd, char *buf, size_t size, uint64_t deadline, int *ret_fd);

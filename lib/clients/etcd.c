@@ -11,6 +11,7 @@
 #include "base/base64.h"
 #include "base/dlopen.h"
 #include "base/strv.h"
+#include "clients/curl-connect.h"
 #include "clients/etcd.h"
 
 /* ---- small JSON helpers --------------------------------------------- */
@@ -788,7 +789,8 @@ static int curl_setup(CURL *h, const EtcdClient *c, struct curl_slist *headers, 
             sym_curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers) != CURLE_OK ||
             sym_curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf) != CURLE_OK ||
             sym_curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, usec_to_msec(c->connect_timeout_usec)) != CURLE_OK ||
-            sym_curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L) != CURLE_OK)
+            sym_curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L) != CURLE_OK ||
+            nap_curl_connect_through_broker(h, (long) usec_to_msec(c->connect_timeout_usec)) < 0)
                 return -EIO;
         errbuf[0] = 0;
         return 0;
@@ -819,6 +821,14 @@ typedef struct Attempt {
         bool transport;     /* failed below HTTP */
 } Attempt;
 
+/* Why a request failed below HTTP: nap-connect's reason when the
+ * connection was asked of it, curl's otherwise. */
+static const char *curl_failure(CURLcode code, const char *errbuf) {
+        if (code == CURLE_COULDNT_CONNECT && nap_curl_connect_failure())
+                return nap_curl_connect_failure();
+        return *errbuf ? errbuf : sym_curl_easy_strerror(code);
+}
+
 static int attempt_fail(const EtcdClient *c, size_t idx, Attempt *a, CURLcode code,
                         const char *errbuf, NapError *e) {
         int r;
@@ -830,8 +840,7 @@ static int attempt_fail(const EtcdClient *c, size_t idx, Attempt *a, CURLcode co
         r = curl_code_to_errno(code);
         a->transport = true;
         return nap_error_set(e, r == -EIO ? NAP_ERROR_INTERNAL : NAP_ERROR_NOT_AVAILABLE, r,
-                             "etcd %s: %s", c->endpoints[idx],
-                             *errbuf ? errbuf : sym_curl_easy_strerror(code));
+                             "etcd %s: %s", c->endpoints[idx], curl_failure(code, errbuf));
 }
 
 static int attempt_once(EtcdClient *c, size_t idx, Attempt *a, NapError *e) {
@@ -1467,7 +1476,7 @@ static int watch_result(const EtcdClient *c, size_t idx, CURL *h, CURLcode code,
                 r = curl_code_to_errno(code);
                 *ret_retry = !s->created;
                 return nap_error_set(s->e, NAP_ERROR_NOT_AVAILABLE, r, "etcd %s: watch: %s", c->endpoints[idx],
-                                     *errbuf ? errbuf : sym_curl_easy_strerror(code));
+                                     curl_failure(code, errbuf));
         }
         return nap_error_set(s->e, NAP_ERROR_NOT_AVAILABLE, -ECONNRESET, "etcd %s: watch stream ended",
                              c->endpoints[idx]);

@@ -10,6 +10,7 @@
 
 #include "base/clock.h"
 #include "base/fileio.h"
+#include "base/socket-util.h"
 #include "clients/fetch-worker.h"
 
 static const char *const op_table[_NAP_FETCH_OP_MAX] = {
@@ -97,47 +98,16 @@ static int send_request(int fd, NapFetchOp op, const char *url, const char *comm
         return 0;
 }
 
-/* The fds that came with a message: the first kept in *tree_fd, others closed. */
-static void take_fds(struct msghdr *m, int *tree_fd) {
-        for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
-                if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-                        continue;
-                size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-                int *fds = (int *) CMSG_DATA(c);
-                for (size_t i = 0; i < n; i++)
-                        if (*tree_fd < 0)
-                                *tree_fd = fds[i];
-                        else
-                                safe_close(fds[i]);
-        }
-}
-
 /* One reply line into buf (NUL-terminated), and the fd that came with it. */
 static int receive_reply(int fd, char *buf, size_t size, int *ret_tree_fd, NapError *e) {
-        uint64_t deadline = monotonic_usec() + NAP_FETCH_WORKER_TIMEOUT_USEC;
-        size_t have = 0;
-        while (!memchr(buf, '\n', have)) {
-                union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int) * 4)]; } control;
-                struct iovec io = { .iov_base = buf + have, .iov_len = size - 1 - have };
-                struct msghdr m = { .msg_iov = &io, .msg_iovlen = 1, .msg_control = &control,
-                                    .msg_controllen = sizeof control };
-                struct pollfd p = { .fd = fd, .events = POLLIN };
-                uint64_t now = monotonic_usec();
-                if (have == size - 1)
-                        return nap_error_set(e, NAP_ERROR_INTERNAL, -EBADMSG, "nap-fetch's answer is too long");
-                if (now >= deadline || poll(&p, 1, (int) ((deadline - now) / 1000 + 1)) == 0)
-                        return nap_error_set(e, NAP_ERROR_FETCH_FAILED, -ETIMEDOUT, "nap-fetch did not answer in time");
-                ssize_t n = recvmsg(fd, &m, MSG_CMSG_CLOEXEC);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
-                        return nap_error_set(e, NAP_ERROR_FETCH_FAILED, n < 0 ? negative_errno() : -ECONNRESET,
-                                             "nap-fetch ended without an answer (see its journal)");
-                take_fds(&m, ret_tree_fd);
-                have += (size_t) n;
-                buf[have] = 0;
-        }
-        return (int) (strchr(buf, '\n') - buf);
+        int r = socket_receive_line(fd, buf, size, monotonic_usec() + NAP_FETCH_WORKER_TIMEOUT_USEC, ret_tree_fd);
+        if (r == -EMSGSIZE)
+                return nap_error_set(e, NAP_ERROR_INTERNAL, -EBADMSG, "nap-fetch's answer is too long");
+        if (r == -ETIMEDOUT)
+                return nap_error_set(e, NAP_ERROR_FETCH_FAILED, r, "nap-fetch did not answer in time");
+        if (r < 0)
+                return nap_error_set(e, NAP_ERROR_FETCH_FAILED, r, "nap-fetch ended without an answer (see its journal)");
+        return r;
 }
 
 /* One call; *ret_conn is the connection, kept open by the caller while

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "base/dlopen.h"
+#include "clients/curl-connect.h"
 #include "clients/http.h"
 
 #define USEC_PER_MSEC 1000ULL
@@ -67,6 +68,8 @@ static int setup(CURL *h, const NapHttpRequest *q, struct curl_slist *headers, S
                   sym_curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, ms) == CURLE_OK;
         if (ok && q->unix_socket)
                 ok = sym_curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, q->unix_socket) == CURLE_OK;
+        else if (ok)
+                ok = nap_curl_connect_through_broker(h, ms) >= 0;
         if (ok && q->body)
                 ok = sym_curl_easy_setopt(h, CURLOPT_POSTFIELDS, q->body) == CURLE_OK &&
                      sym_curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) q->body_size) == CURLE_OK;
@@ -95,7 +98,9 @@ int nap_http_request(const NapHttpRequest *q, NapHttpAnswer *ret, NapError *e) {
         }
         if (code != CURLE_OK) {
                 free(sink.data);
-                return nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, -EIO, "%s", *errbuf ? errbuf : sym_curl_easy_strerror(code));
+                const char *why = code == CURLE_COULDNT_CONNECT ? nap_curl_connect_failure() : NULL;
+                return nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, -EIO, "%s",
+                                     why ?: *errbuf ? errbuf : sym_curl_easy_strerror(code));
         }
         *ret = (NapHttpAnswer) { .body = sink.data ?: strdup(""), .size = sink.size };
         (void) sym_curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &ret->status);

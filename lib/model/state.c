@@ -2,13 +2,12 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <sys/file.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include "base/fileio.h"
 #include "base/strv.h"
+#include "base/tcp.h"
 #include "model/manifest.h"
 #include "model/state.h"
 
@@ -376,29 +375,21 @@ static int open_port_claims(const NapConfig *c, int *ret_fd) {
         return 0;
 }
 
-/* Whether something on this host already listens on port (any address).
- * Binding the wildcard address fails when any address has the port. With
- * SO_REUSEADDR, as servers bind (Python's http.server, Go, nginx, node):
- * connections of an instance that went a moment ago linger in TIME_WAIT
- * for a minute, and without it their port would count as taken, so a few
- * rollouts in a row ran out of ports (bench/push: "No free port"). A
- * listening socket still makes the bind fail. */
-static bool bind_wildcard(int family, unsigned port) {
-        _cleanup_close_ int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        struct sockaddr_in6 sa6 = { .sin6_family = AF_INET6, .sin6_port = htons(port), .sin6_addr = in6addr_any };
-        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_ANY) };
-        int one = 1;
-        if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
-                return false;
-        if (family == AF_INET6)
-                return bind(fd, (struct sockaddr *) &sa6, sizeof sa6) >= 0;
-        return bind(fd, (struct sockaddr *) &sa, sizeof sa) >= 0;
-}
-
-static bool port_is_free(unsigned port) {
-        _cleanup_close_ int probe = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        /* No IPv6: IPv4. */
-        return bind_wildcard(probe >= 0 ? AF_INET6 : AF_INET, port);
+/* Whether something on this host already listens on port (any address):
+ * tcp_port_free() binds it with SO_REUSEADDR, as servers bind (Python's
+ * http.server, Go, nginx, node): connections of an instance that went a
+ * moment ago linger in TIME_WAIT for a minute, and without it their port
+ * would count as taken, so a few rollouts in a row ran out of ports
+ * (bench/push: "No free port"). In nap-managerd, whose network is its
+ * own, nap-connect(8) probes the host's. */
+static int port_is_free(unsigned port, NapError *e) {
+        int r = tcp_port_free(port);
+        if (r == -ENOTCONN)
+                return nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, r,
+                                     "Cannot ask nap-connect whether port %u is free (is nap-connect.socket "
+                                     "listening at %s?)", port, tcp_broker_socket());
+        /* other errors: the port is not one to give out */
+        return r > 0;
 }
 
 int nap_state_allocate_port(const NapConfig *c, const NapInstance *i, unsigned *ret, int *ret_lock_fd,
@@ -417,7 +408,12 @@ int nap_state_allocate_port(const NapConfig *c, const NapInstance *i, unsigned *
                 return nap_error_errno(e, r, "Failed to read the ports given to the manifests in %s", c->instances_dir);
 
         for (unsigned p = c->port_min; p <= c->port_max; p++) {
-                if (port_claimed(claims_fd, p) || !port_is_free(p))
+                if (port_claimed(claims_fd, p))
+                        continue;
+                r = port_is_free(p, e);
+                if (r < 0)
+                        return r;
+                if (r == 0)
                         continue;
                 r = claim_port(claims_fd, p, manifest);
                 if (r < 0)

@@ -13,6 +13,7 @@
 #include "base/clock.h"
 #include "base/fileio.h"
 #include "base/socket-util.h"
+#include "base/tcp.h"
 #include "clients/journal.h"
 #include "clients/systemd1.h"
 #include "ops/ops-internal.h"
@@ -37,50 +38,28 @@ static int wait_fd(int fd, short events, uint64_t deadline) {
         }
 }
 
-static int probe_connect(int family, unsigned port) {
-        union {
-                struct sockaddr sa;
-                struct sockaddr_in in;
-                struct sockaddr_in6 in6;
-        } a = {};
-        socklen_t l = family == AF_INET ? sizeof a.in : sizeof a.in6;
-        if (family == AF_INET)
-                a.in = (struct sockaddr_in) { .sin_family = AF_INET, .sin_port = htons(port),
-                                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-        else
-                a.in6 = (struct sockaddr_in6) { .sin6_family = AF_INET6, .sin6_port = htons(port),
-                                                .sin6_addr = IN6ADDR_LOOPBACK_INIT };
-        int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return negative_errno();
-        if (connect(fd, &a.sa, l) < 0 && errno != EINPROGRESS) {
-                int r = negative_errno();
-                safe_close(fd);
-                return r;
-        }
-        return fd;
+/* Connected to the loopback address of family, or -errno. Through
+ * nap-connect(8) in nap-managerd, whose loopback is not the host's. */
+static int probe_connect(int family, unsigned port, uint64_t deadline) {
+        uint64_t now = monotonic_usec();
+        if (now >= deadline)
+                return -ETIMEDOUT;
+        return tcp_connect(family == AF_INET ? "127.0.0.1" : "::1", port, deadline - now);
 }
 
 /* One HTTP probe: 0 when the first byte of an answer arrived. */
 static int probe_once(int family, unsigned port, const char *path, uint64_t deadline) {
         char req[NAP_HEALTH_PATH_MAX + 64];
         int len = snprintf(req, sizeof req, "HEAD %s HTTP/1.0\r\nUser-Agent: nap-receive\r\n\r\n", path);
-        _cleanup_close_ int fd = probe_connect(family, port);
-        int err = 0;
-        socklen_t l = sizeof err;
+        _cleanup_close_ int fd = probe_connect(family, port, deadline);
         char buf[64];
         if (fd < 0)
                 return fd;
-        int r = wait_fd(fd, POLLOUT, deadline);
-        if (r <= 0)
-                return r < 0 ? r : -ETIMEDOUT;
-        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l) < 0 || err != 0)
-                return err != 0 ? -err : negative_errno();
         if (socket_is_connected_to_itself(fd)) /* nothing listens: see socket-util.h */
                 return -ECONNREFUSED;
         if (send(fd, req, (size_t) len, MSG_NOSIGNAL) != (ssize_t) len)
                 return -ECONNRESET;
-        r = wait_fd(fd, POLLIN, deadline);
+        int r = wait_fd(fd, POLLIN, deadline);
         if (r <= 0)
                 return r < 0 ? r : -ETIMEDOUT;
         ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
@@ -101,6 +80,10 @@ static int wait_answering(unsigned port, const char *path, uint64_t timeout_usec
                         r = probe_once(AF_INET6, port, path, MIN(deadline, now + PROBE_TIMEOUT_USEC));
                 if (r >= 0)
                         return 0;
+                if (r == -ENOTCONN)
+                        return nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, r,
+                                             "Cannot probe port %u: nap-connect is not reachable at %s "
+                                             "(is nap-connect.socket listening?)", port, tcp_broker_socket() ?: "-");
                 if (check && (r = check(userdata, e)) < 0)
                         return r;
                 now = monotonic_usec();

@@ -333,19 +333,23 @@ nap_cluster_nodes_at() {
 
 # nap_cluster_managerd_install N: installs the built nap-managerd.socket
 # and .service (from $NAP_BUILD_ROOT/units, running the built
-# $NAP_MANAGERD, default $NAP_BUILD_ROOT/helpers/nap-managerd) in host N
-# and enables and starts the socket: napctl --user then works in that host
+# $NAP_MANAGERD, default $NAP_BUILD_ROOT/helpers/nap-managerd) and
+# nap-connect.socket and .service, which connect for it (nap-connect(8)),
+# in host N and enables and starts the sockets: napctl --user then works in that host
 # (nap_cluster_exec N "$NAPCTL" --user VERB…), with its nap.conf.
 nap_cluster_managerd_install() {
-        local n=$1 bin=${NAP_MANAGERD:-${NAP_BUILD_ROOT:-}/helpers/nap-managerd} dir
+        local n=$1 bin=${NAP_MANAGERD:-${NAP_BUILD_ROOT:-}/helpers/nap-managerd} dir connect
         [ -x "$bin" ] || { echo "nap_cluster_managerd_install: $bin is not an executable" >&2; return 1; }
         bin=$(nap_cluster_copy_bin "$bin") || return 1
         dir=$NAP_CLUSTER_DIR/h$n/home/.config/systemd/user
-        mkdir -p "$dir/nap-managerd.service.d" || return 1
-        cp "$NAP_BUILD_ROOT/units/nap-managerd.socket" "$NAP_BUILD_ROOT/units/nap-managerd.service" "$dir/" || return 1
+        connect=$(nap_cluster_copy_bin "$NAP_BUILD_ROOT/helpers/nap-connect") || return 1
+        mkdir -p "$dir/nap-managerd.service.d" "$dir/nap-connect.service.d" || return 1
+        cp "$NAP_BUILD_ROOT/units/nap-managerd.socket" "$NAP_BUILD_ROOT/units/nap-managerd.service" \
+                "$NAP_BUILD_ROOT/units/nap-connect.socket" "$NAP_BUILD_ROOT/units/nap-connect.service" "$dir/" || return 1
         printf '[Service]\nExecStart=\nExecStart=%s\n' "$bin" >"$dir/nap-managerd.service.d/50-test.conf"
+        printf '[Service]\nExecStart=\nExecStart=%s\n' "$connect" >"$dir/nap-connect.service.d/50-test.conf"
         nap_cluster_systemctl "$n" daemon-reload &&
-                nap_cluster_systemctl "$n" enable --now --quiet nap-managerd.socket
+                nap_cluster_systemctl "$n" enable --now --quiet nap-connect.socket nap-managerd.socket
 }
 
 # nap_cluster_apps_up N TTL: what the cluster-apps tests and benchmarks

@@ -544,7 +544,8 @@ nap_sandbox_stop() {
 # ------------------------------------------------------- nap-managerd (varlink)
 
 # nap_managerd_install [ARGS...]: installs the built nap-managerd.socket and
-# .service and nap-fetch.socket and @.service (from $NAP_BUILD_ROOT/units, as
+# .service, nap-fetch.socket and @.service and nap-connect.socket and
+# .service (from $NAP_BUILD_ROOT/units, as
 # `meson install` would) into the
 # sandbox's $XDG_RUNTIME_DIR/systemd/user, with a drop-in running the built
 # $NAP_MANAGERD (default $NAP_BUILD_ROOT/helpers/nap-managerd) with ARGS,
@@ -556,9 +557,10 @@ nap_managerd_install() {
         # would be hidden from it, so the binary runs from the sandbox.
         mkdir -p "$NAP_TEST_DIR/bin" && cp "$bin" "$NAP_TEST_DIR/bin/nap-managerd" || return 1
         bin=$NAP_TEST_DIR/bin/nap-managerd
-        mkdir -p "$dir/nap-managerd.service.d" "$dir/nap-fetch@.service.d" || return 1
+        mkdir -p "$dir/nap-managerd.service.d" "$dir/nap-fetch@.service.d" "$dir/nap-connect.service.d" || return 1
         cp "$NAP_BUILD_ROOT/units/nap-managerd.socket" "$NAP_BUILD_ROOT/units/nap-managerd.service" \
-                "$NAP_BUILD_ROOT/units/nap-fetch.socket" "$NAP_BUILD_ROOT/units/nap-fetch@.service" "$dir/" || return 1
+                "$NAP_BUILD_ROOT/units/nap-fetch.socket" "$NAP_BUILD_ROOT/units/nap-fetch@.service" \
+                "$NAP_BUILD_ROOT/units/nap-connect.socket" "$NAP_BUILD_ROOT/units/nap-connect.service" "$dir/" || return 1
         # No start rate limit: with the tests' idle timeouts of seconds it
         # exits and is activated again far more often than a daemon idling
         # 30 s ever is, and on a loaded machine the slow steps between two
@@ -568,10 +570,14 @@ nap_managerd_install() {
         # nap-fetch, which fetches for it (nap-fetch(8)), the same way.
         cp "$NAP_BUILD_ROOT/helpers/nap-fetch" "$NAP_TEST_DIR/bin/nap-fetch" || return 1
         printf '[Service]\nExecStart=\nExecStart=%s\n' "$NAP_TEST_DIR/bin/nap-fetch" >"$dir/nap-fetch@.service.d/50-test.conf"
+        # nap-connect, which connects for it (nap-connect(8)), the same way.
+        cp "$NAP_BUILD_ROOT/helpers/nap-connect" "$NAP_TEST_DIR/bin/nap-connect" || return 1
+        printf '[Unit]\nStartLimitIntervalSec=0\n[Service]\nExecStart=\nExecStart=%s\n' "$NAP_TEST_DIR/bin/nap-connect" \
+                >"$dir/nap-connect.service.d/50-test.conf"
         NAP_VARLINK_SOCKET=$XDG_RUNTIME_DIR/nap/io.nap.Manager
         export NAP_VARLINK_SOCKET
         timeout 30 systemctl --user daemon-reload &&
-                timeout 30 systemctl --user start nap-fetch.socket nap-managerd.socket
+                timeout 30 systemctl --user start nap-fetch.socket nap-connect.socket nap-managerd.socket
 }
 
 # Throwaway users alice (4242) and bob (4243) for authorization checks:

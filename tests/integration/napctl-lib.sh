@@ -14,7 +14,7 @@
 
 if [ -z "${NAP_VARLINK_SOCKET:-}" ]; then
         NAP_BUILD_ROOT=${NAP_BUILD_ROOT:-$(cd "$(dirname "$NAPCTL")/.." && pwd)}
-        nap_managerd_install && timeout 30 systemctl --user enable --runtime --quiet nap-managerd.socket nap-fetch.socket ||
+        nap_managerd_install && timeout 30 systemctl --user enable --runtime --quiet nap-managerd.socket nap-fetch.socket nap-connect.socket ||
                 { echo "Bail out! cannot install nap-managerd's units"; exit 1; }
 fi
 
