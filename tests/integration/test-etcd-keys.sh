@@ -90,6 +90,31 @@ log "remove-instance drops its port"
 expect_ok "remove-instance" remove-instance "$FIRST"
 assert_eq "PREFIX/port/USER/APP/N is gone" "" "$(etcd_value "/services/port/alice/hello/${FIRST#*@}")"
 
+log "nap-managerd has no network of its own: nap-connect connects for it"
+# True once a call has started nap-managerd and its network namespace is
+# not this one (asked at every try: it exits when idle).
+managerd_has_own_network() {
+        local pid
+        "$NAPCTL" --user get-service-url alice hello >/dev/null 2>&1
+        pid=$(timeout 10 systemctl --user show -P MainPID nap-managerd.service)
+        [ -n "$pid" ] && [ "$pid" != 0 ] &&
+                [ "$(readlink "/proc/$pid/ns/net")" != "$(readlink /proc/self/ns/net)" ]
+}
+check "nap-managerd runs in a network namespace of its own" wait_until 20 managerd_has_own_network
+expect_ok "yet its etcd calls work: recover checks the keys" --json recover
+assert_eq "... all three" "3" "$(jq -r .keysChecked <<<"$OUT")"
+assert_contains "nap-connect.service, socket-activated, made its connections" \
+        "$(timeout 30 journalctl -q --no-pager -o cat --user-unit nap-connect.service 2>&1)" "Started nap-connect.service"
+timeout 30 systemctl --user stop nap-connect.socket nap-connect.service
+nap --json recover
+assert_contains "nap-connect gone: recover names it as why etcd was not checked" \
+        "$(jq -r '.etcdError // empty' <<<"$OUT" 2>&1)" "nap-connect is not reachable"
+nap start-common $SVC
+assert_contains "... and start-common cannot probe a port, saying so" "$RC $ERR" "nap-connect.socket"
+timeout 30 systemctl --user start nap-connect.socket
+expect_ok "nap-connect back: recover checks the keys again" --json recover
+assert_eq "... all three" "3" "$(jq -r .keysChecked <<<"$OUT")"
+
 log "etcd wiped and started empty: recover writes the seed's keys again"
 etcd_stop
 rm -rf "$NAP_TEST_DIR/etcd/etcd" # the data only
