@@ -154,6 +154,21 @@ wait_until() {
         done
 }
 
+# What wait_until waits on is asked at every try: `wait_until 5 test
+# "$(CMD)" = x` would expand "$(CMD)" once, before the first try, and never
+# see a change. These run CMD themselves:
+#   wait_until 5 output_is active active_state "$UNIT"
+#   wait_until 10 output_at_least 4 got main
+# output_is TEXT CMD...: CMD prints TEXT (a trailing newline aside).
+output_is() {
+        [ "$("${@:2}")" = "$1" ]
+}
+
+# output_at_least N CMD...: CMD prints an integer ≥ N.
+output_at_least() {
+        [ "$("${@:2}")" -ge "$1" ] 2>/dev/null
+}
+
 # tcp_listening PORT: something listens on 127.0.0.1:PORT (or any
 # address) in this network namespace; asked of /proc, never by connecting,
 # so a server that accepts once is left its one connection.

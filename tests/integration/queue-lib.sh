@@ -21,6 +21,8 @@ code() { printf '%s\n' "$1" | head -n 1; }
 body() { printf '%s\n' "$1" | sed -n 2p; }
 jqb() { body "$1" | jq -r "$2" 2>&1; }
 ids() { q GET "/v1/vm/${1-}" | sed -n 2p | jq -r '[.data[].RequestID] | join(",")'; }
+running_count() { ids '?status=running' | tr ',' '\n' | grep -c .; } # how many jobs run
+job_data() { q GET "/v1/vm/$1/" | sed -n 2p | jq -r ".data.$2"; }    # ID FIELD: the job's FIELD
 # job JSON for request_id $1 owner $2 callback $3 and VCPU $4
 job() { printf '{"request_id":"%s","owner_id":"%s","data":{"instances":[{"VCPU":%s,"Memory":1024,"Disk":1}],"project":"project id"},"callback":"%s"}' "$1" "$2" "${4:-1}" "$3"; }
 

@@ -230,7 +230,7 @@ assert_eq "the value names host, port, instance and unit" \
 lease1=$(key_lease "$K1")
 check "the key is on a lease" test "${lease1:-0}" != 0
 assert_eq "the lease's TTL is DiscoveryTTL=" "$TTL" "$(lease_granted_ttl "$lease1")"
-check "the sidecar is active once published" wait_until 5 test "$(active_state "$S1")" = active
+check "the sidecar is active once published" wait_until 5 output_is active active_state "$S1"
 assert_match "its status says what it published" "$(unit_prop "$S1" StatusText)" "^Published $K1 "
 nap endpoints $SVC
 assert_eq "napctl endpoints lists it" "$(printf '127.0.0.1:%s\t%s' "$P1" "$I1")" "$OUT"
@@ -307,7 +307,7 @@ sleep 1
 etcd_up || { echo "Bail out! etcd did not come back"; nap_summary; exit 1; }
 ms=$(wait_ms 5 key_present "$K2")
 within "its key appears once etcd is up" 1000 "$ms"
-check "its sidecar became active" wait_until 5 test "$(active_state "$S2")" = active
+check "its sidecar became active" wait_until 5 output_is active active_state "$S2"
 check "the first instance's key is there too" wait_until 3 key_present "$K1"
 
 # ================================================= SIGKILL, no clean stop

@@ -149,7 +149,7 @@ log "a --no-block job whose rank fails: recorded as failed and released"
 start_job $SVC 'np=2,sleep=30' --cpu=500m || fail "start-mpi --no-block --cpu"
 JF=$JOB
 assert_eq "it holds 2 × 500m" "1000 0" "$(usage)"
-check "its rank 1 runs" wait_until 30 test "$(prop "$(slave $SVC "$JF" 1)" ActiveState)" = active
+check "its rank 1 runs" wait_until 30 output_is active prop "$(slave $SVC "$JF" 1)" ActiveState
 timeout 10 systemctl --user kill -s KILL "$(slave $SVC "$JF" 1).service"
 T0=$(now_ms)
 check "with no napctl call, h1's usage is none within 10 s of the kill" usage_none_within 10

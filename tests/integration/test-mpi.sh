@@ -130,7 +130,7 @@ check "... and left no unit running" no_unit_active
 log "SIGKILL of one slave mid-job"
 start_job 'np=3,sleep=30' || { fail "start-mpi --no-block"; nap_diag start-mpi; }
 J3=$JOB
-wait_until 20 test "$(unit_state "$(slave "$J3" 2).service")" = active
+wait_until 20 output_is active unit_state "$(slave "$J3" 2).service"
 sleep 1 # the ranks are in MPI_Init/sleep
 T0=$(now_ms)
 timeout 10 systemctl --user kill -s KILL "$(slave "$J3" 1).service"
@@ -145,7 +145,7 @@ check "mpi-job of a failed job exits non-zero" test "$RC" -ne 0
 log "stop-app on the master stops the whole job"
 start_job 'np=2,sleep=30' || fail "start-mpi --no-block"
 J4=$JOB
-wait_until 20 test "$(unit_state "$(slave "$J4" 1).service")" = active
+wait_until 20 output_is active unit_state "$(slave "$J4" 1).service"
 expect_ok "stop-app of the master" stop-app "${SVC}_mpi_master@$J4"
 check "every slave stopped with it" wait_until 5 no_unit_active
 assert_eq "the job is recorded as stopped" stopped "$(job_field "$J4" state)" ||

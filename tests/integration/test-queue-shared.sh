@@ -63,11 +63,11 @@ log "admission: both hosts race, each job admitted and called back once"
 agent h1
 agent h2
 on a
-wait_until 15 test "$(ids '?status=running' | tr ',' '\n' | grep -c .)" -ge 4
+wait_until 15 output_at_least 4 running_count
 assert_eq "the first four in priority order running" "j8,j1,j2,j3" "$(ids '?status=running')"
 assert_eq "the rest queued" "j4,j5,j6,j7" "$(ids '?status=queued')"
 assert_eq "four compute reservations, no more" 4 "$(etcdq get --prefix /nap/names/compute/ --keys-only | grep -c .)"
-wait_until 10 test "$(got main)" -ge 4
+wait_until 10 output_at_least 4 got main
 sleep 1 # a second delivery would come now
 once() { for j in "$@"; do got main "/$j\$"; done | tr '\n' ' ' | sed 's/ $//'; }
 assert_eq "one callback each, none twice" "1 1 1 1 0" "$(once j8 j1 j2 j3 j4)"
@@ -77,7 +77,7 @@ assert_eq "each job's history: queued, running (admitted once)" "queued,running"
 log "releases through either host"
 on a && q POST /v1/vm/j8/done >/dev/null
 on b && q POST /v1/vm/j1/done >/dev/null
-wait_until 10 test "$(got main /j5)" -ge 1
+wait_until 10 output_at_least 1 got main /j5
 sleep 1
 assert_eq "the next two admitted" "j2,j3,j4,j5" "$(ids '?status=running')"
 assert_eq "their callbacks once" "1 1 0" "$(once j4 j5 j6)"
@@ -87,7 +87,7 @@ log "one host killed: the other goes on alone"
 kill -KILL "${QPID[a]}"
 wait "${QPID[a]}" 2>/dev/null
 on b && q POST /v1/vm/j2/done >/dev/null
-wait_until 10 test "$(got main /j6)" -ge 1
+wait_until 10 output_at_least 1 got main /j6
 sleep 1
 assert_eq "b admitted the next" "j3,j4,j5,j6" "$(ids '?status=running')"
 assert_eq "callbacks: every admitted job once" "1 1 1 1 1 1 1 0" "$(once j8 j1 j2 j3 j4 j5 j6 j7)"

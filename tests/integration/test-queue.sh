@@ -58,6 +58,7 @@ export NAP_QUEUE_SOCKET=$SOCK
 mkdir -p "$XDG_RUNTIME_DIR/systemd/user/nap-queued.socket.d" &&
         printf '[Socket]\nListenStream=127.0.0.1:%s\n' "$TPORT" >"$XDG_RUNTIME_DIR/systemd/user/nap-queued.socket.d/50-tcp.conf"
 queued_state() { timeout 30 systemctl --user show -P ActiveState nap-queued.service 2>&1; }
+queued_stopped() { [ "$(queued_state)" != active ]; }
 # Attempts 100 ms apart, doubling: 9 take 25 s, so a delivery that must
 # outlive a restart of nap-queued (below) is not given up on a loaded machine
 # (6 took 3 s and ran out once under stress-ng).
@@ -165,7 +166,7 @@ MIN=$(prio j1)
 q POST /v1/vm/j5 "{\"priority\": $((MIN - 1))}" >/dev/null
 agent h1
 agent h2
-wait_until 15 test "$(ids '?status=running' | tr ',' '\n' | grep -c .)" -ge 4
+wait_until 15 output_at_least 4 running_count
 assert_eq "the nodes joined: the first four in priority order running" "j5,j1,j2,j3" "$(ids '?status=running')"
 assert_eq "the fifth queued" "j4" "$(ids '?status=queued')"
 R=$(q GET /v1/vm/j5/)
@@ -174,7 +175,7 @@ assert_eq "a running job carries its placements" "1 1 1024 1" \
 assert_match "on a node" "$(jqb "$R" '.data.Placements[0].Node')" '^h[12]$'
 assert_eq "reserved in the inventory: 4 compute and 4 storage" "4 4" \
         "$(etcdq get --prefix /nap/names/compute/ --keys-only | grep -c . ) $(etcdq get --prefix /nap/names/storage/ --keys-only | grep -c .)"
-wait_until 10 test "$(got main)" -ge 4
+wait_until 10 output_at_least 4 got main
 assert_eq "four callbacks, one per admitted job" "1 1 1 1 0" \
         "$(for j in j5 j1 j2 j3 j4; do got main "/$j\$"; done | tr '\n' ' ' | sed 's/ $//')"
 SECRET=$(q GET '/v1/_secret?owner_id=y' | sed -n 2p | jq -r .data.Secret)
@@ -198,21 +199,20 @@ log "restart nap-queued and an etcd member mid-queue and mid-delivery"
 DEAD=$(etcd_free_port)
 q POST /v1/vm/ "$(job late y "http://127.0.0.1:$DEAD/late")" >/dev/null # behind j4: queued
 q DELETE /v1/vm/j2 >/dev/null                                        # frees one slot: j4 admitted
-wait_until 5 test "$(ids '?status=queued')" = late
-wait_until 5 test "$(got main /j4)" = 1
+wait_until 5 output_is late ids '?status=queued'
+wait_until 5 output_is 1 got main /j4
 q DELETE /v1/vm/j3 >/dev/null                                        # late admitted, its receiver down
-wait_until 5 test "$(q GET /v1/vm/late/ | sed -n 2p | jq -r .data.Status)" = running
-wait_until 5 test "$(q GET /v1/vm/late/ | sed -n 2p | jq -r .data.CallbackAttempts)" -ge 1
+wait_until 5 output_is running job_data late Status
+wait_until 5 output_at_least 1 job_data late CallbackAttempts
 q POST /v1/vm/ "$(job waits y "http://127.0.0.1:$MAIN/waits")" >/dev/null # no room: waits
 BEFORE=$(etcdq get --prefix /nap/reservations/ --keys-only | grep -c .)
 timeout 30 systemctl --user kill -s SIGKILL nap-queued.service
 member_stop 1 # the first endpoint: nap-queued fails over to the others
-wait_until 10 test "$(queued_state)" != active
-check "nap-queued is down" test "$(queued_state)" != active
+check "nap-queued is down" wait_until 10 queued_stopped
 receiver late 0 "$DEAD" || { echo "Bail out! the late receiver did not start"; exit 1; }
 assert_eq "after both restarts: the waiting job still queued" "waits" "$(ids '?status=queued')"
 check "the request started it again" test "$(queued_state)" = active
-wait_until 30 test "$(got late)" -ge 1
+wait_until 30 output_at_least 1 got late
 assert_eq "the pending delivery resumed: delivered once" "1 delivered" \
         "$(got late) $(q GET /v1/vm/late/ | sed -n 2p | jq -r .data.CallbackStatus)"
 assert_eq "same delivery id as before the restart" "$(q GET /v1/vm/late/ | sed -n 2p | jq -r .data.DeliveryID)" \
@@ -228,7 +228,7 @@ log "release: the next admitted within a second, its callback once"
 T0=$(now_ms)
 R=$(q POST /v1/vm/j1/done)
 assert_eq "done: the job ends, its reservations freed" "200 done" "$(code "$R") $(jqb "$R" .data.Status)"
-wait_until 5 test "$(got main /waits)" -ge 1
+wait_until 5 output_at_least 1 got main /waits
 T1=$(now_ms)
 assert_eq "the waiting job is running" "running" "$(q GET /v1/vm/waits/ | sed -n 2p | jq -r .data.Status)"
 check "release → callback received in $((T1 - T0)) ms (≤ 1000)" test $((T1 - T0)) -le 1000
@@ -246,7 +246,7 @@ log "a receiver failing three times"
 receiver flaky 3 || { echo "Bail out! the flaky receiver did not start"; exit 1; }
 q POST /v1/vm/j5/done >/dev/null
 q POST /v1/vm/ "$(job retry y "http://127.0.0.1:$RPORT/retry")" >/dev/null
-wait_until 15 test "$(q GET /v1/vm/retry/ | sed -n 2p | jq -r .data.CallbackStatus)" = delivered
+wait_until 15 output_is delivered job_data retry CallbackStatus
 assert_eq "four attempts: 500, 500, 500, 200" "1:500 2:500 3:500 4:200" \
         "$(jq -r '"\(.attempt):\(.answered)"' "$NAP_TEST_DIR/recv/flaky.log" | tr '\n' ' ' | sed 's/ $//')"
 assert_eq "one delivery id on all of them" 1 "$(jq -r .delivery "$NAP_TEST_DIR/recv/flaky.log" | sort -u | grep -c .)"
@@ -302,8 +302,7 @@ q POST /v1/vm/ "$(job big y "http://127.0.0.1:$MAIN/big" 64)" >/dev/null # never
 sleep 5
 check "with a job waiting it stays past --idle-timeout=3" test "$(queued_state)" = active
 q DELETE /v1/vm/big >/dev/null
-wait_until 10 test "$(queued_state)" != active
-check "nothing waiting: it exits" test "$(queued_state)" != active
+check "nothing waiting: it exits" wait_until 10 queued_stopped
 R=$(q GET /v1/vm/big/)
 assert_eq "a request starts it again (the socket)" "200 cancelled" "$(code "$R") $(jqb "$R" .data.Status)"
 
