@@ -2,9 +2,11 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "daemon.h"
+#include "nap-config.h"
 #include "log.h"
 
 int daemon_signals_setup(bool children) {
@@ -28,4 +30,11 @@ int daemon_parse_seconds(const char *s, long long min, long long max, long long 
                 return -EINVAL;
         *ret = v;
         return 0;
+}
+
+void daemon_answer_help_or_version(int c, const char *program, void (*help)(void)) {
+        if (c == 'h')
+                help();
+        else
+                printf("%s %s\n", program, NAP_VERSION);
 }

@@ -13,3 +13,7 @@ int daemon_signals_setup(bool children);
 /* An option's whole seconds: decimal digits only, from min to max.
  * -EINVAL otherwise (the caller names the option in its error). */
 int daemon_parse_seconds(const char *s, long long min, long long max, long long *ret);
+
+/* getopt's 'h' (--help) and 'V' (--version), as every helper answers
+ * them: help() printed, or "PROGRAM VERSION". */
+void daemon_answer_help_or_version(int c, const char *program, void (*help)(void));

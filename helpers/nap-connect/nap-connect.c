@@ -106,10 +106,8 @@ static int parse_argv(int argc, char *argv[]) {
         for (int c; (c = getopt_long(argc, argv, "h", options, NULL)) >= 0;)
                 switch (c) {
                 case 'h':
-                        help();
-                        return 0;
                 case 'V':
-                        printf("nap-connect %s\n", NAP_VERSION);
+                        daemon_answer_help_or_version(c, "nap-connect", help);
                         return 0;
                 case 'i':
                         if (daemon_parse_seconds(optarg, 0, 24 * 3600, &arg_idle_timeout_sec) < 0) {

@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 
+#include "../common/daemon.h"
 #include "../common/log.h"
 #include "base/fileio.h"
 #include "base/socket-util.h"
@@ -127,10 +128,8 @@ int main(int argc, char *argv[]) {
         for (int c; (c = getopt_long(argc, argv, "h", options, NULL)) >= 0;)
                 switch (c) {
                 case 'h':
-                        help();
-                        return 0;
                 case 'V':
-                        printf("nap-fetch %s\n", NAP_VERSION);
+                        daemon_answer_help_or_version(c, "nap-fetch", help);
                         return 0;
                 default:
                         return 2;
