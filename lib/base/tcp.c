@@ -198,9 +198,13 @@ int tcp_connect(const char *host, unsigned port, uint64_t timeout_usec) {
         snprintf(request, sizeof request, "connect %s %u %u\n", host, port,
                  (unsigned) MIN(MAX(ms, (uint64_t) 1), (uint64_t) TCP_BROKER_TIMEOUT_MS_MAX));
         int r = broker_call(request, timeout_usec, &fd);
-        if (r == 1 && fd < 0)
-                return -EBADMSG; /* "ok" without the socket */
-        return r < 0 ? r : fd;
+        if (r < 0)
+                return r;
+        if (r != 1 || fd < 0) { /* "taken", or "ok" without the socket */
+                safe_close(fd);
+                return -EBADMSG;
+        }
+        return fd;
 }
 
 int tcp_port_free(unsigned port) {
