@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -68,8 +69,14 @@ static int loop(int listen_fd) {
                         continue;
                 if (r < 0)
                         return log_error_errno(errno, "Failed to wait for connections: %m");
+                /* Idle: systemd starts us again for the next. Not while a
+                 * child still connects: the service's end would kill it.
+                 * (Children reap themselves, so waitpid() only says
+                 * whether one runs: 0, or ECHILD.) */
+                if (r == 0 && waitpid(-1, NULL, WNOHANG) < 0)
+                        return 0;
                 if (r == 0)
-                        return 0; /* idle: systemd starts us again for the next */
+                        continue;
                 _cleanup_close_ int conn = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
                 if (conn < 0) {
                         if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
