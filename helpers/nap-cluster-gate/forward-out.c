@@ -30,10 +30,9 @@ static int connect_gate(const NapConfig *c, const NapForwardTarget *t, NapError 
         if (fd == -ENXIO)
                 return nap_error_set(e, NAP_ERROR_NODE_UNREACHABLE, -EHOSTUNREACH,
                                      "Node %s cannot be reached: its address %s does not resolve", t->node, t->address);
-        if (fd == -ENOTCONN)
-                return nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, fd,
-                                     "Node %s cannot be reached from here: nap-connect is not reachable at %s "
-                                     "(is nap-connect.socket listening?)", t->node, tcp_broker_socket() ?: "-");
+        if (tcp_broker_socket() && (fd == -ENOTCONN || fd == -EPROTO))
+                return nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, fd, "Node %s cannot be reached from here: %s", t->node,
+                                     tcp_strerror(fd));
         /* a Ready node that refuses: its agent runs, its gate does not */
         if (fd < 0)
                 return nap_error_set(e, NAP_ERROR_NODE_UNREACHABLE, fd, "Node %s (%s, port %u) cannot be reached%s: %s",
@@ -41,7 +40,7 @@ static int connect_gate(const NapConfig *c, const NapForwardTarget *t, NapError 
                                      !t->ready              ? ", and it is NotReady" :
                                      fd == -ECONNREFUSED    ? " (nothing listens there: is the host up, its nap-cluster-gate.socket enabled?)" :
                                                               "",
-                                     strerror(-fd));
+                                     tcp_strerror(fd));
         socket_tcp_interactive(fd, NAP_FORWARD_KEEPALIVE_IDLE_SEC, NAP_FORWARD_KEEPALIVE_INTERVAL_SEC,
                                NAP_FORWARD_KEEPALIVE_COUNT);
         return fd;

@@ -48,10 +48,19 @@ static int serve(int conn) {
         TcpBrokerRequest q;
         _cleanup_close_ int stray = -1, fd = -1;
         int r = socket_receive_line(conn, line, sizeof line, monotonic_usec() + REQUEST_TIMEOUT_USEC, &stray);
+        if (r == -EMSGSIZE || r == -EBADMSG) { /* too long, or not text */
+                log_warning_errno(r, "Refused a request that is not a line of text: %m");
+                return reply(conn, -EINVAL, -1);
+        }
         if (r < 0)
                 return log_warning_errno(r, "Failed to read a request: %m");
         if (tcp_broker_request_parse(line, &q) < 0) {
-                log_warning("Refused a request that is not one (%.*s)", 64, line);
+                char shown[65];
+                snprintf(shown, sizeof shown, "%.64s", line);
+                for (char *c = shown; *c; c++)
+                        if ((unsigned char) *c < ' ' || (unsigned char) *c >= 0x7f)
+                                *c = '?';
+                log_warning("Refused a request that is not one (%s)", shown);
                 return reply(conn, -EINVAL, -1);
         }
         if (q.op == TCP_BROKER_PORT_FREE)
@@ -59,6 +68,18 @@ static int serve(int conn) {
         fd = tcp_connect_here(q.host, q.port, (uint64_t) q.timeout_ms * 1000ULL);
         log_debug("connect %s %u: %s", q.host, q.port, fd < 0 ? strerror(-fd) : "connected");
         return reply(conn, fd < 0 ? fd : 1, fd);
+}
+
+/* Out of files or memory: said once a second at most, and a pause, not a
+ * loop spinning on a connection it cannot take. */
+static void accept_failed(int error) {
+        static uint64_t said;
+        uint64_t now = monotonic_usec();
+        if (now - said >= 1000ULL * 1000ULL) {
+                log_warning_errno(error, "Failed to accept a connection: %m");
+                said = now;
+        }
+        (void) poll(NULL, 0, 100);
 }
 
 static int loop(int listen_fd) {
@@ -80,12 +101,14 @@ static int loop(int listen_fd) {
                 _cleanup_close_ int conn = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
                 if (conn < 0) {
                         if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-                                log_warning_errno(errno, "Failed to accept a connection: %m");
+                                accept_failed(errno);
                         continue;
                 }
                 pid_t pid = fork();
-                if (pid < 0)
+                if (pid < 0) {
                         log_warning_errno(errno, "Failed to serve a connection: %m");
+                        (void) reply(conn, -EAGAIN, -1);
+                }
                 if (pid == 0) {
                         safe_close(listen_fd);
                         _exit(serve(conn) < 0 ? EXIT_FAILURE : EXIT_SUCCESS);

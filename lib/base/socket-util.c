@@ -137,8 +137,15 @@ int socket_receive_line(int fd, char *buf, size_t size, uint64_t deadline, int *
                 uint64_t now = monotonic_usec();
                 if (have == size - 1)
                         return -EMSGSIZE;
-                if (now >= deadline || poll(&p, 1, (int) ((deadline - now) / 1000 + 1)) == 0)
+                if (now >= deadline)
                         return -ETIMEDOUT;
+                int r = poll(&p, 1, (int) ((deadline - now) / 1000 + 1));
+                if (r == 0)
+                        return -ETIMEDOUT;
+                if (r < 0 && errno != EINTR)
+                        return -errno;
+                if (r < 0)
+                        continue;
                 ssize_t n = recvmsg(fd, &m, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
                 if (n < 0 && (errno == EINTR || errno == EAGAIN))
                         continue;
@@ -148,7 +155,26 @@ int socket_receive_line(int fd, char *buf, size_t size, uint64_t deadline, int *
                 have += (size_t) n;
                 buf[have] = 0;
         }
-        char *end = strchr(buf, '\n');
+        char *end = memchr(buf, '\n', have);
+        if (memchr(buf, 0, (size_t) (end - buf)))
+                return -EBADMSG; /* a NUL inside: not a line of text */
         *end = 0;
         return (int) (end - buf);
+}
+
+int socket_connect_unix(const char *address, uint64_t timeout_usec) {
+        const struct timeval tv = { .tv_sec = (time_t) (timeout_usec / USEC_PER_SEC),
+                                    .tv_usec = (suseconds_t) (timeout_usec % USEC_PER_SEC) };
+        struct sockaddr_un sa;
+        socklen_t len;
+        int r = socket_address_unix(address, &sa, &len);
+        if (r < 0)
+                return r;
+        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        (void) setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+        if (connect(fd, (const struct sockaddr *) &sa, len) < 0)
+                return -errno;
+        return TAKE_FD(fd);
 }

@@ -50,6 +50,12 @@ int socket_send_with_fd(int fd, const void *data, size_t size, int fd_to_pass);
  * replaced by NUL), and the first fd that came with it (SCM_RIGHTS; more
  * are closed) in *ret_fd, or -1. Waits until deadline (CLOCK_MONOTONIC,
  * µs). The line's length, or -ETIMEDOUT, -ECONNRESET (the peer hung up
- * before a whole line), -EMSGSIZE (no '\n' within size - 1 bytes), -errno.
+ * before a whole line), -EMSGSIZE (no '\n' within size - 1 bytes),
+ * -EBADMSG (a NUL in the line), -errno.
  * Bytes after the '\n' are not expected (a reply, then the end). */
 int socket_receive_line(int fd, char *buf, size_t size, uint64_t deadline, int *ret_fd);
+
+/* A stream connection to a Unix socket address (as socket_address_unix()),
+ * whose connect() gives up after timeout_usec: on a full backlog it would
+ * block. The fd (its send timeout left at timeout_usec), or -errno. */
+int socket_connect_unix(const char *address, uint64_t timeout_usec);

@@ -28,7 +28,7 @@ bool tcp_host_is_valid(const char *host) {
 static int parse_number(const char *s, unsigned max, unsigned *ret, const char **end) {
         unsigned long v = 0;
         size_t n = strspn(s, "0123456789");
-        if (n == 0 || n > 10)
+        if (n == 0 || n > 10 || s[0] == '0') /* one way to write each: no leading zero */
                 return -EINVAL;
         for (size_t i = 0; i < n; i++)
                 v = v * 10 + (unsigned long) (s[i] - '0');
@@ -82,7 +82,10 @@ int tcp_broker_reply_parse(const char *line) {
 /* ---- here ---------------------------------------------------------------- */
 
 /* A non-blocking connect, waited for until deadline; the socket in
- * blocking mode, or -errno. */
+ * blocking mode, or -errno. Non-blocking also for libcurl before 8.0: it
+ * calls connect() on a socket it was told is connected
+ * (CURL_SOCKOPT_ALREADY_CONNECTED, curl issue 10626), which Linux answers
+ * with 0 only for a socket whose connect was non-blocking. */
 static int connect_until(const struct addrinfo *ai, uint64_t deadline) {
         _cleanup_close_ int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         int err = 0;
@@ -113,11 +116,30 @@ static int connect_until(const struct addrinfo *ai, uint64_t deadline) {
         return TAKE_FD(fd);
 }
 
+/* Each address in turn, each given its share of what is left (at least
+ * ADDRESS_MIN_USEC): a name whose first address does not answer (IPv6
+ * that goes nowhere) still reaches the next in time. */
+#define ADDRESS_MIN_USEC (250ULL * 1000ULL)
+
+static int connect_addresses(const struct addrinfo *ai, uint64_t deadline) {
+        size_t left = 0;
+        int fd = -EHOSTUNREACH;
+        for (const struct addrinfo *a = ai; a; a = a->ai_next)
+                left++;
+        for (const struct addrinfo *a = ai; a && fd < 0; a = a->ai_next, left--) {
+                uint64_t now = monotonic_usec();
+                if (now >= deadline)
+                        return -ETIMEDOUT;
+                uint64_t share = MIN(deadline - now, MAX((deadline - now) / left, ADDRESS_MIN_USEC));
+                fd = connect_until(a, now + share);
+        }
+        return fd;
+}
+
 int tcp_connect_here(const char *host, unsigned port, uint64_t timeout_usec) {
         struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV }, *ai = NULL;
         uint64_t deadline = monotonic_usec() + timeout_usec;
         char service[8];
-        int fd = -EHOSTUNREACH;
 
         if (!tcp_host_is_valid(host) || port == 0 || port > 65535)
                 return -EINVAL;
@@ -125,22 +147,25 @@ int tcp_connect_here(const char *host, unsigned port, uint64_t timeout_usec) {
         int r = getaddrinfo(host, service, &hints, &ai);
         if (r != 0)
                 return r == EAI_SYSTEM ? -errno : r == EAI_MEMORY ? -ENOMEM : -ENXIO;
-        for (struct addrinfo *a = ai; a && fd < 0 && fd != -ETIMEDOUT; a = a->ai_next)
-                fd = connect_until(a, deadline);
+        int fd = connect_addresses(ai, deadline);
         freeaddrinfo(ai);
         return fd;
 }
 
-static bool bind_wildcard(int family, unsigned port) {
+/* 1 bound (free), 0 in use, or -errno (EACCES below 1024 without the
+ * capability, EMFILE…): not an answer about the port. */
+static int bind_wildcard(int family, unsigned port) {
         _cleanup_close_ int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
         struct sockaddr_in6 sa6 = { .sin6_family = AF_INET6, .sin6_port = htons(port), .sin6_addr = in6addr_any };
         struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_ANY) };
-        int one = 1;
+        int one = 1, r;
         if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
-                return false;
+                return -errno;
         if (family == AF_INET6)
-                return bind(fd, (struct sockaddr *) &sa6, sizeof sa6) >= 0;
-        return bind(fd, (struct sockaddr *) &sa, sizeof sa) >= 0;
+                r = bind(fd, (struct sockaddr *) &sa6, sizeof sa6);
+        else
+                r = bind(fd, (struct sockaddr *) &sa, sizeof sa);
+        return r >= 0 ? 1 : errno == EADDRINUSE ? 0 : -errno;
 }
 
 /* Binding the IPv6 wildcard address fails when any address, of either
@@ -159,29 +184,39 @@ const char *tcp_broker_socket(void) {
         return path && *path ? path : NULL;
 }
 
+const char *tcp_strerror(int error) {
+        static __thread char text[256];
+        if (error == -ENOTCONN && tcp_broker_socket())
+                snprintf(text, sizeof text, "nap-connect cannot be reached at %s (is nap-connect.socket listening?)",
+                         tcp_broker_socket());
+        else if (error == -EPROTO && tcp_broker_socket())
+                snprintf(text, sizeof text, "nap-connect ended without an answer (see its journal)");
+        else if (error == -ENXIO)
+                snprintf(text, sizeof text, "the name does not resolve");
+        else
+                snprintf(text, sizeof text, "%s", strerror(-error));
+        return text;
+}
+
 /* One request, one reply: the reply's value (as tcp_broker_reply_parse())
- * and the socket that came with an "ok". */
+ * and the socket that came with an "ok". -ENOTCONN: nap-connect could not
+ * be reached; -EPROTO: it did not answer as it should. */
 static int broker_call(const char *request, uint64_t timeout_usec, int *ret_fd) {
-        struct sockaddr_un sa;
-        socklen_t len;
         char reply[64];
         *ret_fd = -1;
-        if (socket_address_unix(tcp_broker_socket(), &sa, &len) < 0)
-                return -ENOTCONN;
-        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        _cleanup_close_ int fd = socket_connect_unix(tcp_broker_socket(), TCP_BROKER_SLACK_USEC);
         if (fd < 0)
-                return -errno;
-        if (connect(fd, (struct sockaddr *) &sa, len) < 0)
                 return -ENOTCONN;
-        int r = socket_send_all(fd, request, strlen(request));
-        if (r < 0)
-                return -ENOTCONN;
+        if (socket_send_all(fd, request, strlen(request)) < 0)
+                return -EPROTO;
         _cleanup_close_ int passed = -1;
-        r = socket_receive_line(fd, reply, sizeof reply, monotonic_usec() + timeout_usec + TCP_BROKER_SLACK_USEC,
-                                &passed);
+        int r = socket_receive_line(fd, reply, sizeof reply, monotonic_usec() + timeout_usec + TCP_BROKER_SLACK_USEC,
+                                    &passed);
         if (r < 0)
-                return r == -ETIMEDOUT ? r : -ENOTCONN;
+                return r == -ETIMEDOUT ? r : -EPROTO;
         r = tcp_broker_reply_parse(reply);
+        if (r == -EBADMSG)
+                return -EPROTO;
         if (r > 0)
                 *ret_fd = TAKE_FD(passed);
         return r;
@@ -202,7 +237,7 @@ int tcp_connect(const char *host, unsigned port, uint64_t timeout_usec) {
                 return r;
         if (r != 1 || fd < 0) { /* "taken", or "ok" without the socket */
                 safe_close(fd);
-                return -EBADMSG;
+                return -EPROTO;
         }
         return fd;
 }

@@ -55,13 +55,20 @@ const char *tcp_broker_socket(void);
 /* A connected TCP socket to host:port (each of its addresses in turn,
  * within timeout_usec in all), in blocking mode; or -errno: -ENXIO when the
  * name does not resolve, -ETIMEDOUT, -ECONNREFUSED…. Through nap-connect
- * when tcp_broker_socket() says so (-ENOTCONN when it cannot be reached). */
+ * when tcp_broker_socket() says so: -ENOTCONN when it cannot be reached,
+ * -EPROTO when it did not answer as it should. */
 int tcp_connect(const char *host, unsigned port, uint64_t timeout_usec);
 /* Whether nothing on this host listens on port, on any address: 1 free,
- * 0 taken, or -errno. Binds the wildcard address with SO_REUSEADDR, as
+ * 0 taken, or -errno (it could not be told). Binds the wildcard address with SO_REUSEADDR, as
  * servers do: a port whose last connections linger in TIME_WAIT is free,
  * a listening socket on any address makes it taken. */
 int tcp_port_free(unsigned port);
+
+/* What an error of tcp_connect() or tcp_port_free() means, in words for
+ * a message: nap-connect's own failures named as such (with its socket's
+ * path), -ENXIO as a name that does not resolve, others strerror(). In a
+ * buffer of this thread's, valid until the next call. */
+const char *tcp_strerror(int error);
 
 /* The same, always in this process (nap-connect's side). */
 int tcp_connect_here(const char *host, unsigned port, uint64_t timeout_usec);

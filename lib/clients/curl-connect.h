@@ -6,18 +6,27 @@
 
 #include <curl/curl.h>
 
+#include "base/macro.h"
+
+/* What a handle's connections through nap-connect need: the handle, the
+ * connect timeout, and why the last one failed. */
+typedef struct NapCurlBroker NapCurlBroker;
+
 /* When tcp_broker_socket() names nap-connect, h's connections are asked of
  * it: curl resolves nothing itself (CURLOPT_CONNECT_TO points every host
- * at a numeric address, so no DNS is tried in a namespace without one),
- * and the socket it would open is nap-connect's connection to the URL's
- * own host and port, made within connect_timeout_ms. Uses CURLOPT_PRIVATE
- * for the timeout. Nothing is changed otherwise. 0, or -EIO when libcurl
- * refuses an option. */
-int nap_curl_connect_through_broker(CURL *h, long connect_timeout_ms);
+ * at a numeric address, so no DNS is tried in a namespace without one;
+ * no proxy either), and the socket it would open is nap-connect's
+ * connection to the URL's own host and port, made within
+ * connect_timeout_ms. *b is allocated on first use and must outlive h's
+ * transfers (free it after h). Nothing is changed otherwise. 0, -ENOMEM,
+ * or -EIO when libcurl refuses an option. */
+int nap_curl_connect_through_broker(CURL *h, NapCurlBroker **b, long connect_timeout_ms);
 
-/* Why the last connection through nap-connect in this thread failed
- * ("connecting to 10.0.0.3 port 2379: Connection refused", or that
- * nap-connect cannot be reached), for the error message in place of
- * curl's, which names the numeric address it was pointed at; NULL when
- * the last one did not fail. */
-const char *nap_curl_connect_failure(void);
+/* Why b's last connection failed ("connecting to 10.0.0.3 port 2379:
+ * Connection refused", or that nap-connect cannot be reached), for the
+ * error message in place of curl's, which names the numeric address it
+ * was pointed at; NULL when it did not fail, or b is NULL. */
+const char *nap_curl_broker_failure(const NapCurlBroker *b);
+
+NapCurlBroker *nap_curl_broker_free(NapCurlBroker *b);
+DEFINE_TRIVIAL_CLEANUP_FUNC(NapCurlBroker *, nap_curl_broker_free);

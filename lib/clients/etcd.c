@@ -709,6 +709,7 @@ EtcdClient *etcd_client_free(EtcdClient *c) {
         free(c->endpoints);
         if (c->curl)
                 sym_curl_easy_cleanup(c->curl);
+        nap_curl_broker_free(c->curl_broker);
         free(c);
         return NULL;
 }
@@ -783,14 +784,15 @@ static int curl_code_to_errno(CURLcode code) {
 }
 
 /* Options every handle gets; the per-request ones are set by the caller. */
-static int curl_setup(CURL *h, const EtcdClient *c, struct curl_slist *headers, char *errbuf) {
+static int curl_setup(CURL *h, const EtcdClient *c, NapCurlBroker **broker, struct curl_slist *headers,
+                      char *errbuf) {
         if (sym_curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
             sym_curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
             sym_curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers) != CURLE_OK ||
             sym_curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf) != CURLE_OK ||
             sym_curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, usec_to_msec(c->connect_timeout_usec)) != CURLE_OK ||
             sym_curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L) != CURLE_OK ||
-            nap_curl_connect_through_broker(h, (long) usec_to_msec(c->connect_timeout_usec)) < 0)
+            nap_curl_connect_through_broker(h, broker, (long) usec_to_msec(c->connect_timeout_usec)) < 0)
                 return -EIO;
         errbuf[0] = 0;
         return 0;
@@ -823,9 +825,9 @@ typedef struct Attempt {
 
 /* Why a request failed below HTTP: nap-connect's reason when the
  * connection was asked of it, curl's otherwise. */
-static const char *curl_failure(CURLcode code, const char *errbuf) {
-        if (code == CURLE_COULDNT_CONNECT && nap_curl_connect_failure())
-                return nap_curl_connect_failure();
+static const char *curl_failure(const NapCurlBroker *broker, CURLcode code, const char *errbuf) {
+        if (code == CURLE_COULDNT_CONNECT && nap_curl_broker_failure(broker))
+                return nap_curl_broker_failure(broker);
         return *errbuf ? errbuf : sym_curl_easy_strerror(code);
 }
 
@@ -840,7 +842,7 @@ static int attempt_fail(const EtcdClient *c, size_t idx, Attempt *a, CURLcode co
         r = curl_code_to_errno(code);
         a->transport = true;
         return nap_error_set(e, r == -EIO ? NAP_ERROR_INTERNAL : NAP_ERROR_NOT_AVAILABLE, r,
-                             "etcd %s: %s", c->endpoints[idx], curl_failure(code, errbuf));
+                             "etcd %s: %s", c->endpoints[idx], curl_failure(c->curl_broker, code, errbuf));
 }
 
 static int attempt_once(EtcdClient *c, size_t idx, Attempt *a, NapError *e) {
@@ -853,7 +855,7 @@ static int attempt_once(EtcdClient *c, size_t idx, Attempt *a, NapError *e) {
         headers = json_headers();
         if (!headers || asprintf(&url, "%s/v3/%s", c->endpoints[idx], a->path) < 0)
                 return -ENOMEM;
-        if (curl_setup(c->curl, c, headers, errbuf) < 0 ||
+        if (curl_setup(c->curl, c, (NapCurlBroker **) &c->curl_broker, headers, errbuf) < 0 ||
             sym_curl_easy_setopt(c->curl, CURLOPT_URL, url) != CURLE_OK ||
             sym_curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, a->body) != CURLE_OK ||
             sym_curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) a->body_size) != CURLE_OK ||
@@ -1455,7 +1457,8 @@ static int watch_setup(CURL *h, const EtcdClient *c, const char *url, const char
 }
 
 /* How one streaming attempt ended, as etcd_watch() returns it. */
-static int watch_result(const EtcdClient *c, size_t idx, CURL *h, CURLcode code, const char *errbuf,
+static int watch_result(const EtcdClient *c, size_t idx, CURL *h, const NapCurlBroker *broker, CURLcode code,
+                        const char *errbuf,
                         WatchState *s, bool *ret_retry) {
         long status = 0;
         int r;
@@ -1476,7 +1479,7 @@ static int watch_result(const EtcdClient *c, size_t idx, CURL *h, CURLcode code,
                 r = curl_code_to_errno(code);
                 *ret_retry = !s->created;
                 return nap_error_set(s->e, NAP_ERROR_NOT_AVAILABLE, r, "etcd %s: watch: %s", c->endpoints[idx],
-                                     curl_failure(code, errbuf));
+                                     curl_failure(broker, code, errbuf));
         }
         return nap_error_set(s->e, NAP_ERROR_NOT_AVAILABLE, -ECONNRESET, "etcd %s: watch stream ended",
                              c->endpoints[idx]);
@@ -1484,6 +1487,7 @@ static int watch_result(const EtcdClient *c, size_t idx, CURL *h, CURLcode code,
 
 static int watch_once(EtcdClient *c, size_t idx, const char *body, WatchState *s, bool *ret_retry) {
         _cleanup_(sym_curl_slist_free_allp) struct curl_slist *headers = NULL;
+        _cleanup_(nap_curl_broker_freep) NapCurlBroker *broker = NULL; /* freed after h */
         _cleanup_(sym_curl_easy_cleanupp) CURL *h = NULL;
         _cleanup_free_ char *url = NULL;
         char errbuf[CURL_ERROR_SIZE];
@@ -1493,10 +1497,10 @@ static int watch_once(EtcdClient *c, size_t idx, const char *body, WatchState *s
         h = sym_curl_easy_init();
         if (!headers || !h || asprintf(&url, "%s/v3/watch", c->endpoints[idx]) < 0)
                 return -ENOMEM;
-        if (curl_setup(h, c, headers, errbuf) < 0 || watch_setup(h, c, url, body, s->o, s) < 0)
+        if (curl_setup(h, c, &broker, headers, errbuf) < 0 || watch_setup(h, c, url, body, s->o, s) < 0)
                 return nap_error_set(s->e, NAP_ERROR_INTERNAL, -EIO, "Failed to set up a libcurl watch");
         code = sym_curl_easy_perform(h);
-        return watch_result(c, idx, h, code, errbuf, s, ret_retry);
+        return watch_result(c, idx, h, broker, code, errbuf, s, ret_retry);
 }
 
 int etcd_watch(EtcdClient *c, const char *key, const EtcdWatchOptions *o,

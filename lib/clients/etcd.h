@@ -51,6 +51,7 @@ typedef struct EtcdClient {
         size_t n_endpoints;
         size_t current;                /* the endpoint that answered last */
         void *curl;                    /* CURL *, kept for connection reuse */
+        void *curl_broker;             /* its NapCurlBroker * (clients/curl-connect.h) */
 } EtcdClient;
 
 /* endpoints: http:// or https:// base URLs, at least one (nap.conf Etcd=).

@@ -68,19 +68,19 @@ int nap_fetch_reply_parse(const char *text, size_t len, char ret_commit[static N
 
 /* ---- the caller's side ------------------------------------------------ */
 
+/* A connect on a full backlog is given up after this. */
+#define WORKER_CONNECT_TIMEOUT_USEC (30ULL * 1000ULL * 1000ULL)
+
 static int worker_connect(const char *path, NapError *e) {
-        struct sockaddr_un a = { .sun_family = AF_UNIX };
-        if (strlen(path) >= sizeof a.sun_path)
-                return nap_error_set(e, NAP_ERROR_INVALID_CONFIG, -EINVAL, "nap-fetch's socket path is too long");
-        memcpy(a.sun_path, path, strlen(path) + 1);
-        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0 || connect(fd, (struct sockaddr *) &a, sizeof a) < 0) {
-                int r = negative_errno();
-                safe_close(fd);
-                return nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, r,
+        int fd = socket_connect_unix(path, WORKER_CONNECT_TIMEOUT_USEC);
+        if (fd == -EINVAL || fd == -ENAMETOOLONG)
+                return nap_error_set(e, NAP_ERROR_INVALID_CONFIG, -EINVAL, "nap-fetch's socket path %s is not one", path);
+        if (fd < 0)
+                return nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, fd,
                                      "Cannot reach nap-fetch at %s (is nap-fetch.socket running?): %s", path,
-                                     strerror(-r));
-        }
+                                     strerror(-fd));
+        /* the fetch's own time is the reply's deadline, not this */
+        (void) setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &(struct timeval) {}, sizeof(struct timeval));
         return fd;
 }
 

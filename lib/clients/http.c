@@ -55,7 +55,8 @@ static int headers_build(char *const *headers, struct curl_slist **ret) {
         return l ? 0 : -ENOMEM;
 }
 
-static int setup(CURL *h, const NapHttpRequest *q, struct curl_slist *headers, Sink *sink, char *errbuf) {
+static int setup(CURL *h, const NapHttpRequest *q, NapCurlBroker **broker, struct curl_slist *headers, Sink *sink,
+                 char *errbuf) {
         long ms = (long) ((q->timeout_usec ?: 10000 * USEC_PER_MSEC) / USEC_PER_MSEC);
         bool ok = sym_curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) == CURLE_OK &&
                   sym_curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK &&
@@ -69,7 +70,7 @@ static int setup(CURL *h, const NapHttpRequest *q, struct curl_slist *headers, S
         if (ok && q->unix_socket)
                 ok = sym_curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, q->unix_socket) == CURLE_OK;
         else if (ok)
-                ok = nap_curl_connect_through_broker(h, ms) >= 0;
+                ok = nap_curl_connect_through_broker(h, broker, ms) >= 0;
         if (ok && q->body)
                 ok = sym_curl_easy_setopt(h, CURLOPT_POSTFIELDS, q->body) == CURLE_OK &&
                      sym_curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) q->body_size) == CURLE_OK;
@@ -85,10 +86,11 @@ int nap_http_request(const NapHttpRequest *q, NapHttpAnswer *ret, NapError *e) {
         int r = nap_dlopen_libcurl(e);
         if (r < 0)
                 return r;
+        _cleanup_(nap_curl_broker_freep) NapCurlBroker *broker = NULL; /* freed after h */
         _cleanup_(sym_curl_easy_cleanupp) CURL *h = sym_curl_easy_init();
         if (!h || headers_build(q->headers, &headers) < 0)
                 return nap_error_errno(e, -ENOMEM, "Out of memory");
-        if (setup(h, q, headers, &sink, errbuf) < 0)
+        if (setup(h, q, &broker, headers, &sink, errbuf) < 0)
                 return nap_error_set(e, NAP_ERROR_INTERNAL, -EIO, "Cannot set up libcurl");
         CURLcode code = sym_curl_easy_perform(h);
         if (sink.too_big) {
@@ -98,7 +100,7 @@ int nap_http_request(const NapHttpRequest *q, NapHttpAnswer *ret, NapError *e) {
         }
         if (code != CURLE_OK) {
                 free(sink.data);
-                const char *why = code == CURLE_COULDNT_CONNECT ? nap_curl_connect_failure() : NULL;
+                const char *why = code == CURLE_COULDNT_CONNECT ? nap_curl_broker_failure(broker) : NULL;
                 return nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, -EIO, "%s",
                                      why ?: *errbuf ? errbuf : sym_curl_easy_strerror(code));
         }

@@ -384,12 +384,10 @@ static int open_port_claims(const NapConfig *c, int *ret_fd) {
  * own, nap-connect(8) probes the host's. */
 static int port_is_free(unsigned port, NapError *e) {
         int r = tcp_port_free(port);
-        if (r == -ENOTCONN)
-                return nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, r,
-                                     "Cannot ask nap-connect whether port %u is free (is nap-connect.socket "
-                                     "listening at %s?)", port, tcp_broker_socket());
-        /* other errors: the port is not one to give out */
-        return r > 0;
+        if (r < 0)
+                return nap_error_set(e, r == -ENOTCONN || r == -EPROTO ? NAP_ERROR_NOT_AVAILABLE : NAP_ERROR_INTERNAL, r,
+                                     "Cannot tell whether port %u is free: %s", port, tcp_strerror(r));
+        return r;
 }
 
 int nap_state_allocate_port(const NapConfig *c, const NapInstance *i, unsigned *ret, int *ret_lock_fd,

@@ -80,10 +80,9 @@ static int wait_answering(unsigned port, const char *path, uint64_t timeout_usec
                         r = probe_once(AF_INET6, port, path, MIN(deadline, now + PROBE_TIMEOUT_USEC));
                 if (r >= 0)
                         return 0;
-                if (r == -ENOTCONN)
-                        return nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, r,
-                                             "Cannot probe port %u: nap-connect is not reachable at %s "
-                                             "(is nap-connect.socket listening?)", port, tcp_broker_socket() ?: "-");
+                if (tcp_broker_socket() && (r == -ENOTCONN || r == -EPROTO))
+                        return nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, r, "Cannot probe port %u: %s", port,
+                                             tcp_strerror(r));
                 if (check && (r = check(userdata, e)) < 0)
                         return r;
                 now = monotonic_usec();

@@ -1262,24 +1262,15 @@ int varlink_connect_fd(Varlink **ret, int fd) {
 }
 
 int varlink_connect_address(Varlink **ret, const char *address) {
-        /* connect() blocks on a full AF_UNIX backlog; bound it like a call. */
-        const struct timeval tv = { .tv_sec = VARLINK_DEFAULT_TIMEOUT_USEC / USEC_PER_SEC };
         _cleanup_close_ int fd = -1;
-        struct sockaddr_un sa;
-        socklen_t len;
         int r;
 
         if (!ret || !address)
                 return -EINVAL;
-        r = socket_address_unix(address, &sa, &len);
-        if (r < 0)
-                return r;
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        /* connect() blocks on a full AF_UNIX backlog; bound it like a call. */
+        fd = socket_connect_unix(address, VARLINK_DEFAULT_TIMEOUT_USEC);
         if (fd < 0)
-                return -errno;
-        (void) setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-        if (connect(fd, (const struct sockaddr *) &sa, len) < 0)
-                return -errno;
+                return fd;
         r = varlink_connect_fd(ret, fd);
         if (r >= 0)
                 TAKE_FD(fd);

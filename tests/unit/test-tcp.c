@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -22,6 +23,7 @@
 
 #include "base/socket-util.h"
 #include "base/tcp.h"
+#include "clients/http.h"
 
 #define SECOND (1000ULL * 1000ULL)
 
@@ -43,7 +45,8 @@ static void test_request_parse(void **state) {
                 "", "connect", "connect  80 1", "connect h 0 1", "connect h 65536 1", "connect h 80 0",
                 "connect h 80 600001", "connect h 80", "connect h 80 1 x", "connect -h 80 1", "connect h;ls 80 1",
                 "connect h 80 1 ", "connect h +80 1", "connect h 80 99999999999", "port-free", "port-free 0",
-                "port-free 80x", "Connect h 80 1", "listen 80",
+                "port-free 80x", "Connect h 80 1", "listen 80", "port-free 080", "connect h 80 0001",
+                "connect h 080 1",
         };
         for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
                 assert_int_equal(tcp_broker_request_parse(bad[i], &q), -EINVAL);
@@ -127,11 +130,61 @@ static pid_t start_broker(const char *path) {
                         _exit(127);
                 setenv("LISTEN_FDS", "1", 1);
                 setenv("LISTEN_PID", pidtext, 1);
-                execl(binary, "nap-connect", "--idle-timeout=0", (char *) NULL);
+                execl(binary, "nap-connect", "--idle-timeout=10", (char *) NULL); /* gone if the test fails */
                 _exit(127);
         }
         close(fd);
         return pid;
+}
+
+/* request (size bytes) to nap-connect at path: "error 22", no socket. */
+static void assert_refused(const char *path, const char *request, size_t size) {
+        char reply[64];
+        int passed, fd = socket_connect_unix(path, 5 * SECOND);
+        assert_true(fd >= 0);
+        assert_int_equal(socket_send_all(fd, request, size), 0);
+        assert_true(socket_receive_line(fd, reply, sizeof reply, UINT64_MAX, &passed) > 0);
+        assert_string_equal(reply, "error 22");
+        assert_int_equal(passed, -1);
+        close(fd);
+}
+
+/* One HTTP answer to the first connection on l, from a child. */
+static pid_t serve_http_once(int l) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                static const char answer[] = "HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+                char buf[1024];
+                int c = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+                if (c < 0 || recv(c, buf, sizeof buf, 0) <= 0 || socket_send_all(c, answer, sizeof answer - 1) < 0)
+                        _exit(1);
+                _exit(0);
+        }
+        return pid;
+}
+
+/* libcurl through nap-connect (lib/clients/curl-connect.c): a name that
+ * curl never resolves itself, an answer, and a refusal that names the
+ * real host, not the numeric address curl was pointed at. */
+static void check_curl_through(const char *path) {
+        char url[64];
+        unsigned port;
+        int l = listener(&port), status;
+        NapHttpAnswer a = {};
+        NapError e = NAP_ERROR_NULL;
+        pid_t pid = serve_http_once(l);
+        snprintf(url, sizeof url, "http://localhost:%u/", port);
+        assert_int_equal(nap_http_request(&(NapHttpRequest) { .url = url }, &a, &e), 0);
+        assert_int_equal(a.status, 200);
+        assert_string_equal(a.body, "hello");
+        nap_http_answer_done(&a);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        close(l);
+        snprintf(url, sizeof url, "http://localhost:%u/", port);
+        assert_true(nap_http_request(&(NapHttpRequest) { .url = url }, &a, &e) < 0);
+        assert_non_null(strstr(e.message, "connecting to localhost port"));
+        assert_non_null(strstr(e.message, "Connection refused"));
 }
 
 static void test_through_nap_connect(void **state) {
@@ -142,18 +195,11 @@ static void test_through_nap_connect(void **state) {
         setenv("NAP_CONNECT_SOCKET", path, 1);
         assert_string_equal(tcp_broker_socket(), path);
         check_connections();
-        /* a line that is no request: refused, named */
-        char reply[64];
-        int passed, fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        struct sockaddr_un a;
-        socklen_t alen;
-        assert_int_equal(socket_address_unix(path, &a, &alen), 0);
-        assert_int_equal(connect(fd, (struct sockaddr *) &a, alen), 0);
-        assert_int_equal(socket_send_all(fd, "listen 80\n", 10), 0);
-        assert_true(socket_receive_line(fd, reply, sizeof reply, UINT64_MAX, &passed) > 0);
-        assert_string_equal(reply, "error 22");
-        assert_int_equal(passed, -1);
-        close(fd);
+        /* lines that are no request (a NUL in one once crashed the child):
+         * refused, named */
+        assert_refused(path, "listen 80\n", 10);
+        assert_refused(path, "port-free 8\0\n", 13);
+        check_curl_through(path);
         kill(pid, SIGTERM);
         waitpid(pid, NULL, 0);
         /* gone: named as nap-connect missing, not as the port refusing */
