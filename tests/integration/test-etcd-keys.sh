@@ -108,7 +108,7 @@ assert_contains "nap-connect.service, socket-activated, made its connections" \
 timeout 30 systemctl --user stop nap-connect.socket nap-connect.service
 nap --json recover
 assert_contains "nap-connect gone: recover names it as why etcd was not checked" \
-        "$(jq -r '.etcdError // empty' <<<"$OUT" 2>&1)" "nap-connect is not reachable"
+        "$(jq -r '.etcdError // empty' <<<"$OUT" 2>&1)" "nap-connect cannot be reached"
 nap start-common $SVC
 assert_contains "... and start-common cannot probe a port, saying so" "$RC $ERR" "nap-connect.socket"
 timeout 30 systemctl --user start nap-connect.socket
