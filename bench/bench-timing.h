@@ -31,6 +31,12 @@ static inline uint64_t percentile(const uint64_t *sorted, size_t n, unsigned pct
         return sorted[n * pct / 100 < n ? n * pct / 100 : n - 1];
 }
 
+/* A driver's failure, said on stderr: 1, its exit status. */
+static inline int bench_failed(const char *what, const char *why) {
+        fprintf(stderr, "%s: %s\n", what, why);
+        return 1;
+}
+
 typedef struct Summary {
         uint64_t p50, p90, p99, mean;
 } Summary;

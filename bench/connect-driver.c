@@ -18,10 +18,8 @@ static int run_connect(uint64_t *v, size_t n, const char *host, unsigned port) {
                 uint64_t t0 = now_nsec();
                 int fd = tcp_connect(host, port, 5ULL * 1000ULL * 1000ULL);
                 v[i] = now_nsec() - t0;
-                if (fd < 0) {
-                        fprintf(stderr, "connect: %s\n", strerror(-fd));
-                        return 1;
-                }
+                if (fd < 0)
+                        return bench_failed("connect", strerror(-fd));
                 close(fd);
         }
         return 0;
@@ -38,10 +36,8 @@ static int run_etcd(uint64_t *v, size_t n, const char *url) {
                         r = etcd_put(c, "/bench/connect", "{\"port\":20000}", 14, 0, NULL, &e);
                 etcd_client_free(c);
                 v[i] = now_nsec() - t0;
-                if (r < 0) {
-                        fprintf(stderr, "etcd: %s\n", e.message);
-                        return 1;
-                }
+                if (r < 0)
+                        return bench_failed("etcd", e.message);
         }
         return 0;
 }

@@ -30,11 +30,7 @@ static int run_nap(uint64_t *v, size_t n, const char *url, bool keepalive) {
                                 etcd_put(c, key, "{\"host\":\"h\",\"port\":20000}", 26, 0, NULL, &e);
                 v[i] = now_nsec() - t0;
         }
-        if (r < 0) {
-                fprintf(stderr, "etcd: %s\n", e.message);
-                return 1;
-        }
-        return 0;
+        return r < 0 ? bench_failed("etcd", e.message) : 0;
 }
 
 int main(int argc, char **argv) {
