@@ -30,7 +30,7 @@ static int connect_gate(const NapConfig *c, const NapForwardTarget *t, NapError 
         if (fd == -ENXIO)
                 return nap_error_set(e, NAP_ERROR_NODE_UNREACHABLE, -EHOSTUNREACH,
                                      "Node %s cannot be reached: its address %s does not resolve", t->node, t->address);
-        if (tcp_broker_socket() && (fd == -ENOTCONN || fd == -EPROTO))
+        if (tcp_error_is_broker(fd))
                 return nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, fd, "Node %s cannot be reached from here: %s", t->node,
                                      tcp_strerror(fd));
         /* a Ready node that refuses: its agent runs, its gate does not */

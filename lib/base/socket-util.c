@@ -91,6 +91,20 @@ int socket_listen_unix(const char *address, mode_t mode, int flags) {
         return TAKE_FD(fd);
 }
 
+int fd_wait_until(int fd, short events, uint64_t deadline) {
+        for (;;) {
+                uint64_t now = monotonic_usec();
+                if (now >= deadline)
+                        return 0;
+                struct pollfd p = { .fd = fd, .events = events };
+                int r = poll(&p, 1, (int) ((deadline - now + 999) / 1000));
+                if (r > 0)
+                        return 1;
+                if (r < 0 && errno != EINTR)
+                        return -errno;
+        }
+}
+
 int socket_send_with_fd(int fd, const void *data, size_t size, int fd_to_pass) {
         union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int))]; } control = {};
         struct iovec io = { .iov_base = (void *) data, .iov_len = size };
@@ -133,19 +147,11 @@ int socket_receive_line(int fd, char *buf, size_t size, uint64_t deadline, int *
                 struct iovec io = { .iov_base = buf + have, .iov_len = size - 1 - have };
                 struct msghdr m = { .msg_iov = &io, .msg_iovlen = 1, .msg_control = &control,
                                     .msg_controllen = sizeof control };
-                struct pollfd p = { .fd = fd, .events = POLLIN };
-                uint64_t now = monotonic_usec();
                 if (have == size - 1)
                         return -EMSGSIZE;
-                if (now >= deadline)
-                        return -ETIMEDOUT;
-                int r = poll(&p, 1, (int) ((deadline - now) / 1000 + 1));
-                if (r == 0)
-                        return -ETIMEDOUT;
-                if (r < 0 && errno != EINTR)
-                        return -errno;
-                if (r < 0)
-                        continue;
+                int r = fd_wait_until(fd, POLLIN, deadline);
+                if (r <= 0)
+                        return r < 0 ? r : -ETIMEDOUT;
                 ssize_t n = recvmsg(fd, &m, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
                 if (n < 0 && (errno == EINTR || errno == EAGAIN))
                         continue;

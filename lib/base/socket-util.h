@@ -42,6 +42,10 @@ int socket_address_unix(const char *address, struct sockaddr_un *ret, socklen_t 
  * set to mode. The fd, or -errno. */
 int socket_listen_unix(const char *address, mode_t mode, int flags);
 
+/* poll() on one fd until events or the deadline (CLOCK_MONOTONIC, µs),
+ * EINTR retried: 1 ready, 0 timed out, or -errno. */
+int fd_wait_until(int fd, short events, uint64_t deadline);
+
 /* size bytes to a stream socket in one message, with fd_to_pass attached
  * (SCM_RIGHTS) unless it is negative. 0, or -errno (a short send too). */
 int socket_send_with_fd(int fd, const void *data, size_t size, int fd_to_pass);

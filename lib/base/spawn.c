@@ -9,6 +9,7 @@
 
 #include "base/clock.h"
 #include "base/macro.h"
+#include "base/socket-util.h"
 #include "base/spawn.h"
 
 /* Reads fd to its end into a NUL-terminated buffer of at most max bytes,
@@ -19,15 +20,9 @@ static int read_output(int fd, size_t max, uint64_t deadline, char **ret) {
         if (!buf)
                 return -ENOMEM;
         for (;;) {
-                uint64_t now = monotonic_usec();
-                struct pollfd p = { .fd = fd, .events = POLLIN };
-                if (now >= deadline)
-                        return -ETIMEDOUT;
-                int k = poll(&p, 1, (int) ((deadline - now) / 1000) + 1);
-                if (k < 0 && errno != EINTR)
-                        return -errno;
+                int k = fd_wait_until(fd, POLLIN, deadline);
                 if (k <= 0)
-                        continue;
+                        return k < 0 ? k : -ETIMEDOUT;
                 ssize_t got = read(fd, buf + n, max - n);
                 if (got < 0 && errno != EINTR)
                         return -errno;

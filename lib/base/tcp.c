@@ -94,19 +94,9 @@ static int connect_until(const struct addrinfo *ai, uint64_t deadline) {
                 return -errno;
         if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS)
                 return -errno;
-        for (;;) {
-                struct pollfd p = { .fd = fd, .events = POLLOUT };
-                uint64_t now = monotonic_usec();
-                if (now >= deadline)
-                        return -ETIMEDOUT;
-                int r = poll(&p, 1, (int) ((deadline - now + 999) / 1000));
-                if (r < 0 && errno == EINTR)
-                        continue;
-                if (r < 0)
-                        return -errno;
-                if (r > 0)
-                        break;
-        }
+        int r = fd_wait_until(fd, POLLOUT, deadline);
+        if (r <= 0)
+                return r < 0 ? r : -ETIMEDOUT;
         if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &n) < 0)
                 return -errno;
         if (err != 0)
@@ -184,12 +174,16 @@ const char *tcp_broker_socket(void) {
         return path && *path ? path : NULL;
 }
 
+bool tcp_error_is_broker(int error) {
+        return tcp_broker_socket() && (error == -ENOTCONN || error == -EPROTO);
+}
+
 const char *tcp_strerror(int error) {
         static __thread char text[256];
-        if (error == -ENOTCONN && tcp_broker_socket())
+        if (tcp_error_is_broker(error) && error == -ENOTCONN)
                 snprintf(text, sizeof text, "nap-connect cannot be reached at %s (is nap-connect.socket listening?)",
                          tcp_broker_socket());
-        else if (error == -EPROTO && tcp_broker_socket())
+        else if (tcp_error_is_broker(error))
                 snprintf(text, sizeof text, "nap-connect ended without an answer (see its journal)");
         else if (error == -ENXIO)
                 snprintf(text, sizeof text, "the name does not resolve");

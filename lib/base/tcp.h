@@ -64,6 +64,10 @@ int tcp_connect(const char *host, unsigned port, uint64_t timeout_usec);
  * a listening socket on any address makes it taken. */
 int tcp_port_free(unsigned port);
 
+/* Whether an error of tcp_connect() or tcp_port_free() is nap-connect's
+ * own (it could not be reached, or did not answer), not the network's. */
+bool tcp_error_is_broker(int error);
+
 /* What an error of tcp_connect() or tcp_port_free() means, in words for
  * a message: nap-connect's own failures named as such (with its socket's
  * path), -ENXIO as a name that does not resolve, others strerror(). In a

@@ -29,6 +29,12 @@ const char *nap_curl_broker_failure(const NapCurlBroker *b) {
         return b && b->failure[0] ? b->failure : NULL;
 }
 
+const char *nap_curl_failure(const NapCurlBroker *b, CURLcode code, const char *errbuf) {
+        if (code == CURLE_COULDNT_CONNECT && nap_curl_broker_failure(b))
+                return nap_curl_broker_failure(b);
+        return *errbuf ? errbuf : sym_curl_easy_strerror(code);
+}
+
 NapCurlBroker *nap_curl_broker_free(NapCurlBroker *b) {
         free(b);
         return NULL;

@@ -28,5 +28,10 @@ int nap_curl_connect_through_broker(CURL *h, NapCurlBroker **b, long connect_tim
  * was pointed at; NULL when it did not fail, or b is NULL. */
 const char *nap_curl_broker_failure(const NapCurlBroker *b);
 
+/* Why a transfer failed below HTTP, for its error message: b's reason
+ * when the connection was asked of nap-connect and failed there, else
+ * curl's (errbuf, or its text for code). */
+const char *nap_curl_failure(const NapCurlBroker *b, CURLcode code, const char *errbuf);
+
 NapCurlBroker *nap_curl_broker_free(NapCurlBroker *b);
 DEFINE_TRIVIAL_CLEANUP_FUNC(NapCurlBroker *, nap_curl_broker_free);

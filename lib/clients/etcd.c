@@ -823,14 +823,6 @@ typedef struct Attempt {
         bool transport;     /* failed below HTTP */
 } Attempt;
 
-/* Why a request failed below HTTP: nap-connect's reason when the
- * connection was asked of it, curl's otherwise. */
-static const char *curl_failure(const NapCurlBroker *broker, CURLcode code, const char *errbuf) {
-        if (code == CURLE_COULDNT_CONNECT && nap_curl_broker_failure(broker))
-                return nap_curl_broker_failure(broker);
-        return *errbuf ? errbuf : sym_curl_easy_strerror(code);
-}
-
 static int attempt_fail(const EtcdClient *c, size_t idx, Attempt *a, CURLcode code,
                         const char *errbuf, NapError *e) {
         int r;
@@ -842,7 +834,7 @@ static int attempt_fail(const EtcdClient *c, size_t idx, Attempt *a, CURLcode co
         r = curl_code_to_errno(code);
         a->transport = true;
         return nap_error_set(e, r == -EIO ? NAP_ERROR_INTERNAL : NAP_ERROR_NOT_AVAILABLE, r,
-                             "etcd %s: %s", c->endpoints[idx], curl_failure(c->curl_broker, code, errbuf));
+                             "etcd %s: %s", c->endpoints[idx], nap_curl_failure(c->curl_broker, code, errbuf));
 }
 
 static int attempt_once(EtcdClient *c, size_t idx, Attempt *a, NapError *e) {
@@ -1479,7 +1471,7 @@ static int watch_result(const EtcdClient *c, size_t idx, CURL *h, const NapCurlB
                 r = curl_code_to_errno(code);
                 *ret_retry = !s->created;
                 return nap_error_set(s->e, NAP_ERROR_NOT_AVAILABLE, r, "etcd %s: watch: %s", c->endpoints[idx],
-                                     curl_failure(broker, code, errbuf));
+                                     nap_curl_failure(broker, code, errbuf));
         }
         return nap_error_set(s->e, NAP_ERROR_NOT_AVAILABLE, -ECONNRESET, "etcd %s: watch stream ended",
                              c->endpoints[idx]);

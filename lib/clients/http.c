@@ -100,9 +100,7 @@ int nap_http_request(const NapHttpRequest *q, NapHttpAnswer *ret, NapError *e) {
         }
         if (code != CURLE_OK) {
                 free(sink.data);
-                const char *why = code == CURLE_COULDNT_CONNECT ? nap_curl_broker_failure(broker) : NULL;
-                return nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, -EIO, "%s",
-                                     why ?: *errbuf ? errbuf : sym_curl_easy_strerror(code));
+                return nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, -EIO, "%s", nap_curl_failure(broker, code, errbuf));
         }
         *ret = (NapHttpAnswer) { .body = sink.data ?: strdup(""), .size = sink.size };
         (void) sym_curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &ret->status);

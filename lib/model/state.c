@@ -385,7 +385,7 @@ static int open_port_claims(const NapConfig *c, int *ret_fd) {
 static int port_is_free(unsigned port, NapError *e) {
         int r = tcp_port_free(port);
         if (r < 0)
-                return nap_error_set(e, r == -ENOTCONN || r == -EPROTO ? NAP_ERROR_NOT_AVAILABLE : NAP_ERROR_INTERNAL, r,
+                return nap_error_set(e, tcp_error_is_broker(r) ? NAP_ERROR_NOT_AVAILABLE : NAP_ERROR_INTERNAL, r,
                                      "Cannot tell whether port %u is free: %s", port, tcp_strerror(r));
         return r;
 }

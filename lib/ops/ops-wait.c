@@ -23,21 +23,6 @@
 #define PROBE_INTERVAL_USEC (50ULL * 1000ULL)
 
 
-/* poll() on one fd until events or the deadline: 1 ready, 0 timed out. */
-static int wait_fd(int fd, short events, uint64_t deadline) {
-        for (;;) {
-                uint64_t now = monotonic_usec();
-                if (now >= deadline)
-                        return 0;
-                struct pollfd p = { .fd = fd, .events = events };
-                int r = poll(&p, 1, (int) ((deadline - now + 999) / 1000));
-                if (r > 0)
-                        return 1;
-                if (r < 0 && errno != EINTR)
-                        return negative_errno();
-        }
-}
-
 /* Connected to the loopback address of family, or -errno. Through
  * nap-connect(8) in nap-managerd, whose loopback is not the host's. */
 static int probe_connect(int family, unsigned port, uint64_t deadline) {
@@ -59,7 +44,7 @@ static int probe_once(int family, unsigned port, const char *path, uint64_t dead
                 return -ECONNREFUSED;
         if (send(fd, req, (size_t) len, MSG_NOSIGNAL) != (ssize_t) len)
                 return -ECONNRESET;
-        int r = wait_fd(fd, POLLIN, deadline);
+        int r = fd_wait_until(fd, POLLIN, deadline);
         if (r <= 0)
                 return r < 0 ? r : -ETIMEDOUT;
         ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
@@ -80,7 +65,7 @@ static int wait_answering(unsigned port, const char *path, uint64_t timeout_usec
                         r = probe_once(AF_INET6, port, path, MIN(deadline, now + PROBE_TIMEOUT_USEC));
                 if (r >= 0)
                         return 0;
-                if (tcp_broker_socket() && (r == -ENOTCONN || r == -EPROTO))
+                if (tcp_error_is_broker(r))
                         return nap_error_set(e, NAP_ERROR_NOT_AVAILABLE, r, "Cannot probe port %u: %s", port,
                                              tcp_strerror(r));
                 if (check && (r = check(userdata, e)) < 0)
